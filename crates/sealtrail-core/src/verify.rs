@@ -1,1 +1,928 @@
-//! placeholder
+//! The streaming verifier: proves that a log's entries, its stored hashes and its signed
+//! checkpoints agree, and names the first place they do not.
+//!
+//! Entries are pushed one at a time in storage order ([`Verifier::push`]), so a log of any size
+//! is checked in constant memory: the verifier keeps the Merkle frontier, the previous entry's
+//! hash and a bounded chunk of pending comparisons. Stored hashes are read through
+//! [`HashReader`] a chunk at a time, in one contiguous read when the log is in order.
+//!
+//! What each check catches, and the violation kind it reports:
+//!
+//! | kind | meaning |
+//! | --- | --- |
+//! | `malformed_entry` | the entry is not a JSON object with an integer `seq` and a hex `prev_hash` |
+//! | `seq_mismatch` | the `seq` inside the entry differs from the seq the store files it under |
+//! | `missing_seq` | one or more sequence numbers are absent (a deleted entry) |
+//! | `duplicate_seq` | a sequence number occurs twice (an inserted entry) |
+//! | `out_of_order` | a sequence number lower than its predecessor (a reordered entry) |
+//! | `content_mismatch` | the entry's bytes no longer hash to its stored `event_hash` |
+//! | `broken_link` | `prev_hash` is not the `event_hash` of the entry before it |
+//! | `stored_hash_mismatch` | a stored interior Merkle hash differs from the recomputed one |
+//! | `checkpoint_root_mismatch` | the tree over the entries differs from a signed checkpoint's root |
+//! | `truncated` | a signed checkpoint commits to more entries than the log holds |
+//! | `invalid_signature` | a checkpoint is malformed or not signed by any of the given keys |
+//! | `checkpoint_inconsistent` | two validly signed checkpoints cannot both describe one log (a fork) |
+//! | `store_error` | the stored hashes could not be read; checks that need them stopped |
+//!
+//! Reporting follows one rule: a violation is reported where it starts, and its plain
+//! consequences are not reported again. An altered entry is reported as `content_mismatch`, and
+//! the next entry's `prev_hash` (which still names the stored hash) is not also called a broken
+//! link; a deleted entry is a `missing_seq`, and the link across the gap is not checked.
+//!
+//! A checkpoint only says "the first N entries have this root", so when the entries were
+//! rewritten together with their hashes and links (what a database administrator could do),
+//! the rewrite is located between checkpoints: the reported seq is the size of the largest
+//! checkpoint that still matches, the first entry no matching checkpoint vouches for.
+
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::hash::{Hash, leaf_hash, node_hash};
+use crate::merkle::{self, HashReader, TreeBuilder};
+use crate::note::VerifierKey;
+
+/// How many violations are kept in a report; the rest are only counted.
+pub const DEFAULT_MAX_VIOLATIONS: usize = 1000;
+
+/// Entries whose stored-hash comparisons are batched into one read.
+const CHUNK: usize = 4096;
+
+/// Gaps remembered in case their seqs turn up later (a reorder); beyond this many, gaps are
+/// reported as missing at once so that memory stays bounded on a badly damaged log.
+const MAX_TRACKED_GAPS: usize = 1024;
+
+/// What is wrong at one place in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    MalformedEntry,
+    SeqMismatch,
+    MissingSeq,
+    DuplicateSeq,
+    OutOfOrder,
+    ContentMismatch,
+    BrokenLink,
+    StoredHashMismatch,
+    CheckpointRootMismatch,
+    Truncated,
+    InvalidSignature,
+    CheckpointInconsistent,
+    StoreError,
+}
+
+impl ViolationKind {
+    /// The stable name scripts match on, as it appears in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ViolationKind::MalformedEntry => "malformed_entry",
+            ViolationKind::SeqMismatch => "seq_mismatch",
+            ViolationKind::MissingSeq => "missing_seq",
+            ViolationKind::DuplicateSeq => "duplicate_seq",
+            ViolationKind::OutOfOrder => "out_of_order",
+            ViolationKind::ContentMismatch => "content_mismatch",
+            ViolationKind::BrokenLink => "broken_link",
+            ViolationKind::StoredHashMismatch => "stored_hash_mismatch",
+            ViolationKind::CheckpointRootMismatch => "checkpoint_root_mismatch",
+            ViolationKind::Truncated => "truncated",
+            ViolationKind::InvalidSignature => "invalid_signature",
+            ViolationKind::CheckpointInconsistent => "checkpoint_inconsistent",
+            ViolationKind::StoreError => "store_error",
+        }
+    }
+}
+
+/// One violation: where (`seq`, absent for problems of a checkpoint as a whole), what, and
+/// the evidence in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub seq: Option<u64>,
+    pub kind: ViolationKind,
+    pub detail: String,
+}
+
+/// The checkpoint a report vouches for: the largest signed checkpoint the entries match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointSummary {
+    pub origin: String,
+    pub size: u64,
+    pub root_hash: String,
+    pub timestamp: Option<String>,
+}
+
+/// The verifier's findings, in the shape `sealtrail verify --json` and `GET /v1/verify` print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub valid: bool,
+    pub rows_checked: u64,
+    /// At most `max_violations` violations, ordered by seq (checkpoint-wide ones last).
+    pub violations: Vec<Violation>,
+    /// All violations found, including those beyond the kept ones.
+    pub violation_count: u64,
+    pub first_broken_seq: Option<u64>,
+    pub checkpoint: Option<CheckpointSummary>,
+}
+
+/// Where verification starts and how much it reports.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The seq of the first entry that will be pushed. Above 0 (a range check, or a log whose
+    /// old entries were pruned after archiving) the stored hashes must be given: the Merkle
+    /// frontier and the predecessor's hash are read from them.
+    pub start_seq: u64,
+    pub max_violations: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            start_seq: 0,
+            max_violations: DEFAULT_MAX_VIOLATIONS,
+        }
+    }
+}
+
+/// Why verification could not start at all (as opposed to finding violations).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("verification starting at seq {0} needs the stored hashes to resume the tree")]
+    StartNeedsStoredHashes(u64),
+    #[error("cannot read the stored hashes to resume at seq {seq}: {source}")]
+    Resume {
+        seq: u64,
+        #[source]
+        source: merkle::MerkleError,
+    },
+}
+
+/// The two server fields a link check needs, read straight from an entry's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryLinks {
+    pub seq: u64,
+    pub prev_hash: Hash,
+}
+
+/// One pushed entry awaiting the comparisons that need stored hashes.
+struct Pending {
+    seq: u64,
+    prev_hash: Option<Hash>,
+    leaf: Hash,
+    /// The entry directly follows its predecessor's seq, so its link is checkable.
+    linked: bool,
+}
+
+/// The last entry seen, for the next entry's link check.
+#[derive(Clone, Copy)]
+struct Previous {
+    seq: u64,
+    leaf: Hash,
+    /// What the store says its hash is, when known.
+    stored: Option<Hash>,
+}
+
+struct OpenCheckpoint {
+    checkpoint: Checkpoint,
+    /// Whether the tree matched it, once the tree reached its size.
+    matched: Option<bool>,
+}
+
+/// Streaming verifier of one log. See the module docs.
+///
+/// With stored hashes, the Merkle tree that checkpoints are compared with is built over the
+/// *stored* leaf hashes in seq order, and each entry is compared with its stored leaf. This
+/// keeps the three questions apart — do the entries match their hashes, is the stored tree
+/// consistent, does the stored tree match what was signed — so each damage is reported once.
+/// Without stored hashes the tree is built over the entries' own hashes in the order given.
+pub struct Verifier<'a> {
+    stored: Option<&'a dyn HashReader>,
+    /// The tree over stored leaves (or entry hashes without a store), for checkpoint roots.
+    builder: TreeBuilder,
+    /// Scratch space for the hashes each append produces.
+    emitted: Vec<Hash>,
+    /// Per level, the stored hash of the latest even-indexed (left) node: the left child the
+    /// next node one level up is checked against.
+    left_stored: Vec<Hash>,
+    pending: Vec<Pending>,
+    /// The highest seq seen so far; the next entry should be one more.
+    last_seq: Option<u64>,
+    previous: Option<Previous>,
+    /// Gaps in the seqs seen so far, as half-open ranges, until they are filled or reported.
+    missing: Vec<(u64, u64)>,
+    checkpoints: Vec<OpenCheckpoint>,
+    next_checkpoint: usize,
+    start_seq: u64,
+    rows_checked: u64,
+    violations: Vec<Violation>,
+    violation_count: u64,
+    first_broken_seq: Option<u64>,
+    /// Seqs of entry-level violations (bounded), to place checkpoint mismatches precisely.
+    entry_violation_seqs: Vec<u64>,
+    max_violations: usize,
+}
+
+impl<'a> Verifier<'a> {
+    /// Prepares to verify a log whose stored hashes are `stored` (if available) against
+    /// `signed_checkpoints`, each of which must be signed by one of `keys`.
+    pub fn new(
+        stored: Option<&'a dyn HashReader>,
+        signed_checkpoints: &[&[u8]],
+        keys: &[VerifierKey],
+        options: VerifyOptions,
+    ) -> Result<Verifier<'a>, VerifyError> {
+        let start = options.start_seq;
+        let mut left_stored = vec![Hash::ZERO; 64];
+        let (builder, previous) = if start == 0 {
+            (TreeBuilder::new(), None)
+        } else {
+            let reader = stored.ok_or(VerifyError::StartNeedsStoredHashes(start))?;
+            let resume = |source| VerifyError::Resume { seq: start, source };
+            let builder = TreeBuilder::from_reader(start, reader).map_err(resume)?;
+            // The left siblings still waiting for a right one: one per set bit of `start`.
+            let levels: Vec<u8> = (0..64u8).filter(|l| start >> l & 1 == 1).collect();
+            let indexes: Vec<u64> = levels
+                .iter()
+                .map(|&l| merkle::stored_hash_index(l, (start >> l) - 1))
+                .chain([merkle::stored_hash_index(0, start - 1)])
+                .collect();
+            let hashes = reader
+                .read_hashes(&indexes)
+                .map_err(|e| resume(merkle::MerkleError::Read(e)))?;
+            for (&level, hash) in levels.iter().zip(&hashes) {
+                left_stored[level as usize] = *hash;
+            }
+            let leaf = hashes[levels.len()];
+            let previous = Previous {
+                seq: start - 1,
+                leaf,
+                stored: Some(leaf),
+            };
+            (builder, Some(previous))
+        };
+        let mut verifier = Verifier {
+            stored,
+            builder,
+            emitted: Vec::with_capacity(64),
+            left_stored,
+            pending: Vec::with_capacity(CHUNK),
+            last_seq: start.checked_sub(1),
+            previous,
+            missing: Vec::new(),
+            checkpoints: Vec::new(),
+            next_checkpoint: 0,
+            start_seq: start,
+            rows_checked: 0,
+            violations: Vec::new(),
+            violation_count: 0,
+            first_broken_seq: None,
+            entry_violation_seqs: Vec::new(),
+            max_violations: options.max_violations,
+        };
+        verifier.open_checkpoints(signed_checkpoints, keys);
+        verifier.check_checkpoints_at_current_size();
+        Ok(verifier)
+    }
+
+    fn open_checkpoints(&mut self, signed: &[&[u8]], keys: &[VerifierKey]) {
+        for (i, note) in signed.iter().enumerate() {
+            let mut last_error = String::from("no verifier key was given");
+            let mut opened = None;
+            for key in keys {
+                match Checkpoint::open(note, key) {
+                    Ok(checkpoint) => {
+                        opened = Some(checkpoint);
+                        break;
+                    }
+                    Err(e) => last_error = e.to_string(),
+                }
+            }
+            match opened {
+                // It covers only entries before the range being verified: nothing to compare.
+                Some(checkpoint) if checkpoint.size < self.start_seq => {}
+                Some(checkpoint) => self.checkpoints.push(OpenCheckpoint {
+                    checkpoint,
+                    matched: None,
+                }),
+                None => self.report(
+                    None,
+                    ViolationKind::InvalidSignature,
+                    format!("checkpoint #{} does not verify: {last_error}", i + 1),
+                ),
+            }
+        }
+        self.checkpoints.sort_by_key(|c| c.checkpoint.size);
+    }
+
+    /// Checks one entry. `seq` is the sequence number the store files it under and `entry` its
+    /// canonical bytes. Entries must be pushed in the store's order.
+    pub fn push(&mut self, seq: u64, entry: &[u8]) {
+        self.rows_checked += 1;
+        let leaf = leaf_hash(entry);
+        let prev_hash = match scan_entry_links(entry) {
+            Ok(links) => {
+                if links.seq != seq {
+                    self.report(
+                        Some(seq),
+                        ViolationKind::SeqMismatch,
+                        format!("entry stored as seq {seq} says it is seq {}", links.seq),
+                    );
+                }
+                Some(links.prev_hash)
+            }
+            Err(reason) => {
+                self.report(
+                    Some(seq),
+                    ViolationKind::MalformedEntry,
+                    format!("entry is not readable: {reason}"),
+                );
+                None
+            }
+        };
+
+        let expected = self.last_seq.map_or(0, |last| last + 1);
+        let linked = seq == expected;
+        if !linked {
+            self.report_sequence_break(seq, expected);
+        }
+        self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
+        self.pending.push(Pending {
+            seq,
+            prev_hash,
+            leaf,
+            linked,
+        });
+        if self.pending.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn report_sequence_break(&mut self, seq: u64, expected: u64) {
+        let Some(last) = self.last_seq else {
+            // The very first entry is not the first seq: everything before it is missing.
+            self.note_missing(expected, seq);
+            return;
+        };
+        if seq == last {
+            self.report(
+                Some(seq),
+                ViolationKind::DuplicateSeq,
+                format!("seq {seq} occurs twice"),
+            );
+        } else if seq > last {
+            self.note_missing(expected, seq);
+        } else if self.fill_missing(seq) {
+            self.report(
+                Some(seq),
+                ViolationKind::OutOfOrder,
+                format!("seq {seq} is stored after seq {last}"),
+            );
+        } else {
+            self.report(
+                Some(seq),
+                ViolationKind::DuplicateSeq,
+                format!("seq {seq} occurs again after seq {last}"),
+            );
+        }
+    }
+
+    /// Remembers that seqs `from..to` have not been seen. They are reported as missing at the
+    /// end unless they turn up later, which makes them reordered rather than deleted.
+    fn note_missing(&mut self, from: u64, to: u64) {
+        if self.missing.len() >= MAX_TRACKED_GAPS {
+            self.report_missing(from, to);
+            return;
+        }
+        self.missing.push((from, to));
+    }
+
+    /// Takes `seq` out of the remembered gaps; false if it was not missing.
+    fn fill_missing(&mut self, seq: u64) -> bool {
+        let Some(at) = self
+            .missing
+            .iter()
+            .position(|&(from, to)| (from..to).contains(&seq))
+        else {
+            return false;
+        };
+        let (from, to) = self.missing.remove(at);
+        if from < seq {
+            self.missing.push((from, seq));
+        }
+        if seq + 1 < to {
+            self.missing.push((seq + 1, to));
+        }
+        true
+    }
+
+    fn report_missing(&mut self, from: u64, to: u64) {
+        let detail = if to - from == 1 {
+            format!("seq {from} is missing (the next entry is seq {to})")
+        } else {
+            format!("seqs {from} to {} are missing", to - 1)
+        };
+        self.report(Some(from), ViolationKind::MissingSeq, detail);
+    }
+
+    /// Records, for every checkpoint of exactly the tree's current size, whether it matches.
+    fn check_checkpoints_at_current_size(&mut self) {
+        let size = self.builder.size();
+        while let Some(open) = self.checkpoints.get_mut(self.next_checkpoint) {
+            if open.checkpoint.size != size {
+                break;
+            }
+            open.matched = Some(self.builder.root() == open.checkpoint.root);
+            self.next_checkpoint += 1;
+        }
+    }
+
+    /// Runs the comparisons for the pending chunk.
+    fn flush(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let stored_leaves = match self.stored {
+            Some(reader) => self.advance_stored_tree(reader, &pending),
+            None => {
+                for entry in &pending {
+                    self.emitted.clear();
+                    self.builder.push(entry.leaf, &mut self.emitted);
+                    self.check_checkpoints_at_current_size();
+                }
+                None
+            }
+        };
+        for (i, entry) in pending.iter().enumerate() {
+            let stored_leaf = stored_leaves.as_ref().map(|leaves| leaves[i]);
+            if let Some(stored_leaf) = stored_leaf
+                && stored_leaf != entry.leaf
+            {
+                self.report(
+                    Some(entry.seq),
+                    ViolationKind::ContentMismatch,
+                    format!(
+                        "entry bytes hash to {} but its stored event_hash is {stored_leaf}",
+                        entry.leaf
+                    ),
+                );
+            }
+            self.check_link(entry);
+            self.previous = Some(Previous {
+                seq: entry.seq,
+                leaf: entry.leaf,
+                stored: stored_leaf,
+            });
+        }
+        let mut pending = pending;
+        pending.clear();
+        self.pending = pending;
+    }
+
+    /// Grows the tree over stored leaves up to the highest seq seen, checking every stored
+    /// interior hash on the way, and returns the stored leaf of each pending entry (by its
+    /// seq). `None` when the stored hashes cannot be read; that is reported and stored-hash
+    /// checks stop.
+    fn advance_stored_tree(
+        &mut self,
+        reader: &dyn HashReader,
+        pending: &[Pending],
+    ) -> Option<Vec<Hash>> {
+        let first_seq = pending.first()?.seq;
+        let target = self.last_seq.map_or(0, |last| last + 1);
+        let from = self.builder.size();
+        let mut fresh_leaves = Vec::new();
+        let mut at = from;
+        while at < target {
+            // Bounded reads, so a wildly wrong seq cannot ask for the whole store at once.
+            let until = target.min(at + 2 * CHUNK as u64);
+            let base = merkle::stored_hash_count(at);
+            let indexes: Vec<u64> = (base..merkle::stored_hash_count(until)).collect();
+            let range = match read_exact(reader, &indexes) {
+                Ok(range) => range,
+                Err(error) => return self.stop_stored_checks(at, &error),
+            };
+            for position in at..until {
+                let offset = (merkle::stored_hash_index(0, position) - base) as usize;
+                let leaf = range[offset];
+                fresh_leaves.push(leaf);
+                self.emitted.clear();
+                self.builder.push(leaf, &mut self.emitted);
+                self.check_stored_nodes(position, &range[offset..offset + self.emitted.len()]);
+                self.check_checkpoints_at_current_size();
+            }
+            at = until;
+        }
+
+        // In order, every pending entry's stored leaf was just read; otherwise read by seq.
+        let in_fresh = |seq: u64| seq >= from && seq < target;
+        if pending.iter().all(|p| in_fresh(p.seq)) {
+            return Some(
+                pending
+                    .iter()
+                    .map(|p| fresh_leaves[(p.seq - from) as usize])
+                    .collect(),
+            );
+        }
+        let indexes: Vec<u64> = pending
+            .iter()
+            .map(|p| merkle::stored_hash_index(0, p.seq))
+            .collect();
+        match read_exact(reader, &indexes) {
+            Ok(leaves) => Some(leaves),
+            Err(error) => self.stop_stored_checks(first_seq, &error),
+        }
+    }
+
+    /// Checks the stored hashes one append produced: `stored[0]` is the leaf at `position`,
+    /// `stored[k]` its ancestor at level k, which must hash from its stored children. Only
+    /// runs the hashing when the stored value differs from the one recomputed from stored
+    /// leaves, since equal values are consistent by construction.
+    fn check_stored_nodes(&mut self, position: u64, stored: &[Hash]) {
+        for level in 0..stored.len() {
+            let hash = stored[level];
+            if level > 0 && hash != self.emitted[level] {
+                let left = self.left_stored[level - 1];
+                let right = stored[level - 1];
+                if node_hash(&left, &right) != hash {
+                    let n = position >> level;
+                    self.report(
+                        Some(n << level),
+                        ViolationKind::StoredHashMismatch,
+                        format!(
+                            "stored hash at level {level} index {n} is {hash} but its stored children hash to {}",
+                            node_hash(&left, &right)
+                        ),
+                    );
+                }
+            }
+            if (position >> level) & 1 == 0 {
+                self.left_stored[level] = hash;
+            }
+        }
+    }
+
+    fn stop_stored_checks<T>(&mut self, seq: u64, error: &merkle::ReadError) -> Option<T> {
+        self.report(
+            Some(seq),
+            ViolationKind::StoreError,
+            format!(
+                "cannot read stored hashes from seq {seq}: {error}; stored-hash checks stopped"
+            ),
+        );
+        self.stored = None;
+        None
+    }
+
+    fn check_link(&mut self, entry: &Pending) {
+        let Some(prev_hash) = entry.prev_hash else {
+            return;
+        };
+        if entry.seq == 0 {
+            if prev_hash != Hash::ZERO {
+                self.report(
+                    Some(0),
+                    ViolationKind::BrokenLink,
+                    format!("seq 0 has prev_hash {prev_hash}, expected all zeros"),
+                );
+            }
+            return;
+        }
+        let Some(previous) = self.previous else {
+            return;
+        };
+        if !entry.linked || previous.seq + 1 != entry.seq || prev_hash == previous.leaf {
+            return;
+        }
+        // The predecessor's content changed but this link still names its stored hash: that is
+        // the predecessor's content_mismatch, already reported, not a second break.
+        let explained =
+            previous.stored == Some(prev_hash) && previous.stored != Some(previous.leaf);
+        if !explained {
+            self.report(
+                Some(entry.seq),
+                ViolationKind::BrokenLink,
+                format!(
+                    "prev_hash is {prev_hash} but seq {} hashes to {}",
+                    previous.seq, previous.leaf
+                ),
+            );
+        }
+    }
+
+    fn report(&mut self, seq: Option<u64>, kind: ViolationKind, detail: String) {
+        self.violation_count += 1;
+        if let Some(seq) = seq {
+            self.first_broken_seq = Some(self.first_broken_seq.map_or(seq, |f| f.min(seq)));
+            let entry_level = !matches!(
+                kind,
+                ViolationKind::CheckpointRootMismatch
+                    | ViolationKind::CheckpointInconsistent
+                    | ViolationKind::Truncated
+                    | ViolationKind::InvalidSignature
+            );
+            if entry_level && self.entry_violation_seqs.len() < self.max_violations {
+                self.entry_violation_seqs.push(seq);
+            }
+        }
+        if self.violations.len() < self.max_violations {
+            self.violations.push(Violation { seq, kind, detail });
+        }
+    }
+
+    /// Finishes the last chunk, judges the checkpoints and returns the report.
+    pub fn finish(mut self) -> Report {
+        self.flush();
+        let mut missing = std::mem::take(&mut self.missing);
+        missing.sort_unstable();
+        for (from, to) in missing {
+            self.report_missing(from, to);
+        }
+        self.judge_checkpoints();
+
+        // Deterministic order: by seq (checkpoint-wide problems last), then by kind.
+        self.violations
+            .sort_by_key(|v| (v.seq.is_none(), v.seq.unwrap_or(u64::MAX), v.kind));
+        let checkpoint = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.matched == Some(true))
+            .map(|c| CheckpointSummary {
+                origin: c.checkpoint.origin.clone(),
+                size: c.checkpoint.size,
+                root_hash: c.checkpoint.root.to_hex(),
+                timestamp: c.checkpoint.timestamp.map(|t| t.to_rfc3339()),
+            });
+        Report {
+            valid: self.violation_count == 0,
+            rows_checked: self.rows_checked,
+            violations: self.violations,
+            violation_count: self.violation_count,
+            first_broken_seq: self.first_broken_seq,
+            checkpoint,
+        }
+    }
+
+    fn judge_checkpoints(&mut self) {
+        let checkpoints = std::mem::take(&mut self.checkpoints);
+        let log_end = self.last_seq.map_or(self.start_seq, |last| last + 1);
+        self.entry_violation_seqs.sort_unstable();
+
+        if let Some(beyond) = checkpoints.iter().find(|c| c.checkpoint.size > log_end) {
+            let cp = &beyond.checkpoint;
+            self.report(
+                Some(log_end),
+                ViolationKind::Truncated,
+                format!(
+                    "the log ends before seq {log_end} but the checkpoint signed{} commits to {} entries: entries from seq {log_end} are gone",
+                    describe_time(cp),
+                    cp.size
+                ),
+            );
+        }
+
+        // Later mismatches follow from the first one, so only the first is reported.
+        let first_mismatch = checkpoints.iter().position(|c| c.matched == Some(false));
+        if let Some(i) = first_mismatch {
+            let cp = &checkpoints[i].checkpoint;
+            let vouched = checkpoints[..i]
+                .iter()
+                .rev()
+                .find(|c| c.matched == Some(true) && c.checkpoint.size < cp.size)
+                .map_or(self.start_seq, |c| c.checkpoint.size);
+            // Where an entry-level violation explains the mismatch, point at it; otherwise the
+            // change lies somewhere after the last checkpoint that still matches.
+            let at = self
+                .entry_violation_seqs
+                .iter()
+                .find(|&&seq| seq >= vouched && seq < cp.size)
+                .copied()
+                .unwrap_or(vouched);
+            let later = checkpoints.len() - i - 1;
+            self.report(
+                Some(at),
+                ViolationKind::CheckpointRootMismatch,
+                format!(
+                    "the log's first {} entries do not have the root {} of the checkpoint signed{}: history between seq {vouched} and {} differs from what was signed{}",
+                    cp.size,
+                    cp.root,
+                    describe_time(cp),
+                    cp.size - 1,
+                    if later > 0 { format!(" ({later} later checkpoints not compared separately)") } else { String::new() }
+                ),
+            );
+            if let Some(newer) = checkpoints[i..]
+                .iter()
+                .find(|c| c.matched == Some(true) && c.checkpoint.size >= cp.size)
+            {
+                self.report(
+                    Some(at),
+                    ViolationKind::CheckpointInconsistent,
+                    format!(
+                        "checkpoints of sizes {} and {} are both validly signed but cannot describe one log: the log was forked or its history rewritten",
+                        cp.size, newer.checkpoint.size
+                    ),
+                );
+                return;
+            }
+        }
+        for pair in checkpoints.windows(2) {
+            let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
+            if a.size == b.size && a.root != b.root && pair.iter().all(|c| c.matched.is_none()) {
+                self.report(
+                    Some(a.size.saturating_sub(1)),
+                    ViolationKind::CheckpointInconsistent,
+                    format!(
+                        "two validly signed checkpoints of size {} have different roots ({} and {}): the log was forked",
+                        a.size, a.root, b.root
+                    ),
+                );
+                break;
+            }
+        }
+    }
+}
+
+fn read_exact(reader: &dyn HashReader, indexes: &[u64]) -> Result<Vec<Hash>, merkle::ReadError> {
+    let hashes = reader.read_hashes(indexes)?;
+    if hashes.len() != indexes.len() {
+        return Err(short_read(indexes.len(), hashes.len()));
+    }
+    Ok(hashes)
+}
+
+fn short_read(wanted: usize, got: usize) -> merkle::ReadError {
+    format!("asked for {wanted} stored hashes, got {got}").into()
+}
+
+fn describe_time(checkpoint: &Checkpoint) -> String {
+    checkpoint
+        .timestamp
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default()
+}
+
+/// Reads the top-level `seq` and `prev_hash` of an entry without building a JSON tree: the
+/// verifier's hot path. Nested values are skipped, so a `seq` inside `source` or `details` is
+/// never mistaken for the entry's own. Accepts any JSON whitespace; a duplicated key, a
+/// missing one or a malformed value is an error.
+pub fn scan_entry_links(entry: &[u8]) -> Result<EntryLinks, &'static str> {
+    let mut scanner = Scanner {
+        bytes: entry,
+        at: 0,
+    };
+    let mut seq = None;
+    let mut prev_hash = None;
+    scanner.skip_ws();
+    scanner.expect(b'{', "entry is not a JSON object")?;
+    scanner.skip_ws();
+    if scanner.peek() == Some(b'}') {
+        return Err("entry has no seq");
+    }
+    loop {
+        scanner.skip_ws();
+        let key = scanner.string()?;
+        scanner.skip_ws();
+        scanner.expect(b':', "expected ':' after a key")?;
+        scanner.skip_ws();
+        match key {
+            b"seq" => {
+                if seq.replace(scanner.integer()?).is_some() {
+                    return Err("seq appears twice");
+                }
+            }
+            b"prev_hash" => {
+                let text = scanner.string()?;
+                let text = std::str::from_utf8(text).map_err(|_| "prev_hash is not text")?;
+                let hash =
+                    Hash::from_hex(text).map_err(|_| "prev_hash is not 64 lowercase hex digits")?;
+                if prev_hash.replace(hash).is_some() {
+                    return Err("prev_hash appears twice");
+                }
+            }
+            _ => scanner.skip_value()?,
+        }
+        scanner.skip_ws();
+        match scanner.next() {
+            Some(b',') => continue,
+            Some(b'}') => break,
+            _ => return Err("expected ',' or '}' after a value"),
+        }
+    }
+    scanner.skip_ws();
+    if scanner.at != entry.len() {
+        return Err("trailing bytes after the entry object");
+    }
+    match (seq, prev_hash) {
+        (Some(seq), Some(prev_hash)) => Ok(EntryLinks { seq, prev_hash }),
+        (None, _) => Err("entry has no seq"),
+        (_, None) => Err("entry has no prev_hash"),
+    }
+}
+
+struct Scanner<'b> {
+    bytes: &'b [u8],
+    at: usize,
+}
+
+impl<'b> Scanner<'b> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, byte: u8, error: &'static str) -> Result<(), &'static str> {
+        if self.next() == Some(byte) {
+            Ok(())
+        } else {
+            Err(error)
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string's raw bytes between its quotes (escapes left as they are).
+    fn string(&mut self) -> Result<&'b [u8], &'static str> {
+        self.expect(b'"', "expected a string")?;
+        let start = self.at;
+        let rest = &self.bytes[start..];
+        let mut i = 0;
+        while i < rest.len() {
+            match rest[i] {
+                b'"' => {
+                    self.at = start + i + 1;
+                    return Ok(&rest[..i]);
+                }
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+        Err("unterminated string")
+    }
+
+    fn integer(&mut self) -> Result<u64, &'static str> {
+        let start = self.at;
+        let mut value: u64 = 0;
+        while let Some(digit @ b'0'..=b'9') = self.peek() {
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+                .ok_or("seq does not fit in 64 bits")?;
+            self.at += 1;
+        }
+        if self.at == start {
+            return Err("seq is not a non-negative integer");
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return Err("seq is not an integer");
+        }
+        Ok(value)
+    }
+
+    fn skip_value(&mut self) -> Result<(), &'static str> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                while let Some(byte) = self.peek() {
+                    match byte {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                return Ok(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+                Err("unterminated object or array")
+            }
+            Some(_) => {
+                let start = self.at;
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                ) {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    Err("expected a value")
+                } else {
+                    Ok(())
+                }
+            }
+            None => Err("entry ends inside an object"),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The verifier against real logs built with the core's own canonical entries, Merkle tree and
+//! signed checkpoints, and against every kind of damage it must name.
+
+use rand_core::OsRng;
+use sealtrail_core::canonical::{ServerFields, canonical_entry};
+use sealtrail_core::checkpoint::Checkpoint;
+use sealtrail_core::event::Event;
+use sealtrail_core::merkle::{TreeBuilder, stored_hash_index};
+use sealtrail_core::note::SignerKey;
+use sealtrail_core::verify::{Report, Verifier, VerifyOptions, ViolationKind};
+use sealtrail_core::{Hash, Timestamp, leaf_hash};
+
+const ORIGIN: &str = "sealtrail.test/acme";
+
+/// A log as a store would hold it: entries by seq, the stored-hash array, signed checkpoints.
+#[derive(Clone)]
+struct Log {
+    entries: Vec<(u64, Vec<u8>)>,
+    stored: Vec<Hash>,
+    checkpoints: Vec<Vec<u8>>,
+}
+
+fn event_json(seq: u64) -> String {
+    let actions = ["patient.record.read", "patient.record.update", "user.login"];
+    format!(
+        r#"{{"action":"{}","actor":{{"id":"u-{}","type":"user"}},"outcome":"success","source":{{"app":"ehr","seq":{seq}}},"details":{{"seq":9999,"nested":{{"prev_hash":"x"}}}}}}"#,
+        actions[seq as usize % 3],
+        seq % 7
+    )
+}
+
+/// Appends `count` entries after the current end of `log`, chaining them from its last entry.
+fn append(log: &mut Log, count: u64) {
+    let mut tree = TreeBuilder::from_reader(log.entries.len() as u64, &log.stored).unwrap();
+    let mut prev = log
+        .entries
+        .last()
+        .map_or(Hash::ZERO, |(_, entry)| leaf_hash(entry));
+    for _ in 0..count {
+        let seq = tree.size();
+        let event = Event::parse(event_json(seq).as_bytes()).unwrap();
+        let server = ServerFields {
+            id: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + u128::from(seq)),
+            seq,
+            received_at: Timestamp::from_unix_micros(1_795_000_000_000_000 + seq as i64).unwrap(),
+            prev_hash: prev,
+        };
+        let entry = canonical_entry(&event, &server).unwrap();
+        prev = leaf_hash(&entry);
+        tree.push(prev, &mut log.stored);
+        log.entries.push((seq, entry));
+    }
+}
+
+fn sign_at(log: &mut Log, signer: &SignerKey) {
+    let tree = TreeBuilder::from_reader(log.entries.len() as u64, &log.stored).unwrap();
+    let checkpoint = Checkpoint {
+        origin: ORIGIN.to_string(),
+        size: tree.size(),
+        root: tree.root(),
+        timestamp: Some(Timestamp::from_unix_micros(1_795_000_000_000_000).unwrap()),
+        extensions: vec![],
+    };
+    log.checkpoints
+        .push(checkpoint.sign(signer).unwrap().into_bytes());
+}
+
+/// A 1,000-entry log with checkpoints at sizes 100, 500 and 1000.
+fn build_log(signer: &SignerKey) -> Log {
+    let mut log = Log {
+        entries: vec![],
+        stored: vec![],
+        checkpoints: vec![],
+    };
+    for count in [100, 400, 500] {
+        append(&mut log, count);
+        sign_at(&mut log, signer);
+    }
+    log
+}
+
+fn verify(log: &Log, signer: &SignerKey) -> Report {
+    let notes: Vec<&[u8]> = log.checkpoints.iter().map(Vec::as_slice).collect();
+    let mut verifier = Verifier::new(
+        Some(&log.stored),
+        &notes,
+        &[signer.verifier()],
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    for (seq, entry) in &log.entries {
+        verifier.push(*seq, entry);
+    }
+    verifier.finish()
+}
+
+fn kinds(report: &Report) -> Vec<(Option<u64>, ViolationKind)> {
+    report.violations.iter().map(|v| (v.seq, v.kind)).collect()
+}
+
+fn signer() -> SignerKey {
+    SignerKey::generate(ORIGIN, &mut OsRng).unwrap()
+}
+
+#[test]
+fn an_intact_log_verifies_against_all_its_checkpoints() {
+    let signer = signer();
+    let log = build_log(&signer);
+    let report = verify(&log, &signer);
+    assert!(report.valid, "{:#?}", report.violations);
+    assert_eq!(report.rows_checked, 1000);
+    assert_eq!(report.first_broken_seq, None);
+    let checkpoint = report.checkpoint.expect("the size-1000 checkpoint");
+    assert_eq!(checkpoint.size, 1000);
+    assert_eq!(checkpoint.origin, ORIGIN);
+    assert_eq!(
+        checkpoint.timestamp.as_deref(),
+        Some("2026-11-18T08:26:40.000000Z")
+    );
+}
+
+/// Each kind of damage, applied to a fresh copy of the same log, and what the verifier must say:
+/// the violations (seq and kind, in report order) and the first broken seq.
+#[test]
+fn every_kind_of_damage_is_named_at_its_seq() {
+    let signer = signer();
+    let other_signer = SignerKey::generate(ORIGIN, &mut OsRng).unwrap();
+    let pristine = build_log(&signer);
+    type Damage = Box<dyn Fn(&mut Log)>;
+    let cases: Vec<(&str, Damage, Vec<(Option<u64>, ViolationKind)>, Option<u64>)> = vec![
+        (
+            "one entry's content changed",
+            Box::new(|log| {
+                let entry = &mut log.entries[250].1;
+                let at = entry.windows(7).position(|w| w == b"success").unwrap();
+                entry[at..at + 7].copy_from_slice(b"failure");
+            }),
+            vec![
+                (Some(250), ViolationKind::ContentMismatch),
+                (Some(500), ViolationKind::CheckpointRootMismatch),
+            ],
+            Some(250),
+        ),
+        (
+            "one entry deleted",
+            Box::new(|log| {
+                log.entries.remove(300);
+            }),
+            vec![
+                (Some(100), ViolationKind::CheckpointRootMismatch),
+                (Some(300), ViolationKind::MissingSeq),
+                (Some(999), ViolationKind::Truncated),
+            ],
+            Some(100),
+        ),
+        (
+            "one entry inserted twice",
+            Box::new(|log| {
+                let copy = log.entries[700].clone();
+                log.entries.insert(701, copy);
+            }),
+            vec![
+                (Some(700), ViolationKind::DuplicateSeq),
+                (Some(500), ViolationKind::CheckpointRootMismatch),
+            ],
+            Some(500),
+        ),
+        (
+            "two entries swapped",
+            Box::new(|log| log.entries.swap(40, 41)),
+            vec![
+                (Some(0), ViolationKind::CheckpointRootMismatch),
+                (Some(40), ViolationKind::OutOfOrder),
+            ],
+            Some(0),
+        ),
+        (
+            "two entries' contents swapped under their seqs",
+            Box::new(|log| {
+                let a = log.entries[40].1.clone();
+                log.entries[40].1 = log.entries[41].1.clone();
+                log.entries[41].1 = a;
+            }),
+            vec![
+                (Some(0), ViolationKind::CheckpointRootMismatch),
+                (Some(40), ViolationKind::SeqMismatch),
+                (Some(40), ViolationKind::ContentMismatch),
+                (Some(41), ViolationKind::SeqMismatch),
+                (Some(41), ViolationKind::ContentMismatch),
+                (Some(41), ViolationKind::BrokenLink),
+            ],
+            Some(0),
+        ),
+        (
+            "a link rewritten",
+            Box::new(|log| {
+                let (seq, entry) = &mut log.entries[600];
+                let text = String::from_utf8(entry.clone()).unwrap();
+                let at = text.find("\"prev_hash\":\"").unwrap() + 13;
+                entry[at] = if entry[at] == b'0' { b'1' } else { b'0' };
+                // Re-hash it in the store, as someone covering their tracks would.
+                let leaf = leaf_hash(entry);
+                log.stored[stored_hash_index(0, *seq) as usize] = leaf;
+            }),
+            vec![
+                (Some(500), ViolationKind::CheckpointRootMismatch),
+                (Some(600), ViolationKind::BrokenLink),
+                (Some(600), ViolationKind::StoredHashMismatch),
+                (Some(601), ViolationKind::BrokenLink),
+            ],
+            Some(500),
+        ),
+        (
+            "the tail cut",
+            Box::new(|log| log.entries.truncate(990)),
+            vec![(Some(990), ViolationKind::Truncated)],
+            Some(990),
+        ),
+        (
+            "the tail rewritten with recomputed hashes and links",
+            Box::new(|log| {
+                log.entries.truncate(700);
+                log.stored
+                    .truncate(sealtrail_core::merkle::stored_hash_count(700) as usize);
+                let mut forged = log.clone();
+                forged.checkpoints.clear();
+                append(&mut forged, 300);
+                for (seq, entry) in forged.entries.iter_mut().skip(700) {
+                    // Different content than the original tail, but hashed and linked properly.
+                    let _ = seq;
+                    entry.extend_from_slice(b"");
+                }
+                log.entries = forged.entries;
+                log.stored = forged.stored;
+                let at = log.entries[850]
+                    .1
+                    .windows(7)
+                    .position(|w| w == b"success")
+                    .unwrap();
+                log.entries[850].1[at..at + 7].copy_from_slice(b"unknown");
+                relink_from(log, 850);
+            }),
+            vec![(Some(500), ViolationKind::CheckpointRootMismatch)],
+            Some(500),
+        ),
+        (
+            "a checkpoint signed by another key",
+            Box::new(move |log| {
+                let tree = TreeBuilder::from_reader(1000, &log.stored).unwrap();
+                let forged = Checkpoint {
+                    origin: ORIGIN.to_string(),
+                    size: 1000,
+                    root: tree.root(),
+                    timestamp: None,
+                    extensions: vec![],
+                };
+                log.checkpoints[2] = forged.sign(&other_signer).unwrap().into_bytes();
+            }),
+            vec![(None, ViolationKind::InvalidSignature)],
+            None,
+        ),
+        (
+            "an entry that is not JSON",
+            Box::new(|log| log.entries[5].1 = b"not json".to_vec()),
+            vec![
+                (Some(5), ViolationKind::MalformedEntry),
+                (Some(5), ViolationKind::ContentMismatch),
+                (Some(0), ViolationKind::CheckpointRootMismatch),
+            ],
+            Some(0),
+        ),
+    ];
+
+    for (name, damage, mut want, want_first) in cases {
+        let mut log = pristine.clone();
+        damage(&mut log);
+        let report = verify(&log, &signer);
+        want.sort_by_key(|(seq, _)| (seq.is_none(), seq.unwrap_or(u64::MAX)));
+        assert!(!report.valid, "{name}: damage went unnoticed");
+        assert_eq!(kinds(&report), want, "{name}: {:#?}", report.violations);
+        assert_eq!(report.first_broken_seq, want_first, "{name}");
+        assert_eq!(report.violation_count, want.len() as u64, "{name}");
+    }
+}
+
+/// Rewrites entries from `from` on so that their links and stored hashes are consistent again,
+/// as an attacker with write access to the store could.
+fn relink_from(log: &mut Log, from: usize) {
+    let mut rebuilt = Log {
+        entries: log.entries[..from].to_vec(),
+        stored: log.stored[..sealtrail_core::merkle::stored_hash_count(from as u64) as usize]
+            .to_vec(),
+        checkpoints: vec![],
+    };
+    let mut tree = TreeBuilder::from_reader(from as u64, &rebuilt.stored).unwrap();
+    let mut prev = leaf_hash(&rebuilt.entries[from - 1].1);
+    for (seq, entry) in log.entries[from..].iter() {
+        let mut text = String::from_utf8(entry.clone()).unwrap();
+        let at = text.find("\"prev_hash\":\"").unwrap() + 13;
+        text.replace_range(at..at + 64, &prev.to_hex());
+        let bytes = text.into_bytes();
+        prev = leaf_hash(&bytes);
+        tree.push(prev, &mut rebuilt.stored);
+        rebuilt.entries.push((*seq, bytes));
+    }
+    log.entries = rebuilt.entries;
+    log.stored = rebuilt.stored;
+}
+
+#[test]
+fn two_signed_checkpoints_that_fork_are_inconsistent() {
+    let signer = signer();
+    let mut log = build_log(&signer);
+    // The key holder signs a second, different size-500 history.
+    let checkpoint = Checkpoint {
+        origin: ORIGIN.to_string(),
+        size: 500,
+        root: leaf_hash(b"another history"),
+        timestamp: None,
+        extensions: vec![],
+    };
+    log.checkpoints
+        .push(checkpoint.sign(&signer).unwrap().into_bytes());
+    let report = verify(&log, &signer);
+    assert_eq!(
+        kinds(&report),
+        vec![
+            (Some(100), ViolationKind::CheckpointRootMismatch),
+            (Some(100), ViolationKind::CheckpointInconsistent),
+        ]
+    );
+}
+
+#[test]
+fn a_stored_interior_hash_that_was_changed_is_reported() {
+    let signer = signer();
+    let mut log = build_log(&signer);
+    let index = sealtrail_core::merkle::stored_hash_index(3, 10) as usize;
+    log.stored[index] = leaf_hash(b"tampered");
+    let report = verify(&log, &signer);
+    assert_eq!(
+        kinds(&report),
+        vec![(Some(80), ViolationKind::StoredHashMismatch)]
+    );
+}
+
+#[test]
+fn a_range_in_the_middle_verifies_from_the_stored_frontier() {
+    let signer = signer();
+    let log = build_log(&signer);
+    let notes: Vec<&[u8]> = log.checkpoints.iter().map(Vec::as_slice).collect();
+    let options = VerifyOptions {
+        start_seq: 300,
+        ..VerifyOptions::default()
+    };
+    let mut verifier =
+        Verifier::new(Some(&log.stored), &notes, &[signer.verifier()], options).unwrap();
+    for (seq, entry) in &log.entries[300..] {
+        verifier.push(*seq, entry);
+    }
+    let report = verifier.finish();
+    assert!(report.valid, "{:#?}", report.violations);
+    assert_eq!(report.rows_checked, 700);
+
+    // Without stored hashes there is no frontier to resume from.
+    assert!(
+        Verifier::new(
+            None,
+            &notes,
+            &[signer.verifier()],
+            VerifyOptions {
+                start_seq: 300,
+                ..VerifyOptions::default()
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn entries_alone_still_catch_content_changes_through_links() {
+    let signer = signer();
+    let mut log = build_log(&signer);
+    let entry = &mut log.entries[42].1;
+    let at = entry.windows(7).position(|w| w == b"success").unwrap();
+    entry[at..at + 7].copy_from_slice(b"failure");
+    let notes: Vec<&[u8]> = log.checkpoints.iter().map(Vec::as_slice).collect();
+    let mut verifier =
+        Verifier::new(None, &notes, &[signer.verifier()], VerifyOptions::default()).unwrap();
+    for (seq, entry) in &log.entries {
+        verifier.push(*seq, entry);
+    }
+    let report = verifier.finish();
+    assert_eq!(
+        kinds(&report),
+        vec![
+            (Some(0), ViolationKind::CheckpointRootMismatch),
+            (Some(43), ViolationKind::BrokenLink),
+        ]
+    );
+}

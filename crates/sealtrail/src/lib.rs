@@ -1,0 +1,14 @@
+//! # sealtrail
+//!
+//! The `sealtrail` binary's library: the command line, and (as the service grows) the stores,
+//! ingest path, HTTP API and watchers around the pure [`sealtrail_core`] crate.
+//!
+//! - [`cli`]: argument parsing and the command handlers; the only place that uses `anyhow` and
+//!   decides exit codes.
+//! - [`keyfiles`]: reading and writing signing and verifier key files with safe permissions.
+//!
+//! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
+//! verification) lives in `sealtrail_core`; this crate moves bytes between it and the world.
+
+pub mod cli;
+pub mod keyfiles;
