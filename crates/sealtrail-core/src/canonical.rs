@@ -1,1 +1,1118 @@
-//! placeholder
+//! Canonical entries: the exact bytes an event becomes in the log, and its `event_hash`.
+//!
+//! The committed entry is the RFC 8785 (JSON Canonicalization Scheme) serialization of the
+//! normalised event (see [`crate::event`]) plus four server fields:
+//!
+//! - `id`: the event's UUID (UUIDv7 in practice), lowercase and hyphenated;
+//! - `seq`: its position in the tenant's log, counting from 0;
+//! - `received_at`: when the server accepted it, `YYYY-MM-DDTHH:MM:SS.ffffffZ`;
+//! - `prev_hash`: the previous entry's `event_hash` as 64 lowercase hex digits, all zeros
+//!   ([`Hash::ZERO`]) for the entry at seq 0.
+//!
+//! `event_hash` is [`event_hash`]`(entry)`, the RFC 9162 leaf hash `SHA-256(0x00 || entry)`;
+//! it is derived from the entry and never stored in it.
+//!
+//! ## The RFC 8785 rules as applied here
+//!
+//! - No whitespace. Object members are sorted by the UTF-16 code units of their keys (so
+//!   U+1F600 sorts before U+FB33, unlike in UTF-8 byte order); array order is kept.
+//! - Strings are UTF-8. Only `"` and `\` and the control characters U+0000–U+001F are escaped:
+//!   `\b \t \n \f \r` where JSON has a short form, `\u00xx` with lowercase hex otherwise.
+//!   Everything else, including `/`, DEL and non-ASCII, is written as itself.
+//! - Numbers are IEEE 754 doubles written as ECMAScript's `Number.prototype.toString` does
+//!   (`0`, `100`, `0.1`, `1e+21`, `1e-7`), using the `json-canon` crate's `ryu-js` formatting.
+//! - Absent optional fields are omitted, never written as `null`.
+//!
+//! ## Numbers: exact for entries, nearest for [`canonicalize`]
+//!
+//! RFC 8785 itself parses a number to the nearest double and serializes that, so its sample
+//! input `333333333.33333329` canonicalises to `333333333.3333333`. [`canonicalize`] does the
+//! same, for any already-parsed JSON. An event must not change what the producer sent, so
+//! event parsing and [`canonical_entry`] accept a number only when the canonical text denotes
+//! exactly the decimal value of the source text (rule `number_precision` otherwise, see
+//! [`crate::event`]). For every number the event path accepts, both give the same bytes.
+//!
+//! ## Bounds
+//!
+//! - An entry is at most [`MAX_ENTRY_BYTES`] (65,535) bytes, because entry bundles store each
+//!   entry's length as a `u16`. [`canonical_entry`] refuses a bigger entry (rule `max_size`,
+//!   field `""`): the producer must shrink `details` or split the event.
+//! - `seq` and `source.seq` must be at most 2^53 − 1 (rule `range`): larger integers are not
+//!   exactly representable as doubles, so they have no exact RFC 8785 form.
+//!
+//! ## Reading entries back
+//!
+//! [`Entry::parse`] reads a stored entry for queries. It applies the same checks as event
+//! parsing plus those of the server fields, and for any entry built by [`canonical_entry`]
+//! from a parsed event, `canonical_entry(parse(x)) == x` byte for byte. It does not check that
+//! its input is canonical, nor the chain (`prev_hash` against the previous entry): that is
+//! the verifier's job.
+//!
+//! ## Performance
+//!
+//! An entry is written in one pass into one buffer, without building an intermediate tree:
+//! the event's typed fields already are that tree. The member order of the schema's own
+//! objects is fixed in the code (checked by a debug assertion and by tests against a general
+//! canonicaliser), so only `details` objects are sorted, and only when their keys are not
+//! already in UTF-16 order. Strings are scanned eight bytes at a time for the rare characters
+//! that need escaping and copied in runs. Timestamps and short integers are written directly;
+//! other numbers are formatted into a stack buffer. `json-canon` is used for what it is best
+//! at, ECMAScript number formatting; serializing a whole entry through it would allocate a
+//! buffer per object member.
+
+use std::cmp::Ordering;
+use std::io::Write as _;
+
+use serde_json::{Map, Number, Value};
+use uuid::Uuid;
+
+use crate::event::{
+    self, Actor, Context, Disclosure, Event, EventError, MAX_SAFE_INTEGER, Path, Rule, ServerKeys,
+    Source, Target,
+};
+use crate::hash::{Hash, leaf_hash};
+use crate::timestamp::{Timestamp, TimestampError};
+
+/// The largest canonical entry, in bytes: entry bundles store each length as a `u16`.
+pub const MAX_ENTRY_BYTES: usize = 65_535;
+
+/// How deep [`canonicalize`] follows nested arrays and objects; beyond this, recursion would
+/// risk the stack. serde_json refuses to parse deeper documents anyway.
+const MAX_CANONICAL_DEPTH: usize = 128;
+
+/// The fields the server assigns to an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerFields {
+    pub id: Uuid,
+    /// At most 2^53 − 1.
+    pub seq: u64,
+    pub received_at: Timestamp,
+    /// [`Hash::ZERO`] for seq 0.
+    pub prev_hash: Hash,
+}
+
+/// A stored entry read back: the event and the fields the server added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub event: Event,
+    pub server: ServerFields,
+}
+
+impl Entry {
+    /// Reads a stored canonical entry.
+    pub fn parse(entry: &[u8]) -> Result<Entry, EventError> {
+        if entry.len() > MAX_ENTRY_BYTES {
+            return Err(too_big(entry.len()));
+        }
+        let map = match event::parse_json(entry)? {
+            Value::Object(map) => map,
+            other => return Err(event::not_an_object(&other)),
+        };
+        let server = read_server_fields(&map)?;
+        let event = event::from_owned_map(map, ServerKeys::Skip)?;
+        Ok(Entry { event, server })
+    }
+
+    /// The entry's canonical bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EventError> {
+        canonical_entry(&self.event, &self.server)
+    }
+}
+
+/// The entry's `event_hash`: its RFC 9162 leaf hash.
+pub fn event_hash(entry: &[u8]) -> Hash {
+    leaf_hash(entry)
+}
+
+/// Builds the canonical entry for `event` with the server's fields.
+pub fn canonical_entry(event: &Event, server: &ServerFields) -> Result<Vec<u8>, EventError> {
+    if server.seq > MAX_SAFE_INTEGER {
+        return Err(EventError::new(
+            "seq",
+            Rule::Range,
+            format!("must be at most {MAX_SAFE_INTEGER} (2^53 - 1) to be an exact json number"),
+        ));
+    }
+    // Most entries are under 1 KiB; one allocation then covers the whole entry.
+    let mut out = Vec::with_capacity(1024);
+    write_entry(&mut out, event, server)?;
+    if out.len() > MAX_ENTRY_BYTES {
+        return Err(too_big(out.len()));
+    }
+    Ok(out)
+}
+
+/// RFC 8785 canonical JSON of any value, e.g. one from [`event::parse_json`]. Numbers are
+/// rounded to the nearest double as RFC 8785 specifies; only numbers beyond the range of a
+/// double are refused (rule `number_precision`), as is nesting deeper than 128 levels.
+pub fn canonicalize(value: &Value) -> Result<Vec<u8>, EventError> {
+    let mut out = Vec::with_capacity(128);
+    write_value(&mut out, value, &Path::Root, Numbers::Nearest, 1)?;
+    Ok(out)
+}
+
+fn too_big(size: usize) -> EventError {
+    EventError::new(
+        "",
+        Rule::MaxSize,
+        format!(
+            "the canonical entry is {size} bytes; the limit is {MAX_ENTRY_BYTES}: shorten details or split the event"
+        ),
+    )
+}
+
+fn read_server_fields(map: &Map<String, Value>) -> Result<ServerFields, EventError> {
+    let root = Path::Root;
+    let get = |name: &'static str| -> Result<(&Value, Path<'_>), EventError> {
+        let path = Path::Key(&root, name);
+        match map.get(name) {
+            None | Some(Value::Null) => Err(event::required(&path)),
+            Some(value) => Ok((value, path)),
+        }
+    };
+    let string = |value: &'_ Value, path: &Path<'_>| -> Result<String, EventError> {
+        match value {
+            Value::String(text) => Ok(text.clone()),
+            other => Err(event::type_error(path, "a string", other)),
+        }
+    };
+
+    let (value, path) = get("id")?;
+    let text = string(value, &path)?;
+    let id = Uuid::try_parse(&text)
+        .ok()
+        .filter(|id| id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == text.as_str())
+        .ok_or_else(|| {
+            EventError::at(
+                &path,
+                Rule::Uuid,
+                "must be a lowercase hyphenated uuid such as 01890a5d-ac96-774b-bcce-b302099a8057",
+            )
+        })?;
+
+    let (value, path) = get("seq")?;
+    let seq = event::safe_integer(value, &path)?;
+
+    let (value, path) = get("received_at")?;
+    let received_at = Timestamp::parse(&string(value, &path)?).map_err(|e| {
+        EventError::at(
+            &path,
+            Rule::Timestamp,
+            match e {
+                TimestampError::Syntax => "must be an rfc 3339 timestamp",
+                TimestampError::OutOfRange => "must be between years 1970 and 9999",
+            },
+        )
+    })?;
+
+    let (value, path) = get("prev_hash")?;
+    let prev_hash = Hash::from_hex(&string(value, &path)?).map_err(|_| {
+        EventError::at(&path, Rule::Hash, "must be 64 lowercase hexadecimal digits")
+    })?;
+
+    Ok(ServerFields {
+        id,
+        seq,
+        received_at,
+        prev_hash,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// Writes the members of an object whose keys are known at compile time. Keys must be given
+/// in canonical order; they are ASCII without characters that need escaping, so byte order is
+/// UTF-16 order.
+struct Members<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+    last: &'static str,
+}
+
+impl<'o> Members<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Members<'o> {
+        out.push(b'{');
+        Members {
+            out,
+            first: true,
+            last: "",
+        }
+    }
+
+    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
+        debug_assert!(
+            self.first || self.last < key,
+            "member {key:?} written after {:?}",
+            self.last
+        );
+        self.last = key;
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    fn string(&mut self, key: &'static str, value: &str) {
+        write_str(self.key(key), value);
+    }
+
+    fn opt_string(&mut self, key: &'static str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.string(key, value);
+        }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn write_entry(out: &mut Vec<u8>, event: &Event, server: &ServerFields) -> Result<(), EventError> {
+    let root = Path::Root;
+    let mut m = Members::open(out);
+    m.string("action", &event.action);
+    if let Some(activity) = event.activity {
+        m.string("activity", activity.as_str());
+    }
+    write_actor(m.key("actor"), &event.actor);
+    if let Some(context) = event.context.as_ref().filter(|c| !c.is_empty()) {
+        write_context(m.key("context"), context);
+    }
+    if !event.details.is_empty() {
+        let path = Path::Key(&root, "details");
+        write_object(m.key("details"), &event.details, &path, Numbers::Exact, 1)?;
+    }
+    if let Some(disclosure) = event.disclosure.as_ref().filter(|d| !d.is_empty()) {
+        write_disclosure(m.key("disclosure"), disclosure);
+    }
+    m.string(
+        "id",
+        server
+            .id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer()),
+    );
+    m.opt_string("idempotency_key", event.idempotency_key.as_deref());
+    if let Some(occurred_at) = event.occurred_at {
+        write_timestamp(m.key("occurred_at"), occurred_at);
+    }
+    m.string("outcome", event.outcome.as_str());
+    m.opt_string("outcome_reason", event.outcome_reason.as_deref());
+    write_hash(m.key("prev_hash"), &server.prev_hash);
+    write_timestamp(m.key("received_at"), server.received_at);
+    write_u64(m.key("seq"), server.seq);
+    if let Some(source) = event.source.as_ref().filter(|s| !s.is_empty()) {
+        let path = Path::Key(&root, "source");
+        write_source(m.key("source"), source, &path)?;
+    }
+    if !event.targets.is_empty() {
+        write_targets(m.key("targets"), &event.targets);
+    }
+    m.close();
+    Ok(())
+}
+
+fn write_actor(out: &mut Vec<u8>, actor: &Actor) {
+    let mut m = Members::open(out);
+    m.opt_string("email", actor.email.as_deref());
+    m.string("id", &actor.id);
+    m.opt_string("name", actor.name.as_deref());
+    if !actor.roles.is_empty() {
+        let out = m.key("roles");
+        out.push(b'[');
+        for (i, role) in actor.roles.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, role);
+        }
+        out.push(b']');
+    }
+    m.opt_string("type", actor.kind.map(|k| k.as_str()));
+    m.close();
+}
+
+fn write_context(out: &mut Vec<u8>, context: &Context) {
+    let mut m = Members::open(out);
+    if let Some(ip) = context.ip {
+        // An address's text form contains only hex digits, dots and colons: nothing to escape.
+        let _ = write!(m.key("ip"), "\"{ip}\"");
+    }
+    m.opt_string("request_id", context.request_id.as_deref());
+    m.opt_string("session_id", context.session_id.as_deref());
+    m.opt_string("trace_id", context.trace_id.as_deref());
+    m.opt_string("user_agent", context.user_agent.as_deref());
+    m.close();
+}
+
+fn write_source(out: &mut Vec<u8>, source: &Source, path: &Path<'_>) -> Result<(), EventError> {
+    let mut m = Members::open(out);
+    m.opt_string("app", source.app.as_deref());
+    m.opt_string("instance", source.instance.as_deref());
+    if let Some(seq) = source.seq {
+        if seq > MAX_SAFE_INTEGER {
+            return Err(EventError::at(
+                &Path::Key(path, "seq"),
+                Rule::Range,
+                format!("must be at most {MAX_SAFE_INTEGER} (2^53 - 1)"),
+            ));
+        }
+        write_u64(m.key("seq"), seq);
+    }
+    m.close();
+    Ok(())
+}
+
+fn write_disclosure(out: &mut Vec<u8>, disclosure: &Disclosure) {
+    let mut m = Members::open(out);
+    m.opt_string("description", disclosure.description.as_deref());
+    m.opt_string("purpose", disclosure.purpose.as_deref());
+    m.opt_string("recipient", disclosure.recipient.as_deref());
+    m.opt_string("recipient_address", disclosure.recipient_address.as_deref());
+    m.close();
+}
+
+fn write_targets(out: &mut Vec<u8>, targets: &[Target]) {
+    out.push(b'[');
+    for (i, target) in targets.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let mut m = Members::open(out);
+        m.opt_string("id", target.id.as_deref());
+        m.opt_string("name", target.name.as_deref());
+        m.opt_string("type", target.kind.as_deref());
+        m.close();
+    }
+    out.push(b']');
+}
+
+fn write_hash(out: &mut Vec<u8>, hash: &Hash) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for byte in hash.0 {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+    out.push(b'"');
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Writes a JSON string with RFC 8785 escaping (§3.2.2.2).
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    while let Some(offset) = find_escape(&bytes[start..]) {
+        let at = start + offset;
+        out.extend_from_slice(&bytes[start..at]);
+        push_escape(out, bytes[at]);
+        start = at + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// The index of the first byte that must be escaped. Almost no byte needs it, so the bytes
+/// are tested eight at a time with the classic SWAR "has a byte less than n" and "has a zero
+/// byte" tricks, which are exact about whether such a byte exists in the word (the word is
+/// then searched byte by byte).
+fn find_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if control
+            || has_zero(word ^ (ONES * u64::from(b'"')))
+            || has_zero(word ^ (ONES * u64::from(b'\\')))
+        {
+            return chunk
+                .iter()
+                .position(|&b| needs_escape(b))
+                .map(|i| offset + i);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| needs_escape(b))
+        .map(|i| offset + i)
+}
+
+fn push_escape(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match byte {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x09 => out.extend_from_slice(b"\\t"),
+        0x0a => out.extend_from_slice(b"\\n"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        0x0d => out.extend_from_slice(b"\\r"),
+        _ => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0x0f)]);
+        }
+    }
+}
+
+/// Writes a timestamp as a JSON string in [`Timestamp::to_rfc3339`]'s form
+/// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), straight into the entry instead of through `format!`;
+/// a test keeps the two identical over the whole range.
+fn write_timestamp(out: &mut Vec<u8>, timestamp: Timestamp) {
+    let micros = timestamp.unix_micros();
+    let seconds = micros.div_euclid(1_000_000);
+    let fraction = micros.rem_euclid(1_000_000);
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let second_of_day = seconds.rem_euclid(86_400);
+    let mut text = *b"\"0000-00-00T00:00:00.000000Z\"";
+    let mut put = |end: usize, mut value: i64, width: usize| {
+        for i in (end + 1 - width..=end).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(4, year, 4);
+    put(7, i64::from(month), 2);
+    put(10, i64::from(day), 2);
+    put(13, second_of_day / 3600, 2);
+    put(16, second_of_day / 60 % 60, 2);
+    put(19, second_of_day % 60, 2);
+    put(26, fraction, 6);
+    out.extend_from_slice(&text);
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// How numbers are turned into their canonical form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Numbers {
+    /// Refuse any number whose canonical form has a different value (event entries).
+    Exact,
+    /// Round to the nearest double, as RFC 8785 does ([`canonicalize`]).
+    Nearest,
+}
+
+fn write_value(
+    out: &mut Vec<u8>,
+    value: &Value,
+    path: &Path<'_>,
+    numbers: Numbers,
+    depth: usize,
+) -> Result<(), EventError> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(number) => write_number(out, number, numbers)
+            .map_err(|e| number_error(path, number.as_str(), &e))?,
+        Value::String(text) => write_str(out, text),
+        Value::Array(items) => {
+            check_depth(path, depth)?;
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item, &Path::Index(path, index), numbers, depth + 1)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(out, map, path, numbers, depth)?,
+    }
+    Ok(())
+}
+
+fn check_depth(path: &Path<'_>, depth: usize) -> Result<(), EventError> {
+    if depth > MAX_CANONICAL_DEPTH {
+        return Err(EventError::at(
+            path,
+            Rule::MaxDepth,
+            format!("nests more than {MAX_CANONICAL_DEPTH} levels deep"),
+        ));
+    }
+    Ok(())
+}
+
+fn write_object(
+    out: &mut Vec<u8>,
+    map: &Map<String, Value>,
+    path: &Path<'_>,
+    numbers: Numbers,
+    depth: usize,
+) -> Result<(), EventError> {
+    check_depth(path, depth)?;
+    out.push(b'{');
+    let member = |out: &mut Vec<u8>, index: usize, key: &str, value: &Value| {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write_value(out, value, &Path::Key(path, key), numbers, depth + 1)
+    };
+    // serde_json's map iterates in code point order, which is UTF-16 order unless keys mix
+    // supplementary characters with U+E000..U+FFFF; sort only in that rare case.
+    if keys_in_utf16_order(map) {
+        for (index, (key, value)) in map.iter().enumerate() {
+            member(out, index, key, value)?;
+        }
+    } else {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
+        for (index, (key, value)) in members.into_iter().enumerate() {
+            member(out, index, key, value)?;
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn keys_in_utf16_order(map: &Map<String, Value>) -> bool {
+    let mut keys = map.keys();
+    let Some(mut previous) = keys.next() else {
+        return true;
+    };
+    for key in keys {
+        if cmp_utf16(previous, key) != Ordering::Less {
+            return false;
+        }
+        previous = key;
+    }
+    true
+}
+
+/// Compares strings by their UTF-16 code units, the member order RFC 8785 §3.2.3 requires.
+pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let Some(i) = x.iter().zip(y).position(|(p, q)| p != q) else {
+        return x.len().cmp(&y.len());
+    };
+    if x[i] < 0x80 && y[i] < 0x80 {
+        return x[i].cmp(&y[i]);
+    }
+    // The strings agree up to byte i, so they have the same character boundaries up to it;
+    // compare the first differing characters as UTF-16.
+    let mut start = i;
+    while !a.is_char_boundary(start) {
+        start -= 1;
+    }
+    let units = |text: &str| {
+        text.get(start..)
+            .and_then(|rest| rest.chars().next())
+            .map(|c| {
+                let mut buffer = [0u16; 2];
+                let encoded = c.encode_utf16(&mut buffer);
+                (encoded[0], encoded.get(1).copied().unwrap_or(0))
+            })
+    };
+    units(a).cmp(&units(b))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers
+
+/// A number's RFC 8785 text, formatted on the stack. The longest is 25 bytes
+/// (`-0.0000033333333333333333`).
+#[derive(Clone, Copy)]
+pub(crate) struct EcmaNumber {
+    buffer: [u8; 32],
+    len: usize,
+}
+
+impl EcmaNumber {
+    /// Formats a finite double as ECMAScript's `Number.prototype.toString`.
+    fn format(value: f64) -> EcmaNumber {
+        let mut buffer = [0u8; 32];
+        let mut cursor = &mut buffer[..];
+        // Integers up to 2^53 print as their digits; writing them directly skips the
+        // shortest-digits search.
+        let written = if value.fract() == 0.0 && value.abs() <= 9_007_199_254_740_992.0 {
+            write!(cursor, "{}", value as i64).is_ok()
+        } else {
+            json_canon::to_writer(&mut cursor, &value).is_ok()
+        };
+        let len = if written { 32 - cursor.len() } else { 0 };
+        EcmaNumber { buffer, len }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Both formatters write ASCII only.
+        std::str::from_utf8(&self.buffer[..self.len]).unwrap_or("")
+    }
+}
+
+/// What [`check_number`] found about an acceptable number.
+pub(crate) enum NumberCheck {
+    /// The text is already its RFC 8785 form.
+    Canonical,
+    /// The text denotes the same value as this different RFC 8785 form (`1.0` → `1`).
+    Normalised(EcmaNumber),
+}
+
+/// Why a number has no exact RFC 8785 form.
+pub(crate) enum NumberError {
+    /// Beyond the largest double.
+    NotFinite,
+    /// It would be stored as this different value.
+    Inexact(EcmaNumber),
+    /// Not JSON number syntax (only possible for hand-built values).
+    Invalid,
+}
+
+/// Accepts a JSON number text iff it is a finite double whose RFC 8785 text denotes the same
+/// decimal value. The comparison is on decimal digits, not through floating point, so a text
+/// that merely rounds to the same double as its canonical form is still refused.
+pub(crate) fn check_number(text: &str) -> Result<NumberCheck, NumberError> {
+    if is_short_integer(text) {
+        // Up to 15 digits every integer is exact, and its text is canonical but for "-0".
+        return Ok(if text == "-0" {
+            NumberCheck::Normalised(EcmaNumber::format(0.0))
+        } else {
+            NumberCheck::Canonical
+        });
+    }
+    let value: f64 = text.parse().map_err(|_| NumberError::Invalid)?;
+    if !value.is_finite() {
+        return Err(NumberError::NotFinite);
+    }
+    let canonical = EcmaNumber::format(value);
+    if canonical.as_str() == text {
+        return Ok(NumberCheck::Canonical);
+    }
+    match (Decimal::parse(text), Decimal::parse(canonical.as_str())) {
+        (Some(source), Some(target)) if source.same_value(&target) => {
+            Ok(NumberCheck::Normalised(canonical))
+        }
+        (Some(_), _) => Err(NumberError::Inexact(canonical)),
+        (None, _) => Err(NumberError::Invalid),
+    }
+}
+
+fn write_number(out: &mut Vec<u8>, number: &Number, numbers: Numbers) -> Result<(), NumberError> {
+    let text = number.as_str();
+    if is_short_integer(text) && text != "-0" {
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
+    }
+    match numbers {
+        Numbers::Exact => match check_number(text)? {
+            NumberCheck::Canonical => out.extend_from_slice(text.as_bytes()),
+            NumberCheck::Normalised(canonical) => {
+                out.extend_from_slice(canonical.as_str().as_bytes())
+            }
+        },
+        Numbers::Nearest => {
+            let value: f64 = text.parse().map_err(|_| NumberError::Invalid)?;
+            if !value.is_finite() {
+                return Err(NumberError::NotFinite);
+            }
+            out.extend_from_slice(EcmaNumber::format(value).as_str().as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// `-?(0|[1-9][0-9]{0,14})`: an integer that is exactly representable in any case.
+fn is_short_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    !digits.is_empty()
+        && digits.len() <= 15
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1)
+}
+
+pub(crate) fn number_error(path: &Path<'_>, text: &str, error: &NumberError) -> EventError {
+    let mut shown = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 40 {
+            shown.push('…');
+            break;
+        }
+        shown.push(c);
+    }
+    let message = match error {
+        NumberError::NotFinite => format!(
+            "number {shown} is beyond the range of a json number (an ieee 754 double); send it as a string"
+        ),
+        NumberError::Inexact(canonical) => format!(
+            "number {shown} cannot be represented exactly and would be stored as {}; send it as a string",
+            canonical.as_str()
+        ),
+        NumberError::Invalid => format!("{shown} is not a json number"),
+    };
+    EventError::at(path, Rule::NumberPrecision, message)
+}
+
+/// What [`safe_integer`] made of a number text.
+pub(crate) enum SafeInteger {
+    Value(u64),
+    Negative,
+    Fraction,
+    TooLarge,
+    Invalid,
+}
+
+/// Reads a number text as an integer in 0..=2^53−1, from any spelling of its value.
+pub(crate) fn safe_integer(text: &str) -> SafeInteger {
+    let Some(decimal) = Decimal::parse(text) else {
+        return SafeInteger::Invalid;
+    };
+    let Some((digits, len, scale)) = decimal.significant() else {
+        return SafeInteger::Value(0);
+    };
+    if decimal.negative {
+        return SafeInteger::Negative;
+    }
+    if scale < 0 {
+        return SafeInteger::Fraction;
+    }
+    // 2^53 − 1 has 16 digits; anything longer is too large, and 16 digits fit in a u64.
+    if len as i64 + scale > 16 {
+        return SafeInteger::TooLarge;
+    }
+    let mut value: u64 = 0;
+    for digit in digits {
+        value = value * 10 + u64::from(digit - b'0');
+    }
+    for _ in 0..scale {
+        value *= 10;
+    }
+    if value > MAX_SAFE_INTEGER {
+        SafeInteger::TooLarge
+    } else {
+        SafeInteger::Value(value)
+    }
+}
+
+/// A JSON number text split into its parts, for comparing decimal values exactly.
+struct Decimal<'a> {
+    negative: bool,
+    int: &'a [u8],
+    frac: &'a [u8],
+    exp: i64,
+}
+
+impl<'a> Decimal<'a> {
+    /// Parses `-?digits(.digits)?([eE][+-]?digits)?`. The exponent saturates far beyond any
+    /// double's range, which keeps the arithmetic below overflow-free.
+    fn parse(text: &'a str) -> Option<Decimal<'a>> {
+        let bytes = text.as_bytes();
+        let (negative, rest) = match bytes.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, bytes),
+        };
+        let digits = |s: &'a [u8]| {
+            let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+            s.split_at(n)
+        };
+        let (int, mut rest) = digits(rest);
+        if int.is_empty() {
+            return None;
+        }
+        let mut frac: &[u8] = &[];
+        if let Some((b'.', after)) = rest.split_first() {
+            let (f, after) = digits(after);
+            if f.is_empty() {
+                return None;
+            }
+            frac = f;
+            rest = after;
+        }
+        let mut exp: i64 = 0;
+        if let Some((b'e' | b'E', after)) = rest.split_first() {
+            let (negative_exp, after) = match after.split_first() {
+                Some((b'-', a)) => (true, a),
+                Some((b'+', a)) => (false, a),
+                _ => (false, after),
+            };
+            let (e, after) = digits(after);
+            if e.is_empty() {
+                return None;
+            }
+            for &d in e {
+                exp = (exp * 10 + i64::from(d - b'0')).min(1 << 40);
+            }
+            if negative_exp {
+                exp = -exp;
+            }
+            rest = after;
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(Decimal {
+            negative,
+            int,
+            frac,
+            exp,
+        })
+    }
+
+    /// The significant digits (no leading or trailing zeros), their count, and the power of
+    /// ten they are scaled by; `None` for zero.
+    fn significant(&self) -> Option<(impl Iterator<Item = u8> + 'a, usize, i64)> {
+        let all = || self.int.iter().chain(self.frac.iter()).copied();
+        let total = self.int.len() + self.frac.len();
+        let leading = all().take_while(|&d| d == b'0').count();
+        if leading == total {
+            return None;
+        }
+        let trailing = all().rev().take_while(|&d| d == b'0').count();
+        let len = total - leading - trailing;
+        let scale = self.exp - self.frac.len() as i64 + trailing as i64;
+        let digits = self
+            .int
+            .iter()
+            .chain(self.frac.iter())
+            .copied()
+            .skip(leading)
+            .take(len);
+        Some((digits, len, scale))
+    }
+
+    fn same_value(&self, other: &Decimal<'_>) -> bool {
+        match (self.significant(), other.significant()) {
+            // Zero has no sign in RFC 8785: -0 is 0.
+            (None, None) => true,
+            (Some((a, a_len, a_scale)), Some((b, b_len, b_scale))) => {
+                self.negative == other.negative && a_len == b_len && a_scale == b_scale && a.eq(b)
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<String, &'static str> {
+        match check_number(text) {
+            Ok(NumberCheck::Canonical) => Ok(text.to_owned()),
+            Ok(NumberCheck::Normalised(n)) => Ok(n.as_str().to_owned()),
+            Err(NumberError::NotFinite) => Err("not finite"),
+            Err(NumberError::Inexact(_)) => Err("inexact"),
+            Err(NumberError::Invalid) => Err("invalid"),
+        }
+    }
+
+    #[test]
+    fn exact_numbers_are_accepted_and_normalised() {
+        for (text, want) in [
+            ("0", "0"),
+            ("-0", "0"),
+            ("-0.0e5", "0"),
+            ("1", "1"),
+            ("1.0", "1"),
+            ("1e2", "100"),
+            ("1e+2", "100"),
+            ("1E2", "100"),
+            ("0.1", "0.1"),
+            ("4.50", "4.5"),
+            ("2e-3", "0.002"),
+            ("1e30", "1e+30"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("0.000001", "0.000001"),
+            ("0.0000001", "1e-7"),
+            ("0.000000000000000000000000001", "1e-27"),
+            ("9007199254740991", "9007199254740991"),
+            ("9007199254740992", "9007199254740992"),
+            ("-123456789012345", "-123456789012345"),
+            ("295147905179352830000", "295147905179352830000"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("5e-324", "5e-324"),
+            ("0e99999999999999999999999", "0"),
+            ("18233.0", "18233"),
+            ("333333333.3333333", "333333333.3333333"),
+        ] {
+            assert_eq!(check(text), Ok(want.to_owned()), "{text}");
+        }
+    }
+
+    #[test]
+    fn inexact_numbers_are_refused() {
+        for (text, why) in [
+            ("9007199254740993", "inexact"),
+            ("1e400", "not finite"),
+            ("-1e400", "not finite"),
+            ("1e-400", "inexact"),
+            ("0.1000000000000000000001", "inexact"),
+            ("123456789012345678901234", "inexact"),
+            ("333333333.33333329", "inexact"),
+            ("295147905179352825856", "inexact"),
+            ("2.4703282292062328e-324", "inexact"),
+            ("1e99999999999999999999999", "not finite"),
+            ("abc", "invalid"),
+        ] {
+            assert_eq!(check(text), Err(why), "{text}");
+        }
+    }
+
+    #[test]
+    fn safe_integers_accept_any_spelling_of_an_integer() {
+        let read = |t: &str| match safe_integer(t) {
+            SafeInteger::Value(n) => Ok(n),
+            SafeInteger::Negative => Err("negative"),
+            SafeInteger::Fraction => Err("fraction"),
+            SafeInteger::TooLarge => Err("too large"),
+            SafeInteger::Invalid => Err("invalid"),
+        };
+        assert_eq!(read("0"), Ok(0));
+        assert_eq!(read("-0"), Ok(0));
+        assert_eq!(read("18233"), Ok(18233));
+        assert_eq!(read("1.8233e4"), Ok(18233));
+        assert_eq!(read("18233.000"), Ok(18233));
+        assert_eq!(read("9007199254740991"), Ok(MAX_SAFE_INTEGER));
+        assert_eq!(read("9007199254740992"), Err("too large"));
+        assert_eq!(read("1e16"), Err("too large"));
+        assert_eq!(read("1e999999999999999"), Err("too large"));
+        assert_eq!(read("-1"), Err("negative"));
+        assert_eq!(read("1.5"), Err("fraction"));
+        assert_eq!(read("1e-1"), Err("fraction"));
+        assert_eq!(read("x"), Err("invalid"));
+    }
+
+    #[test]
+    fn utf16_order_differs_from_code_point_order_only_above_the_bmp() {
+        assert_eq!(cmp_utf16("a", "b"), Ordering::Less);
+        assert_eq!(cmp_utf16("a", "ab"), Ordering::Less);
+        assert_eq!(cmp_utf16("", ""), Ordering::Equal);
+        assert_eq!(cmp_utf16("\u{e9}", "\u{ea}"), Ordering::Less);
+        // U+1F600 is D83D DE00 in UTF-16, below U+FB33.
+        assert_eq!(cmp_utf16("\u{1f600}", "\u{fb33}"), Ordering::Less);
+        assert_eq!(cmp_utf16("x\u{1f600}", "x\u{fb33}"), Ordering::Less);
+        assert_eq!(cmp_utf16("\u{1f600}", "\u{1f601}"), Ordering::Less);
+        assert_eq!(cmp_utf16("\u{7f}", "\u{80}"), Ordering::Less);
+    }
+
+    #[test]
+    fn strings_escape_only_what_rfc_8785_escapes() {
+        let mut out = Vec::new();
+        write_str(
+            &mut out,
+            "a\"b\\c/\u{8}\t\n\u{c}\r\u{0}\u{1f}\u{7f}\u{2028}é",
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c/\\b\\t\\n\\f\\r\\u0000\\u001f\u{7f}\u{2028}é\""
+        );
+    }
+
+    #[test]
+    fn timestamps_are_written_like_to_rfc3339() {
+        let check = |micros: i64| {
+            let timestamp = Timestamp::from_unix_micros(micros).unwrap();
+            let mut out = Vec::new();
+            write_timestamp(&mut out, timestamp);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("\"{}\"", timestamp.to_rfc3339()),
+                "{micros}"
+            );
+        };
+        for micros in [
+            0,
+            1,
+            999_999,
+            86_399_999_999,
+            86_400_000_000,
+            951_782_400_000_000,   // 2000-02-29
+            4_107_542_400_000_000, // 2100-03-01
+            1_795_000_000_123_456,
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999Z
+        ] {
+            check(micros);
+        }
+        // Every 13th day of the range (13 shares no factor with month or year lengths, so every
+        // day of the month and of the year comes up), at a varying time of day.
+        let mut micros = 0i64;
+        while micros <= 253_402_300_799_999_999 {
+            check(micros);
+            micros += 13 * 86_400_000_000 + 1_234_567_891;
+        }
+    }
+
+    #[test]
+    fn escape_search_finds_the_first_byte_that_needs_escaping() {
+        let mut text = vec![b'a'; 40];
+        assert_eq!(find_escape(&text), None);
+        for special in [0u8, 0x1f, b'"', b'\\', 0x08] {
+            for at in 0..text.len() {
+                text[at] = special;
+                assert_eq!(find_escape(&text), Some(at));
+                text[at] = b'a';
+            }
+        }
+        // Bytes just above the escaped ranges, and non-ASCII, do not match.
+        let near: Vec<u8> = (0x20u8..=0xff)
+            .filter(|b| *b != b'"' && *b != b'\\')
+            .collect();
+        assert_eq!(find_escape(&near), None);
+    }
+
+    #[test]
+    fn ecma_formatting_of_integers_matches_json_canon() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            9_007_199_254_740_992.0,
+            -9_007_199_254_740_992.0,
+        ] {
+            let mine = EcmaNumber::format(value);
+            assert_eq!(mine.as_str(), json_canon::to_string(&value).unwrap());
+        }
+    }
+}
