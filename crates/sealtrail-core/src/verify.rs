@@ -632,13 +632,13 @@ impl<'a> Verifier<'a> {
         for (from, to) in missing {
             self.report_missing(from, to);
         }
-        self.judge_checkpoints();
+        let checkpoints = std::mem::take(&mut self.checkpoints);
+        self.judge_checkpoints(&checkpoints);
 
         // Deterministic order: by seq (checkpoint-wide problems last), then by kind.
         self.violations
             .sort_by_key(|v| (v.seq.is_none(), v.seq.unwrap_or(u64::MAX), v.kind));
-        let checkpoint = self
-            .checkpoints
+        let checkpoint = checkpoints
             .iter()
             .rev()
             .find(|c| c.matched == Some(true))
@@ -658,8 +658,7 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    fn judge_checkpoints(&mut self) {
-        let checkpoints = std::mem::take(&mut self.checkpoints);
+    fn judge_checkpoints(&mut self, checkpoints: &[OpenCheckpoint]) {
         let log_end = self.last_seq.map_or(self.start_seq, |last| last + 1);
         self.entry_violation_seqs.sort_unstable();
 
@@ -924,5 +923,60 @@ impl<'b> Scanner<'b> {
             }
             None => Err("entry ends inside an object"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn scanner_reads_only_top_level_fields() {
+        let entry = format!(
+            r#"{{"details":{{"seq":5,"a":["}}",{{"prev_hash":"x"}}],"s":"\"seq\":9"}},"prev_hash":"{ZEROS}","seq":12,"source":{{"seq":99}}}}"#
+        );
+        assert_eq!(
+            scan_entry_links(entry.as_bytes()),
+            Ok(EntryLinks {
+                seq: 12,
+                prev_hash: Hash::ZERO
+            })
+        );
+        let spaced = format!("  {{ \"seq\" : 3 ,\n \"prev_hash\" : \"{ZEROS}\" }} ");
+        assert_eq!(scan_entry_links(spaced.as_bytes()).map(|l| l.seq), Ok(3));
+    }
+
+    #[test]
+    fn scanner_rejects_what_is_not_a_readable_entry() {
+        let cases = [
+            ("", "entry is not a JSON object"),
+            ("[]", "entry is not a JSON object"),
+            ("{}", "entry has no seq"),
+            (r#"{"seq":1}"#, "entry has no prev_hash"),
+            (
+                r#"{"prev_hash":"00"}"#,
+                "prev_hash is not 64 lowercase hex digits",
+            ),
+            (r#"{"seq":-1}"#, "seq is not a non-negative integer"),
+            (r#"{"seq":1.5}"#, "seq is not an integer"),
+            (
+                r#"{"seq":99999999999999999999}"#,
+                "seq does not fit in 64 bits",
+            ),
+            (r#"{"seq":1,"seq":2}"#, "seq appears twice"),
+            (r#"{"a":"unterminated"#, "unterminated string"),
+            (r#"{"a":{"b":1}"#, "expected ',' or '}' after a value"),
+            (r#"{"a":[1,2"#, "unterminated object or array"),
+        ];
+        for (entry, want) in cases {
+            assert_eq!(scan_entry_links(entry.as_bytes()), Err(want), "{entry:?}");
+        }
+        let trailing = format!(r#"{{"seq":1,"prev_hash":"{ZEROS}"}}x"#);
+        assert_eq!(
+            scan_entry_links(trailing.as_bytes()),
+            Err("trailing bytes after the entry object")
+        );
     }
 }
