@@ -68,9 +68,22 @@ impl Hash {
         if bytes.len() != 64 {
             return Err(HashParseError::HexLength(text.chars().count()));
         }
+        // Table lookups with the validity check folded into one flag keep this branch-free on
+        // the verifier's hot path; the offending digit is looked for only on failure.
         let mut out = [0u8; 32];
+        let mut invalid = 0u8;
         for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+            let high = HEX_VALUES[pair[0] as usize];
+            let low = HEX_VALUES[pair[1] as usize];
+            invalid |= (high | low) & 0x80;
+            out[i] = (high << 4) | (low & 0x0f);
+        }
+        if invalid != 0 {
+            let bad = text
+                .chars()
+                .find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
+                .unwrap_or('?');
+            return Err(HashParseError::HexDigit(bad));
         }
         Ok(Hash(out))
     }
@@ -88,13 +101,21 @@ impl Hash {
     }
 }
 
-fn hex_value(digit: u8) -> Result<u8, HashParseError> {
-    match digit {
-        b'0'..=b'9' => Ok(digit - b'0'),
-        b'a'..=b'f' => Ok(digit - b'a' + 10),
-        other => Err(HashParseError::HexDigit(other as char)),
+/// Value of each lowercase hex digit; 0x80 marks every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -814,6 +814,45 @@ pub fn scan_entry_links(entry: &[u8]) -> Result<EntryLinks, &'static str> {
     }
 }
 
+/// The bytes that change nesting while skipping a value: quotes and brackets.
+const STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
+
+/// The position of the first `"` or `\\` at or after `from`, eight bytes at a time: entries
+/// are mostly short strings, and testing a word per step instead of a byte per step halves the
+/// verifier's scanning cost.
+fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Marks the bytes of `word` equal to `byte` (and possibly bytes after the first match,
+    // which trailing_zeros never looks at).
+    let matches = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let found = matches(word, b'"') | matches(word, b'\\');
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|offset| i + offset)
+}
+
 struct Scanner<'b> {
     bytes: &'b [u8],
     at: usize,
@@ -848,16 +887,15 @@ impl<'b> Scanner<'b> {
     fn string(&mut self) -> Result<&'b [u8], &'static str> {
         self.expect(b'"', "expected a string")?;
         let start = self.at;
-        let rest = &self.bytes[start..];
-        let mut i = 0;
-        while i < rest.len() {
-            match rest[i] {
-                b'"' => {
-                    self.at = start + i + 1;
-                    return Ok(&rest[..i]);
-                }
-                b'\\' => i += 2,
-                _ => i += 1,
+        let mut i = start;
+        while let Some(at) = find_quote_or_backslash(self.bytes, i) {
+            if self.bytes[at] == b'"' {
+                self.at = at + 1;
+                return Ok(&self.bytes[start..at]);
+            }
+            i = at + 2;
+            if i > self.bytes.len() {
+                break;
             }
         }
         Err("unterminated string")
@@ -887,25 +925,29 @@ impl<'b> Scanner<'b> {
             Some(b'"') => self.string().map(|_| ()),
             Some(b'{' | b'[') => {
                 let mut depth = 0usize;
-                while let Some(byte) = self.peek() {
-                    match byte {
+                loop {
+                    // Only quotes and brackets matter inside a nested value.
+                    let rest = &self.bytes[self.at..];
+                    let Some(offset) = rest.iter().position(|&b| STRUCTURAL[b as usize]) else {
+                        return Err("unterminated object or array");
+                    };
+                    self.at += offset;
+                    match self.bytes[self.at] {
                         b'"' => {
                             self.string()?;
                             continue;
                         }
                         b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
+                        _ => {
                             depth -= 1;
                             if depth == 0 {
                                 self.at += 1;
                                 return Ok(());
                             }
                         }
-                        _ => {}
                     }
                     self.at += 1;
                 }
-                Err("unterminated object or array")
             }
             Some(_) => {
                 let start = self.at;
