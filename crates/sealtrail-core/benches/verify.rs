@@ -43,7 +43,7 @@ fn build_log() -> Log {
         let (action, activity) = actions[(rng.next_u32() % 5) as usize];
         // About 300 bytes once the server fields are added, as the throughput target assumes.
         let json = format!(
-            r#"{{"action":"{action}","activity":"{activity}","outcome":"success","actor":{{"id":"u-{}","type":"user"}},"targets":[{{"type":"patient","id":"p-{}"}}],"source":{{"app":"ehr-web","seq":{seq}}}}}"#,
+            r#"{{"action":"{action}","activity":"{activity}","outcome":"success","actor":{{"id":"u-{}"}},"targets":[{{"type":"patient","id":"p-{}"}}]}}"#,
             rng.next_u32() % 500,
             rng.next_u32() % 20_000,
         );

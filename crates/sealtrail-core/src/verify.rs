@@ -34,6 +34,8 @@
 //! the rewrite is located between checkpoints: the reported seq is the size of the largest
 //! checkpoint that still matches, the first entry no matching checkpoint vouches for.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
@@ -761,6 +763,15 @@ fn describe_time(checkpoint: &Checkpoint) -> String {
 /// never mistaken for the entry's own. Accepts any JSON whitespace; a duplicated key, a
 /// missing one or a malformed value is an error.
 pub fn scan_entry_links(entry: &[u8]) -> Result<EntryLinks, &'static str> {
+    if let Some(links) = fast_links(entry) {
+        return Ok(links);
+    }
+    scan_entry_links_slow(entry)
+}
+
+/// The general scanner: a byte-by-byte walk of the top-level object that skips nested values.
+/// It handles any JSON and names what is wrong with a malformed entry.
+fn scan_entry_links_slow(entry: &[u8]) -> Result<EntryLinks, &'static str> {
     let mut scanner = Scanner {
         bytes: entry,
         at: 0,
@@ -824,6 +835,199 @@ const STRUCTURAL: [bool; 256] = {
     table[b']' as usize] = true;
     table
 };
+
+/// Substring searchers for the two keys, built once: building one costs more than a search.
+static SEQ_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"seq\":"));
+static PREV_HASH_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"prev_hash\":\""));
+
+/// Entries up to this size (most of them) are eligible for [`fast_links`].
+const FAST_MAX_BYTES: usize = 4096;
+
+/// The fast path of [`scan_entry_links`], for entries as sealtrail writes them: compact JSON
+/// without escapes. It classifies the whole entry with word-at-a-time bit masks — quotes,
+/// in-string spans, brackets outside strings — instead of walking it token by token (whose
+/// branch mispredictions on short strings cost more than hashing the entry), then accepts a
+/// `"seq":` and a `"prev_hash":"` key only where a string starts at nesting depth one.
+///
+/// It answers `None`, leaving the decision to the general scanner, whenever it cannot be sure:
+/// a backslash anywhere, whitespace or anything else around the object, unbalanced quotes or
+/// brackets, a field missing, found twice at the top level, or with a malformed value. On every
+/// well-formed entry it finds exactly what the general scanner finds (a property test checks
+/// this).
+fn fast_links(entry: &[u8]) -> Option<EntryLinks> {
+    let n = entry.len();
+    if !(2..=FAST_MAX_BYTES).contains(&n) || entry[0] != b'{' || entry[n - 1] != b'}' {
+        return None;
+    }
+    // Candidate keys first (usually exactly one of each); the single pass over the blocks
+    // below then decides which candidates start a string at depth one.
+    let mut seq_candidates = [usize::MAX; 4];
+    let mut hash_candidates = [usize::MAX; 4];
+    for (finder, slots) in [
+        (&*SEQ_KEY, &mut seq_candidates),
+        (&*PREV_HASH_KEY, &mut hash_candidates),
+    ] {
+        for (i, p) in finder.find_iter(entry).enumerate() {
+            *slots.get_mut(i)? = p;
+        }
+    }
+    let mut seq_at = None;
+    let mut hash_at = None;
+    let mut inside = 0u64; // all ones while a string continues across a block boundary
+    let mut depth: i64 = 0;
+    let mut previous_in_string = false;
+    for start in (0..n).step_by(64) {
+        let end = n.min(start + 64);
+        let masks = classify_block(&entry[start..end]);
+        if masks.backslashes != 0 {
+            return None;
+        }
+        let strings = prefix_xor(masks.quotes) ^ inside;
+        let opens = masks.opens & !strings;
+        let closes = masks.closes & !strings;
+        for (candidates, found) in [
+            (&seq_candidates, &mut seq_at),
+            (&hash_candidates, &mut hash_at),
+        ] {
+            for &p in candidates.iter().filter(|&&p| p >= start && p < end) {
+                let bit = p - start;
+                let before = (1u64 << bit) - 1;
+                let starts_string = strings >> bit & 1 == 1
+                    && if bit == 0 {
+                        !previous_in_string
+                    } else {
+                        strings >> (bit - 1) & 1 == 0
+                    };
+                let depth_here = depth + i64::from((opens & before).count_ones())
+                    - i64::from((closes & before).count_ones());
+                if starts_string && depth_here == 1 && found.replace(p).is_some() {
+                    return None;
+                }
+            }
+        }
+        depth += i64::from(opens.count_ones()) - i64::from(closes.count_ones());
+        previous_in_string = strings >> 63 & 1 == 1;
+        inside = 0u64.wrapping_sub(strings >> 63);
+    }
+    if inside != 0 || depth != 0 {
+        return None;
+    }
+
+    let seq_at = seq_at? + SEQ_KEY.needle().len();
+    let digits = entry[seq_at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 20 || !matches!(entry[seq_at + digits], b',' | b'}') {
+        return None;
+    }
+    let seq = entry[seq_at..seq_at + digits]
+        .iter()
+        .try_fold(0u64, |v, d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
+
+    let hash_at = hash_at? + PREV_HASH_KEY.needle().len();
+    let hex = entry.get(hash_at..hash_at + 64)?;
+    if !matches!(entry.get(hash_at + 64..hash_at + 66)?, [b'"', b',' | b'}']) {
+        return None;
+    }
+    let prev_hash = Hash::from_hex(std::str::from_utf8(hex).ok()?).ok()?;
+    Some(EntryLinks { seq, prev_hash })
+}
+
+/// Bit masks of one block of up to 64 bytes.
+struct BlockMasks {
+    quotes: u64,
+    backslashes: u64,
+    opens: u64,
+    closes: u64,
+}
+
+/// Classifies up to 64 bytes with SSE2 compares, sixteen bytes per instruction. SSE2 is part
+/// of the x86-64 baseline, so no run-time feature check is needed.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn classify_block(bytes: &[u8]) -> BlockMasks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut padded = [b' '; 64];
+    let block: &[u8] = if bytes.len() == 64 {
+        bytes
+    } else {
+        padded[..bytes.len()].copy_from_slice(bytes);
+        &padded
+    };
+    let mut masks = BlockMasks {
+        quotes: 0,
+        backslashes: 0,
+        opens: 0,
+        closes: 0,
+    };
+    // SAFETY: these intrinsics only need SSE2, which this function is compiled for only when
+    // the target has it (every x86-64 target does); the one load reads exactly the 16 bytes of
+    // `chunk` with no alignment requirement.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let (brace_open, bracket_open) = (_mm_set1_epi8(b'{' as i8), _mm_set1_epi8(b'[' as i8));
+        let (brace_close, bracket_close) = (_mm_set1_epi8(b'}' as i8), _mm_set1_epi8(b']' as i8));
+        let bits = |v: __m128i| u64::from(_mm_movemask_epi8(v) as u16);
+        for (i, chunk) in block.chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            let shift = i * 16;
+            masks.quotes |= bits(_mm_cmpeq_epi8(v, quote)) << shift;
+            masks.backslashes |= bits(_mm_cmpeq_epi8(v, backslash)) << shift;
+            let opens = _mm_or_si128(
+                _mm_cmpeq_epi8(v, brace_open),
+                _mm_cmpeq_epi8(v, bracket_open),
+            );
+            masks.opens |= bits(opens) << shift;
+            let closes = _mm_or_si128(
+                _mm_cmpeq_epi8(v, brace_close),
+                _mm_cmpeq_epi8(v, bracket_close),
+            );
+            masks.closes |= bits(closes) << shift;
+        }
+    }
+    masks
+}
+
+/// Classifies up to 64 bytes, a byte at a time, where SSE2 is not available.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn classify_block(bytes: &[u8]) -> BlockMasks {
+    let mut masks = BlockMasks {
+        quotes: 0,
+        backslashes: 0,
+        opens: 0,
+        closes: 0,
+    };
+    for (i, &byte) in bytes.iter().enumerate() {
+        let bit = 1u64 << i;
+        match byte {
+            b'"' => masks.quotes |= bit,
+            b'\\' => masks.backslashes |= bit,
+            b'{' | b'[' => masks.opens |= bit,
+            b'}' | b']' => masks.closes |= bit,
+            _ => {}
+        }
+    }
+    masks
+}
+
+/// Bit i of the result is the XOR of bits 0..=i of `x`: 1 from an opening quote up to (not
+/// including) its closing quote.
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
 
 /// The position of the first `"` or `\\` at or after `from`, eight bytes at a time: entries
 /// are mostly short strings, and testing a word per step instead of a byte per step halves the
@@ -988,6 +1192,70 @@ mod tests {
         );
         let spaced = format!("  {{ \"seq\" : 3 ,\n \"prev_hash\" : \"{ZEROS}\" }} ");
         assert_eq!(scan_entry_links(spaced.as_bytes()).map(|l| l.seq), Ok(3));
+    }
+
+    #[test]
+    fn fast_path_takes_compact_entries_and_leaves_the_rest_to_the_general_scanner() {
+        let compact = format!(
+            r#"{{"a":["{{",{{"seq":1}}],"details":{{"prev_hash":"x"}},"prev_hash":"{ZEROS}","seq":12,"source":{{"seq":99}}}}"#
+        );
+        let want = EntryLinks {
+            seq: 12,
+            prev_hash: Hash::ZERO,
+        };
+        assert_eq!(fast_links(compact.as_bytes()), Some(want));
+        // Escapes, whitespace and duplicates are the general scanner's to judge.
+        let escaped = compact.replace("\"x\"", "\"\\\"\"");
+        assert_eq!(fast_links(escaped.as_bytes()), None);
+        assert_eq!(scan_entry_links(escaped.as_bytes()), Ok(want));
+        assert_eq!(fast_links(format!(" {compact}").as_bytes()), None);
+        let twice = compact.replace(r#""seq":12"#, r#""seq":12,"seq":13"#);
+        assert_eq!(fast_links(twice.as_bytes()), None);
+        assert_eq!(scan_entry_links(twice.as_bytes()), Err("seq appears twice"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// On any well-formed JSON object the fast path, when it answers, agrees with the
+        /// general scanner.
+        #[test]
+        fn fast_path_agrees_with_the_general_scanner(value in json_object(), seq in 0u64..u64::MAX) {
+            let mut object = value;
+            let members = object.as_object_mut().expect("an object");
+            // The fields land among the others (keys are sorted), with decoys around them.
+            members.insert("seq".into(), serde_json::json!(seq));
+            members.insert("prev_hash".into(), serde_json::json!(ZEROS));
+            let text = serde_json::to_string(&object).unwrap();
+            let general = scan_entry_links_slow(text.as_bytes());
+            proptest::prop_assert_eq!(general, Ok(EntryLinks { seq, prev_hash: Hash::ZERO }));
+            if let Some(fast) = fast_links(text.as_bytes()) {
+                proptest::prop_assert_eq!(Ok(fast), general);
+            }
+        }
+    }
+
+    fn json_object() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("seq".to_string()),
+            Just("prev_hash".to_string()),
+            "[a-z{}\\[\\]\",:]{0,6}",
+        ];
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<u32>().prop_map(serde_json::Value::from),
+            "[a-z{}\\[\\],:\"\\\\]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        let nested = leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-z\"{}]{0,4}|seq|prev_hash", inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        });
+        prop::collection::btree_map(key, nested, 0..6)
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
     }
 
     #[test]
