@@ -739,6 +739,27 @@ impl<'a> Verifier<'a> {
     }
 }
 
+/// Verifies a whole log in one call: `entries` yields `(seq, entry bytes)` in storage order and
+/// is consumed as a stream, so it may read from disk or a database cursor without the log ever
+/// being in memory.
+pub fn verify_log<I, B>(
+    entries: I,
+    stored: Option<&dyn HashReader>,
+    signed_checkpoints: &[&[u8]],
+    keys: &[VerifierKey],
+    options: VerifyOptions,
+) -> Result<Report, VerifyError>
+where
+    I: IntoIterator<Item = (u64, B)>,
+    B: AsRef<[u8]>,
+{
+    let mut verifier = Verifier::new(stored, signed_checkpoints, keys, options)?;
+    for (seq, entry) in entries {
+        verifier.push(seq, entry.as_ref());
+    }
+    Ok(verifier.finish())
+}
+
 fn read_exact(reader: &dyn HashReader, indexes: &[u64]) -> Result<Vec<Hash>, merkle::ReadError> {
     let hashes = reader.read_hashes(indexes)?;
     if hashes.len() != indexes.len() {

@@ -7,7 +7,7 @@ use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_index};
 use sealtrail_core::note::SignerKey;
-use sealtrail_core::verify::{Report, Verifier, VerifyOptions, ViolationKind};
+use sealtrail_core::verify::{Report, Verifier, VerifyOptions, ViolationKind, verify_log};
 use sealtrail_core::{Hash, Timestamp, leaf_hash};
 
 const ORIGIN: &str = "sealtrail.test/acme";
@@ -81,17 +81,16 @@ fn build_log(signer: &SignerKey) -> Log {
 
 fn verify(log: &Log, signer: &SignerKey) -> Report {
     let notes: Vec<&[u8]> = log.checkpoints.iter().map(Vec::as_slice).collect();
-    let mut verifier = Verifier::new(
+    // The entries are streamed: each is produced, checked and dropped in turn.
+    let entries = log.entries.iter().map(|(seq, entry)| (*seq, entry.clone()));
+    verify_log(
+        entries,
         Some(&log.stored),
         &notes,
         &[signer.verifier()],
         VerifyOptions::default(),
     )
-    .unwrap();
-    for (seq, entry) in &log.entries {
-        verifier.push(*seq, entry);
-    }
-    verifier.finish()
+    .unwrap()
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
@@ -382,4 +381,43 @@ fn entries_alone_still_catch_content_changes_through_links() {
             (Some(43), ViolationKind::CheckpointRootMismatch),
         ]
     );
+}
+
+/// The report's JSON is a contract (`sealtrail verify --json`, `GET /v1/verify`): these names
+/// and shapes are what scripts and auditors read.
+#[test]
+fn the_report_serialises_in_the_documented_shape() {
+    let signer = signer();
+    let mut log = build_log(&signer);
+    replace_in_entry(&mut log, 7, b"success", b"failure");
+    let report = verify(&log, &signer);
+    let json = serde_json::to_value(&report).unwrap();
+    let object = json.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "checkpoint",
+            "first_broken_seq",
+            "rows_checked",
+            "valid",
+            "violation_count",
+            "violations"
+        ]
+    );
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["rows_checked"], 1000);
+    assert_eq!(json["first_broken_seq"], 7);
+    assert_eq!(json["violations"][0]["seq"], 7);
+    assert_eq!(json["violations"][0]["kind"], "content_mismatch");
+    assert!(
+        json["violations"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("stored event_hash")
+    );
+    assert_eq!(json["checkpoint"]["size"], 1000);
+    assert_eq!(json["checkpoint"]["origin"], ORIGIN);
+    assert_eq!(json["checkpoint"]["root_hash"].as_str().unwrap().len(), 64);
 }
