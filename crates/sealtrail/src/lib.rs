@@ -12,3 +12,6 @@
 
 pub mod cli;
 pub mod keyfiles;
+pub mod auth;
+pub mod ledger;
+pub mod store;
