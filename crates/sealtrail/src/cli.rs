@@ -30,6 +30,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server on the embedded store in --data DIR
+    Serve(crate::config::Settings),
+    /// Create, list and revoke API tokens (works whether or not the server runs)
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Create and inspect Ed25519 log keys in the C2SP signed-note key formats
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -61,6 +66,37 @@ pub struct DataArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token for a tenant (creating the tenant if it does not exist yet)
+    Create {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The tenant the token is bound to (`*` for an operator token that names the tenant in X-Tenant-ID)
+        #[arg(long)]
+        tenant: String,
+        /// What the token may do: events:write, events:read, log:read, verify, reports, admin (repeatable)
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Print {"id": ..., "token": ...} as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id
+    Revoke {
+        #[command(flatten)]
+        data: DataArgs,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum NoteCommand {
     /// Sign TEXTFILE (use - for stdin) and print the signed note, nothing else
     Sign {
@@ -82,6 +118,13 @@ pub enum NoteCommand {
 
 /// Parses the process arguments, runs the command and maps failure to exit status 1.
 pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEALTRAIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,6 +137,8 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve(settings) => serve(settings),
+        Command::Tokens(command) => tokens(command),
         Command::Keys(KeysCommand::Generate { name, out }) => keys_generate(&name, out),
         Command::Keys(KeysCommand::Show(data)) => keys_show(&data.data),
         Command::Note(NoteCommand::Sign { key, text }) => note_sign(&key, &text),
@@ -163,4 +208,118 @@ fn note_verify(key: &str, note_path: &Path) -> Result<()> {
     stdout.write_all(opened.text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+fn serve(settings: crate::config::Settings) -> Result<()> {
+    let settings = settings.resolve().map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let data = settings.data.clone();
+        let app = crate::app::Application::build(settings).await?;
+        if let Some(admin) = &app.first_admin_token {
+            // Shown once: only its hash is stored.
+            println!("admin token (shown once; store it now): {}", admin.token);
+        }
+        println!(
+            "sealtrail listening on http://{} with data in {}",
+            app.local_addr(),
+            data.display()
+        );
+        app.run_until_stopped(crate::app::shutdown_signal()).await
+    })
+}
+
+fn open_ledger(data: &Path) -> Result<crate::ledger::Ledger> {
+    // The CLI appends its own audit events; checkpoints follow the server's defaults.
+    let settings = crate::config::Settings {
+        data: Some(data.to_path_buf()),
+        ..Default::default()
+    }
+    .resolve()
+    .map_err(anyhow::Error::msg)?;
+    crate::ledger::Ledger::start(crate::ledger::LedgerConfig {
+        data_dir: settings.data,
+        checkpoint_interval: settings.checkpoint_interval,
+        origin_prefix: settings.origin_prefix,
+    })
+    .with_context(|| format!("cannot open the store in {}", data.display()))
+}
+
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+fn tokens(command: TokensCommand) -> Result<()> {
+    match command {
+        TokensCommand::Create {
+            data,
+            tenant,
+            scopes,
+            json,
+        } => {
+            let ledger = open_ledger(&data.data)?;
+            let created = ledger.create_token_blocking(&tenant, scopes, &cli_actor());
+            ledger.shutdown();
+            let created = created?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": created.id, "token": created.token, "tenant": created.tenant, "scopes": created.scopes, "tenant_created": created.tenant_created})
+                );
+            } else {
+                if created.tenant_created {
+                    eprintln!("created tenant {}", created.tenant);
+                }
+                eprintln!(
+                    "created token {} for tenant {} with scopes {} (the secret below is shown once)",
+                    created.id,
+                    created.tenant,
+                    created.scopes.join(" ")
+                );
+                println!("{}", created.token);
+            }
+            Ok(())
+        }
+        TokensCommand::List { data, json } => {
+            let conn = crate::store::open_reader(&crate::store::database_path(&data.data))?;
+            let tokens = crate::store::list_tokens(&conn)?;
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| serde_json::json!({"id": t.id, "tenant": t.tenant, "scopes": t.scopes, "created_at": t.created_at, "revoked_at": t.revoked_at}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                println!(
+                    "{:<22} {:<20} {:<28} {:<40} REVOKED",
+                    "ID", "TENANT", "CREATED", "SCOPES"
+                );
+                for t in tokens {
+                    println!(
+                        "{:<22} {:<20} {:<28} {:<40} {}",
+                        t.id,
+                        t.tenant,
+                        t.created_at,
+                        t.scopes.join(" "),
+                        t.revoked_at.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            Ok(())
+        }
+        TokensCommand::Revoke { data, id } => {
+            let ledger = open_ledger(&data.data)?;
+            let revoked = ledger.revoke_token_blocking(&id, &cli_actor());
+            ledger.shutdown();
+            if !revoked? {
+                bail!("no active token {id:?}; see `sealtrail tokens list`");
+            }
+            eprintln!("revoked token {id}");
+            Ok(())
+        }
+    }
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, TransactionBehavior};
 use sealtrail_core::canonical::{ServerFields, canonical_entry};
 use sealtrail_core::checkpoint::Checkpoint;
-use sealtrail_core::event::{EventError, Event};
+use sealtrail_core::event::{Event, EventError};
 use sealtrail_core::merkle::{self, TreeBuilder};
 use sealtrail_core::note::SignerKey;
 use sealtrail_core::{Hash, Timestamp, leaf_hash};
@@ -120,6 +120,9 @@ pub struct LogHead {
 
 type Reply<T> = oneshot::Sender<Result<T, LedgerError>>;
 
+/// Delivers one job's result once its group's commit outcome is known.
+type Answer = Box<dyn FnOnce(Result<(), &LedgerError>)>;
+
 enum Job {
     Append {
         tenant: String,
@@ -142,12 +145,15 @@ enum Job {
         actor: String,
         reply: Reply<bool>,
     },
+    /// Commit what was queued before it, sign final checkpoints and stop.
+    Shutdown,
 }
 
 impl Job {
     fn event_count(&self) -> usize {
         match self {
             Job::Append { submissions, .. } => submissions.len(),
+            Job::Shutdown => 0,
             _ => 1,
         }
     }
@@ -262,7 +268,8 @@ impl Ledger {
     /// Revokes a token; false when there is no such active token.
     pub async fn revoke_token(&self, id: &str, actor: &str) -> Result<bool, LedgerError> {
         let (id, actor) = (id.to_string(), actor.to_string());
-        self.call(|reply| Job::RevokeToken { id, actor, reply }).await
+        self.call(|reply| Job::RevokeToken { id, actor, reply })
+            .await
     }
 
     pub fn revoke_token_blocking(&self, id: &str, actor: &str) -> Result<bool, LedgerError> {
@@ -285,13 +292,12 @@ impl Ledger {
         self.heads.lock().expect("heads lock").get(tenant).copied()
     }
 
-    /// Stops accepting jobs, lets the writer finish what is queued, sign final checkpoints and
-    /// exit, and waits for it.
+    /// Lets the writer commit everything queued so far, sign final checkpoints and exit, and
+    /// waits for it. Later calls through any clone fail with [`LedgerError::Closed`].
     pub fn shutdown(self) {
         let thread = self.thread.lock().expect("thread lock").take();
-        drop(self.jobs);
+        let _ = self.jobs.send(Job::Shutdown);
         if let Some(thread) = thread {
-            // Other clones may still hold senders; the writer exits when the last one drops.
             let _ = thread.join();
         }
     }
@@ -349,19 +355,28 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            let mut stopping = false;
             if let Some(first) = first {
-                let mut jobs = vec![first];
-                let mut events = jobs[0].event_count();
-                while events < MAX_GROUP_EVENTS {
-                    match receiver.try_recv() {
-                        Ok(job) => {
-                            events += job.event_count();
-                            jobs.push(job);
-                        }
-                        Err(_) => break,
+                let mut jobs = Vec::new();
+                let mut events = 0;
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    if matches!(job, Job::Shutdown) {
+                        stopping = true;
+                        break;
+                    }
+                    events += job.event_count();
+                    jobs.push(job);
+                    if events < MAX_GROUP_EVENTS {
+                        next = receiver.try_recv().ok();
                     }
                 }
-                self.commit_group(jobs);
+                if !jobs.is_empty() {
+                    self.commit_group(jobs);
+                }
+            }
+            if stopping {
+                break;
             }
             self.sign_due_checkpoints(false);
         }
@@ -370,7 +385,7 @@ impl Writer {
 
     /// Runs a group of jobs in one transaction and answers each once it is durable.
     fn commit_group(&mut self, jobs: Vec<Job>) {
-        let mut answers: Vec<Box<dyn FnOnce(Result<(), &LedgerError>)>> = Vec::new();
+        let mut answers: Vec<Answer> = Vec::new();
         let result = self.run_group(jobs, &mut answers);
         if result.is_err() {
             // What was applied in memory may not match the database: reload on next use.
@@ -384,11 +399,7 @@ impl Writer {
         }
     }
 
-    fn run_group(
-        &mut self,
-        jobs: Vec<Job>,
-        answers: &mut Vec<Box<dyn FnOnce(Result<(), &LedgerError>)>>,
-    ) -> Result<(), LedgerError> {
+    fn run_group(&mut self, jobs: Vec<Job>, answers: &mut Vec<Answer>) -> Result<(), LedgerError> {
         let mut pending_jobs = jobs.into_iter();
         let tx = self
             .conn
@@ -461,7 +472,9 @@ impl Writer {
         let interval = self.config.checkpoint_interval;
         for (name, state) in self.tenants.iter_mut() {
             let grown = state.size > state.checkpointed_size || state.checkpointed_at.is_none();
-            let due = state.checkpointed_at.is_none_or(|at| at.elapsed() >= interval);
+            let due = state
+                .checkpointed_at
+                .is_none_or(|at| at.elapsed() >= interval);
             if !grown || !(due || all) {
                 continue;
             }
@@ -480,7 +493,13 @@ impl Writer {
                     continue;
                 }
             };
-            match store::insert_checkpoint(&self.conn, name, state.size, &note, &issued.to_rfc3339()) {
+            match store::insert_checkpoint(
+                &self.conn,
+                name,
+                state.size,
+                &note,
+                &issued.to_rfc3339(),
+            ) {
                 Ok(()) => {
                     state.checkpointed_size = state.size;
                     state.checkpointed_at = Some(Instant::now());
@@ -491,7 +510,7 @@ impl Writer {
     }
 }
 
-fn fail_job(job: Job) -> Box<dyn FnOnce(Result<(), &LedgerError>)> {
+fn fail_job(job: Job) -> Answer {
     let message = |e: &LedgerError| LedgerError::Invalid(e.to_string());
     match job {
         Job::Append { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
@@ -506,6 +525,7 @@ fn fail_job(job: Job) -> Box<dyn FnOnce(Result<(), &LedgerError>)> {
         Job::EnsureTenant { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
             let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
         }),
+        Job::Shutdown => Box::new(|_| {}),
     }
 }
 
@@ -514,7 +534,7 @@ fn fail_job(job: Job) -> Box<dyn FnOnce(Result<(), &LedgerError>)> {
 fn answer_after_commit<T: Send + 'static>(
     reply: Reply<T>,
     result: Result<T, LedgerError>,
-) -> Box<dyn FnOnce(Result<(), &LedgerError>)> {
+) -> Answer {
     Box::new(move |commit: Result<(), &LedgerError>| {
         let answer = match commit {
             Ok(()) => result,
@@ -530,7 +550,7 @@ struct GroupWork<'w> {
 }
 
 impl GroupWork<'_> {
-    fn apply(&mut self, tx: &Connection, job: Job) -> Box<dyn FnOnce(Result<(), &LedgerError>)> {
+    fn apply(&mut self, tx: &Connection, job: Job) -> Answer {
         match job {
             Job::Append {
                 tenant,
@@ -561,6 +581,7 @@ impl GroupWork<'_> {
                 let result = self.ensure_tenant(tx, &tenant, &actor);
                 answer_after_commit(reply, result)
             }
+            Job::Shutdown => Box::new(|_| {}),
         }
     }
 
@@ -570,13 +591,17 @@ impl GroupWork<'_> {
         let size_in_db: u64 = tx
             .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = ?1")?
             .query_row([tenant], |row| row.get::<_, i64>(0))? as u64;
-        let stale = self.tenants.get(tenant).is_none_or(|s| s.size != size_in_db);
+        let stale = self
+            .tenants
+            .get(tenant)
+            .is_none_or(|s| s.size != size_in_db);
         if stale {
             let record = store::tenant(tx, tenant)?
                 .ok_or_else(|| LedgerError::Invalid(format!("tenant {tenant:?} does not exist")))?;
             let signer = self.signer_for(&record.origin)?;
             let tail = store::tail(tx, tenant)?;
-            let checkpointed_size = store::latest_checkpoint(tx, tenant)?.map_or(0, |(size, _)| size);
+            let checkpointed_size =
+                store::latest_checkpoint(tx, tenant)?.map_or(0, |(size, _)| size);
             let previous = self.tenants.remove(tenant);
             self.tenants.insert(
                 tenant.to_string(),
@@ -797,7 +822,12 @@ impl GroupWork<'_> {
         })
     }
 
-    fn revoke_token(&mut self, tx: &Connection, id: &str, actor: &str) -> Result<bool, LedgerError> {
+    fn revoke_token(
+        &mut self,
+        tx: &Connection,
+        id: &str,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
         let revoked = store::revoke_token(tx, id, &now().to_rfc3339())?;
         if revoked {
             self.audit_admin(

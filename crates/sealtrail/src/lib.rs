@@ -10,8 +10,14 @@
 //! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
 //! verification) lives in `sealtrail_core`; this crate moves bytes between it and the world.
 
-pub mod cli;
-pub mod keyfiles;
+pub mod app;
 pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod index;
+pub mod keyfiles;
 pub mod ledger;
+pub mod metrics;
 pub mod store;
+pub mod verification;

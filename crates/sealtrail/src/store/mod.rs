@@ -101,7 +101,8 @@ pub struct Tenant {
 }
 
 pub fn tenants(conn: &Connection) -> Result<Vec<Tenant>> {
-    let mut stmt = conn.prepare_cached("SELECT name, origin, created_at FROM tenants ORDER BY name")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT name, origin, created_at FROM tenants ORDER BY name")?;
     let rows = stmt.query_map([], |row| {
         Ok(Tenant {
             name: row.get(0)?,
@@ -148,8 +149,9 @@ pub fn tail(conn: &Connection, tenant: &str) -> Result<Tail> {
         .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = ?1")?
         .query_row([tenant], |row| row.get::<_, i64>(0))? as u64;
     let reader = SqliteHashes { conn, tenant };
-    let tree = TreeBuilder::from_reader(size, &reader)
-        .map_err(|e| StoreError::Corrupt(format!("tenant {tenant}: cannot resume the tree: {e}")))?;
+    let tree = TreeBuilder::from_reader(size, &reader).map_err(|e| {
+        StoreError::Corrupt(format!("tenant {tenant}: cannot resume the tree: {e}"))
+    })?;
     let last_hash = if size == 0 {
         Hash::ZERO
     } else {
@@ -270,7 +272,9 @@ pub fn latest_checkpoint(conn: &Connection, tenant: &str) -> Result<Option<(u64,
         "SELECT size, note FROM checkpoints WHERE tenant = ?1 ORDER BY size DESC LIMIT 1",
     )?;
     Ok(stmt
-        .query_row([tenant], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)))
+        .query_row([tenant], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+        })
         .optional()?)
 }
 
@@ -332,7 +336,11 @@ pub struct TokenRecord {
     pub revoked_at: Option<String>,
 }
 
-pub fn insert_token(conn: &Connection, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()> {
+pub fn insert_token(
+    conn: &Connection,
+    record: &TokenRecord,
+    secret_sha256: &[u8; 32],
+) -> Result<()> {
     conn.execute(
         "INSERT INTO tokens (id, tenant, secret_sha256, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![

@@ -1,0 +1,117 @@
+//! The service, started the same way by `sealtrail serve` and by the tests:
+//! [`Application::build`] opens the store and binds the port, [`Application::run_until_stopped`]
+//! serves until the shutdown future resolves, then finishes in-flight commits and signs final
+//! checkpoints.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Resolved;
+use crate::http::{self, AppState, Readers};
+use crate::ledger::{Ledger, LedgerConfig, NewToken, SYSTEM_TENANT};
+use crate::store;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// The admin token created on first start (shown once), if this start created one.
+    pub first_admin_token: Option<NewToken>,
+}
+
+impl Application {
+    /// Opens (or creates) the store in the data directory and binds the listen address.
+    pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
+        let ledger_config = LedgerConfig {
+            data_dir: settings.data.clone(),
+            checkpoint_interval: settings.checkpoint_interval,
+            origin_prefix: settings.origin_prefix.clone(),
+        };
+        let ledger = tokio::task::spawn_blocking(move || Ledger::start(ledger_config)).await??;
+        let db_path = store::database_path(&settings.data);
+        let readers = Readers::new(db_path.clone());
+        let has_tokens = readers
+            .with(|conn| Ok(!store::list_tokens(conn)?.is_empty()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let first_admin_token = if has_tokens {
+            None
+        } else {
+            let scopes = ["admin", "log:read", "events:read", "verify"]
+                .map(String::from)
+                .to_vec();
+            Some(
+                ledger
+                    .create_token(SYSTEM_TENANT, scopes, "sealtrail")
+                    .await?,
+            )
+        };
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; pick another with --listen",
+                settings.listen
+            )
+        })?;
+        let state = AppState {
+            ledger,
+            readers,
+            settings: Arc::new(settings),
+        };
+        Ok(Application {
+            listener,
+            state,
+            first_admin_token,
+        })
+    }
+
+    /// The writer, for callers that start the application in-process (tests, tools).
+    pub fn ledger(&self) -> Ledger {
+        self.state.ledger.clone()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves: then stops accepting, lets in-flight requests and
+    /// their commits finish, and signs a final checkpoint for every log that grew.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let ledger = self.state.ledger.clone();
+        let router = http::router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight commits and signing final checkpoints");
+}

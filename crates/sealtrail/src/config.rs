@@ -1,0 +1,157 @@
+//! Server settings, defined once: the same struct gives the `serve` flags, their
+//! `SEALTRAIL_*` environment variables and the keys of the optional TOML file.
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file, default.
+//! Every field is optional while reading so the layers can be told apart; [`Settings::resolve`]
+//! merges them and applies the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
+
+/// `sealtrail serve` settings (flags, `SEALTRAIL_*` variables, TOML keys).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Data directory: the embedded store and the signing keys (DIR/keys/)
+    #[arg(long, value_name = "DIR", env = "SEALTRAIL_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", env = "SEALTRAIL_LISTEN")]
+    pub listen: Option<String>,
+    /// A TOML file with any of these settings (flags and environment variables win)
+    #[arg(long, value_name = "FILE", env = "SEALTRAIL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Sign a checkpoint at most this often (milliseconds) while a log grows
+    #[arg(long, value_name = "MS", env = "SEALTRAIL_CHECKPOINT_INTERVAL_MS")]
+    pub checkpoint_interval_ms: Option<u64>,
+    /// Prefix of every tenant's checkpoint origin: <prefix>/<tenant>
+    #[arg(long, value_name = "PREFIX", env = "SEALTRAIL_ORIGIN_PREFIX")]
+    pub origin_prefix: Option<String>,
+    /// Serve checkpoints and hash tiles under /logs/ without a token
+    #[arg(long, value_name = "BOOL", env = "SEALTRAIL_PUBLIC_LOG")]
+    pub public_log: Option<bool>,
+    /// Verify each log's recent entries in the background this often (seconds; 0 = never)
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_VERIFY_INTERVAL_SECS")]
+    pub verify_interval_secs: Option<u64>,
+}
+
+/// Settings after merging the layers and applying defaults.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub checkpoint_interval: Duration,
+    pub origin_prefix: String,
+    pub public_log: bool,
+    pub verify_interval: Option<Duration>,
+}
+
+impl Settings {
+    /// Reads the config file (if named) and merges: flags/env over file over defaults.
+    pub fn resolve(self) -> Result<Resolved, String> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => Settings::default(),
+        };
+        let merged = Settings {
+            data: self.data.or(file.data),
+            listen: self.listen.or(file.listen),
+            config: self.config,
+            checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
+            origin_prefix: self.origin_prefix.or(file.origin_prefix),
+            public_log: self.public_log.or(file.public_log),
+            verify_interval_secs: self.verify_interval_secs.or(file.verify_interval_secs),
+        };
+        let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            format!("listen address {listen_text:?} is not HOST:PORT, e.g. 127.0.0.1:7433")
+        })?;
+        let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
+        if checkpoint_ms == 0 {
+            return Err("checkpoint_interval_ms must be at least 1".into());
+        }
+        let origin_prefix = merged
+            .origin_prefix
+            .unwrap_or_else(|| "sealtrail.local".to_string());
+        if origin_prefix.is_empty() || origin_prefix.chars().any(|c| c.is_whitespace() || c == '+')
+        {
+            return Err(format!(
+                "origin_prefix {origin_prefix:?} must be non-empty, without spaces or '+'"
+            ));
+        }
+        Ok(Resolved {
+            data: merged
+                .data
+                .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_DATA_DIR)),
+            listen,
+            checkpoint_interval: Duration::from_millis(checkpoint_ms),
+            origin_prefix,
+            public_log: merged.public_log.unwrap_or(false),
+            verify_interval: match merged.verify_interval_secs.unwrap_or(60) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Settings, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\norigin_prefix = \"audit.example\"\npublic_log = true\n",
+        )
+        .unwrap();
+        let settings = Settings {
+            listen: Some("127.0.0.1:9100".into()),
+            config: Some(file),
+            ..Settings::default()
+        };
+        let resolved = settings.resolve().unwrap();
+        assert_eq!(resolved.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(resolved.origin_prefix, "audit.example");
+        assert!(resolved.public_log);
+        assert_eq!(resolved.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(resolved.data, PathBuf::from("./sealtrail-data"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lissen = \"x\"\n").unwrap();
+        let error = Settings {
+            config: Some(file),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.contains("lissen"), "{error}");
+        let error = Settings {
+            listen: Some("nowhere".into()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.contains("HOST:PORT"), "{error}");
+    }
+}

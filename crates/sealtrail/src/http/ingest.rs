@@ -1,0 +1,264 @@
+//! `POST /v1/events` and `POST /v1/events/batch`: validation, then the ledger, then receipts
+//! once the entries are durable.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use sealtrail_core::event::{Event, parse_json};
+use serde::Serialize;
+
+use super::{ApiError, AppState, Caller};
+use crate::auth::Scope;
+use crate::ledger::{Outcome, Receipt, Submission};
+
+/// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
+pub const MAX_EVENT_BODY: usize = 1024 * 1024;
+/// A batch may hold at most this many events...
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// ...in at most this many bytes.
+pub const MAX_BATCH_BODY: usize = 16 * 1024 * 1024;
+/// Longest accepted Idempotency-Key header.
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/events",
+            post(post_event).layer(DefaultBodyLimit::max(MAX_EVENT_BODY)),
+        )
+        .route(
+            "/v1/events/batch",
+            post(post_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
+        )
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+fn unsupported_type(got: Option<String>, want: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!(
+            "Content-Type must be {want}, got {}",
+            got.as_deref().unwrap_or("none")
+        ),
+    )
+}
+
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| {
+        ApiError::invalid(
+            "Idempotency-Key",
+            "type",
+            "the Idempotency-Key header must be visible ASCII",
+        )
+    })?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "max_length",
+            format!("the Idempotency-Key header must be 1-{MAX_IDEMPOTENCY_KEY} characters"),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+fn receipt_response(status: StatusCode, receipt: Receipt) -> Response {
+    (status, Json(receipt)).into_response()
+}
+
+async fn post_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::EventsWrite)?;
+    let kind = content_type(&headers);
+    if kind.as_deref() != Some("application/json") {
+        return Err(unsupported_type(kind, "application/json"));
+    }
+    let value = parse_json(&body)?;
+    if value.is_array() {
+        return Err(ApiError::invalid(
+            "",
+            "type",
+            "this route takes one event object; send arrays to /v1/events/batch",
+        ));
+    }
+    let event = Event::from_owned_value(value)?;
+    let header_key = idempotency_header(&headers)?;
+    let idempotency_key = header_key.or_else(|| event.idempotency_key().map(str::to_string));
+    let outcomes = state
+        .ledger
+        .append(
+            &caller.tenant,
+            vec![Submission {
+                event,
+                idempotency_key,
+            }],
+        )
+        .await?;
+    match outcomes.into_iter().next() {
+        Some(Outcome::Created(receipt)) => Ok(receipt_response(StatusCode::CREATED, receipt)),
+        Some(Outcome::Duplicate(receipt)) => Ok(receipt_response(StatusCode::OK, receipt)),
+        Some(Outcome::Rejected(error)) => Err(error.into()),
+        None => Err(ApiError::internal("the ledger returned no outcome")),
+    }
+}
+
+/// One event's result in a batch response.
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    pub index: usize,
+    /// 201 committed, 200 duplicate of an earlier idempotency key, 4xx rejected.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub receipt: Option<Receipt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+async fn post_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::EventsWrite)?;
+    let values = match content_type(&headers).as_deref() {
+        Some("application/json") => match parse_json(&body)? {
+            serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "",
+                    "type",
+                    "a JSON batch must be an array of events",
+                ));
+            }
+        },
+        Some("application/x-ndjson") => parse_ndjson(&body),
+        other => {
+            return Err(unsupported_type(
+                other.map(str::to_string),
+                "application/json or application/x-ndjson",
+            ));
+        }
+    };
+    if values.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "a batch holds at most {MAX_BATCH_EVENTS} events, this one has {}; split it",
+                values.len()
+            ),
+        ));
+    }
+    if values.is_empty() {
+        return Err(ApiError::invalid(
+            "",
+            "required",
+            "the batch holds no events",
+        ));
+    }
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(values.len());
+    let mut submissions = Vec::new();
+    let mut submitted_index = Vec::new();
+    for (index, value) in values.into_iter().enumerate() {
+        let parsed = value
+            .and_then(|value| Event::from_owned_value(value).map_err(|e| prefix_field(e, index)));
+        match parsed {
+            Ok(event) => {
+                let idempotency_key = event.idempotency_key().map(str::to_string);
+                submissions.push(Submission {
+                    event,
+                    idempotency_key,
+                });
+                submitted_index.push(index);
+                results.push(None);
+            }
+            Err(error) => {
+                let error = ApiError::from(error);
+                results.push(Some(BatchResult {
+                    index,
+                    status: error.status.as_u16(),
+                    receipt: None,
+                    error: Some(error),
+                }));
+            }
+        }
+    }
+    if !submissions.is_empty() {
+        let outcomes = state.ledger.append(&caller.tenant, submissions).await?;
+        for (index, outcome) in submitted_index.into_iter().zip(outcomes) {
+            results[index] = Some(match outcome {
+                Outcome::Created(receipt) => BatchResult {
+                    index,
+                    status: 201,
+                    receipt: Some(receipt),
+                    error: None,
+                },
+                Outcome::Duplicate(receipt) => BatchResult {
+                    index,
+                    status: 200,
+                    receipt: Some(receipt),
+                    error: None,
+                },
+                Outcome::Rejected(error) => {
+                    let error = ApiError::from(prefix_field(error, index));
+                    BatchResult {
+                        index,
+                        status: error.status.as_u16(),
+                        receipt: None,
+                        error: Some(error),
+                    }
+                }
+            });
+        }
+    }
+    let results: Vec<BatchResult> = results.into_iter().flatten().collect();
+    Ok((StatusCode::OK, Json(results)).into_response())
+}
+
+/// Names the batch element in an error's field path: `[3].actor.id`.
+fn prefix_field(
+    mut error: sealtrail_core::event::EventError,
+    index: usize,
+) -> sealtrail_core::event::EventError {
+    if !error.field.starts_with('[') {
+        error.field = if error.field.is_empty() {
+            format!("[{index}]")
+        } else {
+            format!("[{index}].{}", error.field)
+        };
+    }
+    error
+}
+
+/// Splits NDJSON into one parse result per non-empty line, so one bad line rejects only itself.
+fn parse_ndjson(body: &[u8]) -> Vec<Result<serde_json::Value, sealtrail_core::event::EventError>> {
+    body.split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(parse_json)
+        .collect()
+}

@@ -1,0 +1,289 @@
+//! The HTTP API: shared state, authentication, the one place errors become status codes, and
+//! the router assembled from one module per area.
+//!
+//! **Architecture invariant:** every handler that touches tenant data gets its tenant from
+//! [`Caller`], which derives it from the token (and `X-Tenant-ID` only for multi-tenant
+//! tokens). No handler reads a tenant from the path or the body on its own.
+
+pub mod admin;
+pub mod ingest;
+pub mod log;
+pub mod ops;
+pub mod query;
+pub mod tiles;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::auth::{self, Scope};
+use crate::config::Resolved;
+use crate::ledger::{Ledger, LedgerError};
+use crate::store::{self, StoreError};
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Ledger,
+    pub readers: Readers,
+    pub settings: Arc<Resolved>,
+}
+
+/// A small pool of read-only connections; reads never wait for the writer (WAL).
+#[derive(Clone)]
+pub struct Readers {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Readers {
+        Readers {
+            path,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs `f` with a read connection on the blocking pool.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match readers.idle.lock().expect("readers lock").pop() {
+                Some(conn) => conn,
+                None => store::open_reader(&readers.path).map_err(ApiError::from)?,
+            };
+            let result = f(&conn);
+            readers.idle.lock().expect("readers lock").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("reader task failed: {e}")))?
+    }
+}
+
+/// An error as the API reports it: a status and `{"error": code, "message", "field"?, "rule"?}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            message: message.into(),
+            field: None,
+            rule: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// A field of the request that breaks a rule.
+    pub fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "invalid_event",
+            message: message.into(),
+            field: Some(field.to_string()),
+            rule: Some(rule),
+        }
+    }
+}
+
+impl From<sealtrail_core::event::EventError> for ApiError {
+    fn from(error: sealtrail_core::event::EventError) -> ApiError {
+        let code = error.rule.code();
+        let status = match code {
+            "syntax" => StatusCode::BAD_REQUEST,
+            "max_size" => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError {
+            status,
+            error: if status == StatusCode::BAD_REQUEST {
+                "malformed_json"
+            } else {
+                "invalid_event"
+            },
+            message: error.message.clone(),
+            field: Some(error.field.clone()),
+            rule: Some(code),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(%error, "store error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the store cannot serve this request: {error}"),
+        )
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> ApiError {
+        match error {
+            LedgerError::Invalid(message) => ApiError::bad_request(message),
+            other => {
+                tracing::error!(error = %other, "ledger error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_durable",
+                    format!("nothing was committed: {other}; retry with the same Idempotency-Key"),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, Json(self)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// The authenticated caller of a request: which token, for which tenant, with which scopes.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token_id: String,
+    pub tenant: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// Fails with 403 unless the token has `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(&scope) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            format!(
+                "this token lacks the {} scope; create one with `sealtrail tokens create --scope {}`",
+                scope.as_str(),
+                scope.as_str()
+            ),
+        ))
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?
+            .to_string();
+        let hash = auth::secret_hash(&secret);
+        let record = state
+            .readers
+            .with(move |conn| Ok(store::token_by_secret(conn, &hash)?))
+            .await?
+            .ok_or_else(|| unauthorized("the token is not valid"))?;
+        if record.revoked_at.is_some() {
+            return Err(unauthorized("the token has been revoked"));
+        }
+        let requested = parts
+            .headers
+            .get("x-tenant-id")
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_string)
+                    .map_err(|_| ApiError::bad_request("X-Tenant-ID is not valid text"))
+            })
+            .transpose()?;
+        let tenant = match (record.tenant.as_str(), requested) {
+            (auth::ANY_TENANT, Some(tenant)) => tenant,
+            (auth::ANY_TENANT, None) => {
+                return Err(ApiError::bad_request(
+                    "this token serves several tenants: name one in the X-Tenant-ID header",
+                ));
+            }
+            (own, Some(other)) if own != other => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_tenant",
+                    format!("this token belongs to another tenant than {other:?}"),
+                ));
+            }
+            (own, _) => own.to_string(),
+        };
+        let scopes = record
+            .scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect();
+        Ok(Caller {
+            token_id: record.id,
+            tenant,
+            scopes,
+        })
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ingest::routes())
+        .merge(query::routes())
+        .merge(log::routes())
+        .merge(tiles::routes())
+        .merge(admin::routes())
+        .merge(ops::routes())
+        .with_state(state)
+}

@@ -1,0 +1,1 @@
+//! The query index: derived from the log behind the write path.

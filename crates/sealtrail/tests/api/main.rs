@@ -1,0 +1,5 @@
+//! The service from outside: a real `sealtrail` application on a random port with a temporary
+//! data directory per test, spoken to over HTTP.
+
+mod helpers;
+mod ingest;
