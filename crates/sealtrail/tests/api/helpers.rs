@@ -1,8 +1,8 @@
 //! `spawn_app()`: the application started exactly as `sealtrail serve` starts it, on
+//! 127.0.0.1:0 with its own data directory.
 
 // Shared by every test module; not each uses every helper.
 #![allow(dead_code)]
-//! 127.0.0.1:0 with its own data directory.
 
 use std::path::PathBuf;
 use std::time::Duration;
