@@ -84,10 +84,20 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let ledger = self.state.ledger.clone();
+        let verifier = self.state.settings.verify_interval.map(|every| {
+            crate::verification::spawn_background(
+                ledger.clone(),
+                self.state.settings.data.clone(),
+                every,
+            )
+        });
         let router = http::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(verifier) = verifier {
+            verifier.abort();
+        }
         tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
         Ok(())
     }

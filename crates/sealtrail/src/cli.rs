@@ -41,6 +41,8 @@ pub enum Command {
     /// Sign and verify C2SP signed notes (checkpoints are signed notes)
     #[command(subcommand)]
     Note(NoteCommand),
+    /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +145,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Keys(KeysCommand::Show(data)) => keys_show(&data.data),
         Command::Note(NoteCommand::Sign { key, text }) => note_sign(&key, &text),
         Command::Note(NoteCommand::Verify { key, note }) => note_verify(&key, &note),
+        Command::Verify(args) => verify(args),
     }
 }
 
@@ -321,5 +324,192 @@ fn tokens(command: TokensCommand) -> Result<()> {
             eprintln!("revoked token {id}");
             Ok(())
         }
+    }
+}
+
+/// `sealtrail verify`: which logs, against which extra checkpoints and keys, and how to print.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified.
+
+With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\"}; without --tenant, an object with one such report per tenant, keyed by tenant name (the _system log included).
+
+A checkpoint kept outside the store (--checkpoint) is what catches a rewrite of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it.")]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Verify only this tenant's log (default: every tenant's, _system included)
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// A signed checkpoint saved elsewhere, checked too, for the log its origin line names (repeatable)
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    pub checkpoints: Vec<PathBuf>,
+    /// A verifier key (file or key text) to trust instead of the one in DIR/keys/, for the log whose origin is its name (repeatable)
+    #[arg(long = "key", value_name = "VKEY")]
+    pub keys: Vec<String>,
+    /// Print the verifier's report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Violations listed per log in the readable summary; `--json` lists up to 1,000 and counts all.
+const SUMMARY_VIOLATIONS: usize = 10;
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    use crate::verification;
+
+    let data = &args.data.data;
+    let db = crate::store::database_path(data);
+    if !db.exists() {
+        bail!(
+            "no sealtrail store in {} ({} does not exist); point --data at a sealtrail data directory",
+            data.display(),
+            db.display()
+        );
+    }
+    let conn = crate::store::open_reader(&db)?;
+    let all = crate::store::tenants(&conn)?;
+    let tenants: Vec<crate::store::Tenant> = match &args.tenant {
+        Some(name) => {
+            let Some(tenant) = all.iter().find(|t| &t.name == name) else {
+                let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+                bail!(
+                    "no tenant {name:?} in {}; its tenants are {}",
+                    data.display(),
+                    names.join(", ")
+                );
+            };
+            vec![tenant.clone()]
+        }
+        None => all,
+    };
+
+    // Each extra checkpoint goes to the log its origin names; with --tenant, all go to that log,
+    // where one of another log shows up as a checkpoint that does not verify.
+    let mut extra: Vec<Vec<Vec<u8>>> = vec![Vec::new(); tenants.len()];
+    for path in &args.checkpoints {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let origin = verification::checkpoint_origin(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a signed checkpoint: {e}", path.display()))?;
+        let index = if args.tenant.is_some() {
+            0
+        } else {
+            tenants
+                .iter()
+                .position(|t| t.origin == origin)
+                .with_context(|| {
+                    format!(
+                        "{} is a checkpoint of {origin:?}, which is no tenant's log in {}",
+                        path.display(),
+                        data.display()
+                    )
+                })?
+        };
+        extra[index].push(bytes);
+    }
+
+    let mut given_keys = Vec::new();
+    for arg in &args.keys {
+        let key = keyfiles::read_verifier(arg)?;
+        if !tenants.iter().any(|t| t.origin == key.name()) {
+            bail!(
+                "--key {} is not the key of any log being verified (their origins: {})",
+                key.name(),
+                tenants
+                    .iter()
+                    .map(|t| t.origin.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        given_keys.push(key);
+    }
+
+    let mut reports = serde_json::Map::new();
+    let mut broken = Vec::new();
+    for (tenant, extra) in tenants.iter().zip(&extra) {
+        let keys: Vec<_> = given_keys
+            .iter()
+            .filter(|k| k.name() == tenant.origin)
+            .cloned()
+            .collect();
+        let keys = if keys.is_empty() {
+            vec![verification::log_key(data, &tenant.origin)?]
+        } else {
+            keys
+        };
+        let report =
+            verification::verify_tenant_with_keys(&conn, &tenant.name, &keys, extra, None, None)
+                .with_context(|| format!("cannot verify the log of tenant {}", tenant.name))?;
+        if !report.valid {
+            broken.push(match report.first_broken_seq {
+                Some(seq) => format!("{} (from seq {seq})", tenant.name),
+                None => tenant.name.clone(),
+            });
+        }
+        if args.json {
+            reports.insert(tenant.name.clone(), serde_json::to_value(&report)?);
+        } else {
+            print_summary(&tenant.name, &report);
+        }
+    }
+    if args.json {
+        let json = if args.tenant.is_some() {
+            reports.into_iter().next().map(|(_, report)| report)
+        } else {
+            Some(serde_json::Value::Object(reports))
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    if !broken.is_empty() {
+        bail!("verification failed for {}", broken.join(", "));
+    }
+    Ok(())
+}
+
+fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
+    let signed = match &report.checkpoint {
+        Some(cp) => format!(
+            "matches the checkpoint of size {}{}",
+            cp.size,
+            cp.timestamp
+                .as_deref()
+                .map(|t| format!(" signed {t}"))
+                .unwrap_or_default()
+        ),
+        None => "not covered by a signed checkpoint".to_string(),
+    };
+    if report.valid {
+        println!(
+            "{tenant}: valid, {} entries checked, {signed}",
+            report.rows_checked
+        );
+        return;
+    }
+    let first = report
+        .first_broken_seq
+        .map(|seq| format!(", first broken seq {seq}"))
+        .unwrap_or_default();
+    println!(
+        "{tenant}: INVALID, {} entries checked, {} violations{first}; {signed}",
+        report.rows_checked, report.violation_count
+    );
+    for violation in report.violations.iter().take(SUMMARY_VIOLATIONS) {
+        let place = violation
+            .seq
+            .map(|seq| format!("seq {seq}"))
+            .unwrap_or_else(|| "checkpoint".to_string());
+        println!(
+            "  {place}: {}: {}",
+            violation.kind.as_str(),
+            violation.detail
+        );
+    }
+    let more = report
+        .violation_count
+        .saturating_sub(SUMMARY_VIOLATIONS as u64);
+    if more > 0 {
+        println!("  ... and {more} more (see --json)");
     }
 }
