@@ -385,8 +385,12 @@ impl Writer {
 
     /// Runs a group of jobs in one transaction and answers each once it is durable.
     fn commit_group(&mut self, jobs: Vec<Job>) {
+        let events = jobs.iter().map(Job::event_count).sum();
+        let started = Instant::now();
         let mut answers: Vec<Answer> = Vec::new();
         let result = self.run_group(jobs, &mut answers);
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        crate::metrics::group_committed(events, started.elapsed(), error);
         if result.is_err() {
             // What was applied in memory may not match the database: reload on next use.
             self.tenants.clear();
@@ -501,6 +505,7 @@ impl Writer {
                 &issued.to_rfc3339(),
             ) {
                 Ok(()) => {
+                    crate::metrics::checkpoint_signed(name, issued);
                     state.checkpointed_size = state.size;
                     state.checkpointed_at = Some(Instant::now());
                 }

@@ -1,1 +1,525 @@
-//! Prometheus metrics.
+//! Prometheus metrics and the in-memory activity signals behind `GET /health`.
+//!
+//! One registry per process, reached through free functions ([`events_ingested`],
+//! [`group_committed`], [`checkpoint_signed`], [`record_verification`], [`set_index_lag`],
+//! …), so that any module can record without threading a handle through the ledger, the
+//! HTTP state and the watchers. `GET /metrics` encodes it with [`render`]; `GET /health`
+//! reads [`activity`], [`chain_summary`] and [`index_lag`].
+//!
+//! | metric | type | recorded by |
+//! | --- | --- | --- |
+//! | `sealtrail_events_ingested_total{tenant,outcome}` | counter | HTTP ingest, per event: `created`, `duplicate`, `rejected` (4xx), `failed` (not committed) |
+//! | `sealtrail_ingest_errors_total{kind}` | counter | HTTP ingest, per error by its API error code |
+//! | `sealtrail_batch_size` | histogram | the ledger, events per group commit |
+//! | `sealtrail_commit_latency_seconds` | histogram | the ledger, one group commit including its fsync |
+//! | `sealtrail_commit_failures_total` | counter | the ledger, group commits that failed |
+//! | `sealtrail_index_lag_seconds` | gauge | the indexer, via [`set_index_lag`] |
+//! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
+//! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//!
+//! Ingest requests refused before their handler runs (no or unknown token, a body over the
+//! size limit) are not counted here.
+//!
+//! The exposition is the OpenMetrics text format (what `prometheus-client` writes and
+//! Prometheus negotiates by default); it is also valid Prometheus 0.0.4 text.
+//!
+//! Label values are bounded: tenants are created by administrators only, and callers of
+//! [`events_ingested`] pass a tenant only once the ledger knows it, so a client cannot grow
+//! the series count by naming made-up tenants.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use sealtrail_core::Timestamp;
+
+/// The window of `audit_log_count_5m` in `GET /health`.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(300);
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What became of one event offered for ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Committed as a new entry.
+    Created,
+    /// Its idempotency key was seen before; the original receipt was returned.
+    Duplicate,
+    /// Refused as invalid (a 4xx): the producer must fix it.
+    Rejected,
+    /// Not committed because of the server or the store (a 5xx): the producer should retry.
+    Failed,
+}
+
+impl IngestOutcome {
+    /// Every outcome, in declaration order (so `outcome as usize` indexes it).
+    pub const ALL: [IngestOutcome; 4] = [
+        IngestOutcome::Created,
+        IngestOutcome::Duplicate,
+        IngestOutcome::Rejected,
+        IngestOutcome::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            IngestOutcome::Created => "created",
+            IngestOutcome::Duplicate => "duplicate",
+            IngestOutcome::Rejected => "rejected",
+            IngestOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    tenant: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+type GaugeF64 = Gauge<f64, AtomicU64>;
+
+struct Metrics {
+    registry: Registry,
+    events_ingested: Family<IngestLabels, Counter>,
+    ingest_errors: Family<KindLabel, Counter>,
+    batch_size: Histogram,
+    commit_latency: Histogram,
+    commit_failures: Counter,
+    index_lag: GaugeF64,
+    checkpoint_age: Family<TenantLabel, GaugeF64>,
+    verification_runs: Family<ResultLabel, Counter>,
+    chain_violations: Counter,
+    /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
+    activity: Mutex<ActivityState>,
+    /// When each tenant's latest checkpoint was signed (Unix microseconds); the age gauge is
+    /// computed from it at scrape time, so it keeps growing while signing is stalled.
+    checkpoints: Mutex<HashMap<String, i64>>,
+    /// Each tenant's latest verification result: true when its chain was valid.
+    verifications: Mutex<HashMap<String, bool>>,
+    /// The indexer's last reported lag as `f64` bits; NaN until it reports.
+    index_lag_bits: AtomicU64,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// Locks a mutex even if a panicking thread poisoned it: every value guarded here is a
+/// self-contained measurement that stays meaningful, and metrics must never take the
+/// service down.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let events_ingested = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "sealtrail_events_ingested",
+            "Events offered for ingest, by tenant and outcome (created, duplicate, rejected, failed)",
+            events_ingested.clone(),
+        );
+        let ingest_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "sealtrail_ingest_errors",
+            "Ingest errors by API error code",
+            ingest_errors.clone(),
+        );
+        // One event up to a full group of MAX_GROUP_EVENTS (20,000): powers of two to 32,768.
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 16));
+        registry.register(
+            "sealtrail_batch_size",
+            "Events per group commit",
+            batch_size.clone(),
+        );
+        // 100 µs (an fsync is 150-200 µs) doubling up to about 6.5 s.
+        let commit_latency = Histogram::new(exponential_buckets(0.000_1, 2.0, 17));
+        registry.register_with_unit(
+            "sealtrail_commit_latency",
+            "Duration of one group commit, fsync included",
+            Unit::Seconds,
+            commit_latency.clone(),
+        );
+        let commit_failures = Counter::default();
+        registry.register(
+            "sealtrail_commit_failures",
+            "Group commits that failed; every request in such a group was told nothing was committed",
+            commit_failures.clone(),
+        );
+        let index_lag = GaugeF64::default();
+        // NaN until the indexer reports: unknown, not zero.
+        index_lag.set(f64::NAN);
+        registry.register_with_unit(
+            "sealtrail_index_lag",
+            "How far the query index trails the log (NaN until the indexer reports)",
+            Unit::Seconds,
+            index_lag.clone(),
+        );
+        let checkpoint_age = Family::<TenantLabel, GaugeF64>::default();
+        registry.register_with_unit(
+            "sealtrail_checkpoint_age",
+            "Time since each tenant's latest checkpoint was signed",
+            Unit::Seconds,
+            checkpoint_age.clone(),
+        );
+        let verification_runs = Family::<ResultLabel, Counter>::default();
+        // Both series exist from the start, so that rate() and absent() alerts work before
+        // the first violation.
+        for result in ["valid", "violated"] {
+            verification_runs.get_or_create_owned(&ResultLabel { result });
+        }
+        registry.register(
+            "sealtrail_verification_runs",
+            "Background verification runs by result (valid, violated)",
+            verification_runs.clone(),
+        );
+        let chain_violations = Counter::default();
+        registry.register(
+            "sealtrail_chain_violations",
+            "Chain violations found by verification",
+            chain_violations.clone(),
+        );
+        Metrics {
+            registry,
+            events_ingested,
+            ingest_errors,
+            batch_size,
+            commit_latency,
+            commit_failures,
+            index_lag,
+            checkpoint_age,
+            verification_runs,
+            chain_violations,
+            activity: Mutex::new(ActivityState::default()),
+            checkpoints: Mutex::new(HashMap::new()),
+            verifications: Mutex::new(HashMap::new()),
+            index_lag_bits: AtomicU64::new(f64::NAN.to_bits()),
+        }
+    }
+}
+
+/// Counts `count` events of `tenant` with `outcome`. Created events also count toward
+/// `audit_log_count_5m` and the last event's age in `GET /health`.
+pub fn events_ingested(tenant: &str, outcome: IngestOutcome, count: u64) {
+    if count == 0 {
+        return;
+    }
+    let metrics = &*METRICS;
+    metrics
+        .events_ingested
+        .get_or_create(&IngestLabels {
+            tenant: tenant.to_string(),
+            outcome: outcome.as_str(),
+        })
+        .inc_by(count);
+    if outcome == IngestOutcome::Created {
+        lock(&metrics.activity).events_created(Instant::now(), count);
+    }
+}
+
+/// Counts one ingest error by its API error code (`invalid_event`, `not_durable`, …).
+pub fn ingest_error(kind: &'static str) {
+    METRICS
+        .ingest_errors
+        .get_or_create(&KindLabel { kind })
+        .inc();
+}
+
+/// Records one group commit of the ledger: how many events it carried, how long it took and
+/// whether it failed (with the reason, which `GET /health` reports).
+pub fn group_committed(events: usize, latency: Duration, error: Option<&dyn std::fmt::Display>) {
+    let metrics = &*METRICS;
+    metrics.batch_size.observe(events as f64);
+    let now = Instant::now();
+    match error {
+        None => {
+            metrics.commit_latency.observe(latency.as_secs_f64());
+            lock(&metrics.activity).commit_succeeded(now);
+        }
+        Some(error) => {
+            metrics.commit_failures.inc();
+            lock(&metrics.activity).commit_failed(now, error.to_string());
+        }
+    }
+}
+
+/// Records that `tenant`'s checkpoint issued at `at` was stored. Keeps the newest time seen,
+/// so that a late report of an older checkpoint (the store read at scrape time) never makes
+/// the log look staler than it is.
+pub fn checkpoint_signed(tenant: &str, at: Timestamp) {
+    let mut checkpoints = lock(&METRICS.checkpoints);
+    let latest = checkpoints.entry(tenant.to_string()).or_insert(i64::MIN);
+    *latest = (*latest).max(at.unix_micros());
+}
+
+/// Whether a checkpoint time is known for `tenant` (else `GET /metrics` reads it from the
+/// store once).
+pub fn checkpoint_known(tenant: &str) -> bool {
+    lock(&METRICS.checkpoints).contains_key(tenant)
+}
+
+/// Records one verification run of `tenant`'s log: valid or not, and how many violations it
+/// found. The latest result per tenant is what `GET /health` reports as `chain`.
+pub fn record_verification(tenant: &str, valid: bool, violations: u64) {
+    let metrics = &*METRICS;
+    let result = if valid { "valid" } else { "violated" };
+    metrics
+        .verification_runs
+        .get_or_create(&ResultLabel { result })
+        .inc();
+    metrics.chain_violations.inc_by(violations);
+    lock(&metrics.verifications).insert(tenant.to_string(), valid);
+}
+
+/// Records how far the query index trails the log, in seconds.
+pub fn set_index_lag(seconds: f64) {
+    let metrics = &*METRICS;
+    metrics.index_lag.set(seconds);
+    metrics
+        .index_lag_bits
+        .store(seconds.to_bits(), Ordering::Relaxed);
+}
+
+/// The index lag last reported by the indexer, if it ever reported.
+pub fn index_lag() -> Option<f64> {
+    let lag = f64::from_bits(METRICS.index_lag_bits.load(Ordering::Relaxed));
+    (!lag.is_nan()).then_some(lag)
+}
+
+/// What the latest verification runs found, over all tenants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainSummary {
+    /// No verification has run since the process started.
+    Unchecked,
+    /// Every tenant's latest run found its chain valid.
+    Valid,
+    /// At least one tenant's latest run found violations.
+    Violated,
+}
+
+/// The chain status across tenants from the latest verification run of each.
+pub fn chain_summary() -> ChainSummary {
+    let verifications = lock(&METRICS.verifications);
+    if verifications.is_empty() {
+        ChainSummary::Unchecked
+    } else if verifications.values().all(|valid| *valid) {
+        ChainSummary::Valid
+    } else {
+        ChainSummary::Violated
+    }
+}
+
+/// Ingest and commit activity as `GET /health` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    /// Events created in the last [`RECENT_WINDOW`], across tenants.
+    pub events_recent: u64,
+    /// Time since the last event was created, if one was since the process started.
+    pub last_event_age: Option<Duration>,
+    /// Why the write path is failing: the latest group commit in the last [`RECENT_WINDOW`]
+    /// failed, and none has succeeded since.
+    pub commit_failure: Option<String>,
+}
+
+/// The current [`Activity`].
+pub fn activity() -> Activity {
+    lock(&METRICS.activity).snapshot(Instant::now())
+}
+
+/// The registry in the OpenMetrics text format, with checkpoint ages brought up to date.
+pub fn render() -> Result<String, std::fmt::Error> {
+    let metrics = &*METRICS;
+    let now = unix_micros_now();
+    for (tenant, at) in lock(&metrics.checkpoints).iter() {
+        let age = (now.saturating_sub(*at)).max(0) as f64 / 1e6;
+        metrics
+            .checkpoint_age
+            .get_or_create(&TenantLabel {
+                tenant: tenant.clone(),
+            })
+            .set(age);
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &metrics.registry)?;
+    Ok(text)
+}
+
+fn unix_micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Recent activity, kept per second so that the window slides smoothly and memory stays
+/// bounded (at most one bucket per second of [`RECENT_WINDOW`]).
+#[derive(Debug, Default)]
+struct ActivityState {
+    /// (whole seconds since `origin`, events created in that second), oldest first.
+    buckets: VecDeque<(u64, u64)>,
+    /// The instant bucket seconds count from; set by the first record.
+    origin: Option<Instant>,
+    last_event: Option<Instant>,
+    last_commit_ok: Option<Instant>,
+    last_commit_failure: Option<(Instant, String)>,
+}
+
+impl ActivityState {
+    fn second(&mut self, now: Instant) -> u64 {
+        let origin = *self.origin.get_or_insert(now);
+        now.saturating_duration_since(origin).as_secs()
+    }
+
+    fn events_created(&mut self, now: Instant, count: u64) {
+        let second = self.second(now);
+        match self.buckets.back_mut() {
+            Some((last, total)) if *last == second => *total += count,
+            _ => self.buckets.push_back((second, count)),
+        }
+        self.expire(second);
+        self.last_event = Some(now);
+    }
+
+    fn expire(&mut self, second: u64) {
+        let window = RECENT_WINDOW.as_secs();
+        while let Some((oldest, _)) = self.buckets.front() {
+            if oldest + window > second {
+                break;
+            }
+            self.buckets.pop_front();
+        }
+    }
+
+    fn commit_succeeded(&mut self, now: Instant) {
+        self.last_commit_ok = Some(now);
+    }
+
+    fn commit_failed(&mut self, now: Instant, error: String) {
+        self.last_commit_failure = Some((now, error));
+    }
+
+    fn snapshot(&mut self, now: Instant) -> Activity {
+        let second = self.second(now);
+        self.expire(second);
+        let commit_failure = match (&self.last_commit_failure, self.last_commit_ok) {
+            (Some((failed, error)), ok)
+                if ok.is_none_or(|ok| ok < *failed)
+                    && now.saturating_duration_since(*failed) < RECENT_WINDOW =>
+            {
+                Some(error.clone())
+            }
+            _ => None,
+        };
+        Activity {
+            events_recent: self.buckets.iter().map(|(_, count)| count).sum(),
+            last_event_age: self.last_event.map(|at| now.saturating_duration_since(at)),
+            commit_failure,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recent_count_covers_exactly_the_last_five_minutes() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut state = ActivityState::default();
+        assert_eq!(state.snapshot(at(0)).events_recent, 0);
+        assert_eq!(state.snapshot(at(0)).last_event_age, None);
+        state.events_created(at(0), 3);
+        state.events_created(at(0), 2);
+        state.events_created(at(100), 10);
+        let snapshot = state.snapshot(at(120));
+        assert_eq!(snapshot.events_recent, 15);
+        assert_eq!(snapshot.last_event_age, Some(Duration::from_secs(20)));
+        // The events of second 0 leave the window at 300 s; those of second 100 at 400 s.
+        assert_eq!(state.snapshot(at(299)).events_recent, 15);
+        assert_eq!(state.snapshot(at(300)).events_recent, 10);
+        assert_eq!(state.snapshot(at(400)).events_recent, 0);
+        assert!(state.buckets.is_empty(), "expired buckets are dropped");
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_constant_traffic() {
+        let start = Instant::now();
+        let mut state = ActivityState::default();
+        for second in 0..10_000 {
+            state.events_created(start + Duration::from_secs(second), 1);
+        }
+        assert_eq!(state.buckets.len(), RECENT_WINDOW.as_secs() as usize);
+        let snapshot = state.snapshot(start + Duration::from_secs(9_999));
+        assert_eq!(snapshot.events_recent, RECENT_WINDOW.as_secs());
+    }
+
+    #[test]
+    fn a_failed_commit_counts_until_one_succeeds_or_it_is_old() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut state = ActivityState::default();
+        state.commit_succeeded(at(0));
+        state.commit_failed(at(10), "disk I/O error".into());
+        assert_eq!(
+            state.snapshot(at(11)).commit_failure.as_deref(),
+            Some("disk I/O error")
+        );
+        // With no attempt since, an old failure no longer speaks for the store.
+        assert_eq!(state.snapshot(at(10 + 300)).commit_failure, None);
+        state.commit_failed(at(400), "disk full".into());
+        state.commit_succeeded(at(401));
+        assert_eq!(state.snapshot(at(402)).commit_failure, None);
+    }
+
+    #[test]
+    fn the_registry_renders_every_metric_family() {
+        events_ingested("metrics-unit-test", IngestOutcome::Created, 2);
+        ingest_error("invalid_event");
+        group_committed(2, Duration::from_micros(250), None);
+        checkpoint_signed(
+            "metrics-unit-test",
+            Timestamp::from_unix_micros(1_000_000).unwrap(),
+        );
+        let text = render().unwrap();
+        for name in [
+            "sealtrail_events_ingested_total{tenant=\"metrics-unit-test\",outcome=\"created\"}",
+            "sealtrail_ingest_errors_total{kind=\"invalid_event\"}",
+            "sealtrail_batch_size_bucket",
+            "sealtrail_commit_latency_seconds_bucket",
+            "sealtrail_commit_failures_total",
+            "sealtrail_index_lag_seconds",
+            "sealtrail_checkpoint_age_seconds{tenant=\"metrics-unit-test\"}",
+            "sealtrail_verification_runs_total{result=\"violated\"} 0",
+            "sealtrail_chain_violations_total",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,5 +1,5 @@
 //! `POST /v1/events` and `POST /v1/events/batch`: validation, then the ledger, then receipts
-//! once the entries are durable.
+//! once the entries are durable. Every answer is counted in [`crate::metrics`].
 
 use axum::Json;
 use axum::Router;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
 use crate::ledger::{Outcome, Receipt, Submission};
+use crate::metrics::{self, IngestOutcome};
 
 /// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
 pub const MAX_EVENT_BODY: usize = 1024 * 1024;
@@ -36,7 +37,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn content_type(headers: &HeaderMap) -> Option<String> {
+pub(super) fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -49,7 +50,7 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-fn unsupported_type(got: Option<String>, want: &str) -> ApiError {
+pub(super) fn unsupported_type(got: Option<String>, want: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
@@ -91,12 +92,49 @@ async fn post_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let result = accept_event(&state, &caller, &headers, &body).await;
+    let outcome = match &result {
+        Ok(response) if response.status() == StatusCode::CREATED => IngestOutcome::Created,
+        Ok(_) => IngestOutcome::Duplicate,
+        Err(error) => {
+            metrics::ingest_error(error.error);
+            failure_outcome(error)
+        }
+    };
+    metrics::events_ingested(metrics_tenant(&state, &caller), outcome, 1);
+    result
+}
+
+/// The tenant label for metrics: the caller's tenant once the ledger knows it, so that a
+/// multi-tenant token naming made-up tenants in `X-Tenant-ID` cannot add series.
+fn metrics_tenant<'c>(state: &AppState, caller: &'c Caller) -> &'c str {
+    match state.ledger.head(&caller.tenant) {
+        Some(_) => &caller.tenant,
+        None => "_unknown",
+    }
+}
+
+/// Whether a refused event is the producer's to fix or the server's to retry.
+fn failure_outcome(error: &ApiError) -> IngestOutcome {
+    if error.status.is_server_error() {
+        IngestOutcome::Failed
+    } else {
+        IngestOutcome::Rejected
+    }
+}
+
+async fn accept_event(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     caller.require(Scope::EventsWrite)?;
-    let kind = content_type(&headers);
+    let kind = content_type(headers);
     if kind.as_deref() != Some("application/json") {
         return Err(unsupported_type(kind, "application/json"));
     }
-    let value = parse_json(&body)?;
+    let value = parse_json(body)?;
     if value.is_array() {
         return Err(ApiError::invalid(
             "",
@@ -105,7 +143,7 @@ async fn post_event(
         ));
     }
     let event = Event::from_owned_value(value)?;
-    let header_key = idempotency_header(&headers)?;
+    let header_key = idempotency_header(headers)?;
     let idempotency_key = header_key.or_else(|| event.idempotency_key().map(str::to_string));
     let outcomes = state
         .ledger
@@ -143,9 +181,39 @@ async fn post_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let results = accept_batch(&state, &caller, &headers, &body)
+        .await
+        .inspect_err(|error| metrics::ingest_error(error.error))?;
+    // Counted per outcome, not per event: a batch may hold 10,000 events.
+    let mut counts = [0u64; IngestOutcome::ALL.len()];
+    for result in &results {
+        let outcome = match (result.status, &result.error) {
+            (201, _) => IngestOutcome::Created,
+            (_, None) => IngestOutcome::Duplicate,
+            (_, Some(error)) => {
+                metrics::ingest_error(error.error);
+                failure_outcome(error)
+            }
+        };
+        counts[outcome as usize] += 1;
+    }
+    let tenant = metrics_tenant(&state, &caller);
+    for (outcome, count) in IngestOutcome::ALL.into_iter().zip(counts) {
+        metrics::events_ingested(tenant, outcome, count);
+    }
+    Ok((StatusCode::OK, Json(results)).into_response())
+}
+
+/// A batch's per-event results; an error only when the batch is refused as a whole.
+async fn accept_batch(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<BatchResult>, ApiError> {
     caller.require(Scope::EventsWrite)?;
-    let values = match content_type(&headers).as_deref() {
-        Some("application/json") => match parse_json(&body)? {
+    let values = match content_type(headers).as_deref() {
+        Some("application/json") => match parse_json(body)? {
             serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
             _ => {
                 return Err(ApiError::invalid(
@@ -155,7 +223,7 @@ async fn post_batch(
                 ));
             }
         },
-        Some("application/x-ndjson") => parse_ndjson(&body),
+        Some("application/x-ndjson") => parse_ndjson(body),
         other => {
             return Err(unsupported_type(
                 other.map(str::to_string),
@@ -208,7 +276,16 @@ async fn post_batch(
         }
     }
     if !submissions.is_empty() {
-        let outcomes = state.ledger.append(&caller.tenant, submissions).await?;
+        let submitted = submissions.len() as u64;
+        let outcomes = state
+            .ledger
+            .append(&caller.tenant, submissions)
+            .await
+            .map_err(ApiError::from)
+            .inspect_err(|error| {
+                let tenant = metrics_tenant(state, caller);
+                metrics::events_ingested(tenant, failure_outcome(error), submitted);
+            })?;
         for (index, outcome) in submitted_index.into_iter().zip(outcomes) {
             results[index] = Some(match outcome {
                 Outcome::Created(receipt) => BatchResult {
@@ -235,8 +312,7 @@ async fn post_batch(
             });
         }
     }
-    let results: Vec<BatchResult> = results.into_iter().flatten().collect();
-    Ok((StatusCode::OK, Json(results)).into_response())
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Names the batch element in an error's field path: `[3].actor.id`.

@@ -1,9 +1,431 @@
-//! Routes of this area are added here.
+//! Operations endpoints, served without a token so that load balancers, Prometheus and API
+//! tooling can reach them: `GET /health`, `GET /metrics` and `GET /openapi.json`.
+//!
+//! ## `GET /health`
+//!
+//! `{"status": "healthy|degraded|failing", "checks": {…}}`, HTTP 200 when healthy or
+//! degraded, 503 when failing (take the instance out of rotation). Every check is real:
+//!
+//! | check | how |
+//! | --- | --- |
+//! | `store` | `ok` or `failing` (with `store_error`): a read of the store through a reader connection, then a write probe — a small file written, fsync'd and removed in the data directory, beside the database. Nothing is ever appended to a log for a health check: the log is evidence, and probes are not events. |
+//! | `audit` | `failing` (with `audit_error`) when the store check fails or the latest group commit of the last five minutes failed with none succeeding since; else `active` when events were committed in the last five minutes, `idle` when none were (a quiet system is healthy). |
+//! | `audit_log_count_5m` | events created through the API in the last five minutes, across tenants, from counters in memory ([`crate::metrics`]). |
+//! | `last_event_age_seconds` | since the last event was created; `null` if none since start. |
+//! | `chain` | `valid`, `violated` or `unchecked`, from the latest background verification of each tenant ([`chain_status`]). |
+//! | `spool` | `{"depth": 0}`: the embedded store commits directly, it has no spool. |
+//! | `index_lag_seconds` | how far the query index trails the log; present once the indexer reports it. |
+//!
+//! `failing` when the store or audit check fails; `degraded` when a chain is violated or the
+//! index lags more than [`INDEX_LAG_DEGRADED`] seconds (the instance still takes events
+//! durably, so it stays in rotation, but someone must look); `healthy` otherwise.
+//!
+//! ## `GET /metrics`
+//!
+//! The process's metrics ([`crate::metrics`]) in the OpenMetrics text format.
+//!
+//! ## `GET /openapi.json`
+//!
+//! The OpenAPI 3.1 description of the whole API, built in [`openapi`].
 
+mod openapi;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
 use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sealtrail_core::Timestamp;
+use sealtrail_core::checkpoint::Checkpoint;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::AppState;
+pub use self::openapi::{ApiDoc, ApiErrorBody, PENDING_ROUTES, document};
+use super::{ApiError, AppState};
+use crate::metrics::{self, ChainSummary};
+use crate::store;
+
+/// Index lag above which the service reports itself degraded, in seconds. Searches then miss
+/// recent events (the target at full ingest is 2 s).
+pub const INDEX_LAG_DEGRADED: f64 = 60.0;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// The service's overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Failing,
+}
+
+/// Whether the store answers reads and the data directory takes durable writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreStatus {
+    Ok,
+    Failing,
+}
+
+/// Whether audit events are being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditStatus {
+    /// Events were committed in the last five minutes.
+    Active,
+    /// None were, and nothing is failing.
+    Idle,
+    /// Writes fail: see `audit_error`.
+    Failing,
+}
+
+/// The chain status from the latest background verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainStatus {
+    Valid,
+    Violated,
+    Unchecked,
+}
+
+/// The local spool of events accepted while the store is unreachable.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SpoolCheck {
+    /// Events waiting in the spool.
+    pub depth: u64,
+}
+
+/// The individual checks of `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthChecks {
+    pub store: StoreStatus,
+    /// Why the store check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+    pub audit: AuditStatus,
+    /// Why audit writes are failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
+    /// Events created in the last five minutes, across tenants.
+    pub audit_log_count_5m: u64,
+    /// Seconds since the last event was created; null if none since the server started.
+    pub last_event_age_seconds: Option<f64>,
+    pub chain: ChainStatus,
+    pub spool: SpoolCheck,
+    /// How far the query index trails the log; absent until the indexer reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_lag_seconds: Option<f64>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub checks: HealthChecks,
+}
+
+/// The chain status `GET /health` reports: the latest verification result of every tenant,
+/// as the verifier records it through [`metrics::record_verification`]; `unchecked` until the
+/// first run. This is the one place to change if the chain status should come from
+/// elsewhere (for example the background verifier's own status board).
+pub fn chain_status() -> ChainStatus {
+    match metrics::chain_summary() {
+        ChainSummary::Unchecked => ChainStatus::Unchecked,
+        ChainSummary::Valid => ChainStatus::Valid,
+        ChainSummary::Violated => ChainStatus::Violated,
+    }
+}
+
+/// Distinguishes concurrent probes, so that one never removes another's file.
+static PROBE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Proves the data directory takes durable writes: a small file is written, fsync'd and
+/// removed beside the database. It catches a full or read-only file system, or a directory
+/// that is gone, without writing to any log.
+fn write_probe(data: &Path) -> std::io::Result<()> {
+    let n = PROBE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = data.join(format!(".health-probe-{}-{n}", std::process::id()));
+    let written = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(b"sealtrail health probe\n")?;
+        file.sync_all()
+    });
+    let removed = std::fs::remove_file(&path);
+    written.and(removed)
+}
+
+/// Reads the store and probes the data directory; the error says what failed.
+async fn check_store(state: &AppState) -> Result<(), String> {
+    let data = state.settings.data.clone();
+    state
+        .readers
+        .with(move |conn| {
+            store::tenants(conn)?;
+            write_probe(&data).map_err(|e| {
+                ApiError::internal(format!(
+                    "cannot write to the data directory {}: {e}",
+                    data.display()
+                ))
+            })
+        })
+        .await
+        .map_err(|e| e.message)
+}
+
+/// Puts the checks together; pure, so the rules are tested without a failing disk.
+fn assess(
+    store: Result<(), String>,
+    activity: metrics::Activity,
+    chain: ChainStatus,
+    index_lag: Option<f64>,
+) -> Health {
+    let (audit, audit_error) = match (&store, activity.commit_failure) {
+        (Err(_), _) => (
+            AuditStatus::Failing,
+            Some("the store is failing; events cannot be committed".to_string()),
+        ),
+        (Ok(()), Some(error)) => (
+            AuditStatus::Failing,
+            Some(format!("the latest group commit failed: {error}")),
+        ),
+        (Ok(()), None) if activity.events_recent > 0 => (AuditStatus::Active, None),
+        (Ok(()), None) => (AuditStatus::Idle, None),
+    };
+    let status = if store.is_err() || audit == AuditStatus::Failing {
+        HealthStatus::Failing
+    } else if chain == ChainStatus::Violated
+        || index_lag.is_some_and(|lag| lag > INDEX_LAG_DEGRADED)
+    {
+        HealthStatus::Degraded
+    } else {
+        HealthStatus::Healthy
+    };
+    let (store, store_error) = match store {
+        Ok(()) => (StoreStatus::Ok, None),
+        Err(error) => (StoreStatus::Failing, Some(error)),
+    };
+    Health {
+        status,
+        checks: HealthChecks {
+            store,
+            store_error,
+            audit,
+            audit_error,
+            audit_log_count_5m: activity.events_recent,
+            last_event_age_seconds: activity.last_event_age.map(|age| age.as_secs_f64()),
+            chain,
+            spool: SpoolCheck { depth: 0 },
+            index_lag_seconds: index_lag,
+        },
+    }
+}
+
+/// Health with real checks of the store, the write path, the chain and the index.
+#[utoipa::path(
+    get, path = "/health", tag = "ops",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = Health),
+        (status = 503, description = "Failing: take the instance out of rotation", body = Health),
+    ),
+)]
+async fn health(State(state): State<AppState>) -> Response {
+    let store = check_store(&state).await;
+    let health = assess(
+        store,
+        metrics::activity(),
+        chain_status(),
+        metrics::index_lag(),
+    );
+    let code = match health.status {
+        HealthStatus::Failing => StatusCode::SERVICE_UNAVAILABLE,
+        HealthStatus::Healthy | HealthStatus::Degraded => StatusCode::OK,
+    };
+    if health.status != HealthStatus::Healthy {
+        tracing::warn!(status = ?health.status, checks = ?health.checks, "health check");
+    }
+    (code, [(header::CACHE_CONTROL, "no-store")], Json(health)).into_response()
+}
+
+/// When a stored checkpoint note says it was issued (its `sealtrail-timestamp` line). Used
+/// for an age gauge only, so the note is parsed, not verified.
+fn issued_at(note: &str) -> Option<Timestamp> {
+    let note = sealtrail_core::note::parse(note.as_bytes()).ok()?;
+    Checkpoint::parse(&note.text).ok()?.timestamp
+}
+
+/// Prometheus metrics.
+#[utoipa::path(
+    get, path = "/metrics", tag = "ops", operation_id = "metrics",
+    responses(
+        (status = 200, description = "The OpenMetrics text format", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    ),
+)]
+async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Checkpoints signed before this process started (or by another process) are known only
+    // to the store: read each such tenant's latest once, so its age gauge exists from the
+    // first scrape.
+    let seeded = state
+        .readers
+        .with(|conn| {
+            for tenant in store::tenants(conn)? {
+                if metrics::checkpoint_known(&tenant.name) {
+                    continue;
+                }
+                let latest = store::latest_checkpoint(conn, &tenant.name)?;
+                if let Some(at) = latest.and_then(|(_, note)| issued_at(&note)) {
+                    metrics::checkpoint_signed(&tenant.name, at);
+                }
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(error) = seeded {
+        // Metrics must still be served while the store fails: that is when they matter.
+        tracing::warn!(error = %error.message, "cannot read checkpoint times for the metrics");
+    }
+    let text =
+        metrics::render().map_err(|_| ApiError::internal("cannot encode the metrics registry"))?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "ops", operation_id = "openapi",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object, content_type = "application/json")),
+)]
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document_json(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn activity(recent: u64, failure: Option<&str>) -> metrics::Activity {
+        metrics::Activity {
+            events_recent: recent,
+            last_event_age: (recent > 0).then_some(Duration::from_secs(2)),
+            commit_failure: failure.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_status_follows_the_checks() {
+        let unchecked = ChainStatus::Unchecked;
+        let cases = [
+            // (store ok, recent, commit failure, chain, lag) → (status, audit)
+            (true, 5, None, unchecked, None, "healthy", "active"),
+            (true, 0, None, unchecked, None, "healthy", "idle"),
+            (
+                true,
+                0,
+                None,
+                ChainStatus::Valid,
+                Some(1.0),
+                "healthy",
+                "idle",
+            ),
+            (
+                true,
+                3,
+                None,
+                ChainStatus::Violated,
+                None,
+                "degraded",
+                "active",
+            ),
+            (true, 3, None, unchecked, Some(120.0), "degraded", "active"),
+            (
+                true,
+                3,
+                Some("disk I/O error"),
+                unchecked,
+                None,
+                "failing",
+                "failing",
+            ),
+            (false, 3, None, unchecked, None, "failing", "failing"),
+            (
+                false,
+                0,
+                None,
+                ChainStatus::Violated,
+                None,
+                "failing",
+                "failing",
+            ),
+        ];
+        for (store_ok, recent, failure, chain, lag, status, audit) in cases {
+            let store = if store_ok {
+                Ok(())
+            } else {
+                Err("cannot write to the data directory".to_string())
+            };
+            let health = assess(store, activity(recent, failure), chain, lag);
+            let json = serde_json::to_value(&health).unwrap();
+            assert_eq!(json["status"], status, "{json}");
+            assert_eq!(json["checks"]["audit"], audit, "{json}");
+            assert_eq!(json["checks"]["audit_log_count_5m"], recent);
+            assert_eq!(json["checks"]["spool"]["depth"], 0);
+            assert_eq!(
+                json["checks"]["store"],
+                if store_ok { "ok" } else { "failing" }
+            );
+            assert_eq!(json["checks"]["store_error"].is_string(), !store_ok);
+            assert_eq!(
+                json["checks"]["audit_error"].is_string(),
+                audit == "failing"
+            );
+            assert_eq!(
+                json["checks"]["index_lag_seconds"].is_number(),
+                lag.is_some()
+            );
+        }
+    }
+
+    #[test]
+    fn a_stored_checkpoint_says_when_it_was_issued() {
+        let signer = sealtrail_core::note::SignerKey::generate(
+            "sealtrail.local/acme",
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let issued = Timestamp::parse("2026-11-23T10:00:00.123456Z").unwrap();
+        let note = Checkpoint {
+            origin: "sealtrail.local/acme".into(),
+            size: 3,
+            root: sealtrail_core::Hash::ZERO,
+            timestamp: Some(issued),
+            extensions: vec![],
+        }
+        .sign(&signer)
+        .unwrap();
+        assert_eq!(issued_at(&note), Some(issued));
+        assert_eq!(issued_at("not a note"), None);
+    }
+
+    #[test]
+    fn the_write_probe_leaves_nothing_behind_and_fails_without_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        write_probe(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(write_probe(&dir.path().join("gone")).is_err());
+    }
 }
