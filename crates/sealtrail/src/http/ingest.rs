@@ -37,7 +37,20 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-pub(super) fn content_type(headers: &HeaderMap) -> Option<String> {
+pub(super) /// The `_system` log records administrative actions only; producers never write to it, so an
+/// event there can always be trusted to be sealtrail's own record.
+fn refuse_system_log(caller: &Caller) -> Result<(), ApiError> {
+    if caller.tenant == crate::ledger::SYSTEM_TENANT {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reserved_tenant",
+            "the _system log records sealtrail's administrative actions only; send events to another tenant",
+        ));
+    }
+    Ok(())
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -130,6 +143,7 @@ async fn accept_event(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     caller.require(Scope::EventsWrite)?;
+    refuse_system_log(&caller)?;
     let kind = content_type(headers);
     if kind.as_deref() != Some("application/json") {
         return Err(unsupported_type(kind, "application/json"));
@@ -212,6 +226,7 @@ async fn accept_batch(
     body: &[u8],
 ) -> Result<Vec<BatchResult>, ApiError> {
     caller.require(Scope::EventsWrite)?;
+    refuse_system_log(&caller)?;
     let values = match content_type(headers).as_deref() {
         Some("application/json") => match parse_json(body)? {
             serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),

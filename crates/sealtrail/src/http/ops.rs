@@ -47,7 +47,7 @@ use utoipa::ToSchema;
 
 pub use self::openapi::{ApiDoc, ApiErrorBody, PENDING_ROUTES, document};
 use super::{ApiError, AppState};
-use crate::metrics::{self, ChainSummary};
+use crate::metrics;
 use crate::store;
 
 /// Index lag above which the service reports itself degraded, in seconds. Searches then miss
@@ -135,15 +135,15 @@ pub struct Health {
     pub checks: HealthChecks,
 }
 
-/// The chain status `GET /health` reports: the latest verification result of every tenant,
-/// as the verifier records it through [`metrics::record_verification`]; `unchecked` until the
-/// first run. This is the one place to change if the chain status should come from
-/// elsewhere (for example the background verifier's own status board).
-pub fn chain_status() -> ChainStatus {
-    match metrics::chain_summary() {
-        ChainSummary::Unchecked => ChainStatus::Unchecked,
-        ChainSummary::Valid => ChainStatus::Valid,
-        ChainSummary::Violated => ChainStatus::Violated,
+/// The chain status `GET /health` reports: the verification status board of this data
+/// directory (see [`crate::verification`]) — `violated` if any tenant's latest verification
+/// found a violation (it stays so until a whole-log verification finds the log intact),
+/// `valid` once verified, `unchecked` before the first run.
+pub fn chain_status(data_dir: &Path) -> ChainStatus {
+    match crate::verification::chain_state(data_dir) {
+        crate::verification::ChainState::Unchecked => ChainStatus::Unchecked,
+        crate::verification::ChainState::Valid => ChainStatus::Valid,
+        crate::verification::ChainState::Violated => ChainStatus::Violated,
     }
 }
 
@@ -243,7 +243,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let health = assess(
         store,
         metrics::activity(),
-        chain_status(),
+        chain_status(&state.settings.data),
         metrics::index_lag(),
     );
     let code = match health.status {

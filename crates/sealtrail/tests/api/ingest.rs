@@ -177,3 +177,34 @@ async fn bad_requests_get_a_json_error_naming_the_problem() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nobody_writes_producer_events_into_the_system_log() {
+    let app = spawn_app().await;
+    let operator = app.token("*", &["events:write"]).await;
+    let response = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&operator)
+        .header("X-Tenant-ID", "_system")
+        .json(&event(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "reserved_tenant");
+    // The same operator token may write to a real tenant it names.
+    app.token("acme", &["log:read"]).await;
+    let response = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&operator)
+        .header("X-Tenant-ID", "acme")
+        .json(&event(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    app.stop().await;
+}

@@ -30,12 +30,6 @@ use super::super::admin;
 pub const PENDING_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
-    ("get", "/v1/log/proof/inclusion"),
-    ("get", "/v1/log/proof/consistency"),
-    ("get", "/v1/verify"),
-    ("get", "/logs/{tenant}/checkpoint"),
-    ("get", "/logs/{tenant}/tile/{tile_path}"),
-    ("get", "/logs/{tenant}/tile/entries/{bundle_path}"),
 ];
 
 /// The whole API.
