@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-pub(super) /// The `_system` log records administrative actions only; producers never write to it, so an
+/// The `_system` log records administrative actions only; producers never write to it, so an
 /// event there can always be trusted to be sealtrail's own record.
 fn refuse_system_log(caller: &Caller) -> Result<(), ApiError> {
     if caller.tenant == crate::ledger::SYSTEM_TENANT {
@@ -50,7 +50,7 @@ fn refuse_system_log(caller: &Caller) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn content_type(headers: &HeaderMap) -> Option<String> {
+pub(super) fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
