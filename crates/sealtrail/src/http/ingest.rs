@@ -143,7 +143,7 @@ async fn accept_event(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     caller.require(Scope::EventsWrite)?;
-    refuse_system_log(&caller)?;
+    refuse_system_log(caller)?;
     let kind = content_type(headers);
     if kind.as_deref() != Some("application/json") {
         return Err(unsupported_type(kind, "application/json"));
@@ -226,7 +226,7 @@ async fn accept_batch(
     body: &[u8],
 ) -> Result<Vec<BatchResult>, ApiError> {
     caller.require(Scope::EventsWrite)?;
-    refuse_system_log(&caller)?;
+    refuse_system_log(caller)?;
     let values = match content_type(headers).as_deref() {
         Some("application/json") => match parse_json(body)? {
             serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
