@@ -3,5 +3,6 @@
 
 mod helpers;
 mod ingest;
+mod isolation;
 mod log;
 mod ops;
