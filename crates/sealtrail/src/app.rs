@@ -11,12 +11,14 @@ use tokio::net::TcpListener;
 
 use crate::config::Resolved;
 use crate::http::{self, AppState, Readers};
+use crate::index::Indexer;
 use crate::ledger::{Ledger, LedgerConfig, NewToken, SYSTEM_TENANT};
 use crate::store;
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    indexer: Indexer,
     /// The admin token created on first start (shown once), if this start created one.
     pub first_admin_token: Option<NewToken>,
 }
@@ -48,6 +50,8 @@ impl Application {
                     .await?,
             )
         };
+        let data = settings.data.clone();
+        let indexer = tokio::task::spawn_blocking(move || Indexer::start(&data)).await??;
         let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; pick another with --listen",
@@ -62,6 +66,7 @@ impl Application {
         Ok(Application {
             listener,
             state,
+            indexer,
             first_admin_token,
         })
     }
@@ -91,13 +96,16 @@ impl Application {
                 every,
             )
         });
-        let router = http::router(self.state);
+        // The query routes find the index as a request extension (see `http::query`).
+        let router = http::router(self.state).layer(axum::Extension(self.indexer.index()));
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
         if let Some(verifier) = verifier {
             verifier.abort();
         }
+        let indexer = self.indexer;
+        tokio::task::spawn_blocking(move || indexer.stop()).await?;
         tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
         Ok(())
     }

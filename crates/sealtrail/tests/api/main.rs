@@ -6,3 +6,4 @@ mod ingest;
 mod isolation;
 mod log;
 mod ops;
+mod query;

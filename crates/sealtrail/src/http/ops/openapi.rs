@@ -27,7 +27,7 @@ use super::super::admin;
 /// Documented routes whose handlers are being built in other modules and are not served by
 /// this build yet, as (method, path). The API test fails once one of them is served, so this
 /// list only ever shrinks to empty.
-pub const PENDING_ROUTES: &[(&str, &str)] = &[("get", "/v1/events"), ("get", "/v1/events/{id}")];
+pub const PENDING_ROUTES: &[(&str, &str)] = &[];
 
 /// The whole API.
 #[derive(OpenApi)]
