@@ -52,6 +52,17 @@ impl Application {
         };
         let data = settings.data.clone();
         let indexer = tokio::task::spawn_blocking(move || Indexer::start(&data)).await??;
+        // A configuration different from the last start's is an admin action: audited.
+        ledger
+            .record_config(serde_json::json!({
+                "data": settings.data.display().to_string(),
+                "listen": settings.listen.to_string(),
+                "checkpoint_interval_ms": settings.checkpoint_interval.as_millis() as u64,
+                "origin_prefix": settings.origin_prefix,
+                "public_log": settings.public_log,
+                "verify_interval_secs": settings.verify_interval.map(|d| d.as_secs()),
+            }))
+            .await?;
         let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; pick another with --listen",

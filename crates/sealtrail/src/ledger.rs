@@ -145,6 +145,10 @@ enum Job {
         actor: String,
         reply: Reply<bool>,
     },
+    RecordConfig {
+        config: serde_json::Value,
+        reply: Reply<bool>,
+    },
     /// Commit what was queued before it, sign final checkpoints and stop.
     Shutdown,
 }
@@ -285,6 +289,13 @@ impl Ledger {
             actor,
             reply,
         })
+    }
+
+    /// Records the server's effective configuration; when it differs from the one recorded at
+    /// the last start, appends `sealtrail.config.changed` (with both) to the `_system` log.
+    /// Returns whether it changed.
+    pub async fn record_config(&self, config: serde_json::Value) -> Result<bool, LedgerError> {
+        self.call(|reply| Job::RecordConfig { config, reply }).await
     }
 
     /// The latest committed size and root of a tenant's log, if it has one.
@@ -530,6 +541,9 @@ fn fail_job(job: Job) -> Answer {
         Job::EnsureTenant { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
             let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
         }),
+        Job::RecordConfig { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
+            let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
+        }),
         Job::Shutdown => Box::new(|_| {}),
     }
 }
@@ -586,8 +600,37 @@ impl GroupWork<'_> {
                 let result = self.ensure_tenant(tx, &tenant, &actor);
                 answer_after_commit(reply, result)
             }
+            Job::RecordConfig { config, reply } => {
+                let result = self.record_config(tx, config);
+                answer_after_commit(reply, result)
+            }
             Job::Shutdown => Box::new(|_| {}),
         }
+    }
+
+    fn record_config(
+        &mut self,
+        tx: &Connection,
+        config: serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        let text = config.to_string();
+        let before = store::setting(tx, "config")?;
+        if before.as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
+        let before: serde_json::Value = before
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        store::set_setting(tx, "config", &text)?;
+        self.audit_admin(
+            tx,
+            "sealtrail.config.changed",
+            "sealtrail",
+            "config",
+            "serve",
+            serde_json::json!({"before": before, "after": config}),
+        )?;
+        Ok(true)
     }
 
     /// The tenant's in-memory state, loaded or refreshed from the database (another process

@@ -92,6 +92,20 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A stored setting (see the `settings` table).
+pub fn setting(conn: &Connection, name: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?;
+    Ok(stmt.query_row([name], |row| row.get(0)).optional()?)
+}
+
+pub fn set_setting(conn: &Connection, name: &str, value: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![name, value])?;
+    Ok(())
+}
+
 /// A tenant and the origin line of its log's checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {

@@ -64,3 +64,10 @@ CREATE TRIGGER checkpoints_append_only_update BEFORE UPDATE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER checkpoints_append_only_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+
+-- The effective server configuration last applied, so that a change is noticed (and audited
+-- in the `_system` log) at the next start.
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
