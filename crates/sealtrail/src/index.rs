@@ -895,6 +895,28 @@ pub struct Search {
     pub limit: usize,
 }
 
+impl Search {
+    /// A search with no filters, in seq order, returning at most `limit` seqs.
+    pub fn unfiltered(limit: usize) -> Search {
+        Search {
+            from: None,
+            to: None,
+            actor: None,
+            action: None,
+            activity: None,
+            outcome: None,
+            target_type: None,
+            target_id: None,
+            ip: None,
+            source: None,
+            text: None,
+            order: Order::Asc,
+            after: None,
+            limit,
+        }
+    }
+}
+
 /// Builds the FTS5 query for `q`: every whitespace-separated word must occur, each as a
 /// quoted phrase so that nothing in it is FTS5 syntax. `None` when `q` has no word with a
 /// letter or digit in it (such a word has no tokens and could match nothing).
@@ -1284,22 +1306,7 @@ mod tests {
     }
 
     fn all() -> Search {
-        Search {
-            from: None,
-            to: None,
-            actor: None,
-            action: None,
-            activity: None,
-            outcome: None,
-            target_type: None,
-            target_id: None,
-            ip: None,
-            source: None,
-            text: None,
-            order: Order::Asc,
-            after: None,
-            limit: 10_000,
-        }
+        Search::unfiltered(10_000)
     }
 
     fn searches() -> Vec<Search> {

@@ -109,22 +109,7 @@ struct ListRequest {
 }
 
 fn parse_list_request(pairs: Vec<(String, String)>) -> Result<ListRequest, ApiError> {
-    let mut search = Search {
-        from: None,
-        to: None,
-        actor: None,
-        action: None,
-        activity: None,
-        outcome: None,
-        target_type: None,
-        target_id: None,
-        ip: None,
-        source: None,
-        text: None,
-        order: Order::Asc,
-        after: None,
-        limit: DEFAULT_LIMIT,
-    };
+    let mut search = Search::unfiltered(DEFAULT_LIMIT);
     let mut wait_for_seq = None;
     let mut cursor = None;
     let mut seen = HashSet::new();
