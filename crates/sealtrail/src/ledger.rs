@@ -526,24 +526,15 @@ impl Writer {
     }
 }
 
+/// The answer for a job that never ran because its group's transaction could not start: the
+/// caller is told the group's error, as for a failed commit.
 fn fail_job(job: Job) -> Answer {
-    let message = |e: &LedgerError| LedgerError::Invalid(e.to_string());
     match job {
-        Job::Append { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
-            let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
-        }),
-        Job::CreateToken { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
-            let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
-        }),
-        Job::RevokeToken { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
-            let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
-        }),
-        Job::EnsureTenant { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
-            let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
-        }),
-        Job::RecordConfig { reply, .. } => Box::new(move |r: Result<(), &LedgerError>| {
-            let _ = reply.send(Err(r.err().map_or(LedgerError::Closed, message)));
-        }),
+        Job::Append { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::CreateToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::RevokeToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::EnsureTenant { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::RecordConfig { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Shutdown => Box::new(|_| {}),
     }
 }
