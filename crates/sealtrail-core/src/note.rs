@@ -246,6 +246,23 @@ impl SignerKey {
         Ok(signer)
     }
 
+    /// A key named `name` derived from this one: its seed is
+    /// SHA-256(`"sealtrail key derivation v1\n"` ‖ this seed ‖ name). Everyone holding this
+    /// key derives the same child for the same name, so one secret can stand for a family of
+    /// keys (one per log) that need not be copied around one by one.
+    pub fn derive(&self, name: &str) -> Result<SignerKey, NoteError> {
+        check_key_name(name).map_err(NoteError::KeyName)?;
+        let mut hasher = Sha256::new();
+        hasher.update(b"sealtrail key derivation v1\n");
+        hasher.update(self.key.as_bytes());
+        hasher.update(name.as_bytes());
+        let mut seed: [u8; 32] = hasher.finalize().into();
+        let child = SigningKey::from_bytes(&seed);
+        seed.fill(0);
+        std::hint::black_box(&seed);
+        Ok(SignerKey::from_signing_key(name, child))
+    }
+
     /// The `PRIVATE+KEY+…` form. The result is a secret: store it as such.
     pub fn to_private_string(&self) -> String {
         let mut material = [0u8; ENCODED_KEY_LEN];

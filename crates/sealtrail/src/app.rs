@@ -13,7 +13,6 @@ use crate::config::Resolved;
 use crate::http::{self, AppState, Readers};
 use crate::index::Indexer;
 use crate::ledger::{Ledger, LedgerConfig, NewToken, SYSTEM_TENANT};
-use crate::store;
 
 pub struct Application {
     listener: TcpListener,
@@ -28,14 +27,15 @@ impl Application {
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
         let ledger_config = LedgerConfig {
             data_dir: settings.data.clone(),
+            store: settings.store.clone(),
+            signing_key: settings.signing_key.clone(),
             checkpoint_interval: settings.checkpoint_interval,
             origin_prefix: settings.origin_prefix.clone(),
         };
         let ledger = tokio::task::spawn_blocking(move || Ledger::start(ledger_config)).await??;
-        let db_path = store::database_path(&settings.data);
-        let readers = Readers::new(db_path.clone());
+        let readers = Readers::new(settings.store.clone());
         let has_tokens = readers
-            .with(|conn| Ok(!store::list_tokens(conn)?.is_empty()))
+            .with(|conn| Ok(!conn.list_tokens()?.is_empty()))
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         let first_admin_token = if has_tokens {
@@ -50,8 +50,9 @@ impl Application {
                     .await?,
             )
         };
-        let data = settings.data.clone();
-        let indexer = tokio::task::spawn_blocking(move || Indexer::start(&data)).await??;
+        let (data, location) = (settings.data.clone(), settings.store.clone());
+        let indexer =
+            tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;
         // A configuration different from the last start's is an admin action: audited.
         ledger
             .record_config(serde_json::json!({
@@ -104,6 +105,7 @@ impl Application {
             crate::verification::spawn_background(
                 ledger.clone(),
                 self.state.settings.data.clone(),
+                self.state.settings.store.clone(),
                 every,
             )
         });

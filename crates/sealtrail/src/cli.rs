@@ -62,9 +62,27 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// The data directory
+    /// The data directory (the embedded store, and DIR/keys/)
     #[arg(long, value_name = "DIR", env = "SEALTRAIL_DATA", default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
+    /// Use the PostgreSQL store at this URL instead of the embedded store in DIR
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEALTRAIL_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// The root key the logs' signing keys are derived from, as given to `serve` (needed when
+    /// a command creates a tenant and the server runs with --signing-key)
+    #[arg(long, value_name = "FILE", env = "SEALTRAIL_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn location(&self) -> crate::store::Location {
+        crate::store::Location::new(&self.data, self.database_url.as_deref())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,20 +253,25 @@ fn serve(settings: crate::config::Settings) -> Result<()> {
     })
 }
 
-fn open_ledger(data: &Path) -> Result<crate::ledger::Ledger> {
+fn open_ledger(data: &DataArgs) -> Result<crate::ledger::Ledger> {
     // The CLI appends its own audit events; checkpoints follow the server's defaults.
     let settings = crate::config::Settings {
-        data: Some(data.to_path_buf()),
+        data: Some(data.data.clone()),
+        database_url: data.database_url.clone(),
+        signing_key: data.signing_key.clone(),
         ..Default::default()
     }
     .resolve()
     .map_err(anyhow::Error::msg)?;
+    let location = settings.store.clone();
     crate::ledger::Ledger::start(crate::ledger::LedgerConfig {
         data_dir: settings.data,
+        store: settings.store,
+        signing_key: settings.signing_key,
         checkpoint_interval: settings.checkpoint_interval,
         origin_prefix: settings.origin_prefix,
     })
-    .with_context(|| format!("cannot open the store in {}", data.display()))
+    .with_context(|| format!("cannot open the store {location}"))
 }
 
 fn cli_actor() -> String {
@@ -264,7 +287,7 @@ fn tokens(command: TokensCommand) -> Result<()> {
             scopes,
             json,
         } => {
-            let ledger = open_ledger(&data.data)?;
+            let ledger = open_ledger(&data)?;
             let created = ledger.create_token_blocking(&tenant, scopes, &cli_actor());
             ledger.shutdown();
             let created = created?;
@@ -288,8 +311,8 @@ fn tokens(command: TokensCommand) -> Result<()> {
             Ok(())
         }
         TokensCommand::List { data, json } => {
-            let conn = crate::store::open_reader(&crate::store::database_path(&data.data))?;
-            let tokens = crate::store::list_tokens(&conn)?;
+            let conn = data.location().open_reader()?;
+            let tokens = conn.list_tokens()?;
             if json {
                 let rows: Vec<_> = tokens
                     .iter()
@@ -315,7 +338,7 @@ fn tokens(command: TokensCommand) -> Result<()> {
             Ok(())
         }
         TokensCommand::Revoke { data, id } => {
-            let ledger = open_ledger(&data.data)?;
+            let ledger = open_ledger(&data)?;
             let revoked = ledger.revoke_token_blocking(&id, &cli_actor());
             ledger.shutdown();
             if !revoked? {
@@ -359,23 +382,34 @@ fn verify(args: VerifyArgs) -> Result<()> {
     use crate::verification;
 
     let data = &args.data.data;
-    let db = crate::store::database_path(data);
-    if !db.exists() {
-        bail!(
-            "no sealtrail store in {} ({} does not exist); point --data at a sealtrail data directory",
-            data.display(),
-            db.display()
-        );
+    let location = args.data.location();
+    if let crate::store::Location::Embedded { data_dir } = &location {
+        let db = crate::store::sqlite::database_path(data_dir);
+        if !db.exists() {
+            bail!(
+                "no sealtrail store in {} ({} does not exist); point --data at a sealtrail data directory, or pass --database-url",
+                data.display(),
+                db.display()
+            );
+        }
     }
-    let conn = crate::store::open_reader(&db)?;
-    let all = crate::store::tenants(&conn)?;
+    let conn = location
+        .open_reader()
+        .with_context(|| format!("cannot open the store {location}"))?;
+    let conn = conn.as_ref();
+    let missing_protections: Vec<String> = conn
+        .protections()?
+        .into_iter()
+        .filter(|p| !p.active)
+        .map(|p| p.name)
+        .collect();
+    let all = conn.tenants()?;
     let tenants: Vec<crate::store::Tenant> = match &args.tenant {
         Some(name) => {
             let Some(tenant) = all.iter().find(|t| &t.name == name) else {
                 let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
                 bail!(
-                    "no tenant {name:?} in {}; its tenants are {}",
-                    data.display(),
+                    "no tenant {name:?} in {location}; its tenants are {}",
                     names.join(", ")
                 );
             };
@@ -400,9 +434,8 @@ fn verify(args: VerifyArgs) -> Result<()> {
                 .position(|t| t.origin == origin)
                 .with_context(|| {
                     format!(
-                        "{} is a checkpoint of {origin:?}, which is no tenant's log in {}",
+                        "{} is a checkpoint of {origin:?}, which is no tenant's log in {location}",
                         path.display(),
-                        data.display()
                     )
                 })?
         };
@@ -435,12 +468,12 @@ fn verify(args: VerifyArgs) -> Result<()> {
             .cloned()
             .collect();
         let keys = if keys.is_empty() {
-            vec![verification::log_key(data, &tenant.origin)?]
+            vec![verification::log_key(data, tenant)?]
         } else {
             keys
         };
         let report =
-            verification::verify_tenant_with_keys(&conn, &tenant.name, &keys, extra, None, None)
+            verification::verify_tenant_with_keys(conn, &tenant.name, &keys, extra, None, None)
                 .with_context(|| format!("cannot verify the log of tenant {}", tenant.name))?;
         if !report.valid {
             broken.push(match report.first_broken_seq {
@@ -449,10 +482,21 @@ fn verify(args: VerifyArgs) -> Result<()> {
             });
         }
         if args.json {
-            reports.insert(tenant.name.clone(), serde_json::to_value(&report)?);
+            let mut value = serde_json::to_value(&report)?;
+            value["store_protections"] = serde_json::json!({
+                "intact": missing_protections.is_empty(),
+                "missing": missing_protections,
+            });
+            reports.insert(tenant.name.clone(), value);
         } else {
             print_summary(&tenant.name, &report);
         }
+    }
+    if !missing_protections.is_empty() && !args.json {
+        println!(
+            "store {location}: append-only protections missing: {}",
+            missing_protections.join("; ")
+        );
     }
     if args.json {
         let json = if args.tenant.is_some() {
@@ -464,6 +508,12 @@ fn verify(args: VerifyArgs) -> Result<()> {
     }
     if !broken.is_empty() {
         bail!("verification failed for {}", broken.join(", "));
+    }
+    if !missing_protections.is_empty() {
+        bail!(
+            "the store's append-only protections are missing ({}): anyone with write access to it can rewrite history undetected by the store itself; restore them (sealtrail migrate recreates them on PostgreSQL) and keep checkpoints outside the store (--checkpoint)",
+            missing_protections.join("; ")
+        );
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::store::Location;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
 
 /// `sealtrail serve` settings (flags, `SEALTRAIL_*` variables, TOML keys).
@@ -21,6 +23,20 @@ pub struct Settings {
     /// Data directory: the embedded store and the signing keys (DIR/keys/)
     #[arg(long, value_name = "DIR", env = "SEALTRAIL_DATA")]
     pub data: Option<PathBuf>,
+    /// Keep the logs in this PostgreSQL database (postgres://USER@HOST/DB) instead of the
+    /// embedded store; several instances may share it
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEALTRAIL_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Derive every log's signing key from this key file (made by `sealtrail keys generate`),
+    /// so instances that share a database sign with the same keys; default: one key file per
+    /// log under DIR/keys/
+    #[arg(long, value_name = "FILE", env = "SEALTRAIL_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
     /// Address to listen on
     #[arg(long, value_name = "ADDR", env = "SEALTRAIL_LISTEN")]
     pub listen: Option<String>,
@@ -46,6 +62,8 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub data: PathBuf,
+    pub store: Location,
+    pub signing_key: Option<PathBuf>,
     pub listen: SocketAddr,
     pub checkpoint_interval: Duration,
     pub origin_prefix: String,
@@ -62,6 +80,8 @@ impl Settings {
         };
         let merged = Settings {
             data: self.data.or(file.data),
+            database_url: self.database_url.or(file.database_url),
+            signing_key: self.signing_key.or(file.signing_key),
             listen: self.listen.or(file.listen),
             config: self.config,
             checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
@@ -86,10 +106,21 @@ impl Settings {
                 "origin_prefix {origin_prefix:?} must be non-empty, without spaces or '+'"
             ));
         }
+        let data = merged
+            .data
+            .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_DATA_DIR));
+        if let Some(url) = &merged.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "database_url {} must start with postgres:// (e.g. postgres://sealtrail_app@127.0.0.1/sealtrail)",
+                crate::store::postgres::redact_url(url)
+            ));
+        }
         Ok(Resolved {
-            data: merged
-                .data
-                .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_DATA_DIR)),
+            store: Location::new(&data, merged.database_url.as_deref()),
+            signing_key: merged.signing_key,
+            data,
             listen,
             checkpoint_interval: Duration::from_millis(checkpoint_ms),
             origin_prefix,

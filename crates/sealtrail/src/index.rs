@@ -86,12 +86,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql, Transaction, params};
+use rusqlite::{Connection, OpenFlags, ToSql, Transaction, params};
 use sealtrail_core::Timestamp;
 use sealtrail_core::event::{Activity, Outcome as EventOutcome};
 use serde_json::Value;
 
-use crate::store::{self, StoreError};
+use crate::store::{Location, Store, StoreError};
 
 /// The index schema this build writes; any other version is rebuilt.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -213,11 +213,10 @@ pub struct Indexer {
 impl Indexer {
     /// Opens `DIR/index.db` (rebuilding it if it is missing, of another schema version or
     /// does not match the log) and starts the indexer thread. The log must exist.
-    pub fn start(data_dir: &Path) -> Result<Indexer, IndexError> {
-        let log_path = store::database_path(data_dir);
+    pub fn start(data_dir: &Path, log: &Location) -> Result<Indexer, IndexError> {
         let path = index_path(data_dir);
-        let log = store::open_reader(&log_path)?;
-        let conn = open_writer(&path, &log)?;
+        let log = log.open_reader()?;
+        let conn = open_writer(&path, log.as_ref())?;
         let marks = load_marks(&conn)?;
         let (progress, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
@@ -364,7 +363,7 @@ impl Index {
 }
 
 /// Opens the index for writing, rebuilding it when it cannot be trusted.
-fn open_writer(path: &Path, log: &Connection) -> Result<Connection, IndexError> {
+fn open_writer(path: &Path, log: &dyn Store) -> Result<Connection, IndexError> {
     if path.exists() {
         let conn = configure(Connection::open(path)?)?;
         match stale_reason(&conn, log)? {
@@ -397,7 +396,7 @@ fn configure(conn: Connection) -> Result<Connection, IndexError> {
 }
 
 /// Why an existing index must be rebuilt, if it must.
-fn stale_reason(conn: &Connection, log: &Connection) -> Result<Option<String>, IndexError> {
+fn stale_reason(conn: &Connection, log: &dyn Store) -> Result<Option<String>, IndexError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version != SCHEMA_VERSION {
         return Ok(Some(format!(
@@ -412,14 +411,11 @@ fn stale_reason(conn: &Connection, log: &Connection) -> Result<Option<String>, I
             row.get::<_, Option<String>>(2)?,
         ))
     })?;
-    let mut lookup = log.prepare("SELECT id FROM entries WHERE tenant = ?1 AND seq = ?2")?;
     for row in rows {
         let (tenant, next_seq, last_id) = row?;
         let Some(last_id) = last_id else { continue };
         let in_log: Option<String> = match next_seq.checked_sub(1) {
-            Some(seq) => lookup
-                .query_row(params![tenant, seq as i64], |row| row.get(0))
-                .optional()?,
+            Some(seq) => log.entry_id(&tenant, seq)?,
             None => None,
         };
         if in_log.as_deref() != Some(last_id.as_str()) {
@@ -466,7 +462,7 @@ fn load_marks(conn: &Connection) -> Result<HashMap<String, Mark>, IndexError> {
 /// The indexer thread's state.
 struct Worker {
     /// Read-only connection to the log.
-    log: Connection,
+    log: Box<dyn Store>,
     /// The index, for writing.
     conn: Connection,
     shared: Arc<Shared>,
@@ -533,7 +529,7 @@ impl Worker {
 
     /// Indexes the next batch of every tenant; returns how many entries were indexed.
     fn round(&mut self) -> Result<usize, IndexError> {
-        let tenants = store::tenants(&self.log)?;
+        let tenants = self.log.tenants()?;
         let mut indexed = 0;
         for tenant in tenants {
             if self.stopping() {
@@ -560,7 +556,9 @@ impl Worker {
         if next_seq > MAX_INDEXED_SEQ {
             return Ok(0);
         }
-        let mut batch = read_batch(&self.log, tenant, next_seq)?;
+        let mut batch = self
+            .log
+            .entries(tenant, next_seq, u64::MAX, BATCH_ENTRIES)?;
         let read = batch.len();
         batch.retain(|(seq, _)| *seq <= MAX_INDEXED_SEQ);
         if batch.len() < read && self.full_reported.insert(tenant.to_string()) {
@@ -601,7 +599,7 @@ impl Worker {
         write_rows(&tx, number, &rows)?;
         // The watermark names the last entry read, even if it did not parse: the log's entry
         // at that seq is what a later start compares against.
-        let last_id = batch_last_id(&rows, last_seq, &self.log, tenant)?;
+        let last_id = batch_last_id(&rows, last_seq, self.log.as_ref(), tenant)?;
         tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
             .execute(params![number, (last_seq + 1) as i64, last_id])?;
         tx.commit()?;
@@ -621,32 +619,13 @@ impl Worker {
 fn batch_last_id(
     rows: &[Row],
     last_seq: u64,
-    log: &Connection,
+    log: &dyn Store,
     tenant: &str,
 ) -> Result<Option<String>, IndexError> {
     if let Some(row) = rows.last().filter(|r| r.seq == last_seq) {
         return Ok(Some(row.id.clone()));
     }
-    Ok(log
-        .prepare_cached("SELECT id FROM entries WHERE tenant = ?1 AND seq = ?2")?
-        .query_row(params![tenant, last_seq as i64], |row| row.get(0))
-        .optional()?)
-}
-
-/// The tenant's next entries from `from`, at most [`BATCH_ENTRIES`]. By count, not by seq
-/// range, so that a gap (entries pruned by retention) does not look like the end of the log.
-fn read_batch(
-    log: &Connection,
-    tenant: &str,
-    from: u64,
-) -> Result<Vec<(u64, Vec<u8>)>, IndexError> {
-    let mut stmt = log.prepare_cached(
-        "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![tenant, from as i64, BATCH_ENTRIES as i64], |row| {
-        Ok((row.get::<_, i64>(0)? as u64, row.get::<_, Vec<u8>>(1)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(log.entry_id(tenant, last_seq)?)
 }
 
 /// Gives a tenant seen for the first time its key prefix; `None` when none is left.
@@ -1264,7 +1243,7 @@ mod tests {
 
     struct Fixture {
         _dir: tempfile::TempDir,
-        log: Connection,
+        log: Box<dyn Store>,
         indexer: Indexer,
         number: i64,
     }
@@ -1273,6 +1252,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::start(LedgerConfig {
             data_dir: dir.path().to_path_buf(),
+            store: Location::new(dir.path(), None),
+            signing_key: None,
             checkpoint_interval: Duration::from_secs(60),
             origin_prefix: "test.example".into(),
         })
@@ -1288,14 +1269,14 @@ mod tests {
             })
             .collect();
         ledger.append("acme", submissions).await.unwrap();
-        let indexer = Indexer::start(dir.path()).unwrap();
+        let indexer = Indexer::start(dir.path(), &Location::new(dir.path(), None)).unwrap();
         indexer
             .index()
             .wait_for("acme", EVENTS - 1, Duration::from_secs(10))
             .await
             .unwrap();
         let number = indexer.index().tenant_number("acme").unwrap();
-        let log = store::open_reader(&store::database_path(dir.path())).unwrap();
+        let log = Location::new(dir.path(), None).open_reader().unwrap();
         ledger.shutdown();
         Fixture {
             _dir: dir,
@@ -1374,15 +1355,8 @@ mod tests {
     }
 
     /// The search done the slow way: every entry of the log, parsed and tested.
-    fn brute_force(log: &Connection, search: &Search) -> Vec<u64> {
-        let mut stmt = log
-            .prepare("SELECT seq, entry FROM entries WHERE tenant = 'acme' ORDER BY seq")
-            .unwrap();
-        let rows: Vec<(i64, Vec<u8>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+    fn brute_force(log: &dyn Store, search: &Search) -> Vec<u64> {
+        let rows: Vec<(u64, Vec<u8>)> = log.entries("acme", 0, u64::MAX, usize::MAX).unwrap();
         let eq = |want: &Option<String>, got: Option<&str>| {
             want.as_deref().is_none_or(|w| Some(w) == got)
         };
@@ -1435,7 +1409,7 @@ mod tests {
                     order,
                     ..base.clone()
                 };
-                let want = brute_force(&f.log, &search);
+                let want = brute_force(f.log.as_ref(), &search);
                 for driver in drivers(&search) {
                     let range = key_range(f.number, &search).unwrap();
                     let got = run(&conn, &search_sql(f.number, &search, range, driver)).unwrap();
@@ -1459,7 +1433,7 @@ mod tests {
                 assert_eq!(super::search(&conn, f.number, &search).unwrap(), want);
             }
         }
-        assert!(!brute_force(&f.log, &all()).is_empty());
+        assert!(!brute_force(f.log.as_ref(), &all()).is_empty());
         f.indexer.stop();
     }
 

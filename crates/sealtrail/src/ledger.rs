@@ -6,14 +6,23 @@
 //! all in one SQLite transaction: concurrent requests share one fsync. Only after the commit
 //! returns does any requester get its receipt, so an acknowledged entry is durable.
 //!
-//! Inside the transaction (`BEGIN IMMEDIATE`, which holds SQLite's write lock), the writer
-//! checks each tenant's tail against the database before appending; if another process (the
-//! CLI, a second server) appended meanwhile, the in-memory tail is reloaded. The lock is held
-//! only for the commit.
+//! The transaction begins by taking the append lock of every tenant the group touches
+//! ([`Store::begin_write`]: SQLite's one write lock, or per-tenant advisory locks on
+//! PostgreSQL, taken in a fixed order). Under the lock the writer checks each tenant's tail
+//! against the database before appending; if another process (the CLI, another `sealtrail
+//! serve` on the same PostgreSQL database) appended meanwhile, the in-memory tail is reloaded.
+//! So several processes extend one log without forks, gaps or reordering, and a lock is held
+//! only for the length of one commit.
 //!
-//! The writer also signs checkpoints: after a commit, each tenant whose log grew and whose last
-//! checkpoint is older than the configured interval gets a new one, and on shutdown every grown
-//! log gets a final one.
+//! If any job in a group fails in the store, the whole group is rolled back and every request
+//! in it is told so; a job refused on its own merits (an invalid tenant name, say) writes
+//! nothing and does not affect the rest.
+//!
+//! The writer also signs checkpoints, each in its own short transaction under the tenant's
+//! lock, from the tail it reads there: after a commit, each tenant whose log grew and whose
+//! latest checkpoint (by any process) is older than the configured interval gets a new one,
+//! and on shutdown every grown log gets a final one. Checkpoints are therefore issued one at a
+//! time per log, in order of size and time, whichever instance signs them.
 //!
 //! Administrative actions (tenant created, token created or revoked) are appended to the
 //! `_system` tenant's log in the same transaction as the change itself, so the audit record of
@@ -26,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, TransactionBehavior};
 use sealtrail_core::canonical::{ServerFields, canonical_entry};
 use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::event::{Event, EventError};
@@ -37,7 +45,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::keyfiles;
-use crate::store::{self, StoreError, Tenant, TokenRecord};
+use crate::store::{self, Location, NewEntry, Store, StoreError, Tenant, TokenRecord};
 
 /// The tenant whose log records administrative actions.
 pub const SYSTEM_TENANT: &str = "_system";
@@ -48,7 +56,13 @@ pub const MAX_GROUP_EVENTS: usize = 20_000;
 /// What the writer needs to know.
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
+    /// Holds `keys/` (and the embedded store, when that is the store).
     pub data_dir: PathBuf,
+    pub store: Location,
+    /// A root key from which every log's signing key is derived (see
+    /// [`SignerKey::derive`]); without one, each log has its own key file under
+    /// `data_dir/keys/`.
+    pub signing_key: Option<PathBuf>,
     /// Checkpoints are signed at most this often per growing log.
     pub checkpoint_interval: Duration,
     /// A tenant's origin is `<origin_prefix>/<tenant>`.
@@ -93,11 +107,16 @@ pub enum LedgerError {
     Invalid(String),
     #[error("the ledger has shut down")]
     Closed,
+    #[error("{0}")]
+    MissingKey(String),
 }
 
-impl From<rusqlite::Error> for LedgerError {
-    fn from(error: rusqlite::Error) -> Self {
-        LedgerError::Store(StoreError::Sqlite(error))
+impl LedgerError {
+    /// Whether this error, raised by one job, leaves the group's transaction unusable (a
+    /// failed write, or a write already made). A job refused on its own merits
+    /// ([`LedgerError::Invalid`]) has written nothing.
+    fn aborts_group(&self) -> bool {
+        !matches!(self, LedgerError::Invalid(_))
     }
 }
 
@@ -154,6 +173,18 @@ enum Job {
 }
 
 impl Job {
+    /// The tenants whose logs this job may extend (and so must lock).
+    fn tenants(&self) -> Vec<&str> {
+        match self {
+            Job::Append { tenant, .. } => vec![tenant],
+            Job::CreateToken { tenant, .. } | Job::EnsureTenant { tenant, .. } => {
+                vec![tenant, SYSTEM_TENANT]
+            }
+            Job::RevokeToken { .. } | Job::RecordConfig { .. } => vec![SYSTEM_TENANT],
+            Job::Shutdown => vec![],
+        }
+    }
+
     fn event_count(&self) -> usize {
         match self {
             Job::Append { submissions, .. } => submissions.len(),
@@ -183,11 +214,20 @@ impl Ledger {
                 source,
             })
         })?;
-        let conn = store::open_writer(&store::database_path(&config.data_dir))?;
+        let store = config.store.open_writer()?;
+        let root_key = match &config.signing_key {
+            Some(path) => Some(keyfiles::read_signer(path)?),
+            None => None,
+        };
         let (jobs, receiver) = mpsc::sync_channel::<Job>(4096);
         let heads = Arc::new(Mutex::new(HashMap::new()));
         let mut writer = Writer {
-            conn,
+            store,
+            keys: Keys {
+                config: config.clone(),
+                root: root_key,
+                cache: HashMap::new(),
+            },
             config,
             tenants: HashMap::new(),
             heads: heads.clone(),
@@ -317,19 +357,91 @@ impl Ledger {
 /// A tenant as the writer keeps it in memory.
 struct TenantState {
     origin: String,
-    signer: SignerKey,
     size: u64,
     last_hash: Hash,
     tree: TreeBuilder,
+    /// The size of the latest checkpoint this writer knows of, and when this writer last saw
+    /// the log checkpointed; a hint for when to look, checked against the store before signing.
     checkpointed_size: u64,
     checkpointed_at: Option<Instant>,
 }
 
 struct Writer {
-    conn: Connection,
+    store: Box<dyn Store>,
     config: LedgerConfig,
+    keys: Keys,
     tenants: HashMap<String, TenantState>,
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
+}
+
+/// Where each log's signing key comes from: derived from the root key when one is configured,
+/// else the log's own key file under `DIR/keys/`. Either way it must match the verifier key the
+/// store recorded for the tenant, so two instances can never sign one log with different keys.
+struct Keys {
+    config: LedgerConfig,
+    root: Option<SignerKey>,
+    cache: HashMap<String, SignerKey>,
+}
+
+impl Keys {
+    /// The signing key of an existing tenant's log.
+    fn signer(&mut self, tenant: &Tenant) -> Result<&SignerKey, LedgerError> {
+        if !self.cache.contains_key(&tenant.origin) {
+            let signer = match &self.root {
+                Some(root) => root.derive(&tenant.origin).map_err(|e| {
+                    LedgerError::Invalid(format!("cannot derive the key of {}: {e}", tenant.origin))
+                })?,
+                None => {
+                    let (key_path, _) = keyfiles::key_paths(&self.dir(), &tenant.origin);
+                    if !key_path.exists() {
+                        return Err(LedgerError::MissingKey(format!(
+                            "no signing key for the log {} at {}: copy DIR/keys/ from the instance that created the tenant, or run every instance with the same --signing-key",
+                            tenant.origin,
+                            key_path.display()
+                        )));
+                    }
+                    keyfiles::read_signer(&key_path)?
+                }
+            };
+            if let Some(recorded) = &tenant.vkey
+                && *recorded != signer.verifier().to_string()
+            {
+                return Err(LedgerError::MissingKey(format!(
+                    "the signing key available here for {} is not the one the store records ({recorded}); refusing to sign with it",
+                    tenant.origin
+                )));
+            }
+            self.cache.insert(tenant.origin.clone(), signer);
+        }
+        Ok(&self.cache[&tenant.origin])
+    }
+
+    /// The key of a log being created: derived, or a new key file (an existing file is kept).
+    fn create(&mut self, origin: &str) -> Result<SignerKey, LedgerError> {
+        let signer = match &self.root {
+            Some(root) => root.derive(origin).map_err(|e| {
+                LedgerError::Invalid(format!("cannot derive the key of {origin}: {e}"))
+            })?,
+            None => {
+                let (key_path, _) = keyfiles::key_paths(&self.dir(), origin);
+                if key_path.exists() {
+                    keyfiles::read_signer(&key_path)?
+                } else {
+                    let signer =
+                        SignerKey::generate(origin, &mut rand_core::OsRng).map_err(|e| {
+                            LedgerError::Invalid(format!("cannot create a key for {origin}: {e}"))
+                        })?;
+                    keyfiles::write_key_pair(&self.dir(), &signer)?;
+                    signer
+                }
+            }
+        };
+        Ok(signer)
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.config.data_dir.join("keys")
+    }
 }
 
 /// Tenant names: lowercase letters, digits, `-` and `_`, 1–64 characters, starting with a
@@ -415,30 +527,46 @@ impl Writer {
     }
 
     fn run_group(&mut self, jobs: Vec<Job>, answers: &mut Vec<Answer>) -> Result<(), LedgerError> {
-        let mut pending_jobs = jobs.into_iter();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(LedgerError::from);
-        let tx = match tx {
-            Ok(tx) => tx,
-            Err(error) => {
-                for job in pending_jobs.by_ref() {
-                    answers.push(fail_job(job));
-                }
-                return Err(error);
+        let mut locks: Vec<&str> = jobs.iter().flat_map(Job::tenants).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        if let Err(error) = self.store.begin_write(&locks) {
+            let _ = self.store.rollback();
+            for job in jobs {
+                answers.push(fail_job(job));
             }
-        };
-        // The transaction borrows the connection; the tenant map is separate state.
+            return Err(error.into());
+        }
         let mut work = GroupWork {
+            store: self.store.as_ref(),
             tenants: &mut self.tenants,
+            keys: &mut self.keys,
             config: &self.config,
         };
-        for job in pending_jobs {
-            let answer = work.apply(&tx, job);
+        let mut failure = None;
+        let mut pending_jobs = jobs.into_iter();
+        for job in pending_jobs.by_ref() {
+            let (answer, error) = work.apply(job);
             answers.push(answer);
+            if let Some(error) = error {
+                failure = Some(error);
+                break;
+            }
         }
-        tx.commit()?;
+        if let Some(error) = failure {
+            // A write failed or was left half done: nothing in this group may be committed.
+            for job in pending_jobs {
+                answers.push(fail_job(job));
+            }
+            if let Err(rollback) = self.store.rollback() {
+                tracing::error!(error = %rollback, "cannot roll back a failed group");
+            }
+            return Err(error);
+        }
+        if let Err(error) = self.store.commit() {
+            let _ = self.store.rollback();
+            return Err(error.into());
+        }
         let mut heads = self.heads.lock().expect("heads lock");
         for (name, state) in &self.tenants {
             heads.insert(
@@ -453,25 +581,40 @@ impl Writer {
     }
 
     fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.store.begin_write(&[tenant, SYSTEM_TENANT])?;
         let mut work = GroupWork {
+            store: self.store.as_ref(),
             tenants: &mut self.tenants,
+            keys: &mut self.keys,
             config: &self.config,
         };
-        let created = work.ensure_tenant(&tx, tenant, actor)?;
-        tx.commit()?;
-        Ok(created)
+        match work.ensure_tenant(tenant, actor) {
+            Ok(created) => {
+                self.store.commit()?;
+                Ok(created)
+            }
+            Err(error) => {
+                let _ = self.store.rollback();
+                self.tenants.clear();
+                Err(error)
+            }
+        }
     }
 
     fn load_heads(&mut self) -> Result<(), LedgerError> {
-        let tenants = store::tenants(&self.conn)?;
+        let store = self.store.as_ref();
+        let tails = store::in_snapshot(store, || {
+            let mut tails = Vec::new();
+            for tenant in store.tenants()? {
+                let tail = store::tail(store, &tenant.name)?;
+                tails.push((tenant.name, tail));
+            }
+            Ok::<_, StoreError>(tails)
+        })?;
         let mut heads = self.heads.lock().expect("heads lock");
-        for tenant in tenants {
-            let tail = store::tail(&self.conn, &tenant.name)?;
+        for (name, tail) in tails {
             heads.insert(
-                tenant.name,
+                name,
                 LogHead {
                     size: tail.size,
                     root: tail.tree.root(),
@@ -481,49 +624,107 @@ impl Writer {
         Ok(())
     }
 
-    /// Signs a checkpoint for every log that grew since its last one and whose last one is
-    /// older than the interval (or for every grown log when `all`, at shutdown).
+    /// Signs a checkpoint for every log this writer extended that grew since its latest
+    /// checkpoint, when that checkpoint is older than the interval (or regardless of age when
+    /// `all`, at shutdown). Each is signed under the tenant's lock from the tail read there.
     fn sign_due_checkpoints(&mut self, all: bool) {
         let interval = self.config.checkpoint_interval;
-        for (name, state) in self.tenants.iter_mut() {
-            let grown = state.size > state.checkpointed_size || state.checkpointed_at.is_none();
-            let due = state
-                .checkpointed_at
-                .is_none_or(|at| at.elapsed() >= interval);
-            if !grown || !(due || all) {
-                continue;
-            }
-            let issued = now();
-            let checkpoint = Checkpoint {
-                origin: state.origin.clone(),
-                size: state.size,
-                root: state.tree.root(),
-                timestamp: Some(issued),
-                extensions: vec![],
-            };
-            let note = match checkpoint.sign(&state.signer) {
-                Ok(note) => note,
-                Err(error) => {
-                    tracing::error!(tenant = %name, %error, "cannot sign a checkpoint");
-                    continue;
-                }
-            };
-            match store::insert_checkpoint(
-                &self.conn,
-                name,
-                state.size,
-                &note,
-                &issued.to_rfc3339(),
-            ) {
-                Ok(()) => {
-                    crate::metrics::checkpoint_signed(name, issued);
-                    state.checkpointed_size = state.size;
+        let candidates: Vec<String> = self
+            .tenants
+            .iter()
+            .filter(|(_, state)| {
+                let grown = state.size > state.checkpointed_size || state.checkpointed_at.is_none();
+                let due = state
+                    .checkpointed_at
+                    .is_none_or(|at| at.elapsed() >= interval);
+                grown && (due || all)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in candidates {
+            if let Err(error) = self.sign_checkpoint(&name, all) {
+                tracing::error!(tenant = %name, %error, "cannot sign a checkpoint");
+                // Look again at the next tick rather than at once.
+                if let Some(state) = self.tenants.get_mut(&name) {
                     state.checkpointed_at = Some(Instant::now());
                 }
-                Err(error) => tracing::error!(tenant = %name, %error, "cannot store a checkpoint"),
             }
         }
     }
+
+    fn sign_checkpoint(&mut self, tenant: &str, all: bool) -> Result<(), LedgerError> {
+        self.store.begin_write(&[tenant])?;
+        let result = self.sign_checkpoint_locked(tenant, all);
+        match result {
+            Ok(()) => self.store.commit()?,
+            Err(_) => {
+                let _ = self.store.rollback();
+                self.tenants.remove(tenant);
+            }
+        }
+        result
+    }
+
+    fn sign_checkpoint_locked(&mut self, tenant: &str, all: bool) -> Result<(), LedgerError> {
+        let store = self.store.as_ref();
+        let mut work = GroupWork {
+            store,
+            tenants: &mut self.tenants,
+            keys: &mut self.keys,
+            config: &self.config,
+        };
+        work.state(tenant)?;
+        let latest = store.latest_checkpoint(tenant)?;
+        let state = self.tenants.get_mut(tenant).expect("loaded by state()");
+        let latest_at = latest
+            .as_ref()
+            .and_then(|c| Timestamp::parse(&c.created_at).ok());
+        if let Some(latest) = &latest {
+            // Another process may have signed meanwhile.
+            let age = latest_at.map(|at| now().unix_micros().saturating_sub(at.unix_micros()));
+            let fresh =
+                age.is_some_and(|age| age < interval_micros(self.config.checkpoint_interval));
+            if latest.size >= state.size || (fresh && !all) {
+                state.checkpointed_size = latest.size;
+                state.checkpointed_at = Some(Instant::now());
+                return Ok(());
+            }
+        }
+        let record = store
+            .tenant(tenant)?
+            .ok_or_else(|| LedgerError::Invalid(format!("tenant {tenant:?} does not exist")))?;
+        // Checkpoint times never go backwards, even across instances whose clocks differ.
+        let issued = match latest_at {
+            Some(at) if at.unix_micros() > now().unix_micros() => at,
+            _ => now(),
+        };
+        let checkpoint = Checkpoint {
+            origin: state.origin.clone(),
+            size: state.size,
+            root: state.tree.root(),
+            timestamp: Some(issued),
+            extensions: vec![],
+        };
+        let (size, root) = (state.size, state.tree.root());
+        let signer = self.keys.signer(&record)?;
+        let note = checkpoint
+            .sign(signer)
+            .map_err(|e| LedgerError::Invalid(format!("cannot sign a checkpoint: {e}")))?;
+        store.insert_checkpoint(tenant, size, &note, &issued.to_rfc3339())?;
+        crate::metrics::checkpoint_signed(tenant, issued);
+        let state = self.tenants.get_mut(tenant).expect("loaded by state()");
+        state.checkpointed_size = size;
+        state.checkpointed_at = Some(Instant::now());
+        self.heads
+            .lock()
+            .expect("heads lock")
+            .insert(tenant.to_string(), LogHead { size, root });
+        Ok(())
+    }
+}
+
+fn interval_micros(interval: Duration) -> i64 {
+    i64::try_from(interval.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The answer for a job that never ran because its group's transaction could not start: the
@@ -554,21 +755,38 @@ fn answer_after_commit<T: Send + 'static>(
     })
 }
 
+/// A job's answer, and the error that aborts its group, if it failed that way (the job's own
+/// reply then reports the group's failure).
+fn settle<T: Send + 'static>(
+    reply: Reply<T>,
+    result: Result<T, LedgerError>,
+) -> (Answer, Option<LedgerError>) {
+    match result {
+        Err(error) if error.aborts_group() => {
+            let answer = answer_after_commit(reply, Err(LedgerError::Closed));
+            (answer, Some(error))
+        }
+        result => (answer_after_commit(reply, result), None),
+    }
+}
+
 struct GroupWork<'w> {
+    store: &'w dyn Store,
     tenants: &'w mut HashMap<String, TenantState>,
+    keys: &'w mut Keys,
     config: &'w LedgerConfig,
 }
 
 impl GroupWork<'_> {
-    fn apply(&mut self, tx: &Connection, job: Job) -> Answer {
+    fn apply(&mut self, job: Job) -> (Answer, Option<LedgerError>) {
         match job {
             Job::Append {
                 tenant,
                 submissions,
                 reply,
             } => {
-                let result = self.append(tx, &tenant, submissions);
-                answer_after_commit(reply, result)
+                let result = self.append(&tenant, submissions);
+                settle(reply, result)
             }
             Job::CreateToken {
                 tenant,
@@ -576,45 +794,40 @@ impl GroupWork<'_> {
                 actor,
                 reply,
             } => {
-                let result = self.create_token(tx, &tenant, scopes, &actor);
-                answer_after_commit(reply, result)
+                let result = self.create_token(&tenant, scopes, &actor);
+                settle(reply, result)
             }
             Job::RevokeToken { id, actor, reply } => {
-                let result = self.revoke_token(tx, &id, &actor);
-                answer_after_commit(reply, result)
+                let result = self.revoke_token(&id, &actor);
+                settle(reply, result)
             }
             Job::EnsureTenant {
                 tenant,
                 actor,
                 reply,
             } => {
-                let result = self.ensure_tenant(tx, &tenant, &actor);
-                answer_after_commit(reply, result)
+                let result = self.ensure_tenant(&tenant, &actor);
+                settle(reply, result)
             }
             Job::RecordConfig { config, reply } => {
-                let result = self.record_config(tx, config);
-                answer_after_commit(reply, result)
+                let result = self.record_config(config);
+                settle(reply, result)
             }
-            Job::Shutdown => Box::new(|_| {}),
+            Job::Shutdown => (Box::new(|_| {}), None),
         }
     }
 
-    fn record_config(
-        &mut self,
-        tx: &Connection,
-        config: serde_json::Value,
-    ) -> Result<bool, LedgerError> {
+    fn record_config(&mut self, config: serde_json::Value) -> Result<bool, LedgerError> {
         let text = config.to_string();
-        let before = store::setting(tx, "config")?;
+        let before = self.store.setting("config")?;
         if before.as_deref() == Some(text.as_str()) {
             return Ok(false);
         }
         let before: serde_json::Value = before
             .and_then(|b| serde_json::from_str(&b).ok())
             .unwrap_or(serde_json::Value::Null);
-        store::set_setting(tx, "config", &text)?;
+        self.store.set_setting("config", &text)?;
         self.audit_admin(
-            tx,
             "sealtrail.config.changed",
             "sealtrail",
             "config",
@@ -624,29 +837,26 @@ impl GroupWork<'_> {
         Ok(true)
     }
 
-    /// The tenant's in-memory state, loaded or refreshed from the database (another process
-    /// may have appended since it was cached).
-    fn state(&mut self, tx: &Connection, tenant: &str) -> Result<&mut TenantState, LedgerError> {
-        let size_in_db: u64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = ?1")?
-            .query_row([tenant], |row| row.get::<_, i64>(0))? as u64;
+    /// The tenant's in-memory state, loaded or refreshed from the store (another process may
+    /// have appended since it was cached). Must run under the tenant's lock.
+    fn state(&mut self, tenant: &str) -> Result<&mut TenantState, LedgerError> {
+        let size_in_store = self.store.size(tenant)?;
         let stale = self
             .tenants
             .get(tenant)
-            .is_none_or(|s| s.size != size_in_db);
+            .is_none_or(|s| s.size != size_in_store);
         if stale {
-            let record = store::tenant(tx, tenant)?
+            let record = self
+                .store
+                .tenant(tenant)?
                 .ok_or_else(|| LedgerError::Invalid(format!("tenant {tenant:?} does not exist")))?;
-            let signer = self.signer_for(&record.origin)?;
-            let tail = store::tail(tx, tenant)?;
-            let checkpointed_size =
-                store::latest_checkpoint(tx, tenant)?.map_or(0, |(size, _)| size);
+            let tail = store::tail(self.store, tenant)?;
+            let checkpointed_size = self.store.latest_checkpoint(tenant)?.map_or(0, |c| c.size);
             let previous = self.tenants.remove(tenant);
             self.tenants.insert(
                 tenant.to_string(),
                 TenantState {
                     origin: record.origin,
-                    signer,
                     size: tail.size,
                     last_hash: tail.last_hash,
                     tree: tail.tree,
@@ -658,25 +868,13 @@ impl GroupWork<'_> {
         Ok(self.tenants.get_mut(tenant).expect("just inserted"))
     }
 
-    fn signer_for(&self, origin: &str) -> Result<SignerKey, LedgerError> {
-        let dir = self.config.data_dir.join("keys");
-        let (key_path, _) = keyfiles::key_paths(&dir, origin);
-        if key_path.exists() {
-            return Ok(keyfiles::read_signer(&key_path)?);
-        }
-        let signer = SignerKey::generate(origin, &mut rand_core::OsRng)
-            .map_err(|e| LedgerError::Invalid(format!("cannot create a key for {origin}: {e}")))?;
-        keyfiles::write_key_pair(&dir, &signer)?;
-        Ok(signer)
-    }
-
     fn append(
         &mut self,
-        tx: &Connection,
         tenant: &str,
         submissions: Vec<Submission>,
     ) -> Result<Vec<Outcome>, LedgerError> {
-        let state = self.state(tx, tenant)?;
+        let store = self.store;
+        let state = self.state(tenant)?;
         let received_at = now();
         let first_seq = state.size;
         let first_hash_index = merkle::stored_hash_count(first_seq);
@@ -691,8 +889,8 @@ impl GroupWork<'_> {
                     outcomes.push(Outcome::Duplicate(receipt.clone()));
                     continue;
                 }
-                if let Some(seq) = store::idempotent_seq(tx, tenant, key)? {
-                    let receipt = receipt_for_seq(tx, tenant, seq)?;
+                if let Some(seq) = store.idempotent_seq(tenant, key)? {
+                    let receipt = receipt_for_seq(store, tenant, seq)?;
                     outcomes.push(Outcome::Duplicate(receipt));
                     continue;
                 }
@@ -728,18 +926,18 @@ impl GroupWork<'_> {
             state.size += 1;
             outcomes.push(Outcome::Created(receipt));
         }
-        let rows: Vec<store::NewEntry<'_>> = entries
+        let rows: Vec<NewEntry<'_>> = entries
             .iter()
-            .map(|(seq, id, entry)| store::NewEntry {
+            .map(|(seq, id, entry)| NewEntry {
                 seq: *seq,
                 id,
                 entry,
             })
             .collect();
         debug_assert_eq!(rows.first().map(|r| r.seq).unwrap_or(first_seq), first_seq);
-        store::append(tx, tenant, &rows, first_hash_index, &hashes)?;
-        for (key, seq) in new_keys {
-            store::insert_idempotency(tx, tenant, &key, seq)?;
+        store.append(tenant, &rows, first_hash_index, &hashes)?;
+        if !new_keys.is_empty() {
+            store.insert_idempotency(tenant, &new_keys)?;
         }
         Ok(outcomes)
     }
@@ -747,7 +945,6 @@ impl GroupWork<'_> {
     /// Appends one administrative event to the `_system` log.
     fn audit_admin(
         &mut self,
-        tx: &Connection,
         action: &str,
         actor: &str,
         target_type: &str,
@@ -766,7 +963,6 @@ impl GroupWork<'_> {
         let event = Event::parse(&bytes)
             .map_err(|e| LedgerError::Invalid(format!("admin event is invalid: {e}")))?;
         let outcomes = self.append(
-            tx,
             SYSTEM_TENANT,
             vec![Submission {
                 event,
@@ -775,36 +971,30 @@ impl GroupWork<'_> {
         )?;
         match outcomes.first() {
             Some(Outcome::Created(_)) => Ok(()),
-            other => Err(LedgerError::Invalid(format!(
+            // Whatever else the transaction holds must not commit without its audit record.
+            other => Err(LedgerError::Store(StoreError::Corrupt(format!(
                 "admin event was not recorded: {other:?}"
-            ))),
+            )))),
         }
     }
 
-    fn ensure_tenant(
-        &mut self,
-        tx: &Connection,
-        tenant: &str,
-        actor: &str,
-    ) -> Result<bool, LedgerError> {
+    fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
         check_tenant_name(tenant).map_err(LedgerError::Invalid)?;
-        if store::tenant(tx, tenant)?.is_some() {
+        if self.store.tenant(tenant)?.is_some() {
             return Ok(false);
         }
         let origin = format!("{}/{tenant}", self.config.origin_prefix);
-        // Creates the key pair now, so the tenant never exists without its signing key.
-        self.signer_for(&origin)?;
-        store::insert_tenant(
-            tx,
-            &Tenant {
-                name: tenant.to_string(),
-                origin: origin.clone(),
-                created_at: now().to_rfc3339(),
-            },
-        )?;
+        // Creates the key now, so the tenant never exists without its signing key, and records
+        // its verifier key so that no other key can sign this log.
+        let signer = self.keys.create(&origin)?;
+        self.store.insert_tenant(&Tenant {
+            name: tenant.to_string(),
+            origin: origin.clone(),
+            created_at: now().to_rfc3339(),
+            vkey: Some(signer.verifier().to_string()),
+        })?;
         if tenant != SYSTEM_TENANT {
             self.audit_admin(
-                tx,
                 "sealtrail.tenant.created",
                 actor,
                 "tenant",
@@ -817,7 +1007,6 @@ impl GroupWork<'_> {
 
     fn create_token(
         &mut self,
-        tx: &Connection,
         tenant: &str,
         scopes: Vec<String>,
         actor: &str,
@@ -833,7 +1022,7 @@ impl GroupWork<'_> {
         let tenant_created = if tenant == crate::auth::ANY_TENANT {
             false
         } else {
-            self.ensure_tenant(tx, tenant, actor)?
+            self.ensure_tenant(tenant, actor)?
         };
         let secret = crate::auth::new_secret();
         let record = TokenRecord {
@@ -843,9 +1032,9 @@ impl GroupWork<'_> {
             created_at: now().to_rfc3339(),
             revoked_at: None,
         };
-        store::insert_token(tx, &record, &crate::auth::secret_hash(&secret))?;
+        self.store
+            .insert_token(&record, &crate::auth::secret_hash(&secret))?;
         self.audit_admin(
-            tx,
             "sealtrail.token.created",
             actor,
             "token",
@@ -861,16 +1050,10 @@ impl GroupWork<'_> {
         })
     }
 
-    fn revoke_token(
-        &mut self,
-        tx: &Connection,
-        id: &str,
-        actor: &str,
-    ) -> Result<bool, LedgerError> {
-        let revoked = store::revoke_token(tx, id, &now().to_rfc3339())?;
+    fn revoke_token(&mut self, id: &str, actor: &str) -> Result<bool, LedgerError> {
+        let revoked = self.store.revoke_token(id, &now().to_rfc3339())?;
         if revoked {
             self.audit_admin(
-                tx,
                 "sealtrail.token.revoked",
                 actor,
                 "token",
@@ -883,8 +1066,8 @@ impl GroupWork<'_> {
 }
 
 /// The receipt of an entry already in the log, rebuilt from its stored bytes.
-fn receipt_for_seq(conn: &Connection, tenant: &str, seq: u64) -> Result<Receipt, LedgerError> {
-    let entry = store::entry(conn, tenant, seq)?.ok_or_else(|| {
+fn receipt_for_seq(store: &dyn Store, tenant: &str, seq: u64) -> Result<Receipt, LedgerError> {
+    let entry = store.entry(tenant, seq)?.ok_or_else(|| {
         StoreError::Corrupt(format!("idempotency key points at missing seq {seq}"))
     })?;
     let parsed = sealtrail_core::canonical::Entry::parse(&entry)

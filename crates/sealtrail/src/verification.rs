@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::merkle::HashReader;
 use sealtrail_core::note::{self, VerifierKey};
@@ -35,7 +34,7 @@ use serde::Serialize;
 
 use crate::keyfiles::{self, KeyFileError};
 use crate::ledger::Ledger;
-use crate::store::{self, SqliteHashes, StoreError};
+use crate::store::{self, Location, Store, StoreError, StoreHashes, Tenant};
 
 /// The background verifier re-checks at least this many of each log's latest entries per run.
 pub const RECENT_WINDOW: u64 = 10_000;
@@ -66,36 +65,42 @@ pub enum VerificationError {
 /// stored hashes and its signed checkpoints — those in the store and `extra_checkpoints`
 /// (signed notes kept elsewhere) — with the log's verifier key from `data_dir/keys/`.
 pub fn verify_tenant(
-    conn: &Connection,
+    conn: &dyn Store,
     data_dir: &Path,
     tenant: &str,
     extra_checkpoints: &[Vec<u8>],
     from_seq: Option<u64>,
     to_seq: Option<u64>,
 ) -> Result<Report, VerificationError> {
-    let snapshot = Snapshot::begin(conn)?;
-    let origin = store::tenant(conn, tenant)?
-        .ok_or_else(|| VerificationError::UnknownTenant(tenant.to_string()))?
-        .origin;
-    let key = log_key(data_dir, &origin)?;
-    let report = verify_tenant_with_keys(conn, tenant, &[key], extra_checkpoints, from_seq, to_seq);
-    drop(snapshot);
-    report
+    store::in_snapshot(conn, || {
+        let record = conn
+            .tenant(tenant)?
+            .ok_or_else(|| VerificationError::UnknownTenant(tenant.to_string()))?;
+        let key = log_key(data_dir, &record)?;
+        verify_tenant_with_keys(conn, tenant, &[key], extra_checkpoints, from_seq, to_seq)
+    })
 }
 
-/// The verifier key of the log named `origin`, from the key directory of `data_dir`.
-pub fn log_key(data_dir: &Path, origin: &str) -> Result<VerifierKey, VerificationError> {
+/// The verifier key of a tenant's log: its key file in the key directory of `data_dir` when
+/// there is one, else the verifier key the store recorded when the tenant was created. (An
+/// auditor who trusts neither passes their own copy to [`verify_tenant_with_keys`].)
+pub fn log_key(data_dir: &Path, tenant: &Tenant) -> Result<VerifierKey, VerificationError> {
+    let origin = &tenant.origin;
     let (_, vkey_path) = keyfiles::key_paths(&data_dir.join("keys"), origin);
-    keyfiles::read_verifier(&vkey_path.to_string_lossy()).map_err(|source| VerificationError::Key {
+    let key_error = |source| VerificationError::Key {
         origin: origin.to_string(),
         source,
-    })
+    };
+    match (&tenant.vkey, vkey_path.exists()) {
+        (Some(recorded), false) => keyfiles::read_verifier(recorded).map_err(key_error),
+        _ => keyfiles::read_verifier(&vkey_path.to_string_lossy()).map_err(key_error),
+    }
 }
 
 /// [`verify_tenant`] with the verifier keys given, for an auditor who brings their own copy of
 /// the log's key rather than trusting the one next to the data.
 pub fn verify_tenant_with_keys(
-    conn: &Connection,
+    conn: &dyn Store,
     tenant: &str,
     keys: &[VerifierKey],
     extra_checkpoints: &[Vec<u8>],
@@ -108,14 +113,26 @@ pub fn verify_tenant_with_keys(
     {
         return Err(VerificationError::EmptyRange { from, to });
     }
-    let _snapshot = Snapshot::begin(conn)?;
-    if store::tenant(conn, tenant)?.is_none() {
+    let end = to_seq.map(|to| to.saturating_add(1));
+    store::in_snapshot(conn, || {
+        verify_in_snapshot(conn, tenant, keys, extra_checkpoints, from, end)
+    })
+}
+
+fn verify_in_snapshot(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &[VerifierKey],
+    extra_checkpoints: &[Vec<u8>],
+    from: u64,
+    end: Option<u64>,
+) -> Result<Report, VerificationError> {
+    if conn.tenant(tenant)?.is_none() {
         return Err(VerificationError::UnknownTenant(tenant.to_string()));
     }
-    let stored_notes = store::checkpoints(conn, tenant)?;
+    let stored_notes = conn.checkpoints(tenant)?;
     // The tree built over the range has `to + 1` leaves at most; a larger checkpoint cannot be
     // compared with it (the core would call the log truncated).
-    let end = to_seq.map(|to| to.saturating_add(1));
     let notes: Vec<&[u8]> = stored_notes
         .iter()
         .map(String::as_bytes)
@@ -126,13 +143,16 @@ pub fn verify_tenant_with_keys(
             _ => true,
         })
         .collect();
-    let hashes = SqliteHashes { conn, tenant };
+    let hashes = StoreHashes {
+        store: conn,
+        tenant,
+    };
     let options = VerifyOptions {
         start_seq: from,
         ..VerifyOptions::default()
     };
     let mut verifier = Verifier::new(Some(&hashes as &dyn HashReader), &notes, keys, options)?;
-    store::for_each_entry(conn, tenant, from, end.unwrap_or(u64::MAX), |seq, entry| {
+    conn.for_each_entry(tenant, from, end.unwrap_or(u64::MAX), &mut |seq, entry| {
         verifier.push(seq, entry)
     })?;
     Ok(verifier.finish())
@@ -150,36 +170,6 @@ pub fn checkpoint_origin(signed: &[u8]) -> Result<String, String> {
     let parsed = note::parse(signed).map_err(|e| e.to_string())?;
     let checkpoint = Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
     Ok(checkpoint.origin)
-}
-
-/// One read transaction over several statements: without it, each statement would see the
-/// database as of its own start, and a commit in between could pair checkpoints with entries
-/// of another moment. Nested use (the connection already in a transaction) is a no-op.
-struct Snapshot<'c> {
-    conn: &'c Connection,
-    owned: bool,
-}
-
-impl<'c> Snapshot<'c> {
-    fn begin(conn: &'c Connection) -> Result<Snapshot<'c>, StoreError> {
-        let owned = conn.is_autocommit();
-        if owned {
-            conn.execute_batch("BEGIN DEFERRED")?;
-        }
-        Ok(Snapshot { conn, owned })
-    }
-}
-
-impl Drop for Snapshot<'_> {
-    fn drop(&mut self) {
-        if self.owned {
-            // Read-only: ending it cannot lose anything, and a pooled connection must not be
-            // handed on inside a transaction.
-            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(%error, "cannot end a verification read transaction");
-            }
-        }
-    }
 }
 
 /// Whether a log's chain is known to be intact.
@@ -344,6 +334,7 @@ pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
 pub fn spawn_background(
     ledger: Ledger,
     data_dir: PathBuf,
+    location: Location,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -354,13 +345,14 @@ pub fn spawn_background(
         let mut progress: HashMap<String, u64> = HashMap::new();
         loop {
             ticker.tick().await;
-            let (ledger, data_dir, mut carried) = (
+            let (ledger, data_dir, location, mut carried) = (
                 ledger.clone(),
                 data_dir.clone(),
+                location.clone(),
                 std::mem::take(&mut progress),
             );
             let run = tokio::task::spawn_blocking(move || {
-                if let Err(error) = verify_all_once(&ledger, &data_dir, &mut carried) {
+                if let Err(error) = verify_all_once(&ledger, &data_dir, &location, &mut carried) {
                     tracing::error!(%error, "background verification could not run");
                 }
                 carried
@@ -377,16 +369,17 @@ pub fn spawn_background(
 fn verify_all_once(
     ledger: &Ledger,
     data_dir: &Path,
+    location: &Location,
     progress: &mut HashMap<String, u64>,
 ) -> Result<(), StoreError> {
-    let conn = store::open_reader(&store::database_path(data_dir))?;
-    for tenant in store::tenants(&conn)? {
+    let conn = location.open_reader()?;
+    for tenant in conn.tenants()? {
         // Entries up to the committed head are surely in the snapshot the run reads next.
         let head = ledger.head(&tenant.name).map_or(0, |h| h.size);
         let from = progress
             .get(&tenant.name)
             .map_or(0, |&done| done.min(head.saturating_sub(RECENT_WINDOW)));
-        match verify_tenant(&conn, data_dir, &tenant.name, &[], Some(from), None) {
+        match verify_tenant(conn.as_ref(), data_dir, &tenant.name, &[], Some(from), None) {
             Ok(report) => {
                 record(data_dir, &tenant.name, &report, from == 0);
                 progress.insert(tenant.name, head);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use sealtrail::ledger::{Ledger, LedgerConfig, Submission};
-use sealtrail::store::{self, SqliteHashes};
+use sealtrail::store::sqlite::{SqliteStore, database_path};
+use sealtrail::store::{Location, Store, StoreHashes};
 use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_count};
 use sealtrail_core::{Hash, leaf_hash};
@@ -67,6 +68,8 @@ fn event(n: u64) -> Submission {
 fn session(data: &Path, range: std::ops::Range<u64>) {
     let ledger = Ledger::start(LedgerConfig {
         data_dir: data.to_path_buf(),
+        store: Location::new(data, None),
+        signing_key: None,
         // Long enough that only the first commit and the shutdown sign checkpoints.
         checkpoint_interval: Duration::from_secs(3600),
         origin_prefix: "sealtrail.test".into(),
@@ -86,7 +89,7 @@ fn session(data: &Path, range: std::ops::Range<u64>) {
 fn build_store(data: &Path) {
     session(data, 0..100);
     session(data, 100..200);
-    let conn = store::open_reader(&store::database_path(data)).unwrap();
+    let conn = Connection::open(database_path(data)).unwrap();
     let sizes: Vec<u64> = conn
         .prepare("SELECT size FROM checkpoints WHERE tenant = ?1 ORDER BY size")
         .unwrap()
@@ -113,7 +116,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A writable connection to a copy of the store with the append-only triggers dropped, as a
 /// database administrator could.
 fn tamper(data: &Path) -> Connection {
-    let conn = Connection::open(store::database_path(data)).unwrap();
+    let conn = Connection::open(database_path(data)).unwrap();
     for table in ["entries", "hashes", "checkpoints"] {
         for op in ["update", "delete"] {
             conn.execute_batch(&format!("DROP TRIGGER {table}_append_only_{op}"))
@@ -123,8 +126,30 @@ fn tamper(data: &Path) -> Connection {
     conn
 }
 
+/// Puts back the triggers [`tamper`] dropped, as they are in the schema.
+fn restore_triggers(conn: &Connection) {
+    for (table, what) in [
+        ("entries", "entries are"),
+        ("hashes", "stored hashes are"),
+        ("checkpoints", "checkpoints are"),
+    ] {
+        for op in ["update", "delete"] {
+            conn.execute_batch(&format!(
+                "CREATE TRIGGER {table}_append_only_{op} BEFORE {} ON {table} BEGIN SELECT RAISE(ABORT, '{what} append-only'); END;",
+                op.to_uppercase()
+            ))
+            .unwrap();
+        }
+    }
+}
+
 fn entry(conn: &Connection, seq: u64) -> Vec<u8> {
-    store::entry(conn, TENANT, seq).unwrap().expect("the entry")
+    conn.query_row(
+        "SELECT entry FROM entries WHERE tenant = ?1 AND seq = ?2",
+        params![TENANT, seq as i64],
+        |row| row.get(0),
+    )
+    .expect("the entry")
 }
 
 fn set_entry(conn: &Connection, seq: u64, bytes: &[u8]) {
@@ -152,10 +177,11 @@ fn rewrite_tail(conn: &Connection, from: u64, end: u64) {
         params![TENANT, first],
     )
     .unwrap();
+    let reader = SqliteStore::open_reader(conn.path().unwrap().as_ref()).unwrap();
     let mut tree = TreeBuilder::from_reader(
         from,
-        &SqliteHashes {
-            conn,
+        &StoreHashes {
+            store: &reader,
             tenant: TENANT,
         },
     )
@@ -217,6 +243,7 @@ fn an_intact_store_verifies_for_every_tenant() {
             "checkpoint",
             "first_broken_seq",
             "rows_checked",
+            "store_protections",
             "valid",
             "violation_count",
             "violations"
@@ -341,16 +368,29 @@ fn a_rewritten_tail_is_caught_by_a_checkpoint_kept_outside_the_store() {
     build_store(&data);
     let saved = dir.path().join("saved.note");
     {
-        let conn = store::open_reader(&store::database_path(&data)).unwrap();
-        let (size, note) = store::latest_checkpoint(&conn, TENANT).unwrap().unwrap();
-        assert_eq!(size, 200);
-        std::fs::write(&saved, note).unwrap();
+        let store = SqliteStore::open_reader(&database_path(&data)).unwrap();
+        let latest = store.latest_checkpoint(TENANT).unwrap().unwrap();
+        assert_eq!(latest.size, 200);
+        std::fs::write(&saved, latest.note).unwrap();
     }
 
-    rewrite_tail(&tamper(&data), 150, 200);
+    let conn = tamper(&data);
+    rewrite_tail(&conn, 150, 200);
 
+    // With the triggers gone, verify says so even though every entry checks out.
+    let (code, report) = verify_json(&data, &["--tenant", TENANT]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["valid"], true, "{report:#}");
+    assert_eq!(report["store_protections"]["intact"], false);
+    let missing = report["store_protections"]["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 6, "{report:#}");
+
+    // An administrator careful to put the triggers back leaves nothing the store alone can
+    // tell.
+    restore_triggers(&conn);
     let (code, report) = verify_json(&data, &["--tenant", TENANT]);
     assert_eq!(code, 0, "the store alone cannot tell: {report:#}");
+    assert_eq!(report["store_protections"]["intact"], true);
     assert_eq!(report["checkpoint"]["size"], 100);
 
     let saved = saved.to_str().unwrap();

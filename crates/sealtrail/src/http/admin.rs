@@ -278,10 +278,7 @@ async fn list_tokens(
     caller: Caller,
 ) -> Result<Json<TokenList>, ApiError> {
     require_admin(&caller)?;
-    let records = state
-        .readers
-        .with(|conn| Ok(store::list_tokens(conn)?))
-        .await?;
+    let records = state.readers.with(|conn| Ok(conn.list_tokens()?)).await?;
     let tokens = records
         .into_iter()
         .map(|record| TokenInfo {
@@ -364,11 +361,11 @@ async fn list_tenants(
         .readers
         .with(|conn| {
             let mut tenants = Vec::new();
-            for tenant in store::tenants(conn)? {
+            for tenant in conn.tenants()? {
                 // The store, not the ledger's in-memory heads: another process (the CLI)
                 // may have appended, and a new tenant has no head until its first entry.
                 let size = store::tail(conn, &tenant.name)?.size;
-                let checkpoint_size = store::latest_checkpoint(conn, &tenant.name)?.map(|c| c.0);
+                let checkpoint_size = conn.latest_checkpoint(&tenant.name)?.map(|c| c.size);
                 tenants.push(TenantInfo {
                     name: tenant.name,
                     origin: tenant.origin,

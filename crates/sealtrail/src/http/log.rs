@@ -14,7 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rusqlite::Connection;
 use sealtrail_core::Hash;
 use sealtrail_core::merkle::{self, MerkleError};
 use sealtrail_core::verify::Report;
@@ -22,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
-use crate::store::{self, SqliteHashes};
+use crate::store::{Store, StoreHashes};
 use crate::verification::{self, VerificationError};
 
 pub fn routes() -> Router<AppState> {
@@ -49,10 +48,10 @@ async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Res
     let tenant = caller.tenant.clone();
     let latest = state
         .readers
-        .with(move |conn| Ok(store::latest_checkpoint(conn, &tenant)?))
+        .with(move |conn| Ok(conn.latest_checkpoint(&tenant)?))
         .await?;
     match latest {
-        Some((_, note)) => Ok(text(note)),
+        Some(checkpoint) => Ok(text(checkpoint.note)),
         None => Err(ApiError::not_found(
             "this log has no checkpoint yet; one is signed within a second of the first event",
         )),
@@ -67,7 +66,8 @@ async fn key(State(state): State<AppState>, caller: Caller) -> Result<Response, 
     let vkey = state
         .readers
         .with(move |conn| {
-            let record = store::tenant(conn, &tenant)?
+            let record = conn
+                .tenant(&tenant)?
                 .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant:?}")))?;
             let (_, vkey_path) = crate::keyfiles::key_paths(&data.join("keys"), &record.origin);
             let path = vkey_path.to_string_lossy().into_owned();
@@ -102,19 +102,16 @@ fn number(name: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
         .transpose()
 }
 
-/// How many entries of the caller's log are committed: the writer's head, or the latest
-/// checkpoint's size if another process (the CLI) appended and signed since. Both only ever
-/// name committed entries.
-fn committed_size(state: &AppState, conn: &Connection, tenant: &str) -> Result<u64, ApiError> {
-    let head = state.ledger.head(tenant).map_or(0, |h| h.size);
-    let checkpointed = store::latest_checkpoint(conn, tenant)?.map_or(0, |(size, _)| size);
-    Ok(head.max(checkpointed))
+/// How many entries of the caller's log are committed, as the store has them (another process
+/// may have appended since this one's writer last did).
+fn committed_size(conn: &dyn Store, tenant: &str) -> Result<u64, ApiError> {
+    Ok(conn.size(tenant)?)
 }
 
 /// The size of the latest signed checkpoint, the default tree size of a proof.
-fn latest_checkpoint_size(conn: &Connection, tenant: &str, param: &str) -> Result<u64, ApiError> {
-    match store::latest_checkpoint(conn, tenant)? {
-        Some((size, _)) => Ok(size),
+fn latest_checkpoint_size(conn: &dyn Store, tenant: &str, param: &str) -> Result<u64, ApiError> {
+    match conn.latest_checkpoint(tenant)? {
+        Some(checkpoint) => Ok(checkpoint.size),
         None => Err(ApiError::not_found(format!(
             "this log has no signed checkpoint yet to prove against; pass {param}= or retry within a second"
         ))),
@@ -179,7 +176,7 @@ async fn inclusion_proof(
     let readers = state.readers.clone();
     let proof = readers
         .with(move |conn| {
-            let committed = committed_size(&state, conn, &tenant)?;
+            let committed = committed_size(conn, &tenant)?;
             let size = match size {
                 Some(size) => size,
                 None => latest_checkpoint_size(conn, &tenant, "size")?,
@@ -202,8 +199,8 @@ async fn inclusion_proof(
                     ),
                 ));
             }
-            let hashes = SqliteHashes {
-                conn,
+            let hashes = StoreHashes {
+                store: conn,
                 tenant: &tenant,
             };
             let proof = merkle::inclusion_proof(seq, size, &hashes).map_err(proof_error)?;
@@ -259,7 +256,7 @@ async fn consistency_proof(
     let readers = state.readers.clone();
     let proof = readers
         .with(move |conn| {
-            let committed = committed_size(&state, conn, &tenant)?;
+            let committed = committed_size(conn, &tenant)?;
             let to = match to {
                 Some(to) => to,
                 None => latest_checkpoint_size(conn, &tenant, "to")?,
@@ -272,8 +269,8 @@ async fn consistency_proof(
                     format!("from={from} is larger than to={to}: a tree can only be proven to extend a smaller one"),
                 ));
             }
-            let hashes = SqliteHashes {
-                conn,
+            let hashes = StoreHashes {
+                store: conn,
                 tenant: &tenant,
             };
             let proof = merkle::consistency_proof(from, to, &hashes).map_err(proof_error)?;
@@ -325,7 +322,7 @@ async fn verify(
         .with(move |conn| {
             if let Some(from) = from_seq {
                 // Verification resumes from the stored hashes at from_seq, which must exist.
-                let committed = committed_size(&state, conn, &tenant)?;
+                let committed = committed_size(conn, &tenant)?;
                 if from > committed {
                     return Err(bad_param(
                         "from_seq",

@@ -12,7 +12,6 @@ pub mod ops;
 pub mod query;
 pub mod tiles;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -21,13 +20,12 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::auth::{self, Scope};
 use crate::config::Resolved;
 use crate::ledger::{Ledger, LedgerError};
-use crate::store::{self, StoreError};
+use crate::store::{Location, Store, StoreError};
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -37,17 +35,17 @@ pub struct AppState {
     pub settings: Arc<Resolved>,
 }
 
-/// A small pool of read-only connections; reads never wait for the writer (WAL).
+/// A small pool of read connections to the store; reads never wait for the writer.
 #[derive(Clone)]
 pub struct Readers {
-    path: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    location: Location,
+    idle: Arc<Mutex<Vec<Box<dyn Store>>>>,
 }
 
 impl Readers {
-    pub fn new(path: PathBuf) -> Readers {
+    pub fn new(location: Location) -> Readers {
         Readers {
-            path,
+            location,
             idle: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -55,16 +53,21 @@ impl Readers {
     /// Runs `f` with a read connection on the blocking pool.
     pub async fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let readers = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = match readers.idle.lock().expect("readers lock").pop() {
                 Some(conn) => conn,
-                None => store::open_reader(&readers.path).map_err(ApiError::from)?,
+                None => readers.location.open_reader().map_err(ApiError::from)?,
             };
-            let result = f(&conn);
-            readers.idle.lock().expect("readers lock").push(conn);
+            let result = f(conn.as_ref());
+            // A connection that failed may be broken (a database restart): open a new one
+            // next time rather than pool it.
+            let failed = matches!(&result, Err(e) if e.status.is_server_error());
+            if !failed {
+                readers.idle.lock().expect("readers lock").push(conn);
+            }
             result
         })
         .await
@@ -232,7 +235,7 @@ impl FromRequestParts<AppState> for Caller {
         let hash = auth::secret_hash(&secret);
         let record = state
             .readers
-            .with(move |conn| Ok(store::token_by_secret(conn, &hash)?))
+            .with(move |conn| Ok(conn.token_by_secret(&hash)?))
             .await?
             .ok_or_else(|| unauthorized("the token is not valid"))?;
         if record.revoked_at.is_some() {

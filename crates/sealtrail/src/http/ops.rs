@@ -48,7 +48,6 @@ use utoipa::ToSchema;
 pub use self::openapi::{ApiDoc, ApiErrorBody, PENDING_ROUTES, document};
 use super::{ApiError, AppState};
 use crate::metrics;
-use crate::store;
 
 /// Index lag above which the service reports itself degraded, in seconds. Searches then miss
 /// recent events (the target at full ingest is 2 s).
@@ -170,7 +169,7 @@ async fn check_store(state: &AppState) -> Result<(), String> {
     state
         .readers
         .with(move |conn| {
-            store::tenants(conn)?;
+            conn.tenants()?;
             write_probe(&data).map_err(|e| {
                 ApiError::internal(format!(
                     "cannot write to the data directory {}: {e}",
@@ -278,12 +277,12 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiErro
     let seeded = state
         .readers
         .with(|conn| {
-            for tenant in store::tenants(conn)? {
+            for tenant in conn.tenants()? {
                 if metrics::checkpoint_known(&tenant.name) {
                     continue;
                 }
-                let latest = store::latest_checkpoint(conn, &tenant.name)?;
-                if let Some(at) = latest.and_then(|(_, note)| issued_at(&note)) {
+                let latest = conn.latest_checkpoint(&tenant.name)?;
+                if let Some(at) = latest.and_then(|c| issued_at(&c.note)) {
                     metrics::checkpoint_signed(&tenant.name, at);
                 }
             }

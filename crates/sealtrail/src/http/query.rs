@@ -56,7 +56,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
 use crate::index::{self, Index, IndexError, Order, Search};
-use crate::store::{self, SqliteHashes};
+use crate::store::{self, StoreHashes};
 
 /// Events per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -379,7 +379,7 @@ async fn list_events(
             for &seq in page {
                 // Indexed entries are committed; one can only be missing if retention pruned
                 // it after it was indexed, and then it is no longer an event to show.
-                if let Some(entry) = store::entry(log, &tenant, seq)? {
+                if let Some(entry) = log.entry(&tenant, seq)? {
                     events.push(event_json(&entry)?);
                 }
             }
@@ -410,20 +410,20 @@ async fn get_event(
     let body = state
         .readers
         .with(move |log| {
-            let Some(seq) = store::seq_of_id(log, &tenant, &id)? else {
+            let Some(seq) = log.seq_of_id(&tenant, &id)? else {
                 return Ok(None);
             };
-            let Some(entry) = store::entry(log, &tenant, seq)? else {
+            let Some(entry) = log.entry(&tenant, seq)? else {
                 return Ok(None);
             };
             // The latest checkpoint covers every seq below its size; if it does not cover
             // this one, no checkpoint does yet.
-            let (tree_size, checkpoint) = match store::latest_checkpoint(log, &tenant)? {
-                Some((size, note)) if size > seq => (size, Some(note)),
+            let (tree_size, checkpoint) = match log.latest_checkpoint(&tenant)? {
+                Some(c) if c.size > seq => (c.size, Some(c.note)),
                 _ => (store::tail(log, &tenant)?.size, None),
             };
-            let reader = SqliteHashes {
-                conn: log,
+            let reader = StoreHashes {
+                store: log,
                 tenant: &tenant,
             };
             let hashes = merkle::inclusion_proof(seq, tree_size, &reader).map_err(|e| {

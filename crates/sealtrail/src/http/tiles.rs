@@ -23,7 +23,7 @@ use sealtrail_core::tiles::{self, Tile, TilePath};
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
-use crate::store::{self, SqliteHashes};
+use crate::store::{Store, StoreHashes, StoredCheckpoint};
 
 /// Full tiles and bundles: their content is fixed forever.
 const IMMUTABLE: &str = "max-age=31536000, immutable";
@@ -79,10 +79,10 @@ async fn serve(
     state
         .readers
         .with(move |conn| {
-            if store::tenant(conn, &tenant)?.is_none() {
+            if conn.tenant(&tenant)?.is_none() {
                 return Err(no_such_log(&tenant));
             }
-            let Some((size, note)) = store::latest_checkpoint(conn, &tenant)? else {
+            let Some(StoredCheckpoint { size, note, .. }) = conn.latest_checkpoint(&tenant)? else {
                 return Err(ApiError::not_found(
                     "this log has no signed checkpoint yet; one is signed within a second of the first event",
                 ));
@@ -111,8 +111,8 @@ async fn serve(
             let body = match resource {
                 Resource::Tile(TilePath::Entries { .. }) => entry_bundle(conn, &tenant, &tile)?,
                 _ => {
-                    let hashes = SqliteHashes {
-                        conn,
+                    let hashes = StoreHashes {
+                        store: conn,
                         tenant: &tenant,
                     };
                     tiles::hash_tile_data(&tile, &hashes).map_err(|e| {
@@ -132,16 +132,12 @@ async fn serve(
 }
 
 /// The entry bundle behind level-0 tile `tile`: its entries, in seq order, as stored.
-fn entry_bundle(
-    conn: &rusqlite::Connection,
-    tenant: &str,
-    tile: &Tile,
-) -> Result<Vec<u8>, ApiError> {
+fn entry_bundle(conn: &dyn Store, tenant: &str, tile: &Tile) -> Result<Vec<u8>, ApiError> {
     let width = u64::from(tile.width);
     // `tile_exists` held, so the first seq and the end are within the tree's size.
     let first = tile.index * tiles::TILE_WIDTH;
     let mut entries: Vec<Vec<u8>> = Vec::with_capacity(tile.width.into());
-    store::for_each_entry(conn, tenant, first, first + width, |_, entry| {
+    conn.for_each_entry(tenant, first, first + width, &mut |_, entry| {
         entries.push(entry.to_vec());
     })?;
     // Seqs are unique, so as many entries as the width means every one of them is there.

@@ -117,10 +117,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let to = from + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; COMMIT;"))
-            .inspect_err(|_| {
-                let _ = conn.execute_batch("ROLLBACK");
-            })?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; COMMIT;"
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
     }
     Ok(())
 }

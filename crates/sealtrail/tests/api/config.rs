@@ -3,9 +3,11 @@
 use crate::helpers::spawn_app_in;
 
 fn config_events(app: &crate::helpers::TestApp) -> Vec<serde_json::Value> {
-    let conn = sealtrail::store::open_reader(&sealtrail::store::database_path(&app.data)).unwrap();
+    let conn = sealtrail::store::Location::new(&app.data, None)
+        .open_reader()
+        .unwrap();
     let mut found = Vec::new();
-    sealtrail::store::for_each_entry(&conn, "_system", 0, u64::MAX, |_, entry| {
+    conn.for_each_entry("_system", 0, u64::MAX, &mut |_, entry| {
         let value: serde_json::Value = serde_json::from_slice(entry).unwrap();
         if value["action"] == "sealtrail.config.changed" {
             found.push(value["details"].clone());

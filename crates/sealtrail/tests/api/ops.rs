@@ -33,10 +33,11 @@ async fn create_token(app: &TestApp, token: &str, body: &Value) -> reqwest::Resp
 
 /// The `_system` log's entries, parsed.
 fn system_log(app: &TestApp) -> Vec<Value> {
-    let conn = sealtrail::store::open_reader(&sealtrail::store::database_path(&app.data))
+    let conn = sealtrail::store::Location::new(&app.data, None)
+        .open_reader()
         .expect("the store opens");
     let mut entries = Vec::new();
-    sealtrail::store::for_each_entry(&conn, "_system", 0, u64::MAX, |_, entry| {
+    conn.for_each_entry("_system", 0, u64::MAX, &mut |_, entry| {
         entries.push(serde_json::from_slice(entry).expect("entries are JSON"));
     })
     .expect("the log reads");
