@@ -1369,8 +1369,8 @@ mod tests {
         let mut seqs: Vec<u64> = rows
             .iter()
             .map(|(seq, bytes)| {
-                let row = row_from_entry(*seq as u64, bytes);
-                assert_eq!(to_row(*seq as u64, bytes).unwrap(), row, "seq {seq}");
+                let row = row_from_entry(*seq, bytes);
+                assert_eq!(to_row(*seq, bytes).unwrap(), row, "seq {seq}");
                 row
             })
             .filter(|row| {
