@@ -30,8 +30,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server on the embedded store in --data DIR
+    /// Run the server: on the embedded store in --data DIR, or on PostgreSQL with --database-url
     Serve(crate::config::Settings),
+    /// Create or update sealtrail's schema in a PostgreSQL database (serve also does it on start)
+    Migrate {
+        /// The database, as the role that is to own sealtrail's tables
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SEALTRAIL_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
     /// Create, list and revoke API tokens (works whether or not the server runs)
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -164,6 +175,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Note(NoteCommand::Sign { key, text }) => note_sign(&key, &text),
         Command::Note(NoteCommand::Verify { key, note }) => note_verify(&key, &note),
         Command::Verify(args) => verify(args),
+        Command::Migrate { database_url } => migrate(&database_url),
     }
 }
 
@@ -231,6 +243,32 @@ fn note_verify(key: &str, note_path: &Path) -> Result<()> {
     Ok(())
 }
 
+fn migrate(url: &str) -> Result<()> {
+    let report = crate::store::postgres::migrate(url)
+        .with_context(|| format!("cannot migrate {}", crate::store::postgres::redact_url(url)))?;
+    if report.applied.is_empty() {
+        println!(
+            "schema of {} is up to date (version {})",
+            crate::store::postgres::redact_url(url),
+            report.to
+        );
+    } else {
+        println!(
+            "migrated {} from schema version {} to {} (applied {})",
+            crate::store::postgres::redact_url(url),
+            report.from,
+            report.to,
+            report
+                .applied
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn serve(settings: crate::config::Settings) -> Result<()> {
     let settings = settings.resolve().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -238,15 +276,16 @@ fn serve(settings: crate::config::Settings) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let data = settings.data.clone();
+        let (data, store) = (settings.data.clone(), settings.store.clone());
         let app = crate::app::Application::build(settings).await?;
         if let Some(admin) = &app.first_admin_token {
             // Shown once: only its hash is stored.
             println!("admin token (shown once; store it now): {}", admin.token);
         }
         println!(
-            "sealtrail listening on http://{} with data in {}",
+            "sealtrail listening on http://{} with the store {} and data in {}",
             app.local_addr(),
+            store,
             data.display()
         );
         app.run_until_stopped(crate::app::shutdown_signal()).await

@@ -18,3 +18,13 @@ impl PgStore {
 pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
+
+pub struct MigrationReport {
+    pub from: i64,
+    pub to: i64,
+    pub applied: Vec<i64>,
+}
+
+pub fn migrate(_url: &str) -> Result<MigrationReport> {
+    Err(StoreError::Unavailable("not implemented".into()))
+}
