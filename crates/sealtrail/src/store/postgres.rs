@@ -1,22 +1,1014 @@
-//! The PostgreSQL store (to be implemented): one database that several `sealtrail serve`
-//! instances share.
+//! The PostgreSQL store: one database that several `sealtrail serve` instances share.
+//!
+//! Each [`PgStore`] holds one connection. Writes run in a READ COMMITTED transaction that first
+//! takes a transaction-scoped advisory lock per tenant it appends to, so instances serialise
+//! per tenant (and never deadlock: the locks are taken in one statement, in a fixed order) and
+//! each reads the tail another instance committed before extending it. Read snapshots are
+//! REPEATABLE READ, READ ONLY. A commit returns once PostgreSQL reports it durable
+//! (`synchronous_commit`, which sealtrail leaves at the server's setting, `on` by default).
+//!
+//! The schema is created and upgraded by the versioned migrations under `store/postgres/`,
+//! recorded in `sealtrail_schema_migrations`; each runs in its own transaction under an advisory
+//! lock, so instances that start together do not race. `sealtrail migrate` applies them as the
+//! role that owns the schema; `sealtrail serve` applies them only when the schema is behind, so
+//! it can run as a service role without DDL privileges (see `docs/postgres.md`).
+//!
+//! One difference from the embedded store: PostgreSQL aborts the whole transaction when a
+//! statement in it fails, where SQLite undoes only that statement. A write transaction in
+//! which any statement failed is therefore rolled back by [`Store::commit`], which reports
+//! that nothing was committed — never a commit that silently lost part of the transaction.
 
-use super::{Result, StoreError};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::str::FromStr as _;
+use std::time::Duration;
 
-pub struct PgStore {}
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Row, Statement};
+use sealtrail_core::Hash;
+use sealtrail_core::merkle::ReadError;
+
+use super::{
+    NewEntry, Protection, Result, Store, StoreError, StoredCheckpoint, Tenant, TokenRecord,
+};
+
+/// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 1] = [include_str!("postgres/0001_init.sql")];
+
+/// Records which migrations have been applied, one row per version.
+const MIGRATIONS_TABLE: &str = "sealtrail_schema_migrations";
+
+/// The advisory lock (two-key form) held while a migration runs. Tenant locks use the one-key
+/// (bigint) form, a separate key space, so the two never collide.
+const MIGRATION_LOCK: (i32, i32) = (0x7365_616c, 1); // "seal", 1
+
+/// The seed of `hashtextextended` that maps a tenant name to its advisory lock key. Every
+/// version of sealtrail must use the same one, or instances of different versions would not
+/// exclude each other.
+const TENANT_LOCK_SEED: i64 = 0x0073_6561_6c74_726c; // "sealtrl"
+
+/// The append-only triggers of the log tables, as `(trigger, table, pg_trigger.tgtype)`.
+/// `tgtype` bits: 1 row, 2 before, 8 delete, 16 update, 32 truncate.
+const TRIGGERS: [(&str, &str, i16); 6] = [
+    ("entries_append_only", "entries", 1 | 2 | 8 | 16),
+    ("entries_no_truncate", "entries", 2 | 32),
+    ("hashes_append_only", "hashes", 1 | 2 | 8 | 16),
+    ("hashes_no_truncate", "hashes", 2 | 32),
+    ("checkpoints_append_only", "checkpoints", 1 | 2 | 8 | 16),
+    ("checkpoints_no_truncate", "checkpoints", 2 | 32),
+];
+
+/// The function every append-only trigger calls, and the dollar-quote tag around its body in
+/// the migrations.
+const TRIGGER_FUNCTION: &str = "sealtrail_append_only";
+const TRIGGER_BODY_TAG: &str = "$append_only$";
+
+const LOCK_TENANTS: &str = "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(t, $2) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s";
+const SELECT_TENANTS: &str = "SELECT name, origin, created_at, vkey FROM tenants ORDER BY name";
+const SELECT_TENANT: &str = "SELECT name, origin, created_at, vkey FROM tenants WHERE name = $1";
+const SELECT_SIZE: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = $1";
+const SELECT_HASHES: &str = "SELECT idx, hash FROM hashes WHERE tenant = $1 AND idx = ANY($2)";
+const SELECT_ENTRY: &str = "SELECT entry FROM entries WHERE tenant = $1 AND seq = $2";
+const SELECT_ENTRY_ID: &str = "SELECT id FROM entries WHERE tenant = $1 AND seq = $2";
+const SELECT_SEQ_OF_ID: &str = "SELECT seq FROM entries WHERE tenant = $1 AND id = $2";
+const SELECT_ENTRIES: &str = "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4";
+const SELECT_IDEMPOTENT: &str = "SELECT seq FROM idempotency WHERE tenant = $1 AND key = $2";
+const SELECT_LATEST_CHECKPOINT: &str =
+    "SELECT size, note, created_at FROM checkpoints WHERE tenant = $1 ORDER BY size DESC LIMIT 1";
+const SELECT_CHECKPOINTS: &str = "SELECT note FROM checkpoints WHERE tenant = $1 ORDER BY size";
+const SELECT_SETTING: &str = "SELECT value FROM settings WHERE name = $1";
+const SELECT_TOKEN_BY_SECRET: &str =
+    "SELECT id, tenant, scopes, created_at, revoked_at FROM tokens WHERE secret_sha256 = $1";
+const SELECT_TOKENS: &str =
+    "SELECT id, tenant, scopes, created_at, revoked_at FROM tokens ORDER BY created_at, id";
+const INSERT_TENANT: &str =
+    "INSERT INTO tenants (name, origin, created_at, vkey) VALUES ($1, $2, $3, $4)";
+const UPDATE_TENANT_VKEY: &str = "UPDATE tenants SET vkey = $2 WHERE name = $1 AND vkey IS NULL";
+const INSERT_ENTRIES: &str = "INSERT INTO entries (tenant, seq, id, entry) SELECT $1::text, * FROM unnest($2::int8[], $3::text[], $4::bytea[])";
+const INSERT_HASHES: &str = "INSERT INTO hashes (tenant, idx, hash) SELECT $1::text, * FROM unnest($2::int8[], $3::bytea[])";
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (tenant, key, seq) SELECT $1::text, * FROM unnest($2::text[], $3::int8[])";
+const INSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (tenant, size, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, size) DO NOTHING";
+const UPSERT_SETTING: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
+const INSERT_TOKEN: &str = "INSERT INTO tokens (id, tenant, secret_sha256, scopes, created_at) VALUES ($1, $2, $3, $4, $5)";
+const REVOKE_TOKEN: &str = "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+/// For each expected trigger: present on the table the store's queries resolve to, enabled,
+/// of the expected kind, unconditional, and calling the append-only function unchanged.
+const SELECT_PROTECTIONS: &str = "SELECT EXISTS (
+        SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+        WHERE t.tgrelid = to_regclass(quote_ident(w.tbl)) AND t.tgname = w.tg
+          AND t.tgenabled <> 'D' AND t.tgtype = w.kind AND t.tgqual IS NULL
+          AND cardinality(t.tgattr::int2[]) = 0
+          AND p.proname = $4 AND p.prosrc = $5
+    )
+    FROM unnest($1::text[], $2::text[], $3::int2[]) WITH ORDINALITY AS w(tg, tbl, kind, ord)
+    ORDER BY w.ord";
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The schema version found (0: no sealtrail schema).
+    pub from: i64,
+    /// The schema version now in place.
+    pub to: i64,
+    /// The versions applied, in order; empty when the schema was already up to date.
+    pub applied: Vec<i64>,
+}
+
+/// The state of the connection's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tx {
+    Idle,
+    /// A read snapshot begun by [`Store::begin_read`].
+    Read,
+    /// A write transaction; `failed` once a statement in it has failed, which makes
+    /// PostgreSQL refuse the rest of it.
+    Write {
+        failed: bool,
+    },
+}
+
+/// The PostgreSQL store over one connection.
+pub struct PgStore {
+    client: RefCell<Client>,
+    /// Prepared statements of this connection, by SQL text.
+    statements: RefCell<HashMap<&'static str, Statement>>,
+    tx: Cell<Tx>,
+    /// Depth of nested [`Store::begin_read`] calls, and whether the outermost one began the
+    /// snapshot (it does not inside a write transaction).
+    reads: Cell<(u32, bool)>,
+    /// What to reconnect with when the connection has dropped between transactions.
+    config: Config,
+    read_only: bool,
+    /// The database URL without its password, for messages.
+    location: String,
+}
+
+// The writer thread owns a store and readers move theirs between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<PgStore>();
+};
 
 impl PgStore {
-    pub fn open_writer(_url: &str) -> Result<PgStore> {
-        Err(StoreError::Unavailable("not implemented".into()))
+    /// Connects for writing. When the schema is behind this build, applies the pending
+    /// migrations first (which needs the privileges of the schema's owner; without them the
+    /// error says to run `sealtrail migrate` as that role). An up-to-date schema is used as
+    /// it is, so a service role without DDL privileges can serve.
+    pub fn open_writer(url: &str) -> Result<PgStore> {
+        let (config, location) = parse(url)?;
+        let mut client = connect(&config, &location)?;
+        let version = schema_version(&mut client, &location)?;
+        if version > SCHEMA_VERSION {
+            return Err(newer(&location, version));
+        }
+        if version < SCHEMA_VERSION {
+            run_migrations(&mut client, &location).map_err(|e| match e {
+                StoreError::Postgres(message) => StoreError::Postgres(format!(
+                    "the sealtrail schema in {location} is at version {version} and this build \
+                     needs version {SCHEMA_VERSION}, but migrating it failed: {message}; run \
+                     `sealtrail migrate --database-url URL` as the role that owns the schema \
+                     (sealtrail_owner in docs/postgres-roles.sql), then start again"
+                )),
+                other => other,
+            })?;
+        }
+        Ok(PgStore::wrap(client, config, location, false))
     }
-    pub fn open_reader(_url: &str) -> Result<PgStore> {
-        Err(StoreError::Unavailable("not implemented".into()))
+
+    /// Connects for reading only; fails if there is no sealtrail schema, or it is of another
+    /// version than this build's.
+    pub fn open_reader(url: &str) -> Result<PgStore> {
+        let (config, location) = parse(url)?;
+        let mut client = connect(&config, &location)?;
+        let version = schema_version(&mut client, &location)?;
+        if version > SCHEMA_VERSION {
+            return Err(newer(&location, version));
+        }
+        if version == 0 {
+            return Err(StoreError::Missing(format!(
+                "no sealtrail schema in {location}; create it with `sealtrail migrate \
+                 --database-url URL` (or start `sealtrail serve --database-url URL` once)"
+            )));
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::Missing(format!(
+                "the sealtrail schema in {location} is at version {version} and this build \
+                 needs version {SCHEMA_VERSION}; run `sealtrail migrate --database-url URL` \
+                 as the role that owns the schema"
+            )));
+        }
+        set_read_only(&mut client, &location)?;
+        Ok(PgStore::wrap(client, config, location, true))
+    }
+
+    fn wrap(client: Client, config: Config, location: String, read_only: bool) -> PgStore {
+        PgStore {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            tx: Cell::new(Tx::Idle),
+            reads: Cell::new((0, false)),
+            config,
+            read_only,
+            location,
+        }
+    }
+
+    /// Runs `f` on the underlying connection, for tests that tamper with the database on
+    /// purpose. `f` must not leave a transaction open.
+    pub fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {
+        f(&mut self.client.borrow_mut())
+    }
+
+    /// Reconnects when the connection has dropped (a restarted server, say) and no transaction
+    /// was open: a transaction cut off is reported by its next statement instead, and rolled
+    /// back by the server.
+    fn ensure_connected(&self) -> Result<()> {
+        if self.tx.get() != Tx::Idle || !self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        tracing::warn!(database = %self.location, "PostgreSQL connection lost; reconnecting");
+        let mut client = connect(&self.config, &self.location)?;
+        if self.read_only {
+            set_read_only(&mut client, &self.location)?;
+        }
+        self.statements.borrow_mut().clear();
+        *self.client.borrow_mut() = client;
+        Ok(())
+    }
+
+    /// Runs a transaction-control statement (`BEGIN`, `COMMIT`, `ROLLBACK`) in one round trip.
+    fn control(&self, sql: &str) -> Result<()> {
+        self.client
+            .borrow_mut()
+            .batch_execute(sql)
+            .map_err(|e| StoreError::Postgres(describe(&e)))
+    }
+
+    /// Runs `f` with the cached prepared statement for `sql`. A failure inside a write
+    /// transaction marks it failed (see [`Store::commit`]).
+    fn with_statement<T>(
+        &self,
+        sql: &'static str,
+        f: impl FnOnce(&mut Client, &Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.ensure_connected()?;
+        let mut client = self.client.borrow_mut();
+        let cached = self.statements.borrow().get(sql).cloned();
+        let result = match cached {
+            Some(statement) => f(&mut client, &statement),
+            None => client.prepare(sql).and_then(|statement| {
+                self.statements.borrow_mut().insert(sql, statement.clone());
+                f(&mut client, &statement)
+            }),
+        };
+        result.map_err(|e| {
+            if let Tx::Write { .. } = self.tx.get() {
+                self.tx.set(Tx::Write { failed: true });
+            }
+            StoreError::Postgres(describe(&e))
+        })
+    }
+
+    fn query_map<T>(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T, postgres::Error>,
+    ) -> Result<Vec<T>> {
+        self.with_statement(sql, |client, statement| {
+            client.query(statement, params)?.iter().map(map).collect()
+        })
+    }
+
+    fn query_opt<T>(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl FnOnce(&Row) -> Result<T, postgres::Error>,
+    ) -> Result<Option<T>> {
+        self.with_statement(sql, |client, statement| {
+            client
+                .query_opt(statement, params)?
+                .as_ref()
+                .map(map)
+                .transpose()
+        })
+    }
+
+    fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.with_statement(sql, |client, statement| client.execute(statement, params))
+    }
+
+    /// Ends whatever transaction is open, ignoring a connection that is already gone (the
+    /// server rolls back the transaction of a closed connection).
+    fn end_transaction(&self) -> Result<()> {
+        self.tx.set(Tx::Idle);
+        if self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        self.control("ROLLBACK")
     }
 }
 
-/// The URL with any password replaced by `***`.
+/// Applies the pending migrations to the database at `url` (`sealtrail migrate`). Run it as
+/// the role that is to own sealtrail's tables.
+pub fn migrate(url: &str) -> Result<MigrationReport> {
+    let (config, location) = parse(url)?;
+    let mut client = connect(&config, &location)?;
+    run_migrations(&mut client, &location)
+}
+
+/// The URL (or `key=value` connection string) with any password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
-    url.to_string()
+    let lower = url.to_ascii_lowercase();
+    match ["postgres://", "postgresql://"]
+        .iter()
+        .find(|scheme| lower.starts_with(*scheme))
+    {
+        Some(scheme) => redact_uri(url, scheme.len()),
+        None => redact_key_values(url),
+    }
+}
+
+/// `scheme://[user[:password]@]host...[?key=value&...]`: the password of the user info and
+/// any `password` query parameter. An unescaped `@`, `/` or `?` in a password errs on the
+/// side of hiding more.
+fn redact_uri(url: &str, scheme_len: usize) -> String {
+    let (scheme, rest) = url.split_at(scheme_len);
+    let mut out = String::from(scheme);
+    let mut tail = rest;
+    let user_end = rest.find(['/', '?', '@', ':']).unwrap_or(rest.len());
+    if rest[user_end..].starts_with(':')
+        && let Some(at) = rest.rfind('@')
+        && at > user_end
+    {
+        out.push_str(&rest[..user_end]);
+        out.push_str(":***");
+        tail = &rest[at..];
+    }
+    match tail.find('?') {
+        Some(q) => {
+            out.push_str(&tail[..=q]);
+            let params: Vec<String> = tail[q + 1..]
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+/// `key=value key='quoted \' value' ...`: the value of any `password` key.
+fn redact_key_values(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let len = bytes.len();
+    let mut out = String::with_capacity(len);
+    let mut i = 0;
+    while i < len {
+        if bytes[i].is_ascii_whitespace() {
+            let start = i;
+            while i < len && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            out.push_str(&s[start..i]);
+            continue;
+        }
+        let key_start = i;
+        while i < len && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &s[key_start..i];
+        out.push_str(key);
+        let mut j = i;
+        while j < len && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j >= len || bytes[j] != b'=' {
+            out.push_str(&s[i..j]);
+            i = j;
+            continue;
+        }
+        j += 1;
+        while j < len && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        out.push_str(&s[i..j]);
+        let value_start = j;
+        i = j;
+        if i < len && bytes[i] == b'\'' {
+            i += 1;
+            while i < len {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'\'' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+        } else {
+            while i < len && !bytes[i].is_ascii_whitespace() {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+        }
+        i = i.min(len);
+        if key.eq_ignore_ascii_case("password") {
+            out.push_str("***");
+        } else {
+            out.push_str(&s[value_start..i]);
+        }
+    }
+    out
+}
+
+/// A PostgreSQL error with the server's detail, hint and SQLSTATE, or the client's chain of
+/// causes.
+fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut message = db.message().to_string();
+        if let Some(detail) = db.detail() {
+            message.push_str(&format!("; detail: {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            message.push_str(&format!("; hint: {hint}"));
+        }
+        message.push_str(&format!(" (SQLSTATE {})", db.code().code()));
+        return message;
+    }
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+fn parse(url: &str) -> Result<(Config, String)> {
+    let location = redact_url(url);
+    let mut config = Config::from_str(url).map_err(|e| {
+        StoreError::Postgres(format!(
+            "invalid PostgreSQL URL {location}: {}",
+            describe(&e)
+        ))
+    })?;
+    if config.get_application_name().is_none() {
+        config.application_name("sealtrail");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    Ok((config, location))
+}
+
+fn connect(config: &Config, location: &str) -> Result<Client> {
+    config.connect(NoTls).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot connect to PostgreSQL at {location}: {}",
+            describe(&e)
+        ))
+    })
+}
+
+fn set_read_only(client: &mut Client, location: &str) -> Result<()> {
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        .map_err(|e| StoreError::Postgres(format!("{location}: {}", describe(&e))))
+}
+
+fn newer(location: &str, found: i64) -> StoreError {
+    StoreError::NewerSchema {
+        location: location.to_string(),
+        found,
+        known: SCHEMA_VERSION,
+    }
+}
+
+/// The schema version in the connection's current schema; 0 when there is none.
+fn schema_version(client: &mut Client, location: &str) -> Result<i64> {
+    let fail = |e: postgres::Error| {
+        StoreError::Postgres(format!(
+            "cannot read the sealtrail schema version in {location}: {}",
+            describe(&e)
+        ))
+    };
+    // Scans pg_class under the statement's snapshot rather than resolving the name through
+    // the session's catalog cache (as to_regclass does), which can still hold "no such table"
+    // from before this session waited for the migration lock while another created it.
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = $1 AND n.nspname = ANY (current_schemas(false)))",
+            &[&MIGRATIONS_TABLE],
+        )
+        .and_then(|row| row.try_get(0))
+        .map_err(fail)?;
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one(
+            &format!("SELECT COALESCE(MAX(version), 0)::int8 FROM {MIGRATIONS_TABLE}"),
+            &[],
+        )
+        .and_then(|row| row.try_get(0))
+        .map_err(fail)
+}
+
+/// Applies pending migrations, each in its own transaction under the migration lock; the
+/// version is read again under the lock, so concurrent callers apply each one once.
+fn run_migrations(client: &mut Client, location: &str) -> Result<MigrationReport> {
+    let mut report = MigrationReport {
+        from: -1,
+        to: 0,
+        applied: Vec::new(),
+    };
+    loop {
+        match migrate_once(client, location)? {
+            Step::Applied { from, to } => {
+                if report.from < 0 {
+                    report.from = from;
+                }
+                report.to = to;
+                report.applied.push(to);
+                tracing::info!(database = %location, version = to, "applied PostgreSQL schema migration");
+            }
+            Step::UpToDate(version) => {
+                if report.from < 0 {
+                    report.from = version;
+                }
+                report.to = version;
+                return Ok(report);
+            }
+        }
+    }
+}
+
+enum Step {
+    Applied { from: i64, to: i64 },
+    UpToDate(i64),
+}
+
+fn migrate_once(client: &mut Client, location: &str) -> Result<Step> {
+    let fail = |e: postgres::Error| StoreError::Postgres(describe(&e));
+    client.batch_execute("BEGIN").map_err(fail)?;
+    let result = (|| {
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1],
+            )
+            .map_err(fail)?;
+        let version = schema_version(client, location)?;
+        if version > SCHEMA_VERSION {
+            return Err(newer(location, version));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(Step::UpToDate(version));
+        }
+        if version == 0 {
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+                         version    int PRIMARY KEY,
+                         applied_at timestamptz NOT NULL DEFAULT now()
+                     )"
+                ))
+                .map_err(fail)?;
+        }
+        let to = version + 1;
+        client
+            .batch_execute(MIGRATIONS[version as usize])
+            .map_err(|e| StoreError::Postgres(format!("migration {to:04}: {}", describe(&e))))?;
+        client
+            .execute(
+                &format!("INSERT INTO {MIGRATIONS_TABLE} (version) VALUES ($1)"),
+                &[&(to as i32)],
+            )
+            .map_err(fail)?;
+        Ok(Step::Applied { from: version, to })
+    })();
+    match result {
+        Ok(step) => {
+            client.batch_execute("COMMIT").map_err(fail)?;
+            Ok(step)
+        }
+        Err(error) => {
+            let _ = client.batch_execute("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+/// The body of the append-only trigger function as the current schema defines it: the text
+/// between its dollar quotes in the last migration that (re)creates it.
+fn trigger_body() -> &'static str {
+    MIGRATIONS
+        .iter()
+        .rev()
+        .find_map(|sql| sql.split(TRIGGER_BODY_TAG).nth(1))
+        .expect("a migration defines the append-only trigger function")
+}
+
+fn tenant_from_row(row: &Row) -> Result<Tenant, postgres::Error> {
+    Ok(Tenant {
+        name: row.try_get(0)?,
+        origin: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        vkey: row.try_get(3)?,
+    })
+}
+
+fn token_from_row(row: &Row) -> Result<TokenRecord, postgres::Error> {
+    let scopes: String = row.try_get(2)?;
+    Ok(TokenRecord {
+        id: row.try_get(0)?,
+        tenant: row.try_get(1)?,
+        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        created_at: row.try_get(3)?,
+        revoked_at: row.try_get(4)?,
+    })
+}
+
+fn to_i64(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
+impl Store for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn begin_read(&self) -> Result<()> {
+        let (depth, owned) = self.reads.get();
+        if depth > 0 {
+            self.reads.set((depth + 1, owned));
+            return Ok(());
+        }
+        let owned = self.tx.get() == Tx::Idle;
+        if owned {
+            self.ensure_connected()?;
+            self.control("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            self.tx.set(Tx::Read);
+        }
+        self.reads.set((1, owned));
+        Ok(())
+    }
+
+    fn end_read(&self) -> Result<()> {
+        let (depth, owned) = self.reads.get();
+        match depth {
+            0 => Ok(()),
+            1 => {
+                self.reads.set((0, false));
+                if owned && self.tx.get() == Tx::Read {
+                    // Read-only: ending it cannot lose anything.
+                    self.end_transaction()?;
+                }
+                Ok(())
+            }
+            _ => {
+                self.reads.set((depth - 1, owned));
+                Ok(())
+            }
+        }
+    }
+
+    fn begin_write(&self, lock_tenants: &[&str]) -> Result<()> {
+        if self.tx.get() != Tx::Idle {
+            return Err(StoreError::Postgres(
+                "cannot begin a write transaction: a transaction is already open".into(),
+            ));
+        }
+        self.ensure_connected()?;
+        // Explicit, whatever the server's default_transaction_isolation: every statement
+        // after the locks must see what other instances committed before they were granted.
+        self.control("BEGIN ISOLATION LEVEL READ COMMITTED")?;
+        self.tx.set(Tx::Write { failed: false });
+        if lock_tenants.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.execute(LOCK_TENANTS, &[&lock_tenants, &TENANT_LOCK_SEED]) {
+            let _ = self.end_transaction();
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<()> {
+        match self.tx.get() {
+            Tx::Write { failed: false } => {
+                self.tx.set(Tx::Idle);
+                self.control("COMMIT")
+            }
+            Tx::Write { failed: true } => {
+                // PostgreSQL would answer COMMIT with a silent ROLLBACK.
+                self.end_transaction()?;
+                Err(StoreError::Postgres(
+                    "a statement of this transaction failed, so PostgreSQL aborted it; it was \
+                     rolled back and nothing was committed"
+                        .into(),
+                ))
+            }
+            Tx::Read | Tx::Idle => Err(StoreError::Postgres(
+                "cannot commit: no write transaction is open".into(),
+            )),
+        }
+    }
+
+    fn rollback(&self) -> Result<()> {
+        if self.tx.get() == Tx::Idle {
+            return Ok(());
+        }
+        self.end_transaction()
+    }
+
+    fn tenants(&self) -> Result<Vec<Tenant>> {
+        self.query_map(SELECT_TENANTS, &[], tenant_from_row)
+    }
+
+    fn tenant(&self, name: &str) -> Result<Option<Tenant>> {
+        self.query_opt(SELECT_TENANT, &[&name], tenant_from_row)
+    }
+
+    fn size(&self, tenant: &str) -> Result<u64> {
+        let size = self.query_opt(SELECT_SIZE, &[&tenant], |row| row.try_get::<_, i64>(0))?;
+        Ok(size.unwrap_or(0) as u64)
+    }
+
+    fn read_hashes(&self, tenant: &str, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<i64> = indexes.iter().map(|&i| to_i64(i)).collect();
+        let rows = self.query_map(SELECT_HASHES, &[&tenant, &wanted], |row| {
+            Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for (idx, bytes) in rows {
+            let hash = Hash::from_slice(&bytes).map_err(|e| format!("stored hash {idx}: {e}"))?;
+            found.insert(idx as u64, hash);
+        }
+        indexes
+            .iter()
+            .map(|idx| {
+                found
+                    .get(idx)
+                    .copied()
+                    .ok_or_else(|| format!("stored hash {idx} is missing").into())
+            })
+            .collect()
+    }
+
+    fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>> {
+        self.query_opt(SELECT_ENTRY, &[&tenant, &to_i64(seq)], |row| row.try_get(0))
+    }
+
+    fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>> {
+        self.query_opt(SELECT_ENTRY_ID, &[&tenant, &to_i64(seq)], |row| {
+            row.try_get(0)
+        })
+    }
+
+    fn seq_of_id(&self, tenant: &str, id: &str) -> Result<Option<u64>> {
+        let seq = self.query_opt(SELECT_SEQ_OF_ID, &[&tenant, &id], |row| {
+            row.try_get::<_, i64>(0)
+        })?;
+        Ok(seq.map(|seq| seq as u64))
+    }
+
+    fn entries(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let limit = to_i64(limit as u64);
+        self.query_map(
+            SELECT_ENTRIES,
+            &[&tenant, &to_i64(from), &to_i64(to), &limit],
+            |row| Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?)),
+        )
+    }
+
+    fn idempotent_seq(&self, tenant: &str, key: &str) -> Result<Option<u64>> {
+        let seq = self.query_opt(SELECT_IDEMPOTENT, &[&tenant, &key], |row| {
+            row.try_get::<_, i64>(0)
+        })?;
+        Ok(seq.map(|seq| seq as u64))
+    }
+
+    fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>> {
+        self.query_opt(SELECT_LATEST_CHECKPOINT, &[&tenant], |row| {
+            Ok(StoredCheckpoint {
+                size: row.try_get::<_, i64>(0)? as u64,
+                note: row.try_get(1)?,
+                created_at: row.try_get(2)?,
+            })
+        })
+    }
+
+    fn checkpoints(&self, tenant: &str) -> Result<Vec<String>> {
+        self.query_map(SELECT_CHECKPOINTS, &[&tenant], |row| row.try_get(0))
+    }
+
+    fn setting(&self, name: &str) -> Result<Option<String>> {
+        self.query_opt(SELECT_SETTING, &[&name], |row| row.try_get(0))
+    }
+
+    fn token_by_secret(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>> {
+        self.query_opt(
+            SELECT_TOKEN_BY_SECRET,
+            &[&secret_sha256.as_slice()],
+            token_from_row,
+        )
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.query_map(SELECT_TOKENS, &[], token_from_row)
+    }
+
+    fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.execute(
+            INSERT_TENANT,
+            &[
+                &tenant.name,
+                &tenant.origin,
+                &tenant.created_at,
+                &tenant.vkey,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_tenant_vkey(&self, tenant: &str, vkey: &str) -> Result<()> {
+        self.execute(UPDATE_TENANT_VKEY, &[&tenant, &vkey])?;
+        Ok(())
+    }
+
+    fn append(
+        &self,
+        tenant: &str,
+        entries: &[NewEntry<'_>],
+        first_hash_index: u64,
+        hashes: &[Hash],
+    ) -> Result<()> {
+        if !entries.is_empty() {
+            let seqs: Vec<i64> = entries.iter().map(|e| e.seq as i64).collect();
+            let ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
+            let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry).collect();
+            self.execute(INSERT_ENTRIES, &[&tenant, &seqs, &ids, &bytes])?;
+        }
+        if !hashes.is_empty() {
+            let indexes: Vec<i64> = (0..hashes.len() as u64)
+                .map(|offset| (first_hash_index + offset) as i64)
+                .collect();
+            let bytes: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
+            self.execute(INSERT_HASHES, &[&tenant, &indexes, &bytes])?;
+        }
+        Ok(())
+    }
+
+    fn insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
+        let seqs: Vec<i64> = keys.iter().map(|(_, seq)| *seq as i64).collect();
+        self.execute(INSERT_IDEMPOTENCY, &[&tenant, &names, &seqs])?;
+        Ok(())
+    }
+
+    fn insert_checkpoint(
+        &self,
+        tenant: &str,
+        size: u64,
+        note: &str,
+        created_at: &str,
+    ) -> Result<()> {
+        self.execute(
+            INSERT_CHECKPOINT,
+            &[&tenant, &(size as i64), &note, &created_at],
+        )?;
+        Ok(())
+    }
+
+    fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        self.execute(UPSERT_SETTING, &[&name, &value])?;
+        Ok(())
+    }
+
+    fn insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()> {
+        self.execute(
+            INSERT_TOKEN,
+            &[
+                &record.id,
+                &record.tenant,
+                &secret_sha256.as_slice(),
+                &record.scopes.join(" "),
+                &record.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool> {
+        Ok(self.execute(REVOKE_TOKEN, &[&id, &revoked_at])? == 1)
+    }
+
+    fn protections(&self) -> Result<Vec<Protection>> {
+        let names: Vec<&str> = TRIGGERS.iter().map(|(name, _, _)| *name).collect();
+        let tables: Vec<&str> = TRIGGERS.iter().map(|(_, table, _)| *table).collect();
+        let kinds: Vec<i16> = TRIGGERS.iter().map(|(_, _, kind)| *kind).collect();
+        let active = self.query_map(
+            SELECT_PROTECTIONS,
+            &[&names, &tables, &kinds, &TRIGGER_FUNCTION, &trigger_body()],
+            |row| row.try_get::<_, bool>(0),
+        )?;
+        Ok(TRIGGERS
+            .iter()
+            .zip(active)
+            .map(|((trigger, table, _), active)| Protection {
+                name: format!("trigger {trigger} on {table}"),
+                active,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_uri_passwords() {
+        for (url, redacted) in [
+            (
+                "postgres://app:s3cret@db.internal:5432/sealtrail",
+                "postgres://app:***@db.internal:5432/sealtrail",
+            ),
+            (
+                "postgresql://app:p@ss/w?rd@db/sealtrail?sslmode=disable",
+                "postgresql://app:***@db/sealtrail?sslmode=disable",
+            ),
+            (
+                "postgres://app@db/sealtrail?password=s3cret&application_name=x",
+                "postgres://app@db/sealtrail?password=***&application_name=x",
+            ),
+            ("POSTGRES://app:x@h1,h2/db", "POSTGRES://app:***@h1,h2/db"),
+            (
+                "postgres://db:5432/sealtrail",
+                "postgres://db:5432/sealtrail",
+            ),
+            ("postgres://app@db/sealtrail", "postgres://app@db/sealtrail"),
+            ("postgres:///sealtrail", "postgres:///sealtrail"),
+        ] {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn redacts_key_value_passwords() {
+        for (conninfo, redacted) in [
+            (
+                "host=db user=app password=s3cret dbname=sealtrail",
+                "host=db user=app password=*** dbname=sealtrail",
+            ),
+            (
+                "host=db password = 'with \\' quote and space' user=app",
+                "host=db password = *** user=app",
+            ),
+            ("PASSWORD=x", "PASSWORD=***"),
+            ("password='unterminated", "password=***"),
+            (
+                "host=/run/postgresql dbname=x",
+                "host=/run/postgresql dbname=x",
+            ),
+            ("passwordx=y password", "passwordx=y password"),
+        ] {
+            assert_eq!(redact_url(conninfo), redacted, "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn migrations_define_the_trigger_function() {
+        assert!(trigger_body().contains("append-only"));
+        assert_eq!(SCHEMA_VERSION, MIGRATIONS.len() as i64);
+    }
 }
 
 pub struct MigrationReport {
