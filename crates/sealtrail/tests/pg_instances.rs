@@ -196,7 +196,7 @@ fn two_servers_on_one_database_keep_one_log() {
                             let results = body.as_array().expect("per-event results");
                             assert_eq!(results.len(), 25);
                             for result in results {
-                                assert_eq!(result["status"], "created", "{result}");
+                                assert_eq!(result["status"], 201, "{result}");
                                 acks.push(ack(result));
                             }
                         } else {

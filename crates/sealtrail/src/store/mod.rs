@@ -76,9 +76,7 @@ impl Location {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_writer(
                 &sqlite::database_path(data_dir),
             )?),
-            Location::Postgres { url } => {
-                return Err(postgres::PgStore::open_writer(url).err().unwrap());
-            }
+            Location::Postgres { url } => Box::new(postgres::PgStore::open_writer(url)?),
         })
     }
 
@@ -88,9 +86,7 @@ impl Location {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_reader(
                 &sqlite::database_path(data_dir),
             )?),
-            Location::Postgres { url } => {
-                return Err(postgres::PgStore::open_reader(url).err().unwrap());
-            }
+            Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
         })
     }
 

@@ -133,7 +133,7 @@ enum Tx {
 
 /// The PostgreSQL store over one connection.
 pub struct PgStore {
-    client: RefCell<Client>,
+    client: RefCell<Connection>,
     /// Prepared statements of this connection, by SQL text.
     statements: RefCell<HashMap<&'static str, Statement>>,
     tx: Cell<Tx>,
@@ -145,6 +145,46 @@ pub struct PgStore {
     read_only: bool,
     /// The database URL without its password, for messages.
     location: String,
+}
+
+/// A client that can be dropped anywhere. Closing a `postgres::Client` blocks on its own
+/// runtime, which panics on a thread that drives async tasks (where the HTTP server's pool of
+/// readers is dropped at shutdown), so there the client is closed on a thread of its own.
+struct Connection(Option<Client>);
+
+impl std::ops::Deref for Connection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let closing = std::thread::Builder::new()
+                .name("sealtrail-pg-close".into())
+                .spawn(move || drop(client));
+            match closing {
+                Ok(thread) => {
+                    let _ = thread.join();
+                }
+                // Out of threads at shutdown: say so; the server closes the connection when
+                // the process exits.
+                Err(error) => tracing::warn!(%error, "cannot close a PostgreSQL connection"),
+            }
+        } else {
+            drop(client);
+        }
+    }
 }
 
 // The writer thread owns a store and readers move theirs between threads.
@@ -207,7 +247,7 @@ impl PgStore {
 
     fn wrap(client: Client, config: Config, location: String, read_only: bool) -> PgStore {
         PgStore {
-            client: RefCell::new(client),
+            client: RefCell::new(Connection(Some(client))),
             statements: RefCell::new(HashMap::new()),
             tx: Cell::new(Tx::Idle),
             reads: Cell::new((0, false)),
@@ -236,7 +276,7 @@ impl PgStore {
             set_read_only(&mut client, &self.location)?;
         }
         self.statements.borrow_mut().clear();
-        *self.client.borrow_mut() = client;
+        *self.client.borrow_mut() = Connection(Some(client));
         Ok(())
     }
 
@@ -319,8 +359,22 @@ impl PgStore {
 pub fn migrate(url: &str) -> Result<MigrationReport> {
     let (config, location) = parse(url)?;
     let mut client = connect(&config, &location)?;
-    run_migrations(&mut client, &location)
+    let report = run_migrations(&mut client, &location)?;
+    // Puts back any append-only trigger that was dropped or disabled since.
+    client
+        .batch_execute(&format!("BEGIN; {PROTECTIONS} COMMIT;"))
+        .map_err(|e| {
+            let _ = client.batch_execute("ROLLBACK");
+            StoreError::Postgres(format!(
+                "cannot reinstall the append-only protections on {location}: {}",
+                describe(&e)
+            ))
+        })?;
+    Ok(report)
 }
+
+/// The append-only protections, re-applicable (see `postgres/protections.sql`).
+const PROTECTIONS: &str = include_str!("postgres/protections.sql");
 
 /// The URL (or `key=value` connection string) with any password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
@@ -1009,14 +1063,4 @@ mod tests {
         assert!(trigger_body().contains("append-only"));
         assert_eq!(SCHEMA_VERSION, MIGRATIONS.len() as i64);
     }
-}
-
-pub struct MigrationReport {
-    pub from: i64,
-    pub to: i64,
-    pub applied: Vec<i64>,
-}
-
-pub fn migrate(_url: &str) -> Result<MigrationReport> {
-    Err(StoreError::Unavailable("not implemented".into()))
 }
