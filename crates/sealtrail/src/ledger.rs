@@ -109,6 +109,9 @@ pub enum LedgerError {
     Closed,
     #[error("{0}")]
     MissingKey(String),
+    /// The group this request was in did not commit; nothing of it is in the log.
+    #[error("not committed: {0}")]
+    NotCommitted(String),
 }
 
 impl LedgerError {
@@ -749,7 +752,7 @@ fn answer_after_commit<T: Send + 'static>(
     Box::new(move |commit: Result<(), &LedgerError>| {
         let answer = match commit {
             Ok(()) => result,
-            Err(error) => Err(LedgerError::Invalid(format!("not committed: {error}"))),
+            Err(error) => Err(LedgerError::NotCommitted(error.to_string())),
         };
         let _ = reply.send(answer);
     })

@@ -124,6 +124,7 @@ store_suite!(
     checkpoints_keep_the_first_of_a_size,
     settings_and_tokens,
     rollback_leaves_nothing_behind,
+    a_failed_write_fails_the_whole_transaction,
     a_read_snapshot_sees_one_moment,
     history_cannot_be_updated_or_deleted,
     protections_report_a_dropped_trigger,
@@ -452,6 +453,24 @@ fn rollback_leaves_nothing_behind(backend: &dyn Backend) {
     assert_eq!(append_committed(store.as_ref(), "acme", 1), 5);
     let tail = store::tail(store.as_ref(), "acme").unwrap();
     assert_eq!(tail.last_hash, leaf_hash(&entry_bytes("acme", 4)));
+}
+
+/// A transaction in which one write failed commits nothing: never the writes around the
+/// failure without it.
+fn a_failed_write_fails_the_whole_transaction(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    store.begin_write(&["acme"]).unwrap();
+    append_entries(store.as_ref(), "acme", 5);
+    assert!(store.insert_tenant(&tenant("acme")).is_err());
+    let error = store.commit().expect_err("a commit after a failed write");
+    assert!(
+        error.to_string().contains("nothing was committed"),
+        "{error}"
+    );
+    assert_eq!(store.size("acme").unwrap(), 0);
+    // The store goes on working.
+    assert_eq!(append_committed(store.as_ref(), "acme", 2), 2);
 }
 
 fn a_read_snapshot_sees_one_moment(backend: &dyn Backend) {

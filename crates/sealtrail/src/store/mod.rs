@@ -46,6 +46,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A write in the transaction failed, so the whole transaction was rolled back.
+    #[error("{0}")]
+    Aborted(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

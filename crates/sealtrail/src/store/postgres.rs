@@ -771,7 +771,7 @@ impl Store for PgStore {
             Tx::Write { failed: true } => {
                 // PostgreSQL would answer COMMIT with a silent ROLLBACK.
                 self.end_transaction()?;
-                Err(StoreError::Postgres(
+                Err(StoreError::Aborted(
                     "a statement of this transaction failed, so PostgreSQL aborted it; it was \
                      rolled back and nothing was committed"
                         .into(),

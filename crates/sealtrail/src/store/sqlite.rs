@@ -49,6 +49,8 @@ pub struct SqliteStore {
     /// Depth of nested [`Store::begin_read`] calls, and whether the outermost one began a
     /// transaction (it does not when the connection is already inside one).
     reads: Cell<(u32, bool)>,
+    /// A write in the current transaction failed: it can only be rolled back.
+    failed: Cell<bool>,
 }
 
 impl SqliteStore {
@@ -89,6 +91,7 @@ impl SqliteStore {
         SqliteStore {
             conn,
             reads: Cell::new((0, false)),
+            failed: Cell::new(false),
         }
     }
 
@@ -188,15 +191,24 @@ impl Store for SqliteStore {
     fn begin_write(&self, _lock_tenants: &[&str]) -> Result<()> {
         // SQLite has one write lock for the whole database; IMMEDIATE takes it now.
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.failed.set(false);
         Ok(())
     }
 
     fn commit(&self) -> Result<()> {
+        if self.failed.replace(false) {
+            self.conn.execute_batch("ROLLBACK")?;
+            return Err(StoreError::Aborted(
+                "a write of this transaction failed; it was rolled back and nothing was committed"
+                    .into(),
+            ));
+        }
         self.conn.execute_batch("COMMIT")?;
         Ok(())
     }
 
     fn rollback(&self) -> Result<()> {
+        self.failed.set(false);
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("ROLLBACK")?;
         }
@@ -392,6 +404,78 @@ impl Store for SqliteStore {
     }
 
     fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.write(|| self.write_insert_tenant(tenant))
+    }
+
+    fn set_tenant_vkey(&self, tenant: &str, vkey: &str) -> Result<()> {
+        self.write(|| self.write_set_tenant_vkey(tenant, vkey))
+    }
+
+    fn append(
+        &self,
+        tenant: &str,
+        entries: &[NewEntry<'_>],
+        first_hash_index: u64,
+        hashes: &[Hash],
+    ) -> Result<()> {
+        self.write(|| self.write_append(tenant, entries, first_hash_index, hashes))
+    }
+
+    fn insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
+        self.write(|| self.write_insert_idempotency(tenant, keys))
+    }
+
+    fn insert_checkpoint(
+        &self,
+        tenant: &str,
+        size: u64,
+        note: &str,
+        created_at: &str,
+    ) -> Result<()> {
+        self.write(|| self.write_insert_checkpoint(tenant, size, note, created_at))
+    }
+
+    fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        self.write(|| self.write_set_setting(name, value))
+    }
+
+    fn insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()> {
+        self.write(|| self.write_insert_token(record, secret_sha256))
+    }
+
+    fn revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool> {
+        self.write(|| self.write_revoke_token(id, revoked_at))
+    }
+
+    fn protections(&self) -> Result<Vec<Protection>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2",
+        )?;
+        TRIGGERS
+            .iter()
+            .map(|(trigger, table)| {
+                let count: i64 = stmt.query_row(params![trigger, table], |row| row.get(0))?;
+                Ok(Protection {
+                    name: format!("trigger {trigger} on {table}"),
+                    active: count == 1,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqliteStore {
+    /// Runs one write; a failed write marks the transaction failed, so that [`Store::commit`]
+    /// refuses it — as PostgreSQL does — rather than commit the writes around the failure.
+    fn write<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let result = f();
+        if result.is_err() && !self.conn.is_autocommit() {
+            self.failed.set(true);
+        }
+        result
+    }
+
+    fn write_insert_tenant(&self, tenant: &Tenant) -> Result<()> {
         self.conn.execute(
             "INSERT INTO tenants (name, origin, created_at, vkey) VALUES (?1, ?2, ?3, ?4)",
             params![tenant.name, tenant.origin, tenant.created_at, tenant.vkey],
@@ -399,7 +483,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn set_tenant_vkey(&self, tenant: &str, vkey: &str) -> Result<()> {
+    fn write_set_tenant_vkey(&self, tenant: &str, vkey: &str) -> Result<()> {
         self.conn.execute(
             "UPDATE tenants SET vkey = ?2 WHERE name = ?1 AND vkey IS NULL",
             params![tenant, vkey],
@@ -407,7 +491,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn append(
+    fn write_append(
         &self,
         tenant: &str,
         entries: &[NewEntry<'_>],
@@ -433,7 +517,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
+    fn write_insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare_cached("INSERT INTO idempotency (tenant, key, seq) VALUES (?1, ?2, ?3)")?;
@@ -443,7 +527,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn insert_checkpoint(
+    fn write_insert_checkpoint(
         &self,
         tenant: &str,
         size: u64,
@@ -458,7 +542,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+    fn write_set_setting(&self, name: &str, value: &str) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -467,7 +551,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()> {
+    fn write_insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()> {
         self.conn.execute(
             "INSERT INTO tokens (id, tenant, secret_sha256, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -481,7 +565,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool> {
+    fn write_revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool> {
         let changed = self.conn.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, revoked_at],
@@ -489,24 +573,6 @@ impl Store for SqliteStore {
         Ok(changed == 1)
     }
 
-    fn protections(&self) -> Result<Vec<Protection>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2",
-        )?;
-        TRIGGERS
-            .iter()
-            .map(|(trigger, table)| {
-                let count: i64 = stmt.query_row(params![trigger, table], |row| row.get(0))?;
-                Ok(Protection {
-                    name: format!("trigger {trigger} on {table}"),
-                    active: count == 1,
-                })
-            })
-            .collect()
-    }
-}
-
-impl SqliteStore {
     /// Serves a request whose indexes lie close together (a hash tile: every other position of
     /// a span) with one range query instead of one query per index. `None` when the indexes
     /// are too spread out for that to pay, or not in ascending order.
