@@ -71,7 +71,11 @@ const LOCK_TENANTS: &str = "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINC
 const SELECT_TENANTS: &str = "SELECT name, origin, created_at, vkey FROM tenants ORDER BY name";
 const SELECT_TENANT: &str = "SELECT name, origin, created_at, vkey FROM tenants WHERE name = $1";
 const SELECT_SIZE: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = $1";
-const SELECT_HASHES: &str = "SELECT idx, hash FROM hashes WHERE tenant = $1 AND idx = ANY($2)";
+/// One primary-key lookup per index asked for. (`idx = ANY($2)` lets the planner, misled by the
+/// statistics of a table that grows fast, scan every hash of the tenant and filter: O(n) per
+/// read. The lateral subquery with `LIMIT 1` cannot be flattened, so each index is looked up
+/// on the primary key whatever the statistics say.)
+const SELECT_HASHES: &str = "SELECT w.idx, h.hash FROM unnest($2::int8[]) AS w(idx), LATERAL (SELECT hash FROM hashes WHERE tenant = $1 AND idx = w.idx LIMIT 1) AS h";
 const SELECT_ENTRY: &str = "SELECT entry FROM entries WHERE tenant = $1 AND seq = $2";
 const SELECT_ENTRY_ID: &str = "SELECT id FROM entries WHERE tenant = $1 AND seq = $2";
 const SELECT_SEQ_OF_ID: &str = "SELECT seq FROM entries WHERE tenant = $1 AND id = $2";
