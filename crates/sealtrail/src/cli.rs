@@ -67,7 +67,8 @@ pub enum KeysCommand {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Print the verifier keys kept under DIR/keys/
+    /// Print the verifier keys kept under DIR/keys/ (with --database-url: the verifier key the
+    /// store records for each tenant's log)
     Show(DataArgs),
 }
 
@@ -171,7 +172,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(settings) => serve(settings),
         Command::Tokens(command) => tokens(command),
         Command::Keys(KeysCommand::Generate { name, out }) => keys_generate(&name, out),
-        Command::Keys(KeysCommand::Show(data)) => keys_show(&data.data),
+        Command::Keys(KeysCommand::Show(data)) => keys_show(&data),
         Command::Note(NoteCommand::Sign { key, text }) => note_sign(&key, &text),
         Command::Note(NoteCommand::Verify { key, note }) => note_verify(&key, &note),
         Command::Verify(args) => verify(args),
@@ -193,8 +194,24 @@ fn keys_generate(name: &str, out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn keys_show(data: &Path) -> Result<()> {
-    let dir = data.join("keys");
+fn keys_show(data: &DataArgs) -> Result<()> {
+    if data.database_url.is_some() {
+        let location = data.location();
+        let store = location
+            .open_reader()
+            .with_context(|| format!("cannot open the store {location}"))?;
+        for tenant in store.tenants()? {
+            match tenant.vkey {
+                Some(vkey) => println!("{vkey}"),
+                None => eprintln!(
+                    "tenant {} has no recorded verifier key (created by an older sealtrail); see its key file",
+                    tenant.name
+                ),
+            }
+        }
+        return Ok(());
+    }
+    let dir = data.data.join("keys");
     let keys = keyfiles::list_verifiers(&dir)?;
     if keys.is_empty() {
         bail!(

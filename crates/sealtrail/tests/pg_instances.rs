@@ -285,4 +285,27 @@ fn two_servers_on_one_database_keep_one_log() {
     assert_eq!(report["acme"]["checkpoint"]["size"], size);
     assert_eq!(report["acme"]["store_protections"]["intact"], true);
     assert_eq!(report["_system"]["valid"], true);
+
+    // The store records each log's verifier key, and it is the derived one.
+    let shown = success(&sealtrail(&["keys", "show", "--database-url", &db.url]));
+    let acme = store.tenant("acme").unwrap().unwrap();
+    let acme_key = root.derive(&acme.origin).unwrap().verifier().to_string();
+    assert!(shown.lines().any(|line| line == acme_key), "{shown}");
+    // Tokens created on one instance are listed from the shared database.
+    let listed = success(&sealtrail(&[
+        "tokens",
+        "list",
+        "--database-url",
+        &db.url,
+        "--json",
+    ]));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == created["id"] && t["tenant"] == "acme"),
+        "{listed:#}"
+    );
 }

@@ -35,11 +35,17 @@ pub struct AppState {
     pub settings: Arc<Resolved>,
 }
 
+/// Read connections open at once per process, at most: enough to keep both cores busy with
+/// reads, and few enough that several instances stay well inside PostgreSQL's default
+/// `max_connections` (100).
+pub const MAX_READERS: usize = 16;
+
 /// A small pool of read connections to the store; reads never wait for the writer.
 #[derive(Clone)]
 pub struct Readers {
     location: Location,
     idle: Arc<Mutex<Vec<Box<dyn Store>>>>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -47,6 +53,7 @@ impl Readers {
         Readers {
             location,
             idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         }
     }
 
@@ -56,7 +63,14 @@ impl Readers {
         f: impl FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let readers = self.clone();
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("the reader pool is closed"))?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = match readers.idle.lock().expect("readers lock").pop() {
                 Some(conn) => conn,
                 None => readers.location.open_reader().map_err(ApiError::from)?,
