@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::config::Resolved;
 use crate::http::{self, AppState, Readers};
 use crate::index::Indexer;
-use crate::ledger::{Ledger, LedgerConfig, NewToken, SYSTEM_TENANT};
+use crate::ledger::{Ledger, LedgerConfig, NewToken};
 
 pub struct Application {
     listener: TcpListener,
@@ -34,22 +34,10 @@ impl Application {
         };
         let ledger = tokio::task::spawn_blocking(move || Ledger::start(ledger_config)).await??;
         let readers = Readers::new(settings.store.clone());
-        let has_tokens = readers
-            .with(|conn| Ok(!conn.list_tokens()?.is_empty()))
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-        let first_admin_token = if has_tokens {
-            None
-        } else {
-            let scopes = ["admin", "log:read", "events:read", "verify"]
-                .map(String::from)
-                .to_vec();
-            Some(
-                ledger
-                    .create_token(SYSTEM_TENANT, scopes, "sealtrail")
-                    .await?,
-            )
-        };
+        let scopes = ["admin", "log:read", "events:read", "verify"]
+            .map(String::from)
+            .to_vec();
+        let first_admin_token = ledger.first_admin_token(scopes).await?;
         let (data, location) = (settings.data.clone(), settings.store.clone());
         let indexer =
             tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;

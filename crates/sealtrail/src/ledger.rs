@@ -162,6 +162,13 @@ enum Job {
         actor: String,
         reply: Reply<bool>,
     },
+    /// Creates a `_system` admin token unless the store holds any token yet; decided under the
+    /// `_system` lock, so instances starting together on a new database create one between
+    /// them.
+    FirstAdminToken {
+        scopes: Vec<String>,
+        reply: Reply<Option<NewToken>>,
+    },
     EnsureTenant {
         tenant: String,
         actor: String,
@@ -183,7 +190,9 @@ impl Job {
             Job::CreateToken { tenant, .. } | Job::EnsureTenant { tenant, .. } => {
                 vec![tenant, SYSTEM_TENANT]
             }
-            Job::RevokeToken { .. } | Job::RecordConfig { .. } => vec![SYSTEM_TENANT],
+            Job::RevokeToken { .. } | Job::RecordConfig { .. } | Job::FirstAdminToken { .. } => {
+                vec![SYSTEM_TENANT]
+            }
             Job::Shutdown => vec![],
         }
     }
@@ -310,6 +319,15 @@ impl Ledger {
             actor,
             reply,
         })
+    }
+
+    /// Creates the first admin token of a store that has no token yet; `None` when it has one.
+    pub async fn first_admin_token(
+        &self,
+        scopes: Vec<String>,
+    ) -> Result<Option<NewToken>, LedgerError> {
+        self.call(|reply| Job::FirstAdminToken { scopes, reply })
+            .await
     }
 
     /// Revokes a token; false when there is no such active token.
@@ -737,6 +755,7 @@ fn fail_job(job: Job) -> Answer {
         Job::Append { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::CreateToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::RevokeToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::FirstAdminToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::EnsureTenant { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::RecordConfig { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Shutdown => Box::new(|_| {}),
@@ -802,6 +821,16 @@ impl GroupWork<'_> {
             }
             Job::RevokeToken { id, actor, reply } => {
                 let result = self.revoke_token(&id, &actor);
+                settle(reply, result)
+            }
+            Job::FirstAdminToken { scopes, reply } => {
+                let result = match self.store.list_tokens() {
+                    Ok(tokens) if tokens.is_empty() => self
+                        .create_token(SYSTEM_TENANT, scopes, "sealtrail")
+                        .map(Some),
+                    Ok(_) => Ok(None),
+                    Err(error) => Err(error.into()),
+                };
                 settle(reply, result)
             }
             Job::EnsureTenant {

@@ -35,6 +35,8 @@ fn success(output: &std::process::Output) -> String {
 struct Server {
     child: Child,
     base: String,
+    /// Whether this start printed the first admin token.
+    printed_admin_token: bool,
 }
 
 impl Server {
@@ -57,8 +59,10 @@ impl Server {
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut base = None;
+        let mut printed_admin_token = false;
         for line in lines {
             let line = line.unwrap();
+            printed_admin_token |= line.starts_with("admin token (shown once");
             if line.starts_with("sealtrail listening on ") {
                 base = line
                     .split_whitespace()
@@ -70,6 +74,7 @@ impl Server {
         Server {
             child,
             base: base.expect("serve prints the address it listens on"),
+            printed_admin_token,
         }
     }
 
@@ -141,10 +146,19 @@ fn two_servers_on_one_database_keep_one_log() {
     assert!(migrated.contains("to"), "{migrated}");
 
     let data = [dir.path().join("one"), dir.path().join("two")];
-    let servers: Vec<Server> = data
-        .iter()
-        .map(|d| Server::start(&db.url, d, &root_path))
-        .collect();
+    // Both start at once on the new database: one of them creates the first admin token.
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = data
+            .iter()
+            .map(|d| scope.spawn(|| Server::start(&db.url, d, &root_path)))
+            .collect();
+        starting.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    assert_eq!(
+        servers.iter().filter(|s| s.printed_admin_token).count(),
+        1,
+        "exactly one instance creates the first admin token"
+    );
 
     // The tokens CLI works on the database while both servers run.
     let created = success(&sealtrail(&[
