@@ -31,6 +31,7 @@ impl Application {
             signing_key: settings.signing_key.clone(),
             checkpoint_interval: settings.checkpoint_interval,
             origin_prefix: settings.origin_prefix.clone(),
+            audit_stdout: settings.audit_stdout,
         };
         let ledger = tokio::task::spawn_blocking(move || Ledger::start(ledger_config)).await??;
         let readers = Readers::new(settings.store.clone());
@@ -49,6 +50,7 @@ impl Application {
                 "checkpoint_interval_ms": settings.checkpoint_interval.as_millis() as u64,
                 "origin_prefix": settings.origin_prefix,
                 "public_log": settings.public_log,
+                "audit_stdout": settings.audit_stdout,
                 "verify_interval_secs": settings.verify_interval.map(|d| d.as_secs()),
             }))
             .await?;

@@ -326,6 +326,7 @@ fn open_ledger(data: &DataArgs) -> Result<crate::ledger::Ledger> {
         signing_key: settings.signing_key,
         checkpoint_interval: settings.checkpoint_interval,
         origin_prefix: settings.origin_prefix,
+        audit_stdout: false,
     })
     .with_context(|| format!("cannot open the store {location}"))
 }

@@ -53,6 +53,16 @@ pub struct Settings {
     /// Serve checkpoints and hash tiles under /logs/ without a token
     #[arg(long, value_name = "BOOL", env = "SEALTRAIL_PUBLIC_LOG")]
     pub public_log: Option<bool>,
+    /// Also write every committed entry to stdout as one `AUDIT: {json}` line (a second,
+    /// independent record, e.g. for a log shipper)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "SEALTRAIL_AUDIT_STDOUT",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub audit_stdout: Option<bool>,
     /// Verify each log's recent entries in the background this often (seconds; 0 = never)
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_VERIFY_INTERVAL_SECS")]
     pub verify_interval_secs: Option<u64>,
@@ -68,6 +78,7 @@ pub struct Resolved {
     pub checkpoint_interval: Duration,
     pub origin_prefix: String,
     pub public_log: bool,
+    pub audit_stdout: bool,
     pub verify_interval: Option<Duration>,
 }
 
@@ -87,6 +98,7 @@ impl Settings {
             checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
             origin_prefix: self.origin_prefix.or(file.origin_prefix),
             public_log: self.public_log.or(file.public_log),
+            audit_stdout: self.audit_stdout.or(file.audit_stdout),
             verify_interval_secs: self.verify_interval_secs.or(file.verify_interval_secs),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -125,6 +137,7 @@ impl Settings {
             checkpoint_interval: Duration::from_millis(checkpoint_ms),
             origin_prefix,
             public_log: merged.public_log.unwrap_or(false),
+            audit_stdout: merged.audit_stdout.unwrap_or(false),
             verify_interval: match merged.verify_interval_secs.unwrap_or(60) {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),

@@ -1256,6 +1256,7 @@ mod tests {
             signing_key: None,
             checkpoint_interval: Duration::from_secs(60),
             origin_prefix: "test.example".into(),
+            audit_stdout: false,
         })
         .unwrap();
         ledger

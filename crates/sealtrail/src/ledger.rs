@@ -67,6 +67,8 @@ pub struct LedgerConfig {
     pub checkpoint_interval: Duration,
     /// A tenant's origin is `<origin_prefix>/<tenant>`.
     pub origin_prefix: String,
+    /// Write every committed entry to stdout as `AUDIT: {json}` after its commit.
+    pub audit_stdout: bool,
 }
 
 /// The receipt of a durable entry.
@@ -243,6 +245,7 @@ impl Ledger {
             config,
             tenants: HashMap::new(),
             heads: heads.clone(),
+            audit: Vec::new(),
         };
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
@@ -393,6 +396,8 @@ struct Writer {
     keys: Keys,
     tenants: HashMap<String, TenantState>,
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
+    audit: Vec<(String, Vec<u8>)>,
 }
 
 /// Where each log's signing key comes from: derived from the root key when one is configured,
@@ -532,7 +537,12 @@ impl Writer {
         let events = jobs.iter().map(Job::event_count).sum();
         let started = Instant::now();
         let mut answers: Vec<Answer> = Vec::new();
+        self.audit.clear();
         let result = self.run_group(jobs, &mut answers);
+        if result.is_ok() && self.config.audit_stdout {
+            write_audit_lines(&self.audit);
+        }
+        self.audit.clear();
         let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
         crate::metrics::group_committed(events, started.elapsed(), error);
         if result.is_err() {
@@ -563,6 +573,7 @@ impl Writer {
             tenants: &mut self.tenants,
             keys: &mut self.keys,
             config: &self.config,
+            audit: &mut self.audit,
         };
         let mut failure = None;
         let mut pending_jobs = jobs.into_iter();
@@ -608,6 +619,7 @@ impl Writer {
             tenants: &mut self.tenants,
             keys: &mut self.keys,
             config: &self.config,
+            audit: &mut self.audit,
         };
         match work.ensure_tenant(tenant, actor) {
             Ok(created) => {
@@ -693,6 +705,7 @@ impl Writer {
             tenants: &mut self.tenants,
             keys: &mut self.keys,
             config: &self.config,
+            audit: &mut self.audit,
         };
         work.state(tenant)?;
         let latest = store.latest_checkpoint(tenant)?;
@@ -797,6 +810,7 @@ struct GroupWork<'w> {
     tenants: &'w mut HashMap<String, TenantState>,
     keys: &'w mut Keys,
     config: &'w LedgerConfig,
+    audit: &'w mut Vec<(String, Vec<u8>)>,
 }
 
 impl GroupWork<'_> {
@@ -968,6 +982,13 @@ impl GroupWork<'_> {
             .collect();
         debug_assert_eq!(rows.first().map(|r| r.seq).unwrap_or(first_seq), first_seq);
         store.append(tenant, &rows, first_hash_index, &hashes)?;
+        if self.config.audit_stdout {
+            self.audit.extend(
+                entries
+                    .iter()
+                    .map(|(_, _, entry)| (tenant.to_string(), entry.clone())),
+            );
+        }
         if !new_keys.is_empty() {
             store.insert_idempotency(tenant, &new_keys)?;
         }
@@ -1094,6 +1115,39 @@ impl GroupWork<'_> {
             )?;
         }
         Ok(revoked)
+    }
+}
+
+/// Writes committed entries to stdout, one `AUDIT: {"tenant", "event_hash", "entry"}` line each;
+/// `entry` is the log entry's exact bytes, so its hash can be recomputed from the line. A
+/// failure to write is logged, never fatal: the entries are already durable in the store.
+fn write_audit_lines(entries: &[(String, Vec<u8>)]) {
+    use std::io::Write as _;
+    if entries.is_empty() {
+        return;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut result = Ok(());
+    for (tenant, entry) in entries {
+        let tenant = serde_json::to_string(tenant).expect("a string serialises");
+        result = out
+            .write_all(b"AUDIT: {\"tenant\":")
+            .and_then(|()| out.write_all(tenant.as_bytes()))
+            .and_then(|()| {
+                write!(
+                    out,
+                    ",\"event_hash\":\"{}\",\"entry\":",
+                    leaf_hash(entry).to_hex()
+                )
+            })
+            .and_then(|()| out.write_all(entry))
+            .and_then(|()| out.write_all(b"}\n"));
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Err(error) = result.and_then(|()| out.flush()) {
+        tracing::error!(%error, "cannot write AUDIT lines to stdout (the entries are committed)");
     }
 }
 

@@ -123,6 +123,7 @@ fn the_service_role_cannot_alter_history_and_verify_catches_a_superuser_who_does
         signing_key: None,
         checkpoint_interval: Duration::from_secs(3600),
         origin_prefix: "sealtrail.local".into(),
+        audit_stdout: false,
     })
     .unwrap();
     let events: Vec<Submission> = (0..10)

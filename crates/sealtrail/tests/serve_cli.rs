@@ -130,3 +130,120 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
     );
     assert_eq!(again.status.code(), Some(1));
 }
+
+/// `--audit-stdout`: every committed entry also leaves the process as one `AUDIT: {json}` line
+/// on stdout, carrying the entry's exact bytes, so each line's hash is the receipt's.
+#[tokio::test]
+async fn audit_stdout_writes_every_committed_entry_as_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = sealtrail(
+        &[
+            "tokens",
+            "create",
+            "--data",
+            "data",
+            "--tenant",
+            "acme",
+            "--scope",
+            "events:write",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(created.status.success());
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args([
+            "serve",
+            "--data",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-stdout",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if line.starts_with("sealtrail listening on") {
+            break line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap()
+                .to_string();
+        }
+    };
+
+    let client = reqwest::Client::new();
+    let mut receipts = Vec::new();
+    for n in 0..4 {
+        let response = client
+            .post(format!("{base}/v1/events"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"action": "user.login", "outcome": "success", "actor": {"id": format!("u-{n}")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        receipts.push(response.json::<serde_json::Value>().await.unwrap());
+    }
+    let batch: Vec<serde_json::Value> = (0..3)
+        .map(|n| serde_json::json!({"action": "record.export", "outcome": "success", "actor": {"id": format!("b-{n}")}}))
+        .collect();
+    let response = client
+        .post(format!("{base}/v1/events/batch"))
+        .bearer_auth(&token)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    receipts.extend(response.json::<Vec<serde_json::Value>>().await.unwrap());
+    // A refused event is not committed, so it has no line.
+    let refused = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"action": "user.login"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success());
+
+    let mut acme = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let Some(json) = line.strip_prefix("AUDIT: ") else {
+            continue;
+        };
+        let value: serde_json::Value = serde_json::from_str(json).expect("an AUDIT line is JSON");
+        // The entry's exact bytes are the tail of the line.
+        let at = json.find("\"entry\":").expect("an entry") + "\"entry\":".len();
+        let entry = &json.as_bytes()[at..json.len() - 1];
+        assert_eq!(
+            sealtrail_core::leaf_hash(entry).to_hex(),
+            value["event_hash"].as_str().unwrap(),
+            "{line}"
+        );
+        if value["tenant"] == "acme" {
+            acme.push(value);
+        }
+    }
+    assert_eq!(acme.len(), receipts.len(), "{acme:#?}");
+    for (line, receipt) in acme.iter().zip(&receipts) {
+        assert_eq!(line["event_hash"], receipt["event_hash"]);
+        assert_eq!(line["entry"]["seq"], receipt["seq"]);
+        assert_eq!(line["entry"]["id"], receipt["id"]);
+    }
+}

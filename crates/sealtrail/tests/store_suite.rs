@@ -625,6 +625,7 @@ fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
                 signing_key: Some(root_path.clone()),
                 checkpoint_interval: Duration::from_millis(5),
                 origin_prefix: "store.test".into(),
+                audit_stdout: false,
             })
             .unwrap()
         })

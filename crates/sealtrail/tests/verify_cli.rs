@@ -73,6 +73,7 @@ fn session(data: &Path, range: std::ops::Range<u64>) {
         // Long enough that only the first commit and the shutdown sign checkpoints.
         checkpoint_interval: Duration::from_secs(3600),
         origin_prefix: "sealtrail.test".into(),
+        audit_stdout: false,
     })
     .unwrap();
     ledger.ensure_tenant_blocking(TENANT, "test").unwrap();
