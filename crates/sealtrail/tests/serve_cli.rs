@@ -13,32 +13,37 @@ fn sealtrail(args: &[&str], cwd: &Path) -> std::process::Output {
         .expect("the sealtrail binary runs")
 }
 
-#[tokio::test]
-async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    // Checkpoints are otherwise rare here, so the final one is what covers the events.
+type StdoutLines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `sealtrail serve --data data --listen 127.0.0.1:0 EXTRA…` in `dir`, its stdout piped.
+fn start_serve(dir: &Path, extra: &[&str]) -> (std::process::Child, StdoutLines) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
         .args(["serve", "--data", "data", "--listen", "127.0.0.1:0"])
-        .args(["--checkpoint-interval-ms", "600000"])
-        .current_dir(dir.path())
+        .args(extra)
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let admin_line = lines.next().unwrap().unwrap();
+    let lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    (server, lines)
+}
+
+/// The `http://…` address in serve's "listening on" line.
+fn address(listening: &str) -> String {
     assert!(
-        admin_line.starts_with("admin token (shown once"),
-        "{admin_line}"
+        listening.starts_with("sealtrail listening on"),
+        "{listening}"
     );
-    let listening = lines.next().unwrap().unwrap();
-    let base = listening
+    listening
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .expect("the address is printed")
-        .to_string();
+        .to_string()
+}
 
-    // The tokens CLI works on the data directory while the server runs.
+/// `sealtrail tokens create --json` for tenant acme with events:write, run in `dir`.
+fn create_token(dir: &Path) -> serde_json::Value {
     let created = sealtrail(
         &[
             "tokens",
@@ -51,14 +56,41 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
             "events:write",
             "--json",
         ],
-        dir.path(),
+        dir,
     );
     assert!(
         created.status.success(),
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    serde_json::from_slice(&created.stdout).unwrap()
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop(mut server: std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    // Checkpoints are otherwise rare here, so the final one is what covers the events.
+    let (server, mut lines) = start_serve(dir.path(), &["--checkpoint-interval-ms", "600000"]);
+    let admin_line = lines.next().unwrap().unwrap();
+    assert!(
+        admin_line.starts_with("admin token (shown once"),
+        "{admin_line}"
+    );
+    let base = address(&lines.next().unwrap().unwrap());
+
+    // The tokens CLI works on the data directory while the server runs.
+    let created = create_token(dir.path());
     let token = created["token"].as_str().unwrap().to_string();
     assert_eq!(created["tenant_created"], true);
 
@@ -73,14 +105,7 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
             .unwrap();
         assert_eq!(response.status(), 201);
     }
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = server.wait().unwrap();
-    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+    stop(server);
 
     let verified = sealtrail(
         &["verify", "--data", "data", "--tenant", "acme", "--json"],
@@ -136,46 +161,15 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
 #[tokio::test]
 async fn audit_stdout_writes_every_committed_entry_as_a_line() {
     let dir = tempfile::tempdir().unwrap();
-    let created = sealtrail(
-        &[
-            "tokens",
-            "create",
-            "--data",
-            "data",
-            "--tenant",
-            "acme",
-            "--scope",
-            "events:write",
-            "--json",
-        ],
-        dir.path(),
-    );
-    assert!(created.status.success());
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    let token = created["token"].as_str().unwrap().to_string();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args([
-            "serve",
-            "--data",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-            "--audit-stdout",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let token = create_token(dir.path())["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (server, mut lines) = start_serve(dir.path(), &["--audit-stdout"]);
     let base = loop {
         let line = lines.next().expect("serve prints its address").unwrap();
         if line.starts_with("sealtrail listening on") {
-            break line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .unwrap()
-                .to_string();
+            break address(&line);
         }
     };
 
@@ -213,13 +207,7 @@ async fn audit_stdout_writes_every_committed_entry_as_a_line() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 422);
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert!(server.wait().unwrap().success());
+    stop(server);
 
     let mut acme = Vec::new();
     for line in lines {
