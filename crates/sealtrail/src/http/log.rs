@@ -9,6 +9,7 @@
 //! Consistency proofs start at a tree of at least one entry: RFC 9162 defines none from the
 //! empty tree (every tree extends it), and the core refuses `from = 0` rather than invent one.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -87,6 +88,16 @@ fn bad_param(name: &str, rule: &'static str, message: impl Into<String>) -> ApiE
     }
 }
 
+/// A query string that does not fit the route's parameters (say, one given twice), as a JSON
+/// error like every other.
+fn query_error(rejection: QueryRejection) -> ApiError {
+    bad_param(
+        "query",
+        "syntax",
+        format!("the query string cannot be read: {}", rejection.body_text()),
+    )
+}
+
 /// An optional non-negative integer parameter.
 fn number(name: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
     value
@@ -161,9 +172,10 @@ struct InclusionProof {
 async fn inclusion_proof(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<InclusionParams>,
+    params: Result<Query<InclusionParams>, QueryRejection>,
 ) -> Result<Json<InclusionProof>, ApiError> {
     caller.require(Scope::LogRead)?;
+    let Query(params) = params.map_err(query_error)?;
     let seq = number("seq", params.seq.as_deref())?.ok_or_else(|| {
         bad_param(
             "seq",
@@ -234,9 +246,10 @@ struct ConsistencyProof {
 async fn consistency_proof(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<ConsistencyParams>,
+    params: Result<Query<ConsistencyParams>, QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
     caller.require(Scope::LogRead)?;
+    let Query(params) = params.map_err(query_error)?;
     let from = number("from", params.from.as_deref())?.ok_or_else(|| {
         bad_param(
             "from",
@@ -310,9 +323,10 @@ fn verification_error(error: VerificationError) -> ApiError {
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<VerifyParams>,
+    params: Result<Query<VerifyParams>, QueryRejection>,
 ) -> Result<Json<Report>, ApiError> {
     caller.require(Scope::Verify)?;
+    let Query(params) = params.map_err(query_error)?;
     let from_seq = number("from_seq", params.from_seq.as_deref())?;
     let to_seq = number("to_seq", params.to_seq.as_deref())?;
     let tenant = caller.tenant;

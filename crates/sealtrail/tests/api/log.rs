@@ -132,6 +132,10 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_checkpoints() {
         ("/v1/log/proof/consistency?from=5&to=1000", "to"),
         ("/v1/verify?from_seq=13", "from_seq"),
         ("/v1/verify?from_seq=5&to_seq=4", "from_seq"),
+        // A parameter given twice is refused as JSON like any other mistake.
+        ("/v1/log/proof/consistency?from=5&to=6&to=6", "query"),
+        ("/v1/log/proof/inclusion?seq=1&seq=2", "query"),
+        ("/v1/verify?from_seq=1&from_seq=1", "query"),
     ] {
         let response = get(&app, Some(&token), path).await;
         assert_eq!(response.status(), 400, "{path}");
