@@ -19,6 +19,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -332,4 +333,40 @@ pub fn in_snapshot<T, E: From<StoreError>>(
     let value = result?;
     ended?;
     Ok(value)
+}
+
+/// The nesting of [`Store::begin_read`] / [`Store::end_read`] calls on one connection: only the
+/// outermost pair begins and ends a snapshot, and only if it began one (it does not inside an
+/// open transaction).
+#[derive(Debug, Default)]
+pub(crate) struct ReadNesting(Cell<(u32, bool)>);
+
+impl ReadNesting {
+    /// Enters one level; on the outermost, `begin` starts the snapshot if it can and says
+    /// whether it did.
+    pub(crate) fn enter(&self, begin: impl FnOnce() -> Result<bool>) -> Result<()> {
+        let (depth, owned) = self.0.get();
+        if depth > 0 {
+            self.0.set((depth + 1, owned));
+            return Ok(());
+        }
+        let owned = begin()?;
+        self.0.set((1, owned));
+        Ok(())
+    }
+
+    /// Leaves one level; on the outermost, `end` ends the snapshot `enter` began.
+    pub(crate) fn leave(&self, end: impl FnOnce() -> Result<()>) -> Result<()> {
+        match self.0.get() {
+            (0, _) => Ok(()),
+            (1, owned) => {
+                self.0.set((0, false));
+                if owned { end() } else { Ok(()) }
+            }
+            (depth, owned) => {
+                self.0.set((depth - 1, owned));
+                Ok(())
+            }
+        }
+    }
 }

@@ -143,7 +143,7 @@ pub struct PgStore {
     tx: Cell<Tx>,
     /// Depth of nested [`Store::begin_read`] calls, and whether the outermost one began the
     /// snapshot (it does not inside a write transaction).
-    reads: Cell<(u32, bool)>,
+    reads: super::ReadNesting,
     /// What to reconnect with when the connection has dropped between transactions.
     config: Config,
     read_only: bool,
@@ -254,7 +254,7 @@ impl PgStore {
             client: RefCell::new(Connection(Some(client))),
             statements: RefCell::new(HashMap::new()),
             tx: Cell::new(Tx::Idle),
-            reads: Cell::new((0, false)),
+            reads: super::ReadNesting::default(),
             config,
             read_only,
             location,
@@ -711,38 +711,25 @@ impl Store for PgStore {
     }
 
     fn begin_read(&self) -> Result<()> {
-        let (depth, owned) = self.reads.get();
-        if depth > 0 {
-            self.reads.set((depth + 1, owned));
-            return Ok(());
-        }
-        let owned = self.tx.get() == Tx::Idle;
-        if owned {
-            self.ensure_connected()?;
-            self.control("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-            self.tx.set(Tx::Read);
-        }
-        self.reads.set((1, owned));
-        Ok(())
+        self.reads.enter(|| {
+            let owned = self.tx.get() == Tx::Idle;
+            if owned {
+                self.ensure_connected()?;
+                self.control("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+                self.tx.set(Tx::Read);
+            }
+            Ok(owned)
+        })
     }
 
     fn end_read(&self) -> Result<()> {
-        let (depth, owned) = self.reads.get();
-        match depth {
-            0 => Ok(()),
-            1 => {
-                self.reads.set((0, false));
-                if owned && self.tx.get() == Tx::Read {
-                    // Read-only: ending it cannot lose anything.
-                    self.end_transaction()?;
-                }
-                Ok(())
+        self.reads.leave(|| {
+            if self.tx.get() == Tx::Read {
+                // Read-only: ending it cannot lose anything.
+                self.end_transaction()?;
             }
-            _ => {
-                self.reads.set((depth - 1, owned));
-                Ok(())
-            }
-        }
+            Ok(())
+        })
     }
 
     fn begin_write(&self, lock_tenants: &[&str]) -> Result<()> {

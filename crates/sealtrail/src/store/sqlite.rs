@@ -15,7 +15,8 @@ use sealtrail_core::Hash;
 use sealtrail_core::merkle::ReadError;
 
 use super::{
-    NewEntry, Protection, Result, Store, StoreError, StoredCheckpoint, Tenant, TokenRecord,
+    NewEntry, Protection, ReadNesting, Result, Store, StoreError, StoredCheckpoint, Tenant,
+    TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
@@ -48,7 +49,7 @@ pub struct SqliteStore {
     conn: Connection,
     /// Depth of nested [`Store::begin_read`] calls, and whether the outermost one began a
     /// transaction (it does not when the connection is already inside one).
-    reads: Cell<(u32, bool)>,
+    reads: ReadNesting,
     /// A write in the current transaction failed: it can only be rolled back.
     failed: Cell<bool>,
 }
@@ -90,7 +91,7 @@ impl SqliteStore {
     fn wrap(conn: Connection) -> SqliteStore {
         SqliteStore {
             conn,
-            reads: Cell::new((0, false)),
+            reads: ReadNesting::default(),
             failed: Cell::new(false),
         }
     }
@@ -156,36 +157,19 @@ impl Store for SqliteStore {
     }
 
     fn begin_read(&self) -> Result<()> {
-        let (depth, owned) = self.reads.get();
-        if depth == 0 {
+        self.reads.enter(|| {
             let owned = self.conn.is_autocommit();
             if owned {
                 self.conn.execute_batch("BEGIN DEFERRED")?;
             }
-            self.reads.set((1, owned));
-        } else {
-            self.reads.set((depth + 1, owned));
-        }
-        Ok(())
+            Ok(owned)
+        })
     }
 
     fn end_read(&self) -> Result<()> {
-        let (depth, owned) = self.reads.get();
-        match depth {
-            0 => Ok(()),
-            1 => {
-                self.reads.set((0, false));
-                if owned {
-                    // Read-only: ending it cannot lose anything.
-                    self.conn.execute_batch("ROLLBACK")?;
-                }
-                Ok(())
-            }
-            _ => {
-                self.reads.set((depth - 1, owned));
-                Ok(())
-            }
-        }
+        // Read-only: ending it cannot lose anything.
+        self.reads
+            .leave(|| Ok(self.conn.execute_batch("ROLLBACK")?))
     }
 
     fn begin_write(&self, _lock_tenants: &[&str]) -> Result<()> {
