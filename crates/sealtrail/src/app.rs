@@ -33,7 +33,15 @@ impl Application {
             origin_prefix: settings.origin_prefix.clone(),
             audit_stdout: settings.audit_stdout,
         };
-        let ledger = tokio::task::spawn_blocking(move || Ledger::start(ledger_config)).await??;
+        let spool = crate::ledger::SpoolConfig {
+            max_bytes: settings.spool_max_bytes,
+            default_policy: settings.on_store_failure,
+            tenant_policies: settings.tenant_policies.clone(),
+        };
+        let ledger = tokio::task::spawn_blocking(move || {
+            Ledger::start_with_spool(ledger_config, Some(spool))
+        })
+        .await??;
         let readers = Readers::new(settings.store.clone());
         let scopes = ["admin", "log:read", "events:read", "verify"]
             .map(String::from)
@@ -64,6 +72,7 @@ impl Application {
             ledger,
             readers,
             settings: Arc::new(settings),
+            tokens: crate::http::TokenCache::default(),
         };
         Ok(Application {
             listener,

@@ -5,6 +5,7 @@
 //! Every field is optional while reading so the layers can be told apart; [`Settings::resolve`]
 //! merges them and applies the defaults.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,24 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::store::Location;
+
+/// What a tenant's producers are told when the PostgreSQL store cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreFailurePolicy {
+    /// Accept events into the local fsync'd spool (`202`, `"status": "spooled"`) and drain
+    /// them into the log, in order, when the database is back.
+    Spool,
+    /// Fail closed: answer `503` and keep nothing, so the producer retries or stops.
+    Reject,
+}
+
+/// Per-tenant settings, TOML only: `[tenants.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub on_store_failure: Option<StoreFailurePolicy>,
+}
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
 
@@ -66,6 +85,17 @@ pub struct Settings {
     /// Verify each log's recent entries in the background this often (seconds; 0 = never)
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_VERIFY_INTERVAL_SECS")]
     pub verify_interval_secs: Option<u64>,
+    /// With PostgreSQL, what producers get while the database is unreachable: `spool` (202,
+    /// kept in DIR/spool/ and drained in order later) or `reject` (503); default spool.
+    /// Per tenant in the config file: `[tenants.NAME] on_store_failure = "reject"`
+    #[arg(long, value_name = "POLICY", env = "SEALTRAIL_ON_STORE_FAILURE")]
+    pub on_store_failure: Option<StoreFailurePolicy>,
+    /// Largest size of the local spool file in bytes (default 268435456, 256 MiB)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_SPOOL_MAX_BYTES")]
+    pub spool_max_bytes: Option<u64>,
+    /// Per-tenant settings (config file only)
+    #[arg(skip)]
+    pub tenants: Option<HashMap<String, TenantSettings>>,
 }
 
 /// Settings after merging the layers and applying defaults.
@@ -80,6 +110,11 @@ pub struct Resolved {
     pub public_log: bool,
     pub audit_stdout: bool,
     pub verify_interval: Option<Duration>,
+    /// The policy of tenants not named in `tenants`.
+    pub on_store_failure: StoreFailurePolicy,
+    /// Tenants with their own policy.
+    pub tenant_policies: HashMap<String, StoreFailurePolicy>,
+    pub spool_max_bytes: u64,
 }
 
 impl Settings {
@@ -100,6 +135,9 @@ impl Settings {
             public_log: self.public_log.or(file.public_log),
             audit_stdout: self.audit_stdout.or(file.audit_stdout),
             verify_interval_secs: self.verify_interval_secs.or(file.verify_interval_secs),
+            on_store_failure: self.on_store_failure.or(file.on_store_failure),
+            spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
+            tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = listen_text.parse().map_err(|_| {
@@ -129,7 +167,26 @@ impl Settings {
                 crate::store::postgres::redact_url(url)
             ));
         }
+        let mut tenant_policies = HashMap::new();
+        for (name, tenant) in merged.tenants.unwrap_or_default() {
+            crate::ledger::check_tenant_name(&name)
+                .map_err(|e| format!("[tenants.{name}]: {e}"))?;
+            if let Some(policy) = tenant.on_store_failure {
+                tenant_policies.insert(name, policy);
+            }
+        }
+        let spool_max_bytes = merged
+            .spool_max_bytes
+            .unwrap_or(crate::spool::DEFAULT_MAX_BYTES);
+        if spool_max_bytes < 1024 * 1024 {
+            return Err(format!(
+                "spool_max_bytes {spool_max_bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
+            ));
+        }
         Ok(Resolved {
+            on_store_failure: merged.on_store_failure.unwrap_or(StoreFailurePolicy::Spool),
+            tenant_policies,
+            spool_max_bytes,
             store: Location::new(&data, merged.database_url.as_deref()),
             signing_key: merged.signing_key,
             data,

@@ -44,7 +44,9 @@ use sealtrail_core::{Hash, Timestamp, leaf_hash};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::config::StoreFailurePolicy;
 use crate::keyfiles;
+use crate::spool::{self, Spool, SpoolError};
 use crate::store::{self, Location, NewEntry, Store, StoreError, Tenant, TokenRecord};
 
 /// The tenant whose log records administrative actions.
@@ -80,6 +82,31 @@ pub struct Receipt {
     pub received_at: String,
 }
 
+/// The answer for an event kept in the local spool: it has its id and acceptance time, and
+/// gets its seq when the spool drains into the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpoolReceipt {
+    pub id: String,
+    pub received_at: String,
+}
+
+/// What to do when the PostgreSQL store cannot be reached (see [`crate::spool`]).
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub max_bytes: u64,
+    pub default_policy: StoreFailurePolicy,
+    pub tenant_policies: HashMap<String, StoreFailurePolicy>,
+}
+
+impl SpoolConfig {
+    fn policy(&self, tenant: &str) -> StoreFailurePolicy {
+        self.tenant_policies
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.default_policy)
+    }
+}
+
 /// What became of one submitted event.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -89,6 +116,9 @@ pub enum Outcome {
     Duplicate(Receipt),
     /// Refused on its own (for example too large once canonical); nothing committed for it.
     Rejected(EventError),
+    /// The store was unreachable: kept, fsync'd, in the local spool, to be drained into the
+    /// log in order (also the answer to a retry of an event still in the spool).
+    Spooled(SpoolReceipt),
 }
 
 /// An event ready for the log, with its idempotency key (from the header or the body).
@@ -114,6 +144,9 @@ pub enum LedgerError {
     /// The group this request was in did not commit; nothing of it is in the log.
     #[error("not committed: {0}")]
     NotCommitted(String),
+    /// The store was unreachable and the event could not be spooled either.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 impl LedgerError {
@@ -122,6 +155,11 @@ impl LedgerError {
     /// ([`LedgerError::Invalid`]) has written nothing.
     fn aborts_group(&self) -> bool {
         !matches!(self, LedgerError::Invalid(_))
+    }
+
+    /// Whether the store could not be reached (rather than refusing what was asked).
+    pub fn is_store_unreachable(&self) -> bool {
+        matches!(self, LedgerError::Store(StoreError::Unavailable(_)))
     }
 }
 
@@ -222,6 +260,16 @@ impl Ledger {
     /// Opens the store (creating it and the `_system` tenant on first use) and starts the
     /// writer thread.
     pub fn start(config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        Ledger::start_with_spool(config, None)
+    }
+
+    /// [`Ledger::start`], with a local spool for a PostgreSQL store's outages (ignored for the
+    /// embedded store, which has nothing to fall back to). Events already in the spool (from
+    /// before a restart) are drained first.
+    pub fn start_with_spool(
+        config: LedgerConfig,
+        spool: Option<SpoolConfig>,
+    ) -> Result<Ledger, LedgerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
             LedgerError::Keys(keyfiles::KeyFileError::Io {
                 path: config.data_dir.clone(),
@@ -229,6 +277,30 @@ impl Ledger {
             })
         })?;
         let store = config.store.open_writer()?;
+        let spool = match (spool, &config.store) {
+            (Some(spool_config), Location::Postgres { .. }) => {
+                let (spool, recovery) = Spool::open(&config.data_dir, spool_config.max_bytes)?;
+                if recovery.discarded_bytes > 0 {
+                    tracing::warn!(
+                        discarded_bytes = recovery.discarded_bytes,
+                        "the spool ended in an unfinished record (a write cut off by a crash, never acknowledged); it was discarded"
+                    );
+                }
+                if recovery.records > 0 {
+                    tracing::warn!(
+                        records = recovery.records,
+                        "events spooled before the restart wait to be drained into the log"
+                    );
+                }
+                crate::metrics::set_spool(spool.status());
+                Some(SpoolState {
+                    spool,
+                    config: spool_config,
+                    down_since: None,
+                })
+            }
+            _ => None,
+        };
         let root_key = match &config.signing_key {
             Some(path) => Some(keyfiles::read_signer(path)?),
             None => None,
@@ -246,6 +318,7 @@ impl Ledger {
             tenants: HashMap::new(),
             heads: heads.clone(),
             audit: Vec::new(),
+            spool,
         };
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
@@ -398,6 +471,47 @@ struct Writer {
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
     /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
     audit: Vec<(String, Vec<u8>)>,
+    /// With PostgreSQL: where events go while the database is unreachable.
+    spool: Option<SpoolState>,
+}
+
+/// How long after the store was found unreachable the writer tries it again (meanwhile
+/// spoolable events go straight to the spool and other writes fail at once).
+const RETRY_UNREACHABLE: Duration = Duration::from_secs(1);
+/// How often the writer wakes to drain the spool when no request comes.
+const DRAIN_TICK: Duration = Duration::from_millis(200);
+/// Spooled events drained per transaction, at most.
+const DRAIN_CHUNK: usize = 5_000;
+
+struct SpoolState {
+    spool: Spool,
+    config: SpoolConfig,
+    /// When the store was last found unreachable; cleared by the next success.
+    down_since: Option<Instant>,
+}
+
+impl SpoolState {
+    /// Whether the store should be left alone for now.
+    fn backing_off(&self) -> bool {
+        self.down_since
+            .is_some_and(|at| at.elapsed() < RETRY_UNREACHABLE)
+    }
+}
+
+/// An append job whose answer waits for its group's outcome, kept whole so that its events can
+/// go to the spool if the store turns out to be unreachable.
+struct PendingAppend {
+    tenant: String,
+    submissions: Vec<Submission>,
+    reply: Reply<Vec<Outcome>>,
+    /// What applying it in the group's transaction gave, if it was applied.
+    tried: Option<Result<Vec<Outcome>, LedgerError>>,
+}
+
+/// A job's answer, delivered once its group's commit outcome is known.
+enum Settled {
+    Answer(Answer),
+    Append(PendingAppend),
 }
 
 /// Where each log's signing key comes from: derived from the root key when one is configured,
@@ -499,7 +613,12 @@ pub fn now() -> Timestamp {
 impl Writer {
     fn run(mut self, receiver: Receiver<Job>) {
         loop {
-            let first = match receiver.recv_timeout(self.config.checkpoint_interval) {
+            let wait = if self.spool_pending() {
+                DRAIN_TICK.min(self.config.checkpoint_interval)
+            } else {
+                self.config.checkpoint_interval
+            };
+            let first = match receiver.recv_timeout(wait) {
                 Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -523,22 +642,87 @@ impl Writer {
                 if !jobs.is_empty() {
                     self.commit_group(jobs);
                 }
+            } else if self.spool_pending() {
+                self.drain_spool();
             }
             if stopping {
                 break;
             }
-            self.sign_due_checkpoints(false);
+            if !self.store_backing_off() {
+                self.sign_due_checkpoints(false);
+            }
+        }
+        if self.spool_pending() {
+            self.drain_spool();
         }
         self.sign_due_checkpoints(true);
     }
 
-    /// Runs a group of jobs in one transaction and answers each once it is durable.
+    fn spool_pending(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| s.spool.is_pending())
+    }
+
+    fn store_backing_off(&self) -> bool {
+        self.spool.as_ref().is_some_and(SpoolState::backing_off)
+    }
+
+    /// Whether this append can go to the spool: a spool is configured, the tenant's policy is
+    /// `spool`, and the tenant is one this writer knows to exist (a drain must not fail).
+    fn spoolable(&self, tenant: &str) -> bool {
+        self.spool.as_ref().is_some_and(|s| {
+            s.config.policy(tenant) == StoreFailurePolicy::Spool
+                && self.heads.lock().expect("heads lock").contains_key(tenant)
+        })
+    }
+
+    /// Runs a group of jobs in one transaction and answers each once it is durable. While
+    /// events wait in the spool, new events of spooling tenants join them there, behind them,
+    /// so that the log keeps the order in which events were accepted.
     fn commit_group(&mut self, jobs: Vec<Job>) {
+        if self.spool_pending() {
+            self.drain_spool();
+        }
+        let (diverted, jobs): (Vec<Job>, Vec<Job>) = if self.spool_pending() {
+            jobs.into_iter().partition(|job| match job {
+                Job::Append { tenant, .. } => self.spoolable(tenant),
+                _ => false,
+            })
+        } else {
+            (Vec::new(), jobs)
+        };
+        if !diverted.is_empty() {
+            let pending = diverted.into_iter().filter_map(|job| match job {
+                Job::Append {
+                    tenant,
+                    submissions,
+                    reply,
+                } => Some(PendingAppend {
+                    tenant,
+                    submissions,
+                    reply,
+                    tried: None,
+                }),
+                _ => None,
+            });
+            self.spool_appends(pending.collect());
+        }
+        if jobs.is_empty() {
+            return;
+        }
         let events = jobs.iter().map(Job::event_count).sum();
         let started = Instant::now();
-        let mut answers: Vec<Answer> = Vec::new();
+        let mut settled: Vec<Settled> = Vec::new();
         self.audit.clear();
-        let result = self.run_group(jobs, &mut answers);
+        let result = if self.store_backing_off() {
+            for job in jobs {
+                settled.push(Settled::Answer(fail_job(job)));
+            }
+            Err(LedgerError::Store(StoreError::Unavailable(
+                "the store was unreachable a moment ago; not retried yet".into(),
+            )))
+        } else {
+            self.run_group(jobs, &mut settled)
+        };
         if result.is_ok() && self.config.audit_stdout {
             write_audit_lines(&self.audit);
         }
@@ -549,22 +733,302 @@ impl Writer {
             // What was applied in memory may not match the database: reload on next use.
             self.tenants.clear();
         }
-        for answer in answers {
-            answer(result.as_ref().map(|_| ()));
+        if let Some(spool) = &mut self.spool {
+            match &result {
+                Ok(()) => spool.down_since = None,
+                // The next attempt waits from this failure.
+                Err(error) if error.is_store_unreachable() => {
+                    spool.down_since = Some(Instant::now());
+                }
+                Err(_) => {}
+            }
         }
-        if let Err(error) = result {
-            tracing::error!(%error, "group commit failed; every request in it was told so");
+        let mut to_spool = Vec::new();
+        for item in settled {
+            match item {
+                Settled::Answer(answer) => answer(result.as_ref().map(|_| ())),
+                Settled::Append(pending) => match &result {
+                    Ok(()) => {
+                        let answer = pending.tried.unwrap_or(Err(LedgerError::Closed));
+                        let _ = pending.reply.send(answer);
+                    }
+                    Err(error)
+                        if error.is_store_unreachable() && self.spoolable(&pending.tenant) =>
+                    {
+                        to_spool.push(pending);
+                    }
+                    Err(error) => {
+                        let _ = pending
+                            .reply
+                            .send(Err(LedgerError::NotCommitted(error.to_string())));
+                    }
+                },
+            }
+        }
+        if let Err(error) = &result {
+            if error.is_store_unreachable() && !to_spool.is_empty() {
+                tracing::warn!(%error, "the store is unreachable; spooling events locally");
+            } else {
+                tracing::error!(%error, "group commit failed; every request in it was told so");
+            }
+        }
+        if !to_spool.is_empty() {
+            self.spool_appends(to_spool);
         }
     }
 
-    fn run_group(&mut self, jobs: Vec<Job>, answers: &mut Vec<Answer>) -> Result<(), LedgerError> {
+    /// Keeps appends in the spool, fsync'd, and answers them `Spooled` (or, if the spool
+    /// cannot take them, with its error). An event the failed group had already given an id
+    /// keeps it, so that if that commit did reach the database after all, draining finds the
+    /// id in the log and skips the copy.
+    fn spool_appends(&mut self, pending: Vec<PendingAppend>) {
+        let Some(state) = &mut self.spool else {
+            for p in pending {
+                let _ = p.reply.send(Err(LedgerError::Closed));
+            }
+            return;
+        };
+        let mut records = Vec::new();
+        let mut answers = Vec::with_capacity(pending.len());
+        let mut keys_here: HashMap<(String, String), SpoolReceipt> = HashMap::new();
+        for p in pending {
+            let tried = match p.tried {
+                Some(Ok(outcomes)) => Some(outcomes),
+                _ => None,
+            };
+            let mut outcomes = Vec::with_capacity(p.submissions.len());
+            for (i, submission) in p.submissions.iter().enumerate() {
+                let earlier = tried.as_ref().and_then(|t| t.get(i));
+                let (id, received_at) = match earlier {
+                    // Already answered from the log, or refused on its own: unchanged.
+                    Some(outcome @ (Outcome::Duplicate(_) | Outcome::Rejected(_))) => {
+                        outcomes.push(outcome.clone());
+                        continue;
+                    }
+                    Some(Outcome::Created(receipt)) => (
+                        uuid::Uuid::parse_str(&receipt.id).expect("an id this writer made"),
+                        Timestamp::parse(&receipt.received_at).expect("a time this writer made"),
+                    ),
+                    _ => (uuid::Uuid::now_v7(), now()),
+                };
+                if let Some(key) = &submission.idempotency_key {
+                    let pair = (p.tenant.clone(), key.clone());
+                    if let Some(receipt) = keys_here.get(&pair) {
+                        outcomes.push(Outcome::Spooled(receipt.clone()));
+                        continue;
+                    }
+                    if let Some((id, received_at)) = state.spool.spooled_key(&p.tenant, key) {
+                        outcomes.push(Outcome::Spooled(SpoolReceipt { id, received_at }));
+                        continue;
+                    }
+                }
+                let server = ServerFields {
+                    id,
+                    seq: sealtrail_core::event::MAX_SAFE_INTEGER,
+                    received_at,
+                    prev_hash: Hash::ZERO,
+                };
+                match canonical_entry(&submission.event, &server) {
+                    Ok(entry) => {
+                        let receipt = SpoolReceipt {
+                            id: id.to_string(),
+                            received_at: received_at.to_rfc3339(),
+                        };
+                        if let Some(key) = &submission.idempotency_key {
+                            keys_here.insert((p.tenant.clone(), key.clone()), receipt.clone());
+                        }
+                        records.push(spool::Record {
+                            tenant: p.tenant.clone(),
+                            idempotency_key: submission.idempotency_key.clone(),
+                            entry,
+                        });
+                        outcomes.push(Outcome::Spooled(receipt));
+                    }
+                    Err(error) => outcomes.push(Outcome::Rejected(error)),
+                }
+            }
+            answers.push((p.reply, outcomes));
+        }
+        let written = if records.is_empty() {
+            Ok(())
+        } else {
+            state.spool.append(&records)
+        };
+        crate::metrics::set_spool(state.spool.status());
+        match written {
+            Ok(()) => {
+                for (reply, outcomes) in answers {
+                    let _ = reply.send(Ok(outcomes));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot spool events while the store is unreachable");
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(LedgerError::Spool(clone_spool_error(&error))));
+                }
+            }
+        }
+    }
+
+    /// Moves spooled events into the log, oldest first, one chunk per transaction, for as
+    /// long as the store takes them (up to about half a second per call, so that requests
+    /// keep being answered).
+    fn drain_spool(&mut self) {
+        let started = Instant::now();
+        while self.spool_pending() && !self.store_backing_off() {
+            match self.drain_chunk() {
+                Ok(()) => {
+                    if let Some(state) = &mut self.spool {
+                        state.down_since = None;
+                    }
+                }
+                Err(error) => {
+                    self.tenants.clear();
+                    if error.is_store_unreachable() {
+                        tracing::debug!(%error, "the store is still unreachable; the spool waits");
+                    } else {
+                        tracing::error!(%error, "cannot drain the spool; will try again");
+                    }
+                    if let Some(state) = &mut self.spool {
+                        state.down_since = Some(Instant::now());
+                    }
+                    return;
+                }
+            }
+            if started.elapsed() > Duration::from_millis(500) {
+                return;
+            }
+        }
+    }
+
+    fn drain_chunk(&mut self) -> Result<(), LedgerError> {
+        let state = self.spool.as_mut().expect("a spool to drain");
+        let chunk = state.spool.peek(DRAIN_CHUNK, 8 * 1024 * 1024)?;
+        let Some(end) = chunk.last().map(|p| p.end) else {
+            return Ok(());
+        };
+        let records: Vec<spool::Record> = chunk.into_iter().map(|p| p.record).collect();
+        // Per tenant, in spool order; tenants are separate logs, so only that order matters.
+        let mut order: Vec<String> = Vec::new();
+        let mut by_tenant: HashMap<String, Vec<(Submission, Assigned)>> = HashMap::new();
+        for record in &records {
+            let Some(entry) = record.parsed() else {
+                tracing::error!(
+                    tenant = %record.tenant,
+                    "a spooled record does not hold a readable entry; skipped"
+                );
+                continue;
+            };
+            if !by_tenant.contains_key(&record.tenant) {
+                order.push(record.tenant.clone());
+            }
+            by_tenant.entry(record.tenant.clone()).or_default().push((
+                Submission {
+                    event: entry.event,
+                    idempotency_key: record.idempotency_key.clone(),
+                },
+                Assigned {
+                    id: entry.server.id,
+                    received_at: entry.server.received_at,
+                },
+            ));
+        }
+        let started = Instant::now();
+        let mut locks: Vec<&str> = order.iter().map(String::as_str).collect();
+        locks.sort_unstable();
+        self.audit.clear();
+        self.store.begin_write(&locks)?;
+        let result = (|| {
+            let mut work = GroupWork {
+                store: self.store.as_ref(),
+                tenants: &mut self.tenants,
+                keys: &mut self.keys,
+                config: &self.config,
+                audit: &mut self.audit,
+            };
+            let mut drained = 0usize;
+            for tenant in &order {
+                let items = by_tenant.remove(tenant).unwrap_or_default();
+                let mut submissions = Vec::with_capacity(items.len());
+                let mut assigned = Vec::with_capacity(items.len());
+                for (submission, id) in items {
+                    // Already in the log: a chunk committed just before a crash, or a commit
+                    // whose answer was lost with the connection.
+                    if work.store.seq_of_id(tenant, &id.id.to_string())?.is_some() {
+                        continue;
+                    }
+                    submissions.push(submission);
+                    assigned.push(id);
+                }
+                let outcomes = work.append_assigned(tenant, &submissions, Some(&assigned))?;
+                for outcome in &outcomes {
+                    match outcome {
+                        Outcome::Created(_) => drained += 1,
+                        Outcome::Duplicate(receipt) => tracing::warn!(
+                            tenant = %tenant, seq = receipt.seq,
+                            "a spooled event's idempotency key is already in the log; the copy was not appended"
+                        ),
+                        other => tracing::error!(
+                            tenant = %tenant, outcome = ?other,
+                            "a spooled event could not be appended; skipped"
+                        ),
+                    }
+                }
+            }
+            Ok::<usize, LedgerError>(drained)
+        })();
+        let drained = match result {
+            Ok(drained) => {
+                if let Err(error) = self.store.commit() {
+                    let _ = self.store.rollback();
+                    crate::metrics::group_committed(records.len(), started.elapsed(), Some(&error));
+                    return Err(error.into());
+                }
+                drained
+            }
+            Err(error) => {
+                let _ = self.store.rollback();
+                return Err(error);
+            }
+        };
+        crate::metrics::group_committed(drained, started.elapsed(), None);
+        if self.config.audit_stdout {
+            write_audit_lines(&self.audit);
+        }
+        self.audit.clear();
+        self.publish_heads();
+        let state = self.spool.as_mut().expect("a spool to drain");
+        state.spool.drained_to(end, &records)?;
+        crate::metrics::set_spool(state.spool.status());
+        tracing::info!(
+            drained,
+            waiting = state.spool.status().depth,
+            "spooled events moved into the log"
+        );
+        Ok(())
+    }
+
+    fn publish_heads(&self) {
+        let mut heads = self.heads.lock().expect("heads lock");
+        for (name, state) in &self.tenants {
+            heads.insert(
+                name.clone(),
+                LogHead {
+                    size: state.size,
+                    root: state.tree.root(),
+                },
+            );
+        }
+    }
+
+    fn run_group(&mut self, jobs: Vec<Job>, settled: &mut Vec<Settled>) -> Result<(), LedgerError> {
         let mut locks: Vec<&str> = jobs.iter().flat_map(Job::tenants).collect();
         locks.sort_unstable();
         locks.dedup();
         if let Err(error) = self.store.begin_write(&locks) {
             let _ = self.store.rollback();
             for job in jobs {
-                answers.push(fail_job(job));
+                settled.push(unapplied(job));
             }
             return Err(error.into());
         }
@@ -579,7 +1043,7 @@ impl Writer {
         let mut pending_jobs = jobs.into_iter();
         for job in pending_jobs.by_ref() {
             let (answer, error) = work.apply(job);
-            answers.push(answer);
+            settled.push(answer);
             if let Some(error) = error {
                 failure = Some(error);
                 break;
@@ -588,7 +1052,7 @@ impl Writer {
         if let Some(error) = failure {
             // A write failed or was left half done: nothing in this group may be committed.
             for job in pending_jobs {
-                answers.push(fail_job(job));
+                settled.push(unapplied(job));
             }
             if let Err(rollback) = self.store.rollback() {
                 tracing::error!(error = %rollback, "cannot roll back a failed group");
@@ -599,16 +1063,7 @@ impl Writer {
             let _ = self.store.rollback();
             return Err(error.into());
         }
-        let mut heads = self.heads.lock().expect("heads lock");
-        for (name, state) in &self.tenants {
-            heads.insert(
-                name.clone(),
-                LogHead {
-                    size: state.size,
-                    root: state.tree.root(),
-                },
-            );
-        }
+        self.publish_heads();
         Ok(())
     }
 
@@ -775,6 +1230,49 @@ fn fail_job(job: Job) -> Answer {
     }
 }
 
+/// A job that was not applied because its group failed before reaching it.
+fn unapplied(job: Job) -> Settled {
+    match job {
+        Job::Append {
+            tenant,
+            submissions,
+            reply,
+        } => Settled::Append(PendingAppend {
+            tenant,
+            submissions,
+            reply,
+            tried: None,
+        }),
+        other => Settled::Answer(fail_job(other)),
+    }
+}
+
+/// The same error again, for each request of a group the spool refused.
+fn clone_spool_error(error: &SpoolError) -> SpoolError {
+    let copy = |source: &std::io::Error| std::io::Error::new(source.kind(), source.to_string());
+    match error {
+        SpoolError::Full { bytes, max_bytes } => SpoolError::Full {
+            bytes: *bytes,
+            max_bytes: *max_bytes,
+        },
+        SpoolError::DiskFull { path, source } => SpoolError::DiskFull {
+            path: path.clone(),
+            source: copy(source),
+        },
+        SpoolError::Io { path, source } => SpoolError::Io {
+            path: path.clone(),
+            source: copy(source),
+        },
+    }
+}
+
+/// The id and acceptance time a spooled event was given when it was accepted.
+#[derive(Debug, Clone, Copy)]
+struct Assigned {
+    id: uuid::Uuid,
+    received_at: Timestamp,
+}
+
 /// Sends a job's result once the group's commit is known: the job's own answer if the commit
 /// succeeded, the commit's error otherwise.
 fn answer_after_commit<T: Send + 'static>(
@@ -814,15 +1312,24 @@ struct GroupWork<'w> {
 }
 
 impl GroupWork<'_> {
-    fn apply(&mut self, job: Job) -> (Answer, Option<LedgerError>) {
-        match job {
+    fn apply(&mut self, job: Job) -> (Settled, Option<LedgerError>) {
+        let (answer, error) = match job {
             Job::Append {
                 tenant,
                 submissions,
                 reply,
             } => {
-                let result = self.append(&tenant, submissions);
-                settle(reply, result)
+                let (tried, error) = match self.append_assigned(&tenant, &submissions, None) {
+                    Err(error) if error.aborts_group() => (None, Some(error)),
+                    result => (Some(result), None),
+                };
+                let pending = PendingAppend {
+                    tenant,
+                    submissions,
+                    reply,
+                    tried,
+                };
+                return (Settled::Append(pending), error);
             }
             Job::CreateToken {
                 tenant,
@@ -859,8 +1366,9 @@ impl GroupWork<'_> {
                 let result = self.record_config(config);
                 settle(reply, result)
             }
-            Job::Shutdown => (Box::new(|_| {}), None),
-        }
+            Job::Shutdown => (Box::new(|_: Result<(), &LedgerError>| {}) as Answer, None),
+        };
+        (Settled::Answer(answer), error)
     }
 
     fn record_config(&mut self, config: serde_json::Value) -> Result<bool, LedgerError> {
@@ -914,14 +1422,18 @@ impl GroupWork<'_> {
         Ok(self.tenants.get_mut(tenant).expect("just inserted"))
     }
 
-    fn append(
+    /// Appends events to a tenant's log in the open transaction. `assigned` gives each
+    /// event the id and acceptance time it already has (events drained from the spool);
+    /// otherwise they get new ones.
+    fn append_assigned(
         &mut self,
         tenant: &str,
-        submissions: Vec<Submission>,
+        submissions: &[Submission],
+        assigned: Option<&[Assigned]>,
     ) -> Result<Vec<Outcome>, LedgerError> {
         let store = self.store;
         let state = self.state(tenant)?;
-        let received_at = now();
+        let received_now = now();
         let first_seq = state.size;
         let first_hash_index = merkle::stored_hash_count(first_seq);
         let mut outcomes = Vec::with_capacity(submissions.len());
@@ -929,7 +1441,9 @@ impl GroupWork<'_> {
         let mut hashes = Vec::with_capacity(submissions.len() * 2);
         let mut keys_in_group: HashMap<String, Receipt> = HashMap::new();
         let mut new_keys: Vec<(String, u64)> = Vec::new();
-        for submission in submissions {
+        for (i, submission) in submissions.iter().enumerate() {
+            let given = assigned.and_then(|a| a.get(i));
+            let received_at = given.map_or(received_now, |a| a.received_at);
             if let Some(key) = &submission.idempotency_key {
                 if let Some(receipt) = keys_in_group.get(key) {
                     outcomes.push(Outcome::Duplicate(receipt.clone()));
@@ -941,7 +1455,7 @@ impl GroupWork<'_> {
                     continue;
                 }
             }
-            let id = uuid::Uuid::now_v7();
+            let id = given.map_or_else(uuid::Uuid::now_v7, |a| a.id);
             let server = ServerFields {
                 id,
                 seq: state.size,
@@ -963,9 +1477,9 @@ impl GroupWork<'_> {
                 event_hash: hash.to_hex(),
                 received_at: received_at.to_rfc3339(),
             };
-            if let Some(key) = submission.idempotency_key {
+            if let Some(key) = &submission.idempotency_key {
                 keys_in_group.insert(key.clone(), receipt.clone());
-                new_keys.push((key, state.size));
+                new_keys.push((key.clone(), state.size));
             }
             entries.push((state.size, receipt.id.clone(), entry));
             state.last_hash = hash;
@@ -981,6 +1495,9 @@ impl GroupWork<'_> {
             })
             .collect();
         debug_assert_eq!(rows.first().map(|r| r.seq).unwrap_or(first_seq), first_seq);
+        if rows.is_empty() {
+            return Ok(outcomes);
+        }
         store.append(tenant, &rows, first_hash_index, &hashes)?;
         if self.config.audit_stdout {
             self.audit.extend(
@@ -1015,12 +1532,13 @@ impl GroupWork<'_> {
         let bytes = serde_json::to_vec(&document).expect("json");
         let event = Event::parse(&bytes)
             .map_err(|e| LedgerError::Invalid(format!("admin event is invalid: {e}")))?;
-        let outcomes = self.append(
+        let outcomes = self.append_assigned(
             SYSTEM_TENANT,
-            vec![Submission {
+            &[Submission {
                 event,
                 idempotency_key: None,
             }],
+            None,
         )?;
         match outcomes.first() {
             Some(Outcome::Created(_)) => Ok(()),

@@ -19,5 +19,6 @@ pub mod index;
 pub mod keyfiles;
 pub mod ledger;
 pub mod metrics;
+pub mod spool;
 pub mod store;
 pub mod verification;

@@ -41,6 +41,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use sealtrail_core::Timestamp;
 
+use crate::spool::SpoolStatus;
+
 /// The window of `audit_log_count_5m` in `GET /health`.
 pub const RECENT_WINDOW: Duration = Duration::from_secs(300);
 
@@ -58,15 +60,18 @@ pub enum IngestOutcome {
     Rejected,
     /// Not committed because of the server or the store (a 5xx): the producer should retry.
     Failed,
+    /// The store was unreachable: kept in the local spool (a 202), to be drained into the log.
+    Spooled,
 }
 
 impl IngestOutcome {
     /// Every outcome, in declaration order (so `outcome as usize` indexes it).
-    pub const ALL: [IngestOutcome; 4] = [
+    pub const ALL: [IngestOutcome; 5] = [
         IngestOutcome::Created,
         IngestOutcome::Duplicate,
         IngestOutcome::Rejected,
         IngestOutcome::Failed,
+        IngestOutcome::Spooled,
     ];
 
     fn as_str(self) -> &'static str {
@@ -75,6 +80,7 @@ impl IngestOutcome {
             IngestOutcome::Duplicate => "duplicate",
             IngestOutcome::Rejected => "rejected",
             IngestOutcome::Failed => "failed",
+            IngestOutcome::Spooled => "spooled",
         }
     }
 }
@@ -113,6 +119,11 @@ struct Metrics {
     checkpoint_age: Family<TenantLabel, GaugeF64>,
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
+    spool_depth: Gauge,
+    spool_bytes: Gauge,
+    spool_oldest_age: GaugeF64,
+    /// The spool's latest state; `None` when there is no spool (the embedded store).
+    spool: Mutex<Option<SpoolStatus>>,
     /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
     activity: Mutex<ActivityState>,
     /// When each tenant's latest checkpoint was signed (Unix microseconds); the age gauge is
@@ -141,7 +152,7 @@ impl Metrics {
         let events_ingested = Family::<IngestLabels, Counter>::default();
         registry.register(
             "sealtrail_events_ingested",
-            "Events offered for ingest, by tenant and outcome (created, duplicate, rejected, failed)",
+            "Events offered for ingest, by tenant and outcome (created, duplicate, rejected, failed, spooled)",
             events_ingested.clone(),
         );
         let ingest_errors = Family::<KindLabel, Counter>::default();
@@ -204,8 +215,32 @@ impl Metrics {
             "Chain violations found by verification",
             chain_violations.clone(),
         );
+        let spool_depth = Gauge::default();
+        registry.register(
+            "sealtrail_spool_depth",
+            "Events accepted into the local spool while the store was unreachable, not yet in the log",
+            spool_depth.clone(),
+        );
+        let spool_bytes = Gauge::default();
+        registry.register_with_unit(
+            "sealtrail_spool",
+            "Size of the spooled events waiting to be drained",
+            Unit::Bytes,
+            spool_bytes.clone(),
+        );
+        let spool_oldest_age = GaugeF64::default();
+        registry.register_with_unit(
+            "sealtrail_spool_oldest_age",
+            "Age of the oldest event waiting in the spool (0 when none waits)",
+            Unit::Seconds,
+            spool_oldest_age.clone(),
+        );
         Metrics {
             registry,
+            spool_depth,
+            spool_bytes,
+            spool_oldest_age,
+            spool: Mutex::new(None),
             events_ingested,
             ingest_errors,
             batch_size,
@@ -296,6 +331,23 @@ pub fn record_verification(tenant: &str, valid: bool, violations: u64) {
     lock(&metrics.verifications).insert(tenant.to_string(), valid);
 }
 
+/// Records the spool's state after it changed.
+pub fn set_spool(status: SpoolStatus) {
+    let metrics = &*METRICS;
+    metrics
+        .spool_depth
+        .set(i64::try_from(status.depth).unwrap_or(i64::MAX));
+    metrics
+        .spool_bytes
+        .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
+    *lock(&metrics.spool) = Some(status);
+}
+
+/// The spool's latest state, if this process has a spool.
+pub fn spool() -> Option<SpoolStatus> {
+    *lock(&METRICS.spool)
+}
+
 /// Records how far the query index trails the log, in seconds.
 pub fn set_index_lag(seconds: f64) {
     let metrics = &*METRICS;
@@ -364,6 +416,9 @@ pub fn render() -> Result<String, std::fmt::Error> {
             })
             .set(age);
     }
+    let oldest = lock(&metrics.spool).and_then(|s| s.oldest_received_micros);
+    let oldest_age = oldest.map_or(0.0, |at| (now.saturating_sub(at)).max(0) as f64 / 1e6);
+    metrics.spool_oldest_age.set(oldest_age);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)?;
     Ok(text)

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
-use crate::ledger::{Outcome, Receipt, Submission};
+use crate::ledger::{Outcome, Receipt, SpoolReceipt, Submission};
 use crate::metrics::{self, IngestOutcome};
 
 /// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
@@ -99,6 +99,24 @@ fn receipt_response(status: StatusCode, receipt: Receipt) -> Response {
     (status, Json(receipt)).into_response()
 }
 
+/// `202`: the store is unreachable and the event is durable in the local spool; it enters
+/// the log, in order, once the store is back (`GET /v1/events/{id}` finds it then).
+#[derive(Debug, Serialize)]
+pub struct SpooledBody {
+    /// Always `spooled`.
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub receipt: SpoolReceipt,
+}
+
+fn spooled_response(receipt: SpoolReceipt) -> Response {
+    let body = SpooledBody {
+        status: "spooled",
+        receipt,
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
 async fn post_event(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,6 +126,7 @@ async fn post_event(
     let result = accept_event(&state, &caller, &headers, &body).await;
     let outcome = match &result {
         Ok(response) if response.status() == StatusCode::CREATED => IngestOutcome::Created,
+        Ok(response) if response.status() == StatusCode::ACCEPTED => IngestOutcome::Spooled,
         Ok(_) => IngestOutcome::Duplicate,
         Err(error) => {
             metrics::ingest_error(error.error);
@@ -173,6 +192,7 @@ async fn accept_event(
         Some(Outcome::Created(receipt)) => Ok(receipt_response(StatusCode::CREATED, receipt)),
         Some(Outcome::Duplicate(receipt)) => Ok(receipt_response(StatusCode::OK, receipt)),
         Some(Outcome::Rejected(error)) => Err(error.into()),
+        Some(Outcome::Spooled(receipt)) => Ok(spooled_response(receipt)),
         None => Err(ApiError::internal("the ledger returned no outcome")),
     }
 }
@@ -181,10 +201,14 @@ async fn accept_event(
 #[derive(Debug, Serialize)]
 pub struct BatchResult {
     pub index: usize,
-    /// 201 committed, 200 duplicate of an earlier idempotency key, 4xx rejected.
+    /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
+    /// spool while the store is unreachable, 4xx rejected.
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub receipt: Option<Receipt>,
+    /// The id and acceptance time of a spooled event (status 202).
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub spooled: Option<SpoolReceipt>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
 }
@@ -203,6 +227,7 @@ async fn post_batch(
     for result in &results {
         let outcome = match (result.status, &result.error) {
             (201, _) => IngestOutcome::Created,
+            (202, _) => IngestOutcome::Spooled,
             (_, None) => IngestOutcome::Duplicate,
             (_, Some(error)) => {
                 metrics::ingest_error(error.error);
@@ -285,6 +310,7 @@ async fn accept_batch(
                     index,
                     status: error.status.as_u16(),
                     receipt: None,
+                    spooled: None,
                     error: Some(error),
                 }));
             }
@@ -307,12 +333,21 @@ async fn accept_batch(
                     index,
                     status: 201,
                     receipt: Some(receipt),
+                    spooled: None,
                     error: None,
                 },
                 Outcome::Duplicate(receipt) => BatchResult {
                     index,
                     status: 200,
                     receipt: Some(receipt),
+                    spooled: None,
+                    error: None,
+                },
+                Outcome::Spooled(receipt) => BatchResult {
+                    index,
+                    status: 202,
+                    receipt: None,
+                    spooled: Some(receipt),
                     error: None,
                 },
                 Outcome::Rejected(error) => {
@@ -321,6 +356,7 @@ async fn accept_batch(
                         index,
                         status: error.status.as_u16(),
                         receipt: None,
+                        spooled: None,
                         error: Some(error),
                     }
                 }

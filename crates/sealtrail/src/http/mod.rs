@@ -33,6 +33,45 @@ pub struct AppState {
     pub ledger: Ledger,
     pub readers: Readers,
     pub settings: Arc<Resolved>,
+    pub tokens: TokenCache,
+}
+
+/// Tokens most recently found in the store, by secret hash, kept so that producers can still
+/// be authenticated while a PostgreSQL store is unreachable and their events go to the spool.
+/// It is consulted only when the store cannot answer: with the store up, every request is
+/// checked against it, so a revocation takes effect at once. During an outage a token revoked
+/// through another instance is honoured until the store answers again.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    known: Arc<Mutex<std::collections::HashMap<[u8; 32], crate::store::TokenRecord>>>,
+}
+
+/// Tokens kept at most; the cache starts over beyond it.
+const TOKEN_CACHE_LIMIT: usize = 10_000;
+
+impl TokenCache {
+    fn remember(&self, hash: [u8; 32], record: Option<&crate::store::TokenRecord>) {
+        let mut known = self.known.lock().expect("token cache lock");
+        match record {
+            Some(record) => {
+                if known.len() >= TOKEN_CACHE_LIMIT && !known.contains_key(&hash) {
+                    known.clear();
+                }
+                known.insert(hash, record.clone());
+            }
+            None => {
+                known.remove(&hash);
+            }
+        }
+    }
+
+    fn recall(&self, hash: &[u8; 32]) -> Option<crate::store::TokenRecord> {
+        self.known
+            .lock()
+            .expect("token cache lock")
+            .get(hash)
+            .cloned()
+    }
 }
 
 /// Read connections open at once per process, at most: enough to keep both cores busy with
@@ -174,6 +213,26 @@ impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> ApiError {
         match error {
             LedgerError::Invalid(message) => ApiError::bad_request(message),
+            LedgerError::Spool(crate::spool::SpoolError::DiskFull { .. }) => {
+                tracing::error!(%error, "cannot spool");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    format!(
+                        "nothing was kept: the store is unreachable and {error}; free space, then retry with the same Idempotency-Key"
+                    ),
+                )
+            }
+            LedgerError::Spool(spool_error) => {
+                tracing::error!(error = %spool_error, "cannot spool");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!(
+                        "nothing was kept: the store is unreachable and {spool_error}; retry with the same Idempotency-Key"
+                    ),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "ledger error");
                 ApiError::new(
@@ -247,11 +306,24 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?
             .to_string();
         let hash = auth::secret_hash(&secret);
-        let record = state
+        let looked_up = state
             .readers
             .with(move |conn| Ok(conn.token_by_secret(&hash)?))
-            .await?
-            .ok_or_else(|| unauthorized("the token is not valid"))?;
+            .await;
+        let record = match looked_up {
+            Ok(record) => {
+                state.tokens.remember(hash, record.as_ref());
+                record
+            }
+            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => {
+                match state.tokens.recall(&hash) {
+                    Some(record) => Some(record),
+                    None => return Err(error),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        .ok_or_else(|| unauthorized("the token is not valid"))?;
         if record.revoked_at.is_some() {
             return Err(unauthorized("the token has been revoked"));
         }

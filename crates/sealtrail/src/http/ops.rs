@@ -13,12 +13,14 @@
 //! | `audit_log_count_5m` | events created through the API in the last five minutes, across tenants, from counters in memory ([`crate::metrics`]). |
 //! | `last_event_age_seconds` | since the last event was created; `null` if none since start. |
 //! | `chain` | `valid`, `violated` or `unchecked`, from the latest background verification of each tenant ([`chain_status`]). |
-//! | `spool` | `{"depth": 0}`: the embedded store commits directly, it has no spool. |
+//! | `spool` | `{"depth", "oldest_age_seconds", "bytes"?, "max_bytes"?}`: events accepted into the local spool while a PostgreSQL store was unreachable and not yet drained into the log (see [`crate::spool`]). The embedded store commits directly and has no spool: `{"depth": 0, "oldest_age_seconds": null}`. |
 //! | `index_lag_seconds` | how far the query index trails the log; present once the indexer reports it. |
 //!
-//! `failing` when the store or audit check fails; `degraded` when a chain is violated or the
-//! index lags more than [`INDEX_LAG_DEGRADED`] seconds (the instance still takes events
-//! durably, so it stays in rotation, but someone must look); `healthy` otherwise.
+//! `failing` when the store or audit check fails and nothing takes events durably in its
+//! place; `degraded` when the store is unreachable but the spool takes events, when events
+//! wait in the spool, when a chain is violated, or when the index lags more than
+//! [`INDEX_LAG_DEGRADED`] seconds (the instance still takes events durably, so it stays in
+//! rotation, but someone must look); `healthy` otherwise.
 //!
 //! ## `GET /metrics`
 //!
@@ -103,6 +105,33 @@ pub enum ChainStatus {
 pub struct SpoolCheck {
     /// Events waiting in the spool.
     pub depth: u64,
+    /// Seconds since the oldest waiting event was accepted; null when none waits.
+    pub oldest_age_seconds: Option<f64>,
+    /// Bytes of spooled events waiting; absent without a spool (the embedded store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The spool's size limit (`spool_max_bytes`); absent without a spool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+impl SpoolCheck {
+    fn from_status(status: Option<crate::spool::SpoolStatus>) -> SpoolCheck {
+        match status {
+            Some(status) => SpoolCheck {
+                depth: status.depth,
+                oldest_age_seconds: crate::spool::oldest_age_seconds(&status, crate::ledger::now()),
+                bytes: Some(status.bytes),
+                max_bytes: Some(status.max_bytes),
+            },
+            None => SpoolCheck {
+                depth: 0,
+                oldest_age_seconds: None,
+                bytes: None,
+                max_bytes: None,
+            },
+        }
+    }
 }
 
 /// The individual checks of `GET /health`.
@@ -163,55 +192,99 @@ fn write_probe(data: &Path) -> std::io::Result<()> {
     written.and(removed)
 }
 
-/// Reads the store and probes the data directory; the error says what failed.
-async fn check_store(state: &AppState) -> Result<(), String> {
+/// The store's two halves as `GET /health` sees them.
+struct StoreCheck {
+    /// A read of the store.
+    read: Result<(), String>,
+    /// A durable write in the data directory (the embedded store, the spool, the keys).
+    disk: Result<(), String>,
+}
+
+impl StoreCheck {
+    #[cfg(test)]
+    fn ok() -> StoreCheck {
+        StoreCheck {
+            read: Ok(()),
+            disk: Ok(()),
+        }
+    }
+
+    /// What failed, if anything.
+    fn error(&self) -> Option<String> {
+        match (&self.read, &self.disk) {
+            (Ok(()), Ok(())) => None,
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Some(e.clone()),
+            (Err(read), Err(disk)) => Some(format!("{read}; {disk}")),
+        }
+    }
+}
+
+/// Reads the store and probes the data directory.
+async fn check_store(state: &AppState) -> StoreCheck {
     let data = state.settings.data.clone();
-    state
+    let disk = tokio::task::spawn_blocking(move || {
+        write_probe(&data)
+            .map_err(|e| format!("cannot write to the data directory {}: {e}", data.display()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the write probe failed: {e}")));
+    let read = state
         .readers
-        .with(move |conn| {
+        .with(|conn| {
             conn.tenants()?;
-            write_probe(&data).map_err(|e| {
-                ApiError::internal(format!(
-                    "cannot write to the data directory {}: {e}",
-                    data.display()
-                ))
-            })
+            Ok(())
         })
         .await
-        .map_err(|e| e.message)
+        .map_err(|e| e.message);
+    StoreCheck { read, disk }
 }
 
 /// Puts the checks together; pure, so the rules are tested without a failing disk.
 fn assess(
-    store: Result<(), String>,
+    store: StoreCheck,
+    spool: Option<crate::spool::SpoolStatus>,
     activity: metrics::Activity,
     chain: ChainStatus,
     index_lag: Option<f64>,
 ) -> Health {
-    let (audit, audit_error) = match (&store, activity.commit_failure) {
-        (Err(_), _) => (
+    // The database is out of reach but events still become durable, in the spool.
+    let spooling = store.read.is_err() && store.disk.is_ok() && spool.is_some();
+    let store_error = store.error();
+    let spool = SpoolCheck::from_status(spool);
+    let (audit, audit_error) = match (&store_error, activity.commit_failure) {
+        (Some(_), _) if spooling => (
+            AuditStatus::Failing,
+            Some(format!(
+                "the store is unreachable; events are kept in the local spool ({} waiting) and enter the log when it is back",
+                spool.depth
+            )),
+        ),
+        (Some(_), _) => (
             AuditStatus::Failing,
             Some("the store is failing; events cannot be committed".to_string()),
         ),
-        (Ok(()), Some(error)) => (
+        (None, Some(error)) => (
             AuditStatus::Failing,
             Some(format!("the latest group commit failed: {error}")),
         ),
-        (Ok(()), None) if activity.events_recent > 0 => (AuditStatus::Active, None),
-        (Ok(()), None) => (AuditStatus::Idle, None),
+        (None, None) if activity.events_recent > 0 => (AuditStatus::Active, None),
+        (None, None) => (AuditStatus::Idle, None),
     };
-    let status = if store.is_err() || audit == AuditStatus::Failing {
+    let status = if spooling {
+        HealthStatus::Degraded
+    } else if store_error.is_some() || audit == AuditStatus::Failing {
         HealthStatus::Failing
-    } else if chain == ChainStatus::Violated
+    } else if spool.depth > 0
+        || chain == ChainStatus::Violated
         || index_lag.is_some_and(|lag| lag > INDEX_LAG_DEGRADED)
     {
         HealthStatus::Degraded
     } else {
         HealthStatus::Healthy
     };
-    let (store, store_error) = match store {
-        Ok(()) => (StoreStatus::Ok, None),
-        Err(error) => (StoreStatus::Failing, Some(error)),
+    let store = match store_error {
+        None => StoreStatus::Ok,
+        Some(_) => StoreStatus::Failing,
     };
     Health {
         status,
@@ -223,7 +296,7 @@ fn assess(
             audit_log_count_5m: activity.events_recent,
             last_event_age_seconds: activity.last_event_age.map(|age| age.as_secs_f64()),
             chain,
-            spool: SpoolCheck { depth: 0 },
+            spool,
             index_lag_seconds: index_lag,
         },
     }
@@ -241,6 +314,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let store = check_store(&state).await;
     let health = assess(
         store,
+        metrics::spool(),
         metrics::activity(),
         chain_status(&state.settings.data),
         metrics::index_lag(),
@@ -372,12 +446,15 @@ mod tests {
             ),
         ];
         for (store_ok, recent, failure, chain, lag, status, audit) in cases {
-            let store = if store_ok {
-                Ok(())
-            } else {
-                Err("cannot write to the data directory".to_string())
+            let store = StoreCheck {
+                read: Ok(()),
+                disk: if store_ok {
+                    Ok(())
+                } else {
+                    Err("cannot write to the data directory".to_string())
+                },
             };
-            let health = assess(store, activity(recent, failure), chain, lag);
+            let health = assess(store, None, activity(recent, failure), chain, lag);
             let json = serde_json::to_value(&health).unwrap();
             assert_eq!(json["status"], status, "{json}");
             assert_eq!(json["checks"]["audit"], audit, "{json}");
@@ -397,6 +474,92 @@ mod tests {
                 lag.is_some()
             );
         }
+    }
+
+    #[test]
+    fn an_unreachable_store_with_a_spool_is_degraded_not_failing() {
+        let unreachable = || StoreCheck {
+            read: Err("cannot connect to PostgreSQL".to_string()),
+            disk: Ok(()),
+        };
+        let waiting = crate::spool::SpoolStatus {
+            depth: 7,
+            bytes: 4096,
+            max_bytes: 1 << 20,
+            oldest_received_micros: Some(crate::ledger::now().unix_micros() - 3_000_000),
+        };
+        let failure = Some("cannot connect to PostgreSQL");
+        let unchecked = ChainStatus::Unchecked;
+
+        // Spooling: degraded, with the depth and the oldest event's age.
+        let health = assess(
+            unreachable(),
+            Some(waiting),
+            activity(0, failure),
+            unchecked,
+            None,
+        );
+        let json = serde_json::to_value(&health).unwrap();
+        assert_eq!(json["status"], "degraded", "{json}");
+        assert_eq!(json["checks"]["store"], "failing");
+        assert_eq!(json["checks"]["audit"], "failing");
+        assert!(
+            json["checks"]["audit_error"]
+                .as_str()
+                .unwrap()
+                .contains("spool (7 waiting)"),
+            "{json}"
+        );
+        assert_eq!(json["checks"]["spool"]["depth"], 7);
+        assert_eq!(json["checks"]["spool"]["bytes"], 4096);
+        let age = json["checks"]["spool"]["oldest_age_seconds"]
+            .as_f64()
+            .unwrap();
+        assert!((3.0..60.0).contains(&age), "{json}");
+
+        // Without a spool (or with the disk failing too) nothing takes events: failing.
+        let health = assess(unreachable(), None, activity(0, failure), unchecked, None);
+        assert_eq!(health.status, HealthStatus::Failing);
+        let both = StoreCheck {
+            read: Err("cannot connect".to_string()),
+            disk: Err("No space left on device".to_string()),
+        };
+        let health = assess(both, Some(waiting), activity(0, failure), unchecked, None);
+        assert_eq!(health.status, HealthStatus::Failing);
+        assert!(
+            health.checks.store_error.unwrap().contains("No space left"),
+            "both failures are named"
+        );
+
+        // The store is back and the spool still drains: degraded until it is empty.
+        let health = assess(
+            StoreCheck::ok(),
+            Some(waiting),
+            activity(3, None),
+            unchecked,
+            None,
+        );
+        assert_eq!(health.status, HealthStatus::Degraded);
+        assert_eq!(health.checks.audit, AuditStatus::Active);
+        let empty = crate::spool::SpoolStatus {
+            depth: 0,
+            bytes: 0,
+            max_bytes: 1 << 20,
+            oldest_received_micros: None,
+        };
+        let health = assess(
+            StoreCheck::ok(),
+            Some(empty),
+            activity(3, None),
+            unchecked,
+            None,
+        );
+        assert_eq!(health.status, HealthStatus::Healthy);
+        let json = serde_json::to_value(&health).unwrap();
+        assert_eq!(
+            json["checks"]["spool"]["oldest_age_seconds"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

@@ -289,7 +289,7 @@ impl PgStore {
         self.client
             .borrow_mut()
             .batch_execute(sql)
-            .map_err(|e| StoreError::Postgres(describe(&e)))
+            .map_err(|e| classify(&e))
     }
 
     /// Runs `f` with the cached prepared statement for `sql`. A failure inside a write
@@ -313,7 +313,7 @@ impl PgStore {
             if let Tx::Write { .. } = self.tx.get() {
                 self.tx.set(Tx::Write { failed: true });
             }
-            StoreError::Postgres(describe(&e))
+            classify(&e)
         })
     }
 
@@ -493,6 +493,25 @@ fn redact_key_values(s: &str) -> String {
 
 /// A PostgreSQL error with the server's detail, hint and SQLSTATE, or the client's chain of
 /// causes.
+/// A statement's error: [`StoreError::Unavailable`] when the database could not be reached
+/// or the connection was lost (the caller may fall back to the spool, and retry later),
+/// [`StoreError::Postgres`] when the database answered with an error.
+fn classify(error: &postgres::Error) -> StoreError {
+    let lost_code = error.code().is_some_and(|code| {
+        let code = code.code();
+        // connection_exception, admin_shutdown, crash_shutdown, cannot_connect_now
+        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+    });
+    let io = error
+        .source()
+        .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
+    if error.is_closed() || io || lost_code {
+        StoreError::Unavailable(format!("PostgreSQL connection lost: {}", describe(error)))
+    } else {
+        StoreError::Postgres(describe(error))
+    }
+}
+
 fn describe(error: &postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         let mut message = db.message().to_string();
