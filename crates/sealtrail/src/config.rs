@@ -236,6 +236,54 @@ mod tests {
     }
 
     #[test]
+    fn store_failure_policies_come_from_flags_and_per_tenant_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "spool_max_bytes = 2097152\n[tenants.billing]\non_store_failure = \"reject\"\n[tenants.ehr]\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.on_store_failure, StoreFailurePolicy::Spool);
+        assert_eq!(resolved.spool_max_bytes, 2_097_152);
+        assert_eq!(
+            resolved.tenant_policies,
+            HashMap::from([("billing".to_string(), StoreFailurePolicy::Reject)])
+        );
+        let resolved = Settings {
+            config: Some(file),
+            on_store_failure: Some(StoreFailurePolicy::Reject),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.on_store_failure, StoreFailurePolicy::Reject);
+
+        for (text, named) in [
+            ("[tenants.billing]\non_store_failure = \"drop\"\n", "drop"),
+            ("[tenants.billing]\nretention = 3\n", "retention"),
+            ("[tenants.Bad]\non_store_failure = \"reject\"\n", "Bad"),
+            ("spool_max_bytes = 10\n", "spool_max_bytes"),
+        ] {
+            let bad = dir.path().join("bad.toml");
+            std::fs::write(&bad, text).unwrap();
+            let error = Settings {
+                config: Some(bad),
+                ..Settings::default()
+            }
+            .resolve()
+            .unwrap_err();
+            assert!(error.contains(named), "{text}: {error}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");

@@ -302,7 +302,10 @@ async fn health_reports_real_checks_and_counts_recent_events() {
     let checks = &health["checks"];
     assert_eq!(checks["store"], "ok", "{health}");
     // The embedded store has no spool.
-    assert_eq!(checks["spool"], json!({"depth": 0, "oldest_age_seconds": null}));
+    assert_eq!(
+        checks["spool"],
+        json!({"depth": 0, "oldest_age_seconds": null})
+    );
     assert!(
         ["valid", "violated", "unchecked"].contains(&checks["chain"].as_str().unwrap()),
         "{health}"
