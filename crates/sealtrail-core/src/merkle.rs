@@ -71,6 +71,23 @@ pub const MAX_TREE_SIZE: u64 = 1 << 63;
 /// Errors from a storage backend reading hashes; boxed so the core stays storage-agnostic.
 pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A position of the stored-hash array that holds no hash. Readers return it (boxed as a
+/// [`ReadError`]) for a hash that is simply not there, so that callers can tell a stored tree
+/// that ends early — entries added, or hashes removed, outside the write path — from a read
+/// that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stored hash {index} is missing")]
+pub struct MissingHash {
+    pub index: u64,
+}
+
+impl MissingHash {
+    /// The missing position, when `error` says a hash is missing rather than unreadable.
+    pub fn in_error(error: &ReadError) -> Option<u64> {
+        error.downcast_ref::<MissingHash>().map(|m| m.index)
+    }
+}
+
 /// Storage of the stored-hash array (every complete-subtree hash in append order; see the
 /// module documentation).
 pub trait HashReader {
@@ -90,13 +107,7 @@ impl HashReader for [Hash] {
                     .ok()
                     .and_then(|i| self.get(i))
                     .copied()
-                    .ok_or_else(|| {
-                        format!(
-                            "stored hash {index} is not present: only {} hashes are stored",
-                            self.len()
-                        )
-                        .into()
-                    })
+                    .ok_or_else(|| MissingHash { index }.into())
             })
             .collect()
     }

@@ -16,18 +16,23 @@
 //! | `duplicate_seq` | a sequence number occurs twice (an inserted entry) |
 //! | `out_of_order` | a sequence number lower than its predecessor (a reordered entry) |
 //! | `content_mismatch` | the entry's bytes no longer hash to its stored `event_hash` |
+//! | `unhashed_entry` | the stored tree ends before this entry: it has no stored hashes (a row added, or hashes removed, outside the write path) |
 //! | `broken_link` | `prev_hash` is not the `event_hash` of the entry before it |
 //! | `stored_hash_mismatch` | a stored interior Merkle hash differs from the recomputed one |
 //! | `checkpoint_root_mismatch` | the tree over the entries differs from a signed checkpoint's root |
 //! | `truncated` | a signed checkpoint commits to more entries than the log holds |
-//! | `invalid_signature` | a checkpoint is malformed or not signed by any of the given keys |
+//! | `invalid_signature` | a checkpoint is malformed, not signed by any of the given keys, or not also signed by a required key |
 //! | `checkpoint_inconsistent` | two validly signed checkpoints cannot both describe one log (a fork) |
-//! | `store_error` | the stored hashes could not be read; checks that need them stopped |
+//! | `store_error` | the stored hashes could not be read (a failing read, not a missing hash); checks that need them stopped |
 //!
 //! Reporting follows one rule: a violation is reported where it starts, and its plain
 //! consequences are not reported again. An altered entry is reported as `content_mismatch`, and
 //! the next entry's `prev_hash` (which still names the stored hash) is not also called a broken
 //! link; a deleted entry is a `missing_seq`, and the link across the gap is not checked.
+//!
+//! Entries past the end of the stored tree (the store holds no hashes for them) are reported
+//! once, as `unhashed_entry` at the first of them; the tree that checkpoints are compared with
+//! then goes on over those entries' own hashes, and their links are still checked.
 //!
 //! A checkpoint only says "the first N entries have this root", so when the entries were
 //! rewritten together with their hashes and links (what a database administrator could do),
@@ -40,7 +45,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::hash::{Hash, leaf_hash, node_hash};
-use crate::merkle::{self, HashReader, TreeBuilder};
+use crate::merkle::{self, HashReader, MissingHash, TreeBuilder};
 use crate::note::VerifierKey;
 
 /// How many violations are kept in a report; the rest are only counted.
@@ -63,6 +68,7 @@ pub enum ViolationKind {
     DuplicateSeq,
     OutOfOrder,
     ContentMismatch,
+    UnhashedEntry,
     BrokenLink,
     StoredHashMismatch,
     CheckpointRootMismatch,
@@ -82,6 +88,7 @@ impl ViolationKind {
             ViolationKind::DuplicateSeq => "duplicate_seq",
             ViolationKind::OutOfOrder => "out_of_order",
             ViolationKind::ContentMismatch => "content_mismatch",
+            ViolationKind::UnhashedEntry => "unhashed_entry",
             ViolationKind::BrokenLink => "broken_link",
             ViolationKind::StoredHashMismatch => "stored_hash_mismatch",
             ViolationKind::CheckpointRootMismatch => "checkpoint_root_mismatch",
@@ -132,6 +139,10 @@ pub struct VerifyOptions {
     /// frontier and the predecessor's hash are read from them.
     pub start_seq: u64,
     pub max_violations: usize,
+    /// Keys every checkpoint must *also* be signed by, besides one of the keys given to
+    /// [`Verifier::new`]: when two copies of a log's key disagree (one was replaced), a
+    /// checkpoint counts only if both vouch for it.
+    pub required_keys: Vec<VerifierKey>,
 }
 
 impl Default for VerifyOptions {
@@ -139,6 +150,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             start_seq: 0,
             max_violations: DEFAULT_MAX_VIOLATIONS,
+            required_keys: Vec::new(),
         }
     }
 }
@@ -206,6 +218,9 @@ pub struct Verifier<'a> {
     pending: Vec<Pending>,
     /// The highest seq seen so far; the next entry should be one more.
     last_seq: Option<u64>,
+    /// The number of leaves the stored tree holds, once its hashes were found to end before
+    /// the entries do; the tree goes on over the entries' own hashes from there.
+    stored_end: Option<u64>,
     previous: Option<Previous>,
     /// Gaps in the seqs seen so far, as half-open ranges, until they are filled or reported.
     missing: Vec<(u64, u64)>,
@@ -266,6 +281,7 @@ impl<'a> Verifier<'a> {
             left_stored,
             pending: Vec::with_capacity(CHUNK),
             last_seq: start.checked_sub(1),
+            stored_end: None,
             previous,
             missing: Vec::new(),
             checkpoints: Vec::new(),
@@ -278,12 +294,17 @@ impl<'a> Verifier<'a> {
             entry_violation_seqs: Vec::new(),
             max_violations: options.max_violations,
         };
-        verifier.open_checkpoints(signed_checkpoints, keys);
+        verifier.open_checkpoints(signed_checkpoints, keys, &options.required_keys);
         verifier.check_checkpoints_at_current_size();
         Ok(verifier)
     }
 
-    fn open_checkpoints(&mut self, signed: &[&[u8]], keys: &[VerifierKey]) {
+    fn open_checkpoints(
+        &mut self,
+        signed: &[&[u8]],
+        keys: &[VerifierKey],
+        required: &[VerifierKey],
+    ) {
         for (i, note) in signed.iter().enumerate() {
             let mut last_error = String::from("no verifier key was given");
             let mut opened = None;
@@ -295,6 +316,21 @@ impl<'a> Verifier<'a> {
                     }
                     Err(e) => last_error = e.to_string(),
                 }
+            }
+            if opened.is_some()
+                && let Some(missing) = required
+                    .iter()
+                    .find(|key| Checkpoint::open(note, key).is_err())
+            {
+                self.report(
+                    None,
+                    ViolationKind::InvalidSignature,
+                    format!(
+                        "checkpoint #{} is not signed by {missing}, which must also sign it",
+                        i + 1
+                    ),
+                );
+                continue;
             }
             match opened {
                 // It covers only entries before the range being verified: nothing to compare.
@@ -442,15 +478,13 @@ impl<'a> Verifier<'a> {
             Some(reader) => self.advance_stored_tree(reader, &pending),
             None => {
                 for entry in &pending {
-                    self.emitted.clear();
-                    self.builder.push(entry.leaf, &mut self.emitted);
-                    self.check_checkpoints_at_current_size();
+                    self.push_own_leaf(entry.leaf);
                 }
                 None
             }
         };
         for (i, entry) in pending.iter().enumerate() {
-            let stored_leaf = stored_leaves.as_ref().map(|leaves| leaves[i]);
+            let stored_leaf = stored_leaves.as_ref().and_then(|leaves| leaves[i]);
             if let Some(stored_leaf) = stored_leaf
                 && stored_leaf != entry.leaf
             {
@@ -475,28 +509,54 @@ impl<'a> Verifier<'a> {
         self.pending = pending;
     }
 
+    /// Grows the tree that checkpoints are compared with by an entry's own hash, where no
+    /// stored leaf stands for it.
+    fn push_own_leaf(&mut self, leaf: Hash) {
+        self.emitted.clear();
+        self.builder.push(leaf, &mut self.emitted);
+        self.check_checkpoints_at_current_size();
+    }
+
     /// Grows the tree over stored leaves up to the highest seq seen, checking every stored
     /// interior hash on the way, and returns the stored leaf of each pending entry (by its
-    /// seq). `None` when the stored hashes cannot be read; that is reported and stored-hash
-    /// checks stop.
+    /// seq; `None` past the end of the stored tree). Where the stored hashes end early, that is
+    /// reported once and the tree goes on over the entries' own hashes. `None` when the stored
+    /// hashes cannot be read; that is reported and stored-hash checks stop.
     fn advance_stored_tree(
         &mut self,
         reader: &dyn HashReader,
         pending: &[Pending],
-    ) -> Option<Vec<Hash>> {
+    ) -> Option<Vec<Option<Hash>>> {
         let first_seq = pending.first()?.seq;
-        let target = self.last_seq.map_or(0, |last| last + 1);
+        let wanted = self.last_seq.map_or(0, |last| last + 1);
         let from = self.builder.size();
         let mut fresh_leaves = Vec::new();
         let mut at = from;
-        while at < target {
+        while at < wanted && self.stored_end.is_none() {
             // Bounded reads, so a wildly wrong seq cannot ask for the whole store at once.
-            let until = target.min(at + 2 * CHUNK as u64);
+            let until = wanted.min(at + 2 * CHUNK as u64);
             let base = merkle::stored_hash_count(at);
             let indexes: Vec<u64> = (base..merkle::stored_hash_count(until)).collect();
-            let range = match read_exact(reader, &indexes) {
-                Ok(range) => range,
-                Err(error) => return self.stop_stored_checks(at, &error),
+            let (range, until) = match read_exact(reader, &indexes) {
+                Ok(range) => (range, until),
+                Err(error) => match MissingHash::in_error(&error) {
+                    // The stored tree ends (or has a hole) at the leaf that hash belongs to:
+                    // take the leaves before it, and say where it ends.
+                    Some(index) if index >= base && index < merkle::stored_hash_count(until) => {
+                        let end = (at..until)
+                            .find(|&p| merkle::stored_hash_count(p + 1) > index)
+                            .expect("the missing hash belongs to a leaf of the range");
+                        let indexes = &indexes[..(merkle::stored_hash_count(end) - base) as usize];
+                        match read_exact(reader, indexes) {
+                            Ok(range) => {
+                                self.end_stored_tree(end, index);
+                                (range, end)
+                            }
+                            Err(error) => return self.stop_stored_checks(at, &error),
+                        }
+                    }
+                    _ => return self.stop_stored_checks(at, &error),
+                },
             };
             for position in at..until {
                 let offset = (merkle::stored_hash_index(0, position) - base) as usize;
@@ -510,24 +570,49 @@ impl<'a> Verifier<'a> {
             at = until;
         }
 
-        // In order, every pending entry's stored leaf was just read; otherwise read by seq.
-        let in_fresh = |seq: u64| seq >= from && seq < target;
-        if pending.iter().all(|p| in_fresh(p.seq)) {
-            return Some(
-                pending
-                    .iter()
-                    .map(|p| fresh_leaves[(p.seq - from) as usize])
-                    .collect(),
-            );
+        // Past the stored tree's end, each entry's own hash stands for it, in storage order.
+        let stored_end = self.stored_end.unwrap_or(u64::MAX);
+        for entry in pending.iter().filter(|p| p.seq >= stored_end) {
+            self.push_own_leaf(entry.leaf);
         }
-        let indexes: Vec<u64> = pending
+        // In order, every pending entry's stored leaf was just read; otherwise read by seq.
+        let in_fresh = |seq: u64| seq >= from && seq < at;
+        let mut leaves: Vec<Option<Hash>> = pending
             .iter()
-            .map(|p| merkle::stored_hash_index(0, p.seq))
+            .map(|p| in_fresh(p.seq).then(|| fresh_leaves[(p.seq - from) as usize]))
+            .collect();
+        let unread: Vec<usize> = (0..pending.len())
+            .filter(|&i| leaves[i].is_none() && pending[i].seq < stored_end)
+            .collect();
+        if unread.is_empty() {
+            return Some(leaves);
+        }
+        let indexes: Vec<u64> = unread
+            .iter()
+            .map(|&i| merkle::stored_hash_index(0, pending[i].seq))
             .collect();
         match read_exact(reader, &indexes) {
-            Ok(leaves) => Some(leaves),
+            Ok(read) => {
+                for (i, leaf) in unread.into_iter().zip(read) {
+                    leaves[i] = Some(leaf);
+                }
+                Some(leaves)
+            }
             Err(error) => self.stop_stored_checks(first_seq, &error),
         }
+    }
+
+    /// Records that the stored tree holds only `end` leaves (stored hash `missing` is absent),
+    /// while the log has entries from seq `end` on.
+    fn end_stored_tree(&mut self, end: u64, missing: u64) {
+        self.stored_end = Some(end);
+        self.report(
+            Some(end),
+            ViolationKind::UnhashedEntry,
+            format!(
+                "seq {end} has no stored hashes (stored hash {missing} is missing): the store's tree ends after {end} entries, so entries from seq {end} on were added, or their hashes removed, outside sealtrail's write path; they are checked against their links and the checkpoints only"
+            ),
+        );
     }
 
     /// Checks the stored hashes one append produced: `stored[0]` is the leaf at `position`,

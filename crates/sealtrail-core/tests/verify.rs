@@ -217,6 +217,30 @@ fn every_kind_of_damage_is_named_at_its_seq() {
             Some(600),
         ),
         (
+            "an entry appended with a good link but no stored hashes",
+            Box::new(|log| {
+                let (_, last) = log.entries.last().unwrap().clone();
+                let mut forged = String::from_utf8(last.clone())
+                    .unwrap()
+                    .replacen("\"seq\":999,", "\"seq\":1000,", 1)
+                    .into_bytes();
+                let at = prev_hash_at(&forged);
+                forged[at..at + 64].copy_from_slice(leaf_hash(&last).to_hex().as_bytes());
+                log.entries.push((1000, forged));
+            }),
+            vec![(Some(1000), ViolationKind::UnhashedEntry)],
+            Some(1000),
+        ),
+        (
+            "the stored hashes of the tail removed",
+            Box::new(|log| {
+                log.stored
+                    .truncate(sealtrail_core::merkle::stored_hash_count(990) as usize)
+            }),
+            vec![(Some(990), ViolationKind::UnhashedEntry)],
+            Some(990),
+        ),
+        (
             "the tail cut",
             Box::new(|log| log.entries.truncate(990)),
             vec![(Some(990), ViolationKind::Truncated)],
@@ -327,6 +351,48 @@ fn a_stored_interior_hash_that_was_changed_is_reported() {
         kinds(&report),
         vec![(Some(80), ViolationKind::StoredHashMismatch)]
     );
+}
+
+/// Two copies of the log's key that disagree: a checkpoint counts only if both signed it, so
+/// checkpoints re-signed with a substituted key are invalid, and so are the genuine ones.
+#[test]
+fn a_required_key_must_also_have_signed_every_checkpoint() {
+    let signer = signer();
+    let substitute = SignerKey::generate(ORIGIN, &mut OsRng).unwrap();
+    let log = build_log(&signer);
+    let notes: Vec<&[u8]> = log.checkpoints.iter().map(Vec::as_slice).collect();
+    let entries = || log.entries.iter().map(|(seq, entry)| (*seq, entry.clone()));
+    let with = |keys: &[sealtrail_core::note::VerifierKey], required| {
+        verify_log(
+            entries(),
+            Some(&log.stored),
+            &notes,
+            keys,
+            VerifyOptions {
+                required_keys: required,
+                ..VerifyOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    // Required and trusted alike: nothing changes.
+    let report = with(&[signer.verifier()], vec![signer.verifier()]);
+    assert!(report.valid, "{:#?}", report.violations);
+    // Signed by the trusted key but not by the required one: all three are refused.
+    let report = with(&[signer.verifier()], vec![substitute.verifier()]);
+    assert_eq!(
+        kinds(&report),
+        vec![(None, ViolationKind::InvalidSignature); 3]
+    );
+    assert!(
+        report.violations[0]
+            .detail
+            .contains("which must also sign it"),
+        "{}",
+        report.violations[0].detail
+    );
+    assert_eq!(report.first_broken_seq, None);
+    assert_eq!(report.checkpoint, None);
 }
 
 #[test]

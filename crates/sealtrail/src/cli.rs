@@ -414,7 +414,7 @@ Exit status: 0 when every verified log is valid, 1 when one is not or nothing co
 
 With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\"}; without --tenant, an object with one such report per tenant, keyed by tenant name (the _system log included).
 
-A checkpoint kept outside the store (--checkpoint) is what catches a rewrite of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it.")]
+A checkpoint kept outside the store (--checkpoint) is what catches a rewrite or a cut of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it. Give every copy you kept (the newest exposes the damage, an older one still matching says where it starts), and the log's key (--key): without it, the key is taken from DIR/keys/ and from the store's record, and checkpoints must be signed by both when they differ. docs/checkpoints.md says how to keep checkpoints out of the store's reach and what each violation kind means.")]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -424,7 +424,7 @@ pub struct VerifyArgs {
     /// A signed checkpoint saved elsewhere, checked too, for the log its origin line names (repeatable)
     #[arg(long = "checkpoint", value_name = "FILE")]
     pub checkpoints: Vec<PathBuf>,
-    /// A verifier key (file or key text) to trust instead of the one in DIR/keys/, for the log whose origin is its name (repeatable)
+    /// A verifier key (file or key text) to trust instead of the ones in DIR/keys/ and the store, for the log whose origin is its name (repeatable)
     #[arg(long = "key", value_name = "VKEY")]
     pub keys: Vec<String>,
     /// Print the verifier's report as JSON
@@ -524,14 +524,21 @@ fn verify(args: VerifyArgs) -> Result<()> {
             .filter(|k| k.name() == tenant.origin)
             .cloned()
             .collect();
-        let keys = if keys.is_empty() {
-            vec![verification::log_key(data, tenant)?]
+        let report = if keys.is_empty() {
+            let keys = verification::log_keys(data, tenant)?;
+            if let Some(recorded) = &keys.disputed {
+                eprintln!(
+                    "warning: the verifier key of {}'s log in {} ({}) is not the one the store records ({recorded}): one of them was replaced; its checkpoints count only if both signed them. Verify with the log's real key: --key VKEY",
+                    tenant.name,
+                    data.join("keys").display(),
+                    keys.key
+                );
+            }
+            verification::verify_tenant_with_log_keys(conn, &tenant.name, &keys, extra, None, None)
         } else {
-            keys
-        };
-        let report =
             verification::verify_tenant_with_keys(conn, &tenant.name, &keys, extra, None, None)
-                .with_context(|| format!("cannot verify the log of tenant {}", tenant.name))?;
+        }
+        .with_context(|| format!("cannot verify the log of tenant {}", tenant.name))?;
         if !report.valid {
             broken.push(match report.first_broken_seq {
                 Some(seq) => format!("{} (from seq {seq})", tenant.name),

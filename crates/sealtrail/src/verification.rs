@@ -76,25 +76,74 @@ pub fn verify_tenant(
         let record = conn
             .tenant(tenant)?
             .ok_or_else(|| VerificationError::UnknownTenant(tenant.to_string()))?;
-        let key = log_key(data_dir, &record)?;
-        verify_tenant_with_keys(conn, tenant, &[key], extra_checkpoints, from_seq, to_seq)
+        let keys = log_keys(data_dir, &record)?;
+        verify_tenant_with_log_keys(conn, tenant, &keys, extra_checkpoints, from_seq, to_seq)
     })
 }
 
-/// The verifier key of a tenant's log: its key file in the key directory of `data_dir` when
-/// there is one, else the verifier key the store recorded when the tenant was created. (An
-/// auditor who trusts neither passes their own copy to [`verify_tenant_with_keys`].)
-pub fn log_key(data_dir: &Path, tenant: &Tenant) -> Result<VerifierKey, VerificationError> {
+/// The keys a log's checkpoints are checked with, as found next to the data.
+#[derive(Debug, Clone)]
+pub struct LogKeys {
+    /// The key that must have signed each checkpoint: the log's key file in `DIR/keys/` when
+    /// there is one, else the verifier key the store recorded when the tenant was created.
+    pub key: VerifierKey,
+    /// The recorded key, when there is a key file too and the two differ: one of them was
+    /// replaced (sealtrail never signs with a key that differs from the record), so a
+    /// checkpoint counts only if it is signed by both.
+    pub disputed: Option<VerifierKey>,
+}
+
+/// The verifier keys of a tenant's log: its key file in the key directory of `data_dir` and
+/// the verifier key the store recorded when the tenant was created (see [`LogKeys`]). An
+/// auditor who trusts neither passes their own copy to [`verify_tenant_with_keys`].
+pub fn log_keys(data_dir: &Path, tenant: &Tenant) -> Result<LogKeys, VerificationError> {
     let origin = &tenant.origin;
     let (_, vkey_path) = keyfiles::key_paths(&data_dir.join("keys"), origin);
     let key_error = |source| VerificationError::Key {
         origin: origin.to_string(),
         source,
     };
-    match (&tenant.vkey, vkey_path.exists()) {
-        (Some(recorded), false) => keyfiles::read_verifier(recorded).map_err(key_error),
-        _ => keyfiles::read_verifier(&vkey_path.to_string_lossy()).map_err(key_error),
+    let recorded = tenant
+        .vkey
+        .as_deref()
+        .map(keyfiles::read_verifier)
+        .transpose()
+        .map_err(key_error)?;
+    if !vkey_path.exists()
+        && let Some(recorded) = recorded
+    {
+        return Ok(LogKeys {
+            key: recorded,
+            disputed: None,
+        });
     }
+    let file = keyfiles::read_verifier(&vkey_path.to_string_lossy()).map_err(key_error)?;
+    let disputed = recorded.filter(|recorded| *recorded != file);
+    Ok(LogKeys {
+        key: file,
+        disputed,
+    })
+}
+
+/// [`verify_tenant`] with the log's keys already read by [`log_keys`].
+pub fn verify_tenant_with_log_keys(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &LogKeys,
+    extra_checkpoints: &[Vec<u8>],
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+) -> Result<Report, VerificationError> {
+    let required: Vec<VerifierKey> = keys.disputed.iter().cloned().collect();
+    verify_range(
+        conn,
+        tenant,
+        std::slice::from_ref(&keys.key),
+        &required,
+        extra_checkpoints,
+        from_seq,
+        to_seq,
+    )
 }
 
 /// [`verify_tenant`] with the verifier keys given, for an auditor who brings their own copy of
@@ -107,6 +156,18 @@ pub fn verify_tenant_with_keys(
     from_seq: Option<u64>,
     to_seq: Option<u64>,
 ) -> Result<Report, VerificationError> {
+    verify_range(conn, tenant, keys, &[], extra_checkpoints, from_seq, to_seq)
+}
+
+fn verify_range(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &[VerifierKey],
+    required_keys: &[VerifierKey],
+    extra_checkpoints: &[Vec<u8>],
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+) -> Result<Report, VerificationError> {
     let from = from_seq.unwrap_or(0);
     if let Some(to) = to_seq
         && to < from
@@ -115,7 +176,15 @@ pub fn verify_tenant_with_keys(
     }
     let end = to_seq.map(|to| to.saturating_add(1));
     store::in_snapshot(conn, || {
-        verify_in_snapshot(conn, tenant, keys, extra_checkpoints, from, end)
+        verify_in_snapshot(
+            conn,
+            tenant,
+            keys,
+            required_keys,
+            extra_checkpoints,
+            from,
+            end,
+        )
     })
 }
 
@@ -123,6 +192,7 @@ fn verify_in_snapshot(
     conn: &dyn Store,
     tenant: &str,
     keys: &[VerifierKey],
+    required_keys: &[VerifierKey],
     extra_checkpoints: &[Vec<u8>],
     from: u64,
     end: Option<u64>,
@@ -149,6 +219,7 @@ fn verify_in_snapshot(
     };
     let options = VerifyOptions {
         start_seq: from,
+        required_keys: required_keys.to_vec(),
         ..VerifyOptions::default()
     };
     let mut verifier = Verifier::new(Some(&hashes as &dyn HashReader), &notes, keys, options)?;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 use sealtrail_core::Hash;
-use sealtrail_core::merkle::ReadError;
+use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
     NewEntry, Protection, Result, Store, StoreError, StoredCheckpoint, Tenant, TokenRecord,
@@ -832,7 +832,7 @@ impl Store for PgStore {
                 found
                     .get(idx)
                     .copied()
-                    .ok_or_else(|| format!("stored hash {idx} is missing").into())
+                    .ok_or_else(|| MissingHash { index: *idx }.into())
             })
             .collect()
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use sealtrail_core::Hash;
-use sealtrail_core::merkle::ReadError;
+use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
     NewEntry, Protection, ReadNesting, Result, Store, StoreError, StoredCheckpoint, Tenant,
@@ -243,13 +243,13 @@ impl Store for SqliteStore {
                 let idx: i64 = row.get(0)?;
                 let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
                 if idx as u64 != expected {
-                    return Err(format!("stored hash {expected} is missing").into());
+                    return Err(MissingHash { index: expected }.into());
                 }
                 out.push(Hash::from_slice(bytes).map_err(|e| format!("stored hash {idx}: {e}"))?);
                 expected += 1;
             }
             if expected != to {
-                return Err(format!("stored hash {expected} is missing").into());
+                return Err(MissingHash { index: expected }.into());
             }
             start = end;
         }
@@ -584,7 +584,7 @@ impl SqliteStore {
             }
         }
         match wanted.next() {
-            Some(missing) => Err(format!("stored hash {missing} is missing").into()),
+            Some(&index) => Err(MissingHash { index }.into()),
             None => Ok(Some(out)),
         }
     }

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod tamper;
+
 /// A database of its own for one test, created through `SEALTRAIL_TEST_DATABASE_URL` and
 /// dropped when this goes out of scope.
 pub struct TestDatabase {
@@ -32,15 +34,7 @@ impl TestDatabase {
                 return None;
             }
         };
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "sealtrail_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos())
-        );
+        let name = unique_name();
         let mut admin =
             postgres::Client::connect(&server_url, postgres::NoTls).unwrap_or_else(|e| {
                 panic!("{test}: cannot connect to SEALTRAIL_TEST_DATABASE_URL: {e}")
@@ -53,6 +47,22 @@ impl TestDatabase {
             server_url,
             name,
         })
+    }
+
+    /// A new test database with this one's contents (`CREATE DATABASE … TEMPLATE`), dropped
+    /// in turn when it goes out of scope. Nobody may be connected to this one meanwhile.
+    pub fn copy(&self) -> TestDatabase {
+        let name = unique_name();
+        let mut admin = postgres::Client::connect(&self.server_url, postgres::NoTls)
+            .expect("connect to SEALTRAIL_TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {}", self.name))
+            .unwrap_or_else(|e| panic!("cannot copy database {} to {name}: {e}", self.name));
+        TestDatabase {
+            url: with_database(&self.server_url, &name),
+            server_url: self.server_url.clone(),
+            name,
+        }
     }
 
     /// A connection to the test database as the URL's (superuser) role.
@@ -77,6 +87,19 @@ impl Drop for TestDatabase {
             ));
         }
     }
+}
+
+/// A database name no other test uses.
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "sealtrail_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    )
 }
 
 /// `url` with its database name replaced by `name`.
