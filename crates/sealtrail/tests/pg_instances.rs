@@ -174,6 +174,8 @@ fn two_servers_on_one_database_keep_one_log() {
         "acme",
         "--scope",
         "events:write",
+        "--scope",
+        "log:read",
         "--json",
     ]));
     let created: Value = serde_json::from_str(&created).unwrap();
@@ -232,6 +234,13 @@ fn two_servers_on_one_database_keep_one_log() {
         let mut all = Vec::new();
         for task in tasks {
             all.extend(task.await.unwrap());
+        }
+        // Instances with a derived key have no key file; each still serves the log's key.
+        let origin = "sealtrail.local/acme";
+        let derived = root.derive(origin).unwrap().verifier().to_string();
+        for base in &bases {
+            let response = client_key(base, &token).await;
+            assert_eq!(response.trim(), derived, "{base}");
         }
         all
     });
@@ -322,4 +331,16 @@ fn two_servers_on_one_database_keep_one_log() {
             .any(|t| t["id"] == created["id"] && t["tenant"] == "acme"),
         "{listed:#}"
     );
+}
+
+/// `GET /v1/log/key` as text.
+async fn client_key(base: &str, token: &str) -> String {
+    let response = reqwest::Client::new()
+        .get(format!("{base}/v1/log/key"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
 }

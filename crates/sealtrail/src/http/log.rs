@@ -71,9 +71,17 @@ async fn key(State(state): State<AppState>, caller: Caller) -> Result<Response, 
                 .tenant(&tenant)?
                 .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant:?}")))?;
             let (_, vkey_path) = crate::keyfiles::key_paths(&data.join("keys"), &record.origin);
-            let path = vkey_path.to_string_lossy().into_owned();
-            crate::keyfiles::read_verifier(&path)
-                .map_err(|e| ApiError::internal(format!("cannot read the log key: {e}")))
+            // Instances that derive keys from --signing-key have no key file: the store
+            // records every log's verifier key when the log is created.
+            match (vkey_path.exists(), record.vkey) {
+                (false, Some(recorded)) => Ok(recorded),
+                _ => {
+                    let path = vkey_path.to_string_lossy().into_owned();
+                    crate::keyfiles::read_verifier(&path)
+                        .map(|vkey| vkey.to_string())
+                        .map_err(|e| ApiError::internal(format!("cannot read the log key: {e}")))
+                }
+            }
         })
         .await?;
     Ok(text(format!("{vkey}\n")))
