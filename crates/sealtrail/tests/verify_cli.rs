@@ -2,6 +2,8 @@
 //! damaged the way someone with write access to the database file could: triggers dropped,
 //! rows changed, deleted, swapped, and a tail rewritten with consistent hashes and links.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_count};
 use sealtrail_core::{Hash, leaf_hash};
 use serde_json::Value;
+use support::serve::copy_dir;
 
 const TENANT: &str = "acme";
 
@@ -99,19 +102,6 @@ fn build_store(data: &Path) {
         .map(|size| size.unwrap() as u64)
         .collect();
     assert_eq!(sizes, [100, 200]);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A writable connection to a copy of the store with the append-only triggers dropped, as a

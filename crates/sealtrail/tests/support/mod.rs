@@ -1,6 +1,9 @@
-//! Shared by the integration tests that need a PostgreSQL database.
+//! Shared by the integration tests: a PostgreSQL database of their own ([`TestDatabase`]),
+//! and a real `sealtrail serve` process with the command line beside it ([`serve`]).
 
 #![allow(dead_code)]
+
+pub mod serve;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
