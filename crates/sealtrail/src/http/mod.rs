@@ -159,9 +159,27 @@ impl From<sealtrail_core::event::EventError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// 507: the store's disk is full, so nothing was committed. Distinct from a 503 because
+    /// what cures it is freeing space, not waiting for the store to come back.
+    fn storage_full() -> ApiError {
+        ApiError {
+            rule: Some("storage_full"),
+            ..ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "nothing was committed: the store's disk is full; free space there and retry with the same Idempotency-Key (no restart needed)",
+            )
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         tracing::error!(%error, "store error");
+        if let StoreError::Full(_) = error {
+            return ApiError::storage_full();
+        }
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -174,6 +192,10 @@ impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> ApiError {
         match error {
             LedgerError::Invalid(message) => ApiError::bad_request(message),
+            LedgerError::StorageFull(_) | LedgerError::Store(StoreError::Full(_)) => {
+                tracing::error!(%error, "ledger error");
+                ApiError::storage_full()
+            }
             other => {
                 tracing::error!(error = %other, "ledger error");
                 ApiError::new(

@@ -5,6 +5,8 @@
 //! returns only after SQLite has fsync'd the WAL. Readers use their own connections and see
 //! committed data only, so `sealtrail verify` and the HTTP readers can run while the server
 //! writes.
+//!
+//! A full disk (`SQLITE_FULL`, which SQLite reports for `ENOSPC`) is [`StoreError::Full`].
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -99,6 +101,18 @@ impl SqliteStore {
     /// The underlying connection, for tests that tamper with the database on purpose.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// `SQLITE_FULL` — SQLite's answer to `ENOSPC` (and to a short write) — is
+    /// [`StoreError::Full`], so that callers can tell a full disk, which freeing space cures,
+    /// from other failures.
+    fn from(error: rusqlite::Error) -> StoreError {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(error.to_string()),
+            _ => StoreError::Sqlite(error),
+        }
     }
 }
 
