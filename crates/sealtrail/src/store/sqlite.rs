@@ -6,7 +6,12 @@
 //! committed data only, so `sealtrail verify` and the HTTP readers can run while the server
 //! writes.
 //!
-//! A full disk (`SQLITE_FULL`, which SQLite reports for `ENOSPC`) is [`StoreError::Full`].
+//! Opening the store for writing after a crash reports what SQLite's recovery discarded from
+//! the end of the WAL (see [`wal`]): only ever a write whose commit had not returned, so
+//! nothing acknowledged. A full disk (`SQLITE_FULL`, which SQLite reports for `ENOSPC`) is
+//! [`StoreError::Full`].
+
+pub mod wal;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -66,6 +71,20 @@ impl SqliteStore {
         // rests on.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        if let Some(discarded) = wal::discard_unfinished(&conn, path)? {
+            tracing::warn!(
+                wal = %discarded.file.display(),
+                bytes = discarded.bytes,
+                frames = discarded.frames,
+                "recovered the store to its last durable commit, discarding an unfinished write (never acknowledged)"
+            );
+            eprintln!(
+                "recovered the store to its last durable commit; discarded {} bytes ({} frames) of an unfinished write in {}",
+                discarded.bytes,
+                discarded.frames,
+                discarded.file.display()
+            );
+        }
         migrate(&conn, path)?;
         Ok(SqliteStore::wrap(conn))
     }
