@@ -158,21 +158,31 @@ fn verify(dir: &Path, extra: &[&str]) {
     }
 }
 
-/// Sends one event; `Err` when no answer came (the connection broke).
+/// Posts `body` to `path`; `Err` when no answer came (the connection broke).
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value), reqwest::Error> {
+    let response = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await?))
+}
+
 async fn post_event(
     http: &reqwest::Client,
     base: &str,
     token: &str,
     key: &str,
 ) -> Result<(u16, Value), reqwest::Error> {
-    let response = http
-        .post(format!("{base}/v1/events"))
-        .bearer_auth(token)
-        .json(&event(key))
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await?))
+    post(http, base, token, "/v1/events", &event(key)).await
 }
 
 async fn post_batch(
@@ -181,15 +191,8 @@ async fn post_batch(
     token: &str,
     keys: &[String],
 ) -> Result<(u16, Value), reqwest::Error> {
-    let events: Vec<Value> = keys.iter().map(|key| event(key)).collect();
-    let response = http
-        .post(format!("{base}/v1/events/batch"))
-        .bearer_auth(token)
-        .json(&events)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await?))
+    let events: Value = keys.iter().map(|key| event(key)).collect();
+    post(http, base, token, "/v1/events/batch", &events).await
 }
 
 /// The ids `GET /v1/events` lists once the index covers `wait_for_seq` (one page holds all).
