@@ -366,6 +366,16 @@ impl Index {
 fn open_writer(path: &Path, log: &dyn Store) -> Result<Connection, IndexError> {
     if path.exists() {
         let conn = configure(Connection::open(path)?)?;
+        if let Some(discarded) = crate::store::sqlite::wal::discard_unfinished(&conn, path)? {
+            // Index commits are not fsync'd, so a crash may take the last ones with it: their
+            // watermark goes with them, and those entries are indexed again.
+            tracing::warn!(
+                wal = %discarded.file.display(),
+                bytes = discarded.bytes,
+                frames = discarded.frames,
+                "the query index lost an unfinished write in a crash; its entries are indexed again from the log"
+            );
+        }
         match stale_reason(&conn, log)? {
             None => return Ok(conn),
             Some(reason) => {

@@ -147,9 +147,25 @@ pub enum LedgerError {
     /// The store was unreachable and the event could not be spooled either.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The group this request was in did not commit because the store's disk is full
+    /// ([`StoreError::Full`]); nothing of it is in the log, and retrying succeeds once there
+    /// is space.
+    #[error("not committed: {0}")]
+    StorageFull(String),
 }
 
 impl LedgerError {
+    /// What a request is told when its group failed with `cause`: not committed, and whether
+    /// for want of disk space.
+    fn not_committed(cause: &LedgerError) -> LedgerError {
+        match cause {
+            LedgerError::Store(StoreError::Full(_)) | LedgerError::StorageFull(_) => {
+                LedgerError::StorageFull(cause.to_string())
+            }
+            _ => LedgerError::NotCommitted(cause.to_string()),
+        }
+    }
+
     /// Whether this error, raised by one job, leaves the group's transaction unusable (a
     /// failed write, or a write already made). A job refused on its own merits
     /// ([`LedgerError::Invalid`]) has written nothing.
@@ -758,9 +774,7 @@ impl Writer {
                         to_spool.push(pending);
                     }
                     Err(error) => {
-                        let _ = pending
-                            .reply
-                            .send(Err(LedgerError::NotCommitted(error.to_string())));
+                        let _ = pending.reply.send(Err(LedgerError::not_committed(error)));
                     }
                 },
             }
@@ -1282,7 +1296,7 @@ fn answer_after_commit<T: Send + 'static>(
     Box::new(move |commit: Result<(), &LedgerError>| {
         let answer = match commit {
             Ok(()) => result,
-            Err(error) => Err(LedgerError::NotCommitted(error.to_string())),
+            Err(error) => Err(LedgerError::not_committed(error)),
         };
         let _ = reply.send(answer);
     })

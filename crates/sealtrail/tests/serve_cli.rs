@@ -1,96 +1,23 @@
 //! `sealtrail serve` as an operator runs it: a real process, the tokens CLI beside it, SIGTERM
 //! to stop it, and `sealtrail verify` afterwards.
 
-use std::io::{BufRead as _, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod support;
 
-fn sealtrail(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the sealtrail binary runs")
-}
-
-type StdoutLines = std::io::Lines<BufReader<std::process::ChildStdout>>;
-
-/// Starts `sealtrail serve --data data --listen 127.0.0.1:0 EXTRA…` in `dir`, its stdout piped.
-fn start_serve(dir: &Path, extra: &[&str]) -> (std::process::Child, StdoutLines) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args(["serve", "--data", "data", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    (server, lines)
-}
-
-/// The `http://…` address in serve's "listening on" line.
-fn address(listening: &str) -> String {
-    assert!(
-        listening.starts_with("sealtrail listening on"),
-        "{listening}"
-    );
-    listening
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the address is printed")
-        .to_string()
-}
-
-/// `sealtrail tokens create --json` for tenant acme with events:write, run in `dir`.
-fn create_token(dir: &Path) -> serde_json::Value {
-    let created = sealtrail(
-        &[
-            "tokens",
-            "create",
-            "--data",
-            "data",
-            "--tenant",
-            "acme",
-            "--scope",
-            "events:write",
-            "--json",
-        ],
-        dir,
-    );
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    serde_json::from_slice(&created.stdout).unwrap()
-}
-
-/// Sends SIGTERM and waits for a clean exit.
-fn stop(mut server: std::process::Child) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = server.wait().unwrap();
-    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
-}
+use support::serve::{Serve, create_token, sealtrail};
 
 #[tokio::test]
 async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     // Checkpoints are otherwise rare here, so the final one is what covers the events.
-    let (server, mut lines) = start_serve(dir.path(), &["--checkpoint-interval-ms", "600000"]);
-    let admin_line = lines.next().unwrap().unwrap();
+    let server = Serve::start(dir.path(), &["--checkpoint-interval-ms", "600000"]);
     assert!(
-        admin_line.starts_with("admin token (shown once"),
-        "{admin_line}"
+        server.admin_token.is_some(),
+        "the first start prints an admin token"
     );
-    let base = address(&lines.next().unwrap().unwrap());
+    let base = server.base.clone();
 
     // The tokens CLI works on the data directory while the server runs.
-    let created = create_token(dir.path());
+    let created = create_token(dir.path(), &[]);
     let token = created["token"].as_str().unwrap().to_string();
     assert_eq!(created["tenant_created"], true);
 
@@ -105,7 +32,7 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
             .unwrap();
         assert_eq!(response.status(), 201);
     }
-    stop(server);
+    server.stop();
 
     let verified = sealtrail(
         &["verify", "--data", "data", "--tenant", "acme", "--json"],
@@ -161,17 +88,12 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
 #[tokio::test]
 async fn audit_stdout_writes_every_committed_entry_as_a_line() {
     let dir = tempfile::tempdir().unwrap();
-    let token = create_token(dir.path())["token"]
+    let token = create_token(dir.path(), &[])["token"]
         .as_str()
         .unwrap()
         .to_string();
-    let (server, mut lines) = start_serve(dir.path(), &["--audit-stdout"]);
-    let base = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if line.starts_with("sealtrail listening on") {
-            break address(&line);
-        }
-    };
+    let server = Serve::start(dir.path(), &["--audit-stdout"]);
+    let base = server.base.clone();
 
     let client = reqwest::Client::new();
     let mut receipts = Vec::new();
@@ -207,7 +129,7 @@ async fn audit_stdout_writes_every_committed_entry_as_a_line() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 422);
-    stop(server);
+    let lines = server.stop();
 
     let mut acme = Vec::new();
     for line in lines {

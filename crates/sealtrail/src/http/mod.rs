@@ -198,9 +198,27 @@ impl From<sealtrail_core::event::EventError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// 507: the store's disk is full, so nothing was committed. Distinct from a 503 because
+    /// what cures it is freeing space, not waiting for the store to come back.
+    fn storage_full() -> ApiError {
+        ApiError {
+            rule: Some("storage_full"),
+            ..ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "nothing was committed: the store's disk is full; free space there and retry with the same Idempotency-Key (no restart needed)",
+            )
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         tracing::error!(%error, "store error");
+        if let StoreError::Full(_) = error {
+            return ApiError::storage_full();
+        }
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -215,13 +233,16 @@ impl From<LedgerError> for ApiError {
             LedgerError::Invalid(message) => ApiError::bad_request(message),
             LedgerError::Spool(crate::spool::SpoolError::DiskFull { .. }) => {
                 tracing::error!(%error, "cannot spool");
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "storage_full",
-                    format!(
-                        "nothing was kept: the store is unreachable and {error}; free space, then retry with the same Idempotency-Key"
-                    ),
-                )
+                ApiError {
+                    rule: Some("storage_full"),
+                    ..ApiError::new(
+                        StatusCode::INSUFFICIENT_STORAGE,
+                        "storage_full",
+                        format!(
+                            "nothing was kept: the store is unreachable and {error}; free space, then retry with the same Idempotency-Key"
+                        ),
+                    )
+                }
             }
             LedgerError::Spool(spool_error) => {
                 tracing::error!(error = %spool_error, "cannot spool");
@@ -232,6 +253,10 @@ impl From<LedgerError> for ApiError {
                         "nothing was kept: the store is unreachable and {spool_error}; retry with the same Idempotency-Key"
                     ),
                 )
+            }
+            LedgerError::StorageFull(_) | LedgerError::Store(StoreError::Full(_)) => {
+                tracing::error!(%error, "ledger error");
+                ApiError::storage_full()
             }
             other => {
                 tracing::error!(error = %other, "ledger error");

@@ -29,8 +29,9 @@ use sealtrail_core::merkle::{self, HashReader, ReadError, TreeBuilder};
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// From SQLite (except a full disk, [`StoreError::Full`]; see [`sqlite`]).
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("PostgreSQL error: {0}")]
     Postgres(String),
     #[error(
@@ -50,6 +51,10 @@ pub enum StoreError {
     /// A write in the transaction failed, so the whole transaction was rolled back.
     #[error("{0}")]
     Aborted(String),
+    /// The store's disk is full: the write failed and nothing of its transaction is kept.
+    /// Writes succeed again once there is space; nothing needs restarting.
+    #[error("the store is out of disk space ({0}); free space where it keeps its data")]
+    Full(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

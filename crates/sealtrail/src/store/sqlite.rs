@@ -5,6 +5,13 @@
 //! returns only after SQLite has fsync'd the WAL. Readers use their own connections and see
 //! committed data only, so `sealtrail verify` and the HTTP readers can run while the server
 //! writes.
+//!
+//! Opening the store for writing after a crash reports what SQLite's recovery discarded from
+//! the end of the WAL (see [`wal`]): only ever a write whose commit had not returned, so
+//! nothing acknowledged. A full disk (`SQLITE_FULL`, which SQLite reports for `ENOSPC`) is
+//! [`StoreError::Full`].
+
+pub mod wal;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -64,6 +71,20 @@ impl SqliteStore {
         // rests on.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        if let Some(discarded) = wal::discard_unfinished(&conn, path)? {
+            tracing::warn!(
+                wal = %discarded.file.display(),
+                bytes = discarded.bytes,
+                frames = discarded.frames,
+                "recovered the store to its last durable commit, discarding an unfinished write (never acknowledged)"
+            );
+            eprintln!(
+                "recovered the store to its last durable commit; discarded {} bytes ({} frames) of an unfinished write in {}",
+                discarded.bytes,
+                discarded.frames,
+                discarded.file.display()
+            );
+        }
         migrate(&conn, path)?;
         Ok(SqliteStore::wrap(conn))
     }
@@ -99,6 +120,18 @@ impl SqliteStore {
     /// The underlying connection, for tests that tamper with the database on purpose.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// `SQLITE_FULL` — SQLite's answer to `ENOSPC` (and to a short write) — is
+    /// [`StoreError::Full`], so that callers can tell a full disk, which freeing space cures,
+    /// from other failures.
+    fn from(error: rusqlite::Error) -> StoreError {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(error.to_string()),
+            _ => StoreError::Sqlite(error),
+        }
     }
 }
 

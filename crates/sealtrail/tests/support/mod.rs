@@ -1,10 +1,12 @@
-//! Shared by the integration tests that need a PostgreSQL database.
+//! Shared by the integration tests: a PostgreSQL database of their own ([`TestDatabase`]),
+//! and a real `sealtrail serve` process with the command line beside it ([`serve`]).
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
+pub mod serve;
 pub mod tamper;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A database of its own for one test, created through `SEALTRAIL_TEST_DATABASE_URL` and
 /// dropped when this goes out of scope.

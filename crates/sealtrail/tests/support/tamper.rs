@@ -7,6 +7,8 @@
 //! (`tests/verify_cli.rs`) and on PostgreSQL (`tests/pg_tamper.rs`).
 
 use std::ops::Range;
+
+use super::serve::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -218,19 +220,6 @@ impl Log {
             .find(|(s, _)| *s == size)
             .expect("a checkpoint of that size");
         std::fs::write(path, note).unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

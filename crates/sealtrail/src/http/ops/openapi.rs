@@ -118,7 +118,7 @@ pub(super) fn document_json() -> String {
 #[schema(as = Error)]
 pub struct ApiErrorBody {
     /// A stable snake_case code: `invalid_event`, `malformed_json`, `unauthorized`,
-    /// `missing_scope`, `not_found`, `not_durable`, …
+    /// `missing_scope`, `not_found`, `not_durable`, `storage_full`, …
     #[schema(example = "invalid_event")]
     error: String,
     /// What is wrong and what to do.
@@ -417,6 +417,7 @@ pub struct VerifyReport {
         (status = 415, description = "Not application/json", body = ApiErrorBody),
         (status = 422, description = "The event breaks a rule; `field` and `rule` say which", body = ApiErrorBody),
         (status = 503, description = "Nothing was committed; retry with the same key", body = ApiErrorBody),
+        (status = 507, description = "The store's disk is full (`storage_full`): nothing was committed; retry with the same key once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -447,6 +448,7 @@ fn post_event() {}
         (status = 415, description = "Neither JSON nor NDJSON", body = ApiErrorBody),
         (status = 422, description = "Not an array, or empty", body = ApiErrorBody),
         (status = 503, description = "Nothing was committed; retry", body = ApiErrorBody),
+        (status = 507, description = "The store's disk is full (`storage_full`): nothing was committed; retry once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
