@@ -730,8 +730,9 @@ impl Writer {
         let mut settled: Vec<Settled> = Vec::new();
         self.audit.clear();
         let result = if self.store_backing_off() {
+            // Appends of spooling tenants still go to the spool, below.
             for job in jobs {
-                settled.push(Settled::Answer(fail_job(job)));
+                settled.push(unapplied(job));
             }
             Err(LedgerError::Store(StoreError::Unavailable(
                 "the store was unreachable a moment ago; not retried yet".into(),

@@ -15,16 +15,15 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write as _;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use sealtrail::store::Location;
 use sealtrail::store::sqlite::wal;
 use sealtrail_core::leaf_hash;
 use serde_json::{Value, json};
+use support::disk::{Tmpfs, fill};
 use support::serve::{Serve, copy_dir, create_token, sealtrail};
 
 /// splitmix64: small, and enough to pick kill moments, batch sizes and cut points.
@@ -667,64 +666,6 @@ fn a_wal_torn_inside_an_unacknowledged_write_recovers_to_the_last_durable_commit
 
 // ---------------------------------------------------------------------------------------
 // A full disk
-
-/// A tmpfs mounted for one test, unmounted when dropped, even when the test fails.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` on `dir`; `None`, after saying why, where that is not allowed
-    /// (not root) — except under `CI=true`, where it fails the test.
-    fn mount(test: &str, dir: &Path, size: &str) -> Option<Tmpfs> {
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output();
-        let why = match mounted {
-            Ok(out) if out.status.success() => return Some(Tmpfs(dir.to_path_buf())),
-            Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            Err(error) => error.to_string(),
-        };
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "CI=true but {test} cannot mount a {size} tmpfs on {}: {why}",
-            dir.display()
-        );
-        eprintln!(
-            "skipped {test}: it mounts a {size} tmpfs as the data directory, which needs root: {why}"
-        );
-        None
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            // Something still has a file open there: detach it now, freed when closed.
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
-
-/// Writes `path` until the disk is full; returns the bytes written.
-fn fill(path: &Path) -> u64 {
-    let mut file = std::fs::File::create(path).unwrap();
-    let chunk = vec![0xa5u8; 64 * 1024];
-    let mut written = 0;
-    loop {
-        match file.write(&chunk) {
-            Ok(n) => written += n as u64,
-            Err(error) => {
-                assert_eq!(error.raw_os_error(), Some(28), "ENOSPC, not {error}");
-                return written;
-            }
-        }
-    }
-}
 
 #[test]
 fn a_full_disk_answers_507_commits_nothing_and_ingest_resumes_once_space_is_freed() {

@@ -5,13 +5,16 @@
 //! once it is back, the spool drains in order into the log with nothing lost or duplicated —
 //! also across a crash of `sealtrail serve` while events wait in the spool.
 
-use std::io::{BufRead as _, BufReader};
+mod support;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::disk::{Tmpfs, fill};
+use support::serve::{Serve, sealtrail};
 
 /// PostgreSQL's server programs (initdb, pg_ctl), or why they cannot be used here.
 fn postgres_bin_dir() -> Result<PathBuf, String> {
@@ -188,46 +191,9 @@ impl Drop for PrivatePostgres {
     }
 }
 
-fn sealtrail(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the sealtrail binary runs")
-}
-
-/// Starts serve on the database; returns it with its base URL.
-fn serve(dir: &Path, url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args([
-            "serve",
-            "--data",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            url,
-            "--config",
-            "sealtrail.toml",
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(address) = line
-            .strip_prefix("sealtrail listening on ")
-            .and_then(|rest| rest.split_whitespace().find(|w| w.starts_with("http://")))
-        {
-            break address.to_string();
-        }
-    };
-    // Keep reading stdout so that the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+/// Starts serve on the database, with the test's config file.
+fn serve(dir: &Path, url: &str) -> Serve {
+    Serve::start(dir, &["--database-url", url, "--config", "sealtrail.toml"])
 }
 
 fn token(dir: &Path, url: &str, tenant: &str) -> String {
@@ -426,11 +392,6 @@ fn verify(dir: &Path, url: &str) -> Value {
     report
 }
 
-fn kill(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 #[tokio::test]
 async fn an_outage_spools_events_and_the_spool_drains_in_order() {
     let Some(pg) = PrivatePostgres::create() else {
@@ -444,12 +405,12 @@ async fn an_outage_spools_events_and_the_spool_drains_in_order() {
         "checkpoint_interval_ms = 200\n\n[tenants.strict]\non_store_failure = \"reject\"\n",
     )
     .unwrap();
-    let (server, base) = serve(dir, &url);
+    let server = serve(dir, &url);
     let acme = token(dir, &url, "acme");
     let strict = token(dir, &url, "strict");
     let client = Client {
         http: reqwest::Client::new(),
-        base,
+        base: server.base.clone(),
     };
     let mut sent: Vec<Sent> = Vec::new();
 
@@ -581,13 +542,13 @@ async fn an_outage_spools_events_and_the_spool_drains_in_order() {
         "a drained event is found by the id it was given"
     );
     drop(event_body);
-    kill(server);
+    server.kill();
 
     // A crash while events wait in the spool: they are drained on the next start.
-    let (server, base) = serve(dir, &url);
+    let server = serve(dir, &url);
     let client = Client {
         http: reqwest::Client::new(),
-        base,
+        base: server.base.clone(),
     };
     // An instance recognises a token during an outage once it has checked it with the store.
     let (status, body) = client.post(&acme, &event(0, "crash"), None).await;
@@ -609,20 +570,102 @@ async fn an_outage_spools_events_and_the_spool_drains_in_order() {
             n,
         });
     }
-    kill(server);
+    server.kill();
     pg.start();
-    let (server, base) = serve(dir, &url);
+    let server = serve(dir, &url);
     let client = Client {
         http: reqwest::Client::new(),
-        base,
+        base: server.base.clone(),
     };
     client.until_drained().await;
     let log = log_of(&url, "acme");
     assert_eq!(log.len(), 5 + 9 + 3 + 5);
     check_log(&log, &sent);
-    kill(server);
+    server.kill();
 
     let report = verify(dir, &url);
     assert_eq!(report["valid"], true, "{report:#}");
     assert_eq!(report["rows_checked"], 22);
+}
+
+/// The spool is only as good as the disk under it: with the database down and the data
+/// directory full, an event is refused with `507` — never a `202` for something not durable —
+/// and once space is freed the next one is spooled again, without a restart.
+#[tokio::test]
+async fn a_full_disk_under_the_spool_answers_507_and_recovers_once_space_is_freed() {
+    let test = "a_full_disk_under_the_spool_answers_507_and_recovers_once_space_is_freed";
+    let Some(pg) = PrivatePostgres::create() else {
+        return;
+    };
+    let url = pg.url();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(test, &data, "8m") else {
+        return;
+    };
+    std::fs::write(dir.join("sealtrail.toml"), "checkpoint_interval_ms = 200\n").unwrap();
+    let server = serve(dir, &url);
+    let acme = token(dir, &url, "acme");
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let mut sent = Vec::new();
+    let (status, body) = client.post(&acme, &event(0, "before"), None).await;
+    assert_eq!(status, 201, "{body}");
+    sent.push(Sent {
+        id: body["id"].as_str().unwrap().into(),
+        seq: body["seq"].as_u64(),
+        phase: "before".into(),
+        n: 0,
+    });
+
+    pg.stop();
+    let filler = data.join("filler");
+    let filled = fill(&filler);
+    for n in 0..3 {
+        let (status, body) = client
+            .post(&acme, &event(n, "full"), Some(&format!("full-{n}")))
+            .await;
+        assert_eq!(status, 507, "{body}");
+        assert_eq!(body["error"], "storage_full", "{body}");
+        assert_eq!(body["rule"], "storage_full", "{body}");
+    }
+    let (status, body) = client
+        .batch(&acme, &[event(3, "full"), event(4, "full")])
+        .await;
+    assert_eq!(status, 507, "a batch is refused whole: {body}");
+    let health = client.health().await;
+    assert_eq!(
+        health["status"], "failing",
+        "nothing takes events: {health:#}"
+    );
+    assert_eq!(health["checks"]["spool"]["depth"], 0, "{health:#}");
+
+    std::fs::remove_file(&filler).unwrap();
+    // The refused event, sent again with its key once there is space, is spooled.
+    let (status, body) = client.post(&acme, &event(1, "full"), Some("full-1")).await;
+    assert_eq!(status, 202, "{body}");
+    sent.push(Sent {
+        id: body["id"].as_str().unwrap().into(),
+        seq: None,
+        phase: "full".into(),
+        n: 1,
+    });
+    assert_eq!(client.health().await["checks"]["spool"]["depth"], 1);
+
+    pg.start();
+    client.until_drained().await;
+    let log = log_of(&url, "acme");
+    assert_eq!(
+        log.len(),
+        2,
+        "only the acknowledged events are in the log ({filled} bytes filled the disk)"
+    );
+    check_log(&log, &sent);
+    server.stop();
+    let report = verify(dir, &url);
+    assert_eq!(report["valid"], true, "{report:#}");
 }

@@ -505,6 +505,10 @@ fn classify(error: &postgres::Error) -> StoreError {
     let io = error
         .source()
         .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
+    // disk_full: the database server's disk, not ours, but the same answer (507).
+    if error.code().is_some_and(|code| code.code() == "53100") {
+        return StoreError::Full(describe(error));
+    }
     if error.is_closed() || io || lost_code {
         StoreError::Unavailable(format!("PostgreSQL connection lost: {}", describe(error)))
     } else {
