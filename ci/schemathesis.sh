@@ -20,7 +20,8 @@ examples="${SCHEMATHESIS_EXAMPLES:-100}"
 seed="${SCHEMATHESIS_SEED:-20261124}"
 
 # schemathesis in a virtual environment of its own, reused while its version matches.
-venv=$repo/target/schemathesis-venv
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+venv=$target_dir/schemathesis-venv
 if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
   echo "installing schemathesis $SCHEMATHESIS_VERSION with pip into $venv"
   rm -rf "$venv"
@@ -29,7 +30,7 @@ if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, versi
 fi
 
 cargo build -p sealtrail --locked --quiet
-bin=$repo/target/debug/sealtrail
+bin=$target_dir/debug/sealtrail
 
 work=$(mktemp -d)
 server=""
