@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +46,8 @@ fn refuse_system_log(caller: &Caller) -> Result<(), ApiError> {
             StatusCode::FORBIDDEN,
             "reserved_tenant",
             "the _system log records sealtrail's administrative actions only; send events to another tenant",
-        ));
+        )
+        .at("X-Tenant-ID", "reserved"));
     }
     Ok(())
 }
@@ -72,27 +74,73 @@ pub(super) fn unsupported_type(got: Option<String>, want: &str) -> ApiError {
             got.as_deref().unwrap_or("none")
         ),
     )
+    .at("Content-Type", "media_type")
 }
 
+/// The `Idempotency-Key` header: 1 to 256 visible ASCII characters (no spaces), or absent.
 fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    const FIELD: &str = "Idempotency-Key";
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value.to_str().map_err(|_| {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "type",
-            "the Idempotency-Key header must be visible ASCII",
-        )
-    })?;
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+    let key = value.as_bytes();
+    if key.is_empty() {
         return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "max_length",
-            format!("the Idempotency-Key header must be 1-{MAX_IDEMPOTENCY_KEY} characters"),
+            FIELD,
+            "min_length",
+            "the Idempotency-Key header is empty: send a key of 1-256 characters, or no header",
         ));
     }
-    Ok(Some(key.to_string()))
+    if key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::invalid(
+            FIELD,
+            "max_length",
+            format!("the Idempotency-Key header must be at most {MAX_IDEMPOTENCY_KEY} characters"),
+        ));
+    }
+    if !key.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            FIELD,
+            "pattern",
+            "the Idempotency-Key header must be visible ASCII characters (no spaces)",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
+}
+
+/// The event's idempotency key: the header's or the body's, which must agree when both are
+/// given (two keys would make a retry's fate depend on which one is looked at).
+fn idempotency_key(headers: &HeaderMap, event: &Event) -> Result<Option<String>, ApiError> {
+    let header = idempotency_header(headers)?;
+    match (header, event.idempotency_key()) {
+        (Some(header), Some(body)) if header != body => Err(ApiError::invalid(
+            "Idempotency-Key",
+            "conflict",
+            "the Idempotency-Key header and the body's idempotency_key differ: send one key, or the same in both",
+        )),
+        (Some(header), _) => Ok(Some(header)),
+        (None, body) => Ok(body.map(str::to_string)),
+    }
+}
+
+/// A body the server would not read to the end: too large for the route, or cut off.
+fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than this route takes ({} MiB); send fewer or smaller events",
+                limit / (1024 * 1024)
+            ),
+        )
+        .at("", "max_size");
+    }
+    ApiError::bad_request(format!(
+        "the body cannot be read: {}",
+        rejection.body_text()
+    ))
+    .at("", "syntax")
 }
 
 fn receipt_response(status: StatusCode, receipt: Receipt) -> Response {
@@ -121,9 +169,12 @@ async fn post_event(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let result = accept_event(&state, &caller, &headers, &body).await;
+    let result = match body {
+        Ok(body) => accept_event(&state, &caller, &headers, &body).await,
+        Err(rejection) => Err(body_error(rejection, MAX_EVENT_BODY)),
+    };
     let outcome = match &result {
         Ok(response) if response.status() == StatusCode::CREATED => IngestOutcome::Created,
         Ok(response) if response.status() == StatusCode::ACCEPTED => IngestOutcome::Spooled,
@@ -176,8 +227,7 @@ async fn accept_event(
         ));
     }
     let event = Event::from_owned_value(value)?;
-    let header_key = idempotency_header(headers)?;
-    let idempotency_key = header_key.or_else(|| event.idempotency_key().map(str::to_string));
+    let idempotency_key = idempotency_key(headers, &event)?;
     let outcomes = state
         .ledger
         .append(
@@ -217,11 +267,13 @@ async fn post_batch(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let results = accept_batch(&state, &caller, &headers, &body)
-        .await
-        .inspect_err(|error| metrics::ingest_error(error.error))?;
+    let results = match body {
+        Ok(body) => accept_batch(&state, &caller, &headers, &body).await,
+        Err(rejection) => Err(body_error(rejection, MAX_BATCH_BODY)),
+    }
+    .inspect_err(|error| metrics::ingest_error(error.error))?;
     // Counted per outcome, not per event: a batch may hold 10,000 events.
     let mut counts = [0u64; IngestOutcome::ALL.len()];
     for result in &results {
@@ -279,7 +331,8 @@ async fn accept_batch(
                 "a batch holds at most {MAX_BATCH_EVENTS} events, this one has {}; split it",
                 values.len()
             ),
-        ));
+        )
+        .at("", "max_items"));
     }
     if values.is_empty() {
         return Err(ApiError::invalid(
@@ -292,8 +345,10 @@ async fn accept_batch(
     let mut submissions = Vec::new();
     let mut submitted_index = Vec::new();
     for (index, value) in values.into_iter().enumerate() {
+        // An NDJSON line that is not JSON is named by its index too, like any other element.
         let parsed = value
-            .and_then(|value| Event::from_owned_value(value).map_err(|e| prefix_field(e, index)));
+            .and_then(Event::from_owned_value)
+            .map_err(|e| prefix_field(e, index));
         match parsed {
             Ok(event) => {
                 let idempotency_key = event.idempotency_key().map(str::to_string);

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sealtrail_core::Hash;
+use sealtrail_core::event::MAX_SAFE_INTEGER;
 use sealtrail_core::merkle::{self, MerkleError};
 use sealtrail_core::verify::Report;
 use serde::{Deserialize, Serialize};
@@ -106,19 +107,36 @@ fn query_error(rejection: QueryRejection) -> ApiError {
     )
 }
 
-/// An optional non-negative integer parameter.
-fn number(name: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
-    value
-        .map(|text| {
-            text.parse::<u64>().map_err(|_| {
-                bad_param(
-                    name,
-                    "type",
-                    format!("{name} must be a non-negative integer, got {text:?}"),
-                )
-            })
-        })
-        .transpose()
+/// The largest seq: seqs are exact JSON numbers in canonical entries, so at most 2^53 − 1.
+const MAX_SEQ: u64 = MAX_SAFE_INTEGER;
+/// The largest tree size, one more than the largest seq.
+const MAX_SIZE: u64 = MAX_SAFE_INTEGER + 1;
+
+/// An optional integer parameter from 0 to `max`. Larger numbers are refused rather than
+/// clamped or wrapped: no log holds them, and a client that sends one has a bug to learn of.
+fn number(name: &str, value: Option<&str>, max: u64) -> Result<Option<u64>, ApiError> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let number = text.parse::<u64>().map_err(|e| {
+        let rule = match e.kind() {
+            std::num::IntErrorKind::PosOverflow => "range",
+            _ => "type",
+        };
+        bad_param(
+            name,
+            rule,
+            format!("{name} must be an integer from 0 to {max}, got {text:?}"),
+        )
+    })?;
+    if number > max {
+        return Err(bad_param(
+            name,
+            "range",
+            format!("{name} must be at most {max}, got {number}"),
+        ));
+    }
+    Ok(Some(number))
 }
 
 /// How many entries of the caller's log are committed, as the store has them (another process
@@ -184,14 +202,14 @@ async fn inclusion_proof(
 ) -> Result<Json<InclusionProof>, ApiError> {
     caller.require(Scope::LogRead)?;
     let Query(params) = params.map_err(query_error)?;
-    let seq = number("seq", params.seq.as_deref())?.ok_or_else(|| {
+    let seq = number("seq", params.seq.as_deref(), MAX_SEQ)?.ok_or_else(|| {
         bad_param(
             "seq",
             "required",
             "seq is required: the seq of the entry to prove",
         )
     })?;
-    let size = number("size", params.size.as_deref())?;
+    let size = number("size", params.size.as_deref(), MAX_SIZE)?;
     let tenant = caller.tenant;
     let readers = state.readers.clone();
     let proof = readers
@@ -258,7 +276,7 @@ async fn consistency_proof(
 ) -> Result<Json<ConsistencyProof>, ApiError> {
     caller.require(Scope::LogRead)?;
     let Query(params) = params.map_err(query_error)?;
-    let from = number("from", params.from.as_deref())?.ok_or_else(|| {
+    let from = number("from", params.from.as_deref(), MAX_SIZE)?.ok_or_else(|| {
         bad_param(
             "from",
             "required",
@@ -272,7 +290,7 @@ async fn consistency_proof(
             "from must be at least 1: RFC 9162 defines no consistency proof from the empty tree, which every tree extends",
         ));
     }
-    let to = number("to", params.to.as_deref())?;
+    let to = number("to", params.to.as_deref(), MAX_SIZE)?;
     let tenant = caller.tenant;
     let readers = state.readers.clone();
     let proof = readers
@@ -335,8 +353,8 @@ async fn verify(
 ) -> Result<Json<Report>, ApiError> {
     caller.require(Scope::Verify)?;
     let Query(params) = params.map_err(query_error)?;
-    let from_seq = number("from_seq", params.from_seq.as_deref())?;
-    let to_seq = number("to_seq", params.to_seq.as_deref())?;
+    let from_seq = number("from_seq", params.from_seq.as_deref(), MAX_SEQ)?;
+    let to_seq = number("to_seq", params.to_seq.as_deref(), MAX_SEQ)?;
     let tenant = caller.tenant;
     let data = state.settings.data.clone();
     let readers = state.readers.clone();

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::auth::{self, Scope};
 use crate::config::Resolved;
 use crate::ledger::{Ledger, LedgerError};
-use crate::store::{Location, Store, StoreError};
+use crate::store::{Location, Store, StoreError, TokenRecord};
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -162,6 +162,14 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The same error, naming the part of the request at fault (a JSON path, a parameter or a
+    /// header) and the rule it broke, so that a client can act on it without reading prose.
+    pub fn at(mut self, field: &str, rule: &'static str) -> ApiError {
+        self.field = Some(field.to_string());
+        self.rule = Some(rule);
+        self
     }
 
     /// A field of the request that breaks a rule.
@@ -306,12 +314,25 @@ impl Caller {
                 scope.as_str(),
                 scope.as_str()
             ),
-        ))
+        )
+        .at(AUTHORIZATION, "scope"))
     }
 }
 
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+/// The request headers a [`Caller`] comes from, as error fields name them.
+const AUTHORIZATION: &str = "Authorization";
+const TENANT_HEADER: &str = "X-Tenant-ID";
+
+/// A 401 naming the `Authorization` header and why it does not authenticate.
+fn unauthorized(rule: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).at(AUTHORIZATION, rule)
+}
+
+/// What the store says about a request's credentials, read in one go.
+struct Credentials {
+    token: Option<TokenRecord>,
+    /// Whether the tenant named in `X-Tenant-ID` exists; asked only for multi-tenant tokens.
+    named_tenant_exists: bool,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -321,59 +342,113 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?;
+            .ok_or_else(|| {
+                unauthorized("required", "missing Authorization: Bearer <token> header")
+            })?;
         let secret = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?
+            .ok_or_else(|| {
+                unauthorized(
+                    "format",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?
             .to_string();
-        let hash = auth::secret_hash(&secret);
-        let looked_up = state
-            .readers
-            .with(move |conn| Ok(conn.token_by_secret(&hash)?))
-            .await;
-        let record = match looked_up {
-            Ok(record) => {
-                state.tokens.remember(hash, record.as_ref());
-                record
-            }
-            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => {
-                match state.tokens.recall(&hash) {
-                    Some(record) => Some(record),
-                    None => return Err(error),
-                }
-            }
-            Err(error) => return Err(error),
-        }
-        .ok_or_else(|| unauthorized("the token is not valid"))?;
-        if record.revoked_at.is_some() {
-            return Err(unauthorized("the token has been revoked"));
-        }
+        // Read before the token is looked up, checked after: a request that does not
+        // authenticate learns nothing about tenants.
         let requested = parts
             .headers
             .get("x-tenant-id")
-            .map(|v| {
-                v.to_str()
-                    .map(str::to_string)
-                    .map_err(|_| ApiError::bad_request("X-Tenant-ID is not valid text"))
+            .map(|v| v.to_str().ok().map(str::to_string));
+        let hash = auth::secret_hash(&secret);
+        let named = requested.clone().flatten();
+        let looked_up = state
+            .readers
+            .with(move |conn| {
+                let token = conn.token_by_secret(&hash)?;
+                let multi_tenant = token.as_ref().is_some_and(|t| t.tenant == auth::ANY_TENANT);
+                let named_tenant_exists = match named {
+                    Some(name)
+                        if multi_tenant && crate::ledger::check_tenant_name(&name).is_ok() =>
+                    {
+                        conn.tenant(&name)?.is_some()
+                    }
+                    _ => false,
+                };
+                Ok(Credentials {
+                    token,
+                    named_tenant_exists,
+                })
+            })
+            .await;
+        let Credentials {
+            token,
+            named_tenant_exists,
+        } = match looked_up {
+            Ok(credentials) => {
+                state.tokens.remember(hash, credentials.token.as_ref());
+                credentials
+            }
+            // The store is unreachable (events may be spooling): the token as the store last
+            // described it, and the tenants this instance knows to exist.
+            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => {
+                let Some(token) = state.tokens.recall(&hash) else {
+                    return Err(error);
+                };
+                let named_tenant_exists = requested
+                    .clone()
+                    .flatten()
+                    .is_some_and(|name| state.ledger.head(&name).is_some());
+                Credentials {
+                    token: Some(token),
+                    named_tenant_exists,
+                }
+            }
+            Err(error) => return Err(error),
+        };
+        let record =
+            token.ok_or_else(|| unauthorized("unknown_token", "the token is not valid"))?;
+        if record.revoked_at.is_some() {
+            return Err(unauthorized("revoked", "the token has been revoked"));
+        }
+        let requested = requested
+            .map(|name| {
+                name.ok_or_else(|| {
+                    ApiError::bad_request("X-Tenant-ID is not valid text: send a tenant name")
+                        .at(TENANT_HEADER, "format")
+                })
             })
             .transpose()?;
         let tenant = match (record.tenant.as_str(), requested) {
-            (auth::ANY_TENANT, Some(tenant)) => tenant,
+            (auth::ANY_TENANT, Some(tenant)) => {
+                crate::ledger::check_tenant_name(&tenant).map_err(|message| {
+                    ApiError::bad_request(message).at(TENANT_HEADER, "format")
+                })?;
+                if !named_tenant_exists {
+                    return Err(ApiError::not_found(format!(
+                        "there is no tenant {tenant:?}; check X-Tenant-ID (a tenant is created with its first token)"
+                    ))
+                    .at(TENANT_HEADER, "unknown_tenant"));
+                }
+                tenant
+            }
             (auth::ANY_TENANT, None) => {
                 return Err(ApiError::bad_request(
                     "this token serves several tenants: name one in the X-Tenant-ID header",
-                ));
+                )
+                .at(TENANT_HEADER, "required"));
             }
             (own, Some(other)) if own != other => {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "wrong_tenant",
                     format!("this token belongs to another tenant than {other:?}"),
-                ));
+                )
+                .at(TENANT_HEADER, "tenant"));
             }
             (own, _) => own.to_string(),
         };

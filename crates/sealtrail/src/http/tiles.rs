@@ -13,8 +13,13 @@
 //! token. A token of another tenant gets the same 404 as a log that does not exist, so the
 //! names of other tenants do not leak. The path's tenant is never trusted on its own: it only
 //! selects a log that is public or that the caller's own tenant matches.
+//!
+//! Bad paths: a tenant that is not a valid tenant name, or a tile path that is not in its one
+//! canonical form, is a 400 naming the path parameter (`tenant`, `tile_path`, `bundle_path`)
+//! with rule `format`, checked before the token, as it reveals nothing about any log.
 
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -41,13 +46,23 @@ enum Resource {
 }
 
 impl Resource {
+    /// A path that is not in its one canonical form is a 400 naming the path parameter as
+    /// the OpenAPI document calls it (`tile_path`, `bundle_path`), or `path` when it names no
+    /// kind of resource at all.
     fn parse(path: &str) -> Result<Resource, ApiError> {
         if path == "checkpoint" {
             return Ok(Resource::Checkpoint);
         }
+        let field = if path.starts_with("tile/entries/") {
+            "bundle_path"
+        } else if path.starts_with("tile/") {
+            "tile_path"
+        } else {
+            "path"
+        };
         tiles::parse_tile_path(path)
             .map(Resource::Tile)
-            .map_err(|e| ApiError::bad_request(e.to_string()))
+            .map_err(|e| ApiError::bad_request(e.to_string()).at(field, "format"))
     }
 
     /// Entries are the events themselves: never public.
@@ -57,14 +72,20 @@ impl Resource {
 }
 
 fn no_such_log(tenant: &str) -> ApiError {
-    ApiError::not_found(format!("no log named {tenant:?}"))
+    ApiError::not_found(format!("no log named {tenant:?}")).at("tenant", "unknown_tenant")
 }
 
 async fn serve(
     State(state): State<AppState>,
-    Path((tenant, path)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     caller: Result<Caller, ApiError>,
 ) -> Result<Response, ApiError> {
+    let Path((tenant, path)) = path.map_err(|e| {
+        ApiError::bad_request(format!("the path cannot be read: {}", e.body_text()))
+            .at("path", "format")
+    })?;
+    crate::ledger::check_tenant_name(&tenant)
+        .map_err(|message| ApiError::bad_request(message).at("tenant", "format"))?;
     let resource = Resource::parse(&path)?;
     let public = state.settings.public_log && resource.may_be_public();
     if !public {

@@ -106,6 +106,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// How many entries `tenant`'s log holds, as the store has them.
+    pub fn log_size(&self, tenant: &str) -> u64 {
+        sealtrail::store::Location::new(&self.data, None)
+            .open_reader()
+            .expect("the store opens")
+            .size(tenant)
+            .expect("the store reads")
+    }
+
     /// Stops the server gracefully (final checkpoints signed) and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -118,29 +118,54 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_checkpoints() {
     let body = get_json(&app, &token, "/v1/log/proof/consistency?from=12&to=12").await;
     assert_eq!(body["proof"], serde_json::json!([]));
 
-    // Out-of-range requests are refused with the parameter named.
-    for (path, field) in [
-        ("/v1/log/proof/inclusion", "seq"),
-        ("/v1/log/proof/inclusion?seq=12", "seq"),
-        ("/v1/log/proof/inclusion?seq=5&size=5", "seq"),
-        ("/v1/log/proof/inclusion?seq=0&size=0", "size"),
-        ("/v1/log/proof/inclusion?seq=0&size=13", "size"),
-        ("/v1/log/proof/inclusion?seq=-1", "seq"),
-        ("/v1/log/proof/consistency?to=5", "from"),
-        ("/v1/log/proof/consistency?from=0&to=5", "from"),
-        ("/v1/log/proof/consistency?from=6&to=5", "from"),
-        ("/v1/log/proof/consistency?from=5&to=1000", "to"),
-        ("/v1/verify?from_seq=13", "from_seq"),
-        ("/v1/verify?from_seq=5&to_seq=4", "from_seq"),
+    // Out-of-range requests are refused with the parameter and the rule named.
+    for (path, field, rule) in [
+        ("/v1/log/proof/inclusion", "seq", "required"),
+        ("/v1/log/proof/inclusion?seq=12", "seq", "range"),
+        ("/v1/log/proof/inclusion?seq=5&size=5", "seq", "range"),
+        ("/v1/log/proof/inclusion?seq=0&size=0", "size", "range"),
+        ("/v1/log/proof/inclusion?seq=0&size=13", "size", "range"),
+        ("/v1/log/proof/inclusion?seq=-1", "seq", "type"),
+        ("/v1/log/proof/inclusion?seq=", "seq", "type"),
+        // No log holds a seq beyond 2^53 - 1 or a tree beyond 2^53 entries.
+        (
+            "/v1/log/proof/inclusion?seq=9007199254740992",
+            "seq",
+            "range",
+        ),
+        (
+            "/v1/log/proof/inclusion?seq=0&size=9007199254740993",
+            "size",
+            "range",
+        ),
+        (
+            "/v1/log/proof/inclusion?seq=18446744073709551616",
+            "seq",
+            "range",
+        ),
+        ("/v1/log/proof/consistency?to=5", "from", "required"),
+        ("/v1/log/proof/consistency?from=0&to=5", "from", "range"),
+        ("/v1/log/proof/consistency?from=6&to=5", "from", "range"),
+        ("/v1/log/proof/consistency?from=5&to=1000", "to", "range"),
+        ("/v1/verify?from_seq=13", "from_seq", "range"),
+        ("/v1/verify?from_seq=5&to_seq=4", "from_seq", "range"),
+        ("/v1/verify?to_seq=9007199254740992", "to_seq", "range"),
+        ("/v1/verify?to_seq=9223372036854775808", "to_seq", "range"),
+        ("/v1/verify?to_seq=false", "to_seq", "type"),
         // A parameter given twice is refused as JSON like any other mistake.
-        ("/v1/log/proof/consistency?from=5&to=6&to=6", "query"),
-        ("/v1/log/proof/inclusion?seq=1&seq=2", "query"),
-        ("/v1/verify?from_seq=1&from_seq=1", "query"),
+        (
+            "/v1/log/proof/consistency?from=5&to=6&to=6",
+            "query",
+            "syntax",
+        ),
+        ("/v1/log/proof/inclusion?seq=1&seq=2", "query", "syntax"),
+        ("/v1/verify?from_seq=1&from_seq=1", "query", "syntax"),
     ] {
         let response = get(&app, Some(&token), path).await;
         assert_eq!(response.status(), 400, "{path}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["field"], field, "{path}: {error}");
+        assert_eq!(error["rule"], rule, "{path}: {error}");
     }
 
     // Verification of the caller's log: whole, and a range inside it.
@@ -240,20 +265,70 @@ async fn tiles_publish_the_signed_tree_and_its_entries_to_the_tenant() {
         .unwrap();
     assert_eq!(&tile[..], tree.root().as_bytes());
 
-    // Tiles the signed tree does not determine, and malformed paths.
-    for (path, status) in [
-        ("/logs/acme/tile/0/001", 404),
-        ("/logs/acme/tile/0/001.p/47", 404),
-        ("/logs/acme/tile/2/000.p/1", 404),
-        ("/logs/acme/tile/0/1", 400),
-        ("/logs/acme/nothing", 400),
-        ("/logs/nobody/checkpoint", 404),
+    // Tiles the signed tree does not determine, and malformed paths: each a JSON error
+    // naming the path parameter at fault and the rule.
+    for (path, status, field, rule) in [
+        ("/logs/acme/tile/0/001", 404, None, None),
+        ("/logs/acme/tile/0/001.p/47", 404, None, None),
+        ("/logs/acme/tile/2/000.p/1", 404, None, None),
+        (
+            "/logs/acme/tile/0/1",
+            400,
+            Some("tile_path"),
+            Some("format"),
+        ),
+        (
+            "/logs/acme/tile/0/x000/001",
+            400,
+            Some("tile_path"),
+            Some("format"),
+        ),
+        (
+            "/logs/acme/tile/64/000",
+            400,
+            Some("tile_path"),
+            Some("format"),
+        ),
+        (
+            "/logs/acme/tile/0/000.p/256",
+            400,
+            Some("tile_path"),
+            Some("format"),
+        ),
+        (
+            "/logs/acme/tile/entries/0",
+            400,
+            Some("bundle_path"),
+            Some("format"),
+        ),
+        (
+            "/logs/acme/tile/entries/000.p/0",
+            400,
+            Some("bundle_path"),
+            Some("format"),
+        ),
+        ("/logs/acme/nothing", 400, Some("path"), Some("format")),
+        ("/logs/Acme/checkpoint", 400, Some("tenant"), Some("format")),
+        (
+            "/logs/-acme/tile/0/000",
+            400,
+            Some("tenant"),
+            Some("format"),
+        ),
+        (
+            "/logs/nobody/checkpoint",
+            404,
+            Some("tenant"),
+            Some("unknown_tenant"),
+        ),
     ] {
-        assert_eq!(
-            get(&app, Some(&token), path).await.status(),
-            status,
-            "{path}"
-        );
+        let response = get(&app, Some(&token), path).await;
+        assert_eq!(response.status(), status, "{path}");
+        let error: Value = response.json().await.unwrap();
+        if let (Some(field), Some(rule)) = (field, rule) {
+            assert_eq!(error["field"], field, "{path}: {error}");
+            assert_eq!(error["rule"], rule, "{path}: {error}");
+        }
     }
 
     // Not public by default: no token, 401; another tenant's token, 404 as if absent.
@@ -264,7 +339,11 @@ async fn tiles_publish_the_signed_tree_and_its_entries_to_the_tenant() {
         "/logs/acme/tile/entries/000",
     ] {
         assert_eq!(get(&app, None, path).await.status(), 401, "{path}");
-        assert_eq!(get(&app, Some(&other), path).await.status(), 404, "{path}");
+        let response = get(&app, Some(&other), path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["field"], "tenant", "{path}: {error}");
+        assert_eq!(error["rule"], "unknown_tenant", "{path}: {error}");
     }
     let writer = app.token("acme", &["events:write"]).await;
     assert_eq!(

@@ -659,6 +659,64 @@ async fn responses_match_their_documented_schemas() {
     matches_document(&doc, "get", "/v1/admin/tenants", tenants).await;
     let forbidden = get(&app, "/v1/admin/tenants", Some(&token)).await;
     matches_document(&doc, "get", "/v1/admin/tenants", forbidden).await;
+
+    // The read side: an event with its proof (before and after a checkpoint covers it, when
+    // `checkpoint` is null and then the note), proofs, verification, pages and refusals.
+    let reader = app
+        .token("acme", &["events:read", "log:read", "verify"])
+        .await;
+    let receipt: Value = app
+        .post_event(&token, &event(4))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let by_id = format!("/v1/events/{}", receipt["id"].as_str().unwrap());
+    let seq = receipt["seq"].as_u64().unwrap();
+    let fresh = get(&app, &by_id, Some(&reader)).await;
+    matches_document(&doc, "get", "/v1/events/{id}", fresh).await;
+    for _ in 0..200 {
+        let proof: Value = get(&app, &by_id, Some(&reader)).await.json().await.unwrap();
+        if proof["proof"]["checkpoint"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let signed = get(&app, &by_id, Some(&reader)).await;
+    matches_document(&doc, "get", "/v1/events/{id}", signed).await;
+    for (path, documented) in [
+        (
+            format!("/v1/log/proof/inclusion?seq={seq}&size={}", seq + 1),
+            "/v1/log/proof/inclusion",
+        ),
+        (
+            "/v1/log/proof/inclusion?seq=0&size=0".to_string(),
+            "/v1/log/proof/inclusion",
+        ),
+        (
+            format!("/v1/log/proof/consistency?from=1&to={}", seq + 1),
+            "/v1/log/proof/consistency",
+        ),
+        ("/v1/verify".to_string(), "/v1/verify"),
+        (
+            "/v1/verify?to_seq=9007199254740992".to_string(),
+            "/v1/verify",
+        ),
+        ("/v1/events?limit=2".to_string(), "/v1/events"),
+        ("/v1/events?limit=0".to_string(), "/v1/events"),
+        ("/v1/events/not-a-uuid".to_string(), "/v1/events/{id}"),
+        (
+            "/logs/acme/tile/0/1".to_string(),
+            "/logs/{tenant}/tile/{tile_path}",
+        ),
+        (
+            "/logs/Acme/checkpoint".to_string(),
+            "/logs/{tenant}/checkpoint",
+        ),
+    ] {
+        let response = get(&app, &path, Some(&reader)).await;
+        matches_document(&doc, "get", documented, response).await;
+    }
     app.stop().await;
 }
 

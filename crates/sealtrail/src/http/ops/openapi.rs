@@ -19,8 +19,12 @@
 use std::sync::LazyLock;
 
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::super::admin;
 
@@ -60,7 +64,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         admin::revoke_token,
         admin::list_tenants,
     ),
-    components(schemas(ApiErrorBody)),
+    components(schemas(ApiErrorBody, Timestamp, IpAddress, TenantName, Seq, TreeSize, Name)),
     modifiers(&BearerAuth),
     tags(
         (name = "events", description = "Ingest and read audit events"),
@@ -111,22 +115,193 @@ pub(super) fn document_json() -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// Value types shared by bodies and parameters. Each says exactly what the server accepts,
+// so that a client (or a generator such as schemathesis) that follows the document is never
+// refused, and one that breaks it always is.
+
+/// An RFC 3339 timestamp with an offset, years 1971 to 9998 (the server takes 1970 to 9999
+/// once converted to UTC; the pattern keeps to years no offset can push out of that range),
+/// days valid in every year (the server also takes 29 February of leap years).
+const TIMESTAMP_PATTERN: &str = "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
+/// A tenant name: 1-64 lowercase letters, digits, `-` and `_`, starting with a letter or
+/// digit; `_system` is the one reserved exception (see `ledger::check_tenant_name`).
+const TENANT_PATTERN: &str = "^(_system|[a-z0-9][a-z0-9_-]{0,63})$";
+
+/// 2^53 − 1, the largest seq: seqs are exact numbers in canonical JSON entries.
+const MAX_SEQ: u64 = sealtrail_core::event::MAX_SAFE_INTEGER;
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn integer(minimum: u64, maximum: u64) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(minimum as f64))
+        .maximum(Some(maximum as f64))
+}
+
+/// An RFC 3339 timestamp, as producers and filters send it.
+pub struct Timestamp;
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        string()
+            .description(Some(
+                "An RFC 3339 timestamp with an offset or `Z` (any precision, `T` or a space); \
+                 stored as UTC with microseconds. Years 1970 to 9999 in UTC.",
+            ))
+            .pattern(Some(TIMESTAMP_PATTERN))
+            .examples(["2026-11-23T10:00:00.123456Z"])
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {}
+
+/// An IPv4 or IPv6 address.
+pub struct IpAddress;
+
+impl PartialSchema for IpAddress {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))))
+            .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))))
+            .description(Some(
+                "An IPv4 or IPv6 address, stored in its standard text form (`2001:DB8::0:1` \
+                 becomes `2001:db8::1`). Leading-zero octets, ports, brackets and zones are \
+                 refused.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for IpAddress {}
+
+/// A tenant's name.
+pub struct TenantName;
+
+impl PartialSchema for TenantName {
+    fn schema() -> RefOr<Schema> {
+        string()
+            .description(Some(
+                "1-64 lowercase letters, digits, `-` and `_`, starting with a letter or digit",
+            ))
+            .pattern(Some(TENANT_PATTERN))
+            .examples(["acme"])
+            .into()
+    }
+}
+
+impl ToSchema for TenantName {}
+
+/// A name inside an event: at most 256 characters.
+pub struct Name;
+
+impl PartialSchema for Name {
+    fn schema() -> RefOr<Schema> {
+        string().max_length(Some(256)).into()
+    }
+}
+
+impl ToSchema for Name {}
+
+/// A position in a log.
+pub struct Seq;
+
+impl PartialSchema for Seq {
+    fn schema() -> RefOr<Schema> {
+        integer(0, MAX_SEQ)
+            .description(Some("A position in the log, from 0 to 2^53 - 1"))
+            .into()
+    }
+}
+
+impl ToSchema for Seq {}
+
+/// The number of entries of a (non-empty) tree.
+pub struct TreeSize;
+
+impl PartialSchema for TreeSize {
+    fn schema() -> RefOr<Schema> {
+        integer(1, MAX_SEQ + 1)
+            .description(Some("A tree size: a number of entries, from 1 to 2^53"))
+            .into()
+    }
+}
+
+impl ToSchema for TreeSize {}
+
+/// A batch as a JSON array.
+pub struct EventArray;
+
+impl PartialSchema for EventArray {
+    fn schema() -> RefOr<Schema> {
+        // Each element is checked alone: one that is not a valid event is rejected in its own
+        // result and the others are still committed, so the array may hold anything.
+        let element = AnyOfBuilder::new().item(Event::schema()).item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .description(Some(
+                    "anything else: rejected in its own result (status 4xx)",
+                )),
+        );
+        ArrayBuilder::new()
+            .items(element)
+            .min_items(Some(1))
+            .max_items(Some(super::super::ingest::MAX_BATCH_EVENTS))
+            .description(Some(
+                "1 to 10,000 events; an element that is not a valid event is rejected in its \
+                 own result while the valid ones are committed",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for EventArray {}
+
+/// A batch as NDJSON.
+pub struct EventLines;
+
+impl PartialSchema for EventLines {
+    fn schema() -> RefOr<Schema> {
+        string()
+            .description(Some(
+                "One event per line; blank lines are skipped, and a body of blank lines only \
+                 is refused. Each line is checked alone.",
+            ))
+            // At least one character that is not ASCII white space: an event.
+            .pattern(Some("[^\\t\\n\\f\\r ]"))
+            .into()
+    }
+}
+
+impl ToSchema for EventLines {}
+
+// ---------------------------------------------------------------------------------------
 // Schemas of bodies whose Rust types live elsewhere. They follow the interface contract.
 
-/// An error: the status code says the class, `error` the stable code, `message` what to do.
+/// An error: the status code says the class, `error` the stable code, `message` what to do,
+/// and for a refused request `field` and `rule` say which part of it broke which rule.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Error)]
 pub struct ApiErrorBody {
-    /// A stable snake_case code: `invalid_event`, `malformed_json`, `unauthorized`,
-    /// `missing_scope`, `not_found`, `not_durable`, `storage_full`, …
+    /// A stable snake_case code: `invalid_event`, `malformed_json`, `bad_request`,
+    /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
+    /// `store_unavailable`, `storage_full`, …
     #[schema(example = "invalid_event")]
     error: String,
     /// What is wrong and what to do.
     message: String,
-    /// The field at fault, as a JSON path (`actor.id`, `[3].targets[0].type`).
+    /// The part of the request at fault: a JSON path into the body (`actor.id`,
+    /// `[3].targets[0].type`, `""` for the whole body), a parameter (`seq`, `tile_path`) or
+    /// a header (`Authorization`, `X-Tenant-ID`, `Idempotency-Key`, `Content-Type`).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
-    /// The rule it broke: `required`, `type`, `enum`, `max_length`, `unknown_field`, …
+    /// The rule it broke: `required`, `type`, `enum`, `max_length`, `unknown_field`,
+    /// `range`, `format`, `scope`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<String>,
 }
@@ -179,7 +354,7 @@ pub struct Actor {
     email: Option<String>,
     #[schema(max_length = 256)]
     name: Option<String>,
-    #[schema(max_items = 32)]
+    #[schema(max_items = 32, value_type = Option<Vec<Name>>)]
     roles: Option<Vec<String>>,
 }
 
@@ -200,8 +375,7 @@ pub struct Target {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Context {
-    /// An IPv4 or IPv6 address; stored in its standard text form.
-    #[schema(example = "10.1.2.3")]
+    #[schema(value_type = Option<IpAddress>)]
     ip: Option<String>,
     #[schema(max_length = 4096)]
     user_agent: Option<String>,
@@ -221,7 +395,7 @@ pub struct Source {
     app: Option<String>,
     #[schema(max_length = 256)]
     instance: Option<String>,
-    #[schema(minimum = 0, maximum = 9007199254740991_u64)]
+    #[schema(value_type = Option<Seq>)]
     seq: Option<u64>,
 }
 
@@ -240,8 +414,9 @@ pub struct Disclosure {
 }
 
 /// An audit event as a producer sends it (event schema v1). `null` means absent; unknown
-/// fields are rejected (custom data goes in `details`); numbers that JSON cannot carry
-/// exactly are rejected, never rounded. The canonical entry is at most 65,535 bytes.
+/// fields are rejected (custom data goes in `details`); no string may contain U+0000;
+/// numbers that JSON cannot carry exactly are rejected, never rounded. The canonical entry is
+/// at most 65,535 bytes.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
@@ -255,8 +430,8 @@ pub struct Disclosure {
     "source": {"app": "ehr-web", "instance": "pod-7", "seq": 18233}
 }))]
 pub struct Event {
-    /// When it happened: RFC 3339 with an offset; stored as UTC with microseconds.
-    #[schema(format = DateTime)]
+    /// When it happened.
+    #[schema(value_type = Option<Timestamp>)]
     occurred_at: Option<String>,
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:/-]+$")]
     action: String,
@@ -269,14 +444,35 @@ pub struct Event {
     targets: Option<Vec<Target>>,
     context: Option<Context>,
     source: Option<Source>,
-    /// Same key, same receipt: a retry never makes a second entry.
+    /// Same key, same receipt: a retry never makes a second entry. When the
+    /// `Idempotency-Key` header is sent too, the two must be equal.
     #[schema(min_length = 1, max_length = 256)]
     idempotency_key: Option<String>,
     disclosure: Option<Disclosure>,
-    /// Free-form data: at most 8 levels deep, 256 keys or items per level.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Details>)]
     details: Option<serde_json::Value>,
 }
+
+/// Free-form data about an event.
+pub struct Details;
+
+impl PartialSchema for Details {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Free-form data: at most 8 levels deep counting this object, 256 keys or items \
+                 per object or array, keys of at most 256 characters, strings of at most 4096, \
+                 and numbers only where an IEEE 754 double holds their exact decimal value (so \
+                 `9007199254740993` or `1e400` are refused: send them as strings).",
+            ))
+            .max_properties(Some(256))
+            .property_names(Some(string().max_length(Some(256))))
+            .into()
+    }
+}
+
+impl ToSchema for Details {}
 
 /// The receipt of a durable entry.
 #[derive(ToSchema)]
@@ -294,12 +490,30 @@ pub struct Receipt {
     received_at: String,
 }
 
+/// `202`: the PostgreSQL store was unreachable and the event is durable in the instance's
+/// local spool; it enters the log, in order, when the database is back, and gets its `seq`
+/// then (`GET /v1/events/{id}` finds it from that moment).
+#[derive(ToSchema)]
+pub struct SpooledReceipt {
+    /// Always `spooled`.
+    #[schema(pattern = "^spooled$")]
+    status: String,
+    /// UUIDv7; the id the entry will have.
+    #[schema(format = "uuid")]
+    id: String,
+    /// UTC, microseconds: when this instance accepted it (the entry keeps it).
+    #[schema(format = DateTime)]
+    received_at: String,
+}
+
 /// One event's result in a batch: a receipt, or an error.
 #[derive(ToSchema)]
 pub struct BatchResult {
     /// Its position in the batch.
     index: u64,
-    /// 201 committed, 200 duplicate of an earlier idempotency key, 4xx rejected.
+    /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
+    /// spool while the PostgreSQL store is unreachable (`id` and `received_at`, no `seq` yet),
+    /// 4xx rejected.
     status: u16,
     #[schema(format = "uuid")]
     id: Option<String>,
@@ -347,12 +561,13 @@ pub struct EventPage {
     next_cursor: Option<String>,
 }
 
-/// An inclusion proof: the audit path from a leaf to the root of the tree of `size` entries
-/// (RFC 9162 §2.1.3).
+/// An inclusion proof: the audit path from a leaf to the root of the tree of `tree_size`
+/// entries (RFC 9162 §2.1.3).
 #[derive(ToSchema)]
 pub struct InclusionProof {
-    seq: u64,
-    size: u64,
+    /// The entry's seq.
+    leaf_index: u64,
+    tree_size: u64,
     /// Sibling hashes from the leaf up, lowercase hex.
     proof: Vec<String>,
 }
@@ -366,13 +581,25 @@ pub struct ConsistencyProof {
     proof: Vec<String>,
 }
 
-/// An event with its inclusion proof to the latest checkpoint.
+/// The inclusion proof of one event, with the checkpoint it leads to.
+#[derive(ToSchema)]
+pub struct EventProof {
+    /// The event's seq.
+    leaf_index: u64,
+    tree_size: u64,
+    /// Sibling hashes from the leaf up, lowercase hex.
+    hashes: Vec<String>,
+    /// The signed checkpoint of `tree_size` entries (the note text), or null when the event
+    /// is newer than the latest checkpoint: the proof then leads to the current, not yet
+    /// signed root, and asking again after the next checkpoint gives the signed one.
+    checkpoint: Option<String>,
+}
+
+/// An event with its inclusion proof.
 #[derive(ToSchema)]
 pub struct EventWithProof {
     event: StoredEvent,
-    inclusion: InclusionProof,
-    /// The signed checkpoint the proof leads to (the note text).
-    checkpoint: String,
+    proof: EventProof,
 }
 
 /// One violation found by verification.
@@ -384,13 +611,27 @@ pub struct Violation {
     detail: String,
 }
 
+/// The checkpoint a report vouches for: the largest signed checkpoint the entries match.
+#[derive(ToSchema)]
+pub struct CheckpointSummary {
+    origin: String,
+    size: u64,
+    /// Lowercase hex.
+    root_hash: String,
+    timestamp: Option<String>,
+}
+
 /// What verification found.
 #[derive(ToSchema)]
 pub struct VerifyReport {
     valid: bool,
     rows_checked: u64,
+    /// The first violations found, ordered by seq.
     violations: Vec<Violation>,
+    /// All violations found, including those beyond the listed ones.
+    violation_count: u64,
     first_broken_seq: Option<u64>,
+    checkpoint: Option<CheckpointSummary>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -399,25 +640,28 @@ pub struct VerifyReport {
 /// Ingest one event.
 ///
 /// Acknowledged only once durable. With an `Idempotency-Key` (header, or `idempotency_key`
-/// in the body) a retry returns the original receipt with 200.
+/// in the body; equal when both are sent) a retry returns the original receipt with 200.
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1-256 visible ASCII characters"),
-        ("X-Tenant-ID" = Option<String>, Header, description = "The tenant, for multi-tenant tokens only"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
+            pattern = "^[!-~]+$", description = "1-256 visible ASCII characters"),
+        ("X-Tenant-ID" = Option<TenantName>, Header, description = "The tenant, for multi-tenant tokens only"),
     ),
     request_body(content = Event, content_type = "application/json"),
     responses(
         (status = 201, description = "Committed", body = Receipt),
         (status = 200, description = "A retry: the original receipt", body = Receipt),
-        (status = 400, description = "Malformed JSON", body = ApiErrorBody),
+        (status = 202, description = "The PostgreSQL store is unreachable: kept, fsync'd, in the local spool, and drained into the log in order when it is back (also the answer to a retry while it waits)", body = SpooledReceipt),
+        (status = 400, description = "Malformed JSON, or a malformed X-Tenant-ID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks events:write", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:write, or belongs to another tenant", body = ApiErrorBody),
+        (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
         (status = 413, description = "Body or canonical entry too large", body = ApiErrorBody),
         (status = 415, description = "Not application/json", body = ApiErrorBody),
-        (status = 422, description = "The event breaks a rule; `field` and `rule` say which", body = ApiErrorBody),
-        (status = 503, description = "Nothing was committed; retry with the same key", body = ApiErrorBody),
-        (status = 507, description = "The store's disk is full (`storage_full`): nothing was committed; retry with the same key once space is freed", body = ApiErrorBody),
+        (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which", body = ApiErrorBody),
+        (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full); retry with the same key", body = ApiErrorBody),
+        (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry with the same key once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -430,68 +674,79 @@ fn post_event() {}
 #[utoipa::path(
     post, path = "/v1/events/batch", tag = "events",
     params(
-        ("X-Tenant-ID" = Option<String>, Header, description = "The tenant, for multi-tenant tokens only"),
+        ("X-Tenant-ID" = Option<TenantName>, Header, description = "The tenant, for multi-tenant tokens only"),
     ),
     request_body(
         description = "Events as a JSON array, or one per line as NDJSON",
         content(
-            (Vec<Event> = "application/json"),
-            (String = "application/x-ndjson"),
+            (EventArray = "application/json"),
+            (EventLines = "application/x-ndjson"),
         ),
     ),
     responses(
         (status = 200, description = "One result per event, in order", body = Vec<BatchResult>),
-        (status = 400, description = "Malformed JSON", body = ApiErrorBody),
+        (status = 400, description = "Malformed JSON, or a malformed X-Tenant-ID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks events:write", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:write, or belongs to another tenant", body = ApiErrorBody),
+        (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
         (status = 413, description = "More than 10,000 events or 16 MiB", body = ApiErrorBody),
         (status = 415, description = "Neither JSON nor NDJSON", body = ApiErrorBody),
         (status = 422, description = "Not an array, or empty", body = ApiErrorBody),
-        (status = 503, description = "Nothing was committed; retry", body = ApiErrorBody),
-        (status = 507, description = "The store's disk is full (`storage_full`): nothing was committed; retry once space is freed", body = ApiErrorBody),
+        (status = 503, description = "Nothing was committed (or spooled); retry", body = ApiErrorBody),
+        (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
 fn post_batch() {}
 
 /// Search events.
+///
+/// Every parameter at most once; an unknown parameter is refused. `from` must not be later
+/// than `to`; a `cursor` must come from a listing in the same `order`; `wait_for_seq` must be
+/// a seq the log already holds.
 #[utoipa::path(
     get, path = "/v1/events", tag = "events",
     params(
-        ("from" = Option<String>, Query, description = "Received at or after (RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Received before (RFC 3339)"),
-        ("actor" = Option<String>, Query, description = "actor.id"),
-        ("action" = Option<String>, Query),
-        ("activity" = Option<String>, Query),
-        ("outcome" = Option<String>, Query),
-        ("target_type" = Option<String>, Query),
-        ("target_id" = Option<String>, Query),
-        ("ip" = Option<String>, Query, description = "context.ip"),
-        ("source" = Option<String>, Query, description = "source.app"),
-        ("q" = Option<String>, Query, description = "Text in details"),
-        ("limit" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("order" = Option<String>, Query, description = "asc (default) or desc"),
+        ("from" = Option<Timestamp>, Query, description = "Occurred at or after"),
+        ("to" = Option<Timestamp>, Query, description = "Occurred before"),
+        ("actor" = Option<String>, Query, min_length = 1, max_length = 256, description = "actor.id"),
+        ("action" = Option<String>, Query, min_length = 1, max_length = 256),
+        ("activity" = Option<Activity>, Query),
+        ("outcome" = Option<EventOutcome>, Query),
+        ("target_type" = Option<String>, Query, min_length = 1, max_length = 256),
+        ("target_id" = Option<String>, Query, min_length = 1, max_length = 256),
+        ("ip" = Option<IpAddress>, Query, description = "context.ip"),
+        ("source" = Option<String>, Query, min_length = 1, max_length = 256, description = "source.app"),
+        ("q" = Option<String>, Query, max_length = 1024, pattern = "[^\\W_]",
+            description = "Words in details; at least one letter or digit"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events per page, 100 by default"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page; empty for the first"),
+        ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "asc (default) or desc"),
+        ("wait_for_seq" = Option<Seq>, Query,
+            description = "Wait (5 s at most) until the search covers this seq: read your own writes"),
     ),
     responses(
         (status = 200, description = "A page of events", body = EventPage),
-        (status = 400, description = "A bad filter", body = ApiErrorBody),
+        (status = 400, description = "A bad parameter; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:read", body = ApiErrorBody),
+        (status = 503, description = "The index has not reached wait_for_seq in 5 s", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
 fn list_events() {}
 
-/// One event with its inclusion proof to the latest checkpoint.
+/// One event with its inclusion proof to the latest checkpoint (or, for an event newer
+/// than that, to the current tree, with `checkpoint: null`).
 #[utoipa::path(
     get, path = "/v1/events/{id}", tag = "events",
-    params(("id" = String, Path, description = "The event's id (UUIDv7)")),
+    params(("id" = String, Path, format = "uuid", description = "The event's id (UUIDv7)")),
     responses(
         (status = 200, description = "The event and its proof", body = EventWithProof),
+        (status = 400, description = "Not a UUID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:read", body = ApiErrorBody),
-        (status = 404, description = "No such event", body = ApiErrorBody),
+        (status = 404, description = "No such event in this log", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -523,34 +778,42 @@ fn log_checkpoint() {}
 fn log_key() {}
 
 /// An inclusion proof of entry `seq` in the tree of `size` entries.
+///
+/// `seq` must be below `size`, and `size` at most the log's committed size (a 400 with
+/// `rule: range` otherwise). Without `size`, the latest checkpoint's size is used.
 #[utoipa::path(
     get, path = "/v1/log/proof/inclusion", tag = "log",
     params(
-        ("seq" = u64, Query, description = "The entry"),
-        ("size" = u64, Query, description = "The tree size, greater than seq"),
+        ("seq" = Seq, Query, description = "The entry"),
+        ("size" = Option<TreeSize>, Query, description = "The tree size, greater than seq; the latest checkpoint's by default"),
     ),
     responses(
         (status = 200, description = "The proof", body = InclusionProof),
-        (status = 400, description = "seq or size out of range", body = ApiErrorBody),
+        (status = 400, description = "A parameter missing, malformed or out of range; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 404, description = "No size given and no checkpoint yet", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
 fn inclusion_proof() {}
 
 /// A consistency proof from tree size `from` to `to`.
+///
+/// `from` must not exceed `to`, and `to` must be at most the log's committed size (a 400 with
+/// `rule: range` otherwise). Without `to`, the latest checkpoint's size is used.
 #[utoipa::path(
     get, path = "/v1/log/proof/consistency", tag = "log",
     params(
-        ("from" = u64, Query, description = "The smaller size, at least 1"),
-        ("to" = u64, Query, description = "The larger size"),
+        ("from" = TreeSize, Query, description = "The smaller size, at least 1"),
+        ("to" = Option<TreeSize>, Query, description = "The larger size; the latest checkpoint's by default"),
     ),
     responses(
         (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 400, description = "Sizes out of range", body = ApiErrorBody),
+        (status = 400, description = "A parameter missing, malformed or out of range; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 404, description = "No to given and no checkpoint yet", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -560,11 +823,13 @@ fn consistency_proof() {}
 /// with `public_log`.
 #[utoipa::path(
     get, path = "/logs/{tenant}/checkpoint", tag = "tiles",
-    params(("tenant" = String, Path)),
+    params(("tenant" = TenantName, Path)),
     responses(
         (status = 200, description = "The checkpoint note", body = String, content_type = "text/plain"),
+        (status = 400, description = "Not a tenant name", body = ApiErrorBody),
         (status = 401, description = "A token is needed unless the log is public", body = ApiErrorBody),
-        (status = 404, description = "No such log or no checkpoint yet", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 404, description = "No such log, or no checkpoint yet", body = ApiErrorBody),
     ),
     security((), ("bearer" = [])),
 )]
@@ -574,13 +839,18 @@ fn tlog_checkpoint() {}
 #[utoipa::path(
     get, path = "/logs/{tenant}/tile/{tile_path}", tag = "tiles",
     params(
-        ("tenant" = String, Path),
-        ("tile_path" = String, Path, description = "`<L>/<N>[.p/<W>]`, N in `x001/x234/067` groups (spans several segments)"),
+        ("tenant" = TenantName, Path),
+        ("tile_path" = String, Path,
+            pattern = "^([0-9]|[1-5][0-9]|6[0-3])/(x(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})(/x[0-9]{3}){0,4}/)?[0-9]{3}(\\.p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$",
+            example = "0/x001/234.p/7",
+            description = "`<L>/<N>[.p/<W>]`: level 0-63, N in `x001/x234/067` groups (spans several segments), partial width 1-255"),
     ),
     responses(
         (status = 200, description = "The tile: concatenated 32-byte hashes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "Not a tenant name, or not a tile path in its canonical form", body = ApiErrorBody),
         (status = 401, description = "A token is needed unless the log is public", body = ApiErrorBody),
-        (status = 404, description = "No such tile", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 404, description = "No such log, or no such tile at the latest checkpoint", body = ApiErrorBody),
     ),
     security((), ("bearer" = [])),
 )]
@@ -590,27 +860,36 @@ fn tlog_tile() {}
 #[utoipa::path(
     get, path = "/logs/{tenant}/tile/entries/{bundle_path}", tag = "tiles",
     params(
-        ("tenant" = String, Path),
-        ("bundle_path" = String, Path, description = "`<N>[.p/<W>]`, N in `x001/x234/067` groups (spans several segments)"),
+        ("tenant" = TenantName, Path),
+        ("bundle_path" = String, Path,
+            pattern = "^(x(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})(/x[0-9]{3}){0,4}/)?[0-9]{3}(\\.p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$",
+            example = "x001/234",
+            description = "`<N>[.p/<W>]`, N in `x001/x234/067` groups (spans several segments), partial width 1-255"),
     ),
     responses(
         (status = 200, description = "The entry bundle", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 401, description = "A token is needed unless the log is public", body = ApiErrorBody),
-        (status = 404, description = "No such bundle", body = ApiErrorBody),
+        (status = 400, description = "Not a tenant name, or not a bundle path in its canonical form", body = ApiErrorBody),
+        (status = 401, description = "A token of the log's tenant is needed", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 404, description = "No such log, or no such bundle at the latest checkpoint", body = ApiErrorBody),
     ),
-    security((), ("bearer" = [])),
+    security(("bearer" = [])),
 )]
 fn tlog_entries() {}
 
-/// Verifies the caller's log, or a range of it.
+/// Verifies the caller's log, or the entries `from_seq` to `to_seq` (both inclusive).
+///
+/// `from_seq` must not exceed `to_seq` nor the log's size (a 400 with `rule: range`
+/// otherwise).
 #[utoipa::path(
     get, path = "/v1/verify", tag = "verify",
     params(
-        ("from_seq" = Option<u64>, Query),
-        ("to_seq" = Option<u64>, Query),
+        ("from_seq" = Option<Seq>, Query, description = "The first entry to verify; 0 by default"),
+        ("to_seq" = Option<Seq>, Query, description = "The last entry to verify; the last of the log by default"),
     ),
     responses(
         (status = 200, description = "The report; `valid` says whether the log is intact", body = VerifyReport),
+        (status = 400, description = "A parameter malformed or out of range; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks verify", body = ApiErrorBody),
     ),
