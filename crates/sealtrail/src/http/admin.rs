@@ -315,6 +315,8 @@ async fn revoke_token(
             "no active token {id:?}; see GET /v1/admin/tokens"
         )));
     }
+    // Effective at once on this instance (others re-check within TOKEN_RECHECK).
+    state.tokens.forget_all();
     tracing::info!(actor = %caller.token_id, token = %id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,7 @@ pub mod query;
 pub mod tiles;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -36,15 +37,26 @@ pub struct AppState {
     pub tokens: TokenCache,
 }
 
-/// Tokens most recently found in the store, by secret hash, kept so that producers can still
-/// be authenticated while a PostgreSQL store is unreachable and their events go to the spool.
-/// It is consulted only when the store cannot answer: with the store up, every request is
-/// checked against it, so a revocation takes effect at once. During an outage a token revoked
-/// through another instance is honoured until the store answers again.
+/// Tokens most recently found in the store, by secret hash, with when the store said so.
+///
+/// - A token the store confirmed less than [`TOKEN_RECHECK`] ago is taken without asking it
+///   again: a store read on the blocking pool for every request was the largest single cost of
+///   single-event ingest. A token revoked through this instance's API stops working at once
+///   (the cache is cleared); one revoked elsewhere (the CLI, another instance) within
+///   [`TOKEN_RECHECK`].
+/// - While a PostgreSQL store is unreachable, a token is taken as the store last described it,
+///   so that producers can still send events to the spool. A token revoked through another
+///   instance during the outage is honoured until the store answers again.
 #[derive(Clone, Default)]
 pub struct TokenCache {
-    known: Arc<Mutex<std::collections::HashMap<[u8; 32], crate::store::TokenRecord>>>,
+    known: Arc<Mutex<std::collections::HashMap<[u8; 32], Confirmed>>>,
 }
+
+/// A token as the store described it, and when.
+type Confirmed = (crate::store::TokenRecord, Instant);
+
+/// How long a token the store confirmed is trusted without asking it again.
+pub const TOKEN_RECHECK: Duration = Duration::from_secs(1);
 
 /// Tokens kept at most; the cache starts over beyond it.
 const TOKEN_CACHE_LIMIT: usize = 10_000;
@@ -57,7 +69,7 @@ impl TokenCache {
                 if known.len() >= TOKEN_CACHE_LIMIT && !known.contains_key(&hash) {
                     known.clear();
                 }
-                known.insert(hash, record.clone());
+                known.insert(hash, (record.clone(), Instant::now()));
             }
             None => {
                 known.remove(&hash);
@@ -65,12 +77,28 @@ impl TokenCache {
         }
     }
 
+    /// The token as the store last described it, however long ago.
     fn recall(&self, hash: &[u8; 32]) -> Option<crate::store::TokenRecord> {
         self.known
             .lock()
             .expect("token cache lock")
             .get(hash)
-            .cloned()
+            .map(|(record, _)| record.clone())
+    }
+
+    /// The token, if the store confirmed it within [`TOKEN_RECHECK`].
+    fn fresh(&self, hash: &[u8; 32]) -> Option<crate::store::TokenRecord> {
+        self.known
+            .lock()
+            .expect("token cache lock")
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_RECHECK)
+            .map(|(record, _)| record.clone())
+    }
+
+    /// Forgets every token: after a revocation, so that it takes effect at once here.
+    pub fn forget_all(&self) {
+        self.known.lock().expect("token cache lock").clear();
     }
 }
 
@@ -366,29 +394,49 @@ impl FromRequestParts<AppState> for Caller {
             .map(|v| v.to_str().ok().map(str::to_string));
         let hash = auth::secret_hash(&secret);
         let named = requested.clone().flatten();
-        let looked_up = state
-            .readers
-            .with(move |conn| {
-                let token = conn.token_by_secret(&hash)?;
-                let multi_tenant = token.as_ref().is_some_and(|t| t.tenant == auth::ANY_TENANT);
-                let named_tenant_exists = match named {
-                    Some(name)
-                        if multi_tenant && crate::ledger::check_tenant_name(&name).is_ok() =>
-                    {
-                        conn.tenant(&name)?.is_some()
-                    }
-                    _ => false,
-                };
-                Ok(Credentials {
-                    token,
-                    named_tenant_exists,
-                })
-            })
-            .await;
+        // A token confirmed a moment ago, for its own tenant or one this instance knows.
+        let recent = state.tokens.fresh(&hash).filter(|token| {
+            token.tenant != auth::ANY_TENANT
+                || named
+                    .as_deref()
+                    .is_none_or(|name| state.ledger.head(name).is_some())
+        });
+        let from_cache = recent.is_some();
+        let looked_up = match recent {
+            Some(token) => Ok(Credentials {
+                named_tenant_exists: token.tenant == auth::ANY_TENANT && named.is_some(),
+                token: Some(token),
+            }),
+            None => {
+                state
+                    .readers
+                    .with(move |conn| {
+                        let token = conn.token_by_secret(&hash)?;
+                        let multi_tenant =
+                            token.as_ref().is_some_and(|t| t.tenant == auth::ANY_TENANT);
+                        let named_tenant_exists = match named {
+                            Some(name)
+                                if multi_tenant
+                                    && crate::ledger::check_tenant_name(&name).is_ok() =>
+                            {
+                                conn.tenant(&name)?.is_some()
+                            }
+                            _ => false,
+                        };
+                        Ok(Credentials {
+                            token,
+                            named_tenant_exists,
+                        })
+                    })
+                    .await
+            }
+        };
         let Credentials {
             token,
             named_tenant_exists,
         } = match looked_up {
+            // Not remembered again: it must be confirmed by the store within TOKEN_RECHECK.
+            Ok(credentials) if from_cache => credentials,
             Ok(credentials) => {
                 state.tokens.remember(hash, credentials.token.as_ref());
                 credentials
