@@ -69,6 +69,8 @@ impl SqliteStore {
         // WAL lets readers (verify, queries) run beside the writer; FULL makes every commit
         // fsync the WAL before it returns, which is what "acknowledged only once durable"
         // rests on.
+        // Statement journals in memory rather than in temporary files.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         if let Some(discarded) = wal::discard_unfinished(&conn, path)? {
