@@ -53,6 +53,8 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 
 /// The embedded store over one SQLite connection.
 pub struct SqliteStore {
+    /// The writer's background checkpoints; stopped (and joined) before the connection closes.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     /// Depth of nested [`Store::begin_read`] calls, and whether the outermost one began a
     /// transaction (it does not when the connection is already inside one).
@@ -88,7 +90,13 @@ impl SqliteStore {
             );
         }
         migrate(&conn, path)?;
-        Ok(SqliteStore::wrap(conn))
+        // Checkpoints copy the WAL into the database file (and fsync it). SQLite runs them
+        // inside whichever commit crosses 1,000 pages, which stalled that commit and every
+        // request waiting on it; a thread of the store's own runs them instead.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let mut store = SqliteStore::wrap(conn);
+        store.checkpointer = Some(Checkpointer::start(path)?);
+        Ok(store)
     }
 
     /// Opens an existing database read-only.
@@ -113,6 +121,7 @@ impl SqliteStore {
 
     fn wrap(conn: Connection) -> SqliteStore {
         SqliteStore {
+            checkpointer: None,
             conn,
             reads: ReadNesting::default(),
             failed: Cell::new(false),
@@ -621,6 +630,122 @@ impl SqliteStore {
         match wanted.next() {
             Some(&index) => Err(MissingHash { index }.into()),
             None => Ok(Some(out)),
+        }
+    }
+}
+
+/// The WAL size beyond which the background checkpointer copies it into the database (SQLite's
+/// own automatic checkpoint is at 1,000 pages, 4 MiB).
+pub const CHECKPOINT_WAL_BYTES: u64 = 4 * 1024 * 1024;
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_TICK: Duration = Duration::from_millis(200);
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own whenever the writer's WAL
+/// has grown past [`CHECKPOINT_WAL_BYTES`]. Passive checkpoints never block the writer or
+/// readers; frames still in use by a reader are copied on a later tick.
+struct Checkpointer {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let wal = wal::wal_path(path);
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sealtrail-checkpoint".into())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                let mut guard = stopped.lock().expect("checkpointer lock");
+                loop {
+                    guard = wake
+                        .wait_timeout(guard, CHECKPOINT_TICK)
+                        .expect("checkpointer lock")
+                        .0;
+                    if *guard {
+                        break;
+                    }
+                    let grown =
+                        std::fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_WAL_BYTES);
+                    if grown {
+                        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                        if let Err(error) = done {
+                            tracing::warn!(%error, "background WAL checkpoint failed; retrying");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().expect("checkpointer lock") = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer never checkpoints in a commit; the store's own thread copies a grown WAL
+    /// into the database file.
+    #[test]
+    fn a_grown_wal_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database_path(dir.path());
+        let store = SqliteStore::open_writer(&path).unwrap();
+        store.begin_write(&["t"]).unwrap();
+        store
+            .insert_tenant(&super::super::Tenant {
+                name: "t".into(),
+                origin: "test/t".into(),
+                created_at: "2026-11-24T00:00:00Z".into(),
+                vkey: None,
+            })
+            .unwrap();
+        store.commit().unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let blob = vec![b'x'; 60_000];
+        for seq in 0..100u64 {
+            let id = format!("id-{seq}");
+            store.begin_write(&["t"]).unwrap();
+            let entry = NewEntry {
+                seq,
+                id: &id,
+                entry: &blob,
+            };
+            store.append("t", &[entry], seq, &[]).unwrap();
+            store.commit().unwrap();
+        }
+        let wal_len = std::fs::metadata(wal::wal_path(&path)).unwrap().len();
+        assert!(wal_len > CHECKPOINT_WAL_BYTES, "the WAL grew to {wal_len}");
+        // Wait (bounded) for the checkpoint to land in the database file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = std::fs::metadata(&path).unwrap().len();
+            if now > before + 5_000_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {now} bytes: no checkpoint ran"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
