@@ -497,6 +497,8 @@ struct Row {
     seq: u64,
     id: String,
     at: i64,
+    /// `received_at`, unix microseconds: how stale the index is (see [`Round`]).
+    received: i64,
     action: String,
     activity: Option<&'static str>,
     outcome: &'static str,
@@ -507,31 +509,48 @@ struct Row {
     text: String,
 }
 
+/// What one tenant's batch did.
+#[derive(Debug, Default)]
+struct Batch {
+    indexed: usize,
+    /// When more entries wait: `received_at` (unix µs) of the last entry indexed.
+    behind: Option<i64>,
+}
+
+/// What one round over every tenant did.
+#[derive(Debug, Default)]
+struct Round {
+    indexed: usize,
+    /// The oldest [`Batch::behind`] of the round.
+    behind: Option<i64>,
+}
+
 impl Worker {
     fn run(mut self) {
-        // Since when the indexer has found new entries on every round: how long the log has
-        // been ahead of the index, which is what `sealtrail_index_lag_seconds` reports.
-        let mut behind_since: Option<std::time::Instant> = None;
         loop {
             if self.stopping() {
                 break;
             }
             let round_started = std::time::Instant::now();
-            let indexed = match self.round() {
-                Ok(indexed) => indexed,
+            let round = match self.round() {
+                Ok(round) => round,
                 Err(error) => {
                     tracing::error!(%error, "indexing failed; retrying in a second");
                     self.pause(Duration::from_secs(1));
-                    0
+                    Round::default()
                 }
             };
+            // How stale the index is: while a tenant has more entries waiting, the age of the
+            // newest entry indexed (everything received after it is not searchable yet); once
+            // every tenant is caught up, nothing waits.
+            let lag = round.behind.map_or(0.0, |received| {
+                (crate::ledger::now().unix_micros() - received).max(0) as f64 / 1e6
+            });
+            crate::metrics::set_index_lag(lag);
+            let indexed = round.indexed;
             if indexed == 0 {
-                behind_since = None;
-                crate::metrics::set_index_lag(0.0);
                 self.pause(POLL_INTERVAL);
             } else {
-                let since = *behind_since.get_or_insert(round_started);
-                crate::metrics::set_index_lag(since.elapsed().as_secs_f64());
                 if indexed < BATCH_ENTRIES / 2 {
                     // Caught up with a trickle (single events): let entries gather for a
                     // moment, so that each transaction writes each index page once for many
@@ -555,17 +574,22 @@ impl Worker {
         }
     }
 
-    /// Indexes the next batch of every tenant; returns how many entries were indexed.
-    fn round(&mut self) -> Result<usize, IndexError> {
+    /// Indexes the next batch of every tenant.
+    fn round(&mut self) -> Result<Round, IndexError> {
         let tenants = self.log.tenants()?;
-        let mut indexed = 0;
+        let mut round = Round::default();
         for tenant in tenants {
             if self.stopping() {
                 break;
             }
-            indexed += self.index_batch(&tenant.name)?;
+            let batch = self.index_batch(&tenant.name)?;
+            round.indexed += batch.indexed;
+            round.behind = match (round.behind, batch.behind) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        Ok(indexed)
+        Ok(round)
     }
 
     fn mark(&self, tenant: &str) -> Option<Mark> {
@@ -578,11 +602,11 @@ impl Worker {
     }
 
     /// Indexes up to [`BATCH_ENTRIES`] new entries of `tenant` in one transaction.
-    fn index_batch(&mut self, tenant: &str) -> Result<usize, IndexError> {
+    fn index_batch(&mut self, tenant: &str) -> Result<Batch, IndexError> {
         let mark = self.mark(tenant);
         let next_seq = mark.map_or(0, |m| m.next_seq);
         if next_seq > MAX_INDEXED_SEQ {
-            return Ok(0);
+            return Ok(Batch::default());
         }
         let mut batch = self
             .log
@@ -596,7 +620,7 @@ impl Worker {
             );
         }
         let Some(last_seq) = batch.last().map(|(seq, _)| *seq) else {
-            return Ok(0);
+            return Ok(Batch::default());
         };
         let rows: Vec<Row> = batch
             .iter()
@@ -620,7 +644,7 @@ impl Worker {
                             "the query index holds at most {MAX_TENANT_NUMBER} tenants; this one is not searchable"
                         );
                     }
-                    return Ok(0);
+                    return Ok(Batch::default());
                 }
             },
         };
@@ -639,7 +663,12 @@ impl Worker {
             },
         );
         self.shared.progress.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(batch.len())
+        Ok(Batch {
+            indexed: batch.len(),
+            behind: (batch.len() == BATCH_ENTRIES)
+                .then(|| rows.last().map(|row| row.received))
+                .flatten(),
+        })
     }
 }
 
@@ -732,9 +761,10 @@ fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, String> {
             .map(|t| t.unix_micros())
             .map_err(|e| format!("timestamp {text:?}: {e}"))
     };
+    let received = time(&entry.received_at)?;
     let at = match &entry.occurred_at {
         Some(occurred_at) => time(occurred_at)?,
-        None => time(&entry.received_at)?,
+        None => received,
     };
     let activity = match &entry.activity {
         Some(name) => Some(
@@ -759,6 +789,7 @@ fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, String> {
             .for_each(|value| push_text(value, &mut text));
     }
     Ok(Row {
+        received,
         seq,
         id: entry.id.into_owned(),
         at,
@@ -1210,6 +1241,7 @@ mod tests {
                 .occurred_at
                 .unwrap_or(server.received_at)
                 .unix_micros(),
+            received: server.received_at.unix_micros(),
             action: event.action,
             activity: event.activity.map(|a| a.as_str()),
             outcome: event.outcome.as_str(),
