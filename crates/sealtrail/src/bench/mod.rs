@@ -24,9 +24,17 @@
 //! a batch fails the run, as does a log that does not verify. Figures are what this machine
 //! did on this run; nothing here asserts a timing.
 
+pub mod baseline;
 pub mod clinic;
+pub mod load;
+mod report;
+pub mod server;
+mod workloads;
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -272,9 +280,25 @@ pub struct Server {
     pub database_url: Option<String>,
 }
 
+impl Server {
+    /// The address of `base_url`.
+    pub fn addr(&self) -> Result<std::net::SocketAddr> {
+        let host = self
+            .base_url
+            .strip_prefix("http://")
+            .unwrap_or(&self.base_url);
+        host.parse()
+            .with_context(|| format!("the server's address {:?} is not HOST:PORT", self.base_url))
+    }
+}
+
 /// The resolved settings of a run, as workloads see them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The workloads selected (all by default).
+    pub workloads: Vec<Workload>,
+    /// The stores measured, in order.
+    pub stores: Vec<StoreKind>,
     /// How long each timed workload runs, in seconds.
     pub seconds: f64,
     pub rounds: usize,
@@ -288,13 +312,93 @@ pub struct Plan {
     pub single_clients: usize,
 }
 
+impl Plan {
+    /// The plan `args` ask for: the brief's configuration, or the tiny one with `--quick`.
+    pub fn from_args(args: &BenchArgs) -> Result<Plan> {
+        let seconds = args.seconds.unwrap_or(if args.quick { 2.0 } else { 10.0 });
+        if !(seconds.is_finite() && seconds > 0.0) {
+            bail!("--seconds must be more than 0");
+        }
+        if args.rounds == 0 {
+            bail!("--rounds must be at least 1");
+        }
+        let mut workloads = if args.only.is_empty() {
+            Workload::ALL.to_vec()
+        } else {
+            args.only.clone()
+        };
+        workloads.sort();
+        workloads.dedup();
+        let mut stores = if args.store.is_empty() {
+            let mut all = vec![StoreKind::Embedded];
+            if args.database_url.is_some() {
+                all.push(StoreKind::Postgres);
+            }
+            all
+        } else {
+            args.store.clone()
+        };
+        stores.sort();
+        stores.dedup();
+        if stores.contains(&StoreKind::Postgres) && args.database_url.is_none() {
+            bail!("--store postgres needs --database-url (or PGURL)");
+        }
+        let batch_size = args
+            .batch_size
+            .unwrap_or(if args.quick { 100 } else { 1_000 });
+        if !(1..=crate::http::ingest::MAX_BATCH_EVENTS).contains(&batch_size) {
+            bail!(
+                "--batch-size must be 1 to {}",
+                crate::http::ingest::MAX_BATCH_EVENTS
+            );
+        }
+        let batch_clients = args.batch_clients.unwrap_or(2);
+        let single_clients = args.single_clients.unwrap_or(64);
+        if batch_clients == 0 || single_clients == 0 {
+            bail!("--batch-clients and --single-clients must be at least 1");
+        }
+        Ok(Plan {
+            workloads,
+            stores,
+            seconds,
+            rounds: args.rounds,
+            seed: args.seed,
+            quick: args.quick,
+            batch_clients,
+            batch_size,
+            single_clients,
+        })
+    }
+}
+
+impl Plan {
+    /// How long each timed workload runs.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+}
+
+/// What a [`ServerWorkload`] gets: the running server, the plan, its own generator streams
+/// and the runtime to drive async clients on (the load driver's [`load::Connection`] and
+/// [`load::run`] are there to use).
+pub struct WorkloadContext<'a> {
+    pub server: &'a Server,
+    pub plan: &'a Plan,
+    /// The first stream of [`clinic::Clinic`] this workload may use; 10,000 of them from
+    /// here are its own, so its events never repeat another workload's idempotency keys.
+    pub stream_base: u64,
+    pub runtime: &'a tokio::runtime::Runtime,
+}
+
 /// A workload that runs against a running server, after the ingest workloads and before
-/// offline verification. `stream_base` is the first generator stream it may use
-/// ([`clinic::Clinic::stream`]); streams below it were used by the workloads before it.
-pub type ServerWorkload = fn(&Server, &Plan, u64) -> anyhow::Result<Vec<Figure>>;
+/// offline verification (which then covers what it wrote too). It returns its figures, made
+/// with [`Figure::new`] for its [`Workload`] on `context.server.store`, and fails on any
+/// answer it did not expect.
+pub type ServerWorkload = fn(&WorkloadContext<'_>) -> Result<Vec<Figure>>;
 
 /// The workloads run through [`ServerWorkload`]: the 10 M-event proof and search workloads
-/// register here.
+/// register here. A selected workload with neither a figure from the ingest workloads nor an
+/// entry here is reported as not measured.
 pub fn server_workloads() -> Vec<(Workload, ServerWorkload)> {
     Vec::new()
 }
@@ -329,15 +433,111 @@ pub struct BenchArgs {
     /// Measure only these stores (repeatable): embedded, postgres
     #[arg(long, value_name = "STORE")]
     pub store: Vec<StoreKind>,
+    /// Concurrent clients of batched ingest (default 2, as the baseline's batch run)
+    #[arg(long, value_name = "N")]
+    pub batch_clients: Option<usize>,
+    /// Events per batch (default 1000, as the baseline's batch run; 100 with --quick)
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Concurrent clients of single-event ingest (default 64, as the brief's table)
+    #[arg(long, value_name = "N")]
+    pub single_clients: Option<usize>,
     /// Print the rounds and medians as JSON on stdout (progress still goes to stderr)
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs `sealtrail bench`.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("sealtrail bench: the workloads are not wired in yet")
+/// Runs `sealtrail bench`: every round of every store, then the baseline, then the table.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let result = run_rounds(args);
+    if server::interrupted() {
+        // The signal handler is cleaning up and exits the process when done; what failed
+        // here meanwhile is only the interruption.
+        loop {
+            std::thread::park();
+        }
+    }
+    result
+}
+
+fn run_rounds(args: BenchArgs) -> Result<()> {
+    let plan = Plan::from_args(&args)?;
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    let script = baseline::locate();
+    let wants_baseline = plan.workloads.iter().any(|w| w.baseline_key().is_some());
+    let baseline_plan = if args.skip_baseline {
+        BaselinePlan::Skipped("--skip-baseline".to_string())
+    } else if !wants_baseline {
+        BaselinePlan::Skipped("no selected workload has a baseline figure".to_string())
+    } else if let Some(reason) = baseline::unavailable(args.database_url.as_deref()) {
+        if in_ci {
+            bail!("the baseline cannot run ({reason}); in CI it must");
+        }
+        BaselinePlan::Unavailable(reason)
+    } else {
+        BaselinePlan::Run(script.clone())
+    };
+    let machine = report::Machine::detect();
+    let out = report::Printer::new(args.json);
+    out.header(&plan, &machine, &baseline_plan);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.spawn(server::clean_up_on_signal());
+    let clinic = clinic::Clinic::new(plan.seed);
+    let mut rounds = Vec::new();
+    for round in 1..=plan.rounds {
+        let mut figures = Vec::new();
+        for &store in &plan.stores {
+            let measured = workloads::run_store(
+                &runtime,
+                &plan,
+                store,
+                args.database_url.as_deref(),
+                &clinic,
+                &mut |figure| out.figure(round, figure),
+            )?;
+            figures.extend(measured.figures);
+        }
+        let measured_baseline = match &baseline_plan {
+            BaselinePlan::Run(script) => {
+                let url = args
+                    .database_url
+                    .as_deref()
+                    .expect("checked by unavailable");
+                let seconds = plan.seconds.ceil() as u64;
+                let result = baseline::run(script, url, seconds)?;
+                out.baseline(round, &result);
+                Some(result)
+            }
+            _ => None,
+        };
+        for figure in &mut figures {
+            figure.baseline = figure
+                .workload
+                .baseline_key()
+                .and_then(|key| measured_baseline.as_ref()?.get(key));
+        }
+        rounds.push(report::Round {
+            round,
+            figures,
+            baseline: measured_baseline,
+        });
+    }
+    let medians = report::medians(&rounds);
+    let missing = report::not_measured(&plan, &medians);
+    out.summary(&plan, &machine, &baseline_plan, &rounds, &medians, &missing)?;
+    Ok(())
+}
+
+/// Whether and how the baseline runs.
+#[derive(Debug, Clone)]
+pub enum BaselinePlan {
+    Run(baseline::Script),
+    Skipped(String),
+    Unavailable(String),
 }
 
 #[cfg(test)]
