@@ -324,6 +324,11 @@ impl Running {
         Ok(running)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Fails with serve's last words if it has exited.
     pub fn check_alive(&mut self) -> Result<()> {
         let child = self.child.as_mut().context("sealtrail serve was stopped")?;
@@ -396,9 +401,38 @@ impl Drop for Forget {
     }
 }
 
+/// CPU time (user + system) a process has used so far, in seconds: this process with
+/// `None`. Read from `/proc/PID/stat` (Linux; `None` elsewhere), in clock ticks of 1/100 s,
+/// which is what Linux reports on every architecture sealtrail runs on.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_has_used_cpu_time_and_a_busy_loop_adds_some() {
+        let before = cpu_seconds(None).expect("/proc/self/stat is readable");
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let after = cpu_seconds(None).unwrap();
+        assert!(after > before, "{before} -> {after}");
+        assert_eq!(cpu_seconds(Some(u32::MAX)), None);
+    }
 
     #[test]
     fn the_database_name_is_replaced_and_the_rest_kept() {

@@ -50,8 +50,10 @@ pub fn run_store(
     // Batched ingest also fills the log for verification when it alone is asked for.
     if selected(Workload::Batch) || selected(Workload::IndexLag) || selected(Workload::Verify) {
         let probe_lag = selected(Workload::IndexLag);
+        let cpu = CpuMeter::start(running.pid());
         let (load, lag) =
             runtime.block_on(batch_with_lag(plan, &server, addr, clinic, probe_lag))?;
+        let cpu = cpu.finish(load.elapsed);
         running.check_alive()?;
         acknowledged += load.events;
         let mut note = format!(
@@ -62,6 +64,7 @@ pub fn run_store(
             thousands(load.events as f64),
             load.bytes / load.events.max(1),
         );
+        note.push_str(&cpu);
         note.push_str(&anomalies(&load));
         if selected(Workload::Batch) {
             let mut figure = Figure::new(
@@ -104,7 +107,9 @@ pub fn run_store(
             clinic: Arc::clone(clinic),
             stream_base: SINGLE_STREAMS,
         };
+        let cpu = CpuMeter::start(running.pid());
         let load = runtime.block_on(load::run(&config, None))?;
+        let cpu = cpu.finish(load.elapsed);
         running.check_alive()?;
         acknowledged += load.events;
         let mut figure = Figure::new(
@@ -116,7 +121,7 @@ pub fn run_store(
         figure.p50_ms = load.latencies.quantile_ms(0.5);
         figure.p99_ms = load.latencies.quantile_ms(0.99);
         figure.note = format!(
-            "{} clients, one event per request, {:.1} s, {} events{}",
+            "{} clients, one event per request, {:.1} s, {} events{cpu}{}",
             plan.single_clients,
             load.elapsed.as_secs_f64(),
             thousands(load.events as f64),
@@ -334,6 +339,40 @@ fn verify_offline(server: &Server, acknowledged: u64) -> Result<Figure> {
         elapsed.as_secs_f64()
     );
     Ok(figure)
+}
+
+/// How much CPU the server and the load driver (this process) used during a workload: on a
+/// machine where both share the cores, a figure means little without it.
+struct CpuMeter {
+    server_pid: Option<u32>,
+    server: Option<f64>,
+    client: Option<f64>,
+}
+
+impl CpuMeter {
+    fn start(server_pid: Option<u32>) -> CpuMeter {
+        CpuMeter {
+            server_pid,
+            server: super::server::cpu_seconds(server_pid),
+            client: super::server::cpu_seconds(None),
+        }
+    }
+
+    /// `; server 1.4 cores, load driver 0.5` — or nothing where `/proc` is not there.
+    fn finish(self, elapsed: Duration) -> String {
+        let used = |before: Option<f64>, pid| Some(super::server::cpu_seconds(pid)? - before?);
+        let (Some(server), Some(client)) =
+            (used(self.server, self.server_pid), used(self.client, None))
+        else {
+            return String::new();
+        };
+        let seconds = elapsed.as_secs_f64();
+        format!(
+            "; server {:.2} cores, load driver {:.2}",
+            server / seconds,
+            client / seconds
+        )
+    }
 }
 
 /// Notes on what should not happen in a benchmark of a healthy server.
