@@ -417,7 +417,7 @@ pub struct BenchArgs {
     /// Seed of the generated clinic events: the same seed sends the same events
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// A tiny configuration (about a second per workload): a smoke run, not a measurement
+    /// A tiny configuration (2 s per workload, 100-event batches): a smoke run, not a measurement
     #[arg(long)]
     pub quick: bool,
     /// Also measure sealtrail on PostgreSQL, and the baseline, through this server (a fresh
