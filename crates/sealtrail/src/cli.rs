@@ -54,6 +54,8 @@ pub enum Command {
     Note(NoteCommand),
     /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
     Verify(VerifyArgs),
+    /// Measure the brief's performance workloads beside the hand-built baseline, in one run
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +179,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Note(NoteCommand::Verify { key, note }) => note_verify(&key, &note),
         Command::Verify(args) => verify(args),
         Command::Migrate { database_url } => migrate(&database_url),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
 
