@@ -215,7 +215,12 @@ impl Running {
     /// Starts serve on a fresh store of `kind` (`server_url`: the PostgreSQL server to create
     /// a database on, for [`StoreKind::Postgres`]).
     pub fn start(kind: StoreKind, server_url: Option<&str>) -> Result<Running> {
-        let exe = std::env::current_exe().context("cannot find this sealtrail binary")?;
+        // Another build's binary, to compare two builds under the same load:
+        // `SEALTRAIL_BENCH_SERVER=/path/to/old/sealtrail sealtrail bench ...`.
+        let exe = match std::env::var_os("SEALTRAIL_BENCH_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe().context("cannot find this sealtrail binary")?,
+        };
         let scratch = ScratchDir::new(kind.name())?;
         let data_dir = scratch.path().join("data");
         let log = scratch.path().join("serve.log");
