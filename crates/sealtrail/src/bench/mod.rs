@@ -12,9 +12,12 @@
 //!    connections ([`load`]): batched ingest, during which it also measures how far the
 //!    search index trails what was acknowledged (index lag), then single-event ingest with 64
 //!    concurrent clients;
-//! 3. runs the workloads registered in [`server_workloads`] against the same server (the
-//!    10 M-event proof and search workloads hook in there);
+//! 3. runs the workloads registered in [`server_workloads`] against the same server;
 //! 4. verifies the log just written, offline, with the same code as `sealtrail verify`.
+//!
+//! On the embedded store it then runs the workloads "at 10 M events" ([`large`]) on a log of
+//! their own: built through the ledger (or taken from `--large-cache`), then served by
+//! `sealtrail serve` for index catch-up, proofs and search.
 //!
 //! Then it runs the baseline (`../shared/baseline/run.sh`, or the copy of it kept in
 //! `bench/baseline/`), and prints each figure (the median over rounds) beside the baseline's
@@ -26,6 +29,7 @@
 
 pub mod baseline;
 pub mod clinic;
+pub mod large;
 pub mod load;
 mod report;
 pub mod server;
@@ -51,20 +55,29 @@ pub enum Workload {
     Verify,
     /// How far search trails acknowledged events during full batched ingest.
     IndexLag,
-    /// Inclusion and consistency proofs at 10 M events.
-    Proofs,
+    /// Building the 10 M-event log through the ledger ([`large`]; informative, no target).
+    LargeBuild,
+    /// Serve's index catching up with the whole 10 M-event log from none (informative).
+    IndexCatchUp,
+    /// Inclusion proofs at 10 M events.
+    ProofInclusion,
+    /// Consistency proofs at 10 M events.
+    ProofConsistency,
     /// Filtered search, first page of 100, at 10 M events.
-    Search,
+    SearchFirstPage,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Batch,
         Workload::Single,
         Workload::Verify,
         Workload::IndexLag,
-        Workload::Proofs,
-        Workload::Search,
+        Workload::LargeBuild,
+        Workload::IndexCatchUp,
+        Workload::ProofInclusion,
+        Workload::ProofConsistency,
+        Workload::SearchFirstPage,
     ];
 
     /// The name used on the command line and in JSON.
@@ -74,8 +87,11 @@ impl Workload {
             Workload::Single => "single",
             Workload::Verify => "verify",
             Workload::IndexLag => "index-lag",
-            Workload::Proofs => "proofs",
-            Workload::Search => "search",
+            Workload::LargeBuild => "large-build",
+            Workload::IndexCatchUp => "index-catch-up",
+            Workload::ProofInclusion => "proof-inclusion",
+            Workload::ProofConsistency => "proof-consistency",
+            Workload::SearchFirstPage => "search-first-page",
         }
     }
 
@@ -86,14 +102,18 @@ impl Workload {
             Workload::Single => "single-event ingest, 64 clients",
             Workload::Verify => "offline verification",
             Workload::IndexLag => "index lag at full batched ingest",
-            Workload::Proofs => "inclusion/consistency proof, 10 M",
-            Workload::Search => "filtered search, first page, 10 M",
+            Workload::LargeBuild => "build of the 10 M-event log",
+            Workload::IndexCatchUp => "index catch-up on the 10 M log",
+            Workload::ProofInclusion => "inclusion proof, 10 M",
+            Workload::ProofConsistency => "consistency proof, 10 M",
+            Workload::SearchFirstPage => "filtered search, first page, 10 M",
         }
     }
 
-    /// The brief's target for this workload on a 2-core machine.
-    pub fn target(self) -> Target {
-        match self {
+    /// The brief's target for this workload on a 2-core machine; `None` for the informative
+    /// figures the brief sets none for.
+    pub fn target(self) -> Option<Target> {
+        Some(match self {
             Workload::Batch => Target::at_least(150_000.0, Unit::EventsPerSecond),
             Workload::Single => Target {
                 p99_ms: Some(10.0),
@@ -102,9 +122,12 @@ impl Workload {
             // Per core: the verifier runs on one thread, so its events/s is per core.
             Workload::Verify => Target::at_least(1_500_000.0, Unit::EventsPerSecond),
             Workload::IndexLag => Target::at_most(2.0, Unit::Seconds),
-            Workload::Proofs => Target::at_most(1.0, Unit::Milliseconds),
-            Workload::Search => Target::at_most(50.0, Unit::Milliseconds),
-        }
+            Workload::ProofInclusion | Workload::ProofConsistency => {
+                Target::at_most(1.0, Unit::Milliseconds)
+            }
+            Workload::SearchFirstPage => Target::at_most(50.0, Unit::Milliseconds),
+            Workload::LargeBuild | Workload::IndexCatchUp => return None,
+        })
     }
 
     /// The baseline figure this workload is compared with, if the baseline measures it.
@@ -240,7 +263,7 @@ impl Figure {
             p50_ms: None,
             p99_ms: None,
             baseline: None,
-            target: Some(workload.target()),
+            target: workload.target(),
             note: String::new(),
         }
     }
@@ -310,6 +333,10 @@ pub struct Plan {
     pub batch_size: usize,
     /// Concurrent clients of single-event ingest.
     pub single_clients: usize,
+    /// Events in the log of the 10 M-event workloads ([`large`]).
+    pub large_events: u64,
+    /// Where that log is cached between runs, if it is.
+    pub large_cache: Option<PathBuf>,
 }
 
 impl Plan {
@@ -357,6 +384,18 @@ impl Plan {
         if batch_clients == 0 || single_clients == 0 {
             bail!("--batch-clients and --single-clients must be at least 1");
         }
+        let large_events = args.large_events.unwrap_or(if args.quick {
+            large::QUICK_EVENTS
+        } else {
+            large::DEFAULT_EVENTS
+        });
+        if large_events < large::MIN_EVENTS {
+            bail!("--large-events must be at least {}", large::MIN_EVENTS);
+        }
+        let large_cache = args
+            .large_cache
+            .clone()
+            .map(|dir| dir.unwrap_or_else(large::default_cache_root));
         Ok(Plan {
             workloads,
             stores,
@@ -367,6 +406,8 @@ impl Plan {
             batch_clients,
             batch_size,
             single_clients,
+            large_events,
+            large_cache,
         })
     }
 }
@@ -396,8 +437,8 @@ pub struct WorkloadContext<'a> {
 /// answer it did not expect.
 pub type ServerWorkload = fn(&WorkloadContext<'_>) -> Result<Vec<Figure>>;
 
-/// The workloads run through [`ServerWorkload`]: the 10 M-event proof and search workloads
-/// register here. A selected workload with neither a figure from the ingest workloads nor an
+/// The workloads run through [`ServerWorkload`] (the 10 M-event workloads need a log of
+/// their own and run in [`large`] instead). A selected workload with neither a figure from the ingest workloads nor an
 /// entry here is reported as not measured.
 pub fn server_workloads() -> Vec<(Workload, ServerWorkload)> {
     Vec::new()
@@ -427,7 +468,8 @@ pub struct BenchArgs {
     /// Do not run the baseline
     #[arg(long)]
     pub skip_baseline: bool,
-    /// Run only these workloads (repeatable): batch, single, verify, index-lag, proofs, search
+    /// Run only these workloads (repeatable): batch, single, verify, index-lag, large-build,
+    /// index-catch-up, proof-inclusion, proof-consistency, search-first-page
     #[arg(long, value_name = "WORKLOAD")]
     pub only: Vec<Workload>,
     /// Measure only these stores (repeatable): embedded, postgres
@@ -445,6 +487,13 @@ pub struct BenchArgs {
     /// Print the rounds and medians as JSON on stdout (progress still goes to stderr)
     #[arg(long)]
     pub json: bool,
+    /// Events in the log of the large workloads (default 10,000,000; 20,000 with --quick)
+    #[arg(long, value_name = "N")]
+    pub large_events: Option<u64>,
+    /// Keep the log of the large workloads in DIR/<seed>-<events>/ (default
+    /// target/bench-cache) and reuse it in later runs of the same build of sealtrail
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub large_cache: Option<Option<PathBuf>>,
 }
 
 /// Runs `sealtrail bench`: every round of every store, then the baseline, then the table.
@@ -487,19 +536,32 @@ fn run_rounds(args: BenchArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.spawn(server::clean_up_on_signal());
     let clinic = clinic::Clinic::new(plan.seed);
+    let mut large_log = large::Session::default();
     let mut rounds = Vec::new();
     for round in 1..=plan.rounds {
         let mut figures = Vec::new();
         for &store in &plan.stores {
-            let measured = workloads::run_store(
-                &runtime,
-                &plan,
-                store,
-                args.database_url.as_deref(),
-                &clinic,
-                &mut |figure| out.figure(round, figure),
-            )?;
-            figures.extend(measured.figures);
+            if plan.workloads.iter().any(|&w| !large::is_large(w)) {
+                let measured = workloads::run_store(
+                    &runtime,
+                    &plan,
+                    store,
+                    args.database_url.as_deref(),
+                    &clinic,
+                    &mut |figure| out.figure(round, figure),
+                )?;
+                figures.extend(measured.figures);
+            }
+            // The 10 M-event workloads run on a log of their own, on the embedded store.
+            if store == StoreKind::Embedded && plan.workloads.iter().any(|&w| large::is_large(w)) {
+                figures.extend(large::run(
+                    &mut large_log,
+                    &runtime,
+                    &plan,
+                    &clinic,
+                    &mut |figure| out.figure(round, figure),
+                )?);
+            }
         }
         let measured_baseline = match &baseline_plan {
             BaselinePlan::Run(script) => {
@@ -546,10 +608,10 @@ mod tests {
 
     #[test]
     fn target_ratios_are_one_or_more_when_met() {
-        let batch = Workload::Batch.target();
+        let batch = Workload::Batch.target().unwrap();
         assert_eq!(batch.ratio(300_000.0), 2.0);
         assert_eq!(batch.ratio(75_000.0), 0.5);
-        let lag = Workload::IndexLag.target();
+        let lag = Workload::IndexLag.target().unwrap();
         assert_eq!(lag.ratio(1.0), 2.0);
         assert_eq!(lag.ratio(4.0), 0.5);
     }

@@ -149,9 +149,9 @@ pub fn not_measured(plan: &Plan, medians: &[Figure]) -> Vec<NotMeasured> {
             {
                 continue;
             }
-            let reason = match workload {
-                Workload::Proofs | Workload::Search => {
-                    "the 10 M-event workloads are not registered in bench::server_workloads yet"
+            let reason = match (workload, store) {
+                (w, StoreKind::Postgres) if super::large::is_large(w) => {
+                    "the 10 M-event workloads run on the embedded store only"
                 }
                 _ => "no figure was produced",
             };
@@ -260,7 +260,9 @@ pub fn summary_rows(medians: &[Figure]) -> Vec<Vec<String>> {
             figure.store.name().to_string(),
             match figure.workload {
                 Workload::IndexLag => format!("{} max", value_text(figure.value, figure.unit)),
-                Workload::Proofs | Workload::Search => {
+                Workload::ProofInclusion
+                | Workload::ProofConsistency
+                | Workload::SearchFirstPage => {
                     format!("{} p99", value_text(figure.value, figure.unit))
                 }
                 _ => value_text(figure.value, figure.unit),
@@ -432,7 +434,8 @@ mod tests {
     use super::*;
 
     fn figure(workload: Workload, value: f64, baseline: Option<f64>) -> Figure {
-        let mut f = Figure::new(workload, StoreKind::Embedded, value, workload.target().unit);
+        let unit = workload.target().unwrap().unit;
+        let mut f = Figure::new(workload, StoreKind::Embedded, value, unit);
         f.baseline = baseline;
         f.p99_ms = Some(value / 1000.0);
         f
@@ -475,7 +478,7 @@ mod tests {
         single.p99_ms = Some(20.0);
         let lag = figure(Workload::IndexLag, 0.5, None);
         let missing = [NotMeasured {
-            workload: Workload::Proofs,
+            workload: Workload::ProofInclusion,
             store: StoreKind::Embedded,
             reason: "later".into(),
         }];
@@ -501,7 +504,7 @@ mod tests {
         assert_eq!(column(lines[0], "store"), column(lines[2], "embedded"));
         assert_eq!(
             missing_lines(&missing),
-            "not measured: inclusion/consistency proof, 10 M on the embedded store: later\n"
+            "not measured: inclusion proof, 10 M on the embedded store: later\n"
         );
     }
 }
