@@ -80,7 +80,10 @@ fn the_large_workloads_build_serve_prove_and_search_a_log_and_reuse_it_from_the_
         assert_eq!(proofs["unit"], "ms");
         // The 1 ms target is for 10 M events: at 3,000 it is not applied, and the note says so.
         assert_eq!(proofs["target"], Value::Null, "{proofs}");
-        assert!(note(workload).starts_with("at 3,000 events, not 10 M"), "{proofs}");
+        assert!(
+            note(workload).starts_with("at 3,000 events, not 10 M"),
+            "{proofs}"
+        );
         assert_eq!(proofs["value"], proofs["p99_ms"]);
         assert!(proofs["p50_ms"].as_f64().unwrap() > 0.0, "{proofs}");
         // --quick: 500 requests, every one of them verified.
