@@ -814,7 +814,7 @@ fn distinct_targets(mut targets: Vec<(String, String)>) -> Vec<(String, String)>
 
 /// Appends the searchable text of a details value: strings and numbers at any depth.
 /// (Details nest at most 8 levels, so the recursion is bounded.)
-fn push_text(value: &Value, out: &mut String) {
+pub(crate) fn push_text(value: &Value, out: &mut String) {
     match value {
         Value::String(s) => {
             out.push_str(s);

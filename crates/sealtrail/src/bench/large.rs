@@ -838,17 +838,11 @@ impl Serve {
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        let child = self.child.as_mut().context("sealtrail serve was stopped")?;
-        if let Some(status) = child.try_wait()? {
-            bail!("sealtrail serve exited ({status}): {}", self.stderr_tail());
-        }
-        Ok(())
+        super::server::check_alive(self.child.as_mut(), &self.log)
     }
 
     fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        super::server::log_tail(&self.log)
     }
 
     /// The largest resident set serve has had so far (`VmHWM`), where `/proc` tells.
@@ -1441,7 +1435,7 @@ impl Filter {
         if let Some(words) = &self.words {
             let mut text = String::new();
             if let Some(details) = event.get("details") {
-                details_text(details, &mut text);
+                crate::index::push_text(details, &mut text);
             }
             let tokens = tokens(&text);
             if let Some(word) = words.iter().find(|word| !contains_run(&tokens, word)) {
@@ -1473,23 +1467,6 @@ fn event_time(event: &Value) -> Option<i64> {
 fn normal_ip(text: &str) -> String {
     text.parse::<IpAddr>()
         .map_or_else(|_| text.to_string(), |ip| ip.to_string())
-}
-
-/// The searchable text of a value of `details`: strings and numbers at any depth.
-fn details_text(value: &Value, out: &mut String) {
-    match value {
-        Value::String(s) => {
-            out.push_str(s);
-            out.push('\n');
-        }
-        Value::Number(n) => {
-            out.push_str(&n.to_string());
-            out.push('\n');
-        }
-        Value::Array(items) => items.iter().for_each(|v| details_text(v, out)),
-        Value::Object(map) => map.values().for_each(|v| details_text(v, out)),
-        Value::Bool(_) | Value::Null => {}
-    }
 }
 
 /// Words of letters and digits, lowercased: how the text index splits text.
@@ -1612,7 +1589,9 @@ impl QueryPools {
                 }
                 if let Some(details) = event["details"].as_object() {
                     let mut values = String::new();
-                    details.values().for_each(|v| details_text(v, &mut values));
+                    details
+                        .values()
+                        .for_each(|v| crate::index::push_text(v, &mut values));
                     text.extend(
                         values
                             .lines()

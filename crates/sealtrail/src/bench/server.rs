@@ -336,17 +336,11 @@ impl Running {
 
     /// Fails with serve's last words if it has exited.
     pub fn check_alive(&mut self) -> Result<()> {
-        let child = self.child.as_mut().context("sealtrail serve was stopped")?;
-        if let Some(status) = child.try_wait()? {
-            bail!("sealtrail serve exited ({status}): {}", self.stderr_tail());
-        }
-        Ok(())
+        check_alive(self.child.as_mut(), &self.log)
     }
 
     fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        log_tail(&self.log)
     }
 
     /// Stops serve with SIGTERM, as an operator would, and waits for it to exit; fails if
@@ -420,6 +414,22 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// Fails with the last lines of its stderr (`log`) if serve has exited, or was stopped.
+pub(super) fn check_alive(child: Option<&mut Child>, log: &Path) -> Result<()> {
+    let child = child.context("sealtrail serve was stopped")?;
+    if let Some(status) = child.try_wait()? {
+        bail!("sealtrail serve exited ({status}): {}", log_tail(log));
+    }
+    Ok(())
+}
+
+/// The last 20 lines of serve's stderr.
+pub(super) fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[cfg(test)]
