@@ -859,29 +859,7 @@ impl Serve {
         self.check_alive()?;
         let mut child = self.child.take().expect("checked above");
         self.guard.abort();
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        if !sent.is_ok_and(|s| s.success()) {
-            let _ = child.kill();
-        }
-        let deadline = Instant::now() + SERVE_STOP_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                ensure!(
-                    status.success(),
-                    "sealtrail serve exited with {status} on SIGTERM: {}",
-                    self.stderr_tail()
-                );
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("sealtrail serve did not stop within {SERVE_STOP_TIMEOUT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::server::terminate(&mut child, &self.log, SERVE_STOP_TIMEOUT)
     }
 }
 

@@ -349,30 +349,7 @@ impl Running {
         self.check_alive()?;
         let mut child = self.child.take().expect("checked above");
         let _forget = Forget(Leftover::Process(child.id()));
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        if !sent.is_ok_and(|s| s.success()) {
-            let _ = child.kill();
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!(
-                        "sealtrail serve exited with {status} on SIGTERM: {}",
-                        self.stderr_tail()
-                    );
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("sealtrail serve did not stop within 30 s of SIGTERM; killed it");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(&mut child, &self.log, Duration::from_secs(30))
     }
 
     /// The PostgreSQL database of this run, if any.
@@ -414,6 +391,35 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// Sends serve SIGTERM, as an operator would, and waits up to `timeout` for a clean exit
+/// (killing it after that); fails with its last words if it exits otherwise.
+pub(super) fn terminate(child: &mut Child, log: &Path, timeout: Duration) -> Result<()> {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    if !sent.is_ok_and(|s| s.success()) {
+        let _ = child.kill();
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!(
+                    "sealtrail serve exited with {status} on SIGTERM: {}",
+                    log_tail(log)
+                );
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("sealtrail serve did not stop within {timeout:?} of SIGTERM; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Fails with the last lines of its stderr (`log`) if serve has exited, or was stopped.
