@@ -966,10 +966,13 @@ impl Writer {
                 let items = by_tenant.remove(tenant).unwrap_or_default();
                 let mut submissions = Vec::with_capacity(items.len());
                 let mut assigned = Vec::with_capacity(items.len());
-                for (submission, id) in items {
-                    // Already in the log: a chunk committed just before a crash, or a commit
-                    // whose answer was lost with the connection.
-                    if work.store.seq_of_id(tenant, &id.id.to_string())?.is_some() {
+                // Already in the log: a chunk committed just before a crash, or a commit whose
+                // answer was lost with the connection. Looked up in one round trip.
+                let ids: Vec<String> = items.iter().map(|(_, a)| a.id.to_string()).collect();
+                let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let in_log = work.store.seqs_of_ids(tenant, &id_refs)?;
+                for ((submission, id), id_text) in items.into_iter().zip(&ids) {
+                    if in_log.contains_key(id_text) {
                         continue;
                     }
                     submissions.push(submission);
@@ -1456,6 +1459,16 @@ impl GroupWork<'_> {
         let mut hashes = Vec::with_capacity(submissions.len() * 2);
         let mut keys_in_group: HashMap<String, Receipt> = HashMap::new();
         let mut new_keys: Vec<(String, u64)> = Vec::new();
+        // Every key of the group looked up at once: one round trip on a networked store.
+        let keys: Vec<&str> = submissions
+            .iter()
+            .filter_map(|s| s.idempotency_key.as_deref())
+            .collect();
+        let recorded = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            store.idempotent_seqs(tenant, &keys)?
+        };
         for (i, submission) in submissions.iter().enumerate() {
             let given = assigned.and_then(|a| a.get(i));
             let received_at = given.map_or(received_now, |a| a.received_at);
@@ -1464,7 +1477,7 @@ impl GroupWork<'_> {
                     outcomes.push(Outcome::Duplicate(receipt.clone()));
                     continue;
                 }
-                if let Some(seq) = store.idempotent_seq(tenant, key)? {
+                if let Some(&seq) = recorded.get(key) {
                     let receipt = receipt_for_seq(store, tenant, seq)?;
                     outcomes.push(Outcome::Duplicate(receipt));
                     continue;

@@ -264,6 +264,29 @@ fn appended_entries_read_back_every_way(backend: &dyn Backend) {
         reader.seq_of_id("other", &entry_id("acme", 1)).unwrap(),
         None
     );
+    // Many ids at once: those in the tenant's log only.
+    let ids = [
+        entry_id("acme", 999),
+        entry_id("acme", 0),
+        entry_id("other", 2),
+        entry_id("acme", 1000),
+        entry_id("acme", 7),
+    ];
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(
+        reader.seqs_of_ids("acme", &refs).unwrap(),
+        [
+            (ids[0].clone(), 999),
+            (ids[1].clone(), 0),
+            (ids[4].clone(), 7)
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        reader.seqs_of_ids("other", &refs).unwrap(),
+        [(ids[2].clone(), 2)].into_iter().collect()
+    );
 
     let range = reader.entries("acme", 10, 20, 100).unwrap();
     assert_eq!(
@@ -356,6 +379,23 @@ fn idempotency_keys_point_at_their_entry(backend: &dyn Backend) {
     assert_eq!(store.idempotent_seq("acme", "k-1").unwrap(), None);
     // Keys are per tenant.
     assert_eq!(store.idempotent_seq("other", "k-0").unwrap(), None);
+    // Many keys at once: recorded keys only, per tenant, repeats harmless.
+    let found = store
+        .idempotent_seqs("acme", &["k-2", "k-1", "k-0", "k-2", "nope"])
+        .unwrap();
+    assert_eq!(
+        found,
+        [("k-0".to_string(), 0), ("k-2".to_string(), 2)]
+            .into_iter()
+            .collect()
+    );
+    assert!(
+        store
+            .idempotent_seqs("other", &["k-0", "k-2"])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.idempotent_seqs("acme", &[]).unwrap().is_empty());
     // A key is used once.
     store.begin_write(&["acme"]).unwrap();
     assert!(

@@ -20,6 +20,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -209,6 +210,17 @@ pub trait Store: Send {
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>>;
     /// The seq of the entry with this id, if any.
     fn seq_of_id(&self, tenant: &str, id: &str) -> Result<Option<u64>>;
+    /// [`Store::seq_of_id`] for many ids at once: the seq of each id in the log (ids not in
+    /// it are absent). A store across a network answers in one round trip.
+    fn seqs_of_ids(&self, tenant: &str, ids: &[&str]) -> Result<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(seq) = self.seq_of_id(tenant, id)? {
+                found.insert((*id).to_string(), seq);
+            }
+        }
+        Ok(found)
+    }
     /// Up to `limit` entries with `from <= seq < to`, in seq order.
     fn entries(
         &self,
@@ -244,6 +256,17 @@ pub trait Store: Send {
         Ok(())
     }
     fn idempotent_seq(&self, tenant: &str, key: &str) -> Result<Option<u64>>;
+    /// [`Store::idempotent_seq`] for many keys at once: the seq of each key that is recorded
+    /// (keys not recorded are absent). A store across a network answers in one round trip.
+    fn idempotent_seqs(&self, tenant: &str, keys: &[&str]) -> Result<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        for key in keys {
+            if let Some(seq) = self.idempotent_seq(tenant, key)? {
+                found.insert((*key).to_string(), seq);
+            }
+        }
+        Ok(found)
+    }
     /// The latest (largest) signed checkpoint of a tenant.
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>>;
     /// Every signed checkpoint note of a tenant, by size.

@@ -81,6 +81,10 @@ const SELECT_ENTRY_ID: &str = "SELECT id FROM entries WHERE tenant = $1 AND seq 
 const SELECT_SEQ_OF_ID: &str = "SELECT seq FROM entries WHERE tenant = $1 AND id = $2";
 const SELECT_ENTRIES: &str = "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4";
 const SELECT_IDEMPOTENT: &str = "SELECT seq FROM idempotency WHERE tenant = $1 AND key = $2";
+/// One primary-key lookup per key, in one statement (the lateral form, as for hashes).
+const SELECT_IDEMPOTENT_MANY: &str = "SELECT w.key, i.seq FROM unnest($2::text[]) AS w(key), LATERAL (SELECT seq FROM idempotency WHERE tenant = $1 AND key = w.key LIMIT 1) AS i";
+/// One `(tenant, id)` lookup per id, in one statement.
+const SELECT_SEQS_OF_IDS: &str = "SELECT w.id, e.seq FROM unnest($2::text[]) AS w(id), LATERAL (SELECT seq FROM entries WHERE tenant = $1 AND id = w.id LIMIT 1) AS e";
 const SELECT_LATEST_CHECKPOINT: &str =
     "SELECT size, note, created_at FROM checkpoints WHERE tenant = $1 ORDER BY size DESC LIMIT 1";
 const SELECT_CHECKPOINTS: &str = "SELECT note FROM checkpoints WHERE tenant = $1 ORDER BY size";
@@ -341,6 +345,25 @@ impl PgStore {
                 .map(map)
                 .transpose()
         })
+    }
+
+    /// Runs a `(text, seq)` lookup of many names in one statement.
+    fn lookup_many(
+        &self,
+        sql: &'static str,
+        tenant: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, u64>> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self.query_map(sql, &[&tenant, &names], |row| {
+            Ok((
+                row.try_get::<_, String>(0)?,
+                row.try_get::<_, i64>(1)? as u64,
+            ))
+        })?;
+        Ok(rows.into_iter().collect())
     }
 
     fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
@@ -878,6 +901,14 @@ impl Store for PgStore {
             row.try_get::<_, i64>(0)
         })?;
         Ok(seq.map(|seq| seq as u64))
+    }
+
+    fn idempotent_seqs(&self, tenant: &str, keys: &[&str]) -> Result<HashMap<String, u64>> {
+        self.lookup_many(SELECT_IDEMPOTENT_MANY, tenant, keys)
+    }
+
+    fn seqs_of_ids(&self, tenant: &str, ids: &[&str]) -> Result<HashMap<String, u64>> {
+        self.lookup_many(SELECT_SEQS_OF_IDS, tenant, ids)
     }
 
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>> {
