@@ -197,6 +197,8 @@ pub struct LogHead {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, LedgerError>>;
+/// One append job's events and where its outcomes go.
+type AppendRequest = (Vec<Submission>, Reply<Vec<Outcome>>);
 
 /// Delivers one job's result once its group's commit outcome is known.
 type Answer = Box<dyn FnOnce(Result<(), &LedgerError>)>;
@@ -1058,10 +1060,22 @@ impl Writer {
             audit: &mut self.audit,
         };
         let mut failure = None;
-        let mut pending_jobs = jobs.into_iter();
-        for job in pending_jobs.by_ref() {
-            let (answer, error) = work.apply(job);
-            settled.push(answer);
+        let mut pending_jobs = jobs.into_iter().peekable();
+        while pending_jobs.peek().is_some() {
+            // Consecutive appends are applied together, one call per tenant: one tail read,
+            // one idempotency lookup and one insert per table for all of them.
+            let mut run = Vec::new();
+            while let Some(job) = pending_jobs.next_if(|job| matches!(job, Job::Append { .. })) {
+                run.push(job);
+            }
+            let error = if run.is_empty() {
+                let job = pending_jobs.next().expect("peeked");
+                let (answer, error) = work.apply(job);
+                settled.push(answer);
+                error
+            } else {
+                work.apply_appends(run, settled)
+            };
             if let Some(error) = error {
                 failure = Some(error);
                 break;
@@ -1330,6 +1344,79 @@ struct GroupWork<'w> {
 }
 
 impl GroupWork<'_> {
+    /// Applies a run of append jobs: per tenant (in order of first appearance), all of its
+    /// jobs' events in one [`GroupWork::append_assigned`], in job order; each job then gets
+    /// its own part of the outcomes. Returns the error that aborts the group, if any; the
+    /// jobs not applied by then are settled as unapplied.
+    fn apply_appends(&mut self, run: Vec<Job>, settled: &mut Vec<Settled>) -> Option<LedgerError> {
+        let mut by_tenant: Vec<(String, Vec<AppendRequest>)> = Vec::new();
+        for job in run {
+            let Job::Append {
+                tenant,
+                submissions,
+                reply,
+            } = job
+            else {
+                unreachable!("a run holds appends only")
+            };
+            match by_tenant.iter_mut().find(|(name, _)| *name == tenant) {
+                Some((_, jobs)) => jobs.push((submissions, reply)),
+                None => by_tenant.push((tenant, vec![(submissions, reply)])),
+            }
+        }
+        let mut tenants = by_tenant.into_iter();
+        for (tenant, jobs) in tenants.by_ref() {
+            let counts: Vec<usize> = jobs.iter().map(|(s, _)| s.len()).collect();
+            let mut all = Vec::with_capacity(counts.iter().sum());
+            let mut replies = Vec::with_capacity(jobs.len());
+            for (mut submissions, reply) in jobs {
+                all.append(&mut submissions);
+                replies.push(reply);
+            }
+            let result = self.append_assigned(&tenant, &all, None);
+            let mut submissions = all.into_iter();
+            let mut parts = counts
+                .iter()
+                .map(|&n| submissions.by_ref().take(n).collect::<Vec<_>>());
+            let (mut outcomes, error) = match result {
+                Ok(outcomes) => (Some(outcomes.into_iter()), None),
+                Err(error) => (None, Some(error)),
+            };
+            let aborted = error.as_ref().is_some_and(LedgerError::aborts_group);
+            for (reply, &n) in replies.into_iter().zip(&counts) {
+                let tried = match (&error, outcomes.as_mut()) {
+                    _ if aborted => None,
+                    (None, Some(outcomes)) => Some(Ok(outcomes.by_ref().take(n).collect())),
+                    // Refused on its own merits (the tenant does not exist): each job is told.
+                    (Some(LedgerError::Invalid(message)), _) => {
+                        Some(Err(LedgerError::Invalid(message.clone())))
+                    }
+                    _ => None,
+                };
+                settled.push(Settled::Append(PendingAppend {
+                    tenant: tenant.clone(),
+                    submissions: parts.next().expect("one part per job"),
+                    reply,
+                    tried,
+                }));
+            }
+            if aborted {
+                for (tenant, jobs) in tenants {
+                    for (submissions, reply) in jobs {
+                        settled.push(Settled::Append(PendingAppend {
+                            tenant: tenant.clone(),
+                            submissions,
+                            reply,
+                            tried: None,
+                        }));
+                    }
+                }
+                return error;
+            }
+        }
+        None
+    }
+
     fn apply(&mut self, job: Job) -> (Settled, Option<LedgerError>) {
         let (answer, error) = match job {
             Job::Append {

@@ -29,6 +29,9 @@ trait Backend {
     /// The SQL that removes a trigger.
     fn drop_trigger(&self, trigger: &str, table: &str) -> String;
     fn data_dir(&self) -> &std::path::Path;
+    /// Holds a lock, from a session of its own, that stops any append to the log until the
+    /// returned guard is dropped.
+    fn hold_appends(&self) -> Box<dyn std::any::Any>;
 }
 
 struct Embedded {
@@ -57,6 +60,13 @@ impl Backend for Embedded {
     }
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+    fn hold_appends(&self) -> Box<dyn std::any::Any> {
+        let conn =
+            rusqlite::Connection::open(store::sqlite::database_path(self.dir.path())).unwrap();
+        // SQLite's one write lock, until the connection closes.
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        Box::new(conn)
     }
 }
 
@@ -89,6 +99,14 @@ impl Backend for Postgres {
     }
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+    fn hold_appends(&self) -> Box<dyn std::any::Any> {
+        let mut client = self.db.connect();
+        // Inserts wait for this lock until the session ends.
+        client
+            .batch_execute("BEGIN; LOCK TABLE entries IN EXCLUSIVE MODE")
+            .unwrap();
+        Box::new(client)
     }
 }
 
@@ -130,6 +148,7 @@ store_suite!(
     protections_report_a_dropped_trigger,
     concurrent_writers_extend_one_log,
     two_ledgers_append_to_one_log,
+    appends_queued_together_commit_as_one_group,
     a_reader_refuses_a_store_that_does_not_exist,
 );
 
@@ -782,4 +801,119 @@ fn a_reader_refuses_a_store_that_does_not_exist(backend: &dyn Backend) {
     let store = writer(backend);
     assert_eq!(store.tenants().unwrap(), vec![]);
     assert!(backend.location().open_reader().is_ok());
+}
+
+/// Appends that queue while the writer is busy are committed as one group: each tenant's
+/// events in one call, in the order the requests came, each request answered with its own
+/// outcomes (a duplicate key across requests included, a request for an unknown tenant refused
+/// on its own).
+fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
+    let ledger = Ledger::start(LedgerConfig {
+        data_dir: backend.data_dir().to_path_buf(),
+        store: backend.location(),
+        signing_key: None,
+        checkpoint_interval: Duration::from_secs(3600),
+        origin_prefix: "store.test".into(),
+        audit_stdout: false,
+    })
+    .unwrap();
+    for tenant in ["acme", "beta"] {
+        ledger.ensure_tenant_blocking(tenant, "test").unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lock = backend.hold_appends();
+    let requests: Vec<(&str, Vec<Submission>)> = vec![
+        // Taken by the writer alone, which then waits for the lock.
+        ("acme", vec![event(0, 0)]),
+        // Queued behind it, in this order.
+        ("acme", vec![event(0, 1)]),
+        ("beta", vec![event(1, 0)]),
+        ("acme", vec![event(0, 2), event(0, 1), event(0, 3)]),
+        ("nobody", vec![event(2, 0)]),
+        ("beta", vec![event(1, 1)]),
+    ];
+    let answers = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for (i, (tenant, batch)) in requests.into_iter().enumerate() {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(
+                async move { ledger.append(tenant, batch).await },
+            ));
+            let pause = if i == 0 { 300 } else { 30 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(lock);
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    });
+    let created = |answer: &Result<Vec<Outcome>, _>| -> Vec<(String, u64)> {
+        answer
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Created(r) => ("created".to_string(), r.seq),
+                Outcome::Duplicate(r) => ("duplicate".to_string(), r.seq),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let c = |seq| ("created".to_string(), seq);
+    assert_eq!(created(&answers[0]), vec![c(0)]);
+    assert_eq!(created(&answers[1]), vec![c(1)]);
+    assert_eq!(created(&answers[2]), vec![c(0)]);
+    assert_eq!(
+        created(&answers[3]),
+        vec![c(2), ("duplicate".to_string(), 1), c(3)]
+    );
+    assert!(
+        matches!(&answers[4], Err(sealtrail::ledger::LedgerError::Invalid(m)) if m.contains("does not exist")),
+        "{:?}",
+        answers[4]
+    );
+    assert_eq!(created(&answers[5]), vec![c(1)]);
+    let receipt = |answer: &Result<Vec<Outcome>, _>, i: usize| match &answer.as_ref().unwrap()[i] {
+        Outcome::Created(r) | Outcome::Duplicate(r) => r.clone(),
+        other => panic!("unexpected {other:?}"),
+    };
+    // The duplicate names the request before it in the same group.
+    assert_eq!(receipt(&answers[3], 1), receipt(&answers[1], 0));
+    // One call per tenant for the queued requests: one acceptance time for all of acme's.
+    assert_eq!(
+        receipt(&answers[1], 0).received_at,
+        receipt(&answers[3], 2).received_at
+    );
+    ledger.shutdown();
+    let reader = backend.location().open_reader().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 4);
+    assert_eq!(reader.size("beta").unwrap(), 2);
+    for (answer, i, tenant) in [
+        (0, 0, "acme"),
+        (1, 0, "acme"),
+        (3, 0, "acme"),
+        (3, 2, "acme"),
+        (2, 0, "beta"),
+        (5, 0, "beta"),
+    ] {
+        let r = receipt(&answers[answer], i);
+        assert_eq!(reader.entry_id(tenant, r.seq).unwrap().unwrap(), r.id);
+        let bytes = reader.entry(tenant, r.seq).unwrap().unwrap();
+        assert_eq!(leaf_hash(&bytes).to_hex(), r.event_hash);
+    }
+    for tenant in ["acme", "beta"] {
+        let record = reader.tenant(tenant).unwrap().unwrap();
+        let key = sealtrail_core::note::VerifierKey::parse(&record.vkey.unwrap()).unwrap();
+        let report =
+            verification::verify_tenant_with_keys(reader.as_ref(), tenant, &[key], &[], None, None)
+                .unwrap();
+        assert!(report.valid, "{tenant}: {report:?}");
+    }
 }
