@@ -73,6 +73,7 @@ impl Application {
             readers,
             settings: Arc::new(settings),
             tokens: crate::http::TokenCache::default(),
+            tree_cache: crate::tree_cache::TreeCache::default(),
         };
         Ok(Application {
             listener,

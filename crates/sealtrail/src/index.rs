@@ -75,9 +75,12 @@
 //!   whitespace-separated word of it; a word with punctuation inside (`claim-123`) must appear
 //!   as that sequence of tokens. Whole tokens only, no prefixes.
 //! - **Plans.** Each search is driven by the index that keeps seq order and stops after one
-//!   page (see [`search`]). The one filter that cannot keep seq order is a time range: when it
-//!   holds fewer than [`NARROW_TIME_RANGE`] events it drives (read them all, sort by key); when
-//!   it holds more, the other filters drive and time is checked per row.
+//!   page (see [`search`]). Event times need not follow seq order (producers send
+//!   `occurred_at`, late or early), so the time index is kept per block of 2^[`BLOCK_BITS`]
+//!   seqs, `(key >> BLOCK_BITS, at)`: a time range is walked block by block in page order,
+//!   each block's matches sorted by key (at most a block's worth), and the walk stops at the
+//!   block that completes the page. It drives unless another filter matches fewer than
+//!   [`SELECTIVE_FILTER`] events; then that filter drives and time is checked per row.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -95,8 +98,9 @@ use serde_json::Value;
 
 use crate::store::{Location, Store, StoreError};
 
-/// The index schema this build writes; any other version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The index schema this build writes (`PRAGMA user_version`); any other version is rebuilt.
+/// Unit tests use smaller time blocks ([`BLOCK_BITS`]), which is another schema.
+pub const SCHEMA_VERSION: i64 = if cfg!(test) { 1_002 } else { 2 };
 
 /// Entries per tenant read, parsed and written in one index transaction.
 pub const BATCH_ENTRIES: usize = 10_000;
@@ -106,8 +110,14 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// A round that finds only a few entries starts at most this often (see `Worker::run`).
 pub const ROUND_PACE: Duration = Duration::from_millis(200);
 
-/// A time range with fewer events than this drives a search (see the module docs).
-pub const NARROW_TIME_RANGE: i64 = 4096;
+/// Seqs per block of the time index `events_by_block`: `(key >> BLOCK_BITS, at)`. A time
+/// range is searched block by block in key order (see [`search`]). Unit tests use small blocks
+/// so that their few hundred events span many.
+pub const BLOCK_BITS: u32 = if cfg!(test) { 4 } else { 13 };
+
+/// A time range drives a search unless another filter matches fewer events of the tenant than
+/// this (counted with a capped scan): then that filter drives and time is checked per row.
+pub const SELECTIVE_FILTER: i64 = if cfg!(test) { 24 } else { 4096 };
 
 /// Bits of the key that hold the seq.
 const SEQ_BITS: u32 = 44;
@@ -116,7 +126,10 @@ pub const MAX_INDEXED_SEQ: u64 = (1 << SEQ_BITS) - 1;
 /// The largest tenant number: the key must stay a positive `i64`.
 const MAX_TENANT_NUMBER: i64 = (1 << (63 - SEQ_BITS)) - 1;
 
-const SCHEMA: &str = r#"
+/// The index's tables and indexes.
+fn schema() -> String {
+    format!(
+        r#"
 -- One row per tenant: its key prefix and its watermark.
 CREATE TABLE tenants (
     number   INTEGER PRIMARY KEY,   -- the high bits of every key of this tenant
@@ -138,7 +151,8 @@ CREATE TABLE events (
     source   TEXT
 );
 -- Every index below ends with the key (rowid), so equality scans come out in seq order.
-CREATE INDEX events_by_time     ON events (tenant, at);
+-- Time by block of 2^BLOCK_BITS seqs: within a block, a time range is one index range.
+CREATE INDEX events_by_block    ON events ((key >> {BLOCK_BITS}), at);
 CREATE INDEX events_by_action   ON events (action);
 CREATE INDEX events_by_activity ON events (activity) WHERE activity IS NOT NULL;
 CREATE INDEX events_by_outcome  ON events (outcome);
@@ -158,7 +172,9 @@ CREATE INDEX targets_by_type ON targets (type, key);
 
 -- The text of the values in details, rowid = key. Contentless: only the terms are kept.
 CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
-"#;
+"#
+    )
+}
 
 /// The index database inside a data directory.
 pub fn index_path(data_dir: &Path) -> PathBuf {
@@ -395,7 +411,8 @@ fn open_writer(path: &Path, log: &dyn Store) -> Result<Connection, IndexError> {
     }
     let conn = configure(Connection::open(path)?)?;
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        schema()
     ))?;
     Ok(conn)
 }
@@ -970,8 +987,8 @@ pub fn text_query(q: &str) -> Option<String> {
 /// Which index walks first; see [`search`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Driver {
-    /// A narrow time range: all its events, sorted by key.
-    Time,
+    /// A time range: the time index, block by block in key order.
+    Blocks,
     /// The targets table by target id, in key order.
     Target,
     /// The full-text index, in key order.
@@ -1008,13 +1025,19 @@ impl Sql {
 
 /// The seqs of the tenant's events that match, in `search.order`, at most `search.limit`.
 ///
-/// Every plan walks an index whose order is key order (= seq order) and stops after `limit`
-/// matches, so a page costs about `limit` index reads plus what the other filters reject on
-/// the way. The driver, in this order of preference:
+/// Every plan walks an index in key order (= seq order) and stops after `limit` matches, so a
+/// page costs about `limit` index reads plus what the other filters reject on the way. The
+/// driver, in this order of preference:
 ///
-/// 1. a time range holding fewer than [`NARROW_TIME_RANGE`] events (counted with a capped
-///    scan of the time index): read them and sort — the only plan that sorts, and it is
-///    bounded;
+/// 1. a time range (`from`, `to` or both), unless another filter matches fewer than
+///    [`SELECTIVE_FILTER`] of the tenant's events (counted with a capped scan of that
+///    filter's own plan, which then drives): the time index `events_by_block`, whose key is
+///    `(key >> BLOCK_BITS, at)`, walked one block of 2^[`BLOCK_BITS`] seqs at a time in page
+///    order. Within a block the range is one index range, sorted by key (at most one block's
+///    rows); blocks are disjoint key ranges, so the pages of successive blocks follow each
+///    other, and the walk stops at the block that completes the page. A block with nothing
+///    in the range costs one index seek. Event times need not follow seq order: a block is
+///    skipped only when none of its events is in the range;
 /// 2. `target_id` (ids are selective): the targets table, keyed `(id, key, type)`;
 /// 3. `q`: the FTS5 doclists, in rowid (= key) order;
 /// 4. otherwise `events` by key, where SQLite uses an equality filter's index `(col, key)`
@@ -1028,8 +1051,23 @@ pub fn search(conn: &Connection, tenant: i64, search: &Search) -> Result<Vec<u64
     let Some(range) = key_range(tenant, search) else {
         return Ok(Vec::new());
     };
-    let driver = choose_driver(conn, tenant, search)?;
-    run(conn, &search_sql(tenant, search, range, driver))
+    let driver = choose_driver(conn, search, range)?;
+    execute(conn, search, range, driver)
+}
+
+/// Runs the search with the given driver (every driver gives the same answer).
+fn execute(
+    conn: &Connection,
+    search: &Search,
+    range: (i64, i64),
+    driver: Driver,
+) -> Result<Vec<u64>, IndexError> {
+    let sql = search_sql(search, range, driver);
+    if driver == Driver::Blocks {
+        walk_blocks(conn, search, range, sql)
+    } else {
+        run(conn, &sql)
+    }
 }
 
 /// The keys a search may return: the tenant's, after the cursor. `None` when nothing can match.
@@ -1059,22 +1097,66 @@ fn key_range(tenant: i64, search: &Search) -> Option<(i64, i64)> {
     Some((lo, hi))
 }
 
-fn choose_driver(conn: &Connection, tenant: i64, search: &Search) -> Result<Driver, IndexError> {
-    let from = search.from.map(|t| t.unix_micros());
-    let to = search.to.map(|t| t.unix_micros());
-    Ok(
-        if (from.is_some() || to.is_some())
-            && events_in_time_range(conn, tenant, from, to)? < NARROW_TIME_RANGE
-        {
-            Driver::Time
-        } else if search.target_id.is_some() {
-            Driver::Target
-        } else if search.text.is_some() {
-            Driver::Text
-        } else {
-            Driver::Events
-        },
-    )
+/// The driver without a time range: the first of target id, text, `events`.
+fn filter_driver(search: &Search) -> Driver {
+    if search.target_id.is_some() {
+        Driver::Target
+    } else if search.text.is_some() {
+        Driver::Text
+    } else {
+        Driver::Events
+    }
+}
+
+/// Whether the search filters on anything but time.
+fn has_other_filters(search: &Search) -> bool {
+    [
+        &search.actor,
+        &search.action,
+        &search.activity,
+        &search.outcome,
+        &search.target_type,
+        &search.target_id,
+        &search.ip,
+        &search.source,
+        &search.text,
+    ]
+    .iter()
+    .any(|filter| filter.is_some())
+}
+
+fn choose_driver(
+    conn: &Connection,
+    search: &Search,
+    range: (i64, i64),
+) -> Result<Driver, IndexError> {
+    let other = filter_driver(search);
+    if search.from.is_none() && search.to.is_none() {
+        return Ok(other);
+    }
+    if !has_other_filters(search) {
+        return Ok(Driver::Blocks);
+    }
+    // Another filter drives when it is selective: then its plan reads fewer rows than the
+    // cap, whatever the time range holds.
+    let untimed = Search {
+        from: None,
+        to: None,
+        order: Order::Asc,
+        limit: SELECTIVE_FILTER as usize,
+        ..search.clone()
+    };
+    let sql = search_sql(&untimed, range, other);
+    let count: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM ({})", sql.text))?
+        .query_row(rusqlite::params_from_iter(sql.params.iter()), |row| {
+            row.get(0)
+        })?;
+    Ok(if count < SELECTIVE_FILTER {
+        other
+    } else {
+        Driver::Blocks
+    })
 }
 
 fn run(conn: &Connection, sql: &Sql) -> Result<Vec<u64>, IndexError> {
@@ -1089,17 +1171,69 @@ fn run(conn: &Connection, sql: &Sql) -> Result<Vec<u64>, IndexError> {
     Ok(seqs)
 }
 
-/// The SQL of a search driven by `driver`; see [`search`].
-fn search_sql(tenant: i64, search: &Search, (lo, hi): (i64, i64), driver: Driver) -> Sql {
+/// Runs a [`Driver::Blocks`] search: `sql` for one block (its first parameter the block, its
+/// last the limit), over the blocks of the keys in `range` in the search's order, until the
+/// page is full.
+fn walk_blocks(
+    conn: &Connection,
+    search: &Search,
+    (lo, hi): (i64, i64),
+    mut sql: Sql,
+) -> Result<Vec<u64>, IndexError> {
+    let mut seqs = Vec::new();
+    if search.limit == 0 {
+        return Ok(seqs);
+    }
+    // Only the blocks between the first and the last key indexed in the range: the range
+    // itself reaches to the largest seq the index could hold.
+    let bound = |sql: &str| -> Result<Option<i64>, IndexError> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row(params![lo, hi], |row| row.get(0))?)
+    };
+    let Some(first) = bound("SELECT min(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+        return Ok(seqs);
+    };
+    let Some(last) = bound("SELECT max(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+        return Ok(seqs);
+    };
+    let blocks = (first >> BLOCK_BITS)..=(last >> BLOCK_BITS);
+    let blocks: Box<dyn Iterator<Item = i64>> = match search.order {
+        Order::Asc => Box::new(blocks),
+        Order::Desc => Box::new(blocks.rev()),
+    };
+    let limit_at = sql.params.len() - 1;
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    for block in blocks {
+        sql.params[0] = SqlValue::Integer(block);
+        sql.params[limit_at] = SqlValue::Integer((search.limit - seqs.len()) as i64);
+        let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+        while let Some(row) = rows.next()? {
+            seqs.push((row.get::<_, i64>(0)? as u64) & MAX_INDEXED_SEQ);
+        }
+        if seqs.len() >= search.limit {
+            break;
+        }
+    }
+    Ok(seqs)
+}
+
+/// The SQL of a search driven by `driver`; see [`search`]. For [`Driver::Blocks`], the SQL of
+/// one block, whose number is the first parameter (0 here; see [`walk_blocks`]).
+fn search_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver) -> Sql {
     let from = search.from.map(|t| t.unix_micros());
     let to = search.to.map(|t| t.unix_micros());
     let order = search.order.sql();
     let range = [SqlValue::Integer(lo), SqlValue::Integer(hi)];
     let mut sql = match driver {
-        Driver::Time => {
+        Driver::Blocks => {
             let mut sql =
-                Sql::new("SELECT e.key FROM events AS e INDEXED BY events_by_time WHERE 1");
-            sql.and("e.tenant = ?", [SqlValue::Integer(tenant)]);
+                Sql::new("SELECT e.key FROM events AS e INDEXED BY events_by_block WHERE 1");
+            // The same expression as the index's, so that SQLite matches the two.
+            sql.and(
+                &format!("(e.key >> {BLOCK_BITS}) = ?"),
+                [SqlValue::Integer(0)],
+            );
             if let Some(from) = from {
                 sql.and("e.at >= ?", [SqlValue::Integer(from)]);
             }
@@ -1149,7 +1283,7 @@ fn search_sql(tenant: i64, search: &Search, (lo, hi): (i64, i64), driver: Driver
             sql.and(&format!("e.{column} = ?"), [Sql::text_param(value)]);
         }
     }
-    if driver != Driver::Time {
+    if driver != Driver::Blocks {
         if let Some(from) = from {
             sql.and("+e.at >= ?", [SqlValue::Integer(from)]);
         }
@@ -1189,35 +1323,12 @@ fn search_sql(tenant: i64, search: &Search, (lo, hi): (i64, i64), driver: Driver
     let key = match driver {
         Driver::Target => "g.key",
         Driver::Text => "f.rowid",
-        Driver::Time | Driver::Events => "e.key",
+        Driver::Blocks | Driver::Events => "e.key",
     };
     sql.text
         .push_str(&format!(" ORDER BY {key} {order} LIMIT ?"));
     sql.params.push(SqlValue::Integer(search.limit as i64));
     sql
-}
-
-/// How many of the tenant's events fall in the time range, counting no further than
-/// [`NARROW_TIME_RANGE`].
-fn events_in_time_range(
-    conn: &Connection,
-    tenant: i64,
-    from: Option<i64>,
-    to: Option<i64>,
-) -> Result<i64, IndexError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_by_time
-         WHERE tenant = ?1 AND at >= ?2 AND at < ?3 LIMIT ?4)",
-    )?;
-    Ok(stmt.query_row(
-        params![
-            tenant,
-            from.unwrap_or(i64::MIN),
-            to.unwrap_or(i64::MAX),
-            NARROW_TIME_RANGE
-        ],
-        |row| row.get(0),
-    )?)
 }
 
 #[cfg(test)]
@@ -1398,13 +1509,66 @@ mod tests {
                 s.target_type = Some("patient".into());
                 s.ip = Some("10.0.0.2".into());
             }),
+            // Time ranges: narrow and wide, open at either end, on either timeline (the
+            // fixture's `occurred_at` minutes, and `received_at` for events without one),
+            // holding nothing, and with other filters, selective or not.
+            s(&|s| {
+                s.from = at(7);
+                s.to = at(8);
+            }),
+            s(&|s| s.to = at(3)),
+            s(&|s| s.from = at(59)),
+            s(&|s| s.from = time("2022-01-01T00:00:00Z")),
+            s(&|s| {
+                s.from = time("2000-01-01T00:00:00Z");
+                s.to = time("2100-01-01T00:00:00Z");
+            }),
+            s(&|s| s.from = time("2100-01-01T00:00:00Z")),
+            s(&|s| {
+                // One microsecond: the events of exactly 05:30:00.
+                s.from = at(30);
+                s.to = time("2021-03-04T05:30:00.000001Z");
+            }),
+            s(&|s| {
+                s.from = at(7);
+                s.to = at(40);
+                s.action = Some("a.read".into());
+            }),
+            s(&|s| {
+                s.from = time("2022-01-01T00:00:00Z");
+                s.outcome = Some("failure".into());
+            }),
+            s(&|s| {
+                s.from = at(20);
+                s.to = at(40);
+                s.target_type = Some("claim".into());
+            }),
+            s(&|s| {
+                s.to = at(45);
+                s.ip = Some("10.0.0.0".into());
+                s.source = Some("web".into());
+            }),
+            s(&|s| {
+                s.from = at(1);
+                s.to = at(50);
+                s.text = text_query("charlie");
+                s.target_id = Some("x-1".into());
+            }),
+            s(&|s| {
+                s.from = at(15);
+                s.text = text_query("delta 7");
+            }),
         ]
+    }
+
+    fn time(text: &str) -> Option<Timestamp> {
+        Some(Timestamp::parse(text).unwrap())
     }
 
     fn drivers(search: &Search) -> Vec<Driver> {
         let mut drivers = vec![Driver::Events];
         if search.from.is_some() || search.to.is_some() {
-            drivers.push(Driver::Time);
+            drivers.push(Driver::Blocks);
         }
         if search.target_id.is_some() {
             drivers.push(Driver::Target);
@@ -1473,7 +1637,7 @@ mod tests {
                 let want = brute_force(f.log.as_ref(), &search);
                 for driver in drivers(&search) {
                     let range = key_range(f.number, &search).unwrap();
-                    let got = run(&conn, &search_sql(f.number, &search, range, driver)).unwrap();
+                    let got = execute(&conn, &search, range, driver).unwrap();
                     assert_eq!(got, want, "{driver:?} {search:?}");
                     // Pages of 3 through the cursor add up to the same.
                     let mut paged: Vec<u64> = Vec::new();
@@ -1482,7 +1646,7 @@ mod tests {
                         ..search.clone()
                     };
                     while let Some(range) = key_range(f.number, &page) {
-                        let seqs = run(&conn, &search_sql(f.number, &page, range, driver)).unwrap();
+                        let seqs = execute(&conn, &page, range, driver).unwrap();
                         paged.extend(&seqs);
                         match seqs.last() {
                             Some(&last) if seqs.len() == 3 => page.after = Some(last),
@@ -1492,14 +1656,100 @@ mod tests {
                     assert_eq!(paged, want, "paged {driver:?} {search:?}");
                 }
                 assert_eq!(super::search(&conn, f.number, &search).unwrap(), want);
+                // And pages of 7 through the cursor, each planned on its own as the API does.
+                let mut paged: Vec<u64> = Vec::new();
+                let mut page = Search {
+                    limit: 7,
+                    ..search.clone()
+                };
+                loop {
+                    let seqs = super::search(&conn, f.number, &page).unwrap();
+                    assert!(seqs.len() <= 7);
+                    paged.extend(&seqs);
+                    match seqs.last() {
+                        Some(&last) if seqs.len() == 7 => page.after = Some(last),
+                        _ => break,
+                    }
+                }
+                assert_eq!(paged, want, "paged {search:?}");
             }
         }
         assert!(!brute_force(f.log.as_ref(), &all()).is_empty());
         f.indexer.stop();
     }
 
+    /// A time range drives unless another filter is selective; the fixture's blocks are small
+    /// enough that time ranges span many of them.
+    #[tokio::test]
+    async fn time_ranges_drive_unless_another_filter_is_selective() {
+        let f = fixture().await;
+        let conn = f.indexer.index().reader().unwrap();
+        const {
+            assert!(
+                EVENTS >> BLOCK_BITS >= 8,
+                "the fixture spans several blocks"
+            )
+        };
+        let at = |m: u32| Some(Timestamp::parse(&format!("2021-03-04T05:{m:02}:00Z")).unwrap());
+        let window = Search {
+            from: at(10),
+            to: at(50),
+            ..all()
+        };
+        let choose = |search: &Search| {
+            choose_driver(&conn, search, key_range(f.number, search).unwrap()).unwrap()
+        };
+        assert_eq!(choose(&window), Driver::Blocks);
+        // Popular: more than SELECTIVE_FILTER events, so time drives.
+        let popular = Search {
+            outcome: Some("success".into()),
+            ..window.clone()
+        };
+        assert!(
+            brute_force(
+                f.log.as_ref(),
+                &Search {
+                    from: None,
+                    to: None,
+                    ..popular.clone()
+                }
+            )
+            .len() as i64
+                >= SELECTIVE_FILTER
+        );
+        assert_eq!(choose(&popular), Driver::Blocks);
+        // Rare: fewer, so it drives.
+        let rare = Search {
+            text: text_query("delta 7"),
+            ..window.clone()
+        };
+        assert!(
+            (brute_force(
+                f.log.as_ref(),
+                &Search {
+                    from: None,
+                    to: None,
+                    ..rare.clone()
+                }
+            )
+            .len() as i64)
+                < SELECTIVE_FILTER
+        );
+        assert_eq!(choose(&rare), Driver::Text);
+        // Without a time range, nothing changes.
+        assert_eq!(
+            choose(&Search {
+                from: None,
+                to: None,
+                ..popular
+            }),
+            Driver::Events
+        );
+        f.indexer.stop();
+    }
+
     /// The plans SQLite makes of each driver's SQL: an index walked in key order with no sort
-    /// (except the bounded one of a narrow time range) and never a full scan.
+    /// (except the bounded one within a block of the time index) and never a full scan.
     #[tokio::test]
     async fn plans_walk_an_index_in_key_order() {
         let f = fixture().await;
@@ -1512,7 +1762,7 @@ mod tests {
                 };
                 for driver in drivers(&search) {
                     let range = key_range(f.number, &search).unwrap();
-                    let sql = search_sql(f.number, &search, range, driver);
+                    let sql = search_sql(&search, range, driver);
                     let mut stmt = conn
                         .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
                         .unwrap();
@@ -1523,10 +1773,10 @@ mod tests {
                         .unwrap();
                     let context = format!("{driver:?} {search:?}\n{}\n{plan:#?}", sql.text);
                     let sorts = plan.iter().any(|step| step.contains("TEMP B-TREE"));
-                    assert_eq!(sorts, driver == Driver::Time, "{context}");
+                    assert_eq!(sorts, driver == Driver::Blocks, "{context}");
                     let first = &plan[0];
                     let (starts, names) = match driver {
-                        Driver::Time => ("SEARCH e USING ", "INDEX events_by_time "),
+                        Driver::Blocks => ("SEARCH e USING ", "INDEX events_by_block (<expr>=?"),
                         Driver::Target => {
                             ("SEARCH g USING PRIMARY KEY (id=? AND key>? AND key<?)", "")
                         }

@@ -22,4 +22,5 @@ pub mod ledger;
 pub mod metrics;
 pub mod spool;
 pub mod store;
+pub mod tree_cache;
 pub mod verification;

@@ -211,16 +211,20 @@ pub struct Running {
     _scratch: ScratchDir,
 }
 
+/// The `sealtrail` binary that serves: this one, or another build's, to compare two builds
+/// under the same load (`SEALTRAIL_BENCH_SERVER=/path/to/old/sealtrail sealtrail bench ...`).
+pub fn server_exe() -> Result<PathBuf> {
+    match std::env::var_os("SEALTRAIL_BENCH_SERVER") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => std::env::current_exe().context("cannot find this sealtrail binary"),
+    }
+}
+
 impl Running {
     /// Starts serve on a fresh store of `kind` (`server_url`: the PostgreSQL server to create
     /// a database on, for [`StoreKind::Postgres`]).
     pub fn start(kind: StoreKind, server_url: Option<&str>) -> Result<Running> {
-        // Another build's binary, to compare two builds under the same load:
-        // `SEALTRAIL_BENCH_SERVER=/path/to/old/sealtrail sealtrail bench ...`.
-        let exe = match std::env::var_os("SEALTRAIL_BENCH_SERVER") {
-            Some(path) => PathBuf::from(path),
-            None => std::env::current_exe().context("cannot find this sealtrail binary")?,
-        };
+        let exe = server_exe()?;
         let scratch = ScratchDir::new(kind.name())?;
         let data_dir = scratch.path().join("data");
         let log = scratch.path().join("serve.log");

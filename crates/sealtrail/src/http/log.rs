@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
 use crate::store::{Store, StoreHashes};
+use crate::tree_cache::TreeCache;
 use crate::verification::{self, VerificationError};
 
 pub fn routes() -> Router<AppState> {
@@ -212,44 +213,60 @@ async fn inclusion_proof(
     let size = number("size", params.size.as_deref(), MAX_SIZE)?;
     let tenant = caller.tenant;
     let readers = state.readers.clone();
+    let cache = state.tree_cache.clone();
     let proof = readers
         .with(move |conn| {
-            let committed = committed_size(conn, &tenant)?;
-            let size = match size {
-                Some(size) => size,
-                None => latest_checkpoint_size(conn, &tenant, "size")?,
-            };
-            if size == 0 {
-                return Err(bad_param(
-                    "size",
-                    "range",
-                    "size must be at least 1: the empty tree holds no entry",
-                ));
-            }
-            check_committed("size", size, committed)?;
-            if seq >= size {
-                return Err(bad_param(
-                    "seq",
-                    "range",
-                    format!(
-                        "seq={seq} is not in the tree of size {size} (seqs 0 to {})",
-                        size - 1
-                    ),
-                ));
-            }
-            let hashes = StoreHashes {
-                store: conn,
-                tenant: &tenant,
-            };
-            let proof = merkle::inclusion_proof(seq, size, &hashes).map_err(proof_error)?;
-            Ok(InclusionProof {
-                leaf_index: seq,
-                tree_size: size,
-                proof: to_hex(proof),
-            })
+            // One read snapshot for the size, the checkpoint and the hashes: one read lock
+            // rather than one per statement.
+            crate::store::in_snapshot(conn, || inclusion(conn, &cache, &tenant, seq, size))
         })
         .await?;
     Ok(Json(proof))
+}
+
+/// The inclusion proof of `seq` in the tree of `size` entries (by default the latest
+/// checkpoint's), read from `conn` and the cache of the upper levels.
+fn inclusion(
+    conn: &dyn Store,
+    cache: &TreeCache,
+    tenant: &str,
+    seq: u64,
+    size: Option<u64>,
+) -> Result<InclusionProof, ApiError> {
+    let committed = committed_size(conn, tenant)?;
+    let size = match size {
+        Some(size) => size,
+        None => latest_checkpoint_size(conn, tenant, "size")?,
+    };
+    if size == 0 {
+        return Err(bad_param(
+            "size",
+            "range",
+            "size must be at least 1: the empty tree holds no entry",
+        ));
+    }
+    check_committed("size", size, committed)?;
+    if seq >= size {
+        return Err(bad_param(
+            "seq",
+            "range",
+            format!(
+                "seq={seq} is not in the tree of size {size} (seqs 0 to {})",
+                size - 1
+            ),
+        ));
+    }
+    let store = StoreHashes {
+        store: conn,
+        tenant,
+    };
+    let hashes = cache.reader(tenant, &store);
+    let proof = merkle::inclusion_proof(seq, size, &hashes).map_err(proof_error)?;
+    Ok(InclusionProof {
+        leaf_index: seq,
+        tree_size: size,
+        proof: to_hex(proof),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,34 +310,50 @@ async fn consistency_proof(
     let to = number("to", params.to.as_deref(), MAX_SIZE)?;
     let tenant = caller.tenant;
     let readers = state.readers.clone();
+    let cache = state.tree_cache.clone();
     let proof = readers
         .with(move |conn| {
-            let committed = committed_size(conn, &tenant)?;
-            let to = match to {
-                Some(to) => to,
-                None => latest_checkpoint_size(conn, &tenant, "to")?,
-            };
-            check_committed("to", to, committed)?;
-            if from > to {
-                return Err(bad_param(
-                    "from",
-                    "range",
-                    format!("from={from} is larger than to={to}: a tree can only be proven to extend a smaller one"),
-                ));
-            }
-            let hashes = StoreHashes {
-                store: conn,
-                tenant: &tenant,
-            };
-            let proof = merkle::consistency_proof(from, to, &hashes).map_err(proof_error)?;
-            Ok(ConsistencyProof {
-                from,
-                to,
-                proof: to_hex(proof),
-            })
+            crate::store::in_snapshot(conn, || consistency(conn, &cache, &tenant, from, to))
         })
         .await?;
     Ok(Json(proof))
+}
+
+/// The consistency proof from the tree of `from` entries to that of `to` (by default the
+/// latest checkpoint's), read from `conn` and the cache of the upper levels.
+fn consistency(
+    conn: &dyn Store,
+    cache: &TreeCache,
+    tenant: &str,
+    from: u64,
+    to: Option<u64>,
+) -> Result<ConsistencyProof, ApiError> {
+    let committed = committed_size(conn, tenant)?;
+    let to = match to {
+        Some(to) => to,
+        None => latest_checkpoint_size(conn, tenant, "to")?,
+    };
+    check_committed("to", to, committed)?;
+    if from > to {
+        return Err(bad_param(
+            "from",
+            "range",
+            format!(
+                "from={from} is larger than to={to}: a tree can only be proven to extend a smaller one"
+            ),
+        ));
+    }
+    let store = StoreHashes {
+        store: conn,
+        tenant,
+    };
+    let hashes = cache.reader(tenant, &store);
+    let proof = merkle::consistency_proof(from, to, &hashes).map_err(proof_error)?;
+    Ok(ConsistencyProof {
+        from,
+        to,
+        proof: to_hex(proof),
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,6 +35,8 @@ pub struct AppState {
     pub readers: Readers,
     pub settings: Arc<Resolved>,
     pub tokens: TokenCache,
+    /// The upper levels of every log's stored-hash array, for the proof routes.
+    pub tree_cache: crate::tree_cache::TreeCache,
 }
 
 /// Tokens most recently found in the store, by secret hash, with when the store said so.
