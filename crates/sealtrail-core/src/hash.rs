@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+mod pair;
+pub(crate) use pair::leaf_hash_pair;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};

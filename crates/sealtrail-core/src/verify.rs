@@ -175,6 +175,53 @@ pub struct EntryLinks {
     pub prev_hash: Hash,
 }
 
+/// What the verifier needs from an entry's bytes: its leaf hash and its top-level `seq` and
+/// `prev_hash` (or why they cannot be read). Computing it is the costly, order-independent part
+/// of [`Verifier::push`] — hashing and scanning every byte — so it can run ahead on another
+/// thread while [`Verifier::push_checked`] does the rest in storage order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryCheck {
+    pub leaf: Hash,
+    pub links: Result<EntryLinks, &'static str>,
+}
+
+impl EntryCheck {
+    /// Hashes and scans one entry's bytes.
+    pub fn of(entry: &[u8]) -> EntryCheck {
+        EntryCheck {
+            leaf: leaf_hash(entry),
+            links: scan_entry_links(entry),
+        }
+    }
+
+    /// [`EntryCheck::of`] for two entries: the same results, in nearly the time of one where
+    /// the CPU has the SHA extensions (the two are hashed with their rounds interleaved).
+    pub fn of_pair(a: &[u8], b: &[u8]) -> [EntryCheck; 2] {
+        let [leaf_a, leaf_b] = crate::hash::leaf_hash_pair(a, b);
+        [
+            EntryCheck {
+                leaf: leaf_a,
+                links: scan_entry_links(a),
+            },
+            EntryCheck {
+                leaf: leaf_b,
+                links: scan_entry_links(b),
+            },
+        ]
+    }
+
+    /// Checks every entry of `entries`, two at a time.
+    pub fn all<'e>(entries: impl IntoIterator<Item = &'e [u8]>, out: &mut Vec<EntryCheck>) {
+        let mut entries = entries.into_iter();
+        while let Some(a) = entries.next() {
+            match entries.next() {
+                Some(b) => out.extend(EntryCheck::of_pair(a, b)),
+                None => out.push(EntryCheck::of(a)),
+            }
+        }
+    }
+}
+
 /// One pushed entry awaiting the comparisons that need stored hashes.
 struct Pending {
     seq: u64,
@@ -352,9 +399,15 @@ impl<'a> Verifier<'a> {
     /// Checks one entry. `seq` is the sequence number the store files it under and `entry` its
     /// canonical bytes. Entries must be pushed in the store's order.
     pub fn push(&mut self, seq: u64, entry: &[u8]) {
+        self.push_checked(seq, &EntryCheck::of(entry));
+    }
+
+    /// [`Verifier::push`] for an entry whose bytes were already hashed and scanned by
+    /// [`EntryCheck::of`] (possibly on another thread): the same checks, in the same order.
+    pub fn push_checked(&mut self, seq: u64, check: &EntryCheck) {
         self.rows_checked += 1;
-        let leaf = leaf_hash(entry);
-        let prev_hash = match scan_entry_links(entry) {
+        let leaf = check.leaf;
+        let prev_hash = match check.links {
             Ok(links) => {
                 if links.seq != seq {
                     self.report(
@@ -963,22 +1016,49 @@ const FAST_MAX_BYTES: usize = 4096;
 /// well-formed entry it finds exactly what the general scanner finds (a property test checks
 /// this).
 fn fast_links(entry: &[u8]) -> Option<EntryLinks> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+    {
+        // SAFETY: the CPU was just found to have both features.
+        return unsafe { fast_links_avx2(entry) };
+    }
+    fast_links_with(entry, classify_block)
+}
+
+/// [`fast_links`] compiled for CPUs with AVX2 and POPCNT (nearly every x86-64 CPU since 2013):
+/// the bytes are classified 32 at a time, and the nesting depth is counted with the `popcnt`
+/// instruction instead of the dozen instructions the x86-64 baseline needs for a popcount.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn fast_links_avx2(entry: &[u8]) -> Option<EntryLinks> {
+    fast_links_with(entry, |bytes| classify_block_avx2(bytes))
+}
+
+/// The body of [`fast_links`], inlined into each variant so that it is compiled with that
+/// variant's instruction set; `classify` classifies one block of up to 64 bytes.
+#[inline(always)]
+fn fast_links_with(entry: &[u8], classify: impl Fn(&[u8]) -> BlockMasks) -> Option<EntryLinks> {
     let n = entry.len();
     if !(2..=FAST_MAX_BYTES).contains(&n) || entry[0] != b'{' || entry[n - 1] != b'}' {
         return None;
     }
-    // Candidate keys first (usually exactly one of each); the single pass over the blocks
-    // below then decides which candidates start a string at depth one.
-    let mut seq_candidates = [usize::MAX; 4];
-    let mut hash_candidates = [usize::MAX; 4];
-    for (finder, slots) in [
-        (&*SEQ_KEY, &mut seq_candidates),
-        (&*PREV_HASH_KEY, &mut hash_candidates),
-    ] {
+    // Candidate keys first (usually one `prev_hash` and two `seq`, the entry's and its
+    // source's), merged in position order; the single pass over the blocks below then decides
+    // which candidates start a string at depth one, looking only at the blocks that hold one.
+    let mut candidates = [(usize::MAX, false); 8];
+    let mut count = 0;
+    for (finder, is_seq) in [(&*SEQ_KEY, true), (&*PREV_HASH_KEY, false)] {
         for (i, p) in finder.find_iter(entry).enumerate() {
-            *slots.get_mut(i)? = p;
+            if i == 4 {
+                return None;
+            }
+            candidates[count] = (p, is_seq);
+            count += 1;
         }
     }
+    let candidates = &mut candidates[..count];
+    candidates.sort_unstable();
+    let mut next = 0;
     let mut seq_at = None;
     let mut hash_at = None;
     let mut inside = 0u64; // all ones while a string continues across a block boundary
@@ -986,31 +1066,28 @@ fn fast_links(entry: &[u8]) -> Option<EntryLinks> {
     let mut previous_in_string = false;
     for start in (0..n).step_by(64) {
         let end = n.min(start + 64);
-        let masks = classify_block(&entry[start..end]);
+        let masks = classify(&entry[start..end]);
         if masks.backslashes != 0 {
             return None;
         }
         let strings = prefix_xor(masks.quotes) ^ inside;
         let opens = masks.opens & !strings;
         let closes = masks.closes & !strings;
-        for (candidates, found) in [
-            (&seq_candidates, &mut seq_at),
-            (&hash_candidates, &mut hash_at),
-        ] {
-            for &p in candidates.iter().filter(|&&p| p >= start && p < end) {
-                let bit = p - start;
-                let before = (1u64 << bit) - 1;
-                let starts_string = strings >> bit & 1 == 1
-                    && if bit == 0 {
-                        !previous_in_string
-                    } else {
-                        strings >> (bit - 1) & 1 == 0
-                    };
-                let depth_here = depth + i64::from((opens & before).count_ones())
-                    - i64::from((closes & before).count_ones());
-                if starts_string && depth_here == 1 && found.replace(p).is_some() {
-                    return None;
-                }
+        while let Some(&(p, is_seq)) = candidates.get(next).filter(|(p, _)| *p < end) {
+            next += 1;
+            let bit = p - start;
+            let before = (1u64 << bit) - 1;
+            let starts_string = strings >> bit & 1 == 1
+                && if bit == 0 {
+                    !previous_in_string
+                } else {
+                    strings >> (bit - 1) & 1 == 0
+                };
+            let depth_here = depth + i64::from((opens & before).count_ones())
+                - i64::from((closes & before).count_ones());
+            let found = if is_seq { &mut seq_at } else { &mut hash_at };
+            if starts_string && depth_here == 1 && found.replace(p).is_some() {
+                return None;
             }
         }
         depth += i64::from(opens.count_ones()) - i64::from(closes.count_ones());
@@ -1097,6 +1174,48 @@ fn classify_block(bytes: &[u8]) -> BlockMasks {
             );
             masks.closes |= bits(closes) << shift;
         }
+    }
+    masks
+}
+
+/// Classifies up to 64 bytes with AVX2 compares, 32 bytes per instruction. `[` and `{` differ
+/// only in bit 5 (0x5B, 0x7B), as do `]` and `}` (0x5D, 0x7D), so setting that bit finds both
+/// of a pair with one compare.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn classify_block_avx2(bytes: &[u8]) -> BlockMasks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
+    };
+    let mut padded = [b' '; 64];
+    let block: &[u8] = if bytes.len() == 64 {
+        bytes
+    } else {
+        padded[..bytes.len()].copy_from_slice(bytes);
+        &padded
+    };
+    let mut masks = BlockMasks {
+        quotes: 0,
+        backslashes: 0,
+        opens: 0,
+        closes: 0,
+    };
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let bit5 = _mm256_set1_epi8(0x20);
+    let bits = |v: __m256i| u64::from(_mm256_movemask_epi8(v) as u32);
+    for (i, chunk) in block.chunks_exact(32).enumerate() {
+        // SAFETY: reads exactly the 32 bytes of `chunk`, with no alignment requirement.
+        let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>()) };
+        let folded = _mm256_or_si256(v, bit5);
+        let shift = i * 32;
+        masks.quotes |= bits(_mm256_cmpeq_epi8(v, quote)) << shift;
+        masks.backslashes |= bits(_mm256_cmpeq_epi8(v, backslash)) << shift;
+        masks.opens |= bits(_mm256_cmpeq_epi8(folded, open)) << shift;
+        masks.closes |= bits(_mm256_cmpeq_epi8(folded, close)) << shift;
     }
     masks
 }
@@ -1320,10 +1439,107 @@ mod tests {
         assert_eq!(scan_entry_links(twice.as_bytes()), Err("seq appears twice"));
     }
 
+    /// Every variant of the fast path this machine can run: the portable one and, where the
+    /// CPU has them, the AVX2 one (which `fast_links` picks at run time).
+    fn fast_variants(entry: &[u8]) -> Vec<Option<EntryLinks>> {
+        let mut answers = vec![fast_links_with(entry, classify_block)];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU was just found to have both features.
+            answers.push(unsafe { fast_links_avx2(entry) });
+        }
+        answers
+    }
+
+    /// Byte-at-a-time classification, the definition both block classifiers must match.
+    fn reference_masks(bytes: &[u8]) -> [u64; 4] {
+        let mut masks = [0u64; 4];
+        for (i, &byte) in bytes.iter().enumerate() {
+            let slot = match byte {
+                b'"' => 0,
+                b'\\' => 1,
+                b'{' | b'[' => 2,
+                b'}' | b']' => 3,
+                _ => continue,
+            };
+            masks[slot] |= 1 << i;
+        }
+        masks
+    }
+
+    fn mask_array(masks: BlockMasks) -> [u64; 4] {
+        [masks.quotes, masks.backslashes, masks.opens, masks.closes]
+    }
+
+    #[test]
+    fn block_classifiers_mark_exactly_the_structural_bytes() {
+        // Every byte value at every position of blocks of every length: the AVX2 classifier
+        // folds `[`/`{` and `]`/`}` together by setting bit 5, so their neighbours in that bit
+        // (`;` `=` `Û` `Ý` `û` `ý` …) and UTF-8 bytes must not be taken for brackets.
+        let mut block = [b'a'; 64];
+        for len in 1..=64 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    block[at] = byte;
+                    let bytes = &block[..len];
+                    let want = reference_masks(bytes);
+                    assert_eq!(
+                        mask_array(classify_block(bytes)),
+                        want,
+                        "{byte:#x} at {at}/{len}"
+                    );
+                    #[cfg(target_arch = "x86_64")]
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU was just found to have AVX2.
+                        let avx2 = unsafe { classify_block_avx2(bytes) };
+                        assert_eq!(mask_array(avx2), want, "avx2: {byte:#x} at {at}/{len}");
+                    }
+                }
+                block[at] = b'a';
+            }
+        }
+    }
+
+    #[test]
+    fn every_fast_path_variant_reads_brackets_and_quotes_across_block_boundaries() {
+        // Decoy keys and brackets inside strings and nested values, placed so that strings and
+        // nesting cross the 32- and 64-byte boundaries the classifiers work in.
+        for pad in 0..96 {
+            let filler = "x".repeat(pad);
+            let entry = format!(
+                r#"{{"a":"{filler}[{{seq:7","b":[{{"seq":5,"prev_hash":"{ZEROS}"}},"]"],"prev_hash":"{ZEROS}","s":"}}]{filler}","seq":12,"t":{{"seq":[99]}}}}"#
+            );
+            let want = Ok(EntryLinks {
+                seq: 12,
+                prev_hash: Hash::ZERO,
+            });
+            assert_eq!(scan_entry_links_slow(entry.as_bytes()), want, "{entry}");
+            for fast in fast_variants(entry.as_bytes()) {
+                assert_eq!(fast.ok_or("declined"), want, "{entry}");
+            }
+            // The top-level seq changed while a nested decoy keeps the old value: read as the
+            // new one, by every path.
+            let altered = entry.replace(r#""seq":12,"#, r#""seq":13,"#);
+            for fast in fast_variants(altered.as_bytes()) {
+                assert_eq!(fast.map(|l| l.seq), Some(13), "{altered}");
+            }
+            // An unbalanced bracket inside what is no longer a string (a quote removed) is
+            // never accepted by a fast path; the general scanner names the problem.
+            let broken = entry.replacen(r#""s":"}]"#, r#""s":}]"#, 1);
+            assert_ne!(broken, entry);
+            for fast in fast_variants(broken.as_bytes()) {
+                assert_eq!(fast, None, "{broken}");
+            }
+            assert!(scan_entry_links(broken.as_bytes()).is_err(), "{broken}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
-        /// On any well-formed JSON object the fast path, when it answers, agrees with the
-        /// general scanner.
+        /// On any well-formed JSON object every variant of the fast path, when it answers,
+        /// agrees with the general scanner.
         #[test]
         fn fast_path_agrees_with_the_general_scanner(value in json_object(), seq in 0u64..u64::MAX) {
             let mut object = value;
@@ -1334,9 +1550,27 @@ mod tests {
             let text = serde_json::to_string(&object).unwrap();
             let general = scan_entry_links_slow(text.as_bytes());
             proptest::prop_assert_eq!(general, Ok(EntryLinks { seq, prev_hash: Hash::ZERO }));
-            if let Some(fast) = fast_links(text.as_bytes()) {
-                proptest::prop_assert_eq!(Ok(fast), general);
+            let answers = fast_variants(text.as_bytes());
+            for fast in answers.iter().flatten() {
+                proptest::prop_assert_eq!(Ok(*fast), general);
             }
+            // The variants decline the same entries, too.
+            proptest::prop_assert!(answers.windows(2).all(|w| w[0] == w[1]));
+        }
+
+        /// On arbitrary bytes the variants of the fast path give the same answer.
+        #[test]
+        fn fast_path_variants_agree_on_any_bytes(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"{}[]\"\\,:;=[]{}seqprev_hash0123456789abcdef \x5b\x7b\xdb\xfb".to_vec()),
+                0..300,
+            )
+        ) {
+            let mut entry = b"{".to_vec();
+            entry.extend_from_slice(&bytes);
+            entry.extend_from_slice(format!(r#","seq":1,"prev_hash":"{ZEROS}"}}"#).as_bytes());
+            let answers = fast_variants(&entry);
+            proptest::prop_assert!(answers.windows(2).all(|w| w[0] == w[1]));
         }
     }
 

@@ -7,7 +7,9 @@ use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_index};
 use sealtrail_core::note::SignerKey;
-use sealtrail_core::verify::{Report, Verifier, VerifyOptions, ViolationKind, verify_log};
+use sealtrail_core::verify::{
+    EntryCheck, Report, Verifier, VerifyOptions, ViolationKind, verify_log,
+};
 use sealtrail_core::{Hash, Timestamp, leaf_hash};
 
 const ORIGIN: &str = "sealtrail.test/acme";
@@ -31,6 +33,11 @@ fn event_json(seq: u64) -> String {
 
 /// Appends `count` entries after the current end of `log`, chaining them from its last entry.
 fn append(log: &mut Log, count: u64) {
+    append_events(log, count, event_json);
+}
+
+/// [`append`] with the events `event_json` makes for each seq.
+fn append_events(log: &mut Log, count: u64, event_json: fn(u64) -> String) {
     let mut tree = TreeBuilder::from_reader(log.entries.len() as u64, &log.stored).unwrap();
     let mut prev = log
         .entries
@@ -486,4 +493,124 @@ fn the_report_serialises_in_the_documented_shape() {
     assert_eq!(json["checkpoint"]["size"], 1000);
     assert_eq!(json["checkpoint"]["origin"], ORIGIN);
     assert_eq!(json["checkpoint"]["root_hash"].as_str().unwrap().len(), 64);
+}
+
+/// Events that hold what the verifier's scanner looks for — `"seq":`, `"prev_hash":"` and
+/// brackets — in nested values and strings, at offsets that vary with the seq so that they fall
+/// on both sides of the 32- and 64-byte blocks the scanner classifies bytes in. Even seqs have
+/// no escapes (the scanner's fast path reads them), odd seqs have escaped quotes in a string
+/// (the general scanner reads them).
+fn decoy_event_json(seq: u64) -> String {
+    let pad = "x".repeat((seq % 70) as usize);
+    let hash = "f".repeat(64);
+    let next = seq + 1;
+    if seq.is_multiple_of(2) {
+        format!(
+            r#"{{"action":"user.login","actor":{{"id":"u-{pad}"}},"outcome":"success","details":{{"b":"]}}{{[{pad}","n":{{"prev_hash":"{hash}"}},"seq":[{{"seq":{next}}}]}}}}"#
+        )
+    } else {
+        format!(
+            r#"{{"action":"user.login","actor":{{"id":"u-{pad}"}},"outcome":"success","details":{{"a":"{pad}\"seq\":{next},\"prev_hash\":\"{hash}\"}}]","b":"]}}{{[{pad}"}}}}"#
+        )
+    }
+}
+
+/// Verifies with every entry hashed and scanned ahead of the verifier, as `sealtrail`'s store
+/// reader does on a second thread.
+fn verify_checked_ahead(log: &Log, signer: &SignerKey) -> Report {
+    let notes: Vec<&[u8]> = log.checkpoints.iter().map(Vec::as_slice).collect();
+    let checks: Vec<EntryCheck> = log.entries.iter().map(|(_, e)| EntryCheck::of(e)).collect();
+    let keys = [signer.verifier()];
+    let mut verifier =
+        Verifier::new(Some(&log.stored), &notes, &keys, VerifyOptions::default()).unwrap();
+    for ((seq, _), check) in log.entries.iter().zip(&checks) {
+        verifier.push_checked(*seq, check);
+    }
+    verifier.finish()
+}
+
+#[test]
+fn decoys_inside_strings_and_nested_values_are_not_read_as_the_entry_s_fields() {
+    let signer = signer();
+    let mut pristine = Log {
+        entries: vec![],
+        stored: vec![],
+        checkpoints: vec![],
+    };
+    append_events(&mut pristine, 300, decoy_event_json);
+    sign_at(&mut pristine, &signer);
+    let report = verify(&pristine, &signer);
+    assert!(report.valid, "{:#?}", report.violations);
+    assert_eq!(report.rows_checked, 300);
+    assert_eq!(verify_checked_ahead(&pristine, &signer), report);
+
+    type Damage = Box<dyn Fn(&mut Log)>;
+    type Found = Vec<(Option<u64>, ViolationKind)>;
+    let cases: Vec<(&str, Damage, Found)> = vec![
+        (
+            "the entry's own seq changed, the decoys left as they were",
+            Box::new(|log| replace_in_entry(log, 150, b",\"seq\":150}", b",\"seq\":151}")),
+            vec![
+                (Some(150), ViolationKind::SeqMismatch),
+                (Some(150), ViolationKind::ContentMismatch),
+            ],
+        ),
+        (
+            "a decoy seq inside a string changed to the entry's own",
+            Box::new(|log| replace_in_entry(log, 151, b"\\\"seq\\\":152", b"\\\"seq\\\":151")),
+            vec![(Some(151), ViolationKind::ContentMismatch)],
+        ),
+        (
+            "the entry's own link changed, the decoy link left as it was",
+            Box::new(|log| {
+                let entry = &mut log.entries[152].1;
+                let at = prev_hash_at(entry);
+                entry[at] = if entry[at] == b'0' { b'1' } else { b'0' };
+                let leaf = leaf_hash(entry);
+                log.stored[stored_hash_index(0, 152) as usize] = leaf;
+            }),
+            vec![
+                (Some(152), ViolationKind::BrokenLink),
+                (Some(152), ViolationKind::StoredHashMismatch),
+                (Some(152), ViolationKind::CheckpointRootMismatch),
+                (Some(153), ViolationKind::BrokenLink),
+            ],
+        ),
+        (
+            "a nested decoy seq changed to the entry's own",
+            Box::new(|log| replace_in_entry(log, 154, b"{\"seq\":155}", b"{\"seq\":154}")),
+            vec![(Some(154), ViolationKind::ContentMismatch)],
+        ),
+        (
+            "a quote removed, leaving a bracket of a string outside it (no escapes)",
+            Box::new(|log| {
+                let entry = &mut log.entries[156].1;
+                let at = find(entry, b"\"b\":\"]") + 4;
+                entry.remove(at);
+            }),
+            vec![
+                (Some(156), ViolationKind::MalformedEntry),
+                (Some(156), ViolationKind::ContentMismatch),
+            ],
+        ),
+        (
+            "a quote removed, leaving a bracket of a string outside it",
+            Box::new(|log| {
+                let entry = &mut log.entries[153].1;
+                let at = find(entry, b"\"b\":\"]") + 4;
+                entry.remove(at);
+            }),
+            vec![
+                (Some(153), ViolationKind::MalformedEntry),
+                (Some(153), ViolationKind::ContentMismatch),
+            ],
+        ),
+    ];
+    for (name, damage, want) in cases {
+        let mut log = pristine.clone();
+        damage(&mut log);
+        let report = verify(&log, &signer);
+        assert_eq!(kinds(&report), want, "{name}: {:#?}", report.violations);
+        assert_eq!(verify_checked_ahead(&log, &signer), report, "{name}");
+    }
 }
