@@ -454,7 +454,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
         }
     }
     let conn = location
-        .open_reader()
+        .open_scanner()
         .with_context(|| format!("cannot open the store {location}"))?;
     let conn = conn.as_ref();
     let missing_protections: Vec<String> = conn

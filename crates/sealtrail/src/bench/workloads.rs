@@ -293,7 +293,7 @@ async fn sample_health(
 fn verify_offline(server: &Server, acknowledged: u64) -> Result<Figure> {
     let location = crate::store::Location::new(&server.data_dir, server.database_url.as_deref());
     let conn = location
-        .open_reader()
+        .open_scanner()
         .with_context(|| format!("cannot open the store {location}"))?;
     let cpu_before = super::server::cpu_seconds(None);
     let started = Instant::now();

@@ -100,6 +100,17 @@ impl Location {
         })
     }
 
+    /// A reader for reading a whole log in order (offline verification); see
+    /// [`sqlite::SqliteStore::open_scanner`].
+    pub fn open_scanner(&self) -> Result<Box<dyn Store>> {
+        Ok(match self {
+            Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_scanner(
+                &sqlite::database_path(data_dir),
+            )?),
+            Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Location::Embedded { .. } => "embedded",

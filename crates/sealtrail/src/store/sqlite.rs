@@ -116,17 +116,26 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        // Read the database file through a read-only memory map instead of a `pread` copy per
-        // page: a verification streams the whole log, and those copies were a tenth of its
-        // time. SQLite caps the map at 2 GiB (`SQLITE_MAX_MMAP_SIZE`); pages beyond it, and
-        // pages still in the WAL, are read as before. The file only grows (the log is
-        // append-only, nothing vacuums it), so the map never outlives the bytes under it.
-        conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
         let version = user_version(&conn)?;
         if version > SCHEMA_VERSION {
             return Err(newer(path, version));
         }
         Ok(SqliteStore::wrap(conn))
+    }
+
+    /// [`SqliteStore::open_reader`] for reading the whole log in order (offline
+    /// verification): the database file is read through a read-only memory map instead of a
+    /// `pread` copy per page, which was a tenth of a verification's time. SQLite caps the map
+    /// at 2 GiB (`SQLITE_MAX_MMAP_SIZE`); pages beyond it, and pages still in the WAL, are read
+    /// as before. The file only grows (the log is append-only, nothing vacuums it), so the map
+    /// never outlives the bytes under it. Long-lived readers (HTTP, the indexer) do not map
+    /// the file: the mapped pages would count in the server's resident memory.
+    pub fn open_scanner(path: &Path) -> Result<SqliteStore> {
+        let store = SqliteStore::open_reader(path)?;
+        store
+            .conn
+            .pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+        Ok(store)
     }
 
     fn wrap(conn: Connection) -> SqliteStore {
