@@ -78,7 +78,7 @@
 //!   page (see [`search`]). Event times need not follow seq order (producers send
 //!   `occurred_at`, late or early), so the time index is kept per block of 2^[`BLOCK_BITS`]
 //!   seqs, `(key >> BLOCK_BITS, at)`: a time range is walked block by block in page order,
-//!   each block's matches sorted by key (at most a block's worth), and the walk stops at the
+//!   in one statement, each block's matches sorted by key (at most a block's worth), and the walk stops at the
 //!   block that completes the page. It drives unless another filter matches fewer than
 //!   [`SELECTIVE_FILTER`] events; then that filter drives and time is checked per row.
 
