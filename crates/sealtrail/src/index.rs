@@ -1211,7 +1211,7 @@ fn walk_blocks(
     let mut stmt = conn.prepare_cached(&sql.text)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
     let mut block: Vec<i64> = Vec::new();
-    let mut take = |block: &mut Vec<i64>, seqs: &mut Vec<u64>| {
+    let take = |block: &mut Vec<i64>, seqs: &mut Vec<u64>| {
         match search.order {
             Order::Asc => block.sort_unstable(),
             Order::Desc => block.sort_unstable_by(|a, b| b.cmp(a)),
