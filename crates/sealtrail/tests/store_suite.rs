@@ -31,7 +31,7 @@ trait Backend {
     fn data_dir(&self) -> &std::path::Path;
     /// Holds a lock, from a session of its own, that stops any append to the log until the
     /// returned guard is dropped.
-    fn hold_appends(&self) -> Box<dyn std::any::Any>;
+    fn hold_appends(&self) -> Box<dyn std::any::Any + Send>;
 }
 
 struct Embedded {
@@ -61,7 +61,7 @@ impl Backend for Embedded {
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
-    fn hold_appends(&self) -> Box<dyn std::any::Any> {
+    fn hold_appends(&self) -> Box<dyn std::any::Any + Send> {
         let conn =
             rusqlite::Connection::open(store::sqlite::database_path(self.dir.path())).unwrap();
         // SQLite's one write lock, until the connection closes.
@@ -100,7 +100,7 @@ impl Backend for Postgres {
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
-    fn hold_appends(&self) -> Box<dyn std::any::Any> {
+    fn hold_appends(&self) -> Box<dyn std::any::Any + Send> {
         let mut client = self.db.connect();
         // Inserts wait for this lock until the session ends.
         client
@@ -847,7 +847,10 @@ fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        drop(lock);
+        // Released off the runtime: closing a PostgreSQL client blocks.
+        tokio::task::spawn_blocking(move || drop(lock))
+            .await
+            .unwrap();
         let mut answers = Vec::new();
         for task in tasks {
             answers.push(task.await.unwrap());
