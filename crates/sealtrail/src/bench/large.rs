@@ -36,7 +36,6 @@
 //! run. Figures are what this machine did on this run; nothing asserts a timing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -810,23 +809,7 @@ impl Serve {
             .context("cannot start sealtrail serve")?;
         let guard = runtime.spawn(kill_on_signal(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (address_tx, address_rx) = mpsc::channel();
-        // Reads the address, then keeps draining stdout so that serve never blocks on it.
-        std::thread::spawn(move || {
-            let mut address_tx = Some(address_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("sealtrail listening on")
-                    && let Some(tx) = address_tx.take()
-                {
-                    let base = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("http://"))
-                        .map(|w| w.trim_end_matches('/').to_string());
-                    let _ = tx.send(base);
-                }
-            }
-        });
+        let address_rx = super::server::listening_address(stdout);
         let mut serve = Serve {
             child: Some(child),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -856,6 +839,7 @@ impl Serve {
         };
         serve.listening = spawned.elapsed();
         serve.addr = host
+            .trim_start_matches("http://")
             .parse()
             .with_context(|| format!("sealtrail serve printed the address {host:?}"))?;
         Ok(serve)

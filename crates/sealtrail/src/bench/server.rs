@@ -277,24 +277,7 @@ impl Running {
             .context("cannot start sealtrail serve")?;
         remember(Leftover::Process(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
-        // Read the address on a thread so a server that hangs before printing it cannot hang
-        // the benchmark; afterwards the thread keeps draining stdout so serve never blocks.
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut address_tx = Some(address_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("sealtrail listening on")
-                    && let Some(tx) = address_tx.take()
-                {
-                    let base = line
-                        .split_whitespace()
-                        .find(|w| w.starts_with("http://"))
-                        .map(str::to_string);
-                    let _ = tx.send(base);
-                }
-            }
-        });
+        let address_rx = listening_address(stdout);
         let mut running = Running {
             server: Server {
                 base_url: String::new(),
@@ -440,6 +423,32 @@ pub(super) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Reads serve's stdout on a thread of its own and sends the base URL it says it listens on
+/// (`http://HOST:PORT`), or `None` if it says so without one; afterwards the thread keeps
+/// draining stdout so that serve never blocks on it. On a thread, so that a server that hangs
+/// before printing its address cannot hang the benchmark.
+pub(crate) fn listening_address(
+    stdout: std::process::ChildStdout,
+) -> std::sync::mpsc::Receiver<Option<String>> {
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut address_tx = Some(address_tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("sealtrail listening on")
+                && let Some(tx) = address_tx.take()
+            {
+                let base = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .map(|w| w.trim_end_matches('/').to_string());
+                let _ = tx.send(base);
+            }
+        }
+    });
+    address_rx
 }
 
 #[cfg(test)]
