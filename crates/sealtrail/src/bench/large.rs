@@ -885,16 +885,8 @@ impl Drop for Serve {
 /// [`super::server`] started and exits; this server is not among those). Serve shares the
 /// benchmark's process group, so an interrupt from the terminal reaches it directly too.
 async fn kill_on_signal(pid: u32) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    if !super::server::signalled().await {
         return;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
     }
     let _ = tokio::task::spawn_blocking(move || {
         Command::new("kill")
@@ -963,9 +955,7 @@ pub async fn wait_for_index(
                 );
                 return Ok(elapsed);
             }
-            let lagging = status == hyper::StatusCode::SERVICE_UNAVAILABLE
-                && body.windows(13).any(|w| w == b"index_lagging");
-            if !lagging {
+            if !super::server::index_lagging(status, &body) {
                 bail!(
                     "GET {path} answered {status}: {}",
                     String::from_utf8_lossy(&body)

@@ -49,19 +49,34 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// On SIGINT or SIGTERM: kill the servers this run started, drop its databases, remove its
-/// directories, and exit with status 130. Spawned on the benchmark's runtime.
-pub async fn clean_up_on_signal() {
+/// Waits for SIGINT or SIGTERM; `false` at once if the handlers cannot be installed.
+pub(crate) async fn signalled() -> bool {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
-        return;
+        return false;
     };
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
+    }
+    true
+}
+
+/// Whether an answer is the search's "index still lagging" refusal (503 `index_lagging`),
+/// which a reader waiting for its own write asks again after.
+pub(crate) fn index_lagging(status: hyper::StatusCode, body: &[u8]) -> bool {
+    status == hyper::StatusCode::SERVICE_UNAVAILABLE
+        && body.windows(13).any(|w| w == b"index_lagging")
+}
+
+/// On SIGINT or SIGTERM: kill the servers this run started, drop its databases, remove its
+/// directories, and exit with status 130. Spawned on the benchmark's runtime.
+pub async fn clean_up_on_signal() {
+    if !signalled().await {
+        return;
     }
     INTERRUPTED.store(true, Ordering::SeqCst);
     eprintln!("bench: interrupted; stopping its servers and removing its scratch data");

@@ -238,9 +238,7 @@ async fn probe_index_lag(
                     break;
                 }
                 // The server waits at most 5 s per request; keep asking until it is there.
-                let lagging = status == hyper::StatusCode::SERVICE_UNAVAILABLE
-                    && body.windows(13).any(|w| w == b"index_lagging");
-                if !lagging {
+                if !super::server::index_lagging(status, &body) {
                     bail!(
                         "GET {path} answered {status}: {}",
                         String::from_utf8_lossy(&body)
