@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use sealtrail::app::Application;
-use sealtrail::config::Settings;
 use sealtrail_client::{Client, Query};
+use sealtrail_server::app::Application;
+use sealtrail_server::config::Settings;
 
 struct Server {
     base: String,
-    ledger: sealtrail::ledger::Ledger,
+    ledger: sealtrail_server::ledger::Ledger,
     _dir: tempfile::TempDir,
 }
 

@@ -1,5 +1,7 @@
-//! Shared by the integration tests: a PostgreSQL database of their own ([`TestDatabase`]),
-//! and a real `sealtrail serve` process with the command line beside it ([`serve`]).
+//! Shared by both test binaries of the `sealtrail` binary (`commands`, `serve`): the binary run
+//! as a user runs it, a real `sealtrail serve` process ([`serve`]), a damaged store
+//! ([`tamper`]), a full disk ([`disk`]), and a PostgreSQL database of their own
+//! ([`TestDatabase`], from the store crate's suite harness).
 
 #![allow(dead_code)]
 
@@ -7,120 +9,72 @@ pub mod disk;
 pub mod serve;
 pub mod tamper;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
+use std::process::{Command, Output};
 
-/// A database of its own for one test, created through `SEALTRAIL_TEST_DATABASE_URL` and
-/// dropped when this goes out of scope.
-pub struct TestDatabase {
-    /// The URL of the new database.
-    pub url: String,
-    server_url: String,
-    name: String,
+use serde_json::Value;
+
+pub use sealtrail_store::testing::TestDatabase;
+
+/// Runs the `sealtrail` binary in `cwd`.
+pub fn sealtrail(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the sealtrail binary runs")
 }
 
-impl TestDatabase {
-    /// A fresh, empty database; `None` (after saying why on stderr) when
-    /// `SEALTRAIL_TEST_DATABASE_URL` is not set. Under `CI=true` a missing or unreachable
-    /// database fails the test instead.
-    pub fn create(test: &str) -> Option<TestDatabase> {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let server_url = match std::env::var("SEALTRAIL_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                assert!(
-                    !ci,
-                    "CI=true but SEALTRAIL_TEST_DATABASE_URL is not set: {test} needs PostgreSQL"
-                );
-                eprintln!(
-                    "skipped {test}: it needs PostgreSQL; set SEALTRAIL_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run it"
-                );
-                return None;
-            }
-        };
-        let name = unique_name();
-        let mut admin =
-            postgres::Client::connect(&server_url, postgres::NoTls).unwrap_or_else(|e| {
-                panic!("{test}: cannot connect to SEALTRAIL_TEST_DATABASE_URL: {e}")
-            });
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
-        Some(TestDatabase {
-            url: with_database(&server_url, &name),
-            server_url,
-            name,
-        })
-    }
-
-    /// A new test database with this one's contents (`CREATE DATABASE … TEMPLATE`), dropped
-    /// in turn when it goes out of scope. Nobody may be connected to this one meanwhile.
-    pub fn copy(&self) -> TestDatabase {
-        let name = unique_name();
-        let mut admin = postgres::Client::connect(&self.server_url, postgres::NoTls)
-            .expect("connect to SEALTRAIL_TEST_DATABASE_URL");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {}", self.name))
-            .unwrap_or_else(|e| panic!("cannot copy database {} to {name}: {e}", self.name));
-        TestDatabase {
-            url: with_database(&self.server_url, &name),
-            server_url: self.server_url.clone(),
-            name,
-        }
-    }
-
-    /// A connection to the test database as the URL's (superuser) role.
-    pub fn connect(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
-    }
-
-    /// The URL of the test database with another user (no password).
-    pub fn url_as(&self, user: &str) -> String {
-        let (scheme, rest) = self.url.split_once("://").expect("a URL");
-        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        format!("{scheme}://{user}@{host}")
-    }
+/// Runs the `sealtrail` binary in the test's own working directory (for commands whose paths
+/// are all absolute).
+pub fn sealtrail_here(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(args)
+        .output()
+        .expect("the sealtrail binary runs")
 }
 
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.server_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
+/// Asserts that the command succeeded, showing its exit status and output if not; its stdout.
+pub fn succeed(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-/// A database name no other test uses.
-fn unique_name() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "sealtrail_test_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    )
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base
-        .split_once("://")
-        .expect("SEALTRAIL_TEST_DATABASE_URL is a URL");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// A successful command's stdout as JSON.
+pub fn json_stdout(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "the command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The median figure of `sealtrail bench --json` for one workload on one store.
+pub fn bench_figure<'a>(document: &'a Value, workload: &str, store: &str) -> &'a Value {
+    document["median"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["workload"] == workload && f["store"] == store)
+        .unwrap_or_else(|| panic!("no {workload} figure on {store}: {document:#}"))
 }

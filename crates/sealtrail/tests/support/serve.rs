@@ -3,16 +3,9 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-/// Runs the `sealtrail` binary in `cwd`.
-pub fn sealtrail(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the sealtrail binary runs")
-}
+use super::sealtrail;
 
 /// `sealtrail tokens create --data data --tenant acme --scope events:write --json EXTRA…` in
 /// `dir` (more `--scope`s, or `--database-url`, go in `extra`); the printed JSON.

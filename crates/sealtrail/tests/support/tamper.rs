@@ -10,35 +10,28 @@ use std::ops::Range;
 
 use super::serve::copy_dir;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
-use sealtrail::keyfiles;
-use sealtrail::ledger::{Ledger, LedgerConfig, Submission};
-use sealtrail::store::Location;
-use sealtrail::store::sqlite::database_path;
 use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_count};
 use sealtrail_core::note::{self, SignerKey};
 use sealtrail_core::{Hash, leaf_hash};
+use sealtrail_server::keyfiles;
+use sealtrail_server::ledger::{Ledger, LedgerConfig, Submission};
+use sealtrail_store::Location;
+use sealtrail_store::sqlite::database_path;
 use serde_json::Value;
 
-use super::TestDatabase;
+use super::{TestDatabase, sealtrail_here};
 
 /// The tenant whose log is damaged.
 pub const TENANT: &str = "acme";
 /// Entries in the test log; the ledger signs checkpoints at sizes [`FIRST_SESSION`] and [`SIZE`].
 pub const SIZE: u64 = 200;
 pub const FIRST_SESSION: u64 = 100;
-
-pub fn sealtrail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args(args)
-        .output()
-        .expect("the sealtrail binary runs")
-}
 
 /// A report's violations as `(seq, kind)`; `seq` is `None` for a checkpoint as a whole.
 pub fn kinds(report: &Value) -> Vec<(Option<u64>, String)> {
@@ -160,7 +153,7 @@ impl Log {
         args.extend(self.store_args(data));
         args.extend(["--tenant", TENANT, "--json"].map(String::from));
         args.extend(extra.iter().map(|a| a.to_string()));
-        let out = sealtrail(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = sealtrail_here(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "verify printed no JSON ({e}); stderr: {}",

@@ -1,0 +1,309 @@
+//! Server settings, defined once: the same struct gives the `serve` flags, their
+//! `SEALTRAIL_*` environment variables and the keys of the optional TOML file.
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file, default.
+//! Every field is optional while reading so the layers can be told apart; [`Settings::resolve`]
+//! merges them and applies the defaults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+use sealtrail_store::Location;
+
+/// Where `serve` keeps its data when no directory is given.
+pub const DEFAULT_DATA_DIR: &str = "./sealtrail-data";
+
+/// What a tenant's producers are told when the PostgreSQL store cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreFailurePolicy {
+    /// Accept events into the local fsync'd spool (`202`, `"status": "spooled"`) and drain
+    /// them into the log, in order, when the database is back.
+    Spool,
+    /// Fail closed: answer `503` and keep nothing, so the producer retries or stops.
+    Reject,
+}
+
+/// Per-tenant settings, TOML only: `[tenants.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub on_store_failure: Option<StoreFailurePolicy>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
+
+/// `sealtrail serve` settings (flags, `SEALTRAIL_*` variables, TOML keys).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Data directory: the embedded store and the signing keys (DIR/keys/)
+    #[arg(long, value_name = "DIR", env = "SEALTRAIL_DATA")]
+    pub data: Option<PathBuf>,
+    /// Keep the logs in this PostgreSQL database (postgres://USER@HOST/DB) instead of the
+    /// embedded store; several instances may share it
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEALTRAIL_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Derive every log's signing key from this key file (made by `sealtrail keys generate`),
+    /// so instances that share a database sign with the same keys; default: one key file per
+    /// log under DIR/keys/
+    #[arg(long, value_name = "FILE", env = "SEALTRAIL_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", env = "SEALTRAIL_LISTEN")]
+    pub listen: Option<String>,
+    /// A TOML file with any of these settings (flags and environment variables win)
+    #[arg(long, value_name = "FILE", env = "SEALTRAIL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Sign a checkpoint at most this often (milliseconds) while a log grows
+    #[arg(long, value_name = "MS", env = "SEALTRAIL_CHECKPOINT_INTERVAL_MS")]
+    pub checkpoint_interval_ms: Option<u64>,
+    /// Prefix of every tenant's checkpoint origin: <prefix>/<tenant>
+    #[arg(long, value_name = "PREFIX", env = "SEALTRAIL_ORIGIN_PREFIX")]
+    pub origin_prefix: Option<String>,
+    /// Serve checkpoints and hash tiles under /logs/ without a token
+    #[arg(long, value_name = "BOOL", env = "SEALTRAIL_PUBLIC_LOG")]
+    pub public_log: Option<bool>,
+    /// Also write every committed entry to stdout as one `AUDIT: {json}` line (a second,
+    /// independent record, e.g. for a log shipper)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "SEALTRAIL_AUDIT_STDOUT",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub audit_stdout: Option<bool>,
+    /// Verify each log's recent entries in the background this often (seconds; 0 = never)
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_VERIFY_INTERVAL_SECS")]
+    pub verify_interval_secs: Option<u64>,
+    /// With PostgreSQL, what producers get while the database is unreachable: `spool` (202,
+    /// kept in DIR/spool/ and drained in order later) or `reject` (503); default spool.
+    /// Per tenant in the config file: `[tenants.NAME] on_store_failure = "reject"`
+    #[arg(long, value_name = "POLICY", env = "SEALTRAIL_ON_STORE_FAILURE")]
+    pub on_store_failure: Option<StoreFailurePolicy>,
+    /// Largest size of the local spool file in bytes (default 268435456, 256 MiB)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_SPOOL_MAX_BYTES")]
+    pub spool_max_bytes: Option<u64>,
+    /// Per-tenant settings (config file only)
+    #[arg(skip)]
+    pub tenants: Option<HashMap<String, TenantSettings>>,
+}
+
+/// Settings after merging the layers and applying defaults.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub data: PathBuf,
+    pub store: Location,
+    pub signing_key: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub checkpoint_interval: Duration,
+    pub origin_prefix: String,
+    pub public_log: bool,
+    pub audit_stdout: bool,
+    pub verify_interval: Option<Duration>,
+    /// The policy of tenants not named in `tenants`.
+    pub on_store_failure: StoreFailurePolicy,
+    /// Tenants with their own policy.
+    pub tenant_policies: HashMap<String, StoreFailurePolicy>,
+    pub spool_max_bytes: u64,
+}
+
+impl Settings {
+    /// Reads the config file (if named) and merges: flags/env over file over defaults.
+    pub fn resolve(self) -> Result<Resolved, String> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => Settings::default(),
+        };
+        let merged = Settings {
+            data: self.data.or(file.data),
+            database_url: self.database_url.or(file.database_url),
+            signing_key: self.signing_key.or(file.signing_key),
+            listen: self.listen.or(file.listen),
+            config: self.config,
+            checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
+            origin_prefix: self.origin_prefix.or(file.origin_prefix),
+            public_log: self.public_log.or(file.public_log),
+            audit_stdout: self.audit_stdout.or(file.audit_stdout),
+            verify_interval_secs: self.verify_interval_secs.or(file.verify_interval_secs),
+            on_store_failure: self.on_store_failure.or(file.on_store_failure),
+            spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
+            tenants: self.tenants.or(file.tenants),
+        };
+        let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            format!("listen address {listen_text:?} is not HOST:PORT, e.g. 127.0.0.1:7433")
+        })?;
+        let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
+        if checkpoint_ms == 0 {
+            return Err("checkpoint_interval_ms must be at least 1".into());
+        }
+        let origin_prefix = merged
+            .origin_prefix
+            .unwrap_or_else(|| "sealtrail.local".to_string());
+        if origin_prefix.is_empty() || origin_prefix.chars().any(|c| c.is_whitespace() || c == '+')
+        {
+            return Err(format!(
+                "origin_prefix {origin_prefix:?} must be non-empty, without spaces or '+'"
+            ));
+        }
+        let data = merged
+            .data
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if let Some(url) = &merged.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "database_url {} must start with postgres:// (e.g. postgres://sealtrail_app@127.0.0.1/sealtrail)",
+                sealtrail_store::postgres::redact_url(url)
+            ));
+        }
+        let mut tenant_policies = HashMap::new();
+        for (name, tenant) in merged.tenants.unwrap_or_default() {
+            crate::ledger::check_tenant_name(&name)
+                .map_err(|e| format!("[tenants.{name}]: {e}"))?;
+            if let Some(policy) = tenant.on_store_failure {
+                tenant_policies.insert(name, policy);
+            }
+        }
+        let spool_max_bytes = merged
+            .spool_max_bytes
+            .unwrap_or(crate::spool::DEFAULT_MAX_BYTES);
+        if spool_max_bytes < 1024 * 1024 {
+            return Err(format!(
+                "spool_max_bytes {spool_max_bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
+            ));
+        }
+        Ok(Resolved {
+            on_store_failure: merged.on_store_failure.unwrap_or(StoreFailurePolicy::Spool),
+            tenant_policies,
+            spool_max_bytes,
+            store: Location::new(&data, merged.database_url.as_deref()),
+            signing_key: merged.signing_key,
+            data,
+            listen,
+            checkpoint_interval: Duration::from_millis(checkpoint_ms),
+            origin_prefix,
+            public_log: merged.public_log.unwrap_or(false),
+            audit_stdout: merged.audit_stdout.unwrap_or(false),
+            verify_interval: match merged.verify_interval_secs.unwrap_or(60) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Settings, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\norigin_prefix = \"audit.example\"\npublic_log = true\n",
+        )
+        .unwrap();
+        let settings = Settings {
+            listen: Some("127.0.0.1:9100".into()),
+            config: Some(file),
+            ..Settings::default()
+        };
+        let resolved = settings.resolve().unwrap();
+        assert_eq!(resolved.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(resolved.origin_prefix, "audit.example");
+        assert!(resolved.public_log);
+        assert_eq!(resolved.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(resolved.data, PathBuf::from("./sealtrail-data"));
+    }
+
+    #[test]
+    fn store_failure_policies_come_from_flags_and_per_tenant_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "spool_max_bytes = 2097152\n[tenants.billing]\non_store_failure = \"reject\"\n[tenants.ehr]\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.on_store_failure, StoreFailurePolicy::Spool);
+        assert_eq!(resolved.spool_max_bytes, 2_097_152);
+        assert_eq!(
+            resolved.tenant_policies,
+            HashMap::from([("billing".to_string(), StoreFailurePolicy::Reject)])
+        );
+        let resolved = Settings {
+            config: Some(file),
+            on_store_failure: Some(StoreFailurePolicy::Reject),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.on_store_failure, StoreFailurePolicy::Reject);
+
+        for (text, named) in [
+            ("[tenants.billing]\non_store_failure = \"drop\"\n", "drop"),
+            ("[tenants.billing]\nretention = 3\n", "retention"),
+            ("[tenants.Bad]\non_store_failure = \"reject\"\n", "Bad"),
+            ("spool_max_bytes = 10\n", "spool_max_bytes"),
+        ] {
+            let bad = dir.path().join("bad.toml");
+            std::fs::write(&bad, text).unwrap();
+            let error = Settings {
+                config: Some(bad),
+                ..Settings::default()
+            }
+            .resolve()
+            .unwrap_err();
+            assert!(error.contains(named), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lissen = \"x\"\n").unwrap();
+        let error = Settings {
+            config: Some(file),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.contains("lissen"), "{error}");
+        let error = Settings {
+            listen: Some("nowhere".into()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.contains("HOST:PORT"), "{error}");
+    }
+}

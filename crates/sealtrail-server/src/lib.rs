@@ -1,0 +1,23 @@
+//! # sealtrail
+//!
+//! The `sealtrail` binary's library: the command line, and (as the service grows) the stores,
+//! ingest path, HTTP API and watchers around the pure [`sealtrail_core`] crate.
+//!
+//! - [`cli`]: argument parsing and the command handlers; the only place that uses `anyhow` and
+//!   decides exit codes.
+//! - [`keyfiles`]: reading and writing signing and verifier key files with safe permissions.
+//!
+//! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
+//! verification) lives in `sealtrail_core`; this crate moves bytes between it and the world.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod index;
+pub mod keyfiles;
+pub mod ledger;
+pub mod metrics;
+pub mod spool;
+pub mod tree_cache;
+pub mod verification;

@@ -1,0 +1,692 @@
+//! Verification of a tenant's log on the store: shared by `sealtrail verify`, `GET /v1/verify`
+//! and the background verifier.
+//!
+//! [`verify_tenant`] streams the tenant's entries out of the store into the core's
+//! [`Verifier`], with the stored-hash array as the stored tree and every signed checkpoint the
+//! store holds (plus any the caller kept elsewhere) as what the tree must match. All of it is
+//! read in one read transaction, so the entries, hashes and checkpoints are one consistent
+//! snapshot even while the server appends; memory stays constant in the log's size.
+//!
+//! A range (`from_seq`, `to_seq`, both inclusive) verifies only those entries: the tree is
+//! resumed from the stored hashes at `from_seq`, and only checkpoints that end inside the range
+//! are compared (a checkpoint beyond `to_seq` says nothing about a prefix that stops there).
+//!
+//! The background verifier ([`spawn_background`]) checks every tenant's whole log once when the
+//! server starts, then on each tick the entries added since and at least the last
+//! [`RECENT_WINDOW`] entries. Its findings, and those of `GET /v1/verify`, go to a process-wide
+//! status board ([`status`], [`statuses`], [`chain_state`]) that the health check reads. A
+//! violation is sticky: a later partial run that happens not to cover the damage does not
+//! clear it; only a valid verification of the whole log does.
+//!
+//! **Architecture invariant:** nothing here judges integrity; the core's verifier does. This
+//! module only decides which bytes it sees.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use sealtrail_core::checkpoint::Checkpoint;
+use sealtrail_core::merkle::HashReader;
+use sealtrail_core::note::{self, VerifierKey};
+use sealtrail_core::verify::{EntryCheck, Report, Verifier, VerifyError, VerifyOptions};
+use serde::Serialize;
+
+use crate::keyfiles::{self, KeyFileError};
+use crate::ledger::Ledger;
+use sealtrail_store::{self as store, Location, Store, StoreError, StoreHashes, Tenant};
+
+/// The background verifier re-checks at least this many of each log's latest entries per run.
+pub const RECENT_WINDOW: u64 = 10_000;
+
+/// Violations written to the error log per finding; the rest are in the report.
+const LOGGED_VIOLATIONS: usize = 10;
+
+/// Why a log could not be verified at all (as opposed to being verified and found damaged).
+#[derive(Debug, thiserror::Error)]
+pub enum VerificationError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no tenant {0:?} in this store")]
+    UnknownTenant(String),
+    #[error("cannot read the verifier key of log {origin:?}: {source}")]
+    Key {
+        origin: String,
+        #[source]
+        source: KeyFileError,
+    },
+    #[error("from_seq {from} is after to_seq {to}")]
+    EmptyRange { from: u64, to: u64 },
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// Verifies `tenant`'s log (entries `from_seq..=to_seq`, by default all of them) against its
+/// stored hashes and its signed checkpoints — those in the store and `extra_checkpoints`
+/// (signed notes kept elsewhere) — with the log's verifier key from `data_dir/keys/`.
+pub fn verify_tenant(
+    conn: &dyn Store,
+    data_dir: &Path,
+    tenant: &str,
+    extra_checkpoints: &[Vec<u8>],
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+) -> Result<Report, VerificationError> {
+    store::in_snapshot(conn, || {
+        let record = conn
+            .tenant(tenant)?
+            .ok_or_else(|| VerificationError::UnknownTenant(tenant.to_string()))?;
+        let keys = log_keys(data_dir, &record)?;
+        verify_tenant_with_log_keys(conn, tenant, &keys, extra_checkpoints, from_seq, to_seq)
+    })
+}
+
+/// The keys a log's checkpoints are checked with, as found next to the data.
+#[derive(Debug, Clone)]
+pub struct LogKeys {
+    /// The key that must have signed each checkpoint: the log's key file in `DIR/keys/` when
+    /// there is one, else the verifier key the store recorded when the tenant was created.
+    pub key: VerifierKey,
+    /// The recorded key, when there is a key file too and the two differ: one of them was
+    /// replaced (sealtrail never signs with a key that differs from the record), so a
+    /// checkpoint counts only if it is signed by both.
+    pub disputed: Option<VerifierKey>,
+}
+
+/// The verifier keys of a tenant's log: its key file in the key directory of `data_dir` and
+/// the verifier key the store recorded when the tenant was created (see [`LogKeys`]). An
+/// auditor who trusts neither passes their own copy to [`verify_tenant_with_keys`].
+pub fn log_keys(data_dir: &Path, tenant: &Tenant) -> Result<LogKeys, VerificationError> {
+    let origin = &tenant.origin;
+    let (_, vkey_path) = keyfiles::key_paths(&data_dir.join("keys"), origin);
+    let key_error = |source| VerificationError::Key {
+        origin: origin.to_string(),
+        source,
+    };
+    let recorded = tenant
+        .vkey
+        .as_deref()
+        .map(keyfiles::read_verifier)
+        .transpose()
+        .map_err(key_error)?;
+    if !vkey_path.exists()
+        && let Some(recorded) = recorded
+    {
+        return Ok(LogKeys {
+            key: recorded,
+            disputed: None,
+        });
+    }
+    let file = keyfiles::read_verifier(&vkey_path.to_string_lossy()).map_err(key_error)?;
+    let disputed = recorded.filter(|recorded| *recorded != file);
+    Ok(LogKeys {
+        key: file,
+        disputed,
+    })
+}
+
+/// [`verify_tenant`] with the log's keys already read by [`log_keys`].
+pub fn verify_tenant_with_log_keys(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &LogKeys,
+    extra_checkpoints: &[Vec<u8>],
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+) -> Result<Report, VerificationError> {
+    let required: Vec<VerifierKey> = keys.disputed.iter().cloned().collect();
+    verify_range(
+        conn,
+        tenant,
+        std::slice::from_ref(&keys.key),
+        &required,
+        extra_checkpoints,
+        from_seq,
+        to_seq,
+    )
+}
+
+/// [`verify_tenant`] with the verifier keys given, for an auditor who brings their own copy of
+/// the log's key rather than trusting the one next to the data.
+pub fn verify_tenant_with_keys(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &[VerifierKey],
+    extra_checkpoints: &[Vec<u8>],
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+) -> Result<Report, VerificationError> {
+    verify_range(conn, tenant, keys, &[], extra_checkpoints, from_seq, to_seq)
+}
+
+fn verify_range(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &[VerifierKey],
+    required_keys: &[VerifierKey],
+    extra_checkpoints: &[Vec<u8>],
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+) -> Result<Report, VerificationError> {
+    let from = from_seq.unwrap_or(0);
+    if let Some(to) = to_seq
+        && to < from
+    {
+        return Err(VerificationError::EmptyRange { from, to });
+    }
+    let end = to_seq.map(|to| to.saturating_add(1));
+    store::in_snapshot(conn, || {
+        verify_in_snapshot(
+            conn,
+            tenant,
+            keys,
+            required_keys,
+            extra_checkpoints,
+            from,
+            end,
+        )
+    })
+}
+
+fn verify_in_snapshot(
+    conn: &dyn Store,
+    tenant: &str,
+    keys: &[VerifierKey],
+    required_keys: &[VerifierKey],
+    extra_checkpoints: &[Vec<u8>],
+    from: u64,
+    end: Option<u64>,
+) -> Result<Report, VerificationError> {
+    if conn.tenant(tenant)?.is_none() {
+        return Err(VerificationError::UnknownTenant(tenant.to_string()));
+    }
+    let stored_notes = conn.checkpoints(tenant)?;
+    // The tree built over the range has `to + 1` leaves at most; a larger checkpoint cannot be
+    // compared with it (the core would call the log truncated).
+    let notes: Vec<&[u8]> = stored_notes
+        .iter()
+        .map(String::as_bytes)
+        .chain(extra_checkpoints.iter().map(Vec::as_slice))
+        .filter(|note| match (end, checkpoint_size(note)) {
+            (Some(end), Some(size)) => size <= end,
+            // Unreadable notes go to the verifier, which reports them as invalid.
+            _ => true,
+        })
+        .collect();
+    let hashes = StoreHashes {
+        store: conn,
+        tenant,
+    };
+    let options = VerifyOptions {
+        start_seq: from,
+        required_keys: required_keys.to_vec(),
+        ..VerifyOptions::default()
+    };
+    let mut verifier = Verifier::new(Some(&hashes as &dyn HashReader), &notes, keys, options)?;
+    feed(conn, tenant, from, end.unwrap_or(u64::MAX), &mut verifier)?;
+    Ok(verifier.finish())
+}
+
+/// Entry bytes gathered into one chunk before it goes to the hashing thread: about 1,500
+/// entries, so handing chunks over costs nothing next to hashing them, and the two chunks in
+/// use stay in the CPU's cache.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// A run of entries read from the store, in one buffer reused from chunk to chunk (no
+/// allocation per entry), and what the hashing thread found in each.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// Per entry: the seq the store files it under and where its bytes end in `bytes`.
+    entries: Vec<(u64, usize)>,
+    checks: Vec<EntryCheck>,
+}
+
+impl Chunk {
+    fn push(&mut self, seq: u64, entry: &[u8]) {
+        self.bytes.extend_from_slice(entry);
+        self.entries.push((seq, self.bytes.len()));
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.checks.clear();
+    }
+
+    /// Hashes and scans every entry (the hashing thread's work).
+    fn check(&mut self) {
+        self.checks.clear();
+        let bytes = &self.bytes;
+        let starts = std::iter::once(0).chain(self.entries.iter().map(|&(_, end)| end));
+        let spans = starts
+            .zip(&self.entries)
+            .map(|(start, &(_, end))| &bytes[start..end]);
+        EntryCheck::all(spans, &mut self.checks);
+    }
+
+    /// Hands the checked entries to the verifier, in storage order.
+    fn apply(&self, verifier: &mut Verifier<'_>) {
+        for (&(seq, _), check) in self.entries.iter().zip(&self.checks) {
+            verifier.push_checked(seq, check);
+        }
+    }
+}
+
+/// Streams the entries `from..end` into `verifier`. Where a second core is available the
+/// costly, order-independent part — hashing and scanning each entry's bytes
+/// ([`EntryCheck::of`]) — runs on a thread of its own, one chunk behind the store reads, while
+/// this thread reads the next chunk and feeds the verifier (which also reads the stored hashes
+/// on this thread's connection). The verifier sees exactly what [`Verifier::push`] would give
+/// it, in the same order.
+fn feed(
+    conn: &dyn Store,
+    tenant: &str,
+    from: u64,
+    end: u64,
+    verifier: &mut Verifier<'_>,
+) -> Result<(), StoreError> {
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    if !parallel {
+        return conn.for_each_entry(tenant, from, end, &mut |seq, entry| {
+            verifier.push(seq, entry)
+        });
+    }
+    pipelined(verifier, CHUNK_BYTES, |each| {
+        conn.for_each_entry(tenant, from, end, each)
+    })
+}
+
+/// Feeds what `read` yields to `verifier`, with the entries of each chunk of about
+/// `chunk_bytes` hashed and scanned on a second thread (see [`feed`]).
+fn pipelined<E>(
+    verifier: &mut Verifier<'_>,
+    chunk_bytes: usize,
+    read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<(), E>,
+) -> Result<(), E> {
+    std::thread::scope(|scope| {
+        let (to_hasher, hasher_in) = std::sync::mpsc::sync_channel::<Chunk>(1);
+        let (hasher_out, from_hasher) = std::sync::mpsc::sync_channel::<Chunk>(1);
+        let hasher = std::thread::Builder::new()
+            .name("sealtrail-verify-hash".into())
+            .spawn_scoped(scope, move || {
+                for mut chunk in hasher_in {
+                    chunk.check();
+                    if hasher_out.send(chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+        if hasher.is_err() {
+            // No thread to be had: do it all here.
+            return read(&mut |seq, entry| verifier.push(seq, entry));
+        }
+        // A checked chunk comes back only after the next one was read; then the verifier takes
+        // it and its buffers are filled again.
+        let receive = |verifier: &mut Verifier<'_>| {
+            let mut chunk = from_hasher
+                .recv()
+                .expect("the hashing thread answers every chunk it was sent");
+            chunk.apply(verifier);
+            chunk.clear();
+            chunk
+        };
+        let mut filling = Chunk::default();
+        let mut spare = Some(Chunk::default());
+        let result = read(&mut |seq, entry| {
+            filling.push(seq, entry);
+            if filling.bytes.len() >= chunk_bytes {
+                let next = match spare.take() {
+                    Some(empty) => empty,
+                    None => receive(verifier),
+                };
+                to_hasher
+                    .send(std::mem::replace(&mut filling, next))
+                    .expect("the hashing thread runs until its input closes");
+            }
+        });
+        // What is still in flight is checked whether or not the read failed, so that the
+        // verifier has seen every entry read (a failed read is an error either way).
+        if spare.is_none() {
+            receive(verifier);
+        }
+        drop(to_hasher);
+        filling.check();
+        filling.apply(verifier);
+        result
+    })
+}
+
+/// The tree size a signed checkpoint states, read without checking its signature (the
+/// verifier does that).
+fn checkpoint_size(signed: &[u8]) -> Option<u64> {
+    let text = note::parse(signed).ok()?.text;
+    Checkpoint::parse(&text).ok().map(|c| c.size)
+}
+
+/// The origin line of a signed checkpoint (unverified), to tell which log it belongs to.
+pub fn checkpoint_origin(signed: &[u8]) -> Result<String, String> {
+    let parsed = note::parse(signed).map_err(|e| e.to_string())?;
+    let checkpoint = Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
+    Ok(checkpoint.origin)
+}
+
+/// Whether a log's chain is known to be intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainState {
+    /// Every verification of it so far in this process found nothing wrong.
+    Valid,
+    /// A verification found a violation (and no later full verification found the log intact).
+    Violated,
+    /// Not verified yet in this process.
+    Unchecked,
+}
+
+impl ChainState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChainState::Valid => "valid",
+            ChainState::Violated => "violated",
+            ChainState::Unchecked => "unchecked",
+        }
+    }
+}
+
+/// What this process knows about one log's integrity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantStatus {
+    pub state: ChainState,
+    /// When the latest verification finished (RFC 3339, UTC).
+    pub last_run: Option<String>,
+    /// Entries the latest verification checked.
+    pub rows_checked: u64,
+    /// Where the damage starts, while `state` is `violated`.
+    pub first_broken_seq: Option<u64>,
+    /// Violations the verification that found the damage counted.
+    pub violation_count: u64,
+}
+
+impl Default for TenantStatus {
+    fn default() -> Self {
+        TenantStatus {
+            state: ChainState::Unchecked,
+            last_run: None,
+            rows_checked: 0,
+            first_broken_seq: None,
+            violation_count: 0,
+        }
+    }
+}
+
+/// Per data directory and tenant, so that several applications in one process (the tests) keep
+/// apart.
+type Board = HashMap<(PathBuf, String), TenantStatus>;
+
+static BOARD: LazyLock<Mutex<Board>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn board() -> std::sync::MutexGuard<'static, Board> {
+    // A panic while holding the lock leaves plain data behind; it is still the best we know.
+    BOARD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The status of one tenant's log served from `data_dir`.
+pub fn status(data_dir: &Path, tenant: &str) -> TenantStatus {
+    board()
+        .get(&(data_dir.to_path_buf(), tenant.to_string()))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The status of every tenant verified so far from `data_dir`, by tenant.
+pub fn statuses(data_dir: &Path) -> BTreeMap<String, TenantStatus> {
+    board()
+        .iter()
+        .filter(|((dir, _), _)| dir == data_dir)
+        .map(|((_, tenant), status)| (tenant.clone(), status.clone()))
+        .collect()
+}
+
+/// One word for all logs of `data_dir`: `violated` if any is, `unchecked` until one was
+/// verified, `valid` otherwise.
+pub fn chain_state(data_dir: &Path) -> ChainState {
+    let all = statuses(data_dir);
+    if all.values().any(|s| s.state == ChainState::Violated) {
+        ChainState::Violated
+    } else if all.values().any(|s| s.state == ChainState::Valid) {
+        ChainState::Valid
+    } else {
+        ChainState::Unchecked
+    }
+}
+
+/// Records a verification's findings. `whole_log` says the report covers the whole log, so a
+/// valid one clears an earlier violation; a valid partial report leaves it standing.
+pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
+    crate::metrics::record_verification(tenant, report.valid, report.violation_count);
+    let mut board = board();
+    let status = board
+        .entry((data_dir.to_path_buf(), tenant.to_string()))
+        .or_default();
+    let was_violated = status.state == ChainState::Violated;
+    status.last_run = Some(crate::ledger::now().to_rfc3339());
+    status.rows_checked = report.rows_checked;
+    if report.valid {
+        if whole_log || !was_violated {
+            if was_violated {
+                tracing::warn!(
+                    tenant,
+                    "the whole log verifies again; clearing the violation"
+                );
+            }
+            status.state = ChainState::Valid;
+            status.first_broken_seq = None;
+            status.violation_count = 0;
+        }
+        return;
+    }
+    let first = match (
+        was_violated,
+        status.first_broken_seq,
+        report.first_broken_seq,
+    ) {
+        (true, Some(known), Some(found)) => Some(known.min(found)),
+        (true, Some(known), None) => Some(known),
+        (_, _, found) => found,
+    };
+    let changed = !was_violated || first != status.first_broken_seq;
+    status.state = ChainState::Violated;
+    status.first_broken_seq = first;
+    status.violation_count = report.violation_count;
+    drop(board);
+    if changed {
+        tracing::error!(
+            tenant,
+            first_broken_seq = ?report.first_broken_seq,
+            violation_count = report.violation_count,
+            "audit log integrity violated: run `sealtrail verify --tenant {tenant}` for the report"
+        );
+        for violation in report.violations.iter().take(LOGGED_VIOLATIONS) {
+            tracing::error!(
+                tenant,
+                seq = ?violation.seq,
+                kind = violation.kind.as_str(),
+                detail = %violation.detail,
+                "audit log violation"
+            );
+        }
+    } else {
+        tracing::error!(
+            tenant,
+            first_broken_seq = ?first,
+            violation_count = report.violation_count,
+            "audit log integrity still violated"
+        );
+    }
+}
+
+/// Starts the background verifier: every `interval`, each tenant's log is verified (whole on the
+/// first run, then what was added since plus the latest [`RECENT_WINDOW`] entries) and the
+/// findings recorded on the status board. Stops when the returned task is aborted.
+pub fn spawn_background(
+    ledger: Ledger,
+    data_dir: PathBuf,
+    location: Location,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        // A slow run on a large log delays the next one rather than causing a burst of them.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Per tenant, the log size the previous runs verified up to.
+        let mut progress: HashMap<String, u64> = HashMap::new();
+        loop {
+            ticker.tick().await;
+            let (ledger, data_dir, location, mut carried) = (
+                ledger.clone(),
+                data_dir.clone(),
+                location.clone(),
+                std::mem::take(&mut progress),
+            );
+            let run = tokio::task::spawn_blocking(move || {
+                if let Err(error) = verify_all_once(&ledger, &data_dir, &location, &mut carried) {
+                    tracing::error!(%error, "background verification could not run");
+                }
+                carried
+            });
+            match run.await {
+                Ok(carried) => progress = carried,
+                Err(error) => tracing::error!(%error, "background verification task failed"),
+            }
+        }
+    })
+}
+
+/// One background pass over every tenant of the store.
+fn verify_all_once(
+    ledger: &Ledger,
+    data_dir: &Path,
+    location: &Location,
+    progress: &mut HashMap<String, u64>,
+) -> Result<(), StoreError> {
+    let conn = location.open_reader()?;
+    for tenant in conn.tenants()? {
+        // Entries up to the committed head are surely in the snapshot the run reads next.
+        let head = ledger.head(&tenant.name).map_or(0, |h| h.size);
+        let from = progress
+            .get(&tenant.name)
+            .map_or(0, |&done| done.min(head.saturating_sub(RECENT_WINDOW)));
+        match verify_tenant(conn.as_ref(), data_dir, &tenant.name, &[], Some(from), None) {
+            Ok(report) => {
+                record(data_dir, &tenant.name, &report, from == 0);
+                progress.insert(tenant.name, head);
+            }
+            Err(error) => {
+                tracing::error!(tenant = %tenant.name, %error, "cannot verify the log");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sealtrail_core::canonical::{ServerFields, canonical_entry};
+    use sealtrail_core::event::Event;
+    use sealtrail_core::merkle::TreeBuilder;
+    use sealtrail_core::verify::ViolationKind;
+    use sealtrail_core::{Hash, Timestamp, leaf_hash};
+
+    use super::*;
+
+    /// `count` chained entries and their stored hashes.
+    fn log(count: u64) -> (Vec<(u64, Vec<u8>)>, Vec<Hash>) {
+        let mut entries = Vec::new();
+        let mut stored = Vec::new();
+        let mut tree = TreeBuilder::new();
+        let mut prev = Hash::ZERO;
+        for seq in 0..count {
+            let json = format!(
+                r#"{{"action":"user.login","actor":{{"id":"u-{seq}"}},"outcome":"success","details":{{"n":"{}"}}}}"#,
+                "x".repeat((seq % 97) as usize)
+            );
+            let event = Event::parse(json.as_bytes()).unwrap();
+            let server = ServerFields {
+                id: uuid::Uuid::from_u128(u128::from(seq) + 1),
+                seq,
+                received_at: Timestamp::from_unix_micros(1_795_000_000_000_000).unwrap(),
+                prev_hash: prev,
+            };
+            let entry = canonical_entry(&event, &server).unwrap();
+            prev = leaf_hash(&entry);
+            tree.push(prev, &mut stored);
+            entries.push((seq, entry));
+        }
+        (entries, stored)
+    }
+
+    fn verify(entries: &[(u64, Vec<u8>)], stored: &[Hash], chunk_bytes: Option<usize>) -> Report {
+        let mut verifier = Verifier::new(
+            Some(&stored as &dyn HashReader),
+            &[],
+            &[],
+            VerifyOptions::default(),
+        )
+        .unwrap();
+        let read = |each: &mut dyn FnMut(u64, &[u8])| {
+            for (seq, entry) in entries {
+                each(*seq, entry);
+            }
+            Ok::<(), ()>(())
+        };
+        match chunk_bytes {
+            Some(bytes) => pipelined(&mut verifier, bytes, read).unwrap(),
+            None => read(&mut |seq, entry| verifier.push(seq, entry)).unwrap(),
+        }
+        verifier.finish()
+    }
+
+    #[test]
+    fn hashing_on_a_second_thread_finds_exactly_what_one_thread_finds() {
+        let (pristine, stored) = log(700);
+        let mut damaged = pristine.clone();
+        // Content changed (first and last entry too), an entry deleted, two swapped.
+        for at in [0, 123, 699] {
+            let entry = &mut damaged[at].1;
+            let i = entry.windows(7).position(|w| w == b"success").unwrap();
+            entry[i..i + 7].copy_from_slice(b"failure");
+        }
+        damaged.remove(300);
+        damaged.swap(400, 401); // seqs 401 and 402, after the removal
+        for (entries, valid) in [(&pristine, true), (&damaged, false)] {
+            let alone = verify(entries, &stored, None);
+            assert_eq!(alone.valid, valid);
+            assert_eq!(alone.rows_checked, entries.len() as u64);
+            // Chunks of one entry, of a few, of about a hundred, and one chunk for all.
+            for chunk_bytes in [1, 1_500, 40_000, CHUNK_BYTES] {
+                assert_eq!(
+                    verify(entries, &stored, Some(chunk_bytes)),
+                    alone,
+                    "chunks of {chunk_bytes} bytes"
+                );
+            }
+        }
+        let kinds: Vec<_> = verify(&damaged, &stored, Some(1_500))
+            .violations
+            .iter()
+            .map(|v| (v.seq, v.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Some(0), ViolationKind::ContentMismatch),
+                (Some(123), ViolationKind::ContentMismatch),
+                (Some(300), ViolationKind::MissingSeq),
+                (Some(401), ViolationKind::OutOfOrder),
+                (Some(699), ViolationKind::ContentMismatch),
+            ]
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! `spawn_app()`: the application started exactly as `sealtrail serve` starts it, on
+//! 127.0.0.1:0 with its own data directory.
+
+// Shared by every test module; not each uses every helper.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sealtrail_server::app::Application;
+use sealtrail_server::config::Settings;
+use sealtrail_server::ledger::Ledger;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub base: String,
+    pub admin_token: String,
+    pub client: reqwest::Client,
+    pub ledger: Ledger,
+    pub data: PathBuf,
+    /// Kept so the directory lives as long as the app (and across restarts).
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test server: fast checkpoints so tests need not wait long.
+pub fn test_settings(data: PathBuf) -> Settings {
+    Settings {
+        data: Some(data),
+        listen: Some("127.0.0.1:0".into()),
+        checkpoint_interval_ms: Some(50),
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("a temporary directory"));
+    spawn_app_in(dir, |_| {}).await
+}
+
+/// Starts an app on `dir`'s data directory (reusing it across restarts), after `tweak` has
+/// adjusted the settings.
+pub async fn spawn_app_in(
+    dir: std::sync::Arc<tempfile::TempDir>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data = dir.path().join("data");
+    let mut settings = test_settings(data.clone());
+    tweak(&mut settings);
+    let app = Application::build(settings.resolve().expect("valid settings"))
+        .await
+        .expect("the application starts");
+    let base = format!("http://{}", app.local_addr());
+    let ledger = app.ledger();
+    let admin_token = app
+        .first_admin_token
+        .as_ref()
+        .map(|t| t.token.clone())
+        .unwrap_or_default();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        admin_token,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        ledger,
+        data,
+        dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A token for `tenant` with `scopes`, created the way the CLI and admin API create them.
+    pub async fn token(&self, tenant: &str, scopes: &[&str]) -> String {
+        self.ledger
+            .create_token(
+                tenant,
+                scopes.iter().map(|s| s.to_string()).collect(),
+                "test",
+            )
+            .await
+            .expect("token created")
+            .token
+    }
+
+    pub async fn post_event(&self, token: &str, event: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/events"))
+            .bearer_auth(token)
+            .json(event)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// How many entries `tenant`'s log holds, as the store has them.
+    pub fn log_size(&self, tenant: &str) -> u64 {
+        sealtrail_store::Location::new(&self.data, None)
+            .open_reader()
+            .expect("the store opens")
+            .size(tenant)
+            .expect("the store reads")
+    }
+
+    /// Stops the server gracefully (final checkpoints signed) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+        let ledger = self.ledger.clone();
+        drop(self);
+        drop(ledger);
+    }
+}
+
+/// A valid event for tests, distinguishable by `n`.
+pub fn event(n: u64) -> serde_json::Value {
+    serde_json::json!({
+        "action": "patient.record.read",
+        "activity": "read",
+        "outcome": "success",
+        "actor": {"id": format!("u-{}", n % 7), "type": "user"},
+        "targets": [{"type": "patient", "id": format!("p-{n}")}],
+        "context": {"ip": "10.1.2.3"},
+        "source": {"app": "ehr-web", "seq": n},
+    })
+}

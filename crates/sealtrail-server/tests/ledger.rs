@@ -1,0 +1,271 @@
+//! The write path on every store: the [`Ledger`] runs unchanged against the embedded store and
+//! PostgreSQL through the store crate's suite harness (`sealtrail_store::testing`), so group
+//! commit, idempotency and several instances extending one log are checked on both backends.
+
+use std::time::Duration;
+
+use sealtrail_core::event::Event;
+use sealtrail_core::leaf_hash;
+use sealtrail_core::note::SignerKey;
+use sealtrail_server::ledger::{Ledger, LedgerConfig, Outcome, Submission};
+use sealtrail_server::verification;
+use sealtrail_store::Location;
+use sealtrail_store::testing::Backend;
+
+sealtrail_store::store_suite!(
+    two_ledgers_append_to_one_log,
+    appends_queued_together_commit_as_one_group,
+);
+
+fn event(instance: usize, n: usize) -> Submission {
+    let json = format!(
+        r#"{{"action":"patient.record.read","outcome":"success","actor":{{"id":"u-{instance}","type":"user"}},"source":{{"app":"ehr","seq":{n}}}}}"#
+    );
+    Submission {
+        event: Event::parse(json.as_bytes()).unwrap(),
+        idempotency_key: Some(format!("i{instance}-{n}")),
+    }
+}
+
+/// Two ledgers — two service instances, each with its own data directory and the same root
+/// signing key — append to one tenant at once through the same store. Every receipt names the
+/// entry at its seq, the chain and the stored tree verify end to end, and every checkpoint
+/// either instance signed is consistent with the one log.
+fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
+    let keys = tempfile::tempdir().unwrap();
+    let root = SignerKey::generate("sealtrail-root", &mut rand_core::OsRng).unwrap();
+    sealtrail_server::keyfiles::write_key_pair(keys.path(), &root).unwrap();
+    let (root_path, _) = sealtrail_server::keyfiles::key_paths(keys.path(), "sealtrail-root");
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let ledgers: Vec<Ledger> = dirs
+        .iter()
+        .map(|dir| {
+            Ledger::start(LedgerConfig {
+                // The embedded store lives in the backend's own directory; the instance's
+                // directory holds only what is local to it.
+                data_dir: match backend.location() {
+                    Location::Embedded { .. } => backend.data_dir().to_path_buf(),
+                    Location::Postgres { .. } => dir.path().to_path_buf(),
+                },
+                store: backend.location(),
+                signing_key: Some(root_path.clone()),
+                checkpoint_interval: Duration::from_millis(5),
+                origin_prefix: "store.test".into(),
+                audit_stdout: false,
+            })
+            .unwrap()
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    ledgers[0]
+        .create_token_blocking("acme", vec!["events:write".into()], "test")
+        .unwrap();
+    let receipts = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for (instance, ledger) in ledgers.iter().enumerate() {
+            for client in 0..4 {
+                let ledger = ledger.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut receipts = Vec::new();
+                    for round in 0..15 {
+                        let n = client * 1000 + round * 10;
+                        let size = if round % 3 == 0 { 7 } else { 1 };
+                        let batch = (n..n + size).map(|n| event(instance, n)).collect();
+                        for outcome in ledger.append("acme", batch).await.unwrap() {
+                            match outcome {
+                                Outcome::Created(receipt) => receipts.push(receipt),
+                                other => panic!("unexpected {other:?}"),
+                            }
+                        }
+                    }
+                    receipts
+                }));
+            }
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+    // A retry through the other instance is answered from the log, not appended again.
+    let retried = runtime
+        .block_on(ledgers[1].append("acme", vec![event(0, 0)]))
+        .unwrap();
+    let Outcome::Duplicate(duplicate) = &retried[0] else {
+        panic!("a retry appended again: {retried:?}");
+    };
+    assert!(receipts.contains(duplicate), "{duplicate:?}");
+    for ledger in ledgers {
+        ledger.shutdown();
+    }
+
+    let reader = backend.location().open_reader().unwrap();
+    let size = reader.size("acme").unwrap();
+    assert_eq!(size, receipts.len() as u64);
+    assert_eq!(
+        reader.idempotent_seq("acme", "i0-0").unwrap(),
+        Some(duplicate.seq)
+    );
+    let mut seqs: Vec<u64> = receipts.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..size).collect::<Vec<_>>(), "no gap, no duplicate");
+    for receipt in &receipts {
+        let bytes = reader.entry("acme", receipt.seq).unwrap().unwrap();
+        assert_eq!(leaf_hash(&bytes).to_hex(), receipt.event_hash);
+        assert_eq!(
+            reader.entry_id("acme", receipt.seq).unwrap().unwrap(),
+            receipt.id
+        );
+    }
+    let checkpoints = reader.checkpoints("acme").unwrap();
+    assert!(!checkpoints.is_empty());
+    let latest = reader.latest_checkpoint("acme").unwrap().unwrap();
+    assert_eq!(
+        latest.size, size,
+        "the final checkpoint covers the whole log"
+    );
+    let record = reader.tenant("acme").unwrap().unwrap();
+    let key = root.derive(&record.origin).unwrap().verifier();
+    assert_eq!(record.vkey, Some(key.to_string()));
+    let report =
+        verification::verify_tenant_with_keys(reader.as_ref(), "acme", &[key], &[], None, None)
+            .unwrap();
+    assert!(report.valid, "{report:?}");
+    assert_eq!(report.rows_checked, size);
+    let system = verification::verify_tenant_with_keys(
+        reader.as_ref(),
+        "_system",
+        &[root
+            .derive(&reader.tenant("_system").unwrap().unwrap().origin)
+            .unwrap()
+            .verifier()],
+        &[],
+        None,
+        None,
+    )
+    .unwrap();
+    assert!(system.valid, "{system:?}");
+}
+
+/// Appends that queue while the writer is busy are committed as one group: each tenant's
+/// events in one call, in the order the requests came, each request answered with its own
+/// outcomes (a duplicate key across requests included, a request for an unknown tenant refused
+/// on its own).
+fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
+    let ledger = Ledger::start(LedgerConfig {
+        data_dir: backend.data_dir().to_path_buf(),
+        store: backend.location(),
+        signing_key: None,
+        checkpoint_interval: Duration::from_secs(3600),
+        origin_prefix: "store.test".into(),
+        audit_stdout: false,
+    })
+    .unwrap();
+    for tenant in ["acme", "beta"] {
+        ledger.ensure_tenant_blocking(tenant, "test").unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lock = backend.hold_appends();
+    let requests: Vec<(&str, Vec<Submission>)> = vec![
+        // Taken by the writer alone, which then waits for the lock.
+        ("acme", vec![event(0, 0)]),
+        // Queued behind it, in this order.
+        ("acme", vec![event(0, 1)]),
+        ("beta", vec![event(1, 0)]),
+        ("acme", vec![event(0, 2), event(0, 1), event(0, 3)]),
+        ("nobody", vec![event(2, 0)]),
+        ("beta", vec![event(1, 1)]),
+    ];
+    let answers = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for (i, (tenant, batch)) in requests.into_iter().enumerate() {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(
+                async move { ledger.append(tenant, batch).await },
+            ));
+            let pause = if i == 0 { 300 } else { 30 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Released off the runtime: closing a PostgreSQL client blocks.
+        tokio::task::spawn_blocking(move || drop(lock))
+            .await
+            .unwrap();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    });
+    let created = |answer: &Result<Vec<Outcome>, _>| -> Vec<(String, u64)> {
+        answer
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Created(r) => ("created".to_string(), r.seq),
+                Outcome::Duplicate(r) => ("duplicate".to_string(), r.seq),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let c = |seq| ("created".to_string(), seq);
+    assert_eq!(created(&answers[0]), vec![c(0)]);
+    assert_eq!(created(&answers[1]), vec![c(1)]);
+    assert_eq!(created(&answers[2]), vec![c(0)]);
+    assert_eq!(
+        created(&answers[3]),
+        vec![c(2), ("duplicate".to_string(), 1), c(3)]
+    );
+    assert!(
+        matches!(&answers[4], Err(sealtrail_server::ledger::LedgerError::Invalid(m)) if m.contains("does not exist")),
+        "{:?}",
+        answers[4]
+    );
+    assert_eq!(created(&answers[5]), vec![c(1)]);
+    let receipt = |answer: &Result<Vec<Outcome>, _>, i: usize| match &answer.as_ref().unwrap()[i] {
+        Outcome::Created(r) | Outcome::Duplicate(r) => r.clone(),
+        other => panic!("unexpected {other:?}"),
+    };
+    // The duplicate names the request before it in the same group.
+    assert_eq!(receipt(&answers[3], 1), receipt(&answers[1], 0));
+    // One call per tenant for the queued requests: one acceptance time for all of acme's.
+    assert_eq!(
+        receipt(&answers[1], 0).received_at,
+        receipt(&answers[3], 2).received_at
+    );
+    ledger.shutdown();
+    let reader = backend.location().open_reader().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 4);
+    assert_eq!(reader.size("beta").unwrap(), 2);
+    for (answer, i, tenant) in [
+        (0, 0, "acme"),
+        (1, 0, "acme"),
+        (3, 0, "acme"),
+        (3, 2, "acme"),
+        (2, 0, "beta"),
+        (5, 0, "beta"),
+    ] {
+        let r = receipt(&answers[answer], i);
+        assert_eq!(reader.entry_id(tenant, r.seq).unwrap().unwrap(), r.id);
+        let bytes = reader.entry(tenant, r.seq).unwrap().unwrap();
+        assert_eq!(leaf_hash(&bytes).to_hex(), r.event_hash);
+    }
+    for tenant in ["acme", "beta"] {
+        let record = reader.tenant(tenant).unwrap().unwrap();
+        let key = sealtrail_core::note::VerifierKey::parse(&record.vkey.unwrap()).unwrap();
+        let report =
+            verification::verify_tenant_with_keys(reader.as_ref(), tenant, &[key], &[], None, None)
+                .unwrap();
+        assert!(report.valid, "{tenant}: {report:?}");
+    }
+}

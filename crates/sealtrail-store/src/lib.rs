@@ -1,0 +1,413 @@
+//! Where logs are kept: the [`Store`] trait and its two implementations, the embedded store
+//! ([`sqlite`], one SQLite file in the data directory) and [`postgres`] (one database that
+//! several `sealtrail serve` instances share).
+//!
+//! A store keeps every tenant's log — entries, stored Merkle hashes, signed checkpoints — plus
+//! tenants, idempotency keys, hashed API tokens and settings. It stores and fetches bytes;
+//! integrity logic (hashing, canonical form, proofs) stays in `sealtrail_core`, and sequencing
+//! in the server's write path (`sealtrail_server::ledger`).
+//!
+//! **Architecture invariant:** nothing here updates or deletes a log row (entries, stored
+//! hashes, checkpoints), and each store's schema refuses it with triggers as well, so even a
+//! bug in sealtrail cannot rewrite history. [`Store::protections`] reports when those triggers
+//! have been removed or disabled.
+//!
+//! Both implementations take `&self` everywhere and keep one connection each, so a store is
+//! used from one thread at a time (`Send`, not `Sync`): the writer thread owns one, readers
+//! take one from a pool.
+
+pub mod postgres;
+pub mod sqlite;
+#[cfg(feature = "test-suite")]
+pub mod testing;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sealtrail_core::Hash;
+use sealtrail_core::merkle::{self, HashReader, ReadError, TreeBuilder};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// From SQLite (except a full disk, [`StoreError::Full`]; see [`sqlite`]).
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
+    #[error(
+        "{location} was written by a newer sealtrail (schema version {found}, this build knows {known}); upgrade sealtrail"
+    )]
+    NewerSchema {
+        location: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("{0}")]
+    Missing(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// A write in the transaction failed, so the whole transaction was rolled back.
+    #[error("{0}")]
+    Aborted(String),
+    /// The store's disk is full: the write failed and nothing of its transaction is kept.
+    /// Writes succeed again once there is space; nothing needs restarting.
+    #[error("the store is out of disk space ({0}); free space where it keeps its data")]
+    Full(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which store, and where: the embedded store in a data directory, or a PostgreSQL database.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    Embedded { data_dir: PathBuf },
+    Postgres { url: String },
+}
+
+impl Location {
+    /// The embedded store of `data_dir` unless a database URL is given.
+    pub fn new(data_dir: &Path, database_url: Option<&str>) -> Location {
+        match database_url {
+            Some(url) => Location::Postgres {
+                url: url.to_string(),
+            },
+            None => Location::Embedded {
+                data_dir: data_dir.to_path_buf(),
+            },
+        }
+    }
+
+    /// Opens the store for writing, creating it or bringing its schema up to date.
+    pub fn open_writer(&self) -> Result<Box<dyn Store>> {
+        Ok(match self {
+            Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_writer(
+                &sqlite::database_path(data_dir),
+            )?),
+            Location::Postgres { url } => Box::new(postgres::PgStore::open_writer(url)?),
+        })
+    }
+
+    /// Opens an existing store for reading; fails if it does not exist or is of a newer schema.
+    pub fn open_reader(&self) -> Result<Box<dyn Store>> {
+        Ok(match self {
+            Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_reader(
+                &sqlite::database_path(data_dir),
+            )?),
+            Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
+        })
+    }
+
+    /// A reader for reading a whole log in order (offline verification); see
+    /// [`sqlite::SqliteStore::open_scanner`].
+    pub fn open_scanner(&self) -> Result<Box<dyn Store>> {
+        Ok(match self {
+            Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_scanner(
+                &sqlite::database_path(data_dir),
+            )?),
+            Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Location::Embedded { .. } => "embedded",
+            Location::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// Never prints a PostgreSQL password.
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Embedded { data_dir } => {
+                write!(f, "{}", sqlite::database_path(data_dir).display())
+            }
+            Location::Postgres { url } => f.write_str(&postgres::redact_url(url)),
+        }
+    }
+}
+
+/// A tenant, the origin line of its log's checkpoints, and the verifier key its checkpoints
+/// are signed with (recorded when the tenant is created; `None` for tenants created by an
+/// older version, whose key is only in the key files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub name: String,
+    pub origin: String,
+    pub created_at: String,
+    pub vkey: Option<String>,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub note: String,
+    pub created_at: String,
+}
+
+/// One entry row to append.
+pub struct NewEntry<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub entry: &'a [u8],
+}
+
+/// A stored API token (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A protection of the log tables that the store's schema installs, and whether it is in
+/// force. See [`Store::protections`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Protection {
+    /// What it is, e.g. `trigger entries_append_only on entries`.
+    pub name: String,
+    /// `true` when present and enabled.
+    pub active: bool,
+}
+
+/// What every store does. Reads see committed data only. Writes happen between
+/// [`Store::begin_write`] and [`Store::commit`] (or [`Store::rollback`]); a commit returns only
+/// once it is durable.
+pub trait Store: Send {
+    /// `"embedded"` or `"postgres"`.
+    fn kind(&self) -> &'static str;
+
+    // --- transactions ---
+
+    /// Starts a read snapshot: every read until [`Store::end_read`] sees the same moment.
+    /// Calls nest; only the outermost pair has an effect.
+    fn begin_read(&self) -> Result<()>;
+    fn end_read(&self) -> Result<()>;
+
+    /// Starts the write transaction and takes the append lock of each tenant named (whether or
+    /// not it exists yet), held until commit or rollback. Several processes may append to one
+    /// store: a tenant's log is only ever extended by the holder of its lock, which must read
+    /// the tail after taking it. Locks are taken in a fixed order, so two writers cannot
+    /// deadlock.
+    fn begin_write(&self, lock_tenants: &[&str]) -> Result<()>;
+    /// Makes the transaction durable; returns only after it is.
+    fn commit(&self) -> Result<()>;
+    fn rollback(&self) -> Result<()>;
+
+    // --- reads ---
+
+    fn tenants(&self) -> Result<Vec<Tenant>>;
+    fn tenant(&self, name: &str) -> Result<Option<Tenant>>;
+    /// The number of entries in the tenant's log (its last seq + 1; 0 when empty).
+    fn size(&self, tenant: &str) -> Result<u64>;
+    /// Stored hashes at `indexes`, in the order asked; an error names a missing one.
+    fn read_hashes(&self, tenant: &str, indexes: &[u64]) -> Result<Vec<Hash>, ReadError>;
+    /// The entry at `seq`, if any.
+    fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>>;
+    /// The entry id at `seq`, if any.
+    fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>>;
+    /// The seq of the entry with this id, if any.
+    fn seq_of_id(&self, tenant: &str, id: &str) -> Result<Option<u64>>;
+    /// [`Store::seq_of_id`] for many ids at once: the seq of each id in the log (ids not in
+    /// it are absent). A store across a network answers in one round trip.
+    fn seqs_of_ids(&self, tenant: &str, ids: &[&str]) -> Result<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(seq) = self.seq_of_id(tenant, id)? {
+                found.insert((*id).to_string(), seq);
+            }
+        }
+        Ok(found)
+    }
+    /// Up to `limit` entries with `from <= seq < to`, in seq order.
+    fn entries(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Calls `each(seq, entry)` for entries with `from <= seq < to`, in seq order, without
+    /// holding them all in memory. `each` must not use this store.
+    fn for_each_entry(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+        each: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<()> {
+        const CHUNK: usize = 10_000;
+        let mut from = from;
+        while from < to {
+            let chunk = self.entries(tenant, from, to, CHUNK)?;
+            let Some(&(last, _)) = chunk.last() else {
+                break;
+            };
+            for (seq, entry) in &chunk {
+                each(*seq, entry);
+            }
+            if chunk.len() < CHUNK {
+                break;
+            }
+            from = last + 1;
+        }
+        Ok(())
+    }
+    fn idempotent_seq(&self, tenant: &str, key: &str) -> Result<Option<u64>>;
+    /// [`Store::idempotent_seq`] for many keys at once: the seq of each key that is recorded
+    /// (keys not recorded are absent). A store across a network answers in one round trip.
+    fn idempotent_seqs(&self, tenant: &str, keys: &[&str]) -> Result<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        for key in keys {
+            if let Some(seq) = self.idempotent_seq(tenant, key)? {
+                found.insert((*key).to_string(), seq);
+            }
+        }
+        Ok(found)
+    }
+    /// The latest (largest) signed checkpoint of a tenant.
+    fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>>;
+    /// Every signed checkpoint note of a tenant, by size.
+    fn checkpoints(&self, tenant: &str) -> Result<Vec<String>>;
+    fn setting(&self, name: &str) -> Result<Option<String>>;
+    fn token_by_secret(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>>;
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    // --- writes (inside begin_write .. commit) ---
+
+    fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Records the verifier key of a tenant that has none yet (created by an older version).
+    fn set_tenant_vkey(&self, tenant: &str, vkey: &str) -> Result<()>;
+    /// Appends entries and their stored hashes (`first_hash_index` is the stored index of
+    /// `hashes[0]`), as few statements as the store allows.
+    fn append(
+        &self,
+        tenant: &str,
+        entries: &[NewEntry<'_>],
+        first_hash_index: u64,
+        hashes: &[Hash],
+    ) -> Result<()>;
+    fn insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()>;
+    /// Stores a signed checkpoint; a second one of the same size is ignored.
+    fn insert_checkpoint(
+        &self,
+        tenant: &str,
+        size: u64,
+        note: &str,
+        created_at: &str,
+    ) -> Result<()>;
+    fn set_setting(&self, name: &str, value: &str) -> Result<()>;
+    fn insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()>;
+    /// Marks a token revoked; false if there is no such token or it was already revoked.
+    fn revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool>;
+
+    // --- integrity ---
+
+    /// The append-only protections the schema installs, each with whether it is in force.
+    fn protections(&self) -> Result<Vec<Protection>>;
+}
+
+/// Where a tenant's log ends: its size, the hash of its last entry, and the Merkle frontier.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    pub size: u64,
+    pub last_hash: Hash,
+    pub tree: TreeBuilder,
+}
+
+/// Reads a tenant's tail in O(log n) hash reads.
+pub fn tail(store: &dyn Store, tenant: &str) -> Result<Tail> {
+    let size = store.size(tenant)?;
+    let reader = StoreHashes { store, tenant };
+    let tree = TreeBuilder::from_reader(size, &reader).map_err(|e| {
+        StoreError::Corrupt(format!("tenant {tenant}: cannot resume the tree: {e}"))
+    })?;
+    let last_hash = if size == 0 {
+        Hash::ZERO
+    } else {
+        reader
+            .read_hashes(&[merkle::stored_hash_index(0, size - 1)])
+            .map_err(|e| StoreError::Corrupt(format!("tenant {tenant}: {e}")))?[0]
+    };
+    Ok(Tail {
+        size,
+        last_hash,
+        tree,
+    })
+}
+
+/// A tenant's stored-hash array, as the core reads it.
+pub struct StoreHashes<'s> {
+    pub store: &'s dyn Store,
+    pub tenant: &'s str,
+}
+
+impl HashReader for StoreHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
+        self.store.read_hashes(self.tenant, indexes)
+    }
+}
+
+/// Runs `f` inside one read snapshot of `store`.
+pub fn in_snapshot<T, E: From<StoreError>>(
+    store: &dyn Store,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    store.begin_read()?;
+    let result = f();
+    let ended = store.end_read();
+    let value = result?;
+    ended?;
+    Ok(value)
+}
+
+/// The nesting of [`Store::begin_read`] / [`Store::end_read`] calls on one connection: only the
+/// outermost pair begins and ends a snapshot, and only if it began one (it does not inside an
+/// open transaction).
+#[derive(Debug, Default)]
+pub(crate) struct ReadNesting(Cell<(u32, bool)>);
+
+impl ReadNesting {
+    /// Enters one level; on the outermost, `begin` starts the snapshot if it can and says
+    /// whether it did.
+    pub(crate) fn enter(&self, begin: impl FnOnce() -> Result<bool>) -> Result<()> {
+        let (depth, owned) = self.0.get();
+        if depth > 0 {
+            self.0.set((depth + 1, owned));
+            return Ok(());
+        }
+        let owned = begin()?;
+        self.0.set((1, owned));
+        Ok(())
+    }
+
+    /// Leaves one level; on the outermost, `end` ends the snapshot `enter` began.
+    pub(crate) fn leave(&self, end: impl FnOnce() -> Result<()>) -> Result<()> {
+        match self.0.get() {
+            (0, _) => Ok(()),
+            (1, owned) => {
+                self.0.set((0, false));
+                if owned { end() } else { Ok(()) }
+            }
+            (depth, owned) => {
+                self.0.set((depth - 1, owned));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The harness of the shared store test suite (feature `test-suite`): a store under test on
+//! each backend — the embedded store in a temporary directory, or a fresh PostgreSQL database
+//! through `SEALTRAIL_TEST_DATABASE_URL` — and [`store_suite!`](crate::store_suite), which
+//! expands one list of test functions into a test per backend.
+//!
+//! The store crate's own suite (`tests/store_suite.rs`) runs the `Store` contract through it;
+//! crates built on the store (the server's write path) run their own store-dependent tests the
+//! same way, so every behaviour is checked on both backends by one body of code.
+//!
+//! Outside CI a missing `SEALTRAIL_TEST_DATABASE_URL` skips the PostgreSQL half with a message
+//! saying why; under `CI=true` it fails the test instead.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::Location;
+
+/// A database of its own for one test, created through `SEALTRAIL_TEST_DATABASE_URL` and
+/// dropped when this goes out of scope.
+pub struct TestDatabase {
+    /// The URL of the new database.
+    pub url: String,
+    server_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A fresh, empty database; `None` (after saying why on stderr) when
+    /// `SEALTRAIL_TEST_DATABASE_URL` is not set. Under `CI=true` a missing or unreachable
+    /// database fails the test instead.
+    pub fn create(test: &str) -> Option<TestDatabase> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let server_url = match std::env::var("SEALTRAIL_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                assert!(
+                    !ci,
+                    "CI=true but SEALTRAIL_TEST_DATABASE_URL is not set: {test} needs PostgreSQL"
+                );
+                eprintln!(
+                    "skipped {test}: it needs PostgreSQL; set SEALTRAIL_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run it"
+                );
+                return None;
+            }
+        };
+        let name = unique_name();
+        let mut admin =
+            postgres::Client::connect(&server_url, postgres::NoTls).unwrap_or_else(|e| {
+                panic!("{test}: cannot connect to SEALTRAIL_TEST_DATABASE_URL: {e}")
+            });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
+        Some(TestDatabase {
+            url: with_database(&server_url, &name),
+            server_url,
+            name,
+        })
+    }
+
+    /// A new test database with this one's contents (`CREATE DATABASE … TEMPLATE`), dropped
+    /// in turn when it goes out of scope. Nobody may be connected to this one meanwhile.
+    pub fn copy(&self) -> TestDatabase {
+        let name = unique_name();
+        let mut admin = postgres::Client::connect(&self.server_url, postgres::NoTls)
+            .expect("connect to SEALTRAIL_TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {}", self.name))
+            .unwrap_or_else(|e| panic!("cannot copy database {} to {name}: {e}", self.name));
+        TestDatabase {
+            url: with_database(&self.server_url, &name),
+            server_url: self.server_url.clone(),
+            name,
+        }
+    }
+
+    /// A connection to the test database as the URL's (superuser) role.
+    pub fn connect(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
+    }
+
+    /// The URL of the test database with another user (no password).
+    pub fn url_as(&self, user: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("{scheme}://{user}@{host}")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server_url, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A database name no other test uses.
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "sealtrail_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    )
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (scheme, rest) = base
+        .split_once("://")
+        .expect("SEALTRAIL_TEST_DATABASE_URL is a URL");
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    let mut out = format!("{scheme}://{authority}/{name}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A store under test and a way to reach its database directly, as an administrator could.
+pub trait Backend {
+    fn location(&self) -> Location;
+    /// Runs SQL with full rights on the database.
+    fn raw(&self, sql: &str) -> Result<(), String>;
+    /// The SQL that removes a trigger.
+    fn drop_trigger(&self, trigger: &str, table: &str) -> String;
+    fn data_dir(&self) -> &std::path::Path;
+    /// Holds a lock, from a session of its own, that stops any append to the log until the
+    /// returned guard is dropped.
+    fn hold_appends(&self) -> Box<dyn std::any::Any + Send>;
+}
+
+pub struct Embedded {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Embedded {
+    fn default() -> Embedded {
+        Embedded::new()
+    }
+}
+
+impl Embedded {
+    pub fn new() -> Embedded {
+        Embedded {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Backend for Embedded {
+    fn location(&self) -> Location {
+        Location::new(self.dir.path(), None)
+    }
+    fn raw(&self, sql: &str) -> Result<(), String> {
+        let conn = rusqlite::Connection::open(crate::sqlite::database_path(self.dir.path()))
+            .map_err(|e| e.to_string())?;
+        conn.execute_batch(sql).map_err(|e| e.to_string())
+    }
+    fn drop_trigger(&self, trigger: &str, _table: &str) -> String {
+        format!("DROP TRIGGER {trigger}")
+    }
+    fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+    fn hold_appends(&self) -> Box<dyn std::any::Any + Send> {
+        let conn =
+            rusqlite::Connection::open(crate::sqlite::database_path(self.dir.path())).unwrap();
+        // SQLite's one write lock, until the connection closes.
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        Box::new(conn)
+    }
+}
+
+pub struct Postgres {
+    pub db: TestDatabase,
+    dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    pub fn new(test: &str) -> Option<Postgres> {
+        Some(Postgres {
+            db: TestDatabase::create(test)?,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+}
+
+impl Backend for Postgres {
+    fn location(&self) -> Location {
+        Location::new(self.dir.path(), Some(&self.db.url))
+    }
+    fn raw(&self, sql: &str) -> Result<(), String> {
+        self.db.connect().batch_execute(sql).map_err(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |db| db.message().to_string())
+        })
+    }
+    fn drop_trigger(&self, trigger: &str, table: &str) -> String {
+        format!("DROP TRIGGER {trigger} ON {table}")
+    }
+    fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+    fn hold_appends(&self) -> Box<dyn std::any::Any + Send> {
+        let mut client = self.db.connect();
+        // Inserts wait for this lock until the session ends.
+        client
+            .batch_execute("BEGIN; LOCK TABLE entries IN EXCLUSIVE MODE")
+            .unwrap();
+        Box::new(client)
+    }
+}
+
+/// Expands each named test function `fn name(backend: &dyn Backend)` into two tests,
+/// `embedded::name` and `postgres::name`; the PostgreSQL one is skipped (and says so) when
+/// `SEALTRAIL_TEST_DATABASE_URL` is unset outside CI.
+#[macro_export]
+macro_rules! store_suite {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&$crate::testing::Embedded::new());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    let Some(backend) = $crate::testing::Postgres::new(concat!("postgres::", stringify!($test))) else {
+                        return;
+                    };
+                    super::$test(&backend);
+                }
+            )*
+        }
+    };
+}

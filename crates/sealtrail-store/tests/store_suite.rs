@@ -1,0 +1,549 @@
+//! One test suite for every store: each test below runs unchanged against the embedded store
+//! (SQLite in a temporary directory) and PostgreSQL (a fresh database per test, through
+//! `SEALTRAIL_TEST_DATABASE_URL`; skipped, and said so, when that is unset outside CI).
+//!
+//! It covers what the rest of sealtrail relies on a store for: tenants, appending entries with
+//! their stored hashes, reading them back every way the service does, idempotency keys,
+//! checkpoints, settings, tokens, transactions and read snapshots, append-only protection in
+//! the database itself, and several writers extending one log at once without a fork, gap or
+//! reorder. The server's write path runs on both stores through the same harness in its own
+//! tests (`sealtrail-server/tests/ledger.rs`).
+
+use std::sync::{Arc, Barrier};
+
+use sealtrail_core::merkle::{self, HashReader, TreeBuilder};
+use sealtrail_core::{Hash, leaf_hash};
+use sealtrail_store::testing::Backend;
+use sealtrail_store::{self as store, NewEntry, Store, StoreHashes, Tenant, TokenRecord};
+
+sealtrail_store::store_suite!(
+    tenants_are_kept_with_origin_and_key,
+    appended_entries_read_back_every_way,
+    the_tail_resumes_the_tree,
+    idempotency_keys_point_at_their_entry,
+    checkpoints_keep_the_first_of_a_size,
+    settings_and_tokens,
+    rollback_leaves_nothing_behind,
+    a_failed_write_fails_the_whole_transaction,
+    a_read_snapshot_sees_one_moment,
+    history_cannot_be_updated_or_deleted,
+    protections_report_a_dropped_trigger,
+    concurrent_writers_extend_one_log,
+    a_reader_refuses_a_store_that_does_not_exist,
+);
+
+fn writer(backend: &dyn Backend) -> Box<dyn Store> {
+    backend
+        .location()
+        .open_writer()
+        .expect("the store opens for writing")
+}
+
+fn tenant(name: &str) -> Tenant {
+    Tenant {
+        name: name.to_string(),
+        origin: format!("store.test/{name}"),
+        created_at: "2026-01-01T00:00:00.000000Z".to_string(),
+        vkey: None,
+    }
+}
+
+fn create_tenant(store: &dyn Store, name: &str) {
+    store.begin_write(&[name]).unwrap();
+    store.insert_tenant(&tenant(name)).unwrap();
+    store.commit().unwrap();
+}
+
+/// Synthetic entry bytes: the store keeps bytes, it does not read them.
+fn entry_bytes(tenant: &str, seq: u64) -> Vec<u8> {
+    format!("{{\"tenant\":\"{tenant}\",\"seq\":{seq}}}").into_bytes()
+}
+
+fn entry_id(tenant: &str, seq: u64) -> String {
+    format!("00000000-0000-7000-8000-{:06x}{seq:06x}", tenant.len())
+}
+
+/// Appends entries `size..size + count` with their stored hashes; the caller holds the lock.
+fn append_entries(store: &dyn Store, tenant: &str, count: u64) -> u64 {
+    let size = store.size(tenant).unwrap();
+    let mut tree = TreeBuilder::from_reader(size, &StoreHashes { store, tenant }).unwrap();
+    let bytes: Vec<Vec<u8>> = (size..size + count)
+        .map(|seq| entry_bytes(tenant, seq))
+        .collect();
+    let ids: Vec<String> = (size..size + count)
+        .map(|seq| entry_id(tenant, seq))
+        .collect();
+    let mut hashes = Vec::new();
+    for entry in &bytes {
+        tree.push(leaf_hash(entry), &mut hashes);
+    }
+    let rows: Vec<NewEntry<'_>> = (0..count as usize)
+        .map(|i| NewEntry {
+            seq: size + i as u64,
+            id: &ids[i],
+            entry: &bytes[i],
+        })
+        .collect();
+    store
+        .append(tenant, &rows, merkle::stored_hash_count(size), &hashes)
+        .unwrap();
+    size + count
+}
+
+fn append_committed(store: &dyn Store, tenant: &str, count: u64) -> u64 {
+    store.begin_write(&[tenant]).unwrap();
+    let size = append_entries(store, tenant, count);
+    store.commit().unwrap();
+    size
+}
+
+fn tenants_are_kept_with_origin_and_key(backend: &dyn Backend) {
+    let store = writer(backend);
+    assert_eq!(store.tenants().unwrap(), vec![]);
+    create_tenant(store.as_ref(), "beta");
+    create_tenant(store.as_ref(), "alpha");
+    let names: Vec<String> = store
+        .tenants()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    assert_eq!(store.tenant("alpha").unwrap(), Some(tenant("alpha")));
+    assert_eq!(store.tenant("gamma").unwrap(), None);
+
+    // A key is recorded once; a second one does not replace it.
+    store.begin_write(&["alpha"]).unwrap();
+    store.set_tenant_vkey("alpha", "first").unwrap();
+    store.set_tenant_vkey("alpha", "second").unwrap();
+    store.commit().unwrap();
+    assert_eq!(
+        store.tenant("alpha").unwrap().unwrap().vkey.as_deref(),
+        Some("first")
+    );
+
+    // Names and origins are unique.
+    store.begin_write(&["alpha"]).unwrap();
+    assert!(store.insert_tenant(&tenant("alpha")).is_err());
+    store.rollback().unwrap();
+    assert_eq!(store.tenants().unwrap().len(), 2);
+}
+
+fn appended_entries_read_back_every_way(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    create_tenant(store.as_ref(), "other");
+    assert_eq!(store.size("acme").unwrap(), 0);
+    append_committed(store.as_ref(), "acme", 5);
+    append_committed(store.as_ref(), "other", 3);
+    append_committed(store.as_ref(), "acme", 995);
+    assert_eq!(store.size("acme").unwrap(), 1000);
+    assert_eq!(store.size("other").unwrap(), 3);
+    assert_eq!(store.size("nobody").unwrap(), 0);
+
+    let reader = backend.location().open_reader().unwrap();
+    for seq in [0, 4, 5, 999] {
+        assert_eq!(
+            reader.entry("acme", seq).unwrap(),
+            Some(entry_bytes("acme", seq))
+        );
+        assert_eq!(
+            reader.entry_id("acme", seq).unwrap(),
+            Some(entry_id("acme", seq))
+        );
+        assert_eq!(
+            reader.seq_of_id("acme", &entry_id("acme", seq)).unwrap(),
+            Some(seq)
+        );
+    }
+    assert_eq!(reader.entry("acme", 1000).unwrap(), None);
+    assert_eq!(reader.entry_id("other", 3).unwrap(), None);
+    // Ids are per tenant.
+    assert_eq!(
+        reader.seq_of_id("other", &entry_id("acme", 1)).unwrap(),
+        None
+    );
+    // Many ids at once: those in the tenant's log only.
+    let ids = [
+        entry_id("acme", 999),
+        entry_id("acme", 0),
+        entry_id("other", 2),
+        entry_id("acme", 1000),
+        entry_id("acme", 7),
+    ];
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(
+        reader.seqs_of_ids("acme", &refs).unwrap(),
+        [
+            (ids[0].clone(), 999),
+            (ids[1].clone(), 0),
+            (ids[4].clone(), 7)
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        reader.seqs_of_ids("other", &refs).unwrap(),
+        [(ids[2].clone(), 2)].into_iter().collect()
+    );
+
+    let range = reader.entries("acme", 10, 20, 100).unwrap();
+    assert_eq!(
+        range.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (10..20).collect::<Vec<_>>()
+    );
+    assert!(
+        range
+            .iter()
+            .all(|(seq, bytes)| *bytes == entry_bytes("acme", *seq))
+    );
+    let limited = reader.entries("acme", 990, u64::MAX, 4).unwrap();
+    assert_eq!(
+        limited.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        [990, 991, 992, 993]
+    );
+    let mut streamed = Vec::new();
+    reader
+        .for_each_entry("acme", 0, u64::MAX, &mut |seq, bytes| {
+            assert_eq!(bytes, entry_bytes("acme", seq));
+            streamed.push(seq);
+        })
+        .unwrap();
+    assert_eq!(streamed, (0..1000).collect::<Vec<_>>());
+
+    // Stored hashes come back in the order asked, from runs, spans and scattered indexes.
+    let mut want = Vec::new();
+    let mut tree = TreeBuilder::new();
+    for seq in 0..1000 {
+        tree.push(leaf_hash(&entry_bytes("acme", seq)), &mut want);
+    }
+    assert_eq!(want.len() as u64, merkle::stored_hash_count(1000));
+    let hashes = StoreHashes {
+        store: reader.as_ref(),
+        tenant: "acme",
+    };
+    let cases: Vec<Vec<u64>> = vec![
+        (10..20).collect(),
+        (0..512).step_by(2).collect(),
+        vec![1, 100, 1500, 3],
+        vec![],
+    ];
+    for indexes in cases {
+        let expected: Vec<Hash> = indexes.iter().map(|&i| want[i as usize]).collect();
+        assert_eq!(
+            hashes.read_hashes(&indexes).unwrap(),
+            expected,
+            "{indexes:?}"
+        );
+    }
+    let past = want.len() as u64;
+    for missing in [vec![past - 1, past], vec![5, past + 10]] {
+        let error = hashes.read_hashes(&missing).unwrap_err().to_string();
+        assert!(error.contains("is missing"), "{missing:?}: {error}");
+    }
+}
+
+fn the_tail_resumes_the_tree(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    let empty = store::tail(store.as_ref(), "acme").unwrap();
+    assert_eq!((empty.size, empty.last_hash), (0, Hash::ZERO));
+    let mut tree = TreeBuilder::new();
+    let mut sink = Vec::new();
+    for size in [1u64, 2, 7, 64, 333] {
+        let before = store.size("acme").unwrap();
+        append_committed(store.as_ref(), "acme", size - before.min(size));
+        for seq in before..size {
+            tree.push(leaf_hash(&entry_bytes("acme", seq)), &mut sink);
+        }
+        let tail = store::tail(store.as_ref(), "acme").unwrap();
+        assert_eq!(tail.size, size);
+        assert_eq!(tail.tree.root(), tree.root(), "size {size}");
+        assert_eq!(tail.last_hash, leaf_hash(&entry_bytes("acme", size - 1)));
+    }
+}
+
+fn idempotency_keys_point_at_their_entry(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    create_tenant(store.as_ref(), "other");
+    store.begin_write(&["acme"]).unwrap();
+    append_entries(store.as_ref(), "acme", 3);
+    store
+        .insert_idempotency("acme", &[("k-0".into(), 0), ("k-2".into(), 2)])
+        .unwrap();
+    store.commit().unwrap();
+    assert_eq!(store.idempotent_seq("acme", "k-0").unwrap(), Some(0));
+    assert_eq!(store.idempotent_seq("acme", "k-2").unwrap(), Some(2));
+    assert_eq!(store.idempotent_seq("acme", "k-1").unwrap(), None);
+    // Keys are per tenant.
+    assert_eq!(store.idempotent_seq("other", "k-0").unwrap(), None);
+    // Many keys at once: recorded keys only, per tenant, repeats harmless.
+    let found = store
+        .idempotent_seqs("acme", &["k-2", "k-1", "k-0", "k-2", "nope"])
+        .unwrap();
+    assert_eq!(
+        found,
+        [("k-0".to_string(), 0), ("k-2".to_string(), 2)]
+            .into_iter()
+            .collect()
+    );
+    assert!(
+        store
+            .idempotent_seqs("other", &["k-0", "k-2"])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.idempotent_seqs("acme", &[]).unwrap().is_empty());
+    // A key is used once.
+    store.begin_write(&["acme"]).unwrap();
+    assert!(
+        store
+            .insert_idempotency("acme", &[("k-0".into(), 1)])
+            .is_err()
+    );
+    store.rollback().unwrap();
+    assert_eq!(store.idempotent_seq("acme", "k-0").unwrap(), Some(0));
+}
+
+fn checkpoints_keep_the_first_of_a_size(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    assert_eq!(store.latest_checkpoint("acme").unwrap(), None);
+    store.begin_write(&["acme"]).unwrap();
+    store
+        .insert_checkpoint("acme", 10, "note 10", "t10")
+        .unwrap();
+    store.insert_checkpoint("acme", 3, "note 3", "t3").unwrap();
+    store
+        .insert_checkpoint("acme", 10, "another note 10", "t10b")
+        .unwrap();
+    store.commit().unwrap();
+    let latest = store.latest_checkpoint("acme").unwrap().unwrap();
+    assert_eq!(
+        (
+            latest.size,
+            latest.note.as_str(),
+            latest.created_at.as_str()
+        ),
+        (10, "note 10", "t10")
+    );
+    assert_eq!(store.checkpoints("acme").unwrap(), ["note 3", "note 10"]);
+    assert_eq!(store.checkpoints("other").unwrap(), Vec::<String>::new());
+}
+
+fn settings_and_tokens(backend: &dyn Backend) {
+    let store = writer(backend);
+    assert_eq!(store.setting("config").unwrap(), None);
+    store.begin_write(&[]).unwrap();
+    store.set_setting("config", "one").unwrap();
+    store.set_setting("config", "two").unwrap();
+    store.commit().unwrap();
+    assert_eq!(store.setting("config").unwrap().as_deref(), Some("two"));
+
+    let record = TokenRecord {
+        id: "tok_1".into(),
+        tenant: "acme".into(),
+        scopes: vec!["events:write".into(), "log:read".into()],
+        created_at: "2026-01-01T00:00:00.000000Z".into(),
+        revoked_at: None,
+    };
+    let secret = [7u8; 32];
+    store.begin_write(&[]).unwrap();
+    store.insert_token(&record, &secret).unwrap();
+    store.commit().unwrap();
+    assert_eq!(
+        store.token_by_secret(&secret).unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(store.token_by_secret(&[8u8; 32]).unwrap(), None);
+    assert_eq!(store.list_tokens().unwrap(), vec![record.clone()]);
+    store.begin_write(&[]).unwrap();
+    assert!(store.revoke_token("tok_1", "later").unwrap());
+    assert!(!store.revoke_token("tok_1", "again").unwrap());
+    assert!(!store.revoke_token("tok_none", "later").unwrap());
+    store.commit().unwrap();
+    let revoked = store.token_by_secret(&secret).unwrap().unwrap();
+    assert_eq!(revoked.revoked_at.as_deref(), Some("later"));
+    // The same secret hash cannot name two tokens.
+    store.begin_write(&[]).unwrap();
+    let twin = TokenRecord {
+        id: "tok_2".into(),
+        ..record
+    };
+    assert!(store.insert_token(&twin, &secret).is_err());
+    store.rollback().unwrap();
+}
+
+fn rollback_leaves_nothing_behind(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    append_committed(store.as_ref(), "acme", 4);
+    store.begin_write(&["acme", "new"]).unwrap();
+    append_entries(store.as_ref(), "acme", 10);
+    store.insert_tenant(&tenant("new")).unwrap();
+    store.insert_checkpoint("acme", 14, "note", "t").unwrap();
+    store.rollback().unwrap();
+    assert_eq!(store.size("acme").unwrap(), 4);
+    assert_eq!(store.tenant("new").unwrap(), None);
+    assert_eq!(store.latest_checkpoint("acme").unwrap(), None);
+    // Rolling back outside a transaction is harmless, and the store goes on working.
+    store.rollback().unwrap();
+    assert_eq!(append_committed(store.as_ref(), "acme", 1), 5);
+    let tail = store::tail(store.as_ref(), "acme").unwrap();
+    assert_eq!(tail.last_hash, leaf_hash(&entry_bytes("acme", 4)));
+}
+
+/// A transaction in which one write failed commits nothing: never the writes around the
+/// failure without it.
+fn a_failed_write_fails_the_whole_transaction(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    store.begin_write(&["acme"]).unwrap();
+    append_entries(store.as_ref(), "acme", 5);
+    assert!(store.insert_tenant(&tenant("acme")).is_err());
+    let error = store.commit().expect_err("a commit after a failed write");
+    assert!(
+        error.to_string().contains("nothing was committed"),
+        "{error}"
+    );
+    assert_eq!(store.size("acme").unwrap(), 0);
+    // The store goes on working.
+    assert_eq!(append_committed(store.as_ref(), "acme", 2), 2);
+}
+
+fn a_read_snapshot_sees_one_moment(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    append_committed(store.as_ref(), "acme", 3);
+    let reader = backend.location().open_reader().unwrap();
+    reader.begin_read().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 3);
+    append_committed(store.as_ref(), "acme", 2);
+    // Nested snapshots are one snapshot.
+    reader.begin_read().unwrap();
+    reader.end_read().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 3, "inside the snapshot");
+    assert_eq!(reader.entry("acme", 3).unwrap(), None);
+    reader.end_read().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 5, "after it");
+}
+
+fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    append_committed(store.as_ref(), "acme", 3);
+    store.begin_write(&["acme"]).unwrap();
+    store.insert_checkpoint("acme", 3, "note", "t").unwrap();
+    store.commit().unwrap();
+    for sql in [
+        "UPDATE entries SET entry = entry WHERE tenant = 'acme'",
+        "DELETE FROM entries WHERE tenant = 'acme' AND seq = 2",
+        "UPDATE hashes SET hash = hash WHERE tenant = 'acme'",
+        "DELETE FROM hashes WHERE tenant = 'acme'",
+        "UPDATE checkpoints SET note = 'forged' WHERE tenant = 'acme'",
+        "DELETE FROM checkpoints WHERE tenant = 'acme'",
+    ] {
+        let error = backend.raw(sql).expect_err(sql);
+        assert!(error.contains("append-only"), "{sql}: {error}");
+    }
+    if store.kind() == "postgres" {
+        for table in ["entries", "hashes", "checkpoints"] {
+            let sql = format!("TRUNCATE {table}");
+            let error = backend.raw(&sql).expect_err(&sql);
+            assert!(error.contains("append-only"), "{sql}: {error}");
+        }
+    }
+    assert_eq!(store.size("acme").unwrap(), 3);
+    assert_eq!(store.checkpoints("acme").unwrap(), ["note"]);
+}
+
+fn protections_report_a_dropped_trigger(backend: &dyn Backend) {
+    let store = writer(backend);
+    let protections = store.protections().unwrap();
+    assert!(protections.len() >= 6, "{protections:?}");
+    assert!(protections.iter().all(|p| p.active), "{protections:?}");
+    let target = protections
+        .iter()
+        .find(|p| p.name.contains(" on entries"))
+        .expect("a trigger on entries")
+        .name
+        .clone();
+    // "trigger NAME on TABLE"
+    let words: Vec<&str> = target.split_whitespace().collect();
+    assert_eq!((words[0], words[2]), ("trigger", "on"), "{target}");
+    backend
+        .raw(&backend.drop_trigger(words[1], words[3]))
+        .unwrap();
+    let after = store.protections().unwrap();
+    let inactive: Vec<&str> = after
+        .iter()
+        .filter(|p| !p.active)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(inactive, [target.as_str()]);
+}
+
+/// Two writers on separate connections, each appending under the tenant's lock as fast as it
+/// can: the log ends up with every entry exactly once, at consecutive seqs.
+fn concurrent_writers_extend_one_log(backend: &dyn Backend) {
+    const ROUNDS: u64 = 60;
+    let setup = writer(backend);
+    create_tenant(setup.as_ref(), "acme");
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let location = backend.location();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let store = location.open_writer().unwrap();
+                barrier.wait();
+                for round in 0..ROUNDS {
+                    append_committed(store.as_ref(), "acme", 1 + round % 3);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let expected: u64 = 2 * (0..ROUNDS).map(|round| 1 + round % 3).sum::<u64>();
+    let reader = backend.location().open_reader().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), expected);
+    let seqs: Vec<u64> = reader
+        .entries("acme", 0, u64::MAX, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(seq, bytes)| {
+            assert_eq!(bytes, entry_bytes("acme", seq));
+            seq
+        })
+        .collect();
+    assert_eq!(seqs, (0..expected).collect::<Vec<_>>());
+    // The stored tree is the tree of exactly these entries.
+    let mut tree = TreeBuilder::new();
+    let mut sink = Vec::new();
+    for seq in 0..expected {
+        tree.push(leaf_hash(&entry_bytes("acme", seq)), &mut sink);
+    }
+    let tail = store::tail(reader.as_ref(), "acme").unwrap();
+    assert_eq!(tail.tree.root(), tree.root());
+}
+
+fn a_reader_refuses_a_store_that_does_not_exist(backend: &dyn Backend) {
+    let error = backend
+        .location()
+        .open_reader()
+        .err()
+        .expect("no store yet");
+    let message = error.to_string();
+    assert!(
+        message.contains("sealtrail serve") || message.contains("sealtrail migrate"),
+        "{message}"
+    );
+    // Opening for writing creates it; opening again changes nothing.
+    drop(writer(backend));
+    let store = writer(backend);
+    assert_eq!(store.tenants().unwrap(), vec![]);
+    assert!(backend.location().open_reader().is_ok());
+}

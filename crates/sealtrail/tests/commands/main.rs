@@ -1,0 +1,13 @@
+//! The `sealtrail` command line, run as a user runs it: the real binary against real stores
+//! (embedded and PostgreSQL), one command at a time — keys and notes, `verify` on intact and
+//! damaged stores, PostgreSQL roles, and `bench` in its smallest configuration.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bench;
+mod bench_large;
+mod keys_notes;
+mod pg_roles;
+mod pg_tamper;
+mod verify;

@@ -1,0 +1,11 @@
+//! `sealtrail serve` as an operator runs it: real server processes on real ports, started,
+//! stopped, killed and starved of disk, on the embedded store and on PostgreSQL — including two
+//! instances sharing one database and a PostgreSQL outage ridden out through the spool.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crash;
+mod pg_instances;
+mod pg_outage;
+mod serve_cli;
