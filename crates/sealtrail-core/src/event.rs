@@ -86,7 +86,7 @@
 //!   at most 256 items; keys are names and string values free text.
 //! - **Documents** nest at most [`MAX_JSON_DEPTH`] (16) arrays and objects deep, which leaves
 //!   room for a batch array around events whose `details` are at the limit.
-//! - The whole canonical entry must fit in [`MAX_ENTRY_BYTES`](crate::canonical::MAX_ENTRY_BYTES)
+//! - The whole canonical entry must fit in [`MAX_ENTRY_BYTES`](super::canonical::MAX_ENTRY_BYTES)
 //!   (65,535) bytes; that is checked when the entry is built, because it depends on the
 //!   server fields and on the canonical form of every value.
 //! - The key `"$serde_json::private::Number"` is rejected anywhere (rule `reserved_key`):
@@ -102,8 +102,15 @@ use std::ops::Range;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::canonical::{self, NumberCheck, SafeInteger};
+use crate::error::{Path, push_index_segment, push_key_segment, quoted};
+use crate::number::{self, NumberCheck, SafeInteger};
 use crate::timestamp::{Timestamp, TimestampError};
+
+// The error type and the number limit are defined beside the other rules that share them.
+// This module is their public home: callers name them `sealtrail_core::event::EventError`,
+// `event::Rule` and `event::MAX_SAFE_INTEGER`.
+pub use crate::error::{EventError, Rule};
+pub use crate::number::MAX_SAFE_INTEGER;
 
 /// The longest `action`, in characters.
 pub const MAX_ACTION_CHARS: usize = 128;
@@ -121,243 +128,9 @@ pub const MAX_DETAILS_DEPTH: usize = 8;
 pub const MAX_DETAILS_ITEMS: usize = 256;
 /// How deep any document given to [`parse_json`] may nest arrays and objects.
 pub const MAX_JSON_DEPTH: usize = 16;
-/// 2^53 − 1: up to here every integer is exactly an IEEE 754 double, so it has an exact
-/// RFC 8785 form and survives any JSON implementation.
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
 /// The key serde_json's `arbitrary_precision` feature uses to smuggle a number's text through
 /// serde as a one-entry map.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
-/// The rule an input broke. [`Rule::code`] is part of the HTTP API's contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rule {
-    /// Not well-formed UTF-8 JSON.
-    Syntax,
-    /// A required field is missing or `null`.
-    Required,
-    /// A field that must carry a value is an empty string.
-    Empty,
-    /// The JSON type is wrong (a number where a string belongs, …).
-    Type,
-    /// Not one of the allowed values of an enumeration.
-    Enum,
-    /// Contains characters the field does not allow.
-    Pattern,
-    /// Not an RFC 3339 timestamp in the supported range.
-    Timestamp,
-    /// Not an IPv4 or IPv6 address.
-    Ip,
-    /// A number outside the field's range.
-    Range,
-    /// A string longer than the field allows.
-    MaxLength,
-    /// An array or object with more items than allowed.
-    MaxItems,
-    /// Nested too deeply.
-    MaxDepth,
-    /// The canonical entry would exceed [`MAX_ENTRY_BYTES`](crate::canonical::MAX_ENTRY_BYTES).
-    MaxSize,
-    /// A number RFC 8785 cannot represent exactly.
-    NumberPrecision,
-    /// The same key twice in one object.
-    DuplicateKey,
-    /// A field the schema does not define (custom data belongs in `details`).
-    UnknownField,
-    /// A string containing U+0000.
-    NulCharacter,
-    /// A key reserved by the JSON implementation.
-    ReservedKey,
-    /// A stored entry's `id` is not a lowercase hyphenated UUID.
-    Uuid,
-    /// A stored entry's `prev_hash` is not 64 lowercase hex digits.
-    Hash,
-}
-
-impl Rule {
-    /// Every rule, in declaration order.
-    pub const ALL: [Rule; 20] = [
-        Rule::Syntax,
-        Rule::Required,
-        Rule::Empty,
-        Rule::Type,
-        Rule::Enum,
-        Rule::Pattern,
-        Rule::Timestamp,
-        Rule::Ip,
-        Rule::Range,
-        Rule::MaxLength,
-        Rule::MaxItems,
-        Rule::MaxDepth,
-        Rule::MaxSize,
-        Rule::NumberPrecision,
-        Rule::DuplicateKey,
-        Rule::UnknownField,
-        Rule::NulCharacter,
-        Rule::ReservedKey,
-        Rule::Uuid,
-        Rule::Hash,
-    ];
-
-    /// The stable snake_case code clients match on.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Rule::Syntax => "syntax",
-            Rule::Required => "required",
-            Rule::Empty => "empty",
-            Rule::Type => "type",
-            Rule::Enum => "enum",
-            Rule::Pattern => "pattern",
-            Rule::Timestamp => "timestamp",
-            Rule::Ip => "ip",
-            Rule::Range => "range",
-            Rule::MaxLength => "max_length",
-            Rule::MaxItems => "max_items",
-            Rule::MaxDepth => "max_depth",
-            Rule::MaxSize => "max_size",
-            Rule::NumberPrecision => "number_precision",
-            Rule::DuplicateKey => "duplicate_key",
-            Rule::UnknownField => "unknown_field",
-            Rule::NulCharacter => "nul_character",
-            Rule::ReservedKey => "reserved_key",
-            Rule::Uuid => "uuid",
-            Rule::Hash => "hash",
-        }
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
-impl serde::Serialize for Rule {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.code())
-    }
-}
-
-/// Why an event (or a stored entry) was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
-#[error("{}", self.render())]
-pub struct EventError {
-    /// JSON path of the offending value: `actor.id`, `targets[2].type`, `details.a.b`, or `""`
-    /// for the document as a whole.
-    pub field: String,
-    /// The rule that was broken.
-    pub rule: Rule,
-    /// What is wrong and what to do, lowercase, without a trailing period.
-    pub message: String,
-}
-
-impl EventError {
-    pub fn new(field: impl Into<String>, rule: Rule, message: impl Into<String>) -> EventError {
-        EventError {
-            field: field.into(),
-            rule,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn at(path: &Path<'_>, rule: Rule, message: impl Into<String>) -> EventError {
-        EventError::new(path.render(), rule, message)
-    }
-
-    fn render(&self) -> String {
-        if self.field.is_empty() {
-            format!("{} (rule {})", self.message, self.rule.code())
-        } else {
-            format!(
-                "{}: {} (rule {})",
-                self.field,
-                self.message,
-                self.rule.code()
-            )
-        }
-    }
-}
-
-/// A JSON path built on the stack while walking a document, rendered only when an error needs
-/// it, so that checking a valid event allocates nothing for paths.
-#[derive(Clone, Copy)]
-pub(crate) enum Path<'a> {
-    Root,
-    Key(&'a Path<'a>, &'a str),
-    Index(&'a Path<'a>, usize),
-}
-
-impl Path<'_> {
-    pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        self.render_into(&mut out);
-        out
-    }
-
-    fn render_into(&self, out: &mut String) {
-        match self {
-            Path::Root => {}
-            Path::Key(parent, key) => {
-                parent.render_into(out);
-                push_key_segment(out, key);
-            }
-            Path::Index(parent, index) => {
-                parent.render_into(out);
-                push_index_segment(out, *index);
-            }
-        }
-    }
-}
-
-/// Appends `.key`, or `["key"]` when the key is not a plain identifier, so that a path stays
-/// unambiguous for keys containing dots, brackets or quotes.
-fn push_key_segment(out: &mut String, key: &str) {
-    let plain = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if plain {
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(key);
-    } else {
-        out.push('[');
-        push_quoted(out, key, 64);
-        out.push(']');
-    }
-}
-
-fn push_index_segment(out: &mut String, index: usize) {
-    let _ = write!(out, "[{index}]");
-}
-
-/// Appends `text` as a JSON string literal, cut after `limit` characters (marked with `…`) so
-/// that an error about a huge value does not repeat it in full.
-fn push_quoted(out: &mut String, text: &str, limit: usize) {
-    out.push('"');
-    for (i, c) in text.chars().enumerate() {
-        if i == limit {
-            out.push('…');
-            break;
-        }
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(64) + 2);
-    push_quoted(&mut out, text, 64);
-    out
-}
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
@@ -508,10 +281,10 @@ impl Disclosure {
 /// One audit event, checked and normalised (see the module documentation).
 ///
 /// The fields are public for reading. An `Event` built or changed by hand has not been checked
-/// against the schema bounds; [`canonical_entry`](crate::canonical::canonical_entry) still
+/// against the schema bounds; [`canonical_entry`](super::canonical::canonical_entry) still
 /// guarantees valid canonical JSON (exact numbers, bounded size), but only events from
 /// [`Event::parse`] and [`Event::from_value`] are guaranteed to read back with
-/// [`Entry::parse`](crate::canonical::Entry::parse).
+/// [`Entry::parse`](super::canonical::Entry::parse).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub action: String,
@@ -1043,7 +816,7 @@ pub(crate) fn safe_integer(value: &Value, path: &Path<'_>) -> Result<u64, EventE
         return Err(type_error(path, "a non-negative integer", value));
     };
     let limit = || format!("must be at most {MAX_SAFE_INTEGER} (2^53 - 1)");
-    match canonical::safe_integer(number.as_str()) {
+    match number::safe_integer(number.as_str()) {
         SafeInteger::Value(n) => Ok(n),
         SafeInteger::Negative => Err(EventError::at(path, Rule::Range, "must not be negative")),
         SafeInteger::TooLarge => Err(EventError::at(path, Rule::Range, limit())),
@@ -1124,13 +897,13 @@ fn check_details_value(
 ) -> Result<(), EventError> {
     match value {
         Value::Null | Value::Bool(_) => Ok(()),
-        Value::Number(number) => match canonical::check_number(number.as_str()) {
+        Value::Number(number) => match number::check_number(number.as_str()) {
             Ok(NumberCheck::Canonical) => Ok(()),
             Ok(NumberCheck::Normalised(_)) => {
                 *normalise = true;
                 Ok(())
             }
-            Err(e) => Err(canonical::number_error(path, number.as_str(), &e)),
+            Err(e) => Err(number::number_error(path, number.as_str(), &e)),
         },
         Value::String(text) => check_text(text, path, MAX_TEXT_CHARS),
         Value::Array(items) => {
@@ -1174,7 +947,7 @@ fn normalise_numbers(map: &mut Map<String, Value>) {
 fn normalise_value(value: &mut Value) {
     match value {
         Value::Number(number) => {
-            if let Ok(NumberCheck::Normalised(text)) = canonical::check_number(number.as_str())
+            if let Ok(NumberCheck::Normalised(text)) = number::check_number(number.as_str())
                 && let Ok(canonical) = text.as_str().parse::<Number>()
             {
                 *number = canonical;
@@ -1604,39 +1377,6 @@ mod tests {
         ] {
             assert_eq!(err(bad).rule, Rule::Syntax, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn paths_render_unambiguously() {
-        let root = Path::Root;
-        let details = Path::Key(&root, "details");
-        let odd = Path::Key(&details, "a.b");
-        let item = Path::Index(&odd, 3);
-        let inner = Path::Key(&item, "x_y-1");
-        assert_eq!(inner.render(), r#"details["a.b"][3].x_y-1"#);
-        assert_eq!(Path::Key(&root, "").render(), r#"[""]"#);
-        assert_eq!(Path::Index(&root, 0).render(), "[0]");
-    }
-
-    #[test]
-    fn rule_codes_are_snake_case_and_unique() {
-        let mut codes: Vec<&str> = Rule::ALL.iter().map(Rule::code).collect();
-        assert!(
-            codes
-                .iter()
-                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-        );
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), Rule::ALL.len());
-    }
-
-    #[test]
-    fn error_display_names_field_and_rule() {
-        let e = EventError::new("actor.id", Rule::Required, "is required");
-        assert_eq!(e.to_string(), "actor.id: is required (rule required)");
-        let e = EventError::new("", Rule::Syntax, "invalid json");
-        assert_eq!(e.to_string(), "invalid json (rule syntax)");
     }
 
     #[test]

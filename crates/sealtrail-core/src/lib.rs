@@ -4,8 +4,14 @@
 //! types over bytes, with no I/O, no async and no database. Everything that proves the log's
 //! integrity lives here, so that an independent verifier needs only this crate.
 //!
-//! - [`hash`]: the SHA-256 [`Hash`] and the RFC 9162 leaf and node hashing rules.
+//! ## Modules
+//!
+//! - [`hash`]: the SHA-256 [`Hash`](struct@Hash) and the RFC 9162 leaf and node hashing rules.
 //! - [`timestamp`]: UTC microsecond timestamps, the one time format sealtrail writes.
+//! - `error` (internal): the [`EventError`](event::EventError) and [`Rule`](event::Rule) that
+//!   every event and entry check reports, re-exported from [`event`].
+//! - `number` (internal): the RFC 8785 number rules, exact-value checking and safe integers up
+//!   to [`MAX_SAFE_INTEGER`](event::MAX_SAFE_INTEGER), shared by [`event`] and [`canonical`].
 //! - [`event`]: event schema v1, parsed from producer JSON with precise errors.
 //! - [`canonical`]: the RFC 8785 canonical entry an event becomes in the log, and its
 //!   `event_hash`.
@@ -16,10 +22,22 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies, with sealtrail's timestamp extension line.
 //! - [`verify`]: the streaming verifier that turns entries, stored hashes and signed
 //!   checkpoints into a report of violations.
+//! - `verify::scan` (internal): the entry scanner, with its SIMD fast path, that reads `seq`
+//!   and `prev_hash` from an entry's bytes; re-exported as [`verify::scan_entry_links`].
 //!
-//! **Architecture invariant:** nothing in this crate opens a file, a socket or a clock. Callers
-//! pass bytes in and get values out; storage reaches the Merkle code only through
-//! [`merkle::HashReader`], and randomness only through a caller-supplied RNG.
+//! The modules depend on one another in one direction only: `error` depends on nothing,
+//! `number` on `error`, [`event`] on both, and [`canonical`] on all three, so no module
+//! reaches back into one that builds on it.
+//!
+//! ## Invariant: no I/O
+//!
+//! The core does no I/O of its own: it opens no files and no sockets, reads no clock and draws
+//! no randomness. Callers pass bytes in and get values out; storage reaches the Merkle code
+//! only through [`merkle::HashReader`], the current time only as a [`Timestamp`] the caller
+//! supplies, and randomness only through a caller-supplied RNG.
+
+mod error;
+mod number;
 
 pub mod canonical;
 pub mod checkpoint;
