@@ -741,25 +741,8 @@ fn prepare(plan: &Plan, clinic: &Arc<Clinic>) -> Result<Prepared> {
 /// benchmark's tenant with one scope.
 fn create_token(data_dir: &Path, scope: &str) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find this sealtrail binary")?;
-    let created = Command::new(exe)
-        .args(["tokens", "create", "--data"])
-        .arg(data_dir)
-        .args(["--tenant", TENANT, "--scope", scope, "--json"])
-        .env("SEALTRAIL_LOG", "warn")
-        .output()
-        .context("cannot run sealtrail tokens create")?;
-    if !created.status.success() {
-        bail!(
-            "sealtrail tokens create failed: {}",
-            String::from_utf8_lossy(&created.stderr).trim()
-        );
-    }
-    let created: Value = serde_json::from_slice(&created.stdout)
-        .context("sealtrail tokens create --json printed no JSON")?;
-    Ok(created["token"]
-        .as_str()
-        .context("sealtrail tokens create --json printed no token")?
-        .to_string())
+    let store_args = ["--data".to_string(), data_dir.display().to_string()];
+    super::server::create_token(&exe, &store_args, &[scope])
 }
 
 /// Removes the query index of a data directory, so that serve rebuilds it from the log.

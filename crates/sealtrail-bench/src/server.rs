@@ -172,7 +172,7 @@ impl ScratchDatabase {
             name: name.clone(),
         });
         Ok(ScratchDatabase {
-            url: with_database(server_url, &name),
+            url: sealtrail_store::postgres::with_database(server_url, &name),
             server_url: server_url.to_string(),
             name,
         })
@@ -196,22 +196,33 @@ impl Drop for ScratchDatabase {
     }
 }
 
-/// `url` with its database name replaced by `name` (query parameters kept).
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
+/// `sealtrail tokens create` as an operator runs it: a token of the benchmark's tenant with
+/// `scopes`, on the store that `store_args` (`--data DIR`, `--database-url URL`) name.
+pub fn create_token(exe: &Path, store_args: &[String], scopes: &[&str]) -> Result<String> {
+    let mut command = Command::new(exe);
+    command
+        .args(["tokens", "create"])
+        .args(store_args)
+        .args(["--tenant", TENANT, "--json"]);
+    for scope in scopes {
+        command.args(["--scope", scope]);
     }
-    out
+    let created = command
+        .env("SEALTRAIL_LOG", "warn")
+        .output()
+        .context("cannot run sealtrail tokens create")?;
+    if !created.status.success() {
+        bail!(
+            "sealtrail tokens create failed: {}",
+            String::from_utf8_lossy(&created.stderr).trim()
+        );
+    }
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout)
+        .context("sealtrail tokens create --json printed no JSON")?;
+    Ok(created["token"]
+        .as_str()
+        .context("sealtrail tokens create --json printed no token")?
+        .to_string())
 }
 
 /// A `sealtrail serve` child process with everything it was started on; stopped and cleaned
@@ -256,27 +267,11 @@ impl Running {
             store_args.extend(["--database-url".into(), url.clone()]);
         }
 
-        let created = Command::new(&exe)
-            .args(["tokens", "create"])
-            .args(&store_args)
-            .args(["--tenant", TENANT, "--json"])
-            .args(["--scope", "events:write", "--scope", "events:read"])
-            .args(["--scope", "log:read", "--scope", "verify"])
-            .env("SEALTRAIL_LOG", "warn")
-            .output()
-            .context("cannot run sealtrail tokens create")?;
-        if !created.status.success() {
-            bail!(
-                "sealtrail tokens create failed: {}",
-                String::from_utf8_lossy(&created.stderr).trim()
-            );
-        }
-        let created: serde_json::Value = serde_json::from_slice(&created.stdout)
-            .context("sealtrail tokens create --json printed no JSON")?;
-        let token = created["token"]
-            .as_str()
-            .context("sealtrail tokens create --json printed no token")?
-            .to_string();
+        let token = create_token(
+            &exe,
+            &store_args,
+            &["events:write", "events:read", "log:read", "verify"],
+        )?;
 
         let stderr = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
@@ -486,15 +481,21 @@ mod tests {
     #[test]
     fn the_database_name_is_replaced_and_the_rest_kept() {
         assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "b"),
+            sealtrail_store::postgres::with_database(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "b"
+            ),
             "postgres://postgres@127.0.0.1:5432/b"
         );
         assert_eq!(
-            with_database("postgresql://u:p@db.example/app?sslmode=disable", "b"),
+            sealtrail_store::postgres::with_database(
+                "postgresql://u:p@db.example/app?sslmode=disable",
+                "b"
+            ),
             "postgresql://u:p@db.example/b?sslmode=disable"
         );
         assert_eq!(
-            with_database("postgres://u@host", "b"),
+            sealtrail_store::postgres::with_database("postgres://u@host", "b"),
             "postgres://u@host/b"
         );
     }

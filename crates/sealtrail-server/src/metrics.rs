@@ -4,7 +4,8 @@
 //! [`group_committed`], [`checkpoint_signed`], [`record_verification`], [`set_index_lag`],
 //! …), so that any module can record without threading a handle through the ledger, the
 //! HTTP state and the watchers. `GET /metrics` encodes it with [`render`]; `GET /health`
-//! reads [`activity`], [`chain_summary`] and [`index_lag`].
+//! reads [`activity`] and [`index_lag`] (its chain status comes from the verification
+//! board, which keeps each tenant's latest result and its violations).
 //!
 //! | metric | type | recorded by |
 //! | --- | --- | --- |
@@ -130,7 +131,6 @@ struct Metrics {
     /// computed from it at scrape time, so it keeps growing while signing is stalled.
     checkpoints: Mutex<HashMap<String, i64>>,
     /// Each tenant's latest verification result: true when its chain was valid.
-    verifications: Mutex<HashMap<String, bool>>,
     /// The indexer's last reported lag as `f64` bits; NaN until it reports.
     index_lag_bits: AtomicU64,
 }
@@ -252,7 +252,6 @@ impl Metrics {
             chain_violations,
             activity: Mutex::new(ActivityState::default()),
             checkpoints: Mutex::new(HashMap::new()),
-            verifications: Mutex::new(HashMap::new()),
             index_lag_bits: AtomicU64::new(f64::NAN.to_bits()),
         }
     }
@@ -318,9 +317,10 @@ pub fn checkpoint_known(tenant: &str) -> bool {
     lock(&METRICS.checkpoints).contains_key(tenant)
 }
 
-/// Records one verification run of `tenant`'s log: valid or not, and how many violations it
-/// found. The latest result per tenant is what `GET /health` reports as `chain`.
-pub fn record_verification(tenant: &str, valid: bool, violations: u64) {
+/// Records one verification run of a log: valid or not, and how many violations it found.
+/// (The latest result per tenant, which `GET /health` reports as `chain`, is kept by the
+/// verification board.)
+pub fn record_verification(valid: bool, violations: u64) {
     let metrics = &*METRICS;
     let result = if valid { "valid" } else { "violated" };
     metrics
@@ -328,7 +328,6 @@ pub fn record_verification(tenant: &str, valid: bool, violations: u64) {
         .get_or_create(&ResultLabel { result })
         .inc();
     metrics.chain_violations.inc_by(violations);
-    lock(&metrics.verifications).insert(tenant.to_string(), valid);
 }
 
 /// Records the spool's state after it changed.
@@ -361,29 +360,6 @@ pub fn set_index_lag(seconds: f64) {
 pub fn index_lag() -> Option<f64> {
     let lag = f64::from_bits(METRICS.index_lag_bits.load(Ordering::Relaxed));
     (!lag.is_nan()).then_some(lag)
-}
-
-/// What the latest verification runs found, over all tenants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChainSummary {
-    /// No verification has run since the process started.
-    Unchecked,
-    /// Every tenant's latest run found its chain valid.
-    Valid,
-    /// At least one tenant's latest run found violations.
-    Violated,
-}
-
-/// The chain status across tenants from the latest verification run of each.
-pub fn chain_summary() -> ChainSummary {
-    let verifications = lock(&METRICS.verifications);
-    if verifications.is_empty() {
-        ChainSummary::Unchecked
-    } else if verifications.values().all(|valid| *valid) {
-        ChainSummary::Valid
-    } else {
-        ChainSummary::Violated
-    }
 }
 
 /// Ingest and commit activity as `GET /health` reports it.

@@ -465,7 +465,7 @@ pub fn chain_state(data_dir: &Path) -> ChainState {
 /// Records a verification's findings. `whole_log` says the report covers the whole log, so a
 /// valid one clears an earlier violation; a valid partial report leaves it standing.
 pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
-    crate::metrics::record_verification(tenant, report.valid, report.violation_count);
+    crate::metrics::record_verification(report.valid, report.violation_count);
     let mut board = board();
     let status = board
         .entry((data_dir.to_path_buf(), tenant.to_string()))

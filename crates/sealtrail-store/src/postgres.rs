@@ -438,6 +438,25 @@ pub fn migrate(url: &str) -> Result<MigrationReport> {
 /// The append-only protections, re-applicable (see `postgres/protections.sql`).
 const PROTECTIONS: &str = include_str!("postgres/protections.sql");
 
+/// `url` with its database name replaced by `name`, query parameters kept: the URL of another
+/// database on the same server (the tests' and the benchmark's scratch databases).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    let mut out = format!("{scheme}://{authority}/{name}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 /// The URL (or `key=value` connection string) with any password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     let lower = url.to_ascii_lowercase();
@@ -1090,6 +1109,21 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_database_on_the_same_server_keeps_credentials_host_and_parameters() {
+        assert_eq!(
+            with_database(
+                "postgres://app:pw@db.example:5433/main?sslmode=require",
+                "scratch"
+            ),
+            "postgres://app:pw@db.example:5433/scratch?sslmode=require"
+        );
+        assert_eq!(
+            with_database("postgresql://postgres@127.0.0.1", "t1"),
+            "postgresql://postgres@127.0.0.1/t1"
+        );
+    }
 
     #[test]
     fn redacts_uri_passwords() {

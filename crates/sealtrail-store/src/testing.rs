@@ -51,7 +51,7 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
         Some(TestDatabase {
-            url: with_database(&server_url, &name),
+            url: crate::postgres::with_database(&server_url, &name),
             server_url,
             name,
         })
@@ -67,7 +67,7 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {}", self.name))
             .unwrap_or_else(|e| panic!("cannot copy database {} to {name}: {e}", self.name));
         TestDatabase {
-            url: with_database(&self.server_url, &name),
+            url: crate::postgres::with_database(&self.server_url, &name),
             server_url: self.server_url.clone(),
             name,
         }
@@ -108,26 +108,6 @@ fn unique_name() -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
     )
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base
-        .split_once("://")
-        .expect("SEALTRAIL_TEST_DATABASE_URL is a URL");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 /// A store under test and a way to reach its database directly, as an administrator could.
