@@ -16,9 +16,11 @@
 //! used from one thread at a time (`Send`, not `Sync`): the writer thread owns one, readers
 //! take one from a pool.
 //!
-//! Beside the stores: [`layout`], the one type that knows the data directory's file names
-//! ([`DataDir`]).
+//! Beside the stores: [`index`], the query index's database (`DIR/index.db`, derived from the
+//! logs), and [`layout`], the one type that knows the data directory's file names
+//! ([`DataDir`]). This is the only crate that names a database driver.
 
+pub mod index;
 pub mod layout;
 pub mod postgres;
 pub mod sqlite;
