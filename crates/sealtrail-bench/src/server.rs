@@ -106,10 +106,7 @@ pub async fn clean_up_on_signal() {
 }
 
 fn drop_database(server_url: &str, name: &str) {
-    let dropped = postgres::Client::connect(server_url, postgres::NoTls).and_then(|mut admin| {
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    });
-    if let Err(error) = dropped {
+    if let Err(error) = sealtrail_store::postgres::drop_database(server_url, name) {
         eprintln!("bench: could not drop the scratch database {name} ({error}); drop it by hand");
     }
 }
@@ -162,10 +159,7 @@ impl ScratchDatabase {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let redacted = sealtrail_store::postgres::redact_url(server_url);
-        let mut admin = postgres::Client::connect(server_url, postgres::NoTls)
-            .with_context(|| format!("cannot connect to PostgreSQL at {redacted}"))?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+        sealtrail_store::postgres::create_database(server_url, &name)
             .with_context(|| format!("cannot create database {name} on {redacted}"))?;
         remember(Leftover::Database {
             server_url: server_url.to_string(),
@@ -181,18 +175,7 @@ impl ScratchDatabase {
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
-        match postgres::Client::connect(&self.server_url, postgres::NoTls).and_then(|mut admin| {
-            admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-        }) {
-            Ok(()) => {}
-            Err(error) => eprintln!(
-                "bench: could not drop the scratch database {} ({error}); drop it by hand",
-                self.name
-            ),
-        }
+        drop_database(&self.server_url, &self.name);
     }
 }
 

@@ -47,6 +47,7 @@ impl Application {
             .map(String::from)
             .to_vec();
         let first_admin_token = ledger.first_admin_token(scopes).await?;
+        // The query index follows the committed log on a thread of its own (`follower`).
         let (data, location) = (settings.data.clone(), settings.store.clone());
         let indexer =
             tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;

@@ -13,6 +13,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod follower;
 pub mod http;
 pub mod index;
 pub mod keyfiles;

@@ -15,7 +15,13 @@
 //! Both implementations take `&self` everywhere and keep one connection each, so a store is
 //! used from one thread at a time (`Send`, not `Sync`): the writer thread owns one, readers
 //! take one from a pool.
+//!
+//! Beside the stores: [`index`], the query index's database (`DIR/index.db`, derived from the
+//! logs), and [`layout`], the one type that knows the data directory's file names
+//! ([`DataDir`]). This is the only crate that names a database driver.
 
+pub mod index;
+pub mod layout;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "test-suite")]
@@ -28,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 use sealtrail_core::Hash;
 use sealtrail_core::merkle::{self, HashReader, ReadError, TreeBuilder};
+
+pub use layout::DataDir;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

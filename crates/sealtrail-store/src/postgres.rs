@@ -435,6 +435,38 @@ pub fn migrate(url: &str) -> Result<MigrationReport> {
     Ok(report)
 }
 
+/// Creates the empty database `name` on the PostgreSQL server of `server_url`, connecting as
+/// that URL's user: a scratch database for a benchmark run. `name` must be a plain identifier
+/// (ASCII letters, digits and `_`), since a database name cannot be a query parameter.
+pub fn create_database(server_url: &str, name: &str) -> Result<()> {
+    administer(server_url, name, &format!("CREATE DATABASE {name}"))
+}
+
+/// Drops the database `name` on the PostgreSQL server of `server_url`, ending its connections
+/// first; nothing happens when there is no such database. See [`create_database`].
+pub fn drop_database(server_url: &str, name: &str) -> Result<()> {
+    administer(
+        server_url,
+        name,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+}
+
+/// Runs one statement about the database `name` on a connection of its own.
+fn administer(server_url: &str, name: &str, statement: &str) -> Result<()> {
+    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plain {
+        return Err(StoreError::Postgres(format!(
+            "{name:?} is not a plain database name; use ASCII letters, digits and _"
+        )));
+    }
+    let (config, location) = parse(server_url)?;
+    let mut client = connect(&config, &location)?;
+    client
+        .batch_execute(statement)
+        .map_err(|e| StoreError::Postgres(format!("{location}: {}", describe(&e))))
+}
+
 /// The append-only protections, re-applicable (see `postgres/protections.sql`).
 const PROTECTIONS: &str = include_str!("postgres/protections.sql");
 

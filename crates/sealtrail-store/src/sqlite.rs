@@ -50,9 +50,9 @@ const TRIGGERS: [(&str, &str); 6] = [
 /// its compile-time cap, 2 GiB in the bundled build).
 const READER_MMAP_BYTES: i64 = 1 << 40;
 
-/// The database file inside a data directory.
+/// The database file inside a data directory (see [`DataDir::database`](crate::DataDir)).
 pub fn database_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("sealtrail.db")
+    crate::DataDir::new(data_dir).database()
 }
 
 /// The embedded store over one SQLite connection.
