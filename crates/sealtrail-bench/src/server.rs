@@ -460,26 +460,4 @@ mod tests {
         assert!(after > before, "{before} -> {after}");
         assert_eq!(cpu_seconds(Some(u32::MAX)), None);
     }
-
-    #[test]
-    fn the_database_name_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            sealtrail_store::postgres::with_database(
-                "postgres://postgres@127.0.0.1:5432/postgres",
-                "b"
-            ),
-            "postgres://postgres@127.0.0.1:5432/b"
-        );
-        assert_eq!(
-            sealtrail_store::postgres::with_database(
-                "postgresql://u:p@db.example/app?sslmode=disable",
-                "b"
-            ),
-            "postgresql://u:p@db.example/b?sslmode=disable"
-        );
-        assert_eq!(
-            sealtrail_store::postgres::with_database("postgres://u@host", "b"),
-            "postgres://u@host/b"
-        );
-    }
 }

@@ -1155,6 +1155,10 @@ mod tests {
             with_database("postgresql://postgres@127.0.0.1", "t1"),
             "postgresql://postgres@127.0.0.1/t1"
         );
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "b"),
+            "postgres://postgres@127.0.0.1:5432/b"
+        );
     }
 
     #[test]

@@ -43,13 +43,9 @@ impl TestDatabase {
             }
         };
         let name = unique_name();
-        let mut admin =
-            postgres::Client::connect(&server_url, postgres::NoTls).unwrap_or_else(|e| {
-                panic!("{test}: cannot connect to SEALTRAIL_TEST_DATABASE_URL: {e}")
-            });
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
+        crate::postgres::create_database(&server_url, &name).unwrap_or_else(|e| {
+            panic!("{test}: cannot create database {name} through SEALTRAIL_TEST_DATABASE_URL: {e}")
+        });
         Some(TestDatabase {
             url: crate::postgres::with_database(&server_url, &name),
             server_url,
@@ -88,12 +84,8 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.server_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        // Best effort: a database left behind by a failed drop is named as the tests' own.
+        let _ = crate::postgres::drop_database(&self.server_url, &self.name);
     }
 }
 
