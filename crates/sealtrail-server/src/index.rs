@@ -561,7 +561,7 @@ impl Worker {
             // newest entry indexed (everything received after it is not searchable yet); once
             // every tenant is caught up, nothing waits.
             let lag = round.behind.map_or(0.0, |received| {
-                (crate::ledger::now().unix_micros() - received).max(0) as f64 / 1e6
+                (crate::clock::Clock::system().now().unix_micros() - received).max(0) as f64 / 1e6
             });
             crate::metrics::set_index_lag(lag);
             let indexed = round.indexed;

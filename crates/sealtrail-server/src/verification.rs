@@ -471,7 +471,7 @@ pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
         .entry((data_dir.to_path_buf(), tenant.to_string()))
         .or_default();
     let was_violated = status.state == ChainState::Violated;
-    status.last_run = Some(crate::ledger::now().to_rfc3339());
+    status.last_run = Some(crate::clock::Clock::system().now().to_rfc3339());
     status.rows_checked = report.rows_checked;
     if report.valid {
         if whole_log || !was_violated {

@@ -10,7 +10,7 @@ use sealtrail_store::{StoreError, Tenant, TokenRecord};
 
 use super::group::GroupWork;
 use super::writer::Writer;
-use super::{LedgerError, NewToken, Outcome, SYSTEM_TENANT, Submission, check_tenant_name, now};
+use super::{LedgerError, NewToken, Outcome, SYSTEM_TENANT, Submission, check_tenant_name};
 
 impl Writer {
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
@@ -21,6 +21,7 @@ impl Writer {
             keys: &mut self.keys,
             config: &self.config,
             audit: &mut self.audit,
+            clock: &self.clock,
         };
         match work.ensure_tenant(tenant, actor) {
             Ok(created) => {
@@ -106,7 +107,7 @@ impl GroupWork<'_> {
         self.store.insert_tenant(&Tenant {
             name: tenant.to_string(),
             origin: origin.clone(),
-            created_at: now().to_rfc3339(),
+            created_at: self.clock.now().to_rfc3339(),
             vkey: Some(signer.verifier().to_string()),
         })?;
         if tenant != SYSTEM_TENANT {
@@ -145,7 +146,7 @@ impl GroupWork<'_> {
             id: crate::auth::new_token_id(),
             tenant: tenant.to_string(),
             scopes: scopes.clone(),
-            created_at: now().to_rfc3339(),
+            created_at: self.clock.now().to_rfc3339(),
             revoked_at: None,
         };
         self.store
@@ -167,7 +168,9 @@ impl GroupWork<'_> {
     }
 
     pub(super) fn revoke_token(&mut self, id: &str, actor: &str) -> Result<bool, LedgerError> {
-        let revoked = self.store.revoke_token(id, &now().to_rfc3339())?;
+        let revoked = self
+            .store
+            .revoke_token(id, &self.clock.now().to_rfc3339())?;
         if revoked {
             self.audit_admin(
                 "sealtrail.token.revoked",

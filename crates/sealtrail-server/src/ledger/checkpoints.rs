@@ -16,7 +16,7 @@ use sealtrail_core::note::SignerKey;
 use sealtrail_store::Tenant;
 
 use super::writer::{Writer, tenant_state};
-use super::{LedgerConfig, LedgerError, LogHead, now};
+use super::{LedgerConfig, LedgerError, LogHead};
 use crate::keyfiles;
 
 /// Where each log's signing key comes from: derived from the root key when one is configured,
@@ -148,12 +148,14 @@ impl Writer {
         tenant_state(store, &mut self.tenants, tenant)?;
         let latest = store.latest_checkpoint(tenant)?;
         let state = self.tenants.get_mut(tenant).expect("loaded by state()");
+        // Read once, so that the freshness test and the timestamp issued agree.
+        let now = self.clock.now();
         let latest_at = latest
             .as_ref()
             .and_then(|c| Timestamp::parse(&c.created_at).ok());
         if let Some(latest) = &latest {
             // Another process may have signed meanwhile.
-            let age = latest_at.map(|at| now().unix_micros().saturating_sub(at.unix_micros()));
+            let age = latest_at.map(|at| now.unix_micros().saturating_sub(at.unix_micros()));
             let fresh =
                 age.is_some_and(|age| age < interval_micros(self.config.checkpoint_interval));
             if latest.size >= state.size || (fresh && !all) {
@@ -167,8 +169,8 @@ impl Writer {
             .ok_or_else(|| LedgerError::Invalid(format!("tenant {tenant:?} does not exist")))?;
         // Checkpoint times never go backwards, even across instances whose clocks differ.
         let issued = match latest_at {
-            Some(at) if at.unix_micros() > now().unix_micros() => at,
-            _ => now(),
+            Some(at) if at.unix_micros() > now.unix_micros() => at,
+            _ => now,
         };
         let checkpoint = Checkpoint {
             origin: state.origin.clone(),

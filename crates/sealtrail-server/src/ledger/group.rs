@@ -18,8 +18,9 @@ use super::checkpoints::Keys;
 use super::writer::{PendingAppend, Settled, TenantState, settle, tenant_state};
 use super::{
     Answer, AppendRequest, Job, LedgerConfig, LedgerError, Outcome, Receipt, SYSTEM_TENANT,
-    Submission, now,
+    Submission,
 };
+use crate::clock::Clock;
 
 /// The id and acceptance time a spooled event was given when it was accepted.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +35,8 @@ pub(super) struct GroupWork<'w> {
     pub(super) keys: &'w mut Keys,
     pub(super) config: &'w LedgerConfig,
     pub(super) audit: &'w mut Vec<(String, Vec<u8>)>,
+    /// Where `received_at` comes from.
+    pub(super) clock: &'w Clock,
 }
 
 impl GroupWork<'_> {
@@ -188,8 +191,9 @@ impl GroupWork<'_> {
         assigned: Option<&[Assigned]>,
     ) -> Result<Vec<Outcome>, LedgerError> {
         let store = self.store;
+        let clock = self.clock;
         let state = self.state(tenant)?;
-        let received_now = now();
+        let received_now = clock.now();
         let first_seq = state.size;
         let first_hash_index = merkle::stored_hash_count(first_seq);
         let mut outcomes = Vec::with_capacity(submissions.len());

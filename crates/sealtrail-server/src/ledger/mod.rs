@@ -60,13 +60,14 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use sealtrail_core::Hash;
 use sealtrail_core::event::{Event, EventError};
-use sealtrail_core::{Hash, Timestamp};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::clock::Clock;
 use crate::config::StoreFailurePolicy;
 use crate::keyfiles;
 use crate::spool::SpoolError;
@@ -316,6 +317,16 @@ impl Ledger {
         config: LedgerConfig,
         spool: Option<SpoolConfig>,
     ) -> Result<Ledger, LedgerError> {
+        Ledger::start_with_clock(config, spool, Clock::system())
+    }
+
+    /// [`Ledger::start_with_spool`], reading every time it records from `clock` (a
+    /// [`crate::clock::ManualClock`] in tests).
+    pub fn start_with_clock(
+        config: LedgerConfig,
+        spool: Option<SpoolConfig>,
+        clock: Clock,
+    ) -> Result<Ledger, LedgerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
             LedgerError::Keys(keyfiles::KeyFileError::Io {
                 path: config.data_dir.clone(),
@@ -336,7 +347,7 @@ impl Ledger {
         let (jobs, receiver) = mpsc::sync_channel::<Job>(4096);
         let heads = Arc::new(Mutex::new(HashMap::new()));
         let keys = Keys::new(config.clone(), root_key);
-        let mut writer = Writer::new(store, config, keys, heads.clone(), spool);
+        let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
         let thread = std::thread::Builder::new()
@@ -484,12 +495,4 @@ pub fn check_tenant_name(name: &str) -> Result<(), String> {
             "tenant {name:?} is not a valid name: use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit"
         ))
     }
-}
-
-pub fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
-    Timestamp::from_unix_micros(micros).expect("the clock is between 1970 and 9999")
 }

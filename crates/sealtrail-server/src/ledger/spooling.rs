@@ -17,7 +17,7 @@ use sealtrail_core::{Hash, Timestamp};
 
 use super::group::{Assigned, GroupWork};
 use super::writer::{PendingAppend, Writer, write_audit_lines};
-use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission, now};
+use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
 use crate::spool::{self, Spool, SpoolError};
 
@@ -120,7 +120,7 @@ impl Writer {
                         uuid::Uuid::parse_str(&receipt.id).expect("an id this writer made"),
                         Timestamp::parse(&receipt.received_at).expect("a time this writer made"),
                     ),
-                    _ => (uuid::Uuid::now_v7(), now()),
+                    _ => (uuid::Uuid::now_v7(), self.clock.now()),
                 };
                 if let Some(key) = &submission.idempotency_key {
                     let pair = (p.tenant.clone(), key.clone());
@@ -256,6 +256,7 @@ impl Writer {
                 keys: &mut self.keys,
                 config: &self.config,
                 audit: &mut self.audit,
+                clock: &self.clock,
             };
             let mut drained = 0usize;
             for tenant in &order {

@@ -27,6 +27,7 @@ use super::spooling::SpoolState;
 use super::{
     Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Reply, Submission,
 };
+use crate::clock::Clock;
 
 /// A tenant as the writer keeps it in memory.
 pub(super) struct TenantState {
@@ -51,6 +52,9 @@ pub(super) struct Writer {
     pub(super) audit: Vec<(String, Vec<u8>)>,
     /// With PostgreSQL: where events go while the database is unreachable.
     pub(super) spool: Option<SpoolState>,
+    /// Every time the writer records (acceptance, checkpoint, creation, revocation) is read
+    /// from this clock, so that a test can fix them.
+    pub(super) clock: Clock,
 }
 
 /// An append job whose answer waits for its group's outcome, kept whole so that its events can
@@ -76,6 +80,7 @@ impl Writer {
         keys: Keys,
         heads: Arc<Mutex<HashMap<String, LogHead>>>,
         spool: Option<SpoolState>,
+        clock: Clock,
     ) -> Writer {
         Writer {
             store,
@@ -85,6 +90,7 @@ impl Writer {
             heads,
             audit: Vec::new(),
             spool,
+            clock,
         }
     }
 
@@ -270,6 +276,7 @@ impl Writer {
             keys: &mut self.keys,
             config: &self.config,
             audit: &mut self.audit,
+            clock: &self.clock,
         };
         let mut failure = None;
         let mut pending_jobs = jobs.into_iter().peekable();
