@@ -20,5 +20,6 @@ pub mod keyfiles;
 pub mod ledger;
 pub mod metrics;
 pub mod spool;
+pub mod tenant;
 pub mod tree_cache;
 pub mod verification;

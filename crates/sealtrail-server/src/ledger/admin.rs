@@ -10,7 +10,8 @@ use sealtrail_store::{StoreError, Tenant, TokenRecord};
 
 use super::group::GroupWork;
 use super::writer::Writer;
-use super::{LedgerError, NewToken, Outcome, SYSTEM_TENANT, Submission, check_tenant_name};
+use super::{LedgerError, NewToken, Outcome, SYSTEM_TENANT, Submission};
+use crate::tenant::TenantName;
 
 impl Writer {
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
@@ -96,7 +97,7 @@ impl GroupWork<'_> {
     }
 
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
-        check_tenant_name(tenant).map_err(LedgerError::Invalid)?;
+        TenantName::parse(tenant).map_err(|e| LedgerError::Invalid(e.to_string()))?;
         if self.store.tenant(tenant)?.is_some() {
             return Ok(false);
         }
@@ -129,7 +130,7 @@ impl GroupWork<'_> {
         actor: &str,
     ) -> Result<NewToken, LedgerError> {
         for scope in &scopes {
-            crate::auth::Scope::parse(scope).map_err(LedgerError::Invalid)?;
+            crate::auth::Scope::parse(scope).map_err(|e| LedgerError::Invalid(e.to_string()))?;
         }
         if scopes.is_empty() {
             return Err(LedgerError::Invalid(

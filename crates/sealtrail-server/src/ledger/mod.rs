@@ -77,8 +77,7 @@ use checkpoints::Keys;
 use spooling::SpoolState;
 use writer::Writer;
 
-/// The tenant whose log records administrative actions.
-pub const SYSTEM_TENANT: &str = "_system";
+pub use crate::tenant::SYSTEM_TENANT;
 
 /// Events committed together at most; bounds a transaction's size and a batch's latency.
 pub const MAX_GROUP_EVENTS: usize = 20_000;
@@ -476,23 +475,5 @@ impl Ledger {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
-    }
-}
-
-/// Tenant names: lowercase letters, digits, `-` and `_`, 1–64 characters, starting with a
-/// letter or digit (`_system` is the one reserved exception).
-pub fn check_tenant_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && (name.as_bytes()[0].is_ascii_alphanumeric() || name == SYSTEM_TENANT);
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "tenant {name:?} is not a valid name: use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit"
-        ))
     }
 }
