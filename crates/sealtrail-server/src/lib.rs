@@ -5,7 +5,8 @@
 //!
 //! - [`cli`]: argument parsing and the command handlers; the only place that uses `anyhow` and
 //!   decides exit codes.
-//! - [`keyfiles`]: reading and writing signing and verifier key files with safe permissions.
+//! - [`keys`]: key files, and the one rule for which key signs, verifies and is published for
+//!   a log.
 //!
 //! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
 //! verification) lives in `sealtrail_core`; this crate moves bytes between it and the world.
@@ -16,7 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod index;
-pub mod keyfiles;
+pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod spool;

@@ -37,8 +37,8 @@ fn event(instance: usize, n: usize) -> Submission {
 fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
     let keys = tempfile::tempdir().unwrap();
     let root = SignerKey::generate("sealtrail-root", &mut rand_core::OsRng).unwrap();
-    sealtrail_server::keyfiles::write_key_pair(keys.path(), &root).unwrap();
-    let (root_path, _) = sealtrail_server::keyfiles::key_paths(keys.path(), "sealtrail-root");
+    sealtrail_server::keys::write_key_pair(keys.path(), &root).unwrap();
+    let (root_path, _) = sealtrail_server::keys::key_paths(keys.path(), "sealtrail-root");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let ledgers: Vec<Ledger> = dirs
         .iter()

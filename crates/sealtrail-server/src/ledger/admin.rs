@@ -19,7 +19,7 @@ impl Writer {
         let mut work = GroupWork {
             store: self.store.as_ref(),
             tenants: &mut self.tenants,
-            keys: &mut self.keys,
+            keys: &self.keys,
             config: &self.config,
             audit: &mut self.audit,
             clock: &self.clock,
@@ -104,7 +104,7 @@ impl GroupWork<'_> {
         let origin = format!("{}/{tenant}", self.config.origin_prefix);
         // Creates the key now, so the tenant never exists without its signing key, and records
         // its verifier key so that no other key can sign this log.
-        let signer = self.keys.create(&origin)?;
+        let signer = self.keys.create_signer(&origin)?;
         self.store.insert_tenant(&Tenant {
             name: tenant.to_string(),
             origin: origin.clone(),

@@ -7,7 +7,6 @@
 //! goes backwards even across instances whose clocks differ.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sealtrail_core::Timestamp;
@@ -16,86 +15,8 @@ use sealtrail_core::note::SignerKey;
 use sealtrail_store::Tenant;
 
 use super::writer::{Writer, tenant_state};
-use super::{LedgerConfig, LedgerError, LogHead};
-use crate::keyfiles;
-
-/// Where each log's signing key comes from: derived from the root key when one is configured,
-/// else the log's own key file under `DIR/keys/`. Either way it must match the verifier key the
-/// store recorded for the tenant, so two instances can never sign one log with different keys.
-pub(super) struct Keys {
-    pub(super) config: LedgerConfig,
-    pub(super) root: Option<SignerKey>,
-    pub(super) cache: HashMap<String, SignerKey>,
-}
-
-impl Keys {
-    pub(super) fn new(config: LedgerConfig, root: Option<SignerKey>) -> Keys {
-        Keys {
-            config,
-            root,
-            cache: HashMap::new(),
-        }
-    }
-
-    /// The signing key of an existing tenant's log.
-    pub(super) fn signer(&mut self, tenant: &Tenant) -> Result<&SignerKey, LedgerError> {
-        if !self.cache.contains_key(&tenant.origin) {
-            let signer = match &self.root {
-                Some(root) => root.derive(&tenant.origin).map_err(|e| {
-                    LedgerError::Invalid(format!("cannot derive the key of {}: {e}", tenant.origin))
-                })?,
-                None => {
-                    let (key_path, _) = keyfiles::key_paths(&self.dir(), &tenant.origin);
-                    if !key_path.exists() {
-                        return Err(LedgerError::MissingKey(format!(
-                            "no signing key for the log {} at {}: copy DIR/keys/ from the instance that created the tenant, or run every instance with the same --signing-key",
-                            tenant.origin,
-                            key_path.display()
-                        )));
-                    }
-                    keyfiles::read_signer(&key_path)?
-                }
-            };
-            if let Some(recorded) = &tenant.vkey
-                && *recorded != signer.verifier().to_string()
-            {
-                return Err(LedgerError::MissingKey(format!(
-                    "the signing key available here for {} is not the one the store records ({recorded}); refusing to sign with it",
-                    tenant.origin
-                )));
-            }
-            self.cache.insert(tenant.origin.clone(), signer);
-        }
-        Ok(&self.cache[&tenant.origin])
-    }
-
-    /// The key of a log being created: derived, or a new key file (an existing file is kept).
-    pub(super) fn create(&mut self, origin: &str) -> Result<SignerKey, LedgerError> {
-        let signer = match &self.root {
-            Some(root) => root.derive(origin).map_err(|e| {
-                LedgerError::Invalid(format!("cannot derive the key of {origin}: {e}"))
-            })?,
-            None => {
-                let (key_path, _) = keyfiles::key_paths(&self.dir(), origin);
-                if key_path.exists() {
-                    keyfiles::read_signer(&key_path)?
-                } else {
-                    let signer =
-                        SignerKey::generate(origin, &mut rand_core::OsRng).map_err(|e| {
-                            LedgerError::Invalid(format!("cannot create a key for {origin}: {e}"))
-                        })?;
-                    keyfiles::write_key_pair(&self.dir(), &signer)?;
-                    signer
-                }
-            }
-        };
-        Ok(signer)
-    }
-
-    pub(super) fn dir(&self) -> PathBuf {
-        self.config.data_dir.join("keys")
-    }
-}
+use super::{LedgerError, LogHead};
+use crate::keys::KeyResolver;
 
 impl Writer {
     /// Signs a checkpoint for every log this writer extended that grew since its latest
@@ -180,7 +101,7 @@ impl Writer {
             extensions: vec![],
         };
         let (size, root) = (state.size, state.tree.root());
-        let signer = self.keys.signer(&record)?;
+        let signer = signer(&self.keys, &mut self.signers, &record)?;
         let note = checkpoint
             .sign(signer)
             .map_err(|e| LedgerError::Invalid(format!("cannot sign a checkpoint: {e}")))?;
@@ -199,4 +120,18 @@ impl Writer {
 
 pub(super) fn interval_micros(interval: Duration) -> i64 {
     i64::try_from(interval.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The signing key of an existing tenant's log, as the resolver decides it (it refuses one that
+/// is not the recorded key); kept in `found` once found, since a log's key never changes.
+fn signer<'k>(
+    keys: &KeyResolver,
+    found: &'k mut HashMap<String, SignerKey>,
+    tenant: &Tenant,
+) -> Result<&'k SignerKey, LedgerError> {
+    if !found.contains_key(&tenant.origin) {
+        let signer = keys.signer(tenant)?;
+        found.insert(tenant.origin.clone(), signer);
+    }
+    Ok(&found[&tenant.origin])
 }

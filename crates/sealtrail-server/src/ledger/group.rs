@@ -14,13 +14,13 @@ use sealtrail_core::merkle;
 use sealtrail_core::{Timestamp, leaf_hash};
 use sealtrail_store::{NewEntry, Store, StoreError};
 
-use super::checkpoints::Keys;
 use super::writer::{PendingAppend, Settled, TenantState, settle, tenant_state};
 use super::{
     Answer, AppendRequest, Job, LedgerConfig, LedgerError, Outcome, Receipt, SYSTEM_TENANT,
     Submission,
 };
 use crate::clock::Clock;
+use crate::keys::KeyResolver;
 
 /// The id and acceptance time a spooled event was given when it was accepted.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +32,8 @@ pub(super) struct Assigned {
 pub(super) struct GroupWork<'w> {
     pub(super) store: &'w dyn Store,
     pub(super) tenants: &'w mut HashMap<String, TenantState>,
-    pub(super) keys: &'w mut Keys,
+    /// Where a new tenant's signing key comes from.
+    pub(super) keys: &'w KeyResolver,
     pub(super) config: &'w LedgerConfig,
     pub(super) audit: &'w mut Vec<(String, Vec<u8>)>,
     /// Where `received_at` comes from.

@@ -69,11 +69,10 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::config::StoreFailurePolicy;
-use crate::keyfiles;
+use crate::keys::{self, KeyError, KeyFileError, KeyResolver};
 use crate::spool::SpoolError;
 use sealtrail_store::{Location, StoreError};
 
-use checkpoints::Keys;
 use spooling::SpoolState;
 use writer::Writer;
 
@@ -161,13 +160,14 @@ pub enum LedgerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write the key file: {0}")]
-    Keys(#[from] keyfiles::KeyFileError),
+    Keys(#[from] KeyFileError),
     #[error("{0}")]
     Invalid(String),
     #[error("the ledger has shut down")]
     Closed,
-    #[error("{0}")]
-    MissingKey(String),
+    /// No usable signing key for a log here (missing, or not the key the store records).
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// The group this request was in did not commit; nothing of it is in the log.
     #[error("not committed: {0}")]
     NotCommitted(String),
@@ -327,7 +327,7 @@ impl Ledger {
         clock: Clock,
     ) -> Result<Ledger, LedgerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
-            LedgerError::Keys(keyfiles::KeyFileError::Io {
+            LedgerError::Keys(KeyFileError::Io {
                 path: config.data_dir.clone(),
                 source,
             })
@@ -340,12 +340,12 @@ impl Ledger {
             _ => None,
         };
         let root_key = match &config.signing_key {
-            Some(path) => Some(keyfiles::read_signer(path)?),
+            Some(path) => Some(keys::read_signer(path)?),
             None => None,
         };
         let (jobs, receiver) = mpsc::sync_channel::<Job>(4096);
         let heads = Arc::new(Mutex::new(HashMap::new()));
-        let keys = Keys::new(config.clone(), root_key);
+        let keys = KeyResolver::new(&config.data_dir).with_root_key(root_key);
         let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;

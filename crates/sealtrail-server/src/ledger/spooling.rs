@@ -253,7 +253,7 @@ impl Writer {
             let mut work = GroupWork {
                 store: self.store.as_ref(),
                 tenants: &mut self.tenants,
-                keys: &mut self.keys,
+                keys: &self.keys,
                 config: &self.config,
                 audit: &mut self.audit,
                 clock: &self.clock,

@@ -20,7 +20,6 @@ use sealtrail_core::merkle::TreeBuilder;
 use sealtrail_core::{Hash, leaf_hash};
 use sealtrail_store::{self as store, Store, StoreError};
 
-use super::checkpoints::Keys;
 use super::group::GroupWork;
 use super::spooling::DRAIN_TICK;
 use super::spooling::SpoolState;
@@ -28,6 +27,8 @@ use super::{
     Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Reply, Submission,
 };
 use crate::clock::Clock;
+use crate::keys::KeyResolver;
+use sealtrail_core::note::SignerKey;
 
 /// A tenant as the writer keeps it in memory.
 pub(super) struct TenantState {
@@ -45,7 +46,10 @@ pub(super) struct TenantState {
 pub(super) struct Writer {
     pub(super) store: Box<dyn Store>,
     pub(super) config: LedgerConfig,
-    pub(super) keys: Keys,
+    /// Which key signs each log.
+    pub(super) keys: KeyResolver,
+    /// The signing keys found so far, by origin.
+    pub(super) signers: HashMap<String, SignerKey>,
     pub(super) tenants: HashMap<String, TenantState>,
     pub(super) heads: Arc<Mutex<HashMap<String, LogHead>>>,
     /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
@@ -77,7 +81,7 @@ impl Writer {
     pub(super) fn new(
         store: Box<dyn Store>,
         config: LedgerConfig,
-        keys: Keys,
+        keys: KeyResolver,
         heads: Arc<Mutex<HashMap<String, LogHead>>>,
         spool: Option<SpoolState>,
         clock: Clock,
@@ -86,6 +90,7 @@ impl Writer {
             store,
             config,
             keys,
+            signers: HashMap::new(),
             tenants: HashMap::new(),
             heads,
             audit: Vec::new(),
@@ -273,7 +278,7 @@ impl Writer {
         let mut work = GroupWork {
             store: self.store.as_ref(),
             tenants: &mut self.tenants,
-            keys: &mut self.keys,
+            keys: &self.keys,
             config: &self.config,
             audit: &mut self.audit,
             clock: &self.clock,

@@ -19,7 +19,7 @@ use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_count};
 use sealtrail_core::note::{self, SignerKey};
 use sealtrail_core::{Hash, leaf_hash};
-use sealtrail_server::keyfiles;
+use sealtrail_server::keys as keyfiles;
 use sealtrail_server::ledger::{Ledger, LedgerConfig, Submission};
 use sealtrail_store::Location;
 use sealtrail_store::sqlite::database_path;
