@@ -9,7 +9,7 @@ use sealtrail_core::event::Event;
 use sealtrail_core::leaf_hash;
 use sealtrail_core::note::SignerKey;
 use sealtrail_server::clock::ManualClock;
-use sealtrail_server::ledger::{Ledger, LedgerConfig, Outcome, Submission};
+use sealtrail_server::ledger::{Ledger, LedgerConfig, LedgerError, Outcome, Refusal, Submission};
 use sealtrail_server::verification;
 use sealtrail_store::Location;
 use sealtrail_store::testing::Backend;
@@ -230,7 +230,7 @@ fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
         vec![c(2), ("duplicate".to_string(), 1), c(3)]
     );
     assert!(
-        matches!(&answers[4], Err(sealtrail_server::ledger::LedgerError::Invalid(m)) if m.contains("does not exist")),
+        matches!(&answers[4], Err(LedgerError::Invalid(Refusal::UnknownTenant(name))) if name == "nobody"),
         "{:?}",
         answers[4]
     );

@@ -269,7 +269,11 @@ impl From<StoreError> for ApiError {
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> ApiError {
         match error {
-            LedgerError::Invalid(message) => ApiError::bad_request(message),
+            LedgerError::Invalid(refusal) => ApiError::bad_request(refusal.to_string()),
+            LedgerError::Internal(fault) => {
+                tracing::error!(error = %fault, "ledger fault");
+                ApiError::internal(format!("the server failed: {fault}"))
+            }
             LedgerError::Spool(crate::spool::SpoolError::DiskFull { .. }) => {
                 tracing::error!(%error, "cannot spool");
                 ApiError {

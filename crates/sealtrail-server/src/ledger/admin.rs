@@ -10,7 +10,7 @@ use sealtrail_store::{StoreError, Tenant, TokenRecord};
 
 use super::group::GroupWork;
 use super::writer::Writer;
-use super::{LedgerError, NewToken, Outcome, SYSTEM_TENANT, Submission};
+use super::{Fault, LedgerError, NewToken, Outcome, Refusal, SYSTEM_TENANT, Submission};
 use crate::tenant::TenantName;
 
 impl Writer {
@@ -77,8 +77,7 @@ impl GroupWork<'_> {
             "details": details,
         });
         let bytes = serde_json::to_vec(&document).expect("json");
-        let event = Event::parse(&bytes)
-            .map_err(|e| LedgerError::Invalid(format!("admin event is invalid: {e}")))?;
+        let event = Event::parse(&bytes).map_err(Fault::AdminEvent)?;
         let outcomes = self.append_assigned(
             SYSTEM_TENANT,
             &[Submission {
@@ -97,7 +96,7 @@ impl GroupWork<'_> {
     }
 
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
-        TenantName::parse(tenant).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+        TenantName::parse(tenant).map_err(Refusal::from)?;
         if self.store.tenant(tenant)?.is_some() {
             return Ok(false);
         }
@@ -130,12 +129,10 @@ impl GroupWork<'_> {
         actor: &str,
     ) -> Result<NewToken, LedgerError> {
         for scope in &scopes {
-            crate::auth::Scope::parse(scope).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+            crate::auth::Scope::parse(scope).map_err(Refusal::from)?;
         }
         if scopes.is_empty() {
-            return Err(LedgerError::Invalid(
-                "a token needs at least one --scope".into(),
-            ));
+            return Err(Refusal::NoScope.into());
         }
         let tenant_created = if tenant == crate::auth::ANY_TENANT {
             false

@@ -15,7 +15,7 @@ use sealtrail_core::note::SignerKey;
 use sealtrail_store::Tenant;
 
 use super::writer::{Writer, tenant_state};
-use super::{LedgerError, LogHead};
+use super::{Fault, LedgerError, LogHead, Refusal};
 use crate::keys::KeyResolver;
 
 impl Writer {
@@ -87,7 +87,7 @@ impl Writer {
         }
         let record = store
             .tenant(tenant)?
-            .ok_or_else(|| LedgerError::Invalid(format!("tenant {tenant:?} does not exist")))?;
+            .ok_or_else(|| Refusal::UnknownTenant(tenant.to_string()))?;
         // Checkpoint times never go backwards, even across instances whose clocks differ.
         let issued = match latest_at {
             Some(at) if at.unix_micros() > now.unix_micros() => at,
@@ -102,9 +102,7 @@ impl Writer {
         };
         let (size, root) = (state.size, state.tree.root());
         let signer = signer(&self.keys, &mut self.signers, &record)?;
-        let note = checkpoint
-            .sign(signer)
-            .map_err(|e| LedgerError::Invalid(format!("cannot sign a checkpoint: {e}")))?;
+        let note = checkpoint.sign(signer).map_err(Fault::SignCheckpoint)?;
         store.insert_checkpoint(tenant, size, &note, &issued.to_rfc3339())?;
         crate::metrics::checkpoint_signed(tenant, issued);
         let state = self.tenants.get_mut(tenant).expect("loaded by state()");

@@ -89,8 +89,8 @@ impl GroupWork<'_> {
                     _ if aborted => None,
                     (None, Some(outcomes)) => Some(Ok(outcomes.by_ref().take(n).collect())),
                     // Refused on its own merits (the tenant does not exist): each job is told.
-                    (Some(LedgerError::Invalid(message)), _) => {
-                        Some(Err(LedgerError::Invalid(message.clone())))
+                    (Some(LedgerError::Invalid(refusal)), _) => {
+                        Some(Err(LedgerError::Invalid(refusal.clone())))
                     }
                     _ => None,
                 };

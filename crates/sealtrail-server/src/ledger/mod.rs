@@ -63,14 +63,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sealtrail_core::Hash;
+use sealtrail_core::checkpoint::CheckpointError;
 use sealtrail_core::event::{Event, EventError};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::auth::ScopeError;
 use crate::clock::Clock;
 use crate::config::StoreFailurePolicy;
-use crate::keys::{self, KeyError, KeyFileError, KeyResolver};
+use crate::keys::{self, KeyError, KeyResolver};
 use crate::spool::SpoolError;
+use crate::tenant::TenantNameError;
 use sealtrail_store::{Location, StoreError};
 
 use spooling::SpoolState;
@@ -155,14 +158,20 @@ pub struct Submission {
 }
 
 /// Why the ledger could not do what was asked.
+///
+/// Whose move it is decides the variant: [`LedgerError::Invalid`] is the caller's to fix
+/// (an HTTP 4xx), everything else is the server's or its store's (a 5xx), so that a client is
+/// never told to change a request that was fine.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot write the key file: {0}")]
-    Keys(#[from] KeyFileError),
-    #[error("{0}")]
-    Invalid(String),
+    /// The request cannot be done as asked; nothing of it was written.
+    #[error(transparent)]
+    Invalid(#[from] Refusal),
+    /// The server failed at something that was not the caller's doing.
+    #[error(transparent)]
+    Internal(#[from] Fault),
     #[error("the ledger has shut down")]
     Closed,
     /// No usable signing key for a log here (missing, or not the key the store records).
@@ -181,6 +190,37 @@ pub enum LedgerError {
     StorageFull(String),
 }
 
+/// What the caller must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("tenant {0:?} does not exist")]
+    UnknownTenant(String),
+    #[error(transparent)]
+    TenantName(#[from] TenantNameError),
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    #[error("a token needs at least one --scope")]
+    NoScope,
+}
+
+/// A failure of the server itself: no change to the request would help.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// sealtrail built an admin event its own schema refuses: a bug, never the caller's input.
+    #[error("admin event is invalid: {0}")]
+    AdminEvent(#[source] EventError),
+    #[error("cannot sign a checkpoint: {0}")]
+    SignCheckpoint(#[source] CheckpointError),
+}
+
 impl LedgerError {
     /// What a request is told when its group failed with `cause`: not committed, and whether
     /// for want of disk space.
@@ -195,7 +235,9 @@ impl LedgerError {
 
     /// Whether this error, raised by one job, leaves the group's transaction unusable (a
     /// failed write, or a write already made). A job refused on its own merits
-    /// ([`LedgerError::Invalid`]) has written nothing.
+    /// ([`LedgerError::Invalid`]) has written nothing. A fault aborts the group: it may strike
+    /// after the job wrote part of its change (an admin action without its audit entry), and
+    /// nothing of that may commit.
     fn aborts_group(&self) -> bool {
         !matches!(self, LedgerError::Invalid(_))
     }
@@ -326,11 +368,9 @@ impl Ledger {
         spool: Option<SpoolConfig>,
         clock: Clock,
     ) -> Result<Ledger, LedgerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| {
-            LedgerError::Keys(KeyFileError::Io {
-                path: config.data_dir.clone(),
-                source,
-            })
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Fault::DataDir {
+            path: config.data_dir.clone(),
+            source,
         })?;
         let store = config.store.open_writer()?;
         let spool = match (spool, &config.store) {
@@ -340,7 +380,7 @@ impl Ledger {
             _ => None,
         };
         let root_key = match &config.signing_key {
-            Some(path) => Some(keys::read_signer(path)?),
+            Some(path) => Some(keys::read_signer(path).map_err(KeyError::from)?),
             None => None,
         };
         let (jobs, receiver) = mpsc::sync_channel::<Job>(4096);
@@ -352,7 +392,7 @@ impl Ledger {
         let thread = std::thread::Builder::new()
             .name("sealtrail-writer".into())
             .spawn(move || writer.run(receiver))
-            .map_err(|e| LedgerError::Invalid(format!("cannot start the writer thread: {e}")))?;
+            .map_err(Fault::WriterThread)?;
         Ok(Ledger {
             jobs,
             heads,
@@ -475,5 +515,40 @@ impl Ledger {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::http::ApiError;
+
+    #[test]
+    fn refusals_are_the_callers_to_fix_and_faults_the_servers() {
+        let refused = LedgerError::from(Refusal::NoScope);
+        assert!(!refused.aborts_group());
+        let answer = ApiError::from(refused);
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.message, "a token needs at least one --scope");
+
+        let name = TenantNameError {
+            name: "Acme".into(),
+        };
+        let answer = ApiError::from(LedgerError::from(Refusal::from(name.clone())));
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.message, name.to_string());
+
+        let fault = LedgerError::from(Fault::WriterThread(std::io::Error::other("no threads")));
+        // The writer cannot know what a fault left half done in the group's transaction.
+        assert!(fault.aborts_group());
+        let answer = ApiError::from(fault);
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            answer
+                .message
+                .contains("cannot start the writer thread: no threads")
+        );
     }
 }

@@ -24,7 +24,8 @@ use super::group::GroupWork;
 use super::spooling::DRAIN_TICK;
 use super::spooling::SpoolState;
 use super::{
-    Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Reply, Submission,
+    Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Refusal, Reply,
+    Submission,
 };
 use crate::clock::Clock;
 use crate::keys::KeyResolver;
@@ -454,7 +455,7 @@ pub(super) fn tenant_state<'t>(
     if stale {
         let record = store
             .tenant(tenant)?
-            .ok_or_else(|| LedgerError::Invalid(format!("tenant {tenant:?} does not exist")))?;
+            .ok_or_else(|| Refusal::UnknownTenant(tenant.to_string()))?;
         let tail = store::tail(store, tenant)?;
         let checkpointed_size = store.latest_checkpoint(tenant)?.map_or(0, |c| c.size);
         let previous = tenants.remove(tenant);
