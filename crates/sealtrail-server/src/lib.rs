@@ -7,6 +7,9 @@
 //!   decides exit codes.
 //! - [`keys`]: key files, and the one rule for which key signs, verifies and is published for
 //!   a log.
+//! - [`ledger`]: the write path, one writer thread per process.
+//! - [`tenant`]: tenant names, parsed once at the edge.
+//! - [`clock`]: wall-clock time, read in one place so that tests can fix it.
 //!
 //! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
 //! verification) lives in `sealtrail_core`; this crate moves bytes between it and the world.

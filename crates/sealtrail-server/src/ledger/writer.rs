@@ -17,19 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sealtrail_core::merkle::TreeBuilder;
+use sealtrail_core::note::SignerKey;
 use sealtrail_core::{Hash, leaf_hash};
 use sealtrail_store::{self as store, Store, StoreError};
 
 use super::group::GroupWork;
-use super::spooling::DRAIN_TICK;
-use super::spooling::SpoolState;
+use super::spooling::{DRAIN_TICK, SpoolState};
 use super::{
     Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Refusal, Reply,
     Submission,
 };
 use crate::clock::Clock;
 use crate::keys::KeyResolver;
-use sealtrail_core::note::SignerKey;
 
 /// A tenant as the writer keeps it in memory.
 pub(super) struct TenantState {
@@ -45,13 +44,19 @@ pub(super) struct TenantState {
 
 /// The writer thread's state: everything it keeps between groups.
 pub(super) struct Writer {
+    /// The one write connection of this process; every group, drain and checkpoint uses it.
     pub(super) store: Box<dyn Store>,
     pub(super) config: LedgerConfig,
     /// Which key signs each log.
     pub(super) keys: KeyResolver,
     /// The signing keys found so far, by origin.
     pub(super) signers: HashMap<String, SignerKey>,
+    /// The tails of the logs this writer has touched, checked against the store under each
+    /// tenant's lock before use; cleared when a group fails, since they may then be ahead of
+    /// the database.
     pub(super) tenants: HashMap<String, TenantState>,
+    /// Shared with every [`super::Ledger`] handle, which answers `head()` from it without
+    /// asking the writer thread.
     pub(super) heads: Arc<Mutex<HashMap<String, LogHead>>>,
     /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
     pub(super) audit: Vec<(String, Vec<u8>)>,
