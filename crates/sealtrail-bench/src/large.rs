@@ -714,7 +714,7 @@ fn prepare(plan: &Plan, clinic: &Arc<Clinic>) -> Result<Prepared> {
         dir.display()
     );
     let build = build(&partial.join("data"), clinic, events, true)?;
-    let built_at = sealtrail_server::ledger::now().to_rfc3339();
+    let built_at = sealtrail_server::clock::Clock::system().now().to_rfc3339();
     let manifest = Manifest {
         key,
         built_at: built_at.clone(),

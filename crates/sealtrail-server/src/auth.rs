@@ -46,15 +46,29 @@ impl Scope {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Scope, String> {
+    /// The scope named `text`; the names are exactly those of [`Scope::as_str`].
+    pub fn parse(text: &str) -> Result<Scope, ScopeError> {
         Scope::ALL
             .into_iter()
             .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Scope::ALL.iter().map(Scope::as_str).collect();
-                format!("unknown scope {text:?}; scopes are {}", names.join(", "))
+            .ok_or_else(|| ScopeError {
+                name: text.to_string(),
             })
     }
+}
+
+/// A scope name that is not one of [`Scope::ALL`]. The message lists the valid names, so that
+/// whoever sent it can correct it without looking them up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {name:?}; scopes are {}", scope_names())]
+pub struct ScopeError {
+    /// The name that was refused.
+    pub name: String,
+}
+
+fn scope_names() -> String {
+    let names: Vec<&str> = Scope::ALL.iter().map(Scope::as_str).collect();
+    names.join(", ")
 }
 
 /// A new random token secret.
@@ -98,6 +112,10 @@ mod tests {
             assert_eq!(Scope::parse(scope.as_str()), Ok(scope));
         }
         let error = Scope::parse("events:delete").unwrap_err();
-        assert!(error.contains("events:write"), "{error}");
+        assert_eq!(error.name, "events:delete");
+        assert_eq!(
+            error.to_string(),
+            "unknown scope \"events:delete\"; scopes are events:write, events:read, log:read, verify, reports, admin"
+        );
     }
 }

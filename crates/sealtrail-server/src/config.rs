@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::tenant::{TenantName, TenantNameError};
 use sealtrail_store::Location;
 
 /// Where `serve` keeps its data when no directory is given.
@@ -120,9 +121,48 @@ pub struct Resolved {
     pub spool_max_bytes: u64,
 }
 
+/// Why the settings cannot be used. Each message names the setting (or file) at fault and
+/// what a valid value looks like.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {}: {source}", path.display())]
+    ParseFile {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("listen address {text:?} is not HOST:PORT, e.g. 127.0.0.1:7433")]
+    Listen { text: String },
+    #[error("checkpoint_interval_ms must be at least 1")]
+    CheckpointInterval,
+    #[error("origin_prefix {prefix:?} must be non-empty, without spaces or '+'")]
+    OriginPrefix { prefix: String },
+    /// The URL is kept redacted: the message may be printed or logged.
+    #[error(
+        "database_url {redacted} must start with postgres:// (e.g. postgres://sealtrail_app@127.0.0.1/sealtrail)"
+    )]
+    DatabaseUrl { redacted: String },
+    #[error("[tenants.{name}]: {source}")]
+    TenantName {
+        name: String,
+        #[source]
+        source: TenantNameError,
+    },
+    #[error(
+        "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
+    )]
+    SpoolTooSmall { bytes: u64 },
+}
+
 impl Settings {
     /// Reads the config file (if named) and merges: flags/env over file over defaults.
-    pub fn resolve(self) -> Result<Resolved, String> {
+    pub fn resolve(self) -> Result<Resolved, ConfigError> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => Settings::default(),
@@ -143,21 +183,21 @@ impl Settings {
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text.parse().map_err(|_| {
-            format!("listen address {listen_text:?} is not HOST:PORT, e.g. 127.0.0.1:7433")
-        })?;
+        let listen = listen_text
+            .parse()
+            .map_err(|_| ConfigError::Listen { text: listen_text })?;
         let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
         if checkpoint_ms == 0 {
-            return Err("checkpoint_interval_ms must be at least 1".into());
+            return Err(ConfigError::CheckpointInterval);
         }
         let origin_prefix = merged
             .origin_prefix
             .unwrap_or_else(|| "sealtrail.local".to_string());
         if origin_prefix.is_empty() || origin_prefix.chars().any(|c| c.is_whitespace() || c == '+')
         {
-            return Err(format!(
-                "origin_prefix {origin_prefix:?} must be non-empty, without spaces or '+'"
-            ));
+            return Err(ConfigError::OriginPrefix {
+                prefix: origin_prefix,
+            });
         }
         let data = merged
             .data
@@ -165,15 +205,15 @@ impl Settings {
         if let Some(url) = &merged.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return Err(format!(
-                "database_url {} must start with postgres:// (e.g. postgres://sealtrail_app@127.0.0.1/sealtrail)",
-                sealtrail_store::postgres::redact_url(url)
-            ));
+            return Err(ConfigError::DatabaseUrl {
+                redacted: sealtrail_store::postgres::redact_url(url),
+            });
         }
         let mut tenant_policies = HashMap::new();
         for (name, tenant) in merged.tenants.unwrap_or_default() {
-            crate::ledger::check_tenant_name(&name)
-                .map_err(|e| format!("[tenants.{name}]: {e}"))?;
+            if let Err(source) = TenantName::parse(&name) {
+                return Err(ConfigError::TenantName { name, source });
+            }
             if let Some(policy) = tenant.on_store_failure {
                 tenant_policies.insert(name, policy);
             }
@@ -182,9 +222,9 @@ impl Settings {
             .spool_max_bytes
             .unwrap_or(crate::spool::DEFAULT_MAX_BYTES);
         if spool_max_bytes < 1024 * 1024 {
-            return Err(format!(
-                "spool_max_bytes {spool_max_bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
-            ));
+            return Err(ConfigError::SpoolTooSmall {
+                bytes: spool_max_bytes,
+            });
         }
         Ok(Resolved {
             on_store_failure: merged.on_store_failure.unwrap_or(StoreFailurePolicy::Spool),
@@ -206,10 +246,15 @@ impl Settings {
     }
 }
 
-fn read_file(path: &Path) -> Result<Settings, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+fn read_file(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -281,7 +326,8 @@ mod tests {
                 ..Settings::default()
             }
             .resolve()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
             assert!(error.contains(named), "{text}: {error}");
         }
     }
@@ -296,14 +342,16 @@ mod tests {
             ..Settings::default()
         }
         .resolve()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("lissen"), "{error}");
         let error = Settings {
             listen: Some("nowhere".into()),
             ..Settings::default()
         }
         .resolve()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("HOST:PORT"), "{error}");
     }
 }

@@ -55,6 +55,8 @@ use std::time::{Duration, Instant};
 use sealtrail_core::Timestamp;
 use sealtrail_store::{Store, StoreError};
 
+use crate::clock::Clock;
+
 /// Something that derives state from the committed log, entry by entry; see the module docs.
 pub trait Follow: Send + 'static {
     /// Why applying a batch failed. The follower logs it and tries the same batch again later.
@@ -89,7 +91,7 @@ pub trait Follow: Send + 'static {
 }
 
 /// How a follower paces itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FollowerOptions {
     /// At most this many entries per tenant per round, in one [`Follow::apply`].
     pub batch: usize,
@@ -97,6 +99,8 @@ pub struct FollowerOptions {
     pub poll_interval: Duration,
     /// A round that finds fewer than half a batch starts at most this often.
     pub round_pace: Duration,
+    /// What "now" is when the follower says how far behind it is.
+    pub clock: Clock,
 }
 
 /// Why a follower did not start.
@@ -302,7 +306,7 @@ impl<F: Follow> Worker<F> {
             // the newest entry applied (everything received after it is not applied yet);
             // once every tenant is caught up, nothing waits.
             let lag = round.behind.map_or(0.0, |received| {
-                (crate::ledger::now().unix_micros() - received).max(0) as f64 / 1e6
+                (self.options.clock.now().unix_micros() - received).max(0) as f64 / 1e6
             });
             self.follow.report_lag(lag);
             if round.applied == 0 {
@@ -468,6 +472,7 @@ mod tests {
         batch: 10,
         poll_interval: Duration::from_millis(10),
         round_pace: Duration::from_millis(20),
+        clock: Clock::system(),
     };
 
     fn event(n: u64) -> Submission {

@@ -29,6 +29,7 @@ use std::time::Duration;
 use sealtrail_store::index::IndexDb;
 use sealtrail_store::{DataDir, Location, Store};
 
+use crate::clock::Clock;
 use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
 
 pub use sealtrail_store::index::{
@@ -138,6 +139,7 @@ impl Indexer {
             batch: BATCH_ENTRIES,
             poll_interval: POLL_INTERVAL,
             round_pace: ROUND_PACE,
+            clock: Clock::system(),
         };
         let follower = Follower::start(
             IndexFollower {

@@ -32,7 +32,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -382,7 +382,7 @@ pub fn activity() -> Activity {
 /// The registry in the OpenMetrics text format, with checkpoint ages brought up to date.
 pub fn render() -> Result<String, std::fmt::Error> {
     let metrics = &*METRICS;
-    let now = unix_micros_now();
+    let now = crate::clock::Clock::system().now().unix_micros();
     for (tenant, at) in lock(&metrics.checkpoints).iter() {
         let age = (now.saturating_sub(*at)).max(0) as f64 / 1e6;
         metrics
@@ -398,13 +398,6 @@ pub fn render() -> Result<String, std::fmt::Error> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)?;
     Ok(text)
-}
-
-fn unix_micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Recent activity, kept per second so that the window slides smoothly and memory stays

@@ -32,7 +32,8 @@ use sealtrail_core::note::{self, VerifierKey};
 use sealtrail_core::verify::{EntryCheck, Report, Verifier, VerifyError, VerifyOptions};
 use serde::Serialize;
 
-use crate::keyfiles::{self, KeyFileError};
+pub use crate::keys::LogKeys;
+use crate::keys::{KeyFileError, KeyResolver};
 use crate::ledger::Ledger;
 use sealtrail_store::{self as store, Location, Store, StoreError, StoreHashes, Tenant};
 
@@ -81,48 +82,17 @@ pub fn verify_tenant(
     })
 }
 
-/// The keys a log's checkpoints are checked with, as found next to the data.
-#[derive(Debug, Clone)]
-pub struct LogKeys {
-    /// The key that must have signed each checkpoint: the log's key file in `DIR/keys/` when
-    /// there is one, else the verifier key the store recorded when the tenant was created.
-    pub key: VerifierKey,
-    /// The recorded key, when there is a key file too and the two differ: one of them was
-    /// replaced (sealtrail never signs with a key that differs from the record), so a
-    /// checkpoint counts only if it is signed by both.
-    pub disputed: Option<VerifierKey>,
-}
-
 /// The verifier keys of a tenant's log: its key file in the key directory of `data_dir` and
-/// the verifier key the store recorded when the tenant was created (see [`LogKeys`]). An
-/// auditor who trusts neither passes their own copy to [`verify_tenant_with_keys`].
+/// the verifier key the store recorded when the tenant was created, as
+/// [`KeyResolver::verifiers`] decides between them (see [`LogKeys`]). An auditor who trusts
+/// neither passes their own copy to [`verify_tenant_with_keys`].
 pub fn log_keys(data_dir: &Path, tenant: &Tenant) -> Result<LogKeys, VerificationError> {
-    let origin = &tenant.origin;
-    let (_, vkey_path) = keyfiles::key_paths(&data_dir.join("keys"), origin);
-    let key_error = |source| VerificationError::Key {
-        origin: origin.to_string(),
-        source,
-    };
-    let recorded = tenant
-        .vkey
-        .as_deref()
-        .map(keyfiles::read_verifier)
-        .transpose()
-        .map_err(key_error)?;
-    if !vkey_path.exists()
-        && let Some(recorded) = recorded
-    {
-        return Ok(LogKeys {
-            key: recorded,
-            disputed: None,
-        });
-    }
-    let file = keyfiles::read_verifier(&vkey_path.to_string_lossy()).map_err(key_error)?;
-    let disputed = recorded.filter(|recorded| *recorded != file);
-    Ok(LogKeys {
-        key: file,
-        disputed,
-    })
+    KeyResolver::new(data_dir)
+        .verifiers(tenant)
+        .map_err(|source| VerificationError::Key {
+            origin: tenant.origin.clone(),
+            source,
+        })
 }
 
 /// [`verify_tenant`] with the log's keys already read by [`log_keys`].
@@ -471,7 +441,7 @@ pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
         .entry((data_dir.to_path_buf(), tenant.to_string()))
         .or_default();
     let was_violated = status.state == ChainState::Violated;
-    status.last_run = Some(crate::ledger::now().to_rfc3339());
+    status.last_run = Some(crate::clock::Clock::system().now().to_rfc3339());
     status.rows_checked = report.rows_checked;
     if report.valid {
         if whole_log || !was_violated {

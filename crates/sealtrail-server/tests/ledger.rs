@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use sealtrail_core::Timestamp;
 use sealtrail_core::event::Event;
 use sealtrail_core::leaf_hash;
 use sealtrail_core::note::SignerKey;
-use sealtrail_server::ledger::{Ledger, LedgerConfig, Outcome, Submission};
+use sealtrail_server::clock::ManualClock;
+use sealtrail_server::ledger::{Ledger, LedgerConfig, LedgerError, Outcome, Refusal, Submission};
 use sealtrail_server::verification;
 use sealtrail_store::Location;
 use sealtrail_store::testing::Backend;
@@ -15,6 +17,7 @@ use sealtrail_store::testing::Backend;
 sealtrail_store::store_suite!(
     two_ledgers_append_to_one_log,
     appends_queued_together_commit_as_one_group,
+    recorded_times_come_from_the_ledgers_clock,
 );
 
 fn event(instance: usize, n: usize) -> Submission {
@@ -34,8 +37,8 @@ fn event(instance: usize, n: usize) -> Submission {
 fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
     let keys = tempfile::tempdir().unwrap();
     let root = SignerKey::generate("sealtrail-root", &mut rand_core::OsRng).unwrap();
-    sealtrail_server::keyfiles::write_key_pair(keys.path(), &root).unwrap();
-    let (root_path, _) = sealtrail_server::keyfiles::key_paths(keys.path(), "sealtrail-root");
+    sealtrail_server::keys::write_key_pair(keys.path(), &root).unwrap();
+    let (root_path, _) = sealtrail_server::keys::key_paths(keys.path(), "sealtrail-root");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let ledgers: Vec<Ledger> = dirs
         .iter()
@@ -227,7 +230,7 @@ fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
         vec![c(2), ("duplicate".to_string(), 1), c(3)]
     );
     assert!(
-        matches!(&answers[4], Err(sealtrail_server::ledger::LedgerError::Invalid(m)) if m.contains("does not exist")),
+        matches!(&answers[4], Err(LedgerError::Invalid(Refusal::UnknownTenant(name))) if name == "nobody"),
         "{:?}",
         answers[4]
     );
@@ -268,4 +271,53 @@ fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
                 .unwrap();
         assert!(report.valid, "{tenant}: {report:?}");
     }
+}
+
+/// Every time the writer records — an entry's `received_at`, a token's creation, a
+/// checkpoint's timestamp — is read from the clock it was started with, so a test can know
+/// them exactly.
+fn recorded_times_come_from_the_ledgers_clock(backend: &dyn Backend) {
+    let start = Timestamp::parse("2031-05-06T07:08:09.101112Z").unwrap();
+    let hand = ManualClock::new(start);
+    let ledger = Ledger::start_with_clock(
+        LedgerConfig {
+            data_dir: backend.data_dir().to_path_buf(),
+            store: backend.location(),
+            signing_key: None,
+            checkpoint_interval: Duration::from_secs(3600),
+            origin_prefix: "store.test".into(),
+            audit_stdout: false,
+        },
+        None,
+        hand.clock(),
+    )
+    .unwrap();
+    let token = ledger
+        .create_token_blocking("acme", vec!["events:write".into()], "test")
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = |outcomes: Vec<Outcome>| match &outcomes[..] {
+        [Outcome::Created(receipt)] => receipt.received_at.clone(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let first = runtime
+        .block_on(ledger.append("acme", vec![event(0, 0)]))
+        .unwrap();
+    assert_eq!(received(first), "2031-05-06T07:08:09.101112Z");
+    hand.advance(Duration::from_secs(90));
+    let second = runtime
+        .block_on(ledger.append("acme", vec![event(0, 1)]))
+        .unwrap();
+    assert_eq!(received(second), "2031-05-06T07:09:39.101112Z");
+    ledger.shutdown();
+    let reader = backend.location().open_reader().unwrap();
+    let tokens = reader.list_tokens().unwrap();
+    let record = tokens.iter().find(|t| t.id == token.id).unwrap();
+    assert_eq!(record.created_at, "2031-05-06T07:08:09.101112Z");
+    let checkpoint = reader.latest_checkpoint("acme").unwrap().unwrap();
+    assert_eq!(checkpoint.size, 2);
+    assert_eq!(checkpoint.created_at, "2031-05-06T07:09:39.101112Z");
 }

@@ -30,7 +30,8 @@ use sealtrail_core::event::parse_json;
 use super::ingest::{content_type, unsupported_type};
 use super::{ApiError, AppState, Caller};
 use crate::auth::{self, Scope};
-use crate::ledger::{self, SYSTEM_TENANT};
+use crate::ledger::SYSTEM_TENANT;
+use crate::tenant::TenantName;
 use sealtrail_store as store;
 
 /// An admin request body is a few hundred bytes; refuse anything far larger unread.
@@ -125,7 +126,7 @@ impl CreateTokenRequest {
             Some(_) => return Err(invalid("tenant", "type", "tenant must be a string")),
         };
         if tenant != auth::ANY_TENANT {
-            ledger::check_tenant_name(&tenant).map_err(|e| invalid("tenant", "format", e))?;
+            TenantName::parse(&tenant).map_err(|e| invalid("tenant", "format", e.to_string()))?;
         }
         let items = match fields.get("scopes") {
             None | Some(serde_json::Value::Null) => {
@@ -153,7 +154,7 @@ impl CreateTokenRequest {
             let text = item
                 .as_str()
                 .ok_or_else(|| invalid(&field, "type", "a scope must be a string"))?;
-            let scope = Scope::parse(text).map_err(|e| invalid(&field, "enum", e))?;
+            let scope = Scope::parse(text).map_err(|e| invalid(&field, "enum", e.to_string()))?;
             if scope == Scope::Admin && tenant != SYSTEM_TENANT {
                 return Err(invalid(
                     &field,

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
+use crate::keys::KeyResolver;
 use crate::tree_cache::TreeCache;
 use crate::verification::{self, VerificationError};
 use sealtrail_store::{Store, StoreHashes};
@@ -72,18 +73,11 @@ async fn key(State(state): State<AppState>, caller: Caller) -> Result<Response, 
             let record = conn
                 .tenant(&tenant)?
                 .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant:?}")))?;
-            let (_, vkey_path) = crate::keyfiles::key_paths(&data.join("keys"), &record.origin);
-            // Instances that derive keys from --signing-key have no key file: the store
-            // records every log's verifier key when the log is created.
-            match (vkey_path.exists(), record.vkey) {
-                (false, Some(recorded)) => Ok(recorded),
-                _ => {
-                    let path = vkey_path.to_string_lossy().into_owned();
-                    crate::keyfiles::read_verifier(&path)
-                        .map(|vkey| vkey.to_string())
-                        .map_err(|e| ApiError::internal(format!("cannot read the log key: {e}")))
-                }
-            }
+            // The key verification trusts; a disputed key is logged (see crate::keys).
+            KeyResolver::new(&data)
+                .published(&record)
+                .map(|vkey| vkey.to_string())
+                .map_err(|e| ApiError::internal(format!("cannot read the log key: {e}")))
         })
         .await?;
     Ok(text(format!("{vkey}\n")))

@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::auth::{self, Scope};
 use crate::config::Resolved;
 use crate::ledger::{Ledger, LedgerError};
+use crate::tenant::TenantName;
 use sealtrail_store::{Location, Store, StoreError, TokenRecord};
 
 /// Everything handlers share.
@@ -268,7 +269,11 @@ impl From<StoreError> for ApiError {
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> ApiError {
         match error {
-            LedgerError::Invalid(message) => ApiError::bad_request(message),
+            LedgerError::Invalid(refusal) => ApiError::bad_request(refusal.to_string()),
+            LedgerError::Internal(fault) => {
+                tracing::error!(error = %fault, "ledger fault");
+                ApiError::internal(format!("the server failed: {fault}"))
+            }
             LedgerError::Spool(crate::spool::SpoolError::DiskFull { .. }) => {
                 tracing::error!(%error, "cannot spool");
                 ApiError {
@@ -417,10 +422,7 @@ impl FromRequestParts<AppState> for Caller {
                         let multi_tenant =
                             token.as_ref().is_some_and(|t| t.tenant == auth::ANY_TENANT);
                         let named_tenant_exists = match named {
-                            Some(name)
-                                if multi_tenant
-                                    && crate::ledger::check_tenant_name(&name).is_ok() =>
-                            {
+                            Some(name) if multi_tenant && TenantName::parse(&name).is_ok() => {
                                 conn.tenant(&name)?.is_some()
                             }
                             _ => false,
@@ -475,8 +477,8 @@ impl FromRequestParts<AppState> for Caller {
             .transpose()?;
         let tenant = match (record.tenant.as_str(), requested) {
             (auth::ANY_TENANT, Some(tenant)) => {
-                crate::ledger::check_tenant_name(&tenant).map_err(|message| {
-                    ApiError::bad_request(message).at(TENANT_HEADER, "format")
+                TenantName::parse(&tenant).map_err(|error| {
+                    ApiError::bad_request(error.to_string()).at(TENANT_HEADER, "format")
                 })?;
                 if !named_tenant_exists {
                     return Err(ApiError::not_found(format!(

@@ -120,7 +120,10 @@ impl SpoolCheck {
         match status {
             Some(status) => SpoolCheck {
                 depth: status.depth,
-                oldest_age_seconds: crate::spool::oldest_age_seconds(&status, crate::ledger::now()),
+                oldest_age_seconds: crate::spool::oldest_age_seconds(
+                    &status,
+                    crate::clock::Clock::system().now(),
+                ),
                 bytes: Some(status.bytes),
                 max_bytes: Some(status.max_bytes),
             },
@@ -486,7 +489,9 @@ mod tests {
             depth: 7,
             bytes: 4096,
             max_bytes: 1 << 20,
-            oldest_received_micros: Some(crate::ledger::now().unix_micros() - 3_000_000),
+            oldest_received_micros: Some(
+                crate::clock::Clock::system().now().unix_micros() - 3_000_000,
+            ),
         };
         let failure = Some("cannot connect to PostgreSQL");
         let unchecked = ChainStatus::Unchecked;

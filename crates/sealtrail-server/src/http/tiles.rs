@@ -28,6 +28,7 @@ use sealtrail_core::tiles::{self, Tile, TilePath};
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
+use crate::tenant::TenantName;
 use sealtrail_store::{Store, StoreHashes, StoredCheckpoint};
 
 /// Full tiles and bundles: their content is fixed forever.
@@ -84,8 +85,8 @@ async fn serve(
         ApiError::bad_request(format!("the path cannot be read: {}", e.body_text()))
             .at("path", "format")
     })?;
-    crate::ledger::check_tenant_name(&tenant)
-        .map_err(|message| ApiError::bad_request(message).at("tenant", "format"))?;
+    TenantName::parse(&tenant)
+        .map_err(|error| ApiError::bad_request(error.to_string()).at("tenant", "format"))?;
     let resource = Resource::parse(&path)?;
     let public = state.settings.public_log && resource.may_be_public();
     if !public {

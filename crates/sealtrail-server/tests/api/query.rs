@@ -194,7 +194,7 @@ async fn app_with_events() -> (TestApp, String, Vec<Value>) {
 
 #[tokio::test]
 async fn every_filter_returns_exactly_the_matching_events() {
-    let started = sealtrail_server::ledger::now();
+    let started = sealtrail_server::clock::Clock::system().now();
     let (app, reader, receipts) = app_with_events().await;
     let since = sealtrail_core::Timestamp::from_unix_micros(started.unix_micros() - 1_000_000)
         .unwrap()

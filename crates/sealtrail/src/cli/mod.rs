@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use sealtrail_core::note::{self, SignerKey};
 
-use sealtrail_server::keyfiles;
+use sealtrail_server::keys as keyfiles;
 
 /// Default data directory; signing keys live under `DIR/keys/`.
 use sealtrail_server::config::DEFAULT_DATA_DIR;

@@ -19,7 +19,7 @@ use sealtrail_core::event::Event;
 use sealtrail_core::merkle::{TreeBuilder, stored_hash_count};
 use sealtrail_core::note::{self, SignerKey};
 use sealtrail_core::{Hash, leaf_hash};
-use sealtrail_server::keyfiles;
+use sealtrail_server::keys;
 use sealtrail_server::ledger::{Ledger, LedgerConfig, Submission};
 use sealtrail_store::Location;
 use sealtrail_store::sqlite::database_path;
@@ -608,10 +608,10 @@ pub fn resign_checkpoints(db: &mut dyn Db, key: &SignerKey) {
 /// access to the server's disk could.
 pub fn replace_key_files(data: &Path, key: &SignerKey) {
     let dir = data.join("keys");
-    let (key_path, vkey_path) = keyfiles::key_paths(&dir, key.name());
+    let (key_path, vkey_path) = keys::key_paths(&dir, key.name());
     std::fs::remove_file(&key_path).unwrap();
     std::fs::remove_file(&vkey_path).unwrap();
-    keyfiles::write_key_pair(&dir, key).unwrap();
+    keys::write_key_pair(&dir, key).unwrap();
 }
 
 /// The origin of the test log (the name its key must have).
@@ -621,7 +621,7 @@ pub fn origin() -> String {
 
 /// The log's verifier key file, as an auditor would have kept a copy of it.
 pub fn vkey_path(data: &Path) -> PathBuf {
-    keyfiles::key_paths(&data.join("keys"), &origin()).1
+    keys::key_paths(&data.join("keys"), &origin()).1
 }
 
 /// One way to damage a copy of the log, and what verify must report on the store alone.

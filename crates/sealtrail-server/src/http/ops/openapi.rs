@@ -125,7 +125,7 @@ pub(super) fn document_json() -> String {
 const TIMESTAMP_PATTERN: &str = "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 
 /// A tenant name: 1-64 lowercase letters, digits, `-` and `_`, starting with a letter or
-/// digit; `_system` is the one reserved exception (see `ledger::check_tenant_name`).
+/// digit; `_system` is the one reserved exception (see `tenant::TenantName`).
 const TENANT_PATTERN: &str = "^(_system|[a-z0-9][a-z0-9_-]{0,63})$";
 
 /// 2^53 − 1, the largest seq: seqs are exact numbers in canonical JSON entries.

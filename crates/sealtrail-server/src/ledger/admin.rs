@@ -1,0 +1,183 @@
+//! Administrative jobs: tenants, tokens and the recorded configuration.
+//!
+//! Each change is written in the same transaction as its `_system` audit entry, so an admin
+//! action can never take effect unrecorded: if the audit entry cannot be appended, the change
+//! rolls back with it. A tenant is created together with its signing key, and the store
+//! records the key's verifier key, so no other key can later sign that log.
+
+use sealtrail_core::event::Event;
+use sealtrail_store::{StoreError, Tenant, TokenRecord};
+
+use super::group::GroupWork;
+use super::writer::Writer;
+use super::{Fault, LedgerError, NewToken, Outcome, Refusal, SYSTEM_TENANT, Submission};
+use crate::tenant::TenantName;
+
+impl Writer {
+    pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
+        self.store.begin_write(&[tenant, SYSTEM_TENANT])?;
+        let mut work = GroupWork {
+            store: self.store.as_ref(),
+            tenants: &mut self.tenants,
+            keys: &self.keys,
+            config: &self.config,
+            audit: &mut self.audit,
+            clock: &self.clock,
+        };
+        match work.ensure_tenant(tenant, actor) {
+            Ok(created) => {
+                self.store.commit()?;
+                Ok(created)
+            }
+            Err(error) => {
+                let _ = self.store.rollback();
+                self.tenants.clear();
+                Err(error)
+            }
+        }
+    }
+}
+
+impl GroupWork<'_> {
+    pub(super) fn record_config(&mut self, config: serde_json::Value) -> Result<bool, LedgerError> {
+        let text = config.to_string();
+        let before = self.store.setting("config")?;
+        if before.as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
+        let before: serde_json::Value = before
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        self.store.set_setting("config", &text)?;
+        self.audit_admin(
+            "sealtrail.config.changed",
+            "sealtrail",
+            "config",
+            "serve",
+            serde_json::json!({"before": before, "after": config}),
+        )?;
+        Ok(true)
+    }
+
+    /// Appends one administrative event to the `_system` log.
+    pub(super) fn audit_admin(
+        &mut self,
+        action: &str,
+        actor: &str,
+        target_type: &str,
+        target_id: &str,
+        details: serde_json::Value,
+    ) -> Result<(), LedgerError> {
+        let document = serde_json::json!({
+            "action": action,
+            "activity": "admin",
+            "outcome": "success",
+            "actor": {"id": actor, "type": if actor == "sealtrail" { "system" } else { "api_key" }},
+            "targets": [{"type": target_type, "id": target_id}],
+            "details": details,
+        });
+        let bytes = serde_json::to_vec(&document).expect("json");
+        let event = Event::parse(&bytes).map_err(Fault::AdminEvent)?;
+        let outcomes = self.append_assigned(
+            SYSTEM_TENANT,
+            &[Submission {
+                event,
+                idempotency_key: None,
+            }],
+            None,
+        )?;
+        match outcomes.first() {
+            Some(Outcome::Created(_)) => Ok(()),
+            // Whatever else the transaction holds must not commit without its audit record.
+            other => Err(LedgerError::Store(StoreError::Corrupt(format!(
+                "admin event was not recorded: {other:?}"
+            )))),
+        }
+    }
+
+    pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
+        TenantName::parse(tenant).map_err(Refusal::from)?;
+        if self.store.tenant(tenant)?.is_some() {
+            return Ok(false);
+        }
+        let origin = format!("{}/{tenant}", self.config.origin_prefix);
+        // Creates the key now, so the tenant never exists without its signing key, and records
+        // its verifier key so that no other key can sign this log.
+        let signer = self.keys.create_signer(&origin)?;
+        self.store.insert_tenant(&Tenant {
+            name: tenant.to_string(),
+            origin: origin.clone(),
+            created_at: self.clock.now().to_rfc3339(),
+            vkey: Some(signer.verifier().to_string()),
+        })?;
+        if tenant != SYSTEM_TENANT {
+            self.audit_admin(
+                "sealtrail.tenant.created",
+                actor,
+                "tenant",
+                tenant,
+                serde_json::json!({"origin": origin}),
+            )?;
+        }
+        Ok(true)
+    }
+
+    pub(super) fn create_token(
+        &mut self,
+        tenant: &str,
+        scopes: Vec<String>,
+        actor: &str,
+    ) -> Result<NewToken, LedgerError> {
+        for scope in &scopes {
+            crate::auth::Scope::parse(scope).map_err(Refusal::from)?;
+        }
+        if scopes.is_empty() {
+            return Err(Refusal::NoScope.into());
+        }
+        let tenant_created = if tenant == crate::auth::ANY_TENANT {
+            false
+        } else {
+            self.ensure_tenant(tenant, actor)?
+        };
+        let secret = crate::auth::new_secret();
+        let record = TokenRecord {
+            id: crate::auth::new_token_id(),
+            tenant: tenant.to_string(),
+            scopes: scopes.clone(),
+            created_at: self.clock.now().to_rfc3339(),
+            revoked_at: None,
+        };
+        self.store
+            .insert_token(&record, &crate::auth::secret_hash(&secret))?;
+        self.audit_admin(
+            "sealtrail.token.created",
+            actor,
+            "token",
+            &record.id,
+            serde_json::json!({"tenant": tenant, "scopes": scopes}),
+        )?;
+        Ok(NewToken {
+            id: record.id,
+            token: secret,
+            tenant: tenant.to_string(),
+            scopes,
+            tenant_created,
+        })
+    }
+
+    pub(super) fn revoke_token(&mut self, id: &str, actor: &str) -> Result<bool, LedgerError> {
+        let revoked = self
+            .store
+            .revoke_token(id, &self.clock.now().to_rfc3339())?;
+        if revoked {
+            self.audit_admin(
+                "sealtrail.token.revoked",
+                actor,
+                "token",
+                id,
+                serde_json::json!({}),
+            )?;
+        }
+        Ok(revoked)
+    }
+}

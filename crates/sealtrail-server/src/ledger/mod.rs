@@ -1,0 +1,554 @@
+//! The write path: one writer thread per process that sequences, hashes and commits entries
+//! for every tenant, with group commit.
+//!
+//! Requests (HTTP handlers, the CLI) send jobs over a channel. The writer takes the first job,
+//! then everything else already queued (up to [`MAX_GROUP_EVENTS`] events), and commits them
+//! all in one SQLite transaction: concurrent requests share one fsync. Only after the commit
+//! returns does any requester get its receipt, so an acknowledged entry is durable.
+//!
+//! The transaction begins by taking the append lock of every tenant the group touches
+//! ([`Store::begin_write`]: SQLite's one write lock, or per-tenant advisory locks on
+//! PostgreSQL, taken in a fixed order). Under the lock the writer checks each tenant's tail
+//! against the database before appending; if another process (the CLI, another `sealtrail
+//! serve` on the same PostgreSQL database) appended meanwhile, the in-memory tail is reloaded.
+//! So several processes extend one log without forks, gaps or reordering, and a lock is held
+//! only for the length of one commit.
+//!
+//! If any job in a group fails in the store, the whole group is rolled back and every request
+//! in it is told so; a job refused on its own merits (an invalid tenant name, say) writes
+//! nothing and does not affect the rest.
+//!
+//! The writer also signs checkpoints, each in its own short transaction under the tenant's
+//! lock, from the tail it reads there: after a commit, each tenant whose log grew and whose
+//! latest checkpoint (by any process) is older than the configured interval gets a new one,
+//! and on shutdown every grown log gets a final one. Checkpoints are therefore issued one at a
+//! time per log, in order of size and time, whichever instance signs them.
+//!
+//! Administrative actions (tenant created, token created or revoked) are appended to the
+//! `_system` tenant's log in the same transaction as the change itself, so an audit record of
+//! an admin action cannot be lost while the action takes effect.
+//!
+//! # Layout
+//!
+//! This file holds the public handle ([`Ledger`]), its configuration and the types callers
+//! see; the writer thread's work is split by concern, each part an `impl` of the same private
+//! types:
+//!
+//! - `writer`: the thread's loop, forming a group and committing it (`commit_group`,
+//!   `run_group`), the tenants' in-memory tails, publishing [`LogHead`]s after a commit, and
+//!   the `AUDIT:` lines of `--audit-stdout`.
+//! - `group`: one group's work inside its transaction (`GroupWork`): per tenant, idempotency
+//!   lookups, seq, id, `received_at` and `prev_hash` assignment, the canonical entry and the
+//!   stored hashes it adds to the tree.
+//! - `spooling`: with PostgreSQL, keeping a failed group's events in the local spool and
+//!   draining the spool back into the log in order.
+//! - `checkpoints`: signing the checkpoints that are due, each under its tenant's lock.
+//! - `admin`: tenants, tokens and the configuration record, each with its `_system` audit
+//!   entry in the same transaction.
+//!
+//! **Architecture invariant:** only the writer thread writes to a log; every other part of the
+//! service reaches the store's write side through a [`Ledger`] handle.
+
+mod admin;
+mod checkpoints;
+mod group;
+mod spooling;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sealtrail_core::Hash;
+use sealtrail_core::checkpoint::CheckpointError;
+use sealtrail_core::event::{Event, EventError};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::auth::ScopeError;
+use crate::clock::Clock;
+use crate::config::StoreFailurePolicy;
+use crate::keys::{self, KeyError, KeyResolver};
+use crate::spool::SpoolError;
+use crate::tenant::TenantNameError;
+use sealtrail_store::{Location, StoreError};
+
+use spooling::SpoolState;
+use writer::Writer;
+
+pub use crate::tenant::SYSTEM_TENANT;
+
+/// Events committed together at most; bounds a transaction's size and a batch's latency.
+pub const MAX_GROUP_EVENTS: usize = 20_000;
+
+/// What the writer needs to know.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Holds `keys/` (and the embedded store, when that is the store).
+    pub data_dir: PathBuf,
+    pub store: Location,
+    /// A root key from which every log's signing key is derived (see
+    /// [`SignerKey::derive`]); without one, each log has its own key file under
+    /// `data_dir/keys/`.
+    pub signing_key: Option<PathBuf>,
+    /// Checkpoints are signed at most this often per growing log.
+    pub checkpoint_interval: Duration,
+    /// A tenant's origin is `<origin_prefix>/<tenant>`.
+    pub origin_prefix: String,
+    /// Write every committed entry to stdout as `AUDIT: {json}` after its commit.
+    pub audit_stdout: bool,
+}
+
+/// The receipt of a durable entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub id: String,
+    pub seq: u64,
+    pub event_hash: String,
+    pub received_at: String,
+}
+
+/// The answer for an event kept in the local spool: it has its id and acceptance time, and
+/// gets its seq when the spool drains into the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpoolReceipt {
+    pub id: String,
+    pub received_at: String,
+}
+
+/// What to do when the PostgreSQL store cannot be reached (see [`crate::spool`]).
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub max_bytes: u64,
+    pub default_policy: StoreFailurePolicy,
+    pub tenant_policies: HashMap<String, StoreFailurePolicy>,
+}
+
+impl SpoolConfig {
+    fn policy(&self, tenant: &str) -> StoreFailurePolicy {
+        self.tenant_policies
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.default_policy)
+    }
+}
+
+/// What became of one submitted event.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Newly committed.
+    Created(Receipt),
+    /// Its idempotency key was seen before: the original receipt, nothing new committed.
+    Duplicate(Receipt),
+    /// Refused on its own (for example too large once canonical); nothing committed for it.
+    Rejected(EventError),
+    /// The store was unreachable: kept, fsync'd, in the local spool, to be drained into the
+    /// log in order (also the answer to a retry of an event still in the spool).
+    Spooled(SpoolReceipt),
+}
+
+/// An event ready for the log, with its idempotency key (from the header or the body).
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub event: Event,
+    pub idempotency_key: Option<String>,
+}
+
+/// Why the ledger could not do what was asked.
+///
+/// Whose move it is decides the variant: [`LedgerError::Invalid`] is the caller's to fix
+/// (an HTTP 4xx), everything else is the server's or its store's (a 5xx), so that a client is
+/// never told to change a request that was fine.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request cannot be done as asked; nothing of it was written.
+    #[error(transparent)]
+    Invalid(#[from] Refusal),
+    /// The server failed at something that was not the caller's doing.
+    #[error(transparent)]
+    Internal(#[from] Fault),
+    #[error("the ledger has shut down")]
+    Closed,
+    /// No usable signing key for a log here (missing, or not the key the store records).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The group this request was in did not commit; nothing of it is in the log.
+    #[error("not committed: {0}")]
+    NotCommitted(String),
+    /// The store was unreachable and the event could not be spooled either.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The group this request was in did not commit because the store's disk is full
+    /// ([`StoreError::Full`]); nothing of it is in the log, and retrying succeeds once there
+    /// is space.
+    #[error("not committed: {0}")]
+    StorageFull(String),
+}
+
+/// What the caller must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("tenant {0:?} does not exist")]
+    UnknownTenant(String),
+    #[error(transparent)]
+    TenantName(#[from] TenantNameError),
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    #[error("a token needs at least one --scope")]
+    NoScope,
+}
+
+/// A failure of the server itself: no change to the request would help.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// sealtrail built an admin event its own schema refuses: a bug, never the caller's input.
+    #[error("admin event is invalid: {0}")]
+    AdminEvent(#[source] EventError),
+    #[error("cannot sign a checkpoint: {0}")]
+    SignCheckpoint(#[source] CheckpointError),
+}
+
+impl LedgerError {
+    /// What a request is told when its group failed with `cause`: not committed, and whether
+    /// for want of disk space.
+    fn not_committed(cause: &LedgerError) -> LedgerError {
+        match cause {
+            LedgerError::Store(StoreError::Full(_)) | LedgerError::StorageFull(_) => {
+                LedgerError::StorageFull(cause.to_string())
+            }
+            _ => LedgerError::NotCommitted(cause.to_string()),
+        }
+    }
+
+    /// Whether this error, raised by one job, leaves the group's transaction unusable (a
+    /// failed write, or a write already made). A job refused on its own merits
+    /// ([`LedgerError::Invalid`]) has written nothing. A fault aborts the group: it may strike
+    /// after the job wrote part of its change (an admin action without its audit entry), and
+    /// nothing of that may commit.
+    fn aborts_group(&self) -> bool {
+        !matches!(self, LedgerError::Invalid(_))
+    }
+
+    /// Whether the store could not be reached (rather than refusing what was asked).
+    pub fn is_store_unreachable(&self) -> bool {
+        matches!(self, LedgerError::Store(StoreError::Unavailable(_)))
+    }
+}
+
+/// A token just created: its id and the secret, which is shown once and stored only hashed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewToken {
+    pub id: String,
+    pub token: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub tenant_created: bool,
+}
+
+/// The latest committed size and root of a log, published after every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, LedgerError>>;
+
+/// One append job's events and where its outcomes go.
+type AppendRequest = (Vec<Submission>, Reply<Vec<Outcome>>);
+
+/// Delivers one job's result once its group's commit outcome is known.
+type Answer = Box<dyn FnOnce(Result<(), &LedgerError>)>;
+
+enum Job {
+    Append {
+        tenant: String,
+        submissions: Vec<Submission>,
+        reply: Reply<Vec<Outcome>>,
+    },
+    CreateToken {
+        tenant: String,
+        scopes: Vec<String>,
+        actor: String,
+        reply: Reply<NewToken>,
+    },
+    RevokeToken {
+        id: String,
+        actor: String,
+        reply: Reply<bool>,
+    },
+    /// Creates a `_system` admin token unless the store holds any token yet; decided under the
+    /// `_system` lock, so instances starting together on a new database create one between
+    /// them.
+    FirstAdminToken {
+        scopes: Vec<String>,
+        reply: Reply<Option<NewToken>>,
+    },
+    EnsureTenant {
+        tenant: String,
+        actor: String,
+        reply: Reply<bool>,
+    },
+    RecordConfig {
+        config: serde_json::Value,
+        reply: Reply<bool>,
+    },
+    /// Commit what was queued before it, sign final checkpoints and stop.
+    Shutdown,
+}
+
+impl Job {
+    /// The tenants whose logs this job may extend (and so must lock).
+    fn tenants(&self) -> Vec<&str> {
+        match self {
+            Job::Append { tenant, .. } => vec![tenant],
+            Job::CreateToken { tenant, .. } | Job::EnsureTenant { tenant, .. } => {
+                vec![tenant, SYSTEM_TENANT]
+            }
+            Job::RevokeToken { .. } | Job::RecordConfig { .. } | Job::FirstAdminToken { .. } => {
+                vec![SYSTEM_TENANT]
+            }
+            Job::Shutdown => vec![],
+        }
+    }
+
+    fn event_count(&self) -> usize {
+        match self {
+            Job::Append { submissions, .. } => submissions.len(),
+            Job::Shutdown => 0,
+            _ => 1,
+        }
+    }
+}
+
+/// Handle to the writer thread. Cloning is cheap; the thread stops when every handle is
+/// dropped (or [`Ledger::shutdown`] is called), after committing what was queued and signing
+/// final checkpoints.
+#[derive(Clone)]
+pub struct Ledger {
+    jobs: SyncSender<Job>,
+    heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Ledger {
+    /// Opens the store (creating it and the `_system` tenant on first use) and starts the
+    /// writer thread.
+    pub fn start(config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        Ledger::start_with_spool(config, None)
+    }
+
+    /// [`Ledger::start`], with a local spool for a PostgreSQL store's outages (ignored for the
+    /// embedded store, which has nothing to fall back to). Events already in the spool (from
+    /// before a restart) are drained first.
+    pub fn start_with_spool(
+        config: LedgerConfig,
+        spool: Option<SpoolConfig>,
+    ) -> Result<Ledger, LedgerError> {
+        Ledger::start_with_clock(config, spool, Clock::system())
+    }
+
+    /// [`Ledger::start_with_spool`], reading every time it records from `clock` (a
+    /// [`crate::clock::ManualClock`] in tests).
+    pub fn start_with_clock(
+        config: LedgerConfig,
+        spool: Option<SpoolConfig>,
+        clock: Clock,
+    ) -> Result<Ledger, LedgerError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Fault::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store = config.store.open_writer()?;
+        let spool = match (spool, &config.store) {
+            (Some(spool_config), Location::Postgres { .. }) => {
+                Some(SpoolState::open(&config.data_dir, spool_config)?)
+            }
+            _ => None,
+        };
+        let root_key = match &config.signing_key {
+            Some(path) => Some(keys::read_signer(path).map_err(KeyError::from)?),
+            None => None,
+        };
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(4096);
+        let heads = Arc::new(Mutex::new(HashMap::new()));
+        let keys = KeyResolver::new(&config.data_dir).with_root_key(root_key);
+        let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
+        writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
+        writer.load_heads()?;
+        let thread = std::thread::Builder::new()
+            .name("sealtrail-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(Fault::WriterThread)?;
+        Ok(Ledger {
+            jobs,
+            heads,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .map_err(|_| LedgerError::Closed)?;
+        answer.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    fn call_blocking<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .map_err(|_| LedgerError::Closed)?;
+        answer.blocking_recv().map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Appends events to a tenant's log; returns once they are durable.
+    pub async fn append(
+        &self,
+        tenant: &str,
+        submissions: Vec<Submission>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        let tenant = tenant.to_string();
+        self.call(|reply| Job::Append {
+            tenant,
+            submissions,
+            reply,
+        })
+        .await
+    }
+
+    /// Creates a token (and its tenant, if new), recording both in the `_system` log.
+    pub async fn create_token(
+        &self,
+        tenant: &str,
+        scopes: Vec<String>,
+        actor: &str,
+    ) -> Result<NewToken, LedgerError> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.call(|reply| Job::CreateToken {
+            tenant,
+            scopes,
+            actor,
+            reply,
+        })
+        .await
+    }
+
+    /// [`Ledger::create_token`] for synchronous callers (the CLI).
+    pub fn create_token_blocking(
+        &self,
+        tenant: &str,
+        scopes: Vec<String>,
+        actor: &str,
+    ) -> Result<NewToken, LedgerError> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.call_blocking(|reply| Job::CreateToken {
+            tenant,
+            scopes,
+            actor,
+            reply,
+        })
+    }
+
+    /// Creates the first admin token of a store that has no token yet; `None` when it has one.
+    pub async fn first_admin_token(
+        &self,
+        scopes: Vec<String>,
+    ) -> Result<Option<NewToken>, LedgerError> {
+        self.call(|reply| Job::FirstAdminToken { scopes, reply })
+            .await
+    }
+
+    /// Revokes a token; false when there is no such active token.
+    pub async fn revoke_token(&self, id: &str, actor: &str) -> Result<bool, LedgerError> {
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.call(|reply| Job::RevokeToken { id, actor, reply })
+            .await
+    }
+
+    pub fn revoke_token_blocking(&self, id: &str, actor: &str) -> Result<bool, LedgerError> {
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.call_blocking(|reply| Job::RevokeToken { id, actor, reply })
+    }
+
+    /// Creates the tenant if it does not exist; true when it was created.
+    pub fn ensure_tenant_blocking(&self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.call_blocking(|reply| Job::EnsureTenant {
+            tenant,
+            actor,
+            reply,
+        })
+    }
+
+    /// Records the server's effective configuration; when it differs from the one recorded at
+    /// the last start, appends `sealtrail.config.changed` (with both) to the `_system` log.
+    /// Returns whether it changed.
+    pub async fn record_config(&self, config: serde_json::Value) -> Result<bool, LedgerError> {
+        self.call(|reply| Job::RecordConfig { config, reply }).await
+    }
+
+    /// The latest committed size and root of a tenant's log, if it has one.
+    pub fn head(&self, tenant: &str) -> Option<LogHead> {
+        self.heads.lock().expect("heads lock").get(tenant).copied()
+    }
+
+    /// Lets the writer commit everything queued so far, sign final checkpoints and exit, and
+    /// waits for it. Later calls through any clone fail with [`LedgerError::Closed`].
+    pub fn shutdown(self) {
+        let thread = self.thread.lock().expect("thread lock").take();
+        let _ = self.jobs.send(Job::Shutdown);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::http::ApiError;
+
+    #[test]
+    fn refusals_are_the_callers_to_fix_and_faults_the_servers() {
+        let refused = LedgerError::from(Refusal::NoScope);
+        assert!(!refused.aborts_group());
+        let answer = ApiError::from(refused);
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.message, "a token needs at least one --scope");
+
+        let name = TenantNameError {
+            name: "Acme".into(),
+        };
+        let answer = ApiError::from(LedgerError::from(Refusal::from(name.clone())));
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.message, name.to_string());
+
+        let fault = LedgerError::from(Fault::WriterThread(std::io::Error::other("no threads")));
+        // The writer cannot know what a fault left half done in the group's transaction.
+        assert!(fault.aborts_group());
+        let answer = ApiError::from(fault);
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            answer
+                .message
+                .contains("cannot start the writer thread: no threads")
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! With PostgreSQL: keeping events in the local spool while the database is unreachable, and
+//! draining them back into the log.
+//!
+//! A group that fails because the store cannot be reached has its appends written to the spool
+//! (fsync'd) and answered `Spooled`, keeping the ids the group already gave them: if that
+//! commit reached the database after all, draining finds the id in the log and skips the copy.
+//! While anything waits in the spool, new events of spooling tenants go behind it, so each log
+//! keeps the order in which events were accepted. Draining moves the spool into the log oldest
+//! first, one chunk per transaction, between requests.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sealtrail_core::canonical::{ServerFields, canonical_entry};
+use sealtrail_core::{Hash, Timestamp};
+
+use super::group::{Assigned, GroupWork};
+use super::writer::{PendingAppend, Writer, write_audit_lines};
+use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission};
+use crate::config::StoreFailurePolicy;
+use crate::spool::{self, Spool, SpoolError};
+
+/// How long after the store was found unreachable the writer tries it again (meanwhile
+/// spoolable events go straight to the spool and other writes fail at once).
+pub(super) const RETRY_UNREACHABLE: Duration = Duration::from_secs(1);
+
+/// How often the writer wakes to drain the spool when no request comes.
+pub(super) const DRAIN_TICK: Duration = Duration::from_millis(200);
+
+/// Spooled events drained per transaction, at most.
+pub(super) const DRAIN_CHUNK: usize = 5_000;
+
+pub(super) struct SpoolState {
+    pub(super) spool: Spool,
+    pub(super) config: SpoolConfig,
+    /// When the store was last found unreachable; cleared by the next success.
+    pub(super) down_since: Option<Instant>,
+}
+
+impl SpoolState {
+    /// Opens the spool in the data directory, reporting what a crash left in it: a cut-off
+    /// record is discarded (it was never acknowledged), complete ones wait to be drained.
+    pub(super) fn open(data_dir: &Path, config: SpoolConfig) -> Result<SpoolState, LedgerError> {
+        let (spool, recovery) = Spool::open(data_dir, config.max_bytes)?;
+        if recovery.discarded_bytes > 0 {
+            tracing::warn!(
+                discarded_bytes = recovery.discarded_bytes,
+                "the spool ended in an unfinished record (a write cut off by a crash, never acknowledged); it was discarded"
+            );
+        }
+        if recovery.records > 0 {
+            tracing::warn!(
+                records = recovery.records,
+                "events spooled before the restart wait to be drained into the log"
+            );
+        }
+        crate::metrics::set_spool(spool.status());
+        Ok(SpoolState {
+            spool,
+            config,
+            down_since: None,
+        })
+    }
+
+    /// Whether the store should be left alone for now.
+    pub(super) fn backing_off(&self) -> bool {
+        self.down_since
+            .is_some_and(|at| at.elapsed() < RETRY_UNREACHABLE)
+    }
+}
+
+impl Writer {
+    pub(super) fn spool_pending(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| s.spool.is_pending())
+    }
+
+    pub(super) fn store_backing_off(&self) -> bool {
+        self.spool.as_ref().is_some_and(SpoolState::backing_off)
+    }
+
+    /// Whether this append can go to the spool: a spool is configured, the tenant's policy is
+    /// `spool`, and the tenant is one this writer knows to exist (a drain must not fail).
+    pub(super) fn spoolable(&self, tenant: &str) -> bool {
+        self.spool.as_ref().is_some_and(|s| {
+            s.config.policy(tenant) == StoreFailurePolicy::Spool
+                && self.heads.lock().expect("heads lock").contains_key(tenant)
+        })
+    }
+
+    /// Keeps appends in the spool, fsync'd, and answers them `Spooled` (or, if the spool
+    /// cannot take them, with its error). An event the failed group had already given an id
+    /// keeps it, so that if that commit did reach the database after all, draining finds the
+    /// id in the log and skips the copy.
+    pub(super) fn spool_appends(&mut self, pending: Vec<PendingAppend>) {
+        let Some(state) = &mut self.spool else {
+            for p in pending {
+                let _ = p.reply.send(Err(LedgerError::Closed));
+            }
+            return;
+        };
+        let mut records = Vec::new();
+        let mut answers = Vec::with_capacity(pending.len());
+        let mut keys_here: HashMap<(String, String), SpoolReceipt> = HashMap::new();
+        for p in pending {
+            let tried = match p.tried {
+                Some(Ok(outcomes)) => Some(outcomes),
+                _ => None,
+            };
+            let mut outcomes = Vec::with_capacity(p.submissions.len());
+            for (i, submission) in p.submissions.iter().enumerate() {
+                let earlier = tried.as_ref().and_then(|t| t.get(i));
+                let (id, received_at) = match earlier {
+                    // Already answered from the log, or refused on its own: unchanged.
+                    Some(outcome @ (Outcome::Duplicate(_) | Outcome::Rejected(_))) => {
+                        outcomes.push(outcome.clone());
+                        continue;
+                    }
+                    Some(Outcome::Created(receipt)) => (
+                        uuid::Uuid::parse_str(&receipt.id).expect("an id this writer made"),
+                        Timestamp::parse(&receipt.received_at).expect("a time this writer made"),
+                    ),
+                    _ => (uuid::Uuid::now_v7(), self.clock.now()),
+                };
+                if let Some(key) = &submission.idempotency_key {
+                    let pair = (p.tenant.clone(), key.clone());
+                    if let Some(receipt) = keys_here.get(&pair) {
+                        outcomes.push(Outcome::Spooled(receipt.clone()));
+                        continue;
+                    }
+                    if let Some((id, received_at)) = state.spool.spooled_key(&p.tenant, key) {
+                        outcomes.push(Outcome::Spooled(SpoolReceipt { id, received_at }));
+                        continue;
+                    }
+                }
+                let server = ServerFields {
+                    id,
+                    seq: sealtrail_core::event::MAX_SAFE_INTEGER,
+                    received_at,
+                    prev_hash: Hash::ZERO,
+                };
+                match canonical_entry(&submission.event, &server) {
+                    Ok(entry) => {
+                        let receipt = SpoolReceipt {
+                            id: id.to_string(),
+                            received_at: received_at.to_rfc3339(),
+                        };
+                        if let Some(key) = &submission.idempotency_key {
+                            keys_here.insert((p.tenant.clone(), key.clone()), receipt.clone());
+                        }
+                        records.push(spool::Record {
+                            tenant: p.tenant.clone(),
+                            idempotency_key: submission.idempotency_key.clone(),
+                            entry,
+                        });
+                        outcomes.push(Outcome::Spooled(receipt));
+                    }
+                    Err(error) => outcomes.push(Outcome::Rejected(error)),
+                }
+            }
+            answers.push((p.reply, outcomes));
+        }
+        let written = if records.is_empty() {
+            Ok(())
+        } else {
+            state.spool.append(&records)
+        };
+        crate::metrics::set_spool(state.spool.status());
+        match written {
+            Ok(()) => {
+                for (reply, outcomes) in answers {
+                    let _ = reply.send(Ok(outcomes));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot spool events while the store is unreachable");
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(LedgerError::Spool(clone_spool_error(&error))));
+                }
+            }
+        }
+    }
+
+    /// Moves spooled events into the log, oldest first, one chunk per transaction, for as
+    /// long as the store takes them (up to about half a second per call, so that requests
+    /// keep being answered).
+    pub(super) fn drain_spool(&mut self) {
+        let started = Instant::now();
+        while self.spool_pending() && !self.store_backing_off() {
+            match self.drain_chunk() {
+                Ok(()) => {
+                    if let Some(state) = &mut self.spool {
+                        state.down_since = None;
+                    }
+                }
+                Err(error) => {
+                    self.tenants.clear();
+                    if error.is_store_unreachable() {
+                        tracing::debug!(%error, "the store is still unreachable; the spool waits");
+                    } else {
+                        tracing::error!(%error, "cannot drain the spool; will try again");
+                    }
+                    if let Some(state) = &mut self.spool {
+                        state.down_since = Some(Instant::now());
+                    }
+                    return;
+                }
+            }
+            if started.elapsed() > Duration::from_millis(500) {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn drain_chunk(&mut self) -> Result<(), LedgerError> {
+        let state = self.spool.as_mut().expect("a spool to drain");
+        let chunk = state.spool.peek(DRAIN_CHUNK, 8 * 1024 * 1024)?;
+        let Some(end) = chunk.last().map(|p| p.end) else {
+            return Ok(());
+        };
+        let records: Vec<spool::Record> = chunk.into_iter().map(|p| p.record).collect();
+        // Per tenant, in spool order; tenants are separate logs, so only that order matters.
+        let mut order: Vec<String> = Vec::new();
+        let mut by_tenant: HashMap<String, Vec<(Submission, Assigned)>> = HashMap::new();
+        for record in &records {
+            let Some(entry) = record.parsed() else {
+                tracing::error!(
+                    tenant = %record.tenant,
+                    "a spooled record does not hold a readable entry; skipped"
+                );
+                continue;
+            };
+            if !by_tenant.contains_key(&record.tenant) {
+                order.push(record.tenant.clone());
+            }
+            by_tenant.entry(record.tenant.clone()).or_default().push((
+                Submission {
+                    event: entry.event,
+                    idempotency_key: record.idempotency_key.clone(),
+                },
+                Assigned {
+                    id: entry.server.id,
+                    received_at: entry.server.received_at,
+                },
+            ));
+        }
+        let started = Instant::now();
+        let mut locks: Vec<&str> = order.iter().map(String::as_str).collect();
+        locks.sort_unstable();
+        self.audit.clear();
+        self.store.begin_write(&locks)?;
+        let result = (|| {
+            let mut work = GroupWork {
+                store: self.store.as_ref(),
+                tenants: &mut self.tenants,
+                keys: &self.keys,
+                config: &self.config,
+                audit: &mut self.audit,
+                clock: &self.clock,
+            };
+            let mut drained = 0usize;
+            for tenant in &order {
+                let items = by_tenant.remove(tenant).unwrap_or_default();
+                let mut submissions = Vec::with_capacity(items.len());
+                let mut assigned = Vec::with_capacity(items.len());
+                // Already in the log: a chunk committed just before a crash, or a commit whose
+                // answer was lost with the connection. Looked up in one round trip.
+                let ids: Vec<String> = items.iter().map(|(_, a)| a.id.to_string()).collect();
+                let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let in_log = work.store.seqs_of_ids(tenant, &id_refs)?;
+                for ((submission, id), id_text) in items.into_iter().zip(&ids) {
+                    if in_log.contains_key(id_text) {
+                        continue;
+                    }
+                    submissions.push(submission);
+                    assigned.push(id);
+                }
+                let outcomes = work.append_assigned(tenant, &submissions, Some(&assigned))?;
+                for outcome in &outcomes {
+                    match outcome {
+                        Outcome::Created(_) => drained += 1,
+                        Outcome::Duplicate(receipt) => tracing::warn!(
+                            tenant = %tenant, seq = receipt.seq,
+                            "a spooled event's idempotency key is already in the log; the copy was not appended"
+                        ),
+                        other => tracing::error!(
+                            tenant = %tenant, outcome = ?other,
+                            "a spooled event could not be appended; skipped"
+                        ),
+                    }
+                }
+            }
+            Ok::<usize, LedgerError>(drained)
+        })();
+        let drained = match result {
+            Ok(drained) => {
+                if let Err(error) = self.store.commit() {
+                    let _ = self.store.rollback();
+                    crate::metrics::group_committed(records.len(), started.elapsed(), Some(&error));
+                    return Err(error.into());
+                }
+                drained
+            }
+            Err(error) => {
+                let _ = self.store.rollback();
+                return Err(error);
+            }
+        };
+        crate::metrics::group_committed(drained, started.elapsed(), None);
+        if self.config.audit_stdout {
+            write_audit_lines(&self.audit);
+        }
+        self.audit.clear();
+        self.publish_heads();
+        let state = self.spool.as_mut().expect("a spool to drain");
+        state.spool.drained_to(end, &records)?;
+        crate::metrics::set_spool(state.spool.status());
+        tracing::info!(
+            drained,
+            waiting = state.spool.status().depth,
+            "spooled events moved into the log"
+        );
+        Ok(())
+    }
+}
+
+/// The same error again, for each request of a group the spool refused.
+pub(super) fn clone_spool_error(error: &SpoolError) -> SpoolError {
+    let copy = |source: &std::io::Error| std::io::Error::new(source.kind(), source.to_string());
+    match error {
+        SpoolError::Full { bytes, max_bytes } => SpoolError::Full {
+            bytes: *bytes,
+            max_bytes: *max_bytes,
+        },
+        SpoolError::DiskFull { path, source } => SpoolError::DiskFull {
+            path: path.clone(),
+            source: copy(source),
+        },
+        SpoolError::Io { path, source } => SpoolError::Io {
+            path: path.clone(),
+            source: copy(source),
+        },
+    }
+}

@@ -1,0 +1,480 @@
+//! The writer thread: its loop, and committing one group of jobs.
+//!
+//! The loop takes the first queued job and then whatever else is already waiting, up to
+//! [`MAX_GROUP_EVENTS`] events, so that concurrent requests share one transaction and one
+//! fsync. A group commits whole or not at all, and no requester is answered before the commit
+//! returns: that is what makes a receipt a promise of durability. After a commit the writer
+//! publishes each log's new head for readers in this process and, with `--audit-stdout`,
+//! prints the committed entries.
+//!
+//! It also keeps each tenant's tail in memory (size, last hash, Merkle frontier), and re-reads
+//! it from the store under the tenant's lock whenever the store's size differs, since other
+//! processes may append to the same log.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sealtrail_core::merkle::TreeBuilder;
+use sealtrail_core::note::SignerKey;
+use sealtrail_core::{Hash, leaf_hash};
+use sealtrail_store::{self as store, Store, StoreError};
+
+use super::group::GroupWork;
+use super::spooling::{DRAIN_TICK, SpoolState};
+use super::{
+    Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Refusal, Reply,
+    Submission,
+};
+use crate::clock::Clock;
+use crate::keys::KeyResolver;
+
+/// A tenant as the writer keeps it in memory.
+pub(super) struct TenantState {
+    pub(super) origin: String,
+    pub(super) size: u64,
+    pub(super) last_hash: Hash,
+    pub(super) tree: TreeBuilder,
+    /// The size of the latest checkpoint this writer knows of, and when this writer last saw
+    /// the log checkpointed; a hint for when to look, checked against the store before signing.
+    pub(super) checkpointed_size: u64,
+    pub(super) checkpointed_at: Option<Instant>,
+}
+
+/// The writer thread's state: everything it keeps between groups.
+pub(super) struct Writer {
+    /// The one write connection of this process; every group, drain and checkpoint uses it.
+    pub(super) store: Box<dyn Store>,
+    pub(super) config: LedgerConfig,
+    /// Which key signs each log.
+    pub(super) keys: KeyResolver,
+    /// The signing keys found so far, by origin.
+    pub(super) signers: HashMap<String, SignerKey>,
+    /// The tails of the logs this writer has touched, checked against the store under each
+    /// tenant's lock before use; cleared when a group fails, since they may then be ahead of
+    /// the database.
+    pub(super) tenants: HashMap<String, TenantState>,
+    /// Shared with every [`super::Ledger`] handle, which answers `head()` from it without
+    /// asking the writer thread.
+    pub(super) heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
+    pub(super) audit: Vec<(String, Vec<u8>)>,
+    /// With PostgreSQL: where events go while the database is unreachable.
+    pub(super) spool: Option<SpoolState>,
+    /// Every time the writer records (acceptance, checkpoint, creation, revocation) is read
+    /// from this clock, so that a test can fix them.
+    pub(super) clock: Clock,
+}
+
+/// An append job whose answer waits for its group's outcome, kept whole so that its events can
+/// go to the spool if the store turns out to be unreachable.
+pub(super) struct PendingAppend {
+    pub(super) tenant: String,
+    pub(super) submissions: Vec<Submission>,
+    pub(super) reply: Reply<Vec<Outcome>>,
+    /// What applying it in the group's transaction gave, if it was applied.
+    pub(super) tried: Option<Result<Vec<Outcome>, LedgerError>>,
+}
+
+/// A job's answer, delivered once its group's commit outcome is known.
+pub(super) enum Settled {
+    Answer(Answer),
+    Append(PendingAppend),
+}
+
+impl Writer {
+    pub(super) fn new(
+        store: Box<dyn Store>,
+        config: LedgerConfig,
+        keys: KeyResolver,
+        heads: Arc<Mutex<HashMap<String, LogHead>>>,
+        spool: Option<SpoolState>,
+        clock: Clock,
+    ) -> Writer {
+        Writer {
+            store,
+            config,
+            keys,
+            signers: HashMap::new(),
+            tenants: HashMap::new(),
+            heads,
+            audit: Vec::new(),
+            spool,
+            clock,
+        }
+    }
+
+    pub(super) fn run(mut self, receiver: Receiver<Job>) {
+        loop {
+            let wait = if self.spool_pending() {
+                DRAIN_TICK.min(self.config.checkpoint_interval)
+            } else {
+                self.config.checkpoint_interval
+            };
+            let first = match receiver.recv_timeout(wait) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stopping = false;
+            if let Some(first) = first {
+                let mut jobs = Vec::new();
+                let mut events = 0;
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    if matches!(job, Job::Shutdown) {
+                        stopping = true;
+                        break;
+                    }
+                    events += job.event_count();
+                    jobs.push(job);
+                    if events < MAX_GROUP_EVENTS {
+                        next = receiver.try_recv().ok();
+                    }
+                }
+                if !jobs.is_empty() {
+                    self.commit_group(jobs);
+                }
+            } else if self.spool_pending() {
+                self.drain_spool();
+            }
+            if stopping {
+                break;
+            }
+            if !self.store_backing_off() {
+                self.sign_due_checkpoints(false);
+            }
+        }
+        if self.spool_pending() {
+            self.drain_spool();
+        }
+        self.sign_due_checkpoints(true);
+    }
+
+    /// Runs a group of jobs in one transaction and answers each once it is durable. While
+    /// events wait in the spool, new events of spooling tenants join them there, behind them,
+    /// so that the log keeps the order in which events were accepted.
+    pub(super) fn commit_group(&mut self, jobs: Vec<Job>) {
+        if self.spool_pending() {
+            self.drain_spool();
+        }
+        let (diverted, jobs): (Vec<Job>, Vec<Job>) = if self.spool_pending() {
+            jobs.into_iter().partition(|job| match job {
+                Job::Append { tenant, .. } => self.spoolable(tenant),
+                _ => false,
+            })
+        } else {
+            (Vec::new(), jobs)
+        };
+        if !diverted.is_empty() {
+            let pending = diverted.into_iter().filter_map(|job| match job {
+                Job::Append {
+                    tenant,
+                    submissions,
+                    reply,
+                } => Some(PendingAppend {
+                    tenant,
+                    submissions,
+                    reply,
+                    tried: None,
+                }),
+                _ => None,
+            });
+            self.spool_appends(pending.collect());
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let events = jobs.iter().map(Job::event_count).sum();
+        let started = Instant::now();
+        let mut settled: Vec<Settled> = Vec::new();
+        self.audit.clear();
+        let result = if self.store_backing_off() {
+            // Appends of spooling tenants still go to the spool, below.
+            for job in jobs {
+                settled.push(unapplied(job));
+            }
+            Err(LedgerError::Store(StoreError::Unavailable(
+                "the store was unreachable a moment ago; not retried yet".into(),
+            )))
+        } else {
+            self.run_group(jobs, &mut settled)
+        };
+        if result.is_ok() && self.config.audit_stdout {
+            write_audit_lines(&self.audit);
+        }
+        self.audit.clear();
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        crate::metrics::group_committed(events, started.elapsed(), error);
+        if result.is_err() {
+            // What was applied in memory may not match the database: reload on next use.
+            self.tenants.clear();
+        }
+        if let Some(spool) = &mut self.spool {
+            match &result {
+                Ok(()) => spool.down_since = None,
+                // The next attempt waits from this failure.
+                Err(error) if error.is_store_unreachable() => {
+                    spool.down_since = Some(Instant::now());
+                }
+                Err(_) => {}
+            }
+        }
+        let mut to_spool = Vec::new();
+        for item in settled {
+            match item {
+                Settled::Answer(answer) => answer(result.as_ref().map(|_| ())),
+                Settled::Append(pending) => match &result {
+                    Ok(()) => {
+                        let answer = pending.tried.unwrap_or(Err(LedgerError::Closed));
+                        let _ = pending.reply.send(answer);
+                    }
+                    Err(error)
+                        if error.is_store_unreachable() && self.spoolable(&pending.tenant) =>
+                    {
+                        to_spool.push(pending);
+                    }
+                    Err(error) => {
+                        let _ = pending.reply.send(Err(LedgerError::not_committed(error)));
+                    }
+                },
+            }
+        }
+        if let Err(error) = &result {
+            if error.is_store_unreachable() && !to_spool.is_empty() {
+                tracing::warn!(%error, "the store is unreachable; spooling events locally");
+            } else {
+                tracing::error!(%error, "group commit failed; every request in it was told so");
+            }
+        }
+        if !to_spool.is_empty() {
+            self.spool_appends(to_spool);
+        }
+    }
+
+    pub(super) fn publish_heads(&self) {
+        let mut heads = self.heads.lock().expect("heads lock");
+        for (name, state) in &self.tenants {
+            heads.insert(
+                name.clone(),
+                LogHead {
+                    size: state.size,
+                    root: state.tree.root(),
+                },
+            );
+        }
+    }
+
+    pub(super) fn run_group(
+        &mut self,
+        jobs: Vec<Job>,
+        settled: &mut Vec<Settled>,
+    ) -> Result<(), LedgerError> {
+        let mut locks: Vec<&str> = jobs.iter().flat_map(Job::tenants).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        if let Err(error) = self.store.begin_write(&locks) {
+            let _ = self.store.rollback();
+            for job in jobs {
+                settled.push(unapplied(job));
+            }
+            return Err(error.into());
+        }
+        let mut work = GroupWork {
+            store: self.store.as_ref(),
+            tenants: &mut self.tenants,
+            keys: &self.keys,
+            config: &self.config,
+            audit: &mut self.audit,
+            clock: &self.clock,
+        };
+        let mut failure = None;
+        let mut pending_jobs = jobs.into_iter().peekable();
+        while pending_jobs.peek().is_some() {
+            // Consecutive appends are applied together, one call per tenant: one tail read,
+            // one idempotency lookup and one insert per table for all of them.
+            let mut run = Vec::new();
+            while let Some(job) = pending_jobs.next_if(|job| matches!(job, Job::Append { .. })) {
+                run.push(job);
+            }
+            let error = if run.is_empty() {
+                let job = pending_jobs.next().expect("peeked");
+                let (answer, error) = work.apply(job);
+                settled.push(answer);
+                error
+            } else {
+                work.apply_appends(run, settled)
+            };
+            if let Some(error) = error {
+                failure = Some(error);
+                break;
+            }
+        }
+        if let Some(error) = failure {
+            // A write failed or was left half done: nothing in this group may be committed.
+            for job in pending_jobs {
+                settled.push(unapplied(job));
+            }
+            if let Err(rollback) = self.store.rollback() {
+                tracing::error!(error = %rollback, "cannot roll back a failed group");
+            }
+            return Err(error);
+        }
+        if let Err(error) = self.store.commit() {
+            let _ = self.store.rollback();
+            return Err(error.into());
+        }
+        self.publish_heads();
+        Ok(())
+    }
+
+    pub(super) fn load_heads(&mut self) -> Result<(), LedgerError> {
+        let store = self.store.as_ref();
+        let tails = store::in_snapshot(store, || {
+            let mut tails = Vec::new();
+            for tenant in store.tenants()? {
+                let tail = store::tail(store, &tenant.name)?;
+                tails.push((tenant.name, tail));
+            }
+            Ok::<_, StoreError>(tails)
+        })?;
+        let mut heads = self.heads.lock().expect("heads lock");
+        for (name, tail) in tails {
+            heads.insert(
+                name,
+                LogHead {
+                    size: tail.size,
+                    root: tail.tree.root(),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The answer for a job that never ran because its group's transaction could not start: the
+/// caller is told the group's error, as for a failed commit.
+pub(super) fn fail_job(job: Job) -> Answer {
+    match job {
+        Job::Append { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::CreateToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::RevokeToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::FirstAdminToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::EnsureTenant { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::RecordConfig { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::Shutdown => Box::new(|_| {}),
+    }
+}
+
+/// A job that was not applied because its group failed before reaching it.
+pub(super) fn unapplied(job: Job) -> Settled {
+    match job {
+        Job::Append {
+            tenant,
+            submissions,
+            reply,
+        } => Settled::Append(PendingAppend {
+            tenant,
+            submissions,
+            reply,
+            tried: None,
+        }),
+        other => Settled::Answer(fail_job(other)),
+    }
+}
+
+/// Sends a job's result once the group's commit is known: the job's own answer if the commit
+/// succeeded, the commit's error otherwise.
+pub(super) fn answer_after_commit<T: Send + 'static>(
+    reply: Reply<T>,
+    result: Result<T, LedgerError>,
+) -> Answer {
+    Box::new(move |commit: Result<(), &LedgerError>| {
+        let answer = match commit {
+            Ok(()) => result,
+            Err(error) => Err(LedgerError::not_committed(error)),
+        };
+        let _ = reply.send(answer);
+    })
+}
+
+/// A job's answer, and the error that aborts its group, if it failed that way (the job's own
+/// reply then reports the group's failure).
+pub(super) fn settle<T: Send + 'static>(
+    reply: Reply<T>,
+    result: Result<T, LedgerError>,
+) -> (Answer, Option<LedgerError>) {
+    match result {
+        Err(error) if error.aborts_group() => {
+            let answer = answer_after_commit(reply, Err(LedgerError::Closed));
+            (answer, Some(error))
+        }
+        result => (answer_after_commit(reply, result), None),
+    }
+}
+
+/// Writes committed entries to stdout, one `AUDIT: {"tenant", "event_hash", "entry"}` line each;
+/// `entry` is the log entry's exact bytes, so its hash can be recomputed from the line. A
+/// failure to write is logged, never fatal: the entries are already durable in the store.
+pub(super) fn write_audit_lines(entries: &[(String, Vec<u8>)]) {
+    use std::io::Write as _;
+    if entries.is_empty() {
+        return;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut result = Ok(());
+    for (tenant, entry) in entries {
+        let tenant = serde_json::to_string(tenant).expect("a string serialises");
+        result = out
+            .write_all(b"AUDIT: {\"tenant\":")
+            .and_then(|()| out.write_all(tenant.as_bytes()))
+            .and_then(|()| {
+                write!(
+                    out,
+                    ",\"event_hash\":\"{}\",\"entry\":",
+                    leaf_hash(entry).to_hex()
+                )
+            })
+            .and_then(|()| out.write_all(entry))
+            .and_then(|()| out.write_all(b"}\n"));
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Err(error) = result.and_then(|()| out.flush()) {
+        tracing::error!(%error, "cannot write AUDIT lines to stdout (the entries are committed)");
+    }
+}
+
+/// A tenant's in-memory state, loaded or refreshed from the store (another process may have
+/// appended since it was cached). Must run under the tenant's lock, since the tail it reads is
+/// what the next entry's seq and `prev_hash` are assigned from.
+pub(super) fn tenant_state<'t>(
+    store: &dyn Store,
+    tenants: &'t mut HashMap<String, TenantState>,
+    tenant: &str,
+) -> Result<&'t mut TenantState, LedgerError> {
+    let size_in_store = store.size(tenant)?;
+    let stale = tenants.get(tenant).is_none_or(|s| s.size != size_in_store);
+    if stale {
+        let record = store
+            .tenant(tenant)?
+            .ok_or_else(|| Refusal::UnknownTenant(tenant.to_string()))?;
+        let tail = store::tail(store, tenant)?;
+        let checkpointed_size = store.latest_checkpoint(tenant)?.map_or(0, |c| c.size);
+        let previous = tenants.remove(tenant);
+        tenants.insert(
+            tenant.to_string(),
+            TenantState {
+                origin: record.origin,
+                size: tail.size,
+                last_hash: tail.last_hash,
+                tree: tail.tree,
+                checkpointed_size,
+                checkpointed_at: previous.and_then(|p| p.checkpointed_at),
+            },
+        );
+    }
+    Ok(tenants.get_mut(tenant).expect("just inserted"))
+}
