@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use sealtrail_core::note::{self, SignerKey};
 
 use sealtrail_server::keyfiles;
+use sealtrail_server::verify::{self as verify_service, StoreVerifyRequest};
 
 /// Default data directory; signing keys live under `DIR/keys/`.
 use sealtrail_server::config::DEFAULT_DATA_DIR;
@@ -444,147 +445,45 @@ pub struct VerifyArgs {
 const SUMMARY_VIOLATIONS: usize = 10;
 
 fn verify(args: VerifyArgs) -> Result<()> {
-    use sealtrail_server::verification;
-
-    let data = &args.data.data;
-    let location = args.data.location();
-    if let sealtrail_store::Location::Embedded { data_dir } = &location {
-        let db = sealtrail_store::sqlite::database_path(data_dir);
-        if !db.exists() {
-            bail!(
-                "no sealtrail store in {} ({} does not exist); point --data at a sealtrail data directory, or pass --database-url",
-                data.display(),
-                db.display()
-            );
-        }
-    }
-    let conn = location
-        .open_scanner()
-        .with_context(|| format!("cannot open the store {location}"))?;
-    let conn = conn.as_ref();
-    let missing_protections: Vec<String> = conn
-        .protections()?
-        .into_iter()
-        .filter(|p| !p.active)
-        .map(|p| p.name)
-        .collect();
-    let all = conn.tenants()?;
-    let tenants: Vec<sealtrail_store::Tenant> = match &args.tenant {
-        Some(name) => {
-            let Some(tenant) = all.iter().find(|t| &t.name == name) else {
-                let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
-                bail!(
-                    "no tenant {name:?} in {location}; its tenants are {}",
-                    names.join(", ")
-                );
-            };
-            vec![tenant.clone()]
-        }
-        None => all,
+    let request = StoreVerifyRequest {
+        tenant: args.tenant.clone(),
+        checkpoints: args.checkpoints.clone(),
+        keys: args.keys.clone(),
     };
-
-    // Each extra checkpoint goes to the log its origin names; with --tenant, all go to that log,
-    // where one of another log shows up as a checkpoint that does not verify.
-    let mut extra: Vec<Vec<Vec<u8>>> = vec![Vec::new(); tenants.len()];
-    for path in &args.checkpoints {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let origin = verification::checkpoint_origin(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is not a signed checkpoint: {e}", path.display()))?;
-        let index = if args.tenant.is_some() {
-            0
-        } else {
-            tenants
-                .iter()
-                .position(|t| t.origin == origin)
-                .with_context(|| {
-                    format!(
-                        "{} is a checkpoint of {origin:?}, which is no tenant's log in {location}",
-                        path.display(),
-                    )
-                })?
-        };
-        extra[index].push(bytes);
-    }
-
-    let mut given_keys = Vec::new();
-    for arg in &args.keys {
-        let key = keyfiles::read_verifier(arg)?;
-        if !tenants.iter().any(|t| t.origin == key.name()) {
-            bail!(
-                "--key {} is not the key of any log being verified (their origins: {})",
-                key.name(),
-                tenants
-                    .iter()
-                    .map(|t| t.origin.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+    let verified = verify_service::verify_store(&args.data.location(), &args.data.data, &request)?;
+    for log in &verified.logs {
+        if let Some(disputed) = &log.disputed_key {
+            eprintln!(
+                "warning: the verifier key of {}'s log in {} ({}) is not the one the store records ({}): one of them was replaced; its checkpoints count only if both signed them. Verify with the log's real key: --key VKEY",
+                log.tenant,
+                disputed.key_dir.display(),
+                disputed.file,
+                disputed.recorded
             );
         }
-        given_keys.push(key);
-    }
-
-    let mut reports = serde_json::Map::new();
-    let mut broken = Vec::new();
-    for (tenant, extra) in tenants.iter().zip(&extra) {
-        let keys: Vec<_> = given_keys
-            .iter()
-            .filter(|k| k.name() == tenant.origin)
-            .cloned()
-            .collect();
-        let report = if keys.is_empty() {
-            let keys = verification::log_keys(data, tenant)?;
-            if let Some(recorded) = &keys.disputed {
-                eprintln!(
-                    "warning: the verifier key of {}'s log in {} ({}) is not the one the store records ({recorded}): one of them was replaced; its checkpoints count only if both signed them. Verify with the log's real key: --key VKEY",
-                    tenant.name,
-                    data.join("keys").display(),
-                    keys.key
-                );
-            }
-            verification::verify_tenant_with_log_keys(conn, &tenant.name, &keys, extra, None, None)
-        } else {
-            verification::verify_tenant_with_keys(conn, &tenant.name, &keys, extra, None, None)
-        }
-        .with_context(|| format!("cannot verify the log of tenant {}", tenant.name))?;
-        if !report.valid {
-            broken.push(match report.first_broken_seq {
-                Some(seq) => format!("{} (from seq {seq})", tenant.name),
-                None => tenant.name.clone(),
-            });
-        }
-        if args.json {
-            let mut value = serde_json::to_value(&report)?;
-            value["store_protections"] = serde_json::json!({
-                "intact": missing_protections.is_empty(),
-                "missing": missing_protections,
-            });
-            reports.insert(tenant.name.clone(), value);
-        } else {
-            print_summary(&tenant.name, &report);
+        if !args.json {
+            print_summary(&log.tenant, &log.report);
         }
     }
-    if !missing_protections.is_empty() && !args.json {
+    let missing = &verified.missing_protections;
+    if !missing.is_empty() && !args.json {
         println!(
-            "store {location}: append-only protections missing: {}",
-            missing_protections.join("; ")
+            "store {}: append-only protections missing: {}",
+            verified.location,
+            missing.join("; ")
         );
     }
     if args.json {
-        let json = if args.tenant.is_some() {
-            reports.into_iter().next().map(|(_, report)| report)
-        } else {
-            Some(serde_json::Value::Object(reports))
-        };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&verified.to_json()?)?);
     }
+    let broken = verified.broken();
     if !broken.is_empty() {
         bail!("verification failed for {}", broken.join(", "));
     }
-    if !missing_protections.is_empty() {
+    if !missing.is_empty() {
         bail!(
             "the store's append-only protections are missing ({}): anyone with write access to it can rewrite history undetected by the store itself; restore them (sealtrail migrate recreates them on PostgreSQL) and keep checkpoints outside the store (--checkpoint)",
-            missing_protections.join("; ")
+            missing.join("; ")
         );
     }
     Ok(())
