@@ -71,7 +71,12 @@ impl Application {
         let board = crate::verify::VerificationBoard::default();
         let state = AppState {
             ingest: crate::ingest::Ingest::new(ledger.clone()),
-            queries: crate::query::Queries::new(readers.clone()),
+            queries: crate::query::Queries::new(readers.clone(), &settings.data),
+            verifier: crate::verify::LogVerifier::new(
+                readers.clone(),
+                settings.data.clone(),
+                board.clone(),
+            ),
             health: crate::health::HealthCheck::new(
                 readers.clone(),
                 settings.data.clone(),

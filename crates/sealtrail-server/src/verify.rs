@@ -40,6 +40,7 @@ use serde::Serialize;
 
 use crate::keyfiles::{self, KeyFileError};
 use crate::ledger::Ledger;
+use crate::readers::{ReadFailure, Readers};
 use sealtrail_store::{self as store, Location, Store, StoreError, StoreHashes, Tenant};
 
 /// The background verifier re-checks at least this many of each log's latest entries per run.
@@ -63,6 +64,12 @@ pub enum VerificationError {
     },
     #[error("from_seq {from} is after to_seq {to}")]
     EmptyRange { from: u64, to: u64 },
+    /// A range that starts after the log's end: there are no stored hashes to resume from.
+    #[error("from_seq={from} is beyond the end of the log, which has {committed} entries")]
+    BeyondLog { from: u64, committed: u64 },
+    /// The reader pool failed.
+    #[error("{0}")]
+    Pool(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
 }
@@ -85,6 +92,71 @@ pub fn verify_tenant(
         let keys = log_keys(data_dir, &record)?;
         verify_tenant_with_log_keys(conn, tenant, &keys, extra_checkpoints, from_seq, to_seq)
     })
+}
+
+impl ReadFailure for VerificationError {
+    fn pool_failure(message: String) -> Self {
+        VerificationError::Pool(message)
+    }
+
+    /// A log found unverifiable for what it holds says nothing about the connection; a
+    /// failing store may.
+    fn may_break_connection(&self) -> bool {
+        matches!(
+            self,
+            VerificationError::Store(_) | VerificationError::Pool(_)
+        )
+    }
+}
+
+/// Verification of the logs a server serves, on its read pool, with the findings recorded on
+/// its board: what `GET /v1/verify` asks for. Cloning is cheap.
+#[derive(Clone)]
+pub struct LogVerifier {
+    readers: Readers,
+    /// Where the logs' key files are: `DIR/keys/`.
+    data_dir: PathBuf,
+    board: VerificationBoard,
+}
+
+impl LogVerifier {
+    pub fn new(readers: Readers, data_dir: PathBuf, board: VerificationBoard) -> LogVerifier {
+        LogVerifier {
+            readers,
+            data_dir,
+            board,
+        }
+    }
+
+    /// Verifies `tenant`'s log, entries `from_seq..=to_seq` (by default all), and records the
+    /// report on the board: a whole-log report can clear an earlier violation.
+    pub async fn verify(
+        &self,
+        tenant: &str,
+        from_seq: Option<u64>,
+        to_seq: Option<u64>,
+    ) -> Result<Report, VerificationError> {
+        let (tenant, data_dir, board) = (
+            tenant.to_string(),
+            self.data_dir.clone(),
+            self.board.clone(),
+        );
+        self.readers
+            .read(move |conn| {
+                if let Some(from) = from_seq {
+                    // Verification resumes from the stored hashes at from_seq, which must exist.
+                    let committed = conn.size(&tenant)?;
+                    if from > committed {
+                        return Err(VerificationError::BeyondLog { from, committed });
+                    }
+                }
+                let report = verify_tenant(conn, &data_dir, &tenant, &[], from_seq, to_seq)?;
+                let whole_log = from_seq.unwrap_or(0) == 0 && to_seq.is_none();
+                board.record(&tenant, &report, whole_log);
+                Ok(report)
+            })
+            .await
+    }
 }
 
 /// The keys a log's checkpoints are checked with, as found next to the data.

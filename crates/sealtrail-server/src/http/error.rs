@@ -275,7 +275,10 @@ impl From<QueryError> for ApiError {
                 tracing::error!(%error, "cannot build a proof from the stored hashes");
                 ApiError::internal(error.to_string())
             }
-            QueryError::EventProof { .. } | QueryError::CorruptEntry(_) | QueryError::Pool(_) => {
+            QueryError::EventProof { .. }
+            | QueryError::CorruptEntry(_)
+            | QueryError::Key(_)
+            | QueryError::Pool(_) => {
                 tracing::error!(%error, "cannot answer a query");
                 ApiError::internal(error.to_string())
             }
@@ -290,7 +293,7 @@ impl From<VerificationError> for ApiError {
             VerificationError::UnknownTenant(tenant) => {
                 ApiError::not_found(format!("no log for tenant {tenant:?}"))
             }
-            VerificationError::EmptyRange { .. } => {
+            VerificationError::EmptyRange { .. } | VerificationError::BeyondLog { .. } => {
                 bad_param("from_seq", "range", error.to_string())
             }
             other => {

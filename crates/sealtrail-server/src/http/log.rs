@@ -25,7 +25,6 @@ use super::error::bad_param;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
 use crate::query::{ConsistencyProof, InclusionProof};
-use crate::verify;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -48,13 +47,8 @@ fn text(body: String) -> Response {
 /// The latest signed checkpoint of the caller's log, the note itself.
 async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::LogRead)?;
-    let tenant = caller.tenant.clone();
-    let latest = state
-        .readers
-        .with(move |conn| Ok(conn.latest_checkpoint(&tenant)?))
-        .await?;
-    match latest {
-        Some(checkpoint) => Ok(text(checkpoint.note)),
+    match state.queries.latest_checkpoint(&caller.tenant).await? {
+        Some(note) => Ok(text(note)),
         None => Err(ApiError::not_found(
             "this log has no checkpoint yet; one is signed within a second of the first event",
         )),
@@ -64,28 +58,12 @@ async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Res
 /// The verifier key of the caller's log.
 async fn key(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::LogRead)?;
-    let tenant = caller.tenant.clone();
-    let data = state.settings.data.clone();
+    let tenant = &caller.tenant;
     let vkey = state
-        .readers
-        .with(move |conn| {
-            let record = conn
-                .tenant(&tenant)?
-                .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant:?}")))?;
-            let (_, vkey_path) = crate::keyfiles::key_paths(&data.join("keys"), &record.origin);
-            // Instances that derive keys from --signing-key have no key file: the store
-            // records every log's verifier key when the log is created.
-            match (vkey_path.exists(), record.vkey) {
-                (false, Some(recorded)) => Ok(recorded),
-                _ => {
-                    let path = vkey_path.to_string_lossy().into_owned();
-                    crate::keyfiles::read_verifier(&path)
-                        .map(|vkey| vkey.to_string())
-                        .map_err(|e| ApiError::internal(format!("cannot read the log key: {e}")))
-                }
-            }
-        })
-        .await?;
+        .queries
+        .log_key(tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant:?}")))?;
     Ok(text(format!("{vkey}\n")))
 }
 
@@ -211,28 +189,9 @@ async fn verify(
     let Query(params) = params.map_err(query_error)?;
     let from_seq = number("from_seq", params.from_seq.as_deref(), MAX_SEQ)?;
     let to_seq = number("to_seq", params.to_seq.as_deref(), MAX_SEQ)?;
-    let tenant = caller.tenant;
-    let data = state.settings.data.clone();
-    let board = state.board.clone();
     let report = state
-        .readers
-        .with(move |conn| {
-            if let Some(from) = from_seq {
-                // Verification resumes from the stored hashes at from_seq, which must exist.
-                let committed = conn.size(&tenant)?;
-                if from > committed {
-                    return Err(bad_param(
-                        "from_seq",
-                        "range",
-                        format!("from_seq={from} is beyond the end of the log, which has {committed} entries"),
-                    ));
-                }
-            }
-            let report = verify::verify_tenant(conn, &data, &tenant, &[], from_seq, to_seq)?;
-            let whole_log = from_seq.unwrap_or(0) == 0 && to_seq.is_none();
-            board.record(&tenant, &report, whole_log);
-            Ok(report)
-        })
+        .verifier
+        .verify(&caller.tenant, from_seq, to_seq)
         .await?;
     Ok(Json(report))
 }

@@ -31,7 +31,7 @@ use crate::ingest::Ingest;
 use crate::ledger::Ledger;
 use crate::query::Queries;
 pub use crate::readers::{MAX_READERS, Readers};
-use crate::verify::VerificationBoard;
+use crate::verify::{LogVerifier, VerificationBoard};
 use sealtrail_store::TokenRecord;
 
 /// Everything handlers share.
@@ -48,6 +48,8 @@ pub struct AppState {
     /// What verification has found about each log: written by `GET /v1/verify` and the
     /// background verifier, read by the health check.
     pub board: VerificationBoard,
+    /// Verification of the caller's log (`GET /v1/verify`), recorded on `board`.
+    pub verifier: LogVerifier,
     /// The checks behind `GET /health`.
     pub health: HealthCheck,
 }

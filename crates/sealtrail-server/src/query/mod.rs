@@ -27,6 +27,7 @@
 
 pub mod tree_cache;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -86,6 +87,9 @@ pub enum QueryError {
     /// A stored entry is not the JSON object sealtrail wrote.
     #[error("{0}")]
     CorruptEntry(String),
+    /// The log's verifier key file exists but cannot be read.
+    #[error("cannot read the log key: {0}")]
+    Key(#[from] crate::keyfiles::KeyFileError),
     /// The reader pool failed.
     #[error("{0}")]
     Pool(String),
@@ -105,6 +109,7 @@ impl ReadFailure for QueryError {
                 | QueryError::Proof(_)
                 | QueryError::EventProof { .. }
                 | QueryError::CorruptEntry(_)
+                | QueryError::Key(_)
                 | QueryError::Pool(_)
         )
     }
@@ -157,14 +162,17 @@ pub struct ConsistencyProof {
 #[derive(Clone)]
 pub struct Queries {
     readers: Readers,
+    /// Where the logs' key files are (`DIR/keys/`), for the verifier key of a log.
+    keys_dir: PathBuf,
     /// The upper levels of every log's stored-hash array, shared by all proofs.
     tree_cache: TreeCache,
 }
 
 impl Queries {
-    pub fn new(readers: Readers) -> Queries {
+    pub fn new(readers: Readers, data_dir: &Path) -> Queries {
         Queries {
             readers,
+            keys_dir: data_dir.join("keys"),
             tree_cache: TreeCache::default(),
         }
     }
@@ -172,6 +180,36 @@ impl Queries {
     /// The cache of upper tree levels the proofs read through.
     pub fn tree_cache(&self) -> &TreeCache {
         &self.tree_cache
+    }
+
+    /// The latest signed checkpoint of `tenant`'s log, the note itself.
+    pub async fn latest_checkpoint(&self, tenant: &str) -> Result<Option<String>, QueryError> {
+        let tenant = tenant.to_string();
+        self.readers
+            .read(move |log| Ok(log.latest_checkpoint(&tenant)?.map(|c| c.note)))
+            .await
+    }
+
+    /// The verifier key of `tenant`'s log; `None` when there is no such tenant. The log's key
+    /// file is taken when there is one; instances that derive keys from `--signing-key` have
+    /// none, and the store records every log's verifier key when the log is created.
+    pub async fn log_key(&self, tenant: &str) -> Result<Option<String>, QueryError> {
+        let (tenant, keys_dir) = (tenant.to_string(), self.keys_dir.clone());
+        self.readers
+            .read(move |log| {
+                let Some(record) = log.tenant(&tenant)? else {
+                    return Ok(None);
+                };
+                let (_, vkey_path) = crate::keyfiles::key_paths(&keys_dir, &record.origin);
+                match (vkey_path.exists(), record.vkey) {
+                    (false, Some(recorded)) => Ok(Some(recorded)),
+                    _ => {
+                        let path = vkey_path.to_string_lossy().into_owned();
+                        Ok(Some(crate::keyfiles::read_verifier(&path)?.to_string()))
+                    }
+                }
+            })
+            .await
     }
 
     /// One page of `tenant`'s events matching `search`, after waiting until the index covers
