@@ -267,7 +267,12 @@ impl From<QueryError> for ApiError {
                     error.to_string(),
                 )
             },
-            QueryError::NoCheckpoint { .. } => ApiError::not_found(error.to_string()),
+            QueryError::NoCheckpoint { .. }
+            | QueryError::NoSignedCheckpoint
+            | QueryError::NotAtCheckpoint { .. } => ApiError::not_found(error.to_string()),
+            QueryError::NoSuchLog(_) => {
+                ApiError::not_found(error.to_string()).at("tenant", "unknown_tenant")
+            }
             QueryError::OutOfRange { field, message } => bad_param(field, "range", message),
             QueryError::Proof(_) => {
                 // The sizes were checked against the committed tree, so only the store can
@@ -278,6 +283,9 @@ impl From<QueryError> for ApiError {
             QueryError::EventProof { .. }
             | QueryError::CorruptEntry(_)
             | QueryError::Key(_)
+            | QueryError::TileRead { .. }
+            | QueryError::MissingEntries { .. }
+            | QueryError::BundleEncode(_)
             | QueryError::Pool(_) => {
                 tracing::error!(%error, "cannot answer a query");
                 ApiError::internal(error.to_string())

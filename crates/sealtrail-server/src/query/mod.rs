@@ -25,6 +25,7 @@
 //!   proven against the current committed tree, with no checkpoint, rather than holding the
 //!   request until the next checkpoint is signed.
 
+pub mod tiles;
 pub mod tree_cache;
 
 use std::path::{Path, PathBuf};
@@ -87,6 +88,31 @@ pub enum QueryError {
     /// A stored entry is not the JSON object sealtrail wrote.
     #[error("{0}")]
     CorruptEntry(String),
+    /// The tile API names a log that does not exist.
+    #[error("no log named {0:?}")]
+    NoSuchLog(String),
+    /// The tile API serves signed trees only, and none is signed yet.
+    #[error(
+        "this log has no signed checkpoint yet; one is signed within a second of the first event"
+    )]
+    NoSignedCheckpoint,
+    /// A tile or bundle beyond the tree of the latest checkpoint.
+    #[error("{path} is not part of the log at its latest checkpoint (size {size})")]
+    NotAtCheckpoint { path: String, size: u64 },
+    /// The stored hashes behind a tile could not be read.
+    #[error("cannot read {path}: {message}")]
+    TileRead { path: String, message: String },
+    /// Entries of a checkpointed tile are missing from the store.
+    #[error(
+        "entries {first} to {last} are not all in the store; run `sealtrail verify --tenant {tenant}`"
+    )]
+    MissingEntries {
+        tenant: String,
+        first: u64,
+        last: u64,
+    },
+    #[error("cannot encode the entry bundle: {0}")]
+    BundleEncode(String),
     /// The log's verifier key file exists but cannot be read.
     #[error("cannot read the log key: {0}")]
     Key(#[from] crate::keyfiles::KeyFileError),
@@ -110,6 +136,9 @@ impl ReadFailure for QueryError {
                 | QueryError::EventProof { .. }
                 | QueryError::CorruptEntry(_)
                 | QueryError::Key(_)
+                | QueryError::TileRead { .. }
+                | QueryError::MissingEntries { .. }
+                | QueryError::BundleEncode(_)
                 | QueryError::Pool(_)
         )
     }
