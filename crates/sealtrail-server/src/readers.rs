@@ -50,11 +50,6 @@ impl Readers {
         }
     }
 
-    /// Where the connections go.
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
     /// Runs `f` with a read connection on the blocking pool.
     pub async fn read<T: Send + 'static, E: ReadFailure>(
         &self,
