@@ -295,3 +295,58 @@ fn parse_ndjson(body: &[u8]) -> Vec<Result<serde_json::Value, EventError>> {
         .map(parse_json)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_beside_the_body_is_checked_and_must_agree_with_the_bodys() {
+        let event = |key: Option<&str>| {
+            let mut json =
+                serde_json::json!({"action": "a", "actor": {"id": "u"}, "outcome": "success"});
+            if let Some(key) = key {
+                json["idempotency_key"] = key.into();
+            }
+            Event::parse(json.to_string().as_bytes()).unwrap()
+        };
+        let rule = |result: Result<Option<String>, IngestError>| match result {
+            Err(IngestError::IdempotencyKey { rule, .. }) => rule,
+            other => panic!("not an idempotency key error: {other:?}"),
+        };
+        assert_eq!(rule(idempotency_key(Some(b""), &event(None))), "min_length");
+        let long = vec![b'k'; MAX_IDEMPOTENCY_KEY + 1];
+        assert_eq!(
+            rule(idempotency_key(Some(&long), &event(None))),
+            "max_length"
+        );
+        assert_eq!(rule(idempotency_key(Some(b"a b"), &event(None))), "pattern");
+        assert_eq!(
+            rule(idempotency_key(Some(b"k1"), &event(Some("k2")))),
+            "conflict"
+        );
+        for (beside, body, want) in [
+            (Some(&b"k1"[..]), Some("k1"), Some("k1")),
+            (Some(&b"k1"[..]), None, Some("k1")),
+            (None, Some("k2"), Some("k2")),
+            (None, None, None),
+        ] {
+            let key = idempotency_key(beside, &event(body)).unwrap();
+            assert_eq!(key.as_deref(), want);
+        }
+    }
+
+    #[test]
+    fn ndjson_is_one_result_per_non_blank_line_and_errors_name_the_element() {
+        let body = b"{\"a\":1}\r\n\n   \n{oops\n[1]";
+        let parsed = parse_ndjson(body);
+        assert_eq!(parsed.len(), 3);
+        assert!(parsed[0].is_ok() && parsed[2].is_ok());
+        let error = parsed.into_iter().nth(1).unwrap().unwrap_err();
+        assert_eq!(prefix_field(error, 1).field, "[1]");
+        let nested = EventError::new("actor.id", sealtrail_core::event::Rule::Required, "x");
+        assert_eq!(prefix_field(nested, 3).field, "[3].actor.id");
+        let named = EventError::new("[2].x", sealtrail_core::event::Rule::Required, "x");
+        assert_eq!(prefix_field(named, 5).field, "[2].x");
+    }
+}
