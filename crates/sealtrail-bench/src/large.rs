@@ -1061,7 +1061,7 @@ async fn get_text(connection: &mut Connection, path: &str) -> Result<String> {
 }
 
 /// Opens the served checkpoint `note` with the log's key — which must be the key the served
-/// `key` names and the one found next to the data (`verification::log_keys`) — and checks
+/// `key` names and the one found next to the data (`verify::log_keys`) — and checks
 /// the root of the stored hashes at its size, and at the sizes of earlier checkpoints, against
 /// the signed roots. The stored hashes then give trustworthy old roots for consistency proofs.
 pub fn check_signed_tree(
@@ -1073,7 +1073,7 @@ pub fn check_signed_tree(
     let record = store
         .tenant(TENANT)?
         .with_context(|| format!("no tenant {TENANT} in the store"))?;
-    let keys = sealtrail_server::verification::log_keys(data_dir, &record)?;
+    let keys = sealtrail_server::verify::log_keys(data_dir, &record)?;
     let served = VerifierKey::parse(key.trim_end())
         .map_err(|e| anyhow!("GET /v1/log/key answered no verifier key: {e}"))?;
     ensure!(
@@ -2053,15 +2053,9 @@ mod tests {
         assert!(built.checkpoints >= 1);
 
         let store = Location::new(&data, None).open_reader().unwrap();
-        let report = sealtrail_server::verification::verify_tenant(
-            store.as_ref(),
-            &data,
-            TENANT,
-            &[],
-            None,
-            None,
-        )
-        .unwrap();
+        let report =
+            sealtrail_server::verify::verify_tenant(store.as_ref(), &data, TENANT, &[], None, None)
+                .unwrap();
         assert!(report.valid, "{report:?}");
         assert_eq!(report.rows_checked, EVENTS);
         let entries: Vec<(u64, Value)> = store

@@ -374,10 +374,10 @@ impl Plan {
         let batch_size = args
             .batch_size
             .unwrap_or(if args.quick { 100 } else { 1_000 });
-        if !(1..=sealtrail_server::http::ingest::MAX_BATCH_EVENTS).contains(&batch_size) {
+        if !(1..=sealtrail_server::ingest::MAX_BATCH_EVENTS).contains(&batch_size) {
             bail!(
                 "--batch-size must be 1 to {}",
-                sealtrail_server::http::ingest::MAX_BATCH_EVENTS
+                sealtrail_server::ingest::MAX_BATCH_EVENTS
             );
         }
         let batch_clients = args.batch_clients.unwrap_or(2);

@@ -295,7 +295,7 @@ fn verify_offline(server: &Server, acknowledged: u64) -> Result<Figure> {
         .with_context(|| format!("cannot open the store {location}"))?;
     let cpu_before = super::server::cpu_seconds(None);
     let started = Instant::now();
-    let report = sealtrail_server::verification::verify_tenant(
+    let report = sealtrail_server::verify::verify_tenant(
         conn.as_ref(),
         &server.data_dir,
         &server.tenant,

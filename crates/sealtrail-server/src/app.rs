@@ -69,12 +69,25 @@ impl Application {
                 settings.listen
             )
         })?;
+        let board = crate::verify::VerificationBoard::default();
         let state = AppState {
+            ingest: crate::ingest::Ingest::new(ledger.clone()),
+            queries: crate::query::Queries::new(readers.clone(), &settings.data),
+            verifier: crate::verify::LogVerifier::new(
+                readers.clone(),
+                settings.data.clone(),
+                board.clone(),
+            ),
+            health: crate::health::HealthCheck::new(
+                readers.clone(),
+                settings.data.clone(),
+                board.clone(),
+            ),
+            board,
             ledger,
             readers,
             settings: Arc::new(settings),
             tokens: crate::http::TokenCache::default(),
-            tree_cache: crate::tree_cache::TreeCache::default(),
         };
         Ok(Application {
             listener,
@@ -87,6 +100,11 @@ impl Application {
     /// The writer, for callers that start the application in-process (tests, tools).
     pub fn ledger(&self) -> Ledger {
         self.state.ledger.clone()
+    }
+
+    /// What verification has found about each log, as `/health` reports it.
+    pub fn verification_board(&self) -> crate::verify::VerificationBoard {
+        self.state.board.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -103,8 +121,9 @@ impl Application {
     ) -> anyhow::Result<()> {
         let ledger = self.state.ledger.clone();
         let verifier = self.state.settings.verify_interval.map(|every| {
-            crate::verification::spawn_background(
+            crate::verify::spawn_background(
                 ledger.clone(),
+                self.state.board.clone(),
                 self.state.settings.data.clone(),
                 self.state.settings.store.clone(),
                 every,

@@ -1,30 +1,57 @@
-//! # sealtrail
+//! # sealtrail-server
 //!
-//! The `sealtrail` binary's library: the command line, and (as the service grows) the stores,
-//! ingest path, HTTP API and watchers around the pure [`sealtrail_core`] crate.
+//! The service as a library: everything `sealtrail serve` runs, started the same way by the
+//! binary and by the tests ([`app::Application`]). It stands between the pure core
+//! (`sealtrail_core`: canonical entries, the Merkle tree, notes, the verifier) and the stores
+//! (`sealtrail_store`), and moves bytes between them and the world.
 //!
-//! - [`cli`]: argument parsing and the command handlers; the only place that uses `anyhow` and
-//!   decides exit codes.
-//! - [`keys`]: key files, and the one rule for which key signs, verifies and is published for
-//!   a log.
-//! - [`ledger`]: the write path, one writer thread per process.
-//! - [`tenant`]: tenant names, parsed once at the edge.
-//! - [`clock`]: wall-clock time, read in one place so that tests can fix it.
+//! ## Layout
+//!
+//! - **The write path.** [`ledger`]: one writer thread per process that sequences, hashes and
+//!   commits entries with group commit (`ledger::writer`, `ledger::group`), spools them while
+//!   PostgreSQL is unreachable (`ledger::spooling`, over the file format in [`spool`]), signs
+//!   checkpoints (`ledger::checkpoints`) and records administrative actions in the `_system`
+//!   log (`ledger::admin`). An event is durable when [`ledger::Ledger::append`] returns.
+//! - **Services**, which know nothing of HTTP and are shared by the API, the command line and
+//!   (later) the stream adapters: [`ingest`] (request bytes to submissions, with per-element
+//!   errors), [`query`] (search pages and cursors, an event with its proof, inclusion and
+//!   consistency proofs, tiles), [`verify`] (verifying a log or a whole store, the background
+//!   verifier and its board), [`health`] (the checks behind `/health`) and [`keys`] (key files,
+//!   and the one rule for which key signs, verifies and is published for a log). [`readers`]
+//!   is the pool of store connections they read through.
+//! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
+//!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
+//!   the query index. A gap detector, a monitor, a delivery or an archive is a new module that
+//!   implements [`follower::Follow`].
+//! - **The edge.** [`http`]: axum only — extractors, authentication of the caller, calling
+//!   the services, and [`http::error`], the one place errors become status codes. [`metrics`]
+//!   (the Prometheus registry), [`config`] (the `serve` settings, one definition for flags,
+//!   environment and file) and [`app`], which builds it all and owns every background task
+//!   and the one shutdown signal.
+//! - **Domain types.** [`tenant::TenantName`] and [`auth::Scope`] are parsed once, at the
+//!   edge; [`clock::Clock`] is the one place wall-clock time is read.
 //!
 //! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
-//! verification) lives in `sealtrail_core`; this crate moves bytes between it and the world.
+//! verification) lives in `sealtrail_core`, and SQL in `sealtrail_store`; this crate names no
+//! store backend's driver. **Architecture invariant:** `http` handlers parse, call a service
+//! and shape the answer; they do not read the store or do the work themselves.
+
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod follower;
+pub mod health;
 pub mod http;
 pub mod index;
+pub mod ingest;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod query;
+pub mod readers;
 pub mod spool;
 pub mod tenant;
-pub mod tree_cache;
-pub mod verification;
+pub mod verify;

@@ -10,7 +10,7 @@ use sealtrail_core::leaf_hash;
 use sealtrail_core::note::SignerKey;
 use sealtrail_server::clock::ManualClock;
 use sealtrail_server::ledger::{Ledger, LedgerConfig, LedgerError, Outcome, Refusal, Submission};
-use sealtrail_server::verification;
+use sealtrail_server::verify;
 use sealtrail_store::Location;
 use sealtrail_store::testing::Backend;
 
@@ -136,11 +136,10 @@ fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
     let key = root.derive(&record.origin).unwrap().verifier();
     assert_eq!(record.vkey, Some(key.to_string()));
     let report =
-        verification::verify_tenant_with_keys(reader.as_ref(), "acme", &[key], &[], None, None)
-            .unwrap();
+        verify::verify_tenant_with_keys(reader.as_ref(), "acme", &[key], &[], None, None).unwrap();
     assert!(report.valid, "{report:?}");
     assert_eq!(report.rows_checked, size);
-    let system = verification::verify_tenant_with_keys(
+    let system = verify::verify_tenant_with_keys(
         reader.as_ref(),
         "_system",
         &[root
@@ -267,7 +266,7 @@ fn appends_queued_together_commit_as_one_group(backend: &dyn Backend) {
         let record = reader.tenant(tenant).unwrap().unwrap();
         let key = sealtrail_core::note::VerifierKey::parse(&record.vkey.unwrap()).unwrap();
         let report =
-            verification::verify_tenant_with_keys(reader.as_ref(), tenant, &[key], &[], None, None)
+            verify::verify_tenant_with_keys(reader.as_ref(), tenant, &[key], &[], None, None)
                 .unwrap();
         assert!(report.valid, "{tenant}: {report:?}");
     }

@@ -227,6 +227,10 @@ pub trait Store: Send {
     fn read_hashes(&self, tenant: &str, indexes: &[u64]) -> Result<Vec<Hash>, ReadError>;
     /// The entry at `seq`, if any.
     fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>>;
+    /// The entries at `seqs`, in the order `seqs` lists them; a seq the log does not hold is
+    /// left out. One statement however many seqs are asked for, so that a page of search
+    /// results costs one round trip rather than one per event.
+    fn entries_at(&self, tenant: &str, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>>;
     /// The entry id at `seq`, if any.
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>>;
     /// The seq of the entry with this id, if any.
@@ -369,6 +373,27 @@ impl HashReader for StoreHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
         self.store.read_hashes(self.tenant, indexes)
     }
+}
+
+/// Puts rows found by seq into the order `seqs` asks for, leaving out seqs with no row: the
+/// stores read a set of seqs in one statement, which returns them in no particular order.
+pub(crate) fn in_asked_order(seqs: &[u64], rows: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Vec<u8>)> {
+    let mut found: HashMap<u64, Vec<u8>> = rows.into_iter().collect();
+    // A seq asked for twice is answered twice: copied until its last mention, moved there.
+    let last_mention: HashMap<u64, usize> = seqs.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+    let mut ordered = Vec::with_capacity(found.len());
+    for (i, &seq) in seqs.iter().enumerate() {
+        let asked_again = last_mention.get(&seq) != Some(&i);
+        let entry = if asked_again {
+            found.get(&seq).cloned()
+        } else {
+            found.remove(&seq)
+        };
+        if let Some(entry) = entry {
+            ordered.push((seq, entry));
+        }
+    }
+    ordered
 }
 
 /// Runs `f` inside one read snapshot of `store`.

@@ -81,6 +81,9 @@ const SELECT_HASHES: &str = "SELECT w.idx, h.hash FROM unnest($2::int8[]) AS w(i
 const SELECT_HASH_RANGE: &str =
     "SELECT idx, hash FROM hashes WHERE tenant = $1 AND idx >= $2 AND idx < $3 ORDER BY idx";
 const SELECT_ENTRY: &str = "SELECT entry FROM entries WHERE tenant = $1 AND seq = $2";
+/// The entries at a set of seqs, in one statement.
+const SELECT_ENTRIES_AT: &str =
+    "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq = ANY($2::int8[])";
 const SELECT_ENTRY_ID: &str = "SELECT id FROM entries WHERE tenant = $1 AND seq = $2";
 const SELECT_SEQ_OF_ID: &str = "SELECT seq FROM entries WHERE tenant = $1 AND id = $2";
 const SELECT_ENTRIES: &str = "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4";
@@ -955,6 +958,17 @@ impl Store for PgStore {
 
     fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>> {
         self.query_opt(SELECT_ENTRY, &[&tenant, &to_i64(seq)], |row| row.try_get(0))
+    }
+
+    fn entries_at(&self, tenant: &str, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<i64> = seqs.iter().map(|&seq| to_i64(seq)).collect();
+        let rows = self.query_map(SELECT_ENTRIES_AT, &[&tenant, &wanted], |row| {
+            Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?))
+        })?;
+        Ok(crate::in_asked_order(seqs, rows))
     }
 
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>> {

@@ -328,6 +328,31 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    /// The seqs go in as one JSON array, unpacked by `json_each`, so that any number of them is
+    /// one prepared statement (SQLite caps bound parameters, and `IN (?, ?, …)` would need a
+    /// statement per page length).
+    fn entries_at(&self, tenant: &str, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Seqs beyond SQLite's integers cannot be in the log; clamped, they match nothing.
+        let wanted = format!(
+            "[{}]",
+            seqs.iter()
+                .map(|&seq| seq.min(i64::MAX as u64).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq IN (SELECT value FROM json_each(?2))",
+        )?;
+        let rows = stmt.query_map(params![tenant, wanted], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::in_asked_order(seqs, rows))
+    }
+
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>> {
         let mut stmt = self
             .conn

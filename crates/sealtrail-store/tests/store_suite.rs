@@ -187,6 +187,22 @@ fn appended_entries_read_back_every_way(backend: &dyn Backend) {
         [(ids[2].clone(), 2)].into_iter().collect()
     );
 
+    // A page of search results: scattered seqs in the order asked (a seq asked twice comes
+    // back twice), the ones the log does not hold left out, one read for all of them.
+    let asked = [999, 7, 1000, 0, 500, u64::MAX, 7];
+    let page = reader.entries_at("acme", &asked).unwrap();
+    assert_eq!(
+        page.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        [999, 7, 0, 500, 7]
+    );
+    assert!(
+        page.iter()
+            .all(|(seq, bytes)| *bytes == entry_bytes("acme", *seq))
+    );
+    assert_eq!(reader.entries_at("other", &[0, 1, 2, 3]).unwrap().len(), 3);
+    assert!(reader.entries_at("acme", &[]).unwrap().is_empty());
+    assert!(reader.entries_at("nobody", &[0]).unwrap().is_empty());
+
     let range = reader.entries("acme", 10, 20, 100).unwrap();
     assert_eq!(
         range.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),

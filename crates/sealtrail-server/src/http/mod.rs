@@ -1,11 +1,14 @@
-//! The HTTP API: shared state, authentication, the one place errors become status codes, and
-//! the router assembled from one module per area.
+//! The HTTP API: shared state, authentication, the router assembled from one module per area,
+//! and [`error`], the one place errors become status codes. Handlers extract and check what a
+//! request says, call a service (`crate::ingest`, `crate::query`, `crate::verify`,
+//! `crate::health`) and shape its answer; the work itself is the services'.
 //!
 //! **Architecture invariant:** every handler that touches tenant data gets its tenant from
 //! [`Caller`], which derives it from the token (and `X-Tenant-ID` only for multi-tenant
 //! tokens). No handler reads a tenant from the path or the body on its own.
 
 pub mod admin;
+pub mod error;
 pub mod ingest;
 pub mod log;
 pub mod ops;
@@ -15,19 +18,22 @@ pub mod tiles;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
+pub use self::error::ApiError;
 use crate::auth::{self, Scope};
 use crate::config::Resolved;
-use crate::ledger::{Ledger, LedgerError};
+use crate::health::HealthCheck;
+use crate::ingest::Ingest;
+use crate::ledger::Ledger;
+use crate::query::Queries;
+pub use crate::readers::{MAX_READERS, Readers};
 use crate::tenant::TenantName;
-use sealtrail_store::{Location, Store, StoreError, TokenRecord};
+use crate::verify::{LogVerifier, VerificationBoard};
+use sealtrail_store::TokenRecord;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -36,8 +42,17 @@ pub struct AppState {
     pub readers: Readers,
     pub settings: Arc<Resolved>,
     pub tokens: TokenCache,
-    /// The upper levels of every log's stored-hash array, for the proof routes.
-    pub tree_cache: crate::tree_cache::TreeCache,
+    /// Bodies to submissions to the write path (`POST /v1/events[/batch]`).
+    pub ingest: Ingest,
+    /// Searches, events with their proofs, and the proof routes.
+    pub queries: Queries,
+    /// What verification has found about each log: written by `GET /v1/verify` and the
+    /// background verifier, read by the health check.
+    pub board: VerificationBoard,
+    /// Verification of the caller's log (`GET /v1/verify`), recorded on `board`.
+    pub verifier: LogVerifier,
+    /// The checks behind `GET /health`.
+    pub health: HealthCheck,
 }
 
 /// Tokens most recently found in the store, by secret hash, with when the store said so.
@@ -105,225 +120,13 @@ impl TokenCache {
     }
 }
 
-/// Read connections open at once per process, at most: enough to keep both cores busy with
-/// reads, and few enough that several instances stay well inside PostgreSQL's default
-/// `max_connections` (100).
-pub const MAX_READERS: usize = 16;
-
-/// A small pool of read connections to the store; reads never wait for the writer.
-#[derive(Clone)]
-pub struct Readers {
-    location: Location,
-    idle: Arc<Mutex<Vec<Box<dyn Store>>>>,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
 impl Readers {
-    pub fn new(location: Location) -> Readers {
-        Readers {
-            location,
-            idle: Arc::new(Mutex::new(Vec::new())),
-            permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
-        }
-    }
-
-    /// Runs `f` with a read connection on the blocking pool.
+    /// [`Readers::read`] for a handler: a failure is already the [`ApiError`] to answer with.
     pub async fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&dyn sealtrail_store::Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let readers = self.clone();
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::internal("the reader pool is closed"))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let conn = match readers.idle.lock().expect("readers lock").pop() {
-                Some(conn) => conn,
-                None => readers.location.open_reader().map_err(ApiError::from)?,
-            };
-            let result = f(conn.as_ref());
-            // A connection that failed may be broken (a database restart): open a new one
-            // next time rather than pool it.
-            let failed = matches!(&result, Err(e) if e.status.is_server_error());
-            if !failed {
-                readers.idle.lock().expect("readers lock").push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("reader task failed: {e}")))?
-    }
-}
-
-/// An error as the API reports it: a status and `{"error": code, "message", "field"?, "rule"?}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApiError {
-    #[serde(skip)]
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'static str>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            error,
-            message: message.into(),
-            field: None,
-            rule: None,
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-    }
-
-    /// The same error, naming the part of the request at fault (a JSON path, a parameter or a
-    /// header) and the rule it broke, so that a client can act on it without reading prose.
-    pub fn at(mut self, field: &str, rule: &'static str) -> ApiError {
-        self.field = Some(field.to_string());
-        self.rule = Some(rule);
-        self
-    }
-
-    /// A field of the request that breaks a rule.
-    pub fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            error: "invalid_event",
-            message: message.into(),
-            field: Some(field.to_string()),
-            rule: Some(rule),
-        }
-    }
-}
-
-impl From<sealtrail_core::event::EventError> for ApiError {
-    fn from(error: sealtrail_core::event::EventError) -> ApiError {
-        let code = error.rule.code();
-        let status = match code {
-            "syntax" => StatusCode::BAD_REQUEST,
-            "max_size" => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        ApiError {
-            status,
-            error: if status == StatusCode::BAD_REQUEST {
-                "malformed_json"
-            } else {
-                "invalid_event"
-            },
-            message: error.message.clone(),
-            field: Some(error.field.clone()),
-            rule: Some(code),
-        }
-    }
-}
-
-impl ApiError {
-    /// 507: the store's disk is full, so nothing was committed. Distinct from a 503 because
-    /// what cures it is freeing space, not waiting for the store to come back.
-    fn storage_full() -> ApiError {
-        ApiError {
-            rule: Some("storage_full"),
-            ..ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage_full",
-                "nothing was committed: the store's disk is full; free space there and retry with the same Idempotency-Key (no restart needed)",
-            )
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        tracing::error!(%error, "store error");
-        if let StoreError::Full(_) = error {
-            return ApiError::storage_full();
-        }
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            format!("the store cannot serve this request: {error}"),
-        )
-    }
-}
-
-impl From<LedgerError> for ApiError {
-    fn from(error: LedgerError) -> ApiError {
-        match error {
-            LedgerError::Invalid(refusal) => ApiError::bad_request(refusal.to_string()),
-            LedgerError::Internal(fault) => {
-                tracing::error!(error = %fault, "ledger fault");
-                ApiError::internal(format!("the server failed: {fault}"))
-            }
-            LedgerError::Spool(crate::spool::SpoolError::DiskFull { .. }) => {
-                tracing::error!(%error, "cannot spool");
-                ApiError {
-                    rule: Some("storage_full"),
-                    ..ApiError::new(
-                        StatusCode::INSUFFICIENT_STORAGE,
-                        "storage_full",
-                        format!(
-                            "nothing was kept: the store is unreachable and {error}; free space, then retry with the same Idempotency-Key"
-                        ),
-                    )
-                }
-            }
-            LedgerError::Spool(spool_error) => {
-                tracing::error!(error = %spool_error, "cannot spool");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    format!(
-                        "nothing was kept: the store is unreachable and {spool_error}; retry with the same Idempotency-Key"
-                    ),
-                )
-            }
-            LedgerError::StorageFull(_) | LedgerError::Store(StoreError::Full(_)) => {
-                tracing::error!(%error, "ledger error");
-                ApiError::storage_full()
-            }
-            other => {
-                tracing::error!(error = %other, "ledger error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not_durable",
-                    format!("nothing was committed: {other}; retry with the same Idempotency-Key"),
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status;
-        let mut response = (status, Json(self)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
+        self.read(f).await
     }
 }
 

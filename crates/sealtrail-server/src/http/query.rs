@@ -12,8 +12,10 @@
 //!
 //! Each event is the stored canonical entry as a JSON object (with its `id`, `seq`,
 //! `received_at` and `prev_hash`) plus `event_hash`, the hex leaf hash of the entry bytes.
-//! Content always comes from the log; the index only says which seqs match. The handlers find
-//! the [`Index`] as a request extension, which the application adds next to [`AppState`].
+//! The handlers parse and check the parameters and call the query service
+//! ([`crate::query`]), which reads the index and the log, waits for `wait_for_seq` and builds
+//! cursors and proofs; the [`Index`] is found as a request extension, which the application
+//! adds next to [`AppState`].
 //!
 //! ## Decisions
 //!
@@ -23,47 +25,32 @@
 //! - **Read your writes.** `wait_for_seq=N` waits until the tenant's index covers seq `N`, at
 //!   most [`MAX_WAIT`] (5 s), then answers 503 `index_lagging`. A seq the log does not hold
 //!   yet is a 400 at once: waiting for it could only time out.
-//! - **Cursors** are opaque to clients; inside they hold the order and the last seq returned.
-//!   Pages are keyset pages (`seq > cursor`), so a listing never repeats or skips an event
-//!   while the log grows, and a cursor stays valid forever. A cursor from an `asc` listing
-//!   used with `order=desc` (or the reverse) is refused.
-//! - **Proofs without a checkpoint.** `GET /v1/events/{id}` proves inclusion in the latest
-//!   signed checkpoint. An event newer than that checkpoint is proven against the current
-//!   committed tree instead, with `"checkpoint": null`, rather than holding the request until
-//!   the next checkpoint: the answer is immediate and says plainly that the root is not signed
-//!   yet. Checkpoints are signed within the checkpoint interval (1 s by default) of growth, so
-//!   asking again then gives the signed proof.
+//! - **Cursors** are opaque (see [`crate::query`]). A cursor from an `asc` listing used with
+//!   `order=desc` (or the reverse) is refused.
 //! - **Tenants.** The tenant comes only from [`Caller`]. Another tenant's event id gets the
 //!   same 404 as an id that does not exist, so ids do not reveal other tenants' events.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sealtrail_core::Timestamp;
-use sealtrail_core::canonical::event_hash;
 use sealtrail_core::event::{Activity, Outcome};
-use sealtrail_core::merkle;
-use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
-use crate::index::{self, Index, IndexError, Order, Search};
-use sealtrail_store::{self as store, StoreHashes};
+use crate::index::{self, Index, Order, Search};
+pub use crate::query::MAX_WAIT;
+use crate::query::{EventWithProof, Page, decode_cursor};
 
 /// Events per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
 /// The largest `limit`.
 pub const MAX_LIMIT: usize = 1000;
-/// How long `wait_for_seq` waits for the index at most.
-pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// Longest accepted value of a name filter (the schema's bound on names).
 const MAX_NAME_CHARS: usize = 256;
 /// Longest accepted `q`.
@@ -77,17 +64,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(get_event))
-}
-
-impl From<IndexError> for ApiError {
-    fn from(error: IndexError) -> ApiError {
-        tracing::error!(%error, "query index error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "index_unavailable",
-            format!("the query index cannot serve this request: {error}"),
-        )
-    }
 }
 
 /// A 400 naming the parameter and the rule; the message starts with the parameter's name.
@@ -198,7 +174,15 @@ fn parse_list_request(pairs: Vec<(String, String)>) -> Result<ListRequest, ApiEr
             }
             // An empty cursor is the first page, so that clients can always send one.
             "cursor" if value.is_empty() => {}
-            "cursor" => cursor = Some(decode_cursor(&value)?),
+            "cursor" => {
+                cursor = Some(decode_cursor(&value).ok_or_else(|| {
+                    bad_param(
+                        "cursor",
+                        "cursor",
+                        "is not a cursor from this API; pass next_cursor of the previous page unchanged",
+                    )
+                })?)
+            }
             "wait_for_seq" => {
                 let seq: u64 = value
                     .parse()
@@ -263,61 +247,12 @@ fn name_value(name: &str, value: String) -> Result<String, ApiError> {
     Ok(value)
 }
 
-const CURSOR_VERSION: &str = "v1";
-
-fn encode_cursor(order: Order, seq: u64) -> String {
-    let order = match order {
-        Order::Asc => "asc",
-        Order::Desc => "desc",
-    };
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{order}:{seq}"))
-}
-
-fn decode_cursor(text: &str) -> Result<(Order, u64), ApiError> {
-    let invalid = || {
-        bad_param(
-            "cursor",
-            "cursor",
-            "is not a cursor from this API; pass next_cursor of the previous page unchanged",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut parts = text.split(':');
-    let (Some(CURSOR_VERSION), Some(order), Some(seq), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid());
-    };
-    let order = match order {
-        "asc" => Order::Asc,
-        "desc" => Order::Desc,
-        _ => return Err(invalid()),
-    };
-    let seq = seq.parse().map_err(|_| invalid())?;
-    Ok((order, seq))
-}
-
-/// A stored entry as the API shows it: its JSON object plus `event_hash`.
-fn event_json(entry: &[u8]) -> Result<Value, ApiError> {
-    let mut value: Value = serde_json::from_slice(entry)
-        .map_err(|e| ApiError::internal(format!("a stored entry is not JSON: {e}")))?;
-    let Value::Object(object) = &mut value else {
-        return Err(ApiError::internal("a stored entry is not a JSON object"));
-    };
-    object.insert(
-        "event_hash".to_string(),
-        Value::String(event_hash(entry).to_hex()),
-    );
-    Ok(value)
-}
-
 async fn list_events(
     State(state): State<AppState>,
     Extension(index): Extension<Index>,
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     caller.require(Scope::EventsRead)?;
     let Query(pairs) = query.map_err(|e| {
         bad_param(
@@ -330,65 +265,9 @@ async fn list_events(
         search,
         wait_for_seq,
     } = parse_list_request(pairs)?;
-    let tenant = caller.tenant;
-
-    if let Some(seq) = wait_for_seq {
-        let size = state.ledger.head(&tenant).map_or(0, |head| head.size);
-        if seq >= size {
-            return Err(bad_param(
-                "wait_for_seq",
-                "range",
-                format!("this log holds {size} entries, so seq {seq} does not exist yet"),
-            ));
-        }
-        if let Err(reached) = index.wait_for(&tenant, seq, MAX_WAIT).await {
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "index_lagging",
-                format!(
-                    "the index covers this log up to {reached} entries after {} s, not yet seq {seq}; retry shortly",
-                    MAX_WAIT.as_secs()
-                ),
-            );
-            error.field = Some("wait_for_seq".to_string());
-            return Err(error);
-        }
-    }
-
     let page = state
-        .readers
-        .with(move |log| {
-            let Some(number) = index.tenant_number(&tenant) else {
-                return Ok(json!({"events": [], "next_cursor": null}));
-            };
-            let limit = search.limit;
-            // One more than a page tells whether another page follows.
-            let seqs = {
-                let reader = index.reader()?;
-                index::search(
-                    &reader,
-                    number,
-                    &Search {
-                        limit: limit + 1,
-                        ..search.clone()
-                    },
-                )?
-            };
-            let page = &seqs[..seqs.len().min(limit)];
-            let mut events = Vec::with_capacity(page.len());
-            for &seq in page {
-                // Indexed entries are committed; one can only be missing if retention pruned
-                // it after it was indexed, and then it is no longer an event to show.
-                if let Some(entry) = log.entry(&tenant, seq)? {
-                    events.push(event_json(&entry)?);
-                }
-            }
-            let next_cursor = match page.last() {
-                Some(&last) if seqs.len() > limit => Some(encode_cursor(search.order, last)),
-                _ => None,
-            };
-            Ok(json!({"events": events, "next_cursor": next_cursor}))
-        })
+        .queries
+        .search(&index, &caller.tenant, search, wait_for_seq)
         .await?;
     Ok(Json(page))
 }
@@ -397,7 +276,7 @@ async fn get_event(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventWithProof>, ApiError> {
     caller.require(Scope::EventsRead)?;
     let not_found = || ApiError::not_found("no event with this id in this log");
     let Path(id) = id.map_err(|_| not_found())?;
@@ -406,49 +285,14 @@ async fn get_event(
         .map_err(|_| bad_param("id", "uuid", "must be an event id (a UUID)"))?
         .hyphenated()
         .to_string();
-    let tenant = caller.tenant;
-    let body = state
-        .readers
-        .with(move |log| {
-            let Some(seq) = log.seq_of_id(&tenant, &id)? else {
-                return Ok(None);
-            };
-            let Some(entry) = log.entry(&tenant, seq)? else {
-                return Ok(None);
-            };
-            // The latest checkpoint covers every seq below its size; if it does not cover
-            // this one, no checkpoint does yet.
-            let (tree_size, checkpoint) = match log.latest_checkpoint(&tenant)? {
-                Some(c) if c.size > seq => (c.size, Some(c.note)),
-                _ => (store::tail(log, &tenant)?.size, None),
-            };
-            let reader = StoreHashes {
-                store: log,
-                tenant: &tenant,
-            };
-            let hashes = merkle::inclusion_proof(seq, tree_size, &reader).map_err(|e| {
-                ApiError::internal(format!(
-                    "cannot build the inclusion proof of seq {seq} in tree size {tree_size}: {e}"
-                ))
-            })?;
-            let hashes: Vec<String> = hashes.iter().map(|h| h.to_hex()).collect();
-            Ok(Some(json!({
-                "event": event_json(&entry)?,
-                "proof": {
-                    "leaf_index": seq,
-                    "tree_size": tree_size,
-                    "hashes": hashes,
-                    "checkpoint": checkpoint,
-                },
-            })))
-        })
-        .await?;
-    body.map(Json).ok_or_else(not_found)
+    let found = state.queries.event(&caller.tenant, id).await?;
+    found.map(Json).ok_or_else(not_found)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::encode_cursor;
 
     fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
         query
@@ -458,13 +302,10 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        for (order, seq) in [(Order::Asc, 0), (Order::Desc, 123_456_789)] {
-            let cursor = encode_cursor(order, seq);
-            assert_eq!(decode_cursor(&cursor).unwrap(), (order, seq));
-        }
-        for garbage in ["x", "djE6YXNjOg", "!!", &URL_SAFE_NO_PAD.encode("v2:asc:1")] {
-            let error = decode_cursor(garbage).unwrap_err();
+    fn a_cursor_not_from_this_api_is_refused() {
+        for garbage in ["x", "djE6YXNjOg", "!!"] {
+            let error = parse_list_request(pairs(&[("cursor", garbage)])).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("cursor"), "{garbage}");
             assert_eq!(error.rule, Some("cursor"), "{garbage}");
         }
     }

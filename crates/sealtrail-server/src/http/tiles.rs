@@ -14,6 +14,9 @@
 //! names of other tenants do not leak. The path's tenant is never trusted on its own: it only
 //! selects a log that is public or that the caller's own tenant matches.
 //!
+//! What is read, and from which tree, is the query service's ([`crate::query::tiles`]); this
+//! module checks paths and access and sets the caching headers.
+//!
 //! Bad paths: a tenant that is not a valid tenant name, or a tile path that is not in its one
 //! canonical form, is a 400 naming the path parameter (`tenant`, `tile_path`, `bundle_path`)
 //! with rule `format`, checked before the token, as it reveals nothing about any log.
@@ -24,12 +27,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sealtrail_core::tiles::{self, Tile, TilePath};
+use sealtrail_core::tiles::{self, TilePath};
 
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
+use crate::query::tiles::{LogResource, TileAnswer};
 use crate::tenant::TenantName;
-use sealtrail_store::{Store, StoreHashes, StoredCheckpoint};
 
 /// Full tiles and bundles: their content is fixed forever.
 const IMMUTABLE: &str = "max-age=31536000, immutable";
@@ -40,11 +43,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/logs/{tenant}/{*path}", get(serve))
 }
 
-/// What a path under `/logs/{tenant}/` names.
-enum Resource {
-    Checkpoint,
-    Tile(TilePath),
-}
+/// What a path under `/logs/{tenant}/` names, with what only HTTP needs to know of it.
+struct Resource(LogResource);
 
 impl Resource {
     /// A path that is not in its one canonical form is a 400 naming the path parameter as
@@ -52,7 +52,7 @@ impl Resource {
     /// kind of resource at all.
     fn parse(path: &str) -> Result<Resource, ApiError> {
         if path == "checkpoint" {
-            return Ok(Resource::Checkpoint);
+            return Ok(Resource(LogResource::Checkpoint));
         }
         let field = if path.starts_with("tile/entries/") {
             "bundle_path"
@@ -62,13 +62,13 @@ impl Resource {
             "path"
         };
         tiles::parse_tile_path(path)
-            .map(Resource::Tile)
+            .map(|tile| Resource(LogResource::Tile(tile)))
             .map_err(|e| ApiError::bad_request(e.to_string()).at(field, "format"))
     }
 
     /// Entries are the events themselves: never public.
     fn may_be_public(&self) -> bool {
-        !matches!(self, Resource::Tile(TilePath::Entries { .. }))
+        !matches!(self.0, LogResource::Tile(TilePath::Entries { .. }))
     }
 }
 
@@ -98,87 +98,22 @@ async fn serve(
         caller.require(Scope::LogRead)?;
     }
     let visibility = if public { "public" } else { "private" };
-    state
-        .readers
-        .with(move |conn| {
-            if conn.tenant(&tenant)?.is_none() {
-                return Err(no_such_log(&tenant));
-            }
-            let Some(StoredCheckpoint { size, note, .. }) = conn.latest_checkpoint(&tenant)? else {
-                return Err(ApiError::not_found(
-                    "this log has no signed checkpoint yet; one is signed within a second of the first event",
-                ));
-            };
-            let tile = match resource {
-                Resource::Checkpoint => {
-                    return Ok(respond(
-                        "text/plain; charset=utf-8",
-                        "no-cache".to_string(),
-                        note.into_bytes(),
-                    ));
-                }
-                Resource::Tile(TilePath::Hashes(tile)) => tile,
-                // An entry bundle exists exactly when the level-0 tile over the same entries does.
-                Resource::Tile(TilePath::Entries { index, width }) => Tile {
-                    level: 0,
-                    index,
-                    width,
-                },
-            };
-            if !tiles::tile_exists(&tile, size) {
-                return Err(ApiError::not_found(format!(
-                    "{path} is not part of the log at its latest checkpoint (size {size})"
-                )));
-            }
-            let body = match resource {
-                Resource::Tile(TilePath::Entries { .. }) => entry_bundle(conn, &tenant, &tile)?,
-                _ => {
-                    let hashes = StoreHashes {
-                        store: conn,
-                        tenant: &tenant,
-                    };
-                    tiles::hash_tile_data(&tile, &hashes).map_err(|e| {
-                        tracing::error!(%tenant, %path, error = %e, "cannot read a tile");
-                        ApiError::internal(format!("cannot read {path}: {e}"))
-                    })?
-                }
-            };
-            let cache = if tile.is_partial() { PARTIAL } else { IMMUTABLE };
-            Ok(respond(
+    let answer = state.queries.tile(&tenant, path, resource.0).await?;
+    Ok(match answer {
+        TileAnswer::Checkpoint(note) => respond(
+            "text/plain; charset=utf-8",
+            "no-cache".to_string(),
+            note.into_bytes(),
+        ),
+        TileAnswer::Tile { data, partial } => {
+            let cache = if partial { PARTIAL } else { IMMUTABLE };
+            respond(
                 "application/octet-stream",
                 format!("{visibility}, {cache}"),
-                body,
-            ))
-        })
-        .await
-}
-
-/// The entry bundle behind level-0 tile `tile`: its entries, in seq order, as stored.
-fn entry_bundle(conn: &dyn Store, tenant: &str, tile: &Tile) -> Result<Vec<u8>, ApiError> {
-    let width = u64::from(tile.width);
-    // `tile_exists` held, so the first seq and the end are within the tree's size.
-    let first = tile.index * tiles::TILE_WIDTH;
-    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(tile.width.into());
-    conn.for_each_entry(tenant, first, first + width, &mut |_, entry| {
-        entries.push(entry.to_vec());
-    })?;
-    // Seqs are unique, so as many entries as the width means every one of them is there.
-    if entries.len() as u64 != width {
-        tracing::error!(
-            tenant,
-            first,
-            width,
-            found = entries.len(),
-            "entries of a checkpointed tile are missing from the store"
-        );
-        return Err(ApiError::internal(format!(
-            "entries {first} to {} are not all in the store; run `sealtrail verify --tenant {tenant}`",
-            first + width - 1
-        )));
-    }
-    let slices: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-    tiles::encode_entry_bundle(&slices)
-        .map_err(|e| ApiError::internal(format!("cannot encode the entry bundle: {e}")))
+                data,
+            )
+        }
+    })
 }
 
 fn respond(content_type: &'static str, cache_control: String, body: Vec<u8>) -> Response {

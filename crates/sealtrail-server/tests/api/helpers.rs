@@ -10,6 +10,7 @@ use std::time::Duration;
 use sealtrail_server::app::Application;
 use sealtrail_server::config::Settings;
 use sealtrail_server::ledger::Ledger;
+use sealtrail_server::verify::VerificationBoard;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub ledger: Ledger,
     pub data: PathBuf,
+    /// What verification has found about each log (what `/health` reports as `chain`).
+    pub board: VerificationBoard,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -54,6 +57,7 @@ pub async fn spawn_app_in(
         .expect("the application starts");
     let base = format!("http://{}", app.local_addr());
     let ledger = app.ledger();
+    let board = app.verification_board();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -72,6 +76,7 @@ pub async fn spawn_app_in(
             .unwrap(),
         ledger,
         data,
+        board,
         dir,
         stop: Some(stop),
         server: Some(server),

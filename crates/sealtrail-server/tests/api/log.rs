@@ -178,11 +178,8 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_checkpoints() {
     let report = get_json(&app, &token, "/v1/verify?from_seq=3&to_seq=9").await;
     assert_eq!(report["valid"], true, "{report}");
     assert_eq!(report["rows_checked"], 7);
-    let status = sealtrail_server::verification::status(&app.data, "acme");
-    assert_eq!(
-        status.state,
-        sealtrail_server::verification::ChainState::Valid
-    );
+    let status = app.board.status("acme");
+    assert_eq!(status.state, sealtrail_server::verify::ChainState::Valid);
 
     // Proofs need log:read and verification needs verify.
     let writer = app.token("acme", &["events:write"]).await;
@@ -424,23 +421,23 @@ async fn the_background_verifier_flags_a_log_altered_in_the_database() {
     .unwrap();
     drop(db);
 
-    let mut status = sealtrail_server::verification::status(&app.data, "acme");
+    let mut status = app.board.status("acme");
     for _ in 0..60 {
-        if status.state == sealtrail_server::verification::ChainState::Violated {
+        if status.state == sealtrail_server::verify::ChainState::Violated {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        status = sealtrail_server::verification::status(&app.data, "acme");
+        status = app.board.status("acme");
     }
     assert_eq!(
         status.state,
-        sealtrail_server::verification::ChainState::Violated,
+        sealtrail_server::verify::ChainState::Violated,
         "{status:?}"
     );
     assert_eq!(status.first_broken_seq, Some(1));
     assert_eq!(
-        sealtrail_server::verification::chain_state(&app.data),
-        sealtrail_server::verification::ChainState::Violated
+        app.board.chain_state(),
+        sealtrail_server::verify::ChainState::Violated
     );
     app.stop().await;
 }

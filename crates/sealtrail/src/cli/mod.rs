@@ -1,21 +1,34 @@
-//! The command line: argument definitions and one handler per command.
+//! The command line: the clap definitions of `sealtrail` and its commands, the arguments
+//! several commands share, and [`main`]. Each command lives in a file of its own that parses
+//! what is left, calls the libraries (`sealtrail_server`, `sealtrail_store`,
+//! `sealtrail_bench`, `sealtrail_core`) and prints what they return.
 //!
 //! Handlers print results on stdout and nothing else, so their output can be piped (a signed
 //! note from `note sign` is byte-for-byte the note). Problems go to stderr as one line saying
-//! what failed and what to do, with exit status 1; usage errors exit with status 2.
+//! what failed and what to do, with exit status 1; usage errors exit with status 2. `anyhow`
+//! and exit codes belong here and nowhere else.
 
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+mod bench;
+mod keys;
+mod migrate;
+mod note;
+mod serve;
+mod tokens;
+mod verify;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use sealtrail_core::note::{self, SignerKey};
-
-use sealtrail_server::keys as keyfiles;
 
 /// Default data directory; signing keys live under `DIR/keys/`.
 use sealtrail_server::config::DEFAULT_DATA_DIR;
+
+pub use self::keys::KeysCommand;
+pub use self::note::NoteCommand;
+pub use self::tokens::TokensCommand;
+pub use self::verify::VerifyArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,22 +71,6 @@ pub enum Command {
     Bench(sealtrail_bench::BenchArgs),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Generate a key pair named ORIGIN; writes <stem>.key (mode 0600) and <stem>.vkey, prints the verifier key
-    Generate {
-        /// The key name; for a log's key, its checkpoint origin line
-        #[arg(long, value_name = "ORIGIN")]
-        name: String,
-        /// Directory to write the key files into (default: ./sealtrail-data/keys)
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-    },
-    /// Print the verifier keys kept under DIR/keys/ (with --database-url: the verifier key the
-    /// store records for each tenant's log)
-    Show(DataArgs),
-}
-
 #[derive(Debug, Args)]
 pub struct DataArgs {
     /// The data directory (the embedded store, and DIR/keys/)
@@ -94,60 +91,9 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    fn location(&self) -> sealtrail_store::Location {
+    pub(crate) fn location(&self) -> sealtrail_store::Location {
         sealtrail_store::Location::new(&self.data, self.database_url.as_deref())
     }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokensCommand {
-    /// Create a token for a tenant (creating the tenant if it does not exist yet)
-    Create {
-        #[command(flatten)]
-        data: DataArgs,
-        /// The tenant the token is bound to (`*` for an operator token that names the tenant in X-Tenant-ID)
-        #[arg(long)]
-        tenant: String,
-        /// What the token may do: events:write, events:read, log:read, verify, reports, admin (repeatable)
-        #[arg(long = "scope", required = true)]
-        scopes: Vec<String>,
-        /// Print {"id": ..., "token": ...} as JSON
-        #[arg(long)]
-        json: bool,
-    },
-    /// List tokens (never their secrets)
-    List {
-        #[command(flatten)]
-        data: DataArgs,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a token by its id
-    Revoke {
-        #[command(flatten)]
-        data: DataArgs,
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum NoteCommand {
-    /// Sign TEXTFILE (use - for stdin) and print the signed note, nothing else
-    Sign {
-        /// The signer key file (PRIVATE+KEY+...)
-        #[arg(long, value_name = "SKEYFILE")]
-        key: PathBuf,
-        #[arg(value_name = "TEXTFILE")]
-        text: PathBuf,
-    },
-    /// Verify NOTEFILE (use - for stdin) with a verifier key; prints the note text on success
-    Verify {
-        /// The verifier key, as a file or as the key text itself (<name>+<hash>+<base64>)
-        #[arg(long, value_name = "VKEY")]
-        key: String,
-        #[arg(value_name = "NOTEFILE")]
-        note: PathBuf,
-    },
 }
 
 /// Parses the process arguments, runs the command and maps failure to exit status 1.
@@ -171,467 +117,12 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(settings) => serve(settings),
-        Command::Tokens(command) => tokens(command),
-        Command::Keys(KeysCommand::Generate { name, out }) => keys_generate(&name, out),
-        Command::Keys(KeysCommand::Show(data)) => keys_show(&data),
-        Command::Note(NoteCommand::Sign { key, text }) => note_sign(&key, &text),
-        Command::Note(NoteCommand::Verify { key, note }) => note_verify(&key, &note),
-        Command::Verify(args) => verify(args),
-        Command::Migrate { database_url } => migrate(&database_url),
-        Command::Bench(args) => sealtrail_bench::run(args),
-    }
-}
-
-fn keys_generate(name: &str, out: Option<PathBuf>) -> Result<()> {
-    let dir = out.unwrap_or_else(|| Path::new(DEFAULT_DATA_DIR).join("keys"));
-    let signer = SignerKey::generate(name, &mut rand_core::OsRng)
-        .with_context(|| format!("cannot generate a key named {name:?}"))?;
-    let (key_path, vkey_path) = keyfiles::write_key_pair(&dir, &signer)?;
-    eprintln!(
-        "wrote signer key {} (mode 0600, keep it secret) and verifier key {}",
-        key_path.display(),
-        vkey_path.display()
-    );
-    println!("{}", signer.verifier());
-    Ok(())
-}
-
-fn keys_show(data: &DataArgs) -> Result<()> {
-    if data.database_url.is_some() {
-        let location = data.location();
-        let store = location
-            .open_reader()
-            .with_context(|| format!("cannot open the store {location}"))?;
-        for tenant in store.tenants()? {
-            match tenant.vkey {
-                Some(vkey) => println!("{vkey}"),
-                None => eprintln!(
-                    "tenant {} has no recorded verifier key (created by an older sealtrail); see its key file",
-                    tenant.name
-                ),
-            }
-        }
-        return Ok(());
-    }
-    let dir = data.data.join("keys");
-    let keys = keyfiles::list_verifiers(&dir)?;
-    if keys.is_empty() {
-        bail!(
-            "no verifier keys (*.vkey) in {}; create one with `sealtrail keys generate --name ORIGIN --out {}`",
-            dir.display(),
-            dir.display()
-        );
-    }
-    for (_, key) in keys {
-        println!("{key}");
-    }
-    Ok(())
-}
-
-fn read_input(path: &Path) -> Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut buffer = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buffer)
-            .context("cannot read standard input")?;
-        return Ok(buffer);
-    }
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-fn note_sign(key: &Path, text: &Path) -> Result<()> {
-    let signer = keyfiles::read_signer(key)?;
-    let bytes = read_input(text)?;
-    let text = String::from_utf8(bytes)
-        .with_context(|| format!("{} is not UTF-8 text", text.display()))?;
-    let signed = note::sign(&text, &[&signer]).context("cannot sign the note")?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(signed.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
-}
-
-fn note_verify(key: &str, note_path: &Path) -> Result<()> {
-    let verifier = keyfiles::read_verifier(key)?;
-    let bytes = read_input(note_path)?;
-    let opened = note::open(&bytes, std::slice::from_ref(&verifier))
-        .with_context(|| format!("{} does not verify", note_path.display()))?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(opened.text.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
-}
-
-fn migrate(url: &str) -> Result<()> {
-    let report = sealtrail_store::postgres::migrate(url).with_context(|| {
-        format!(
-            "cannot migrate {}",
-            sealtrail_store::postgres::redact_url(url)
-        )
-    })?;
-    if report.applied.is_empty() {
-        println!(
-            "schema of {} is up to date (version {})",
-            sealtrail_store::postgres::redact_url(url),
-            report.to
-        );
-    } else {
-        println!(
-            "migrated {} from schema version {} to {} (applied {})",
-            sealtrail_store::postgres::redact_url(url),
-            report.from,
-            report.to,
-            report
-                .applied
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(())
-}
-
-fn serve(settings: sealtrail_server::config::Settings) -> Result<()> {
-    let settings = settings.resolve().map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let (data, store) = (settings.data.clone(), settings.store.clone());
-        let app = sealtrail_server::app::Application::build(settings).await?;
-        if let Some(admin) = &app.first_admin_token {
-            // Shown once: only its hash is stored.
-            println!("admin token (shown once; store it now): {}", admin.token);
-        }
-        println!(
-            "sealtrail listening on http://{} with the store {} and data in {}",
-            app.local_addr(),
-            store,
-            data.display()
-        );
-        app.run_until_stopped(sealtrail_server::app::shutdown_signal())
-            .await
-    })
-}
-
-fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
-    // The CLI appends its own audit events; checkpoints follow the server's defaults.
-    let settings = sealtrail_server::config::Settings {
-        data: Some(data.data.clone()),
-        database_url: data.database_url.clone(),
-        signing_key: data.signing_key.clone(),
-        ..Default::default()
-    }
-    .resolve()
-    .map_err(anyhow::Error::msg)?;
-    let location = settings.store.clone();
-    sealtrail_server::ledger::Ledger::start(sealtrail_server::ledger::LedgerConfig {
-        data_dir: settings.data,
-        store: settings.store,
-        signing_key: settings.signing_key,
-        checkpoint_interval: settings.checkpoint_interval,
-        origin_prefix: settings.origin_prefix,
-        audit_stdout: false,
-    })
-    .with_context(|| format!("cannot open the store {location}"))
-}
-
-fn cli_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
-}
-
-fn tokens(command: TokensCommand) -> Result<()> {
-    match command {
-        TokensCommand::Create {
-            data,
-            tenant,
-            scopes,
-            json,
-        } => {
-            let ledger = open_ledger(&data)?;
-            let created = ledger.create_token_blocking(&tenant, scopes, &cli_actor());
-            ledger.shutdown();
-            let created = created?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"id": created.id, "token": created.token, "tenant": created.tenant, "scopes": created.scopes, "tenant_created": created.tenant_created})
-                );
-            } else {
-                if created.tenant_created {
-                    eprintln!("created tenant {}", created.tenant);
-                }
-                eprintln!(
-                    "created token {} for tenant {} with scopes {} (the secret below is shown once)",
-                    created.id,
-                    created.tenant,
-                    created.scopes.join(" ")
-                );
-                println!("{}", created.token);
-            }
-            Ok(())
-        }
-        TokensCommand::List { data, json } => {
-            let conn = data.location().open_reader()?;
-            let tokens = conn.list_tokens()?;
-            if json {
-                let rows: Vec<_> = tokens
-                    .iter()
-                    .map(|t| serde_json::json!({"id": t.id, "tenant": t.tenant, "scopes": t.scopes, "created_at": t.created_at, "revoked_at": t.revoked_at}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
-            } else {
-                println!(
-                    "{:<22} {:<20} {:<28} {:<40} REVOKED",
-                    "ID", "TENANT", "CREATED", "SCOPES"
-                );
-                for t in tokens {
-                    println!(
-                        "{:<22} {:<20} {:<28} {:<40} {}",
-                        t.id,
-                        t.tenant,
-                        t.created_at,
-                        t.scopes.join(" "),
-                        t.revoked_at.as_deref().unwrap_or("-")
-                    );
-                }
-            }
-            Ok(())
-        }
-        TokensCommand::Revoke { data, id } => {
-            let ledger = open_ledger(&data)?;
-            let revoked = ledger.revoke_token_blocking(&id, &cli_actor());
-            ledger.shutdown();
-            if !revoked? {
-                bail!("no active token {id:?}; see `sealtrail tokens list`");
-            }
-            eprintln!("revoked token {id}");
-            Ok(())
-        }
-    }
-}
-
-/// `sealtrail verify`: which logs, against which extra checkpoints and keys, and how to print.
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified.
-
-With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\"}; without --tenant, an object with one such report per tenant, keyed by tenant name (the _system log included).
-
-A checkpoint kept outside the store (--checkpoint) is what catches a rewrite or a cut of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it. Give every copy you kept (the newest exposes the damage, an older one still matching says where it starts), and the log's key (--key): without it, the key is taken from DIR/keys/ and from the store's record, and checkpoints must be signed by both when they differ. docs/checkpoints.md says how to keep checkpoints out of the store's reach and what each violation kind means.")]
-pub struct VerifyArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Verify only this tenant's log (default: every tenant's, _system included)
-    #[arg(long)]
-    pub tenant: Option<String>,
-    /// A signed checkpoint saved elsewhere, checked too, for the log its origin line names (repeatable)
-    #[arg(long = "checkpoint", value_name = "FILE")]
-    pub checkpoints: Vec<PathBuf>,
-    /// A verifier key (file or key text) to trust instead of the ones in DIR/keys/ and the store, for the log whose origin is its name (repeatable)
-    #[arg(long = "key", value_name = "VKEY")]
-    pub keys: Vec<String>,
-    /// Print the verifier's report as JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Violations listed per log in the readable summary; `--json` lists up to 1,000 and counts all.
-const SUMMARY_VIOLATIONS: usize = 10;
-
-fn verify(args: VerifyArgs) -> Result<()> {
-    use sealtrail_server::verification;
-
-    let data = &args.data.data;
-    let location = args.data.location();
-    if let sealtrail_store::Location::Embedded { data_dir } = &location {
-        let db = sealtrail_store::sqlite::database_path(data_dir);
-        if !db.exists() {
-            bail!(
-                "no sealtrail store in {} ({} does not exist); point --data at a sealtrail data directory, or pass --database-url",
-                data.display(),
-                db.display()
-            );
-        }
-    }
-    let conn = location
-        .open_scanner()
-        .with_context(|| format!("cannot open the store {location}"))?;
-    let conn = conn.as_ref();
-    let missing_protections: Vec<String> = conn
-        .protections()?
-        .into_iter()
-        .filter(|p| !p.active)
-        .map(|p| p.name)
-        .collect();
-    let all = conn.tenants()?;
-    let tenants: Vec<sealtrail_store::Tenant> = match &args.tenant {
-        Some(name) => {
-            let Some(tenant) = all.iter().find(|t| &t.name == name) else {
-                let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
-                bail!(
-                    "no tenant {name:?} in {location}; its tenants are {}",
-                    names.join(", ")
-                );
-            };
-            vec![tenant.clone()]
-        }
-        None => all,
-    };
-
-    // Each extra checkpoint goes to the log its origin names; with --tenant, all go to that log,
-    // where one of another log shows up as a checkpoint that does not verify.
-    let mut extra: Vec<Vec<Vec<u8>>> = vec![Vec::new(); tenants.len()];
-    for path in &args.checkpoints {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let origin = verification::checkpoint_origin(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is not a signed checkpoint: {e}", path.display()))?;
-        let index = if args.tenant.is_some() {
-            0
-        } else {
-            tenants
-                .iter()
-                .position(|t| t.origin == origin)
-                .with_context(|| {
-                    format!(
-                        "{} is a checkpoint of {origin:?}, which is no tenant's log in {location}",
-                        path.display(),
-                    )
-                })?
-        };
-        extra[index].push(bytes);
-    }
-
-    let mut given_keys = Vec::new();
-    for arg in &args.keys {
-        let key = keyfiles::read_verifier(arg)?;
-        if !tenants.iter().any(|t| t.origin == key.name()) {
-            bail!(
-                "--key {} is not the key of any log being verified (their origins: {})",
-                key.name(),
-                tenants
-                    .iter()
-                    .map(|t| t.origin.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        given_keys.push(key);
-    }
-
-    let mut reports = serde_json::Map::new();
-    let mut broken = Vec::new();
-    for (tenant, extra) in tenants.iter().zip(&extra) {
-        let keys: Vec<_> = given_keys
-            .iter()
-            .filter(|k| k.name() == tenant.origin)
-            .cloned()
-            .collect();
-        let report = if keys.is_empty() {
-            let keys = verification::log_keys(data, tenant)?;
-            if let Some(recorded) = &keys.disputed {
-                eprintln!(
-                    "warning: the verifier key of {}'s log in {} ({}) is not the one the store records ({recorded}): one of them was replaced; its checkpoints count only if both signed them. Verify with the log's real key: --key VKEY",
-                    tenant.name,
-                    data.join("keys").display(),
-                    keys.key
-                );
-            }
-            verification::verify_tenant_with_log_keys(conn, &tenant.name, &keys, extra, None, None)
-        } else {
-            verification::verify_tenant_with_keys(conn, &tenant.name, &keys, extra, None, None)
-        }
-        .with_context(|| format!("cannot verify the log of tenant {}", tenant.name))?;
-        if !report.valid {
-            broken.push(match report.first_broken_seq {
-                Some(seq) => format!("{} (from seq {seq})", tenant.name),
-                None => tenant.name.clone(),
-            });
-        }
-        if args.json {
-            let mut value = serde_json::to_value(&report)?;
-            value["store_protections"] = serde_json::json!({
-                "intact": missing_protections.is_empty(),
-                "missing": missing_protections,
-            });
-            reports.insert(tenant.name.clone(), value);
-        } else {
-            print_summary(&tenant.name, &report);
-        }
-    }
-    if !missing_protections.is_empty() && !args.json {
-        println!(
-            "store {location}: append-only protections missing: {}",
-            missing_protections.join("; ")
-        );
-    }
-    if args.json {
-        let json = if args.tenant.is_some() {
-            reports.into_iter().next().map(|(_, report)| report)
-        } else {
-            Some(serde_json::Value::Object(reports))
-        };
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    }
-    if !broken.is_empty() {
-        bail!("verification failed for {}", broken.join(", "));
-    }
-    if !missing_protections.is_empty() {
-        bail!(
-            "the store's append-only protections are missing ({}): anyone with write access to it can rewrite history undetected by the store itself; restore them (sealtrail migrate recreates them on PostgreSQL) and keep checkpoints outside the store (--checkpoint)",
-            missing_protections.join("; ")
-        );
-    }
-    Ok(())
-}
-
-fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
-    let signed = match &report.checkpoint {
-        Some(cp) => format!(
-            "matches the checkpoint of size {}{}",
-            cp.size,
-            cp.timestamp
-                .as_deref()
-                .map(|t| format!(" signed {t}"))
-                .unwrap_or_default()
-        ),
-        None => "not covered by a signed checkpoint".to_string(),
-    };
-    if report.valid {
-        println!(
-            "{tenant}: valid, {} entries checked, {signed}",
-            report.rows_checked
-        );
-        return;
-    }
-    let first = report
-        .first_broken_seq
-        .map(|seq| format!(", first broken seq {seq}"))
-        .unwrap_or_default();
-    println!(
-        "{tenant}: INVALID, {} entries checked, {} violations{first}; {signed}",
-        report.rows_checked, report.violation_count
-    );
-    for violation in report.violations.iter().take(SUMMARY_VIOLATIONS) {
-        let place = violation
-            .seq
-            .map(|seq| format!("seq {seq}"))
-            .unwrap_or_else(|| "checkpoint".to_string());
-        println!(
-            "  {place}: {}: {}",
-            violation.kind.as_str(),
-            violation.detail
-        );
-    }
-    let more = report
-        .violation_count
-        .saturating_sub(SUMMARY_VIOLATIONS as u64);
-    if more > 0 {
-        println!("  ... and {more} more (see --json)");
+        Command::Serve(settings) => serve::run(settings),
+        Command::Tokens(command) => tokens::run(command),
+        Command::Keys(command) => keys::run(command),
+        Command::Note(command) => note::run(command),
+        Command::Verify(args) => verify::run(args),
+        Command::Migrate { database_url } => migrate::run(&database_url),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -327,3 +327,105 @@ async fn client_key(base: &str, token: &str) -> String {
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
 }
+
+/// Read-your-writes across instances: a seq committed through one instance is a seq of the log
+/// for the other too, so `wait_for_seq` through the other waits for its index and answers with
+/// the event; a seq beyond the log is still refused at once.
+#[test]
+fn wait_for_seq_through_one_instance_sees_writes_through_the_other() {
+    let Some(db) = crate::support::TestDatabase::create(
+        "wait_for_seq_through_one_instance_sees_writes_through_the_other",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("root-key");
+    succeed(&sealtrail(&[
+        "keys",
+        "generate",
+        "--name",
+        "sealtrail-root",
+        "--out",
+        keys.to_str().unwrap(),
+    ]));
+    let root_path = keys.join("sealtrail-root.key");
+    succeed(&sealtrail(&["migrate", "--database-url", &db.url]));
+    let (writer, reader) = (dir.path().join("writer"), dir.path().join("reader"));
+    let writer = Server::start(&db.url, &writer, &root_path);
+    let reader = Server::start(&db.url, &reader, &root_path);
+    let created = succeed(&sealtrail(&[
+        "tokens",
+        "create",
+        "--database-url",
+        &db.url,
+        "--data",
+        dir.path().join("cli").to_str().unwrap(),
+        "--signing-key",
+        root_path.to_str().unwrap(),
+        "--tenant",
+        "acme",
+        "--scope",
+        "events:write",
+        "--scope",
+        "events:read",
+        "--json",
+    ]));
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        // Several events, so that the seq asked for is not simply the first.
+        let mut last = None;
+        for n in 0..3 {
+            let response = client
+                .post(format!("{}/v1/events", writer.base))
+                .bearer_auth(&token)
+                .json(&event(0, 0, n))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            last = Some(ack(&response.json().await.unwrap()));
+        }
+        let last = last.unwrap();
+        assert_eq!(last.seq, 2);
+
+        // The reader instance never wrote to this log; its own writer knows nothing of seq 2.
+        let response = client
+            .get(format!(
+                "{}/v1/events?wait_for_seq={}&order=desc&limit=1",
+                reader.base, last.seq
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let page: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["events"][0]["id"], last.id.as_str(), "{page}");
+        assert_eq!(page["events"][0]["seq"], last.seq, "{page}");
+        assert_eq!(page["events"][0]["event_hash"], last.event_hash.as_str());
+
+        // A seq the log does not hold is refused at once, by either instance.
+        for base in [&reader.base, &writer.base] {
+            let response = client
+                .get(format!("{base}/v1/events?wait_for_seq=3"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400);
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["field"], "wait_for_seq", "{error}");
+            assert_eq!(error["rule"], "range", "{error}");
+        }
+    });
+    writer.stop();
+    reader.stop();
+}

@@ -1,5 +1,5 @@
-//! Verification of a tenant's log on the store: shared by `sealtrail verify`, `GET /v1/verify`
-//! and the background verifier.
+//! The verification service: verifying a tenant's log on the store, verifying a whole store
+//! the way `sealtrail verify` reports it, and the background verifier with its status board.
 //!
 //! [`verify_tenant`] streams the tenant's entries out of the store into the core's
 //! [`Verifier`], with the stored-hash array as the stored tree and every signed checkpoint the
@@ -11,10 +11,16 @@
 //! resumed from the stored hashes at `from_seq`, and only checkpoints that end inside the range
 //! are compared (a checkpoint beyond `to_seq` says nothing about a prefix that stops there).
 //!
+//! [`verify_store`] is what `sealtrail verify` does with a store: it chooses the tenants, sends
+//! each checkpoint kept elsewhere to the log its origin names, decides which keys to trust,
+//! checks the store's append-only protections and gathers one report per log. It lives here,
+//! not in the command line, so that verifying an archive or a remote server can reuse it; the
+//! command only parses arguments, prints and picks the exit status.
+//!
 //! The background verifier ([`spawn_background`]) checks every tenant's whole log once when the
 //! server starts, then on each tick the entries added since and at least the last
-//! [`RECENT_WINDOW`] entries. Its findings, and those of `GET /v1/verify`, go to a process-wide
-//! status board ([`status`], [`statuses`], [`chain_state`]) that the health check reads. A
+//! [`RECENT_WINDOW`] entries. Its findings, and those of `GET /v1/verify`, go to the
+//! application's [`VerificationBoard`], which the health check and the metrics read. A
 //! violation is sticky: a later partial run that happens not to cover the damage does not
 //! clear it; only a valid verification of the whole log does.
 //!
@@ -23,7 +29,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealtrail_core::checkpoint::Checkpoint;
@@ -35,6 +41,7 @@ use serde::Serialize;
 pub use crate::keys::LogKeys;
 use crate::keys::{KeyFileError, KeyResolver};
 use crate::ledger::Ledger;
+use crate::readers::{ReadFailure, Readers};
 use sealtrail_store::{self as store, Location, Store, StoreError, StoreHashes, Tenant};
 
 /// The background verifier re-checks at least this many of each log's latest entries per run.
@@ -58,6 +65,12 @@ pub enum VerificationError {
     },
     #[error("from_seq {from} is after to_seq {to}")]
     EmptyRange { from: u64, to: u64 },
+    /// A range that starts after the log's end: there are no stored hashes to resume from.
+    #[error("from_seq={from} is beyond the end of the log, which has {committed} entries")]
+    BeyondLog { from: u64, committed: u64 },
+    /// The reader pool failed.
+    #[error("{0}")]
+    Pool(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
 }
@@ -80,6 +93,71 @@ pub fn verify_tenant(
         let keys = log_keys(data_dir, &record)?;
         verify_tenant_with_log_keys(conn, tenant, &keys, extra_checkpoints, from_seq, to_seq)
     })
+}
+
+impl ReadFailure for VerificationError {
+    fn pool_failure(message: String) -> Self {
+        VerificationError::Pool(message)
+    }
+
+    /// A log found unverifiable for what it holds says nothing about the connection; a
+    /// failing store may.
+    fn may_break_connection(&self) -> bool {
+        matches!(
+            self,
+            VerificationError::Store(_) | VerificationError::Pool(_)
+        )
+    }
+}
+
+/// Verification of the logs a server serves, on its read pool, with the findings recorded on
+/// its board: what `GET /v1/verify` asks for. Cloning is cheap.
+#[derive(Clone)]
+pub struct LogVerifier {
+    readers: Readers,
+    /// Where the logs' key files are: `DIR/keys/`.
+    data_dir: PathBuf,
+    board: VerificationBoard,
+}
+
+impl LogVerifier {
+    pub fn new(readers: Readers, data_dir: PathBuf, board: VerificationBoard) -> LogVerifier {
+        LogVerifier {
+            readers,
+            data_dir,
+            board,
+        }
+    }
+
+    /// Verifies `tenant`'s log, entries `from_seq..=to_seq` (by default all), and records the
+    /// report on the board: a whole-log report can clear an earlier violation.
+    pub async fn verify(
+        &self,
+        tenant: &str,
+        from_seq: Option<u64>,
+        to_seq: Option<u64>,
+    ) -> Result<Report, VerificationError> {
+        let (tenant, data_dir, board) = (
+            tenant.to_string(),
+            self.data_dir.clone(),
+            self.board.clone(),
+        );
+        self.readers
+            .read(move |conn| {
+                if let Some(from) = from_seq {
+                    // Verification resumes from the stored hashes at from_seq, which must exist.
+                    let committed = conn.size(&tenant)?;
+                    if from > committed {
+                        return Err(VerificationError::BeyondLog { from, committed });
+                    }
+                }
+                let report = verify_tenant(conn, &data_dir, &tenant, &[], from_seq, to_seq)?;
+                let whole_log = from_seq.unwrap_or(0) == 0 && to_seq.is_none();
+                board.record(&tenant, &report, whole_log);
+                Ok(report)
+            })
+            .await
+    }
 }
 
 /// The verifier keys of a tenant's log: its key file in the key directory of `data_dir` and
@@ -341,6 +419,278 @@ pub fn checkpoint_origin(signed: &[u8]) -> Result<String, String> {
     Ok(checkpoint.origin)
 }
 
+/// What to verify in a store: which tenant (all by default), which checkpoints kept outside
+/// the store, and which verifier keys to trust instead of those next to the data.
+#[derive(Debug, Clone, Default)]
+pub struct StoreVerifyRequest {
+    /// Only this tenant's log; every tenant's (`_system` included) when `None`.
+    pub tenant: Option<String>,
+    /// Signed checkpoint files saved elsewhere; each is checked against the log its origin
+    /// line names (with a tenant given, against that tenant's log).
+    pub checkpoints: Vec<PathBuf>,
+    /// Verifier keys, each a key file or the key text, trusted for the log whose origin is
+    /// the key's name.
+    pub keys: Vec<String>,
+}
+
+/// Why a store could not be verified at all.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreVerifyError {
+    #[error(
+        "no sealtrail store in {} ({} does not exist); point --data at a sealtrail data directory, or pass --database-url",
+        data_dir.display(),
+        database.display()
+    )]
+    NoStore {
+        data_dir: PathBuf,
+        database: PathBuf,
+    },
+    #[error("cannot open the store {location}: {source}")]
+    Open {
+        location: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no tenant {tenant:?} in {location}; its tenants are {}", tenants.join(", "))]
+    UnknownTenant {
+        tenant: String,
+        location: String,
+        tenants: Vec<String>,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadCheckpoint {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a signed checkpoint: {reason}", path.display())]
+    NotACheckpoint { path: PathBuf, reason: String },
+    #[error("{} is a checkpoint of {origin:?}, which is no tenant's log in {location}", path.display())]
+    ForeignCheckpoint {
+        path: PathBuf,
+        origin: String,
+        location: String,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error(
+        "--key {name} is not the key of any log being verified (their origins: {})",
+        origins.join(", ")
+    )]
+    ForeignKey { name: String, origins: Vec<String> },
+    /// The keys of a log could not be read.
+    #[error(transparent)]
+    LogKeys(VerificationError),
+    #[error("cannot verify the log of tenant {tenant}: {source}")]
+    Tenant {
+        tenant: String,
+        #[source]
+        source: VerificationError,
+    },
+}
+
+/// One log's verification within [`StoreVerification`].
+#[derive(Debug, Clone)]
+pub struct LogVerification {
+    pub tenant: String,
+    pub report: Report,
+    /// When the log's key file and the key the store recorded differ (one of them was
+    /// replaced), both, so that the caller can warn: the checkpoints then count only if both
+    /// signed them.
+    pub disputed_key: Option<DisputedKey>,
+}
+
+/// A log's key file and the verifier key its store recorded, when they differ.
+#[derive(Debug, Clone)]
+pub struct DisputedKey {
+    /// The key in the key directory.
+    pub file: VerifierKey,
+    /// The key the store recorded when the tenant was created.
+    pub recorded: VerifierKey,
+    /// Where the key file is.
+    pub key_dir: PathBuf,
+}
+
+/// The verification of a store: one report per log, and the store's missing append-only
+/// protections.
+#[derive(Debug, Clone)]
+pub struct StoreVerification {
+    /// The store, as it is shown (a PostgreSQL URL without its password).
+    pub location: String,
+    /// Whether one tenant was asked for, which decides the JSON shape.
+    pub single_tenant: bool,
+    pub logs: Vec<LogVerification>,
+    /// Append-only protections the store's schema installs that are missing or disabled.
+    pub missing_protections: Vec<String>,
+}
+
+impl StoreVerification {
+    /// The logs found damaged, as `tenant (from seq N)`.
+    pub fn broken(&self) -> Vec<String> {
+        self.logs
+            .iter()
+            .filter(|log| !log.report.valid)
+            .map(|log| match log.report.first_broken_seq {
+                Some(seq) => format!("{} (from seq {seq})", log.tenant),
+                None => log.tenant.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether every log verified and the store's protections are intact.
+    pub fn valid(&self) -> bool {
+        self.broken().is_empty() && self.missing_protections.is_empty()
+    }
+
+    /// The report `sealtrail verify --json` prints: with one tenant asked for, that log's
+    /// report; otherwise an object of reports by tenant. Each carries the store's
+    /// protections as `store_protections`.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        let mut reports = serde_json::Map::new();
+        for log in &self.logs {
+            let mut value = serde_json::to_value(&log.report)?;
+            value["store_protections"] = serde_json::json!({
+                "intact": self.missing_protections.is_empty(),
+                "missing": self.missing_protections,
+            });
+            reports.insert(log.tenant.clone(), value);
+        }
+        Ok(if self.single_tenant {
+            reports
+                .into_iter()
+                .next()
+                .map_or(serde_json::Value::Null, |(_, report)| report)
+        } else {
+            serde_json::Value::Object(reports)
+        })
+    }
+}
+
+/// Verifies the logs of the store at `location` (keys and the embedded store in `data_dir`)
+/// as `request` asks, reading through a connection made for scanning whole logs. Fails only
+/// when nothing could be verified; damage is in the reports.
+pub fn verify_store(
+    location: &Location,
+    data_dir: &Path,
+    request: &StoreVerifyRequest,
+) -> Result<StoreVerification, StoreVerifyError> {
+    if let Location::Embedded { data_dir } = location {
+        let database = store::sqlite::database_path(data_dir);
+        if !database.exists() {
+            return Err(StoreVerifyError::NoStore {
+                data_dir: data_dir.clone(),
+                database,
+            });
+        }
+    }
+    let shown = location.to_string();
+    let conn = location
+        .open_scanner()
+        .map_err(|source| StoreVerifyError::Open {
+            location: shown.clone(),
+            source,
+        })?;
+    let conn = conn.as_ref();
+    let missing_protections: Vec<String> = conn
+        .protections()?
+        .into_iter()
+        .filter(|p| !p.active)
+        .map(|p| p.name)
+        .collect();
+    let all = conn.tenants()?;
+    let tenants: Vec<Tenant> = match &request.tenant {
+        Some(name) => {
+            let Some(tenant) = all.iter().find(|t| &t.name == name) else {
+                return Err(StoreVerifyError::UnknownTenant {
+                    tenant: name.clone(),
+                    location: shown,
+                    tenants: all.into_iter().map(|t| t.name).collect(),
+                });
+            };
+            vec![tenant.clone()]
+        }
+        None => all,
+    };
+
+    // Each extra checkpoint goes to the log its origin names; with a tenant given, all go to
+    // that log, where one of another log shows up as a checkpoint that does not verify.
+    let mut extra: Vec<Vec<Vec<u8>>> = vec![Vec::new(); tenants.len()];
+    for path in &request.checkpoints {
+        let bytes = std::fs::read(path).map_err(|source| StoreVerifyError::ReadCheckpoint {
+            path: path.clone(),
+            source,
+        })?;
+        let origin =
+            checkpoint_origin(&bytes).map_err(|reason| StoreVerifyError::NotACheckpoint {
+                path: path.clone(),
+                reason,
+            })?;
+        let index = if request.tenant.is_some() {
+            0
+        } else {
+            tenants
+                .iter()
+                .position(|t| t.origin == origin)
+                .ok_or_else(|| StoreVerifyError::ForeignCheckpoint {
+                    path: path.clone(),
+                    origin,
+                    location: shown.clone(),
+                })?
+        };
+        extra[index].push(bytes);
+    }
+
+    let mut given_keys = Vec::new();
+    for arg in &request.keys {
+        let key = crate::keys::read_verifier(arg)?;
+        if !tenants.iter().any(|t| t.origin == key.name()) {
+            return Err(StoreVerifyError::ForeignKey {
+                name: key.name().to_string(),
+                origins: tenants.iter().map(|t| t.origin.clone()).collect(),
+            });
+        }
+        given_keys.push(key);
+    }
+
+    let mut logs = Vec::with_capacity(tenants.len());
+    for (tenant, extra) in tenants.iter().zip(&extra) {
+        let keys: Vec<_> = given_keys
+            .iter()
+            .filter(|k| k.name() == tenant.origin)
+            .cloned()
+            .collect();
+        let mut disputed_key = None;
+        let report = if keys.is_empty() {
+            let keys = log_keys(data_dir, tenant).map_err(StoreVerifyError::LogKeys)?;
+            disputed_key = keys.disputed.clone().map(|recorded| DisputedKey {
+                file: keys.key.clone(),
+                recorded,
+                key_dir: data_dir.join("keys"),
+            });
+            verify_tenant_with_log_keys(conn, &tenant.name, &keys, extra, None, None)
+        } else {
+            verify_tenant_with_keys(conn, &tenant.name, &keys, extra, None, None)
+        }
+        .map_err(|source| StoreVerifyError::Tenant {
+            tenant: tenant.name.clone(),
+            source,
+        })?;
+        logs.push(LogVerification {
+            tenant: tenant.name.clone(),
+            report,
+            disputed_key,
+        });
+    }
+    Ok(StoreVerification {
+        location: shown,
+        single_tenant: request.tenant.is_some(),
+        logs,
+        missing_protections,
+    })
+}
+
 /// Whether a log's chain is known to be intact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -389,57 +739,64 @@ impl Default for TenantStatus {
     }
 }
 
-/// Per data directory and tenant, so that several applications in one process (the tests) keep
-/// apart.
-type Board = HashMap<(PathBuf, String), TenantStatus>;
-
-static BOARD: LazyLock<Mutex<Board>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn board() -> std::sync::MutexGuard<'static, Board> {
-    // A panic while holding the lock leaves plain data behind; it is still the best we know.
-    BOARD
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// What this process knows about each tenant's log, shared by the background verifier and
+/// `GET /v1/verify` (which write) and the health check and metrics (which read).
+///
+/// The application creates one and hands it to whoever needs it, rather than keeping a
+/// process-wide table: two applications in one process (the tests) then keep apart without a
+/// key, and a tool that verifies without serving has a board of its own. Cloning is cheap and
+/// every clone is the same board.
+#[derive(Clone, Default)]
+pub struct VerificationBoard {
+    tenants: Arc<Mutex<BTreeMap<String, TenantStatus>>>,
 }
 
-/// The status of one tenant's log served from `data_dir`.
-pub fn status(data_dir: &Path, tenant: &str) -> TenantStatus {
-    board()
-        .get(&(data_dir.to_path_buf(), tenant.to_string()))
-        .cloned()
-        .unwrap_or_default()
-}
+impl VerificationBoard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TenantStatus>> {
+        // A panic while holding the lock leaves plain data behind; it is still the best we know.
+        self.tenants
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
-/// The status of every tenant verified so far from `data_dir`, by tenant.
-pub fn statuses(data_dir: &Path) -> BTreeMap<String, TenantStatus> {
-    board()
-        .iter()
-        .filter(|((dir, _), _)| dir == data_dir)
-        .map(|((_, tenant), status)| (tenant.clone(), status.clone()))
-        .collect()
-}
+    /// The status of one tenant's log.
+    pub fn status(&self, tenant: &str) -> TenantStatus {
+        self.lock().get(tenant).cloned().unwrap_or_default()
+    }
 
-/// One word for all logs of `data_dir`: `violated` if any is, `unchecked` until one was
-/// verified, `valid` otherwise.
-pub fn chain_state(data_dir: &Path) -> ChainState {
-    let all = statuses(data_dir);
-    if all.values().any(|s| s.state == ChainState::Violated) {
-        ChainState::Violated
-    } else if all.values().any(|s| s.state == ChainState::Valid) {
-        ChainState::Valid
-    } else {
-        ChainState::Unchecked
+    /// The status of every tenant verified so far, by tenant.
+    pub fn statuses(&self) -> BTreeMap<String, TenantStatus> {
+        self.lock().clone()
+    }
+
+    /// One word for all logs: `violated` if any is, `unchecked` until one was verified,
+    /// `valid` otherwise.
+    pub fn chain_state(&self) -> ChainState {
+        let all = self.lock();
+        if all.values().any(|s| s.state == ChainState::Violated) {
+            ChainState::Violated
+        } else if all.values().any(|s| s.state == ChainState::Valid) {
+            ChainState::Valid
+        } else {
+            ChainState::Unchecked
+        }
+    }
+
+    /// Records a verification's findings. `whole_log` says the report covers the whole log, so
+    /// a valid one clears an earlier violation; a valid partial report leaves it standing.
+    pub fn record(&self, tenant: &str, report: &Report, whole_log: bool) {
+        record(&mut self.lock(), tenant, report, whole_log);
     }
 }
 
-/// Records a verification's findings. `whole_log` says the report covers the whole log, so a
-/// valid one clears an earlier violation; a valid partial report leaves it standing.
-pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
+fn record(
+    board: &mut BTreeMap<String, TenantStatus>,
+    tenant: &str,
+    report: &Report,
+    whole_log: bool,
+) {
     crate::metrics::record_verification(report.valid, report.violation_count);
-    let mut board = board();
-    let status = board
-        .entry((data_dir.to_path_buf(), tenant.to_string()))
-        .or_default();
+    let status = board.entry(tenant.to_string()).or_default();
     let was_violated = status.state == ChainState::Violated;
     status.last_run = Some(crate::clock::Clock::system().now().to_rfc3339());
     status.rows_checked = report.rows_checked;
@@ -470,7 +827,6 @@ pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
     status.state = ChainState::Violated;
     status.first_broken_seq = first;
     status.violation_count = report.violation_count;
-    drop(board);
     if changed {
         tracing::error!(
             tenant,
@@ -502,6 +858,7 @@ pub fn record(data_dir: &Path, tenant: &str, report: &Report, whole_log: bool) {
 /// findings recorded on the status board. Stops when the returned task is aborted.
 pub fn spawn_background(
     ledger: Ledger,
+    board: VerificationBoard,
     data_dir: PathBuf,
     location: Location,
     interval: Duration,
@@ -514,14 +871,17 @@ pub fn spawn_background(
         let mut progress: HashMap<String, u64> = HashMap::new();
         loop {
             ticker.tick().await;
-            let (ledger, data_dir, location, mut carried) = (
+            let (ledger, board, data_dir, location, mut carried) = (
                 ledger.clone(),
+                board.clone(),
                 data_dir.clone(),
                 location.clone(),
                 std::mem::take(&mut progress),
             );
             let run = tokio::task::spawn_blocking(move || {
-                if let Err(error) = verify_all_once(&ledger, &data_dir, &location, &mut carried) {
+                if let Err(error) =
+                    verify_all_once(&ledger, &board, &data_dir, &location, &mut carried)
+                {
                     tracing::error!(%error, "background verification could not run");
                 }
                 carried
@@ -537,6 +897,7 @@ pub fn spawn_background(
 /// One background pass over every tenant of the store.
 fn verify_all_once(
     ledger: &Ledger,
+    board: &VerificationBoard,
     data_dir: &Path,
     location: &Location,
     progress: &mut HashMap<String, u64>,
@@ -550,7 +911,7 @@ fn verify_all_once(
             .map_or(0, |&done| done.min(head.saturating_sub(RECENT_WINDOW)));
         match verify_tenant(conn.as_ref(), data_dir, &tenant.name, &[], Some(from), None) {
             Ok(report) => {
-                record(data_dir, &tenant.name, &report, from == 0);
+                board.record(&tenant.name, &report, from == 0);
                 progress.insert(tenant.name, head);
             }
             Err(error) => {

@@ -1,0 +1,314 @@
+//! [`ApiError`], the error every route answers with, and every conversion into it: the one
+//! place where errors become status codes.
+//!
+//! Services return their own error types (they know nothing of HTTP); each gets one `From`
+//! here. The rule they follow: a fault of the request is a 4xx naming the field and the rule it
+//! broke, a fault of the server or the store is a 5xx — never a 400, since a client told its
+//! request is bad would not retry what a retry would fix.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sealtrail_core::event::EventError;
+use serde::Serialize;
+
+use crate::index::IndexError;
+use crate::ingest::IngestError;
+use crate::ledger::LedgerError;
+use crate::query::QueryError;
+use crate::readers::ReadFailure;
+use crate::verify::VerificationError;
+use sealtrail_store::StoreError;
+
+/// An error as the API reports it: a status and `{"error": code, "message", "field"?, "rule"?}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            message: message.into(),
+            field: None,
+            rule: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The same error, naming the part of the request at fault (a JSON path, a parameter or a
+    /// header) and the rule it broke, so that a client can act on it without reading prose.
+    pub fn at(mut self, field: &str, rule: &'static str) -> ApiError {
+        self.field = Some(field.to_string());
+        self.rule = Some(rule);
+        self
+    }
+
+    /// A field of the request that breaks a rule.
+    pub fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "invalid_event",
+            message: message.into(),
+            field: Some(field.to_string()),
+            rule: Some(rule),
+        }
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(error: EventError) -> ApiError {
+        let code = error.rule.code();
+        let status = match code {
+            "syntax" => StatusCode::BAD_REQUEST,
+            "max_size" => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError {
+            status,
+            error: if status == StatusCode::BAD_REQUEST {
+                "malformed_json"
+            } else {
+                "invalid_event"
+            },
+            message: error.message.clone(),
+            field: Some(error.field.clone()),
+            rule: Some(code),
+        }
+    }
+}
+
+impl ApiError {
+    /// 507: the store's disk is full, so nothing was committed. Distinct from a 503 because
+    /// what cures it is freeing space, not waiting for the store to come back.
+    fn storage_full() -> ApiError {
+        ApiError {
+            rule: Some("storage_full"),
+            ..ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "nothing was committed: the store's disk is full; free space there and retry with the same Idempotency-Key (no restart needed)",
+            )
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(%error, "store error");
+        if let StoreError::Full(_) = error {
+            return ApiError::storage_full();
+        }
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the store cannot serve this request: {error}"),
+        )
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> ApiError {
+        match error {
+            // What the caller must fix (an unknown tenant, a scope that does not exist) is a
+            // 400; a fault of the server (a writer that cannot start, a key that cannot be
+            // derived) is a 500, never a 400.
+            LedgerError::Invalid(refusal) => ApiError::bad_request(refusal.to_string()),
+            LedgerError::Internal(fault) => {
+                tracing::error!(error = %fault, "ledger fault");
+                ApiError::internal(format!("the server failed: {fault}"))
+            }
+            LedgerError::Spool(crate::spool::SpoolError::DiskFull { .. }) => {
+                tracing::error!(%error, "cannot spool");
+                ApiError {
+                    rule: Some("storage_full"),
+                    ..ApiError::new(
+                        StatusCode::INSUFFICIENT_STORAGE,
+                        "storage_full",
+                        format!(
+                            "nothing was kept: the store is unreachable and {error}; free space, then retry with the same Idempotency-Key"
+                        ),
+                    )
+                }
+            }
+            LedgerError::Spool(spool_error) => {
+                tracing::error!(error = %spool_error, "cannot spool");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!(
+                        "nothing was kept: the store is unreachable and {spool_error}; retry with the same Idempotency-Key"
+                    ),
+                )
+            }
+            LedgerError::StorageFull(_) | LedgerError::Store(StoreError::Full(_)) => {
+                tracing::error!(%error, "ledger error");
+                ApiError::storage_full()
+            }
+            other => {
+                tracing::error!(error = %other, "ledger error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_durable",
+                    format!("nothing was committed: {other}; retry with the same Idempotency-Key"),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, Json(self)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl ReadFailure for ApiError {
+    fn pool_failure(message: String) -> Self {
+        ApiError::internal(message)
+    }
+
+    /// A refusal of the request leaves the connection as good as it was.
+    fn may_break_connection(&self) -> bool {
+        self.status.is_server_error()
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(error: IndexError) -> ApiError {
+        tracing::error!(%error, "query index error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "index_unavailable",
+            format!("the query index cannot serve this request: {error}"),
+        )
+    }
+}
+
+/// A 400 naming the query parameter and the rule, as the routes that parse parameters word it.
+pub fn bad_param(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        field: Some(field.to_string()),
+        rule: Some(rule),
+        ..ApiError::bad_request(message)
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> ApiError {
+        match error {
+            IngestError::ReservedTenant => {
+                ApiError::new(StatusCode::FORBIDDEN, "reserved_tenant", error.to_string())
+                    .at("X-Tenant-ID", "reserved")
+            }
+            IngestError::UnsupportedMediaType { .. } => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                error.to_string(),
+            )
+            .at("Content-Type", "media_type"),
+            IngestError::Event(error) => error.into(),
+            IngestError::IdempotencyKey { rule, message } => {
+                ApiError::invalid("Idempotency-Key", rule, message)
+            }
+            IngestError::TooManyEvents { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                error.to_string(),
+            )
+            .at("", "max_items"),
+            IngestError::NotKept { error, .. } => error.into(),
+            IngestError::NoOutcome => ApiError::internal(error.to_string()),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> ApiError {
+        match error {
+            QueryError::Store(error) => error.into(),
+            QueryError::Index(error) => error.into(),
+            // Worded as the query routes word every parameter: the message starts with it.
+            QueryError::NotYetInLog { .. } => {
+                bad_param("wait_for_seq", "range", format!("wait_for_seq: {error}"))
+            }
+            QueryError::IndexLagging { .. } => ApiError {
+                field: Some("wait_for_seq".to_string()),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "index_lagging",
+                    error.to_string(),
+                )
+            },
+            QueryError::NoCheckpoint { .. }
+            | QueryError::NoSignedCheckpoint
+            | QueryError::NotAtCheckpoint { .. } => ApiError::not_found(error.to_string()),
+            QueryError::NoSuchLog(_) => {
+                ApiError::not_found(error.to_string()).at("tenant", "unknown_tenant")
+            }
+            QueryError::OutOfRange { field, message } => bad_param(field, "range", message),
+            QueryError::Proof(_) => {
+                // The sizes were checked against the committed tree, so only the store can
+                // have failed.
+                tracing::error!(%error, "cannot build a proof from the stored hashes");
+                ApiError::internal(error.to_string())
+            }
+            QueryError::EventProof { .. }
+            | QueryError::CorruptEntry(_)
+            | QueryError::Key(_)
+            | QueryError::TileRead { .. }
+            | QueryError::MissingEntries { .. }
+            | QueryError::BundleEncode(_)
+            | QueryError::Pool(_) => {
+                tracing::error!(%error, "cannot answer a query");
+                ApiError::internal(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<VerificationError> for ApiError {
+    fn from(error: VerificationError) -> ApiError {
+        match error {
+            VerificationError::Store(error) => error.into(),
+            VerificationError::UnknownTenant(tenant) => {
+                ApiError::not_found(format!("no log for tenant {tenant:?}"))
+            }
+            VerificationError::EmptyRange { .. } | VerificationError::BeyondLog { .. } => {
+                bad_param("from_seq", "range", error.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "cannot verify a log");
+                ApiError::internal(format!("cannot verify the log: {other}"))
+            }
+        }
+    }
+}

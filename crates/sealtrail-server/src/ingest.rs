@@ -1,0 +1,352 @@
+//! The ingest service: turns a body of bytes and its content type into submissions to the
+//! write path, and the ledger's outcomes into typed results — one per event, so that one bad
+//! event in a batch rejects only itself.
+//!
+//! It knows the three input shapes — a single JSON event, a JSON array and NDJSON — and where
+//! an event's idempotency key comes from (the `Idempotency-Key` header or the body's
+//! `idempotency_key`, which must agree). It knows nothing of HTTP: `http::ingest` extracts
+//! the bytes, the content type and the header and maps what comes back to status codes, and
+//! the stream consumers will call the same functions with a message's bytes.
+//!
+//! **Architecture invariant:** nothing is acknowledged here; an [`Accepted`] exists only once
+//! the ledger reports the event durable (committed, or kept in the spool).
+
+use sealtrail_core::event::{Event, EventError, parse_json};
+
+use crate::ledger::{Ledger, LedgerError, Outcome, Receipt, SpoolReceipt, Submission};
+
+/// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
+pub const MAX_EVENT_BODY: usize = 1024 * 1024;
+/// A batch may hold at most this many events...
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// ...in at most this many bytes.
+pub const MAX_BATCH_BODY: usize = 16 * 1024 * 1024;
+/// Longest accepted idempotency key given beside the body (the `Idempotency-Key` header).
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// The media type of a single event.
+pub const JSON: &str = "application/json";
+/// The media type of a newline-delimited batch.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// An event the log has taken, durably.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    /// Committed now.
+    Created(Receipt),
+    /// Committed earlier under the same idempotency key: the original receipt.
+    Duplicate(Receipt),
+    /// The store is unreachable; kept in the local spool and committed, in order, later.
+    Spooled(SpoolReceipt),
+}
+
+/// One element of a batch: taken, or rejected with the field (`[index].path`) and the rule.
+pub type ElementResult = Result<Accepted, EventError>;
+
+/// Why a submission was refused as a whole: nothing of it entered the log.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The `_system` log records sealtrail's own administrative actions only.
+    #[error(
+        "the _system log records sealtrail's administrative actions only; send events to another tenant"
+    )]
+    ReservedTenant,
+    #[error("Content-Type must be {want}, got {}", got.as_deref().unwrap_or("none"))]
+    UnsupportedMediaType {
+        got: Option<String>,
+        want: &'static str,
+    },
+    /// The single event (or the batch as a JSON document) breaks a rule.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The idempotency key given beside the body breaks `rule`.
+    #[error("{message}")]
+    IdempotencyKey { rule: &'static str, message: String },
+    #[error("a batch holds at most {MAX_BATCH_EVENTS} events, this one has {count}; split it")]
+    TooManyEvents { count: usize },
+    /// The write path failed: nothing of the `submitted` events was kept.
+    #[error("{error}")]
+    NotKept {
+        submitted: u64,
+        #[source]
+        error: LedgerError,
+    },
+    /// The ledger answered a submission with no outcome, which it never should.
+    #[error("the ledger returned no outcome")]
+    NoOutcome,
+}
+
+/// The ingest service. Cloning is cheap.
+#[derive(Clone)]
+pub struct Ingest {
+    ledger: Ledger,
+}
+
+impl Ingest {
+    pub fn new(ledger: Ledger) -> Ingest {
+        Ingest { ledger }
+    }
+
+    /// Takes one event: `body` of media type `content_type` (lowercase, without parameters),
+    /// with `key` the idempotency key given beside the body, if any.
+    pub async fn event(
+        &self,
+        tenant: &str,
+        content_type: Option<&str>,
+        key: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<Accepted, IngestError> {
+        refuse_system_log(tenant)?;
+        if content_type != Some(JSON) {
+            return Err(unsupported(content_type, JSON));
+        }
+        let value = parse_json(body)?;
+        if value.is_array() {
+            return Err(EventError::new(
+                "",
+                sealtrail_core::event::Rule::Type,
+                "this route takes one event object; send arrays to /v1/events/batch",
+            )
+            .into());
+        }
+        let event = Event::from_owned_value(value)?;
+        let idempotency_key = idempotency_key(key, &event)?;
+        let submission = Submission {
+            event,
+            idempotency_key,
+        };
+        let outcomes = self
+            .ledger
+            .append(tenant, vec![submission])
+            .await
+            .map_err(|error| IngestError::NotKept {
+                submitted: 1,
+                error,
+            })?;
+        match outcomes.into_iter().next() {
+            Some(Outcome::Rejected(error)) => Err(error.into()),
+            Some(outcome) => Ok(accepted(outcome).expect("not a rejection")),
+            None => Err(IngestError::NoOutcome),
+        }
+    }
+
+    /// Takes a batch: a JSON array or NDJSON, one result per event in the order sent. Valid
+    /// events are committed together; each invalid one is rejected on its own.
+    pub async fn batch(
+        &self,
+        tenant: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<ElementResult>, IngestError> {
+        refuse_system_log(tenant)?;
+        let values = match content_type {
+            Some(JSON) => match parse_json(body)? {
+                serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
+                _ => {
+                    return Err(EventError::new(
+                        "",
+                        sealtrail_core::event::Rule::Type,
+                        "a JSON batch must be an array of events",
+                    )
+                    .into());
+                }
+            },
+            Some(NDJSON) => parse_ndjson(body),
+            other => {
+                return Err(unsupported(
+                    other,
+                    "application/json or application/x-ndjson",
+                ));
+            }
+        };
+        if values.len() > MAX_BATCH_EVENTS {
+            return Err(IngestError::TooManyEvents {
+                count: values.len(),
+            });
+        }
+        if values.is_empty() {
+            return Err(EventError::new(
+                "",
+                sealtrail_core::event::Rule::Required,
+                "the batch holds no events",
+            )
+            .into());
+        }
+        let mut results: Vec<Option<ElementResult>> = Vec::with_capacity(values.len());
+        let mut submissions = Vec::new();
+        let mut submitted_index = Vec::new();
+        for (index, value) in values.into_iter().enumerate() {
+            // An NDJSON line that is not JSON is named by its index too, like any other element.
+            match value.and_then(Event::from_owned_value) {
+                Ok(event) => {
+                    let idempotency_key = event.idempotency_key().map(str::to_string);
+                    submissions.push(Submission {
+                        event,
+                        idempotency_key,
+                    });
+                    submitted_index.push(index);
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(Err(prefix_field(error, index)))),
+            }
+        }
+        if !submissions.is_empty() {
+            let submitted = submissions.len() as u64;
+            let outcomes = self
+                .ledger
+                .append(tenant, submissions)
+                .await
+                .map_err(|error| IngestError::NotKept { submitted, error })?;
+            for (index, outcome) in submitted_index.into_iter().zip(outcomes) {
+                results[index] = Some(match outcome {
+                    Outcome::Rejected(error) => Err(prefix_field(error, index)),
+                    outcome => Ok(accepted(outcome).expect("not a rejection")),
+                });
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// What the ledger took, as [`Accepted`]; `None` for a rejection.
+fn accepted(outcome: Outcome) -> Option<Accepted> {
+    match outcome {
+        Outcome::Created(receipt) => Some(Accepted::Created(receipt)),
+        Outcome::Duplicate(receipt) => Some(Accepted::Duplicate(receipt)),
+        Outcome::Spooled(receipt) => Some(Accepted::Spooled(receipt)),
+        Outcome::Rejected(_) => None,
+    }
+}
+
+/// The `_system` log records administrative actions only; producers never write to it, so an
+/// event there can always be trusted to be sealtrail's own record.
+fn refuse_system_log(tenant: &str) -> Result<(), IngestError> {
+    if tenant == crate::ledger::SYSTEM_TENANT {
+        return Err(IngestError::ReservedTenant);
+    }
+    Ok(())
+}
+
+fn unsupported(got: Option<&str>, want: &'static str) -> IngestError {
+    IngestError::UnsupportedMediaType {
+        got: got.map(str::to_string),
+        want,
+    }
+}
+
+/// The key given beside the body: 1 to 256 visible ASCII characters (no spaces), or absent.
+fn key_beside_body(key: Option<&[u8]>) -> Result<Option<String>, IngestError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let refuse = |rule, message: String| Err(IngestError::IdempotencyKey { rule, message });
+    if key.is_empty() {
+        return refuse(
+            "min_length",
+            "the Idempotency-Key header is empty: send a key of 1-256 characters, or no header"
+                .to_string(),
+        );
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY {
+        return refuse(
+            "max_length",
+            format!("the Idempotency-Key header must be at most {MAX_IDEMPOTENCY_KEY} characters"),
+        );
+    }
+    if !key.iter().all(|b| b.is_ascii_graphic()) {
+        return refuse(
+            "pattern",
+            "the Idempotency-Key header must be visible ASCII characters (no spaces)".to_string(),
+        );
+    }
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
+}
+
+/// The event's idempotency key: the one beside the body or the body's, which must agree when
+/// both are given (two keys would make a retry's fate depend on which one is looked at).
+fn idempotency_key(key: Option<&[u8]>, event: &Event) -> Result<Option<String>, IngestError> {
+    match (key_beside_body(key)?, event.idempotency_key()) {
+        (Some(beside), Some(body)) if beside != body => Err(IngestError::IdempotencyKey {
+            rule: "conflict",
+            message: "the Idempotency-Key header and the body's idempotency_key differ: send one key, or the same in both".to_string(),
+        }),
+        (Some(beside), _) => Ok(Some(beside)),
+        (None, body) => Ok(body.map(str::to_string)),
+    }
+}
+
+/// Names the batch element in an error's field path: `[3].actor.id`.
+fn prefix_field(mut error: EventError, index: usize) -> EventError {
+    if !error.field.starts_with('[') {
+        error.field = if error.field.is_empty() {
+            format!("[{index}]")
+        } else {
+            format!("[{index}].{}", error.field)
+        };
+    }
+    error
+}
+
+/// Splits NDJSON into one parse result per non-empty line, so one bad line rejects only itself.
+fn parse_ndjson(body: &[u8]) -> Vec<Result<serde_json::Value, EventError>> {
+    body.split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(parse_json)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_beside_the_body_is_checked_and_must_agree_with_the_bodys() {
+        let event = |key: Option<&str>| {
+            let mut json =
+                serde_json::json!({"action": "a", "actor": {"id": "u"}, "outcome": "success"});
+            if let Some(key) = key {
+                json["idempotency_key"] = key.into();
+            }
+            Event::parse(json.to_string().as_bytes()).unwrap()
+        };
+        let rule = |result: Result<Option<String>, IngestError>| match result {
+            Err(IngestError::IdempotencyKey { rule, .. }) => rule,
+            other => panic!("not an idempotency key error: {other:?}"),
+        };
+        assert_eq!(rule(idempotency_key(Some(b""), &event(None))), "min_length");
+        let long = vec![b'k'; MAX_IDEMPOTENCY_KEY + 1];
+        assert_eq!(
+            rule(idempotency_key(Some(&long), &event(None))),
+            "max_length"
+        );
+        assert_eq!(rule(idempotency_key(Some(b"a b"), &event(None))), "pattern");
+        assert_eq!(
+            rule(idempotency_key(Some(b"k1"), &event(Some("k2")))),
+            "conflict"
+        );
+        for (beside, body, want) in [
+            (Some(&b"k1"[..]), Some("k1"), Some("k1")),
+            (Some(&b"k1"[..]), None, Some("k1")),
+            (None, Some("k2"), Some("k2")),
+            (None, None, None),
+        ] {
+            let key = idempotency_key(beside, &event(body)).unwrap();
+            assert_eq!(key.as_deref(), want);
+        }
+    }
+
+    #[test]
+    fn ndjson_is_one_result_per_non_blank_line_and_errors_name_the_element() {
+        let body = b"{\"a\":1}\r\n\n   \n{oops\n[1]";
+        let parsed = parse_ndjson(body);
+        assert_eq!(parsed.len(), 3);
+        assert!(parsed[0].is_ok() && parsed[2].is_ok());
+        let error = parsed.into_iter().nth(1).unwrap().unwrap_err();
+        assert_eq!(prefix_field(error, 1).field, "[1]");
+        let nested = EventError::new("actor.id", sealtrail_core::event::Rule::Required, "x");
+        assert_eq!(prefix_field(nested, 3).field, "[3].actor.id");
+        let named = EventError::new("[2].x", sealtrail_core::event::Rule::Required, "x");
+        assert_eq!(prefix_field(named, 5).field, "[2].x");
+    }
+}

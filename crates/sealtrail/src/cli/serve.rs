@@ -1,0 +1,28 @@
+//! `sealtrail serve`: resolves the settings, starts the application on a tokio runtime and
+//! prints the first admin token (once) and the address it listens on.
+
+use anyhow::{Context as _, Result};
+
+pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {
+    let settings = settings.resolve().map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (data, store) = (settings.data.clone(), settings.store.clone());
+        let app = sealtrail_server::app::Application::build(settings).await?;
+        if let Some(admin) = &app.first_admin_token {
+            // Shown once: only its hash is stored.
+            println!("admin token (shown once; store it now): {}", admin.token);
+        }
+        println!(
+            "sealtrail listening on http://{} with the store {} and data in {}",
+            app.local_addr(),
+            store,
+            data.display()
+        );
+        app.run_until_stopped(sealtrail_server::app::shutdown_signal())
+            .await
+    })
+}

@@ -1,0 +1,136 @@
+//! `sealtrail tokens create|list|revoke`: API tokens, created and revoked through the write
+//! path (so each is an audited admin action) whether or not a server runs.
+
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+
+use super::DataArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token for a tenant (creating the tenant if it does not exist yet)
+    Create {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The tenant the token is bound to (`*` for an operator token that names the tenant in X-Tenant-ID)
+        #[arg(long)]
+        tenant: String,
+        /// What the token may do: events:write, events:read, log:read, verify, reports, admin (repeatable)
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Print {"id": ..., "token": ...} as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id
+    Revoke {
+        #[command(flatten)]
+        data: DataArgs,
+        id: String,
+    },
+}
+
+fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
+    // The CLI appends its own audit events; checkpoints follow the server's defaults.
+    let settings = sealtrail_server::config::Settings {
+        data: Some(data.data.clone()),
+        database_url: data.database_url.clone(),
+        signing_key: data.signing_key.clone(),
+        ..Default::default()
+    }
+    .resolve()
+    .map_err(anyhow::Error::msg)?;
+    let location = settings.store.clone();
+    sealtrail_server::ledger::Ledger::start(sealtrail_server::ledger::LedgerConfig {
+        data_dir: settings.data,
+        store: settings.store,
+        signing_key: settings.signing_key,
+        checkpoint_interval: settings.checkpoint_interval,
+        origin_prefix: settings.origin_prefix,
+        audit_stdout: false,
+    })
+    .with_context(|| format!("cannot open the store {location}"))
+}
+
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub fn run(command: TokensCommand) -> Result<()> {
+    match command {
+        TokensCommand::Create {
+            data,
+            tenant,
+            scopes,
+            json,
+        } => {
+            let ledger = open_ledger(&data)?;
+            let created = ledger.create_token_blocking(&tenant, scopes, &cli_actor());
+            ledger.shutdown();
+            let created = created?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": created.id, "token": created.token, "tenant": created.tenant, "scopes": created.scopes, "tenant_created": created.tenant_created})
+                );
+            } else {
+                if created.tenant_created {
+                    eprintln!("created tenant {}", created.tenant);
+                }
+                eprintln!(
+                    "created token {} for tenant {} with scopes {} (the secret below is shown once)",
+                    created.id,
+                    created.tenant,
+                    created.scopes.join(" ")
+                );
+                println!("{}", created.token);
+            }
+            Ok(())
+        }
+        TokensCommand::List { data, json } => {
+            let conn = data.location().open_reader()?;
+            let tokens = conn.list_tokens()?;
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| serde_json::json!({"id": t.id, "tenant": t.tenant, "scopes": t.scopes, "created_at": t.created_at, "revoked_at": t.revoked_at}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                println!(
+                    "{:<22} {:<20} {:<28} {:<40} REVOKED",
+                    "ID", "TENANT", "CREATED", "SCOPES"
+                );
+                for t in tokens {
+                    println!(
+                        "{:<22} {:<20} {:<28} {:<40} {}",
+                        t.id,
+                        t.tenant,
+                        t.created_at,
+                        t.scopes.join(" "),
+                        t.revoked_at.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            Ok(())
+        }
+        TokensCommand::Revoke { data, id } => {
+            let ledger = open_ledger(&data)?;
+            let revoked = ledger.revoke_token_blocking(&id, &cli_actor());
+            ledger.shutdown();
+            if !revoked? {
+                bail!("no active token {id:?}; see `sealtrail tokens list`");
+            }
+            eprintln!("revoked token {id}");
+            Ok(())
+        }
+    }
+}

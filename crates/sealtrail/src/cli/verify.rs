@@ -1,0 +1,131 @@
+//! `sealtrail verify`: verifies the logs of a store offline — entries, stored hashes, signed
+//! checkpoints (also copies kept elsewhere) and the store's append-only protections — through
+//! the verification service (`sealtrail_server::verify::verify_store`), then prints a summary
+//! or the JSON report and exits 0 only when everything holds.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use sealtrail_server::verify::{self, StoreVerifyRequest};
+
+use super::DataArgs;
+
+/// `sealtrail verify`: which logs, against which extra checkpoints and keys, and how to print.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified.
+
+With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\"}; without --tenant, an object with one such report per tenant, keyed by tenant name (the _system log included).
+
+A checkpoint kept outside the store (--checkpoint) is what catches a rewrite or a cut of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it. Give every copy you kept (the newest exposes the damage, an older one still matching says where it starts), and the log's key (--key): without it, the key is taken from DIR/keys/ and from the store's record, and checkpoints must be signed by both when they differ. docs/checkpoints.md says how to keep checkpoints out of the store's reach and what each violation kind means.")]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Verify only this tenant's log (default: every tenant's, _system included)
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// A signed checkpoint saved elsewhere, checked too, for the log its origin line names (repeatable)
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    pub checkpoints: Vec<PathBuf>,
+    /// A verifier key (file or key text) to trust instead of the ones in DIR/keys/ and the store, for the log whose origin is its name (repeatable)
+    #[arg(long = "key", value_name = "VKEY")]
+    pub keys: Vec<String>,
+    /// Print the verifier's report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Violations listed per log in the readable summary; `--json` lists up to 1,000 and counts all.
+const SUMMARY_VIOLATIONS: usize = 10;
+
+pub fn run(args: VerifyArgs) -> Result<()> {
+    let request = StoreVerifyRequest {
+        tenant: args.tenant.clone(),
+        checkpoints: args.checkpoints.clone(),
+        keys: args.keys.clone(),
+    };
+    let verified = verify::verify_store(&args.data.location(), &args.data.data, &request)?;
+    for log in &verified.logs {
+        if let Some(disputed) = &log.disputed_key {
+            eprintln!(
+                "warning: the verifier key of {}'s log in {} ({}) is not the one the store records ({}): one of them was replaced; its checkpoints count only if both signed them. Verify with the log's real key: --key VKEY",
+                log.tenant,
+                disputed.key_dir.display(),
+                disputed.file,
+                disputed.recorded
+            );
+        }
+        if !args.json {
+            print_summary(&log.tenant, &log.report);
+        }
+    }
+    let missing = &verified.missing_protections;
+    if !missing.is_empty() && !args.json {
+        println!(
+            "store {}: append-only protections missing: {}",
+            verified.location,
+            missing.join("; ")
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&verified.to_json()?)?);
+    }
+    let broken = verified.broken();
+    if !broken.is_empty() {
+        bail!("verification failed for {}", broken.join(", "));
+    }
+    if !missing.is_empty() {
+        bail!(
+            "the store's append-only protections are missing ({}): anyone with write access to it can rewrite history undetected by the store itself; restore them (sealtrail migrate recreates them on PostgreSQL) and keep checkpoints outside the store (--checkpoint)",
+            missing.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
+    let signed = match &report.checkpoint {
+        Some(cp) => format!(
+            "matches the checkpoint of size {}{}",
+            cp.size,
+            cp.timestamp
+                .as_deref()
+                .map(|t| format!(" signed {t}"))
+                .unwrap_or_default()
+        ),
+        None => "not covered by a signed checkpoint".to_string(),
+    };
+    if report.valid {
+        println!(
+            "{tenant}: valid, {} entries checked, {signed}",
+            report.rows_checked
+        );
+        return;
+    }
+    let first = report
+        .first_broken_seq
+        .map(|seq| format!(", first broken seq {seq}"))
+        .unwrap_or_default();
+    println!(
+        "{tenant}: INVALID, {} entries checked, {} violations{first}; {signed}",
+        report.rows_checked, report.violation_count
+    );
+    for violation in report.violations.iter().take(SUMMARY_VIOLATIONS) {
+        let place = violation
+            .seq
+            .map(|seq| format!("seq {seq}"))
+            .unwrap_or_else(|| "checkpoint".to_string());
+        println!(
+            "  {place}: {}: {}",
+            violation.kind.as_str(),
+            violation.detail
+        );
+    }
+    let more = report
+        .violation_count
+        .saturating_sub(SUMMARY_VIOLATIONS as u64);
+    if more > 0 {
+        println!("  ... and {more} more (see --json)");
+    }
+}
