@@ -1,3 +1,5 @@
+//! # sealtrail-bench
+//!
 //! `sealtrail bench`: the brief's performance table, measured on this machine, beside the
 //! hand-built baseline measured in the same run.
 //!
@@ -26,6 +28,23 @@
 //! Every acknowledged event counts and nothing else: a refused request or a rejected event in
 //! a batch fails the run, as does a log that does not verify. Figures are what this machine
 //! did on this run; nothing here asserts a timing.
+//!
+//! ## Layout
+//!
+//! [`clinic`] makes the events, [`server`] starts `sealtrail serve` and makes its tokens,
+//! [`load`] drives it over HTTP, `workloads` runs the table on one store (and
+//! [`server_workloads`] is where a workload that needs the running server registers),
+//! [`large`] runs the 10 M-event workloads, [`baseline`] the hand-built baseline, and
+//! `report` prints the figures.
+//!
+//! **Architecture invariant:** the bench talks to the service as a client does — HTTP, the
+//! command line, and the verifier's read-only path — so what it measures is what an operator
+//! gets. The one exception is how [`large`] fills its log: through `Ledger::append` in
+//! process, the write path behind `POST /v1/events/batch` without HTTP, so that 10 M events
+//! take minutes; it then reads that log read-only to know the right answers, and measures
+//! only through HTTP.
+
+#![forbid(unsafe_code)]
 
 pub mod baseline;
 pub mod clinic;

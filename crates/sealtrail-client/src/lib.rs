@@ -10,6 +10,8 @@
 //!   checkpoint; [`Client::verify_receipt`] proves, with `sealtrail_core` and no trust in the
 //!   server, that a receipt's entry is in the log the checkpoint commits to.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use sealtrail_core::Hash;

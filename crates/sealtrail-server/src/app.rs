@@ -1,7 +1,13 @@
 //! The service, started the same way by `sealtrail serve` and by the tests:
-//! [`Application::build`] opens the store and binds the port, [`Application::run_until_stopped`]
-//! serves until the shutdown future resolves, then finishes in-flight commits and signs final
-//! checkpoints.
+//! [`Application::build`] opens the store, starts the writer and the followers, and binds the
+//! port; [`Application::run_until_stopped`] serves until the shutdown future resolves, then
+//! stops everything in order.
+//!
+//! Every piece of background work — the writer thread, the query index's follower, the
+//! background verifier — belongs to the application's one [`Tasks`] set and stops on its one
+//! signal: in-flight requests finish first (axum's graceful shutdown), then the async tasks,
+//! then the followers, and the writer last, so that it commits whatever was handed to it and
+//! signs a final checkpoint for every log that grew.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,88 +17,78 @@ use tokio::net::TcpListener;
 
 use crate::config::Resolved;
 use crate::http::{self, AppState, Readers};
-use crate::index::Indexer;
-use crate::ledger::{Ledger, LedgerConfig, NewToken};
+use crate::index::{Index, Indexer};
+use crate::ledger::{Ledger, LedgerConfig, NewToken, SpoolConfig};
+use crate::shutdown::Tasks;
+use crate::verify::VerificationBoard;
 
+/// A built service, listening but not yet serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    indexer: Indexer,
+    /// The read side of the query index, handed to the query routes.
+    index: Index,
+    /// The writer and the followers, registered to stop in order; the verifier joins them
+    /// when serving starts.
+    tasks: Tasks,
     /// The admin token created on first start (shown once), if this start created one.
     pub first_admin_token: Option<NewToken>,
 }
 
 impl Application {
-    /// Opens (or creates) the store in the data directory and binds the listen address.
+    /// Opens (or creates) the store in the data directory, starts the writer and the query
+    /// index, and binds the listen address.
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
-        let ledger_config = LedgerConfig {
-            data_dir: settings.data.clone(),
-            store: settings.store.clone(),
-            signing_key: settings.signing_key.clone(),
-            checkpoint_interval: settings.checkpoint_interval,
-            origin_prefix: settings.origin_prefix.clone(),
-            audit_stdout: settings.audit_stdout,
-        };
-        let spool = crate::ledger::SpoolConfig {
-            max_bytes: settings.spool_max_bytes,
-            default_policy: settings.on_store_failure,
-            tenant_policies: settings.tenant_policies.clone(),
-        };
+        let mut tasks = Tasks::new();
+        let (ledger_config, spool) = (
+            LedgerConfig::from_settings(&settings),
+            SpoolConfig::from_settings(&settings),
+        );
         let ledger = tokio::task::spawn_blocking(move || {
             Ledger::start_with_spool(ledger_config, Some(spool))
         })
         .await??;
-        let readers = Readers::new(settings.store.clone());
+        // Registered first, so that it stops last.
+        let writer = ledger.clone();
+        tasks.on_stop("writer", move || writer.shutdown());
+        let readers = Readers::new(settings.storage.store.clone());
         let scopes = ["admin", "log:read", "events:read", "verify"]
             .map(String::from)
             .to_vec();
         let first_admin_token = ledger.first_admin_token(scopes).await?;
         // The query index follows the committed log on a thread of its own (`follower`).
-        let (data, location) = (settings.data.clone(), settings.store.clone());
+        let (data, location) = (
+            settings.storage.data.clone(),
+            settings.storage.store.clone(),
+        );
         let indexer =
             tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;
+        let index = indexer.index();
+        tasks.on_stop("indexer", move || indexer.stop());
         // A configuration different from the last start's is an admin action: audited.
-        ledger
-            .record_config(serde_json::json!({
-                "data": settings.data.display().to_string(),
-                "listen": settings.listen.to_string(),
-                "checkpoint_interval_ms": settings.checkpoint_interval.as_millis() as u64,
-                "origin_prefix": settings.origin_prefix,
-                "public_log": settings.public_log,
-                "audit_stdout": settings.audit_stdout,
-                "verify_interval_secs": settings.verify_interval.map(|d| d.as_secs()),
-            }))
-            .await?;
-        let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {}: {e}; pick another with --listen",
-                settings.listen
-            )
+        ledger.record_config(settings.audit_record()).await?;
+        let listen = settings.http.listen;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e}; pick another with --listen")
         })?;
-        let board = crate::verify::VerificationBoard::default();
+        let data = &settings.storage.data;
+        let board = VerificationBoard::default();
         let state = AppState {
             ingest: crate::ingest::Ingest::new(ledger.clone()),
-            queries: crate::query::Queries::new(readers.clone(), &settings.data),
-            verifier: crate::verify::LogVerifier::new(
-                readers.clone(),
-                settings.data.clone(),
-                board.clone(),
-            ),
-            health: crate::health::HealthCheck::new(
-                readers.clone(),
-                settings.data.clone(),
-                board.clone(),
-            ),
+            queries: crate::query::Queries::new(readers.clone(), data),
+            verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
+            health: crate::health::HealthCheck::new(readers.clone(), data.clone(), board.clone()),
             board,
             ledger,
             readers,
-            settings: Arc::new(settings),
             tokens: crate::http::TokenCache::default(),
+            settings: Arc::new(settings),
         };
         Ok(Application {
             listener,
             state,
-            indexer,
+            index,
+            tasks,
             first_admin_token,
         })
     }
@@ -103,7 +99,7 @@ impl Application {
     }
 
     /// What verification has found about each log, as `/health` reports it.
-    pub fn verification_board(&self) -> crate::verify::VerificationBoard {
+    pub fn verification_board(&self) -> VerificationBoard {
         self.state.board.clone()
     }
 
@@ -114,32 +110,41 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves: then stops accepting, lets in-flight requests and
-    /// their commits finish, and signs a final checkpoint for every log that grew.
+    /// their commits finish, stops the background work, and lets the writer sign a final
+    /// checkpoint for every log that grew.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let ledger = self.state.ledger.clone();
-        let verifier = self.state.settings.verify_interval.map(|every| {
-            crate::verify::spawn_background(
-                ledger.clone(),
-                self.state.board.clone(),
-                self.state.settings.data.clone(),
-                self.state.settings.store.clone(),
-                every,
-            )
-        });
-        // The query routes find the index as a request extension (see `http::query`).
-        let router = http::router(self.state).layer(axum::Extension(self.indexer.index()));
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        if let Some(verifier) = verifier {
-            verifier.abort();
+        let Application {
+            listener,
+            state,
+            index,
+            mut tasks,
+            ..
+        } = self;
+        if let Some(every) = state.settings.verification.interval {
+            let (ledger, board) = (state.ledger.clone(), state.board.clone());
+            let storage = state.settings.storage.clone();
+            tasks.spawn(move |stop| {
+                crate::verify::run_background(
+                    ledger,
+                    board,
+                    storage.data,
+                    storage.store,
+                    every,
+                    stop,
+                )
+            });
         }
-        let indexer = self.indexer;
-        tokio::task::spawn_blocking(move || indexer.stop()).await?;
-        tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
+        // The query routes find the index as a request extension (see `http::query`).
+        let router = http::router(state).layer(axum::Extension(index));
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        // Whatever ended serving, the writer still gets to finish and sign.
+        tasks.stop().await;
+        served?;
         Ok(())
     }
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::tenant::{TenantName, TenantNameError};
 use sealtrail_store::Location;
+
+use crate::tenant::{TenantName, TenantNameError};
 
 /// Where `serve` keeps its data when no directory is given.
 pub const DEFAULT_DATA_DIR: &str = "./sealtrail-data";
@@ -102,23 +103,82 @@ pub struct Settings {
     pub tenants: Option<HashMap<String, TenantSettings>>,
 }
 
-/// Settings after merging the layers and applying defaults.
+/// Settings after merging the layers and applying defaults, in one section per part of the
+/// service that reads them, so that each part is handed its own section and nothing else
+/// (`LedgerConfig::from_settings` and `SpoolConfig::from_settings` take theirs).
+/// (The flags, variables and TOML keys stay the flat list of [`Settings`]: they are the
+/// interface operators and scripts know.)
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// Where the data lives.
+    pub storage: StorageSettings,
+    /// How the log is written and signed: the ledger's section.
+    pub log: LogSettings,
+    /// What happens to writes while PostgreSQL is unreachable.
+    pub outage: OutageSettings,
+    /// How the API is served.
+    pub http: HttpSettings,
+    /// The background verifier.
+    pub verification: VerificationSettings,
+}
+
+/// `data`, `database_url`.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// The data directory: the embedded store, the query index, the keys and the spool.
     pub data: PathBuf,
+    /// The store that holds the logs: the embedded store in `data`, or PostgreSQL.
     pub store: Location,
+}
+
+/// `signing_key`, `checkpoint_interval_ms`, `origin_prefix`, `audit_stdout`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
     pub signing_key: Option<PathBuf>,
-    pub listen: SocketAddr,
     pub checkpoint_interval: Duration,
     pub origin_prefix: String,
-    pub public_log: bool,
     pub audit_stdout: bool,
-    pub verify_interval: Option<Duration>,
-    /// The policy of tenants not named in `tenants`.
+}
+
+/// `on_store_failure` (and per tenant, `[tenants.NAME]`), `spool_max_bytes`.
+#[derive(Debug, Clone)]
+pub struct OutageSettings {
+    /// The policy of tenants not named in `tenant_policies`.
     pub on_store_failure: StoreFailurePolicy,
     /// Tenants with their own policy.
     pub tenant_policies: HashMap<String, StoreFailurePolicy>,
     pub spool_max_bytes: u64,
+}
+
+/// `listen`, `public_log`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub public_log: bool,
+}
+
+/// `verify_interval_secs`.
+#[derive(Debug, Clone)]
+pub struct VerificationSettings {
+    /// How often each log's recent entries are verified in the background; `None`: never.
+    pub interval: Option<Duration>,
+}
+
+impl Resolved {
+    /// The effective configuration as the `_system` log records it at each start (a change is
+    /// an audited admin action). No secret is in it: the database URL is left out, the
+    /// signing key appears as its path only.
+    pub fn audit_record(&self) -> serde_json::Value {
+        serde_json::json!({
+            "data": self.storage.data.display().to_string(),
+            "listen": self.http.listen.to_string(),
+            "checkpoint_interval_ms": self.log.checkpoint_interval.as_millis() as u64,
+            "origin_prefix": self.log.origin_prefix,
+            "public_log": self.http.public_log,
+            "audit_stdout": self.log.audit_stdout,
+            "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
+        })
+    }
 }
 
 /// Why the settings cannot be used. Each message names the setting (or file) at fault and
@@ -227,20 +287,30 @@ impl Settings {
             });
         }
         Ok(Resolved {
-            on_store_failure: merged.on_store_failure.unwrap_or(StoreFailurePolicy::Spool),
-            tenant_policies,
-            spool_max_bytes,
-            store: Location::new(&data, merged.database_url.as_deref()),
-            signing_key: merged.signing_key,
-            data,
-            listen,
-            checkpoint_interval: Duration::from_millis(checkpoint_ms),
-            origin_prefix,
-            public_log: merged.public_log.unwrap_or(false),
-            audit_stdout: merged.audit_stdout.unwrap_or(false),
-            verify_interval: match merged.verify_interval_secs.unwrap_or(60) {
-                0 => None,
-                secs => Some(Duration::from_secs(secs)),
+            storage: StorageSettings {
+                store: Location::new(&data, merged.database_url.as_deref()),
+                data,
+            },
+            log: LogSettings {
+                signing_key: merged.signing_key,
+                checkpoint_interval: Duration::from_millis(checkpoint_ms),
+                origin_prefix,
+                audit_stdout: merged.audit_stdout.unwrap_or(false),
+            },
+            outage: OutageSettings {
+                on_store_failure: merged.on_store_failure.unwrap_or(StoreFailurePolicy::Spool),
+                tenant_policies,
+                spool_max_bytes,
+            },
+            http: HttpSettings {
+                listen,
+                public_log: merged.public_log.unwrap_or(false),
+            },
+            verification: VerificationSettings {
+                interval: match merged.verify_interval_secs.unwrap_or(60) {
+                    0 => None,
+                    secs => Some(Duration::from_secs(secs)),
+                },
             },
         })
     }
@@ -276,11 +346,11 @@ mod tests {
             ..Settings::default()
         };
         let resolved = settings.resolve().unwrap();
-        assert_eq!(resolved.listen, "127.0.0.1:9100".parse().unwrap());
-        assert_eq!(resolved.origin_prefix, "audit.example");
-        assert!(resolved.public_log);
-        assert_eq!(resolved.checkpoint_interval, Duration::from_secs(1));
-        assert_eq!(resolved.data, PathBuf::from("./sealtrail-data"));
+        assert_eq!(resolved.http.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(resolved.log.origin_prefix, "audit.example");
+        assert!(resolved.http.public_log);
+        assert_eq!(resolved.log.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(resolved.storage.data, PathBuf::from("./sealtrail-data"));
     }
 
     #[test]
@@ -298,10 +368,10 @@ mod tests {
         }
         .resolve()
         .unwrap();
-        assert_eq!(resolved.on_store_failure, StoreFailurePolicy::Spool);
-        assert_eq!(resolved.spool_max_bytes, 2_097_152);
+        assert_eq!(resolved.outage.on_store_failure, StoreFailurePolicy::Spool);
+        assert_eq!(resolved.outage.spool_max_bytes, 2_097_152);
         assert_eq!(
-            resolved.tenant_policies,
+            resolved.outage.tenant_policies,
             HashMap::from([("billing".to_string(), StoreFailurePolicy::Reject)])
         );
         let resolved = Settings {
@@ -311,7 +381,7 @@ mod tests {
         }
         .resolve()
         .unwrap();
-        assert_eq!(resolved.on_store_failure, StoreFailurePolicy::Reject);
+        assert_eq!(resolved.outage.on_store_failure, StoreFailurePolicy::Reject);
 
         for (text, named) in [
             ("[tenants.billing]\non_store_failure = \"drop\"\n", "drop"),

@@ -26,8 +26,8 @@
 //! - **The edge.** [`http`]: axum only — extractors, authentication of the caller, calling
 //!   the services, and [`http::error`], the one place errors become status codes. [`metrics`]
 //!   (the Prometheus registry), [`config`] (the `serve` settings, one definition for flags,
-//!   environment and file) and [`app`], which builds it all and owns every background task
-//!   and the one shutdown signal.
+//!   environment and file) and [`app`], which builds it all; [`shutdown`] is the one task
+//!   set and the one signal that stop every background task in order.
 //! - **Domain types.** [`tenant::TenantName`] and [`auth::Scope`] are parsed once, at the
 //!   edge; [`clock::Clock`] is the one place wall-clock time is read.
 //!
@@ -52,6 +52,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod query;
 pub mod readers;
+pub mod shutdown;
 pub mod spool;
 pub mod tenant;
 pub mod verify;

@@ -17,7 +17,7 @@
 //! not in the command line, so that verifying an archive or a remote server can reuse it; the
 //! command only parses arguments, prints and picks the exit status.
 //!
-//! The background verifier ([`spawn_background`]) checks every tenant's whole log once when the
+//! The background verifier ([`run_background`]) checks every tenant's whole log once when the
 //! server starts, then on each tick the entries added since and at least the last
 //! [`RECENT_WINDOW`] entries. Its findings, and those of `GET /v1/verify`, go to the
 //! application's [`VerificationBoard`], which the health check and the metrics read. A
@@ -42,6 +42,7 @@ pub use crate::keys::LogKeys;
 use crate::keys::{KeyFileError, KeyResolver};
 use crate::ledger::Ledger;
 use crate::readers::{ReadFailure, Readers};
+use crate::shutdown::Shutdown;
 use sealtrail_store::{self as store, Location, Store, StoreError, StoreHashes, Tenant};
 
 /// The background verifier re-checks at least this many of each log's latest entries per run.
@@ -853,45 +854,47 @@ fn record(
     }
 }
 
-/// Starts the background verifier: every `interval`, each tenant's log is verified (whole on the
+/// The background verifier: every `interval`, each tenant's log is verified (whole on the
 /// first run, then what was added since plus the latest [`RECENT_WINDOW`] entries) and the
-/// findings recorded on the status board. Stops when the returned task is aborted.
-pub fn spawn_background(
+/// findings recorded on the status board. Returns once `shutdown` is signalled, between runs:
+/// a run in progress is finished, not cut off. The application spawns it into its task set.
+pub async fn run_background(
     ledger: Ledger,
     board: VerificationBoard,
     data_dir: PathBuf,
     location: Location,
     interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        // A slow run on a large log delays the next one rather than causing a burst of them.
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Per tenant, the log size the previous runs verified up to.
-        let mut progress: HashMap<String, u64> = HashMap::new();
-        loop {
-            ticker.tick().await;
-            let (ledger, board, data_dir, location, mut carried) = (
-                ledger.clone(),
-                board.clone(),
-                data_dir.clone(),
-                location.clone(),
-                std::mem::take(&mut progress),
-            );
-            let run = tokio::task::spawn_blocking(move || {
-                if let Err(error) =
-                    verify_all_once(&ledger, &board, &data_dir, &location, &mut carried)
-                {
-                    tracing::error!(%error, "background verification could not run");
-                }
-                carried
-            });
-            match run.await {
-                Ok(carried) => progress = carried,
-                Err(error) => tracing::error!(%error, "background verification task failed"),
-            }
+    mut shutdown: Shutdown,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    // A slow run on a large log delays the next one rather than causing a burst of them.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Per tenant, the log size the previous runs verified up to.
+    let mut progress: HashMap<String, u64> = HashMap::new();
+    loop {
+        tokio::select! {
+            () = shutdown.signalled() => return,
+            _ = ticker.tick() => {}
         }
-    })
+        let (ledger, board, data_dir, location, mut carried) = (
+            ledger.clone(),
+            board.clone(),
+            data_dir.clone(),
+            location.clone(),
+            std::mem::take(&mut progress),
+        );
+        let run = tokio::task::spawn_blocking(move || {
+            if let Err(error) = verify_all_once(&ledger, &board, &data_dir, &location, &mut carried)
+            {
+                tracing::error!(%error, "background verification could not run");
+            }
+            carried
+        });
+        match run.await {
+            Ok(carried) => progress = carried,
+            Err(error) => tracing::error!(%error, "background verification task failed"),
+        }
+    }
 }
 
 /// One background pass over every tenant of the store.

@@ -1,3 +1,5 @@
+//! # sealtrail-store
+//!
 //! Where logs are kept: the [`Store`] trait and its two implementations, the embedded store
 //! ([`sqlite`], one SQLite file in the data directory) and [`postgres`] (one database that
 //! several `sealtrail serve` instances share).
@@ -18,7 +20,25 @@
 //!
 //! Beside the stores: [`index`], the query index's database (`DIR/index.db`, derived from the
 //! logs), and [`layout`], the one type that knows the data directory's file names
-//! ([`DataDir`]). This is the only crate that names a database driver.
+//! ([`DataDir`]). With the feature `test-suite`, [`testing`] is the harness of the one store
+//! test suite, for this crate's tests and for crates built on it.
+//!
+//! ## Layout
+//!
+//! - this file: [`StoreError`], [`Location`] (which store, and opening it for writing, reading
+//!   or scanning), the record types ([`Tenant`], [`NewEntry`], [`StoredCheckpoint`],
+//!   [`TokenRecord`], [`Protection`]), the [`Store`] trait in sections (transactions, the log,
+//!   tenants and tokens, settings) and the helpers every caller of a log needs ([`tail`],
+//!   [`StoreHashes`], [`in_snapshot`]);
+//! - [`sqlite`] with `sqlite_schema.sql` and [`sqlite::wal`]; [`postgres`] with its migrations
+//!   in `postgres/*.sql`;
+//! - [`index`], [`layout`], and `testing`.
+//!
+//! **Architecture invariant:** this is the only crate that names a database driver
+//! (`rusqlite`, `postgres`) or holds SQL; the service above it sees traits and records.
+//! **API boundary:** everything `pub` here; the backends' own types stay behind [`Location`].
+
+#![forbid(unsafe_code)]
 
 pub mod index;
 pub mod layout;

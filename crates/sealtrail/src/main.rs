@@ -4,6 +4,8 @@
 //! (`sealtrail_server`, `sealtrail_store`, `sealtrail_bench`, `sealtrail_core`) and prints what
 //! they return. `anyhow` and exit codes live here and nowhere else.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 fn main() -> std::process::ExitCode {

@@ -88,7 +88,7 @@ async fn serve(
     TenantName::parse(&tenant)
         .map_err(|error| ApiError::bad_request(error.to_string()).at("tenant", "format"))?;
     let resource = Resource::parse(&path)?;
-    let public = state.settings.public_log && resource.may_be_public();
+    let public = state.settings.http.public_log && resource.may_be_public();
     if !public {
         let caller = caller?;
         // Checked before the scope, so that a token of another tenant learns nothing.

@@ -70,7 +70,7 @@ use tokio::sync::oneshot;
 
 use crate::auth::ScopeError;
 use crate::clock::Clock;
-use crate::config::StoreFailurePolicy;
+use crate::config::{Resolved, StoreFailurePolicy};
 use crate::keys::{self, KeyError, KeyResolver};
 use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
@@ -102,6 +102,20 @@ pub struct LedgerConfig {
     pub audit_stdout: bool,
 }
 
+impl LedgerConfig {
+    /// The writer's configuration from the service's settings: their storage and log sections.
+    pub fn from_settings(settings: &Resolved) -> LedgerConfig {
+        LedgerConfig {
+            data_dir: settings.storage.data.clone(),
+            store: settings.storage.store.clone(),
+            signing_key: settings.log.signing_key.clone(),
+            checkpoint_interval: settings.log.checkpoint_interval,
+            origin_prefix: settings.log.origin_prefix.clone(),
+            audit_stdout: settings.log.audit_stdout,
+        }
+    }
+}
+
 /// The receipt of a durable entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Receipt {
@@ -128,6 +142,15 @@ pub struct SpoolConfig {
 }
 
 impl SpoolConfig {
+    /// The spool's configuration from the settings' outage section.
+    pub fn from_settings(settings: &Resolved) -> SpoolConfig {
+        SpoolConfig {
+            max_bytes: settings.outage.spool_max_bytes,
+            default_policy: settings.outage.on_store_failure,
+            tenant_policies: settings.outage.tenant_policies.clone(),
+        }
+    }
+
     fn policy(&self, tenant: &str) -> StoreFailurePolicy {
         self.tenant_policies
             .get(tenant)

@@ -10,7 +10,10 @@ pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (data, store) = (settings.data.clone(), settings.store.clone());
+        let (data, store) = (
+            settings.storage.data.clone(),
+            settings.storage.store.clone(),
+        );
         let app = sealtrail_server::app::Application::build(settings).await?;
         if let Some(admin) = &app.first_admin_token {
             // Shown once: only its hash is stored.

@@ -47,14 +47,10 @@ fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
     }
     .resolve()
     .map_err(anyhow::Error::msg)?;
-    let location = settings.store.clone();
+    let location = settings.storage.store.clone();
     sealtrail_server::ledger::Ledger::start(sealtrail_server::ledger::LedgerConfig {
-        data_dir: settings.data,
-        store: settings.store,
-        signing_key: settings.signing_key,
-        checkpoint_interval: settings.checkpoint_interval,
-        origin_prefix: settings.origin_prefix,
         audit_stdout: false,
+        ..sealtrail_server::ledger::LedgerConfig::from_settings(&settings)
     })
     .with_context(|| format!("cannot open the store {location}"))
 }
