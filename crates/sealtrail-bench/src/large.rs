@@ -197,7 +197,7 @@ pub fn run(
 
     let log_token = create_token(data_dir, "log:read")?;
     let events_token = create_token(data_dir, "events:read")?;
-    let had_index = sealtrail_server::index::index_path(data_dir).exists();
+    let had_index = sealtrail_store::DataDir::new(data_dir).index().exists();
     if selected(Workload::IndexCatchUp) {
         remove_index(data_dir)?;
     }
@@ -747,7 +747,7 @@ fn create_token(data_dir: &Path, scope: &str) -> Result<String> {
 
 /// Removes the query index of a data directory, so that serve rebuilds it from the log.
 fn remove_index(data_dir: &Path) -> Result<()> {
-    let index = sealtrail_server::index::index_path(data_dir);
+    let index = sealtrail_store::DataDir::new(data_dir).index();
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = index.clone().into_os_string();
         name.push(suffix);
@@ -1881,7 +1881,7 @@ fn dir_bytes(path: &Path) -> u64 {
 
 /// The bytes of the query index files of a data directory.
 fn index_bytes(data_dir: &Path) -> u64 {
-    let index = sealtrail_server::index::index_path(data_dir);
+    let index = sealtrail_store::DataDir::new(data_dir).index();
     ["", "-wal", "-shm"]
         .into_iter()
         .map(|suffix| {

@@ -22,7 +22,7 @@
 //!   the index was rebuilt), so a restart indexes only what is new.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,11 +44,6 @@ pub const BATCH_ENTRIES: usize = 10_000;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// A round that finds only a few entries starts at most this often.
 pub const ROUND_PACE: Duration = Duration::from_millis(200);
-
-/// The index database inside a data directory.
-pub fn index_path(data_dir: &Path) -> PathBuf {
-    DataDir::new(data_dir).index()
-}
 
 /// The tenant numbers (key prefixes) of the index, shared by the follower, which assigns
 /// them, and the readers, whose searches need them. A tenant's number never changes once
@@ -126,7 +121,7 @@ impl Indexer {
         layout: IndexLayout,
     ) -> Result<Indexer, FollowerError> {
         let log = log.open_reader()?;
-        let db = IndexDb::open(&index_path(data_dir), layout, log.as_ref())
+        let db = IndexDb::open(&DataDir::new(data_dir).index(), layout, log.as_ref())
             .map_err(|e| FollowerError::State(Box::new(e)))?;
         let numbers: Numbers = Arc::new(Mutex::new(
             db.marks()
@@ -305,7 +300,7 @@ mod tests {
         // The watermark is stored with the rows: reopened, the index stands where it stopped.
         let log = location.open_reader().unwrap();
         let db = IndexDb::open(
-            &index_path(dir.path()),
+            &DataDir::new(dir.path()).index(),
             IndexLayout::default(),
             log.as_ref(),
         )

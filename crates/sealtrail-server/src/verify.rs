@@ -590,7 +590,7 @@ pub fn verify_store(
     request: &StoreVerifyRequest,
 ) -> Result<StoreVerification, StoreVerifyError> {
     if let Location::Embedded { data_dir } = location {
-        let database = store::sqlite::database_path(data_dir);
+        let database = store::DataDir::new(data_dir).database();
         if !database.exists() {
             return Err(StoreVerifyError::NoStore {
                 data_dir: data_dir.clone(),
@@ -680,7 +680,7 @@ pub fn verify_store(
             disputed_key = keys.disputed.clone().map(|recorded| DisputedKey {
                 file: keys.key.clone(),
                 recorded,
-                key_dir: data_dir.join("keys"),
+                key_dir: store::DataDir::new(data_dir).keys(),
             });
             verify_tenant_with_log_keys(conn, &tenant.name, &keys, extra, None, None)
         } else {

@@ -94,7 +94,7 @@ impl Location {
     pub fn open_writer(&self) -> Result<Box<dyn Store>> {
         Ok(match self {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_writer(
-                &sqlite::database_path(data_dir),
+                &DataDir::new(data_dir).database(),
             )?),
             Location::Postgres { url } => Box::new(postgres::PgStore::open_writer(url)?),
         })
@@ -104,7 +104,7 @@ impl Location {
     pub fn open_reader(&self) -> Result<Box<dyn Store>> {
         Ok(match self {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_reader(
-                &sqlite::database_path(data_dir),
+                &DataDir::new(data_dir).database(),
             )?),
             Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
         })
@@ -115,7 +115,7 @@ impl Location {
     pub fn open_scanner(&self) -> Result<Box<dyn Store>> {
         Ok(match self {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_scanner(
-                &sqlite::database_path(data_dir),
+                &DataDir::new(data_dir).database(),
             )?),
             Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
         })
@@ -140,7 +140,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Embedded { data_dir } => {
-                write!(f, "{}", sqlite::database_path(data_dir).display())
+                write!(f, "{}", DataDir::new(data_dir).database().display())
             }
             Location::Postgres { url } => f.write_str(&postgres::redact_url(url)),
         }

@@ -14,7 +14,7 @@
 pub mod wal;
 
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
@@ -49,11 +49,6 @@ const TRIGGERS: [(&str, &str); 6] = [
 /// How much of the database file a read-only connection maps into memory (SQLite lowers it to
 /// its compile-time cap, 2 GiB in the bundled build).
 const READER_MMAP_BYTES: i64 = 1 << 40;
-
-/// The database file inside a data directory (see [`DataDir::database`](crate::DataDir)).
-pub fn database_path(data_dir: &Path) -> PathBuf {
-    crate::DataDir::new(data_dir).database()
-}
 
 /// The embedded store over one SQLite connection.
 pub struct SqliteStore {
@@ -751,7 +746,7 @@ mod tests {
     #[test]
     fn a_grown_wal_is_checkpointed_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
-        let path = database_path(dir.path());
+        let path = crate::DataDir::new(dir.path()).database();
         let store = SqliteStore::open_writer(&path).unwrap();
         store.begin_write(&["t"]).unwrap();
         store

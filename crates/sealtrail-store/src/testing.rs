@@ -155,7 +155,7 @@ impl Backend for Embedded {
         Location::new(self.dir.path(), None)
     }
     fn raw(&self, sql: &str) -> Result<(), RawSqlError> {
-        let conn = rusqlite::Connection::open(crate::sqlite::database_path(self.dir.path()))
+        let conn = rusqlite::Connection::open(crate::DataDir::new(self.dir.path()).database())
             .map_err(RawSqlError::new)?;
         conn.execute_batch(sql).map_err(RawSqlError::new)
     }
@@ -167,7 +167,7 @@ impl Backend for Embedded {
     }
     fn hold_appends(&self) -> Box<dyn std::any::Any + Send> {
         let conn =
-            rusqlite::Connection::open(crate::sqlite::database_path(self.dir.path())).unwrap();
+            rusqlite::Connection::open(crate::DataDir::new(self.dir.path()).database()).unwrap();
         // SQLite's one write lock, until the connection closes.
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         Box::new(conn)

@@ -411,7 +411,8 @@ async fn the_background_verifier_flags_a_log_altered_in_the_database() {
     post_events(&app, &token, 0..3).await;
     checkpoint_at(&app, &token, 3).await;
 
-    let db = rusqlite::Connection::open(sealtrail_store::sqlite::database_path(&app.data)).unwrap();
+    let db =
+        rusqlite::Connection::open(sealtrail_store::DataDir::new(&app.data).database()).unwrap();
     db.execute_batch("DROP TRIGGER entries_append_only_update")
         .unwrap();
     db.execute(

@@ -608,7 +608,7 @@ async fn the_index_is_rebuilt_from_the_log_when_missing_or_of_another_version() 
     let query = format!("q=treatment&wait_for_seq={}", EVENTS - 1);
     let before = seqs(&app, &reader, &query).await;
     assert_eq!(before, expect(|n, _| n % 5 == 0));
-    let index = app.data.join("index.db");
+    let index = sealtrail_store::DataDir::new(&app.data).index();
     app.stop().await;
 
     std::fs::remove_file(&index).unwrap();
