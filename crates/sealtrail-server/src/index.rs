@@ -195,7 +195,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Ledger, LedgerConfig, Submission};
+    use crate::ledger::Submission;
     use sealtrail_core::event::Event;
 
     const EVENTS: u64 = 400;
@@ -215,23 +215,6 @@ mod tests {
         }
     }
 
-    async fn ledger(dir: &Path) -> Ledger {
-        let ledger = Ledger::start(LedgerConfig {
-            data_dir: dir.to_path_buf(),
-            store: Location::new(dir, None),
-            signing_key: None,
-            checkpoint_interval: Duration::from_secs(60),
-            origin_prefix: "test.example".into(),
-            audit_stdout: false,
-        })
-        .unwrap();
-        ledger
-            .create_token("acme", vec!["events:write".into()], "test")
-            .await
-            .unwrap();
-        ledger
-    }
-
     fn seqs(index: &Index, search: &Search) -> Vec<u64> {
         let number = index.tenant_number("acme").unwrap();
         index.reader().unwrap().search(number, search).unwrap()
@@ -242,7 +225,7 @@ mod tests {
     #[tokio::test]
     async fn the_indexer_follows_the_ledger_and_resumes_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = ledger(dir.path()).await;
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
         ledger
             .append("acme", (0..EVENTS).map(event).collect())
             .await

@@ -53,6 +53,8 @@ mod admin;
 mod checkpoints;
 mod group;
 mod spooling;
+#[cfg(test)]
+pub(crate) mod testing;
 mod writer;
 
 use std::collections::HashMap;
