@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -776,20 +776,9 @@ impl Serve {
     fn start(runtime: &tokio::runtime::Runtime, data_dir: &Path, log: &Path) -> Result<Serve> {
         // This build, or the one SEALTRAIL_BENCH_SERVER names (the same as the other workloads).
         let exe = super::server::server_exe()?;
-        let stderr = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
         let spawned = Instant::now();
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .arg("--data")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("SEALTRAIL_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .context("cannot start sealtrail serve")?;
+        let store_args = [std::ffi::OsStr::new("--data"), data_dir.as_os_str()];
+        let mut child = super::server::spawn_serve(&exe, &store_args, log)?;
         let guard = runtime.spawn(kill_on_signal(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let address_rx = super::server::listening_address(stdout);
