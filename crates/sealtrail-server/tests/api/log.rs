@@ -195,14 +195,7 @@ async fn tiles_publish_the_signed_tree_and_its_entries_to_the_tenant() {
     let app = spawn_app().await;
     let token = app.token("acme", &["events:write", "log:read"]).await;
     let batch: Vec<Value> = (0..300).map(event).collect();
-    let response = app
-        .client
-        .post(app.url("/v1/events/batch"))
-        .bearer_auth(&token)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_batch(&token, &batch).await;
     assert_eq!(response.status(), 200);
     let hashes = post_events(&app, &token, 300..302).await;
     let (_, note) = checkpoint_at(&app, &token, 302).await;

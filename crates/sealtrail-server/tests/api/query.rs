@@ -133,14 +133,7 @@ fn expect(keep: impl Fn(u64, &Spec) -> bool) -> Vec<u64> {
 
 /// Sends events in one batch; returns their receipts.
 async fn ingest(app: &TestApp, token: &str, events: Vec<Value>) -> Vec<Value> {
-    let response = app
-        .client
-        .post(app.url("/v1/events/batch"))
-        .bearer_auth(token)
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_batch(token, &events).await;
     assert_eq!(response.status(), 200);
     let results: Vec<Value> = response.json().await.unwrap();
     for result in &results {
