@@ -183,6 +183,19 @@ pub struct TokenRecord {
     pub revoked_at: Option<String>,
 }
 
+impl TokenRecord {
+    /// The token's scopes as both schemas store them: one text column of names separated by
+    /// spaces (scope names contain none). Kept here so that the two backends cannot disagree.
+    pub(crate) fn scopes_column(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    /// The scopes read back from the column [`TokenRecord::scopes_column`] writes.
+    pub(crate) fn scopes_from_column(column: &str) -> Vec<String> {
+        column.split_whitespace().map(str::to_string).collect()
+    }
+}
+
 /// A protection of the log tables that the store's schema installs, and whether it is in
 /// force. See [`Store::protections`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
