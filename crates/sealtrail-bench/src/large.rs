@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -197,7 +197,7 @@ pub fn run(
 
     let log_token = create_token(data_dir, "log:read")?;
     let events_token = create_token(data_dir, "events:read")?;
-    let had_index = sealtrail_server::index::index_path(data_dir).exists();
+    let had_index = sealtrail_store::DataDir::new(data_dir).index().exists();
     if selected(Workload::IndexCatchUp) {
         remove_index(data_dir)?;
     }
@@ -747,7 +747,7 @@ fn create_token(data_dir: &Path, scope: &str) -> Result<String> {
 
 /// Removes the query index of a data directory, so that serve rebuilds it from the log.
 fn remove_index(data_dir: &Path) -> Result<()> {
-    let index = sealtrail_server::index::index_path(data_dir);
+    let index = sealtrail_store::DataDir::new(data_dir).index();
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = index.clone().into_os_string();
         name.push(suffix);
@@ -776,20 +776,9 @@ impl Serve {
     fn start(runtime: &tokio::runtime::Runtime, data_dir: &Path, log: &Path) -> Result<Serve> {
         // This build, or the one SEALTRAIL_BENCH_SERVER names (the same as the other workloads).
         let exe = super::server::server_exe()?;
-        let stderr = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
         let spawned = Instant::now();
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .arg("--data")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("SEALTRAIL_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .context("cannot start sealtrail serve")?;
+        let store_args = [std::ffi::OsStr::new("--data"), data_dir.as_os_str()];
+        let mut child = super::server::spawn_serve(&exe, &store_args, log)?;
         let guard = runtime.spawn(kill_on_signal(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let address_rx = super::server::listening_address(stdout);
@@ -1881,7 +1870,7 @@ fn dir_bytes(path: &Path) -> u64 {
 
 /// The bytes of the query index files of a data directory.
 fn index_bytes(data_dir: &Path) -> u64 {
-    let index = sealtrail_server::index::index_path(data_dir);
+    let index = sealtrail_store::DataDir::new(data_dir).index();
     ["", "-wal", "-shm"]
         .into_iter()
         .map(|suffix| {

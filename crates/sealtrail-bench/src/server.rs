@@ -2,6 +2,7 @@
 //! data directory (and a fresh PostgreSQL database), with a token made beforehand by
 //! `sealtrail tokens create`, stopped with SIGTERM and cleaned up afterwards.
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,18 +257,7 @@ impl Running {
             &["events:write", "events:read", "log:read", "verify"],
         )?;
 
-        let stderr = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new(&exe)
-            .arg("serve")
-            .args(&store_args)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("SEALTRAIL_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .context("cannot start sealtrail serve")?;
+        let mut child = spawn_serve(&exe, &store_args, &log)?;
         remember(Leftover::Process(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let address_rx = listening_address(stdout);
@@ -422,6 +412,28 @@ pub(super) fn log_tail(log: &Path) -> String {
 /// (`http://HOST:PORT`), or `None` if it says so without one; afterwards the thread keeps
 /// draining stdout so that serve never blocks on it. On a thread, so that a server that hangs
 /// before printing its address cannot hang the benchmark.
+/// Starts `EXE serve STORE_ARGS… --listen 127.0.0.1:0`, as every workload runs the server:
+/// warnings only, written to `log`, and stdout piped, since that is where the server prints
+/// the address it bound ([`listening_address`]).
+pub(crate) fn spawn_serve(
+    exe: &Path,
+    store_args: &[impl AsRef<OsStr>],
+    log: &Path,
+) -> Result<Child> {
+    let stderr =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    Command::new(exe)
+        .arg("serve")
+        .args(store_args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SEALTRAIL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .context("cannot start sealtrail serve")
+}
+
 pub(crate) fn listening_address(
     stdout: std::process::ChildStdout,
 ) -> std::sync::mpsc::Receiver<Option<String>> {

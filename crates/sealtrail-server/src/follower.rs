@@ -419,7 +419,7 @@ fn received_at(entry: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Ledger, LedgerConfig, Submission};
+    use crate::ledger::Submission;
     use sealtrail_core::event::Event;
     use sealtrail_store::Location;
 
@@ -487,23 +487,6 @@ mod tests {
         }
     }
 
-    async fn ledger(dir: &std::path::Path) -> Ledger {
-        let ledger = Ledger::start(LedgerConfig {
-            data_dir: dir.to_path_buf(),
-            store: Location::new(dir, None),
-            signing_key: None,
-            checkpoint_interval: Duration::from_secs(60),
-            origin_prefix: "test.example".into(),
-            audit_stdout: false,
-        })
-        .unwrap();
-        ledger
-            .create_token("acme", vec!["events:write".into()], "test")
-            .await
-            .unwrap();
-        ledger
-    }
-
     fn start(
         dir: &std::path::Path,
         cursors: &Arc<Mutex<HashMap<String, u64>>>,
@@ -525,7 +508,7 @@ mod tests {
     #[tokio::test]
     async fn batches_follow_the_log_and_resume_from_the_persisted_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = ledger(dir.path()).await;
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
         ledger
             .append("acme", (0..25).map(event).collect())
             .await
@@ -570,7 +553,7 @@ mod tests {
     #[tokio::test]
     async fn what_a_follower_does_not_take_comes_again() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = ledger(dir.path()).await;
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
         ledger
             .append("acme", (0..7).map(event).collect())
             .await

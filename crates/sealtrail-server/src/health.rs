@@ -28,6 +28,7 @@ use utoipa::ToSchema;
 use crate::metrics;
 use crate::readers::Readers;
 use crate::verify::{ChainState, VerificationBoard};
+use sealtrail_store::StoreError;
 
 /// Index lag above which the service reports itself degraded, in seconds. Searches then miss
 /// recent events (the target at full ingest is 2 s).
@@ -67,18 +68,17 @@ impl HealthCheck {
     async fn check_store(&self) -> StoreCheck {
         let data = self.data_dir.clone();
         let disk = tokio::task::spawn_blocking(move || {
-            write_probe(&data)
-                .map_err(|e| format!("cannot write to the data directory {}: {e}", data.display()))
+            write_probe(&data).map_err(|source| DiskFailure::Write { path: data, source })
         })
         .await
-        .unwrap_or_else(|e| Err(format!("the write probe failed: {e}")));
+        .unwrap_or_else(|e| Err(DiskFailure::Probe(e)));
         let read = self
             .readers
             .read(|conn| conn.tenants().map(drop))
             .await
             .map_err(|error| {
                 tracing::error!(%error, "store error");
-                format!("the store cannot serve this request: {error}")
+                StoreReadFailure(error)
             });
         StoreCheck { read, disk }
     }
@@ -218,9 +218,27 @@ fn write_probe(data: &Path) -> std::io::Result<()> {
 /// The store's two halves as `GET /health` sees them.
 struct StoreCheck {
     /// A read of the store.
-    read: Result<(), String>,
+    read: Result<(), StoreReadFailure>,
     /// A durable write in the data directory (the embedded store, the spool, the keys).
-    disk: Result<(), String>,
+    disk: Result<(), DiskFailure>,
+}
+
+/// Why the health check's read of the store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the store cannot serve this request: {0}")]
+struct StoreReadFailure(StoreError);
+
+/// Why the data directory did not take the health check's durable write.
+#[derive(Debug, thiserror::Error)]
+enum DiskFailure {
+    #[error("cannot write to the data directory {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The blocking task that writes the probe did not finish (it panicked).
+    #[error("the write probe failed: {0}")]
+    Probe(tokio::task::JoinError),
 }
 
 impl StoreCheck {
@@ -236,7 +254,8 @@ impl StoreCheck {
     fn error(&self) -> Option<String> {
         match (&self.read, &self.disk) {
             (Ok(()), Ok(())) => None,
-            (Err(e), Ok(())) | (Ok(()), Err(e)) => Some(e.clone()),
+            (Err(e), Ok(())) => Some(e.to_string()),
+            (Ok(()), Err(e)) => Some(e.to_string()),
             (Err(read), Err(disk)) => Some(format!("{read}; {disk}")),
         }
     }
@@ -371,7 +390,10 @@ mod tests {
                 disk: if store_ok {
                     Ok(())
                 } else {
-                    Err("cannot write to the data directory".to_string())
+                    Err(DiskFailure::Write {
+                        path: PathBuf::from("/var/lib/sealtrail"),
+                        source: std::io::Error::other("disk I/O error"),
+                    })
                 },
             };
             let health = assess(store, None, activity(recent, failure), chain, lag);
@@ -399,7 +421,9 @@ mod tests {
     #[test]
     fn an_unreachable_store_with_a_spool_is_degraded_not_failing() {
         let unreachable = || StoreCheck {
-            read: Err("cannot connect to PostgreSQL".to_string()),
+            read: Err(StoreReadFailure(StoreError::Unavailable(
+                "cannot connect to PostgreSQL".to_string(),
+            ))),
             disk: Ok(()),
         };
         let waiting = crate::spool::SpoolStatus {
@@ -443,8 +467,13 @@ mod tests {
         let health = assess(unreachable(), None, activity(0, failure), unchecked, None);
         assert_eq!(health.status, HealthStatus::Failing);
         let both = StoreCheck {
-            read: Err("cannot connect".to_string()),
-            disk: Err("No space left on device".to_string()),
+            read: Err(StoreReadFailure(StoreError::Unavailable(
+                "cannot connect".to_string(),
+            ))),
+            disk: Err(DiskFailure::Write {
+                path: PathBuf::from("/var/lib/sealtrail"),
+                source: std::io::Error::other("No space left on device"),
+            }),
         };
         let health = assess(both, Some(waiting), activity(0, failure), unchecked, None);
         assert_eq!(health.status, HealthStatus::Failing);

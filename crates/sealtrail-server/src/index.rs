@@ -22,7 +22,7 @@
 //!   the index was rebuilt), so a restart indexes only what is new.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,11 +44,6 @@ pub const BATCH_ENTRIES: usize = 10_000;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// A round that finds only a few entries starts at most this often.
 pub const ROUND_PACE: Duration = Duration::from_millis(200);
-
-/// The index database inside a data directory.
-pub fn index_path(data_dir: &Path) -> PathBuf {
-    DataDir::new(data_dir).index()
-}
 
 /// The tenant numbers (key prefixes) of the index, shared by the follower, which assigns
 /// them, and the readers, whose searches need them. A tenant's number never changes once
@@ -126,7 +121,7 @@ impl Indexer {
         layout: IndexLayout,
     ) -> Result<Indexer, FollowerError> {
         let log = log.open_reader()?;
-        let db = IndexDb::open(&index_path(data_dir), layout, log.as_ref())
+        let db = IndexDb::open(&DataDir::new(data_dir).index(), layout, log.as_ref())
             .map_err(|e| FollowerError::State(Box::new(e)))?;
         let numbers: Numbers = Arc::new(Mutex::new(
             db.marks()
@@ -200,7 +195,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Ledger, LedgerConfig, Submission};
+    use crate::ledger::Submission;
     use sealtrail_core::event::Event;
 
     const EVENTS: u64 = 400;
@@ -220,23 +215,6 @@ mod tests {
         }
     }
 
-    async fn ledger(dir: &Path) -> Ledger {
-        let ledger = Ledger::start(LedgerConfig {
-            data_dir: dir.to_path_buf(),
-            store: Location::new(dir, None),
-            signing_key: None,
-            checkpoint_interval: Duration::from_secs(60),
-            origin_prefix: "test.example".into(),
-            audit_stdout: false,
-        })
-        .unwrap();
-        ledger
-            .create_token("acme", vec!["events:write".into()], "test")
-            .await
-            .unwrap();
-        ledger
-    }
-
     fn seqs(index: &Index, search: &Search) -> Vec<u64> {
         let number = index.tenant_number("acme").unwrap();
         index.reader().unwrap().search(number, search).unwrap()
@@ -247,7 +225,7 @@ mod tests {
     #[tokio::test]
     async fn the_indexer_follows_the_ledger_and_resumes_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = ledger(dir.path()).await;
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
         ledger
             .append("acme", (0..EVENTS).map(event).collect())
             .await
@@ -305,7 +283,7 @@ mod tests {
         // The watermark is stored with the rows: reopened, the index stands where it stopped.
         let log = location.open_reader().unwrap();
         let db = IndexDb::open(
-            &index_path(dir.path()),
+            &DataDir::new(dir.path()).index(),
             IndexLayout::default(),
             log.as_ref(),
         )

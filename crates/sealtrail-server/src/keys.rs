@@ -44,7 +44,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sealtrail_core::note::{NoteError, SignerKey, VerifierKey};
-use sealtrail_store::Tenant;
+use sealtrail_store::{DataDir, Tenant};
 
 /// Why a key file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +236,7 @@ impl KeyResolver {
     /// The resolver of the data directory `data_dir`, with each log's own key file.
     pub fn new(data_dir: &Path) -> KeyResolver {
         KeyResolver {
-            dir: data_dir.join("keys"),
+            dir: DataDir::new(data_dir).keys(),
             root: None,
         }
     }
@@ -369,7 +369,7 @@ mod tests {
             .unwrap();
         assert!(keys.key == recorded.verifier() && keys.disputed.is_none());
         // A key file that matches the record: no dispute either.
-        write_key_pair(&data.path().join("keys"), &recorded).unwrap();
+        write_key_pair(&DataDir::new(data.path()).keys(), &recorded).unwrap();
         let keys = resolver
             .verifiers(&tenant(origin, Some(&recorded)))
             .unwrap();
@@ -377,7 +377,7 @@ mod tests {
         // The key file replaced: it is trusted, and the record is required as well.
         let other = tempfile::tempdir().unwrap();
         let resolver = KeyResolver::new(other.path());
-        write_key_pair(&other.path().join("keys"), &substitute).unwrap();
+        write_key_pair(&DataDir::new(other.path()).keys(), &substitute).unwrap();
         let disputed = tenant(origin, Some(&recorded));
         let keys = resolver.verifiers(&disputed).unwrap();
         assert!(keys.key == substitute.verifier());
@@ -398,7 +398,7 @@ mod tests {
         let created = resolver.create_signer("test.example/acme").unwrap();
         let record = tenant("test.example/acme", Some(&created));
         assert!(resolver.signer(&record).unwrap().verifier() == created.verifier());
-        assert!(!data.path().join("keys").exists());
+        assert!(!DataDir::new(data.path()).keys().exists());
         // Without the root, the log has no key here to sign with.
         let error = KeyResolver::new(data.path()).signer(&record).unwrap_err();
         assert!(matches!(error, KeyError::Missing { .. }), "{error}");

@@ -16,8 +16,10 @@
 //!   (later) the stream adapters: [`ingest`] (request bytes to submissions, with per-element
 //!   errors), [`query`] (search pages and cursors, an event with its proof, inclusion and
 //!   consistency proofs, tiles), [`verify`] (verifying a log or a whole store, the background
-//!   verifier and its board), [`health`] (the checks behind `/health`) and [`keys`] (key files,
-//!   and the one rule for which key signs, verifies and is published for a log). [`readers`]
+//!   verifier and its board), [`health`] (the checks behind `/health`), [`keys`] (key files,
+//!   and the one rule for which key signs, verifies and is published for a log), [`authn`]
+//!   (from a bearer secret to its token, through a short-lived cache) and [`directory`] (the
+//!   listings of tenants and tokens). [`readers`]
 //!   is the pool of store connections they read through.
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
@@ -40,8 +42,10 @@
 
 pub mod app;
 pub mod auth;
+pub mod authn;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod follower;
 pub mod health;
 pub mod http;

@@ -41,7 +41,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use sealtrail_core::Timestamp;
+use sealtrail_core::checkpoint::Checkpoint;
 
+use crate::readers::{ReadError, Readers};
 use crate::spool::SpoolStatus;
 
 /// The window of `audit_log_count_5m` in `GET /health`.
@@ -317,6 +319,34 @@ pub fn checkpoint_known(tenant: &str) -> bool {
     lock(&METRICS.checkpoints).contains_key(tenant)
 }
 
+/// Records the signing time of each tenant's latest stored checkpoint that this process has
+/// not seen signed. Checkpoints signed before this process started (or by another process)
+/// are known only to the store: reading each such tenant's latest once, before a scrape,
+/// makes its age gauge exist from the first scrape.
+pub async fn seed_checkpoint_ages(readers: &Readers) -> Result<(), ReadError> {
+    readers
+        .read(|conn| {
+            for tenant in conn.tenants()? {
+                if checkpoint_known(&tenant.name) {
+                    continue;
+                }
+                let latest = conn.latest_checkpoint(&tenant.name)?;
+                if let Some(at) = latest.and_then(|c| issued_at(&c.note)) {
+                    checkpoint_signed(&tenant.name, at);
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// When a stored checkpoint note says it was issued (its `sealtrail-timestamp` line). Used
+/// for an age gauge only, so the note is parsed, not verified.
+fn issued_at(note: &str) -> Option<Timestamp> {
+    let note = sealtrail_core::note::parse(note.as_bytes()).ok()?;
+    Checkpoint::parse(&note.text).ok()?.timestamp
+}
+
 /// Records one verification run of a log: valid or not, and how many violations it found.
 /// (The latest result per tenant, which `GET /health` reports as `chain`, is kept by the
 /// verification board.)
@@ -545,5 +575,26 @@ mod tests {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_stored_checkpoint_says_when_it_was_issued() {
+        let signer = sealtrail_core::note::SignerKey::generate(
+            "sealtrail.local/acme",
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let issued = Timestamp::parse("2026-11-23T10:00:00.123456Z").unwrap();
+        let note = Checkpoint {
+            origin: "sealtrail.local/acme".into(),
+            size: 3,
+            root: sealtrail_core::Hash::ZERO,
+            timestamp: Some(issued),
+            extensions: vec![],
+        }
+        .sign(&signer)
+        .unwrap();
+        assert_eq!(issued_at(&note), Some(issued));
+        assert_eq!(issued_at("not a note"), None);
     }
 }

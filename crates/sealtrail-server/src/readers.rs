@@ -33,6 +33,30 @@ impl ReadFailure for StoreError {
     }
 }
 
+/// Why a plain read through [`Readers`] failed, for services whose reads have no failure of
+/// their own (listings, token lookups): the store's error, or the pool's. The two are kept
+/// apart because a closed pool or a panicked read is the server's fault, not the store's, and
+/// is reported as such.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pool failed (closed, or the read's task panicked).
+    #[error("{0}")]
+    Pool(String),
+}
+
+impl ReadFailure for ReadError {
+    fn pool_failure(message: String) -> Self {
+        ReadError::Pool(message)
+    }
+
+    /// Only the store's errors come from a connection, and any of them may have broken it.
+    fn may_break_connection(&self) -> bool {
+        matches!(self, ReadError::Store(_))
+    }
+}
+
 /// A small pool of read connections to the store; reads never wait for the writer.
 #[derive(Clone)]
 pub struct Readers {

@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use sealtrail_core::Timestamp;
 use sealtrail_core::canonical::Entry;
+use sealtrail_store::DataDir;
 use sha2::{Digest, Sha256};
 
 /// Default bound on the spool file's size.
@@ -56,7 +57,7 @@ const HEADER: usize = 12;
 
 /// The spool file inside the data directory.
 pub fn spool_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("spool").join("events.spool")
+    DataDir::new(data_dir).spool().join("events.spool")
 }
 
 /// One spooled event.

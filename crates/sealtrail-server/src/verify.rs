@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sealtrail_core::checkpoint::Checkpoint;
+use sealtrail_core::checkpoint::{Checkpoint, CheckpointError};
 use sealtrail_core::merkle::HashReader;
 use sealtrail_core::note::{self, VerifierKey};
 use sealtrail_core::verify::{EntryCheck, Report, Verifier, VerifyError, VerifyOptions};
@@ -414,10 +414,20 @@ fn checkpoint_size(signed: &[u8]) -> Option<u64> {
 }
 
 /// The origin line of a signed checkpoint (unverified), to tell which log it belongs to.
-pub fn checkpoint_origin(signed: &[u8]) -> Result<String, String> {
-    let parsed = note::parse(signed).map_err(|e| e.to_string())?;
-    let checkpoint = Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
+pub fn checkpoint_origin(signed: &[u8]) -> Result<String, UnreadableCheckpoint> {
+    let parsed = note::parse(signed)?;
+    let checkpoint = Checkpoint::parse(&parsed.text)?;
     Ok(checkpoint.origin)
+}
+
+/// Why bytes are not a signed checkpoint whose origin can be read: not a signed note, or a
+/// note whose text is not a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableCheckpoint {
+    #[error(transparent)]
+    Note(#[from] note::NoteError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// What to verify in a store: which tenant (all by default), which checkpoints kept outside
@@ -467,7 +477,10 @@ pub enum StoreVerifyError {
         source: std::io::Error,
     },
     #[error("{} is not a signed checkpoint: {reason}", path.display())]
-    NotACheckpoint { path: PathBuf, reason: String },
+    NotACheckpoint {
+        path: PathBuf,
+        reason: UnreadableCheckpoint,
+    },
     #[error("{} is a checkpoint of {origin:?}, which is no tenant's log in {location}", path.display())]
     ForeignCheckpoint {
         path: PathBuf,
@@ -578,7 +591,7 @@ pub fn verify_store(
     request: &StoreVerifyRequest,
 ) -> Result<StoreVerification, StoreVerifyError> {
     if let Location::Embedded { data_dir } = location {
-        let database = store::sqlite::database_path(data_dir);
+        let database = store::DataDir::new(data_dir).database();
         if !database.exists() {
             return Err(StoreVerifyError::NoStore {
                 data_dir: data_dir.clone(),
@@ -668,7 +681,7 @@ pub fn verify_store(
             disputed_key = keys.disputed.clone().map(|recorded| DisputedKey {
                 file: keys.key.clone(),
                 recorded,
-                key_dir: data_dir.join("keys"),
+                key_dir: store::DataDir::new(data_dir).keys(),
             });
             verify_tenant_with_log_keys(conn, &tenant.name, &keys, extra, None, None)
         } else {

@@ -643,12 +643,32 @@ struct StoredSource {
     app: Option<String>,
 }
 
-fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, String> {
-    let entry: StoredEntry<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+/// Why a stored entry could not be turned into an index row. The entry is then left out of
+/// the index and logged; `sealtrail verify` says what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("timestamp {text:?}: {error}")]
+    Timestamp {
+        text: String,
+        error: sealtrail_core::timestamp::TimestampError,
+    },
+    #[error("unknown activity {0:?}")]
+    Activity(String),
+    #[error("unknown outcome {0:?}")]
+    Outcome(String),
+}
+
+fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, RowError> {
+    let entry: StoredEntry<'_> = serde_json::from_slice(bytes)?;
     let time = |text: &str| {
         Timestamp::parse(text)
             .map(|t| t.unix_micros())
-            .map_err(|e| format!("timestamp {text:?}: {e}"))
+            .map_err(|error| RowError::Timestamp {
+                text: text.to_string(),
+                error,
+            })
     };
     let received = time(&entry.received_at)?;
     let at = match &entry.occurred_at {
@@ -658,13 +678,13 @@ fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, String> {
     let activity = match &entry.activity {
         Some(name) => Some(
             Activity::from_name(name)
-                .ok_or_else(|| format!("unknown activity {name:?}"))?
+                .ok_or_else(|| RowError::Activity(name.to_string()))?
                 .as_str(),
         ),
         None => None,
     };
     let outcome = EventOutcome::from_name(&entry.outcome)
-        .ok_or_else(|| format!("unknown outcome {:?}", entry.outcome))?
+        .ok_or_else(|| RowError::Outcome(entry.outcome.to_string()))?
         .as_str();
     let targets = entry
         .targets

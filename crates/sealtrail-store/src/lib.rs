@@ -114,7 +114,7 @@ impl Location {
     pub fn open_writer(&self) -> Result<Box<dyn Store>> {
         Ok(match self {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_writer(
-                &sqlite::database_path(data_dir),
+                &DataDir::new(data_dir).database(),
             )?),
             Location::Postgres { url } => Box::new(postgres::PgStore::open_writer(url)?),
         })
@@ -124,7 +124,7 @@ impl Location {
     pub fn open_reader(&self) -> Result<Box<dyn Store>> {
         Ok(match self {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_reader(
-                &sqlite::database_path(data_dir),
+                &DataDir::new(data_dir).database(),
             )?),
             Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
         })
@@ -135,7 +135,7 @@ impl Location {
     pub fn open_scanner(&self) -> Result<Box<dyn Store>> {
         Ok(match self {
             Location::Embedded { data_dir } => Box::new(sqlite::SqliteStore::open_scanner(
-                &sqlite::database_path(data_dir),
+                &DataDir::new(data_dir).database(),
             )?),
             Location::Postgres { url } => Box::new(postgres::PgStore::open_reader(url)?),
         })
@@ -160,7 +160,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Embedded { data_dir } => {
-                write!(f, "{}", sqlite::database_path(data_dir).display())
+                write!(f, "{}", DataDir::new(data_dir).database().display())
             }
             Location::Postgres { url } => f.write_str(&postgres::redact_url(url)),
         }
@@ -201,6 +201,19 @@ pub struct TokenRecord {
     pub scopes: Vec<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
+}
+
+impl TokenRecord {
+    /// The token's scopes as both schemas store them: one text column of names separated by
+    /// spaces (scope names contain none). Kept here so that the two backends cannot disagree.
+    pub(crate) fn scopes_column(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    /// The scopes read back from the column [`TokenRecord::scopes_column`] writes.
+    pub(crate) fn scopes_from_column(column: &str) -> Vec<String> {
+        column.split_whitespace().map(str::to_string).collect()
+    }
 }
 
 /// A protection of the log tables that the store's schema installs, and whether it is in

@@ -830,7 +830,7 @@ fn token_from_row(row: &Row) -> Result<TokenRecord, postgres::Error> {
     Ok(TokenRecord {
         id: row.try_get(0)?,
         tenant: row.try_get(1)?,
-        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        scopes: TokenRecord::scopes_from_column(&scopes),
         created_at: row.try_get(3)?,
         revoked_at: row.try_get(4)?,
     })
@@ -1121,7 +1121,7 @@ impl Store for PgStore {
                 &record.id,
                 &record.tenant,
                 &secret_sha256.as_slice(),
-                &record.scopes.join(" "),
+                &record.scopes_column(),
                 &record.created_at,
             ],
         )?;

@@ -14,7 +14,7 @@
 pub mod wal;
 
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
@@ -49,11 +49,6 @@ const TRIGGERS: [(&str, &str); 6] = [
 /// How much of the database file a read-only connection maps into memory (SQLite lowers it to
 /// its compile-time cap, 2 GiB in the bundled build).
 const READER_MMAP_BYTES: i64 = 1 << 40;
-
-/// The database file inside a data directory (see [`DataDir::database`](crate::DataDir)).
-pub fn database_path(data_dir: &Path) -> PathBuf {
-    crate::DataDir::new(data_dir).database()
-}
 
 /// The embedded store over one SQLite connection.
 pub struct SqliteStore {
@@ -208,7 +203,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
         id: row.get(0)?,
         tenant: row.get(1)?,
-        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        scopes: TokenRecord::scopes_from_column(&scopes),
         created_at: row.get(3)?,
         revoked_at: row.get(4)?,
     })
@@ -363,13 +358,11 @@ impl Store for SqliteStore {
     }
 
     fn seq_of_id(&self, tenant: &str, id: &str) -> Result<Option<u64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq FROM entries WHERE tenant = ?1 AND id = ?2")?;
-        Ok(stmt
-            .query_row(params![tenant, id], |row| row.get::<_, i64>(0))
-            .optional()?
-            .map(|seq| seq as u64))
+        self.seq_by_key(
+            "SELECT seq FROM entries WHERE tenant = ?1 AND id = ?2",
+            tenant,
+            id,
+        )
     }
 
     fn entries(
@@ -419,13 +412,11 @@ impl Store for SqliteStore {
     }
 
     fn idempotent_seq(&self, tenant: &str, key: &str) -> Result<Option<u64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq FROM idempotency WHERE tenant = ?1 AND key = ?2")?;
-        Ok(stmt
-            .query_row(params![tenant, key], |row| row.get::<_, i64>(0))
-            .optional()?
-            .map(|seq| seq as u64))
+        self.seq_by_key(
+            "SELECT seq FROM idempotency WHERE tenant = ?1 AND key = ?2",
+            tenant,
+            key,
+        )
     }
 
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>> {
@@ -537,6 +528,16 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The seq `sql` finds for a tenant and a key (an entry id, an idempotency key): both
+    /// lookups read at most one seq by tenant and key, and differ only in the table.
+    fn seq_by_key(&self, sql: &str, tenant: &str, key: &str) -> Result<Option<u64>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        Ok(stmt
+            .query_row(params![tenant, key], |row| row.get::<_, i64>(0))
+            .optional()?
+            .map(|seq| seq as u64))
+    }
+
     /// Runs one write; a failed write marks the transaction failed, so that [`Store::commit`]
     /// refuses it — as PostgreSQL does — rather than commit the writes around the failure.
     fn write<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -630,7 +631,7 @@ impl SqliteStore {
                 record.id,
                 record.tenant,
                 secret_sha256.as_slice(),
-                record.scopes.join(" "),
+                record.scopes_column(),
                 record.created_at
             ],
         )?;
@@ -751,7 +752,7 @@ mod tests {
     #[test]
     fn a_grown_wal_is_checkpointed_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
-        let path = database_path(dir.path());
+        let path = crate::DataDir::new(dir.path()).database();
         let store = SqliteStore::open_writer(&path).unwrap();
         store.begin_write(&["t"]).unwrap();
         store

@@ -102,11 +102,28 @@ fn unique_name() -> String {
     )
 }
 
+/// Why SQL run straight on a database under test failed. `message` is the database's own
+/// words (for PostgreSQL, the server's message without the driver's framing), which the suite
+/// matches against: an append-only trigger names itself there.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RawSqlError {
+    pub message: String,
+}
+
+impl RawSqlError {
+    fn new(message: impl ToString) -> RawSqlError {
+        RawSqlError {
+            message: message.to_string(),
+        }
+    }
+}
+
 /// A store under test and a way to reach its database directly, as an administrator could.
 pub trait Backend {
     fn location(&self) -> Location;
     /// Runs SQL with full rights on the database.
-    fn raw(&self, sql: &str) -> Result<(), String>;
+    fn raw(&self, sql: &str) -> Result<(), RawSqlError>;
     /// The SQL that removes a trigger.
     fn drop_trigger(&self, trigger: &str, table: &str) -> String;
     fn data_dir(&self) -> &std::path::Path;
@@ -137,10 +154,10 @@ impl Backend for Embedded {
     fn location(&self) -> Location {
         Location::new(self.dir.path(), None)
     }
-    fn raw(&self, sql: &str) -> Result<(), String> {
-        let conn = rusqlite::Connection::open(crate::sqlite::database_path(self.dir.path()))
-            .map_err(|e| e.to_string())?;
-        conn.execute_batch(sql).map_err(|e| e.to_string())
+    fn raw(&self, sql: &str) -> Result<(), RawSqlError> {
+        let conn = rusqlite::Connection::open(crate::DataDir::new(self.dir.path()).database())
+            .map_err(RawSqlError::new)?;
+        conn.execute_batch(sql).map_err(RawSqlError::new)
     }
     fn drop_trigger(&self, trigger: &str, _table: &str) -> String {
         format!("DROP TRIGGER {trigger}")
@@ -150,7 +167,7 @@ impl Backend for Embedded {
     }
     fn hold_appends(&self) -> Box<dyn std::any::Any + Send> {
         let conn =
-            rusqlite::Connection::open(crate::sqlite::database_path(self.dir.path())).unwrap();
+            rusqlite::Connection::open(crate::DataDir::new(self.dir.path()).database()).unwrap();
         // SQLite's one write lock, until the connection closes.
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         Box::new(conn)
@@ -175,10 +192,12 @@ impl Backend for Postgres {
     fn location(&self) -> Location {
         Location::new(self.dir.path(), Some(&self.db.url))
     }
-    fn raw(&self, sql: &str) -> Result<(), String> {
+    fn raw(&self, sql: &str) -> Result<(), RawSqlError> {
         self.db.connect().batch_execute(sql).map_err(|e| {
-            e.as_db_error()
-                .map_or_else(|| e.to_string(), |db| db.message().to_string())
+            RawSqlError::new(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |db| db.message().to_string()),
+            )
         })
     }
     fn drop_trigger(&self, trigger: &str, table: &str) -> String {

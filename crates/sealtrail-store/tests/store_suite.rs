@@ -461,13 +461,13 @@ fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
         "DELETE FROM checkpoints WHERE tenant = 'acme'",
     ] {
         let error = backend.raw(sql).expect_err(sql);
-        assert!(error.contains("append-only"), "{sql}: {error}");
+        assert!(error.message.contains("append-only"), "{sql}: {error}");
     }
     if store.kind() == "postgres" {
         for table in ["entries", "hashes", "checkpoints"] {
             let sql = format!("TRUNCATE {table}");
             let error = backend.raw(&sql).expect_err(&sql);
-            assert!(error.contains("append-only"), "{sql}: {error}");
+            assert!(error.message.contains("append-only"), "{sql}: {error}");
         }
     }
     assert_eq!(store.size("acme").unwrap(), 3);

@@ -32,7 +32,6 @@ use super::{ApiError, AppState, Caller};
 use crate::auth::{self, Scope};
 use crate::ledger::SYSTEM_TENANT;
 use crate::tenant::TenantName;
-use sealtrail_store as store;
 
 /// An admin request body is a few hundred bytes; refuse anything far larger unread.
 const MAX_ADMIN_BODY: usize = 64 * 1024;
@@ -279,7 +278,7 @@ async fn list_tokens(
     caller: Caller,
 ) -> Result<Json<TokenList>, ApiError> {
     require_admin(&caller)?;
-    let records = state.readers.with(|conn| Ok(conn.list_tokens()?)).await?;
+    let records = state.directory().tokens().await?;
     let tokens = records
         .into_iter()
         .map(|record| TokenInfo {
@@ -361,24 +360,17 @@ async fn list_tenants(
 ) -> Result<Json<TenantList>, ApiError> {
     require_admin(&caller)?;
     let tenants = state
-        .readers
-        .with(|conn| {
-            let mut tenants = Vec::new();
-            for tenant in conn.tenants()? {
-                // The store, not the ledger's in-memory heads: another process (the CLI)
-                // may have appended, and a new tenant has no head until its first entry.
-                let size = store::tail(conn, &tenant.name)?.size;
-                let checkpoint_size = conn.latest_checkpoint(&tenant.name)?.map(|c| c.size);
-                tenants.push(TenantInfo {
-                    name: tenant.name,
-                    origin: tenant.origin,
-                    created_at: tenant.created_at,
-                    size,
-                    checkpoint_size,
-                });
-            }
-            Ok(tenants)
+        .directory()
+        .tenants()
+        .await?
+        .into_iter()
+        .map(|tenant| TenantInfo {
+            name: tenant.name,
+            origin: tenant.origin,
+            created_at: tenant.created_at,
+            size: tenant.size,
+            checkpoint_size: tenant.checkpoint_size,
         })
-        .await?;
+        .collect();
     Ok(Json(TenantList { tenants }))
 }

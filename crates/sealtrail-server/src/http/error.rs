@@ -16,7 +16,7 @@ use crate::index::IndexError;
 use crate::ingest::IngestError;
 use crate::ledger::LedgerError;
 use crate::query::QueryError;
-use crate::readers::ReadFailure;
+use crate::readers::{ReadError, ReadFailure};
 use crate::verify::VerificationError;
 use sealtrail_store::StoreError;
 
@@ -199,6 +199,15 @@ impl ReadFailure for ApiError {
     /// A refusal of the request leaves the connection as good as it was.
     fn may_break_connection(&self) -> bool {
         self.status.is_server_error()
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> ApiError {
+        match error {
+            ReadError::Store(error) => error.into(),
+            ReadError::Pool(message) => ApiError::internal(message),
+        }
     }
 }
 

@@ -15,8 +15,7 @@ pub mod ops;
 pub mod query;
 pub mod tiles;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -25,7 +24,10 @@ use axum::http::request::Parts;
 
 pub use self::error::ApiError;
 use crate::auth::{self, Scope};
+use crate::authn::{Authenticator, Credentials};
+pub use crate::authn::{TOKEN_RECHECK, TokenCache};
 use crate::config::Resolved;
+use crate::directory::Directory;
 use crate::health::HealthCheck;
 use crate::ingest::Ingest;
 use crate::ledger::Ledger;
@@ -33,7 +35,6 @@ use crate::query::Queries;
 pub use crate::readers::{MAX_READERS, Readers};
 use crate::tenant::TenantName;
 use crate::verify::{LogVerifier, VerificationBoard};
-use sealtrail_store::TokenRecord;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -55,78 +56,19 @@ pub struct AppState {
     pub health: HealthCheck,
 }
 
-/// Tokens most recently found in the store, by secret hash, with when the store said so.
-///
-/// - A token the store confirmed less than [`TOKEN_RECHECK`] ago is taken without asking it
-///   again: a store read on the blocking pool for every request was the largest single cost of
-///   single-event ingest. A token revoked through this instance's API stops working at once
-///   (the cache is cleared); one revoked elsewhere (the CLI, another instance) within
-///   [`TOKEN_RECHECK`].
-/// - While a PostgreSQL store is unreachable, a token is taken as the store last described it,
-///   so that producers can still send events to the spool. A token revoked through another
-///   instance during the outage is honoured until the store answers again.
-#[derive(Clone, Default)]
-pub struct TokenCache {
-    known: Arc<Mutex<std::collections::HashMap<[u8; 32], Confirmed>>>,
-}
-
-/// A token as the store described it, and when.
-type Confirmed = (sealtrail_store::TokenRecord, Instant);
-
-/// How long a token the store confirmed is trusted without asking it again.
-pub const TOKEN_RECHECK: Duration = Duration::from_secs(1);
-
-/// Tokens kept at most; the cache starts over beyond it.
-const TOKEN_CACHE_LIMIT: usize = 10_000;
-
-impl TokenCache {
-    fn remember(&self, hash: [u8; 32], record: Option<&sealtrail_store::TokenRecord>) {
-        let mut known = self.known.lock().expect("token cache lock");
-        match record {
-            Some(record) => {
-                if known.len() >= TOKEN_CACHE_LIMIT && !known.contains_key(&hash) {
-                    known.clear();
-                }
-                known.insert(hash, (record.clone(), Instant::now()));
-            }
-            None => {
-                known.remove(&hash);
-            }
-        }
+impl AppState {
+    /// The authentication service over this state's token cache, readers and ledger.
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(
+            self.tokens.clone(),
+            self.readers.clone(),
+            self.ledger.clone(),
+        )
     }
 
-    /// The token as the store last described it, however long ago.
-    fn recall(&self, hash: &[u8; 32]) -> Option<sealtrail_store::TokenRecord> {
-        self.known
-            .lock()
-            .expect("token cache lock")
-            .get(hash)
-            .map(|(record, _)| record.clone())
-    }
-
-    /// The token, if the store confirmed it within [`TOKEN_RECHECK`].
-    fn fresh(&self, hash: &[u8; 32]) -> Option<sealtrail_store::TokenRecord> {
-        self.known
-            .lock()
-            .expect("token cache lock")
-            .get(hash)
-            .filter(|(_, at)| at.elapsed() < TOKEN_RECHECK)
-            .map(|(record, _)| record.clone())
-    }
-
-    /// Forgets every token: after a revocation, so that it takes effect at once here.
-    pub fn forget_all(&self) {
-        self.known.lock().expect("token cache lock").clear();
-    }
-}
-
-impl Readers {
-    /// [`Readers::read`] for a handler: a failure is already the [`ApiError`] to answer with.
-    pub async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn sealtrail_store::Store) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        self.read(f).await
+    /// The listings of tenants and tokens, read through this state's readers.
+    pub fn directory(&self) -> Directory {
+        Directory::new(self.readers.clone())
     }
 }
 
@@ -166,13 +108,6 @@ fn unauthorized(rule: &'static str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).at(AUTHORIZATION, rule)
 }
 
-/// What the store says about a request's credentials, read in one go.
-struct Credentials {
-    token: Option<TokenRecord>,
-    /// Whether the tenant named in `X-Tenant-ID` exists; asked only for multi-tenant tokens.
-    named_tenant_exists: bool,
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -202,69 +137,13 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get("x-tenant-id")
             .map(|v| v.to_str().ok().map(str::to_string));
-        let hash = auth::secret_hash(&secret);
-        let named = requested.clone().flatten();
-        // A token confirmed a moment ago, for its own tenant or one this instance knows.
-        let recent = state.tokens.fresh(&hash).filter(|token| {
-            token.tenant != auth::ANY_TENANT
-                || named
-                    .as_deref()
-                    .is_none_or(|name| state.ledger.head(name).is_some())
-        });
-        let from_cache = recent.is_some();
-        let looked_up = match recent {
-            Some(token) => Ok(Credentials {
-                named_tenant_exists: token.tenant == auth::ANY_TENANT && named.is_some(),
-                token: Some(token),
-            }),
-            None => {
-                state
-                    .readers
-                    .with(move |conn| {
-                        let token = conn.token_by_secret(&hash)?;
-                        let multi_tenant =
-                            token.as_ref().is_some_and(|t| t.tenant == auth::ANY_TENANT);
-                        let named_tenant_exists = match named {
-                            Some(name) if multi_tenant && TenantName::parse(&name).is_ok() => {
-                                conn.tenant(&name)?.is_some()
-                            }
-                            _ => false,
-                        };
-                        Ok(Credentials {
-                            token,
-                            named_tenant_exists,
-                        })
-                    })
-                    .await
-            }
-        };
         let Credentials {
             token,
             named_tenant_exists,
-        } = match looked_up {
-            // Not remembered again: it must be confirmed by the store within TOKEN_RECHECK.
-            Ok(credentials) if from_cache => credentials,
-            Ok(credentials) => {
-                state.tokens.remember(hash, credentials.token.as_ref());
-                credentials
-            }
-            // The store is unreachable (events may be spooling): the token as the store last
-            // described it, and the tenants this instance knows to exist.
-            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => {
-                let Some(token) = state.tokens.recall(&hash) else {
-                    return Err(error);
-                };
-                let named_tenant_exists = requested
-                    .clone()
-                    .flatten()
-                    .is_some_and(|name| state.ledger.head(&name).is_some());
-                Credentials {
-                    token: Some(token),
-                    named_tenant_exists,
-                }
-            }
-            Err(error) => return Err(error),
-        };
+        } = state
+            .authenticator()
+            .credentials(&secret, requested.clone().flatten())
+            .await?;
         let record =
             token.ok_or_else(|| unauthorized("unknown_token", "the token is not valid"))?;
         if record.revoked_at.is_some() {

@@ -24,8 +24,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sealtrail_core::Timestamp;
-use sealtrail_core::checkpoint::Checkpoint;
 
 pub use self::openapi::{ApiDoc, ApiErrorBody, PENDING_ROUTES, document};
 use super::{ApiError, AppState};
@@ -60,13 +58,6 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, [(header::CACHE_CONTROL, "no-store")], Json(health)).into_response()
 }
 
-/// When a stored checkpoint note says it was issued (its `sealtrail-timestamp` line). Used
-/// for an age gauge only, so the note is parsed, not verified.
-fn issued_at(note: &str) -> Option<Timestamp> {
-    let note = sealtrail_core::note::parse(note.as_bytes()).ok()?;
-    Checkpoint::parse(&note.text).ok()?.timestamp
-}
-
 /// Prometheus metrics.
 #[utoipa::path(
     get, path = "/metrics", tag = "ops", operation_id = "metrics",
@@ -76,26 +67,9 @@ fn issued_at(note: &str) -> Option<Timestamp> {
     ),
 )]
 async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiError> {
-    // Checkpoints signed before this process started (or by another process) are known only
-    // to the store: read each such tenant's latest once, so its age gauge exists from the
-    // first scrape.
-    let seeded = state
-        .readers
-        .with(|conn| {
-            for tenant in conn.tenants()? {
-                if metrics::checkpoint_known(&tenant.name) {
-                    continue;
-                }
-                let latest = conn.latest_checkpoint(&tenant.name)?;
-                if let Some(at) = latest.and_then(|c| issued_at(&c.note)) {
-                    metrics::checkpoint_signed(&tenant.name, at);
-                }
-            }
-            Ok(())
-        })
-        .await;
-    if let Err(error) = seeded {
+    if let Err(error) = metrics::seed_checkpoint_ages(&state.readers).await {
         // Metrics must still be served while the store fails: that is when they matter.
+        let error = ApiError::from(error);
         tracing::warn!(error = %error.message, "cannot read checkpoint times for the metrics");
     }
     let text =
@@ -114,30 +88,4 @@ async fn openapi_json() -> Response {
         openapi::document_json(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stored_checkpoint_says_when_it_was_issued() {
-        let signer = sealtrail_core::note::SignerKey::generate(
-            "sealtrail.local/acme",
-            &mut rand_core::OsRng,
-        )
-        .unwrap();
-        let issued = Timestamp::parse("2026-11-23T10:00:00.123456Z").unwrap();
-        let note = Checkpoint {
-            origin: "sealtrail.local/acme".into(),
-            size: 3,
-            root: sealtrail_core::Hash::ZERO,
-            timestamp: Some(issued),
-            extensions: vec![],
-        }
-        .sign(&signer)
-        .unwrap();
-        assert_eq!(issued_at(&note), Some(issued));
-        assert_eq!(issued_at("not a note"), None);
-    }
 }

@@ -16,14 +16,7 @@ use crate::tenant::TenantName;
 impl Writer {
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
         self.store.begin_write(&[tenant, SYSTEM_TENANT])?;
-        let mut work = GroupWork {
-            store: self.store.as_ref(),
-            tenants: &mut self.tenants,
-            keys: &self.keys,
-            config: &self.config,
-            audit: &mut self.audit,
-            clock: &self.clock,
-        };
+        let mut work = self.group_work();
         match work.ensure_tenant(tenant, actor) {
             Ok(created) => {
                 self.store.commit()?;

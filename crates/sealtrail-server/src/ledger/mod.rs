@@ -53,6 +53,8 @@ mod admin;
 mod checkpoints;
 mod group;
 mod spooling;
+#[cfg(test)]
+pub(crate) mod testing;
 mod writer;
 
 use std::collections::HashMap;
@@ -334,6 +336,22 @@ enum Job {
 }
 
 impl Job {
+    /// The job that creates a token, waiting for its reply: the same for async and blocking
+    /// callers, who differ only in how they wait.
+    fn create_token(
+        tenant: &str,
+        scopes: Vec<String>,
+        actor: &str,
+    ) -> impl FnOnce(Reply<NewToken>) -> Job {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        |reply| Job::CreateToken {
+            tenant,
+            scopes,
+            actor,
+            reply,
+        }
+    }
+
     /// The tenants whose logs this job may extend (and so must lock).
     fn tenants(&self) -> Vec<&str> {
         match self {
@@ -424,19 +442,25 @@ impl Ledger {
     }
 
     async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, LedgerError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(job(reply))
-            .map_err(|_| LedgerError::Closed)?;
+        let answer = self.send(job)?;
         answer.await.map_err(|_| LedgerError::Closed)?
     }
 
     fn call_blocking<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, LedgerError> {
+        let answer = self.send(job)?;
+        answer.blocking_recv().map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Queues `job` for the writer thread; its answer arrives on the returned channel.
+    fn send<T>(
+        &self,
+        job: impl FnOnce(Reply<T>) -> Job,
+    ) -> Result<oneshot::Receiver<Result<T, LedgerError>>, LedgerError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(job(reply))
             .map_err(|_| LedgerError::Closed)?;
-        answer.blocking_recv().map_err(|_| LedgerError::Closed)?
+        Ok(answer)
     }
 
     /// Appends events to a tenant's log; returns once they are durable.
@@ -461,14 +485,7 @@ impl Ledger {
         scopes: Vec<String>,
         actor: &str,
     ) -> Result<NewToken, LedgerError> {
-        let (tenant, actor) = (tenant.to_string(), actor.to_string());
-        self.call(|reply| Job::CreateToken {
-            tenant,
-            scopes,
-            actor,
-            reply,
-        })
-        .await
+        self.call(Job::create_token(tenant, scopes, actor)).await
     }
 
     /// [`Ledger::create_token`] for synchronous callers (the CLI).
@@ -478,13 +495,7 @@ impl Ledger {
         scopes: Vec<String>,
         actor: &str,
     ) -> Result<NewToken, LedgerError> {
-        let (tenant, actor) = (tenant.to_string(), actor.to_string());
-        self.call_blocking(|reply| Job::CreateToken {
-            tenant,
-            scopes,
-            actor,
-            reply,
-        })
+        self.call_blocking(Job::create_token(tenant, scopes, actor))
     }
 
     /// Creates the first admin token of a store that has no token yet; `None` when it has one.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sealtrail_core::canonical::{ServerFields, canonical_entry};
 use sealtrail_core::{Hash, Timestamp};
 
-use super::group::{Assigned, GroupWork};
+use super::group::Assigned;
 use super::writer::{PendingAppend, Writer, write_audit_lines};
 use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
@@ -250,14 +250,7 @@ impl Writer {
         self.audit.clear();
         self.store.begin_write(&locks)?;
         let result = (|| {
-            let mut work = GroupWork {
-                store: self.store.as_ref(),
-                tenants: &mut self.tenants,
-                keys: &self.keys,
-                config: &self.config,
-                audit: &mut self.audit,
-                clock: &self.clock,
-            };
+            let mut work = self.group_work();
             let mut drained = 0usize;
             for tenant in &order {
                 let items = by_tenant.remove(tenant).unwrap_or_default();

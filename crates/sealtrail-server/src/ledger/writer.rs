@@ -84,6 +84,19 @@ pub(super) enum Settled {
 }
 
 impl Writer {
+    /// The writer's state as a group's work sees it, borrowed for one write transaction:
+    /// the appends of a group, a spool drain and an admin action all go through it.
+    pub(super) fn group_work(&mut self) -> GroupWork<'_> {
+        GroupWork {
+            store: self.store.as_ref(),
+            tenants: &mut self.tenants,
+            keys: &self.keys,
+            config: &self.config,
+            audit: &mut self.audit,
+            clock: &self.clock,
+        }
+    }
+
     pub(super) fn new(
         store: Box<dyn Store>,
         config: LedgerConfig,
@@ -281,14 +294,7 @@ impl Writer {
             }
             return Err(error.into());
         }
-        let mut work = GroupWork {
-            store: self.store.as_ref(),
-            tenants: &mut self.tenants,
-            keys: &self.keys,
-            config: &self.config,
-            audit: &mut self.audit,
-            clock: &self.clock,
-        };
+        let mut work = self.group_work();
         let mut failure = None;
         let mut pending_jobs = jobs.into_iter().peekable();
         while pending_jobs.peek().is_some() {

@@ -111,6 +111,21 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `POST /v1/events/batch` with `events` (a JSON array, or anything that serializes to one).
+    pub async fn post_batch(
+        &self,
+        token: &str,
+        events: &(impl serde::Serialize + ?Sized),
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/events/batch"))
+            .bearer_auth(token)
+            .json(events)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// How many entries `tenant`'s log holds, as the store has them.
     pub fn log_size(&self, tenant: &str) -> u64 {
         sealtrail_store::Location::new(&self.data, None)

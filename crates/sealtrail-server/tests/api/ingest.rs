@@ -78,14 +78,7 @@ async fn a_batch_commits_valid_events_and_rejects_invalid_ones_one_by_one() {
     let mut bad = event(2);
     bad["outcome"] = "maybe".into();
     let batch = serde_json::json!([event(1), bad, event(3)]);
-    let response = app
-        .client
-        .post(app.url("/v1/events/batch"))
-        .bearer_auth(&token)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_batch(&token, &batch).await;
     assert_eq!(response.status(), 200);
     let results: serde_json::Value = response.json().await.unwrap();
     assert_eq!(results[0]["status"], 201);

@@ -195,14 +195,7 @@ async fn tiles_publish_the_signed_tree_and_its_entries_to_the_tenant() {
     let app = spawn_app().await;
     let token = app.token("acme", &["events:write", "log:read"]).await;
     let batch: Vec<Value> = (0..300).map(event).collect();
-    let response = app
-        .client
-        .post(app.url("/v1/events/batch"))
-        .bearer_auth(&token)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_batch(&token, &batch).await;
     assert_eq!(response.status(), 200);
     let hashes = post_events(&app, &token, 300..302).await;
     let (_, note) = checkpoint_at(&app, &token, 302).await;
@@ -411,7 +404,8 @@ async fn the_background_verifier_flags_a_log_altered_in_the_database() {
     post_events(&app, &token, 0..3).await;
     checkpoint_at(&app, &token, 3).await;
 
-    let db = rusqlite::Connection::open(sealtrail_store::sqlite::database_path(&app.data)).unwrap();
+    let db =
+        rusqlite::Connection::open(sealtrail_store::DataDir::new(&app.data).database()).unwrap();
     db.execute_batch("DROP TRIGGER entries_append_only_update")
         .unwrap();
     db.execute(

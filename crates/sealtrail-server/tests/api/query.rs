@@ -133,14 +133,7 @@ fn expect(keep: impl Fn(u64, &Spec) -> bool) -> Vec<u64> {
 
 /// Sends events in one batch; returns their receipts.
 async fn ingest(app: &TestApp, token: &str, events: Vec<Value>) -> Vec<Value> {
-    let response = app
-        .client
-        .post(app.url("/v1/events/batch"))
-        .bearer_auth(token)
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_batch(token, &events).await;
     assert_eq!(response.status(), 200);
     let results: Vec<Value> = response.json().await.unwrap();
     for result in &results {
@@ -608,7 +601,7 @@ async fn the_index_is_rebuilt_from_the_log_when_missing_or_of_another_version() 
     let query = format!("q=treatment&wait_for_seq={}", EVENTS - 1);
     let before = seqs(&app, &reader, &query).await;
     assert_eq!(before, expect(|n, _| n % 5 == 0));
-    let index = app.data.join("index.db");
+    let index = sealtrail_store::DataDir::new(&app.data).index();
     app.stop().await;
 
     std::fs::remove_file(&index).unwrap();

@@ -1,12 +1,13 @@
 //! `sealtrail keys generate` and `sealtrail keys show`: log keys in the C2SP signed-note key
 //! formats, written with safe permissions and read back from the key directory or the store.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use sealtrail_core::note::SignerKey;
 use sealtrail_server::keys;
+use sealtrail_store::DataDir;
 
 use super::{DEFAULT_DATA_DIR, DataArgs};
 
@@ -34,7 +35,7 @@ pub fn run(command: KeysCommand) -> Result<()> {
 }
 
 fn generate(name: &str, out: Option<PathBuf>) -> Result<()> {
-    let dir = out.unwrap_or_else(|| Path::new(DEFAULT_DATA_DIR).join("keys"));
+    let dir = out.unwrap_or_else(|| DataDir::new(DEFAULT_DATA_DIR).keys());
     let signer = SignerKey::generate(name, &mut rand_core::OsRng)
         .with_context(|| format!("cannot generate a key named {name:?}"))?;
     let (key_path, vkey_path) = keys::write_key_pair(&dir, &signer)?;
@@ -64,7 +65,7 @@ fn show(data: &DataArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let dir = data.data.join("keys");
+    let dir = DataDir::new(&data.data).keys();
     let verifiers = keys::list_verifiers(&dir)?;
     if verifiers.is_empty() {
         bail!(

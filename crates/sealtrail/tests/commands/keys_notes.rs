@@ -1,6 +1,7 @@
 //! The `sealtrail` binary's key and note commands, run as a user runs them.
 
 use crate::support::{sealtrail, stderr, stdout};
+use sealtrail_store::DataDir;
 
 #[test]
 fn keys_generate_writes_a_private_key_only_its_owner_can_read() {
@@ -65,7 +66,11 @@ fn keys_generate_writes_a_private_key_only_its_owner_can_read() {
 
     // keys show lists the verifier keys of a data directory.
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::rename(dir.path().join("keys"), dir.path().join("data/keys")).unwrap();
+    std::fs::rename(
+        dir.path().join("keys"),
+        DataDir::new(dir.path().join("data")).keys(),
+    )
+    .unwrap();
     let show = sealtrail(&["keys", "show", "--data", "data"], dir.path());
     assert!(show.status.success(), "{}", stderr(&show));
     assert_eq!(stdout(&show), vkey);

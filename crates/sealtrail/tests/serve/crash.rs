@@ -21,8 +21,8 @@ use crate::support::disk::{Tmpfs, fill};
 use crate::support::sealtrail;
 use crate::support::serve::{Serve, copy_dir, create_token};
 use sealtrail_core::leaf_hash;
-use sealtrail_store::Location;
 use sealtrail_store::sqlite::wal;
+use sealtrail_store::{DataDir, Location};
 use serde_json::{Value, json};
 
 /// splitmix64: small, and enough to pick kill moments, batch sizes and cut points.
@@ -621,7 +621,7 @@ fn a_wal_torn_inside_an_unacknowledged_write_recovers_to_the_last_durable_commit
 
     // The index commits without fsync, so a crash may cut its WAL anywhere: it comes back
     // holding everything the log holds (A and B here, the log's WAL left whole).
-    let index_wal = wal::wal_path(&pristine.join("index.db"));
+    let index_wal = wal::wal_path(&DataDir::new(&pristine).index());
     let index_len = std::fs::metadata(&index_wal).unwrap().len();
     let all: HashSet<String> = a.iter().chain(&b).map(|a| a.id.clone()).collect();
     for cut in [33, rng.range(33..index_len), index_len - 1] {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use sealtrail_core::leaf_hash;
@@ -12,6 +12,7 @@ use sealtrail_core::note::SignerKey;
 use sealtrail_store::Location;
 use serde_json::{Value, json};
 
+use crate::support::serve::{post_batch, post_event};
 use crate::support::{sealtrail_here as sealtrail, succeed};
 
 struct Server {
@@ -106,14 +107,10 @@ fn event(instance: usize, client: usize, n: usize) -> Value {
     })
 }
 
-#[test]
-fn two_servers_on_one_database_keep_one_log() {
-    let Some(db) = crate::support::TestDatabase::create("two_servers_on_one_database_keep_one_log")
-    else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("root-key");
+/// Generates the root key every instance derives its logs' signing keys from, in
+/// `dir/root-key/`; its path.
+fn root_key(dir: &Path) -> PathBuf {
+    let keys = dir.join("root-key");
     succeed(&sealtrail(&[
         "keys",
         "generate",
@@ -122,7 +119,40 @@ fn two_servers_on_one_database_keep_one_log() {
         "--out",
         keys.to_str().unwrap(),
     ]));
-    let root_path = keys.join("sealtrail-root.key");
+    keys.join("sealtrail-root.key")
+}
+
+/// A token of the tenant `acme` with `events:write` and `scope`, created with the tokens CLI
+/// on the database while the servers run (creating `acme` if it is new); the JSON printed.
+fn create_acme_token(db_url: &str, data: &Path, root_key: &Path, scope: &str) -> Value {
+    let created = succeed(&sealtrail(&[
+        "tokens",
+        "create",
+        "--database-url",
+        db_url,
+        "--data",
+        data.to_str().unwrap(),
+        "--signing-key",
+        root_key.to_str().unwrap(),
+        "--tenant",
+        "acme",
+        "--scope",
+        "events:write",
+        "--scope",
+        scope,
+        "--json",
+    ]));
+    serde_json::from_str(&created).unwrap()
+}
+
+#[test]
+fn two_servers_on_one_database_keep_one_log() {
+    let Some(db) = crate::support::TestDatabase::create("two_servers_on_one_database_keep_one_log")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root_path = root_key(dir.path());
     let root = SignerKey::parse(&std::fs::read_to_string(&root_path).unwrap()).unwrap();
 
     let migrated = succeed(&sealtrail(&["migrate", "--database-url", &db.url]));
@@ -144,24 +174,7 @@ fn two_servers_on_one_database_keep_one_log() {
     );
 
     // The tokens CLI works on the database while both servers run.
-    let created = succeed(&sealtrail(&[
-        "tokens",
-        "create",
-        "--database-url",
-        &db.url,
-        "--data",
-        data[0].to_str().unwrap(),
-        "--signing-key",
-        root_path.to_str().unwrap(),
-        "--tenant",
-        "acme",
-        "--scope",
-        "events:write",
-        "--scope",
-        "log:read",
-        "--json",
-    ]));
-    let created: Value = serde_json::from_str(&created).unwrap();
+    let created = create_acme_token(&db.url, &data[0], &root_path, "log:read");
     let token = created["token"].as_str().unwrap().to_string();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -183,13 +196,7 @@ fn two_servers_on_one_database_keep_one_log() {
                         if (worker + round) % 4 == 0 {
                             let batch: Vec<Value> =
                                 (n..n + 25).map(|n| event(instance, worker, n)).collect();
-                            let response = client
-                                .post(format!("{base}/v1/events/batch"))
-                                .bearer_auth(&token)
-                                .json(&batch)
-                                .send()
-                                .await
-                                .unwrap();
+                            let response = post_batch(&client, &base, &token, &batch).await;
                             assert!(response.status().is_success(), "{}", response.status());
                             let body: Value = response.json().await.unwrap();
                             let results = body.as_array().expect("per-event results");
@@ -199,13 +206,8 @@ fn two_servers_on_one_database_keep_one_log() {
                                 acks.push(ack(result));
                             }
                         } else {
-                            let response = client
-                                .post(format!("{base}/v1/events"))
-                                .bearer_auth(&token)
-                                .json(&event(instance, worker, n))
-                                .send()
-                                .await
-                                .unwrap();
+                            let event = event(instance, worker, n);
+                            let response = post_event(&client, &base, &token, &event).await;
                             assert_eq!(response.status(), 201);
                             acks.push(ack(&response.json().await.unwrap()));
                         }
@@ -339,38 +341,12 @@ fn wait_for_seq_through_one_instance_sees_writes_through_the_other() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("root-key");
-    succeed(&sealtrail(&[
-        "keys",
-        "generate",
-        "--name",
-        "sealtrail-root",
-        "--out",
-        keys.to_str().unwrap(),
-    ]));
-    let root_path = keys.join("sealtrail-root.key");
+    let root_path = root_key(dir.path());
     succeed(&sealtrail(&["migrate", "--database-url", &db.url]));
     let (writer, reader) = (dir.path().join("writer"), dir.path().join("reader"));
     let writer = Server::start(&db.url, &writer, &root_path);
     let reader = Server::start(&db.url, &reader, &root_path);
-    let created = succeed(&sealtrail(&[
-        "tokens",
-        "create",
-        "--database-url",
-        &db.url,
-        "--data",
-        dir.path().join("cli").to_str().unwrap(),
-        "--signing-key",
-        root_path.to_str().unwrap(),
-        "--tenant",
-        "acme",
-        "--scope",
-        "events:write",
-        "--scope",
-        "events:read",
-        "--json",
-    ]));
-    let created: Value = serde_json::from_str(&created).unwrap();
+    let created = create_acme_token(&db.url, &dir.path().join("cli"), &root_path, "events:read");
     let token = created["token"].as_str().unwrap().to_string();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -382,13 +358,7 @@ fn wait_for_seq_through_one_instance_sees_writes_through_the_other() {
         // Several events, so that the seq asked for is not simply the first.
         let mut last = None;
         for n in 0..3 {
-            let response = client
-                .post(format!("{}/v1/events", writer.base))
-                .bearer_auth(&token)
-                .json(&event(0, 0, n))
-                .send()
-                .await
-                .unwrap();
+            let response = post_event(&client, &writer.base, &token, &event(0, 0, n)).await;
             assert_eq!(response.status(), 201);
             last = Some(ack(&response.json().await.unwrap()));
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::support::disk::{Tmpfs, fill};
 use crate::support::sealtrail;
 use crate::support::serve::Serve;
+use sealtrail_store::DataDir;
 use serde_json::{Value, json};
 
 /// PostgreSQL's server programs (initdb, pg_ctl), or why they cannot be used here.
@@ -503,7 +504,7 @@ async fn an_outage_spools_events_and_the_spool_drains_in_order() {
     let age: f64 = age_line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(age > 0.0, "{age_line}");
     assert!(
-        std::fs::metadata(dir.join("data/spool/events.spool"))
+        std::fs::metadata(DataDir::new(dir.join("data")).spool().join("events.spool"))
             .unwrap()
             .len()
             > 0

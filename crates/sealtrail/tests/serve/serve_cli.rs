@@ -2,7 +2,7 @@
 //! to stop it, and `sealtrail verify` afterwards.
 
 use crate::support::sealtrail;
-use crate::support::serve::{Serve, create_token};
+use crate::support::serve::{Serve, create_token, post_batch, post_event};
 
 #[tokio::test]
 async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
@@ -22,13 +22,8 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
 
     let client = reqwest::Client::new();
     for n in 0..20 {
-        let response = client
-            .post(format!("{base}/v1/events"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"action": "user.login", "outcome": "success", "actor": {"id": format!("u-{n}")}}))
-            .send()
-            .await
-            .unwrap();
+        let event = serde_json::json!({"action": "user.login", "outcome": "success", "actor": {"id": format!("u-{n}")}});
+        let response = post_event(&client, &base, &token, &event).await;
         assert_eq!(response.status(), 201);
     }
     server.stop();
@@ -97,36 +92,25 @@ async fn audit_stdout_writes_every_committed_entry_as_a_line() {
     let client = reqwest::Client::new();
     let mut receipts = Vec::new();
     for n in 0..4 {
-        let response = client
-            .post(format!("{base}/v1/events"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"action": "user.login", "outcome": "success", "actor": {"id": format!("u-{n}")}}))
-            .send()
-            .await
-            .unwrap();
+        let event = serde_json::json!({"action": "user.login", "outcome": "success", "actor": {"id": format!("u-{n}")}});
+        let response = post_event(&client, &base, &token, &event).await;
         assert_eq!(response.status(), 201);
         receipts.push(response.json::<serde_json::Value>().await.unwrap());
     }
     let batch: Vec<serde_json::Value> = (0..3)
         .map(|n| serde_json::json!({"action": "record.export", "outcome": "success", "actor": {"id": format!("b-{n}")}}))
         .collect();
-    let response = client
-        .post(format!("{base}/v1/events/batch"))
-        .bearer_auth(&token)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let response = post_batch(&client, &base, &token, &batch).await;
     assert!(response.status().is_success());
     receipts.extend(response.json::<Vec<serde_json::Value>>().await.unwrap());
     // A refused event is not committed, so it has no line.
-    let refused = client
-        .post(format!("{base}/v1/events"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"action": "user.login"}))
-        .send()
-        .await
-        .unwrap();
+    let refused = post_event(
+        &client,
+        &base,
+        &token,
+        &serde_json::json!({"action": "user.login"}),
+    )
+    .await;
     assert_eq!(refused.status(), 422);
     let lines = server.stop();
 

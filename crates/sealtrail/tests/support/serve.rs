@@ -31,6 +31,38 @@ pub fn create_token(dir: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&created.stdout).unwrap()
 }
 
+/// `POST /v1/events` with one event, as a producer sends it.
+pub async fn post_event(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    event: &serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(token)
+        .json(event)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /v1/events/batch` with `events` as one JSON array.
+pub async fn post_batch(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    events: &[serde_json::Value],
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/v1/events/batch"))
+        .bearer_auth(token)
+        .json(events)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Copies a directory tree (a data directory left by a crash, say).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -21,8 +21,8 @@ use sealtrail_core::note::{self, SignerKey};
 use sealtrail_core::{Hash, leaf_hash};
 use sealtrail_server::keys;
 use sealtrail_server::ledger::{Ledger, LedgerConfig, Submission};
+use sealtrail_store::DataDir;
 use sealtrail_store::Location;
-use sealtrail_store::sqlite::database_path;
 use serde_json::Value;
 
 use super::{TestDatabase, sealtrail_here};
@@ -126,7 +126,7 @@ impl Log {
     /// owner, or a PostgreSQL superuser.
     pub fn open(&self) -> Box<dyn Db> {
         match &self.db {
-            None => Box::new(Connection::open(database_path(&self.data)).unwrap()),
+            None => Box::new(Connection::open(DataDir::new(&self.data).database()).unwrap()),
             Some(db) => Box::new(db.connect()),
         }
     }
@@ -607,7 +607,7 @@ pub fn resign_checkpoints(db: &mut dyn Db, key: &SignerKey) {
 /// Replaces the log's key files under `DIR/keys/` with a new pair for `key`, as someone with
 /// access to the server's disk could.
 pub fn replace_key_files(data: &Path, key: &SignerKey) {
-    let dir = data.join("keys");
+    let dir = DataDir::new(data).keys();
     let (key_path, vkey_path) = keys::key_paths(&dir, key.name());
     std::fs::remove_file(&key_path).unwrap();
     std::fs::remove_file(&vkey_path).unwrap();
@@ -621,7 +621,7 @@ pub fn origin() -> String {
 
 /// The log's verifier key file, as an auditor would have kept a copy of it.
 pub fn vkey_path(data: &Path) -> PathBuf {
-    keys::key_paths(&data.join("keys"), &origin()).1
+    keys::key_paths(&DataDir::new(data).keys(), &origin()).1
 }
 
 /// One way to damage a copy of the log, and what verify must report on the store alone.
