@@ -776,9 +776,10 @@ impl Serve {
     fn start(runtime: &tokio::runtime::Runtime, data_dir: &Path, log: &Path) -> Result<Serve> {
         // This build, or the one SEALTRAIL_BENCH_SERVER names (the same as the other workloads).
         let exe = super::server::server_exe()?;
-        let spawned = Instant::now();
+        let stderr = super::server::create_log(log)?;
         let store_args = [std::ffi::OsStr::new("--data"), data_dir.as_os_str()];
-        let mut child = super::server::spawn_serve(&exe, &store_args, log)?;
+        let spawned = Instant::now();
+        let mut child = super::server::spawn_serve(&exe, &store_args, stderr)?;
         let guard = runtime.spawn(kill_on_signal(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let address_rx = super::server::listening_address(stdout);
