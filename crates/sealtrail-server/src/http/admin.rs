@@ -202,11 +202,11 @@ pub struct CreatedToken {
     request_body(content = CreateTokenRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created; `token` is the secret, shown only here", body = CreatedToken),
-        (status = 400, description = "Malformed JSON", body = super::ops::ApiErrorBody),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::ops::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::ops::ApiErrorBody),
-        (status = 415, description = "Not application/json", body = super::ops::ApiErrorBody),
-        (status = 422, description = "A field breaks a rule; `field` and `rule` say which", body = super::ops::ApiErrorBody),
+        (status = 400, description = "Malformed JSON", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 415, description = "Not application/json", body = super::error::ApiErrorBody),
+        (status = 422, description = "A field breaks a rule; `field` and `rule` say which", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -268,8 +268,8 @@ pub struct TokenList {
     get, path = "/v1/admin/tokens", tag = "admin",
     responses(
         (status = 200, description = "Every token", body = TokenList),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::ops::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::ops::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -298,9 +298,9 @@ async fn list_tokens(
     params(("id" = String, Path, description = "The token's id (`tok_…`), not its secret")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::ops::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::ops::ApiErrorBody),
-        (status = 404, description = "No such token, or already revoked", body = super::ops::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 404, description = "No such token, or already revoked", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -349,8 +349,8 @@ pub struct TenantList {
     get, path = "/v1/admin/tenants", tag = "admin",
     responses(
         (status = 200, description = "Every tenant", body = TenantList),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::ops::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::ops::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sealtrail_core::event::EventError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::index::IndexError;
 use crate::ingest::IngestError;
@@ -320,4 +321,30 @@ impl From<VerificationError> for ApiError {
             }
         }
     }
+}
+
+/// The OpenAPI schema of [`ApiError`]'s body, as `GET /openapi.json` documents it (the
+/// response itself is serialised from [`ApiError`]). It lives here, beside the error, so that
+/// every route's path item can name it without importing the document that lists the routes.
+/// An error: the status code says the class, `error` the stable code, `message` what to do,
+/// and for a refused request `field` and `rule` say which part of it broke which rule.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ApiErrorBody {
+    /// A stable snake_case code: `invalid_event`, `malformed_json`, `bad_request`,
+    /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
+    /// `store_unavailable`, `storage_full`, …
+    #[schema(example = "invalid_event")]
+    error: String,
+    /// What is wrong and what to do.
+    message: String,
+    /// The part of the request at fault: a JSON path into the body (`actor.id`,
+    /// `[3].targets[0].type`, `""` for the whole body), a parameter (`seq`, `tile_path`) or
+    /// a header (`Authorization`, `X-Tenant-ID`, `Idempotency-Key`, `Content-Type`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// The rule it broke: `required`, `type`, `enum`, `max_length`, `unknown_field`,
+    /// `range`, `format`, `scope`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
 }

@@ -25,7 +25,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use self::openapi::{ApiDoc, ApiErrorBody, PENDING_ROUTES, document};
+pub use self::openapi::{ApiDoc, PENDING_ROUTES, document};
 use super::{ApiError, AppState};
 pub use crate::health::INDEX_LAG_DEGRADED;
 use crate::health::{Health, HealthStatus};

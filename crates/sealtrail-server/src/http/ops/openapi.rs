@@ -16,9 +16,9 @@
 // The functions below exist only to carry `#[utoipa::path]`; nothing calls them.
 #![allow(dead_code)]
 
+use crate::http::error::ApiErrorBody;
 use std::sync::LazyLock;
 
-use serde::Serialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
@@ -281,30 +281,8 @@ impl PartialSchema for EventLines {
 impl ToSchema for EventLines {}
 
 // ---------------------------------------------------------------------------------------
-// Schemas of bodies whose Rust types live elsewhere. They follow the interface contract.
-
-/// An error: the status code says the class, `error` the stable code, `message` what to do,
-/// and for a refused request `field` and `rule` say which part of it broke which rule.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ApiErrorBody {
-    /// A stable snake_case code: `invalid_event`, `malformed_json`, `bad_request`,
-    /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
-    /// `store_unavailable`, `storage_full`, …
-    #[schema(example = "invalid_event")]
-    error: String,
-    /// What is wrong and what to do.
-    message: String,
-    /// The part of the request at fault: a JSON path into the body (`actor.id`,
-    /// `[3].targets[0].type`, `""` for the whole body), a parameter (`seq`, `tile_path`) or
-    /// a header (`Authorization`, `X-Tenant-ID`, `Idempotency-Key`, `Content-Type`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    /// The rule it broke: `required`, `type`, `enum`, `max_length`, `unknown_field`,
-    /// `range`, `format`, `scope`, …
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<String>,
-}
+// Schemas of bodies whose Rust types live elsewhere. They follow the interface contract
+// (the error body's is `http::error::ApiErrorBody`, beside the error it describes).
 
 /// What kind of thing happened.
 #[derive(ToSchema)]
