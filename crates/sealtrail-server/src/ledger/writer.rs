@@ -40,6 +40,14 @@ pub(super) struct TenantState {
     /// the log checkpointed; a hint for when to look, checked against the store before signing.
     pub(super) checkpointed_size: u64,
     pub(super) checkpointed_at: Option<Instant>,
+    /// Set when a failed transaction may have left this tail ahead of the store: the next use
+    /// reloads it. The state itself is kept rather than dropped, so that a log still waiting
+    /// for a checkpoint is not forgotten until its tenant writes again.
+    pub(super) stale: bool,
+    /// Failed attempts to sign this log's checkpoint since the last success, and when the
+    /// next attempt is due: signing is retried with a growing delay until it succeeds.
+    pub(super) sign_failures: u32,
+    pub(super) retry_signing_at: Option<Instant>,
 }
 
 /// The writer thread's state: everything it keeps between groups.
@@ -83,6 +91,23 @@ pub(super) enum Settled {
     Append(PendingAppend),
 }
 
+impl TenantState {
+    /// A log's state as read from the store: its tail and the size of its latest checkpoint.
+    pub(super) fn new(origin: String, tail: store::Tail, checkpointed_size: u64) -> TenantState {
+        TenantState {
+            origin,
+            size: tail.size,
+            last_hash: tail.last_hash,
+            tree: tail.tree,
+            checkpointed_size,
+            checkpointed_at: None,
+            stale: false,
+            sign_failures: 0,
+            retry_signing_at: None,
+        }
+    }
+}
+
 impl Writer {
     /// The writer's state as a group's work sees it, borrowed for one write transaction:
     /// the appends of a group, a spool drain and an admin action all go through it.
@@ -118,7 +143,21 @@ impl Writer {
         }
     }
 
+    /// Marks every in-memory tail for reloading from the store, after a failed transaction
+    /// that may have left them ahead of it. The tenants stay known, so that the checkpoints
+    /// they wait for are still signed.
+    pub(super) fn forget_tails(&mut self) {
+        for state in self.tenants.values_mut() {
+            state.stale = true;
+        }
+    }
+
     pub(super) fn run(mut self, receiver: Receiver<Job>) {
+        // Logs left with entries outside every checkpoint (by a crash, or by a signing that
+        // failed before the last stop) are signed now, not when their tenants next write.
+        if !self.store_backing_off() {
+            self.sign_due_checkpoints(false);
+        }
         loop {
             let wait = if self.spool_pending() {
                 DRAIN_TICK.min(self.config.checkpoint_interval)
@@ -161,6 +200,11 @@ impl Writer {
         }
         if self.spool_pending() {
             self.drain_spool();
+        }
+        // Every log whose latest checkpoint is smaller than the log gets a final one, also
+        // those this writer never touched (another process may have appended to them).
+        if let Err(error) = self.track_unsigned_logs() {
+            tracing::error!(%error, "cannot find the logs that need a final checkpoint");
         }
         self.sign_due_checkpoints(true);
     }
@@ -222,7 +266,7 @@ impl Writer {
         crate::metrics::group_committed(events, started.elapsed(), error);
         if result.is_err() {
             // What was applied in memory may not match the database: reload on next use.
-            self.tenants.clear();
+            self.forget_tails();
         }
         if let Some(spool) = &mut self.spool {
             match &result {
@@ -462,7 +506,9 @@ pub(super) fn tenant_state<'t>(
     tenant: &str,
 ) -> Result<&'t mut TenantState, LedgerError> {
     let size_in_store = store.size(tenant)?;
-    let stale = tenants.get(tenant).is_none_or(|s| s.size != size_in_store);
+    let stale = tenants
+        .get(tenant)
+        .is_none_or(|s| s.stale || s.size != size_in_store);
     if stale {
         let record = store
             .tenant(tenant)?
@@ -470,17 +516,14 @@ pub(super) fn tenant_state<'t>(
         let tail = store::tail(store, tenant)?;
         let checkpointed_size = store.latest_checkpoint(tenant)?.map_or(0, |c| c.size);
         let previous = tenants.remove(tenant);
-        tenants.insert(
-            tenant.to_string(),
-            TenantState {
-                origin: record.origin,
-                size: tail.size,
-                last_hash: tail.last_hash,
-                tree: tail.tree,
-                checkpointed_size,
-                checkpointed_at: previous.and_then(|p| p.checkpointed_at),
-            },
-        );
+        let mut state = TenantState::new(record.origin, tail, checkpointed_size);
+        if let Some(previous) = previous {
+            // What this writer knows about signing the log outlives a reload of its tail.
+            state.checkpointed_at = previous.checkpointed_at;
+            state.sign_failures = previous.sign_failures;
+            state.retry_signing_at = previous.retry_signing_at;
+        }
+        tenants.insert(tenant.to_string(), state);
     }
     Ok(tenants.get_mut(tenant).expect("just inserted"))
 }
