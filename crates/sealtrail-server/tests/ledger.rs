@@ -22,6 +22,7 @@ sealtrail_store::store_suite!(
     a_failed_signing_is_retried_until_the_log_is_signed,
     shutdown_signs_a_log_whose_signing_failed,
     a_restart_signs_what_a_crash_left_unsigned,
+    received_at_never_goes_backwards_even_across_a_restart,
 );
 
 /// A ledger on `backend` whose logs each have their own key file, signing at most every
@@ -435,4 +436,64 @@ fn a_restart_signs_what_a_crash_left_unsigned(backend: &dyn Backend) {
     let ledger = ledger_signing_every(backend, Duration::from_millis(100));
     assert_eq!(wait_for_checkpoint(backend, "acme", 3), Some(3));
     ledger.shutdown();
+}
+
+/// An entry's `received_at` is never earlier than the previous entry's: when the clock is set
+/// back, entries keep the previous time until the clock catches up — also for a new ledger on
+/// the same store, which reads that time from the log.
+fn received_at_never_goes_backwards_even_across_a_restart(backend: &dyn Backend) {
+    let start = Timestamp::parse("2031-05-06T07:08:09.101112Z").unwrap();
+    let hand = ManualClock::new(start);
+    let config = LedgerConfig {
+        data_dir: backend.data_dir().to_path_buf(),
+        store: backend.location(),
+        signing_key: None,
+        checkpoint_interval: Duration::from_secs(3600),
+        origin_prefix: "store.test".into(),
+        audit_stdout: false,
+    };
+    let ledger = Ledger::start_with_clock(config.clone(), None, hand.clock()).unwrap();
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = |ledger: &Ledger, events: Vec<Submission>| -> Vec<String> {
+        let outcomes = runtime.block_on(ledger.append("acme", events)).unwrap();
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Created(receipt) => receipt.received_at,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let at = "2031-05-06T07:08:09.101112Z";
+    assert_eq!(received(&ledger, vec![event(0, 0)]), [at]);
+    // The clock is set back an hour: entries keep the last entry's time.
+    hand.set(Timestamp::parse("2031-05-06T06:08:09.000000Z").unwrap());
+    assert_eq!(received(&ledger, vec![event(0, 1)]), [at]);
+    assert_eq!(received(&ledger, vec![event(0, 2), event(0, 3)]), [at, at]);
+    ledger.shutdown();
+    // A restart with the clock still behind reads the last entry's time from the log.
+    let ledger = Ledger::start_with_clock(config, None, hand.clock()).unwrap();
+    assert_eq!(received(&ledger, vec![event(0, 4)]), [at]);
+    // Once the clock is past it again, entries get the clock's time.
+    hand.set(Timestamp::parse("2031-05-06T07:08:10.000000Z").unwrap());
+    assert_eq!(
+        received(&ledger, vec![event(0, 5)]),
+        ["2031-05-06T07:08:10.000000Z"]
+    );
+    ledger.shutdown();
+    let reader = backend.location().open_reader().unwrap();
+    let times: Vec<Timestamp> = (0..6)
+        .map(|seq| {
+            let bytes = reader.entry("acme", seq).unwrap().unwrap();
+            sealtrail_core::canonical::Entry::parse(&bytes)
+                .unwrap()
+                .server
+                .received_at
+        })
+        .collect();
+    assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
 }

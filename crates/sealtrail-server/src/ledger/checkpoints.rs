@@ -101,8 +101,7 @@ impl Writer {
                 state.checkpointed_size = state.checkpointed_size.min(checkpointed_size);
                 continue;
             }
-            let tail = store::tail(store, &tenant.name)?;
-            let state = TenantState::new(tenant.origin, tail, checkpointed_size);
+            let state = TenantState::read(store, &tenant.name, tenant.origin, checkpointed_size)?;
             self.tenants.insert(tenant.name, state);
         }
         Ok(())
