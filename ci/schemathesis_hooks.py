@@ -5,7 +5,7 @@ parameters at once, the log's current state, or every value nested anywhere in `
 `seq` below `size`, `from` not after `to`, a size no larger than the committed log, a cursor
 the server issued, one idempotency key rather than two different ones, numbers that an IEEE
 754 double holds exactly, `details` at most 8 levels deep, a canonical entry of at most
-65,535 bytes. The document states them in words. A request that satisfies the document's
+65,535 bytes, an `occurred_at` no further ahead of the server's clock than it allows. The document states them in words. A request that satisfies the document's
 schemas can still break one, and the server rightly refuses it with a 4xx naming the field
 and the rule. Such a refusal is not a failure; every other refusal of a schema-valid request
 still is. Nothing else is relaxed: responses, status codes, content types and the rejection
@@ -39,6 +39,7 @@ UNSTATABLE_RULES = {
         ("details*", "max_depth"),  # nested more than 8 levels
         ("details*", "max_items"),  # more than 256 keys or items in a nested level
         ("", "max_size"),  # the canonical entry is larger than 65,535 bytes
+        ("occurred_at", "future"),  # later than the server's clock plus max_future_skew_secs
     },
 }
 

@@ -31,6 +31,8 @@ pub enum Rule {
     Pattern,
     /// Not an RFC 3339 timestamp in the supported range.
     Timestamp,
+    /// A time further in the future than the server accepts (`occurred_at`).
+    Future,
     /// Not an IPv4 or IPv6 address.
     Ip,
     /// A number outside the field's range.
@@ -61,7 +63,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 21] = [
         Rule::Syntax,
         Rule::Required,
         Rule::Empty,
@@ -69,6 +71,7 @@ impl Rule {
         Rule::Enum,
         Rule::Pattern,
         Rule::Timestamp,
+        Rule::Future,
         Rule::Ip,
         Rule::Range,
         Rule::MaxLength,
@@ -94,6 +97,7 @@ impl Rule {
             Rule::Enum => "enum",
             Rule::Pattern => "pattern",
             Rule::Timestamp => "timestamp",
+            Rule::Future => "future",
             Rule::Ip => "ip",
             Rule::Range => "range",
             Rule::MaxLength => "max_length",

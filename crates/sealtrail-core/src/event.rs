@@ -25,7 +25,7 @@
 //! | `activity` | `create read update delete login logout export disclose admin other` |
 //! | `outcome` | `success failure unknown` |
 //! | `outcome_reason` | free text |
-//! | `occurred_at` | RFC 3339, any offset; stored as UTC with exactly six fractional digits |
+//! | `occurred_at` | RFC 3339, any offset; stored as UTC with exactly six fractional digits; not further ahead of the server's clock than it allows (rule `future`, checked by the server with [`Event::check_occurred_at`]) |
 //! | `actor.id`, `actor.email`, `actor.name` | name (`id` must not be empty) |
 //! | `actor.type` | `user service api_key system anonymous` |
 //! | `actor.roles` | at most 32 names |
@@ -76,6 +76,13 @@
 //!   and truncated (not rounded) to whole microseconds, and must fall between 1970-01-01 and
 //!   9999-12-31 (see [`Timestamp`]). The entry always spells them
 //!   `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+//! - **`occurred_at` in the future** is refused beyond an allowed skew (rule `future`): an
+//!   event cannot have happened later than it was received, and a year-9999 time would
+//!   otherwise sort first in every time-ordered search for good. A little skew is allowed,
+//!   because producers' clocks differ from the server's. The core reads no clock, so this
+//!   check is not part of parsing: the server calls [`Event::check_occurred_at`] with its
+//!   clock's reading and its configured skew (24 hours unless set otherwise), per event, so
+//!   that in a batch a bad event rejects only itself.
 //! - **IP addresses** are parsed by the Rust standard library and stored in its `Display`
 //!   form: IPv4 dotted decimal without leading zeros (an octet with a leading zero is
 //!   rejected, as it is ambiguous with octal), IPv6 in the RFC 5952 compressed lowercase form.
@@ -98,6 +105,7 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::ops::Range;
+use std::time::Duration;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -328,6 +336,33 @@ impl Event {
     /// The producer's idempotency key, if it sent one.
     pub fn idempotency_key(&self) -> Option<&str> {
         self.idempotency_key.as_deref()
+    }
+
+    /// Refuses an `occurred_at` more than `max_skew` later than `now` (rule `future`). `now`
+    /// is the caller's clock reading: the core reads no clock of its own. An event without
+    /// `occurred_at` passes, and so does every time when `now + max_skew` is beyond the
+    /// latest [`Timestamp`].
+    pub fn check_occurred_at(&self, now: Timestamp, max_skew: Duration) -> Result<(), EventError> {
+        let Some(occurred_at) = self.occurred_at else {
+            return Ok(());
+        };
+        let skew = i64::try_from(max_skew.as_micros()).unwrap_or(i64::MAX);
+        let Ok(latest) = Timestamp::from_unix_micros(now.unix_micros().saturating_add(skew)) else {
+            return Ok(());
+        };
+        if occurred_at <= latest {
+            return Ok(());
+        }
+        Err(EventError::new(
+            "occurred_at",
+            Rule::Future,
+            format!(
+                "is {} but the server's clock reads {}, and at most {} s ahead of it is accepted: send the time the event happened, from a synchronised clock",
+                occurred_at.to_rfc3339(),
+                now.to_rfc3339(),
+                max_skew.as_secs()
+            ),
+        ))
     }
 }
 
@@ -1278,6 +1313,44 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn occurred_at_may_be_ahead_of_the_servers_clock_by_the_skew_and_no_more() {
+        let event = |at: &str| {
+            let json = format!(
+                r#"{{"action":"a","outcome":"success","actor":{{"id":"u"}},"occurred_at":"{at}"}}"#
+            );
+            Event::parse(json.as_bytes()).unwrap()
+        };
+        let now = Timestamp::parse("2026-11-23T10:00:00Z").unwrap();
+        let day = Duration::from_secs(86_400);
+        for at in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-23T10:00:00Z",
+            "2026-11-24T10:00:00Z",
+        ] {
+            assert_eq!(event(at).check_occurred_at(now, day), Ok(()), "{at}");
+        }
+        for at in ["2026-11-24T10:00:00.000001Z", "9999-12-31T23:59:59Z"] {
+            let error = event(at).check_occurred_at(now, day).unwrap_err();
+            assert_eq!(
+                (error.field.as_str(), error.rule),
+                ("occurred_at", Rule::Future)
+            );
+            assert!(error.message.contains("at most 86400 s ahead"), "{error}");
+        }
+        // No occurred_at, or a skew reaching past the last representable time: nothing to refuse.
+        let json = br#"{"action":"a","outcome":"success","actor":{"id":"u"}}"#;
+        assert_eq!(
+            Event::parse(json).unwrap().check_occurred_at(now, day),
+            Ok(())
+        );
+        let forever = Duration::from_secs(u64::MAX);
+        assert_eq!(
+            event("9999-12-31T23:59:59Z").check_occurred_at(now, forever),
+            Ok(())
+        );
+    }
 
     fn err(json: &str) -> EventError {
         parse_json(json.as_bytes()).unwrap_err()

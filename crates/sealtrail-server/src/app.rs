@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
 use crate::config::Resolved;
 use crate::http::{self, AppState, Readers};
 use crate::index::{Index, Indexer};
@@ -74,7 +75,11 @@ impl Application {
         let data = &settings.storage.data;
         let board = VerificationBoard::default();
         let state = AppState {
-            ingest: crate::ingest::Ingest::new(ledger.clone()),
+            ingest: crate::ingest::Ingest::new(
+                ledger.clone(),
+                settings.ingest.max_future_skew,
+                Clock::system(),
+            ),
             queries: crate::query::Queries::new(readers.clone(), data),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
             health: crate::health::HealthCheck::new(readers.clone(), data.clone(), board.clone()),

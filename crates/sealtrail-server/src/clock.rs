@@ -6,6 +6,12 @@
 //! test can hand the writer a [`ManualClock`] and know every time it will write, instead of
 //! sleeping or matching times loosely.
 //!
+//! The clock may be set back (by an operator, or by a time service correcting it). Times
+//! the service records must still keep the log's order, so the writer never lets them go
+//! backwards: an entry's `received_at` is the later of this clock's reading and the previous
+//! entry's, and a checkpoint's timestamp the later of it and the previous checkpoint's. While
+//! the clock is behind, entries keep the previous time, and the writer warns once.
+//!
 //! Elapsed time (timeouts, back-off, rates) is measured with `std::time::Instant`, not with a
 //! `Clock`: wall-clock time can jump when the system clock is set, and a deadline must not.
 //!

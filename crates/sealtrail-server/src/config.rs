@@ -98,6 +98,10 @@ pub struct Settings {
     /// Largest size of the local spool file in bytes (default 268435456, 256 MiB)
     #[arg(long, value_name = "BYTES", env = "SEALTRAIL_SPOOL_MAX_BYTES")]
     pub spool_max_bytes: Option<u64>,
+    /// Refuse an event whose occurred_at is more than this many seconds ahead of the server's
+    /// clock (422, rule `future`); default 86400 (24 hours)
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_MAX_FUTURE_SKEW_SECS")]
+    pub max_future_skew_secs: Option<u64>,
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
@@ -120,6 +124,8 @@ pub struct Resolved {
     pub http: HttpSettings,
     /// The background verifier.
     pub verification: VerificationSettings,
+    /// What producers may send: the ingest service's section.
+    pub ingest: IngestSettings,
 }
 
 /// `data`, `database_url`.
@@ -164,6 +170,19 @@ pub struct VerificationSettings {
     pub interval: Option<Duration>,
 }
 
+/// `max_future_skew_secs`.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// How far ahead of the server's clock an event's `occurred_at` may be. Producers' clocks
+    /// differ from the server's, so a little skew is allowed; an event dated further ahead
+    /// cannot have happened yet.
+    pub max_future_skew: Duration,
+}
+
+/// The default of `max_future_skew_secs`: a day, far more than any clock drift or time-zone
+/// mistake, small enough that a wrong year is refused.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Resolved {
     /// The effective configuration as the `_system` log records it at each start (a change is
     /// an audited admin action). No secret is in it: the database URL is left out, the
@@ -177,6 +196,7 @@ impl Resolved {
             "public_log": self.http.public_log,
             "audit_stdout": self.log.audit_stdout,
             "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
+            "max_future_skew_secs": self.ingest.max_future_skew.as_secs(),
         })
     }
 }
@@ -240,6 +260,7 @@ impl Settings {
             verify_interval_secs: self.verify_interval_secs.or(file.verify_interval_secs),
             on_store_failure: self.on_store_failure.or(file.on_store_failure),
             spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
+            max_future_skew_secs: self.max_future_skew_secs.or(file.max_future_skew_secs),
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -312,6 +333,11 @@ impl Settings {
                     secs => Some(Duration::from_secs(secs)),
                 },
             },
+            ingest: IngestSettings {
+                max_future_skew: merged
+                    .max_future_skew_secs
+                    .map_or(DEFAULT_MAX_FUTURE_SKEW, Duration::from_secs),
+            },
         })
     }
 }
@@ -351,6 +377,29 @@ mod tests {
         assert!(resolved.http.public_log);
         assert_eq!(resolved.log.checkpoint_interval, Duration::from_secs(1));
         assert_eq!(resolved.storage.data, PathBuf::from("./sealtrail-data"));
+        assert_eq!(resolved.ingest.max_future_skew, DEFAULT_MAX_FUTURE_SKEW);
+    }
+
+    #[test]
+    fn the_future_skew_comes_from_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(&file, "max_future_skew_secs = 300\n").unwrap();
+        let from_file = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        };
+        let resolved = from_file.clone().resolve().unwrap();
+        assert_eq!(resolved.ingest.max_future_skew, Duration::from_secs(300));
+        assert_eq!(resolved.audit_record()["max_future_skew_secs"], 300);
+        let flag = Settings {
+            max_future_skew_secs: Some(0),
+            ..from_file
+        };
+        assert_eq!(
+            flag.resolve().unwrap().ingest.max_future_skew,
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -8,11 +8,21 @@
 //! the bytes, the content type and the header and maps what comes back to status codes, and
 //! the stream consumers will call the same functions with a message's bytes.
 //!
+//! It also refuses an event whose `occurred_at` is further ahead of the server's clock than
+//! `max_future_skew` allows (rule `future`, [`Event::check_occurred_at`]). The check is here,
+//! not in the core's parsing, because it needs the time and the core reads no clock; and not
+//! in the ledger, because it is the producer's mistake to be answered like any other invalid
+//! field, before anything reaches the write path. It is made per event, so in a batch an
+//! event dated in the future rejects only itself.
+//!
 //! **Architecture invariant:** nothing is acknowledged here; an [`Accepted`] exists only once
 //! the ledger reports the event durable (committed, or kept in the spool).
 
 use sealtrail_core::event::{Event, EventError, parse_json};
 
+use std::time::Duration;
+
+use crate::clock::Clock;
 use crate::ledger::{Ledger, LedgerError, Outcome, Receipt, SpoolReceipt, Submission};
 
 /// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
@@ -80,11 +90,25 @@ pub enum IngestError {
 #[derive(Clone)]
 pub struct Ingest {
     ledger: Ledger,
+    /// How far ahead of `clock` an event's `occurred_at` may be.
+    max_future_skew: Duration,
+    /// The time `occurred_at` is checked against.
+    clock: Clock,
 }
 
 impl Ingest {
-    pub fn new(ledger: Ledger) -> Ingest {
-        Ingest { ledger }
+    pub fn new(ledger: Ledger, max_future_skew: Duration, clock: Clock) -> Ingest {
+        Ingest {
+            ledger,
+            max_future_skew,
+            clock,
+        }
+    }
+
+    /// The event as submitted, unless it breaks a rule that depends on the time.
+    fn timely(&self, event: Event) -> Result<Event, EventError> {
+        event.check_occurred_at(self.clock.now(), self.max_future_skew)?;
+        Ok(event)
     }
 
     /// Takes one event: `body` of media type `content_type` (lowercase, without parameters),
@@ -109,7 +133,7 @@ impl Ingest {
             )
             .into());
         }
-        let event = Event::from_owned_value(value)?;
+        let event = self.timely(Event::from_owned_value(value)?)?;
         let idempotency_key = idempotency_key(key, &event)?;
         let submission = Submission {
             event,
@@ -177,7 +201,10 @@ impl Ingest {
         let mut submitted_index = Vec::new();
         for (index, value) in values.into_iter().enumerate() {
             // An NDJSON line that is not JSON is named by its index too, like any other element.
-            match value.and_then(Event::from_owned_value) {
+            match value
+                .and_then(Event::from_owned_value)
+                .and_then(|event| self.timely(event))
+            {
                 Ok(event) => {
                     let idempotency_key = event.idempotency_key().map(str::to_string);
                     submissions.push(Submission {
@@ -334,6 +361,65 @@ mod tests {
             let key = idempotency_key(beside, &event(body)).unwrap();
             assert_eq!(key.as_deref(), want);
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_dated_beyond_the_skew_is_refused_and_in_a_batch_only_itself() {
+        use sealtrail_core::Timestamp;
+        use sealtrail_core::event::Rule;
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        let hand =
+            crate::clock::ManualClock::new(Timestamp::parse("2026-11-23T10:00:00Z").unwrap());
+        let ingest = Ingest::new(ledger.clone(), Duration::from_secs(3600), hand.clock());
+        let event = |at: &str| {
+            format!(
+                r#"{{"action":"a","outcome":"success","actor":{{"id":"u"}},"occurred_at":"{at}"}}"#
+            )
+        };
+        let (ok, late, far) = (
+            event("2026-11-23T11:00:00Z"),
+            event("2026-11-23T11:00:00.000001Z"),
+            event("9999-01-01T00:00:00Z"),
+        );
+        let batch = format!("[{ok},{late},{ok},{far}]");
+        let results = ingest
+            .batch("acme", Some(JSON), batch.as_bytes())
+            .await
+            .unwrap();
+        let refused: Vec<(usize, String, Rule)> = results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.field.clone(), e.rule)))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (1, "[1].occurred_at".to_string(), Rule::Future),
+                (3, "[3].occurred_at".to_string(), Rule::Future)
+            ]
+        );
+        assert!(matches!(results[0], Ok(Accepted::Created(_))));
+        assert!(matches!(results[2], Ok(Accepted::Created(_))));
+        match ingest.event("acme", Some(JSON), None, far.as_bytes()).await {
+            Err(IngestError::Event(error)) => {
+                assert_eq!(
+                    (error.field.as_str(), error.rule),
+                    ("occurred_at", Rule::Future)
+                );
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        // As the server's clock moves on, the same time becomes acceptable.
+        hand.advance(Duration::from_secs(1));
+        assert!(matches!(
+            ingest
+                .event("acme", Some(JSON), None, late.as_bytes())
+                .await,
+            Ok(Accepted::Created(_))
+        ));
+        ledger.shutdown();
     }
 
     #[test]

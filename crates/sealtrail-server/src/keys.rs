@@ -49,8 +49,20 @@ use sealtrail_store::{DataDir, Tenant};
 /// Why a key file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    #[error("{path}: {source}")]
-    Io {
+    #[error("cannot read the key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the key directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the key file {path}: {source}")]
+    Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -88,7 +100,7 @@ pub fn key_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 pub fn write_key_pair(dir: &Path, signer: &SignerKey) -> Result<(PathBuf, PathBuf), KeyFileError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| KeyFileError::Io { path, source }
+        move |source| KeyFileError::Write { path, source }
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let (key_path, vkey_path) = key_paths(dir, signer.name());
@@ -128,7 +140,7 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()
 }
 
 fn read_trimmed(path: &Path) -> Result<String, KeyFileError> {
-    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -159,7 +171,7 @@ pub fn read_verifier(arg: &str) -> Result<VerifierKey, KeyFileError> {
 
 /// Every verifier key (`*.vkey`) in `dir`, sorted by file name.
 pub fn list_verifiers(dir: &Path) -> Result<Vec<(PathBuf, VerifierKey)>, KeyFileError> {
-    let entries = fs::read_dir(dir).map_err(|source| KeyFileError::Io {
+    let entries = fs::read_dir(dir).map_err(|source| KeyFileError::ReadDir {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -402,6 +414,27 @@ mod tests {
         // Without the root, the log has no key here to sign with.
         let error = KeyResolver::new(data.path()).signer(&record).unwrap_err();
         assert!(matches!(error, KeyError::Missing { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_read_is_reported_as_a_read() {
+        let data = tempfile::tempdir().unwrap();
+        let origin = "test.example/acme";
+        let (key_path, _) = key_paths(&DataDir::new(data.path()).keys(), origin);
+        // A directory where the key file belongs: it exists, and reading it fails (also for
+        // root, whom file modes would not stop).
+        fs::create_dir_all(&key_path).unwrap();
+        let error = KeyResolver::new(data.path())
+            .signer(&tenant(origin, None))
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cannot read the key file {}: ",
+                key_path.display()
+            )),
+            "{message}"
+        );
     }
 
     #[test]

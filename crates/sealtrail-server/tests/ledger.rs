@@ -2,7 +2,8 @@
 //! PostgreSQL through the store crate's suite harness (`sealtrail_store::testing`), so group
 //! commit, idempotency and several instances extending one log are checked on both backends.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use sealtrail_core::Timestamp;
 use sealtrail_core::event::Event;
@@ -11,14 +12,83 @@ use sealtrail_core::note::SignerKey;
 use sealtrail_server::clock::ManualClock;
 use sealtrail_server::ledger::{Ledger, LedgerConfig, LedgerError, Outcome, Refusal, Submission};
 use sealtrail_server::verify;
-use sealtrail_store::Location;
 use sealtrail_store::testing::Backend;
+use sealtrail_store::{DataDir, Location};
 
 sealtrail_store::store_suite!(
     two_ledgers_append_to_one_log,
     appends_queued_together_commit_as_one_group,
     recorded_times_come_from_the_ledgers_clock,
+    a_failed_signing_is_retried_until_the_log_is_signed,
+    shutdown_signs_a_log_whose_signing_failed,
+    a_restart_signs_what_a_crash_left_unsigned,
+    received_at_never_goes_backwards_even_across_a_restart,
 );
+
+/// A ledger on `backend` whose logs each have their own key file, signing at most every
+/// `interval`.
+fn ledger_signing_every(backend: &dyn Backend, interval: Duration) -> Ledger {
+    Ledger::start(LedgerConfig {
+        data_dir: backend.data_dir().to_path_buf(),
+        store: backend.location(),
+        signing_key: None,
+        checkpoint_interval: interval,
+        origin_prefix: "store.test".into(),
+        audit_stdout: false,
+    })
+    .unwrap()
+}
+
+/// Takes a log's key file away (and [`KeyOutage::restore`] puts it back), so that signing its
+/// checkpoints fails meanwhile, as it does when a key file is unreadable.
+struct KeyOutage {
+    path: PathBuf,
+    away: PathBuf,
+}
+
+impl KeyOutage {
+    fn begin(backend: &dyn Backend, tenant: &str) -> KeyOutage {
+        let reader = backend.location().open_reader().unwrap();
+        let origin = reader.tenant(tenant).unwrap().unwrap().origin;
+        let keys = DataDir::new(backend.data_dir()).keys();
+        let (path, _) = sealtrail_server::keys::key_paths(&keys, &origin);
+        let away = path.with_extension("away");
+        std::fs::rename(&path, &away).unwrap();
+        KeyOutage { path, away }
+    }
+
+    fn restore(self) {
+        std::fs::rename(&self.away, &self.path).unwrap();
+    }
+}
+
+fn append_blocking(ledger: &Ledger, tenant: &str, events: Vec<Submission>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for outcome in runtime.block_on(ledger.append(tenant, events)).unwrap() {
+        assert!(matches!(outcome, Outcome::Created(_)), "{outcome:?}");
+    }
+}
+
+/// The size of the tenant's latest checkpoint.
+fn checkpointed(backend: &dyn Backend, tenant: &str) -> Option<u64> {
+    let reader = backend.location().open_reader().unwrap();
+    reader.latest_checkpoint(tenant).unwrap().map(|c| c.size)
+}
+
+/// Waits (up to 20 s, far longer than any interval used here) for a checkpoint of `size`.
+fn wait_for_checkpoint(backend: &dyn Backend, tenant: &str, size: u64) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let latest = checkpointed(backend, tenant);
+        if latest == Some(size) || Instant::now() > deadline {
+            return latest;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 fn event(instance: usize, n: usize) -> Submission {
     let json = format!(
@@ -319,4 +389,111 @@ fn recorded_times_come_from_the_ledgers_clock(backend: &dyn Backend) {
     let checkpoint = reader.latest_checkpoint("acme").unwrap().unwrap();
     assert_eq!(checkpoint.size, 2);
     assert_eq!(checkpoint.created_at, "2031-05-06T07:09:39.101112Z");
+}
+
+/// A checkpoint that cannot be signed (the log's key file is gone for a while) is tried again
+/// until it is signed: the log does not stay unsigned until its tenant next writes.
+fn a_failed_signing_is_retried_until_the_log_is_signed(backend: &dyn Backend) {
+    let ledger = ledger_signing_every(backend, Duration::from_millis(50));
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    let outage = KeyOutage::begin(backend, "acme");
+    append_blocking(&ledger, "acme", (0..3).map(|n| event(0, n)).collect());
+    // Several attempts fail meanwhile.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_ne!(checkpointed(backend, "acme"), Some(3));
+    outage.restore();
+    assert_eq!(wait_for_checkpoint(backend, "acme", 3), Some(3));
+    ledger.shutdown();
+}
+
+/// A log whose signing failed still gets its final checkpoint at shutdown, once the key is
+/// back, even though its next retry is far off.
+fn shutdown_signs_a_log_whose_signing_failed(backend: &dyn Backend) {
+    let ledger = ledger_signing_every(backend, Duration::from_millis(50));
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    ledger.shutdown();
+    // An interval long enough that only shutdown can sign again.
+    let ledger = ledger_signing_every(backend, Duration::from_secs(3600));
+    let outage = KeyOutage::begin(backend, "acme");
+    // The commit is followed by an attempt to sign, which fails.
+    append_blocking(&ledger, "acme", (0..3).map(|n| event(0, n)).collect());
+    assert_ne!(checkpointed(backend, "acme"), Some(3));
+    outage.restore();
+    ledger.shutdown();
+    assert_eq!(checkpointed(backend, "acme"), Some(3));
+}
+
+/// Entries that a stop left outside every checkpoint — here the final signing failed, as
+/// after a SIGKILL there is none — are signed by the next start without any new write.
+fn a_restart_signs_what_a_crash_left_unsigned(backend: &dyn Backend) {
+    let ledger = ledger_signing_every(backend, Duration::from_millis(100));
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    let outage = KeyOutage::begin(backend, "acme");
+    append_blocking(&ledger, "acme", (0..3).map(|n| event(0, n)).collect());
+    ledger.shutdown();
+    assert_ne!(checkpointed(backend, "acme"), Some(3));
+    outage.restore();
+    let ledger = ledger_signing_every(backend, Duration::from_millis(100));
+    assert_eq!(wait_for_checkpoint(backend, "acme", 3), Some(3));
+    ledger.shutdown();
+}
+
+/// An entry's `received_at` is never earlier than the previous entry's: when the clock is set
+/// back, entries keep the previous time until the clock catches up — also for a new ledger on
+/// the same store, which reads that time from the log.
+fn received_at_never_goes_backwards_even_across_a_restart(backend: &dyn Backend) {
+    let start = Timestamp::parse("2031-05-06T07:08:09.101112Z").unwrap();
+    let hand = ManualClock::new(start);
+    let config = LedgerConfig {
+        data_dir: backend.data_dir().to_path_buf(),
+        store: backend.location(),
+        signing_key: None,
+        checkpoint_interval: Duration::from_secs(3600),
+        origin_prefix: "store.test".into(),
+        audit_stdout: false,
+    };
+    let ledger = Ledger::start_with_clock(config.clone(), None, hand.clock()).unwrap();
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = |ledger: &Ledger, events: Vec<Submission>| -> Vec<String> {
+        let outcomes = runtime.block_on(ledger.append("acme", events)).unwrap();
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Created(receipt) => receipt.received_at,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let at = "2031-05-06T07:08:09.101112Z";
+    assert_eq!(received(&ledger, vec![event(0, 0)]), [at]);
+    // The clock is set back an hour: entries keep the last entry's time.
+    hand.set(Timestamp::parse("2031-05-06T06:08:09.000000Z").unwrap());
+    assert_eq!(received(&ledger, vec![event(0, 1)]), [at]);
+    assert_eq!(received(&ledger, vec![event(0, 2), event(0, 3)]), [at, at]);
+    ledger.shutdown();
+    // A restart with the clock still behind reads the last entry's time from the log.
+    let ledger = Ledger::start_with_clock(config, None, hand.clock()).unwrap();
+    assert_eq!(received(&ledger, vec![event(0, 4)]), [at]);
+    // Once the clock is past it again, entries get the clock's time.
+    hand.set(Timestamp::parse("2031-05-06T07:08:10.000000Z").unwrap());
+    assert_eq!(
+        received(&ledger, vec![event(0, 5)]),
+        ["2031-05-06T07:08:10.000000Z"]
+    );
+    ledger.shutdown();
+    let reader = backend.location().open_reader().unwrap();
+    let times: Vec<Timestamp> = (0..6)
+        .map(|seq| {
+            let bytes = reader.entry("acme", seq).unwrap().unwrap();
+            sealtrail_core::canonical::Entry::parse(&bytes)
+                .unwrap()
+                .server
+                .received_at
+        })
+        .collect();
+    assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
 }

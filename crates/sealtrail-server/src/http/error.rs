@@ -344,7 +344,7 @@ pub struct ApiErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
     /// The rule it broke: `required`, `type`, `enum`, `max_length`, `unknown_field`,
-    /// `range`, `format`, `scope`, …
+    /// `timestamp`, `future`, `range`, `format`, `scope`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<String>,
 }

@@ -24,7 +24,7 @@ impl Writer {
             }
             Err(error) => {
                 let _ = self.store.rollback();
-                self.tenants.clear();
+                self.forget_tails();
                 Err(error)
             }
         }

@@ -4,7 +4,14 @@
 //! tail read, one idempotency lookup and one insert per table however many requests it has in
 //! the group. Each event gets its seq, id, `received_at` and `prev_hash` from the tail read
 //! under the tenant's lock, becomes bytes only through `canonical_entry`, and adds its stored
-//! hashes to the tree. An idempotency key seen before (in the log or earlier in the group)
+//! hashes to the tree.
+//!
+//! `received_at` is monotonic per log: an entry's is the later of the clock's reading and
+//! the previous entry's `received_at` (read from the store when the tail is loaded, so this
+//! holds across restarts and instances). When the system clock is set back, entries keep
+//! the previous entry's time until the clock catches up, and the writer logs one warning
+//! when that starts. An event drained from the spool keeps the time it was accepted with
+//! unless the log already holds a later one, in which case it gets that. An idempotency key seen before (in the log or earlier in the group)
 //! gives back the original receipt instead of a second entry.
 
 use std::collections::HashMap;
@@ -214,7 +221,6 @@ impl GroupWork<'_> {
         };
         for (i, submission) in submissions.iter().enumerate() {
             let given = assigned.and_then(|a| a.get(i));
-            let received_at = given.map_or(received_now, |a| a.received_at);
             if let Some(key) = &submission.idempotency_key {
                 if let Some(receipt) = keys_in_group.get(key) {
                     outcomes.push(Outcome::Duplicate(receipt.clone()));
@@ -227,6 +233,10 @@ impl GroupWork<'_> {
                 }
             }
             let id = given.map_or_else(uuid::Uuid::now_v7, |a| a.id);
+            // Never earlier than the entry before it, also for an event accepted into the
+            // spool earlier (another instance may have appended since).
+            let received_at =
+                state.next_received_at(tenant, given.map_or(received_now, |a| a.received_at));
             let server = ServerFields {
                 id,
                 seq: state.size,
@@ -254,6 +264,7 @@ impl GroupWork<'_> {
             }
             entries.push((state.size, receipt.id.clone(), entry));
             state.last_hash = hash;
+            state.last_received_at = Some(received_at);
             state.size += 1;
             outcomes.push(Outcome::Created(receipt));
         }

@@ -21,8 +21,11 @@
 //! The writer also signs checkpoints, each in its own short transaction under the tenant's
 //! lock, from the tail it reads there: after a commit, each tenant whose log grew and whose
 //! latest checkpoint (by any process) is older than the configured interval gets a new one,
-//! and on shutdown every grown log gets a final one. Checkpoints are therefore issued one at a
-//! time per log, in order of size and time, whichever instance signs them.
+//! and on shutdown every log whose latest checkpoint is smaller than the log gets a final one.
+//! On start, every such log (a crash leaves the last acknowledged entries outside every
+//! checkpoint) is signed at once, without waiting for a write. A failed signing is retried
+//! with backoff until it succeeds. Checkpoints are therefore issued one at a time per log, in
+//! order of size and time, whichever instance signs them.
 //!
 //! Administrative actions (tenant created, token created or revoked) are appended to the
 //! `_system` tenant's log in the same transaction as the change itself, so an audit record of
@@ -430,6 +433,7 @@ impl Ledger {
         let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
+        writer.track_unsigned_logs()?;
         let thread = std::thread::Builder::new()
             .name("sealtrail-writer".into())
             .spawn(move || writer.run(receiver))

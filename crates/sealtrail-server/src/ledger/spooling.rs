@@ -194,7 +194,7 @@ impl Writer {
                     }
                 }
                 Err(error) => {
-                    self.tenants.clear();
+                    self.forget_tails();
                     if error.is_store_unreachable() {
                         tracing::debug!(%error, "the store is still unreachable; the spool waits");
                     } else {

@@ -16,9 +16,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use sealtrail_core::canonical::Entry;
 use sealtrail_core::merkle::TreeBuilder;
 use sealtrail_core::note::SignerKey;
-use sealtrail_core::{Hash, leaf_hash};
+use sealtrail_core::{Hash, Timestamp, leaf_hash};
 use sealtrail_store::{self as store, Store, StoreError};
 
 use super::group::GroupWork;
@@ -40,6 +41,20 @@ pub(super) struct TenantState {
     /// the log checkpointed; a hint for when to look, checked against the store before signing.
     pub(super) checkpointed_size: u64,
     pub(super) checkpointed_at: Option<Instant>,
+    /// Set when a failed transaction may have left this tail ahead of the store: the next use
+    /// reloads it. The state itself is kept rather than dropped, so that a log still waiting
+    /// for a checkpoint is not forgotten until its tenant writes again.
+    pub(super) stale: bool,
+    /// Failed attempts to sign this log's checkpoint since the last success, and when the
+    /// next attempt is due: signing is retried with a growing delay until it succeeds.
+    pub(super) sign_failures: u32,
+    pub(super) retry_signing_at: Option<Instant>,
+    /// The `received_at` of the log's last entry: no later entry gets an earlier one, so that
+    /// acceptance times never go backwards along the log, whatever the clock does.
+    pub(super) last_received_at: Option<Timestamp>,
+    /// Whether the clock was last seen behind `last_received_at`: the warning about it is
+    /// logged once when that starts, not for every entry until the clock catches up.
+    pub(super) clock_behind: bool,
 }
 
 /// The writer thread's state: everything it keeps between groups.
@@ -83,6 +98,86 @@ pub(super) enum Settled {
     Append(PendingAppend),
 }
 
+impl TenantState {
+    /// A log's state as read from the store: its tail, the acceptance time of its last entry
+    /// and the size of its latest checkpoint.
+    pub(super) fn read(
+        store: &dyn Store,
+        tenant: &str,
+        origin: String,
+        checkpointed_size: u64,
+    ) -> Result<TenantState, LedgerError> {
+        let tail = store::tail(store, tenant)?;
+        let last_received_at = last_received_at(store, tenant, tail.size)?;
+        Ok(TenantState {
+            origin,
+            size: tail.size,
+            last_hash: tail.last_hash,
+            tree: tail.tree,
+            checkpointed_size,
+            checkpointed_at: None,
+            stale: false,
+            sign_failures: 0,
+            retry_signing_at: None,
+            last_received_at,
+            clock_behind: false,
+        })
+    }
+
+    /// The `received_at` of the next entry, given the clock's reading (or, for an event from
+    /// the spool, the time it was accepted there): never earlier than the last entry's. When
+    /// the clock has been set back, entries keep the last entry's time until the clock
+    /// catches up; that is logged once, as a warning, when it starts.
+    pub(super) fn next_received_at(&mut self, tenant: &str, now: Timestamp) -> Timestamp {
+        match self.last_received_at {
+            Some(last) if last > now => {
+                if !self.clock_behind {
+                    self.clock_behind = true;
+                    tracing::warn!(
+                        %tenant,
+                        clock = %now.to_rfc3339(),
+                        last_received_at = %last.to_rfc3339(),
+                        "the clock is behind the log's last received_at (was it set back?); \
+                         new entries keep that time until the clock catches up"
+                    );
+                }
+                last
+            }
+            _ => {
+                if self.clock_behind {
+                    self.clock_behind = false;
+                    tracing::info!(%tenant, "the clock has caught up with the log's received_at");
+                }
+                now
+            }
+        }
+    }
+}
+
+/// The `received_at` of the last of a log's `size` entries, if it has any. An entry that
+/// cannot be read as one leaves nothing to keep order with: that is logged (verification
+/// reports the entry itself) and the clock alone decides, rather than stopping the writes.
+fn last_received_at(
+    store: &dyn Store,
+    tenant: &str,
+    size: u64,
+) -> Result<Option<Timestamp>, LedgerError> {
+    let Some(last) = size.checked_sub(1) else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.entry(tenant, last)? else {
+        tracing::warn!(%tenant, seq = last, "the log's last entry is missing; received_at follows the clock");
+        return Ok(None);
+    };
+    match Entry::parse(&bytes) {
+        Ok(entry) => Ok(Some(entry.server.received_at)),
+        Err(error) => {
+            tracing::warn!(%tenant, seq = last, %error, "cannot read the log's last entry; received_at follows the clock");
+            Ok(None)
+        }
+    }
+}
+
 impl Writer {
     /// The writer's state as a group's work sees it, borrowed for one write transaction:
     /// the appends of a group, a spool drain and an admin action all go through it.
@@ -118,7 +213,21 @@ impl Writer {
         }
     }
 
+    /// Marks every in-memory tail for reloading from the store, after a failed transaction
+    /// that may have left them ahead of it. The tenants stay known, so that the checkpoints
+    /// they wait for are still signed.
+    pub(super) fn forget_tails(&mut self) {
+        for state in self.tenants.values_mut() {
+            state.stale = true;
+        }
+    }
+
     pub(super) fn run(mut self, receiver: Receiver<Job>) {
+        // Logs left with entries outside every checkpoint (by a crash, or by a signing that
+        // failed before the last stop) are signed now, not when their tenants next write.
+        if !self.store_backing_off() {
+            self.sign_due_checkpoints(false);
+        }
         loop {
             let wait = if self.spool_pending() {
                 DRAIN_TICK.min(self.config.checkpoint_interval)
@@ -161,6 +270,11 @@ impl Writer {
         }
         if self.spool_pending() {
             self.drain_spool();
+        }
+        // Every log whose latest checkpoint is smaller than the log gets a final one, also
+        // those this writer never touched (another process may have appended to them).
+        if let Err(error) = self.track_unsigned_logs() {
+            tracing::error!(%error, "cannot find the logs that need a final checkpoint");
         }
         self.sign_due_checkpoints(true);
     }
@@ -222,7 +336,7 @@ impl Writer {
         crate::metrics::group_committed(events, started.elapsed(), error);
         if result.is_err() {
             // What was applied in memory may not match the database: reload on next use.
-            self.tenants.clear();
+            self.forget_tails();
         }
         if let Some(spool) = &mut self.spool {
             match &result {
@@ -462,25 +576,25 @@ pub(super) fn tenant_state<'t>(
     tenant: &str,
 ) -> Result<&'t mut TenantState, LedgerError> {
     let size_in_store = store.size(tenant)?;
-    let stale = tenants.get(tenant).is_none_or(|s| s.size != size_in_store);
+    let stale = tenants
+        .get(tenant)
+        .is_none_or(|s| s.stale || s.size != size_in_store);
     if stale {
         let record = store
             .tenant(tenant)?
             .ok_or_else(|| Refusal::UnknownTenant(tenant.to_string()))?;
-        let tail = store::tail(store, tenant)?;
         let checkpointed_size = store.latest_checkpoint(tenant)?.map_or(0, |c| c.size);
         let previous = tenants.remove(tenant);
-        tenants.insert(
-            tenant.to_string(),
-            TenantState {
-                origin: record.origin,
-                size: tail.size,
-                last_hash: tail.last_hash,
-                tree: tail.tree,
-                checkpointed_size,
-                checkpointed_at: previous.and_then(|p| p.checkpointed_at),
-            },
-        );
+        let mut state = TenantState::read(store, tenant, record.origin, checkpointed_size)?;
+        if let Some(previous) = previous {
+            // What this writer knows about signing the log and about the clock outlives a
+            // reload of its tail.
+            state.checkpointed_at = previous.checkpointed_at;
+            state.sign_failures = previous.sign_failures;
+            state.retry_signing_at = previous.retry_signing_at;
+            state.clock_behind = previous.clock_behind;
+        }
+        tenants.insert(tenant.to_string(), state);
     }
     Ok(tenants.get_mut(tenant).expect("just inserted"))
 }

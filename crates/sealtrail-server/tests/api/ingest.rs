@@ -880,3 +880,53 @@ async fn nobody_writes_producer_events_into_the_system_log() {
     assert_eq!(response.status(), 201);
     app.stop().await;
 }
+
+/// An `occurred_at` further ahead of the server's clock than `max_future_skew_secs` allows is
+/// refused with 422 naming the field and the rule `future`; in a batch only that event is.
+#[tokio::test]
+async fn an_event_dated_beyond_the_allowed_skew_is_refused_and_in_a_batch_only_itself() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = crate::helpers::spawn_app_in(dir, |s| s.max_future_skew_secs = Some(60)).await;
+    let token = app.token("acme", &["events:write"]).await;
+    let from_now = |secs: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64;
+        sealtrail_core::Timestamp::from_unix_micros(now + secs * 1_000_000)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let dated = |n, secs| {
+        let mut dated = event(n);
+        dated["occurred_at"] = from_now(secs).into();
+        dated
+    };
+
+    let response = app.post_event(&token, &dated(1, 3600)).await;
+    assert_eq!(response.status(), 422);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["field"], "occurred_at", "{error}");
+    assert_eq!(error["rule"], "future", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 60 s ahead"),
+        "{error}"
+    );
+    assert_eq!(app.log_size("acme"), 0);
+
+    // Within the skew (a producer's clock a little ahead) and in the past: accepted.
+    let batch = serde_json::json!([dated(2, 30), dated(3, 3600), dated(4, -3600)]);
+    let response = app.post_batch(&token, &batch).await;
+    assert_eq!(response.status(), 200);
+    let results: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(results[0]["status"], 201, "{results}");
+    assert_eq!(results[1]["status"], 422, "{results}");
+    assert_eq!(results[1]["error"]["field"], "[1].occurred_at");
+    assert_eq!(results[1]["error"]["rule"], "future");
+    assert_eq!(results[2]["status"], 201, "{results}");
+    assert_eq!(app.log_size("acme"), 2);
+    app.stop().await;
+}

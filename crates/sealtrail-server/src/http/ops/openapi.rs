@@ -408,7 +408,8 @@ pub struct Disclosure {
     "source": {"app": "ehr-web", "instance": "pod-7", "seq": 18233}
 }))]
 pub struct Event {
-    /// When it happened.
+    /// When it happened. At most `max_future_skew_secs` (a `serve` setting, 24 hours by
+    /// default) ahead of the server's clock; a later time is refused with 422, rule `future`.
     #[schema(value_type = Option<Timestamp>)]
     occurred_at: Option<String>,
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:/-]+$")]
