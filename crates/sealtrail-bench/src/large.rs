@@ -2052,7 +2052,7 @@ mod tests {
             .entries(TENANT, 0, EVENTS, EVENTS as usize)
             .unwrap()
             .into_iter()
-            .map(|(seq, entry)| (seq, serde_json::from_slice(&entry).unwrap()))
+            .map(|(seq, entry)| (seq, serde_json::from_slice(&entry.unwrap()).unwrap()))
             .collect();
         assert_eq!(entries.len() as u64, EVENTS);
         // The groups interleave the streams: every stream's producers are in the log.

@@ -53,7 +53,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sealtrail_core::Timestamp;
-use sealtrail_store::{Store, StoreError};
+use sealtrail_store::{EntryRow, Store, StoreError};
 
 use crate::clock::Clock;
 
@@ -71,7 +71,8 @@ pub trait Follow: Send + 'static {
     fn cursors(&self) -> HashMap<String, u64>;
 
     /// Applies a tenant's next committed entries, `(seq, bytes)` in seq order starting at the
-    /// tenant's cursor, and persists their effect with the new cursor, which it returns:
+    /// tenant's cursor (a row the store holds no entry bytes for comes as its `BadValue`: the
+    /// follower passes over it, logged, so that one damaged row does not stop it for ever), and persists their effect with the new cursor, which it returns:
     /// normally one past the last entry. A follower that cannot take some of them returns the
     /// cursor it reached (the old one if none), and what it did not take comes again in the
     /// next round. `log` is the log the entries come from, for anything else the follower
@@ -80,7 +81,7 @@ pub trait Follow: Send + 'static {
         &mut self,
         log: &dyn Store,
         tenant: &str,
-        entries: &[(u64, Vec<u8>)],
+        entries: &[(u64, EntryRow)],
     ) -> Result<u64, Self::Error>;
 
     /// How far behind the log the follower is, in seconds, after each round: the age of the
@@ -385,7 +386,7 @@ impl<F: Follow> Worker<F> {
             .expect("follower cursors lock")
             .insert(tenant.to_string(), reached);
         self.shared.progress.send_modify(|n| *n = n.wrapping_add(1));
-        let applied: Vec<&(u64, Vec<u8>)> = entries
+        let applied: Vec<&(u64, EntryRow)> = entries
             .iter()
             .take_while(|(seq, _)| *seq < reached)
             .collect();
@@ -394,7 +395,7 @@ impl<F: Follow> Worker<F> {
                 applied
                     .iter()
                     .rev()
-                    .find_map(|(_, bytes)| received_at(bytes))
+                    .find_map(|(_, entry)| entry.as_deref().ok().and_then(received_at))
             })
             .flatten();
         Ok((applied.len(), behind))
@@ -449,7 +450,7 @@ mod tests {
             &mut self,
             _log: &dyn Store,
             tenant: &str,
-            entries: &[(u64, Vec<u8>)],
+            entries: &[(u64, EntryRow)],
         ) -> Result<u64, String> {
             let mut cursors = self.cursors.lock().unwrap();
             let cursor = cursors.get(tenant).copied().unwrap_or(0);

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealtrail_store::index::IndexDb;
-use sealtrail_store::{DataDir, Location, Store};
+use sealtrail_store::{DataDir, EntryRow, Location, Store};
 
 use crate::clock::Clock;
 use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
@@ -75,7 +75,7 @@ impl Follow for IndexFollower {
         &mut self,
         log: &dyn Store,
         tenant: &str,
-        entries: &[(u64, Vec<u8>)],
+        entries: &[(u64, EntryRow)],
     ) -> Result<u64, IndexError> {
         let Some(mark) = self.db.apply(tenant, entries, log)? else {
             return Ok(0);

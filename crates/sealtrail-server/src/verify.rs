@@ -43,7 +43,7 @@ use crate::keys::{KeyFileError, KeyResolver};
 use crate::ledger::Ledger;
 use crate::readers::{ReadFailure, Readers};
 use crate::shutdown::Shutdown;
-use sealtrail_store::{self as store, Location, Store, StoreError, StoreHashes, Tenant};
+use sealtrail_store::{self as store, EntryRef, Location, Store, StoreError, StoreHashes, Tenant};
 
 /// The background verifier re-checks at least this many of each log's latest entries per run.
 pub const RECENT_WINDOW: u64 = 10_000;
@@ -289,11 +289,17 @@ struct Chunk {
     /// Per entry: the seq the store files it under and where its bytes end in `bytes`.
     entries: Vec<(u64, usize)>,
     checks: Vec<EntryCheck>,
+    /// Rows the store had no entry bytes for, by their place in `entries` (where they take no
+    /// bytes), with what they hold instead. Rare, so kept apart from the per-entry vectors.
+    unreadable: Vec<(usize, String)>,
 }
 
 impl Chunk {
-    fn push(&mut self, seq: u64, entry: &[u8]) {
-        self.bytes.extend_from_slice(entry);
+    fn push(&mut self, seq: u64, entry: EntryRef<'_>) {
+        match entry {
+            Ok(entry) => self.bytes.extend_from_slice(entry),
+            Err(bad) => self.unreadable.push((self.entries.len(), bad.to_string())),
+        }
         self.entries.push((seq, self.bytes.len()));
     }
 
@@ -301,6 +307,7 @@ impl Chunk {
         self.bytes.clear();
         self.entries.clear();
         self.checks.clear();
+        self.unreadable.clear();
     }
 
     /// Hashes and scans every entry (the hashing thread's work).
@@ -316,8 +323,12 @@ impl Chunk {
 
     /// Hands the checked entries to the verifier, in storage order.
     fn apply(&self, verifier: &mut Verifier<'_>) {
-        for (&(seq, _), check) in self.entries.iter().zip(&self.checks) {
-            verifier.push_checked(seq, check);
+        let mut unreadable = self.unreadable.iter().peekable();
+        for (i, (&(seq, _), check)) in self.entries.iter().zip(&self.checks).enumerate() {
+            match unreadable.next_if(|(at, _)| *at == i) {
+                Some((_, why)) => verifier.push_unreadable(seq, why),
+                None => verifier.push_checked(seq, check),
+            }
         }
     }
 }
@@ -338,7 +349,7 @@ fn feed(
     let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
     if !parallel {
         return conn.for_each_entry(tenant, from, end, &mut |seq, entry| {
-            verifier.push(seq, entry)
+            push(verifier, seq, entry)
         });
     }
     pipelined(verifier, CHUNK_BYTES, |each| {
@@ -346,12 +357,20 @@ fn feed(
     })
 }
 
+/// Hands one row to the verifier: its bytes, or what the store holds instead of them.
+fn push(verifier: &mut Verifier<'_>, seq: u64, entry: EntryRef<'_>) {
+    match entry {
+        Ok(entry) => verifier.push(seq, entry),
+        Err(bad) => verifier.push_unreadable(seq, &bad.to_string()),
+    }
+}
+
 /// Feeds what `read` yields to `verifier`, with the entries of each chunk of about
 /// `chunk_bytes` hashed and scanned on a second thread (see [`feed`]).
 fn pipelined<E>(
     verifier: &mut Verifier<'_>,
     chunk_bytes: usize,
-    read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<(), E>,
+    read: impl FnOnce(&mut dyn FnMut(u64, EntryRef<'_>)) -> Result<(), E>,
 ) -> Result<(), E> {
     std::thread::scope(|scope| {
         let (to_hasher, hasher_in) = std::sync::mpsc::sync_channel::<Chunk>(1);
@@ -368,7 +387,7 @@ fn pipelined<E>(
             });
         if hasher.is_err() {
             // No thread to be had: do it all here.
-            return read(&mut |seq, entry| verifier.push(seq, entry));
+            return read(&mut |seq, entry| push(verifier, seq, entry));
         }
         // A checked chunk comes back only after the next one was read; then the verifier takes
         // it and its buffers are filled again.
@@ -982,15 +1001,15 @@ mod tests {
             VerifyOptions::default(),
         )
         .unwrap();
-        let read = |each: &mut dyn FnMut(u64, &[u8])| {
+        let read = |each: &mut dyn FnMut(u64, EntryRef<'_>)| {
             for (seq, entry) in entries {
-                each(*seq, entry);
+                each(*seq, Ok(entry));
             }
             Ok::<(), ()>(())
         };
         match chunk_bytes {
             Some(bytes) => pipelined(&mut verifier, bytes, read).unwrap(),
-            None => read(&mut |seq, entry| verifier.push(seq, entry)).unwrap(),
+            None => read(&mut |seq, entry| push(&mut verifier, seq, entry)).unwrap(),
         }
         verifier.finish()
     }

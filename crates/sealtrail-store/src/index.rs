@@ -101,7 +101,7 @@ use sealtrail_core::Timestamp;
 use sealtrail_core::event::{Activity, Outcome as EventOutcome};
 use serde_json::Value;
 
-use crate::{Store, StoreError};
+use crate::{EntryRow, Store, StoreError};
 
 /// The schema version of the index in the production layout ([`IndexLayout::default`]),
 /// stored as `PRAGMA user_version`. An index of any other version is rebuilt.
@@ -285,7 +285,7 @@ impl IndexDb {
     pub fn apply(
         &mut self,
         tenant: &str,
-        entries: &[(u64, Vec<u8>)],
+        entries: &[(u64, EntryRow)],
         log: &dyn Store,
     ) -> Result<Option<Mark>, IndexError> {
         let mark = self.mark(tenant);
@@ -310,11 +310,23 @@ impl IndexDb {
         };
         let rows: Vec<Row> = entries
             .iter()
-            .filter_map(|(seq, bytes)| match to_row(*seq, bytes) {
-                Ok(row) => Some(row),
-                Err(error) => {
-                    tracing::error!(tenant, seq, %error, "entry does not parse; not indexed (run `sealtrail verify`)");
-                    None
+            .filter_map(|(seq, entry)| {
+                // A row that holds no entry bytes is passed over like one that does not parse:
+                // the index cannot show it, and stopping here would leave every later entry
+                // unsearchable. The mark moves past it, so it is logged once, not every round.
+                let bytes = match entry {
+                    Ok(bytes) => bytes,
+                    Err(bad) => {
+                        tracing::error!(tenant, seq, error = %bad, "entry row holds no entry; not indexed (run `sealtrail verify`)");
+                        return None;
+                    }
+                };
+                match to_row(*seq, bytes) {
+                    Ok(row) => Some(row),
+                    Err(error) => {
+                        tracing::error!(tenant, seq, %error, "entry does not parse; not indexed (run `sealtrail verify`)");
+                        None
+                    }
                 }
             })
             .collect();
@@ -1364,6 +1376,14 @@ mod tests {
             .collect()
     }
 
+    /// Entries as a store's reads hand them to the index: every row readable.
+    fn rows(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, EntryRow)> {
+        entries
+            .iter()
+            .map(|(seq, bytes)| (*seq, Ok(bytes.clone())))
+            .collect()
+    }
+
     /// An embedded store in `dir` holding `entries` as the log of `tenant`, with their stored
     /// hashes, as the write path leaves it.
     fn write_log(dir: &Path, tenant: &str, entries: &[(u64, Vec<u8>)]) -> Box<dyn Store> {
@@ -1423,7 +1443,7 @@ mod tests {
         let path = crate::DataDir::new(dir.path()).index();
         let mut db = IndexDb::open(&path, layout, log.as_ref()).unwrap();
         for batch in entries.chunks(150) {
-            db.apply("acme", batch, log.as_ref()).unwrap();
+            db.apply("acme", &rows(batch), log.as_ref()).unwrap();
         }
         let mark = db.mark("acme").unwrap();
         assert_eq!(mark.next_seq, EVENTS);
@@ -1829,7 +1849,9 @@ mod tests {
         let log = write_log(dir.path(), "acme", &entries);
         let path = crate::DataDir::new(dir.path()).index();
         let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
-        let mark = db.apply("acme", &entries[..30], log.as_ref()).unwrap();
+        let mark = db
+            .apply("acme", &rows(&entries[..30]), log.as_ref())
+            .unwrap();
         assert_eq!(mark.map(|m| m.next_seq), Some(30));
         drop(db);
 
@@ -1843,7 +1865,8 @@ mod tests {
 
         // Another log whose entry 29 has another id: the index was built from something else.
         let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
-        db.apply("acme", &entries[..30], log.as_ref()).unwrap();
+        db.apply("acme", &rows(&entries[..30]), log.as_ref())
+            .unwrap();
         drop(db);
         let other = tempfile::tempdir().unwrap();
         let mut replaced = log_entries(40);
@@ -1867,7 +1890,7 @@ mod tests {
         let mut db = IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap();
         assert_eq!(db.apply("acme", &[], log.as_ref()).unwrap(), None);
         let first = db
-            .apply("acme", &entries[..10], log.as_ref())
+            .apply("acme", &rows(&entries[..10]), log.as_ref())
             .unwrap()
             .unwrap();
         assert_eq!(first.next_seq, 10);
@@ -1878,7 +1901,7 @@ mod tests {
         };
         assert_eq!(found(&db), (0..10).collect::<Vec<u64>>());
         let second = db
-            .apply("acme", &entries[10..], log.as_ref())
+            .apply("acme", &rows(&entries[10..]), log.as_ref())
             .unwrap()
             .unwrap();
         assert_eq!(

@@ -27,7 +27,8 @@
 //!
 //! - this file: [`StoreError`], [`Location`] (which store, and opening it for writing, reading
 //!   or scanning), the record types ([`Tenant`], [`NewEntry`], [`StoredCheckpoint`],
-//!   [`TokenRecord`], [`Protection`]), the [`Store`] trait in sections (transactions, the log,
+//!   [`TokenRecord`], [`Protection`], [`BadValue`] and [`EntryRow`] for rows that break their
+//!   schema), the [`Store`] trait in sections (transactions, the log,
 //!   tenants and tokens, settings) and the helpers every caller of a log needs ([`tail`],
 //!   [`StoreHashes`], [`in_snapshot`]);
 //! - [`sqlite`] with `sqlite_schema.sql` and [`sqlite::wal`]; [`postgres`] with its migrations
@@ -77,6 +78,15 @@ pub enum StoreError {
     Missing(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A row holds a value its schema does not allow (see [`BadValue`]): reading that row
+    /// alone fails, so that one damaged row cannot hide the rest of the log.
+    #[error("tenant {tenant:?}, seq {seq}: {source}; run `sealtrail verify` for the report")]
+    BadRow {
+        tenant: String,
+        seq: u64,
+        #[source]
+        source: BadValue,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// A write in the transaction failed, so the whole transaction was rolled back.
@@ -166,6 +176,30 @@ impl fmt::Display for Location {
         }
     }
 }
+
+/// A value a store holds where its schema promises another kind: an entry that is not bytes
+/// (SQLite TEXT after `CAST(entry AS TEXT)` or `replace()`, an integer, NULL), the sort of
+/// thing only someone who removed the append-only protections and edited the file can leave.
+///
+/// Reads of entries hand it back *in place of that row* ([`EntryRow`]) rather than failing the
+/// whole read: the verifier then reports the row as `malformed_entry` at its seq, and the
+/// indexer passes over it, instead of one edited row stopping both at the first read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {column} column holds {found} where the schema promises {expected}")]
+pub struct BadValue {
+    /// The column, e.g. `entries.entry`.
+    pub column: &'static str,
+    /// What the schema promises, e.g. `a BLOB`.
+    pub expected: &'static str,
+    /// What the row holds instead, e.g. `TEXT (312 bytes)` or `NULL`.
+    pub found: String,
+}
+
+/// One entry row as read: its bytes, or the value that stands where they should be.
+pub type EntryRow = std::result::Result<Vec<u8>, BadValue>;
+
+/// [`EntryRow`] borrowed, as [`Store::for_each_entry`] hands each row over.
+pub type EntryRef<'a> = std::result::Result<&'a [u8], &'a BadValue>;
 
 /// A tenant, the origin line of its log's checkpoints, and the verifier key its checkpoints
 /// are signed with (recorded when the tenant is created; `None` for tenants created by an
@@ -258,11 +292,12 @@ pub trait Store: Send {
     fn size(&self, tenant: &str) -> Result<u64>;
     /// Stored hashes at `indexes`, in the order asked; an error names a missing one.
     fn read_hashes(&self, tenant: &str, indexes: &[u64]) -> Result<Vec<Hash>, ReadError>;
-    /// The entry at `seq`, if any.
+    /// The entry at `seq`, if any; [`StoreError::BadRow`] if its row holds no bytes.
     fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>>;
     /// The entries at `seqs`, in the order `seqs` lists them; a seq the log does not hold is
     /// left out. One statement however many seqs are asked for, so that a page of search
-    /// results costs one round trip rather than one per event.
+    /// results costs one round trip rather than one per event. A row that holds no bytes is
+    /// [`StoreError::BadRow`]: a page cannot show an entry it cannot read.
     fn entries_at(&self, tenant: &str, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>>;
     /// The entry id at `seq`, if any.
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>>;
@@ -279,22 +314,24 @@ pub trait Store: Send {
         }
         Ok(found)
     }
-    /// Up to `limit` entries with `from <= seq < to`, in seq order.
+    /// Up to `limit` entries with `from <= seq < to`, in seq order; a row that holds no bytes
+    /// is there as its [`BadValue`], so that the rows after it are still read.
     fn entries(
         &self,
         tenant: &str,
         from: u64,
         to: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>>;
+    ) -> Result<Vec<(u64, EntryRow)>>;
     /// Calls `each(seq, entry)` for entries with `from <= seq < to`, in seq order, without
-    /// holding them all in memory. `each` must not use this store.
+    /// holding them all in memory; a row that holds no bytes is passed as its [`BadValue`].
+    /// `each` must not use this store.
     fn for_each_entry(
         &self,
         tenant: &str,
         from: u64,
         to: u64,
-        each: &mut dyn FnMut(u64, &[u8]),
+        each: &mut dyn FnMut(u64, EntryRef<'_>),
     ) -> Result<()> {
         const CHUNK: usize = 10_000;
         let mut from = from;
@@ -304,7 +341,7 @@ pub trait Store: Send {
                 break;
             };
             for (seq, entry) in &chunk {
-                each(*seq, entry);
+                each(*seq, entry.as_deref());
             }
             if chunk.len() < CHUNK {
                 break;

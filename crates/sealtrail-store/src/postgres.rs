@@ -30,7 +30,8 @@ use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
-    NewEntry, Protection, Result, Store, StoreError, StoredCheckpoint, Tenant, TokenRecord,
+    BadValue, EntryRow, NewEntry, Protection, Result, Store, StoreError, StoredCheckpoint, Tenant,
+    TokenRecord,
 };
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
@@ -816,6 +817,19 @@ fn trigger_body() -> &'static str {
         .expect("a migration defines the append-only trigger function")
 }
 
+/// The bytes of an `entries.entry` value, or what the row holds instead. PostgreSQL enforces a
+/// column's type for every row, so the one value a row can hold in place of bytea is NULL, once
+/// someone has dropped the column's `NOT NULL`; that is reported for the row alone
+/// ([`BadValue`]). A column whose type was changed fails every read with the driver's error
+/// naming the type: that is a change to the schema, not to a row.
+fn entry_value(value: Option<Vec<u8>>) -> EntryRow {
+    value.ok_or_else(|| BadValue {
+        column: "entries.entry",
+        expected: "bytea",
+        found: "NULL".to_string(),
+    })
+}
+
 fn tenant_from_row(row: &Row) -> Result<Tenant, postgres::Error> {
     Ok(Tenant {
         name: row.try_get(0)?,
@@ -957,7 +971,14 @@ impl Store for PgStore {
     }
 
     fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>> {
-        self.query_opt(SELECT_ENTRY, &[&tenant, &to_i64(seq)], |row| row.try_get(0))
+        let entry = self.query_opt(SELECT_ENTRY, &[&tenant, &to_i64(seq)], |row| {
+            row.try_get(0).map(entry_value)
+        })?;
+        entry.transpose().map_err(|source| StoreError::BadRow {
+            tenant: tenant.to_string(),
+            seq,
+            source,
+        })
     }
 
     fn entries_at(&self, tenant: &str, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
@@ -966,8 +987,23 @@ impl Store for PgStore {
         }
         let wanted: Vec<i64> = seqs.iter().map(|&seq| to_i64(seq)).collect();
         let rows = self.query_map(SELECT_ENTRIES_AT, &[&tenant, &wanted], |row| {
-            Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?))
+            Ok((
+                row.try_get::<_, i64>(0)? as u64,
+                entry_value(row.try_get(1)?),
+            ))
         })?;
+        let rows = rows
+            .into_iter()
+            .map(|(seq, entry)| {
+                entry
+                    .map(|entry| (seq, entry))
+                    .map_err(|source| StoreError::BadRow {
+                        tenant: tenant.to_string(),
+                        seq,
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(crate::in_asked_order(seqs, rows))
     }
 
@@ -990,12 +1026,17 @@ impl Store for PgStore {
         from: u64,
         to: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>> {
+    ) -> Result<Vec<(u64, EntryRow)>> {
         let limit = to_i64(limit as u64);
         self.query_map(
             SELECT_ENTRIES,
             &[&tenant, &to_i64(from), &to_i64(to), &limit],
-            |row| Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?)),
+            |row| {
+                Ok((
+                    row.try_get::<_, i64>(0)? as u64,
+                    entry_value(row.try_get(1)?),
+                ))
+            },
         )
     }
 

@@ -17,13 +17,14 @@ use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
-    NewEntry, Protection, ReadNesting, Result, Store, StoreError, StoredCheckpoint, Tenant,
-    TokenRecord,
+    BadValue, EntryRef, EntryRow, NewEntry, Protection, ReadNesting, Result, Store, StoreError,
+    StoredCheckpoint, Tenant, TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
@@ -189,6 +190,25 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The bytes of an `entries.entry` value, or what the row holds instead. SQLite keeps a type
+/// per value, not per column, so a row edited outside sealtrail can hold TEXT, a number or
+/// NULL where the schema says BLOB; that is reported for the row alone ([`BadValue`]) and never
+/// converted, because an entry is exactly the bytes sealtrail wrote.
+fn entry_value(value: ValueRef<'_>) -> std::result::Result<&[u8], BadValue> {
+    let found = match value {
+        ValueRef::Blob(bytes) => return Ok(bytes),
+        ValueRef::Null => "NULL".to_string(),
+        ValueRef::Integer(n) => format!("the INTEGER {n}"),
+        ValueRef::Real(x) => format!("the REAL {x}"),
+        ValueRef::Text(text) => format!("TEXT ({} bytes)", text.len()),
+    };
+    Err(BadValue {
+        column: "entries.entry",
+        expected: "a BLOB",
+        found,
+    })
+}
+
 fn tenant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
         name: row.get(0)?,
@@ -318,9 +338,16 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT entry FROM entries WHERE tenant = ?1 AND seq = ?2")?;
-        Ok(stmt
-            .query_row(params![tenant, seq as i64], |row| row.get(0))
-            .optional()?)
+        let mut rows = stmt.query(params![tenant, seq as i64])?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        let entry = entry_value(row.get_ref(0)?).map_err(|source| StoreError::BadRow {
+            tenant: tenant.to_string(),
+            seq,
+            source,
+        })?;
+        Ok(Some(entry.to_vec()))
     }
 
     /// The seqs go in as one JSON array, unpacked by `json_each`, so that any number of them is
@@ -341,11 +368,18 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq IN (SELECT value FROM json_each(?2))",
         )?;
-        let rows = stmt.query_map(params![tenant, wanted], |row| {
-            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, Vec<u8>>(1)?))
-        })?;
-        let rows = rows.collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::in_asked_order(seqs, rows))
+        let mut rows = stmt.query(params![tenant, wanted])?;
+        let mut found = Vec::with_capacity(seqs.len());
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            let entry = entry_value(row.get_ref(1)?).map_err(|source| StoreError::BadRow {
+                tenant: tenant.to_string(),
+                seq,
+                source,
+            })?;
+            found.push((seq, entry.to_vec()));
+        }
+        Ok(crate::in_asked_order(seqs, found))
     }
 
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>> {
@@ -371,7 +405,7 @@ impl Store for SqliteStore {
         from: u64,
         to: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>> {
+    ) -> Result<Vec<(u64, EntryRow)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq LIMIT ?4",
         )?;
@@ -382,7 +416,10 @@ impl Store for SqliteStore {
                 to.min(i64::MAX as u64) as i64,
                 limit.min(i64::MAX as usize) as i64
             ],
-            |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, Vec<u8>>(1)?)),
+            |row| {
+                let entry = entry_value(row.get_ref(1)?).map(<[u8]>::to_vec);
+                Ok((row.get::<_, i64>(0)? as u64, entry))
+            },
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -393,7 +430,7 @@ impl Store for SqliteStore {
         tenant: &str,
         from: u64,
         to: u64,
-        each: &mut dyn FnMut(u64, &[u8]),
+        each: &mut dyn FnMut(u64, EntryRef<'_>),
     ) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
@@ -405,8 +442,10 @@ impl Store for SqliteStore {
         ])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
-            let entry = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            each(seq as u64, entry);
+            match entry_value(row.get_ref(1)?) {
+                Ok(entry) => each(seq as u64, Ok(entry)),
+                Err(bad) => each(seq as u64, Err(&bad)),
+            }
         }
         Ok(())
     }

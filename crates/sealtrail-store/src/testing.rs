@@ -126,6 +126,12 @@ pub trait Backend {
     fn raw(&self, sql: &str) -> Result<(), RawSqlError>;
     /// The SQL that removes a trigger.
     fn drop_trigger(&self, trigger: &str, table: &str) -> String;
+    /// The SQL that leaves the row of `tenant`'s entry `seq` holding something other than entry
+    /// bytes, as someone with full rights on the database can: the append-only trigger is
+    /// dropped first. SQLite keeps a type per value, so the entry becomes TEXT with the same
+    /// characters; PostgreSQL keeps a type per column, so its NOT NULL is dropped and the entry
+    /// becomes NULL.
+    fn entry_without_bytes(&self, tenant: &str, seq: u64) -> String;
     fn data_dir(&self) -> &std::path::Path;
     /// Holds a lock, from a session of its own, that stops any append to the log until the
     /// returned guard is dropped.
@@ -161,6 +167,12 @@ impl Backend for Embedded {
     }
     fn drop_trigger(&self, trigger: &str, _table: &str) -> String {
         format!("DROP TRIGGER {trigger}")
+    }
+    fn entry_without_bytes(&self, tenant: &str, seq: u64) -> String {
+        format!(
+            "DROP TRIGGER IF EXISTS entries_append_only_update;
+             UPDATE entries SET entry = CAST(entry AS TEXT) WHERE tenant = '{tenant}' AND seq = {seq};"
+        )
     }
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -202,6 +214,13 @@ impl Backend for Postgres {
     }
     fn drop_trigger(&self, trigger: &str, table: &str) -> String {
         format!("DROP TRIGGER {trigger} ON {table}")
+    }
+    fn entry_without_bytes(&self, tenant: &str, seq: u64) -> String {
+        format!(
+            "DROP TRIGGER IF EXISTS entries_append_only ON entries;
+             ALTER TABLE entries ALTER COLUMN entry DROP NOT NULL;
+             UPDATE entries SET entry = NULL WHERE tenant = '{tenant}' AND seq = {seq};"
+        )
     }
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -10,7 +10,7 @@
 //!
 //! | kind | meaning |
 //! | --- | --- |
-//! | `malformed_entry` | the entry is not a JSON object with an integer `seq` and a hex `prev_hash` |
+//! | `malformed_entry` | the entry is not a JSON object with an integer `seq` and a hex `prev_hash`, or the store holds no bytes at that seq at all (a value of another type, NULL: [`Verifier::push_unreadable`]) |
 //! | `seq_mismatch` | the `seq` inside the entry differs from the seq the store files it under |
 //! | `missing_seq` | one or more sequence numbers are absent (a deleted entry) |
 //! | `duplicate_seq` | a sequence number occurs twice (an inserted entry) |
@@ -226,7 +226,9 @@ impl EntryCheck {
 struct Pending {
     seq: u64,
     prev_hash: Option<Hash>,
-    leaf: Hash,
+    /// The entry's own hash; `None` when the store had no bytes for it
+    /// ([`Verifier::push_unreadable`]).
+    leaf: Option<Hash>,
     /// The entry directly follows its predecessor's seq, so its link is checkable.
     linked: bool,
 }
@@ -437,7 +439,38 @@ impl<'a> Verifier<'a> {
         self.pending.push(Pending {
             seq,
             prev_hash,
-            leaf,
+            leaf: Some(leaf),
+            linked,
+        });
+        if self.pending.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Records that the store holds a row at `seq` but could not hand over entry bytes for it
+    /// (`why`: its value is of another type, or NULL), in storage order like [`Verifier::push`].
+    /// That is `malformed_entry` at `seq`. With stored hashes the row's stored leaf stands in
+    /// for it in the tree and in the next entry's link check, so that the one damaged row is
+    /// reported once; without them there is nothing to stand in, the tree goes on over a zero
+    /// leaf (any checkpoint over it then mismatches, placed at this seq) and the next link is
+    /// not checked.
+    pub fn push_unreadable(&mut self, seq: u64, why: &str) {
+        self.rows_checked += 1;
+        self.report(
+            Some(seq),
+            ViolationKind::MalformedEntry,
+            format!("the store holds no entry bytes at this seq: {why}"),
+        );
+        let expected = self.last_seq.map_or(0, |last| last + 1);
+        let linked = seq == expected;
+        if !linked {
+            self.report_sequence_break(seq, expected);
+        }
+        self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
+        self.pending.push(Pending {
+            seq,
+            prev_hash: None,
+            leaf: None,
             linked,
         });
         if self.pending.len() >= CHUNK {
@@ -531,29 +564,38 @@ impl<'a> Verifier<'a> {
             Some(reader) => self.advance_stored_tree(reader, &pending),
             None => {
                 for entry in &pending {
-                    self.push_own_leaf(entry.leaf);
+                    self.push_own_leaf(entry.leaf.unwrap_or(Hash::ZERO));
                 }
                 None
             }
         };
         for (i, entry) in pending.iter().enumerate() {
             let stored_leaf = stored_leaves.as_ref().and_then(|leaves| leaves[i]);
+            // A row without bytes was reported when pushed; its stored leaf, if any, stands
+            // for it in the next link check.
+            let Some(leaf) = entry.leaf else {
+                self.previous = stored_leaf.map(|stored| Previous {
+                    seq: entry.seq,
+                    leaf: stored,
+                    stored: Some(stored),
+                });
+                continue;
+            };
             if let Some(stored_leaf) = stored_leaf
-                && stored_leaf != entry.leaf
+                && stored_leaf != leaf
             {
                 self.report(
                     Some(entry.seq),
                     ViolationKind::ContentMismatch,
                     format!(
-                        "entry bytes hash to {} but its stored event_hash is {stored_leaf}",
-                        entry.leaf
+                        "entry bytes hash to {leaf} but its stored event_hash is {stored_leaf}",
                     ),
                 );
             }
             self.check_link(entry);
             self.previous = Some(Previous {
                 seq: entry.seq,
-                leaf: entry.leaf,
+                leaf,
                 stored: stored_leaf,
             });
         }
@@ -626,7 +668,7 @@ impl<'a> Verifier<'a> {
         // Past the stored tree's end, each entry's own hash stands for it, in storage order.
         let stored_end = self.stored_end.unwrap_or(u64::MAX);
         for entry in pending.iter().filter(|p| p.seq >= stored_end) {
-            self.push_own_leaf(entry.leaf);
+            self.push_own_leaf(entry.leaf.unwrap_or(Hash::ZERO));
         }
         // In order, every pending entry's stored leaf was just read; otherwise read by seq.
         let in_fresh = |seq: u64| seq >= from && seq < at;

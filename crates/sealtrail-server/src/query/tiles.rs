@@ -4,7 +4,7 @@
 //! not signed yet. `http::tiles` decides who may ask and how long answers may be cached.
 
 use sealtrail_core::tiles::{self, Tile, TilePath};
-use sealtrail_store::{Store, StoreHashes, StoredCheckpoint};
+use sealtrail_store::{Store, StoreError, StoreHashes, StoredCheckpoint};
 
 use super::{Queries, QueryError};
 
@@ -92,9 +92,27 @@ fn entry_bundle(log: &dyn Store, tenant: &str, tile: &Tile) -> Result<Vec<u8>, Q
     // `tile_exists` held, so the first seq and the end are within the tree's size.
     let first = tile.index * tiles::TILE_WIDTH;
     let mut entries: Vec<Vec<u8>> = Vec::with_capacity(tile.width.into());
-    log.for_each_entry(tenant, first, first + width, &mut |_, entry| {
-        entries.push(entry.to_vec());
-    })?;
+    // A row without entry bytes cannot go into a bundle; the first one fails the tile.
+    let mut bad_row = None;
+    log.for_each_entry(
+        tenant,
+        first,
+        first + width,
+        &mut |seq, entry| match entry {
+            Ok(entry) => entries.push(entry.to_vec()),
+            Err(bad) => {
+                bad_row.get_or_insert_with(|| (seq, bad.clone()));
+            }
+        },
+    )?;
+    if let Some((seq, source)) = bad_row {
+        return Err(StoreError::BadRow {
+            tenant: tenant.to_string(),
+            seq,
+            source,
+        }
+        .into());
+    }
     // Seqs are unique, so as many entries as the width means every one of them is there.
     if entries.len() as u64 != width {
         tracing::error!(

@@ -8,7 +8,7 @@ fn config_events(app: &crate::helpers::TestApp) -> Vec<serde_json::Value> {
         .unwrap();
     let mut found = Vec::new();
     conn.for_each_entry("_system", 0, u64::MAX, &mut |_, entry| {
-        let value: serde_json::Value = serde_json::from_slice(entry).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(entry.unwrap()).unwrap();
         if value["action"] == "sealtrail.config.changed" {
             found.push(value["details"].clone());
         }

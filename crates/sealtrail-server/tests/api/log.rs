@@ -435,3 +435,75 @@ async fn the_background_verifier_flags_a_log_altered_in_the_database() {
     );
     app.stop().await;
 }
+
+/// A row whose entry was turned from bytes into TEXT behind the server's back (the triggers
+/// dropped, then `CAST(entry AS TEXT)`) is a violation at its seq: the background verifier
+/// marks the log violated and `/health` says so, while the indexer passes over the row and
+/// goes on indexing what follows it. The store used to fail the whole read at that row, so
+/// verification never ran to a report and the indexer retried the same batch every second.
+#[tokio::test]
+async fn a_row_turned_to_text_is_flagged_and_indexing_goes_on_past_it() {
+    let every_second = |settings: &mut Settings| settings.verify_interval_secs = Some(1);
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_in(dir.clone(), every_second).await;
+    let token = app
+        .token(
+            "acme",
+            &["events:write", "events:read", "log:read", "verify"],
+        )
+        .await;
+    post_events(&app, &token, 0..3).await;
+    checkpoint_at(&app, &token, 3).await;
+    app.stop().await;
+
+    // The index is rebuilt from the log on the next start, so it meets the damaged row.
+    let data = sealtrail_store::DataDir::new(dir.path().join("data"));
+    std::fs::remove_file(data.index()).unwrap();
+    let db = rusqlite::Connection::open(data.database()).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER entries_append_only_update;
+         UPDATE entries SET entry = CAST(entry AS TEXT) WHERE tenant = 'acme' AND seq = 1;",
+    )
+    .unwrap();
+    drop(db);
+
+    let app = spawn_app_in(dir, every_second).await;
+    post_events(&app, &token, 3..5).await;
+    let page = get_json(&app, &token, "/v1/events?wait_for_seq=4&order=asc").await;
+    let seqs: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 2, 3, 4], "{page}");
+
+    let mut status = app.board.status("acme");
+    for _ in 0..100 {
+        if status.state == sealtrail_server::verify::ChainState::Violated {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = app.board.status("acme");
+    }
+    assert_eq!(
+        status.state,
+        sealtrail_server::verify::ChainState::Violated,
+        "{status:?}"
+    );
+    assert_eq!(status.first_broken_seq, Some(1));
+    assert_eq!(status.violation_count, 1, "{status:?}");
+    let health: Value = get(&app, None, "/health").await.json().await.unwrap();
+    assert_eq!(health["checks"]["chain"], "violated", "{health}");
+
+    let report = get_json(&app, &token, "/v1/verify").await;
+    assert_eq!(report["valid"], false, "{report}");
+    assert_eq!(report["violations"][0]["seq"], 1, "{report}");
+    assert_eq!(
+        report["violations"][0]["kind"], "malformed_entry",
+        "{report}"
+    );
+    app.stop().await;
+}

@@ -38,6 +38,7 @@ fn system_log(app: &TestApp) -> Vec<Value> {
         .expect("the store opens");
     let mut entries = Vec::new();
     conn.for_each_entry("_system", 0, u64::MAX, &mut |_, entry| {
+        let entry = entry.expect("every row holds an entry");
         entries.push(serde_json::from_slice(entry).expect("entries are JSON"));
     })
     .expect("the log reads");

@@ -109,6 +109,7 @@ fn check_log(location: &Location, acks: &[Ack]) -> HashMap<String, u64> {
     let mut seqs: HashMap<String, u64> = HashMap::new();
     for (expected, (seq, bytes)) in entries.iter().enumerate() {
         assert_eq!(*seq, expected as u64, "the seqs have no gap");
+        let bytes = bytes.as_deref().expect("every row holds an entry");
         let entry: Value = serde_json::from_slice(bytes).unwrap();
         assert_eq!(entry["seq"], *seq, "the entry at seq {seq} says so");
         let key = entry["idempotency_key"]
@@ -126,6 +127,7 @@ fn check_log(location: &Location, acks: &[Ack]) -> HashMap<String, u64> {
             );
         };
         let bytes = &entries[seq as usize].1;
+        let bytes = bytes.as_deref().expect("every row holds an entry");
         let entry: Value = serde_json::from_slice(bytes).unwrap();
         assert_eq!(entry["id"], ack.id.as_str(), "{ack:?}");
         if let Some(acked) = ack.seq {

@@ -232,6 +232,10 @@ pub trait Db {
     fn set_checkpoint(&mut self, size: u64, note: &str);
     /// Replaces the verifier key the store records for the tenant.
     fn set_recorded_key(&mut self, vkey: &str);
+    /// Leaves the row of entry `seq` holding no bytes: TEXT with the same characters on SQLite,
+    /// which keeps a type per value; NULL on PostgreSQL, which keeps one per column, once the
+    /// column's NOT NULL is dropped.
+    fn strip_entry_bytes(&mut self, seq: u64);
     /// Turns off the append-only triggers of the log tables.
     fn disarm(&mut self);
     /// Puts them back exactly as the schema has them, as a careful administrator would.
@@ -248,6 +252,14 @@ const SQLITE_TRIGGERS: [(&str, &str); 3] = [
 impl Db for Connection {
     fn batch(&mut self, sql: &str) {
         self.execute_batch(sql).unwrap();
+    }
+
+    fn strip_entry_bytes(&mut self, seq: u64) {
+        self.execute(
+            "UPDATE entries SET entry = CAST(entry AS TEXT) WHERE tenant = ?1 AND seq = ?2",
+            params![TENANT, seq as i64],
+        )
+        .unwrap();
     }
 
     fn entry(&mut self, seq: u64) -> Vec<u8> {
@@ -369,6 +381,16 @@ const PG_LOG_TABLES: [&str; 3] = ["entries", "hashes", "checkpoints"];
 impl Db for postgres::Client {
     fn batch(&mut self, sql: &str) {
         self.batch_execute(sql).unwrap();
+    }
+
+    fn strip_entry_bytes(&mut self, seq: u64) {
+        self.batch_execute("ALTER TABLE entries ALTER COLUMN entry DROP NOT NULL")
+            .unwrap();
+        self.execute(
+            "UPDATE entries SET entry = NULL WHERE tenant = $1 AND seq = $2",
+            &[&TENANT, &(seq as i64)],
+        )
+        .unwrap();
     }
 
     fn entry(&mut self, seq: u64) -> Vec<u8> {
@@ -633,7 +655,7 @@ pub struct Fault {
 }
 
 /// The damage the store alone exposes, each at the seq where it starts.
-pub fn faults() -> [Fault; 6] {
+pub fn faults() -> [Fault; 7] {
     [
         Fault {
             name: "one entry's content changed",
@@ -697,6 +719,12 @@ pub fn faults() -> [Fault; 6] {
             damage: |db| db.batch("DELETE FROM entries WHERE tenant = 'acme' AND seq >= 190"),
             want: &[(Some(190), "truncated")],
             first_broken_seq: Some(190),
+        },
+        Fault {
+            name: "one entry's row left holding TEXT (SQLite) or NULL (PostgreSQL), not bytes",
+            damage: |db| db.strip_entry_bytes(64),
+            want: &[(Some(64), "malformed_entry")],
+            first_broken_seq: Some(64),
         },
     ]
 }
