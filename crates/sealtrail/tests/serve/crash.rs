@@ -150,8 +150,10 @@ fn verify(dir: &Path, extra: &[&str]) {
         )
     });
     assert_eq!(out.status.code(), Some(0), "{report:#}");
-    assert!(report.get("acme").is_some(), "{report:#}");
-    for (tenant, report) in report.as_object().unwrap() {
+    assert_eq!(report["valid"], true, "{report:#}");
+    let tenants = report["tenants"].as_object().unwrap();
+    assert!(tenants.contains_key("acme"), "{report:#}");
+    for (tenant, report) in tenants {
         assert_eq!(report["valid"], true, "{tenant}: {report:#}");
     }
 }
