@@ -292,7 +292,10 @@ fn two_servers_on_one_database_keep_one_log() {
     assert_eq!(report["tenants"]["acme"]["valid"], true);
     assert_eq!(report["tenants"]["acme"]["rows_checked"], size);
     assert_eq!(report["tenants"]["acme"]["checkpoint"]["size"], size);
-    assert_eq!(report["tenants"]["acme"]["store_protections"]["intact"], true);
+    assert_eq!(
+        report["tenants"]["acme"]["store_protections"]["intact"],
+        true
+    );
     assert_eq!(report["tenants"]["_system"]["valid"], true);
 
     // The store records each log's verifier key, and it is the derived one.

@@ -82,11 +82,11 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
 #[tokio::test]
 async fn audit_stdout_writes_every_committed_entry_as_a_line() {
     let dir = tempfile::tempdir().unwrap();
+    let server = Serve::start(dir.path(), &["--audit-stdout"]);
     let token = create_token(dir.path(), &[])["token"]
         .as_str()
         .unwrap()
         .to_string();
-    let server = Serve::start(dir.path(), &["--audit-stdout"]);
     let base = server.base.clone();
 
     let client = reqwest::Client::new();
