@@ -46,6 +46,10 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         keys: args.keys.clone(),
     };
     let verified = verify::verify_store(&args.data.location(), &args.data.data, &request)?;
+    // A warning, not a failure: the logs can be intact while others could read them.
+    if let Some(warning) = sealtrail_store::DataDir::new(&args.data.data).too_open_warning() {
+        eprintln!("warning: {warning}");
+    }
     for log in &verified.logs {
         if let Some(disputed) = &log.disputed_key {
             eprintln!(

@@ -166,3 +166,45 @@ fn a_replaced_signing_key_is_caught() {
     let pristine = build_store(dir.path());
     tamper::a_replaced_key_is_caught(&pristine, dir.path(), false);
 }
+
+/// A data directory other local users can read is warned about on stderr, naming it; the
+/// verification itself, its report and its exit status are unchanged.
+#[cfg(unix)]
+#[test]
+fn verify_warns_about_a_data_directory_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = build_store(dir.path()).data;
+    let run = || {
+        sealtrail(&[
+            "verify",
+            "--data",
+            data.to_str().unwrap(),
+            "--tenant",
+            TENANT,
+        ])
+    };
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = run();
+    assert_eq!(private.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&private.stderr);
+    assert!(!stderr.contains("warning: other local users"), "{stderr}");
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = run();
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert_eq!(
+        open.status.code(),
+        Some(0),
+        "a warning, not a failure: {stderr}"
+    );
+    assert_eq!(open.stdout, private.stdout);
+    assert!(
+        stderr.contains(&format!(
+            "warning: other local users can reach the audit data: {} is 0755",
+            data.display()
+        )),
+        "{stderr}"
+    );
+}
