@@ -1,6 +1,6 @@
 //! `sealtrail serve` as the benchmark runs it: a child process of this same binary on a fresh
-//! data directory (and a fresh PostgreSQL database), with a token made beforehand by
-//! `sealtrail tokens create`, stopped with SIGTERM and cleaned up afterwards.
+//! data directory (and a fresh PostgreSQL database), with a token made by `sealtrail tokens
+//! create` once serve has created the store, stopped with SIGTERM and cleaned up afterwards.
 
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
@@ -251,12 +251,6 @@ impl Running {
             store_args.extend(["--database-url".into(), url.clone()]);
         }
 
-        let token = create_token(
-            &exe,
-            &store_args,
-            &["events:write", "events:read", "log:read", "verify"],
-        )?;
-
         let mut child = spawn_serve(&exe, &store_args, create_log(&log)?)?;
         remember(Leftover::Process(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -264,7 +258,8 @@ impl Running {
         let mut running = Running {
             server: Server {
                 base_url: String::new(),
-                token,
+                // Set once serve has created the store: `tokens create` never creates one.
+                token: String::new(),
                 tenant: TENANT.to_string(),
                 store: kind,
                 data_dir,
@@ -296,6 +291,11 @@ impl Running {
             }
         };
         running.server.base_url = base.trim_end_matches('/').to_string();
+        running.server.token = create_token(
+            &exe,
+            &store_args,
+            &["events:write", "events:read", "log:read", "verify"],
+        )?;
         Ok(running)
     }
 

@@ -1,6 +1,6 @@
 //! The service, started the same way by `sealtrail serve` and by the tests:
-//! [`Application::build`] opens the store, starts the writer and the followers, and binds the
-//! port; [`Application::run_until_stopped`] serves until the shutdown future resolves, then
+//! [`Application::build`] binds the port, opens the store, and starts the writer and the
+//! followers; [`Application::run_until_stopped`] serves until the shutdown future resolves, then
 //! stops everything in order.
 //!
 //! Every piece of background work — the writer thread, the query index's follower, the
@@ -37,9 +37,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens (or creates) the store in the data directory, starts the writer and the query
-    /// index, and binds the listen address.
+    /// Binds the listen address, then opens (or creates) the store in the data directory and
+    /// starts the writer and the query index.
+    ///
+    /// The address is bound first, before anything is created: the first start of a new store
+    /// creates its admin token and returns it to be shown once, so a start that created the
+    /// store and then failed to listen (the port taken) would lose that token for good — the
+    /// next start finds the store and creates none.
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
+        let listen = settings.http.listen;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e}; pick another with --listen")
+        })?;
         let mut tasks = Tasks::new();
         let (ledger_config, spool) = (
             LedgerConfig::from_settings(&settings),
@@ -68,10 +77,6 @@ impl Application {
         tasks.on_stop("indexer", move || indexer.stop());
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
-        let listen = settings.http.listen;
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {listen}: {e}; pick another with --listen")
-        })?;
         let data = &settings.storage.data;
         let board = VerificationBoard::default();
         let state = AppState {

@@ -11,6 +11,7 @@
 //! | `chain` | `valid`, `violated` or `unchecked`, from the application's [`VerificationBoard`]: `violated` if any tenant's latest verification found a violation (it stays so until a whole-log verification finds the log intact), `valid` once verified, `unchecked` before the first run. |
 //! | `spool` | `{"depth", "oldest_age_seconds", "bytes"?, "max_bytes"?}`: events accepted into the local spool while a PostgreSQL store was unreachable and not yet drained into the log (see [`crate::spool`]). The embedded store commits directly and has no spool: `{"depth": 0, "oldest_age_seconds": null}`. |
 //! | `index_lag_seconds` | how far the query index trails the log; present once the indexer reports it. |
+//! | `permissions_warning` | present when the data directory or its databases are open to other local users (wider than 0700 and 0600; see `sealtrail_store::layout`), naming each with its mode. A warning only: the status does not change. |
 //!
 //! `failing` when the store or audit check fails and nothing takes events durably in its
 //! place; `degraded` when the store is unreachable but the spool takes events, when events
@@ -55,13 +56,15 @@ impl HealthCheck {
     /// Runs every check now and puts them together.
     pub async fn check(&self) -> Health {
         let store = self.check_store().await;
-        assess(
+        let mut health = assess(
             store,
             metrics::spool(),
             metrics::activity(),
             self.board.chain_state().into(),
             metrics::index_lag(),
-        )
+        );
+        health.checks.permissions_warning = self.check_permissions().await;
+        health
     }
 
     /// Reads the store and probes the data directory.
@@ -81,6 +84,15 @@ impl HealthCheck {
                 StoreReadFailure(error)
             });
         StoreCheck { read, disk }
+    }
+
+    /// Whether the data directory or its databases are open to other local users.
+    async fn check_permissions(&self) -> Option<String> {
+        let data = sealtrail_store::DataDir::new(self.data_dir.clone());
+        tokio::task::spawn_blocking(move || data.too_open_warning())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -179,6 +191,11 @@ pub struct HealthChecks {
     /// How far the query index trails the log; absent until the indexer reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_lag_seconds: Option<f64>,
+    /// Present when other local users can reach the data directory or its databases (their
+    /// modes are wider than 0700 and 0600), naming them. A warning only: it does not change
+    /// the status, because the service works and the operator may have meant it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions_warning: Option<String>,
 }
 
 /// `GET /health`.
@@ -320,6 +337,7 @@ fn assess(
             chain,
             spool,
             index_lag_seconds: index_lag,
+            permissions_warning: None,
         },
     }
 }

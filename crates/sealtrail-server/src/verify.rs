@@ -577,27 +577,56 @@ impl StoreVerification {
         self.broken().is_empty() && self.missing_protections.is_empty()
     }
 
-    /// The report `sealtrail verify --json` prints: with one tenant asked for, that log's
-    /// report; otherwise an object of reports by tenant. Each carries the store's
-    /// protections as `store_protections`.
+    /// The report `sealtrail verify --json` prints. With one tenant asked for, that log's
+    /// report. Otherwise the same fields summarise every log at the top level, so that a
+    /// script reads `.valid` the same way in both cases: `valid` when every log is valid,
+    /// `rows_checked` and `violation_count` summed, every log's `violations` each with its
+    /// `tenant`, `first_broken_seq` (and `first_broken_tenant`) of the first damaged log in
+    /// tenant order, and `checkpoint` null because each log has its own; each log's own report
+    /// is under `tenants`, keyed by tenant name. Every report carries the store's protections
+    /// as `store_protections`, and so does the summary.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        let protections = serde_json::json!({
+            "intact": self.missing_protections.is_empty(),
+            "missing": self.missing_protections,
+        });
         let mut reports = serde_json::Map::new();
         for log in &self.logs {
             let mut value = serde_json::to_value(&log.report)?;
-            value["store_protections"] = serde_json::json!({
-                "intact": self.missing_protections.is_empty(),
-                "missing": self.missing_protections,
-            });
+            value["store_protections"] = protections.clone();
             reports.insert(log.tenant.clone(), value);
         }
-        Ok(if self.single_tenant {
-            reports
+        if self.single_tenant {
+            return Ok(reports
                 .into_iter()
                 .next()
-                .map_or(serde_json::Value::Null, |(_, report)| report)
-        } else {
-            serde_json::Value::Object(reports)
-        })
+                .map_or(serde_json::Value::Null, |(_, report)| report));
+        }
+        let mut violations = Vec::new();
+        for log in &self.logs {
+            for violation in &log.report.violations {
+                let mut value = serde_json::to_value(violation)?;
+                value["tenant"] = serde_json::Value::String(log.tenant.clone());
+                violations.push(value);
+            }
+        }
+        // "First" is by tenant name, so that it does not depend on how the store lists them.
+        let first_broken = self
+            .logs
+            .iter()
+            .filter(|log| !log.report.valid && log.report.first_broken_seq.is_some())
+            .min_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(serde_json::json!({
+            "valid": self.logs.iter().all(|log| log.report.valid),
+            "rows_checked": self.logs.iter().map(|log| log.report.rows_checked).sum::<u64>(),
+            "violations": violations,
+            "violation_count": self.logs.iter().map(|log| log.report.violation_count).sum::<u64>(),
+            "first_broken_seq": first_broken.and_then(|log| log.report.first_broken_seq),
+            "first_broken_tenant": first_broken.map(|log| log.tenant.as_str()),
+            "checkpoint": null,
+            "store_protections": protections,
+            "tenants": reports,
+        }))
     }
 }
 

@@ -464,6 +464,11 @@ fn open_writer(
             }
         }
     }
+    // A new index is its owner's alone, whatever the umask (see `layout`): it holds a copy of
+    // what the events say.
+    crate::layout::create_private_file(path).map_err(|error| {
+        StoreError::Unavailable(format!("cannot create {}: {error}", path.display()))
+    })?;
     let conn = configure(Connection::open(path)?)?;
     conn.execute_batch(&format!(
         "BEGIN; {} PRAGMA user_version = {}; COMMIT;",

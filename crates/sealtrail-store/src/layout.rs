@@ -16,8 +16,23 @@
 //!
 //! SQLite keeps `-wal` and `-shm` files beside each database; they belong to their database
 //! and are named by SQLite (see [`crate::sqlite::wal::wal_path`]).
+//!
+//! **Who may read it.** The directory holds every tenant's audit log and the signing keys, so
+//! it is its owner's alone: [`DataDir::create`] makes it mode 0700 and
+//! [`create_private_file`] makes each database 0600, whatever the process's umask (a umask of
+//! 022 would otherwise make them readable by every local user). The databases' `-wal` and
+//! `-shm` files need nothing of their own: SQLite creates them with their database's mode.
+//! A directory that already exists keeps the modes its operator gave it — they may have
+//! reasons (a backup user's group, say) — but [`DataDir::too_open`] lists what others can
+//! reach, and `sealtrail verify` and `GET /health` warn about it.
 
+use std::io;
 use std::path::{Path, PathBuf};
+
+/// The mode of the data directory sealtrail creates: its owner's alone.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// The mode of the database files sealtrail creates.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
 
 /// A data directory (`--data DIR`). Cheap to build: it only joins names onto the root, and
 /// creates or checks nothing on disk.
@@ -60,6 +75,118 @@ impl DataDir {
     }
 }
 
+impl DataDir {
+    /// Creates the directory if it does not exist, with mode 0700 (and any missing parents
+    /// likewise); an existing directory is left as it is (see [`DataDir::too_open`]).
+    pub fn create(&self) -> io::Result<()> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+            builder.mode(PRIVATE_DIR_MODE);
+            builder.create(&self.root)?;
+            // The mode given to mkdir is narrowed by the umask, never widened; setting it
+            // again makes it exactly 0700 whatever the umask is.
+            std::fs::set_permissions(
+                &self.root,
+                std::fs::Permissions::from_mode(PRIVATE_DIR_MODE),
+            )
+        }
+        #[cfg(not(unix))]
+        builder.create(&self.root)
+    }
+
+    /// The directory and the databases in it (with their `-wal` and `-shm` files) that other
+    /// users than the owner can read, write or enter, with their modes. Files that do not
+    /// exist are skipped.
+    pub fn too_open(&self) -> io::Result<Vec<(PathBuf, u32)>> {
+        let mut paths = vec![self.root.clone()];
+        for database in [self.database(), self.index()] {
+            paths.push(sqlite_sidecar(&database, "-wal"));
+            paths.push(sqlite_sidecar(&database, "-shm"));
+            paths.push(database);
+        }
+        let mut open = Vec::new();
+        for path in paths {
+            let metadata = match std::fs::metadata(&path) {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = metadata.permissions().mode() & 0o7777;
+                if mode & 0o077 != 0 {
+                    open.push((path, mode));
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = metadata;
+        }
+        Ok(open)
+    }
+
+    /// [`DataDir::too_open`] as one line for a warning: `None` when everything is private or
+    /// the modes cannot be read (the other checks report an unreadable directory).
+    pub fn too_open_warning(&self) -> Option<String> {
+        let open = self.too_open().ok()?;
+        if open.is_empty() {
+            return None;
+        }
+        let listed: Vec<String> = open
+            .iter()
+            .map(|(path, mode)| format!("{} is {mode:04o}", path.display()))
+            .collect();
+        Some(format!(
+            "other local users can reach the audit data: {}; restrict it with `chmod 700 {}` and `chmod 600` on its database files",
+            listed.join(", "),
+            self.root.display()
+        ))
+    }
+}
+
+/// A file SQLite keeps beside a database in WAL mode: its log (`<db>-wal`, as
+/// `sqlite::wal::wal_path` spells it) or its shared-memory index (`<db>-shm`). Spelled here
+/// rather than imported, because `sqlite` uses this module and modules do not use each other
+/// in a circle.
+fn sqlite_sidecar(database: &Path, suffix: &str) -> PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
+}
+
+/// Creates `path` as an empty file of mode 0600 if it does not exist, so that the SQLite
+/// database opened on it next — and the `-wal` and `-shm` files SQLite gives the same mode —
+/// is its owner's alone whatever the umask. (SQLite itself would create it 0644 less the
+/// umask; an empty file is a valid, empty database.)
+pub fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(PRIVATE_FILE_MODE);
+    }
+    match options.open(path) {
+        Ok(_file) => {
+            #[cfg(unix)]
+            {
+                // As with the directory: the umask can only narrow the mode given to open.
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))?;
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 impl AsRef<Path> for DataDir {
     fn as_ref(&self) -> &Path {
         &self.root
@@ -79,5 +206,78 @@ mod tests {
         assert_eq!(dir.index(), Path::new("/var/lib/sealtrail/index.db"));
         assert_eq!(dir.keys(), Path::new("/var/lib/sealtrail/keys"));
         assert_eq!(dir.spool(), Path::new("/var/lib/sealtrail/spool"));
+    }
+
+    /// The directory and a database created under a umask that grants everyone everything
+    /// are still their owner's alone, and a database's `-wal` and `-shm` files follow it.
+    /// The umask is set by a child process of its own (the umask is process-wide, and this
+    /// test binary runs other tests in parallel): the test re-runs itself in that child.
+    #[cfg(unix)]
+    #[test]
+    fn created_with_private_modes_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt as _;
+        const CHILD: &str = "SEALTRAIL_LAYOUT_UMASK_CHILD";
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let Ok(root) = std::env::var(CHILD) else {
+            let parent = tempfile::tempdir().unwrap();
+            let root = parent.path().join("nested").join("data");
+            let exe = std::env::current_exe().unwrap();
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg("umask 000 && exec \"$0\" \"$@\"")
+                .arg(exe)
+                .args([
+                    "--exact",
+                    "layout::tests::created_with_private_modes_whatever_the_umask",
+                ])
+                .env(CHILD, &root)
+                .status()
+                .unwrap();
+            assert!(status.success(), "the child under umask 000 failed");
+            let dir = DataDir::new(&root);
+            assert_eq!(mode(&root), 0o700);
+            assert_eq!(mode(&dir.database()), 0o600);
+            let wal = crate::sqlite::wal::wal_path(&dir.database());
+            assert_eq!(
+                mode(&wal),
+                0o600,
+                "SQLite gives the WAL its database's mode"
+            );
+            assert_eq!(mode(&sqlite_sidecar(&dir.database(), "-shm")), 0o600);
+            assert_eq!(dir.too_open().unwrap(), Vec::new());
+            assert_eq!(dir.too_open_warning(), None);
+
+            // An existing directory keeps its modes, and too_open names what is wider.
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(dir.database(), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+            dir.create().unwrap();
+            assert_eq!(mode(&root), 0o755);
+            let open: Vec<PathBuf> = dir
+                .too_open()
+                .unwrap()
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            assert_eq!(open, [root.clone(), dir.database()]);
+            let warning = dir.too_open_warning().unwrap();
+            assert!(
+                warning.contains("is 0755") && warning.contains("is 0644"),
+                "{warning}"
+            );
+            return;
+        };
+        // In the child, under umask 000: what the service does on a first start.
+        let dir = DataDir::new(root);
+        dir.create().unwrap();
+        let store = crate::sqlite::SqliteStore::open_writer(&dir.database()).unwrap();
+        drop(store);
+        // A connection kept open keeps the WAL and shared-memory files for the parent to see.
+        let conn = rusqlite::Connection::open(dir.database()).unwrap();
+        conn.execute_batch("BEGIN; CREATE TABLE IF NOT EXISTS probe(x); COMMIT;")
+            .unwrap();
+        let wal = crate::sqlite::wal::wal_path(&dir.database());
+        assert!(wal.exists());
+        std::mem::forget(conn);
     }
 }

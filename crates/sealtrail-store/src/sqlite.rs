@@ -66,6 +66,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database for writing and brings its schema up to date.
     pub fn open_writer(path: &Path) -> Result<SqliteStore> {
+        // A new database is its owner's alone, whatever the umask (see `layout`).
+        crate::layout::create_private_file(path).map_err(|error| {
+            StoreError::Unavailable(format!("cannot create {}: {error}", path.display()))
+        })?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         // WAL lets readers (verify, queries) run beside the writer; FULL makes every commit

@@ -313,7 +313,8 @@ async fn revoke_token(
     if !state.ledger.revoke_token(&id, &caller.token_id).await? {
         return Err(ApiError::not_found(format!(
             "no active token {id:?}; see GET /v1/admin/tokens"
-        )));
+        ))
+        .at("id", "unknown_token"));
     }
     // Effective at once on this instance (others re-check within TOKEN_RECHECK).
     state.tokens.forget_all();

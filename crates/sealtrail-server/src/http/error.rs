@@ -65,6 +65,52 @@ impl ApiError {
         self
     }
 
+    /// 404 for a path no route serves. Without it axum answers with an empty body, and every
+    /// error of the API is to be the same JSON shape, whatever refused the request.
+    pub fn unknown_route(path: &str) -> ApiError {
+        ApiError::not_found(format!(
+            "no route serves {}; GET /openapi.json lists the API's routes",
+            shown(path)
+        ))
+        .at("path", "unknown_route")
+    }
+
+    /// 405 for a method the path's route does not serve (the `Allow` header lists those it
+    /// does).
+    pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not served on {}; the Allow header lists the methods that are",
+                shown(method),
+                shown(path)
+            ),
+        )
+        .at("method", "method_not_allowed")
+    }
+
+    /// 414 for a request target longer than `max` bytes.
+    pub fn uri_too_long(max: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request's path and query are longer than {max} bytes; send less"),
+        )
+        .at("path", "max_length")
+    }
+
+    /// 431 for request headers beyond the limits, naming the header that broke them when one
+    /// alone did.
+    pub fn headers_too_large(field: &str, message: String) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            message,
+        )
+        .at(field, "max_size")
+    }
+
     /// A field of the request that breaks a rule.
     pub fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -223,6 +269,16 @@ impl From<IndexError> for ApiError {
     }
 }
 
+/// At most the first 256 characters of something the client sent, for a message: an error
+/// must not echo a 40 KiB path back.
+fn shown(text: &str) -> String {
+    let mut shown: String = text.chars().take(256).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// A 400 naming the query parameter and the rule, as the routes that parse parameters word it.
 pub fn bad_param(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
@@ -333,7 +389,8 @@ impl From<VerificationError> for ApiError {
 pub struct ApiErrorBody {
     /// A stable snake_case code: `invalid_event`, `malformed_json`, `bad_request`,
     /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
-    /// `store_unavailable`, `storage_full`, …
+    /// `store_unavailable`, `storage_full`, `method_not_allowed`, `uri_too_long`,
+    /// `headers_too_large`, …
     #[schema(example = "invalid_event")]
     error: String,
     /// What is wrong and what to do.

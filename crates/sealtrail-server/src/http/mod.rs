@@ -199,7 +199,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The longest request target (path and query) served, in bytes. A search with every filter
+/// at its longest, percent-encoded, stays below it; hyper refuses targets from 64 KiB on by
+/// itself, with an empty body, so this limit lies below that one and answers in JSON.
+pub const MAX_URI_BYTES: usize = 48 * 1024;
+/// The most request header bytes (names and values) served.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The most request headers served; below hyper's own limit of 100, for the same reason.
+pub const MAX_HEADERS: usize = 64;
+
 /// The whole API.
+///
+/// Every answer that is an error has the JSON error shape ([`ApiError`]), including those
+/// no handler gives: a path no route serves (404), a method its route does not (405), and a
+/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
@@ -208,5 +221,63 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::routes())
         .merge(admin::routes())
         .merge(ops::routes())
+        .fallback(unknown_route)
+        // After the routes: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(state)
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::unknown_route(uri.path())
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+/// Refuses a request whose target or headers are over the limits before any handler (or
+/// authentication) runs.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match oversized(request.uri(), request.headers()) {
+        Some(error) => error.into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Why a request's target or headers are over the limits, if they are.
+fn oversized(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    let target = uri
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(ApiError::uri_too_long(MAX_URI_BYTES));
+    }
+    if headers.len() > MAX_HEADERS {
+        return Some(ApiError::headers_too_large(
+            "",
+            format!("more than {MAX_HEADERS} request headers; send fewer"),
+        ));
+    }
+    let mut total = 0;
+    for (name, value) in headers {
+        let size = name.as_str().len() + value.len();
+        if size > MAX_HEADER_BYTES {
+            return Some(ApiError::headers_too_large(
+                name.as_str(),
+                format!("the {name} header is longer than {MAX_HEADER_BYTES} bytes"),
+            ));
+        }
+        total += size;
+    }
+    (total > MAX_HEADER_BYTES).then(|| {
+        ApiError::headers_too_large(
+            "",
+            format!("the request headers add up to more than {MAX_HEADER_BYTES} bytes"),
+        )
+    })
 }

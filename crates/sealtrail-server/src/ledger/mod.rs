@@ -412,10 +412,13 @@ impl Ledger {
         spool: Option<SpoolConfig>,
         clock: Clock,
     ) -> Result<Ledger, LedgerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| Fault::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        // Created 0700: the directory holds every log and the signing keys (see `DataDir`).
+        sealtrail_store::DataDir::new(&config.data_dir)
+            .create()
+            .map_err(|source| Fault::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
         let store = config.store.open_writer()?;
         let spool = match (spool, &config.store) {
             (Some(spool_config), Location::Postgres { .. }) => {

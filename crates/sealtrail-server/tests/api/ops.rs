@@ -335,6 +335,37 @@ async fn health_reports_real_checks_and_counts_recent_events() {
     app.stop().await;
 }
 
+/// A data directory or database other local users can reach is warned about, by name, but
+/// does not change the status: the service still works, and the operator may have meant it.
+#[cfg(unix)]
+#[tokio::test]
+async fn health_warns_about_a_data_directory_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = spawn_app().await;
+    let health: Value = get(&app, "/health", None).await.json().await.unwrap();
+    assert!(
+        health["checks"].get("permissions_warning").is_none(),
+        "the service creates its files private: {health}"
+    );
+    let status = health["status"].clone();
+
+    std::fs::set_permissions(&app.data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let response = get(&app, "/health", None).await;
+    assert_eq!(response.status(), 200);
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(
+        health["status"], status,
+        "a warning, not a failure: {health}"
+    );
+    let warning = health["checks"]["permissions_warning"].as_str().unwrap();
+    assert!(
+        warning.contains(&format!("{} is 0755", app.data.display())),
+        "{warning}"
+    );
+    assert!(warning.contains("chmod 700"), "{warning}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn health_is_failing_with_503_when_the_data_directory_is_gone() {
     let app = spawn_app().await;

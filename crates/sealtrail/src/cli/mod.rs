@@ -56,7 +56,7 @@ pub enum Command {
         )]
         database_url: String,
     },
-    /// Create, list and revoke API tokens (works whether or not the server runs)
+    /// Create, list and revoke API tokens in an existing store (works whether or not the server runs; never creates a store)
     #[command(subcommand)]
     Tokens(TokensCommand),
     /// Create and inspect Ed25519 log keys in the C2SP signed-note key formats
@@ -93,6 +93,41 @@ pub struct DataArgs {
 impl DataArgs {
     pub(crate) fn location(&self) -> sealtrail_store::Location {
         sealtrail_store::Location::new(&self.data, self.database_url.as_deref())
+    }
+
+    /// The store, once it is known to exist; otherwise an error saying where it was looked for
+    /// and how to point at the right one.
+    ///
+    /// Only `serve` and `migrate` create a store. Every other command that writes (`tokens
+    /// create`, `tokens revoke`) would otherwise create an empty one wherever it happens to be
+    /// run — `./sealtrail-data` by default — and a token made there is silently useless to the
+    /// server, which reads another store.
+    pub(crate) fn existing_store(&self) -> Result<sealtrail_store::Location> {
+        let location = self.location();
+        match &location {
+            sealtrail_store::Location::Embedded { data_dir } => {
+                let database = sealtrail_store::DataDir::new(data_dir).database();
+                if !database.exists() {
+                    // The absolute path, because the default is relative to wherever the
+                    // command happened to run.
+                    let shown = std::path::absolute(&database).unwrap_or(database);
+                    anyhow::bail!(
+                        "no sealtrail store at {} (nothing was created); point at the server's store with --data DIR (or SEALTRAIL_DATA) or --database-url URL (or SEALTRAIL_DATABASE_URL); only `sealtrail serve` creates a store",
+                        shown.display()
+                    );
+                }
+            }
+            sealtrail_store::Location::Postgres { .. } => {
+                // Opening for reading fails, naming the database and what to run, when it has
+                // no sealtrail schema (or an older one); it never creates anything.
+                location.open_reader().map_err(|error| {
+                    anyhow::anyhow!(
+                        "{error} (nothing was created); check --database-url (or SEALTRAIL_DATABASE_URL)"
+                    )
+                })?;
+            }
+        }
+        Ok(location)
     }
 }
 

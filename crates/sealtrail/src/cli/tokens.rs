@@ -38,6 +38,8 @@ pub enum TokensCommand {
 }
 
 fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
+    // The ledger would create a missing store; a token in a store no server reads is useless.
+    data.existing_store()?;
     // The CLI appends its own audit events; checkpoints follow the server's defaults.
     let settings = sealtrail_server::config::Settings {
         data: Some(data.data.clone()),
@@ -92,7 +94,7 @@ pub fn run(command: TokensCommand) -> Result<()> {
             Ok(())
         }
         TokensCommand::List { data, json } => {
-            let conn = data.location().open_reader()?;
+            let conn = data.existing_store()?.open_reader()?;
             let tokens = conn.list_tokens()?;
             if json {
                 let rows: Vec<_> = tokens

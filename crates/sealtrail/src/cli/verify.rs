@@ -16,7 +16,7 @@ use super::DataArgs;
 #[command(after_help = "\
 Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified.
 
-With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\"}; without --tenant, an object with one such report per tenant, keyed by tenant name (the _system log included).
+With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\", \"store_protections\"}. Without --tenant, the same fields summarise every log (valid only when every log is; counts summed; each violation with its \"tenant\"; \"first_broken_seq\" and \"first_broken_tenant\" of the first damaged log by name; \"checkpoint\" null), with each log's own report under \"tenants\", keyed by tenant name (the _system log included).
 
 A checkpoint kept outside the store (--checkpoint) is what catches a rewrite or a cut of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it. Give every copy you kept (the newest exposes the damage, an older one still matching says where it starts), and the log's key (--key): without it, the key is taken from DIR/keys/ and from the store's record, and checkpoints must be signed by both when they differ. docs/checkpoints.md says how to keep checkpoints out of the store's reach and what each violation kind means.")]
 pub struct VerifyArgs {
@@ -46,6 +46,10 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         keys: args.keys.clone(),
     };
     let verified = verify::verify_store(&args.data.location(), &args.data.data, &request)?;
+    // A warning, not a failure: the logs can be intact while others could read them.
+    if let Some(warning) = sealtrail_store::DataDir::new(&args.data.data).too_open_warning() {
+        eprintln!("warning: {warning}");
+    }
     for log in &verified.logs {
         if let Some(disputed) = &log.disputed_key {
             eprintln!(

@@ -10,4 +10,5 @@ mod bench_large;
 mod keys_notes;
 mod pg_roles;
 mod pg_tamper;
+mod tokens;
 mod verify;

@@ -35,14 +35,25 @@ fn an_intact_store_verifies_for_every_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let data = build_store(dir.path()).data;
 
+    // Without --tenant the top level answers for every log, so `jq .valid` works the same
+    // way as with one; each log's own report is under `tenants`.
     let (code, json) = verify_json(&data, &[]);
     assert_eq!(code, 0, "{json:#}");
-    let tenants: Vec<&String> = json.as_object().unwrap().keys().collect();
-    assert_eq!(tenants, ["_system", TENANT]);
-    assert_eq!(json[TENANT]["valid"], true);
-    assert_eq!(json[TENANT]["rows_checked"], 200);
-    assert_eq!(json[TENANT]["checkpoint"]["size"], 200);
-    assert_eq!(json["_system"]["valid"], true);
+    assert_eq!(json["valid"], true, "{json:#}");
+    assert_eq!(json["violations"], serde_json::json!([]));
+    assert_eq!(json["violation_count"], 0);
+    assert_eq!(json["first_broken_seq"], Value::Null);
+    assert_eq!(json["checkpoint"], Value::Null);
+    assert_eq!(json["store_protections"]["intact"], true);
+    let tenants = &json["tenants"];
+    let names: Vec<&String> = tenants.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["_system", TENANT]);
+    assert_eq!(tenants[TENANT]["valid"], true);
+    assert_eq!(tenants[TENANT]["rows_checked"], 200);
+    assert_eq!(tenants[TENANT]["checkpoint"]["size"], 200);
+    assert_eq!(tenants["_system"]["valid"], true);
+    let system_rows = tenants["_system"]["rows_checked"].as_u64().unwrap();
+    assert_eq!(json["rows_checked"], 200 + system_rows);
 
     let (code, report) = verify_json(&data, &["--tenant", TENANT]);
     assert_eq!(code, 0);
@@ -135,8 +146,15 @@ fn a_rewritten_or_cut_tail_is_caught_by_checkpoints_kept_outside_the_store() {
     let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
     let (code, json) = verify_json(data, &["--checkpoint", old, "--checkpoint", new]);
     assert_eq!(code, 1);
-    assert_eq!(json[TENANT]["first_broken_seq"], 100, "{json:#}");
-    assert_eq!(json["_system"]["valid"], true);
+    assert_eq!(json["tenants"][TENANT]["first_broken_seq"], 100, "{json:#}");
+    assert_eq!(json["tenants"]["_system"]["valid"], true);
+    // The summary says the same at the top level, and which log each violation is in.
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["first_broken_seq"], 100);
+    assert_eq!(json["first_broken_tenant"], TENANT);
+    let violations = json["violations"].as_array().unwrap();
+    assert!(!violations.is_empty());
+    assert!(violations.iter().all(|v| v["tenant"] == TENANT), "{json:#}");
 }
 
 /// The key file replaced and the checkpoints re-signed with it, or the key the store records,
@@ -147,4 +165,46 @@ fn a_replaced_signing_key_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let pristine = build_store(dir.path());
     tamper::a_replaced_key_is_caught(&pristine, dir.path(), false);
+}
+
+/// A data directory other local users can read is warned about on stderr, naming it; the
+/// verification itself, its report and its exit status are unchanged.
+#[cfg(unix)]
+#[test]
+fn verify_warns_about_a_data_directory_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = build_store(dir.path()).data;
+    let run = || {
+        sealtrail(&[
+            "verify",
+            "--data",
+            data.to_str().unwrap(),
+            "--tenant",
+            TENANT,
+        ])
+    };
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = run();
+    assert_eq!(private.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&private.stderr);
+    assert!(!stderr.contains("warning: other local users"), "{stderr}");
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = run();
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert_eq!(
+        open.status.code(),
+        Some(0),
+        "a warning, not a failure: {stderr}"
+    );
+    assert_eq!(open.stdout, private.stdout);
+    assert!(
+        stderr.contains(&format!(
+            "warning: other local users can reach the audit data: {} is 0755",
+            data.display()
+        )),
+        "{stderr}"
+    );
 }

@@ -288,11 +288,15 @@ fn two_servers_on_one_database_keep_one_log() {
         )
     });
     assert_eq!(out.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["acme"]["valid"], true);
-    assert_eq!(report["acme"]["rows_checked"], size);
-    assert_eq!(report["acme"]["checkpoint"]["size"], size);
-    assert_eq!(report["acme"]["store_protections"]["intact"], true);
-    assert_eq!(report["_system"]["valid"], true);
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["tenants"]["acme"]["valid"], true);
+    assert_eq!(report["tenants"]["acme"]["rows_checked"], size);
+    assert_eq!(report["tenants"]["acme"]["checkpoint"]["size"], size);
+    assert_eq!(
+        report["tenants"]["acme"]["store_protections"]["intact"],
+        true
+    );
+    assert_eq!(report["tenants"]["_system"]["valid"], true);
 
     // The store records each log's verifier key, and it is the derived one.
     let shown = succeed(&sealtrail(&["keys", "show", "--database-url", &db.url]));

@@ -82,11 +82,11 @@ async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
 #[tokio::test]
 async fn audit_stdout_writes_every_committed_entry_as_a_line() {
     let dir = tempfile::tempdir().unwrap();
+    let server = Serve::start(dir.path(), &["--audit-stdout"]);
     let token = create_token(dir.path(), &[])["token"]
         .as_str()
         .unwrap()
         .to_string();
-    let server = Serve::start(dir.path(), &["--audit-stdout"]);
     let base = server.base.clone();
 
     let client = reqwest::Client::new();
@@ -139,4 +139,39 @@ async fn audit_stdout_writes_every_committed_entry_as_a_line() {
         assert_eq!(line["entry"]["seq"], receipt["seq"]);
         assert_eq!(line["entry"]["id"], receipt["id"]);
     }
+}
+
+/// A first start that cannot listen (the port is taken) creates nothing, so the admin token a
+/// store's first start prints is not lost: the next start, on a free port, creates the store
+/// and prints it.
+#[test]
+fn a_first_start_on_a_taken_port_creates_nothing_and_the_next_prints_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+
+    let failed = sealtrail(
+        &["serve", "--data", "data", "--listen", &address],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&failed.stdout).contains("admin token"),
+        "nothing was created, so there is no token to show"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "a start that cannot listen creates no store"
+    );
+    drop(taken);
+
+    let server = Serve::start(dir.path(), &[]);
+    assert!(
+        server.admin_token.is_some(),
+        "the first start that succeeds prints the admin token"
+    );
+    // Killed rather than stopped: it may not have installed its SIGTERM handler yet.
+    server.kill();
 }

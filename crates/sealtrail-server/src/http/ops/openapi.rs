@@ -680,7 +680,8 @@ fn post_batch() {}
 
 /// Search events.
 ///
-/// Every parameter at most once; an unknown parameter is refused. `from` must not be later
+/// Every parameter at most once; an unknown parameter is refused, and so is a NUL character
+/// in any of them (`rule: nul_character`). `from` must not be later
 /// than `to`; a `cursor` must come from a listing in the same `order`; `wait_for_seq` must be
 /// a seq the log already holds.
 #[utoipa::path(
@@ -688,18 +689,18 @@ fn post_batch() {}
     params(
         ("from" = Option<Timestamp>, Query, description = "Occurred at or after"),
         ("to" = Option<Timestamp>, Query, description = "Occurred before"),
-        ("actor" = Option<String>, Query, min_length = 1, max_length = 256, description = "actor.id"),
-        ("action" = Option<String>, Query, min_length = 1, max_length = 256),
+        ("actor" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$", description = "actor.id"),
+        ("action" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
         ("activity" = Option<Activity>, Query),
         ("outcome" = Option<EventOutcome>, Query),
-        ("target_type" = Option<String>, Query, min_length = 1, max_length = 256),
-        ("target_id" = Option<String>, Query, min_length = 1, max_length = 256),
+        ("target_type" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
+        ("target_id" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
         ("ip" = Option<IpAddress>, Query, description = "context.ip"),
-        ("source" = Option<String>, Query, min_length = 1, max_length = 256, description = "source.app"),
-        ("q" = Option<String>, Query, max_length = 1024, pattern = "[^\\W_]",
-            description = "Words in details; at least one letter or digit"),
+        ("source" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$", description = "source.app"),
+        ("q" = Option<String>, Query, max_length = 1024, pattern = "^[^\\x00]*[^\\W_][^\\x00]*$",
+            description = "Words in details; at least one letter or digit, and no NUL"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events per page, 100 by default"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page; empty for the first"),
+        ("cursor" = Option<String>, Query, pattern = "^[^\\x00]*$", description = "next_cursor of the previous page; empty for the first"),
         ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "asc (default) or desc"),
         ("wait_for_seq" = Option<Seq>, Query,
             description = "Wait (5 s at most) until the search covers this seq: read your own writes"),
