@@ -430,21 +430,7 @@ impl<'a> Verifier<'a> {
             }
         };
 
-        let expected = self.last_seq.map_or(0, |last| last + 1);
-        let linked = seq == expected;
-        if !linked {
-            self.report_sequence_break(seq, expected);
-        }
-        self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
-        self.pending.push(Pending {
-            seq,
-            prev_hash,
-            leaf: Some(leaf),
-            linked,
-        });
-        if self.pending.len() >= CHUNK {
-            self.flush();
-        }
+        self.enqueue(seq, prev_hash, Some(leaf));
     }
 
     /// Records that the store holds a row at `seq` but could not hand over entry bytes for it
@@ -461,6 +447,12 @@ impl<'a> Verifier<'a> {
             ViolationKind::MalformedEntry,
             format!("the store holds no entry bytes at this seq: {why}"),
         );
+        self.enqueue(seq, None, None);
+    }
+
+    /// Checks `seq` against the previous one (reporting a gap, a repeat or a step back) and
+    /// queues the entry for the checks that need its successors and the stored hashes.
+    fn enqueue(&mut self, seq: u64, prev_hash: Option<Hash>, leaf: Option<Hash>) {
         let expected = self.last_seq.map_or(0, |last| last + 1);
         let linked = seq == expected;
         if !linked {
@@ -469,8 +461,8 @@ impl<'a> Verifier<'a> {
         self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
         self.pending.push(Pending {
             seq,
-            prev_hash: None,
-            leaf: None,
+            prev_hash,
+            leaf,
             linked,
         });
         if self.pending.len() >= CHUNK {
