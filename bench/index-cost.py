@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What each b-tree of sealtrail's query index costs to maintain, per event.
 
-Builds the index schema of crates/sealtrail-store/src/index.rs (same tables, indexes, FTS5 table and
+Builds the index schema of crates/sealtrail-store/src/index/mod.rs (same tables, indexes, FTS5 table and
 pragmas) in a scratch SQLite file, fills it with 200,000 synthetic rows shaped like the bench's
 clinic events (skewed actors and patients, a few actions, 1-2 targets, five words of details
 text), in transactions of 10,000 rows as the indexer writes them, and prints the CPU time per

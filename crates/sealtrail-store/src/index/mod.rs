@@ -1,0 +1,817 @@
+//! The query index's database: `DIR/index.db`, a SQLite file derived from the logs that
+//! answers "which seqs of this tenant match these filters". Events themselves are always read
+//! from the log by seq.
+//!
+//! This module is the database alone: its schema, opening it (and rebuilding it when it cannot
+//! be trusted), writing a tenant's batch of committed entries, and searching it. *When* entries
+//! are written is decided elsewhere, by the server's follower of the committed log
+//! (`sealtrail_server::follower`), which reads the log in batches and hands each tenant's batch
+//! to [`IndexDb::apply`]. Keeping the two apart means this file holds every line of SQL of the
+//! index, and the follower holds no SQL at all.
+//!
+//! ## Why a separate file, and why it may be thrown away
+//!
+//! The log (`DIR/sealtrail.db`, or PostgreSQL) is the source of truth; this database only says
+//! which seqs match. It is a separate file so that indexing never takes the log's write lock:
+//! the writer's group commit is never delayed by index maintenance, and the entries are read
+//! from the log through an ordinary read-only connection (WAL readers do not block the
+//! writer). Because it is derived, it is written with `synchronous=NORMAL` (no fsync per
+//! commit): a crash can lose the last few index transactions, and since each transaction also
+//! moves the tenant's watermark, what is lost is simply indexed again.
+//!
+//! [`IndexDb::open`] rebuilds the index from seq 0 of every log when the file is missing, when
+//! its schema version (`PRAGMA user_version`) differs from the one of the [`IndexLayout`] it is
+//! opened with, or when it does not match the log: each tenant's watermark row remembers the
+//! id of the last entry indexed, and if the log holds another entry (or none) at that seq — the
+//! store was restored or replaced — the whole file is deleted and rebuilt. Nothing else ever
+//! deletes from it.
+//!
+//! ## Writing a batch
+//!
+//! [`IndexDb::apply`] takes a tenant's next committed entries in seq order, reads the fields
+//! the index keeps from each, and writes their rows (multi-row `INSERT`s) together with the
+//! tenant's new watermark in one transaction. Large transactions amortise the commit. An entry
+//! that does not parse (damage the verifier reports) is skipped with an error in the log; it
+//! must not stop indexing of the entries after it.
+//!
+//! Entries are read with a serde struct of just those fields rather than
+//! [`Entry::parse`](sealtrail_core::canonical::Entry::parse), which re-validates the whole
+//! schema and took about three times as long per entry; a test holds the two to the same rows.
+//! Inserting into the indexes is most of the remaining cost.
+//!
+//! The watermark of a tenant is the number of its entries indexed ([`Mark::next_seq`]): every
+//! entry with `seq < next_seq` is searchable.
+//!
+//! ## Rows and keys
+//!
+//! Every indexed entry is one `events` row whose integer primary key is
+//! `key = (tenant number << 44) | seq`. This one integer does three jobs:
+//!
+//! - within a tenant, key order *is* seq order, so `ORDER BY key` pages in seq order;
+//! - a tenant is a key range, so every query is confined to its tenant by
+//!   `key BETWEEN lo AND hi`, with no tenant column in any index;
+//! - every secondary index of a rowid table ends with the key, so an index on `(action)` is in
+//!   effect `(action, tenant, seq)`: an equality filter is a range scan already in seq order,
+//!   and the first page of 100 reads about 100 index entries however big the log is.
+//!
+//! The full-text table uses the same key as its rowid, and FTS5 walks its doclists in rowid
+//! order with rowid range constraints, so text search pages the same way. The limits this
+//! implies: at most 2^44 − 1 entries per tenant (17.6 trillion) and 2^19 − 1 tenants; the
+//! index refuses to go beyond them (with an error in the log) rather than mix tenants.
+//!
+//! Columns are only what filters need: event time, action, activity, outcome, actor id,
+//! `context.ip`, `source.app`, plus a `targets` table `(id, key, type)` and the `details` text.
+//!
+//! ## Decisions
+//!
+//! - **Time.** `from`/`to` filter on the *event time*: `occurred_at` when the producer sent
+//!   one, else `received_at`. Auditors ask when something happened, and a producer that spooled
+//!   its events and sent them an hour late must not move them an hour. `from` is inclusive,
+//!   `to` exclusive. Results are still in seq order.
+//! - **Text (`q`).** FTS5, not `LIKE`: a `LIKE '%x%'` scan reads every row of a tenant when
+//!   the term is rare, which at 10 million events is seconds, while FTS5 reads only the
+//!   matching documents. What is indexed is the text of the *values* in `details` (strings and
+//!   numbers, at any depth), not the keys, which would make every event with a `reason` match
+//!   `reason`. Tokens are Unicode letters and digits (the `unicode61` tokenizer, case- and
+//!   diacritic-insensitive). `q` matches events whose details contain every
+//!   whitespace-separated word of it; a word with punctuation inside (`claim-123`) must appear
+//!   as that sequence of tokens. Whole tokens only, no prefixes.
+//! - **Plans.** Each search is driven by the index that keeps seq order and stops after one
+//!   page (see [`search`]). Event times need not follow seq order (producers send
+//!   `occurred_at`, late or early), so the time index is kept per block of
+//!   2^[`IndexLayout::block_bits`] seqs, `(key >> block_bits, at)`: a time range is walked
+//!   block by block in page order, in one statement, each block's matches sorted by key (at
+//!   most a block's worth), and the walk stops at the block that completes the page. It drives
+//!   unless another filter matches fewer than [`IndexLayout::selective_filter`] events; then
+//!   that filter drives and time is checked per row.
+//! - **Layout.** The block size and the selectivity threshold are an explicit
+//!   [`IndexLayout`], given when the index is opened; [`IndexLayout::default`] is what the
+//!   service uses. Tests that need many blocks out of a few hundred events ask for small blocks
+//!   by name, so no build flag changes what the index does.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, ToSql, Transaction, params};
+use sealtrail_core::Timestamp;
+use sealtrail_core::event::{Activity, Outcome as EventOutcome};
+use serde_json::Value;
+
+use crate::{EntryRow, Store, StoreError};
+
+mod search;
+
+#[cfg(test)]
+use search::{Driver, choose_driver, execute, key_range, search_sql};
+pub use search::{Order, Search, search, text_query};
+
+/// The schema version of the index in the production layout ([`IndexLayout::default`]),
+/// stored as `PRAGMA user_version`. An index of any other version is rebuilt.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Bits of the key that hold the seq.
+const SEQ_BITS: u32 = 44;
+/// The largest seq the index can hold.
+pub const MAX_INDEXED_SEQ: u64 = (1 << SEQ_BITS) - 1;
+/// The largest tenant number: the key must stay a positive `i64`.
+const MAX_TENANT_NUMBER: i64 = (1 << (63 - SEQ_BITS)) - 1;
+
+/// How the index arranges time and plans searches. Both numbers trade a little speed one way
+/// for another and change no answer: every layout finds the same seqs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexLayout {
+    /// Seqs per block of the time index `events_by_block` are `2^block_bits`: its key is
+    /// `(key >> block_bits, at)`, and a time range is searched block by block in key order
+    /// (see [`search`]). Part of the schema, so it enters [`IndexLayout::schema_version`].
+    pub block_bits: u32,
+    /// A time range drives a search unless another filter matches fewer events of the tenant
+    /// than this (counted with a capped scan): then that filter drives and time is checked per
+    /// row. Only planning depends on it, not what is on disk.
+    pub selective_filter: i64,
+}
+
+impl IndexLayout {
+    /// The service's layout: blocks of 8,192 seqs, and a filter drives when it matches fewer
+    /// than 4,096 of a tenant's events.
+    pub const PRODUCTION: IndexLayout = IndexLayout {
+        block_bits: 13,
+        selective_filter: 4096,
+    };
+
+    /// The `PRAGMA user_version` of an index in this layout: [`SCHEMA_VERSION`] for the
+    /// production block size, and a version of its own for any other, so that an index is
+    /// never read with another block size than it was built with (its time index would not
+    /// match the queries' expression) but rebuilt.
+    pub fn schema_version(&self) -> i64 {
+        if self.block_bits == IndexLayout::PRODUCTION.block_bits {
+            SCHEMA_VERSION
+        } else {
+            SCHEMA_VERSION + 1_000 * i64::from(self.block_bits)
+        }
+    }
+}
+
+impl Default for IndexLayout {
+    fn default() -> IndexLayout {
+        IndexLayout::PRODUCTION
+    }
+}
+
+/// The index's tables and indexes.
+fn schema(layout: IndexLayout) -> String {
+    let block_bits = layout.block_bits;
+    format!(
+        r#"
+-- One row per tenant: its key prefix and its watermark.
+CREATE TABLE tenants (
+    number   INTEGER PRIMARY KEY,   -- the high bits of every key of this tenant
+    name     TEXT    NOT NULL UNIQUE,
+    next_seq INTEGER NOT NULL,      -- entries with seq < next_seq are indexed
+    last_id  TEXT                   -- id of entry next_seq - 1, to notice a replaced log
+);
+
+-- One row per entry; key = (tenant number << 44) | seq.
+CREATE TABLE events (
+    key      INTEGER PRIMARY KEY,
+    tenant   INTEGER NOT NULL,
+    at       INTEGER NOT NULL,      -- occurred_at, else received_at; unix microseconds
+    action   TEXT    NOT NULL,
+    activity TEXT,
+    outcome  TEXT    NOT NULL,
+    actor    TEXT    NOT NULL,
+    ip       TEXT,
+    source   TEXT
+);
+-- Every index below ends with the key (rowid), so equality scans come out in seq order.
+-- Time by block of 2^BLOCK_BITS seqs: within a block, a time range is one index range.
+CREATE INDEX events_by_block    ON events ((key >> {block_bits}), at);
+CREATE INDEX events_by_action   ON events (action);
+CREATE INDEX events_by_activity ON events (activity) WHERE activity IS NOT NULL;
+CREATE INDEX events_by_outcome  ON events (outcome);
+CREATE INDEX events_by_actor    ON events (actor);
+CREATE INDEX events_by_ip       ON events (ip) WHERE ip IS NOT NULL;
+CREATE INDEX events_by_source   ON events (source) WHERE source IS NOT NULL;
+
+-- Each distinct (type, id) target of an entry; '' where the producer sent none. Two b-trees
+-- serve every target filter in key order: (id, key, type) and (type, key, id).
+CREATE TABLE targets (
+    id   TEXT    NOT NULL,
+    key  INTEGER NOT NULL,
+    type TEXT    NOT NULL,
+    PRIMARY KEY (id, key, type)
+) WITHOUT ROWID;
+CREATE INDEX targets_by_type ON targets (type, key);
+
+-- The text of the values in details, rowid = key. Contentless: only the terms are kept.
+CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
+"#
+    )
+}
+
+/// Why the index failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot remove the stale index {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where indexing of a tenant stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The tenant's key prefix: the high bits of every key of its rows, which [`search`] takes.
+    pub number: i64,
+    /// Entries with `seq < next_seq` are indexed.
+    pub next_seq: u64,
+}
+
+/// The index open for writing: one connection, owned by whoever follows the log.
+pub struct IndexDb {
+    conn: Connection,
+    path: PathBuf,
+    layout: IndexLayout,
+    /// Every tenant indexed so far, as committed: the tenant number is needed for every batch,
+    /// and reading it from memory saves a query per batch.
+    marks: HashMap<String, Mark>,
+    /// Tenants at the index's limits, reported once each rather than once per batch.
+    full_reported: HashSet<String>,
+}
+
+impl IndexDb {
+    /// Opens the index at `path` in `layout`, rebuilding it (from nothing: every tenant's mark
+    /// back to 0) when it is missing, of another schema version, or does not match `log`.
+    pub fn open(path: &Path, layout: IndexLayout, log: &dyn Store) -> Result<IndexDb, IndexError> {
+        assert!(
+            (1..SEQ_BITS).contains(&layout.block_bits),
+            "a block holds between 2 and 2^43 seqs"
+        );
+        let conn = open_writer(path, layout, log)?;
+        let marks = load_marks(&conn)?;
+        Ok(IndexDb {
+            conn,
+            path: path.to_path_buf(),
+            layout,
+            marks,
+            full_reported: HashSet::new(),
+        })
+    }
+
+    /// Where every tenant indexed so far stands (tenants never indexed have no mark: nothing
+    /// of theirs is searchable).
+    pub fn marks(&self) -> &HashMap<String, Mark> {
+        &self.marks
+    }
+
+    /// Where a tenant stands, if anything of it has been indexed.
+    pub fn mark(&self, tenant: &str) -> Option<Mark> {
+        self.marks.get(tenant).copied()
+    }
+
+    /// The read side of this index: a pool of read-only connections in the same layout.
+    pub fn readers(&self) -> IndexReaders {
+        IndexReaders::new(&self.path, self.layout)
+    }
+
+    /// Indexes a tenant's next committed entries, `(seq, bytes)` in seq order from its mark
+    /// on, and moves its mark past them, in one transaction. Returns the tenant's mark
+    /// afterwards, unchanged (or `None`, for a tenant never indexed) when the entries are
+    /// beyond what the index can hold. `log` is the log the entries come from: the watermark
+    /// names the last entry's id, and when that entry does not parse its id is read from
+    /// there.
+    pub fn apply(
+        &mut self,
+        tenant: &str,
+        entries: &[(u64, EntryRow)],
+        log: &dyn Store,
+    ) -> Result<Option<Mark>, IndexError> {
+        let mark = self.mark(tenant);
+        debug_assert!(
+            entries
+                .first()
+                .is_none_or(|(seq, _)| *seq == mark.map_or(0, |m| m.next_seq)),
+            "a batch starts at the tenant's mark"
+        );
+        // Seqs beyond the key's seq bits would spill into the tenant number: those entries
+        // stay unsearchable rather than show up under another tenant.
+        let indexable = entries.partition_point(|(seq, _)| *seq <= MAX_INDEXED_SEQ);
+        if indexable < entries.len() && self.full_reported.insert(tenant.to_string()) {
+            tracing::error!(
+                tenant,
+                "the query index holds at most {MAX_INDEXED_SEQ} entries per tenant; later entries are not searchable"
+            );
+        }
+        let entries = &entries[..indexable];
+        let Some(last_seq) = entries.last().map(|(seq, _)| *seq) else {
+            return Ok(mark);
+        };
+        let rows: Vec<Row> = entries
+            .iter()
+            .filter_map(|(seq, entry)| {
+                // A row that holds no entry bytes is passed over like one that does not parse:
+                // the index cannot show it, and stopping here would leave every later entry
+                // unsearchable. The mark moves past it, so it is logged once, not every round.
+                let bytes = match entry {
+                    Ok(bytes) => bytes,
+                    Err(bad) => {
+                        tracing::error!(tenant, seq, error = %bad, "entry row holds no entry; not indexed (run `sealtrail verify`)");
+                        return None;
+                    }
+                };
+                match to_row(*seq, bytes) {
+                    Ok(row) => Some(row),
+                    Err(error) => {
+                        tracing::error!(tenant, seq, %error, "entry does not parse; not indexed (run `sealtrail verify`)");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let tx = self.conn.transaction()?;
+        let number = match mark {
+            Some(mark) => mark.number,
+            None => match new_tenant(&tx, tenant)? {
+                Some(number) => number,
+                None => {
+                    if self.full_reported.insert(tenant.to_string()) {
+                        tracing::error!(
+                            tenant,
+                            "the query index holds at most {MAX_TENANT_NUMBER} tenants; this one is not searchable"
+                        );
+                    }
+                    return Ok(None);
+                }
+            },
+        };
+        write_rows(&tx, number, &rows)?;
+        // The watermark names the last entry read, even if it did not parse: the log's entry
+        // at that seq is what a later start compares against.
+        let last_id = batch_last_id(&rows, last_seq, log, tenant)?;
+        tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
+            .execute(params![number, (last_seq + 1) as i64, last_id])?;
+        tx.commit()?;
+        let mark = Mark {
+            number,
+            next_seq: last_seq + 1,
+        };
+        self.marks.insert(tenant.to_string(), mark);
+        Ok(Some(mark))
+    }
+}
+
+/// The read side of the index: a pool of read-only connections. Cloning is cheap and shares
+/// the pool.
+#[derive(Clone)]
+pub struct IndexReaders {
+    path: PathBuf,
+    layout: IndexLayout,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl IndexReaders {
+    /// Readers of the index at `path`, built in `layout` (see [`IndexDb::readers`]).
+    pub fn new(path: &Path, layout: IndexLayout) -> IndexReaders {
+        IndexReaders {
+            path: path.to_path_buf(),
+            layout,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// A read connection from the pool (opened if the pool is empty). Blocking: call it from
+    /// the blocking pool.
+    pub fn reader(&self) -> Result<IndexReader, IndexError> {
+        let pooled = self.idle.lock().expect("index readers lock").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(5))?;
+                // One cached statement per filter combination in use.
+                conn.set_prepared_statement_cache_capacity(64);
+                conn
+            }
+        };
+        Ok(IndexReader {
+            conn: Some(conn),
+            idle: self.idle.clone(),
+            layout: self.layout,
+        })
+    }
+}
+
+/// A pooled read connection to the index; goes back to the pool when dropped.
+pub struct IndexReader {
+    conn: Option<Connection>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    /// The layout the index was built in, which plans searches.
+    layout: IndexLayout,
+}
+
+impl IndexReader {
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for IndexReader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.idle.lock().expect("index readers lock").push(conn);
+        }
+    }
+}
+
+/// Opens the index for writing, rebuilding it when it cannot be trusted.
+fn open_writer(
+    path: &Path,
+    layout: IndexLayout,
+    log: &dyn Store,
+) -> Result<Connection, IndexError> {
+    if path.exists() {
+        let conn = configure(Connection::open(path)?)?;
+        if let Some(discarded) = crate::sqlite::wal::discard_unfinished(&conn, path)? {
+            // Index commits are not fsync'd, so a crash may take the last ones with it: their
+            // watermark goes with them, and those entries are indexed again.
+            tracing::warn!(
+                wal = %discarded.file.display(),
+                bytes = discarded.bytes,
+                frames = discarded.frames,
+                "the query index lost an unfinished write in a crash; its entries are indexed again from the log"
+            );
+        }
+        match stale_reason(&conn, layout, log)? {
+            None => return Ok(conn),
+            Some(reason) => {
+                tracing::warn!(index = %path.display(), %reason, "rebuilding the query index from the log");
+                drop(conn);
+                remove_database(path)?;
+            }
+        }
+    }
+    // A new index is its owner's alone, whatever the umask (see `layout`): it holds a copy of
+    // what the events say.
+    crate::layout::create_private_file(path).map_err(|error| {
+        StoreError::Unavailable(format!("cannot create {}: {error}", path.display()))
+    })?;
+    let conn = configure(Connection::open(path)?)?;
+    conn.execute_batch(&format!(
+        "BEGIN; {} PRAGMA user_version = {}; COMMIT;",
+        schema(layout),
+        layout.schema_version()
+    ))?;
+    Ok(conn)
+}
+fn configure(conn: Connection) -> Result<Connection, IndexError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // Only takes effect when the file is created: 16 KiB pages make shallower b-trees with
+    // fewer splits, which indexes about a quarter faster than the default 4 KiB.
+    conn.pragma_update(None, "page_size", 16_384)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Derived data: losing the last transactions in a power cut only means indexing them again.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Batches of 10,000 rows touch many index pages; keep them cached (32 MiB).
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    // Statement journals (the full-text insert needs one) in memory, not in temporary files
+    // written and deleted every transaction: they were an eighth of the indexer's time.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(conn)
+}
+
+/// Why an existing index must be rebuilt, if it must.
+fn stale_reason(
+    conn: &Connection,
+    layout: IndexLayout,
+    log: &dyn Store,
+) -> Result<Option<String>, IndexError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let wanted = layout.schema_version();
+    if version != wanted {
+        return Ok(Some(format!(
+            "its schema version is {version}, this build uses {wanted}"
+        )));
+    }
+    let mut stmt = conn.prepare("SELECT name, next_seq, last_id FROM tenants")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)? as u64,
+            row.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (tenant, next_seq, last_id) = row?;
+        let Some(last_id) = last_id else { continue };
+        let in_log: Option<String> = match next_seq.checked_sub(1) {
+            Some(seq) => log.entry_id(&tenant, seq)?,
+            None => None,
+        };
+        if in_log.as_deref() != Some(last_id.as_str()) {
+            return Ok(Some(format!(
+                "tenant {tenant}: the log holds {} at seq {}, the index was built from {last_id}",
+                in_log.as_deref().unwrap_or("no entry"),
+                next_seq.saturating_sub(1)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the database file and its WAL and shared-memory files.
+fn remove_database(path: &Path) -> Result<(), IndexError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    for file in [path.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(IndexError::Remove { path: file, source }),
+        }
+    }
+    Ok(())
+}
+
+fn load_marks(conn: &Connection) -> Result<HashMap<String, Mark>, IndexError> {
+    let mut stmt = conn.prepare("SELECT name, number, next_seq FROM tenants")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            Mark {
+                number: row.get(1)?,
+                next_seq: row.get::<_, i64>(2)? as u64,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An entry reduced to what the index keeps.
+#[derive(Debug, PartialEq, Eq)]
+struct Row {
+    seq: u64,
+    id: String,
+    at: i64,
+    action: String,
+    activity: Option<&'static str>,
+    outcome: &'static str,
+    actor: String,
+    ip: Option<String>,
+    source: Option<String>,
+    targets: Vec<(String, String)>,
+    text: String,
+}
+
+/// The id of the entry at `last_seq`: from its row if it parsed, else straight from the log.
+fn batch_last_id(
+    rows: &[Row],
+    last_seq: u64,
+    log: &dyn Store,
+    tenant: &str,
+) -> Result<Option<String>, IndexError> {
+    if let Some(row) = rows.last().filter(|r| r.seq == last_seq) {
+        return Ok(Some(row.id.clone()));
+    }
+    Ok(log.entry_id(tenant, last_seq)?)
+}
+
+/// Gives a tenant seen for the first time its key prefix; `None` when none is left.
+fn new_tenant(tx: &Transaction<'_>, tenant: &str) -> Result<Option<i64>, IndexError> {
+    let number: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM tenants",
+        [],
+        |r| r.get(0),
+    )?;
+    if number > MAX_TENANT_NUMBER {
+        return Ok(None);
+    }
+    tx.execute(
+        "INSERT INTO tenants (number, name, next_seq) VALUES (?1, ?2, 0)",
+        params![number, tenant],
+    )?;
+    Ok(Some(number))
+}
+
+/// The fields of a stored entry the index keeps, read with serde. Entries were checked
+/// against the schema when they were written (and the verifier checks them again), so this
+/// reads them without re-checking them; see the module docs.
+#[derive(serde::Deserialize)]
+struct StoredEntry<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    occurred_at: Option<Cow<'a, str>>,
+    action: String,
+    #[serde(borrow, default)]
+    activity: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    actor: StoredActor,
+    #[serde(default)]
+    targets: Vec<StoredTarget>,
+    #[serde(default)]
+    context: Option<StoredContext>,
+    #[serde(default)]
+    source: Option<StoredSource>,
+    #[serde(default)]
+    details: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredActor {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredTarget {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredContext {
+    #[serde(default)]
+    ip: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredSource {
+    #[serde(default)]
+    app: Option<String>,
+}
+
+/// Why a stored entry could not be turned into an index row. The entry is then left out of
+/// the index and logged; `sealtrail verify` says what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("timestamp {text:?}: {error}")]
+    Timestamp {
+        text: String,
+        error: sealtrail_core::timestamp::TimestampError,
+    },
+    #[error("unknown activity {0:?}")]
+    Activity(String),
+    #[error("unknown outcome {0:?}")]
+    Outcome(String),
+}
+
+fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, RowError> {
+    let entry: StoredEntry<'_> = serde_json::from_slice(bytes)?;
+    let time = |text: &str| {
+        Timestamp::parse(text)
+            .map(|t| t.unix_micros())
+            .map_err(|error| RowError::Timestamp {
+                text: text.to_string(),
+                error,
+            })
+    };
+    let received = time(&entry.received_at)?;
+    let at = match &entry.occurred_at {
+        Some(occurred_at) => time(occurred_at)?,
+        None => received,
+    };
+    let activity = match &entry.activity {
+        Some(name) => Some(
+            Activity::from_name(name)
+                .ok_or_else(|| RowError::Activity(name.to_string()))?
+                .as_str(),
+        ),
+        None => None,
+    };
+    let outcome = EventOutcome::from_name(&entry.outcome)
+        .ok_or_else(|| RowError::Outcome(entry.outcome.to_string()))?
+        .as_str();
+    let targets = entry
+        .targets
+        .into_iter()
+        .map(|t| (t.kind.unwrap_or_default(), t.id.unwrap_or_default()))
+        .collect();
+    let mut text = String::new();
+    if let Some(details) = &entry.details {
+        details
+            .values()
+            .for_each(|value| push_text(value, &mut text));
+    }
+    Ok(Row {
+        seq,
+        id: entry.id.into_owned(),
+        at,
+        action: entry.action,
+        activity,
+        outcome,
+        actor: entry.actor.id,
+        ip: entry.context.and_then(|c| c.ip),
+        source: entry.source.and_then(|s| s.app),
+        targets: distinct_targets(targets),
+        text,
+    })
+}
+
+/// Each (type, id) once, without the empty ones.
+fn distinct_targets(mut targets: Vec<(String, String)>) -> Vec<(String, String)> {
+    targets.retain(|(kind, id)| !kind.is_empty() || !id.is_empty());
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+/// Appends the searchable text of a details value: strings and numbers at any depth.
+/// (Details nest at most 8 levels, so the recursion is bounded.)
+pub fn push_text(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|v| push_text(v, out)),
+        Value::Object(map) => map.values().for_each(|v| push_text(v, out)),
+        Value::Bool(_) | Value::Null => {}
+    }
+}
+
+fn key(number: i64, seq: u64) -> i64 {
+    (number << SEQ_BITS) | seq as i64
+}
+
+/// Rows per `INSERT` statement, so statements are stepped and reset once per 64 rows rather
+/// than once per row.
+const ROWS_PER_INSERT: usize = 64;
+
+fn write_rows(tx: &Transaction<'_>, number: i64, rows: &[Row]) -> Result<(), IndexError> {
+    let keys: Vec<i64> = rows.iter().map(|row| key(number, row.seq)).collect();
+    let mut events: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 9);
+    let mut targets: Vec<&dyn ToSql> = Vec::new();
+    let mut texts: Vec<&dyn ToSql> = Vec::new();
+    for (row, key) in rows.iter().zip(&keys) {
+        events.extend_from_slice(&[
+            key,
+            &number,
+            &row.at,
+            &row.action,
+            &row.activity,
+            &row.outcome,
+            &row.actor,
+            &row.ip,
+            &row.source,
+        ]);
+        for (kind, id) in &row.targets {
+            targets.extend_from_slice(&[id, key, kind]);
+        }
+        if !row.text.is_empty() {
+            texts.extend_from_slice(&[key, &row.text]);
+        }
+    }
+    insert_many(
+        tx,
+        "INSERT INTO events (key, tenant, at, action, activity, outcome, actor, ip, source)",
+        9,
+        &events,
+    )?;
+    insert_many(tx, "INSERT INTO targets (id, key, type)", 3, &targets)?;
+    insert_many(tx, "INSERT INTO details (rowid, text)", 2, &texts)?;
+    Ok(())
+}
+
+/// Inserts `values` (rows of `width` values, flattened) with multi-row `INSERT`s.
+fn insert_many(
+    tx: &Transaction<'_>,
+    head: &str,
+    width: usize,
+    values: &[&dyn ToSql],
+) -> Result<(), IndexError> {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    for chunk in values.chunks(width * ROWS_PER_INSERT) {
+        let sql = format!(
+            "{head} VALUES {}",
+            vec![row.as_str(); chunk.len() / width].join(", ")
+        );
+        tx.prepare_cached(&sql)?.execute(chunk)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,472 @@
+//! Searching the query index: the filters of `GET /v1/events` ([`Search`]) and the plan that
+//! answers them ([`search`]) — which index drives, and the one SQL statement that walks it in
+//! seq order and stops after a page. The database itself (schema, rows, batches, readers) is
+//! the parent module's.
+
+use super::*;
+
+impl IndexReader {
+    /// The seqs of the tenant's events that match; see [`search`].
+    pub fn search(&self, tenant: i64, search: &Search) -> Result<Vec<u64>, IndexError> {
+        let Some(range) = key_range(tenant, search) else {
+            return Ok(Vec::new());
+        };
+        let driver = choose_driver(self.conn(), self.layout, search, range)?;
+        execute(self.conn(), self.layout, search, range, driver)
+    }
+}
+
+/// Seq order or newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+impl Order {
+    fn sql(self) -> &'static str {
+        match self {
+            Order::Asc => "ASC",
+            Order::Desc => "DESC",
+        }
+    }
+}
+
+/// A search of one tenant's index; absent filters match everything.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// Event time at or after (inclusive).
+    pub from: Option<Timestamp>,
+    /// Event time before (exclusive).
+    pub to: Option<Timestamp>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub activity: Option<String>,
+    pub outcome: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// Normalised text form (as stored).
+    pub ip: Option<String>,
+    /// `source.app`.
+    pub source: Option<String>,
+    /// An FTS5 query built by [`text_query`].
+    pub text: Option<String>,
+    pub order: Order,
+    /// Only seqs after this one in `order` (the cursor).
+    pub after: Option<u64>,
+    /// At most this many seqs.
+    pub limit: usize,
+}
+
+impl Search {
+    /// A search with no filters, in seq order, returning at most `limit` seqs.
+    pub fn unfiltered(limit: usize) -> Search {
+        Search {
+            from: None,
+            to: None,
+            actor: None,
+            action: None,
+            activity: None,
+            outcome: None,
+            target_type: None,
+            target_id: None,
+            ip: None,
+            source: None,
+            text: None,
+            order: Order::Asc,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// Builds the FTS5 query for `q`: every whitespace-separated word must occur, each as a
+/// quoted phrase so that nothing in it is FTS5 syntax. `None` when `q` has no word with a
+/// letter or digit in it (such a word has no tokens and could match nothing).
+pub fn text_query(q: &str) -> Option<String> {
+    let phrases: Vec<String> = q
+        .split_whitespace()
+        .filter(|word| word.chars().any(char::is_alphanumeric))
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
+
+/// Which index walks first; see [`search`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Driver {
+    /// A time range: the time index, block by block in key order.
+    Blocks,
+    /// The targets table by target id, in key order.
+    Target,
+    /// The full-text index, in key order.
+    Text,
+    /// The primary key or an equality index on `events`, in key order; SQLite picks.
+    Events,
+}
+
+/// A SQL text with its positional parameters.
+pub(super) struct Sql {
+    pub(super) text: String,
+    pub(super) params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends ` AND <clause>` where each `?` of the clause takes the next of `values`.
+    fn and(&mut self, clause: &str, values: impl IntoIterator<Item = SqlValue>) {
+        self.text.push_str(" AND ");
+        self.text.push_str(clause);
+        self.params.extend(values);
+    }
+
+    fn text_param(value: &str) -> SqlValue {
+        SqlValue::Text(value.to_string())
+    }
+}
+
+/// The seqs of the tenant's events that match, in `search.order`, at most `search.limit`.
+///
+/// Every plan walks an index in key order (= seq order) and stops after `limit` matches, so a
+/// page costs about `limit` index reads plus what the other filters reject on the way. The
+/// driver, in this order of preference:
+///
+/// 1. a time range (`from`, `to` or both), unless another filter matches fewer than
+///    [`IndexLayout::selective_filter`] of the tenant's events (counted with a capped scan of
+///    that filter's own plan, which then drives): the time index `events_by_block`, whose key
+///    is `(key >> block_bits, at)`, walked one block of 2^[`IndexLayout::block_bits`] seqs at a
+///    time in page order. Within a block the range is one index range, sorted by key (at most one block's
+///    rows); blocks are disjoint key ranges, so the pages of successive blocks follow each
+///    other, and the walk stops at the block that completes the page. A block with nothing
+///    in the range costs one index seek. Event times need not follow seq order: a block is
+///    skipped only when none of its events is in the range;
+/// 2. `target_id` (ids are selective): the targets table, keyed `(id, key, type)`;
+/// 3. `q`: the FTS5 doclists, in rowid (= key) order;
+/// 4. otherwise `events` by key, where SQLite uses an equality filter's index `(col, key)`
+///    when there is one.
+///
+/// Filters that do not drive are checked per candidate row: columns of `events` directly,
+/// targets with a primary-key probe, text with a rowid-constrained FTS5 match. Unary `+`
+/// keeps SQLite from using the time index outside plan 1, and `CROSS JOIN` keeps the driving
+/// table outermost.
+pub fn search(reader: &IndexReader, tenant: i64, search: &Search) -> Result<Vec<u64>, IndexError> {
+    reader.search(tenant, search)
+}
+
+/// Runs the search with the given driver (every driver gives the same answer).
+pub(super) fn execute(
+    conn: &Connection,
+    layout: IndexLayout,
+    search: &Search,
+    range: (i64, i64),
+    driver: Driver,
+) -> Result<Vec<u64>, IndexError> {
+    let sql = search_sql(search, range, driver, layout.block_bits);
+    if driver == Driver::Blocks {
+        walk_blocks(conn, layout.block_bits, search, range, sql)
+    } else {
+        run(conn, &sql)
+    }
+}
+
+/// The keys a search may return: the tenant's, after the cursor. `None` when nothing can match.
+pub(super) fn key_range(tenant: i64, search: &Search) -> Option<(i64, i64)> {
+    let base = tenant << SEQ_BITS;
+    let (mut lo, mut hi) = (base, base | MAX_INDEXED_SEQ as i64);
+    match (search.after, search.order) {
+        (None, _) => {}
+        (Some(after), Order::Asc) => {
+            if after >= MAX_INDEXED_SEQ {
+                return None;
+            }
+            lo = base | (after + 1) as i64;
+        }
+        (Some(after), Order::Desc) => {
+            if after == 0 {
+                return None;
+            }
+            hi = base | (after.min(MAX_INDEXED_SEQ + 1) - 1) as i64;
+        }
+    }
+    if let (Some(from), Some(to)) = (search.from, search.to)
+        && from >= to
+    {
+        return None;
+    }
+    Some((lo, hi))
+}
+
+/// The driver without a time range: the first of target id, text, `events`.
+fn filter_driver(search: &Search) -> Driver {
+    if search.target_id.is_some() {
+        Driver::Target
+    } else if search.text.is_some() {
+        Driver::Text
+    } else {
+        Driver::Events
+    }
+}
+
+/// Whether the search filters on anything but time.
+fn has_other_filters(search: &Search) -> bool {
+    [
+        &search.actor,
+        &search.action,
+        &search.activity,
+        &search.outcome,
+        &search.target_type,
+        &search.target_id,
+        &search.ip,
+        &search.source,
+        &search.text,
+    ]
+    .iter()
+    .any(|filter| filter.is_some())
+}
+
+pub(super) fn choose_driver(
+    conn: &Connection,
+    layout: IndexLayout,
+    search: &Search,
+    range: (i64, i64),
+) -> Result<Driver, IndexError> {
+    let other = filter_driver(search);
+    if search.from.is_none() && search.to.is_none() {
+        return Ok(other);
+    }
+    if !has_other_filters(search) {
+        return Ok(Driver::Blocks);
+    }
+    // Another filter drives when it is selective: then its plan reads fewer rows than the
+    // cap, whatever the time range holds.
+    let untimed = Search {
+        from: None,
+        to: None,
+        order: Order::Asc,
+        limit: layout.selective_filter as usize,
+        ..search.clone()
+    };
+    let sql = search_sql(&untimed, range, other, layout.block_bits);
+    let count: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM ({})", sql.text))?
+        .query_row(rusqlite::params_from_iter(sql.params.iter()), |row| {
+            row.get(0)
+        })?;
+    Ok(if count < layout.selective_filter {
+        other
+    } else {
+        Driver::Blocks
+    })
+}
+
+fn run(conn: &Connection, sql: &Sql) -> Result<Vec<u64>, IndexError> {
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let keys = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |row| {
+        row.get::<_, i64>(0)
+    })?;
+    let mut seqs = Vec::new();
+    for key in keys {
+        seqs.push((key? as u64) & MAX_INDEXED_SEQ);
+    }
+    Ok(seqs)
+}
+
+/// Runs a [`Driver::Blocks`] search: `sql` walks the blocks from its first parameter to its
+/// third, stepping by its second, over the blocks of the keys in `range` in the search's
+/// order, until the page is full.
+fn walk_blocks(
+    conn: &Connection,
+    block_bits: u32,
+    search: &Search,
+    (lo, hi): (i64, i64),
+    mut sql: Sql,
+) -> Result<Vec<u64>, IndexError> {
+    let mut seqs = Vec::new();
+    if search.limit == 0 {
+        return Ok(seqs);
+    }
+    // Only the blocks between the first and the last key indexed in the range: the range
+    // itself reaches to the largest seq the index could hold.
+    let bound = |sql: &str| -> Result<Option<i64>, IndexError> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row(params![lo, hi], |row| row.get(0))?)
+    };
+    let Some(first) = bound("SELECT min(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+        return Ok(seqs);
+    };
+    let Some(last) = bound("SELECT max(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+        return Ok(seqs);
+    };
+    let (first, last) = (first >> block_bits, last >> block_bits);
+    let (start, step, end) = match search.order {
+        Order::Asc => (first, 1, last),
+        Order::Desc => (last, -1, first),
+    };
+    sql.params[0] = SqlValue::Integer(start);
+    sql.params[1] = SqlValue::Integer(step);
+    sql.params[2] = SqlValue::Integer(end);
+    // Rows come block by block in page order, each block's in time order: each block is
+    // sorted into page order once it is complete, and the walk stops at the block that fills
+    // the page. A block with nothing in the range costs one index seek inside SQLite.
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+    let mut block: Vec<i64> = Vec::new();
+    let take = |block: &mut Vec<i64>, seqs: &mut Vec<u64>| {
+        match search.order {
+            Order::Asc => block.sort_unstable(),
+            Order::Desc => block.sort_unstable_by(|a, b| b.cmp(a)),
+        }
+        let wanted = search.limit - seqs.len();
+        seqs.extend(
+            block
+                .drain(..)
+                .take(wanted)
+                .map(|key| key as u64 & MAX_INDEXED_SEQ),
+        );
+    };
+    while let Some(row) = rows.next()? {
+        let key: i64 = row.get(0)?;
+        if block
+            .first()
+            .is_some_and(|b| b >> block_bits != key >> block_bits)
+        {
+            take(&mut block, &mut seqs);
+            if seqs.len() >= search.limit {
+                return Ok(seqs);
+            }
+        }
+        block.push(key);
+    }
+    take(&mut block, &mut seqs);
+    Ok(seqs)
+}
+
+/// The SQL of a search driven by `driver`; see [`search`]. For [`Driver::Blocks`], the walk
+/// over blocks, whose first three parameters [`walk_blocks`] sets.
+pub(super) fn search_sql(
+    search: &Search,
+    (lo, hi): (i64, i64),
+    driver: Driver,
+    block_bits: u32,
+) -> Sql {
+    let from = search.from.map(|t| t.unix_micros());
+    let to = search.to.map(|t| t.unix_micros());
+    let order = search.order.sql();
+    let range = [SqlValue::Integer(lo), SqlValue::Integer(hi)];
+    let mut sql = match driver {
+        Driver::Blocks => {
+            // Every block from the first to the last (parameters 1 and 3, stepping by
+            // parameter 2: 1 or -1), one index range each, in one statement.
+            let mut sql = Sql {
+                text: "WITH RECURSIVE b(n) AS (SELECT ? UNION ALL SELECT n + ? FROM b WHERE n != ?) \
+                       SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY events_by_block WHERE 1"
+                    .to_string(),
+                params: vec![SqlValue::Integer(0); 3],
+            };
+            // The same expression as the index's, so that SQLite matches the two.
+            sql.and(&format!("(e.key >> {block_bits}) = b.n"), []);
+            if let Some(from) = from {
+                sql.and("e.at >= ?", [SqlValue::Integer(from)]);
+            }
+            if let Some(to) = to {
+                sql.and("e.at < ?", [SqlValue::Integer(to)]);
+            }
+            sql.and("e.key >= ? AND e.key <= ?", range);
+            sql
+        }
+        Driver::Target => {
+            let mut sql = Sql::new(
+                "SELECT g.key FROM targets AS g CROSS JOIN events AS e ON e.key = g.key WHERE 1",
+            );
+            let id = search.target_id.as_deref().unwrap_or_default();
+            sql.and("g.id = ?", [Sql::text_param(id)]);
+            if let Some(kind) = &search.target_type {
+                sql.and("+g.type = ?", [Sql::text_param(kind)]);
+            }
+            sql.and("g.key >= ? AND g.key <= ?", range);
+            sql
+        }
+        Driver::Text => {
+            let mut sql = Sql::new(
+                "SELECT f.rowid FROM details AS f CROSS JOIN events AS e ON e.key = f.rowid WHERE 1",
+            );
+            let text = search.text.as_deref().unwrap_or_default();
+            sql.and("f.details MATCH ?", [Sql::text_param(text)]);
+            sql.and("f.rowid >= ? AND f.rowid <= ?", range);
+            sql
+        }
+        Driver::Events => {
+            let mut sql = Sql::new("SELECT e.key FROM events AS e WHERE 1");
+            sql.and("e.key >= ? AND e.key <= ?", range);
+            sql
+        }
+    };
+
+    for (column, value) in [
+        ("action", &search.action),
+        ("activity", &search.activity),
+        ("outcome", &search.outcome),
+        ("actor", &search.actor),
+        ("ip", &search.ip),
+        ("source", &search.source),
+    ] {
+        if let Some(value) = value {
+            sql.and(&format!("e.{column} = ?"), [Sql::text_param(value)]);
+        }
+    }
+    if driver != Driver::Blocks {
+        if let Some(from) = from {
+            sql.and("+e.at >= ?", [SqlValue::Integer(from)]);
+        }
+        if let Some(to) = to {
+            sql.and("+e.at < ?", [SqlValue::Integer(to)]);
+        }
+    }
+    if driver != Driver::Target {
+        match (&search.target_type, &search.target_id) {
+            (Some(kind), Some(id)) => sql.and(
+                "EXISTS (SELECT 1 FROM targets AS t WHERE t.id = ? AND t.key = e.key AND t.type = ?)",
+                [Sql::text_param(id), Sql::text_param(kind)],
+            ),
+            (Some(kind), None) => sql.and(
+                "EXISTS (SELECT 1 FROM targets AS t WHERE t.key = e.key AND t.type = ?)",
+                [Sql::text_param(kind)],
+            ),
+            (None, Some(id)) => sql.and(
+                "EXISTS (SELECT 1 FROM targets AS t WHERE t.id = ? AND t.key = e.key)",
+                [Sql::text_param(id)],
+            ),
+            (None, None) => {}
+        }
+    }
+    if driver != Driver::Text
+        && let Some(text) = &search.text
+    {
+        sql.and(
+            "EXISTS (SELECT 1 FROM details AS d WHERE d.details MATCH ? AND d.rowid = e.key)",
+            [Sql::text_param(text)],
+        );
+    }
+    // Without a type, one event may list the same id under two types: one row per key.
+    if driver == Driver::Target && search.target_type.is_none() {
+        sql.text.push_str(" GROUP BY g.key");
+    }
+    let key = match driver {
+        Driver::Target => "g.key",
+        Driver::Text => "f.rowid",
+        // Block by block, each block's rows in time order: see `walk_blocks`.
+        Driver::Blocks => return sql,
+        Driver::Events => "e.key",
+    };
+    sql.text
+        .push_str(&format!(" ORDER BY {key} {order} LIMIT ?"));
+    sql.params.push(SqlValue::Integer(search.limit as i64));
+    sql
+}

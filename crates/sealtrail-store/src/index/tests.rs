@@ -1,0 +1,650 @@
+//! Tests of the query index: rows read from entries against the full parser, every search
+//! plan against a brute-force scan of the log on both layouts, and rebuilding when stale.
+use super::*;
+use crate::{Location, NewEntry, Tenant};
+use sealtrail_core::Hash;
+use sealtrail_core::canonical::{Entry, ServerFields, canonical_entry, event_hash};
+use sealtrail_core::event::Event;
+use sealtrail_core::merkle::{self, TreeBuilder};
+
+/// The row of an entry as [`Entry::parse`](sealtrail_core::canonical::Entry::parse) reads it: the oracle for [`to_row`].
+fn row_from_entry(seq: u64, bytes: &[u8]) -> Row {
+    let Entry { event, server } = Entry::parse(bytes).unwrap();
+    let mut text = String::new();
+    for value in event.details.values() {
+        push_text(value, &mut text);
+    }
+    Row {
+        seq,
+        id: server.id.to_string(),
+        at: event
+            .occurred_at
+            .unwrap_or(server.received_at)
+            .unix_micros(),
+        action: event.action,
+        activity: event.activity.map(|a| a.as_str()),
+        outcome: event.outcome.as_str(),
+        actor: event.actor.id,
+        ip: event.context.and_then(|c| c.ip).map(|ip| ip.to_string()),
+        source: event.source.and_then(|s| s.app),
+        targets: distinct_targets(
+            event
+                .targets
+                .into_iter()
+                .map(|t| (t.kind.unwrap_or_default(), t.id.unwrap_or_default()))
+                .collect(),
+        ),
+        text,
+    }
+}
+
+const WORDS: [&str; 6] = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+const EVENTS: u64 = 400;
+
+/// A deterministic pseudo-random event: small value sets, so every filter has matches.
+fn event(n: u64) -> Value {
+    let r = n
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        >> 33;
+    let pick = |salt: u64, m: u64| (r / (salt + 1)).wrapping_add(salt * 7) % m;
+    let mut event = serde_json::json!({
+        "action": (["a.read", "a.write", "a.login"][pick(0, 3) as usize]),
+        "outcome": (["success", "failure", "unknown"][pick(1, 3) as usize]),
+        "actor": {"id": format!("u-{}", pick(2, 5))},
+    });
+    if pick(3, 4) != 0 {
+        event["activity"] = ["read", "update", "login"][pick(4, 3) as usize].into();
+    }
+    let mut targets = Vec::new();
+    for t in 0..pick(5, 4) {
+        let kind = ["patient", "claim"][((t + n) % 2) as usize];
+        targets.push(serde_json::json!({"type": kind, "id": format!("x-{}", pick(6 + t, 4))}));
+    }
+    if !targets.is_empty() {
+        event["targets"] = Value::Array(targets);
+    }
+    if pick(10, 3) != 0 {
+        event["context"] = serde_json::json!({"ip": format!("10.0.0.{}", pick(11, 3))});
+    }
+    if pick(12, 2) == 0 {
+        event["source"] = serde_json::json!({"app": (["web", "batch"][pick(13, 2) as usize])});
+    }
+    if pick(14, 3) != 0 {
+        event["occurred_at"] = format!("2021-03-04T05:{:02}:00Z", pick(15, 60)).into();
+    }
+    if pick(16, 2) == 0 {
+        let word = WORDS[pick(17, WORDS.len() as u64) as usize];
+        event["details"] = serde_json::json!({"note": format!("{word} {}", n % 10)});
+    }
+    event
+}
+
+/// Blocks of 16 seqs, and a filter drives below 24 events: the fixture's 400 events span
+/// 25 blocks, and some of its filters are selective while others are not, so that every
+/// plan and both sides of the choice between them are exercised.
+const SMALL: IndexLayout = IndexLayout {
+    block_bits: 4,
+    selective_filter: 24,
+};
+
+/// The first `count` entries of a log as the write path makes them: canonical entries of
+/// [`event`] with consecutive seqs, chained by `prev_hash`, received a millisecond apart.
+fn log_entries(count: u64) -> Vec<(u64, Vec<u8>)> {
+    let start = Timestamp::parse("2026-01-02T03:04:05Z")
+        .unwrap()
+        .unix_micros();
+    let mut prev_hash = Hash::ZERO;
+    (0..count)
+        .map(|seq| {
+            let server = ServerFields {
+                id: uuid::Uuid::from_u128(
+                    0x0190_0000_0000_7000_8000_0000_0000_0000 | u128::from(seq),
+                ),
+                seq,
+                received_at: Timestamp::from_unix_micros(start + seq as i64 * 1_000).unwrap(),
+                prev_hash,
+            };
+            let event = Event::from_owned_value(event(seq)).unwrap();
+            let bytes = canonical_entry(&event, &server).unwrap();
+            prev_hash = event_hash(&bytes);
+            (seq, bytes)
+        })
+        .collect()
+}
+
+/// Entries as a store's reads hand them to the index: every row readable.
+fn rows(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, EntryRow)> {
+    entries
+        .iter()
+        .map(|(seq, bytes)| (*seq, Ok(bytes.clone())))
+        .collect()
+}
+
+/// An embedded store in `dir` holding `entries` as the log of `tenant`, with their stored
+/// hashes, as the write path leaves it.
+fn write_log(dir: &Path, tenant: &str, entries: &[(u64, Vec<u8>)]) -> Box<dyn Store> {
+    let store = Location::new(dir, None).open_writer().unwrap();
+    let size = store.size(tenant).unwrap();
+    assert!(entries.first().is_none_or(|(seq, _)| *seq == size));
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|(_, bytes)| Entry::parse(bytes).unwrap().server.id.to_string())
+        .collect();
+    let rows: Vec<NewEntry<'_>> = entries
+        .iter()
+        .zip(&ids)
+        .map(|((seq, bytes), id)| NewEntry {
+            seq: *seq,
+            id,
+            entry: bytes,
+        })
+        .collect();
+    let mut tree = TreeBuilder::new();
+    let mut hashes = Vec::new();
+    for (_, bytes) in entries {
+        tree.push(event_hash(bytes), &mut hashes);
+    }
+    store.begin_write(&[tenant]).unwrap();
+    if store.tenant(tenant).unwrap().is_none() {
+        store
+            .insert_tenant(&Tenant {
+                name: tenant.to_string(),
+                origin: format!("index.test/{tenant}"),
+                created_at: "2026-01-01T00:00:00.000000Z".to_string(),
+                vkey: None,
+            })
+            .unwrap();
+    }
+    store
+        .append(tenant, &rows, merkle::stored_hash_count(size), &hashes)
+        .unwrap();
+    store.commit().unwrap();
+    store
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    entries: Vec<(u64, Vec<u8>)>,
+    readers: IndexReaders,
+    number: i64,
+    layout: IndexLayout,
+}
+
+/// A log of [`EVENTS`] entries, indexed in `layout` in batches as a follower hands them
+/// over.
+fn fixture(layout: IndexLayout) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, layout, log.as_ref()).unwrap();
+    for batch in entries.chunks(150) {
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+    }
+    let mark = db.mark("acme").unwrap();
+    assert_eq!(mark.next_seq, EVENTS);
+    Fixture {
+        _dir: dir,
+        entries,
+        readers: db.readers(),
+        number: mark.number,
+        layout,
+    }
+}
+
+fn all() -> Search {
+    Search::unfiltered(10_000)
+}
+
+fn searches() -> Vec<Search> {
+    let at = |m: u32| Some(Timestamp::parse(&format!("2021-03-04T05:{m:02}:00Z")).unwrap());
+    let s = |f: &dyn Fn(&mut Search)| {
+        let mut search = all();
+        f(&mut search);
+        search
+    };
+    vec![
+        all(),
+        s(&|s| s.action = Some("a.read".into())),
+        s(&|s| s.activity = Some("login".into())),
+        s(&|s| s.outcome = Some("failure".into())),
+        s(&|s| s.actor = Some("u-3".into())),
+        s(&|s| s.ip = Some("10.0.0.1".into())),
+        s(&|s| s.source = Some("batch".into())),
+        s(&|s| s.target_type = Some("claim".into())),
+        s(&|s| s.target_id = Some("x-2".into())),
+        s(&|s| {
+            s.target_type = Some("patient".into());
+            s.target_id = Some("x-1".into());
+        }),
+        s(&|s| s.text = text_query("bravo")),
+        s(&|s| s.text = text_query("delta 7")),
+        s(&|s| {
+            s.from = at(10);
+            s.to = at(30);
+        }),
+        s(&|s| s.from = at(50)),
+        s(&|s| {
+            s.to = at(20);
+            s.actor = Some("u-1".into());
+            s.target_id = Some("x-0".into());
+        }),
+        s(&|s| {
+            s.from = at(5);
+            s.text = text_query("alpha");
+            s.outcome = Some("success".into());
+        }),
+        s(&|s| {
+            s.target_id = Some("x-3".into());
+            s.text = text_query("echo");
+        }),
+        s(&|s| {
+            s.action = Some("a.write".into());
+            s.target_type = Some("patient".into());
+            s.ip = Some("10.0.0.2".into());
+        }),
+        // Time ranges: narrow and wide, open at either end, on either timeline (the
+        // fixture's `occurred_at` minutes, and `received_at` for events without one),
+        // holding nothing, and with other filters, selective or not.
+        s(&|s| {
+            s.from = at(7);
+            s.to = at(8);
+        }),
+        s(&|s| s.to = at(3)),
+        s(&|s| s.from = at(59)),
+        s(&|s| s.from = time("2022-01-01T00:00:00Z")),
+        s(&|s| {
+            s.from = time("2000-01-01T00:00:00Z");
+            s.to = time("2100-01-01T00:00:00Z");
+        }),
+        s(&|s| s.from = time("2100-01-01T00:00:00Z")),
+        s(&|s| {
+            // One microsecond: the events of exactly 05:30:00.
+            s.from = at(30);
+            s.to = time("2021-03-04T05:30:00.000001Z");
+        }),
+        s(&|s| {
+            s.from = at(7);
+            s.to = at(40);
+            s.action = Some("a.read".into());
+        }),
+        s(&|s| {
+            s.from = time("2022-01-01T00:00:00Z");
+            s.outcome = Some("failure".into());
+        }),
+        s(&|s| {
+            s.from = at(20);
+            s.to = at(40);
+            s.target_type = Some("claim".into());
+        }),
+        s(&|s| {
+            s.to = at(45);
+            s.ip = Some("10.0.0.0".into());
+            s.source = Some("web".into());
+        }),
+        s(&|s| {
+            s.from = at(1);
+            s.to = at(50);
+            s.text = text_query("charlie");
+            s.target_id = Some("x-1".into());
+        }),
+        s(&|s| {
+            s.from = at(15);
+            s.text = text_query("delta 7");
+        }),
+    ]
+}
+
+fn time(text: &str) -> Option<Timestamp> {
+    Some(Timestamp::parse(text).unwrap())
+}
+
+fn drivers(search: &Search) -> Vec<Driver> {
+    let mut drivers = vec![Driver::Events];
+    if search.from.is_some() || search.to.is_some() {
+        drivers.push(Driver::Blocks);
+    }
+    if search.target_id.is_some() {
+        drivers.push(Driver::Target);
+    }
+    if search.text.is_some() {
+        drivers.push(Driver::Text);
+    }
+    drivers
+}
+
+/// The search done the slow way: every entry of the log, parsed and tested.
+fn brute_force(rows: &[(u64, Vec<u8>)], search: &Search) -> Vec<u64> {
+    let eq =
+        |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == got);
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut seqs: Vec<u64> = rows
+        .iter()
+        .map(|(seq, bytes)| {
+            let row = row_from_entry(*seq, bytes);
+            assert_eq!(to_row(*seq, bytes).unwrap(), row, "seq {seq}");
+            row
+        })
+        .filter(|row| {
+            eq(&search.action, Some(&row.action))
+                && eq(&search.activity, row.activity)
+                && eq(&search.outcome, Some(row.outcome))
+                && eq(&search.actor, Some(&row.actor))
+                && eq(&search.ip, row.ip.as_deref())
+                && eq(&search.source, row.source.as_deref())
+                && search.from.is_none_or(|f| row.at >= f.unix_micros())
+                && search.to.is_none_or(|t| row.at < t.unix_micros())
+                && (search.target_type.is_none() && search.target_id.is_none()
+                    || row.targets.iter().any(|(k, i)| {
+                        eq(&search.target_type, Some(k)) && eq(&search.target_id, Some(i))
+                    }))
+                && search.text.as_deref().is_none_or(|q| {
+                    let have = words(&row.text);
+                    words(q).iter().all(|w| have.contains(w))
+                })
+        })
+        .map(|row| row.seq)
+        .collect();
+    if search.order == Order::Desc {
+        seqs.reverse();
+    }
+    seqs
+}
+
+/// In the small layout, whose blocks the time ranges span many of, and in the service's.
+#[test]
+fn every_plan_finds_what_a_scan_of_the_log_finds() {
+    every_plan_finds_what_a_scan_finds(fixture(SMALL));
+    every_plan_finds_what_a_scan_finds(fixture(IndexLayout::default()));
+}
+
+fn every_plan_finds_what_a_scan_finds(f: Fixture) {
+    let reader = f.readers.reader().unwrap();
+    let conn = reader.conn();
+    for base in searches() {
+        for order in [Order::Asc, Order::Desc] {
+            let search = Search {
+                order,
+                ..base.clone()
+            };
+            let want = brute_force(&f.entries, &search);
+            for driver in drivers(&search) {
+                let range = key_range(f.number, &search).unwrap();
+                let got = execute(conn, f.layout, &search, range, driver).unwrap();
+                assert_eq!(got, want, "{driver:?} {search:?}");
+                // Pages of 3 through the cursor add up to the same.
+                let mut paged: Vec<u64> = Vec::new();
+                let mut page = Search {
+                    limit: 3,
+                    ..search.clone()
+                };
+                while let Some(range) = key_range(f.number, &page) {
+                    let seqs = execute(conn, f.layout, &page, range, driver).unwrap();
+                    paged.extend(&seqs);
+                    match seqs.last() {
+                        Some(&last) if seqs.len() == 3 => page.after = Some(last),
+                        _ => break,
+                    }
+                }
+                assert_eq!(paged, want, "paged {driver:?} {search:?}");
+            }
+            assert_eq!(super::search(&reader, f.number, &search).unwrap(), want);
+            // And pages of 7 through the cursor, each planned on its own as the API does.
+            let mut paged: Vec<u64> = Vec::new();
+            let mut page = Search {
+                limit: 7,
+                ..search.clone()
+            };
+            loop {
+                let seqs = super::search(&reader, f.number, &page).unwrap();
+                assert!(seqs.len() <= 7);
+                paged.extend(&seqs);
+                match seqs.last() {
+                    Some(&last) if seqs.len() == 7 => page.after = Some(last),
+                    _ => break,
+                }
+            }
+            assert_eq!(paged, want, "paged {search:?}");
+        }
+    }
+    assert!(!brute_force(&f.entries, &all()).is_empty());
+}
+
+/// A time range drives unless another filter is selective; the fixture's blocks are small
+/// enough that time ranges span many of them.
+#[test]
+fn time_ranges_drive_unless_another_filter_is_selective() {
+    let f = fixture(SMALL);
+    let reader = f.readers.reader().unwrap();
+    let conn = reader.conn();
+    const {
+        assert!(
+            EVENTS >> SMALL.block_bits >= 8,
+            "the fixture spans several blocks"
+        )
+    };
+    let at = |m: u32| Some(Timestamp::parse(&format!("2021-03-04T05:{m:02}:00Z")).unwrap());
+    let window = Search {
+        from: at(10),
+        to: at(50),
+        ..all()
+    };
+    let choose = |search: &Search| {
+        choose_driver(conn, SMALL, search, key_range(f.number, search).unwrap()).unwrap()
+    };
+    assert_eq!(choose(&window), Driver::Blocks);
+    // Popular: more than SELECTIVE_FILTER events, so time drives.
+    let popular = Search {
+        outcome: Some("success".into()),
+        ..window.clone()
+    };
+    assert!(
+        brute_force(
+            &f.entries,
+            &Search {
+                from: None,
+                to: None,
+                ..popular.clone()
+            }
+        )
+        .len() as i64
+            >= SMALL.selective_filter
+    );
+    assert_eq!(choose(&popular), Driver::Blocks);
+    // Rare: fewer, so it drives.
+    let rare = Search {
+        text: text_query("delta 7"),
+        ..window.clone()
+    };
+    assert!(
+        (brute_force(
+            &f.entries,
+            &Search {
+                from: None,
+                to: None,
+                ..rare.clone()
+            }
+        )
+        .len() as i64)
+            < SMALL.selective_filter
+    );
+    assert_eq!(choose(&rare), Driver::Text);
+    // Without a time range, nothing changes.
+    assert_eq!(
+        choose(&Search {
+            from: None,
+            to: None,
+            ..popular
+        }),
+        Driver::Events
+    );
+}
+
+/// The plans SQLite makes of each driver's SQL: an index walked in key order with no sort
+/// (except the bounded one within a block of the time index) and never a full scan.
+#[test]
+fn plans_walk_an_index_in_key_order() {
+    let f = fixture(SMALL);
+    let reader = f.readers.reader().unwrap();
+    let conn = reader.conn();
+    for base in searches() {
+        for order in [Order::Asc, Order::Desc] {
+            let search = Search {
+                order,
+                ..base.clone()
+            };
+            for driver in drivers(&search) {
+                let range = key_range(f.number, &search).unwrap();
+                let sql = search_sql(&search, range, driver, SMALL.block_bits);
+                let mut stmt = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
+                    .unwrap();
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| r.get(3))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let context = format!("{driver:?} {search:?}\n{}\n{plan:#?}", sql.text);
+                let sorts = plan.iter().any(|step| step.contains("TEMP B-TREE"));
+                // Blocks are sorted in Rust as they complete (`walk_blocks`).
+                assert!(!sorts, "{context}");
+                // The walk over blocks is the recursive CTE `b`, outermost.
+                let first = if driver == Driver::Blocks {
+                    plan.iter()
+                        .find(|step| step.starts_with("SEARCH e "))
+                        .expect("a search of events")
+                } else {
+                    &plan[0]
+                };
+                let (starts, names) = match driver {
+                    Driver::Blocks => ("SEARCH e USING ", "INDEX events_by_block (<expr>=?"),
+                    Driver::Target => ("SEARCH g USING PRIMARY KEY (id=? AND key>? AND key<?)", ""),
+                    Driver::Text => ("SCAN f VIRTUAL TABLE", ""),
+                    Driver::Events => ("SEARCH e USING ", ""),
+                };
+                assert!(
+                    first.starts_with(starts) && first.contains(names),
+                    "{context}"
+                );
+                assert!(
+                    plan.iter().all(|step| !step.starts_with("SCAN ")
+                        || step.contains("VIRTUAL TABLE")
+                        || (driver == Driver::Blocks
+                            && (step == "SCAN b" || step == "SCAN CONSTANT ROW"))),
+                    "{context}"
+                );
+            }
+        }
+    }
+}
+
+/// The service's layout is schema version 2, as every index it has written so far;
+/// another block size is a schema of its own and is rebuilt rather than misread.
+#[test]
+fn the_production_layout_is_schema_version_2() {
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(IndexLayout::default(), IndexLayout::PRODUCTION);
+    assert_eq!(IndexLayout::default().block_bits, 13);
+    assert_eq!(IndexLayout::default().selective_filter, 4096);
+    assert_eq!(IndexLayout::default().schema_version(), 2);
+    assert_ne!(SMALL.schema_version(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), "acme", &[]);
+    let path = crate::DataDir::new(dir.path()).index();
+    drop(IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let block_index: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'events_by_block'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(block_index.contains("(key >> 13)"), "{block_index}");
+}
+
+/// An index is kept across opens while it matches the log, and rebuilt from nothing when
+/// its layout differs or the log at its watermark holds another entry.
+#[test]
+fn an_index_is_kept_while_it_matches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(40);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
+    let mark = db
+        .apply("acme", &rows(&entries[..30]), log.as_ref())
+        .unwrap();
+    assert_eq!(mark.map(|m| m.next_seq), Some(30));
+    drop(db);
+
+    let db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
+    assert_eq!(db.mark("acme"), mark);
+    drop(db);
+
+    let db = IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap();
+    assert_eq!(db.mark("acme"), None, "another layout is rebuilt");
+    drop(db);
+
+    // Another log whose entry 29 has another id: the index was built from something else.
+    let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
+    db.apply("acme", &rows(&entries[..30]), log.as_ref())
+        .unwrap();
+    drop(db);
+    let other = tempfile::tempdir().unwrap();
+    let mut replaced = log_entries(40);
+    replaced[29].1 = {
+        let mut entry = Entry::parse(&replaced[29].1).unwrap();
+        entry.server.id = uuid::Uuid::from_u128(29);
+        entry.to_bytes().unwrap()
+    };
+    let other_log = write_log(other.path(), "acme", &replaced);
+    let db = IndexDb::open(&path, SMALL, other_log.as_ref()).unwrap();
+    assert_eq!(db.mark("acme"), None, "a replaced log is indexed again");
+}
+
+/// Entries are searchable exactly up to the mark, batch by batch.
+#[test]
+fn a_batch_moves_the_mark_past_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(25);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap();
+    assert_eq!(db.apply("acme", &[], log.as_ref()).unwrap(), None);
+    let first = db
+        .apply("acme", &rows(&entries[..10]), log.as_ref())
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.next_seq, 10);
+    let readers = db.readers();
+    let found = |db: &IndexDb| {
+        let number = db.mark("acme").unwrap().number;
+        readers.reader().unwrap().search(number, &all()).unwrap()
+    };
+    assert_eq!(found(&db), (0..10).collect::<Vec<u64>>());
+    let second = db
+        .apply("acme", &rows(&entries[10..]), log.as_ref())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second,
+        Mark {
+            number: first.number,
+            next_seq: 25
+        }
+    );
+    assert_eq!(found(&db), (0..25).collect::<Vec<u64>>());
+    assert_eq!(db.marks().len(), 1);
+}
