@@ -475,6 +475,16 @@ pub enum StoreVerifyError {
         data_dir: PathBuf,
         database: PathBuf,
     },
+    /// The store's files are damaged: reported as corruption, before any log is verified,
+    /// because a damaged file makes intact history look tampered with.
+    #[error(
+        "the store {location} is corrupt (damage to its files, such as a copy taken while the server wrote or a disk fault; not a change to any log): {}; restore the data directory from a backup or the archive, then verify again",
+        problems.join("; ")
+    )]
+    Corrupt {
+        location: String,
+        problems: Vec<String>,
+    },
     #[error("cannot open the store {location}: {source}")]
     Open {
         location: String,
@@ -648,13 +658,27 @@ pub fn verify_store(
         }
     }
     let shown = location.to_string();
-    let conn = location
-        .open_scanner()
-        .map_err(|source| StoreVerifyError::Open {
-            location: shown.clone(),
-            source,
-        })?;
+    let conn = location.open_scanner().map_err(|source| {
+        if source.is_corruption() {
+            StoreVerifyError::Corrupt {
+                location: shown.clone(),
+                problems: vec![source.to_string()],
+            }
+        } else {
+            StoreVerifyError::Open {
+                location: shown.clone(),
+                source,
+            }
+        }
+    })?;
     let conn = conn.as_ref();
+    let problems = conn.integrity_problems()?;
+    if !problems.is_empty() {
+        return Err(StoreVerifyError::Corrupt {
+            location: shown,
+            problems,
+        });
+    }
     let missing_protections: Vec<String> = conn
         .protections()?
         .into_iter()

@@ -98,6 +98,22 @@ pub enum StoreError {
     Full(String),
 }
 
+impl StoreError {
+    /// Whether the store's engine found its files damaged (SQLite's `SQLITE_CORRUPT` or
+    /// `SQLITE_NOTADB`), as opposed to unreachable, full or refusing: see
+    /// [`Store::integrity_problems`].
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Sqlite(error) => matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            StoreError::Corrupt(_) => true,
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Which store, and where: the embedded store in a data directory, or a PostgreSQL database.
@@ -402,6 +418,18 @@ pub trait Store: Send {
 
     /// The append-only protections the schema installs, each with whether it is in force.
     fn protections(&self) -> Result<Vec<Protection>>;
+
+    /// Whether the store's own storage is sound, as its engine can tell: what its integrity
+    /// check reports, empty when it finds nothing. This is damage to the files (a copy taken
+    /// while the server wrote, a disk fault), not a change to the log, and callers report it
+    /// as such before they verify any log: a corrupt file can make intact history look
+    /// tampered with. The embedded store runs SQLite's `PRAGMA quick_check` (a full read of
+    /// every page, without cross-checking index contents against their tables); PostgreSQL
+    /// detects damaged pages itself (with data checksums on) when it reads them, so it reports
+    /// nothing here.
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Where a tenant's log ends: its size, the hash of its last entry, and the Merkle frontier.

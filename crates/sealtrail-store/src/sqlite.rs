@@ -553,6 +553,27 @@ impl Store for SqliteStore {
         self.write(|| self.write_revoke_token(id, revoked_at))
     }
 
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        // At most 20 problems: enough to say what is damaged, bounded on a ruined file.
+        let checked = self
+            .conn
+            .prepare("PRAGMA quick_check(20)")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<std::result::Result<Vec<String>, _>>()
+            });
+        match checked {
+            Ok(lines) => Ok(lines.into_iter().filter(|line| line != "ok").collect()),
+            // A file too damaged to check at all is the clearest answer of the check.
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt) =>
+            {
+                Ok(vec![error.to_string()])
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     fn protections(&self) -> Result<Vec<Protection>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2",

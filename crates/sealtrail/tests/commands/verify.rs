@@ -208,3 +208,46 @@ fn verify_warns_about_a_data_directory_others_can_read() {
         "{stderr}"
     );
 }
+
+/// A database file damaged below SQLite (bytes of a page overwritten, as a copy taken while the
+/// server wrote or a failing disk can leave it) is reported as corruption, with what SQLite's
+/// integrity check found and what to do, before any log is verified: not as thousands of
+/// violations that would read as tampering.
+#[test]
+fn a_corrupt_database_file_is_reported_as_corruption_not_tampering() {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = build_store(dir.path()).data;
+    let database = sealtrail_store::DataDir::new(&data).database();
+    let wal = database.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the pages to damage are in the database file itself, not in a WAL"
+    );
+    let len = std::fs::metadata(&database).unwrap().len();
+    let page = 4096;
+    assert!(len >= 8 * page, "a store of 200 entries spans many pages");
+    // A page in the middle of the file, away from page 1 (the header and the schema).
+    let offset = (len / 2) / page * page;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&database)
+        .unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&vec![0xA5; page as usize]).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+
+    let out = sealtrail(&["verify", "--data", data.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is corrupt"), "{stderr}");
+    assert!(stderr.contains("not a change to any log"), "{stderr}");
+    assert!(stderr.contains("restore the data directory"), "{stderr}");
+    assert!(
+        !stderr.contains("duplicate_seq") && out.stdout.is_empty(),
+        "no report of violations: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
