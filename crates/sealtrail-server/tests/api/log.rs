@@ -415,19 +415,7 @@ async fn the_background_verifier_flags_a_log_altered_in_the_database() {
     .unwrap();
     drop(db);
 
-    let mut status = app.board.status("acme");
-    for _ in 0..60 {
-        if status.state == sealtrail_server::verify::ChainState::Violated {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = app.board.status("acme");
-    }
-    assert_eq!(
-        status.state,
-        sealtrail_server::verify::ChainState::Violated,
-        "{status:?}"
-    );
+    let status = violated_status(&app, "acme", 60).await;
     assert_eq!(status.first_broken_seq, Some(1));
     assert_eq!(
         app.board.chain_state(),
@@ -480,19 +468,7 @@ async fn a_row_turned_to_text_is_flagged_and_indexing_goes_on_past_it() {
     sorted.sort_unstable();
     assert_eq!(sorted, [0, 2, 3, 4], "{page}");
 
-    let mut status = app.board.status("acme");
-    for _ in 0..100 {
-        if status.state == sealtrail_server::verify::ChainState::Violated {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = app.board.status("acme");
-    }
-    assert_eq!(
-        status.state,
-        sealtrail_server::verify::ChainState::Violated,
-        "{status:?}"
-    );
+    let status = violated_status(&app, "acme", 100).await;
     assert_eq!(status.first_broken_seq, Some(1));
     assert_eq!(status.violation_count, 1, "{status:?}");
     let health: Value = get(&app, None, "/health").await.json().await.unwrap();
@@ -506,4 +482,27 @@ async fn a_row_turned_to_text_is_flagged_and_indexing_goes_on_past_it() {
         "{report}"
     );
     app.stop().await;
+}
+
+/// Waits, up to `tries` times 100 ms, for the background verifier to put `tenant` on the board
+/// as violated; fails the test if it does not, and returns the tenant's status.
+async fn violated_status(
+    app: &TestApp,
+    tenant: &str,
+    tries: usize,
+) -> sealtrail_server::verify::TenantStatus {
+    let mut status = app.board.status(tenant);
+    for _ in 0..tries {
+        if status.state == sealtrail_server::verify::ChainState::Violated {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = app.board.status(tenant);
+    }
+    assert_eq!(
+        status.state,
+        sealtrail_server::verify::ChainState::Violated,
+        "{status:?}"
+    );
+    status
 }
