@@ -18,6 +18,7 @@
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_wal_bytes{database}` | gauge | read at scrape by [`observe_wal`]: the size of the write-ahead log of the embedded store (`log`) and of the query index (`index`) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -105,6 +106,11 @@ struct TenantLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DatabaseLabel {
+    database: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -125,6 +131,7 @@ struct Metrics {
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
+    wal_bytes: Family<DatabaseLabel, Gauge>,
     /// The spool's latest state; `None` when there is no spool (the embedded store).
     spool: Mutex<Option<SpoolStatus>>,
     /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
@@ -237,8 +244,16 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
+        let wal_bytes = Family::<DatabaseLabel, Gauge>::default();
+        registry.register_with_unit(
+            "sealtrail_wal",
+            "Size of the write-ahead log of the embedded store (log) and of the query index (index); the checkpointer restarts it at 64 MiB (the index at 16 MiB) and truncates it when idle",
+            Unit::Bytes,
+            wal_bytes.clone(),
+        );
         Metrics {
             registry,
+            wal_bytes,
             spool_depth,
             spool_bytes,
             spool_oldest_age,
@@ -375,6 +390,16 @@ pub fn set_spool(status: SpoolStatus) {
 /// The spool's latest state, if this process has a spool.
 pub fn spool() -> Option<SpoolStatus> {
     *lock(&METRICS.spool)
+}
+
+/// Reads the size of the write-ahead logs in the data directory, before a scrape.
+pub fn observe_wal(data_dir: &std::path::Path) {
+    for (database, bytes) in sealtrail_store::DataDir::new(data_dir).wal_sizes() {
+        METRICS
+            .wal_bytes
+            .get_or_create(&DatabaseLabel { database })
+            .set(bytes.min(i64::MAX as u64) as i64);
+    }
 }
 
 /// Records how far the query index trails the log, in seconds.

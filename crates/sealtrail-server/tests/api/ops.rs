@@ -453,6 +453,11 @@ async fn metrics_count_ingest_commits_and_checkpoints() {
     )
     .expect("the tenant's checkpoint age is exported");
     assert!((0.0..60.0).contains(&age), "{age}");
+    // The size of the embedded store's WAL and the query index's (0 once truncated).
+    for database in ["log", "index"] {
+        let series = format!("sealtrail_wal_bytes{{database=\"{database}\"}}");
+        assert!(sample(&text, &series).is_some(), "{series} in\n{text}");
+    }
     for family in [
         "sealtrail_index_lag_seconds",
         "sealtrail_verification_runs",

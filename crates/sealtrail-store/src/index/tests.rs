@@ -648,3 +648,32 @@ fn a_batch_moves_the_mark_past_its_entries() {
     assert_eq!(found(&db), (0..25).collect::<Vec<u64>>());
     assert_eq!(db.marks().len(), 1);
 }
+
+/// The index's WAL is kept like the log's: once indexing stops, its WAL is truncated.
+#[test]
+fn an_idle_index_wal_is_truncated() {
+    use crate::sqlite::checkpoint::{Mode, Step, WalPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let policy = WalPolicy {
+        idle_steps: 2,
+        ..WalPolicy::index()
+    };
+    let (mut db, mut keeper) =
+        IndexDb::open_keeping(&path, IndexLayout::default(), log.as_ref(), policy).unwrap();
+    let wal = crate::sqlite::wal::wal_path(&path);
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    for batch in entries.chunks(100) {
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+        keeper.step().unwrap();
+    }
+    assert!(wal_len() > 0);
+    assert_eq!(keeper.step().unwrap(), Step::Copied);
+    assert_eq!(keeper.step().unwrap(), Step::Ran(Mode::Truncate, true));
+    assert_eq!(wal_len(), 0);
+    let number = db.mark("acme").unwrap().number;
+    let found = db.readers().reader().unwrap().search(number, &all()).unwrap();
+    assert_eq!(found.len(), EVENTS as usize, "every entry is still searchable");
+}

@@ -1,0 +1,553 @@
+//! Keeping a SQLite write-ahead log small: the checkpointer of the embedded store
+//! (`DIR/sealtrail.db`) and of the query index (`DIR/index.db`).
+//!
+//! A commit appends pages to the WAL; a *checkpoint* copies them into the database file.
+//! SQLite reuses the WAL from its start only when a checkpoint has copied every frame and no
+//! reader still reads an older snapshot from it; until then the file only grows, and it never
+//! shrinks unless asked to. Under sustained load neither condition holds by itself: a passive
+//! checkpoint runs beside the writer, which has appended more frames by the time it finishes,
+//! and some reader is nearly always in the middle of a statement. The WAL then grew without
+//! bound (632 MiB in a minute of batched ingest) and stayed at its largest size while idle.
+//!
+//! The design follows PostgreSQL's checkpointer: the work happens on a thread of its own, off
+//! the commit path, on a schedule, and the one step that must exclude writers is kept short.
+//! Every [`WalPolicy::tick`] the [`WalKeeper`]:
+//!
+//! 1. runs a `PASSIVE` checkpoint when the WAL has grown since its last look: it copies what
+//!    no reader still needs and never waits for or blocks anyone;
+//! 2. when the frames in use pass [`WalPolicy::restart_bytes`], asks the database's writer to
+//!    run a `RESTART` checkpoint before its next transaction ([`Handoff::run_due`]); when the
+//!    file itself has passed [`WalPolicy::truncate_bytes`] (a reader held it for a while), a
+//!    `TRUNCATE` instead. The passive step has already copied nearly everything, so what is
+//!    left is a few frames and one fsync of the database file. The writer runs it itself,
+//!    between two transactions, because a checkpoint from another connection would have to
+//!    win the write lock from a writer that holds it almost all the time; it waits at most
+//!    [`WalPolicy::busy`] for readers of older snapshots, and gives up rather than stall
+//!    commits behind a long read (the next attempt waits longer, see below);
+//! 3. when the WAL has not grown for [`WalPolicy::idle_steps`] looks, truncates it to zero
+//!    bytes itself: nobody is writing, so nothing is blocked.
+//!
+//! A restarted WAL is reused from its start (overwriting is cheaper than growing a file), and
+//! `journal_size_limit` (set by the writer's connection to `restart_bytes`) trims what is left
+//! beyond that at the first commit after the restart. Restarts the writer could not complete
+//! (a reader held an old snapshot past the wait) are retried after 1, 2, 4, … up to
+//! [`WalPolicy::max_backoff_steps`] looks, so a long verification does not cost every group
+//! commit a wait.
+//!
+//! Readers cooperate by keeping read transactions short: the store's reads are single
+//! statements or explicit snapshots that end when the read does (`Store::end_read`), and no
+//! pooled connection is put back inside a transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::wal::wal_path;
+
+/// When and how a WAL is checkpointed: [`WalPolicy::log`] for the embedded store,
+/// [`WalPolicy::index`] for the query index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalPolicy {
+    /// How often the keeper looks at the WAL.
+    pub tick: Duration,
+    /// Frames in use beyond this many bytes are checkpointed and the WAL restarted from its
+    /// start by the writer; also the WAL's `journal_size_limit`.
+    pub restart_bytes: u64,
+    /// A WAL file beyond this many bytes is truncated rather than restarted.
+    pub truncate_bytes: u64,
+    /// Looks without growth after which the WAL is truncated to zero bytes.
+    pub idle_steps: u32,
+    /// How long a restart or truncation waits for readers of older snapshots, and so at most
+    /// how long it can hold up the writer.
+    pub busy: Duration,
+    /// The longest pause, in looks, between attempts to restart a WAL that readers held.
+    pub max_backoff_steps: u32,
+}
+
+impl WalPolicy {
+    /// The embedded store's (`DIR/sealtrail.db`): a restart holds up the writer, and with it
+    /// every request waiting for a commit, for the frames the passive step did not copy and
+    /// an fsync of the database file (tens of milliseconds on a busy disk), so it restarts
+    /// the WAL only every 64 MiB, about every two seconds at full ingest.
+    pub const fn log() -> WalPolicy {
+        WalPolicy {
+            tick: Duration::from_millis(200),
+            restart_bytes: 64 * 1024 * 1024,
+            truncate_bytes: 256 * 1024 * 1024,
+            // One second without a commit.
+            idle_steps: 5,
+            busy: Duration::from_millis(20),
+            // Five seconds.
+            max_backoff_steps: 25,
+        }
+    }
+
+    /// The query index's (`DIR/index.db`): a restart holds up only the indexer, between two
+    /// batches, so the WAL is restarted every 16 MiB (SQLite's own automatic checkpoint is at
+    /// 1,000 pages, which are 16 KiB in the index). A batch of 10,000 entries can write more
+    /// than that by itself; the WAL then restarts after every batch.
+    pub const fn index() -> WalPolicy {
+        WalPolicy {
+            restart_bytes: 16 * 1024 * 1024,
+            truncate_bytes: 64 * 1024 * 1024,
+            ..WalPolicy::log()
+        }
+    }
+}
+
+/// A checkpoint that must exclude writers: `RESTART` or `TRUNCATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Copy every frame and make the next writer start the WAL from its beginning.
+    Restart,
+    /// [`Mode::Restart`], and cut the file to zero bytes.
+    Truncate,
+}
+
+impl Mode {
+    fn pragma(self) -> &'static str {
+        match self {
+            Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
+            Mode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        }
+    }
+}
+
+// The states of a [`Handoff`].
+const NOTHING: u8 = 0;
+const RESTART_DUE: u8 = 1;
+const TRUNCATE_DUE: u8 = 2;
+const RUNNING: u8 = 3;
+const DONE: u8 = 4;
+const HELD: u8 = 5;
+
+/// What the keeper asks of the database's writer, and what came of it: shared by the keeper's
+/// thread and the writer's connection.
+#[derive(Debug)]
+pub struct Handoff {
+    state: AtomicU8,
+    /// How long the checkpoint may wait for readers.
+    busy: Duration,
+    /// The writer connection's own busy timeout, restored afterwards.
+    normal_busy: Duration,
+}
+
+impl Handoff {
+    /// A handoff for a writer whose connection waits `normal_busy` for locks.
+    pub fn new(policy: &WalPolicy, normal_busy: Duration) -> Arc<Handoff> {
+        Arc::new(Handoff {
+            state: AtomicU8::new(NOTHING),
+            busy: policy.busy,
+            normal_busy,
+        })
+    }
+
+    /// Called by the writer on its connection between transactions: runs the checkpoint the
+    /// keeper asked for, if any, waiting at most [`WalPolicy::busy`] for readers. Never fails
+    /// the caller: a checkpoint that cannot complete is left for a later attempt.
+    pub fn run_due(&self, conn: &Connection) {
+        if !conn.is_autocommit() {
+            // A checkpoint cannot run inside a transaction of its own connection.
+            return;
+        }
+        if let Some(mode) = self.take() {
+            let completed = exclusive_checkpoint(conn, mode, self.busy, self.normal_busy);
+            let outcome = if completed { DONE } else { HELD };
+            self.state.store(outcome, Ordering::Release);
+        }
+    }
+
+    fn ask(&self, mode: Mode) {
+        self.state.store(due(mode), Ordering::Release);
+    }
+
+    /// The checkpoint asked for, if one is due and nobody else took it; taking it marks it
+    /// running.
+    fn take(&self) -> Option<Mode> {
+        let state = self.state.load(Ordering::Acquire);
+        let mode = match state {
+            RESTART_DUE => Mode::Restart,
+            TRUNCATE_DUE => Mode::Truncate,
+            _ => return None,
+        };
+        self.state
+            .compare_exchange(state, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| mode)
+    }
+}
+
+fn due(mode: Mode) -> u8 {
+    match mode {
+        Mode::Restart => RESTART_DUE,
+        Mode::Truncate => TRUNCATE_DUE,
+    }
+}
+
+/// Runs a `RESTART` or `TRUNCATE` checkpoint waiting at most `busy` for the write lock and for
+/// readers, then restores the connection's busy timeout. Whether it completed.
+fn exclusive_checkpoint(conn: &Connection, mode: Mode, busy: Duration, normal: Duration) -> bool {
+    let set = |timeout| {
+        if let Err(error) = conn.busy_timeout(timeout) {
+            tracing::warn!(%error, "cannot set the busy timeout for a WAL checkpoint");
+        }
+    };
+    set(busy);
+    let result = conn.query_row(mode.pragma(), [], |row| row.get::<_, i64>(0));
+    set(normal);
+    match result {
+        Ok(0) => true,
+        // Readers still used older frames, or another connection was checkpointing.
+        Ok(_) => false,
+        Err(error) => {
+            tracing::warn!(%error, ?mode, "WAL checkpoint failed; retrying later");
+            false
+        }
+    }
+}
+
+/// What one [`WalKeeper::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The WAL is empty (or absent): nothing to do.
+    Empty,
+    /// Copied what could be copied; the WAL is below every threshold.
+    Copied,
+    /// Asked the writer for this checkpoint before its next transaction.
+    Asked(Mode),
+    /// The writer has not run the checkpoint asked for yet (it is in a transaction), or is
+    /// running it now.
+    Pending,
+    /// Ran this checkpoint itself (the WAL is idle, or the writer did not take the request
+    /// since the last look); whether it completed.
+    Ran(Mode, bool),
+    /// The last restart could not complete for readers; waiting before the next attempt.
+    Waiting,
+}
+
+/// Looks at one database's WAL and checkpoints it by [`WalPolicy`]; the thread of
+/// [`Checkpointer`] calls [`WalKeeper::step`] every tick, and tests call it directly.
+pub struct WalKeeper {
+    conn: Connection,
+    wal: PathBuf,
+    policy: WalPolicy,
+    handoff: Arc<Handoff>,
+    /// Bytes per WAL frame: a 24-byte header and a page.
+    frame_bytes: u64,
+    /// Frames in the WAL at the last look, and looks since it last changed.
+    last_frames: i64,
+    quiet_steps: u32,
+    /// Looks to skip before the next restart, after one that readers held up; and the pause
+    /// after the next such failure.
+    wait: u32,
+    backoff: u32,
+}
+
+impl WalKeeper {
+    /// A keeper of the WAL of the database at `db`, over a connection of its own; `handoff`
+    /// reaches the database's writer.
+    pub fn open(db: &Path, policy: WalPolicy, handoff: Arc<Handoff>) -> rusqlite::Result<Self> {
+        let conn = Connection::open(db)?;
+        // The keeper's own waits are for its passive checkpoints, which never wait for locks;
+        // the exclusive ones set their own short timeout.
+        conn.busy_timeout(policy.busy)?;
+        let page_size: u64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        Ok(WalKeeper {
+            conn,
+            wal: wal_path(db),
+            policy,
+            handoff,
+            frame_bytes: 24 + page_size,
+            last_frames: -1,
+            quiet_steps: 0,
+            wait: 0,
+            backoff: 0,
+        })
+    }
+
+    /// One look at the WAL: copy what can be copied, and restart or truncate it when it is
+    /// due (see the module docs).
+    pub fn step(&mut self) -> rusqlite::Result<Step> {
+        match self.handoff.state.load(Ordering::Acquire) {
+            DONE => self.settle(true),
+            HELD => self.settle(false),
+            // The writer is running it: a passive checkpoint now would only collide with it.
+            RUNNING => return Ok(Step::Pending),
+            _ => {}
+        }
+        // Asked for at the last look and not taken since: either the writer is idle, and the
+        // checkpoint is done here, or it is in a long transaction, and trying without waiting
+        // for the write lock finds that out at once, leaving the request to the writer.
+        if let Some(mode) = self.handoff.take() {
+            if exclusive_checkpoint(&self.conn, mode, Duration::ZERO, self.policy.busy) {
+                self.settle(true);
+                return Ok(Step::Ran(mode, true));
+            }
+            self.handoff.ask(mode);
+            return Ok(Step::Pending);
+        }
+        let file = self.wal_bytes();
+        if file == 0 {
+            self.quiet_steps = 0;
+            self.last_frames = 0;
+            return Ok(Step::Empty);
+        }
+        let frames = self.passive()?;
+        if frames == self.last_frames {
+            self.quiet_steps += 1;
+        } else {
+            self.quiet_steps = 0;
+            self.last_frames = frames;
+        }
+        let in_use = frames.max(0) as u64 * self.frame_bytes;
+        let idle = self.quiet_steps >= self.policy.idle_steps;
+        let mode = if idle || file > self.policy.truncate_bytes {
+            Mode::Truncate
+        } else if in_use > self.policy.restart_bytes {
+            Mode::Restart
+        } else {
+            return Ok(Step::Copied);
+        };
+        if self.wait > 0 {
+            self.wait -= 1;
+            return Ok(Step::Waiting);
+        }
+        if idle {
+            // Nobody writes: truncating here holds nobody up.
+            let (busy, normal) = (self.policy.busy, self.policy.busy);
+            let completed = exclusive_checkpoint(&self.conn, mode, busy, normal);
+            self.settle(completed);
+            return Ok(Step::Ran(mode, completed));
+        }
+        self.handoff.ask(mode);
+        Ok(Step::Asked(mode))
+    }
+
+    /// Takes note of how the last exclusive checkpoint ended: after one that readers held
+    /// up, the next waits twice as long as the last pause (up to the policy's longest).
+    fn settle(&mut self, completed: bool) {
+        self.handoff.state.store(NOTHING, Ordering::Release);
+        if completed {
+            self.backoff = 0;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(1, self.policy.max_backoff_steps);
+            self.wait = self.backoff;
+        }
+    }
+
+    /// Copies every frame no reader still needs; returns the frames in the WAL.
+    fn passive(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+    }
+
+    fn wal_bytes(&self) -> u64 {
+        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
+    }
+}
+
+/// The thread that runs a [`WalKeeper`] every [`WalPolicy::tick`]; stopped (and joined) when
+/// dropped, which its owner does before closing the writer's connection, truncating the WAL
+/// a last time.
+pub struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub fn start(mut keeper: WalKeeper, name: &str) -> std::io::Result<Checkpointer> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let tick = keeper.policy.tick;
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-checkpoint"))
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                let mut guard = stopped.lock().expect("checkpointer lock");
+                loop {
+                    guard = wake
+                        .wait_timeout(guard, tick)
+                        .expect("checkpointer lock")
+                        .0;
+                    if *guard {
+                        // The writer is closing: leave no WAL behind if no reader needs it.
+                        exclusive_checkpoint(
+                            &keeper.conn,
+                            Mode::Truncate,
+                            keeper.policy.busy,
+                            keeper.policy.busy,
+                        );
+                        break;
+                    }
+                    if let Err(error) = keeper.step() {
+                        tracing::warn!(wal = %keeper.wal.display(), %error, "WAL checkpoint failed; retrying");
+                    }
+                }
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().expect("checkpointer lock") = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::SqliteStore;
+    use crate::{DataDir, NewEntry, Store, Tenant};
+
+    /// Small thresholds, so that a test writes a few megabytes rather than hundreds.
+    const POLICY: WalPolicy = WalPolicy {
+        tick: Duration::from_millis(200),
+        restart_bytes: 256 * 1024,
+        truncate_bytes: 1024 * 1024,
+        idle_steps: 3,
+        busy: Duration::from_millis(20),
+        max_backoff_steps: 4,
+    };
+
+    fn wal_len(db: &Path) -> u64 {
+        std::fs::metadata(wal_path(db)).map_or(0, |m| m.len())
+    }
+
+    fn create_tenant(store: &dyn Store) {
+        store.begin_write(&["t"]).unwrap();
+        store
+            .insert_tenant(&Tenant {
+                name: "t".into(),
+                origin: "test/t".into(),
+                created_at: "2026-11-24T00:00:00Z".into(),
+                vkey: None,
+            })
+            .unwrap();
+        store.commit().unwrap();
+    }
+
+    /// Commits `count` entries of 20 KB each, one per transaction, after the log's `size`.
+    fn commit_entries(store: &dyn Store, size: u64, count: u64) -> u64 {
+        let blob = vec![b'x'; 20_000];
+        for seq in size..size + count {
+            let id = format!("id-{seq}");
+            store.begin_write(&["t"]).unwrap();
+            let entry = NewEntry {
+                seq,
+                id: &id,
+                entry: &blob,
+            };
+            store.append("t", &[entry], seq, &[]).unwrap();
+            store.commit().unwrap();
+        }
+        size + count
+    }
+
+    /// While a reader holds an old snapshot, nothing can restart the WAL and it grows (the
+    /// reader still reads its snapshot); once the reader is done, the next steps truncate it,
+    /// and under further writes the writer restarts it between transactions, so it stays
+    /// near the restart size.
+    #[test]
+    fn a_wal_a_reader_held_comes_back_under_the_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = DataDir::new(dir.path()).database();
+        let (store, mut keeper) = SqliteStore::open_writer_keeping(&path, POLICY).unwrap();
+        create_tenant(&store);
+        let reader = SqliteStore::open_reader(&path).unwrap();
+        reader.begin_read().unwrap();
+        assert_eq!(reader.size("t").unwrap(), 0, "the reader's snapshot begins");
+        let mut size = 0;
+        for _ in 0..20 {
+            size = commit_entries(&store, size, 10);
+            keeper.step().unwrap();
+        }
+        let held = wal_len(&path);
+        assert!(
+            held > POLICY.truncate_bytes,
+            "a reader of the first snapshot keeps every frame: the WAL is {held} bytes"
+        );
+        assert_eq!(reader.size("t").unwrap(), 0, "the snapshot is intact");
+        reader.end_read().unwrap();
+
+        // Released: within the longest backoff the WAL is truncated, with no write meanwhile.
+        let mut steps = Vec::new();
+        while wal_len(&path) > POLICY.restart_bytes && steps.len() < 10 {
+            steps.push(keeper.step().unwrap());
+        }
+        assert_eq!(wal_len(&path), 0, "after the steps {steps:?}");
+        assert_eq!(steps.last(), Some(&Step::Ran(Mode::Truncate, true)));
+        assert_eq!(reader.size("t").unwrap(), size, "nothing committed was lost");
+
+        // Sustained writes with a reader reading between them: the writer restarts the WAL
+        // when asked, and it stays under the restart size plus what one step lets through.
+        let mut asked = 0;
+        for _ in 0..20 {
+            size = commit_entries(&store, size, 10);
+            assert_eq!(reader.size("t").unwrap(), size);
+            if keeper.step().unwrap() == Step::Asked(Mode::Restart) {
+                asked += 1;
+            }
+            let len = wal_len(&path);
+            assert!(
+                len <= POLICY.restart_bytes + 10 * 21_000 + 100_000,
+                "the WAL grew to {len} bytes under writes"
+            );
+        }
+        assert!(asked > 0, "the writes crossed the restart size");
+    }
+
+    /// A WAL nobody writes to any more is truncated to nothing after `idle_steps` looks.
+    #[test]
+    fn an_idle_wal_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = DataDir::new(dir.path()).database();
+        let (store, mut keeper) = SqliteStore::open_writer_keeping(&path, POLICY).unwrap();
+        create_tenant(&store);
+        commit_entries(&store, 0, 5);
+        assert!(wal_len(&path) > 0);
+        assert_eq!(keeper.step().unwrap(), Step::Copied);
+        for _ in 1..POLICY.idle_steps {
+            assert_eq!(keeper.step().unwrap(), Step::Copied);
+            assert!(wal_len(&path) > 0, "not idle long enough yet");
+        }
+        assert_eq!(keeper.step().unwrap(), Step::Ran(Mode::Truncate, true));
+        assert_eq!(wal_len(&path), 0);
+        assert_eq!(keeper.step().unwrap(), Step::Empty);
+        assert_eq!(store.size("t").unwrap(), 5);
+    }
+
+    /// The store's own checkpoint thread truncates the WAL of a store that stopped writing,
+    /// while the store stays open.
+    #[test]
+    fn the_store_truncates_its_idle_wal_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = DataDir::new(dir.path()).database();
+        let store = SqliteStore::open_writer(&path).unwrap();
+        create_tenant(&store);
+        commit_entries(&store, 0, 100);
+        assert!(wal_len(&path) > 1_000_000);
+        // Waits for the thread (idle for a second), bounded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while wal_len(&path) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle WAL stayed at {} bytes",
+                wal_len(&path)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(store.size("t").unwrap(), 100);
+    }
+}
