@@ -88,6 +88,7 @@ impl Application {
             queries: crate::query::Queries::new(readers.clone(), data),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
             health: crate::health::HealthCheck::new(readers.clone(), data.clone(), board.clone()),
+            refusals: crate::refusals::Refusals::new(ledger.clone()),
             board,
             ledger,
             readers,
@@ -149,7 +150,10 @@ impl Application {
         }
         // The query routes find the index as a request extension (see `http::query`).
         let router = http::router(state).layer(axum::Extension(index));
-        let served = axum::serve(listener, router)
+        // With each connection's peer address, which the records of refused admin attempts
+        // name (`crate::refusals`).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         // Whatever ended serving, the writer still gets to finish and sign.

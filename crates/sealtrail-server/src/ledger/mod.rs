@@ -286,6 +286,32 @@ pub struct NewToken {
     pub tenant_created: bool,
 }
 
+/// A request to the admin API (or for the `_system` log) that was refused before it did
+/// anything, as [`Ledger::record_refusal`] records it in the `_system` log. It holds what the
+/// server knows of the attempt, never what the caller presented as a credential: no secret and
+/// no hash of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedAttempt {
+    /// The HTTP method, as sent.
+    pub method: String,
+    /// The route the request matched (`/v1/admin/tokens/{id}`), or its path when it matched
+    /// none.
+    pub route: String,
+    /// The request's path (the token id a revocation named, say); cut to its first 256
+    /// characters.
+    pub path: String,
+    /// The status it was answered with (400, 401, 403 or 404).
+    pub status: u16,
+    /// The API error code of the answer (`unauthorized`, `missing_scope`, …).
+    pub error: String,
+    /// The rule it broke (`unknown_token`, `revoked`, `scope`, …): why it was refused.
+    pub reason: String,
+    /// The id of the token presented, when it named one the store holds.
+    pub token_id: Option<String>,
+    /// The address the request came from (the peer of the connection).
+    pub client: Option<std::net::IpAddr>,
+}
+
 /// The latest committed size and root of a log, published after every commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogHead {
@@ -541,6 +567,31 @@ impl Ledger {
     /// Returns whether it changed.
     pub async fn record_config(&self, config: serde_json::Value) -> Result<bool, LedgerError> {
         self.call(|reply| Job::RecordConfig { config, reply }).await
+    }
+
+    /// Appends `sealtrail.admin.refused` to the `_system` log for `attempt`, noting that
+    /// `suppressed` earlier attempts from the same address were refused without a record of
+    /// their own (see [`crate::refusals`]). Returns once the record is durable.
+    pub async fn record_refusal(
+        &self,
+        attempt: &RefusedAttempt,
+        suppressed: u64,
+    ) -> Result<(), LedgerError> {
+        // Built and checked here, outside the writer: an event the schema refused would
+        // otherwise be a fault inside a group, and roll back other requests' work with it.
+        let event = admin::refusal_event(attempt, suppressed).map_err(Fault::AdminEvent)?;
+        let submission = Submission {
+            event,
+            idempotency_key: None,
+        };
+        let outcomes = self.append(SYSTEM_TENANT, vec![submission]).await?;
+        match outcomes.into_iter().next() {
+            // Spooled while PostgreSQL is unreachable: it enters the log when that drains.
+            Some(Outcome::Created(_) | Outcome::Spooled(_)) => Ok(()),
+            other => Err(LedgerError::NotCommitted(format!(
+                "the refused attempt was not recorded: {other:?}"
+            ))),
+        }
     }
 
     /// The latest committed size and root of a tenant's log, if it has one.

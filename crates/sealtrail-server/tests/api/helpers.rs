@@ -135,6 +135,28 @@ impl TestApp {
             .expect("the store reads")
     }
 
+    /// Every entry of `tenant`'s log, as the store holds it: the canonical entry's bytes.
+    pub fn entries(&self, tenant: &str) -> Vec<Vec<u8>> {
+        let conn = sealtrail_store::Location::new(&self.data, None)
+            .open_reader()
+            .expect("the store opens");
+        let mut entries = Vec::new();
+        conn.for_each_entry(tenant, 0, u64::MAX, &mut |_, entry| {
+            entries.push(entry.expect("every row holds an entry").to_vec());
+        })
+        .expect("the log reads");
+        entries
+    }
+
+    /// The `_system` log's records of refused admin attempts, parsed, oldest first.
+    pub fn refusal_records(&self) -> Vec<serde_json::Value> {
+        self.entries("_system")
+            .iter()
+            .map(|entry| serde_json::from_slice::<serde_json::Value>(entry).expect("JSON"))
+            .filter(|entry| entry["action"] == "sealtrail.admin.refused")
+            .collect()
+    }
+
     /// Stops the server gracefully (final checkpoints signed) and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

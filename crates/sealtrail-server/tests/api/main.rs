@@ -1,6 +1,7 @@
 //! The service from outside: a real `sealtrail` application on a random port with a temporary
 //! data directory per test, spoken to over HTTP.
 
+mod admin;
 mod config;
 mod errors;
 mod helpers;
