@@ -153,7 +153,8 @@ struct Metrics {
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
-    /// The spool's latest state; `None` when there is no spool (the embedded store).
+    /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
+    /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
     /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
     activity: Mutex<ActivityState>,
@@ -418,11 +419,6 @@ pub fn set_spool(status: SpoolStatus) {
         .spool_bytes
         .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
     *lock(&metrics.spool) = Some(status);
-}
-
-/// The spool's latest state, if this process has a spool.
-pub fn spool() -> Option<SpoolStatus> {
-    *lock(&METRICS.spool)
 }
 
 /// Records how far the query index trails the log, in seconds.

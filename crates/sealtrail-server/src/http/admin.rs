@@ -347,7 +347,7 @@ async fn revoke_token(
         ))
         .at("id", "unknown_token"));
     }
-    // Effective at once on this instance (others re-check within TOKEN_RECHECK).
+    // Effective at once on this instance (others re-check within `token_recheck_ms`).
     state.tokens.forget_all();
     tracing::info!(actor = %caller.token_id, token = %id, "token revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -24,8 +24,8 @@ use axum::http::request::Parts;
 
 pub use self::error::ApiError;
 use crate::auth::{self, Scope};
-use crate::authn::{Authenticator, Credentials};
-pub use crate::authn::{TOKEN_RECHECK, TokenCache};
+pub use crate::authn::TokenCache;
+use crate::authn::{Authenticator, Credentials, SecretHash};
 use crate::config::Resolved;
 use crate::directory::Directory;
 use crate::health::HealthCheck;
@@ -87,6 +87,9 @@ pub struct Caller {
     pub token_id: String,
     pub tenant: String,
     pub scopes: Vec<Scope>,
+    /// The hash of the secret presented, to check the token again later in the request
+    /// ([`Caller::recheck`]).
+    secret: SecretHash,
 }
 
 /// A request refused while its caller was being found, with the id of the token it presented
@@ -203,6 +206,7 @@ impl Caller {
                 ))
             })?
             .to_string();
+        let secret = SecretHash::of(&secret);
         // Read before the token is looked up, checked after: a request that does not
         // authenticate learns nothing about tenants.
         let requested = parts
@@ -237,7 +241,22 @@ impl Caller {
             token_id: record.id,
             tenant,
             scopes,
+            secret,
         })
+    }
+
+    /// Checks the caller's token again (with the store, unless the store confirmed it within
+    /// the re-check interval): for a request that has waited since it was authenticated, so
+    /// that a token revoked meanwhile reads nothing more than the interval after its
+    /// revocation. 401 when it has been revoked or is gone.
+    pub async fn recheck(&self, state: &AppState) -> Result<(), ApiError> {
+        match state.authenticator().recheck(&self.secret).await? {
+            None => Err(unauthorized("unknown_token", "the token is not valid")),
+            Some(token) if token.revoked_at.is_some() => {
+                Err(unauthorized("revoked", "the token has been revoked"))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// The tenant a request with `record`'s token acts for: the token's own, or for a `*`

@@ -81,7 +81,7 @@ use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
 use sealtrail_store::{Location, StoreError};
 
-use spooling::SpoolState;
+use spooling::{SpoolState, SpoolWatch};
 use writer::Writer;
 
 pub use crate::tenant::SYSTEM_TENANT;
@@ -411,6 +411,8 @@ impl Job {
 pub struct Ledger {
     jobs: SyncSender<Job>,
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    /// The local spool's latest state, as the writer publishes it; `None` without a spool.
+    spool: SpoolWatch,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -446,10 +448,13 @@ impl Ledger {
                 source,
             })?;
         let store = config.store.open_writer()?;
+        let spool_watch = SpoolWatch::default();
         let spool = match (spool, &config.store) {
-            (Some(spool_config), Location::Postgres { .. }) => {
-                Some(SpoolState::open(&config.data_dir, spool_config)?)
-            }
+            (Some(spool_config), Location::Postgres { .. }) => Some(SpoolState::open(
+                &config.data_dir,
+                spool_config,
+                spool_watch.clone(),
+            )?),
             _ => None,
         };
         let root_key = match &config.signing_key {
@@ -470,6 +475,7 @@ impl Ledger {
         Ok(Ledger {
             jobs,
             heads,
+            spool: spool_watch,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -592,6 +598,12 @@ impl Ledger {
                 "the refused attempt was not recorded: {other:?}"
             ))),
         }
+    }
+
+    /// The local spool's latest state (what `/health` reports); `None` without a spool (the
+    /// embedded store).
+    pub fn spool_status(&self) -> Option<crate::spool::SpoolStatus> {
+        *self.spool.lock().expect("spool watch lock")
     }
 
     /// The latest committed size and root of a tenant's log, if it has one.

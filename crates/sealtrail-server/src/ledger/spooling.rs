@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sealtrail_core::canonical::{ServerFields, canonical_entry};
@@ -19,7 +20,7 @@ use super::group::Assigned;
 use super::writer::{PendingAppend, Writer, write_audit_lines};
 use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
-use crate::spool::{self, Spool, SpoolError};
+use crate::spool::{self, Spool, SpoolError, SpoolStatus};
 
 /// How long after the store was found unreachable the writer tries it again (meanwhile
 /// spoolable events go straight to the spool and other writes fail at once).
@@ -36,12 +37,23 @@ pub(super) struct SpoolState {
     pub(super) config: SpoolConfig,
     /// When the store was last found unreachable; cleared by the next success.
     pub(super) down_since: Option<Instant>,
+    /// Where the spool's state is published for this application's `/health`.
+    watch: SpoolWatch,
 }
+
+/// The spool's latest state, shared between the writer and its [`super::Ledger`] handles.
+/// It belongs to the application (not to the process-wide metrics) because it decides what
+/// `/health` answers, and two applications in one process each have their own spool.
+pub(super) type SpoolWatch = Arc<Mutex<Option<SpoolStatus>>>;
 
 impl SpoolState {
     /// Opens the spool in the data directory, reporting what a crash left in it: a cut-off
     /// record is discarded (it was never acknowledged), complete ones wait to be drained.
-    pub(super) fn open(data_dir: &Path, config: SpoolConfig) -> Result<SpoolState, LedgerError> {
+    pub(super) fn open(
+        data_dir: &Path,
+        config: SpoolConfig,
+        watch: SpoolWatch,
+    ) -> Result<SpoolState, LedgerError> {
         let (spool, recovery) = Spool::open(data_dir, config.max_bytes)?;
         if recovery.discarded_bytes > 0 {
             tracing::warn!(
@@ -55,12 +67,22 @@ impl SpoolState {
                 "events spooled before the restart wait to be drained into the log"
             );
         }
-        crate::metrics::set_spool(spool.status());
-        Ok(SpoolState {
+        let state = SpoolState {
             spool,
             config,
             down_since: None,
-        })
+            watch,
+        };
+        state.publish();
+        Ok(state)
+    }
+
+    /// Publishes the spool's state after a change: to this application's `/health` and to
+    /// the metrics.
+    pub(super) fn publish(&self) {
+        let status = self.spool.status();
+        crate::metrics::set_spool(status);
+        *self.watch.lock().expect("spool watch lock") = Some(status);
     }
 
     /// Whether the store should be left alone for now.
@@ -165,7 +187,7 @@ impl Writer {
         } else {
             state.spool.append(&records)
         };
-        crate::metrics::set_spool(state.spool.status());
+        state.publish();
         match written {
             Ok(()) => {
                 for (reply, outcomes) in answers {
@@ -307,7 +329,7 @@ impl Writer {
         self.publish_heads();
         let state = self.spool.as_mut().expect("a spool to drain");
         state.spool.drained_to(end, &records)?;
-        crate::metrics::set_spool(state.spool.status());
+        state.publish();
         tracing::info!(
             drained,
             waiting = state.spool.status().depth,

@@ -2,6 +2,7 @@
 //! data directory per test, spoken to over HTTP.
 
 mod admin;
+mod auth;
 mod config;
 mod errors;
 mod helpers;

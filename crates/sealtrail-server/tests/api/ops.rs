@@ -901,35 +901,3 @@ async fn the_openapi_document_matches_the_router() {
     }
     app.stop().await;
 }
-
-/// A token revoked outside this instance's API (the CLI, another instance) is re-checked with
-/// the store within `TOKEN_RECHECK`, however often it was used just before.
-#[tokio::test]
-async fn a_token_revoked_elsewhere_stops_working_once_it_is_rechecked() {
-    let app = spawn_app().await;
-    let created = app
-        .ledger
-        .create_token("acme", vec!["events:write".into()], "test")
-        .await
-        .unwrap();
-    for n in 0..3 {
-        assert_eq!(
-            app.post_event(&created.token, &event(n)).await.status(),
-            201
-        );
-    }
-    // As `sealtrail tokens revoke` does: through the store, not through this API.
-    assert!(app.ledger.revoke_token(&created.id, "test").await.unwrap());
-    tokio::time::sleep(
-        sealtrail_server::http::TOKEN_RECHECK + std::time::Duration::from_millis(100),
-    )
-    .await;
-    let refused = app.post_event(&created.token, &event(9)).await;
-    assert_eq!(refused.status(), 401);
-    assert_eq!(refused.json::<Value>().await.unwrap()["rule"], "revoked");
-    assert_eq!(
-        app.log_size("acme"),
-        3,
-        "nothing was appended after the revocation"
-    );
-}
