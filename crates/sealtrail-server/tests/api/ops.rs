@@ -644,6 +644,43 @@ async fn the_openapi_document_is_valid_openapi_3_1() {
     app.stop().await;
 }
 
+/// A batch's elements are the one `Event` schema, by reference, as the single-event route's
+/// body is: a generated client then sends a batch as a list of the typed events it already
+/// has (an `anyOf` of an inlined copy and "anything else" gave it a second, untyped event).
+#[tokio::test]
+async fn a_batch_is_described_as_an_array_of_the_event_schema() {
+    let app = spawn_app().await;
+    let doc = openapi(&app).await;
+    let json_body = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    let event = json!({"$ref": "#/components/schemas/Event"});
+    assert_eq!(json_body("/v1/events"), event);
+    let batch = json_body("/v1/events/batch");
+    let array = resolve(&doc, &batch);
+    assert_eq!(array["type"], "array", "{array}");
+    assert_eq!(array["items"], event, "{array}");
+    assert_eq!(array["minItems"], 1, "{array}");
+    assert_eq!(array["maxItems"], 10_000, "{array}");
+    // The schema of an event as sent is stated once in the whole document, in its component
+    // (a stored event, with its `event_hash`, is another schema).
+    fn event_copies(value: &Value) -> usize {
+        let properties = &value["properties"];
+        let own = properties["action"].is_object()
+            && properties["actor"].is_object()
+            && properties["event_hash"].is_null();
+        let nested: usize = match value {
+            Value::Object(map) => map.values().map(event_copies).sum(),
+            Value::Array(items) => items.iter().map(event_copies).sum(),
+            _ => 0,
+        };
+        usize::from(own) + nested
+    }
+    assert_eq!(event_copies(&doc), 1);
+    assert!(resolve(&doc, &event)["properties"]["actor"].is_object());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn responses_match_their_documented_schemas() {
     let app = spawn_app().await;

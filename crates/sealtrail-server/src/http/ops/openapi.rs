@@ -19,11 +19,11 @@
 use crate::http::error::ApiErrorBody;
 use std::sync::LazyLock;
 
-use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::super::admin;
@@ -239,22 +239,18 @@ pub struct EventArray;
 
 impl PartialSchema for EventArray {
     fn schema() -> RefOr<Schema> {
-        // Each element is checked alone: one that is not a valid event is rejected in its own
-        // result and the others are still committed, so the array may hold anything.
-        let element = AnyOfBuilder::new().item(Event::schema()).item(
-            ObjectBuilder::new()
-                .schema_type(SchemaType::AnyValue)
-                .description(Some(
-                    "anything else: rejected in its own result (status 4xx)",
-                )),
-        );
+        // Each element is the one Event schema, by reference, so that a generated client
+        // sends a batch as a list of the same typed events it sends one at a time (an `anyOf`
+        // of an inlined copy and "anything" gave generators a second, untyped event type).
+        // The server still checks each element alone: one that is not a valid event is
+        // rejected in its own result and the others are committed, as the description says.
         ArrayBuilder::new()
-            .items(element)
+            .items(Ref::from_schema_name(Event::name()))
             .min_items(Some(1))
             .max_items(Some(super::super::ingest::MAX_BATCH_EVENTS))
             .description(Some(
                 "1 to 10,000 events; an element that is not a valid event is rejected in its \
-                 own result while the valid ones are committed",
+                 own result (status 4xx) while the valid ones are committed",
             ))
             .into()
     }
