@@ -149,7 +149,7 @@ impl Application {
         }
         // The query routes find the index as a request extension (see `http::query`).
         let router = http::router(state).layer(axum::Extension(index));
-        let served = axum::serve(listener, router)
+        let served = axum::serve(http::wire::Refusing(listener), router)
             .with_graceful_shutdown(shutdown)
             .await;
         // Whatever ended serving, the writer still gets to finish and sign.
