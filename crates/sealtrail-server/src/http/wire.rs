@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn hypers_automatic_refusals_become_json_errors() {
         for (written, status, rule) in [
-            (&AUTOMATIC_414[..], 414, "max_length"),
+            (AUTOMATIC_414, 414, "max_length"),
             (
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Thu, 03 Dec 2026 14:00:38 GMT\r\n\r\n",
                 431,
