@@ -171,9 +171,9 @@ impl Application {
         // The query routes find the index as a request extension (see `http::query`).
         let router = http::router(state).layer(axum::Extension(index));
         // With each connection's peer address, which the records of refused admin attempts
-        // name (`crate::refusals`).
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
+        // name (`crate::refusals`); hyper's own refusals get the JSON error shape (`http::wire`).
+        let service = router.into_make_service_with_connect_info::<http::wire::Peer>();
+        let served = axum::serve(http::wire::Refusing(listener), service)
             .with_graceful_shutdown(shutdown)
             .await;
         // Whatever ended serving, the writer still gets to finish and sign.

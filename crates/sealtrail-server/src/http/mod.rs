@@ -14,6 +14,7 @@ pub mod log;
 pub mod ops;
 pub mod query;
 pub mod tiles;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -321,8 +322,8 @@ pub(crate) fn refused_attempt(
         .map_or_else(|| parts.uri.path().to_string(), |m| m.as_str().to_string());
     let client = parts
         .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip().to_canonical());
+        .get::<axum::extract::ConnectInfo<wire::Peer>>()
+        .map(|info| info.0.0.ip().to_canonical());
     RefusedAttempt {
         method: parts.method.as_str().to_string(),
         route,
@@ -336,19 +337,21 @@ pub(crate) fn refused_attempt(
 }
 
 /// The longest request target (path and query) served, in bytes. A search with every filter
-/// at its longest, percent-encoded, stays below it; hyper refuses targets from 64 KiB on by
-/// itself, with an empty body, so this limit lies below that one and answers in JSON.
+/// at its longest, percent-encoded, stays below it. hyper refuses targets from 64 KiB on by
+/// itself; [`wire`] gives those refusals the JSON error shape too.
 pub const MAX_URI_BYTES: usize = 48 * 1024;
 /// The most request header bytes (names and values) served.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// The most request headers served; below hyper's own limit of 100, for the same reason.
+/// The most request headers served; below hyper's own limit of 100, so that the refusal names
+/// the rule here (beyond 100, [`wire`] rewrites hyper's own refusal).
 pub const MAX_HEADERS: usize = 64;
 
 /// The whole API.
 ///
 /// Every answer that is an error has the JSON error shape ([`ApiError`]), including those
 /// no handler gives: a path no route serves (404), a method its route does not (405), and a
-/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]).
+/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]), and requests
+/// the HTTP parser refuses before routing (400, 414, 431; see [`wire`]).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
