@@ -4,6 +4,7 @@
 mod config;
 mod errors;
 mod helpers;
+mod idempotency;
 mod ingest;
 mod isolation;
 mod log;
