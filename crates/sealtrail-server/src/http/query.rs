@@ -70,13 +70,12 @@ pub fn routes() -> Router<AppState> {
 
 /// A 400 naming the parameter and the rule; the message starts with the parameter's name.
 fn bad_param(field: &str, rule: &'static str, message: impl std::fmt::Display) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        error: "bad_request",
-        message: format!("{field}: {message}"),
-        field: Some(field.to_string()),
-        rule: Some(rule),
-    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("{field}: {message}"),
+    )
+    .at(field, rule)
 }
 
 /// `GET /v1/events` as parsed.

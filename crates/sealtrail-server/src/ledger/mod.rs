@@ -138,6 +138,17 @@ pub struct SpoolReceipt {
     pub received_at: String,
 }
 
+/// The event an idempotency key already names, as its receipt: what a different event sent
+/// under the same key is refused with ([`Outcome::Conflict`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Original {
+    /// In the log, at its seq.
+    Committed(Receipt),
+    /// Waiting in this instance's spool: it has its id, and gets its seq when it drains.
+    Spooled(SpoolReceipt),
+}
+
 /// What to do when the PostgreSQL store cannot be reached (see [`crate::spool`]).
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
@@ -169,8 +180,12 @@ impl SpoolConfig {
 pub enum Outcome {
     /// Newly committed.
     Created(Receipt),
-    /// Its idempotency key was seen before: the original receipt, nothing new committed.
+    /// Its idempotency key was seen before, for this same event: the original receipt,
+    /// nothing new committed.
     Duplicate(Receipt),
+    /// Its idempotency key already names a different event (compared by
+    /// [`sealtrail_core::canonical::event_digest`]): refused, nothing committed for it.
+    Conflict(Original),
     /// Refused on its own (for example too large once canonical); nothing committed for it.
     Rejected(EventError),
     /// The store was unreachable: kept, fsync'd, in the local spool, to be drained into the

@@ -8,19 +8,19 @@
 //! keeps the order in which events were accepted. Draining moves the spool into the log oldest
 //! first, one chunk per transaction, between requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sealtrail_core::canonical::{ServerFields, canonical_entry};
+use sealtrail_core::canonical::{ServerFields, canonical_entry, event_digest};
 use sealtrail_core::{Hash, Timestamp};
 
 use super::group::Assigned;
 use super::writer::{PendingAppend, Writer, write_audit_lines};
-use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission};
+use super::{LedgerError, Original, Outcome, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
-use crate::spool::{self, Spool, SpoolError, SpoolStatus};
+use crate::spool::{self, Spool, SpoolError, SpoolStatus, SpooledKey};
 
 /// How long after the store was found unreachable the writer tries it again (meanwhile
 /// spoolable events go straight to the spool and other writes fail at once).
@@ -123,7 +123,18 @@ impl Writer {
         };
         let mut records = Vec::new();
         let mut answers = Vec::with_capacity(pending.len());
-        let mut keys_here: HashMap<(String, String), SpoolReceipt> = HashMap::new();
+        let mut keys_here: HashMap<(String, String), SpooledKey> = HashMap::new();
+        // Ids the failed group gave its events: a duplicate or conflict it found with one of
+        // them named an entry that was never committed, and is decided again here.
+        let uncommitted: HashSet<String> = pending
+            .iter()
+            .filter_map(|p| p.tried.as_ref()?.as_ref().ok())
+            .flatten()
+            .filter_map(|outcome| match outcome {
+                Outcome::Created(receipt) => Some(receipt.id.clone()),
+                _ => None,
+            })
+            .collect();
         for p in pending {
             let tried = match p.tried {
                 Some(Ok(outcomes)) => Some(outcomes),
@@ -133,8 +144,15 @@ impl Writer {
             for (i, submission) in p.submissions.iter().enumerate() {
                 let earlier = tried.as_ref().and_then(|t| t.get(i));
                 let (id, received_at) = match earlier {
-                    // Already answered from the log, or refused on its own: unchanged.
-                    Some(outcome @ (Outcome::Duplicate(_) | Outcome::Rejected(_))) => {
+                    // Answered from the log, or refused on its own: unchanged.
+                    Some(
+                        outcome @ (Outcome::Duplicate(original)
+                        | Outcome::Conflict(Original::Committed(original))),
+                    ) if !uncommitted.contains(&original.id) => {
+                        outcomes.push(outcome.clone());
+                        continue;
+                    }
+                    Some(outcome @ Outcome::Rejected(_)) => {
                         outcomes.push(outcome.clone());
                         continue;
                     }
@@ -146,12 +164,22 @@ impl Writer {
                 };
                 if let Some(key) = &submission.idempotency_key {
                     let pair = (p.tenant.clone(), key.clone());
-                    if let Some(receipt) = keys_here.get(&pair) {
-                        outcomes.push(Outcome::Spooled(receipt.clone()));
-                        continue;
-                    }
-                    if let Some((id, received_at)) = state.spool.spooled_key(&p.tenant, key) {
-                        outcomes.push(Outcome::Spooled(SpoolReceipt { id, received_at }));
+                    let waiting = keys_here
+                        .get(&pair)
+                        .cloned()
+                        .or_else(|| state.spool.spooled_key(&p.tenant, key));
+                    if let Some(waiting) = waiting {
+                        let same = event_digest(&submission.event)
+                            .is_ok_and(|digest| digest == waiting.digest);
+                        let receipt = SpoolReceipt {
+                            id: waiting.id,
+                            received_at: waiting.received_at,
+                        };
+                        outcomes.push(if same {
+                            Outcome::Spooled(receipt)
+                        } else {
+                            Outcome::Conflict(Original::Spooled(receipt))
+                        });
                         continue;
                     }
                 }
@@ -167,8 +195,15 @@ impl Writer {
                             id: id.to_string(),
                             received_at: received_at.to_rfc3339(),
                         };
-                        if let Some(key) = &submission.idempotency_key {
-                            keys_here.insert((p.tenant.clone(), key.clone()), receipt.clone());
+                        if let Some(key) = &submission.idempotency_key
+                            && let Ok(digest) = event_digest(&submission.event)
+                        {
+                            let waiting = SpooledKey {
+                                id: receipt.id.clone(),
+                                received_at: receipt.received_at.clone(),
+                                digest,
+                            };
+                            keys_here.insert((p.tenant.clone(), key.clone()), waiting);
                         }
                         records.push(spool::Record {
                             tenant: p.tenant.clone(),
@@ -296,7 +331,7 @@ impl Writer {
                         Outcome::Created(_) => drained += 1,
                         Outcome::Duplicate(receipt) => tracing::warn!(
                             tenant = %tenant, seq = receipt.seq,
-                            "a spooled event's idempotency key is already in the log; the copy was not appended"
+                            "a spooled event's idempotency key already names the same event in the log; the copy was not appended"
                         ),
                         other => tracing::error!(
                             tenant = %tenant, outcome = ?other,

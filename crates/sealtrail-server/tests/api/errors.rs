@@ -1,5 +1,6 @@
 //! Every error the API answers has one shape, `{"error", "message", "field"?, "rule"?}` as
-//! JSON, whatever refused the request: a handler, authentication, the router (an unknown path,
+//! JSON (with `original`, the receipt a reused idempotency key names, for
+//! `idempotency_conflict` only), whatever refused the request: a handler, authentication, the router (an unknown path,
 //! a method the route does not serve) or the limits on a request's target and headers. And bad
 //! input is never a 5xx.
 //!
@@ -36,7 +37,7 @@ async fn assert_error_shape(response: reqwest::Response, what: &str) -> Value {
     let object = json.as_object().unwrap_or_else(|| panic!("{what}: {json}"));
     for key in object.keys() {
         assert!(
-            ["error", "message", "field", "rule"].contains(&key.as_str()),
+            ["error", "message", "field", "rule", "original"].contains(&key.as_str()),
             "{what}: unexpected key {key}: {json}"
         );
     }
@@ -48,6 +49,12 @@ async fn assert_error_shape(response: reqwest::Response, what: &str) -> Value {
             "{what}: {json}"
         );
     }
+    assert!(
+        json.get("original").is_none_or(
+            |original| json["rule"] == "idempotency_conflict" && original["id"].is_string()
+        ),
+        "{what}: {json}"
+    );
     json
 }
 
@@ -177,6 +184,24 @@ async fn every_error_of_every_route_is_json_of_one_shape() {
             assert_eq!(json["rule"], "unknown_route", "{what}");
         }
     }
+
+    // An idempotency key reused for another event: 422, the same shape, with the receipt of
+    // the event the key names.
+    let writer = app.token("errors-acme", &["events:write"]).await;
+    let keyed = |n| {
+        app.client
+            .post(app.url("/v1/events"))
+            .bearer_auth(&writer)
+            .header("Idempotency-Key", "errors-key")
+            .json(&crate::helpers::event(n))
+            .send()
+    };
+    let original: Value = keyed(1).await.unwrap().json().await.unwrap();
+    let response = keyed(2).await.unwrap();
+    assert_eq!(response.status(), 422);
+    let json = assert_error_shape(response, "a reused idempotency key").await;
+    assert_eq!(json["rule"], "idempotency_conflict");
+    assert_eq!(json["original"], original);
 
     // A request target over the limit: 414.
     let long = format!(

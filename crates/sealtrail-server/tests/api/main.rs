@@ -6,6 +6,7 @@ mod auth;
 mod config;
 mod errors;
 mod helpers;
+mod idempotency;
 mod ingest;
 mod isolation;
 mod log;

@@ -711,6 +711,24 @@ async fn responses_match_their_documented_schemas() {
         .await
         .unwrap();
     matches_document(&doc, "post", "/v1/events/batch", batch).await;
+    // A key reused for another event: the error names the original receipt, alone and in a
+    // batch.
+    let keyed = |n| {
+        app.client
+            .post(app.url("/v1/events"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "doc-key")
+            .json(&event(n))
+            .send()
+    };
+    assert_eq!(keyed(20).await.unwrap().status(), 201);
+    let conflict = keyed(21).await.unwrap();
+    assert_eq!(conflict.status(), 422);
+    matches_document(&doc, "post", "/v1/events", conflict).await;
+    let mut reused = event(22);
+    reused["idempotency_key"] = "doc-key".into();
+    let batch = app.post_batch(&token, &json!([reused])).await;
+    matches_document(&doc, "post", "/v1/events/batch", batch).await;
     matches_document(&doc, "get", "/health", get(&app, "/health", None).await).await;
     let admin = Some(app.admin_token.as_str());
     let created = create_token(

@@ -488,7 +488,8 @@ pub struct BatchResult {
     index: u64,
     /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
     /// spool while the PostgreSQL store is unreachable (`id` and `received_at`, no `seq` yet),
-    /// 4xx rejected.
+    /// 4xx rejected (422 with `rule: idempotency_conflict` for a key that already names a
+    /// different event).
     status: u16,
     #[schema(format = "uuid")]
     id: Option<String>,
@@ -615,7 +616,9 @@ pub struct VerifyReport {
 /// Ingest one event.
 ///
 /// Acknowledged only once durable. With an `Idempotency-Key` (header, or `idempotency_key`
-/// in the body; equal when both are sent) a retry returns the original receipt with 200.
+/// in the body; equal when both are sent) a retry returns the original receipt with 200. A
+/// key names one event: a different event under a key already used is refused with 422
+/// (`rule: idempotency_conflict`, `original`: the receipt of the event the key names).
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
     params(
@@ -634,7 +637,7 @@ pub struct VerifyReport {
         (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
         (status = 413, description = "Body or canonical entry too large", body = ApiErrorBody),
         (status = 415, description = "Not application/json", body = ApiErrorBody),
-        (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which", body = ApiErrorBody),
+        (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which. `idempotency_conflict`: the key already names a different event, whose receipt is `original`; nothing was kept", body = ApiErrorBody),
         (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full); retry with the same key", body = ApiErrorBody),
         (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry with the same key once space is freed", body = ApiErrorBody),
     ),
@@ -645,7 +648,9 @@ fn post_event() {}
 /// Ingest a batch.
 ///
 /// A JSON array or NDJSON, up to 10,000 events or 16 MiB. Valid events are committed,
-/// invalid ones rejected one by one.
+/// invalid ones rejected one by one. An event whose `idempotency_key` already names a
+/// different event (in the log, or earlier in the same batch) is refused on its own: status
+/// 422, `rule: idempotency_conflict`, with the original's receipt in `error.original`.
 #[utoipa::path(
     post, path = "/v1/events/batch", tag = "events",
     params(
