@@ -18,7 +18,7 @@
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
-//! | `sealtrail_wal_bytes{database}` | gauge | read at scrape by [`observe_wal`]: the size of the write-ahead log of the embedded store (`log`) and of the query index (`index`) |
+//! | `sealtrail_store_wal_bytes{file}` | gauge | read at scrape by [`observe_wal`]: the size of the write-ahead log of `sealtrail.db` (the embedded store; absent on PostgreSQL) and of `index.db` (the query index) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
@@ -133,8 +133,8 @@ struct TenantLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DatabaseLabel {
-    database: &'static str,
+struct FileLabel {
+    file: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,7 +159,7 @@ struct Metrics {
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
-    wal_bytes: Family<DatabaseLabel, Gauge>,
+    wal_bytes: Family<FileLabel, Gauge>,
     /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
     /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
@@ -282,10 +282,10 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
-        let wal_bytes = Family::<DatabaseLabel, Gauge>::default();
+        let wal_bytes = Family::<FileLabel, Gauge>::default();
         registry.register_with_unit(
-            "sealtrail_wal",
-            "Size of the write-ahead log of the embedded store (log) and of the query index (index); the checkpointer restarts it at 64 MiB (the index at 16 MiB) and truncates it when idle",
+            "sealtrail_store_wal",
+            "Size of the write-ahead log of the embedded store (sealtrail.db) and of the query index (index.db): restarted at 64 MiB (the index's at 16 MiB) under load, truncated to 0 after a second without writes",
             Unit::Bytes,
             wal_bytes.clone(),
         );
@@ -436,13 +436,23 @@ pub fn set_spool(status: SpoolStatus) {
     *lock(&metrics.spool) = Some(status);
 }
 
-/// Reads the size of the write-ahead logs in the data directory, before a scrape.
-pub fn observe_wal(data_dir: &std::path::Path) {
-    for (database, bytes) in sealtrail_store::DataDir::new(data_dir).wal_sizes() {
+/// Reads the size of the write-ahead logs of the SQLite databases in `storage`, before a
+/// scrape: the embedded store's (not when the logs are on PostgreSQL) and the query index's.
+pub fn observe_wal(storage: &crate::config::StorageSettings) {
+    let dir = sealtrail_store::DataDir::new(&storage.data);
+    let mut databases = vec![dir.index()];
+    if matches!(storage.store, sealtrail_store::Location::Embedded { .. }) {
+        databases.push(dir.database());
+    }
+    for database in databases {
+        let file = database
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        let bytes = sealtrail_store::sqlite::checkpoint::wal_bytes(&database);
         METRICS
             .wal_bytes
-            .get_or_create(&DatabaseLabel { database })
-            .set(bytes.min(i64::MAX as u64) as i64);
+            .get_or_create(&FileLabel { file })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 }
 

@@ -131,18 +131,6 @@ impl DataDir {
         Ok(open)
     }
 
-    /// The size of each SQLite database's write-ahead log in the directory, as
-    /// `("log", bytes)` for the embedded store and `("index", bytes)` for the query index;
-    /// one without a WAL file (the log is on PostgreSQL, or the WAL was truncated away) is 0.
-    /// The checkpointer keeps them small (`sqlite::checkpoint`); one that keeps growing means
-    /// a reader holds an old snapshot.
-    pub fn wal_sizes(&self) -> [(&'static str, u64); 2] {
-        let size = |database: PathBuf| {
-            std::fs::metadata(sqlite_sidecar(&database, "-wal")).map_or(0, |m| m.len())
-        };
-        [("log", size(self.database())), ("index", size(self.index()))]
-    }
-
     /// [`DataDir::too_open`] as one line for a warning: `None` when everything is private or
     /// the modes cannot be read (the other checks report an unreadable directory).
     pub fn too_open_warning(&self) -> Option<String> {
