@@ -78,7 +78,7 @@ impl SqliteStore {
     pub fn open_writer(path: &Path) -> Result<SqliteStore> {
         let (mut store, keeper) = SqliteStore::open_writer_keeping(path, WalPolicy::log())?;
         store.checkpointer = Some(Checkpointer::start(keeper, "sealtrail-log").map_err(|e| {
-            StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}"))
+            StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
         })?);
         Ok(store)
     }

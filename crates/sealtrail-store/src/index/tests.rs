@@ -674,6 +674,53 @@ fn an_idle_index_wal_is_truncated() {
     assert_eq!(keeper.step().unwrap(), Step::Ran(Mode::Truncate, true));
     assert_eq!(wal_len(), 0);
     let number = db.mark("acme").unwrap().number;
-    let found = db.readers().reader().unwrap().search(number, &all()).unwrap();
-    assert_eq!(found.len(), EVENTS as usize, "every entry is still searchable");
+    let found = db
+        .readers()
+        .reader()
+        .unwrap()
+        .search(number, &all())
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        EVENTS as usize,
+        "every entry is still searchable"
+    );
+}
+
+/// The index's own checkpoint thread truncates the WAL of an index that stopped indexing,
+/// while the index stays open.
+#[test]
+fn the_index_truncates_its_idle_wal_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap();
+    for batch in entries.chunks(100) {
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+    }
+    let wal_len = || crate::sqlite::checkpoint::wal_bytes(&path);
+    assert!(wal_len() > 0);
+    // Waits for the thread (idle for a second), bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while wal_len() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle WAL stayed at {} bytes",
+            wal_len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let number = db.mark("acme").unwrap().number;
+    let found = db
+        .readers()
+        .reader()
+        .unwrap()
+        .search(number, &all())
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        EVENTS as usize,
+        "every entry is still searchable"
+    );
 }
