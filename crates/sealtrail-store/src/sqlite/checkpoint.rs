@@ -9,33 +9,32 @@
 //! and some reader is nearly always in the middle of a statement. The WAL then grew without
 //! bound (1.1 GiB in a minute of batched ingest) and stayed at its largest size while idle.
 //!
-//! The design follows PostgreSQL's checkpointer: the work happens on a thread of its own, off
-//! the commit path, on a schedule, and the one step that must exclude writers is kept short.
-//! Every [`WalPolicy::tick`] the [`WalKeeper`]:
+//! The work happens on a thread of its own, with its own connection, off the commit path and
+//! on a schedule; the one step that must exclude writers is kept short. Every
+//! [`WalPolicy::tick`] the [`WalKeeper`]:
 //!
 //! 1. runs a `PASSIVE` checkpoint when there is a WAL: it copies what no reader still needs
 //!    and never waits for or blocks anyone;
 //! 2. when the frames in use pass [`WalPolicy::restart_bytes`], asks the database's writer to
-//!    run a `RESTART` checkpoint before its next transaction ([`Handoff::run_due`]); when the
-//!    file itself has passed [`WalPolicy::truncate_bytes`] (a reader held it for a while), a
-//!    `TRUNCATE` instead. The passive step has already copied nearly everything, so what is
-//!    left is a few frames and one fsync of the database file. The writer runs it itself,
-//!    between two transactions, because a checkpoint from another connection would have to
-//!    win the write lock from a writer that holds it almost all the time; it waits at most
+//!    run a `RESTART` checkpoint before its next transaction ([`Handoff::run_due`]). The
+//!    passive step has already copied most of the WAL, so what is left is what was committed
+//!    since, and one fsync of the database file. The writer runs it itself, between two
+//!    transactions, because a checkpoint from another connection would have to win the write
+//!    lock from a writer that holds it almost all the time; it waits at most
 //!    [`WalPolicy::busy`] for readers of older snapshots, and gives up rather than stall
-//!    commits behind a long read (the next attempt waits longer, see below). A request the
-//!    writer has not taken by the next look (it is idle, or in one long transaction) is tried
-//!    by the keeper itself, after another passive step and without waiting for the write lock;
-//!    it is left to the writer when the lock is taken;
+//!    commits behind a long read. A request the writer has not taken by the next look (it is
+//!    idle, or in one long transaction) is tried by the keeper itself, after another passive
+//!    step and without waiting for the write lock; it is left to the writer when the lock is
+//!    taken;
 //! 3. when the WAL has not grown for [`WalPolicy::idle_steps`] looks, truncates it to zero
 //!    bytes itself: nobody is writing, so nothing is blocked.
 //!
 //! A restarted WAL is reused from its start (overwriting is cheaper than growing a file), and
-//! `journal_size_limit` (set by the writer's connection to `restart_bytes`) trims what is left
-//! beyond that at the first commit after the restart. Restarts the writer could not complete
-//! (a reader held an old snapshot past the wait) are retried after 1, 2, 4, … up to
-//! [`WalPolicy::max_backoff_steps`] looks, so a long verification does not cost every group
-//! commit a wait.
+//! `journal_size_limit` (set by the writer's connection to `restart_bytes`) cuts the file back
+//! to that size at the first commit after the restart, however large a reader had made it
+//! grow. Restarts that could not complete (a reader held an old snapshot past the wait) are
+//! retried after 1, 2, 4, … up to [`WalPolicy::max_backoff_steps`] looks, so a long
+//! verification does not cost every group commit a wait.
 //!
 //! Readers cooperate by keeping read transactions short: the store's reads are single
 //! statements or explicit snapshots that end when the read does (`Store::end_read`), and no
@@ -65,10 +64,9 @@ pub struct WalPolicy {
     /// How often the keeper looks at the WAL.
     pub tick: Duration,
     /// Frames in use beyond this many bytes are checkpointed and the WAL restarted from its
-    /// start by the writer; also the WAL's `journal_size_limit`.
+    /// start by the writer; also the WAL's `journal_size_limit`, so that a WAL a reader made
+    /// grow beyond it is cut back to it at the first commit after the restart.
     pub restart_bytes: u64,
-    /// A WAL file beyond this many bytes is truncated rather than restarted.
-    pub truncate_bytes: u64,
     /// Looks without growth after which the WAL is truncated to zero bytes.
     pub idle_steps: u32,
     /// How long a restart or truncation waits for readers of older snapshots, and so at most
@@ -87,7 +85,6 @@ impl WalPolicy {
         WalPolicy {
             tick: Duration::from_millis(200),
             restart_bytes: 64 * 1024 * 1024,
-            truncate_bytes: 256 * 1024 * 1024,
             // One second without a commit.
             idle_steps: 5,
             busy: Duration::from_millis(20),
@@ -103,7 +100,6 @@ impl WalPolicy {
     pub const fn index() -> WalPolicy {
         WalPolicy {
             restart_bytes: 16 * 1024 * 1024,
-            truncate_bytes: 64 * 1024 * 1024,
             ..WalPolicy::log()
         }
     }
@@ -129,18 +125,17 @@ impl Mode {
 
 // The states of a [`Handoff`].
 const NOTHING: u8 = 0;
-const RESTART_DUE: u8 = 1;
-const TRUNCATE_DUE: u8 = 2;
-const RUNNING: u8 = 3;
-const DONE: u8 = 4;
-const HELD: u8 = 5;
+const DUE: u8 = 1;
+const RUNNING: u8 = 2;
+const DONE: u8 = 3;
+const HELD: u8 = 4;
 
-/// What the keeper asks of the database's writer, and what came of it: shared by the keeper's
-/// thread and the writer's connection.
+/// The restart the keeper asks of the database's writer, and what came of it: shared by the
+/// keeper's thread and the writer's connection.
 #[derive(Debug)]
 pub struct Handoff {
     state: AtomicU8,
-    /// How long the checkpoint may wait for readers.
+    /// How long the restart may wait for readers.
     busy: Duration,
     /// The writer connection's own busy timeout, restored afterwards.
     normal_busy: Duration,
@@ -156,45 +151,30 @@ impl Handoff {
         })
     }
 
-    /// Called by the writer on its connection between transactions: runs the checkpoint the
+    /// Called by the writer on its connection between transactions: runs the restart the
     /// keeper asked for, if any, waiting at most [`WalPolicy::busy`] for readers. Never fails
-    /// the caller: a checkpoint that cannot complete is left for a later attempt.
+    /// the caller: a restart that cannot complete is left for a later attempt.
     pub fn run_due(&self, conn: &Connection) {
         if !conn.is_autocommit() {
             // A checkpoint cannot run inside a transaction of its own connection.
             return;
         }
-        if let Some(mode) = self.take() {
-            let completed = exclusive_checkpoint(conn, mode, self.busy, self.normal_busy);
+        if self.take() {
+            let completed = exclusive_checkpoint(conn, Mode::Restart, self.busy, self.normal_busy);
             let outcome = if completed { DONE } else { HELD };
             self.state.store(outcome, Ordering::Release);
         }
     }
 
-    fn ask(&self, mode: Mode) {
-        self.state.store(due(mode), Ordering::Release);
+    fn ask(&self) {
+        self.state.store(DUE, Ordering::Release);
     }
 
-    /// The checkpoint asked for, if one is due and nobody else took it; taking it marks it
-    /// running.
-    fn take(&self) -> Option<Mode> {
-        let state = self.state.load(Ordering::Acquire);
-        let mode = match state {
-            RESTART_DUE => Mode::Restart,
-            TRUNCATE_DUE => Mode::Truncate,
-            _ => return None,
-        };
+    /// Whether a restart was due and nobody else took it; taking it marks it running.
+    fn take(&self) -> bool {
         self.state
-            .compare_exchange(state, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .ok()
-            .map(|_| mode)
-    }
-}
-
-fn due(mode: Mode) -> u8 {
-    match mode {
-        Mode::Restart => RESTART_DUE,
-        Mode::Truncate => TRUNCATE_DUE,
+            .compare_exchange(DUE, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 
@@ -236,15 +216,15 @@ fn exclusive_checkpoint(conn: &Connection, mode: Mode, busy: Duration, normal: D
 pub enum Step {
     /// The WAL is empty (or absent): nothing to do.
     Empty,
-    /// Copied what could be copied; the WAL is below every threshold.
+    /// Copied what could be copied; the WAL in use is below the restart size.
     Copied,
-    /// Asked the writer for this checkpoint before its next transaction.
-    Asked(Mode),
-    /// The writer has not run the checkpoint asked for yet (it is in a transaction), or is
+    /// Asked the writer to restart the WAL before its next transaction.
+    Asked,
+    /// The writer has not run the restart asked for yet (it is in a transaction), or is
     /// running it now.
     Pending,
-    /// Ran this checkpoint itself (the WAL is idle, or the writer did not take the request
-    /// since the last look); whether it completed.
+    /// Ran this checkpoint itself: a restart the writer did not take since the last look (it
+    /// is idle), or the truncation of an idle WAL; whether it completed.
     Ran(Mode, bool),
     /// The last restart could not complete for readers; waiting before the next attempt.
     Waiting,
@@ -273,8 +253,7 @@ impl WalKeeper {
     /// reaches the database's writer.
     pub fn open(db: &Path, policy: WalPolicy, handoff: Arc<Handoff>) -> rusqlite::Result<Self> {
         let conn = Connection::open(db)?;
-        // The keeper's own waits are for its passive checkpoints, which never wait for locks;
-        // the exclusive ones set their own short timeout.
+        // Passive checkpoints never wait for locks; the exclusive ones set their own timeout.
         conn.busy_timeout(policy.busy)?;
         let page_size: u64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
         Ok(WalKeeper {
@@ -301,23 +280,22 @@ impl WalKeeper {
             _ => {}
         }
         // Asked for at the last look and not taken since: either the writer is idle, and the
-        // checkpoint is done here, or it is in a long transaction, and trying without waiting
+        // restart is done here, or it is in a long transaction, and trying without waiting
         // for the write lock finds that out at once, leaving the request to the writer. What
         // the writer committed since the last look is copied first, without any lock, so that
-        // the checkpoint holds the write lock only for what is committed meanwhile.
-        if let Some(mode) = self.handoff.take() {
+        // the restart holds the write lock only for what is committed meanwhile.
+        if self.handoff.take() {
             if let Err(error) = self.passive() {
                 tracing::warn!(wal = %self.wal.display(), %error, "WAL checkpoint failed; retrying");
             }
-            if exclusive_checkpoint(&self.conn, mode, Duration::ZERO, self.policy.busy) {
+            if exclusive_checkpoint(&self.conn, Mode::Restart, Duration::ZERO, self.policy.busy) {
                 self.settle(true);
-                return Ok(Step::Ran(mode, true));
+                return Ok(Step::Ran(Mode::Restart, true));
             }
-            self.handoff.ask(mode);
+            self.handoff.ask();
             return Ok(Step::Pending);
         }
-        let file = self.wal_bytes();
-        if file == 0 {
+        if self.wal_bytes() == 0 {
             self.quiet_steps = 0;
             self.last_frames = 0;
             return Ok(Step::Empty);
@@ -329,28 +307,24 @@ impl WalKeeper {
             self.quiet_steps = 0;
             self.last_frames = frames;
         }
-        let in_use = frames.max(0) as u64 * self.frame_bytes;
         let idle = self.quiet_steps >= self.policy.idle_steps;
-        let mode = if idle || file > self.policy.truncate_bytes {
-            Mode::Truncate
-        } else if in_use > self.policy.restart_bytes {
-            Mode::Restart
-        } else {
+        let in_use = frames.max(0) as u64 * self.frame_bytes;
+        if !idle && in_use <= self.policy.restart_bytes {
             return Ok(Step::Copied);
-        };
+        }
         if self.wait > 0 {
             self.wait -= 1;
             return Ok(Step::Waiting);
         }
         if idle {
             // Nobody writes: truncating here holds nobody up.
-            let (busy, normal) = (self.policy.busy, self.policy.busy);
-            let completed = exclusive_checkpoint(&self.conn, mode, busy, normal);
+            let busy = self.policy.busy;
+            let completed = exclusive_checkpoint(&self.conn, Mode::Truncate, busy, busy);
             self.settle(completed);
-            return Ok(Step::Ran(mode, completed));
+            return Ok(Step::Ran(Mode::Truncate, completed));
         }
-        self.handoff.ask(mode);
-        Ok(Step::Asked(mode))
+        self.handoff.ask();
+        Ok(Step::Asked)
     }
 
     /// Takes note of how the last exclusive checkpoint ended: after one that readers held
@@ -445,7 +419,6 @@ mod tests {
     const POLICY: WalPolicy = WalPolicy {
         tick: Duration::from_millis(200),
         restart_bytes: 256 * 1024,
-        truncate_bytes: 1024 * 1024,
         idle_steps: 3,
         busy: Duration::from_millis(20),
         max_backoff_steps: 4,
@@ -503,7 +476,7 @@ mod tests {
         }
         let held = wal_len(&path);
         assert!(
-            held > POLICY.truncate_bytes,
+            held > 4 * POLICY.restart_bytes,
             "a reader of the first snapshot keeps every frame: the WAL is {held} bytes"
         );
         assert_eq!(reader.size("t").unwrap(), 0, "the snapshot is intact");
@@ -516,6 +489,44 @@ mod tests {
         }
         assert_eq!(wal_len(&path), 0, "after the steps {steps:?}");
         assert_eq!(steps.last(), Some(&Step::Ran(Mode::Truncate, true)));
+        assert_eq!(
+            reader.size("t").unwrap(),
+            size,
+            "nothing committed was lost"
+        );
+    }
+
+    /// A WAL a long read made grow is cut back under further writes, without waiting for
+    /// them to stop: once the read ends, the WAL is copied and started over, and
+    /// `journal_size_limit` cuts the file back at the first commit after that.
+    #[test]
+    fn a_wal_a_reader_held_is_cut_back_under_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = DataDir::new(dir.path()).database();
+        let (store, mut keeper) = SqliteStore::open_writer_keeping(&path, POLICY).unwrap();
+        create_tenant(&store);
+        let reader = SqliteStore::open_reader(&path).unwrap();
+        reader.begin_read().unwrap();
+        assert_eq!(reader.size("t").unwrap(), 0, "the reader's snapshot begins");
+        let mut size = commit_entries(&store, 0, 100);
+        keeper.step().unwrap();
+        assert!(wal_len(&path) > 4 * POLICY.restart_bytes);
+        reader.end_read().unwrap();
+        let mut steps = Vec::new();
+        for _ in 0..POLICY.max_backoff_steps {
+            size = commit_entries(&store, size, 2);
+            steps.push(keeper.step().unwrap());
+        }
+        let len = wal_len(&path);
+        assert!(
+            len <= 2 * POLICY.restart_bytes,
+            "the WAL is still {len} bytes after the steps {steps:?}"
+        );
+        assert!(
+            !steps
+                .iter()
+                .any(|s| matches!(s, Step::Ran(Mode::Truncate, _)))
+        );
         assert_eq!(
             reader.size("t").unwrap(),
             size,
@@ -549,7 +560,7 @@ mod tests {
             follower.begin_read().unwrap();
             assert_eq!(follower.size("t").unwrap(), size, "the follower's snapshot");
             size = commit_entries(&store, size, 3);
-            if keeper.step().unwrap() == Step::Asked(Mode::Restart) {
+            if keeper.step().unwrap() == Step::Asked {
                 asked += 1;
             }
             follower.end_read().unwrap();
