@@ -123,7 +123,7 @@ impl SqliteStore {
         // a restarted WAL to the size it restarts at.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", policy.restart_bytes as i64)?;
-        let handoff = Handoff::new(&policy, WRITER_BUSY);
+        let handoff = Handoff::new(path, &policy, WRITER_BUSY);
         let keeper = WalKeeper::open(path, policy, handoff.clone())?;
         let mut store = SqliteStore::wrap(conn);
         store.handoff = Some(handoff);

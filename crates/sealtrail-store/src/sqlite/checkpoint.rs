@@ -74,6 +74,11 @@ pub struct WalPolicy {
     pub busy: Duration,
     /// The longest pause, in looks, between attempts to restart a WAL that readers held.
     pub max_backoff_steps: u32,
+    /// Whether the writer also restarts a WAL past the restart size unasked, before each
+    /// transaction: for a writer nobody waits for (the indexer), so that the WAL never holds
+    /// more than the transactions since the keeper's last look. Such a restart that readers
+    /// hold up is tried again before the next transaction.
+    pub writer_restarts: bool,
 }
 
 impl WalPolicy {
@@ -90,16 +95,18 @@ impl WalPolicy {
             busy: Duration::from_millis(20),
             // Five seconds.
             max_backoff_steps: 25,
+            writer_restarts: false,
         }
     }
 
     /// The query index's (`DIR/index.db`): a restart holds up only the indexer, between two
     /// batches, so the WAL is restarted every 16 MiB (SQLite's own automatic checkpoint is at
-    /// 1,000 pages, which are 16 KiB in the index). A batch of 10,000 entries can write more
-    /// than that by itself; the WAL then restarts after every batch.
+    /// 1,000 pages, which are 16 KiB in the index), by the indexer itself. A batch of 10,000
+    /// entries can write more than that by itself; the WAL then restarts after every batch.
     pub const fn index() -> WalPolicy {
         WalPolicy {
             restart_bytes: 16 * 1024 * 1024,
+            writer_restarts: true,
             ..WalPolicy::log()
         }
     }
@@ -135,35 +142,67 @@ const HELD: u8 = 4;
 #[derive(Debug)]
 pub struct Handoff {
     state: AtomicU8,
+    /// Held by whoever runs a checkpoint, so that the writer's restart waits for a passive
+    /// checkpoint of the keeper to finish (copying what the restart would have to) rather than
+    /// fail on SQLite's checkpoint lock and be taken for one that readers held up.
+    checkpointing: Mutex<()>,
     /// How long the restart may wait for readers.
     busy: Duration,
     /// The writer connection's own busy timeout, restored afterwards.
     normal_busy: Duration,
+    /// The database and its restart size, when the writer restarts a WAL past it unasked
+    /// ([`WalPolicy::writer_restarts`]).
+    unasked: Option<(PathBuf, u64)>,
 }
 
 impl Handoff {
-    /// A handoff for a writer whose connection waits `normal_busy` for locks.
-    pub fn new(policy: &WalPolicy, normal_busy: Duration) -> Arc<Handoff> {
+    /// A handoff for the writer of the database at `db`, whose connection waits `normal_busy`
+    /// for locks.
+    pub fn new(db: &Path, policy: &WalPolicy, normal_busy: Duration) -> Arc<Handoff> {
         Arc::new(Handoff {
             state: AtomicU8::new(NOTHING),
+            checkpointing: Mutex::new(()),
             busy: policy.busy,
             normal_busy,
+            unasked: policy
+                .writer_restarts
+                .then(|| (db.to_path_buf(), policy.restart_bytes)),
         })
     }
 
     /// Called by the writer on its connection between transactions: runs the restart the
-    /// keeper asked for, if any, waiting at most [`WalPolicy::busy`] for readers. Never fails
-    /// the caller: a restart that cannot complete is left for a later attempt.
+    /// keeper asked for, if any (or, by [`WalPolicy::writer_restarts`], one unasked), waiting
+    /// at most [`WalPolicy::busy`] for readers. Never fails the caller: a restart that cannot
+    /// complete is left for a later attempt.
     pub fn run_due(&self, conn: &Connection) {
         if !conn.is_autocommit() {
             // A checkpoint cannot run inside a transaction of its own connection.
             return;
         }
-        if self.take() {
-            let completed = exclusive_checkpoint(conn, Mode::Restart, self.busy, self.normal_busy);
+        let asked = self.take();
+        // With `journal_size_limit` at the restart size, the file passes that size only once
+        // the WAL in use does.
+        let over = || {
+            self.unasked
+                .as_ref()
+                .is_some_and(|(db, restart_bytes)| wal_bytes(db) > *restart_bytes)
+        };
+        if !asked && !over() {
+            return;
+        }
+        let _checkpointing = self.lock();
+        let completed = exclusive_checkpoint(conn, Mode::Restart, self.busy, self.normal_busy);
+        if asked {
             let outcome = if completed { DONE } else { HELD };
             self.state.store(outcome, Ordering::Release);
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded value is nothing: a panic while it was held left nothing inconsistent.
+        self.checkpointing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn ask(&self) {
@@ -282,13 +321,19 @@ impl WalKeeper {
         // Asked for at the last look and not taken since: either the writer is idle, and the
         // restart is done here, or it is in a long transaction, and trying without waiting
         // for the write lock finds that out at once, leaving the request to the writer. What
-        // the writer committed since the last look is copied first, without any lock, so that
-        // the restart holds the write lock only for what is committed meanwhile.
-        if self.handoff.take() {
+        // the writer committed since the last look is copied first, without any lock and with
+        // the request still open to the writer, so that the restart holds the write lock only
+        // for what is committed meanwhile.
+        if self.handoff.state.load(Ordering::Acquire) == DUE {
             if let Err(error) = self.passive() {
                 tracing::warn!(wal = %self.wal.display(), %error, "WAL checkpoint failed; retrying");
             }
-            if exclusive_checkpoint(&self.conn, Mode::Restart, Duration::ZERO, self.policy.busy) {
+            if !self.handoff.take() {
+                // The writer took it meanwhile.
+                return Ok(Step::Pending);
+            }
+            let busy = (Duration::ZERO, self.policy.busy);
+            if self.exclusive(Mode::Restart, busy) {
                 self.settle(true);
                 return Ok(Step::Ran(Mode::Restart, true));
             }
@@ -318,8 +363,8 @@ impl WalKeeper {
         }
         if idle {
             // Nobody writes: truncating here holds nobody up.
-            let busy = self.policy.busy;
-            let completed = exclusive_checkpoint(&self.conn, Mode::Truncate, busy, busy);
+            let busy = (self.policy.busy, self.policy.busy);
+            let completed = self.exclusive(Mode::Truncate, busy);
             self.settle(completed);
             return Ok(Step::Ran(Mode::Truncate, completed));
         }
@@ -339,10 +384,30 @@ impl WalKeeper {
         }
     }
 
+    /// [`exclusive_checkpoint`] on the keeper's connection, waiting `busy.0` and then
+    /// restoring `busy.1`.
+    fn exclusive(&self, mode: Mode, busy: (Duration, Duration)) -> bool {
+        let _checkpointing = self.handoff.lock();
+        exclusive_checkpoint(&self.conn, mode, busy.0, busy.1)
+    }
+
     /// Copies every frame no reader still needs; returns the frames in the WAL.
     fn passive(&self) -> rusqlite::Result<i64> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        let _checkpointing = self.handoff.lock();
+        let started = std::time::Instant::now();
+        let (frames, copied): (i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    Ok((row.get(1)?, row.get(2)?))
+                })?;
+        tracing::trace!(
+            wal = %self.wal.display(),
+            frames,
+            copied,
+            micros = started.elapsed().as_micros() as u64,
+            "passive WAL checkpoint"
+        );
+        Ok(frames)
     }
 
     fn wal_bytes(&self) -> u64 {
@@ -378,12 +443,8 @@ impl Checkpointer {
                         // Copying first, without a lock, keeps the write lock short for
                         // another process that still writes.
                         let _ = keeper.passive();
-                        exclusive_checkpoint(
-                            &keeper.conn,
-                            Mode::Truncate,
-                            keeper.policy.busy,
-                            keeper.policy.busy,
-                        );
+                        let busy = keeper.policy.busy;
+                        keeper.exclusive(Mode::Truncate, (busy, busy));
                         break;
                     }
                     if let Err(error) = keeper.step() {
@@ -422,6 +483,7 @@ mod tests {
         idle_steps: 3,
         busy: Duration::from_millis(20),
         max_backoff_steps: 4,
+        writer_restarts: false,
     };
 
     fn wal_len(db: &Path) -> u64 {
