@@ -7,7 +7,7 @@
 //! shrinks unless asked to. Under sustained load neither condition holds by itself: a passive
 //! checkpoint runs beside the writer, which has appended more frames by the time it finishes,
 //! and some reader is nearly always in the middle of a statement. The WAL then grew without
-//! bound (1.1 GiB in a minute of batched ingest) and stayed at its largest size while idle.
+//! bound (more than 1 GiB in a minute of batched ingest) and stayed at its largest size while idle.
 //!
 //! The work happens on a thread of its own, with its own connection, off the commit path and
 //! on a schedule; the one step that must exclude writers is kept short. Every
@@ -28,6 +28,13 @@
 //!    taken;
 //! 3. when the WAL has not grown for [`WalPolicy::idle_steps`] looks, truncates it to zero
 //!    bytes itself: nobody is writing, so nothing is blocked.
+//!
+//! A writer that takes a restart while the keeper is in a passive checkpoint waits for it
+//! ([`Handoff`] holds a lock for that): the passive step copies what the restart would have to,
+//! and SQLite would otherwise refuse the restart at once for the checkpoint in progress. A
+//! writer nobody waits for (the indexer, [`WalPolicy::writer_restarts`]) also restarts the WAL
+//! unasked before a transaction once the file passes the restart size, so that its WAL holds
+//! one batch, not the several it may commit between two looks.
 //!
 //! A restarted WAL is reused from its start (overwriting is cheaper than growing a file), and
 //! `journal_size_limit` (set by the writer's connection to `restart_bytes`) cuts the file back
