@@ -285,7 +285,7 @@ impl Metrics {
         let wal_bytes = Family::<FileLabel, Gauge>::default();
         registry.register_with_unit(
             "sealtrail_store_wal",
-            "Size of the write-ahead log of the embedded store (sealtrail.db) and of the query index (index.db): restarted at 64 MiB (the index's at 16 MiB) under load, truncated to 0 after a second without writes",
+            "Size of the write-ahead log of the embedded store (sealtrail.db) and of the query index (index.db): restarted at 64 MiB (the index's at 16 MiB) under load, truncated to 0 after five seconds without writes",
             Unit::Bytes,
             wal_bytes.clone(),
         );

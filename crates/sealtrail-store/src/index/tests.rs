@@ -670,7 +670,7 @@ fn an_idle_index_wal_is_truncated() {
         keeper.step().unwrap();
     }
     assert!(wal_len() > 0);
-    assert_eq!(keeper.step().unwrap(), Step::Copied);
+    assert_eq!(keeper.step().unwrap(), Step::Below);
     assert_eq!(keeper.step().unwrap(), Step::Ran(Mode::Truncate, true));
     assert_eq!(wal_len(), 0);
     let number = db.mark("acme").unwrap().number;
@@ -701,7 +701,7 @@ fn the_index_truncates_its_idle_wal_in_the_background() {
     }
     let wal_len = || crate::sqlite::checkpoint::wal_bytes(&path);
     assert!(wal_len() > 0);
-    // Waits for the thread (idle for a second), bounded.
+    // Waits for the thread (five seconds without a commit), bounded.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while wal_len() > 0 {
         assert!(

@@ -13,8 +13,8 @@
 //! on a schedule; the one step that must exclude writers is kept short. Every
 //! [`WalPolicy::tick`] the [`WalKeeper`]:
 //!
-//! 1. runs a `PASSIVE` checkpoint when there is a WAL: it copies what no reader still needs
-//!    and never waits for or blocks anyone;
+//! 1. runs a `PASSIVE` checkpoint when the WAL file is past [`WalPolicy::copy_bytes`]: it
+//!    copies what no reader still needs and never waits for or blocks anyone;
 //! 2. when the frames in use pass [`WalPolicy::restart_bytes`], asks the database's writer to
 //!    run a `RESTART` checkpoint before its next transaction ([`Handoff::run_due`]). The
 //!    passive step has already copied most of the WAL, so what is left is what was committed
@@ -26,7 +26,7 @@
 //!    idle, or in one long transaction) is tried by the keeper itself, after another passive
 //!    step and without waiting for the write lock; it is left to the writer when the lock is
 //!    taken;
-//! 3. when the WAL has not grown for [`WalPolicy::idle_steps`] looks, truncates it to zero
+//! 3. when nothing was committed for [`WalPolicy::idle_steps`] looks, truncates the WAL to zero
 //!    bytes itself: nobody is writing, so nothing is blocked.
 //!
 //! A writer that takes a restart while the keeper is in a passive checkpoint waits for it
@@ -70,11 +70,16 @@ pub fn wal_bytes(db: &Path) -> u64 {
 pub struct WalPolicy {
     /// How often the keeper looks at the WAL.
     pub tick: Duration,
+    /// A WAL file past this many bytes is copied into the database by a passive checkpoint at
+    /// every look; a smaller one is left alone until it is idle. (A WAL of a few commits costs
+    /// nothing, and what is in it was durable when it was committed.)
+    pub copy_bytes: u64,
     /// Frames in use beyond this many bytes are checkpointed and the WAL restarted from its
     /// start by the writer; also the WAL's `journal_size_limit`, so that a WAL a reader made
     /// grow beyond it is cut back to it at the first commit after the restart.
     pub restart_bytes: u64,
-    /// Looks without growth after which the WAL is truncated to zero bytes.
+    /// Looks without a commit (the WAL file unchanged) after which the WAL is truncated to zero
+    /// bytes.
     pub idle_steps: u32,
     /// How long a restart or truncation waits for readers of older snapshots, and so at most
     /// how long it can hold up the writer.
@@ -92,13 +97,16 @@ impl WalPolicy {
     /// The embedded store's (`DIR/sealtrail.db`): a restart holds up the writer, and with it
     /// every request waiting for a commit, for the frames the passive step did not copy and
     /// an fsync of the database file (tens of milliseconds on a busy disk), so it restarts
-    /// the WAL only every 64 MiB, about every two seconds at full ingest.
+    /// the WAL only every 64 MiB, about every three seconds at full ingest. Passive copies
+    /// begin at 4 MiB, SQLite's own automatic checkpoint size.
     pub const fn log() -> WalPolicy {
         WalPolicy {
             tick: Duration::from_millis(200),
+            copy_bytes: 4 * 1024 * 1024,
             restart_bytes: 64 * 1024 * 1024,
-            // One second without a commit.
-            idle_steps: 5,
+            // Five seconds without a commit: a pause between bursts of writes is not idleness,
+            // and a file truncated then would only be grown again.
+            idle_steps: 25,
             busy: Duration::from_millis(20),
             // Five seconds.
             max_backoff_steps: 25,
@@ -262,8 +270,9 @@ fn exclusive_checkpoint(conn: &Connection, mode: Mode, busy: Duration, normal: D
 pub enum Step {
     /// The WAL is empty (or absent): nothing to do.
     Empty,
-    /// Copied what could be copied; the WAL in use is below the restart size.
-    Copied,
+    /// The WAL in use is below the restart size; what could be copied was, if the file is
+    /// past [`WalPolicy::copy_bytes`].
+    Below,
     /// Asked the writer to restart the WAL before its next transaction.
     Asked,
     /// The writer has not run the restart asked for yet (it is in a transaction), or is
@@ -285,8 +294,9 @@ pub struct WalKeeper {
     handoff: Arc<Handoff>,
     /// Bytes per WAL frame: a 24-byte header and a page.
     frame_bytes: u64,
-    /// Frames in the WAL at the last look, and looks since it last changed.
-    last_frames: i64,
+    /// The WAL file's length and modification time at the last look, and looks since they
+    /// last changed (every commit writes frames to the file).
+    last_look: Option<(u64, Option<std::time::SystemTime>)>,
     quiet_steps: u32,
     /// Looks to skip before the next restart, after one that readers held up; and the pause
     /// after the next such failure.
@@ -308,7 +318,7 @@ impl WalKeeper {
             policy,
             handoff,
             frame_bytes: 24 + page_size,
-            last_frames: -1,
+            last_look: None,
             quiet_steps: 0,
             wait: 0,
             backoff: 0,
@@ -347,33 +357,39 @@ impl WalKeeper {
             self.handoff.ask();
             return Ok(Step::Pending);
         }
-        if self.wal_bytes() == 0 {
+        let Some(look) = self.look() else {
             self.quiet_steps = 0;
-            self.last_frames = 0;
+            self.last_look = None;
             return Ok(Step::Empty);
-        }
-        let frames = self.passive()?;
-        if frames == self.last_frames {
+        };
+        if self.last_look == Some(look) {
             self.quiet_steps += 1;
         } else {
             self.quiet_steps = 0;
-            self.last_frames = frames;
+            self.last_look = Some(look);
         }
-        let idle = self.quiet_steps >= self.policy.idle_steps;
-        let in_use = frames.max(0) as u64 * self.frame_bytes;
-        if !idle && in_use <= self.policy.restart_bytes {
-            return Ok(Step::Copied);
-        }
-        if self.wait > 0 {
-            self.wait -= 1;
-            return Ok(Step::Waiting);
-        }
-        if idle {
+        if self.quiet_steps >= self.policy.idle_steps {
+            if self.wait > 0 {
+                self.wait -= 1;
+                return Ok(Step::Waiting);
+            }
             // Nobody writes: truncating here holds nobody up.
             let busy = (self.policy.busy, self.policy.busy);
             let completed = self.exclusive(Mode::Truncate, busy);
             self.settle(completed);
             return Ok(Step::Ran(Mode::Truncate, completed));
+        }
+        if look.0 <= self.policy.copy_bytes {
+            return Ok(Step::Below);
+        }
+        let frames = self.passive()?;
+        let in_use = frames.max(0) as u64 * self.frame_bytes;
+        if in_use <= self.policy.restart_bytes {
+            return Ok(Step::Below);
+        }
+        if self.wait > 0 {
+            self.wait -= 1;
+            return Ok(Step::Waiting);
         }
         self.handoff.ask();
         Ok(Step::Asked)
@@ -417,8 +433,10 @@ impl WalKeeper {
         Ok(frames)
     }
 
-    fn wal_bytes(&self) -> u64 {
-        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
+    /// The WAL file's length and modification time; `None` when it is empty or absent.
+    fn look(&self) -> Option<(u64, Option<std::time::SystemTime>)> {
+        let metadata = std::fs::metadata(&self.wal).ok()?;
+        (metadata.len() > 0).then(|| (metadata.len(), metadata.modified().ok()))
     }
 }
 
@@ -486,6 +504,7 @@ mod tests {
     /// Small thresholds, so that a test writes a few megabytes rather than hundreds.
     const POLICY: WalPolicy = WalPolicy {
         tick: Duration::from_millis(200),
+        copy_bytes: 64 * 1024,
         restart_bytes: 256 * 1024,
         idle_steps: 3,
         busy: Duration::from_millis(20),
@@ -551,9 +570,10 @@ mod tests {
         assert_eq!(reader.size("t").unwrap(), 0, "the snapshot is intact");
         reader.end_read().unwrap();
 
-        // Released: within the longest backoff the WAL is truncated, with no write meanwhile.
+        // Released: once idle, and within the longest backoff, the WAL is truncated.
         let mut steps = Vec::new();
-        while wal_len(&path) > 0 && steps.len() < 2 * POLICY.max_backoff_steps as usize {
+        let most = (POLICY.idle_steps + POLICY.max_backoff_steps + 1) as usize;
+        while wal_len(&path) > 0 && steps.len() < most {
             steps.push(keeper.step().unwrap());
         }
         assert_eq!(wal_len(&path), 0, "after the steps {steps:?}");
@@ -660,9 +680,9 @@ mod tests {
         create_tenant(&store);
         commit_entries(&store, 0, 5);
         assert!(wal_len(&path) > 0);
-        assert_eq!(keeper.step().unwrap(), Step::Copied);
+        assert_eq!(keeper.step().unwrap(), Step::Below);
         for _ in 1..POLICY.idle_steps {
-            assert_eq!(keeper.step().unwrap(), Step::Copied);
+            assert_eq!(keeper.step().unwrap(), Step::Below);
             assert!(wal_len(&path) > 0, "not idle long enough yet");
         }
         assert_eq!(keeper.step().unwrap(), Step::Ran(Mode::Truncate, true));
@@ -681,7 +701,7 @@ mod tests {
         create_tenant(&store);
         commit_entries(&store, 0, 100);
         assert!(wal_len(&path) > 1_000_000);
-        // Waits for the thread (idle for a second), bounded.
+        // Waits for the thread (five seconds without a commit), bounded.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while wal_len(&path) > 0 {
             assert!(
