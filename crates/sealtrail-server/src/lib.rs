@@ -47,6 +47,7 @@ pub mod authn;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod doctor;
 pub mod follower;
 pub mod health;
 pub mod http;

@@ -532,6 +532,20 @@ impl Ledger {
         .await
     }
 
+    /// [`Ledger::append`] for synchronous callers (the CLI).
+    pub fn append_blocking(
+        &self,
+        tenant: &str,
+        submissions: Vec<Submission>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        let tenant = tenant.to_string();
+        self.call_blocking(|reply| Job::Append {
+            tenant,
+            submissions,
+            reply,
+        })
+    }
+
     /// Creates a token (and its tenant, if new), recording both in the `_system` log.
     pub async fn create_token(
         &self,
