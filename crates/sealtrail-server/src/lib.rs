@@ -59,6 +59,7 @@ pub mod metrics;
 pub mod query;
 pub mod readers;
 pub mod refusals;
+pub mod replay;
 pub mod shutdown;
 pub mod spool;
 pub mod tenant;

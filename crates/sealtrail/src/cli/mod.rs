@@ -9,9 +9,11 @@
 //! and exit codes belong here and nowhere else.
 
 mod bench;
+mod doctor;
 mod keys;
 mod migrate;
 mod note;
+mod replay;
 mod serve;
 mod tokens;
 mod verify;
@@ -67,6 +69,10 @@ pub enum Command {
     Note(NoteCommand),
     /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
     Verify(VerifyArgs),
+    /// Run the runbooks' triage: store, write probe, disk, permissions, schema, protections, recent chain, spool, index, checkpoints, keys, clock
+    Doctor(doctor::DoctorArgs),
+    /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
+    Replay(replay::ReplayArgs),
     /// Measure the brief's performance workloads beside the hand-built baseline, in one run
     Bench(sealtrail_bench::BenchArgs),
 }
@@ -177,6 +183,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Migrate { database_url } => migrate::run(&database_url),
         Command::Bench(args) => bench::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
 
