@@ -8,4 +8,5 @@ mod support;
 mod crash;
 mod pg_instances;
 mod pg_outage;
+mod replay;
 mod serve_cli;
