@@ -196,10 +196,12 @@ pub fn replay_key(id: &str) -> String {
 /// Runs a replay (see the module documentation).
 pub fn replay(request: ReplayRequest) -> Result<ReplayReport, ReplayError> {
     let location = request.ledger.store.clone();
-    let conn = location.open_reader().map_err(|source| ReplayError::Store {
-        location: location.to_string(),
-        source,
-    })?;
+    let conn = location
+        .open_reader()
+        .map_err(|source| ReplayError::Store {
+            location: location.to_string(),
+            source,
+        })?;
     let mut plans = Vec::new();
     for (line, why) in &request.unreadable {
         plans.push(Plan::Done(Item {
@@ -312,8 +314,7 @@ fn write(
                             }
                             Some(Outcome::Duplicate(receipt)) => {
                                 item.status = Disposition::Present;
-                                item.detail =
-                                    format!("already replayed, at seq {}", receipt.seq);
+                                item.detail = format!("already replayed, at seq {}", receipt.seq);
                             }
                             other => {
                                 item.status = Disposition::Refused;
@@ -395,7 +396,10 @@ fn classify(conn: &dyn Store, line: &AuditLine) -> Result<Plan, StoreError> {
         item.detail = format!("the store has no tenant {:?}", line.tenant);
         return Ok(Plan::Append(item, id));
     }
-    if conn.idempotent_seq(&line.tenant, &replay_key(&id))?.is_some() {
+    if conn
+        .idempotent_seq(&line.tenant, &replay_key(&id))?
+        .is_some()
+    {
         item.status = Disposition::Present;
         item.detail = "already replayed".into();
         return Ok(Plan::Done(item));
@@ -416,7 +420,9 @@ fn classify(conn: &dyn Store, line: &AuditLine) -> Result<Plan, StoreError> {
     match conn.read_hashes(&line.tenant, &[stored_hash_index(0, seq)]) {
         Ok(hashes) if hashes.first() == Some(&leaf) => {
             item.status = Disposition::Restored;
-            item.detail = format!("missing from the store; its bytes match the stored leaf hash at seq {seq}: put back");
+            item.detail = format!(
+                "missing from the store; its bytes match the stored leaf hash at seq {seq}: put back"
+            );
             Ok(Plan::Restore(
                 item,
                 RestoreEntry {

@@ -410,9 +410,7 @@ pub fn inspect(data_dir: &Path) -> io::Result<Option<SpoolStatus>> {
     while let Some((record, next)) = read_record(&mut reader, offset, file_len) {
         depth += 1;
         if oldest.is_none() {
-            oldest = record
-                .parsed()
-                .map(|e| e.server.received_at.unix_micros());
+            oldest = record.parsed().map(|e| e.server.received_at.unix_micros());
         }
         offset = next;
     }

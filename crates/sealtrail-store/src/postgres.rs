@@ -30,8 +30,8 @@ use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
-    BadValue, EntryRow, NewEntry, Protection, Restore, Result, Store, StoreError,
-    StoredCheckpoint, Tenant, TokenRecord,
+    BadValue, EntryRow, NewEntry, Protection, Restore, Result, Store, StoreError, StoredCheckpoint,
+    Tenant, TokenRecord,
 };
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].

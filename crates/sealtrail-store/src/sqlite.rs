@@ -24,8 +24,7 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
     BadValue, EntryRef, EntryRow, NewEntry, Protection, ReadNesting, Restore, Result, Store,
-    StoreError,
-    StoredCheckpoint, Tenant, TokenRecord,
+    StoreError, StoredCheckpoint, Tenant, TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.

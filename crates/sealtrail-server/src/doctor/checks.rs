@@ -173,7 +173,10 @@ pub(super) fn permissions(data_dir: &Path, location: &Location) -> Check {
             return Check::fail(
                 "permissions",
                 format!("cannot read the modes in {}: {error}", shown(data_dir)),
-                format!("run doctor as the user that runs the server, or `ls -l {}`", shown(data_dir)),
+                format!(
+                    "run doctor as the user that runs the server, or `ls -l {}`",
+                    shown(data_dir)
+                ),
             );
         }
     };
@@ -259,7 +262,7 @@ pub(super) fn disk(data_dir: &Path) -> Check {
 
 /// The `disk` verdict for a file system of `total` bytes with `available` free to
 /// unprivileged users and `free` in all. Usage counts the root reserve as used, as `df` does.
-pub fn classify_disk(place: &str, total: u64, available: u64, free: u64) -> Check {
+pub(super) fn classify_disk(place: &str, total: u64, available: u64, free: u64) -> Check {
     let used = total.saturating_sub(free);
     let usable = used + available;
     let percent = if usable == 0 {
@@ -309,8 +312,10 @@ pub(super) fn checkpoints(conn: &dyn Store, now: Timestamp) -> Check {
     };
     let mut behind = Vec::new();
     for tenant in &tenants {
-        let (size, latest) = match (conn.size(&tenant.name), conn.latest_checkpoint(&tenant.name))
-        {
+        let (size, latest) = match (
+            conn.size(&tenant.name),
+            conn.latest_checkpoint(&tenant.name),
+        ) {
             (Ok(size), Ok(latest)) => (size, latest),
             (Err(error), _) | (_, Err(error)) => {
                 return Check::fail("checkpoints", error.to_string(), "sealtrail verify");
@@ -320,7 +325,10 @@ pub(super) fn checkpoints(conn: &dyn Store, now: Timestamp) -> Check {
             continue;
         }
         match latest {
-            None => behind.push(format!("{} has {size} entries and no checkpoint", tenant.name)),
+            None => behind.push(format!(
+                "{} has {size} entries and no checkpoint",
+                tenant.name
+            )),
             Some(cp) if cp.size < size => {
                 let signed_at = parse_checkpoint(&cp.note)
                     .and_then(|c| c.timestamp)

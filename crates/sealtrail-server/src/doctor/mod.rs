@@ -133,11 +133,7 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     pub fn new(checks: Vec<Check>) -> Diagnosis {
-        let status = checks
-            .iter()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(Status::Ok);
+        let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
         Diagnosis { status, checks }
     }
 }
@@ -219,4 +215,61 @@ pub fn store_args(location: &Location, data_dir: &std::path::Path) -> String {
 /// The data directory, made absolute for messages.
 pub fn data_dir_shown(data_dir: &std::path::Path) -> PathBuf {
     std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checks::classify_disk;
+    use super::{Status, remote};
+
+    #[test]
+    fn disk_usage_is_classified_at_75_and_85_percent() {
+        // 1,000 bytes, no root reserve: used = total - free.
+        let at = |free: u64| classify_disk("/d", 1000, free, free).status;
+        assert_eq!(at(260), Status::Ok); // 74 %
+        assert_eq!(at(250), Status::Warn); // 75 %
+        assert_eq!(at(151), Status::Warn); // 84.9 %
+        assert_eq!(at(150), Status::Fail); // 85 %
+        assert_eq!(at(0), Status::Fail);
+        // The root reserve counts as used: 100 free, none of it available, is full.
+        let reserved = classify_disk("/d", 1000, 0, 100);
+        assert_eq!(reserved.status, Status::Fail);
+        assert!(reserved.detail.starts_with("100 % used"), "{reserved:?}");
+        assert!(reserved.remedy.contains("df -h /d"));
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_is_one_failing_check() {
+        let diagnosis = remote::assess(
+            "http://127.0.0.1:1",
+            Err("connection refused".into()),
+            Err("connection refused".into()),
+        );
+        assert_eq!(diagnosis.status, Status::Fail);
+        assert_eq!(diagnosis.checks.len(), 1);
+        assert!(diagnosis.checks[0].remedy.contains("sealtrail serve"));
+    }
+
+    #[test]
+    fn a_failing_health_answer_and_old_checkpoints_are_reported() {
+        let health = serde_json::json!({"status": "degraded", "checks": {
+            "store": "ok", "audit": "active", "audit_log_count_5m": 3, "chain": "violated",
+            "spool": {"depth": 2, "oldest_age_seconds": 12.0}, "index_lag_seconds": 0.5}});
+        let metrics = "sealtrail_checkpoint_age_seconds{tenant=\"acme\"} 900.0\n\
+                       sealtrail_checkpoint_age_seconds{tenant=\"_system\"} 3.0\n";
+        let diagnosis = remote::assess("http://h", Ok(health), Ok(metrics.into()));
+        let status = |name: &str| {
+            diagnosis
+                .checks
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.status)
+        };
+        assert_eq!(status("store"), Some(Status::Ok));
+        assert_eq!(status("chain"), Some(Status::Fail));
+        assert_eq!(status("spool"), Some(Status::Warn));
+        assert_eq!(status("checkpoints"), Some(Status::Warn));
+        assert_eq!(status("index"), Some(Status::Ok));
+        assert_eq!(diagnosis.status, Status::Fail);
+    }
 }

@@ -260,10 +260,7 @@ fn a_full_disk_fails_the_disk_check() {
         disk["detail"].as_str().unwrap().starts_with("100 % used"),
         "{disk}"
     );
-    assert!(
-        disk["remedy"].as_str().unwrap().contains("df -h"),
-        "{disk}"
-    );
+    assert!(disk["remedy"].as_str().unwrap().contains("df -h"), "{disk}");
 }
 
 #[test]

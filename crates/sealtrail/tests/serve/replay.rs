@@ -133,7 +133,10 @@ fn deleted_entries_are_put_back_from_audit_lines_and_the_log_verifies() {
     let data = dir.path().join("data");
     let file = dir.path().join("shipped.log");
     write_lines(&file, &lines);
-    let acme_lines = lines.iter().filter(|l| l.contains("\"tenant\":\"acme\"")).count();
+    let acme_lines = lines
+        .iter()
+        .filter(|l| l.contains("\"tenant\":\"acme\""))
+        .count();
     assert_eq!(acme_lines, 10);
 
     delete_rows(&data, &[3, 4, 9]);
@@ -190,9 +193,8 @@ fn a_forged_line_is_refused_and_reported() {
     let original = find(6).replace("\"u-6\"", "\"u-Y\"");
     let entry = &original[original.find(",\"entry\":").unwrap() + 9..original.len() - 1];
     let hash = sealtrail_core::hash::leaf_hash(entry.as_bytes()).to_hex();
-    let recomputed = format!(
-        "AUDIT: {{\"tenant\":\"acme\",\"event_hash\":\"{hash}\",\"entry\":{entry}}}"
-    );
+    let recomputed =
+        format!("AUDIT: {{\"tenant\":\"acme\",\"event_hash\":\"{hash}\",\"entry\":{entry}}}");
     let file = dir.path().join("forged.log");
     write_lines(&file, &[altered, recomputed]);
 
@@ -243,7 +245,8 @@ fn entries_the_store_never_had_are_appended_only_with_append() {
     assert_eq!(report["counts"]["appended"], 4, "{report:#}");
     assert_eq!(size(&data, "acme"), 14);
     let store = Location::new(&data, None).open_reader().unwrap();
-    let appended: Value = serde_json::from_slice(&store.entry("acme", 10).unwrap().unwrap()).unwrap();
+    let appended: Value =
+        serde_json::from_slice(&store.entry("acme", 10).unwrap().unwrap()).unwrap();
     drop(store);
     assert_eq!(appended["action"], "record.read");
     assert_eq!(appended["details"]["n"], 10);
