@@ -516,8 +516,7 @@ fn assess(
         (None, None) if activity.events_recent > 0 => (AuditStatus::Active, None),
         (None, None) => (AuditStatus::Idle, None),
     };
-    let status = if chain == ChainStatus::Violated || protections == ProtectionsStatus::Missing
-    {
+    let status = if chain == ChainStatus::Violated || protections == ProtectionsStatus::Missing {
         HealthStatus::Failing
     } else if spooling {
         HealthStatus::Degraded
@@ -841,7 +840,10 @@ mod tests {
         );
         let json = serde_json::to_value(&intact).unwrap();
         assert_eq!(json["checks"]["protections"], "intact");
-        assert!(json["checks"].get("protections_missing").is_none(), "{json}");
+        assert!(
+            json["checks"].get("protections_missing").is_none(),
+            "{json}"
+        );
     }
 
     #[test]
