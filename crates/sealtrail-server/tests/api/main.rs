@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod config;
 mod errors;
+mod health;
 mod helpers;
 mod idempotency;
 mod ingest;

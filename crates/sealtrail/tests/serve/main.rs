@@ -6,6 +6,7 @@
 mod support;
 
 mod crash;
+mod ops;
 mod pg_instances;
 mod pg_outage;
 mod replay;
