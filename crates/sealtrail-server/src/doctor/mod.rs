@@ -45,10 +45,10 @@ use serde::Serialize;
 
 use crate::ledger::LedgerConfig;
 
-/// Disk usage at which the `disk` check warns, in percent.
-pub const DISK_WARN_PERCENT: f64 = 75.0;
-/// Disk usage at which the `disk` check fails, in percent.
-pub const DISK_FAIL_PERCENT: f64 = 85.0;
+/// Disk usage at which the `disk` check warns, in percent: health's warning threshold.
+pub const DISK_WARN_PERCENT: f64 = crate::health::DISK_WARNING * 100.0;
+/// Disk usage at which the `disk` check fails, in percent: health's critical threshold.
+pub const DISK_FAIL_PERCENT: f64 = crate::health::DISK_CRITICAL * 100.0;
 /// A log whose latest checkpoint is smaller than the log and older than this is flagged.
 pub const CHECKPOINT_STALE_SECS: i64 = 5 * 60;
 /// Clock difference with the database that warns, in seconds.
