@@ -18,6 +18,7 @@
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_gaps_open{tenant,kind}`, `sealtrail_gap_findings_total{tenant,kind}`, `sealtrail_producer_missing_events_total{tenant}`, `sealtrail_producer_silent{tenant}` | gauge, counters, gauge | the gap detector (`crate::gaps::metrics`, which registers them here) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
@@ -275,6 +276,7 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
+        crate::gaps::metrics::register(&mut registry);
         Metrics {
             registry,
             spool_depth,

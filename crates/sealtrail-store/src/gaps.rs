@@ -272,16 +272,6 @@ impl GapsDb {
             missing_found,
         })
     }
-
-    /// Records that the finding `(kind, key)` of `tenant` has been counted; true the first
-    /// time.
-    pub fn mark_counted(&self, tenant: &str, kind: &str, key: &str) -> Result<bool, GapsError> {
-        let changed = self.conn.execute(
-            "INSERT OR IGNORE INTO counted (tenant, kind, key) VALUES (?1, ?2, ?3)",
-            params![tenant, kind, key],
-        )?;
-        Ok(changed == 1)
-    }
 }
 
 /// What the detector needs of one entry.
@@ -671,6 +661,29 @@ impl GapsReader {
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Some(GapsReader { conn }))
+    }
+
+    /// [`GapsReader::open`] with writing allowed, for [`GapsReader::mark_counted`] only.
+    pub fn open_for_marks(path: &Path) -> Result<Option<GapsReader>, GapsError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Some(GapsReader { conn }))
+    }
+
+    /// Records that the finding `(kind, key)` of `tenant` has been counted; true the first
+    /// time.
+    pub fn mark_counted(&self, tenant: &str, kind: &str, key: &str) -> Result<bool, GapsError> {
+        let changed = self.conn.execute(
+            "INSERT OR IGNORE INTO counted (tenant, kind, key) VALUES (?1, ?2, ?3)",
+            params![tenant, kind, key],
+        )?;
+        Ok(changed == 1)
     }
 
     /// The tenant's cursor: entries below it are counted.
