@@ -55,6 +55,7 @@ pub mod index;
 pub mod ingest;
 pub mod keys;
 pub mod ledger;
+pub mod lifecycle;
 pub mod metrics;
 pub mod query;
 pub mod readers;
