@@ -9,6 +9,7 @@
 //! and exit codes belong here and nowhere else.
 
 mod bench;
+mod gaps;
 mod keys;
 mod migrate;
 mod note;
@@ -67,6 +68,9 @@ pub enum Command {
     Note(NoteCommand),
     /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
     Verify(VerifyArgs),
+    /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
+    #[command(subcommand)]
+    Gaps(gaps::GapsCommand),
     /// Measure the brief's performance workloads beside the hand-built baseline, in one run
     Bench(sealtrail_bench::BenchArgs),
 }
@@ -177,6 +181,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Migrate { database_url } => migrate::run(&database_url),
         Command::Bench(args) => bench::run(args),
+        Command::Gaps(command) => gaps::run(command),
     }
 }
 
