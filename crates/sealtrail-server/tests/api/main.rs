@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod config;
 mod errors;
+mod gaps;
 mod helpers;
 mod idempotency;
 mod ingest;
