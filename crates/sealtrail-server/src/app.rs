@@ -100,11 +100,8 @@ impl Application {
                 .await??;
         let gap_watermarks = detector.watermarks();
         tasks.on_stop("gaps", move || detector.stop());
-        let gaps = crate::gaps::Gaps::new(
-            &settings.storage.data,
-            settings.gaps.clone(),
-            clock.clone(),
-        );
+        let gaps =
+            crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
         // Ready: recorded, so that a later gap can be put down to sealtrail's own downtime.

@@ -591,13 +591,16 @@ mod tests {
         assert_eq!(billing.threshold_secs, 900);
         assert_eq!(billing.rate_drop_ratio, 0.25);
         assert_eq!(billing.silent_factor, 10);
-        assert_eq!(
-            resolved.gaps.rules("ehr"),
-            crate::gaps::GapRules::default()
-        );
+        assert_eq!(resolved.gaps.rules("ehr"), crate::gaps::GapRules::default());
         for (text, named) in [
-            ("[tenants.billing]\ngap_threshold_secs = 30\n", "gap_threshold_secs"),
-            ("[tenants.billing]\nrate_drop_ratio = 1.5\n", "rate_drop_ratio"),
+            (
+                "[tenants.billing]\ngap_threshold_secs = 30\n",
+                "gap_threshold_secs",
+            ),
+            (
+                "[tenants.billing]\nrate_drop_ratio = 1.5\n",
+                "rate_drop_ratio",
+            ),
             ("[tenants.billing]\nsilent_factor = 0\n", "silent_factor"),
         ] {
             std::fs::write(&file, text).unwrap();

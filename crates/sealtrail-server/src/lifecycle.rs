@@ -9,7 +9,7 @@
 use sealtrail_core::event::Event;
 pub use sealtrail_store::gaps::{SERVER_STARTED, SERVER_STOPPED};
 
-use crate::ledger::{Ledger, LedgerError, Submission, SYSTEM_TENANT};
+use crate::ledger::{Ledger, LedgerError, SYSTEM_TENANT, Submission};
 
 /// Who this process is, for its start and stop records.
 #[derive(Debug, Clone)]

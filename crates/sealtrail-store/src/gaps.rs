@@ -227,7 +227,8 @@ impl GapsDb {
             .optional()?
             .map(|n| n as u64);
         let start = stored.unwrap_or(0);
-        let fresh: Vec<&(u64, EntryRow)> = entries.iter().filter(|(seq, _)| *seq >= start).collect();
+        let fresh: Vec<&(u64, EntryRow)> =
+            entries.iter().filter(|(seq, _)| *seq >= start).collect();
         let Some(last_seq) = fresh.last().map(|(seq, _)| *seq) else {
             return Ok(Applied {
                 next_seq: start,
@@ -571,10 +572,28 @@ fn follow_sequence(
     )?;
     let number = number as i64;
     if from < number {
-        insert.execute(params![tenant, app, instance, s.run, from, number - 1, start_at, at])?;
+        insert.execute(params![
+            tenant,
+            app,
+            instance,
+            s.run,
+            from,
+            number - 1,
+            start_at,
+            at
+        ])?;
     }
     if number < to {
-        insert.execute(params![tenant, app, instance, s.run, number + 1, to, at, end_at])?;
+        insert.execute(params![
+            tenant,
+            app,
+            instance,
+            s.run,
+            number + 1,
+            to,
+            at,
+            end_at
+        ])?;
     }
     Ok(0)
 }
@@ -701,7 +720,9 @@ impl GapsReader {
 
     /// The tenants with anything folded in.
     pub fn tenants(&self) -> Result<Vec<String>, GapsError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM tenants ORDER BY name")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM tenants ORDER BY name")?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -820,7 +841,12 @@ impl GapsReader {
     }
 
     /// The missing ranges whose span `[start_at, end_at]` reaches into `[from, to)` (unix µs).
-    pub fn missing(&self, tenant: &str, from: i64, to: i64) -> Result<Vec<MissingRange>, GapsError> {
+    pub fn missing(
+        &self,
+        tenant: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MissingRange>, GapsError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT app, instance, run, from_seq, to_seq, start_at, end_at FROM missing
              WHERE tenant = ?1 AND end_at >= ?2 AND start_at < ?3

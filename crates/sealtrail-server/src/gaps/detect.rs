@@ -222,7 +222,11 @@ fn ts(micros: i64) -> String {
 pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Finding> {
     let by_minute: HashMap<i64, &Minute> = data.minutes.iter().map(|m| (m.minute, m)).collect();
     let events = |m: i64| by_minute.get(&m).map_or(0, |x| x.events);
-    let active = |m: i64| by_minute.get(&m).is_some_and(|x| x.events + x.heartbeats > 0);
+    let active = |m: i64| {
+        by_minute
+            .get(&m)
+            .is_some_and(|x| x.events + x.heartbeats > 0)
+    };
     let lo = window.from.div_euclid(MINUTE);
     let hi = window.to.min(window.now).div_euclid(MINUTE);
     let now_minute = window.now.div_euclid(MINUTE);
@@ -240,7 +244,7 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
                 continue;
             }
             let mut start = m;
-            while start - 1 >= floor && !active(start - 1) {
+            while start > floor && !active(start - 1) {
                 start -= 1;
             }
             let mut end = m;
@@ -354,7 +358,10 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
             }
         }
         for (start, end, hours) in drops {
-            let count: i64 = hours.iter().map(|x| x["events"].as_i64().unwrap_or(0)).sum();
+            let count: i64 = hours
+                .iter()
+                .map(|x| x["events"].as_i64().unwrap_or(0))
+                .sum();
             let baseline: i64 = hours
                 .iter()
                 .map(|x| {
@@ -480,7 +487,7 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
         });
     }
 
-    findings.sort_by(|a, b| (a.start, a.kind).cmp(&(b.start, b.kind)));
+    findings.sort_by_key(|f| (f.start, f.kind));
     findings
 }
 
@@ -517,7 +524,9 @@ mod tests {
 
     #[test]
     fn a_quiet_night_is_not_a_gap_but_the_same_silence_at_noon_is() {
-        let data = history(4, |m| (3 * DAY_MINUTES + 720..3 * DAY_MINUTES + 760).contains(&m));
+        let data = history(4, |m| {
+            (3 * DAY_MINUTES + 720..3 * DAY_MINUTES + 760).contains(&m)
+        });
         let window = Window {
             from: 3 * DAY,
             to: 4 * DAY,

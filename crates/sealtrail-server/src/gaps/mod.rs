@@ -309,10 +309,10 @@ impl Gaps {
         let to = to.unwrap_or(now);
         let from = match from {
             Some(from) => from,
-            None => Timestamp::from_unix_micros(
-                to.unix_micros() - DEFAULT_WINDOW.as_micros() as i64,
-            )
-            .map_err(|e| invalid("to", "range", e.to_string()))?,
+            None => {
+                Timestamp::from_unix_micros(to.unix_micros() - DEFAULT_WINDOW.as_micros() as i64)
+                    .map_err(|e| invalid("to", "range", e.to_string()))?
+            }
         };
         if from >= to {
             return Err(invalid(
@@ -352,11 +352,7 @@ impl Gaps {
 }
 
 /// What the rules read for `tenant` and `window`.
-fn tenant_data(
-    reader: &GapsReader,
-    tenant: &str,
-    window: Window,
-) -> Result<TenantData, GapsError> {
+fn tenant_data(reader: &GapsReader, tenant: &str, window: Window) -> Result<TenantData, GapsError> {
     let lo = window.from.div_euclid(MINUTE);
     let hi = window.to.min(window.now).div_euclid(MINUTE);
     Ok(TenantData {

@@ -213,15 +213,34 @@ mod tests {
             (vec![("bucket", "week"), from, to], "bucket", "enum"),
             (vec![from, to], "bucket", "required"),
             (vec![("bucket", "hour"), to], "from", "required"),
-            (vec![("bucket", "hour"), ("from", "today"), to], "from", "timestamp"),
-            (vec![("bucket", "hour"), from, to, ("time", "seen_at")], "time", "enum"),
-            (vec![("bucket", "hour"), from, to, ("source", "")], "source", "length"),
+            (
+                vec![("bucket", "hour"), ("from", "today"), to],
+                "from",
+                "timestamp",
+            ),
+            (
+                vec![("bucket", "hour"), from, to, ("time", "seen_at")],
+                "time",
+                "enum",
+            ),
+            (
+                vec![("bucket", "hour"), from, to, ("source", "")],
+                "source",
+                "length",
+            ),
         ] {
             let error = request(&query).unwrap_err();
             assert_eq!(error.field.as_deref(), Some(field), "{query:?}");
             assert_eq!(error.rule, Some(rule), "{query:?}");
         }
-        let ok = request(&[("bucket", "day"), from, to, ("time", "received_at"), ("action", "a.b")]).unwrap();
+        let ok = request(&[
+            ("bucket", "day"),
+            from,
+            to,
+            ("time", "received_at"),
+            ("action", "a.b"),
+        ])
+        .unwrap();
         assert_eq!(ok.bucket, Bucket::Day);
         assert!(ok.received);
         assert_eq!(ok.filter.action.as_deref(), Some("a.b"));

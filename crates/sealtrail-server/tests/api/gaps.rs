@@ -305,7 +305,8 @@ async fn a_day_with_planted_gaps_reports_each_exactly_and_nothing_else() {
     send(&app, &token, &clinic.sent()).await;
     counted(&app, "clinic").await;
 
-    let (status, report) = get_json(&app, &token, &format!("/v1/gaps?{}", window(clinic.base))).await;
+    let (status, report) =
+        get_json(&app, &token, &format!("/v1/gaps?{}", window(clinic.base))).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["tenant"], "clinic");
     assert_eq!(report["from"], stamp(clinic.base));
@@ -348,14 +349,24 @@ async fn a_day_with_planted_gaps_reports_each_exactly_and_nothing_else() {
     assert_eq!(per_minute.len(), 1440);
     let summed: Vec<i64> = per_minute.chunks(60).map(|h| h.iter().sum()).collect();
     assert_eq!(summed, expected);
-    assert!(per_minute[14 * 60 + 10..14 * 60 + 50].iter().all(|c| *c == 0));
-    assert_eq!(minutes["buckets"][61]["start"], stamp(clinic.base + 61 * MIN));
+    assert!(
+        per_minute[14 * 60 + 10..14 * 60 + 50]
+            .iter()
+            .all(|c| *c == 0)
+    );
+    assert_eq!(
+        minutes["buckets"][61]["start"],
+        stamp(clinic.base + 61 * MIN)
+    );
 
     // Filters: source.app and action.
     let (_, billing) = get_json(
         &app,
         &token,
-        &format!("/v1/timeline?bucket=hour&source=billing&{}", window(clinic.base)),
+        &format!(
+            "/v1/timeline?bucket=hour&source=billing&{}",
+            window(clinic.base)
+        ),
     )
     .await;
     let billing: Vec<i64> = billing["buckets"]
@@ -447,7 +458,9 @@ async fn a_restart_in_the_middle_of_detection_changes_nothing() {
     app.stop().await;
 
     // The server's own start and stop records are in the _system log.
-    let reader = sealtrail_store::Location::new(&data, None).open_reader().unwrap();
+    let reader = sealtrail_store::Location::new(&data, None)
+        .open_reader()
+        .unwrap();
     let mut actions = Vec::new();
     reader
         .for_each_entry("_system", 0, u64::MAX, &mut |_, entry| {
@@ -497,7 +510,11 @@ async fn bad_timeline_and_gap_parameters_are_refused_naming_the_field() {
             "bucket",
             "max_buckets",
         ),
-        ("/v1/timeline?bucket=hour&to=2026-01-01T00:00:00Z", "from", "required"),
+        (
+            "/v1/timeline?bucket=hour&to=2026-01-01T00:00:00Z",
+            "from",
+            "required",
+        ),
         (
             "/v1/timeline?bucket=hour&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&tenant=x",
             "tenant",

@@ -75,15 +75,20 @@ pub struct TimelineArgs {
 }
 
 fn timestamp(flag: &str, text: &str) -> Result<Timestamp> {
-    Timestamp::parse(text)
-        .with_context(|| format!("--{flag} {text:?} is not an RFC 3339 timestamp such as 2026-11-23T10:00:00Z"))
+    Timestamp::parse(text).with_context(|| {
+        format!("--{flag} {text:?} is not an RFC 3339 timestamp such as 2026-11-23T10:00:00Z")
+    })
 }
 
 /// The store, and its gap database brought up to date.
 fn ready(data: &DataArgs) -> Result<()> {
     let location = data.existing_store()?;
-    sealtrail_server::gaps::catch_up(&data.data, &location)
-        .with_context(|| format!("cannot bring {} up to date with the log", sealtrail_store::DataDir::new(&data.data).gaps().display()))
+    sealtrail_server::gaps::catch_up(&data.data, &location).with_context(|| {
+        format!(
+            "cannot bring {} up to date with the log",
+            sealtrail_store::DataDir::new(&data.data).gaps().display()
+        )
+    })
 }
 
 pub fn run(command: GapsCommand) -> Result<()> {
@@ -94,7 +99,11 @@ pub fn run(command: GapsCommand) -> Result<()> {
 }
 
 fn list(args: ListArgs) -> Result<()> {
-    let from = args.from.as_deref().map(|t| timestamp("from", t)).transpose()?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| timestamp("from", t))
+        .transpose()?;
     let to = args.to.as_deref().map(|t| timestamp("to", t)).transpose()?;
     let config = match &args.config {
         Some(file) => {
@@ -108,7 +117,11 @@ fn list(args: ListArgs) -> Result<()> {
         None => GapConfig::default(),
     };
     ready(&args.data)?;
-    let gaps = Gaps::new(&args.data.data, config, sealtrail_server::clock::Clock::system());
+    let gaps = Gaps::new(
+        &args.data.data,
+        config,
+        sealtrail_server::clock::Clock::system(),
+    );
     let report = gaps.report(&args.tenant, from, to)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -154,13 +167,19 @@ fn timeline(args: TimelineArgs) -> Result<()> {
         },
     };
     ready(&args.data)?;
-    let gaps = Gaps::new(&args.data.data, GapConfig::default(), sealtrail_server::clock::Clock::system());
-    let timeline = gaps.timeline(&args.tenant, &request).map_err(|error| match error {
-        sealtrail_server::gaps::GapsRequestError::Invalid { field, message, .. } => {
-            anyhow::anyhow!("--{field}: {message}")
-        }
-        other => other.into(),
-    })?;
+    let gaps = Gaps::new(
+        &args.data.data,
+        GapConfig::default(),
+        sealtrail_server::clock::Clock::system(),
+    );
+    let timeline = gaps
+        .timeline(&args.tenant, &request)
+        .map_err(|error| match error {
+            sealtrail_server::gaps::GapsRequestError::Invalid { field, message, .. } => {
+                anyhow::anyhow!("--{field}: {message}")
+            }
+            other => other.into(),
+        })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&timeline.to_json())?);
     } else {
