@@ -24,7 +24,7 @@
 //!   is the pool of store connections they read through.
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
-//!   the query index. A gap detector, a monitor, a delivery or an archive is a new module that
+//!   the query index; [`gaps`] the second (timelines and gap detection). A monitor, a delivery or an archive is a new module that
 //!   implements [`follower::Follow`].
 //! - **The edge.** [`http`]: axum only — extractors, authentication of the caller, calling
 //!   the services, and [`http::error`], the one place errors become status codes. [`metrics`]
@@ -49,12 +49,14 @@ pub mod config;
 pub mod directory;
 pub mod doctor;
 pub mod follower;
+pub mod gaps;
 pub mod health;
 pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod keys;
 pub mod ledger;
+pub mod lifecycle;
 pub mod metrics;
 pub mod query;
 pub mod readers;

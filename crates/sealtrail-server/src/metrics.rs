@@ -22,6 +22,7 @@
 //! | `sealtrail_verification_last_run_timestamp_seconds` | gauge | the verifier, via [`record_verification`]: when a verification last finished (0 before the first) |
 //! | `sealtrail_disk_usage_ratio` | gauge | `GET /metrics`, via [`set_disk_usage`]: used fraction of the data directory's file system |
 //! | `sealtrail_auth_refusals_total{reason}` | counter | every 401 and 403, via [`auth_refused`], by the error code answered (`unauthorized`, `forbidden`, …) |
+//! | `sealtrail_gaps_open{tenant,kind}`, `sealtrail_gap_findings_total{tenant,kind}`, `sealtrail_producer_missing_events_total{tenant}`, `sealtrail_producer_silent{tenant}` | gauge, counters, gauge | the gap detector (`crate::gaps::metrics`, which registers them here) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
@@ -317,6 +318,7 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
+        crate::gaps::metrics::register(&mut registry);
         Metrics {
             registry,
             spool_depth,

@@ -19,7 +19,7 @@
 //! take one from a pool.
 //!
 //! Beside the stores: [`index`], the query index's database (`DIR/index.db`, derived from the
-//! logs), and [`layout`], the one type that knows the data directory's file names
+//! logs), [`gaps`], the gap detector's (`DIR/gaps.db`, likewise), and [`layout`], the one type that knows the data directory's file names
 //! ([`DataDir`]). With the feature `test-suite`, [`testing`] is the harness of the one store
 //! test suite, for this crate's tests and for crates built on it.
 //!
@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod gaps;
 pub mod index;
 pub mod layout;
 pub mod postgres;

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod admin;
 pub mod error;
+pub mod gaps;
 pub mod ingest;
 pub mod log;
 pub mod ops;
@@ -360,6 +361,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(query::routes())
+        .merge(gaps::routes())
         .merge(log::routes())
         .merge(tiles::routes())
         .merge(admin::routes())

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub board: VerificationBoard,
     /// The read side of the query index (how many searches wait for it, say).
     pub index: Index,
+    /// How far the gap detector has counted each tenant's log.
+    pub gap_marks: sealtrail_server::follower::Watermarks,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -73,6 +75,7 @@ pub async fn spawn_app_with_clock(
     let ledger = app.ledger();
     let board = app.verification_board();
     let index = app.index();
+    let gap_marks = app.gap_watermarks();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -93,6 +96,7 @@ pub async fn spawn_app_with_clock(
         data,
         board,
         index,
+        gap_marks,
         dir,
         stop: Some(stop),
         server: Some(server),

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod config;
 mod errors;
+mod gaps;
 mod health;
 mod helpers;
 mod idempotency;

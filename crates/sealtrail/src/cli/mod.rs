@@ -10,6 +10,7 @@
 
 mod bench;
 mod doctor;
+mod gaps;
 mod keys;
 mod migrate;
 mod note;
@@ -102,6 +103,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
     Replay(replay::ReplayArgs),
+    /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
+    #[command(subcommand)]
+    Gaps(gaps::GapsCommand),
     /// Measure the brief's performance workloads beside the hand-built baseline, in one run
     Bench(sealtrail_bench::BenchArgs),
 }
@@ -234,6 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Gaps(command) => gaps::run(command),
     }
 }
 
