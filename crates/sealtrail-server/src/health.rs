@@ -23,8 +23,8 @@
 //! [`INDEX_LAG_DEGRADED`] seconds (the instance still takes events durably, so it stays in
 //! rotation, but someone must look); `healthy` otherwise.
 //!
-//! The gap detectors' open gaps are not part of the status yet: when they report, an open
-//! gap belongs in [`assess`] as a cause of `degraded`, beside the index lag.
+//! An open gap finding (`gaps_open`, from the gap detector's latest judgement) is
+//! `degraded` too, and leaves a worse status as it is.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ impl HealthCheck {
             disk,
         );
         health.checks.permissions_warning = self.check_permissions().await;
-        health
+        with_open_gaps(health, crate::gaps::metrics::open_now())
     }
 
     /// Reads the store (its tenants' latest entries and its protections) and probes the data
@@ -395,6 +395,9 @@ pub struct HealthChecks {
     /// the status, because the service works and the operator may have meant it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions_warning: Option<String>,
+    /// Gap findings open across tenants (ongoing, or ended within the last hour) at the gap
+    /// detector's latest judgement, made once a minute; `GET /v1/gaps` lists them.
+    pub gaps_open: u64,
 }
 
 /// `GET /health`.
@@ -550,8 +553,19 @@ fn assess(
             spool,
             index_lag_seconds: index_lag,
             permissions_warning: None,
+            gaps_open: 0,
         },
     }
+}
+
+/// An open gap in a log is `degraded`: events may be missing and someone must look, but the
+/// instance takes events durably, so it stays in rotation. A worse status stays as it is.
+fn with_open_gaps(mut health: Health, open: u64) -> Health {
+    health.checks.gaps_open = open;
+    if open > 0 && health.status == HealthStatus::Healthy {
+        health.status = HealthStatus::Degraded;
+    }
+    health
 }
 
 #[cfg(test)]
@@ -566,6 +580,33 @@ mod tests {
             last_event_age: (recent > 0).then_some(Duration::from_secs(2)),
             commit_failure: failure.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn an_open_gap_is_degraded_and_a_worse_status_stays() {
+        let healthy = || StoreCheck {
+            read: Ok(()),
+            disk: Ok(()),
+        };
+        let assessed = |chain| {
+            assess(
+                healthy(),
+                None,
+                activity(3, None),
+                chain,
+                None,
+                Some(vec![]),
+                None,
+            )
+        };
+        let quiet = with_open_gaps(assessed(ChainStatus::Valid), 0);
+        assert_eq!(quiet.status, HealthStatus::Healthy);
+        let gap = with_open_gaps(assessed(ChainStatus::Valid), 2);
+        assert_eq!(gap.status, HealthStatus::Degraded);
+        let json = serde_json::to_value(&gap).unwrap();
+        assert_eq!(json["checks"]["gaps_open"], 2, "{json}");
+        let violated = with_open_gaps(assessed(ChainStatus::Violated), 2);
+        assert_eq!(violated.status, HealthStatus::Failing);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! the log, never a caller's.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +50,15 @@ struct GapMetrics {
     findings: Family<TenantKind, Counter>,
     missing: Family<TenantLabel, Counter>,
     silent: Family<TenantLabel, Gauge>,
+}
+
+/// Open findings across tenants at the latest judgement, for `GET /health`.
+static OPEN_NOW: AtomicU64 = AtomicU64::new(0);
+
+/// Gap findings across every tenant that were open (ongoing, or ended within the last hour)
+/// when [`evaluate`] last ran; 0 before it first has.
+pub fn open_now() -> u64 {
+    OPEN_NOW.load(Ordering::Relaxed)
 }
 
 static GAP_METRICS: LazyLock<GapMetrics> = LazyLock::new(|| GapMetrics {
@@ -99,6 +109,7 @@ pub fn evaluate(gaps: &Gaps) -> Result<(), super::GapsRequestError> {
     };
     let now = gaps.clock.now().unix_micros();
     let m = &*GAP_METRICS;
+    let mut open_total = 0u64;
     for tenant in reader.tenants()? {
         if tenant == SYSTEM_TENANT {
             continue;
@@ -117,6 +128,7 @@ pub fn evaluate(gaps: &Gaps) -> Result<(), super::GapsRequestError> {
                 kind: kind.as_str(),
             };
             m.open.get_or_create(&labels).set(open as i64);
+            open_total += open as u64;
             let counter = m.findings.get_or_create(&labels);
             for finding in report.gaps.iter().filter(|f| f.kind == kind) {
                 if reader.mark_counted(&tenant, kind.as_str(), &finding.key())? {
@@ -135,6 +147,7 @@ pub fn evaluate(gaps: &Gaps) -> Result<(), super::GapsRequestError> {
             })
             .set(silent);
     }
+    OPEN_NOW.store(open_total, Ordering::Relaxed);
     Ok(())
 }
 
