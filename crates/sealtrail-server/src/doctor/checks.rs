@@ -738,3 +738,74 @@ pub(super) fn chain(conn: &dyn Store, data_dir: &Path, request: &LocalRequest) -
         )
     }
 }
+
+/// Open gap findings of every tenant's last 24 hours (see the module table).
+pub(super) fn gaps(
+    conn: &dyn Store,
+    location: &Location,
+    data_dir: &Path,
+    request: &LocalRequest,
+    now: Timestamp,
+) -> Check {
+    if let Err(error) = crate::gaps::catch_up(data_dir, location) {
+        return Check::warn(
+            "gaps",
+            format!("cannot bring the gap database up to date: {error}"),
+            format!("sealtrail gaps list {} --tenant TENANT", request.store_args),
+        );
+    }
+    let tenants = match conn.tenants() {
+        Ok(tenants) => tenants,
+        Err(error) => return Check::fail("gaps", error.to_string(), "sealtrail verify"),
+    };
+    let gaps = crate::gaps::Gaps::new(
+        data_dir,
+        crate::gaps::GapConfig::default(),
+        crate::clock::Clock::system(),
+    );
+    let mut open = Vec::new();
+    for tenant in tenants.iter().filter(|t| t.name != SYSTEM_TENANT) {
+        let report = match gaps.report(&tenant.name, None, None) {
+            Ok(report) => report,
+            Err(error) => {
+                return Check::warn(
+                    "gaps",
+                    format!("cannot judge the gaps of {}: {error}", tenant.name),
+                    format!(
+                        "sealtrail gaps list {} --tenant {}",
+                        request.store_args, tenant.name
+                    ),
+                );
+            }
+        };
+        let kinds: Vec<&str> = report
+            .gaps
+            .iter()
+            .filter(|f| crate::gaps::metrics::is_open(f, now.unix_micros()))
+            .map(|f| f.kind.as_str())
+            .collect();
+        if !kinds.is_empty() {
+            open.push((tenant.name.clone(), kinds));
+        }
+    }
+    match open.first() {
+        None => Check::ok(
+            "gaps",
+            "no open gap in any log's last 24 hours (default rules)".to_string(),
+        ),
+        Some((first, _)) => Check::warn(
+            "gaps",
+            format!(
+                "open gap findings: {}",
+                open.iter()
+                    .map(|(tenant, kinds)| format!("{tenant}: {}", kinds.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            format!(
+                "sealtrail gaps list {} --tenant {first}",
+                request.store_args
+            ),
+        ),
+    }
+}

@@ -21,6 +21,7 @@
 //! | `clock` | the latest checkpoint of a log is dated in the future (fail: the clock went back); PostgreSQL's clock differs from this machine's by more than [`CLOCK_SKEW_WARN_SECS`] (warn) or [`CLOCK_SKEW_FAIL_SECS`] (fail) |
 //! | `keys` | a log's key file is missing or unreadable, or differs from the verifier key the store recorded (fail) |
 //! | `index` | the query index trails a log by more than [`INDEX_LAG_WARN_ENTRIES`] entries (warn) |
+//! | `gaps` | a tenant's log has a gap finding open (ongoing, or ended within the last hour) in the last 24 hours, judged with the default rules (warn) |
 //! | `spool` | events wait in the local spool (warn), the oldest for more than [`SPOOL_AGE_FAIL_SECS`] (fail) |
 //! | `write_probe` | appending `sealtrail.doctor.probe` to the `_system` log through the write path, reading it back and checking it against its receipt and stored hash fails (fail) |
 //! | `chain` | verification of each log's latest [`RECENT_ENTRIES`] entries finds a violation (fail) |
@@ -32,7 +33,9 @@
 //! checkpoint and index checks (which it would otherwise disturb: the ledger signs the logs it
 //! finds unsigned when it stops) and before the chain check, which then covers it.
 //!
-//! Open gaps in the logs are not checked here.
+//! The `gaps` check brings `DIR/gaps.db` up to date with the log first, as `sealtrail gaps
+//! list` does, and judges with the default rules: a tenant's own thresholds live in the
+//! server's configuration file, which `gaps list --config FILE` reads.
 
 mod checks;
 pub mod remote;
@@ -176,6 +179,7 @@ pub fn run_local(request: &LocalRequest) -> Diagnosis {
         out.push(checks::clock(conn, now));
         out.push(checks::keys(conn, data_dir));
         out.push(checks::index(conn, data_dir, request));
+        out.push(checks::gaps(conn, location, data_dir, request, now));
     }
     out.push(checks::spool(location, data_dir, now));
     if let Some(conn) = conn {

@@ -121,7 +121,7 @@ pub fn evaluate(gaps: &Gaps) -> Result<(), super::GapsRequestError> {
                 .gaps
                 .iter()
                 .filter(|f| f.kind == kind)
-                .filter(|f| f.ongoing || now - f.end < OPEN_FOR.as_micros() as i64)
+                .filter(|f| is_open(f, now))
                 .count();
             let labels = TenantKind {
                 tenant: tenant.clone(),
@@ -149,6 +149,12 @@ pub fn evaluate(gaps: &Gaps) -> Result<(), super::GapsRequestError> {
     }
     OPEN_NOW.store(open_total, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether a finding counts as open at `now` (microseconds): ongoing, or ended within
+/// [`OPEN_FOR`].
+pub fn is_open(finding: &super::detect::Finding, now: i64) -> bool {
+    finding.ongoing || now - finding.end < OPEN_FOR.as_micros() as i64
 }
 
 /// Runs [`evaluate`] every [`EVALUATE_EVERY`] until shutdown.

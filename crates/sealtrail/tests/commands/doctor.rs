@@ -14,7 +14,7 @@ use crate::support::tamper::Log;
 use crate::support::{TestDatabase, disk};
 
 /// Every check the local mode runs on a reachable store, in order.
-const LOCAL_CHECKS: [&str; 12] = [
+const LOCAL_CHECKS: [&str; 13] = [
     "store",
     "schema",
     "protections",
@@ -24,6 +24,7 @@ const LOCAL_CHECKS: [&str; 12] = [
     "clock",
     "keys",
     "index",
+    "gaps",
     "spool",
     "write_probe",
     "chain",
@@ -283,4 +284,30 @@ fn a_healthy_postgresql_store_passes_every_check() {
     );
     let entry = last_system_entry(&log.data, Some(&url));
     assert_eq!(entry["action"], "sealtrail.doctor.probe");
+}
+
+/// A producer that skipped 17 sequence numbers just now is an open gap: a warning naming the
+/// tenant and the kind, with the command that lists it.
+#[test]
+fn an_open_gap_warns_with_the_command_that_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::build(dir.path().join("data"), None);
+    let size = crate::support::tamper::SIZE;
+    log.session(size + 17..size + 20);
+    let data = log.data.to_str().unwrap();
+
+    let (code, report, out) = doctor(&["--data", data], &[]);
+    assert_eq!(code, 0, "a warning only: {report:#}\n{out:?}");
+    assert_eq!(report["status"], "warn", "{report:#}");
+    let gaps = check(&report, "gaps");
+    assert_eq!(gaps["status"], "warn", "{gaps}");
+    let detail = gaps["detail"].as_str().unwrap();
+    assert!(detail.contains("acme: producer_seq_gap"), "{detail}");
+    let remedy = gaps["remedy"].as_str().unwrap();
+    assert!(
+        remedy.starts_with("sealtrail gaps list --data") && remedy.ends_with("--tenant acme"),
+        "{remedy}"
+    );
+    let (strict, _, _) = doctor(&["--data", data], &["--strict"]);
+    assert_eq!(strict, 1);
 }
