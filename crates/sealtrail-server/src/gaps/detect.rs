@@ -276,7 +276,8 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
             let ongoing = end >= now_minute;
             let history = match expected {
                 Some(x) => format!(
-                    "; the same hours of the {days} previous day(s) held {x:.1} events on average"
+                    "; the same hours of the {} held {x:.1} events on average",
+                    sealtrail_core::text::count(days as u64, "previous day", "previous days")
                 ),
                 None => "; no earlier days to compare with".to_string(),
             };

@@ -127,9 +127,9 @@ fn list(args: ListArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
         println!(
-            "{}: {} gap(s) from {} to {}",
+            "{}: {} from {} to {}",
             report.tenant,
-            report.gaps.len(),
+            sealtrail_core::text::count(report.gaps.len() as u64, "gap", "gaps"),
             report.from,
             report.to
         );
@@ -145,8 +145,8 @@ fn list(args: ListArgs) -> Result<()> {
     }
     if !report.gaps.is_empty() {
         bail!(
-            "{} gap(s) found in {}'s log; see the list above",
-            report.gaps.len(),
+            "{} found in {}'s log (listed on stdout)",
+            sealtrail_core::text::count(report.gaps.len() as u64, "gap", "gaps"),
             report.tenant
         );
     }
