@@ -136,9 +136,11 @@ impl Authenticator {
             });
         }
         let asked = named.clone();
+        // On the control path: every request may need this read, ingest included, and none
+        // may wait for searches to finish (see `crate::readers`).
         let looked_up = self
             .readers
-            .read(move |conn| {
+            .control(move |conn| {
                 let token = conn.token_by_secret(&hash)?;
                 let multi_tenant = token.as_ref().is_some_and(|t| t.tenant == ANY_TENANT);
                 let named_tenant_exists = match asked {

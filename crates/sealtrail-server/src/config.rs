@@ -102,6 +102,18 @@ pub struct Settings {
     /// clock (422, rule `future`); default 86400 (24 hours)
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_MAX_FUTURE_SKEW_SECS")]
     pub max_future_skew_secs: Option<u64>,
+    /// Stop a search (GET /v1/events) that runs longer than this many milliseconds and answer
+    /// 503 with rule `query_timeout`; default 10000 (10 s), 0 = no limit
+    #[arg(long, value_name = "MS", env = "SEALTRAIL_QUERY_TIMEOUT_MS")]
+    pub query_timeout_ms: Option<u64>,
+    /// Searches run at once in this process, at most; more wait up to a second, then get 503
+    /// (rule `search_capacity`); default 8. Ingest, /health and checkpoints never wait for them
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES")]
+    pub max_searches: Option<usize>,
+    /// Searches one tenant runs at once, at most; more wait up to a second, then get 429
+    /// (rule `concurrent_searches`); default 4, at most max_searches
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES_PER_TENANT")]
+    pub max_searches_per_tenant: Option<usize>,
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
@@ -126,6 +138,8 @@ pub struct Resolved {
     pub verification: VerificationSettings,
     /// What producers may send: the ingest service's section.
     pub ingest: IngestSettings,
+    /// How searches share the service: the query service's section.
+    pub queries: QuerySettings,
 }
 
 /// `data`, `database_url`.
@@ -179,6 +193,32 @@ pub struct IngestSettings {
     pub max_future_skew: Duration,
 }
 
+/// `query_timeout_ms`, `max_searches`, `max_searches_per_tenant`: how much of the service
+/// searches may take, so that one tenant's searches cannot stall another's, nor ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuerySettings {
+    /// A search running longer is stopped (503 `query_timeout`); `None`: never.
+    pub time_limit: Option<Duration>,
+    /// Searches running at once in the process.
+    pub max_searches: usize,
+    /// Searches running at once for one tenant.
+    pub max_searches_per_tenant: usize,
+}
+
+/// The default of `query_timeout_ms`: a first page takes milliseconds, and even a search
+/// that reads a million index entries stays well under it; a search that needs longer is
+/// better narrowed (a time range, another filter) than waited for.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `max_searches`: enough to keep a few cores busy with searches while
+/// leaving the rest of the machine to ingest.
+pub const DEFAULT_MAX_SEARCHES: usize = 8;
+/// The default of `max_searches_per_tenant`: half of the process's, so that one tenant alone
+/// cannot take every search slot.
+pub const DEFAULT_MAX_SEARCHES_PER_TENANT: usize = 4;
+/// The largest `max_searches`: each running search holds an index connection and a thread
+/// of the blocking pool.
+pub const MAX_MAX_SEARCHES: usize = 256;
+
 /// The default of `max_future_skew_secs`: a day, far more than any clock drift or time-zone
 /// mistake, small enough that a wrong year is refused.
 pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -197,6 +237,9 @@ impl Resolved {
             "audit_stdout": self.log.audit_stdout,
             "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
             "max_future_skew_secs": self.ingest.max_future_skew.as_secs(),
+            "query_timeout_ms": self.queries.time_limit.map_or(0, |d| d.as_millis() as u64),
+            "max_searches": self.queries.max_searches,
+            "max_searches_per_tenant": self.queries.max_searches_per_tenant,
         })
     }
 }
@@ -238,6 +281,10 @@ pub enum ConfigError {
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
+    #[error("max_searches must be from 1 to {MAX_MAX_SEARCHES}, not {value}")]
+    MaxSearches { value: usize },
+    #[error("max_searches_per_tenant must be from 1 to max_searches ({max_searches}), not {value}")]
+    MaxSearchesPerTenant { value: usize, max_searches: usize },
 }
 
 impl Settings {
@@ -261,6 +308,11 @@ impl Settings {
             on_store_failure: self.on_store_failure.or(file.on_store_failure),
             spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
             max_future_skew_secs: self.max_future_skew_secs.or(file.max_future_skew_secs),
+            query_timeout_ms: self.query_timeout_ms.or(file.query_timeout_ms),
+            max_searches: self.max_searches.or(file.max_searches),
+            max_searches_per_tenant: self
+                .max_searches_per_tenant
+                .or(file.max_searches_per_tenant),
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -290,6 +342,11 @@ impl Settings {
                 redacted: sealtrail_store::postgres::redact_url(url),
             });
         }
+        let queries = query_settings(
+            merged.query_timeout_ms,
+            merged.max_searches,
+            merged.max_searches_per_tenant,
+        )?;
         let mut tenant_policies = HashMap::new();
         for (name, tenant) in merged.tenants.unwrap_or_default() {
             if let Err(source) = TenantName::parse(&name) {
@@ -338,8 +395,43 @@ impl Settings {
                     .max_future_skew_secs
                     .map_or(DEFAULT_MAX_FUTURE_SKEW, Duration::from_secs),
             },
+            queries,
         })
     }
+}
+
+/// The `queries` section from the merged `query_timeout_ms`, `max_searches` and
+/// `max_searches_per_tenant`, checked.
+fn query_settings(
+    query_timeout_ms: Option<u64>,
+    max_searches: Option<usize>,
+    max_searches_per_tenant: Option<usize>,
+) -> Result<QuerySettings, ConfigError> {
+    let time_limit = match query_timeout_ms {
+        None => Some(DEFAULT_QUERY_TIMEOUT),
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+    };
+    let max_searches = max_searches.unwrap_or(DEFAULT_MAX_SEARCHES);
+    if !(1..=MAX_MAX_SEARCHES).contains(&max_searches) {
+        return Err(ConfigError::MaxSearches {
+            value: max_searches,
+        });
+    }
+    // Unset, the share is the default or, below it, the process's whole cap.
+    let max_searches_per_tenant =
+        max_searches_per_tenant.unwrap_or(DEFAULT_MAX_SEARCHES_PER_TENANT.min(max_searches));
+    if !(1..=max_searches).contains(&max_searches_per_tenant) {
+        return Err(ConfigError::MaxSearchesPerTenant {
+            value: max_searches_per_tenant,
+            max_searches,
+        });
+    }
+    Ok(QuerySettings {
+        time_limit,
+        max_searches,
+        max_searches_per_tenant,
+    })
 }
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -400,6 +492,80 @@ mod tests {
             flag.resolve().unwrap().ingest.max_future_skew,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn search_limits_come_from_flags_or_the_file_and_are_checked() {
+        let defaults = Settings::default().resolve().unwrap().queries;
+        assert_eq!(
+            defaults,
+            QuerySettings {
+                time_limit: Some(DEFAULT_QUERY_TIMEOUT),
+                max_searches: DEFAULT_MAX_SEARCHES,
+                max_searches_per_tenant: DEFAULT_MAX_SEARCHES_PER_TENANT,
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(&file, "query_timeout_ms = 250\nmax_searches = 2\n").unwrap();
+        let from_file = Settings {
+            config: Some(file),
+            ..Settings::default()
+        };
+        let resolved = from_file.clone().resolve().unwrap();
+        // The share defaults to the cap when the cap is below the default share.
+        assert_eq!(
+            resolved.queries,
+            QuerySettings {
+                time_limit: Some(Duration::from_millis(250)),
+                max_searches: 2,
+                max_searches_per_tenant: 2,
+            }
+        );
+        assert_eq!(resolved.audit_record()["query_timeout_ms"], 250);
+        assert_eq!(resolved.audit_record()["max_searches_per_tenant"], 2);
+        let flags = Settings {
+            query_timeout_ms: Some(0),
+            max_searches_per_tenant: Some(1),
+            ..from_file
+        };
+        let resolved = flags.resolve().unwrap();
+        assert_eq!(resolved.queries.time_limit, None, "0 turns the limit off");
+        assert_eq!(resolved.queries.max_searches_per_tenant, 1);
+
+        for (settings, named) in [
+            (
+                Settings {
+                    max_searches: Some(0),
+                    ..Settings::default()
+                },
+                "max_searches must be from 1 to 256, not 0",
+            ),
+            (
+                Settings {
+                    max_searches: Some(MAX_MAX_SEARCHES + 1),
+                    ..Settings::default()
+                },
+                "max_searches must be from 1",
+            ),
+            (
+                Settings {
+                    max_searches_per_tenant: Some(9),
+                    ..Settings::default()
+                },
+                "max_searches_per_tenant must be from 1 to max_searches (8), not 9",
+            ),
+            (
+                Settings {
+                    max_searches_per_tenant: Some(0),
+                    ..Settings::default()
+                },
+                "max_searches_per_tenant must be from 1",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+        }
     }
 
     #[test]

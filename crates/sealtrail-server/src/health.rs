@@ -75,9 +75,11 @@ impl HealthCheck {
         })
         .await
         .unwrap_or_else(|e| Err(DiskFailure::Probe(e)));
+        // On the control path: a health check that waits for searches tells a load balancer
+        // that an instance which takes events durably is down.
         let read = self
             .readers
-            .read(|conn| conn.tenants().map(drop))
+            .control(|conn| conn.tenants().map(drop))
             .await
             .map_err(|error| {
                 tracing::error!(%error, "store error");

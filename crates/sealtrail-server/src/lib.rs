@@ -20,7 +20,9 @@
 //!   and the one rule for which key signs, verifies and is published for a log), [`authn`]
 //!   (from a bearer secret to its token, through a short-lived cache) and [`directory`] (the
 //!   listings of tenants and tokens). [`readers`]
-//!   is the pool of store connections they read through.
+//!   is the pool of store connections they read through, with connections kept for the
+//!   control path (tokens, health, checkpoints) that searches and proofs cannot take;
+//!   `query::admission` decides which searches run (a share per tenant, a cap, a time limit).
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
 //!   the query index. A gap detector, a monitor, a delivery or an archive is a new module that

@@ -18,6 +18,7 @@
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -109,6 +110,38 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Why a search was not answered: the reasons of `sealtrail_searches_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchRefusal {
+    /// The tenant already ran as many searches as its share allows (429).
+    TenantShare,
+    /// The process already ran as many searches as it allows (503).
+    Capacity,
+    /// The search ran past its time limit and was stopped (503 `query_timeout`).
+    Timeout,
+}
+
+impl SearchRefusal {
+    const ALL: [SearchRefusal; 3] = [
+        SearchRefusal::TenantShare,
+        SearchRefusal::Capacity,
+        SearchRefusal::Timeout,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SearchRefusal::TenantShare => "tenant_share",
+            SearchRefusal::Capacity => "capacity",
+            SearchRefusal::Timeout => "timeout",
+        }
+    }
+}
+
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
 struct Metrics {
@@ -122,6 +155,7 @@ struct Metrics {
     checkpoint_age: Family<TenantLabel, GaugeF64>,
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
+    searches_refused: Family<ReasonLabel, Counter>,
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
@@ -217,6 +251,17 @@ impl Metrics {
             "Chain violations found by verification",
             chain_violations.clone(),
         );
+        let searches_refused = Family::<ReasonLabel, Counter>::default();
+        for reason in SearchRefusal::ALL {
+            searches_refused.get_or_create_owned(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "sealtrail_searches_refused",
+            "Searches not answered, by reason (tenant_share, capacity, timeout)",
+            searches_refused.clone(),
+        );
         let spool_depth = Gauge::default();
         registry.register(
             "sealtrail_spool_depth",
@@ -252,6 +297,7 @@ impl Metrics {
             checkpoint_age,
             verification_runs,
             chain_violations,
+            searches_refused,
             activity: Mutex::new(ActivityState::default()),
             checkpoints: Mutex::new(HashMap::new()),
             index_lag_bits: AtomicU64::new(f64::NAN.to_bits()),
@@ -283,6 +329,16 @@ pub fn ingest_error(kind: &'static str) {
     METRICS
         .ingest_errors
         .get_or_create(&KindLabel { kind })
+        .inc();
+}
+
+/// Counts one search not answered, and why.
+pub fn search_refused(reason: SearchRefusal) {
+    METRICS
+        .searches_refused
+        .get_or_create(&ReasonLabel {
+            reason: reason.as_str(),
+        })
         .inc();
 }
 
@@ -324,8 +380,9 @@ pub fn checkpoint_known(tenant: &str) -> bool {
 /// are known only to the store: reading each such tenant's latest once, before a scrape,
 /// makes its age gauge exist from the first scrape.
 pub async fn seed_checkpoint_ages(readers: &Readers) -> Result<(), ReadError> {
+    // On the control path: a scrape must answer while searches fill the other readers.
     readers
-        .read(|conn| {
+        .control(|conn| {
             for tenant in conn.tenants()? {
                 if checkpoint_known(&tenant.name) {
                     continue;

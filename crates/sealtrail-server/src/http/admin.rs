@@ -64,13 +64,7 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
 
 /// A request field that breaks a rule: 422 naming the field and the rule.
 fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        error: "invalid_request",
-        message: message.into(),
-        field: Some(field.to_string()),
-        rule: Some(rule),
-    }
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message).at(field, rule)
 }
 
 /// `POST /v1/admin/tokens` body.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sealtrail_server::app::Application;
 use sealtrail_server::config::Settings;
 use sealtrail_server::ledger::Ledger;
+use sealtrail_server::query::hold::SearchHold;
 use sealtrail_server::verify::VerificationBoard;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,6 +23,8 @@ pub struct TestApp {
     pub data: PathBuf,
     /// What verification has found about each log (what `/health` reports as `chain`).
     pub board: VerificationBoard,
+    /// Stops the app's searches on request, to fill the search side deterministically.
+    pub searches: SearchHold,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -58,6 +61,7 @@ pub async fn spawn_app_in(
     let base = format!("http://{}", app.local_addr());
     let ledger = app.ledger();
     let board = app.verification_board();
+    let searches = app.search_hold();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -77,6 +81,7 @@ pub async fn spawn_app_in(
         ledger,
         data,
         board,
+        searches,
         dir,
         stop: Some(stop),
         server: Some(server),

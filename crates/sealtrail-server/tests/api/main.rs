@@ -9,3 +9,4 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod searches;
