@@ -45,6 +45,15 @@ impl Application {
     /// store and then failed to listen (the port taken) would lose that token for good — the
     /// next start finds the store and creates none.
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
+        Application::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`], with `clock` as the time the API's checks read: when a cached
+    /// token is due for a re-check with the store (`token_recheck_ms`), and how far ahead an
+    /// event's `occurred_at` may be. A test hands it a [`crate::clock::ManualClock`]'s clock
+    /// to move that time by hand. The writer keeps the system clock for the times it records
+    /// and paces checkpoints by.
+    pub async fn build_with_clock(settings: Resolved, clock: Clock) -> anyhow::Result<Application> {
         let listen = settings.http.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e}; pick another with --listen")
@@ -83,15 +92,21 @@ impl Application {
             ingest: crate::ingest::Ingest::new(
                 ledger.clone(),
                 settings.ingest.max_future_skew,
-                Clock::system(),
+                clock.clone(),
             ),
             queries: crate::query::Queries::new(readers.clone(), data, settings.queries),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
-            health: crate::health::HealthCheck::new(readers.clone(), data.clone(), board.clone()),
+            health: crate::health::HealthCheck::new(
+                readers.clone(),
+                data.clone(),
+                board.clone(),
+                ledger.clone(),
+            ),
+            refusals: crate::refusals::Refusals::new(ledger.clone()),
             board,
             ledger,
             readers,
-            tokens: crate::http::TokenCache::default(),
+            tokens: crate::http::TokenCache::new(settings.auth.token_recheck, clock),
             settings: Arc::new(settings),
         };
         Ok(Application {
@@ -113,6 +128,12 @@ impl Application {
     #[cfg(feature = "test-hooks")]
     pub fn search_hold(&self) -> crate::query::hold::SearchHold {
         self.state.queries.search_hold()
+    }
+
+    /// The read side of the query index, for callers that start the application in-process
+    /// (tests, tools).
+    pub fn index(&self) -> Index {
+        self.index.clone()
     }
 
     /// What verification has found about each log, as `/health` reports it.
@@ -156,7 +177,10 @@ impl Application {
         }
         // The query routes find the index as a request extension (see `http::query`).
         let router = http::router(state).layer(axum::Extension(index));
-        let served = axum::serve(listener, router)
+        // With each connection's peer address, which the records of refused admin attempts
+        // name (`crate::refusals`); hyper's own refusals get the JSON error shape (`http::wire`).
+        let service = router.into_make_service_with_connect_info::<http::wire::Peer>();
+        let served = axum::serve(http::wire::Refusing(listener), service)
             .with_graceful_shutdown(shutdown)
             .await;
         // Whatever ended serving, the writer still gets to finish and sign.

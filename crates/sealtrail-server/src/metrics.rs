@@ -19,6 +19,7 @@
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
+//! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -101,6 +102,32 @@ struct KindLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// What became of one refused admin attempt (see `crate::refusals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalOutcome {
+    /// Appended to the `_system` log.
+    Recorded,
+    /// Over the limits: counted only here and in the source's next record.
+    Suppressed,
+    /// The record could not be written (the store failed).
+    Failed,
+}
+
+impl RefusalOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefusalOutcome::Recorded => "recorded",
+            RefusalOutcome::Suppressed => "suppressed",
+            RefusalOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabel {
     tenant: String,
 }
@@ -156,10 +183,12 @@ struct Metrics {
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
     searches_refused: Family<ReasonLabel, Counter>,
+    admin_refusals: Family<OutcomeLabel, Counter>,
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
-    /// The spool's latest state; `None` when there is no spool (the embedded store).
+    /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
+    /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
     /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
     activity: Mutex<ActivityState>,
@@ -262,6 +291,15 @@ impl Metrics {
             "Searches not answered, by reason (tenant_share, capacity, timeout)",
             searches_refused.clone(),
         );
+        let admin_refusals = Family::<OutcomeLabel, Counter>::default();
+        for outcome in ["recorded", "suppressed", "failed"] {
+            admin_refusals.get_or_create_owned(&OutcomeLabel { outcome });
+        }
+        registry.register(
+            "sealtrail_admin_refusals",
+            "Refused attempts at the admin API by outcome (recorded in the _system log, suppressed over the limits, failed)",
+            admin_refusals.clone(),
+        );
         let spool_depth = Gauge::default();
         registry.register(
             "sealtrail_spool_depth",
@@ -298,6 +336,7 @@ impl Metrics {
             verification_runs,
             chain_violations,
             searches_refused,
+            admin_refusals,
             activity: Mutex::new(ActivityState::default()),
             checkpoints: Mutex::new(HashMap::new()),
             index_lag_bits: AtomicU64::new(f64::NAN.to_bits()),
@@ -338,6 +377,16 @@ pub fn search_refused(reason: SearchRefusal) {
         .searches_refused
         .get_or_create(&ReasonLabel {
             reason: reason.as_str(),
+        })
+        .inc();
+}
+
+/// Counts one refused admin attempt by what became of it.
+pub fn admin_refused(outcome: RefusalOutcome) {
+    METRICS
+        .admin_refusals
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.as_str(),
         })
         .inc();
 }
@@ -427,11 +476,6 @@ pub fn set_spool(status: SpoolStatus) {
         .spool_bytes
         .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
     *lock(&metrics.spool) = Some(status);
-}
-
-/// The spool's latest state, if this process has a spool.
-pub fn spool() -> Option<SpoolStatus> {
-    *lock(&METRICS.spool)
 }
 
 /// Records how far the query index trails the log, in seconds.

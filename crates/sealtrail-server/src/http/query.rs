@@ -30,7 +30,9 @@
 //!   [`crate::query::admission`].
 //! - **Read your writes.** `wait_for_seq=N` waits until the tenant's index covers seq `N`, at
 //!   most [`MAX_WAIT`] (5 s), then answers 503 `index_lagging`. A seq the log does not hold
-//!   yet is a 400 at once: waiting for it could only time out.
+//!   yet is a 400 at once: waiting for it could only time out. After waiting, the token is
+//!   checked again ([`Caller::recheck`]), so that a token revoked during the wait reads nothing
+//!   once the re-check interval has passed.
 //! - **Cursors** are opaque (see [`crate::query`]). A cursor from an `asc` listing used with
 //!   `order=desc` (or the reverse) is refused.
 //! - **Tenants.** The tenant comes only from [`Caller`]. Another tenant's event id gets the
@@ -274,10 +276,17 @@ async fn list_events(
         search,
         wait_for_seq,
     } = parse_list_request(pairs)?;
-    let page = state
-        .queries
-        .search(&index, &caller.tenant, search, wait_for_seq)
-        .await?;
+    if let Some(seq) = wait_for_seq {
+        state
+            .queries
+            .wait_for_seq(&index, &caller.tenant, seq)
+            .await?;
+        // Up to 5 s may have passed since the token was checked: it may have been revoked
+        // meanwhile, and nothing is read with a token revoked for longer than the re-check
+        // interval.
+        caller.recheck(&state).await?;
+    }
+    let page = state.queries.search(&index, &caller.tenant, search).await?;
     Ok(Json(page))
 }
 
