@@ -4,8 +4,9 @@
 //! stopped with `query_timeout`.
 //!
 //! Searches are kept running for as long as a test needs with the app's search hold (the
-//! `test-hooks` feature), which stops every admitted search before it reads the index: how
-//! many run, and what waits for them, is then decided by the service alone, not by timing.
+//! `test-hooks` feature), which stops every admitted search, once it has read the index, on
+//! the store connection it reads its page with: how many run, and what waits for them, is
+//! then decided by the service alone, not by timing.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::helpers::{TestApp, event, spawn_app, spawn_app_in};
+use crate::helpers::{TestApp, event, spawn_app_in};
 
 /// How long a request may take here before it counts as stuck: far more than any answer
 /// takes, reached only by a request that waits for the searches the test holds.
@@ -99,12 +100,13 @@ fn assert_refused(answer: &Answer, status: u16, error: &str, rule: &str) {
 /// `/health` and checkpoint wait 16–33 s, because every read shared 16 connections and a
 /// token's re-check and the health check needed one too. Now searches take at most their
 /// tenant's share (4) and the instance's cap (8), and the control path reads on connections
-/// of its own: with every place held, a token never seen before (so looked up in the store),
-/// `/health` and the checkpoint answer at once, and the searches beyond the share are told
-/// so after the queue's second.
+/// of its own: with every place held, a token re-checked in the store (`token_recheck_ms` 0:
+/// at every request) and one never seen before can ingest, `/health` and the checkpoint
+/// answer, and the searches beyond the share are told so after the queue's second.
 #[tokio::test]
 async fn ingest_health_and_checkpoints_answer_while_searches_take_every_place() {
-    let app = spawn_app().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_in(dir, |settings| settings.token_recheck_ms = Some(0)).await;
     let clinic = app.token("clinic", &["events:write", "log:read"]).await;
     assert_eq!(app.post_event(&clinic, &event(0)).await.status(), 201);
     // The first checkpoint, signed within the test interval of 50 ms.
@@ -139,9 +141,13 @@ async fn ingest_health_and_checkpoints_answer_while_searches_take_every_place() 
     searches(&app, &other, "actor=u-1", 4, &sender);
     held(&app, 8).await;
 
-    // Nothing cached helps: a new token, read from the store like every token each second.
+    // Nothing cached helps: a token re-checked in the store, and a new one.
+    let rechecked = tokio::time::timeout(STUCK, app.post_event(&clinic, &event(1)))
+        .await
+        .expect("ingest with a re-checked token answers while searches run");
+    assert_eq!(rechecked.status(), 201);
     let fresh = app.token("clinic", &["events:write", "log:read"]).await;
-    let ingest = tokio::time::timeout(STUCK, app.post_event(&fresh, &event(1)))
+    let ingest = tokio::time::timeout(STUCK, app.post_event(&fresh, &event(2)))
         .await
         .expect("ingest answers while searches run");
     assert_eq!(ingest.status(), 201);
