@@ -103,11 +103,12 @@ pub struct Settings {
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_MAX_FUTURE_SKEW_SECS")]
     pub max_future_skew_secs: Option<u64>,
     /// Stop a search (GET /v1/events) that runs longer than this many milliseconds and answer
-    /// 503 with rule `query_timeout`; default 10000 (10 s), 0 = no limit
+    /// 503 with rule `query_timeout`; default 10000 (10 s), from 1 to 300000 (5 minutes)
     #[arg(long, value_name = "MS", env = "SEALTRAIL_QUERY_TIMEOUT_MS")]
     pub query_timeout_ms: Option<u64>,
     /// Searches run at once in this process, at most; more wait up to a second, then get 503
-    /// (rule `search_capacity`); default 8. Ingest, /health and checkpoints never wait for them
+    /// (rule `search_capacity`); default 8, from 1 to 64. Ingest, /health and checkpoints never
+    /// wait for them
     #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES")]
     pub max_searches: Option<usize>,
     /// Searches one tenant runs at once, at most; more wait up to a second, then get 429
@@ -204,8 +205,8 @@ pub struct IngestSettings {
 /// searches may take, so that one tenant's searches cannot stall another's, nor ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuerySettings {
-    /// A search running longer is stopped (503 `query_timeout`); `None`: never.
-    pub time_limit: Option<Duration>,
+    /// A search running longer is stopped (503 `query_timeout`).
+    pub time_limit: Duration,
     /// Searches running at once in the process.
     pub max_searches: usize,
     /// Searches running at once for one tenant.
@@ -216,15 +217,21 @@ pub struct QuerySettings {
 /// that reads a million index entries stays well under it; a search that needs longer is
 /// better narrowed (a time range, another filter) than waited for.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest `query_timeout_ms`: a page that needs more than five minutes is a search to
+/// narrow, and without a bound one search could keep its place among the running ones for
+/// good.
+pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The default of `max_searches`: enough to keep a few cores busy with searches while
 /// leaving the rest of the machine to ingest.
 pub const DEFAULT_MAX_SEARCHES: usize = 8;
 /// The default of `max_searches_per_tenant`: half of the process's, so that one tenant alone
 /// cannot take every search slot.
 pub const DEFAULT_MAX_SEARCHES_PER_TENANT: usize = 4;
-/// The largest `max_searches`: each running search holds an index connection and a thread
-/// of the blocking pool.
-pub const MAX_MAX_SEARCHES: usize = 256;
+/// The largest `max_searches`: each running search holds an index connection (with its page
+/// cache, about 2 MiB) and a thread of the blocking pool, and reads its page's entries on the
+/// 12 general store connections (`crate::readers`).
+pub const MAX_MAX_SEARCHES: usize = 64;
+
 /// `token_recheck_ms`.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -261,7 +268,7 @@ impl Resolved {
             "audit_stdout": self.log.audit_stdout,
             "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
             "max_future_skew_secs": self.ingest.max_future_skew.as_secs(),
-            "query_timeout_ms": self.queries.time_limit.map_or(0, |d| d.as_millis() as u64),
+            "query_timeout_ms": self.queries.time_limit.as_millis() as u64,
             "max_searches": self.queries.max_searches,
             "max_searches_per_tenant": self.queries.max_searches_per_tenant,
             "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
@@ -310,6 +317,10 @@ pub enum ConfigError {
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
+    #[error(
+        "query_timeout_ms must be from 1 to 300000 (5 minutes), not {ms}: a search past it is stopped"
+    )]
+    QueryTimeout { ms: u64 },
     #[error("max_searches must be from 1 to {MAX_MAX_SEARCHES}, not {value}")]
     MaxSearches { value: usize },
     #[error("max_searches_per_tenant must be from 1 to max_searches ({max_searches}), not {value}")]
@@ -446,11 +457,12 @@ fn query_settings(
     max_searches: Option<usize>,
     max_searches_per_tenant: Option<usize>,
 ) -> Result<QuerySettings, ConfigError> {
-    let time_limit = match query_timeout_ms {
-        None => Some(DEFAULT_QUERY_TIMEOUT),
-        Some(0) => None,
-        Some(ms) => Some(Duration::from_millis(ms)),
-    };
+    let time_limit = query_timeout_ms.map_or(DEFAULT_QUERY_TIMEOUT, Duration::from_millis);
+    if time_limit.is_zero() || time_limit > MAX_QUERY_TIMEOUT {
+        return Err(ConfigError::QueryTimeout {
+            ms: time_limit.as_millis() as u64,
+        });
+    }
     let max_searches = max_searches.unwrap_or(DEFAULT_MAX_SEARCHES);
     if !(1..=MAX_MAX_SEARCHES).contains(&max_searches) {
         return Err(ConfigError::MaxSearches {
@@ -539,7 +551,7 @@ mod tests {
         assert_eq!(
             defaults,
             QuerySettings {
-                time_limit: Some(DEFAULT_QUERY_TIMEOUT),
+                time_limit: DEFAULT_QUERY_TIMEOUT,
                 max_searches: DEFAULT_MAX_SEARCHES,
                 max_searches_per_tenant: DEFAULT_MAX_SEARCHES_PER_TENANT,
             }
@@ -556,7 +568,7 @@ mod tests {
         assert_eq!(
             resolved.queries,
             QuerySettings {
-                time_limit: Some(Duration::from_millis(250)),
+                time_limit: Duration::from_millis(250),
                 max_searches: 2,
                 max_searches_per_tenant: 2,
             }
@@ -564,21 +576,35 @@ mod tests {
         assert_eq!(resolved.audit_record()["query_timeout_ms"], 250);
         assert_eq!(resolved.audit_record()["max_searches_per_tenant"], 2);
         let flags = Settings {
-            query_timeout_ms: Some(0),
+            query_timeout_ms: Some(300_000),
             max_searches_per_tenant: Some(1),
             ..from_file
         };
         let resolved = flags.resolve().unwrap();
-        assert_eq!(resolved.queries.time_limit, None, "0 turns the limit off");
+        assert_eq!(resolved.queries.time_limit, MAX_QUERY_TIMEOUT);
         assert_eq!(resolved.queries.max_searches_per_tenant, 1);
 
         for (settings, named) in [
             (
                 Settings {
+                    query_timeout_ms: Some(0),
+                    ..Settings::default()
+                },
+                "query_timeout_ms must be from 1 to 300000 (5 minutes), not 0",
+            ),
+            (
+                Settings {
+                    query_timeout_ms: Some(300_001),
+                    ..Settings::default()
+                },
+                "query_timeout_ms must be from 1 to 300000 (5 minutes), not 300001",
+            ),
+            (
+                Settings {
                     max_searches: Some(0),
                     ..Settings::default()
                 },
-                "max_searches must be from 1 to 256, not 0",
+                "max_searches must be from 1 to 64, not 0",
             ),
             (
                 Settings {

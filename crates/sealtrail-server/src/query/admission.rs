@@ -110,7 +110,7 @@ mod tests {
 
     fn admission(max_searches: usize, max_searches_per_tenant: usize) -> Admission {
         Admission::new(QuerySettings {
-            time_limit: None,
+            time_limit: Duration::from_secs(1),
             max_searches,
             max_searches_per_tenant,
         })

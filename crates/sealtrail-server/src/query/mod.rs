@@ -54,7 +54,7 @@ use serde_json::Value;
 use self::admission::Admission;
 use self::tree_cache::TreeCache;
 use crate::config::QuerySettings;
-use crate::index::{self, Index, IndexError, Order, Search};
+use crate::index::{Index, IndexError, Order, Search};
 use crate::keys::KeyResolver;
 use crate::readers::{ReadFailure, Readers};
 use sealtrail_store::{self as store, Store, StoreError, StoreHashes};
@@ -405,17 +405,13 @@ fn find_seqs(
     index: &Index,
     tenant: &str,
     search: &Search,
-    time_limit: Option<Duration>,
+    time_limit: Duration,
 ) -> Result<Vec<u64>, QueryError> {
     let Some(number) = index.tenant_number(tenant) else {
         return Ok(Vec::new());
     };
     let reader = index.reader()?;
-    let found = match time_limit {
-        Some(limit) => reader.search_within(number, search, limit),
-        None => index::search(&reader, number, search),
-    };
-    match found {
+    match reader.search_within(number, search, time_limit) {
         Ok(seqs) => Ok(seqs),
         Err(IndexError::TimedOut { limit }) => {
             crate::metrics::search_refused(crate::metrics::SearchRefusal::Timeout);

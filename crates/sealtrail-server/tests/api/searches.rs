@@ -308,7 +308,7 @@ fn heavy_event(n: u64) -> Value {
 /// 5,000 entries of each of 100 words' lists (half a million list entries) and finds
 /// nothing — work no machine does in a millisecond. The short search reads one row of the
 /// index, fewer steps than SQLite takes between two looks at the clock, so it is never
-/// stopped.
+/// stopped. Nothing else is affected: ingest and `/health` answer as before.
 #[tokio::test]
 async fn a_search_past_the_time_limit_gets_query_timeout() {
     const EVENTS: u64 = 5_000;
@@ -349,5 +349,11 @@ async fn a_search_past_the_time_limit_gets_query_timeout() {
     let (status, page) = get("limit=1&order=desc".to_string()).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["events"][0]["seq"], EVENTS - 1);
+    assert_eq!(
+        app.post_event(&writer, &heavy_event(EVENTS)).await.status(),
+        201
+    );
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
     app.stop().await;
 }
