@@ -44,7 +44,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Data directory: the embedded store and the signing keys (DIR/keys/)
+    /// Data directory: the embedded store and the signing keys (DIR/keys/); default
+    /// ./sealtrail-data
     #[arg(long, value_name = "DIR", env = "SEALTRAIL_DATA")]
     pub data: Option<PathBuf>,
     /// Keep the logs in this PostgreSQL database (postgres://USER@HOST/DB) instead of the
@@ -61,24 +62,25 @@ pub struct Settings {
     /// log under DIR/keys/
     #[arg(long, value_name = "FILE", env = "SEALTRAIL_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
-    /// Address to listen on
+    /// Address to listen on, HOST:PORT (a host name is resolved once at start); default
+    /// 127.0.0.1:7433
     #[arg(long, value_name = "ADDR", env = "SEALTRAIL_LISTEN")]
     pub listen: Option<String>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, value_name = "FILE", env = "SEALTRAIL_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Sign a checkpoint at most this often (milliseconds) while a log grows
+    /// Sign a checkpoint at most this often (milliseconds) while a log grows; default 1000
     #[arg(long, value_name = "MS", env = "SEALTRAIL_CHECKPOINT_INTERVAL_MS")]
     pub checkpoint_interval_ms: Option<u64>,
-    /// Prefix of every tenant's checkpoint origin: <prefix>/<tenant>
+    /// Prefix of every tenant's checkpoint origin: <prefix>/<tenant>; default sealtrail.local
     #[arg(long, value_name = "PREFIX", env = "SEALTRAIL_ORIGIN_PREFIX")]
     pub origin_prefix: Option<String>,
-    /// Serve checkpoints and hash tiles under /logs/ without a token
+    /// Serve checkpoints and hash tiles under /logs/ without a token; default false
     #[arg(long, value_name = "BOOL", env = "SEALTRAIL_PUBLIC_LOG")]
     pub public_log: Option<bool>,
     /// Also write every committed entry to stdout as one `AUDIT: {json}` line (a second,
-    /// independent record, e.g. for a log shipper)
+    /// independent record, e.g. for a log shipper); default false
     #[arg(
         long,
         value_name = "BOOL",
@@ -87,7 +89,8 @@ pub struct Settings {
         default_missing_value = "true"
     )]
     pub audit_stdout: Option<bool>,
-    /// Verify each log's recent entries in the background this often (seconds; 0 = never)
+    /// Verify each log's recent entries in the background this often (seconds; 0 = never);
+    /// default 60
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_VERIFY_INTERVAL_SECS")]
     pub verify_interval_secs: Option<u64>,
     /// With PostgreSQL, what producers get while the database is unreachable: `spool` (202,
@@ -292,8 +295,10 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
-    #[error("listen address {text:?} is not HOST:PORT, e.g. 127.0.0.1:7433")]
+    #[error("listen address {text:?} is not HOST:PORT, e.g. 127.0.0.1:7433 or localhost:7433")]
     Listen { text: String },
+    #[error("listen address {text:?}: cannot resolve the host name ({reason})")]
+    ListenHost { text: String, reason: String },
     #[error("checkpoint_interval_ms must be at least 1")]
     CheckpointInterval,
     #[error("origin_prefix {prefix:?} must be non-empty, without spaces or '+'")]
@@ -357,9 +362,7 @@ impl Settings {
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| ConfigError::Listen { text: listen_text })?;
+        let listen = resolve_listen(&listen_text)?;
         let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
         if checkpoint_ms == 0 {
             return Err(ConfigError::CheckpointInterval);
@@ -483,6 +486,37 @@ fn query_settings(
         max_searches,
         max_searches_per_tenant,
     })
+}
+
+/// `HOST:PORT` to the one address to bind: an IP address as given, or a host name resolved
+/// once at start (`localhost:7433`), its first IPv4 address preferred, so that a name that
+/// has both answers on the address clients most often try.
+fn resolve_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let listen_error = || ConfigError::Listen {
+        text: text.to_string(),
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(listen_error)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(listen_error());
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|error| ConfigError::ListenHost {
+            text: text.to_string(),
+            reason: error.to_string(),
+        })?
+        .collect();
+    resolved
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
+        .ok_or_else(|| ConfigError::ListenHost {
+            text: text.to_string(),
+            reason: "the name has no addresses".to_string(),
+        })
 }
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -737,5 +771,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("HOST:PORT"), "{error}");
+    }
+
+    #[test]
+    fn a_listen_host_name_is_resolved_and_a_bad_one_named() {
+        let resolved = Settings {
+            listen: Some("localhost:7444".into()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(
+            resolved.http.listen.ip().is_loopback(),
+            "{:?}",
+            resolved.http.listen
+        );
+        assert_eq!(resolved.http.listen.port(), 7444);
+        assert_eq!(
+            resolve_listen("[::1]:7433").unwrap(),
+            "[::1]:7433".parse().unwrap()
+        );
+        for bad in ["localhost", "localhost:", ":7433", "localhost:99999"] {
+            let error = resolve_listen(bad).unwrap_err().to_string();
+            assert!(error.contains("HOST:PORT"), "{bad}: {error}");
+        }
+        let error = resolve_listen("no-such-host.invalid:7433")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cannot resolve") && error.contains("no-such-host.invalid"),
+            "{error}"
+        );
     }
 }

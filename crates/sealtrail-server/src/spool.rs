@@ -207,7 +207,9 @@ impl Spool {
             source,
         };
         let dir = path.parent().expect("the spool file is in a directory");
-        std::fs::create_dir_all(dir).map_err(io_error)?;
+        // The spool holds events' full text: private like the store.
+        sealtrail_store::layout::create_private_dir(dir).map_err(io_error)?;
+        sealtrail_store::layout::create_private_file(&path).map_err(io_error)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -456,6 +458,20 @@ mod tests {
             idempotency_key: key.map(str::to_string),
             entry: canonical_entry(&event, &server).unwrap(),
         }
+    }
+
+    /// Spooled events are the events' full text: the spool is private like the store.
+    #[cfg(unix)]
+    #[test]
+    fn the_spool_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, _) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+        spool.append(&[record(0, None)]).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let path = spool_path(dir.path());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
     }
 
     #[test]

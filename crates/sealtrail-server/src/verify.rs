@@ -67,7 +67,10 @@ pub enum VerificationError {
     #[error("from_seq {from} is after to_seq {to}")]
     EmptyRange { from: u64, to: u64 },
     /// A range that starts after the log's end: there are no stored hashes to resume from.
-    #[error("from_seq={from} is beyond the end of the log, which has {committed} entries")]
+    #[error(
+        "from_seq={from} is beyond the end of the log, which has {}",
+        sealtrail_core::text::entries(*.committed)
+    )]
     BeyondLog { from: u64, committed: u64 },
     /// The reader pool failed.
     #[error("{0}")]

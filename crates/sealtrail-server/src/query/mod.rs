@@ -70,11 +70,12 @@ pub enum QueryError {
     #[error(transparent)]
     Index(#[from] IndexError),
     /// `wait_for_seq` names a seq the log does not hold yet.
-    #[error("this log holds {size} entries, so seq {seq} does not exist yet")]
+    #[error("this log holds {}, so seq {seq} does not exist yet", sealtrail_core::text::entries(*.size))]
     NotYetInLog { seq: u64, size: u64 },
     /// The index did not reach `wait_for_seq` within [`MAX_WAIT`].
     #[error(
-        "the index covers this log up to {reached} entries after {} s, not yet seq {seq}; retry shortly",
+        "the index covers this log up to {} after {} s, not yet seq {seq}; retry shortly",
+        sealtrail_core::text::entries(*.reached),
         MAX_WAIT.as_secs()
     )]
     IndexLagging { seq: u64, reached: u64 },
@@ -518,7 +519,8 @@ fn check_committed(field: &'static str, size: u64, committed: u64) -> Result<(),
         return Err(QueryError::OutOfRange {
             field,
             message: format!(
-                "{field}={size} is beyond the committed tree, which has {committed} entries"
+                "{field}={size} is beyond the committed tree, which has {}",
+                sealtrail_core::text::entries(committed)
             ),
         });
     }

@@ -144,10 +144,28 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("sealtrail: {error:#}");
+            eprintln!("sealtrail: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes as one line, each said once: most of sealtrail's errors already
+/// include their cause's text in their own message (so that a log line or an HTTP body,
+/// which show one message, are complete), and a cause already said is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -159,5 +177,82 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Migrate { database_url } => migrate::run(&database_url),
         Command::Bench(args) => bench::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::{Cli, describe};
+
+    /// An error whose message includes its cause's, as most of sealtrail's do.
+    #[derive(Debug)]
+    struct Wrapping {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read the key directory /x/keys: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let os = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let error = anyhow::Error::new(Wrapping { source: os() });
+        assert_eq!(
+            describe(&error),
+            format!("cannot read the key directory /x/keys: {}", os())
+        );
+        // A context that adds something new keeps its cause.
+        let error = anyhow::Error::new(os()).context("cannot open the store /x");
+        assert_eq!(
+            describe(&error),
+            format!("cannot open the store /x: {}", os())
+        );
+        let error = anyhow::Error::new(Wrapping { source: os() }).context("keys show");
+        assert_eq!(
+            describe(&error),
+            format!("keys show: cannot read the key directory /x/keys: {}", os())
+        );
+    }
+
+    /// Every command and every flag or argument a user can see says what it is for.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && path != " sealtrail" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no help"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod bench;
 mod bench_large;
+mod first_use;
 mod keys_notes;
 mod pg_roles;
 mod pg_tamper;
