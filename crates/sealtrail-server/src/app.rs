@@ -29,6 +29,12 @@ pub struct Application {
     state: AppState,
     /// The read side of the query index, handed to the query routes.
     index: Index,
+    /// Timelines and gap reports, handed to the gap routes.
+    gaps: crate::gaps::Gaps,
+    /// How far the gap detector has counted, per tenant.
+    gap_watermarks: crate::follower::Watermarks,
+    /// This process, as its start and stop records in the `_system` log name it.
+    instance: crate::lifecycle::Instance,
     /// The writer and the followers, registered to stop in order; the verifier joins them
     /// when serving starts.
     tasks: Tasks,
@@ -84,8 +90,25 @@ impl Application {
             tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;
         let index = indexer.index();
         tasks.on_stop("indexer", move || indexer.stop());
+        // The gap detector is the log's second follower (`gaps`).
+        let (data, location) = (
+            settings.storage.data.clone(),
+            settings.storage.store.clone(),
+        );
+        let detector =
+            tokio::task::spawn_blocking(move || crate::gaps::GapDetector::start(&data, &location))
+                .await??;
+        let gap_watermarks = detector.watermarks();
+        tasks.on_stop("gaps", move || detector.stop());
+        let gaps =
+            crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
+        // Ready: recorded, so that a later gap can be put down to sealtrail's own downtime.
+        let instance = crate::lifecycle::Instance::current();
+        instance
+            .record(&ledger, crate::lifecycle::SERVER_STARTED)
+            .await?;
         let data = &settings.storage.data;
         let board = VerificationBoard::default();
         let state = AppState {
@@ -113,9 +136,22 @@ impl Application {
             listener,
             state,
             index,
+            gaps,
+            gap_watermarks,
+            instance,
             tasks,
             first_admin_token,
         })
+    }
+
+    /// Timelines and gap reports, for callers that start the application in-process.
+    pub fn gaps(&self) -> crate::gaps::Gaps {
+        self.gaps.clone()
+    }
+
+    /// How far the gap detector has counted each tenant's log.
+    pub fn gap_watermarks(&self) -> crate::follower::Watermarks {
+        self.gap_watermarks.clone()
     }
 
     /// The writer, for callers that start the application in-process (tests, tools).
@@ -158,9 +194,15 @@ impl Application {
             listener,
             state,
             index,
+            gaps,
+            instance,
             mut tasks,
             ..
         } = self;
+        {
+            let gaps = gaps.clone();
+            tasks.spawn(move |stop| crate::gaps::metrics::run(gaps, stop));
+        }
         if let Some(every) = state.settings.verification.interval {
             let (ledger, board) = (state.ledger.clone(), state.board.clone());
             let storage = state.settings.storage.clone();
@@ -176,13 +218,25 @@ impl Application {
             });
         }
         // The query routes find the index as a request extension (see `http::query`).
-        let router = http::router(state).layer(axum::Extension(index));
+        let ledger = state.ledger.clone();
+        let router = http::router(state)
+            .layer(axum::Extension(index))
+            .layer(axum::Extension(gaps));
         // With each connection's peer address, which the records of refused admin attempts
         // name (`crate::refusals`); hyper's own refusals get the JSON error shape (`http::wire`).
         let service = router.into_make_service_with_connect_info::<http::wire::Peer>();
         let served = axum::serve(http::wire::Refusing(listener), service)
             .with_graceful_shutdown(shutdown)
             .await;
+        // A graceful stop is recorded while the writer still runs; a crash leaves a `started`
+        // without its `stopped`.
+        if served.is_ok()
+            && let Err(error) = instance
+                .record(&ledger, crate::lifecycle::SERVER_STOPPED)
+                .await
+        {
+            tracing::error!(%error, "cannot record the server's stop in the _system log");
+        }
         // Whatever ended serving, the writer still gets to finish and sign.
         tasks.stop().await;
         served?;

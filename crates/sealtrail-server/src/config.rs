@@ -36,6 +36,15 @@ pub enum StoreFailurePolicy {
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     pub on_store_failure: Option<StoreFailurePolicy>,
+    /// The shortest silence reported as a time gap, in seconds (default 300, at least 60).
+    pub gap_threshold_secs: Option<u64>,
+    /// An hour below this fraction of the same hour a day and a week earlier is a rate drop
+    /// (default 0.5; above 0, at most 1).
+    pub rate_drop_ratio: Option<f64>,
+    /// Baseline hours with fewer events are too small to judge a drop by (default 10).
+    pub rate_drop_min_events: Option<u64>,
+    /// A producer is silent after this many of its usual intervals (default 10, at least 1).
+    pub silent_factor: Option<u32>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
@@ -151,6 +160,8 @@ pub struct Resolved {
     pub queries: QuerySettings,
     /// How callers are authenticated.
     pub auth: AuthSettings,
+    /// How each tenant's gaps are judged (`[tenants.NAME]`; see `crate::gaps`).
+    pub gaps: crate::gaps::GapConfig,
 }
 
 /// `data`, `database_url`.
@@ -308,6 +319,12 @@ pub enum ConfigError {
         "database_url {redacted} must start with postgres:// (e.g. postgres://sealtrail_app@127.0.0.1/sealtrail)"
     )]
     DatabaseUrl { redacted: String },
+    #[error("[tenants.{tenant}] {setting}: {rule}; fix it in the config file")]
+    TenantGapSetting {
+        tenant: String,
+        setting: &'static str,
+        rule: &'static str,
+    },
     #[error("[tenants.{name}]: {source}")]
     TenantName {
         name: String,
@@ -392,9 +409,13 @@ impl Settings {
             merged.max_searches_per_tenant,
         )?;
         let mut tenant_policies = HashMap::new();
+        let mut gaps = crate::gaps::GapConfig::default();
         for (name, tenant) in merged.tenants.unwrap_or_default() {
             if let Err(source) = TenantName::parse(&name) {
                 return Err(ConfigError::TenantName { name, source });
+            }
+            if let Some(rules) = gap_rules(&name, &tenant)? {
+                gaps.tenants.insert(name.clone(), rules);
             }
             if let Some(policy) = tenant.on_store_failure {
                 tenant_policies.insert(name, policy);
@@ -449,6 +470,7 @@ impl Settings {
             },
             queries,
             auth: AuthSettings { token_recheck },
+            gaps,
         })
     }
 }
@@ -486,6 +508,46 @@ fn query_settings(
         max_searches,
         max_searches_per_tenant,
     })
+}
+
+/// A tenant's own gap rules, if it sets any, checked.
+fn gap_rules(
+    name: &str,
+    tenant: &TenantSettings,
+) -> Result<Option<crate::gaps::GapRules>, ConfigError> {
+    let bad = |setting, rule| ConfigError::TenantGapSetting {
+        tenant: name.to_string(),
+        setting,
+        rule,
+    };
+    let mut rules = crate::gaps::GapRules::default();
+    let mut any = false;
+    if let Some(secs) = tenant.gap_threshold_secs {
+        if secs < 60 {
+            return Err(bad("gap_threshold_secs", "must be at least 60 (a minute)"));
+        }
+        rules.threshold_secs = secs;
+        any = true;
+    }
+    if let Some(ratio) = tenant.rate_drop_ratio {
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(bad("rate_drop_ratio", "must be above 0 and at most 1"));
+        }
+        rules.rate_drop_ratio = ratio;
+        any = true;
+    }
+    if let Some(events) = tenant.rate_drop_min_events {
+        rules.rate_drop_min_events = events;
+        any = true;
+    }
+    if let Some(factor) = tenant.silent_factor {
+        if factor == 0 {
+            return Err(bad("silent_factor", "must be at least 1"));
+        }
+        rules.silent_factor = factor;
+        any = true;
+    }
+    Ok(any.then_some(rules))
 }
 
 /// `HOST:PORT` to the one address to bind: an IP address as given, or a host name resolved
@@ -699,6 +761,52 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("token_recheck_ms 60001"), "{error}");
+    }
+
+    #[test]
+    fn gap_rules_come_per_tenant_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "[tenants.billing]\ngap_threshold_secs = 900\nrate_drop_ratio = 0.25\n[tenants.ehr]\non_store_failure = \"reject\"\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        let billing = resolved.gaps.rules("billing");
+        assert_eq!(billing.threshold_secs, 900);
+        assert_eq!(billing.rate_drop_ratio, 0.25);
+        assert_eq!(billing.silent_factor, 10);
+        assert_eq!(resolved.gaps.rules("ehr"), crate::gaps::GapRules::default());
+        for (text, named) in [
+            (
+                "[tenants.billing]\ngap_threshold_secs = 30\n",
+                "gap_threshold_secs",
+            ),
+            (
+                "[tenants.billing]\nrate_drop_ratio = 1.5\n",
+                "rate_drop_ratio",
+            ),
+            ("[tenants.billing]\nsilent_factor = 0\n", "silent_factor"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = Settings {
+                config: Some(file.clone()),
+                ..Settings::default()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("[tenants.billing]") && error.contains(named),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //!   `query::admission` decides which searches run (a share per tenant, a cap, a time limit).
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
-//!   the query index. A gap detector, a monitor, a delivery or an archive is a new module that
+//!   the query index; [`gaps`] the second (timelines and gap detection). A monitor, a delivery or an archive is a new module that
 //!   implements [`follower::Follow`].
 //! - **The edge.** [`http`]: axum only — extractors, authentication of the caller, calling
 //!   the services, and [`http::error`], the one place errors become status codes. [`metrics`]
@@ -49,17 +49,21 @@ pub mod authn;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod doctor;
 pub mod follower;
+pub mod gaps;
 pub mod health;
 pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod keys;
 pub mod ledger;
+pub mod lifecycle;
 pub mod metrics;
 pub mod query;
 pub mod readers;
 pub mod refusals;
+pub mod replay;
 pub mod shutdown;
 pub mod spool;
 pub mod tenant;

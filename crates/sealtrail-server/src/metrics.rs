@@ -19,6 +19,12 @@
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
+//! | `sealtrail_chain_violations_total` | counter | the verification board, via [`record_verification`]: distinct violations, each counted once when first found |
+//! | `sealtrail_chain_violations_known` | gauge | the verification board, via [`set_known_violations`]: violations known now, across logs (0 once every log verifies whole again) |
+//! | `sealtrail_verification_last_run_timestamp_seconds` | gauge | the verifier, via [`record_verification`]: when a verification last finished (0 before the first) |
+//! | `sealtrail_disk_usage_ratio` | gauge | `GET /metrics`, via [`set_disk_usage`]: used fraction of the data directory's file system |
+//! | `sealtrail_auth_refusals_total{reason}` | counter | every 401 and 403, via [`auth_refused`], by the error code answered (`unauthorized`, `forbidden`, …) |
+//! | `sealtrail_gaps_open{tenant,kind}`, `sealtrail_gap_findings_total{tenant,kind}`, `sealtrail_producer_missing_events_total{tenant}`, `sealtrail_producer_silent{tenant}` | gauge, counters, gauge | the gap detector (`crate::gaps::metrics`, which registers them here) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
@@ -133,13 +139,13 @@ struct TenantLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
+struct ResultLabel {
+    result: &'static str,
 }
 
 /// Why a search was not answered: the reasons of `sealtrail_searches_refused_total`.
@@ -183,6 +189,10 @@ struct Metrics {
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
     searches_refused: Family<ReasonLabel, Counter>,
+    chain_violations_known: Gauge,
+    verification_last_run: GaugeF64,
+    disk_usage: GaugeF64,
+    auth_refusals: Family<ReasonLabel, Counter>,
     admin_refusals: Family<OutcomeLabel, Counter>,
     spool_depth: Gauge,
     spool_bytes: Gauge,
@@ -277,7 +287,7 @@ impl Metrics {
         let chain_violations = Counter::default();
         registry.register(
             "sealtrail_chain_violations",
-            "Chain violations found by verification",
+            "Distinct chain violations found by verification, each counted once when first found",
             chain_violations.clone(),
         );
         let searches_refused = Family::<ReasonLabel, Counter>::default();
@@ -290,6 +300,35 @@ impl Metrics {
             "sealtrail_searches_refused",
             "Searches not answered, by reason (tenant_share, capacity, timeout)",
             searches_refused.clone(),
+        );
+        let chain_violations_known = Gauge::default();
+        registry.register(
+            "sealtrail_chain_violations_known",
+            "Chain violations currently known across logs (until a whole-log verification finds the log intact)",
+            chain_violations_known.clone(),
+        );
+        let verification_last_run = GaugeF64::default();
+        registry.register(
+            "sealtrail_verification_last_run_timestamp_seconds",
+            "Unix time when a log verification last finished (0 before the first)",
+            verification_last_run.clone(),
+        );
+        let disk_usage = GaugeF64::default();
+        // NaN until measured: unknown, not empty.
+        disk_usage.set(f64::NAN);
+        registry.register(
+            "sealtrail_disk_usage_ratio",
+            "Used fraction of the file system holding the data directory (0 to 1)",
+            disk_usage.clone(),
+        );
+        let auth_refusals = Family::<ReasonLabel, Counter>::default();
+        for reason in ["unauthorized", "forbidden"] {
+            auth_refusals.get_or_create_owned(&ReasonLabel { reason });
+        }
+        registry.register(
+            "sealtrail_auth_refusals",
+            "Requests refused with 401 or 403, by the error code answered",
+            auth_refusals.clone(),
         );
         let admin_refusals = Family::<OutcomeLabel, Counter>::default();
         for outcome in ["recorded", "suppressed", "failed"] {
@@ -320,6 +359,7 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
+        crate::gaps::metrics::register(&mut registry);
         Metrics {
             registry,
             spool_depth,
@@ -336,6 +376,10 @@ impl Metrics {
             verification_runs,
             chain_violations,
             searches_refused,
+            chain_violations_known,
+            verification_last_run,
+            disk_usage,
+            auth_refusals,
             admin_refusals,
             activity: Mutex::new(ActivityState::default()),
             checkpoints: Mutex::new(HashMap::new()),
@@ -453,17 +497,41 @@ fn issued_at(note: &str) -> Option<Timestamp> {
     Checkpoint::parse(&note.text).ok()?.timestamp
 }
 
-/// Records one verification run of a log: valid or not, and how many violations it found.
-/// (The latest result per tenant, which `GET /health` reports as `chain`, is kept by the
-/// verification board.)
-pub fn record_verification(valid: bool, violations: u64) {
+/// Records one verification run of a log: valid or not, and how many violations it found
+/// that were not known before (the board decides which are new, so that the same damage found
+/// again at every run is counted once). The latest result per tenant, which `GET /health`
+/// reports as `chain`, is kept by the verification board.
+pub fn record_verification(valid: bool, new_violations: u64) {
     let metrics = &*METRICS;
     let result = if valid { "valid" } else { "violated" };
     metrics
         .verification_runs
         .get_or_create(&ResultLabel { result })
         .inc();
-    metrics.chain_violations.inc_by(violations);
+    metrics.chain_violations.inc_by(new_violations);
+    let now = crate::clock::Clock::system().now().unix_micros();
+    metrics.verification_last_run.set(now as f64 / 1e6);
+}
+
+/// Sets how many chain violations are known now, across logs.
+pub fn set_known_violations(count: u64) {
+    METRICS
+        .chain_violations_known
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+}
+
+/// Records the used fraction of the data directory's file system.
+pub fn set_disk_usage(ratio: f64) {
+    METRICS.disk_usage.set(ratio);
+}
+
+/// Counts one request refused with 401 or 403, by the error code answered. Codes are the
+/// API's fixed set, so the label is bounded.
+pub fn auth_refused(reason: &'static str) {
+    METRICS
+        .auth_refusals
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
 }
 
 /// Records the spool's state after it changed.
@@ -672,6 +740,10 @@ mod tests {
             "sealtrail_checkpoint_age_seconds{tenant=\"metrics-unit-test\"}",
             "sealtrail_verification_runs_total{result=\"violated\"} 0",
             "sealtrail_chain_violations_total",
+            "sealtrail_chain_violations_known",
+            "sealtrail_verification_last_run_timestamp_seconds",
+            "sealtrail_disk_usage_ratio",
+            "sealtrail_auth_refusals_total{reason=\"unauthorized\"}",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

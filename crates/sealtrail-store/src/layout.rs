@@ -10,6 +10,7 @@
 //! DIR/
 //!   sealtrail.db   the embedded store: every tenant's log (source of truth)
 //!   index.db       the query index (derived from the logs; rebuilt when missing or stale)
+//!   gaps.db        timelines' counters and the gap detector's state (derived likewise)
 //!   keys/          signing and verifier key files, one pair per log
 //!   spool/         events accepted while the store was unavailable, not yet appended
 //! ```
@@ -64,6 +65,13 @@ impl DataDir {
         self.root.join("index.db")
     }
 
+    /// The gap detector's database (`DIR/gaps.db`): per-minute counters, producer sequences
+    /// and missing ranges, derived from the logs and rebuilt from them when missing or stale.
+    /// Kept with either store: each instance derives it for itself.
+    pub fn gaps(&self) -> PathBuf {
+        self.root.join("gaps.db")
+    }
+
     /// The key files (`DIR/keys/`): each log's signing key and verifier key.
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")
@@ -88,7 +96,7 @@ impl DataDir {
     /// exist are skipped.
     pub fn too_open(&self) -> io::Result<Vec<(PathBuf, u32)>> {
         let mut paths = vec![self.root.clone()];
-        for database in [self.database(), self.index()] {
+        for database in [self.database(), self.index(), self.gaps()] {
             paths.push(sqlite_sidecar(&database, "-wal"));
             paths.push(sqlite_sidecar(&database, "-shm"));
             paths.push(database);

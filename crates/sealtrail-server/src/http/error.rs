@@ -226,7 +226,12 @@ impl From<LedgerError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, retry_after) = (self.status, self.retry_after);
+        let summary = super::access::ErrorSummary {
+            error: self.error,
+            rule: self.rule,
+        };
         let mut response = (status, Json(self)).into_response();
+        response.extensions_mut().insert(summary);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

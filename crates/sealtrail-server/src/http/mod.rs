@@ -7,8 +7,10 @@
 //! [`Caller`], which derives it from the token (and `X-Tenant-ID` only for multi-tenant
 //! tokens). No handler reads a tenant from the path or the body on its own.
 
+pub mod access;
 pub mod admin;
 pub mod error;
+pub mod gaps;
 pub mod ingest;
 pub mod log;
 pub mod ops;
@@ -238,6 +240,9 @@ impl Caller {
             .iter()
             .filter_map(|s| Scope::parse(s).ok())
             .collect();
+        if let Some(slot) = parts.extensions.get::<access::TenantSlot>() {
+            slot.set(&tenant);
+        }
         Ok(Caller {
             token_id: record.id,
             tenant,
@@ -356,6 +361,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(query::routes())
+        .merge(gaps::routes())
         .merge(log::routes())
         .merge(tiles::routes())
         .merge(admin::routes())
@@ -364,6 +370,7 @@ pub fn router(state: AppState) -> Router {
         // After the routes: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(axum::middleware::from_fn(access::log_request))
         .with_state(state)
 }
 

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub searches: SearchHold,
     /// The read side of the query index (how many searches wait for it, say).
     pub index: Index,
+    /// How far the gap detector has counted each tenant's log.
+    pub gap_marks: sealtrail_server::follower::Watermarks,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -77,6 +79,7 @@ pub async fn spawn_app_with_clock(
     let board = app.verification_board();
     let searches = app.search_hold();
     let index = app.index();
+    let gap_marks = app.gap_watermarks();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -98,6 +101,7 @@ pub async fn spawn_app_with_clock(
         board,
         searches,
         index,
+        gap_marks,
         dir,
         stop: Some(stop),
         server: Some(server),

@@ -5,6 +5,8 @@ mod admin;
 mod auth;
 mod config;
 mod errors;
+mod gaps;
+mod health;
 mod helpers;
 mod idempotency;
 mod ingest;

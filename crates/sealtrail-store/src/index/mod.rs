@@ -568,6 +568,27 @@ fn remove_database(path: &Path) -> Result<(), IndexError> {
     Ok(())
 }
 
+/// Each tenant's indexing cursor (entries with `seq < next_seq` are indexed), read from the
+/// index at `path` without opening it for writing (safe while a server indexes); `None` when
+/// there is no index file yet.
+pub fn read_cursors(path: &Path) -> Result<Option<HashMap<String, u64>>, IndexError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let marks = load_marks(&conn)?;
+    Ok(Some(
+        marks
+            .into_iter()
+            .map(|(tenant, mark)| (tenant, mark.next_seq))
+            .collect(),
+    ))
+}
+
 fn load_marks(conn: &Connection) -> Result<HashMap<String, Mark>, IndexError> {
     let mut stmt = conn.prepare("SELECT name, number, next_seq FROM tenants")?;
     let rows = stmt.query_map([], |row| {

@@ -9,9 +9,12 @@
 //! and exit codes belong here and nowhere else.
 
 mod bench;
+mod doctor;
+mod gaps;
 mod keys;
 mod migrate;
 mod note;
+mod replay;
 mod serve;
 mod tokens;
 mod verify;
@@ -37,8 +40,37 @@ pub use self::verify::VerifyArgs;
     about = "A tamper-evident audit trail: server, command-line tool and offline verifier"
 )]
 pub struct Cli {
+    /// How log lines on stderr are written: `text` (one readable line per event; colours only
+    /// when stderr is a terminal) or `json` (one JSON object per line, for log shippers)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "SEALTRAIL_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Which log lines are written: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// per-module directives such as `info,sealtrail_server=debug`. Each request is one `info`
+    /// line (target `sealtrail_server::http::access`)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        env = "SEALTRAIL_LOG",
+        default_value = "info"
+    )]
+    pub log: String,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +99,13 @@ pub enum Command {
     Note(NoteCommand),
     /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
     Verify(VerifyArgs),
+    /// Run the runbooks' triage: store, write probe, disk, permissions, schema, protections, recent chain, spool, index, checkpoints, keys, clock
+    Doctor(doctor::DoctorArgs),
+    /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
+    Replay(replay::ReplayArgs),
+    /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
+    #[command(subcommand)]
+    Gaps(gaps::GapsCommand),
     /// Measure the brief's performance workloads beside the hand-built baseline, in one run
     Bench(sealtrail_bench::BenchArgs),
 }
@@ -133,14 +172,11 @@ impl DataArgs {
 
 /// Parses the process arguments, runs the command and maps failure to exit status 1.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEALTRAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if let Err(error) = init_logging(cli.log_format, &cli.log) {
+        eprintln!("sealtrail: {error}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -148,6 +184,29 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends log lines to stderr in `format`, filtered by `filter` (`--log`, `SEALTRAIL_LOG`).
+/// Colours only when stderr is a terminal: a file, a pipe or journald gets plain text.
+fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+        anyhow::anyhow!(
+            "--log (or SEALTRAIL_LOG) {filter:?} is not a log filter ({e}); give a level such as `info` or directives such as `info,sealtrail_server=debug`"
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+    Ok(())
 }
 
 /// The error and its causes as one line, each said once: most of sealtrail's errors already
@@ -177,6 +236,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Migrate { database_url } => migrate::run(&database_url),
         Command::Bench(args) => bench::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Gaps(command) => gaps::run(command),
     }
 }
 

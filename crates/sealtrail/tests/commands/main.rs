@@ -7,6 +7,7 @@ mod support;
 
 mod bench;
 mod bench_large;
+mod doctor;
 mod first_use;
 mod keys_notes;
 mod pg_roles;

@@ -48,6 +48,8 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         post_batch,
         list_events,
         get_event,
+        timeline,
+        gaps,
         log_checkpoint,
         log_key,
         inclusion_proof,
@@ -70,6 +72,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "events", description = "Ingest and read audit events"),
         (name = "log", description = "Checkpoints, keys and proofs of a tenant's log"),
         (name = "tiles", description = "The C2SP tlog-tiles read API"),
+        (name = "gaps", description = "Timelines and gap findings of a tenant's log"),
         (name = "verify", description = "Verification of a tenant's log"),
         (name = "admin", description = "Tokens and tenants (admin scope, _system tenant)"),
         (name = "ops", description = "Health, metrics and this document (no token)"),
@@ -733,6 +736,120 @@ fn list_events() {}
     security(("bearer" = [])),
 )]
 fn get_event() {}
+
+/// One bucket of a timeline.
+#[derive(ToSchema)]
+pub struct TimelineBucket {
+    /// The bucket's start, UTC.
+    start: String,
+    count: u64,
+}
+
+/// Events per bucket of the caller's log, zeros included (heartbeats are not counted).
+#[derive(ToSchema)]
+pub struct Timeline {
+    tenant: String,
+    /// `minute`, `hour` or `day`.
+    bucket: String,
+    /// `occurred_at` (event time: `occurred_at`, else `received_at`) or `received_at`.
+    time: String,
+    /// The first bucket's start: the request's `from` rounded down to a bucket.
+    from: String,
+    /// The last bucket's end: the request's `to` rounded up to a bucket.
+    to: String,
+    total: u64,
+    buckets: Vec<TimelineBucket>,
+}
+
+/// A producer: `source.app` and `source.instance` (null when it sends none).
+#[derive(ToSchema)]
+pub struct GapProducer {
+    app: String,
+    instance: Option<String>,
+}
+
+/// An inclusive range of `source.seq` numbers that never arrived.
+#[derive(ToSchema)]
+pub struct SeqRange {
+    from: u64,
+    to: u64,
+}
+
+/// One gap finding.
+#[derive(ToSchema)]
+pub struct GapFinding {
+    /// `time_gap`, `rate_drop`, `producer_seq_gap` or `silent_producer`.
+    kind: String,
+    start: String,
+    end: String,
+    duration_seconds: u64,
+    producer: Option<GapProducer>,
+    missing: Option<Vec<SeqRange>>,
+    /// By duration: `low` below 5 minutes, `medium` 5 to 30, `high` above 30.
+    impact: String,
+    detail: String,
+    /// From 0 to 1: how sure the rule is that this is a real gap.
+    confidence: f64,
+    /// Still going on at the end of the window.
+    ongoing: bool,
+    /// What the rule saw (history, baselines, sealtrail's own start/stop records, …).
+    #[schema(value_type = Object)]
+    evidence: serde_json::Value,
+}
+
+/// The gap findings of a window.
+#[derive(ToSchema)]
+pub struct GapReport {
+    tenant: String,
+    from: String,
+    to: String,
+    gaps: Vec<GapFinding>,
+}
+
+/// Events per minute, hour or day of the caller's log, from the gap detector's counters.
+///
+/// `from` must be before `to`, and the range may hold at most 44,640 buckets (a month by the
+/// minute; `rule: max_buckets`). Every parameter at most once; an unknown one is refused.
+#[utoipa::path(
+    get, path = "/v1/timeline", tag = "gaps",
+    params(
+        ("bucket" = String, Query, pattern = "^(minute|hour|day)$", description = "minute, hour or day"),
+        ("from" = Timestamp, Query, description = "From (rounded down to a bucket)"),
+        ("to" = Timestamp, Query, description = "To, exclusive (rounded up to a bucket)"),
+        ("time" = Option<String>, Query, pattern = "^(occurred_at|received_at)$", description = "occurred_at (default: event time) or received_at"),
+        ("action" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
+        ("source" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$", description = "source.app"),
+    ),
+    responses(
+        (status = 200, description = "The timeline", body = Timeline),
+        (status = 400, description = "A bad parameter, `from` not before `to`, or too many buckets; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn timeline() {}
+
+/// Gap findings of the caller's log: time gaps, rate drops, producer sequence gaps and
+/// silent producers.
+///
+/// The window defaults to the 24 hours before `to`, which defaults to now; `from` must be
+/// before `to`, at most 31 days earlier.
+#[utoipa::path(
+    get, path = "/v1/gaps", tag = "gaps",
+    params(
+        ("from" = Option<Timestamp>, Query, description = "Window start"),
+        ("to" = Option<Timestamp>, Query, description = "Window end, exclusive"),
+    ),
+    responses(
+        (status = 200, description = "The findings, in order of start", body = GapReport),
+        (status = 400, description = "A bad parameter, `from` not before `to`, or a window over 31 days; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn gaps() {}
 
 /// The latest signed checkpoint of the caller's log (a C2SP signed note).
 #[utoipa::path(
