@@ -117,7 +117,7 @@ impl Application {
                 settings.ingest.max_future_skew,
                 clock.clone(),
             ),
-            queries: crate::query::Queries::new(readers.clone(), data),
+            queries: crate::query::Queries::new(readers.clone(), data, settings.queries),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
             health: crate::health::HealthCheck::new(
                 readers.clone(),
@@ -157,6 +157,13 @@ impl Application {
     /// The writer, for callers that start the application in-process (tests, tools).
     pub fn ledger(&self) -> Ledger {
         self.state.ledger.clone()
+    }
+
+    /// The hold that stops searches on request, for tests that fill the search side
+    /// (feature `test-hooks`; see `crate::query::hold`).
+    #[cfg(feature = "test-hooks")]
+    pub fn search_hold(&self) -> crate::query::hold::SearchHold {
+        self.state.queries.search_hold()
     }
 
     /// The read side of the query index, for callers that start the application in-process

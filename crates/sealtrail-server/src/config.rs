@@ -114,6 +114,19 @@ pub struct Settings {
     /// clock (422, rule `future`); default 86400 (24 hours)
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_MAX_FUTURE_SKEW_SECS")]
     pub max_future_skew_secs: Option<u64>,
+    /// Stop a search (GET /v1/events) that runs longer than this many milliseconds and answer
+    /// 503 with rule `query_timeout`; default 10000 (10 s), from 1 to 300000 (5 minutes)
+    #[arg(long, value_name = "MS", env = "SEALTRAIL_QUERY_TIMEOUT_MS")]
+    pub query_timeout_ms: Option<u64>,
+    /// Searches run at once in this process, at most; more wait up to a second, then get 503
+    /// (rule `search_capacity`); default 8, from 1 to 64. Ingest, /health and checkpoints never
+    /// wait for them
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES")]
+    pub max_searches: Option<usize>,
+    /// Searches one tenant runs at once, at most; more wait up to a second, then get 429
+    /// (rule `concurrent_searches`); default 4, at most max_searches
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES_PER_TENANT")]
+    pub max_searches_per_tenant: Option<usize>,
     /// How long a token the store confirmed is trusted without asking it again
     /// (milliseconds; default 1000, at most 60000; 0 = ask on every request). A token revoked
     /// through another instance or the CLI stops working here within this time
@@ -143,6 +156,8 @@ pub struct Resolved {
     pub verification: VerificationSettings,
     /// What producers may send: the ingest service's section.
     pub ingest: IngestSettings,
+    /// How searches share the service: the query service's section.
+    pub queries: QuerySettings,
     /// How callers are authenticated.
     pub auth: AuthSettings,
     /// How each tenant's gaps are judged (`[tenants.NAME]`; see `crate::gaps`).
@@ -200,6 +215,37 @@ pub struct IngestSettings {
     pub max_future_skew: Duration,
 }
 
+/// `query_timeout_ms`, `max_searches`, `max_searches_per_tenant`: how much of the service
+/// searches may take, so that one tenant's searches cannot stall another's, nor ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuerySettings {
+    /// A search running longer is stopped (503 `query_timeout`).
+    pub time_limit: Duration,
+    /// Searches running at once in the process.
+    pub max_searches: usize,
+    /// Searches running at once for one tenant.
+    pub max_searches_per_tenant: usize,
+}
+
+/// The default of `query_timeout_ms`: a first page takes milliseconds, and even a search
+/// that reads a million index entries stays well under it; a search that needs longer is
+/// better narrowed (a time range, another filter) than waited for.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest `query_timeout_ms`: a page that needs more than five minutes is a search to
+/// narrow, and without a bound one search could keep its place among the running ones for
+/// good.
+pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default of `max_searches`: enough to keep a few cores busy with searches while
+/// leaving the rest of the machine to ingest.
+pub const DEFAULT_MAX_SEARCHES: usize = 8;
+/// The default of `max_searches_per_tenant`: half of the process's, so that one tenant alone
+/// cannot take every search slot.
+pub const DEFAULT_MAX_SEARCHES_PER_TENANT: usize = 4;
+/// The largest `max_searches`: each running search holds an index connection (with its page
+/// cache, about 2 MiB) and a thread of the blocking pool, and reads its page's entries on the
+/// 12 general store connections (`crate::readers`).
+pub const MAX_MAX_SEARCHES: usize = 64;
+
 /// `token_recheck_ms`.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -236,6 +282,9 @@ impl Resolved {
             "audit_stdout": self.log.audit_stdout,
             "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
             "max_future_skew_secs": self.ingest.max_future_skew.as_secs(),
+            "query_timeout_ms": self.queries.time_limit.as_millis() as u64,
+            "max_searches": self.queries.max_searches,
+            "max_searches_per_tenant": self.queries.max_searches_per_tenant,
             "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
         })
     }
@@ -290,6 +339,14 @@ pub enum ConfigError {
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
+    #[error(
+        "query_timeout_ms must be from 1 to 300000 (5 minutes), not {ms}: a search past it is stopped"
+    )]
+    QueryTimeout { ms: u64 },
+    #[error("max_searches must be from 1 to {MAX_MAX_SEARCHES}, not {value}")]
+    MaxSearches { value: usize },
+    #[error("max_searches_per_tenant must be from 1 to max_searches ({max_searches}), not {value}")]
+    MaxSearchesPerTenant { value: usize, max_searches: usize },
 }
 
 impl Settings {
@@ -313,6 +370,11 @@ impl Settings {
             on_store_failure: self.on_store_failure.or(file.on_store_failure),
             spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
             max_future_skew_secs: self.max_future_skew_secs.or(file.max_future_skew_secs),
+            query_timeout_ms: self.query_timeout_ms.or(file.query_timeout_ms),
+            max_searches: self.max_searches.or(file.max_searches),
+            max_searches_per_tenant: self
+                .max_searches_per_tenant
+                .or(file.max_searches_per_tenant),
             token_recheck_ms: self.token_recheck_ms.or(file.token_recheck_ms),
             tenants: self.tenants.or(file.tenants),
         };
@@ -341,6 +403,11 @@ impl Settings {
                 redacted: sealtrail_store::postgres::redact_url(url),
             });
         }
+        let queries = query_settings(
+            merged.query_timeout_ms,
+            merged.max_searches,
+            merged.max_searches_per_tenant,
+        )?;
         let mut tenant_policies = HashMap::new();
         let mut gaps = crate::gaps::GapConfig::default();
         for (name, tenant) in merged.tenants.unwrap_or_default() {
@@ -401,10 +468,46 @@ impl Settings {
                     .max_future_skew_secs
                     .map_or(DEFAULT_MAX_FUTURE_SKEW, Duration::from_secs),
             },
+            queries,
             auth: AuthSettings { token_recheck },
             gaps,
         })
     }
+}
+
+/// The `queries` section from the merged `query_timeout_ms`, `max_searches` and
+/// `max_searches_per_tenant`, checked.
+fn query_settings(
+    query_timeout_ms: Option<u64>,
+    max_searches: Option<usize>,
+    max_searches_per_tenant: Option<usize>,
+) -> Result<QuerySettings, ConfigError> {
+    let time_limit = query_timeout_ms.map_or(DEFAULT_QUERY_TIMEOUT, Duration::from_millis);
+    if time_limit.is_zero() || time_limit > MAX_QUERY_TIMEOUT {
+        return Err(ConfigError::QueryTimeout {
+            ms: time_limit.as_millis() as u64,
+        });
+    }
+    let max_searches = max_searches.unwrap_or(DEFAULT_MAX_SEARCHES);
+    if !(1..=MAX_MAX_SEARCHES).contains(&max_searches) {
+        return Err(ConfigError::MaxSearches {
+            value: max_searches,
+        });
+    }
+    // Unset, the share is the default or, below it, the process's whole cap.
+    let max_searches_per_tenant =
+        max_searches_per_tenant.unwrap_or(DEFAULT_MAX_SEARCHES_PER_TENANT.min(max_searches));
+    if !(1..=max_searches).contains(&max_searches_per_tenant) {
+        return Err(ConfigError::MaxSearchesPerTenant {
+            value: max_searches_per_tenant,
+            max_searches,
+        });
+    }
+    Ok(QuerySettings {
+        time_limit,
+        max_searches,
+        max_searches_per_tenant,
+    })
 }
 
 /// A tenant's own gap rules, if it sets any, checked.
@@ -536,6 +639,94 @@ mod tests {
             flag.resolve().unwrap().ingest.max_future_skew,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn search_limits_come_from_flags_or_the_file_and_are_checked() {
+        let defaults = Settings::default().resolve().unwrap().queries;
+        assert_eq!(
+            defaults,
+            QuerySettings {
+                time_limit: DEFAULT_QUERY_TIMEOUT,
+                max_searches: DEFAULT_MAX_SEARCHES,
+                max_searches_per_tenant: DEFAULT_MAX_SEARCHES_PER_TENANT,
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(&file, "query_timeout_ms = 250\nmax_searches = 2\n").unwrap();
+        let from_file = Settings {
+            config: Some(file),
+            ..Settings::default()
+        };
+        let resolved = from_file.clone().resolve().unwrap();
+        // The share defaults to the cap when the cap is below the default share.
+        assert_eq!(
+            resolved.queries,
+            QuerySettings {
+                time_limit: Duration::from_millis(250),
+                max_searches: 2,
+                max_searches_per_tenant: 2,
+            }
+        );
+        assert_eq!(resolved.audit_record()["query_timeout_ms"], 250);
+        assert_eq!(resolved.audit_record()["max_searches_per_tenant"], 2);
+        let flags = Settings {
+            query_timeout_ms: Some(300_000),
+            max_searches_per_tenant: Some(1),
+            ..from_file
+        };
+        let resolved = flags.resolve().unwrap();
+        assert_eq!(resolved.queries.time_limit, MAX_QUERY_TIMEOUT);
+        assert_eq!(resolved.queries.max_searches_per_tenant, 1);
+
+        for (settings, named) in [
+            (
+                Settings {
+                    query_timeout_ms: Some(0),
+                    ..Settings::default()
+                },
+                "query_timeout_ms must be from 1 to 300000 (5 minutes), not 0",
+            ),
+            (
+                Settings {
+                    query_timeout_ms: Some(300_001),
+                    ..Settings::default()
+                },
+                "query_timeout_ms must be from 1 to 300000 (5 minutes), not 300001",
+            ),
+            (
+                Settings {
+                    max_searches: Some(0),
+                    ..Settings::default()
+                },
+                "max_searches must be from 1 to 64, not 0",
+            ),
+            (
+                Settings {
+                    max_searches: Some(MAX_MAX_SEARCHES + 1),
+                    ..Settings::default()
+                },
+                "max_searches must be from 1",
+            ),
+            (
+                Settings {
+                    max_searches_per_tenant: Some(9),
+                    ..Settings::default()
+                },
+                "max_searches_per_tenant must be from 1 to max_searches (8), not 9",
+            ),
+            (
+                Settings {
+                    max_searches_per_tenant: Some(0),
+                    ..Settings::default()
+                },
+                "max_searches_per_tenant must be from 1",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+        }
     }
 
     #[test]

@@ -114,9 +114,12 @@ impl HealthCheck {
         .await
         .unwrap_or_else(|e| Err(DiskFailure::Probe(e)));
         let now = crate::clock::Clock::system().now();
+        // On the control path: a health check that waits for searches tells a load balancer
+        // that an instance which takes events durably is down. Its reads are point reads
+        // (a binary search per tenant), as short as the control path's others.
         let facts = self
             .readers
-            .read(move |conn| store_facts(conn, now))
+            .control(move |conn| store_facts(conn, now))
             .await
             .map_err(|error| {
                 tracing::error!(%error, "store error");

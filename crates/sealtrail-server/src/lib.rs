@@ -21,7 +21,9 @@
 //!   (from a bearer secret to its token, through a short-lived cache), [`refusals`] (refused
 //!   admin attempts recorded in the `_system` log, within limits) and [`directory`] (the
 //!   listings of tenants and tokens). [`readers`]
-//!   is the pool of store connections they read through.
+//!   is the pool of store connections they read through, with connections kept for the
+//!   control path (tokens, health, checkpoints) that searches and proofs cannot take;
+//!   `query::admission` decides which searches run (a share per tenant, a cap, a time limit).
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
 //!   the query index; [`gaps`] the second (timelines and gap detection). A monitor, a delivery or an archive is a new module that

@@ -17,6 +17,8 @@
 //! | `sealtrail_index_lag_seconds` | gauge | the indexer, via [`set_index_lag`] |
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
 //! | `sealtrail_chain_violations_total` | counter | the verification board, via [`record_verification`]: distinct violations, each counted once when first found |
 //! | `sealtrail_chain_violations_known` | gauge | the verification board, via [`set_known_violations`]: violations known now, across logs (0 once every log verifies whole again) |
 //! | `sealtrail_verification_last_run_timestamp_seconds` | gauge | the verifier, via [`record_verification`]: when a verification last finished (0 before the first) |
@@ -146,6 +148,33 @@ struct ResultLabel {
     result: &'static str,
 }
 
+/// Why a search was not answered: the reasons of `sealtrail_searches_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchRefusal {
+    /// The tenant already ran as many searches as its share allows (429).
+    TenantShare,
+    /// The process already ran as many searches as it allows (503).
+    Capacity,
+    /// The search ran past its time limit and was stopped (503 `query_timeout`).
+    Timeout,
+}
+
+impl SearchRefusal {
+    const ALL: [SearchRefusal; 3] = [
+        SearchRefusal::TenantShare,
+        SearchRefusal::Capacity,
+        SearchRefusal::Timeout,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SearchRefusal::TenantShare => "tenant_share",
+            SearchRefusal::Capacity => "capacity",
+            SearchRefusal::Timeout => "timeout",
+        }
+    }
+}
+
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
 struct Metrics {
@@ -159,6 +188,7 @@ struct Metrics {
     checkpoint_age: Family<TenantLabel, GaugeF64>,
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
+    searches_refused: Family<ReasonLabel, Counter>,
     chain_violations_known: Gauge,
     verification_last_run: GaugeF64,
     disk_usage: GaugeF64,
@@ -260,6 +290,17 @@ impl Metrics {
             "Distinct chain violations found by verification, each counted once when first found",
             chain_violations.clone(),
         );
+        let searches_refused = Family::<ReasonLabel, Counter>::default();
+        for reason in SearchRefusal::ALL {
+            searches_refused.get_or_create_owned(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "sealtrail_searches_refused",
+            "Searches not answered, by reason (tenant_share, capacity, timeout)",
+            searches_refused.clone(),
+        );
         let chain_violations_known = Gauge::default();
         registry.register(
             "sealtrail_chain_violations_known",
@@ -334,6 +375,7 @@ impl Metrics {
             checkpoint_age,
             verification_runs,
             chain_violations,
+            searches_refused,
             chain_violations_known,
             verification_last_run,
             disk_usage,
@@ -370,6 +412,16 @@ pub fn ingest_error(kind: &'static str) {
     METRICS
         .ingest_errors
         .get_or_create(&KindLabel { kind })
+        .inc();
+}
+
+/// Counts one search not answered, and why.
+pub fn search_refused(reason: SearchRefusal) {
+    METRICS
+        .searches_refused
+        .get_or_create(&ReasonLabel {
+            reason: reason.as_str(),
+        })
         .inc();
 }
 
@@ -421,8 +473,9 @@ pub fn checkpoint_known(tenant: &str) -> bool {
 /// are known only to the store: reading each such tenant's latest once, before a scrape,
 /// makes its age gauge exist from the first scrape.
 pub async fn seed_checkpoint_ages(readers: &Readers) -> Result<(), ReadError> {
+    // On the control path: a scrape must answer while searches fill the other readers.
     readers
-        .read(|conn| {
+        .control(|conn| {
             for tenant in conn.tenants()? {
                 if checkpoint_known(&tenant.name) {
                     continue;

@@ -12,6 +12,7 @@ use sealtrail_server::clock::Clock;
 use sealtrail_server::config::Settings;
 use sealtrail_server::index::Index;
 use sealtrail_server::ledger::Ledger;
+use sealtrail_server::query::hold::SearchHold;
 use sealtrail_server::verify::VerificationBoard;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,6 +25,8 @@ pub struct TestApp {
     pub data: PathBuf,
     /// What verification has found about each log (what `/health` reports as `chain`).
     pub board: VerificationBoard,
+    /// Stops the app's searches on request, to fill the search side deterministically.
+    pub searches: SearchHold,
     /// The read side of the query index (how many searches wait for it, say).
     pub index: Index,
     /// How far the gap detector has counted each tenant's log.
@@ -74,6 +77,7 @@ pub async fn spawn_app_with_clock(
     let base = format!("http://{}", app.local_addr());
     let ledger = app.ledger();
     let board = app.verification_board();
+    let searches = app.search_hold();
     let index = app.index();
     let gap_marks = app.gap_watermarks();
     let admin_token = app
@@ -95,6 +99,7 @@ pub async fn spawn_app_with_clock(
         ledger,
         data,
         board,
+        searches,
         index,
         gap_marks,
         dir,

@@ -14,3 +14,4 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod searches;

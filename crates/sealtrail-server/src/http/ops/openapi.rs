@@ -714,7 +714,8 @@ fn post_batch() {}
         (status = 400, description = "A bad parameter; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
-        (status = 503, description = "The index has not reached wait_for_seq in 5 s", body = ApiErrorBody),
+        (status = 429, description = "The tenant already runs max_searches_per_tenant searches and none ended within a second (`too_many_searches`, rule `concurrent_searches`); retry after Retry-After", body = ApiErrorBody),
+        (status = 503, description = "The index has not reached wait_for_seq in 5 s (`index_lagging`); the instance already runs max_searches searches (`search_busy`, rule `search_capacity`; retry after Retry-After); or the search ran past query_timeout_ms and was stopped (`query_timeout`: narrow it)", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
