@@ -8,6 +8,9 @@
 //! signal: in-flight requests finish first (axum's graceful shutdown), then the async tasks,
 //! then the followers, and the writer last, so that it commits whatever was handed to it and
 //! signs a final checkpoint for every log that grew.
+//!
+//! Connections are served by [`crate::connections`] (a cap derived from the open-file limit,
+//! which `build` raises first, and the header, body and idle timeouts), not `axum::serve`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +20,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::Resolved;
-use crate::http::{self, AppState, Readers};
+use crate::connections::{self, ConnectionCount, Limits, fds};
+use crate::http::{self, AppState, BodyBudget, Readers};
 use crate::index::{Index, Indexer};
 use crate::ledger::{Ledger, LedgerConfig, NewToken, SpoolConfig};
 use crate::shutdown::Tasks;
@@ -32,6 +36,10 @@ pub struct Application {
     /// The writer and the followers, registered to stop in order; the verifier joins them
     /// when serving starts.
     tasks: Tasks,
+    /// The timeouts and the cap connections are served under.
+    limits: Limits,
+    /// How many connections are open, for callers that watch the cap (the tests).
+    connections: ConnectionCount,
     /// The admin token created on first start (shown once), if this start created one.
     pub first_admin_token: Option<NewToken>,
 }
@@ -44,9 +52,28 @@ impl Application {
     /// creates its admin token and returns it to be shown once, so a start that created the
     /// store and then failed to listen (the port taken) would lose that token for good — the
     /// next start finds the store and creates none.
+    ///
+    /// Before either, the open-file limit is raised to its hard limit and the connection cap
+    /// decided from it ([`fds`]); a configured `max_connections` it cannot afford fails the
+    /// start.
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
+        let descriptors = fds::raise_open_file_limit();
+        if descriptors.soft > descriptors.before {
+            tracing::info!(
+                from = descriptors.before,
+                to = descriptors.soft,
+                "raised the open-file limit to its hard limit"
+            );
+        }
+        let max_connections = fds::max_connections(settings.http.max_connections, descriptors)?;
+        tracing::info!(
+            max_connections,
+            open_file_limit = descriptors.soft,
+            "serving at most {max_connections} connections at once"
+        );
+        let limits = Limits::from_settings(&settings.http, max_connections);
         let listen = settings.http.listen;
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
+        let listener = connections::listen(listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e}; pick another with --listen")
         })?;
         let mut tasks = Tasks::new();
@@ -88,6 +115,8 @@ impl Application {
             queries: crate::query::Queries::new(readers.clone(), data),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
             health: crate::health::HealthCheck::new(readers.clone(), data.clone(), board.clone()),
+            // A request waits for room for its body at most as long as its body may take.
+            bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
             board,
             ledger,
             readers,
@@ -99,6 +128,8 @@ impl Application {
             state,
             index,
             tasks,
+            connections: ConnectionCount::new(limits.max_connections),
+            limits,
             first_admin_token,
         })
     }
@@ -111,6 +142,11 @@ impl Application {
     /// What verification has found about each log, as `/health` reports it.
     pub fn verification_board(&self) -> VerificationBoard {
         self.state.board.clone()
+    }
+
+    /// How many connections are open, and the cap.
+    pub fn connections(&self) -> ConnectionCount {
+        self.connections.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -131,6 +167,8 @@ impl Application {
             state,
             index,
             mut tasks,
+            limits,
+            connections,
             ..
         } = self;
         if let Some(every) = state.settings.verification.interval {
@@ -149,12 +187,10 @@ impl Application {
         }
         // The query routes find the index as a request extension (see `http::query`).
         let router = http::router(state).layer(axum::Extension(index));
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        // Whatever ended serving, the writer still gets to finish and sign.
+        connections::serve(listener, router, limits, connections, shutdown).await;
+        // Serving has stopped and every connection closed; the writer still gets to finish
+        // and sign.
         tasks.stop().await;
-        served?;
         Ok(())
     }
 }

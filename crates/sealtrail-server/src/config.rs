@@ -102,6 +102,33 @@ pub struct Settings {
     /// clock (422, rule `future`); default 86400 (24 hours)
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_MAX_FUTURE_SKEW_SECS")]
     pub max_future_skew_secs: Option<u64>,
+    /// Close a connection whose request line and headers have not all arrived this many
+    /// seconds after the request's first byte (for a new connection: after it opened);
+    /// default 10
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// A request body may take this many seconds to arrive, plus one second for every
+    /// body_min_rate bytes received; a slower one is answered 408 (default 20)
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// The slowest a request body may arrive, in bytes per second, once body_timeout_secs
+    /// are spent (default 1024)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_BODY_MIN_RATE")]
+    pub body_min_rate: Option<u64>,
+    /// Close a keep-alive connection that has been idle between requests (or has not read
+    /// its answer) this many seconds; default 60
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Serve at most this many connections at once; further ones wait in the listen backlog
+    /// until one closes. Default: the open-file limit less 256 descriptors kept for the
+    /// store, its index and files, at most 4096
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// Request bodies held in memory at once over all connections, in bytes; a request
+    /// waits for room before its body is read (default 268435456, 256 MiB; at least
+    /// 16777216, the largest body a route takes)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_MAX_BODY_MEMORY_BYTES")]
+    pub max_body_memory_bytes: Option<u64>,
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
@@ -156,12 +183,46 @@ pub struct OutageSettings {
     pub spool_max_bytes: u64,
 }
 
-/// `listen`, `public_log`.
+/// `listen`, `public_log`, and how connections are limited: `header_timeout_secs`,
+/// `body_timeout_secs`, `body_min_rate`, `idle_timeout_secs`, `max_connections`,
+/// `max_body_memory_bytes` (the `connections` module and `http::body` read them).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub public_log: bool,
+    /// How long a request's head may take to arrive (from its first byte, or from the
+    /// connection's opening for its first request).
+    pub header_timeout: Duration,
+    /// How long a request body may take, before `body_min_rate` extends it.
+    pub body_timeout: Duration,
+    /// Bytes per second that earn a body one more second.
+    pub body_min_rate: u64,
+    /// How long a connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// The connection cap; `None`: derived from the open-file limit at start
+    /// (`connections::fds`).
+    pub max_connections: Option<usize>,
+    /// The bytes of request bodies held at once, over all connections.
+    pub max_body_memory: usize,
 }
+
+/// The default of `header_timeout_secs`: nginx's and Apache's order of magnitude, far more
+/// than any client on a working network needs to send a few KiB of headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `body_timeout_secs` (Apache's `RequestReadTimeout body=20`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The default of `body_min_rate`: 1 KiB/s, slower than any link a producer would use.
+pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;
+/// The default of `idle_timeout_secs`, near nginx's 75 s: an idle connection costs a
+/// descriptor and a slot under `max_connections`, and a client whose pooled connection was
+/// closed opens another (sealtrail's client resends with the same idempotency key).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default of `max_body_memory_bytes`: sixteen of the largest batches at once.
+pub const DEFAULT_MAX_BODY_MEMORY: u64 = 256 * 1024 * 1024;
+/// The largest body any route takes (`POST /v1/events/batch`, `ingest::MAX_BATCH_BODY`,
+/// which a test keeps equal): the body memory must hold at least one, or such a request
+/// could never be served. Not imported from `ingest`, which depends on this module.
+pub const LARGEST_BODY: u64 = 16 * 1024 * 1024;
 
 /// `verify_interval_secs`.
 #[derive(Debug, Clone)]
@@ -197,6 +258,13 @@ impl Resolved {
             "audit_stdout": self.log.audit_stdout,
             "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
             "max_future_skew_secs": self.ingest.max_future_skew.as_secs(),
+            "header_timeout_secs": self.http.header_timeout.as_secs(),
+            "body_timeout_secs": self.http.body_timeout.as_secs(),
+            "body_min_rate": self.http.body_min_rate,
+            "idle_timeout_secs": self.http.idle_timeout.as_secs(),
+            // `null`: derived from the open-file limit at each start.
+            "max_connections": self.http.max_connections,
+            "max_body_memory_bytes": self.http.max_body_memory,
         })
     }
 }
@@ -238,6 +306,24 @@ pub enum ConfigError {
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
+    #[error("{setting} must be at least 1")]
+    AtLeastOne { setting: &'static str },
+    #[error(
+        "max_body_memory_bytes {bytes} is too small: at least {LARGEST_BODY} (16 MiB), so the largest batch a route takes fits"
+    )]
+    BodyMemoryTooSmall { bytes: u64 },
+}
+
+/// `value`, or `default` when it is not set; refused when it is 0.
+fn at_least_one(
+    value: Option<u64>,
+    default: u64,
+    setting: &'static str,
+) -> Result<u64, ConfigError> {
+    match value.unwrap_or(default) {
+        0 => Err(ConfigError::AtLeastOne { setting }),
+        value => Ok(value),
+    }
 }
 
 impl Settings {
@@ -261,6 +347,12 @@ impl Settings {
             on_store_failure: self.on_store_failure.or(file.on_store_failure),
             spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
             max_future_skew_secs: self.max_future_skew_secs.or(file.max_future_skew_secs),
+            header_timeout_secs: self.header_timeout_secs.or(file.header_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(file.body_timeout_secs),
+            body_min_rate: self.body_min_rate.or(file.body_min_rate),
+            idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
+            max_connections: self.max_connections.or(file.max_connections),
+            max_body_memory_bytes: self.max_body_memory_bytes.or(file.max_body_memory_bytes),
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -307,6 +399,49 @@ impl Settings {
                 bytes: spool_max_bytes,
             });
         }
+        let http = HttpSettings {
+            listen,
+            public_log: merged.public_log.unwrap_or(false),
+            header_timeout: Duration::from_secs(at_least_one(
+                merged.header_timeout_secs,
+                DEFAULT_HEADER_TIMEOUT.as_secs(),
+                "header_timeout_secs",
+            )?),
+            body_timeout: Duration::from_secs(at_least_one(
+                merged.body_timeout_secs,
+                DEFAULT_BODY_TIMEOUT.as_secs(),
+                "body_timeout_secs",
+            )?),
+            body_min_rate: at_least_one(
+                merged.body_min_rate,
+                DEFAULT_BODY_MIN_RATE,
+                "body_min_rate",
+            )?,
+            idle_timeout: Duration::from_secs(at_least_one(
+                merged.idle_timeout_secs,
+                DEFAULT_IDLE_TIMEOUT.as_secs(),
+                "idle_timeout_secs",
+            )?),
+            max_connections: match merged.max_connections {
+                Some(0) => {
+                    return Err(ConfigError::AtLeastOne {
+                        setting: "max_connections",
+                    });
+                }
+                // More than a process could ever open; `connections::fds` refuses it
+                // against the actual limit at start.
+                Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                None => None,
+            },
+            max_body_memory: match merged.max_body_memory_bytes {
+                Some(bytes) if bytes < LARGEST_BODY => {
+                    return Err(ConfigError::BodyMemoryTooSmall { bytes });
+                }
+                bytes => {
+                    usize::try_from(bytes.unwrap_or(DEFAULT_MAX_BODY_MEMORY)).unwrap_or(usize::MAX)
+                }
+            },
+        };
         Ok(Resolved {
             storage: StorageSettings {
                 store: Location::new(&data, merged.database_url.as_deref()),
@@ -323,10 +458,7 @@ impl Settings {
                 tenant_policies,
                 spool_max_bytes,
             },
-            http: HttpSettings {
-                listen,
-                public_log: merged.public_log.unwrap_or(false),
-            },
+            http,
             verification: VerificationSettings {
                 interval: match merged.verify_interval_secs.unwrap_or(60) {
                     0 => None,
@@ -448,6 +580,74 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(error.contains(named), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_come_from_flags_or_the_file() {
+        let defaults = Settings::default().resolve().unwrap().http;
+        assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(defaults.body_timeout, DEFAULT_BODY_TIMEOUT);
+        assert_eq!(defaults.body_min_rate, DEFAULT_BODY_MIN_RATE);
+        assert_eq!(defaults.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(defaults.max_connections, None);
+        assert_eq!(defaults.max_body_memory as u64, DEFAULT_MAX_BODY_MEMORY);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "header_timeout_secs = 5\nidle_timeout_secs = 30\nmax_connections = 100\nmax_body_memory_bytes = 33554432\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file),
+            header_timeout_secs: Some(2),
+            body_min_rate: Some(4096),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(resolved.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(resolved.http.body_min_rate, 4096);
+        assert_eq!(resolved.http.max_connections, Some(100));
+        assert_eq!(resolved.http.max_body_memory, 32 << 20);
+        assert_eq!(resolved.audit_record()["max_connections"], 100);
+        assert_eq!(resolved.audit_record()["header_timeout_secs"], 2);
+
+        for (settings, named) in [
+            (
+                Settings {
+                    header_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "header_timeout_secs",
+            ),
+            (
+                Settings {
+                    body_min_rate: Some(0),
+                    ..Settings::default()
+                },
+                "body_min_rate",
+            ),
+            (
+                Settings {
+                    max_connections: Some(0),
+                    ..Settings::default()
+                },
+                "max_connections",
+            ),
+            (
+                Settings {
+                    max_body_memory_bytes: Some(LARGEST_BODY - 1),
+                    ..Settings::default()
+                },
+                "max_body_memory_bytes",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{named}: {error}");
         }
     }
 

@@ -18,6 +18,9 @@
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
+//! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
+//! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests, or an answer not read) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -109,6 +112,11 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
 struct Metrics {
@@ -125,6 +133,9 @@ struct Metrics {
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
+    http_connections: Gauge,
+    http_connection_limit: Gauge,
+    http_timeouts: Family<PhaseLabel, Counter>,
     /// The spool's latest state; `None` when there is no spool (the embedded store).
     spool: Mutex<Option<SpoolStatus>>,
     /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
@@ -237,8 +248,32 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
+        let http_connections = Gauge::default();
+        registry.register(
+            "sealtrail_http_connections",
+            "Client connections open now",
+            http_connections.clone(),
+        );
+        let http_connection_limit = Gauge::default();
+        registry.register(
+            "sealtrail_http_connection_limit",
+            "The most client connections served at once (max_connections); more wait in the listen backlog",
+            http_connection_limit.clone(),
+        );
+        let http_timeouts = Family::<PhaseLabel, Counter>::default();
+        for phase in ["header", "idle"] {
+            http_timeouts.get_or_create_owned(&PhaseLabel { phase });
+        }
+        registry.register(
+            "sealtrail_http_timeouts",
+            "Connections closed past their deadline, by phase (header, idle)",
+            http_timeouts.clone(),
+        );
         Metrics {
             registry,
+            http_connections,
+            http_connection_limit,
+            http_timeouts,
             spool_depth,
             spool_bytes,
             spool_oldest_age,
@@ -370,6 +405,31 @@ pub fn set_spool(status: SpoolStatus) {
         .spool_bytes
         .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
     *lock(&metrics.spool) = Some(status);
+}
+
+/// Records that a client connection was accepted.
+pub fn connection_opened() {
+    METRICS.http_connections.inc();
+}
+
+/// Records that a client connection closed.
+pub fn connection_closed() {
+    METRICS.http_connections.dec();
+}
+
+/// Records the connection cap.
+pub fn set_connection_limit(limit: usize) {
+    METRICS
+        .http_connection_limit
+        .set(i64::try_from(limit).unwrap_or(i64::MAX));
+}
+
+/// Records a connection closed past its deadline in `phase` (`header` or `idle`).
+pub fn connection_timed_out(phase: &'static str) {
+    METRICS
+        .http_timeouts
+        .get_or_create(&PhaseLabel { phase })
+        .inc();
 }
 
 /// The spool's latest state, if this process has a spool.
@@ -571,6 +631,10 @@ mod tests {
             "sealtrail_checkpoint_age_seconds{tenant=\"metrics-unit-test\"}",
             "sealtrail_verification_runs_total{result=\"violated\"} 0",
             "sealtrail_chain_violations_total",
+            "sealtrail_http_connections ",
+            "sealtrail_http_connection_limit ",
+            "sealtrail_http_timeouts_total{phase=\"header\"}",
+            "sealtrail_http_timeouts_total{phase=\"idle\"}",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -18,7 +18,8 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -27,6 +28,7 @@ use utoipa::ToSchema;
 
 use sealtrail_core::event::parse_json;
 
+use super::body::{limited, refused};
 use super::ingest::{content_type, unsupported_type};
 use super::{ApiError, AppState, Caller};
 use crate::auth::{self, Scope};
@@ -40,9 +42,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/admin/tokens",
-            get(list_tokens)
-                .post(create_token)
-                .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY)),
+            limited(get(list_tokens).post(create_token), MAX_ADMIN_BODY),
         )
         .route("/v1/admin/tokens/{id}", delete(revoke_token))
         .route("/v1/admin/tenants", get(list_tenants))
@@ -205,6 +205,7 @@ pub struct CreatedToken {
         (status = 400, description = "Malformed JSON", body = super::error::ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
         (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = super::error::ApiErrorBody),
         (status = 415, description = "Not application/json", body = super::error::ApiErrorBody),
         (status = 422, description = "A field breaks a rule; `field` and `rule` say which", body = super::error::ApiErrorBody),
     ),
@@ -214,9 +215,10 @@ async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
+    let body = body.map_err(|rejection| refused(rejection, MAX_ADMIN_BODY))?;
     let request = CreateTokenRequest::parse(&headers, &body)?;
     let created = state
         .ledger

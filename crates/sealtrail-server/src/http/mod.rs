@@ -8,6 +8,7 @@
 //! tokens). No handler reads a tenant from the path or the body on its own.
 
 pub mod admin;
+pub mod body;
 pub mod error;
 pub mod ingest;
 pub mod log;
@@ -22,6 +23,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
+pub use self::body::BodyBudget;
 pub use self::error::ApiError;
 use crate::auth::{self, Scope};
 use crate::authn::{Authenticator, Credentials};
@@ -54,6 +56,8 @@ pub struct AppState {
     pub verifier: LogVerifier,
     /// The checks behind `GET /health`.
     pub health: HealthCheck,
+    /// The memory request bodies may hold at once (`http::body`).
+    pub bodies: BodyBudget,
 }
 
 impl AppState {
@@ -211,9 +215,12 @@ pub const MAX_HEADERS: usize = 64;
 /// The whole API.
 ///
 /// Every answer that is an error has the JSON error shape ([`ApiError`]), including those
-/// no handler gives: a path no route serves (404), a method its route does not (405), and a
-/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]).
+/// no handler gives: a path no route serves (404), a method its route does not (405), a
+/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]), and a body
+/// over its route's limit (413, [`body`]).
 pub fn router(state: AppState) -> Router {
+    // Routes that read a body reserve room for it here (`body::limited`).
+    let bodies = axum::Extension(state.bodies.clone());
     Router::new()
         .merge(ingest::routes())
         .merge(query::routes())
@@ -225,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         // After the routes: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(bodies)
         .with_state(state)
 }
 

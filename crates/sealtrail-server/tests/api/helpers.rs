@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use sealtrail_server::app::Application;
 use sealtrail_server::config::Settings;
+use sealtrail_server::connections::ConnectionCount;
 use sealtrail_server::ledger::Ledger;
 use sealtrail_server::verify::VerificationBoard;
 use tokio::sync::oneshot;
@@ -16,6 +17,10 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub base: String,
+    /// The bound address, for tests that speak raw TCP.
+    pub addr: std::net::SocketAddr,
+    /// How many connections the server has open, and its cap.
+    pub connections: ConnectionCount,
     pub admin_token: String,
     pub client: reqwest::Client,
     pub ledger: Ledger,
@@ -55,7 +60,9 @@ pub async fn spawn_app_in(
     let app = Application::build(settings.resolve().expect("valid settings"))
         .await
         .expect("the application starts");
-    let base = format!("http://{}", app.local_addr());
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    let connections = app.connections();
     let ledger = app.ledger();
     let board = app.verification_board();
     let admin_token = app
@@ -69,6 +76,8 @@ pub async fn spawn_app_in(
     }));
     TestApp {
         base,
+        addr,
+        connections,
         admin_token,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

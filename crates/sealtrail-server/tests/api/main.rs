@@ -2,6 +2,7 @@
 //! data directory per test, spoken to over HTTP.
 
 mod config;
+mod connections;
 mod errors;
 mod helpers;
 mod ingest;

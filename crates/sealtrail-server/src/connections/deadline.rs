@@ -1,0 +1,283 @@
+//! When a connection is closed for waiting too long: the header timeout while a request's head
+//! arrives, the idle timeout between requests. (A body's own timeout is [`super::body`]'s; while
+//! a request is being handled, the connection has no deadline.)
+//!
+//! Three parties share a [`Deadline`]: the socket wrapper [`Watched`] notes that bytes arrived
+//! on an idle connection (a new request's head has begun), the connection's service notes that
+//! a head was parsed and that its answer was handed over ([`AnswerBody`]), and the connection's
+//! task sleeps until the current deadline and closes the connection when it passes.
+//!
+//! Noting a change is a store under an uncontended lock, and wakes nobody: the task never
+//! sleeps longer than the shorter of the two timeouts at a time. A deadline set later is at
+//! least that far away, so the task is awake again before it passes, however the deadline
+//! moved meanwhile — no request pays for a wake-up of its connection's task.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// What a connection is doing, as far as its deadline is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A request's head is arriving (or, on a new connection, awaited): the header timeout.
+    Head,
+    /// A request is being read or handled: no deadline here.
+    Busy,
+    /// Between requests, or the client has yet to read the last answer: the idle timeout.
+    Idle,
+}
+
+impl Phase {
+    /// The phase's name, as metrics and logs give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Head => "header",
+            Phase::Busy => "busy",
+            Phase::Idle => "idle",
+        }
+    }
+}
+
+struct State {
+    phase: Phase,
+    deadline: Option<Instant>,
+}
+
+/// One connection's deadline; see the module docs.
+pub struct Deadline {
+    state: Mutex<State>,
+    /// Set while idle, so that a read can tell without the lock whether it begins a request.
+    idle: AtomicBool,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Deadline {
+    /// A new connection: its first request's head is awaited from now.
+    pub fn new(header_timeout: Duration, idle_timeout: Duration) -> Arc<Deadline> {
+        Arc::new(Deadline {
+            state: Mutex::new(State {
+                phase: Phase::Head,
+                deadline: Some(Instant::now() + header_timeout),
+            }),
+            idle: AtomicBool::new(false),
+            header_timeout,
+            idle_timeout,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is two plain values, valid whatever a panicking holder left.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, phase: Phase, deadline: Option<Instant>) {
+        let mut state = self.lock();
+        state.phase = phase;
+        state.deadline = deadline;
+        drop(state);
+        self.idle.store(phase == Phase::Idle, Ordering::Release);
+    }
+
+    /// Bytes arrived. On an idle connection they begin a request's head.
+    fn bytes_read(&self) {
+        if self.idle.swap(false, Ordering::AcqRel) {
+            self.set(Phase::Head, Some(Instant::now() + self.header_timeout));
+        }
+    }
+
+    /// A request's head has been parsed: it is being handled.
+    pub fn request_started(&self) {
+        self.set(Phase::Busy, None);
+    }
+
+    /// The answer has been handed to the connection: it is idle until the next request.
+    fn answer_handed_over(&self) {
+        self.set(Phase::Idle, Some(Instant::now() + self.idle_timeout));
+    }
+
+    /// Resolves when the current deadline passes, with the phase it ended; see the module
+    /// docs for why it looks at least every `min(header_timeout, idle_timeout)`.
+    pub async fn expired(&self) -> Phase {
+        let longest_nap = self.header_timeout.min(self.idle_timeout);
+        let mut nap = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        loop {
+            let (phase, deadline) = {
+                let state = self.lock();
+                (state.phase, state.deadline)
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| deadline <= now) {
+                return phase;
+            }
+            let wake = deadline.map_or(now + longest_nap, |d| d.min(now + longest_nap));
+            nap.as_mut().reset(wake);
+            nap.as_mut().await;
+        }
+    }
+}
+
+/// The client's socket, noting on its connection's [`Deadline`] when bytes arrive.
+pub struct Watched {
+    pub stream: TcpStream,
+    pub deadline: Arc<Deadline>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.deadline.bytes_read();
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A response body that marks its connection idle once it has been handed over whole (or
+/// dropped): what is left to do is the client's reading, which the idle timeout bounds.
+pub struct AnswerBody {
+    inner: axum::body::Body,
+    deadline: Option<Arc<Deadline>>,
+}
+
+impl AnswerBody {
+    pub fn new(inner: axum::body::Body, deadline: Arc<Deadline>) -> AnswerBody {
+        AnswerBody {
+            inner,
+            deadline: Some(deadline),
+        }
+    }
+
+    fn handed_over(&mut self) {
+        if let Some(deadline) = self.deadline.take() {
+            deadline.answer_handed_over();
+        }
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        self.handed_over();
+    }
+}
+
+impl HttpBody for AnswerBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if frame.is_none() {
+            self.handed_over();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Time is paused: `expired` resolves exactly when the deadline of the phase passes, and a
+    /// request in progress has none.
+    #[tokio::test(start_paused = true)]
+    async fn each_phase_has_its_deadline() {
+        let header = Duration::from_secs(10);
+        let idle = Duration::from_secs(60);
+        let deadline = Deadline::new(header, idle);
+        let start = Instant::now();
+        assert_eq!(deadline.expired().await, Phase::Head);
+        assert_eq!(start.elapsed(), header);
+
+        deadline.request_started();
+        let busy = tokio::time::timeout(Duration::from_secs(3600), deadline.expired()).await;
+        assert!(busy.is_err(), "a request in progress has no deadline");
+
+        deadline.answer_handed_over();
+        let start = Instant::now();
+        assert_eq!(deadline.expired().await, Phase::Idle);
+        assert_eq!(start.elapsed(), idle);
+
+        // Bytes on an idle connection begin a head: the (shorter) header timeout applies.
+        deadline.answer_handed_over();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        deadline.bytes_read();
+        let start = Instant::now();
+        assert_eq!(deadline.expired().await, Phase::Head);
+        assert_eq!(start.elapsed(), header);
+    }
+
+    /// A deadline set while the task sleeps is kept to the instant, though nothing wakes the
+    /// task: here the idle timeout is the shorter one, and the answer comes mid-nap.
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_set_while_the_task_sleeps_is_kept() {
+        let deadline = Deadline::new(Duration::from_secs(10), Duration::from_secs(1));
+        deadline.request_started();
+        let start = Instant::now();
+        let watching = tokio::spawn({
+            let deadline = deadline.clone();
+            async move { deadline.expired().await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        deadline.answer_handed_over();
+        assert_eq!(watching.await.unwrap(), Phase::Idle);
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    }
+}

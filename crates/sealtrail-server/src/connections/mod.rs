@@ -1,0 +1,322 @@
+//! Serving connections: the accept loop under axum's router, with a cap on open connections
+//! and the deadlines that close the ones that wait too long.
+//!
+//! `axum::serve` accepts every connection it can and keeps each until the client leaves, so a
+//! thousand sockets that send nothing exhaust the process's descriptors: `accept` fails, and so
+//! does everything else that opens a file, checkpoint signing and `/health` among them. Here:
+//!
+//! - **A connection cap** ([`Limits::max_connections`], derived from the open-file limit in
+//!   [`fds`]): the loop takes a slot before it accepts, so at the cap it stops accepting and
+//!   the kernel's listen backlog ([`LISTEN_BACKLOG`]) holds further connections until one
+//!   closes — none is accepted only to fail, and the descriptors kept for the store stay free.
+//! - **No spinning on accept errors**: a failing `accept` (`EMFILE`, `ENFILE`, `ENOBUFS`) is
+//!   retried after a back-off that doubles from 10 ms to 1 s, logged once per episode.
+//! - **Deadlines** ([`deadline`]): a request's head must arrive within the header timeout
+//!   (from its first byte; a new connection's from its opening), a connection may be idle
+//!   between requests for the idle timeout, and a body must keep arriving ([`body`]).
+//!
+//! Shutdown is as before: stop accepting (the listening socket is closed), let every
+//! connection finish its request in flight, then return.
+
+pub mod body;
+pub mod deadline;
+pub mod fds;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
+
+use self::body::TimedBody;
+use self::deadline::{AnswerBody, Deadline, Watched};
+use crate::config::HttpSettings;
+
+/// How many connections the kernel holds for the accept loop while it is at the cap (it
+/// clamps this to `net.core.somaxconn`, 4,096 on current Linux). Tokio's default, 128, would
+/// have further clients' SYNs dropped and retried after a second or more; a deeper queue lets
+/// a burst wait its turn instead (nginx uses 511).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket on `address`, with [`LISTEN_BACKLOG`]. Like `TcpListener::bind`, it
+/// allows binding an address whose previous connections linger in TIME_WAIT.
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// How connections are limited: the `http` section's timeouts and the cap decided at start.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub body_min_rate: u64,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The settings' timeouts with the cap `max_connections` ([`fds::max_connections`]).
+    pub fn from_settings(http: &HttpSettings, max_connections: usize) -> Limits {
+        Limits {
+            header_timeout: http.header_timeout,
+            body_timeout: http.body_timeout,
+            body_min_rate: http.body_min_rate,
+            idle_timeout: http.idle_timeout,
+            max_connections,
+        }
+    }
+}
+
+/// How many connections a server has open: now, at most so far, and its cap. A handle of the
+/// application's (not a process-wide metric), so that servers in one process stay apart.
+#[derive(Debug, Clone)]
+pub struct ConnectionCount {
+    open: Arc<watch::Sender<usize>>,
+    peak: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl ConnectionCount {
+    pub fn new(limit: usize) -> ConnectionCount {
+        crate::metrics::set_connection_limit(limit);
+        ConnectionCount {
+            open: Arc::new(watch::Sender::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// The most connections that were open at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
+    }
+
+    /// The cap: `max_connections`.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Resolves once the number of open connections satisfies `ready`.
+    pub async fn wait_until(&self, mut ready: impl FnMut(usize) -> bool) {
+        let mut open = self.open.subscribe();
+        // The sender lives as long as `self`, so the channel cannot close while waiting.
+        let _ = open.wait_for(|&n| ready(n)).await;
+    }
+
+    fn opened(&self) {
+        self.open.send_modify(|open| {
+            *open += 1;
+            self.peak.fetch_max(*open, Ordering::AcqRel);
+        });
+        crate::metrics::connection_opened();
+    }
+
+    fn closed(&self) {
+        self.open.send_modify(|open| *open -= 1);
+        crate::metrics::connection_closed();
+    }
+}
+
+/// A connection's place under the cap, given back when the connection ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    count: ConnectionCount,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.count.closed();
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; see the module docs. Returns
+/// once every connection has closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    count: ConnectionCount,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = Arc::new(limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopping) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Backoff::default();
+    let mut warned_at_cap: Option<Instant> = None;
+    loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if warned_at_cap.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "at the connection cap: new connections wait in the listen backlog until one closes"
+                    );
+                    warned_at_cap = Some(Instant::now());
+                }
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => {
+                        permit.expect("the connection semaphore is never closed")
+                    }
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
+                // The client gave up before it was accepted: nothing to back off from.
+                Err(error) if is_connection_error(&error) => continue,
+                Err(error) => {
+                    let delay = backoff.failed(&error);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        count.opened();
+        let slot = Slot {
+            _permit: permit,
+            count: count.clone(),
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            router.clone(),
+            limits.clone(),
+            stopping.clone(),
+            slot,
+        ));
+    }
+    // Closing the listening socket refuses new connections (and those waiting in its backlog)
+    // at once, instead of leaving them to time out.
+    drop(listener);
+    stop.send_replace(true);
+    count.wait_until(|open| open == 0).await;
+}
+
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
+}
+
+/// The pause after a failed `accept`, doubling from 10 ms to 1 s while failures last.
+#[derive(Default)]
+struct Backoff {
+    delay: Duration,
+    failures: u64,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        if self.failures == 0 {
+            tracing::warn!(
+                %error,
+                "cannot accept connections; retrying with back-off (raise the open-file limit or lower max_connections)"
+            );
+        }
+        self.failures += 1;
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MOST);
+        self.delay
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting connections again");
+        }
+        *self = Backoff::default();
+    }
+}
+
+/// Serves one connection until it ends, its deadline passes, or shutdown lets it finish.
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: Arc<Limits>,
+    mut stopping: watch::Receiver<bool>,
+    _slot: Slot,
+) {
+    let deadline = Deadline::new(limits.header_timeout, limits.idle_timeout);
+    let io = TokioIo::new(Watched {
+        stream,
+        deadline: deadline.clone(),
+    });
+    let router = TowerToHyperService::new(router);
+    let service = {
+        let deadline = deadline.clone();
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            deadline.request_started();
+            let request: Request = request.map(|body| {
+                axum::body::Body::new(TimedBody::new(
+                    body,
+                    limits.body_timeout,
+                    limits.body_min_rate,
+                ))
+            });
+            let answered = hyper::service::Service::call(&router, request);
+            let deadline = deadline.clone();
+            async move {
+                let response = answered.await?;
+                Ok::<_, Infallible>(response.map(|body| AnswerBody::new(body, deadline)))
+            }
+        })
+    };
+    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    let mut connection = std::pin::pin!(connection);
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(error) = served {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            phase = deadline.expired() => {
+                // Dropping the connection closes the socket; no request is in flight.
+                tracing::debug!(phase = phase.as_str(), "closing a connection past its deadline");
+                crate::metrics::connection_timed_out(phase.as_str());
+                return;
+            }
+            _ = stopping.wait_for(|stop| *stop), if !shutting_down => {
+                // Finishes the request in flight, if any, then closes.
+                connection.as_mut().graceful_shutdown();
+                shutting_down = true;
+            }
+        }
+    }
+}
