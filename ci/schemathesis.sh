@@ -19,58 +19,17 @@ SCHEMATHESIS_VERSION=4.32.5
 examples="${SCHEMATHESIS_EXAMPLES:-100}"
 seed="${SCHEMATHESIS_SEED:-20261124}"
 
+ci_name=schemathesis
+# shellcheck source=ci/test_server.sh
+. "$repo/ci/test_server.sh"
+
 # schemathesis in a virtual environment of its own, reused while its version matches.
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 venv=$target_dir/schemathesis-venv
-if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
-  echo "installing schemathesis $SCHEMATHESIS_VERSION with pip into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+python_tool "$venv" "schemathesis==$SCHEMATHESIS_VERSION" schemathesis \
+  "schemathesis, version $SCHEMATHESIS_VERSION"
 
-cargo build -p sealtrail --locked --quiet
-bin=$target_dir/debug/sealtrail
-
-work=$(mktemp -d)
-server=""
-# SIGTERM lets serve finish its commits and sign final checkpoints; if it has not exited
-# after 30 s, it is killed.
-stop_server() {
-  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server"
-    for _ in $(seq 1 300); do
-      kill -0 "$server" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap stop_server EXIT
-
-"$bin" serve --data "$work/data" --listen 127.0.0.1:0 --checkpoint-interval-ms 200 \
-  >"$work/serve.out" 2>"$work/serve.err" &
-server=$!
-# serve prints the admin token (first start) and then the address it listens on.
-for _ in $(seq 1 300); do
-  grep -q '^sealtrail listening on' "$work/serve.out" && break
-  if ! kill -0 "$server" 2>/dev/null; then
-    cat "$work/serve.err" >&2
-    echo "schemathesis: sealtrail serve exited before listening" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-base=$(grep -m 1 '^sealtrail listening on' "$work/serve.out" | grep -o 'http://[^ ]*') || {
-  echo "schemathesis: sealtrail serve did not print its address within 30 s" >&2
-  exit 1
-}
-
-token=$("$bin" tokens create --data "$work/data" --tenant acme \
-  --scope events:write --scope events:read --scope log:read --scope verify --json |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+start_test_server
+token=$(create_token acme events:write events:read log:read verify)
 
 # Some events first: a full tile and entry bundle (256 entries) and a partial one, one event
 # with every field, and a signed checkpoint over all of them.

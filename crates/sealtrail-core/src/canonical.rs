@@ -42,6 +42,13 @@
 //! - `seq` and `source.seq` must be at most 2^53 − 1 (rule `range`): larger integers are not
 //!   exactly representable as doubles, so they have no exact RFC 8785 form.
 //!
+//! ## Idempotency digests
+//!
+//! [`event_digest`] is the SHA-256 of the event's canonical JSON without the server fields and
+//! without `idempotency_key`, behind a tag of its own. The server compares it to tell a retry
+//! under an idempotency key (the same event: the original receipt) from a different event sent
+//! under a key already used (refused). It is never stored in an entry nor part of the tree.
+//!
 //! ## Reading entries back
 //!
 //! [`Entry::parse`] reads a stored entry for queries. It applies the same checks as event
@@ -66,6 +73,7 @@ use std::cmp::Ordering;
 use std::io::Write as _;
 
 use serde_json::{Map, Number, Value};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{EventError, Path, Rule};
@@ -145,6 +153,31 @@ pub fn canonical_entry(event: &Event, server: &ServerFields) -> Result<Vec<u8>, 
     }
     Ok(out)
 }
+
+/// What an idempotency key is checked with: whether a retry under a key is the event the key
+/// first named. It is SHA-256 over the tag `sealtrail event digest v1` and a newline, then the
+/// canonical JSON of the event as [`canonical_entry`] writes it, less what the server assigns
+/// (`id`, `seq`, `received_at`, `prev_hash`) and less `idempotency_key` itself: the key is what
+/// the digest is looked up by, and whether it came in the body or beside it (an HTTP header,
+/// which is not stored) does not change the event.
+///
+/// Two events have one digest exactly when their entries would differ only in those fields, so
+/// every spelling the event path normalises (key order, timestamps with an offset, IP address
+/// forms, `null` for absent, `1.0` for `1`) gives the same digest, and any other difference a
+/// different one. For an entry `e` sealtrail wrote, `event_digest(&Entry::parse(e)?.event)` is
+/// the digest of the event it was written from.
+pub fn event_digest(event: &Event) -> Result<Hash, EventError> {
+    let mut out = Vec::with_capacity(1024);
+    write_event(&mut out, event, None)?;
+    let mut hasher = Sha256::new();
+    hasher.update(EVENT_DIGEST_TAG);
+    hasher.update(&out);
+    Ok(Hash(hasher.finalize().into()))
+}
+
+/// Sets [`event_digest`] apart from every other SHA-256 sealtrail computes (leaf and node
+/// hashes begin with the byte 0 or 1, never with this text).
+const EVENT_DIGEST_TAG: &[u8] = b"sealtrail event digest v1\n";
 
 /// RFC 8785 canonical JSON of any value, e.g. one from [`event::parse_json`]. Numbers are
 /// rounded to the nearest double as RFC 8785 specifies; only numbers beyond the range of a
@@ -277,6 +310,16 @@ impl<'o> Members<'o> {
 }
 
 fn write_entry(out: &mut Vec<u8>, event: &Event, server: &ServerFields) -> Result<(), EventError> {
+    write_event(out, event, Some(server))
+}
+
+/// Writes the canonical object of `event`: with `server`, the entry; without, the event alone
+/// as [`event_digest`] hashes it (no server fields, no `idempotency_key`).
+fn write_event(
+    out: &mut Vec<u8>,
+    event: &Event,
+    server: Option<&ServerFields>,
+) -> Result<(), EventError> {
     let root = Path::Root;
     let mut m = Members::open(out);
     m.string("action", &event.action);
@@ -294,22 +337,26 @@ fn write_entry(out: &mut Vec<u8>, event: &Event, server: &ServerFields) -> Resul
     if let Some(disclosure) = event.disclosure.as_ref().filter(|d| !d.is_empty()) {
         write_disclosure(m.key("disclosure"), disclosure);
     }
-    m.string(
-        "id",
-        server
-            .id
-            .hyphenated()
-            .encode_lower(&mut Uuid::encode_buffer()),
-    );
-    m.opt_string("idempotency_key", event.idempotency_key.as_deref());
+    if let Some(server) = server {
+        m.string(
+            "id",
+            server
+                .id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        );
+        m.opt_string("idempotency_key", event.idempotency_key.as_deref());
+    }
     if let Some(occurred_at) = event.occurred_at {
         write_timestamp(m.key("occurred_at"), occurred_at);
     }
     m.string("outcome", event.outcome.as_str());
     m.opt_string("outcome_reason", event.outcome_reason.as_deref());
-    write_hash(m.key("prev_hash"), &server.prev_hash);
-    write_timestamp(m.key("received_at"), server.received_at);
-    write_u64(m.key("seq"), server.seq);
+    if let Some(server) = server {
+        write_hash(m.key("prev_hash"), &server.prev_hash);
+        write_timestamp(m.key("received_at"), server.received_at);
+        write_u64(m.key("seq"), server.seq);
+    }
     if let Some(source) = event.source.as_ref().filter(|s| !s.is_empty()) {
         let path = Path::Key(&root, "source");
         write_source(m.key("source"), source, &path)?;
@@ -750,6 +797,63 @@ mod tests {
             check(micros);
             micros += 13 * 86_400_000_000 + 1_234_567_891;
         }
+    }
+
+    fn parsed(json: &str) -> Event {
+        Event::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
+    #[test]
+    fn an_event_digest_ignores_spelling_server_fields_and_the_key_but_nothing_else() {
+        let base = r#"{"action":"patient.record.read","activity":"read","outcome":"success",
+            "actor":{"id":"u-1","type":"user"},"occurred_at":"2026-11-23T10:00:00Z",
+            "context":{"ip":"2001:db8::1"},"targets":[{"type":"patient","id":"p-9"}],
+            "idempotency_key":"k-1","details":{"n":1,"fields":["name","dob"]}}"#;
+        let digest = event_digest(&parsed(base)).unwrap();
+        // Other spellings of the same event, and the same event under no key or another one.
+        for same in [
+            r#"{"details":{"fields":["name","dob"],"n":1.0},"idempotency_key":"k-1",
+                "targets":[{"id":"p-9","type":"patient"}],"context":{"ip":"2001:DB8::0:1"},
+                "occurred_at":"2026-11-23T11:00:00.000000+01:00","actor":{"type":"user","id":"u-1"},
+                "outcome":"success","activity":"read","action":"patient.record.read",
+                "outcome_reason":null,"source":null}"#,
+            &base.replace(r#""idempotency_key":"k-1","#, ""),
+            &base.replace("k-1", "k-2"),
+        ] {
+            assert_eq!(event_digest(&parsed(same)).unwrap(), digest, "{same}");
+        }
+        // Any difference in what would be stored is a different event.
+        for (from, to) in [
+            ("patient.record.read", "patient.record.delete"),
+            (r#""activity":"read""#, r#""activity":"delete""#),
+            ("u-1", "u-2"),
+            ("10:00:00Z", "10:00:00.000001Z"),
+            ("2001:db8::1", "2001:db8::2"),
+            ("p-9", "p-8"),
+            (r#""n":1"#, r#""n":2"#),
+            (r#"["name","dob"]"#, r#"["dob","name"]"#),
+            (r#""outcome":"success""#, r#""outcome":"failure""#),
+            (
+                r#""type":"user""#,
+                r#""type":"user","email":"u@example.com""#,
+            ),
+        ] {
+            let other = base.replace(from, to);
+            assert_ne!(event_digest(&parsed(&other)).unwrap(), digest, "{other}");
+        }
+        // The digest of a stored entry's event is the digest of the event it was written from,
+        // whatever the server assigned.
+        let server = ServerFields {
+            id: Uuid::parse_str("01890a5d-ac96-774b-bcce-b302099a8057").unwrap(),
+            seq: 41,
+            received_at: Timestamp::parse("2026-11-23T10:00:01Z").unwrap(),
+            prev_hash: leaf_hash(b"previous"),
+        };
+        let entry = canonical_entry(&parsed(base), &server).unwrap();
+        let stored = Entry::parse(&entry).unwrap();
+        assert_eq!(event_digest(&stored.event).unwrap(), digest);
+        // Nothing a log holds or proves is that digest.
+        assert_ne!(leaf_hash(&entry), digest);
     }
 
     #[test]

@@ -57,6 +57,15 @@ impl Application {
     /// decided from it ([`fds`]); a configured `max_connections` it cannot afford fails the
     /// start.
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
+        Application::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`], with `clock` as the time the API's checks read: when a cached
+    /// token is due for a re-check with the store (`token_recheck_ms`), and how far ahead an
+    /// event's `occurred_at` may be. A test hands it a [`crate::clock::ManualClock`]'s clock
+    /// to move that time by hand. The writer keeps the system clock for the times it records
+    /// and paces checkpoints by.
+    pub async fn build_with_clock(settings: Resolved, clock: Clock) -> anyhow::Result<Application> {
         let descriptors = fds::raise_open_file_limit();
         if descriptors.soft > descriptors.before {
             tracing::info!(
@@ -110,17 +119,23 @@ impl Application {
             ingest: crate::ingest::Ingest::new(
                 ledger.clone(),
                 settings.ingest.max_future_skew,
-                Clock::system(),
+                clock.clone(),
             ),
             queries: crate::query::Queries::new(readers.clone(), data),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
-            health: crate::health::HealthCheck::new(readers.clone(), data.clone(), board.clone()),
+            health: crate::health::HealthCheck::new(
+                readers.clone(),
+                data.clone(),
+                board.clone(),
+                ledger.clone(),
+            ),
+            refusals: crate::refusals::Refusals::new(ledger.clone()),
             // A request waits for room for its body at most as long as its body may take.
             bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
             board,
             ledger,
             readers,
-            tokens: crate::http::TokenCache::default(),
+            tokens: crate::http::TokenCache::new(settings.auth.token_recheck, clock),
             settings: Arc::new(settings),
         };
         Ok(Application {
@@ -137,6 +152,12 @@ impl Application {
     /// The writer, for callers that start the application in-process (tests, tools).
     pub fn ledger(&self) -> Ledger {
         self.state.ledger.clone()
+    }
+
+    /// The read side of the query index, for callers that start the application in-process
+    /// (tests, tools).
+    pub fn index(&self) -> Index {
+        self.index.clone()
     }
 
     /// What verification has found about each log, as `/health` reports it.

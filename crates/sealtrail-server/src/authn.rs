@@ -8,78 +8,161 @@
 //! turns what it finds into the caller or a 401/403.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use sealtrail_core::Timestamp;
 use sealtrail_store::{StoreError, TokenRecord};
 
 use crate::auth::{self, ANY_TENANT};
+use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::readers::{ReadError, Readers};
 use crate::tenant::TenantName;
 
-/// Tokens most recently found in the store, by secret hash, with when the store said so.
+/// Tokens most recently found in the store, by secret hash, with when the store was asked.
 ///
-/// - A token the store confirmed less than [`TOKEN_RECHECK`] ago is taken without asking it
-///   again: a store read on the blocking pool for every request was the largest single cost of
-///   single-event ingest. A token revoked through this instance's API stops working at once
-///   (the cache is cleared); one revoked elsewhere (the CLI, another instance) within
-///   [`TOKEN_RECHECK`].
+/// - A token the store confirmed less than the re-check interval ago (`token_recheck_ms`,
+///   [`crate::config::AuthSettings`]) is taken without asking it again: a store read on the
+///   blocking pool for every request was the largest single cost of single-event ingest. A
+///   token revoked through this instance's API stops working at once (the cache is cleared);
+///   one revoked elsewhere (the CLI, another instance) within the interval, on every route:
+///   every route authenticates through here, and a request that waits before it reads
+///   (`wait_for_seq`) checks its token again after waiting ([`Authenticator::recheck`]).
+/// - The interval runs from when the store was *asked*, not from when it answered, so a slow
+///   read does not stretch it; and an answer to a lookup begun before the cache was cleared is
+///   not kept, so a revocation through this instance cannot be undone by a lookup that was in
+///   flight when it happened.
+/// - Time comes from the application's [`Clock`], so that tests can move it by hand. It is the
+///   wall clock, which can jump: a confirmation that seems to lie in the future (the clock was
+///   set back) counts as stale, as does one more than the interval ago (set forward), so a
+///   jump either way costs at most one extra store read and never extends trust.
 /// - While a PostgreSQL store is unreachable, a token is taken as the store last described it,
 ///   so that producers can still send events to the spool. A token revoked through another
 ///   instance during the outage is honoured until the store answers again.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TokenCache {
-    known: Arc<Mutex<HashMap<[u8; 32], Confirmed>>>,
+    known: Arc<Mutex<Known>>,
+    recheck: Duration,
+    clock: Clock,
 }
 
-/// A token as the store described it, and when.
-type Confirmed = (TokenRecord, Instant);
+#[derive(Default)]
+struct Known {
+    /// Raised by every [`TokenCache::forget_all`]: answers to lookups begun under an older
+    /// generation are not remembered.
+    generation: u64,
+    tokens: HashMap<[u8; 32], Confirmed>,
+}
 
-/// How long a token the store confirmed is trusted without asking it again.
-pub const TOKEN_RECHECK: Duration = Duration::from_secs(1);
+/// A token as the store described it, and when the store was asked.
+struct Confirmed {
+    record: TokenRecord,
+    asked_at: Timestamp,
+}
+
+/// A store lookup about to begin: when, and under which generation of the cache.
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    generation: u64,
+    asked_at: Timestamp,
+}
 
 /// Tokens kept at most; the cache starts over beyond it.
 const TOKEN_CACHE_LIMIT: usize = 10_000;
 
 impl TokenCache {
-    fn remember(&self, hash: [u8; 32], record: Option<&TokenRecord>) {
-        let mut known = self.known.lock().expect("token cache lock");
-        match record {
-            Some(record) => {
-                if known.len() >= TOKEN_CACHE_LIMIT && !known.contains_key(&hash) {
-                    known.clear();
-                }
-                known.insert(hash, (record.clone(), Instant::now()));
-            }
-            None => {
-                known.remove(&hash);
-            }
+    /// A cache that trusts a confirmation for `recheck` (zero: never), by `clock`.
+    pub fn new(recheck: Duration, clock: Clock) -> TokenCache {
+        TokenCache {
+            known: Arc::new(Mutex::new(Known::default())),
+            recheck,
+            clock,
         }
+    }
+
+    /// How long a confirmation is trusted.
+    pub fn recheck_interval(&self) -> Duration {
+        self.recheck
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().expect("token cache lock")
+    }
+
+    /// Notes that a store lookup begins now.
+    fn begin(&self) -> Lookup {
+        Lookup {
+            generation: self.lock().generation,
+            asked_at: self.clock.now(),
+        }
+    }
+
+    /// Keeps what the store answered to `lookup` (`None`: it holds no such token).
+    fn remember(&self, hash: [u8; 32], record: Option<&TokenRecord>, lookup: Lookup) {
+        let mut known = self.lock();
+        let Some(record) = record else {
+            known.tokens.remove(&hash);
+            return;
+        };
+        if known.generation != lookup.generation {
+            // Begun before a revocation through this instance: possibly out of date.
+            return;
+        }
+        if known.tokens.len() >= TOKEN_CACHE_LIMIT && !known.tokens.contains_key(&hash) {
+            known.tokens.clear();
+        }
+        known.tokens.insert(
+            hash,
+            Confirmed {
+                record: record.clone(),
+                asked_at: lookup.asked_at,
+            },
+        );
     }
 
     /// The token as the store last described it, however long ago.
     fn recall(&self, hash: &[u8; 32]) -> Option<TokenRecord> {
-        self.known
-            .lock()
-            .expect("token cache lock")
-            .get(hash)
-            .map(|(record, _)| record.clone())
+        self.lock().tokens.get(hash).map(|c| c.record.clone())
     }
 
-    /// The token, if the store confirmed it within [`TOKEN_RECHECK`].
+    /// The token, if the store confirmed it within the re-check interval.
     fn fresh(&self, hash: &[u8; 32]) -> Option<TokenRecord> {
-        self.known
-            .lock()
-            .expect("token cache lock")
+        let now = self.clock.now().unix_micros();
+        let recheck = i64::try_from(self.recheck.as_micros()).unwrap_or(i64::MAX);
+        self.lock()
+            .tokens
             .get(hash)
-            .filter(|(_, at)| at.elapsed() < TOKEN_RECHECK)
-            .map(|(record, _)| record.clone())
+            .filter(|c| {
+                let age = now - c.asked_at.unix_micros();
+                (0..recheck).contains(&age)
+            })
+            .map(|c| c.record.clone())
     }
 
     /// Forgets every token: after a revocation, so that it takes effect at once here.
     pub fn forget_all(&self) {
-        self.known.lock().expect("token cache lock").clear();
+        let mut known = self.lock();
+        known.generation += 1;
+        known.tokens.clear();
+    }
+}
+
+/// The SHA-256 of a request's bearer secret, kept with its caller so that the token can be
+/// checked again later in the request. Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    pub fn of(secret: &str) -> SecretHash {
+        SecretHash(auth::secret_hash(secret))
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(..)")
     }
 }
 
@@ -120,21 +203,22 @@ impl Authenticator {
     /// assumed), or when the reader pool itself fails.
     pub async fn credentials(
         &self,
-        secret: &str,
+        secret: &SecretHash,
         named: Option<String>,
     ) -> Result<Credentials, ReadError> {
-        let hash = auth::secret_hash(secret);
+        let hash = secret.0;
         // A token confirmed a moment ago, for its own tenant or one this instance knows.
         let recent = self.cache.fresh(&hash).filter(|token| {
             token.tenant != ANY_TENANT || named.as_deref().is_none_or(|name| self.knows(name))
         });
         if let Some(token) = recent {
-            // Not remembered again: it must be confirmed by the store within TOKEN_RECHECK.
+            // Not remembered again: it must be confirmed by the store within the interval.
             return Ok(Credentials {
                 named_tenant_exists: token.tenant == ANY_TENANT && named.is_some(),
                 token: Some(token),
             });
         }
+        let lookup = self.cache.begin();
         let asked = named.clone();
         let looked_up = self
             .readers
@@ -155,7 +239,8 @@ impl Authenticator {
             .await;
         match looked_up {
             Ok(credentials) => {
-                self.cache.remember(hash, credentials.token.as_ref());
+                self.cache
+                    .remember(hash, credentials.token.as_ref(), lookup);
                 Ok(credentials)
             }
             // The store is unreachable (events may be spooling): the token as the store last
@@ -174,8 +259,114 @@ impl Authenticator {
         }
     }
 
+    /// The token whose secret hashes to `secret` as the store holds it now, or as it did
+    /// within the re-check interval: for a request that has waited since it was authenticated
+    /// (`wait_for_seq` holds one for up to 5 s), so that what it reads is never read with a
+    /// token revoked for longer than the interval. Fails like [`Authenticator::credentials`].
+    pub async fn recheck(&self, secret: &SecretHash) -> Result<Option<TokenRecord>, ReadError> {
+        let hash = secret.0;
+        if let Some(token) = self.cache.fresh(&hash) {
+            return Ok(Some(token));
+        }
+        let lookup = self.cache.begin();
+        let looked_up = self
+            .readers
+            .read(move |conn| Ok::<_, ReadError>(conn.token_by_secret(&hash)?))
+            .await;
+        match looked_up {
+            Ok(token) => {
+                self.cache.remember(hash, token.as_ref(), lookup);
+                Ok(token)
+            }
+            Err(ReadError::Store(error)) if !matches!(error, StoreError::Full(_)) => {
+                match self.cache.recall(&hash) {
+                    Some(token) => {
+                        tracing::error!(%error, "store error");
+                        Ok(Some(token))
+                    }
+                    None => Err(ReadError::Store(error)),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Whether this instance knows the tenant `name` to exist, without asking the store.
     fn knows(&self, name: &str) -> bool {
         self.ledger.head(name).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn token(id: &str) -> TokenRecord {
+        TokenRecord {
+            id: id.to_string(),
+            tenant: "acme".to_string(),
+            scopes: vec!["events:write".to_string()],
+            created_at: "2026-11-23T10:00:00.000000Z".to_string(),
+            revoked_at: None,
+        }
+    }
+
+    fn cache(recheck: Duration) -> (TokenCache, ManualClock) {
+        let hand = ManualClock::new(Timestamp::parse("2026-11-23T10:00:00Z").unwrap());
+        (TokenCache::new(recheck, hand.clock()), hand)
+    }
+
+    #[test]
+    fn a_confirmation_is_trusted_for_the_interval_from_when_the_store_was_asked() {
+        let (cache, hand) = cache(Duration::from_secs(1));
+        let lookup = cache.begin();
+        // The store takes its time to answer; the interval runs from the question.
+        hand.advance(Duration::from_millis(300));
+        cache.remember([1; 32], Some(&token("tok_a")), lookup);
+        hand.advance(Duration::from_millis(699));
+        assert_eq!(cache.fresh(&[1; 32]).unwrap().id, "tok_a");
+        hand.advance(Duration::from_millis(1));
+        assert!(cache.fresh(&[1; 32]).is_none(), "due for a re-check");
+        // While the store cannot be asked, the last answer is still known.
+        assert_eq!(cache.recall(&[1; 32]).unwrap().id, "tok_a");
+    }
+
+    #[test]
+    fn an_answer_to_a_lookup_begun_before_the_cache_was_cleared_is_not_kept() {
+        let (cache, _hand) = cache(Duration::from_secs(1));
+        let in_flight = cache.begin();
+        // A revocation through this instance clears the cache while the lookup runs.
+        cache.forget_all();
+        cache.remember([1; 32], Some(&token("tok_a")), in_flight);
+        assert!(cache.fresh(&[1; 32]).is_none());
+        assert!(cache.recall(&[1; 32]).is_none());
+        // A lookup begun afterwards is kept.
+        let next = cache.begin();
+        cache.remember([1; 32], Some(&token("tok_a")), next);
+        assert!(cache.fresh(&[1; 32]).is_some());
+        // The store saying there is no such token forgets it, whatever the generation.
+        cache.remember([1; 32], None, in_flight);
+        assert!(cache.recall(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn a_clock_set_back_makes_a_confirmation_stale_rather_than_trusted_longer() {
+        let (cache, hand) = cache(Duration::from_secs(1));
+        let start = hand.clock().now();
+        cache.remember([1; 32], Some(&token("tok_a")), cache.begin());
+        hand.set(Timestamp::from_unix_micros(start.unix_micros() - 1).unwrap());
+        assert!(cache.fresh(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn a_zero_interval_asks_the_store_every_time() {
+        let (cache, _hand) = cache(Duration::ZERO);
+        cache.remember([1; 32], Some(&token("tok_a")), cache.begin());
+        assert!(cache.fresh(&[1; 32]).is_none());
+        assert_eq!(
+            format!("{:?}", SecretHash::of("st_secret")),
+            "SecretHash(..)"
+        );
     }
 }

@@ -129,6 +129,11 @@ pub struct Settings {
     /// 16777216, the largest body a route takes)
     #[arg(long, value_name = "BYTES", env = "SEALTRAIL_MAX_BODY_MEMORY_BYTES")]
     pub max_body_memory_bytes: Option<u64>,
+    /// How long a token the store confirmed is trusted without asking it again
+    /// (milliseconds; default 1000, at most 60000; 0 = ask on every request). A token revoked
+    /// through another instance or the CLI stops working here within this time
+    #[arg(long, value_name = "MS", env = "SEALTRAIL_TOKEN_RECHECK_MS")]
+    pub token_recheck_ms: Option<u64>,
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
@@ -153,6 +158,8 @@ pub struct Resolved {
     pub verification: VerificationSettings,
     /// What producers may send: the ingest service's section.
     pub ingest: IngestSettings,
+    /// How callers are authenticated.
+    pub auth: AuthSettings,
 }
 
 /// `data`, `database_url`.
@@ -240,6 +247,24 @@ pub struct IngestSettings {
     pub max_future_skew: Duration,
 }
 
+/// `token_recheck_ms`.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// How long a token the store confirmed is taken without asking the store again (see
+    /// `authn::TokenCache`): the longest a token revoked elsewhere — through another instance
+    /// or the CLI — keeps working on this instance. Zero asks the store on every request.
+    pub token_recheck: Duration,
+}
+
+/// The default of `token_recheck_ms`: a store read per request was the largest single cost
+/// of single-event ingest, and one second bounds how long a revocation takes to reach every
+/// instance.
+pub const DEFAULT_TOKEN_RECHECK: Duration = Duration::from_secs(1);
+
+/// The largest `token_recheck_ms`: beyond a minute, a revoked token would stay usable for
+/// longer than anyone revoking one in a hurry should have to wait.
+pub const MAX_TOKEN_RECHECK: Duration = Duration::from_secs(60);
+
 /// The default of `max_future_skew_secs`: a day, far more than any clock drift or time-zone
 /// mistake, small enough that a wrong year is refused.
 pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -265,6 +290,7 @@ impl Resolved {
             // `null`: derived from the open-file limit at each start.
             "max_connections": self.http.max_connections,
             "max_body_memory_bytes": self.http.max_body_memory,
+            "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
         })
     }
 }
@@ -302,6 +328,10 @@ pub enum ConfigError {
         #[source]
         source: TenantNameError,
     },
+    #[error(
+        "token_recheck_ms {ms} is too long: at most 60000 (a minute), so that a revoked token stops working soon"
+    )]
+    TokenRecheck { ms: u64 },
     #[error(
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
@@ -353,6 +383,7 @@ impl Settings {
             idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
             max_connections: self.max_connections.or(file.max_connections),
             max_body_memory_bytes: self.max_body_memory_bytes.or(file.max_body_memory_bytes),
+            token_recheck_ms: self.token_recheck_ms.or(file.token_recheck_ms),
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -442,6 +473,14 @@ impl Settings {
                 }
             },
         };
+        let token_recheck = merged
+            .token_recheck_ms
+            .map_or(DEFAULT_TOKEN_RECHECK, Duration::from_millis);
+        if token_recheck > MAX_TOKEN_RECHECK {
+            return Err(ConfigError::TokenRecheck {
+                ms: token_recheck.as_millis() as u64,
+            });
+        }
         Ok(Resolved {
             storage: StorageSettings {
                 store: Location::new(&data, merged.database_url.as_deref()),
@@ -470,6 +509,7 @@ impl Settings {
                     .max_future_skew_secs
                     .map_or(DEFAULT_MAX_FUTURE_SKEW, Duration::from_secs),
             },
+            auth: AuthSettings { token_recheck },
         })
     }
 }
@@ -532,6 +572,40 @@ mod tests {
             flag.resolve().unwrap().ingest.max_future_skew,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn the_token_recheck_interval_comes_from_the_flag_or_the_file_and_is_bounded() {
+        assert_eq!(
+            Settings::default().resolve().unwrap().auth.token_recheck,
+            DEFAULT_TOKEN_RECHECK
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(&file, "token_recheck_ms = 250\n").unwrap();
+        let from_file = Settings {
+            config: Some(file),
+            ..Settings::default()
+        };
+        let resolved = from_file.clone().resolve().unwrap();
+        assert_eq!(resolved.auth.token_recheck, Duration::from_millis(250));
+        assert_eq!(resolved.audit_record()["token_recheck_ms"], 250);
+        let every_request = Settings {
+            token_recheck_ms: Some(0),
+            ..from_file
+        };
+        assert_eq!(
+            every_request.resolve().unwrap().auth.token_recheck,
+            Duration::ZERO
+        );
+        let error = Settings {
+            token_recheck_ms: Some(60_001),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("token_recheck_ms 60001"), "{error}");
     }
 
     #[test]

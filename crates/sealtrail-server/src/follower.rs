@@ -228,6 +228,12 @@ impl Watermarks {
             .unwrap_or(0)
     }
 
+    /// How many callers are in [`Watermarks::wait_for`] right now: each holds a subscription
+    /// to the progress signal while it waits, and nothing else does.
+    pub fn waiting(&self) -> usize {
+        self.shared.progress.receiver_count()
+    }
+
     /// Waits until the entry at `seq` is applied, at most `timeout`. On timeout, returns the
     /// watermark reached.
     pub async fn wait_for(&self, tenant: &str, seq: u64, timeout: Duration) -> Result<(), u64> {

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::ledger::Ledger;
 use crate::metrics;
 use crate::readers::Readers;
 use crate::verify::{ChainState, VerificationBoard};
@@ -42,14 +43,22 @@ pub struct HealthCheck {
     /// Where the write probe goes: beside the embedded store, the spool and the keys.
     data_dir: PathBuf,
     board: VerificationBoard,
+    /// The writer, whose local spool (with PostgreSQL) is reported.
+    ledger: Ledger,
 }
 
 impl HealthCheck {
-    pub fn new(readers: Readers, data_dir: PathBuf, board: VerificationBoard) -> HealthCheck {
+    pub fn new(
+        readers: Readers,
+        data_dir: PathBuf,
+        board: VerificationBoard,
+        ledger: Ledger,
+    ) -> HealthCheck {
         HealthCheck {
             readers,
             data_dir,
             board,
+            ledger,
         }
     }
 
@@ -58,7 +67,7 @@ impl HealthCheck {
         let store = self.check_store().await;
         let mut health = assess(
             store,
-            metrics::spool(),
+            self.ledger.spool_status(),
             metrics::activity(),
             self.board.chain_state().into(),
             metrics::index_lag(),

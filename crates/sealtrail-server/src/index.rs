@@ -185,6 +185,11 @@ impl Index {
         self.watermarks.wait_for(tenant, seq, timeout).await
     }
 
+    /// How many readers are waiting in [`Index::wait_for`] right now (`wait_for_seq`).
+    pub fn waiting(&self) -> usize {
+        self.watermarks.waiting()
+    }
+
     /// A read connection from the pool (opened if the pool is empty). Blocking: call it from
     /// the blocking pool.
     pub fn reader(&self) -> Result<IndexReader, IndexError> {

@@ -15,6 +15,11 @@
 //! field, before anything reaches the write path. It is made per event, so in a batch an
 //! event dated in the future rejects only itself.
 //!
+//! An idempotency key names one event. A retry of that event gets the original receipt
+//! ([`Accepted::Duplicate`]); a different event sent under a key already used is refused
+//! ([`KeyConflict`], HTTP `422` with rule `idempotency_conflict`), naming the original. The
+//! ledger decides which it is, under the tenant's lock (see `ledger::group`).
+//!
 //! **Architecture invariant:** nothing is acknowledged here; an [`Accepted`] exists only once
 //! the ledger reports the event durable (committed, or kept in the spool).
 
@@ -23,7 +28,7 @@ use sealtrail_core::event::{Event, EventError, parse_json};
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::ledger::{Ledger, LedgerError, Outcome, Receipt, SpoolReceipt, Submission};
+use crate::ledger::{Ledger, LedgerError, Original, Outcome, Receipt, SpoolReceipt, Submission};
 
 /// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
 pub const MAX_EVENT_BODY: usize = 1024 * 1024;
@@ -50,8 +55,44 @@ pub enum Accepted {
     Spooled(SpoolReceipt),
 }
 
-/// One element of a batch: taken, or rejected with the field (`[index].path`) and the rule.
-pub type ElementResult = Result<Accepted, EventError>;
+/// An event sent under an idempotency key that already names a different event: nothing of
+/// it was kept. Answering it with the original's receipt would tell the producer that an
+/// event was recorded that never was.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the idempotency key {key:?} already names a different event ({}): a retry must send the same event as the first attempt; send a new event under a key of its own",
+    describe(original)
+)]
+pub struct KeyConflict {
+    /// Where the key was given: `Idempotency-Key` (the header), `idempotency_key` (the body),
+    /// or `[3].idempotency_key` (an element of a batch).
+    pub field: String,
+    pub key: String,
+    /// The event the key names.
+    pub original: Original,
+}
+
+fn describe(original: &Original) -> String {
+    match original {
+        Original::Committed(receipt) => format!("seq {}, id {}", receipt.seq, receipt.id),
+        Original::Spooled(receipt) => {
+            format!("id {}, waiting in the spool for its seq", receipt.id)
+        }
+    }
+}
+
+/// Why one event was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    /// It breaks a rule of the schema (or is too large once canonical).
+    #[error(transparent)]
+    Invalid(#[from] EventError),
+    #[error(transparent)]
+    KeyConflict(#[from] KeyConflict),
+}
+
+/// One element of a batch: taken, or refused, naming the field (`[index].path`) and the rule.
+pub type ElementResult = Result<Accepted, Refused>;
 
 /// Why a submission was refused as a whole: nothing of it entered the log.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +113,9 @@ pub enum IngestError {
     /// The idempotency key given beside the body breaks `rule`.
     #[error("{message}")]
     IdempotencyKey { rule: &'static str, message: String },
+    /// The idempotency key already names a different event (boxed: it carries a receipt).
+    #[error(transparent)]
+    KeyConflict(Box<KeyConflict>),
     #[error("a batch holds at most {MAX_BATCH_EVENTS} events, this one has {count}; split it")]
     TooManyEvents { count: usize },
     /// The write path failed: nothing of the `submitted` events was kept.
@@ -135,9 +179,15 @@ impl Ingest {
         }
         let event = self.timely(Event::from_owned_value(value)?)?;
         let idempotency_key = idempotency_key(key, &event)?;
+        // Named where the producer gave it, for a conflict.
+        let key_field = if key.is_some() {
+            "Idempotency-Key"
+        } else {
+            "idempotency_key"
+        };
         let submission = Submission {
             event,
-            idempotency_key,
+            idempotency_key: idempotency_key.clone(),
         };
         let outcomes = self
             .ledger
@@ -149,7 +199,14 @@ impl Ingest {
             })?;
         match outcomes.into_iter().next() {
             Some(Outcome::Rejected(error)) => Err(error.into()),
-            Some(outcome) => Ok(accepted(outcome).expect("not a rejection")),
+            Some(Outcome::Conflict(original)) => {
+                Err(IngestError::KeyConflict(Box::new(KeyConflict {
+                    field: key_field.to_string(),
+                    key: idempotency_key.unwrap_or_default(),
+                    original,
+                })))
+            }
+            Some(outcome) => Ok(accepted(outcome).expect("not a refusal")),
             None => Err(IngestError::NoOutcome),
         }
     }
@@ -214,20 +271,30 @@ impl Ingest {
                     submitted_index.push(index);
                     results.push(None);
                 }
-                Err(error) => results.push(Some(Err(prefix_field(error, index)))),
+                Err(error) => results.push(Some(Err(prefix_field(error, index).into()))),
             }
         }
         if !submissions.is_empty() {
             let submitted = submissions.len() as u64;
+            let keys: Vec<Option<String>> = submissions
+                .iter()
+                .map(|s| s.idempotency_key.clone())
+                .collect();
             let outcomes = self
                 .ledger
                 .append(tenant, submissions)
                 .await
                 .map_err(|error| IngestError::NotKept { submitted, error })?;
-            for (index, outcome) in submitted_index.into_iter().zip(outcomes) {
+            for ((index, outcome), key) in submitted_index.into_iter().zip(outcomes).zip(keys) {
                 results[index] = Some(match outcome {
-                    Outcome::Rejected(error) => Err(prefix_field(error, index)),
-                    outcome => Ok(accepted(outcome).expect("not a rejection")),
+                    Outcome::Rejected(error) => Err(prefix_field(error, index).into()),
+                    Outcome::Conflict(original) => Err(KeyConflict {
+                        field: format!("[{index}].idempotency_key"),
+                        key: key.unwrap_or_default(),
+                        original,
+                    }
+                    .into()),
+                    outcome => Ok(accepted(outcome).expect("not a refusal")),
                 });
             }
         }
@@ -235,13 +302,13 @@ impl Ingest {
     }
 }
 
-/// What the ledger took, as [`Accepted`]; `None` for a rejection.
+/// What the ledger took, as [`Accepted`]; `None` for a refusal.
 fn accepted(outcome: Outcome) -> Option<Accepted> {
     match outcome {
         Outcome::Created(receipt) => Some(Accepted::Created(receipt)),
         Outcome::Duplicate(receipt) => Some(Accepted::Duplicate(receipt)),
         Outcome::Spooled(receipt) => Some(Accepted::Spooled(receipt)),
-        Outcome::Rejected(_) => None,
+        Outcome::Rejected(_) | Outcome::Conflict(_) => None,
     }
 }
 
@@ -391,7 +458,11 @@ mod tests {
         let refused: Vec<(usize, String, Rule)> = results
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.field.clone(), e.rule)))
+            .filter_map(|(i, r)| match r {
+                Err(Refused::Invalid(e)) => Some((i, e.field.clone(), e.rule)),
+                Err(other) => panic!("{other:?}"),
+                Ok(_) => None,
+            })
             .collect();
         assert_eq!(
             refused,

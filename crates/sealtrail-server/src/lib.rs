@@ -18,7 +18,8 @@
 //!   consistency proofs, tiles), [`verify`] (verifying a log or a whole store, the background
 //!   verifier and its board), [`health`] (the checks behind `/health`), [`keys`] (key files,
 //!   and the one rule for which key signs, verifies and is published for a log), [`authn`]
-//!   (from a bearer secret to its token, through a short-lived cache) and [`directory`] (the
+//!   (from a bearer secret to its token, through a short-lived cache), [`refusals`] (refused
+//!   admin attempts recorded in the `_system` log, within limits) and [`directory`] (the
 //!   listings of tenants and tokens). [`readers`]
 //!   is the pool of store connections they read through.
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
@@ -59,6 +60,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod query;
 pub mod readers;
+pub mod refusals;
 pub mod shutdown;
 pub mod spool;
 pub mod tenant;

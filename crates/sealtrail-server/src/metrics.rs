@@ -21,6 +21,7 @@
 //! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
 //! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
 //! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests, or an answer not read) |
+//! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -103,6 +104,32 @@ struct KindLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// What became of one refused admin attempt (see `crate::refusals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalOutcome {
+    /// Appended to the `_system` log.
+    Recorded,
+    /// Over the limits: counted only here and in the source's next record.
+    Suppressed,
+    /// The record could not be written (the store failed).
+    Failed,
+}
+
+impl RefusalOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefusalOutcome::Recorded => "recorded",
+            RefusalOutcome::Suppressed => "suppressed",
+            RefusalOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabel {
     tenant: String,
 }
@@ -130,13 +157,15 @@ struct Metrics {
     checkpoint_age: Family<TenantLabel, GaugeF64>,
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
+    admin_refusals: Family<OutcomeLabel, Counter>,
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
     http_connections: Gauge,
     http_connection_limit: Gauge,
     http_timeouts: Family<PhaseLabel, Counter>,
-    /// The spool's latest state; `None` when there is no spool (the embedded store).
+    /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
+    /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
     /// Signals for `GET /health` that counters alone cannot answer (how recent, not how many).
     activity: Mutex<ActivityState>,
@@ -228,6 +257,15 @@ impl Metrics {
             "Chain violations found by verification",
             chain_violations.clone(),
         );
+        let admin_refusals = Family::<OutcomeLabel, Counter>::default();
+        for outcome in ["recorded", "suppressed", "failed"] {
+            admin_refusals.get_or_create_owned(&OutcomeLabel { outcome });
+        }
+        registry.register(
+            "sealtrail_admin_refusals",
+            "Refused attempts at the admin API by outcome (recorded in the _system log, suppressed over the limits, failed)",
+            admin_refusals.clone(),
+        );
         let spool_depth = Gauge::default();
         registry.register(
             "sealtrail_spool_depth",
@@ -287,6 +325,7 @@ impl Metrics {
             checkpoint_age,
             verification_runs,
             chain_violations,
+            admin_refusals,
             activity: Mutex::new(ActivityState::default()),
             checkpoints: Mutex::new(HashMap::new()),
             index_lag_bits: AtomicU64::new(f64::NAN.to_bits()),
@@ -318,6 +357,16 @@ pub fn ingest_error(kind: &'static str) {
     METRICS
         .ingest_errors
         .get_or_create(&KindLabel { kind })
+        .inc();
+}
+
+/// Counts one refused admin attempt by what became of it.
+pub fn admin_refused(outcome: RefusalOutcome) {
+    METRICS
+        .admin_refusals
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.as_str(),
+        })
         .inc();
 }
 
@@ -430,11 +479,6 @@ pub fn connection_timed_out(phase: &'static str) {
         .http_timeouts
         .get_or_create(&PhaseLabel { phase })
         .inc();
-}
-
-/// The spool's latest state, if this process has a spool.
-pub fn spool() -> Option<SpoolStatus> {
-    *lock(&METRICS.spool)
 }
 
 /// Records how far the query index trails the log, in seconds.

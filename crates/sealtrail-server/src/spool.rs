@@ -31,8 +31,14 @@
 //! id is already in its tenant's log (a chunk committed just before a crash, or a commit whose
 //! answer was lost with the connection) is skipped, so nothing is appended twice; the
 //! database's unique `(tenant, id)` constraint backs this up. A record whose idempotency key
-//! the log already holds is skipped as the duplicate it is. The file is emptied once every
+//! the log already holds for the same event is skipped as the duplicate it is; one whose key
+//! the log holds for a different event was acknowledged all the same, so it is appended under
+//! its own id without claiming the key (see `ledger::group`). The file is emptied once every
 //! record in it is in the log.
+//!
+//! **Idempotency while waiting.** The spool remembers the idempotency key of every waiting
+//! record with the [`event_digest`] of its event: a retry of the same event gets the same
+//! `202`, a different event under the key is refused, as it would be by the log.
 //!
 //! **Limits.** The file holds at most `spool_max_bytes` (default [`DEFAULT_MAX_BYTES`]) of
 //! records; beyond that, and when the disk is full, events are refused with `503` / `507`
@@ -43,8 +49,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use sealtrail_core::Timestamp;
-use sealtrail_core::canonical::Entry;
+use sealtrail_core::canonical::{Entry, event_digest};
+use sealtrail_core::{Hash, Timestamp};
 use sealtrail_store::DataDir;
 use sha2::{Digest, Sha256};
 
@@ -166,6 +172,16 @@ pub struct Pending {
     pub end: u64,
 }
 
+/// A waiting record an idempotency key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledKey {
+    /// The id and acceptance time its `202` gave.
+    pub id: String,
+    pub received_at: String,
+    /// Its event's [`event_digest`], which a retry under the key must match.
+    pub digest: Hash,
+}
+
 /// The spool file, owned by the writer thread.
 pub struct Spool {
     path: PathBuf,
@@ -177,9 +193,9 @@ pub struct Spool {
     depth: u64,
     max_bytes: u64,
     oldest: Option<i64>,
-    /// Idempotency keys of waiting records: `(tenant, key)` → (id, received_at), so a retry
-    /// while the store is down gets the first answer instead of a second copy.
-    keys: HashMap<(String, String), (String, String)>,
+    /// Idempotency keys of waiting records, so a retry while the store is down gets the
+    /// first answer instead of a second copy (and a different event under the key is told).
+    keys: HashMap<(String, String), SpooledKey>,
 }
 
 impl Spool {
@@ -237,13 +253,19 @@ impl Spool {
             self.oldest = parsed.as_ref().map(|e| e.server.received_at.unix_micros());
         }
         if let (Some(key), Some(entry)) = (&record.idempotency_key, &parsed) {
-            self.keys.insert(
-                (record.tenant.clone(), key.clone()),
-                (
-                    entry.server.id.to_string(),
-                    entry.server.received_at.to_rfc3339(),
-                ),
-            );
+            // An entry that parsed has a canonical form, so it has a digest.
+            if let Ok(digest) = event_digest(&entry.event) {
+                let spooled = SpooledKey {
+                    id: entry.server.id.to_string(),
+                    received_at: entry.server.received_at.to_rfc3339(),
+                    digest,
+                };
+                // The first record under a key is the one it names; a later one is there only
+                // because it was acknowledged before the key could be checked.
+                self.keys
+                    .entry((record.tenant.clone(), key.clone()))
+                    .or_insert(spooled);
+            }
         }
     }
 
@@ -296,8 +318,8 @@ impl Spool {
         self.drained < self.len
     }
 
-    /// The spooled answer for an idempotency key already waiting here.
-    pub fn spooled_key(&self, tenant: &str, key: &str) -> Option<(String, String)> {
+    /// The waiting record an idempotency key names, if any.
+    pub fn spooled_key(&self, tenant: &str, key: &str) -> Option<SpooledKey> {
         self.keys
             .get(&(tenant.to_string(), key.to_string()))
             .cloned()

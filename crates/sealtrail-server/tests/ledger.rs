@@ -5,18 +5,24 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sealtrail_core::Timestamp;
+use sealtrail_core::canonical::{Entry, ServerFields, canonical_entry};
 use sealtrail_core::event::Event;
 use sealtrail_core::leaf_hash;
 use sealtrail_core::note::SignerKey;
+use sealtrail_core::{Hash, Timestamp};
 use sealtrail_server::clock::ManualClock;
-use sealtrail_server::ledger::{Ledger, LedgerConfig, LedgerError, Outcome, Refusal, Submission};
+use sealtrail_server::config::StoreFailurePolicy;
+use sealtrail_server::ledger::{
+    Ledger, LedgerConfig, LedgerError, Original, Outcome, Receipt, Refusal, SpoolConfig, Submission,
+};
+use sealtrail_server::spool;
 use sealtrail_server::verify;
 use sealtrail_store::testing::Backend;
 use sealtrail_store::{DataDir, Location};
 
 sealtrail_store::store_suite!(
     two_ledgers_append_to_one_log,
+    a_key_names_one_event_whichever_instance_is_asked,
     appends_queued_together_commit_as_one_group,
     recorded_times_come_from_the_ledgers_clock,
     a_failed_signing_is_retried_until_the_log_is_signed,
@@ -100,35 +106,62 @@ fn event(instance: usize, n: usize) -> Submission {
     }
 }
 
+/// Ledgers started as instances of the service on one store: each with a data directory of
+/// its own (the embedded store stays in the backend's) and the same root signing key.
+struct Instances {
+    ledgers: Vec<Ledger>,
+    root: SignerKey,
+    /// The instances' directories and the root key's, removed when the test ends.
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Instances {
+    fn start(backend: &dyn Backend, count: usize) -> Instances {
+        let keys = tempfile::tempdir().unwrap();
+        let root = SignerKey::generate("sealtrail-root", &mut rand_core::OsRng).unwrap();
+        sealtrail_server::keys::write_key_pair(keys.path(), &root).unwrap();
+        let (root_path, _) = sealtrail_server::keys::key_paths(keys.path(), "sealtrail-root");
+        let dirs: Vec<tempfile::TempDir> =
+            (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+        let ledgers = dirs
+            .iter()
+            .map(|dir| {
+                Ledger::start(LedgerConfig {
+                    // The embedded store lives in the backend's own directory; the instance's
+                    // directory holds only what is local to it.
+                    data_dir: match backend.location() {
+                        Location::Embedded { .. } => backend.data_dir().to_path_buf(),
+                        Location::Postgres { .. } => dir.path().to_path_buf(),
+                    },
+                    store: backend.location(),
+                    signing_key: Some(root_path.clone()),
+                    checkpoint_interval: Duration::from_millis(5),
+                    origin_prefix: "store.test".into(),
+                    audit_stdout: false,
+                })
+                .unwrap()
+            })
+            .collect();
+        let mut dirs = dirs;
+        dirs.push(keys);
+        Instances {
+            ledgers,
+            root,
+            _dirs: dirs,
+        }
+    }
+}
+
 /// Two ledgers — two service instances, each with its own data directory and the same root
 /// signing key — append to one tenant at once through the same store. Every receipt names the
 /// entry at its seq, the chain and the stored tree verify end to end, and every checkpoint
 /// either instance signed is consistent with the one log.
 fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
-    let keys = tempfile::tempdir().unwrap();
-    let root = SignerKey::generate("sealtrail-root", &mut rand_core::OsRng).unwrap();
-    sealtrail_server::keys::write_key_pair(keys.path(), &root).unwrap();
-    let (root_path, _) = sealtrail_server::keys::key_paths(keys.path(), "sealtrail-root");
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let ledgers: Vec<Ledger> = dirs
-        .iter()
-        .map(|dir| {
-            Ledger::start(LedgerConfig {
-                // The embedded store lives in the backend's own directory; the instance's
-                // directory holds only what is local to it.
-                data_dir: match backend.location() {
-                    Location::Embedded { .. } => backend.data_dir().to_path_buf(),
-                    Location::Postgres { .. } => dir.path().to_path_buf(),
-                },
-                store: backend.location(),
-                signing_key: Some(root_path.clone()),
-                checkpoint_interval: Duration::from_millis(5),
-                origin_prefix: "store.test".into(),
-                audit_stdout: false,
-            })
-            .unwrap()
-        })
-        .collect();
+    let Instances {
+        ledgers,
+        root,
+        _dirs,
+    } = Instances::start(backend, 2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -222,6 +255,176 @@ fn two_ledgers_append_to_one_log(backend: &dyn Backend) {
     )
     .unwrap();
     assert!(system.valid, "{system:?}");
+}
+
+/// An idempotency key names one event across instances: appends of different events under
+/// one key, sent at once through two instances of one store, commit exactly one of them, and
+/// every other is refused naming it ([`Outcome::Conflict`]); a retry of that one through either
+/// instance gets its receipt. The key is checked in the store, under the tenant's lock, not in
+/// an instance's memory, so the instances cannot both take it.
+fn a_key_names_one_event_whichever_instance_is_asked(backend: &dyn Backend) {
+    let Instances { ledgers, _dirs, .. } = Instances::start(backend, 2);
+    ledgers[0].ensure_tenant_blocking("acme", "test").unwrap();
+    let under_one_key = |n: usize| Submission {
+        idempotency_key: Some("shared".into()),
+        ..event(0, n)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes: Vec<(usize, Outcome)> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|n| {
+                let ledger = ledgers[n % 2].clone();
+                let submission = under_one_key(n);
+                tokio::spawn(async move {
+                    let mut outcomes = ledger.append("acme", vec![submission]).await.unwrap();
+                    (n, outcomes.remove(0))
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        outcomes
+    });
+    let created: Vec<(usize, Receipt)> = outcomes
+        .iter()
+        .filter_map(|(n, outcome)| match outcome {
+            Outcome::Created(receipt) => Some((*n, receipt.clone())),
+            _ => None,
+        })
+        .collect();
+    let [(winner, original)] = &created[..] else {
+        panic!("one event takes the key: {outcomes:?}");
+    };
+    for (n, outcome) in &outcomes {
+        match outcome {
+            Outcome::Conflict(Original::Committed(named)) => assert_eq!(named, original),
+            Outcome::Created(_) if n == winner => {}
+            other => panic!("event {n} under a taken key: {other:?}"),
+        }
+    }
+    for ledger in &ledgers {
+        let retried = runtime
+            .block_on(ledger.append("acme", vec![under_one_key(*winner)]))
+            .unwrap();
+        assert!(
+            matches!(&retried[..], [Outcome::Duplicate(receipt)] if receipt == original),
+            "{retried:?}"
+        );
+    }
+    for ledger in ledgers {
+        ledger.shutdown();
+    }
+    let reader = backend.location().open_reader().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 1, "one entry under the key");
+    assert_eq!(reader.idempotent_seq("acme", "shared").unwrap(), Some(0));
+}
+
+/// Events a PostgreSQL instance spooled while the database was unreachable were acknowledged
+/// (`202`) before their idempotency keys could be checked against the log. When one turns out
+/// to be a different event under a key the log already gives another, draining appends it all
+/// the same, under the id it was acknowledged with, and the key keeps naming the first: an
+/// acknowledged event is never dropped. A true retry is still skipped, and a new key is
+/// claimed as usual.
+#[test]
+fn a_spooled_event_under_a_key_the_log_gives_another_event_is_still_appended() {
+    let Some(backend) = sealtrail_store::testing::Postgres::new("ledger::spooled_key_conflict")
+    else {
+        return;
+    };
+    let submission = |action: &str, key: &str| {
+        let json = format!(r#"{{"action":"{action}","outcome":"success","actor":{{"id":"u-1"}}}}"#);
+        Submission {
+            event: Event::parse(json.as_bytes()).unwrap(),
+            idempotency_key: Some(key.into()),
+        }
+    };
+    let ledger = ledger_signing_every(&backend, Duration::from_secs(3600));
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    append_blocking(
+        &ledger,
+        "acme",
+        vec![submission("patient.record.read", "K")],
+    );
+    ledger.shutdown();
+
+    // What an instance keeps while the database is unreachable: the entry with the id and
+    // acceptance time its 202 gave, and a placeholder seq and prev_hash.
+    let spooled = [
+        ("patient.record.delete", "K"),
+        ("patient.record.read", "K"),
+        ("patient.record.update", "K3"),
+    ]
+    .map(|(action, key)| {
+        let id = uuid::Uuid::now_v7();
+        let server = ServerFields {
+            id,
+            seq: sealtrail_core::event::MAX_SAFE_INTEGER,
+            received_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            prev_hash: Hash::ZERO,
+        };
+        let event = submission(action, key).event;
+        let record = spool::Record {
+            tenant: "acme".into(),
+            idempotency_key: Some(key.into()),
+            entry: canonical_entry(&event, &server).unwrap(),
+        };
+        (id.to_string(), record)
+    });
+    let (mut file, _) = spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+    let records: Vec<spool::Record> = spooled.iter().map(|(_, r)| r.clone()).collect();
+    file.append(&records).unwrap();
+    drop(file);
+
+    // A start drains the spool; shutdown drains whatever is left first.
+    let ledger = Ledger::start_with_spool(
+        LedgerConfig {
+            data_dir: backend.data_dir().to_path_buf(),
+            store: backend.location(),
+            signing_key: None,
+            checkpoint_interval: Duration::from_secs(3600),
+            origin_prefix: "store.test".into(),
+            audit_stdout: false,
+        },
+        Some(SpoolConfig {
+            max_bytes: spool::DEFAULT_MAX_BYTES,
+            default_policy: StoreFailurePolicy::Spool,
+            tenant_policies: Default::default(),
+        }),
+    )
+    .unwrap();
+    ledger.shutdown();
+
+    let reader = backend.location().open_reader().unwrap();
+    let ids: Vec<String> = (0..reader.size("acme").unwrap())
+        .map(|seq| reader.entry_id("acme", seq).unwrap().unwrap())
+        .collect();
+    let (deletion, update) = (&spooled[0].0, &spooled[2].0);
+    assert_eq!(
+        &ids[1..],
+        [deletion.clone(), update.clone()],
+        "the deletion is in the log under the id its 202 gave, the retry of the read is not"
+    );
+    let entry = Entry::parse(&reader.entry("acme", 1).unwrap().unwrap()).unwrap();
+    assert_eq!(entry.event.action, "patient.record.delete");
+    assert_eq!(reader.idempotent_seq("acme", "K").unwrap(), Some(0));
+    assert_eq!(reader.idempotent_seq("acme", "K3").unwrap(), Some(2));
+    let (file, recovery) =
+        spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+    assert_eq!(recovery.records, 0, "the spool drained");
+    assert!(!file.is_pending());
+    let key = sealtrail_core::note::VerifierKey::parse(
+        &reader.tenant("acme").unwrap().unwrap().vkey.unwrap(),
+    )
+    .unwrap();
+    let report =
+        verify::verify_tenant_with_keys(reader.as_ref(), "acme", &[key], &[], None, None).unwrap();
+    assert!(report.valid, "{report:?}");
 }
 
 /// Appends that queue while the writer is busy are committed as one group: each tenant's

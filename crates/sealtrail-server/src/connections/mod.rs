@@ -13,12 +13,12 @@
 //!   retried after a back-off that doubles from 10 ms to 1 s, logged once per episode.
 //! - **Deadlines** ([`deadline`]): a request's head must arrive within the header timeout
 //!   (from its first byte; a new connection's from its opening), a connection may be idle
-//!   between requests for the idle timeout, and a body must keep arriving ([`body`]).
+//!   between requests for the idle timeout, and a body must keep arriving
+//!   ([`crate::http::body::TimedBody`]).
 //!
 //! Shutdown is as before: stop accepting (the listening socket is closed), let every
 //! connection finish its request in flight, then return.
 
-pub mod body;
 pub mod deadline;
 pub mod fds;
 
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -38,9 +38,10 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
-use self::body::TimedBody;
 use self::deadline::{AnswerBody, Deadline, Watched};
 use crate::config::HttpSettings;
+use crate::http::body::TimedBody;
+use crate::http::wire::{JsonRefusals, Peer};
 
 /// How many connections the kernel holds for the accept loop while it is at the cap (it
 /// clamps this to `net.core.somaxconn`, 4,096 on current Linux). Tokio's default, 128, would
@@ -185,11 +186,11 @@ pub async fn serve(
                 }
             }
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok(accepted) => {
                     backoff.succeeded();
-                    stream
+                    accepted
                 }
                 // The client gave up before it was accepted: nothing to back off from.
                 Err(error) if is_connection_error(&error) => continue,
@@ -210,6 +211,7 @@ pub async fn serve(
         };
         tokio::spawn(serve_connection(
             stream,
+            Peer(peer),
             router.clone(),
             limits.clone(),
             stopping.clone(),
@@ -263,30 +265,36 @@ impl Backoff {
 }
 
 /// Serves one connection until it ends, its deadline passes, or shutdown lets it finish.
+///
+/// Its stream is watched for its deadline ([`Watched`]) under [`JsonRefusals`], which gives
+/// hyper's own refusals the JSON error shape; its requests carry the peer address as
+/// `ConnectInfo<Peer>`, where handlers read it.
 async fn serve_connection(
     stream: TcpStream,
+    peer: Peer,
     router: Router,
     limits: Arc<Limits>,
     mut stopping: watch::Receiver<bool>,
     _slot: Slot,
 ) {
     let deadline = Deadline::new(limits.header_timeout, limits.idle_timeout);
-    let io = TokioIo::new(Watched {
+    let io = TokioIo::new(JsonRefusals::new(Watched {
         stream,
         deadline: deadline.clone(),
-    });
+    }));
     let router = TowerToHyperService::new(router);
     let service = {
         let deadline = deadline.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             deadline.request_started();
-            let request: Request = request.map(|body| {
+            let mut request: Request = request.map(|body| {
                 axum::body::Body::new(TimedBody::new(
                     body,
                     limits.body_timeout,
                     limits.body_min_rate,
                 ))
             });
+            request.extensions_mut().insert(ConnectInfo(peer));
             let answered = hyper::service::Service::call(&router, request);
             let deadline = deadline.clone();
             async move {

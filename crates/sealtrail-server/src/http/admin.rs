@@ -14,12 +14,18 @@
 //!
 //! The response carrying a new secret is marked `Cache-Control: no-store`, and no secret is
 //! ever logged.
+//!
+//! A request these routes refuse before doing anything — no token, an unknown or revoked
+//! one, one without the `admin` scope or of another tenant than `_system` — is itself
+//! recorded in the `_system` log as `sealtrail.admin.refused` ([`AdminCaller`], within the
+//! limits of [`crate::refusals`]).
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -30,7 +36,7 @@ use sealtrail_core::event::parse_json;
 
 use super::body::{limited, refused};
 use super::ingest::{content_type, unsupported_type};
-use super::{ApiError, AppState, Caller};
+use super::{AUTHORIZATION, ApiError, AppState, Caller, refused_attempt};
 use crate::auth::{self, Scope};
 use crate::ledger::SYSTEM_TENANT;
 use crate::tenant::TenantName;
@@ -57,20 +63,42 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
             StatusCode::FORBIDDEN,
             "wrong_tenant",
             format!("admin actions need a token of the {SYSTEM_TENANT} tenant"),
-        ));
+        )
+        .at(AUTHORIZATION, "tenant"));
     }
     Ok(())
 }
 
+/// The caller of an admin route: an admin token of the `_system` tenant. Every refusal
+/// (401 for a missing, unknown or revoked token; 400, 403 or 404 for anything else that keeps
+/// the caller out) is recorded in the `_system` log before it is answered.
+pub struct AdminCaller(pub Caller);
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<AdminCaller, ApiError> {
+        let (error, token_id) = match Caller::authenticate(parts, state).await {
+            Ok(caller) => match require_admin(&caller) {
+                Ok(()) => return Ok(AdminCaller(caller)),
+                Err(error) => (error, Some(caller.token_id)),
+            },
+            Err(refused) => (refused.error, refused.token_id),
+        };
+        state
+            .refusals
+            .record(refused_attempt(parts, &error, token_id))
+            .await;
+        Err(error)
+    }
+}
+
 /// A request field that breaks a rule: 422 naming the field and the rule.
 fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        error: "invalid_request",
-        message: message.into(),
-        field: Some(field.to_string()),
-        rule: Some(rule),
-    }
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message).at(field, rule)
 }
 
 /// `POST /v1/admin/tokens` body.
@@ -203,8 +231,8 @@ pub struct CreatedToken {
     responses(
         (status = 201, description = "Created; `token` is the secret, shown only here", body = CreatedToken),
         (status = 400, description = "Malformed JSON", body = super::error::ApiErrorBody),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
         (status = 413, description = "A body over 64 KiB", body = super::error::ApiErrorBody),
         (status = 415, description = "Not application/json", body = super::error::ApiErrorBody),
         (status = 422, description = "A field breaks a rule; `field` and `rule` say which", body = super::error::ApiErrorBody),
@@ -213,11 +241,10 @@ pub struct CreatedToken {
 )]
 async fn create_token(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&caller)?;
     let body = body.map_err(|rejection| refused(rejection, MAX_ADMIN_BODY))?;
     let request = CreateTokenRequest::parse(&headers, &body)?;
     let created = state
@@ -270,16 +297,15 @@ pub struct TokenList {
     get, path = "/v1/admin/tokens", tag = "admin",
     responses(
         (status = 200, description = "Every token", body = TokenList),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
 async fn list_tokens(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminCaller(_): AdminCaller,
 ) -> Result<Json<TokenList>, ApiError> {
-    require_admin(&caller)?;
     let records = state.directory().tokens().await?;
     let tokens = records
         .into_iter()
@@ -300,25 +326,24 @@ async fn list_tokens(
     params(("id" = String, Path, description = "The token's id (`tok_…`), not its secret")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
         (status = 404, description = "No such token, or already revoked", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&caller)?;
     if !state.ledger.revoke_token(&id, &caller.token_id).await? {
         return Err(ApiError::not_found(format!(
             "no active token {id:?}; see GET /v1/admin/tokens"
         ))
         .at("id", "unknown_token"));
     }
-    // Effective at once on this instance (others re-check within TOKEN_RECHECK).
+    // Effective at once on this instance (others re-check within `token_recheck_ms`).
     state.tokens.forget_all();
     tracing::info!(actor = %caller.token_id, token = %id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
@@ -352,16 +377,15 @@ pub struct TenantList {
     get, path = "/v1/admin/tenants", tag = "admin",
     responses(
         (status = 200, description = "Every tenant", body = TenantList),
-        (status = 401, description = "Missing, unknown or revoked token", body = super::error::ApiErrorBody),
-        (status = 403, description = "Not an admin token of the _system tenant", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
 async fn list_tenants(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminCaller(_): AdminCaller,
 ) -> Result<Json<TenantList>, ApiError> {
-    require_admin(&caller)?;
     let tenants = state
         .directory()
         .tenants()

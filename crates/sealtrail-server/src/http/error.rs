@@ -13,10 +13,9 @@ use sealtrail_core::event::EventError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::connections::body::BodyTooSlow;
 use crate::index::IndexError;
-use crate::ingest::IngestError;
-use crate::ledger::LedgerError;
+use crate::ingest::{IngestError, KeyConflict, Refused};
+use crate::ledger::{LedgerError, Original};
 use crate::query::QueryError;
 use crate::readers::{ReadError, ReadFailure};
 use crate::verify::VerificationError;
@@ -33,6 +32,9 @@ pub struct ApiError {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'static str>,
+    /// For `idempotency_conflict`: the receipt of the event the key already names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<Box<Original>>,
 }
 
 impl ApiError {
@@ -43,6 +45,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             rule: None,
+            original: None,
         }
     }
 
@@ -127,7 +130,7 @@ impl ApiError {
     }
 
     /// 408 for a body that arrived more slowly than the body timeout and rate allow.
-    pub fn body_too_slow(error: &BodyTooSlow) -> ApiError {
+    pub fn body_too_slow(error: &super::body::BodyTooSlow) -> ApiError {
         ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
@@ -158,6 +161,7 @@ impl ApiError {
             message: message.into(),
             field: Some(field.to_string()),
             rule: Some(rule),
+            original: None,
         }
     }
 }
@@ -180,6 +184,7 @@ impl From<EventError> for ApiError {
             message: error.message.clone(),
             field: Some(error.field.clone()),
             rule: Some(code),
+            original: None,
         }
     }
 }
@@ -356,6 +361,7 @@ impl From<IngestError> for ApiError {
             IngestError::IdempotencyKey { rule, message } => {
                 ApiError::invalid("Idempotency-Key", rule, message)
             }
+            IngestError::KeyConflict(conflict) => (*conflict).into(),
             IngestError::TooManyEvents { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch_too_large",
@@ -364,6 +370,31 @@ impl From<IngestError> for ApiError {
             .at("", "max_items"),
             IngestError::NotKept { error, .. } => error.into(),
             IngestError::NoOutcome => ApiError::internal(error.to_string()),
+        }
+    }
+}
+
+/// 422, as the IETF Idempotency-Key draft answers a key reused with a different payload: the
+/// request is well formed, but it cannot be what its key says it is (a retry).
+impl From<KeyConflict> for ApiError {
+    fn from(conflict: KeyConflict) -> ApiError {
+        ApiError {
+            original: Some(Box::new(conflict.original.clone())),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_conflict",
+                conflict.to_string(),
+            )
+            .at(&conflict.field, "idempotency_conflict")
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        match refused {
+            Refused::Invalid(error) => error.into(),
+            Refused::KeyConflict(conflict) => conflict.into(),
         }
     }
 }
@@ -438,7 +469,7 @@ impl From<VerificationError> for ApiError {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Error)]
 pub struct ApiErrorBody {
-    /// A stable snake_case code: `invalid_event`, `malformed_json`, `bad_request`,
+    /// A stable snake_case code: `invalid_event`, `idempotency_conflict`, `malformed_json`, `bad_request`,
     /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
     /// `store_unavailable`, `storage_full`, `method_not_allowed`, `uri_too_long`,
     /// `headers_too_large`, `payload_too_large`, `request_timeout`, `server_busy`, …
@@ -452,7 +483,25 @@ pub struct ApiErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
     /// The rule it broke: `required`, `type`, `enum`, `max_length`, `unknown_field`,
-    /// `timestamp`, `future`, `range`, `format`, `scope`, …
+    /// `timestamp`, `future`, `range`, `format`, `scope`, `idempotency_conflict`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<String>,
+    /// With `idempotency_conflict` only: the receipt of the event the idempotency key already
+    /// names — `id`, `seq`, `event_hash`, `received_at` when it is in the log; `id` and
+    /// `received_at` when it waits in the spool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original: Option<OriginalReceipt>,
+}
+
+/// The receipt of the event an idempotency key already names, in an `idempotency_conflict`
+/// error. `seq` and `event_hash` are absent while the event waits in the spool.
+#[derive(Serialize, ToSchema)]
+pub struct OriginalReceipt {
+    #[schema(format = "uuid")]
+    id: String,
+    seq: Option<u64>,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    event_hash: Option<String>,
+    #[schema(format = DateTime)]
+    received_at: String,
 }

@@ -1,7 +1,8 @@
 //! `POST /v1/events` and `POST /v1/events/batch`: the body, its content type and the
 //! `Idempotency-Key` header go to the ingest service ([`crate::ingest`]), and what it returns
-//! becomes a status and a receipt — `201` committed, `200` a duplicate, `202` spooled — or,
-//! for a batch, one result per event. Every answer is counted in [`crate::metrics`].
+//! becomes a status and a receipt — `201` committed, `200` a duplicate, `202` spooled, `422`
+//! for an idempotency key that names a different event — or, for a batch, one result per
+//! event. Every answer is counted in [`crate::metrics`].
 
 use axum::Json;
 use axum::Router;
@@ -145,7 +146,8 @@ async fn accept_event(
 pub struct BatchResult {
     pub index: usize,
     /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
-    /// spool while the store is unreachable, 4xx rejected.
+    /// spool while the store is unreachable, 4xx refused (422 `idempotency_conflict` for a
+    /// key that already names a different event).
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub receipt: Option<Receipt>,

@@ -15,6 +15,7 @@ pub mod log;
 pub mod ops;
 pub mod query;
 pub mod tiles;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -26,16 +27,17 @@ use axum::http::request::Parts;
 pub use self::body::BodyBudget;
 pub use self::error::ApiError;
 use crate::auth::{self, Scope};
-use crate::authn::{Authenticator, Credentials};
-pub use crate::authn::{TOKEN_RECHECK, TokenCache};
+pub use crate::authn::TokenCache;
+use crate::authn::{Authenticator, Credentials, SecretHash};
 use crate::config::Resolved;
 use crate::directory::Directory;
 use crate::health::HealthCheck;
 use crate::ingest::Ingest;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, RefusedAttempt};
 use crate::query::Queries;
 pub use crate::readers::{MAX_READERS, Readers};
-use crate::tenant::TenantName;
+use crate::refusals::Refusals;
+use crate::tenant::{SYSTEM_TENANT, TenantName};
 use crate::verify::{LogVerifier, VerificationBoard};
 
 /// Everything handlers share.
@@ -58,6 +60,8 @@ pub struct AppState {
     pub health: HealthCheck,
     /// The memory request bodies may hold at once (`http::body`).
     pub bodies: BodyBudget,
+    /// Refused attempts at the admin API and the `_system` log, recorded in that log.
+    pub refusals: Refusals,
 }
 
 impl AppState {
@@ -77,14 +81,66 @@ impl AppState {
 }
 
 /// The authenticated caller of a request: which token, for which tenant, with which scopes.
+///
+/// As an extractor it also holds the caller to the one rule of access that depends on the
+/// tenant rather than the route: the `_system` log — sealtrail's record of admin actions —
+/// is reached only with the `admin` scope ([`Caller::may_reach_log`]). A `*` token names any
+/// tenant in `X-Tenant-ID`, but without `admin` not `_system`; such an attempt is refused
+/// with 403 and recorded in the `_system` log ([`crate::refusals`]).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub token_id: String,
     pub tenant: String,
     pub scopes: Vec<Scope>,
+    /// The hash of the secret presented, to check the token again later in the request
+    /// ([`Caller::recheck`]).
+    secret: SecretHash,
+}
+
+/// A request refused while its caller was being found, with the id of the token it presented
+/// when the store holds one with that secret (for the record of a refused admin attempt).
+#[derive(Debug)]
+pub struct Refused {
+    pub error: ApiError,
+    pub token_id: Option<String>,
+}
+
+impl Refused {
+    fn anonymous(error: ApiError) -> Refused {
+        Refused {
+            error,
+            token_id: None,
+        }
+    }
+
+    fn by(token_id: &str, error: ApiError) -> Refused {
+        Refused {
+            error,
+            token_id: Some(token_id.to_string()),
+        }
+    }
 }
 
 impl Caller {
+    /// Whether this caller may reach its tenant's log at all: every tenant's, except that the
+    /// `_system` log needs the `admin` scope, whatever tenant the token is bound to (a `*`
+    /// token, or a `_system` token made without `admin`). The log records every admin action
+    /// with the ids of the tokens involved; reading it is an administrator's business, as
+    /// reading a database's settings or an audit device's output is.
+    pub fn may_reach_log(&self) -> Result<(), ApiError> {
+        if self.tenant != SYSTEM_TENANT || self.scopes.contains(&Scope::Admin) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            format!(
+                "the {SYSTEM_TENANT} log is sealtrail's record of admin actions: it takes no events, and is read only with the admin scope, which this token lacks"
+            ),
+        )
+        .at(AUTHORIZATION, "system_log"))
+    }
+
     /// Fails with 403 unless the token has `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.contains(&scope) {
@@ -104,7 +160,7 @@ impl Caller {
 }
 
 /// The request headers a [`Caller`] comes from, as error fields name them.
-const AUTHORIZATION: &str = "Authorization";
+pub(crate) const AUTHORIZATION: &str = "Authorization";
 const TENANT_HEADER: &str = "X-Tenant-ID";
 
 /// A 401 naming the `Authorization` header and why it does not authenticate.
@@ -116,11 +172,31 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let caller = Caller::authenticate(parts, state)
+            .await
+            .map_err(|refused| refused.error)?;
+        if let Err(error) = caller.may_reach_log() {
+            let attempt = refused_attempt(parts, &error, Some(caller.token_id.clone()));
+            state.refusals.record(attempt).await;
+            return Err(error);
+        }
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// The caller of a request, from its `Authorization: Bearer` header (and `X-Tenant-ID`
+    /// for a multi-tenant token): 401 without a valid, unrevoked token; 400, 403 or 404 when
+    /// `X-Tenant-ID` is malformed, names another tenant than the token's, or names none.
+    pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Refused> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| {
-                unauthorized("required", "missing Authorization: Bearer <token> header")
+                Refused::anonymous(unauthorized(
+                    "required",
+                    "missing Authorization: Bearer <token> header",
+                ))
             })?;
         let secret = header
             .to_str()
@@ -129,12 +205,13 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                unauthorized(
+                Refused::anonymous(unauthorized(
                     "format",
                     "the Authorization header must be `Bearer <token>`",
-                )
+                ))
             })?
             .to_string();
+        let secret = SecretHash::of(&secret);
         // Read before the token is looked up, checked after: a request that does not
         // authenticate learns nothing about tenants.
         let requested = parts
@@ -147,12 +224,53 @@ impl FromRequestParts<AppState> for Caller {
         } = state
             .authenticator()
             .credentials(&secret, requested.clone().flatten())
-            .await?;
-        let record =
-            token.ok_or_else(|| unauthorized("unknown_token", "the token is not valid"))?;
+            .await
+            .map_err(|error| Refused::anonymous(error.into()))?;
+        let record = token.ok_or_else(|| {
+            Refused::anonymous(unauthorized("unknown_token", "the token is not valid"))
+        })?;
         if record.revoked_at.is_some() {
-            return Err(unauthorized("revoked", "the token has been revoked"));
+            return Err(Refused::by(
+                &record.id,
+                unauthorized("revoked", "the token has been revoked"),
+            ));
         }
+        let tenant = Caller::tenant_of(&record, requested, named_tenant_exists)
+            .map_err(|error| Refused::by(&record.id, error))?;
+        let scopes = record
+            .scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect();
+        Ok(Caller {
+            token_id: record.id,
+            tenant,
+            scopes,
+            secret,
+        })
+    }
+
+    /// Checks the caller's token again (with the store, unless the store confirmed it within
+    /// the re-check interval): for a request that has waited since it was authenticated, so
+    /// that a token revoked meanwhile reads nothing more than the interval after its
+    /// revocation. 401 when it has been revoked or is gone.
+    pub async fn recheck(&self, state: &AppState) -> Result<(), ApiError> {
+        match state.authenticator().recheck(&self.secret).await? {
+            None => Err(unauthorized("unknown_token", "the token is not valid")),
+            Some(token) if token.revoked_at.is_some() => {
+                Err(unauthorized("revoked", "the token has been revoked"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The tenant a request with `record`'s token acts for: the token's own, or for a `*`
+    /// token the one `X-Tenant-ID` (`requested`; `Some(None)` when it is not text) names.
+    fn tenant_of(
+        record: &sealtrail_store::TokenRecord,
+        requested: Option<Option<String>>,
+        named_tenant_exists: bool,
+    ) -> Result<String, ApiError> {
         let requested = requested
             .map(|name| {
                 name.ok_or_else(|| {
@@ -190,34 +308,55 @@ impl FromRequestParts<AppState> for Caller {
             }
             (own, _) => own.to_string(),
         };
-        let scopes = record
-            .scopes
-            .iter()
-            .filter_map(|s| Scope::parse(s).ok())
-            .collect();
-        Ok(Caller {
-            token_id: record.id,
-            tenant,
-            scopes,
-        })
+        Ok(tenant)
+    }
+}
+
+/// What the record of a refused request says of it: method, route, path and the address it
+/// came from, with the error it was answered with and the token's id when known. Nothing of
+/// the credential it presented.
+pub(crate) fn refused_attempt(
+    parts: &Parts,
+    error: &ApiError,
+    token_id: Option<String>,
+) -> RefusedAttempt {
+    let route = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| parts.uri.path().to_string(), |m| m.as_str().to_string());
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<wire::Peer>>()
+        .map(|info| info.0.0.ip().to_canonical());
+    RefusedAttempt {
+        method: parts.method.as_str().to_string(),
+        route,
+        path: parts.uri.path().to_string(),
+        status: error.status.as_u16(),
+        error: error.error.to_string(),
+        reason: error.rule.unwrap_or(error.error).to_string(),
+        token_id,
+        client,
     }
 }
 
 /// The longest request target (path and query) served, in bytes. A search with every filter
-/// at its longest, percent-encoded, stays below it; hyper refuses targets from 64 KiB on by
-/// itself, with an empty body, so this limit lies below that one and answers in JSON.
+/// at its longest, percent-encoded, stays below it. hyper refuses targets from 64 KiB on by
+/// itself; [`wire`] gives those refusals the JSON error shape too.
 pub const MAX_URI_BYTES: usize = 48 * 1024;
 /// The most request header bytes (names and values) served.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// The most request headers served; below hyper's own limit of 100, for the same reason.
+/// The most request headers served; below hyper's own limit of 100, so that the refusal names
+/// the rule here (beyond 100, [`wire`] rewrites hyper's own refusal).
 pub const MAX_HEADERS: usize = 64;
 
 /// The whole API.
 ///
 /// Every answer that is an error has the JSON error shape ([`ApiError`]), including those
 /// no handler gives: a path no route serves (404), a method its route does not (405), a
-/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]), and a body
-/// over its route's limit (413, [`body`]).
+/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]), a body over
+/// its route's limit (413, [`body`]), and requests the HTTP parser refuses before routing
+/// (400, 414, 431; see [`wire`]).
 pub fn router(state: AppState) -> Router {
     // Routes that read a body reserve room for it here (`body::limited`).
     let bodies = axum::Extension(state.bodies.clone());

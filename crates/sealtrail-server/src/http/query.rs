@@ -24,7 +24,9 @@
 //!   400 names the parameter (`field`) and the broken rule (`rule`).
 //! - **Read your writes.** `wait_for_seq=N` waits until the tenant's index covers seq `N`, at
 //!   most [`MAX_WAIT`] (5 s), then answers 503 `index_lagging`. A seq the log does not hold
-//!   yet is a 400 at once: waiting for it could only time out.
+//!   yet is a 400 at once: waiting for it could only time out. After waiting, the token is
+//!   checked again ([`Caller::recheck`]), so that a token revoked during the wait reads nothing
+//!   once the re-check interval has passed.
 //! - **Cursors** are opaque (see [`crate::query`]). A cursor from an `asc` listing used with
 //!   `order=desc` (or the reverse) is refused.
 //! - **Tenants.** The tenant comes only from [`Caller`]. Another tenant's event id gets the
@@ -68,13 +70,12 @@ pub fn routes() -> Router<AppState> {
 
 /// A 400 naming the parameter and the rule; the message starts with the parameter's name.
 fn bad_param(field: &str, rule: &'static str, message: impl std::fmt::Display) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        error: "bad_request",
-        message: format!("{field}: {message}"),
-        field: Some(field.to_string()),
-        rule: Some(rule),
-    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("{field}: {message}"),
+    )
+    .at(field, rule)
 }
 
 /// `GET /v1/events` as parsed.
@@ -275,10 +276,17 @@ async fn list_events(
         search,
         wait_for_seq,
     } = parse_list_request(pairs)?;
-    let page = state
-        .queries
-        .search(&index, &caller.tenant, search, wait_for_seq)
-        .await?;
+    if let Some(seq) = wait_for_seq {
+        state
+            .queries
+            .wait_for_seq(&index, &caller.tenant, seq)
+            .await?;
+        // Up to 5 s may have passed since the token was checked: it may have been revoked
+        // meanwhile, and nothing is read with a token revoked for longer than the re-check
+        // interval.
+        caller.recheck(&state).await?;
+    }
+    let page = state.queries.search(&index, &caller.tenant, search).await?;
     Ok(Json(page))
 }
 

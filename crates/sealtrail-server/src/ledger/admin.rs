@@ -8,10 +8,55 @@
 use sealtrail_core::event::Event;
 use sealtrail_store::{StoreError, Tenant, TokenRecord};
 
+use sealtrail_core::event::EventError;
+
 use super::group::GroupWork;
 use super::writer::Writer;
-use super::{Fault, LedgerError, NewToken, Outcome, Refusal, SYSTEM_TENANT, Submission};
+use super::{
+    Fault, LedgerError, NewToken, Outcome, Refusal, RefusedAttempt, SYSTEM_TENANT, Submission,
+};
 use crate::tenant::TenantName;
+
+/// The longest request path a refusal record keeps, in characters: a name's bound in the
+/// event schema. The path is the caller's text; the rest of the record is the server's.
+const MAX_RECORDED_PATH: usize = 256;
+
+/// The `_system` event for a refused admin attempt: `sealtrail.admin.refused`, outcome
+/// `failure`, the token as actor when the store knows it (else an anonymous actor), the route
+/// as target, the client's address as `context.ip`, and in `details` the method, route, path,
+/// status, error code, reason and how many attempts from the same address went unrecorded
+/// before it. Nothing the caller presented as a credential is in it.
+pub(super) fn refusal_event(
+    attempt: &RefusedAttempt,
+    suppressed: u64,
+) -> Result<Event, EventError> {
+    let actor = match &attempt.token_id {
+        Some(id) => serde_json::json!({"id": id, "type": "api_key"}),
+        None => serde_json::json!({"id": "unauthenticated", "type": "anonymous"}),
+    };
+    let path: String = attempt.path.chars().take(MAX_RECORDED_PATH).collect();
+    let mut document = serde_json::json!({
+        "action": "sealtrail.admin.refused",
+        "activity": "admin",
+        "outcome": "failure",
+        "outcome_reason": attempt.reason,
+        "actor": actor,
+        "targets": [{"type": "route", "id": format!("{} {}", attempt.method, attempt.route)}],
+        "details": {
+            "method": attempt.method,
+            "route": attempt.route,
+            "path": path,
+            "status": attempt.status,
+            "error": attempt.error,
+            "reason": attempt.reason,
+            "suppressed": suppressed,
+        },
+    });
+    if let Some(client) = attempt.client {
+        document["context"] = serde_json::json!({"ip": client.to_string()});
+    }
+    Event::from_value(&document)
+}
 
 impl Writer {
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {

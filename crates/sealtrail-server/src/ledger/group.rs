@@ -11,20 +11,30 @@
 //! holds across restarts and instances). When the system clock is set back, entries keep
 //! the previous entry's time until the clock catches up, and the writer logs one warning
 //! when that starts. An event drained from the spool keeps the time it was accepted with
-//! unless the log already holds a later one, in which case it gets that. An idempotency key seen before (in the log or earlier in the group)
-//! gives back the original receipt instead of a second entry.
+//! unless the log already holds a later one, in which case it gets that.
+//!
+//! An idempotency key seen before (in the log or earlier in the group) gives back the original
+//! receipt instead of a second entry — when the event is the one the key first named. Under a
+//! key that names a different event ([`event_digest`] differs) the event is refused
+//! ([`Outcome::Conflict`], naming the original): answering it with the original's receipt would
+//! tell the producer an event was recorded that never was. The event the key names is read
+//! from the log itself, at the seq the `idempotency` row gives, inside the transaction that
+//! holds the tenant's lock, so every instance on one database decides alike. An event drained
+//! from the spool was acknowledged before its key could be checked: it is never refused, but
+//! appended without claiming the key (see [`GroupWork::append_assigned`]).
 
 use std::collections::HashMap;
 
-use sealtrail_core::canonical::{ServerFields, canonical_entry};
+use sealtrail_core::canonical::{Entry, ServerFields, canonical_entry, event_digest};
+use sealtrail_core::event::Event;
 use sealtrail_core::merkle;
 use sealtrail_core::{Timestamp, leaf_hash};
 use sealtrail_store::{NewEntry, Store, StoreError};
 
 use super::writer::{PendingAppend, Settled, TenantState, settle, tenant_state};
 use super::{
-    Answer, AppendRequest, Job, LedgerConfig, LedgerError, Outcome, Receipt, SYSTEM_TENANT,
-    Submission,
+    Answer, AppendRequest, Job, LedgerConfig, LedgerError, Original, Outcome, Receipt,
+    SYSTEM_TENANT, Submission,
 };
 use crate::clock::Clock;
 use crate::keys::KeyResolver;
@@ -192,6 +202,12 @@ impl GroupWork<'_> {
     /// Appends events to a tenant's log in the open transaction. `assigned` gives each
     /// event the id and acceptance time it already has (events drained from the spool);
     /// otherwise they get new ones.
+    ///
+    /// An event whose idempotency key already names a different event is refused
+    /// ([`Outcome::Conflict`]) — unless it was drained from the spool: that event was
+    /// acknowledged (`202`) while the log could not be asked, so it is appended all the same,
+    /// under the id it was acknowledged with, and the key keeps naming the event it named
+    /// first. Dropping it would lose an acknowledged event.
     pub(super) fn append_assigned(
         &mut self,
         tenant: &str,
@@ -207,7 +223,8 @@ impl GroupWork<'_> {
         let mut outcomes = Vec::with_capacity(submissions.len());
         let mut entries: Vec<(u64, String, Vec<u8>)> = Vec::with_capacity(submissions.len());
         let mut hashes = Vec::with_capacity(submissions.len() * 2);
-        let mut keys_in_group: HashMap<String, Receipt> = HashMap::new();
+        // A key claimed earlier in this group: its receipt, and which submission claimed it.
+        let mut keys_in_group: HashMap<String, (Receipt, usize)> = HashMap::new();
         let mut new_keys: Vec<(String, u64)> = Vec::new();
         // Every key of the group looked up at once: one round trip on a networked store.
         let keys: Vec<&str> = submissions
@@ -221,15 +238,36 @@ impl GroupWork<'_> {
         };
         for (i, submission) in submissions.iter().enumerate() {
             let given = assigned.and_then(|a| a.get(i));
+            let mut claims_key = submission.idempotency_key.is_some();
             if let Some(key) = &submission.idempotency_key {
-                if let Some(receipt) = keys_in_group.get(key) {
-                    outcomes.push(Outcome::Duplicate(receipt.clone()));
-                    continue;
-                }
-                if let Some(&seq) = recorded.get(key) {
-                    let receipt = receipt_for_seq(store, tenant, seq)?;
-                    outcomes.push(Outcome::Duplicate(receipt));
-                    continue;
+                let named = if let Some((receipt, at)) = keys_in_group.get(key) {
+                    let same = same_event(&submissions[*at].event, &submission.event);
+                    Some((receipt.clone(), same))
+                } else if let Some(&seq) = recorded.get(key) {
+                    let (receipt, original) = original_at_seq(store, tenant, seq)?;
+                    Some((receipt, same_event(&original, &submission.event)))
+                } else {
+                    None
+                };
+                match named {
+                    None => {}
+                    Some((receipt, true)) => {
+                        outcomes.push(Outcome::Duplicate(receipt));
+                        continue;
+                    }
+                    Some((receipt, false)) => match given {
+                        None => {
+                            outcomes.push(Outcome::Conflict(Original::Committed(receipt)));
+                            continue;
+                        }
+                        Some(spooled) => {
+                            tracing::warn!(
+                                tenant, key = %key, original_seq = receipt.seq, id = %spooled.id,
+                                "a spooled event's idempotency key already names a different event in the log; the spooled event was acknowledged, so it is appended under its own id and the key keeps naming the original"
+                            );
+                            claims_key = false;
+                        }
+                    },
                 }
             }
             let id = given.map_or_else(uuid::Uuid::now_v7, |a| a.id);
@@ -258,8 +296,8 @@ impl GroupWork<'_> {
                 event_hash: hash.to_hex(),
                 received_at: received_at.to_rfc3339(),
             };
-            if let Some(key) = &submission.idempotency_key {
-                keys_in_group.insert(key.clone(), receipt.clone());
+            if let Some(key) = submission.idempotency_key.as_ref().filter(|_| claims_key) {
+                keys_in_group.insert(key.clone(), (receipt.clone(), i));
                 new_keys.push((key.clone(), state.size));
             }
             entries.push((state.size, receipt.id.clone(), entry));
@@ -295,21 +333,32 @@ impl GroupWork<'_> {
     }
 }
 
-/// The receipt of an entry already in the log, rebuilt from its stored bytes.
-pub(super) fn receipt_for_seq(
+/// The entry an idempotency key points at: its receipt, rebuilt from its stored bytes, and
+/// its event, which a retry under the key must match.
+fn original_at_seq(
     store: &dyn Store,
     tenant: &str,
     seq: u64,
-) -> Result<Receipt, LedgerError> {
+) -> Result<(Receipt, Event), LedgerError> {
     let entry = store.entry(tenant, seq)?.ok_or_else(|| {
         StoreError::Corrupt(format!("idempotency key points at missing seq {seq}"))
     })?;
-    let parsed = sealtrail_core::canonical::Entry::parse(&entry)
+    let parsed = Entry::parse(&entry)
         .map_err(|e| StoreError::Corrupt(format!("entry {seq} of {tenant}: {e}")))?;
-    Ok(Receipt {
+    let receipt = Receipt {
         id: parsed.server.id.to_string(),
         seq,
         event_hash: leaf_hash(&entry).to_hex(),
         received_at: parsed.server.received_at.to_rfc3339(),
-    })
+    };
+    Ok((receipt, parsed.event))
+}
+
+/// Whether `retry` is the event `original` is (their [`event_digest`]s are equal). An event
+/// with no digest has no canonical form and can be no retry of anything.
+pub(super) fn same_event(original: &Event, retry: &Event) -> bool {
+    match (event_digest(original), event_digest(retry)) {
+        (Ok(original), Ok(retry)) => original == retry,
+        _ => false,
+    }
 }

@@ -81,7 +81,7 @@ use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
 use sealtrail_store::{Location, StoreError};
 
-use spooling::SpoolState;
+use spooling::{SpoolState, SpoolWatch};
 use writer::Writer;
 
 pub use crate::tenant::SYSTEM_TENANT;
@@ -138,6 +138,17 @@ pub struct SpoolReceipt {
     pub received_at: String,
 }
 
+/// The event an idempotency key already names, as its receipt: what a different event sent
+/// under the same key is refused with ([`Outcome::Conflict`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Original {
+    /// In the log, at its seq.
+    Committed(Receipt),
+    /// Waiting in this instance's spool: it has its id, and gets its seq when it drains.
+    Spooled(SpoolReceipt),
+}
+
 /// What to do when the PostgreSQL store cannot be reached (see [`crate::spool`]).
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
@@ -169,8 +180,12 @@ impl SpoolConfig {
 pub enum Outcome {
     /// Newly committed.
     Created(Receipt),
-    /// Its idempotency key was seen before: the original receipt, nothing new committed.
+    /// Its idempotency key was seen before, for this same event: the original receipt,
+    /// nothing new committed.
     Duplicate(Receipt),
+    /// Its idempotency key already names a different event (compared by
+    /// [`sealtrail_core::canonical::event_digest`]): refused, nothing committed for it.
+    Conflict(Original),
     /// Refused on its own (for example too large once canonical); nothing committed for it.
     Rejected(EventError),
     /// The store was unreachable: kept, fsync'd, in the local spool, to be drained into the
@@ -286,6 +301,32 @@ pub struct NewToken {
     pub tenant_created: bool,
 }
 
+/// A request to the admin API (or for the `_system` log) that was refused before it did
+/// anything, as [`Ledger::record_refusal`] records it in the `_system` log. It holds what the
+/// server knows of the attempt, never what the caller presented as a credential: no secret and
+/// no hash of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedAttempt {
+    /// The HTTP method, as sent.
+    pub method: String,
+    /// The route the request matched (`/v1/admin/tokens/{id}`), or its path when it matched
+    /// none.
+    pub route: String,
+    /// The request's path (the token id a revocation named, say); cut to its first 256
+    /// characters.
+    pub path: String,
+    /// The status it was answered with (400, 401, 403 or 404).
+    pub status: u16,
+    /// The API error code of the answer (`unauthorized`, `missing_scope`, …).
+    pub error: String,
+    /// The rule it broke (`unknown_token`, `revoked`, `scope`, …): why it was refused.
+    pub reason: String,
+    /// The id of the token presented, when it named one the store holds.
+    pub token_id: Option<String>,
+    /// The address the request came from (the peer of the connection).
+    pub client: Option<std::net::IpAddr>,
+}
+
 /// The latest committed size and root of a log, published after every commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogHead {
@@ -385,6 +426,8 @@ impl Job {
 pub struct Ledger {
     jobs: SyncSender<Job>,
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    /// The local spool's latest state, as the writer publishes it; `None` without a spool.
+    spool: SpoolWatch,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -420,10 +463,13 @@ impl Ledger {
                 source,
             })?;
         let store = config.store.open_writer()?;
+        let spool_watch = SpoolWatch::default();
         let spool = match (spool, &config.store) {
-            (Some(spool_config), Location::Postgres { .. }) => {
-                Some(SpoolState::open(&config.data_dir, spool_config)?)
-            }
+            (Some(spool_config), Location::Postgres { .. }) => Some(SpoolState::open(
+                &config.data_dir,
+                spool_config,
+                spool_watch.clone(),
+            )?),
             _ => None,
         };
         let root_key = match &config.signing_key {
@@ -444,6 +490,7 @@ impl Ledger {
         Ok(Ledger {
             jobs,
             heads,
+            spool: spool_watch,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -541,6 +588,37 @@ impl Ledger {
     /// Returns whether it changed.
     pub async fn record_config(&self, config: serde_json::Value) -> Result<bool, LedgerError> {
         self.call(|reply| Job::RecordConfig { config, reply }).await
+    }
+
+    /// Appends `sealtrail.admin.refused` to the `_system` log for `attempt`, noting that
+    /// `suppressed` earlier attempts from the same address were refused without a record of
+    /// their own (see [`crate::refusals`]). Returns once the record is durable.
+    pub async fn record_refusal(
+        &self,
+        attempt: &RefusedAttempt,
+        suppressed: u64,
+    ) -> Result<(), LedgerError> {
+        // Built and checked here, outside the writer: an event the schema refused would
+        // otherwise be a fault inside a group, and roll back other requests' work with it.
+        let event = admin::refusal_event(attempt, suppressed).map_err(Fault::AdminEvent)?;
+        let submission = Submission {
+            event,
+            idempotency_key: None,
+        };
+        let outcomes = self.append(SYSTEM_TENANT, vec![submission]).await?;
+        match outcomes.into_iter().next() {
+            // Spooled while PostgreSQL is unreachable: it enters the log when that drains.
+            Some(Outcome::Created(_) | Outcome::Spooled(_)) => Ok(()),
+            other => Err(LedgerError::NotCommitted(format!(
+                "the refused attempt was not recorded: {other:?}"
+            ))),
+        }
+    }
+
+    /// The local spool's latest state (what `/health` reports); `None` without a spool (the
+    /// embedded store).
+    pub fn spool_status(&self) -> Option<crate::spool::SpoolStatus> {
+        *self.spool.lock().expect("spool watch lock")
     }
 
     /// The latest committed size and root of a tenant's log, if it has one.

@@ -8,18 +8,19 @@
 //! keeps the order in which events were accepted. Draining moves the spool into the log oldest
 //! first, one chunk per transaction, between requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sealtrail_core::canonical::{ServerFields, canonical_entry};
+use sealtrail_core::canonical::{ServerFields, canonical_entry, event_digest};
 use sealtrail_core::{Hash, Timestamp};
 
 use super::group::Assigned;
 use super::writer::{PendingAppend, Writer, write_audit_lines};
-use super::{LedgerError, Outcome, SpoolConfig, SpoolReceipt, Submission};
+use super::{LedgerError, Original, Outcome, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
-use crate::spool::{self, Spool, SpoolError};
+use crate::spool::{self, Spool, SpoolError, SpoolStatus, SpooledKey};
 
 /// How long after the store was found unreachable the writer tries it again (meanwhile
 /// spoolable events go straight to the spool and other writes fail at once).
@@ -36,12 +37,23 @@ pub(super) struct SpoolState {
     pub(super) config: SpoolConfig,
     /// When the store was last found unreachable; cleared by the next success.
     pub(super) down_since: Option<Instant>,
+    /// Where the spool's state is published for this application's `/health`.
+    watch: SpoolWatch,
 }
+
+/// The spool's latest state, shared between the writer and its [`super::Ledger`] handles.
+/// It belongs to the application (not to the process-wide metrics) because it decides what
+/// `/health` answers, and two applications in one process each have their own spool.
+pub(super) type SpoolWatch = Arc<Mutex<Option<SpoolStatus>>>;
 
 impl SpoolState {
     /// Opens the spool in the data directory, reporting what a crash left in it: a cut-off
     /// record is discarded (it was never acknowledged), complete ones wait to be drained.
-    pub(super) fn open(data_dir: &Path, config: SpoolConfig) -> Result<SpoolState, LedgerError> {
+    pub(super) fn open(
+        data_dir: &Path,
+        config: SpoolConfig,
+        watch: SpoolWatch,
+    ) -> Result<SpoolState, LedgerError> {
         let (spool, recovery) = Spool::open(data_dir, config.max_bytes)?;
         if recovery.discarded_bytes > 0 {
             tracing::warn!(
@@ -55,12 +67,22 @@ impl SpoolState {
                 "events spooled before the restart wait to be drained into the log"
             );
         }
-        crate::metrics::set_spool(spool.status());
-        Ok(SpoolState {
+        let state = SpoolState {
             spool,
             config,
             down_since: None,
-        })
+            watch,
+        };
+        state.publish();
+        Ok(state)
+    }
+
+    /// Publishes the spool's state after a change: to this application's `/health` and to
+    /// the metrics.
+    pub(super) fn publish(&self) {
+        let status = self.spool.status();
+        crate::metrics::set_spool(status);
+        *self.watch.lock().expect("spool watch lock") = Some(status);
     }
 
     /// Whether the store should be left alone for now.
@@ -101,7 +123,18 @@ impl Writer {
         };
         let mut records = Vec::new();
         let mut answers = Vec::with_capacity(pending.len());
-        let mut keys_here: HashMap<(String, String), SpoolReceipt> = HashMap::new();
+        let mut keys_here: HashMap<(String, String), SpooledKey> = HashMap::new();
+        // Ids the failed group gave its events: a duplicate or conflict it found with one of
+        // them named an entry that was never committed, and is decided again here.
+        let uncommitted: HashSet<String> = pending
+            .iter()
+            .filter_map(|p| p.tried.as_ref()?.as_ref().ok())
+            .flatten()
+            .filter_map(|outcome| match outcome {
+                Outcome::Created(receipt) => Some(receipt.id.clone()),
+                _ => None,
+            })
+            .collect();
         for p in pending {
             let tried = match p.tried {
                 Some(Ok(outcomes)) => Some(outcomes),
@@ -111,8 +144,15 @@ impl Writer {
             for (i, submission) in p.submissions.iter().enumerate() {
                 let earlier = tried.as_ref().and_then(|t| t.get(i));
                 let (id, received_at) = match earlier {
-                    // Already answered from the log, or refused on its own: unchanged.
-                    Some(outcome @ (Outcome::Duplicate(_) | Outcome::Rejected(_))) => {
+                    // Answered from the log, or refused on its own: unchanged.
+                    Some(
+                        outcome @ (Outcome::Duplicate(original)
+                        | Outcome::Conflict(Original::Committed(original))),
+                    ) if !uncommitted.contains(&original.id) => {
+                        outcomes.push(outcome.clone());
+                        continue;
+                    }
+                    Some(outcome @ Outcome::Rejected(_)) => {
                         outcomes.push(outcome.clone());
                         continue;
                     }
@@ -124,12 +164,22 @@ impl Writer {
                 };
                 if let Some(key) = &submission.idempotency_key {
                     let pair = (p.tenant.clone(), key.clone());
-                    if let Some(receipt) = keys_here.get(&pair) {
-                        outcomes.push(Outcome::Spooled(receipt.clone()));
-                        continue;
-                    }
-                    if let Some((id, received_at)) = state.spool.spooled_key(&p.tenant, key) {
-                        outcomes.push(Outcome::Spooled(SpoolReceipt { id, received_at }));
+                    let waiting = keys_here
+                        .get(&pair)
+                        .cloned()
+                        .or_else(|| state.spool.spooled_key(&p.tenant, key));
+                    if let Some(waiting) = waiting {
+                        let same = event_digest(&submission.event)
+                            .is_ok_and(|digest| digest == waiting.digest);
+                        let receipt = SpoolReceipt {
+                            id: waiting.id,
+                            received_at: waiting.received_at,
+                        };
+                        outcomes.push(if same {
+                            Outcome::Spooled(receipt)
+                        } else {
+                            Outcome::Conflict(Original::Spooled(receipt))
+                        });
                         continue;
                     }
                 }
@@ -145,8 +195,15 @@ impl Writer {
                             id: id.to_string(),
                             received_at: received_at.to_rfc3339(),
                         };
-                        if let Some(key) = &submission.idempotency_key {
-                            keys_here.insert((p.tenant.clone(), key.clone()), receipt.clone());
+                        if let Some(key) = &submission.idempotency_key
+                            && let Ok(digest) = event_digest(&submission.event)
+                        {
+                            let waiting = SpooledKey {
+                                id: receipt.id.clone(),
+                                received_at: receipt.received_at.clone(),
+                                digest,
+                            };
+                            keys_here.insert((p.tenant.clone(), key.clone()), waiting);
                         }
                         records.push(spool::Record {
                             tenant: p.tenant.clone(),
@@ -165,7 +222,7 @@ impl Writer {
         } else {
             state.spool.append(&records)
         };
-        crate::metrics::set_spool(state.spool.status());
+        state.publish();
         match written {
             Ok(()) => {
                 for (reply, outcomes) in answers {
@@ -274,7 +331,7 @@ impl Writer {
                         Outcome::Created(_) => drained += 1,
                         Outcome::Duplicate(receipt) => tracing::warn!(
                             tenant = %tenant, seq = receipt.seq,
-                            "a spooled event's idempotency key is already in the log; the copy was not appended"
+                            "a spooled event's idempotency key already names the same event in the log; the copy was not appended"
                         ),
                         other => tracing::error!(
                             tenant = %tenant, outcome = ?other,
@@ -307,7 +364,7 @@ impl Writer {
         self.publish_heads();
         let state = self.spool.as_mut().expect("a spool to drain");
         state.spool.drained_to(end, &records)?;
-        crate::metrics::set_spool(state.spool.status());
+        state.publish();
         tracing::info!(
             drained,
             waiting = state.spool.status().depth,

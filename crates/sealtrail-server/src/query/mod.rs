@@ -236,33 +236,39 @@ impl Queries {
             .await
     }
 
-    /// One page of `tenant`'s events matching `search`, after waiting until the index covers
-    /// `wait_for_seq` if one is given. The index is an argument rather than part of the
-    /// service because the application starts the indexer on its own and hands its read side
-    /// to the routes.
+    /// Waits until the index covers `seq` of `tenant`'s log (`wait_for_seq`), at most
+    /// [`MAX_WAIT`]; at once when it does already. A seq the log does not hold yet is refused
+    /// without waiting. The index is an argument rather than part of the service because the
+    /// application starts the indexer on its own and hands its read side to the routes.
+    pub async fn wait_for_seq(
+        &self,
+        index: &Index,
+        tenant: &str,
+        seq: u64,
+    ) -> Result<(), QueryError> {
+        let owned = tenant.to_string();
+        // The store's committed size, not this instance's writer head: another instance
+        // may have committed the seq (see the module docs).
+        let size = self
+            .readers
+            .read(move |log| Ok::<_, QueryError>(log.size(&owned)?))
+            .await?;
+        if seq >= size {
+            return Err(QueryError::NotYetInLog { seq, size });
+        }
+        index
+            .wait_for(tenant, seq, MAX_WAIT)
+            .await
+            .map_err(|reached| QueryError::IndexLagging { seq, reached })
+    }
+
+    /// One page of `tenant`'s events matching `search`, as the index has them now.
     pub async fn search(
         &self,
         index: &Index,
         tenant: &str,
         search: Search,
-        wait_for_seq: Option<u64>,
     ) -> Result<Page, QueryError> {
-        if let Some(seq) = wait_for_seq {
-            let owned = tenant.to_string();
-            // The store's committed size, not this instance's writer head: another instance
-            // may have committed the seq (see the module docs).
-            let size = self
-                .readers
-                .read(move |log| Ok::<_, QueryError>(log.size(&owned)?))
-                .await?;
-            if seq >= size {
-                return Err(QueryError::NotYetInLog { seq, size });
-            }
-            index
-                .wait_for(tenant, seq, MAX_WAIT)
-                .await
-                .map_err(|reached| QueryError::IndexLagging { seq, reached })?;
-        }
         let (index, tenant) = (index.clone(), tenant.to_string());
         self.readers
             .read(move |log| read_page(log, &index, &tenant, &search))

@@ -1,5 +1,6 @@
 //! Every error the API answers has one shape, `{"error", "message", "field"?, "rule"?}` as
-//! JSON, whatever refused the request: a handler, authentication, the router (an unknown path,
+//! JSON (with `original`, the receipt a reused idempotency key names, for
+//! `idempotency_conflict` only), whatever refused the request: a handler, authentication, the router (an unknown path,
 //! a method the route does not serve) or the limits on a request's target and headers. And bad
 //! input is never a 5xx.
 //!
@@ -36,7 +37,7 @@ async fn assert_error_shape(response: reqwest::Response, what: &str) -> Value {
     let object = json.as_object().unwrap_or_else(|| panic!("{what}: {json}"));
     for key in object.keys() {
         assert!(
-            ["error", "message", "field", "rule"].contains(&key.as_str()),
+            ["error", "message", "field", "rule", "original"].contains(&key.as_str()),
             "{what}: unexpected key {key}: {json}"
         );
     }
@@ -48,6 +49,12 @@ async fn assert_error_shape(response: reqwest::Response, what: &str) -> Value {
             "{what}: {json}"
         );
     }
+    assert!(
+        json.get("original").is_none_or(
+            |original| json["rule"] == "idempotency_conflict" && original["id"].is_string()
+        ),
+        "{what}: {json}"
+    );
     json
 }
 
@@ -178,6 +185,24 @@ async fn every_error_of_every_route_is_json_of_one_shape() {
         }
     }
 
+    // An idempotency key reused for another event: 422, the same shape, with the receipt of
+    // the event the key names.
+    let writer = app.token("errors-acme", &["events:write"]).await;
+    let keyed = |n| {
+        app.client
+            .post(app.url("/v1/events"))
+            .bearer_auth(&writer)
+            .header("Idempotency-Key", "errors-key")
+            .json(&crate::helpers::event(n))
+            .send()
+    };
+    let original: Value = keyed(1).await.unwrap().json().await.unwrap();
+    let response = keyed(2).await.unwrap();
+    assert_eq!(response.status(), 422);
+    let json = assert_error_shape(response, "a reused idempotency key").await;
+    assert_eq!(json["rule"], "idempotency_conflict");
+    assert_eq!(json["original"], original);
+
     // A request target over the limit: 414.
     let long = format!(
         "/v1/events?q={}",
@@ -272,4 +297,106 @@ async fn revoking_an_unknown_token_names_the_id() {
     assert_eq!(json["field"], "id");
     assert_eq!(json["rule"], "unknown_token");
     app.stop().await;
+}
+
+/// Sends `request` as raw bytes on a new connection and returns the whole answer (the server
+/// closes the connection after these refusals).
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer and close before it has read all of a huge request: a failed
+    // write is then expected, and the answer is still there to read.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    answer
+}
+
+/// Requests refused by the HTTP parser itself, before any route or middleware sees them — a
+/// target of 64 KiB or more, more headers than the parser holds, a head over its buffer, a
+/// request line that is not HTTP — still get the JSON error shape.
+#[tokio::test]
+async fn what_the_http_parser_refuses_is_json_of_one_shape_too() {
+    let app = spawn_app().await;
+    let many_headers: Vec<u8> = (0..150)
+        .flat_map(|i| format!("X-H{i}: v\r\n").into_bytes())
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "a 70 KiB target",
+            [
+                &b"GET /v1/events?actor="[..],
+                &vec![b'a'; 70 * 1024],
+                b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            ]
+            .concat(),
+            414,
+            "max_length",
+        ),
+        (
+            "150 headers",
+            [
+                &b"GET /health HTTP/1.1\r\nHost: x\r\n"[..],
+                &many_headers,
+                b"\r\n",
+            ]
+            .concat(),
+            431,
+            "max_size",
+        ),
+        (
+            "a 600 KiB header",
+            [
+                &b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "[..],
+                &vec![b'a'; 600 * 1024],
+                b"\r\n\r\n",
+            ]
+            .concat(),
+            431,
+            "max_size",
+        ),
+        (
+            "a malformed request line",
+            b"G@T /health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "http_syntax",
+        ),
+        (
+            "a header name with a space",
+            b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n".to_vec(),
+            400,
+            "http_syntax",
+        ),
+    ];
+    for (what, request, status, rule) in cases {
+        let answer = raw_exchange(&app, &request).await;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: no complete answer: {text:?}"));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {head}"
+        );
+        let body: Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{what}: body {body:?} is not JSON: {e}"));
+        assert_eq!(body["rule"], rule, "{what}: {body}");
+        assert!(body["error"].is_string(), "{what}: {body}");
+        assert!(body["message"].is_string(), "{what}: {body}");
+        assert!(body.get("field").is_some(), "{what}: {body}");
+    }
+    // The server is as it was: an ordinary request on a new connection is served.
+    let health = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }

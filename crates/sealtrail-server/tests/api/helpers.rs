@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sealtrail_server::app::Application;
+use sealtrail_server::clock::Clock;
 use sealtrail_server::config::Settings;
 use sealtrail_server::connections::ConnectionCount;
+use sealtrail_server::index::Index;
 use sealtrail_server::ledger::Ledger;
 use sealtrail_server::verify::VerificationBoard;
 use tokio::sync::oneshot;
@@ -27,6 +29,8 @@ pub struct TestApp {
     pub data: PathBuf,
     /// What verification has found about each log (what `/health` reports as `chain`).
     pub board: VerificationBoard,
+    /// The read side of the query index (how many searches wait for it, say).
+    pub index: Index,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -54,10 +58,20 @@ pub async fn spawn_app_in(
     dir: std::sync::Arc<tempfile::TempDir>,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_with_clock(dir, tweak, Clock::system()).await
+}
+
+/// [`spawn_app_in`], with `clock` as the time the API checks tokens by (a
+/// `ManualClock`'s, to move it by hand).
+pub async fn spawn_app_with_clock(
+    dir: std::sync::Arc<tempfile::TempDir>,
+    tweak: impl FnOnce(&mut Settings),
+    clock: Clock,
+) -> TestApp {
     let data = dir.path().join("data");
     let mut settings = test_settings(data.clone());
     tweak(&mut settings);
-    let app = Application::build(settings.resolve().expect("valid settings"))
+    let app = Application::build_with_clock(settings.resolve().expect("valid settings"), clock)
         .await
         .expect("the application starts");
     let addr = app.local_addr();
@@ -65,6 +79,7 @@ pub async fn spawn_app_in(
     let connections = app.connections();
     let ledger = app.ledger();
     let board = app.verification_board();
+    let index = app.index();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -86,6 +101,7 @@ pub async fn spawn_app_in(
         ledger,
         data,
         board,
+        index,
         dir,
         stop: Some(stop),
         server: Some(server),
@@ -142,6 +158,28 @@ impl TestApp {
             .expect("the store opens")
             .size(tenant)
             .expect("the store reads")
+    }
+
+    /// Every entry of `tenant`'s log, as the store holds it: the canonical entry's bytes.
+    pub fn entries(&self, tenant: &str) -> Vec<Vec<u8>> {
+        let conn = sealtrail_store::Location::new(&self.data, None)
+            .open_reader()
+            .expect("the store opens");
+        let mut entries = Vec::new();
+        conn.for_each_entry(tenant, 0, u64::MAX, &mut |_, entry| {
+            entries.push(entry.expect("every row holds an entry").to_vec());
+        })
+        .expect("the log reads");
+        entries
+    }
+
+    /// The `_system` log's records of refused admin attempts, parsed, oldest first.
+    pub fn refusal_records(&self) -> Vec<serde_json::Value> {
+        self.entries("_system")
+            .iter()
+            .map(|entry| serde_json::from_slice::<serde_json::Value>(entry).expect("JSON"))
+            .filter(|entry| entry["action"] == "sealtrail.admin.refused")
+            .collect()
     }
 
     /// Stops the server gracefully (final checkpoints signed) and waits for it.

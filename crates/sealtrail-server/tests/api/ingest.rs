@@ -544,6 +544,8 @@ async fn a_bad_request_is_refused_whole_naming_the_field_and_the_rule() {
     let writer = app.token("acme", &["events:write"]).await;
     let reader = app.token("acme", &["events:read"]).await;
     let operator = app.token("*", &["events:write"]).await;
+    // As `sealtrail tokens create --tenant '*' --scope admin …` makes one.
+    let operator_admin = app.token("*", &["events:write", "admin"]).await;
     app.token("other", &["events:write"]).await;
     let revoked = app
         .ledger
@@ -638,9 +640,19 @@ async fn a_bad_request_is_refused_whole_naming_the_field_and_the_rule() {
             "format",
         ),
         (
-            "a multi-tenant token naming the _system log",
+            "a multi-tenant token without admin naming the _system log",
             vec![
                 ("authorization", Some(bearer(&operator))),
+                ("x-tenant-id", Some("_system".into())),
+            ],
+            403,
+            "Authorization",
+            "system_log",
+        ),
+        (
+            "a multi-tenant admin token naming the _system log",
+            vec![
+                ("authorization", Some(bearer(&operator_admin))),
                 ("x-tenant-id", Some("_system".into())),
             ],
             403,
@@ -854,18 +866,31 @@ async fn a_bad_request_is_refused_whole_naming_the_field_and_the_rule() {
 async fn nobody_writes_producer_events_into_the_system_log() {
     let app = spawn_app().await;
     let operator = app.token("*", &["events:write"]).await;
-    let response = app
-        .client
-        .post(app.url("/v1/events"))
-        .bearer_auth(&operator)
-        .header("X-Tenant-ID", "_system")
-        .json(&event(1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    let error: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(error["error"], "reserved_tenant");
+    // Not even an operator token with the admin scope, which reaches the _system log.
+    let operator_admin = app.token("*", &["events:write", "admin"]).await;
+    for (token, code) in [
+        (&operator, "missing_scope"),
+        (&operator_admin, "reserved_tenant"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/events"))
+            .bearer_auth(token)
+            .header("X-Tenant-ID", "_system")
+            .json(&event(1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["error"], code);
+    }
+    assert!(
+        app.entries("_system")
+            .iter()
+            .all(|entry| !String::from_utf8_lossy(entry).contains("patient.record.read")),
+        "no producer event is in the _system log"
+    );
     // The same operator token may write to a real tenant it names.
     app.token("acme", &["log:read"]).await;
     let response = app

@@ -1,10 +1,13 @@
 //! The service from outside: a real `sealtrail` application on a random port with a temporary
 //! data directory per test, spoken to over HTTP.
 
+mod admin;
+mod auth;
 mod config;
 mod connections;
 mod errors;
 mod helpers;
+mod idempotency;
 mod ingest;
 mod isolation;
 mod log;

@@ -644,6 +644,43 @@ async fn the_openapi_document_is_valid_openapi_3_1() {
     app.stop().await;
 }
 
+/// A batch's elements are the one `Event` schema, by reference, as the single-event route's
+/// body is: a generated client then sends a batch as a list of the typed events it already
+/// has (an `anyOf` of an inlined copy and "anything else" gave it a second, untyped event).
+#[tokio::test]
+async fn a_batch_is_described_as_an_array_of_the_event_schema() {
+    let app = spawn_app().await;
+    let doc = openapi(&app).await;
+    let json_body = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    let event = json!({"$ref": "#/components/schemas/Event"});
+    assert_eq!(json_body("/v1/events"), event);
+    let batch = json_body("/v1/events/batch");
+    let array = resolve(&doc, &batch);
+    assert_eq!(array["type"], "array", "{array}");
+    assert_eq!(array["items"], event, "{array}");
+    assert_eq!(array["minItems"], 1, "{array}");
+    assert_eq!(array["maxItems"], 10_000, "{array}");
+    // The schema of an event as sent is stated once in the whole document, in its component
+    // (a stored event, with its `event_hash`, is another schema).
+    fn event_copies(value: &Value) -> usize {
+        let properties = &value["properties"];
+        let own = properties["action"].is_object()
+            && properties["actor"].is_object()
+            && properties["event_hash"].is_null();
+        let nested: usize = match value {
+            Value::Object(map) => map.values().map(event_copies).sum(),
+            Value::Array(items) => items.iter().map(event_copies).sum(),
+            _ => 0,
+        };
+        usize::from(own) + nested
+    }
+    assert_eq!(event_copies(&doc), 1);
+    assert!(resolve(&doc, &event)["properties"]["actor"].is_object());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn responses_match_their_documented_schemas() {
     let app = spawn_app().await;
@@ -673,6 +710,24 @@ async fn responses_match_their_documented_schemas() {
         .send()
         .await
         .unwrap();
+    matches_document(&doc, "post", "/v1/events/batch", batch).await;
+    // A key reused for another event: the error names the original receipt, alone and in a
+    // batch.
+    let keyed = |n| {
+        app.client
+            .post(app.url("/v1/events"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "doc-key")
+            .json(&event(n))
+            .send()
+    };
+    assert_eq!(keyed(20).await.unwrap().status(), 201);
+    let conflict = keyed(21).await.unwrap();
+    assert_eq!(conflict.status(), 422);
+    matches_document(&doc, "post", "/v1/events", conflict).await;
+    let mut reused = event(22);
+    reused["idempotency_key"] = "doc-key".into();
+    let batch = app.post_batch(&token, &json!([reused])).await;
     matches_document(&doc, "post", "/v1/events/batch", batch).await;
     matches_document(&doc, "get", "/health", get(&app, "/health", None).await).await;
     let admin = Some(app.admin_token.as_str());
@@ -900,36 +955,4 @@ async fn the_openapi_document_matches_the_router() {
         );
     }
     app.stop().await;
-}
-
-/// A token revoked outside this instance's API (the CLI, another instance) is re-checked with
-/// the store within `TOKEN_RECHECK`, however often it was used just before.
-#[tokio::test]
-async fn a_token_revoked_elsewhere_stops_working_once_it_is_rechecked() {
-    let app = spawn_app().await;
-    let created = app
-        .ledger
-        .create_token("acme", vec!["events:write".into()], "test")
-        .await
-        .unwrap();
-    for n in 0..3 {
-        assert_eq!(
-            app.post_event(&created.token, &event(n)).await.status(),
-            201
-        );
-    }
-    // As `sealtrail tokens revoke` does: through the store, not through this API.
-    assert!(app.ledger.revoke_token(&created.id, "test").await.unwrap());
-    tokio::time::sleep(
-        sealtrail_server::http::TOKEN_RECHECK + std::time::Duration::from_millis(100),
-    )
-    .await;
-    let refused = app.post_event(&created.token, &event(9)).await;
-    assert_eq!(refused.status(), 401);
-    assert_eq!(refused.json::<Value>().await.unwrap()["rule"], "revoked");
-    assert_eq!(
-        app.log_size("acme"),
-        3,
-        "nothing was appended after the revocation"
-    );
 }

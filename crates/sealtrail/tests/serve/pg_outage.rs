@@ -669,3 +669,82 @@ async fn a_full_disk_under_the_spool_answers_507_and_recovers_once_space_is_free
     let report = verify(dir, &url);
     assert_eq!(report["valid"], true, "{report:#}");
 }
+
+/// An idempotency key names one event during an outage too. While the database is down, a
+/// different event under a key a spooled event holds is refused (`422`, naming the spooled
+/// one), as the log would refuse it. A different event under a key only the log holds cannot
+/// be checked then: it is acknowledged (`202`) and, once the database is back, enters the log
+/// under the id its `202` gave — never dropped — while the key keeps naming the first event.
+#[tokio::test]
+async fn an_idempotency_key_reused_during_an_outage_is_refused_or_kept_never_dropped() {
+    let Some(pg) = PrivatePostgres::create() else {
+        return;
+    };
+    let url = pg.url();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::write(dir.join("sealtrail.toml"), "checkpoint_interval_ms = 200\n").unwrap();
+    let server = serve(dir, &url);
+    let acme = token(dir, &url, "acme");
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let (read, deletion) = (event(0, "read"), event(1, "delete"));
+    let (status, committed) = client.post(&acme, &read, Some("in-log")).await;
+    assert_eq!(status, 201, "{committed}");
+
+    pg.stop();
+    let (status, spooled) = client.post(&acme, &read, Some("in-spool")).await;
+    assert_eq!(status, 202, "{spooled}");
+    let waiting = json!({"id": spooled["id"], "received_at": spooled["received_at"]});
+    let (status, refused) = client.post(&acme, &deletion, Some("in-spool")).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["rule"], "idempotency_conflict", "{refused}");
+    assert_eq!(refused["field"], "Idempotency-Key", "{refused}");
+    assert_eq!(refused["original"], waiting, "{refused}");
+    let keyed = |event: &Value, key: &str| {
+        let mut event = event.clone();
+        event["idempotency_key"] = key.into();
+        event
+    };
+    let (status, results) = client
+        .batch(
+            &acme,
+            &[keyed(&read, "in-spool"), keyed(&deletion, "in-spool")],
+        )
+        .await;
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results[0]["status"], 202, "{results}");
+    assert_eq!(results[0]["id"], spooled["id"], "{results}");
+    assert_eq!(results[1]["status"], 422, "{results}");
+    assert_eq!(results[1]["error"]["original"], waiting, "{results}");
+    // The log cannot be asked about this key now: the deletion is acknowledged.
+    let (status, kept) = client.post(&acme, &deletion, Some("in-log")).await;
+    assert_eq!(status, 202, "{kept}");
+
+    pg.start();
+    client.until_drained().await;
+    let log = log_of(&url, "acme");
+    let ids: Vec<&str> = log.iter().map(|(_, id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            committed["id"].as_str().unwrap(),
+            spooled["id"].as_str().unwrap(),
+            kept["id"].as_str().unwrap(),
+        ],
+        "every acknowledged event, once, in order; nothing refused"
+    );
+    assert_eq!(log[2].2, deletion["details"], "the deletion is in the log");
+    // Once in the log, the spooled event is named by its receipt.
+    let (status, refused) = client.post(&acme, &deletion, Some("in-spool")).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["original"]["id"], spooled["id"], "{refused}");
+    assert_eq!(refused["original"]["seq"], 1, "{refused}");
+    let (status, again) = client.post(&acme, &read, Some("in-log")).await;
+    assert_eq!((status, &again), (200, &committed));
+    server.stop();
+    let report = verify(dir, &url);
+    assert_eq!(report["valid"], true, "{report:#}");
+}

@@ -19,11 +19,11 @@
 use crate::http::error::ApiErrorBody;
 use std::sync::LazyLock;
 
-use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::super::admin;
@@ -239,22 +239,18 @@ pub struct EventArray;
 
 impl PartialSchema for EventArray {
     fn schema() -> RefOr<Schema> {
-        // Each element is checked alone: one that is not a valid event is rejected in its own
-        // result and the others are still committed, so the array may hold anything.
-        let element = AnyOfBuilder::new().item(Event::schema()).item(
-            ObjectBuilder::new()
-                .schema_type(SchemaType::AnyValue)
-                .description(Some(
-                    "anything else: rejected in its own result (status 4xx)",
-                )),
-        );
+        // Each element is the one Event schema, by reference, so that a generated client
+        // sends a batch as a list of the same typed events it sends one at a time (an `anyOf`
+        // of an inlined copy and "anything" gave generators a second, untyped event type).
+        // The server still checks each element alone: one that is not a valid event is
+        // rejected in its own result and the others are committed, as the description says.
         ArrayBuilder::new()
-            .items(element)
+            .items(Ref::from_schema_name(Event::name()))
             .min_items(Some(1))
             .max_items(Some(super::super::ingest::MAX_BATCH_EVENTS))
             .description(Some(
                 "1 to 10,000 events; an element that is not a valid event is rejected in its \
-                 own result while the valid ones are committed",
+                 own result (status 4xx) while the valid ones are committed",
             ))
             .into()
     }
@@ -492,7 +488,8 @@ pub struct BatchResult {
     index: u64,
     /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
     /// spool while the PostgreSQL store is unreachable (`id` and `received_at`, no `seq` yet),
-    /// 4xx rejected.
+    /// 4xx rejected (422 with `rule: idempotency_conflict` for a key that already names a
+    /// different event).
     status: u16,
     #[schema(format = "uuid")]
     id: Option<String>,
@@ -619,7 +616,9 @@ pub struct VerifyReport {
 /// Ingest one event.
 ///
 /// Acknowledged only once durable. With an `Idempotency-Key` (header, or `idempotency_key`
-/// in the body; equal when both are sent) a retry returns the original receipt with 200.
+/// in the body; equal when both are sent) a retry returns the original receipt with 200. A
+/// key names one event: a different event under a key already used is refused with 422
+/// (`rule: idempotency_conflict`, `original`: the receipt of the event the key names).
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
     params(
@@ -634,12 +633,12 @@ pub struct VerifyReport {
         (status = 202, description = "The PostgreSQL store is unreachable: kept, fsync'd, in the local spool, and drained into the log in order when it is back (also the answer to a retry while it waits)", body = SpooledReceipt),
         (status = 400, description = "Malformed JSON, or a malformed X-Tenant-ID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks events:write, or belongs to another tenant", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:write, belongs to another tenant, or names the _system log, which takes no events", body = ApiErrorBody),
         (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
         (status = 408, description = "The body arrived too slowly (`request_timeout`; body_timeout_secs, body_min_rate)", body = ApiErrorBody),
         (status = 413, description = "Body (by its Content-Length, before it is read) or canonical entry too large", body = ApiErrorBody),
         (status = 415, description = "Not application/json", body = ApiErrorBody),
-        (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which", body = ApiErrorBody),
+        (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which. `idempotency_conflict`: the key already names a different event, whose receipt is `original`; nothing was kept", body = ApiErrorBody),
         (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full), or no room for the body in memory yet (`server_busy`, with Retry-After); retry with the same key", body = ApiErrorBody),
         (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry with the same key once space is freed", body = ApiErrorBody),
     ),
@@ -650,7 +649,9 @@ fn post_event() {}
 /// Ingest a batch.
 ///
 /// A JSON array or NDJSON, up to 10,000 events or 16 MiB. Valid events are committed,
-/// invalid ones rejected one by one.
+/// invalid ones rejected one by one. An event whose `idempotency_key` already names a
+/// different event (in the log, or earlier in the same batch) is refused on its own: status
+/// 422, `rule: idempotency_conflict`, with the original's receipt in `error.original`.
 #[utoipa::path(
     post, path = "/v1/events/batch", tag = "events",
     params(
@@ -667,7 +668,7 @@ fn post_event() {}
         (status = 200, description = "One result per event, in order", body = Vec<BatchResult>),
         (status = 400, description = "Malformed JSON, or a malformed X-Tenant-ID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks events:write, or belongs to another tenant", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:write, belongs to another tenant, or names the _system log, which takes no events", body = ApiErrorBody),
         (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
         (status = 408, description = "The body arrived too slowly (`request_timeout`; body_timeout_secs, body_min_rate)", body = ApiErrorBody),
         (status = 413, description = "More than 10,000 events or 16 MiB (by its Content-Length, before it is read)", body = ApiErrorBody),
@@ -711,7 +712,7 @@ fn post_batch() {}
         (status = 200, description = "A page of events", body = EventPage),
         (status = 400, description = "A bad parameter; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks events:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 503, description = "The index has not reached wait_for_seq in 5 s", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -727,7 +728,7 @@ fn list_events() {}
         (status = 200, description = "The event and its proof", body = EventWithProof),
         (status = 400, description = "Not a UUID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks events:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No such event in this log", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -740,7 +741,7 @@ fn get_event() {}
     responses(
         (status = 200, description = "The checkpoint note", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No checkpoint yet", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -753,7 +754,7 @@ fn log_checkpoint() {}
     responses(
         (status = 200, description = "`<name>+<hash>+<base64>`", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -773,7 +774,7 @@ fn log_key() {}
         (status = 200, description = "The proof", body = InclusionProof),
         (status = 400, description = "A parameter missing, malformed or out of range; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No size given and no checkpoint yet", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -794,7 +795,7 @@ fn inclusion_proof() {}
         (status = 200, description = "The proof", body = ConsistencyProof),
         (status = 400, description = "A parameter missing, malformed or out of range; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No to given and no checkpoint yet", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -810,7 +811,7 @@ fn consistency_proof() {}
         (status = 200, description = "The checkpoint note", body = String, content_type = "text/plain"),
         (status = 400, description = "Not a tenant name", body = ApiErrorBody),
         (status = 401, description = "A token is needed unless the log is public", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No such log, or no checkpoint yet", body = ApiErrorBody),
     ),
     security((), ("bearer" = [])),
@@ -831,7 +832,7 @@ fn tlog_checkpoint() {}
         (status = 200, description = "The tile: concatenated 32-byte hashes", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a tenant name, or not a tile path in its canonical form", body = ApiErrorBody),
         (status = 401, description = "A token is needed unless the log is public", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No such log, or no such tile at the latest checkpoint", body = ApiErrorBody),
     ),
     security((), ("bearer" = [])),
@@ -852,7 +853,7 @@ fn tlog_tile() {}
         (status = 200, description = "The entry bundle", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a tenant name, or not a bundle path in its canonical form", body = ApiErrorBody),
         (status = 401, description = "A token of the log's tenant is needed", body = ApiErrorBody),
-        (status = 403, description = "The token lacks log:read", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No such log, or no such bundle at the latest checkpoint", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -873,7 +874,7 @@ fn tlog_entries() {}
         (status = 200, description = "The report; `valid` says whether the log is intact", body = VerifyReport),
         (status = 400, description = "A parameter malformed or out of range; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "The token lacks verify", body = ApiErrorBody),
+        (status = 403, description = "The token lacks verify, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
