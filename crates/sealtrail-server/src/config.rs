@@ -227,7 +227,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default of `max_body_memory_bytes`: sixteen of the largest batches at once.
 pub const DEFAULT_MAX_BODY_MEMORY: u64 = 256 * 1024 * 1024;
 /// The largest body any route takes (`POST /v1/events/batch`, `ingest::MAX_BATCH_BODY`,
-/// which a test keeps equal): the body memory must hold at least one, or such a request
+/// which `http::body` asserts at build time is equal): the body memory must hold at least one, or such a request
 /// could never be served. Not imported from `ingest`, which depends on this module.
 pub const LARGEST_BODY: u64 = 16 * 1024 * 1024;
 
@@ -336,25 +336,76 @@ pub enum ConfigError {
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
-    #[error("{setting} must be at least 1")]
-    AtLeastOne { setting: &'static str },
-    #[error(
-        "max_body_memory_bytes {bytes} is too small: at least {LARGEST_BODY} (16 MiB), so the largest batch a route takes fits"
-    )]
-    BodyMemoryTooSmall { bytes: u64 },
+    #[error("{} {value} is out of range: from {} to {} ({})", bound.setting, bound.min, bound.max, bound.why)]
+    OutOfRange { bound: &'static Bound, value: u64 },
 }
 
-/// `value`, or `default` when it is not set; refused when it is 0.
-fn at_least_one(
-    value: Option<u64>,
-    default: u64,
-    setting: &'static str,
-) -> Result<u64, ConfigError> {
-    match value.unwrap_or(default) {
-        0 => Err(ConfigError::AtLeastOne { setting }),
-        value => Ok(value),
+/// The range a numeric setting may take, and why.
+#[derive(Debug)]
+pub struct Bound {
+    pub setting: &'static str,
+    pub min: u64,
+    pub max: u64,
+    pub why: &'static str,
+}
+
+impl Bound {
+    /// `value`, or `default` when it is not set; refused outside the range.
+    fn check(&'static self, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+        let value = value.unwrap_or(default);
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::OutOfRange { bound: self, value })
+        }
     }
 }
+
+/// A bounded count as a `usize`: the bounds fit one on 64-bit targets; elsewhere the most
+/// the target holds, which the bounds exist to stay far below anyway.
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// The bounds of the connection settings (`connections`, `http::body`). The upper bounds are
+/// where a setting would stop protecting anything: a header timeout of minutes lets idle
+/// sockets hold every connection slot as long as they like, and so on.
+pub const HEADER_TIMEOUT_BOUND: Bound = Bound {
+    setting: "header_timeout_secs",
+    min: 1,
+    max: 300,
+    why: "a request head of at most 32 KiB needs seconds; a longer wait lets idle sockets hold connections",
+};
+pub const BODY_TIMEOUT_BOUND: Bound = Bound {
+    setting: "body_timeout_secs",
+    min: 1,
+    max: 3600,
+    why: "body_min_rate already extends it for large bodies",
+};
+pub const BODY_MIN_RATE_BOUND: Bound = Bound {
+    setting: "body_min_rate",
+    min: 1,
+    max: LARGEST_BODY,
+    why: "bytes per second; a faster rate would earn even the largest body no time",
+};
+pub const IDLE_TIMEOUT_BOUND: Bound = Bound {
+    setting: "idle_timeout_secs",
+    min: 1,
+    max: 3600,
+    why: "an idle connection holds a descriptor and a connection slot",
+};
+pub const MAX_CONNECTIONS_BOUND: Bound = Bound {
+    setting: "max_connections",
+    min: 1,
+    max: 1 << 20,
+    why: "Linux's largest open-file limit by default (fs.nr_open); the start also checks it against this process's limit",
+};
+pub const MAX_BODY_MEMORY_BOUND: Bound = Bound {
+    setting: "max_body_memory_bytes",
+    min: LARGEST_BODY,
+    max: 64 << 30,
+    why: "at least the largest batch a route takes (16 MiB), at most 64 GiB",
+};
 
 impl Settings {
     /// Reads the config file (if named) and merges: flags/env over file over defaults.
@@ -433,45 +484,30 @@ impl Settings {
         let http = HttpSettings {
             listen,
             public_log: merged.public_log.unwrap_or(false),
-            header_timeout: Duration::from_secs(at_least_one(
-                merged.header_timeout_secs,
-                DEFAULT_HEADER_TIMEOUT.as_secs(),
-                "header_timeout_secs",
-            )?),
-            body_timeout: Duration::from_secs(at_least_one(
-                merged.body_timeout_secs,
-                DEFAULT_BODY_TIMEOUT.as_secs(),
-                "body_timeout_secs",
-            )?),
-            body_min_rate: at_least_one(
-                merged.body_min_rate,
-                DEFAULT_BODY_MIN_RATE,
-                "body_min_rate",
-            )?,
-            idle_timeout: Duration::from_secs(at_least_one(
-                merged.idle_timeout_secs,
-                DEFAULT_IDLE_TIMEOUT.as_secs(),
-                "idle_timeout_secs",
-            )?),
+            header_timeout: Duration::from_secs(
+                HEADER_TIMEOUT_BOUND
+                    .check(merged.header_timeout_secs, DEFAULT_HEADER_TIMEOUT.as_secs())?,
+            ),
+            body_timeout: Duration::from_secs(
+                BODY_TIMEOUT_BOUND
+                    .check(merged.body_timeout_secs, DEFAULT_BODY_TIMEOUT.as_secs())?,
+            ),
+            body_min_rate: BODY_MIN_RATE_BOUND
+                .check(merged.body_min_rate, DEFAULT_BODY_MIN_RATE)?,
+            idle_timeout: Duration::from_secs(
+                IDLE_TIMEOUT_BOUND
+                    .check(merged.idle_timeout_secs, DEFAULT_IDLE_TIMEOUT.as_secs())?,
+            ),
+            // Unset: derived from the open-file limit at start (`connections::fds`), which
+            // also refuses a configured cap that limit cannot afford.
             max_connections: match merged.max_connections {
-                Some(0) => {
-                    return Err(ConfigError::AtLeastOne {
-                        setting: "max_connections",
-                    });
-                }
-                // More than a process could ever open; `connections::fds` refuses it
-                // against the actual limit at start.
-                Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                Some(n) => Some(to_usize(MAX_CONNECTIONS_BOUND.check(Some(n), n)?)),
                 None => None,
             },
-            max_body_memory: match merged.max_body_memory_bytes {
-                Some(bytes) if bytes < LARGEST_BODY => {
-                    return Err(ConfigError::BodyMemoryTooSmall { bytes });
-                }
-                bytes => {
-                    usize::try_from(bytes.unwrap_or(DEFAULT_MAX_BODY_MEMORY)).unwrap_or(usize::MAX)
-                }
-            },
+            max_body_memory: to_usize(
+                MAX_BODY_MEMORY_BOUND
+                    .check(merged.max_body_memory_bytes, DEFAULT_MAX_BODY_MEMORY)?,
+            ),
         };
         let token_recheck = merged
             .token_recheck_ms
@@ -696,28 +732,56 @@ mod tests {
                     header_timeout_secs: Some(0),
                     ..Settings::default()
                 },
-                "header_timeout_secs",
+                "header_timeout_secs 0 is out of range: from 1 to 300",
+            ),
+            (
+                Settings {
+                    header_timeout_secs: Some(301),
+                    ..Settings::default()
+                },
+                "header_timeout_secs 301",
+            ),
+            (
+                Settings {
+                    body_timeout_secs: Some(3601),
+                    ..Settings::default()
+                },
+                "body_timeout_secs 3601",
             ),
             (
                 Settings {
                     body_min_rate: Some(0),
                     ..Settings::default()
                 },
-                "body_min_rate",
+                "body_min_rate 0",
+            ),
+            (
+                Settings {
+                    idle_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "idle_timeout_secs 0",
             ),
             (
                 Settings {
                     max_connections: Some(0),
                     ..Settings::default()
                 },
-                "max_connections",
+                "max_connections 0",
+            ),
+            (
+                Settings {
+                    max_connections: Some((1 << 20) + 1),
+                    ..Settings::default()
+                },
+                "max_connections 1048577",
             ),
             (
                 Settings {
                     max_body_memory_bytes: Some(LARGEST_BODY - 1),
                     ..Settings::default()
                 },
-                "max_body_memory_bytes",
+                "max_body_memory_bytes 16777215 is out of range: from 16777216",
             ),
         ] {
             let error = settings.resolve().unwrap_err().to_string();

@@ -20,7 +20,7 @@
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
 //! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
-//! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests, or an answer not read) |
+//! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests), `write` (an answer the client does not take) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
@@ -299,12 +299,12 @@ impl Metrics {
             http_connection_limit.clone(),
         );
         let http_timeouts = Family::<PhaseLabel, Counter>::default();
-        for phase in ["header", "idle"] {
+        for phase in ["header", "idle", "write"] {
             http_timeouts.get_or_create_owned(&PhaseLabel { phase });
         }
         registry.register(
             "sealtrail_http_timeouts",
-            "Connections closed past their deadline, by phase (header, idle)",
+            "Connections closed past their deadline, by phase (header, idle, write)",
             http_timeouts.clone(),
         );
         Metrics {
@@ -473,7 +473,7 @@ pub fn set_connection_limit(limit: usize) {
         .set(i64::try_from(limit).unwrap_or(i64::MAX));
 }
 
-/// Records a connection closed past its deadline in `phase` (`header` or `idle`).
+/// Records a connection closed past its deadline in `phase` (`header`, `idle` or `write`).
 pub fn connection_timed_out(phase: &'static str) {
     METRICS
         .http_timeouts
@@ -679,6 +679,7 @@ mod tests {
             "sealtrail_http_connection_limit ",
             "sealtrail_http_timeouts_total{phase=\"header\"}",
             "sealtrail_http_timeouts_total{phase=\"idle\"}",
+            "sealtrail_http_timeouts_total{phase=\"write\"}",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -1,11 +1,13 @@
 //! When a connection is closed for waiting too long: the header timeout while a request's head
-//! arrives, the idle timeout between requests. (A body's own timeout is [`super::body`]'s; while
-//! a request is being handled, the connection has no deadline.)
+//! arrives, the idle timeout between requests and while the client does not take its answer.
+//! (A body's own timeout is [`crate::http::body::TimedBody`]'s; while a request is being
+//! handled, the connection has no deadline of its own.)
 //!
 //! Three parties share a [`Deadline`]: the socket wrapper [`Watched`] notes that bytes arrived
-//! on an idle connection (a new request's head has begun), the connection's service notes that
-//! a head was parsed and that its answer was handed over ([`AnswerBody`]), and the connection's
-//! task sleeps until the current deadline and closes the connection when it passes.
+//! on an idle connection (a new request's head has begun) and whether writing to the client is
+//! stuck, the connection's service notes that a head was parsed and that its answer was handed
+//! over ([`AnswerBody`]), and the connection's task sleeps until the current deadline and
+//! closes the connection when it passes.
 //!
 //! Noting a change is a store under an uncontended lock, and wakes nobody: the task never
 //! sleeps longer than the shorter of the two timeouts at a time. A deadline set later is at
@@ -34,6 +36,9 @@ pub enum Phase {
     Busy,
     /// Between requests, or the client has yet to read the last answer: the idle timeout.
     Idle,
+    /// Writing to the client has made no progress: the idle timeout, whatever the phase (an
+    /// answer too large for the connection's buffer is still being handed over).
+    Write,
 }
 
 impl Phase {
@@ -43,6 +48,7 @@ impl Phase {
             Phase::Head => "header",
             Phase::Busy => "busy",
             Phase::Idle => "idle",
+            Phase::Write => "write",
         }
     }
 }
@@ -50,6 +56,9 @@ impl Phase {
 struct State {
     phase: Phase,
     deadline: Option<Instant>,
+    /// When a write that cannot go on (the client does not read) gives up; `None` while
+    /// writes go through.
+    write_deadline: Option<Instant>,
 }
 
 /// One connection's deadline; see the module docs.
@@ -57,6 +66,9 @@ pub struct Deadline {
     state: Mutex<State>,
     /// Set while idle, so that a read can tell without the lock whether it begins a request.
     idle: AtomicBool,
+    /// Set while a write is stuck, so that a write can tell without the lock whether it ends
+    /// a stall or begins one.
+    write_blocked: AtomicBool,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -68,8 +80,10 @@ impl Deadline {
             state: Mutex::new(State {
                 phase: Phase::Head,
                 deadline: Some(Instant::now() + header_timeout),
+                write_deadline: None,
             }),
             idle: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
             header_timeout,
             idle_timeout,
         })
@@ -97,6 +111,25 @@ impl Deadline {
         }
     }
 
+    /// A write to the client could not go on. The first of a stall starts its deadline.
+    fn write_stuck(&self) {
+        if !self.write_blocked.swap(true, Ordering::AcqRel) {
+            self.lock().write_deadline = Some(Instant::now() + self.idle_timeout);
+        }
+    }
+
+    /// A write to the client went through: a stall, if any, is over.
+    fn write_went_through(&self) {
+        if self.write_blocked.swap(false, Ordering::AcqRel) {
+            self.lock().write_deadline = None;
+        }
+    }
+
+    /// Whether writing to the client is stuck now (so that nothing more should be written).
+    pub fn write_is_stuck(&self) -> bool {
+        self.write_blocked.load(Ordering::Acquire)
+    }
+
     /// A request's head has been parsed: it is being handled.
     pub fn request_started(&self) {
         self.set(Phase::Busy, None);
@@ -115,7 +148,13 @@ impl Deadline {
         loop {
             let (phase, deadline) = {
                 let state = self.lock();
-                (state.phase, state.deadline)
+                match (state.deadline, state.write_deadline) {
+                    (Some(phase_ends), Some(write_ends)) if write_ends < phase_ends => {
+                        (Phase::Write, Some(write_ends))
+                    }
+                    (None, Some(write_ends)) => (Phase::Write, Some(write_ends)),
+                    (deadline, _) => (state.phase, deadline),
+                }
             };
             let now = Instant::now();
             if deadline.is_some_and(|deadline| deadline <= now) {
@@ -149,13 +188,25 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Notes on the deadline whether `written` (a write or a flush) went through.
+    fn noted<T>(&self, written: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match &written {
+            Poll::Pending => self.deadline.write_stuck(),
+            Poll::Ready(_) => self.deadline.write_went_through(),
+        }
+        written
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.noted(written)
     }
 
     fn poll_write_vectored(
@@ -163,7 +214,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.noted(written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -171,7 +223,8 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        self.noted(flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -262,6 +315,29 @@ mod tests {
         let start = Instant::now();
         assert_eq!(deadline.expired().await, Phase::Head);
         assert_eq!(start.elapsed(), header);
+    }
+
+    /// A write the client does not take ends the connection after the idle timeout, even while
+    /// a request is being handled (a large answer still being handed over); a write that goes
+    /// through ends the stall.
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_write_has_the_idle_timeout() {
+        let idle = Duration::from_secs(60);
+        let deadline = Deadline::new(Duration::from_secs(10), idle);
+        deadline.request_started();
+        deadline.write_stuck();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // Still stuck: the stall is counted from its start.
+        deadline.write_stuck();
+        deadline.write_went_through();
+        deadline.write_stuck();
+        let start = Instant::now();
+        assert_eq!(deadline.expired().await, Phase::Write);
+        assert_eq!(start.elapsed(), idle);
+
+        deadline.write_went_through();
+        let busy = tokio::time::timeout(Duration::from_secs(3600), deadline.expired()).await;
+        assert!(busy.is_err(), "a write that went through ends the stall");
     }
 
     /// A deadline set while the task sleeps is kept to the instant, though nothing wakes the

@@ -31,15 +31,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
-use self::deadline::{AnswerBody, Deadline, Watched};
+use self::deadline::{AnswerBody, Deadline, Phase, Watched};
 use crate::config::HttpSettings;
+use crate::http::ApiError;
 use crate::http::body::TimedBody;
 use crate::http::wire::{JsonRefusals, Peer};
 
@@ -278,6 +281,7 @@ async fn serve_connection(
     _slot: Slot,
 ) {
     let deadline = Deadline::new(limits.header_timeout, limits.idle_timeout);
+    let header_timeout = limits.header_timeout;
     let io = TokioIo::new(JsonRefusals::new(Watched {
         stream,
         deadline: deadline.clone(),
@@ -303,28 +307,73 @@ async fn serve_connection(
             }
         })
     };
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-    let mut connection = std::pin::pin!(connection);
+    let mut connection = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(MAX_CONNECTION_BUFFER)
+        .serve_connection(io, service);
     let mut shutting_down = false;
-    loop {
+    let expired = loop {
         tokio::select! {
-            served = connection.as_mut() => {
+            served = &mut connection => {
                 if let Err(error) = served {
                     tracing::debug!(%error, "connection ended with an error");
                 }
                 return;
             }
-            phase = deadline.expired() => {
-                // Dropping the connection closes the socket; no request is in flight.
-                tracing::debug!(phase = phase.as_str(), "closing a connection past its deadline");
-                crate::metrics::connection_timed_out(phase.as_str());
-                return;
-            }
+            phase = deadline.expired() => break phase,
             _ = stopping.wait_for(|stop| *stop), if !shutting_down => {
                 // Finishes the request in flight, if any, then closes.
-                connection.as_mut().graceful_shutdown();
+                std::pin::Pin::new(&mut connection).graceful_shutdown();
                 shutting_down = true;
             }
         }
+    };
+    // No request is in flight: dropping the connection closes the socket.
+    tracing::debug!(
+        phase = expired.as_str(),
+        "closing a connection past its deadline"
+    );
+    crate::metrics::connection_timed_out(expired.as_str());
+    if expired == Phase::Head && !deadline.write_is_stuck() {
+        let mut io = connection.into_parts().io;
+        say_too_slow(io.inner_mut(), header_timeout).await;
     }
+}
+
+/// The most a connection's buffer holds (hyper's default is about 400 KiB). A request head
+/// must fit in it: 128 KiB holds the largest the API takes (a 48 KiB target and 32 KiB of
+/// headers, [`crate::http::MAX_URI_BYTES`]) and lets hyper see a target of 64 KiB, which it
+/// refuses as too long (414), while bounding what a slow head pins per connection.
+pub const MAX_CONNECTION_BUFFER: usize = 128 * 1024;
+const _: () = assert!(
+    crate::http::MAX_URI_BYTES + crate::http::MAX_HEADER_BYTES < MAX_CONNECTION_BUFFER
+        && 64 * 1024 < MAX_CONNECTION_BUFFER
+);
+
+/// Tells a client whose request head did not arrive in time so, in the JSON error shape,
+/// before its connection is closed: `408`, `request_timeout`. Best effort, and brief: a client
+/// that does not take the answer at once does not get it.
+async fn say_too_slow(io: &mut (impl AsyncWrite + Unpin), timeout: Duration) {
+    let error = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request line and headers did not all arrive within {} s (header_timeout_secs)",
+            timeout.as_secs()
+        ),
+    )
+    .at("request", "timeout");
+    let Ok(body) = serde_json::to_vec(&error) else {
+        return;
+    };
+    let mut answer = format!(
+        "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    let written = async {
+        io.write_all(&answer).await?;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
 }
