@@ -5,7 +5,7 @@
 //!
 //! Every piece of background work — the writer thread, the query index's follower, the
 //! background verifier — belongs to the application's one [`Tasks`] set and stops on its one
-//! signal: in-flight requests finish first (axum's graceful shutdown), then the async tasks,
+//! signal: in-flight requests finish first (`connections::serve`), then the async tasks,
 //! then the followers, and the writer last, so that it commits whatever was handed to it and
 //! signs a final checkpoint for every log that grew.
 //!
@@ -78,6 +78,7 @@ impl Application {
         tracing::info!(
             max_connections,
             open_file_limit = descriptors.soft,
+            reserved = fds::RESERVED_DESCRIPTORS,
             "serving at most {max_connections} connections at once"
         );
         let limits = Limits::from_settings(&settings.http, max_connections);
