@@ -332,7 +332,8 @@ mod tests {
         deadline.write_went_through();
         deadline.write_stuck();
         let start = Instant::now();
-        assert_eq!(deadline.expired().await, Phase::Write);
+        let expired = tokio::time::timeout(Duration::from_secs(3600), deadline.expired()).await;
+        assert_eq!(expired, Ok(Phase::Write), "a stuck write has a deadline");
         assert_eq!(start.elapsed(), idle);
 
         deadline.write_went_through();
