@@ -20,6 +20,7 @@
 //! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
 //! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
+//! | `sealtrail_http_connections_shed_total` | counter | the accept loop: connections that had sent no request, closed at the cap to make room for a new one |
 //! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests), `write` (an answer the client does not take) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
@@ -164,6 +165,7 @@ struct Metrics {
     http_connections: Gauge,
     http_connection_limit: Gauge,
     http_timeouts: Family<PhaseLabel, Counter>,
+    http_shed: Counter,
     /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
     /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
@@ -307,8 +309,15 @@ impl Metrics {
             "Connections closed past their deadline, by phase (header, idle, write)",
             http_timeouts.clone(),
         );
+        let http_shed = Counter::default();
+        registry.register(
+            "sealtrail_http_connections_shed",
+            "Connections that had sent no request, closed at max_connections to make room for a new one",
+            http_shed.clone(),
+        );
         Metrics {
             registry,
+            http_shed,
             http_connections,
             http_connection_limit,
             http_timeouts,
@@ -471,6 +480,11 @@ pub fn set_connection_limit(limit: usize) {
     METRICS
         .http_connection_limit
         .set(i64::try_from(limit).unwrap_or(i64::MAX));
+}
+
+/// Records a connection closed at the cap to make room for a new one.
+pub fn connection_shed() {
+    METRICS.http_shed.inc();
 }
 
 /// Records a connection closed past its deadline in `phase` (`header`, `idle` or `write`).
@@ -680,6 +694,7 @@ mod tests {
             "sealtrail_http_timeouts_total{phase=\"header\"}",
             "sealtrail_http_timeouts_total{phase=\"idle\"}",
             "sealtrail_http_timeouts_total{phase=\"write\"}",
+            "sealtrail_http_connections_shed_total",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

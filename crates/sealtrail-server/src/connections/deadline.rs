@@ -25,6 +25,7 @@ use axum::body::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// What a connection is doing, as far as its deadline is concerned.
@@ -39,6 +40,8 @@ pub enum Phase {
     /// Writing to the client has made no progress: the idle timeout, whatever the phase (an
     /// answer too large for the connection's buffer is still being handed over).
     Write,
+    /// Closed to make room for a new connection at the cap ([`Deadline::shed`]): at once.
+    Shed,
 }
 
 impl Phase {
@@ -49,6 +52,7 @@ impl Phase {
             Phase::Busy => "busy",
             Phase::Idle => "idle",
             Phase::Write => "write",
+            Phase::Shed => "shed",
         }
     }
 }
@@ -64,11 +68,16 @@ struct State {
 /// One connection's deadline; see the module docs.
 pub struct Deadline {
     state: Mutex<State>,
-    /// Set while idle, so that a read can tell without the lock whether it begins a request.
-    idle: AtomicBool,
+    /// Set while the connection waits for a request of which nothing has arrived (new, or
+    /// idle between requests): a read can tell without the lock whether it begins one, and a
+    /// connection is shed only in this state. Whoever clears it first — the first byte, or
+    /// [`Deadline::shed`] — decides which of the two happens.
+    waiting: AtomicBool,
     /// Set while a write is stuck, so that a write can tell without the lock whether it ends
     /// a stall or begins one.
     write_blocked: AtomicBool,
+    /// Wakes the connection's task when it is shed, which cannot wait for its next look.
+    shed: Notify,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -82,33 +91,55 @@ impl Deadline {
                 deadline: Some(Instant::now() + header_timeout),
                 write_deadline: None,
             }),
-            idle: AtomicBool::new(false),
+            waiting: AtomicBool::new(true),
             write_blocked: AtomicBool::new(false),
+            shed: Notify::new(),
             header_timeout,
             idle_timeout,
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is two plain values, valid whatever a panicking holder left.
+        // The state is plain values, valid whatever a panicking holder left.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Moves to `phase`, unless the connection was shed: that is final.
     fn set(&self, phase: Phase, deadline: Option<Instant>) {
         let mut state = self.lock();
-        state.phase = phase;
-        state.deadline = deadline;
-        drop(state);
-        self.idle.store(phase == Phase::Idle, Ordering::Release);
+        if state.phase != Phase::Shed {
+            state.phase = phase;
+            state.deadline = deadline;
+        }
     }
 
-    /// Bytes arrived. On an idle connection they begin a request's head.
+    /// Bytes arrived. On an idle connection they begin a request's head (a new connection's
+    /// head keeps the deadline it has had since it opened); either way, the connection can no
+    /// longer be shed until it is idle again.
     fn bytes_read(&self) {
-        if self.idle.swap(false, Ordering::AcqRel) {
-            self.set(Phase::Head, Some(Instant::now() + self.header_timeout));
+        if self.waiting.swap(false, Ordering::AcqRel) {
+            let mut state = self.lock();
+            if state.phase == Phase::Idle {
+                state.phase = Phase::Head;
+                state.deadline = Some(Instant::now() + self.header_timeout);
+            }
         }
+    }
+
+    /// Closes the connection at once if it is waiting for a request of which nothing has
+    /// arrived; says whether it did. The accept loop makes room this way at the cap.
+    pub fn shed(&self) -> bool {
+        if !self.waiting.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let mut state = self.lock();
+        state.phase = Phase::Shed;
+        state.deadline = Some(Instant::now());
+        drop(state);
+        self.shed.notify_one();
+        true
     }
 
     /// A write to the client could not go on. The first of a stall starts its deadline.
@@ -132,12 +163,14 @@ impl Deadline {
 
     /// A request's head has been parsed: it is being handled.
     pub fn request_started(&self) {
+        self.waiting.store(false, Ordering::Release);
         self.set(Phase::Busy, None);
     }
 
     /// The answer has been handed to the connection: it is idle until the next request.
     fn answer_handed_over(&self) {
         self.set(Phase::Idle, Some(Instant::now() + self.idle_timeout));
+        self.waiting.store(true, Ordering::Release);
     }
 
     /// Resolves when the current deadline passes, with the phase it ended; see the module
@@ -149,6 +182,7 @@ impl Deadline {
             let (phase, deadline) = {
                 let state = self.lock();
                 match (state.deadline, state.write_deadline) {
+                    _ if state.phase == Phase::Shed => (Phase::Shed, state.deadline),
                     (Some(phase_ends), Some(write_ends)) if write_ends < phase_ends => {
                         (Phase::Write, Some(write_ends))
                     }
@@ -162,7 +196,10 @@ impl Deadline {
             }
             let wake = deadline.map_or(now + longest_nap, |d| d.min(now + longest_nap));
             nap.as_mut().reset(wake);
-            nap.as_mut().await;
+            tokio::select! {
+                () = nap.as_mut() => {}
+                () = self.shed.notified() => {}
+            }
         }
     }
 }
@@ -339,6 +376,37 @@ mod tests {
         deadline.write_went_through();
         let busy = tokio::time::timeout(Duration::from_secs(3600), deadline.expired()).await;
         assert!(busy.is_err(), "a write that went through ends the stall");
+    }
+
+    /// Only a connection waiting for a request of which nothing has arrived can be shed: new,
+    /// or idle between requests; not once a head has begun, nor while a request is handled.
+    /// Shedding ends it at once and for good.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_connection_waiting_with_nothing_received_is_shed() {
+        let (header, idle) = (Duration::from_secs(10), Duration::from_secs(60));
+        let fresh = Deadline::new(header, idle);
+        let watching = tokio::spawn({
+            let fresh = fresh.clone();
+            async move { fresh.expired().await }
+        });
+        tokio::task::yield_now().await;
+        let start = Instant::now();
+        assert!(fresh.shed(), "a new connection that has sent nothing");
+        assert_eq!(watching.await.unwrap(), Phase::Shed);
+        assert_eq!(start.elapsed(), Duration::ZERO, "shed at once");
+        assert!(!fresh.shed(), "shed once");
+        fresh.request_started();
+        assert_eq!(fresh.expired().await, Phase::Shed, "shedding is final");
+
+        let began = Deadline::new(header, idle);
+        began.bytes_read();
+        assert!(!began.shed(), "a head has begun");
+        began.request_started();
+        assert!(!began.shed(), "a request is being handled");
+        began.answer_handed_over();
+        assert!(began.shed(), "idle between requests");
+        assert_eq!(began.expired().await, Phase::Shed);
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     /// A deadline set while the task sleeps is kept to the instant, though nothing wakes the

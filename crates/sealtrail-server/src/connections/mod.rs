@@ -6,9 +6,13 @@
 //! does everything else that opens a file, checkpoint signing and `/health` among them. Here:
 //!
 //! - **A connection cap** ([`Limits::max_connections`], derived from the open-file limit in
-//!   [`fds`]): the loop takes a slot before it accepts, so at the cap it stops accepting and
-//!   the kernel's listen backlog ([`LISTEN_BACKLOG`]) holds further connections until one
-//!   closes — none is accepted only to fail, and the descriptors kept for the store stay free.
+//!   [`fds`]), so that the descriptors kept for the store stay free. At the cap, a new
+//!   connection is served in place of the oldest one that waits for a request of which
+//!   nothing has arrived (a socket that has sent nothing yet, or one idle between requests),
+//!   which is closed ("shed"): idle sockets cannot keep a client with a request out. While
+//!   every connection is in the middle of a request, the loop stops accepting and the
+//!   kernel's listen backlog ([`LISTEN_BACKLOG`]) holds further connections, in order, until
+//!   one ends; none is refused.
 //! - **No spinning on accept errors**: a failing `accept` (`EMFILE`, `ENFILE`, `ENOBUFS`) is
 //!   retried after a back-off that doubles from 10 ms to 1 s, logged once per episode.
 //! - **Deadlines** ([`deadline`]): a request's head must arrive within the header timeout
@@ -22,11 +26,12 @@
 pub mod deadline;
 pub mod fds;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
@@ -147,13 +152,49 @@ impl ConnectionCount {
 struct Slot {
     _permit: OwnedSemaphorePermit,
     count: ConnectionCount,
+    /// Its entry among the connections that may be shed.
+    id: u64,
+    open: Arc<Mutex<OpenConnections>>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        lock(&self.open).by_age.remove(&self.id);
         self.count.closed();
     }
 }
+
+/// The open connections' deadlines, oldest first: where the accept loop finds one to shed.
+#[derive(Default)]
+struct OpenConnections {
+    next_id: u64,
+    by_age: BTreeMap<u64, Arc<Deadline>>,
+}
+
+impl OpenConnections {
+    fn add(&mut self, deadline: Arc<Deadline>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_age.insert(id, deadline);
+        id
+    }
+
+    /// Sheds the oldest connection that waits for a request of which nothing has arrived (a
+    /// new connection that has sent nothing, or one idle between requests); says whether
+    /// there was one.
+    fn shed_oldest(&self) -> bool {
+        self.by_age.values().any(|deadline| deadline.shed())
+    }
+}
+
+fn lock(open: &Mutex<OpenConnections>) -> MutexGuard<'_, OpenConnections> {
+    // A map of ids to deadlines, valid whatever a panicking holder left.
+    open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How long the accept loop, at the cap with no connection to shed, waits before it looks
+/// again (a request may have finished and left its connection idle).
+const SHED_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves `router` on `listener` until `shutdown` resolves; see the module docs. Returns
 /// once every connection has closed.
@@ -166,29 +207,15 @@ pub async fn serve(
 ) {
     let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(Mutex::new(OpenConnections::default()));
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Backoff::default();
     let mut warned_at_cap: Option<Instant> = None;
-    loop {
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if warned_at_cap.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(
-                        max_connections = limits.max_connections,
-                        "at the connection cap: new connections wait in the listen backlog until one closes"
-                    );
-                    warned_at_cap = Some(Instant::now());
-                }
-                tokio::select! {
-                    permit = slots.clone().acquire_owned() => {
-                        permit.expect("the connection semaphore is never closed")
-                    }
-                    () = &mut shutdown => break,
-                }
-            }
-        };
+    'serving: loop {
+        // Accepted first: at the cap, a connection waiting to be served is what makes the
+        // loop shed another. Only this one is held beyond the cap; the rest wait in the
+        // listen backlog.
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
@@ -207,14 +234,42 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let mut shed = lock(&open).shed_oldest();
+                if warned_at_cap.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "at the connection cap: connections that have sent no request are closed to make room; while every connection is busy, new ones wait in the listen backlog"
+                    );
+                    warned_at_cap = Some(Instant::now());
+                }
+                loop {
+                    tokio::select! {
+                        permit = slots.clone().acquire_owned() => {
+                            break permit.expect("the connection semaphore is never closed");
+                        }
+                        () = tokio::time::sleep(SHED_RETRY), if !shed => {
+                            shed = lock(&open).shed_oldest();
+                        }
+                        () = &mut shutdown => break 'serving,
+                    }
+                }
+            }
+        };
+        let deadline = Deadline::new(limits.header_timeout, limits.idle_timeout);
         count.opened();
         let slot = Slot {
             _permit: permit,
             count: count.clone(),
+            id: lock(&open).add(deadline.clone()),
+            open: open.clone(),
         };
         tokio::spawn(serve_connection(
             stream,
             Peer(peer),
+            deadline,
             router.clone(),
             limits.clone(),
             stopping.clone(),
@@ -275,12 +330,12 @@ impl Backoff {
 async fn serve_connection(
     stream: TcpStream,
     peer: Peer,
+    deadline: Arc<Deadline>,
     router: Router,
     limits: Arc<Limits>,
     mut stopping: watch::Receiver<bool>,
     _slot: Slot,
 ) {
-    let deadline = Deadline::new(limits.header_timeout, limits.idle_timeout);
     let header_timeout = limits.header_timeout;
     let io = TokioIo::new(JsonRefusals::new(Watched {
         stream,
@@ -332,7 +387,11 @@ async fn serve_connection(
         phase = expired.as_str(),
         "closing a connection past its deadline"
     );
-    crate::metrics::connection_timed_out(expired.as_str());
+    if expired == Phase::Shed {
+        crate::metrics::connection_shed();
+    } else {
+        crate::metrics::connection_timed_out(expired.as_str());
+    }
     if expired == Phase::Head && !deadline.write_is_stuck() {
         let mut io = connection.into_parts().io;
         say_too_slow(io.inner_mut(), header_timeout).await;
