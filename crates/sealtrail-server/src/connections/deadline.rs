@@ -63,6 +63,8 @@ struct State {
     /// When a write that cannot go on (the client does not read) gives up; `None` while
     /// writes go through.
     write_deadline: Option<Instant>,
+    /// Since when the connection has been waiting for a request (opened, or last answered).
+    waiting_since: Instant,
 }
 
 /// One connection's deadline; see the module docs.
@@ -90,6 +92,7 @@ impl Deadline {
                 phase: Phase::Head,
                 deadline: Some(Instant::now() + header_timeout),
                 write_deadline: None,
+                waiting_since: Instant::now(),
             }),
             waiting: AtomicBool::new(true),
             write_blocked: AtomicBool::new(false),
@@ -128,13 +131,19 @@ impl Deadline {
         }
     }
 
-    /// Closes the connection at once if it is waiting for a request of which nothing has
-    /// arrived; says whether it did. The accept loop makes room this way at the cap.
-    pub fn shed(&self) -> bool {
+    /// Closes the connection at once if it has been waiting for a request of which nothing
+    /// has arrived for at least `waited`; says whether it did. The accept loop makes room this
+    /// way at the cap. (Not at once: a connection just accepted has its request in the
+    /// socket's buffer before its task first reads it.)
+    pub fn shed(&self, waited: Duration) -> bool {
+        let mut state = self.lock();
+        if !self.waiting.load(Ordering::Acquire) || state.waiting_since.elapsed() < waited {
+            return false;
+        }
+        // A first byte read meanwhile wins: the connection is in use.
         if !self.waiting.swap(false, Ordering::AcqRel) {
             return false;
         }
-        let mut state = self.lock();
         state.phase = Phase::Shed;
         state.deadline = Some(Instant::now());
         drop(state);
@@ -169,8 +178,14 @@ impl Deadline {
 
     /// The answer has been handed to the connection: it is idle until the next request.
     fn answer_handed_over(&self) {
-        self.set(Phase::Idle, Some(Instant::now() + self.idle_timeout));
-        self.waiting.store(true, Ordering::Release);
+        let mut state = self.lock();
+        if state.phase != Phase::Shed {
+            let now = Instant::now();
+            state.phase = Phase::Idle;
+            state.deadline = Some(now + self.idle_timeout);
+            state.waiting_since = now;
+            self.waiting.store(true, Ordering::Release);
+        }
     }
 
     /// Resolves when the current deadline passes, with the phase it ended; see the module
@@ -384,27 +399,34 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn only_a_connection_waiting_with_nothing_received_is_shed() {
         let (header, idle) = (Duration::from_secs(10), Duration::from_secs(60));
+        let waited = Duration::from_secs(1);
         let fresh = Deadline::new(header, idle);
         let watching = tokio::spawn({
             let fresh = fresh.clone();
             async move { fresh.expired().await }
         });
-        tokio::task::yield_now().await;
+        assert!(!fresh.shed(waited), "not before it has waited");
+        tokio::time::advance(waited).await;
         let start = Instant::now();
-        assert!(fresh.shed(), "a new connection that has sent nothing");
+        assert!(fresh.shed(waited), "a new connection that has sent nothing");
         assert_eq!(watching.await.unwrap(), Phase::Shed);
         assert_eq!(start.elapsed(), Duration::ZERO, "shed at once");
-        assert!(!fresh.shed(), "shed once");
+        assert!(!fresh.shed(waited), "shed once");
         fresh.request_started();
+        fresh.answer_handed_over();
         assert_eq!(fresh.expired().await, Phase::Shed, "shedding is final");
 
         let began = Deadline::new(header, idle);
+        tokio::time::advance(waited).await;
         began.bytes_read();
-        assert!(!began.shed(), "a head has begun");
+        assert!(!began.shed(waited), "a head has begun");
         began.request_started();
-        assert!(!began.shed(), "a request is being handled");
+        assert!(!began.shed(waited), "a request is being handled");
         began.answer_handed_over();
-        assert!(began.shed(), "idle between requests");
+        assert!(!began.shed(waited), "idle, but only just");
+        tokio::time::advance(waited).await;
+        assert!(began.shed(waited), "idle between requests");
+        let start = Instant::now();
         assert_eq!(began.expired().await, Phase::Shed);
         assert_eq!(start.elapsed(), Duration::ZERO);
     }

@@ -179,11 +179,13 @@ impl OpenConnections {
         id
     }
 
-    /// Sheds the oldest connection that waits for a request of which nothing has arrived (a
-    /// new connection that has sent nothing, or one idle between requests); says whether
-    /// there was one.
+    /// Sheds the oldest connection that has waited [`SHED_AFTER`] for a request of which
+    /// nothing has arrived (a new connection that has sent nothing, or one idle between
+    /// requests); says whether there was one.
     fn shed_oldest(&self) -> bool {
-        self.by_age.values().any(|deadline| deadline.shed())
+        self.by_age
+            .values()
+            .any(|deadline| deadline.shed(SHED_AFTER))
     }
 }
 
@@ -192,8 +194,13 @@ fn lock(open: &Mutex<OpenConnections>) -> MutexGuard<'_, OpenConnections> {
     open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How long a connection must have waited with nothing received before it may be shed. A
+/// client sends its request within a round trip of connecting, or of its last answer; a
+/// connection accepted a moment ago may have its request waiting unread in its buffer.
+pub const SHED_AFTER: Duration = Duration::from_secs(1);
+
 /// How long the accept loop, at the cap with no connection to shed, waits before it looks
-/// again (a request may have finished and left its connection idle).
+/// again (a connection may have waited long enough by then, or a request have finished).
 const SHED_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves `router` on `listener` until `shutdown` resolves; see the module docs. Returns
