@@ -7,18 +7,19 @@
 //!
 //! - **A connection cap** ([`Limits::max_connections`], derived from the open-file limit in
 //!   [`fds`]), so that the descriptors kept for the store stay free. At the cap, a new
-//!   connection is served in place of the oldest one that waits for a request of which
-//!   nothing has arrived (a socket that has sent nothing yet, or one idle between requests),
-//!   which is closed ("shed"): idle sockets cannot keep a client with a request out. While
-//!   every connection is in the middle of a request, the loop stops accepting and the
-//!   kernel's listen backlog ([`LISTEN_BACKLOG`]) holds further connections, in order, until
-//!   one ends; none is refused.
+//!   connection is served in place of the oldest one that has waited at least
+//!   [`SHED_AFTER`] for a request of which nothing has arrived (a socket that has sent
+//!   nothing, or one idle between requests), which is closed ("shed"): idle sockets cannot
+//!   keep a client with a request out. While no connection can be shed (each is in the
+//!   middle of a request), the loop waits and the kernel's listen backlog
+//!   ([`LISTEN_BACKLOG`]) holds further connections, in order, until one can; none is
+//!   refused.
 //! - **No spinning on accept errors**: a failing `accept` (`EMFILE`, `ENFILE`, `ENOBUFS`) is
 //!   retried after a back-off that doubles from 10 ms to 1 s, logged once per episode.
 //! - **Deadlines** ([`deadline`]): a request's head must arrive within the header timeout
-//!   (from its first byte; a new connection's from its opening), a connection may be idle
-//!   between requests for the idle timeout, and a body must keep arriving
-//!   ([`crate::http::body::TimedBody`]).
+//!   (from its first byte; a new connection's from its opening; a JSON `408` is sent before
+//!   the close), a connection may be idle between requests, or leave a write untaken, for
+//!   the idle timeout, and a body must keep arriving ([`crate::http::body::TimedBody`]).
 //!
 //! Shutdown is as before: stop accepting (the listening socket is closed), let every
 //! connection finish its request in flight, then return.
