@@ -127,6 +127,33 @@ pub struct Settings {
     /// (rule `concurrent_searches`); default 4, at most max_searches
     #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES_PER_TENANT")]
     pub max_searches_per_tenant: Option<usize>,
+    /// Close a connection whose request line and headers have not all arrived this many
+    /// seconds after the request's first byte (for a new connection: after it opened);
+    /// default 10
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// A request body may take this many seconds to arrive, plus one second for every
+    /// body_min_rate bytes received; a slower one is answered 408 (default 20)
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// The slowest a request body may arrive, in bytes per second, once body_timeout_secs
+    /// are spent (default 1024)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_BODY_MIN_RATE")]
+    pub body_min_rate: Option<u64>,
+    /// Close a keep-alive connection that has been idle between requests (or has not read
+    /// its answer) this many seconds; default 60
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Serve at most this many connections at once; further ones wait in the listen backlog
+    /// until one closes. Default: the open-file limit less 256 descriptors kept for the
+    /// store, its index and files, at most 4096
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// Request bodies held in memory at once over all connections, in bytes; a request
+    /// waits for room before its body is read (default 268435456, 256 MiB; at least
+    /// 16777216, the largest body a route takes)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_MAX_BODY_MEMORY_BYTES")]
+    pub max_body_memory_bytes: Option<u64>,
     /// How long a token the store confirmed is trusted without asking it again
     /// (milliseconds; default 1000, at most 60000; 0 = ask on every request). A token revoked
     /// through another instance or the CLI stops working here within this time
@@ -192,12 +219,46 @@ pub struct OutageSettings {
     pub spool_max_bytes: u64,
 }
 
-/// `listen`, `public_log`.
+/// `listen`, `public_log`, and how connections are limited: `header_timeout_secs`,
+/// `body_timeout_secs`, `body_min_rate`, `idle_timeout_secs`, `max_connections`,
+/// `max_body_memory_bytes` (the `connections` module and `http::body` read them).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub public_log: bool,
+    /// How long a request's head may take to arrive (from its first byte, or from the
+    /// connection's opening for its first request).
+    pub header_timeout: Duration,
+    /// How long a request body may take, before `body_min_rate` extends it.
+    pub body_timeout: Duration,
+    /// Bytes per second that earn a body one more second.
+    pub body_min_rate: u64,
+    /// How long a connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// The connection cap; `None`: derived from the open-file limit at start
+    /// (`connections::fds`).
+    pub max_connections: Option<usize>,
+    /// The bytes of request bodies held at once, over all connections.
+    pub max_body_memory: usize,
 }
+
+/// The default of `header_timeout_secs`: nginx's and Apache's order of magnitude, far more
+/// than any client on a working network needs to send a few KiB of headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `body_timeout_secs` (Apache's `RequestReadTimeout body=20`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The default of `body_min_rate`: 1 KiB/s, slower than any link a producer would use.
+pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;
+/// The default of `idle_timeout_secs`, near nginx's 75 s: an idle connection costs a
+/// descriptor and a slot under `max_connections`, and a client whose pooled connection was
+/// closed opens another (sealtrail's client resends with the same idempotency key).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default of `max_body_memory_bytes`: sixteen of the largest batches at once.
+pub const DEFAULT_MAX_BODY_MEMORY: u64 = 256 * 1024 * 1024;
+/// The largest body any route takes (`POST /v1/events/batch`, `ingest::MAX_BATCH_BODY`,
+/// which `http::body` asserts at build time is equal): the body memory must hold at least one, or such a request
+/// could never be served. Not imported from `ingest`, which depends on this module.
+pub const LARGEST_BODY: u64 = 16 * 1024 * 1024;
 
 /// `verify_interval_secs`.
 #[derive(Debug, Clone)]
@@ -285,6 +346,13 @@ impl Resolved {
             "query_timeout_ms": self.queries.time_limit.as_millis() as u64,
             "max_searches": self.queries.max_searches,
             "max_searches_per_tenant": self.queries.max_searches_per_tenant,
+            "header_timeout_secs": self.http.header_timeout.as_secs(),
+            "body_timeout_secs": self.http.body_timeout.as_secs(),
+            "body_min_rate": self.http.body_min_rate,
+            "idle_timeout_secs": self.http.idle_timeout.as_secs(),
+            // `null`: derived from the open-file limit at each start.
+            "max_connections": self.http.max_connections,
+            "max_body_memory_bytes": self.http.max_body_memory,
             "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
         })
     }
@@ -347,7 +415,76 @@ pub enum ConfigError {
     MaxSearches { value: usize },
     #[error("max_searches_per_tenant must be from 1 to max_searches ({max_searches}), not {value}")]
     MaxSearchesPerTenant { value: usize, max_searches: usize },
+    #[error("{} {value} is out of range: from {} to {} ({})", bound.setting, bound.min, bound.max, bound.why)]
+    OutOfRange { bound: &'static Bound, value: u64 },
 }
+
+/// The range a numeric setting may take, and why.
+#[derive(Debug)]
+pub struct Bound {
+    pub setting: &'static str,
+    pub min: u64,
+    pub max: u64,
+    pub why: &'static str,
+}
+
+impl Bound {
+    /// `value`, or `default` when it is not set; refused outside the range.
+    fn check(&'static self, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+        let value = value.unwrap_or(default);
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::OutOfRange { bound: self, value })
+        }
+    }
+}
+
+/// A bounded count as a `usize`: the bounds fit one on 64-bit targets; elsewhere the most
+/// the target holds, which the bounds exist to stay far below anyway.
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// The bounds of the connection settings (`connections`, `http::body`). The upper bounds are
+/// where a setting would stop protecting anything: a header timeout of minutes lets idle
+/// sockets hold every connection slot as long as they like, and so on.
+pub const HEADER_TIMEOUT_BOUND: Bound = Bound {
+    setting: "header_timeout_secs",
+    min: 1,
+    max: 300,
+    why: "a request head of at most 32 KiB needs seconds; a longer wait lets idle sockets hold connections",
+};
+pub const BODY_TIMEOUT_BOUND: Bound = Bound {
+    setting: "body_timeout_secs",
+    min: 1,
+    max: 3600,
+    why: "body_min_rate already extends it for large bodies",
+};
+pub const BODY_MIN_RATE_BOUND: Bound = Bound {
+    setting: "body_min_rate",
+    min: 1,
+    max: LARGEST_BODY,
+    why: "bytes per second; a faster rate would earn even the largest body no time",
+};
+pub const IDLE_TIMEOUT_BOUND: Bound = Bound {
+    setting: "idle_timeout_secs",
+    min: 1,
+    max: 3600,
+    why: "an idle connection holds a descriptor and a connection slot",
+};
+pub const MAX_CONNECTIONS_BOUND: Bound = Bound {
+    setting: "max_connections",
+    min: 1,
+    max: 1 << 20,
+    why: "Linux's largest open-file limit by default (fs.nr_open); the start also checks it against this process's limit",
+};
+pub const MAX_BODY_MEMORY_BOUND: Bound = Bound {
+    setting: "max_body_memory_bytes",
+    min: LARGEST_BODY,
+    max: 64 << 30,
+    why: "at least the largest batch a route takes (16 MiB), at most 64 GiB",
+};
 
 impl Settings {
     /// Reads the config file (if named) and merges: flags/env over file over defaults.
@@ -375,6 +512,12 @@ impl Settings {
             max_searches_per_tenant: self
                 .max_searches_per_tenant
                 .or(file.max_searches_per_tenant),
+            header_timeout_secs: self.header_timeout_secs.or(file.header_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(file.body_timeout_secs),
+            body_min_rate: self.body_min_rate.or(file.body_min_rate),
+            idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
+            max_connections: self.max_connections.or(file.max_connections),
+            max_body_memory_bytes: self.max_body_memory_bytes.or(file.max_body_memory_bytes),
             token_recheck_ms: self.token_recheck_ms.or(file.token_recheck_ms),
             tenants: self.tenants.or(file.tenants),
         };
@@ -429,6 +572,34 @@ impl Settings {
                 bytes: spool_max_bytes,
             });
         }
+        let http = HttpSettings {
+            listen,
+            public_log: merged.public_log.unwrap_or(false),
+            header_timeout: Duration::from_secs(
+                HEADER_TIMEOUT_BOUND
+                    .check(merged.header_timeout_secs, DEFAULT_HEADER_TIMEOUT.as_secs())?,
+            ),
+            body_timeout: Duration::from_secs(
+                BODY_TIMEOUT_BOUND
+                    .check(merged.body_timeout_secs, DEFAULT_BODY_TIMEOUT.as_secs())?,
+            ),
+            body_min_rate: BODY_MIN_RATE_BOUND
+                .check(merged.body_min_rate, DEFAULT_BODY_MIN_RATE)?,
+            idle_timeout: Duration::from_secs(
+                IDLE_TIMEOUT_BOUND
+                    .check(merged.idle_timeout_secs, DEFAULT_IDLE_TIMEOUT.as_secs())?,
+            ),
+            // Unset: derived from the open-file limit at start (`connections::fds`), which
+            // also refuses a configured cap that limit cannot afford.
+            max_connections: match merged.max_connections {
+                Some(n) => Some(to_usize(MAX_CONNECTIONS_BOUND.check(Some(n), n)?)),
+                None => None,
+            },
+            max_body_memory: to_usize(
+                MAX_BODY_MEMORY_BOUND
+                    .check(merged.max_body_memory_bytes, DEFAULT_MAX_BODY_MEMORY)?,
+            ),
+        };
         let token_recheck = merged
             .token_recheck_ms
             .map_or(DEFAULT_TOKEN_RECHECK, Duration::from_millis);
@@ -453,10 +624,7 @@ impl Settings {
                 tenant_policies,
                 spool_max_bytes,
             },
-            http: HttpSettings {
-                listen,
-                public_log: merged.public_log.unwrap_or(false),
-            },
+            http,
             verification: VerificationSettings {
                 interval: match merged.verify_interval_secs.unwrap_or(60) {
                     0 => None,
@@ -855,6 +1023,102 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(error.contains(named), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_come_from_flags_or_the_file() {
+        let defaults = Settings::default().resolve().unwrap().http;
+        assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(defaults.body_timeout, DEFAULT_BODY_TIMEOUT);
+        assert_eq!(defaults.body_min_rate, DEFAULT_BODY_MIN_RATE);
+        assert_eq!(defaults.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(defaults.max_connections, None);
+        assert_eq!(defaults.max_body_memory as u64, DEFAULT_MAX_BODY_MEMORY);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "header_timeout_secs = 5\nidle_timeout_secs = 30\nmax_connections = 100\nmax_body_memory_bytes = 33554432\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file),
+            header_timeout_secs: Some(2),
+            body_min_rate: Some(4096),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(resolved.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(resolved.http.body_min_rate, 4096);
+        assert_eq!(resolved.http.max_connections, Some(100));
+        assert_eq!(resolved.http.max_body_memory, 32 << 20);
+        assert_eq!(resolved.audit_record()["max_connections"], 100);
+        assert_eq!(resolved.audit_record()["header_timeout_secs"], 2);
+
+        for (settings, named) in [
+            (
+                Settings {
+                    header_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "header_timeout_secs 0 is out of range: from 1 to 300",
+            ),
+            (
+                Settings {
+                    header_timeout_secs: Some(301),
+                    ..Settings::default()
+                },
+                "header_timeout_secs 301",
+            ),
+            (
+                Settings {
+                    body_timeout_secs: Some(3601),
+                    ..Settings::default()
+                },
+                "body_timeout_secs 3601",
+            ),
+            (
+                Settings {
+                    body_min_rate: Some(0),
+                    ..Settings::default()
+                },
+                "body_min_rate 0",
+            ),
+            (
+                Settings {
+                    idle_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "idle_timeout_secs 0",
+            ),
+            (
+                Settings {
+                    max_connections: Some(0),
+                    ..Settings::default()
+                },
+                "max_connections 0",
+            ),
+            (
+                Settings {
+                    max_connections: Some((1 << 20) + 1),
+                    ..Settings::default()
+                },
+                "max_connections 1048577",
+            ),
+            (
+                Settings {
+                    max_body_memory_bytes: Some(LARGEST_BODY - 1),
+                    ..Settings::default()
+                },
+                "max_body_memory_bytes 16777215 is out of range: from 16777216",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{named}: {error}");
         }
     }
 

@@ -28,7 +28,9 @@
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
 //!   the query index; [`gaps`] the second (timelines and gap detection). A monitor, a delivery or an archive is a new module that
 //!   implements [`follower::Follow`].
-//! - **The edge.** [`http`]: axum only — extractors, authentication of the caller, calling
+//! - **The edge.** [`connections`]: the accept loop under the router, with the connection
+//!   cap (derived from the open-file limit) and the header, body and idle timeouts.
+//!   [`http`]: axum only — extractors, authentication of the caller, calling
 //!   the services, and [`http::error`], the one place errors become status codes. [`metrics`]
 //!   (the Prometheus registry), [`config`] (the `serve` settings, one definition for flags,
 //!   environment and file) and [`app`], which builds it all; [`shutdown`] is the one task
@@ -48,6 +50,7 @@ pub mod auth;
 pub mod authn;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod directory;
 pub mod doctor;
 pub mod follower;

@@ -17,7 +17,6 @@
 //! | `sealtrail_index_lag_seconds` | gauge | the indexer, via [`set_index_lag`] |
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
-//! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
 //! | `sealtrail_chain_violations_total` | counter | the verification board, via [`record_verification`]: distinct violations, each counted once when first found |
 //! | `sealtrail_chain_violations_known` | gauge | the verification board, via [`set_known_violations`]: violations known now, across logs (0 once every log verifies whole again) |
@@ -25,6 +24,10 @@
 //! | `sealtrail_disk_usage_ratio` | gauge | `GET /metrics`, via [`set_disk_usage`]: used fraction of the data directory's file system |
 //! | `sealtrail_auth_refusals_total{reason}` | counter | every 401 and 403, via [`auth_refused`], by the error code answered (`unauthorized`, `forbidden`, …) |
 //! | `sealtrail_gaps_open{tenant,kind}`, `sealtrail_gap_findings_total{tenant,kind}`, `sealtrail_producer_missing_events_total{tenant}`, `sealtrail_producer_silent{tenant}` | gauge, counters, gauge | the gap detector (`crate::gaps::metrics`, which registers them here) |
+//! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
+//! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
+//! | `sealtrail_http_connections_shed_total` | counter | the accept loop: connections that had sent no request, closed at the cap to make room for a new one |
+//! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests), `write` (an answer the client does not take) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
@@ -175,6 +178,11 @@ impl SearchRefusal {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
 struct Metrics {
@@ -197,6 +205,10 @@ struct Metrics {
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
+    http_connections: Gauge,
+    http_connection_limit: Gauge,
+    http_timeouts: Family<PhaseLabel, Counter>,
+    http_shed: Counter,
     /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
     /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
@@ -360,8 +372,39 @@ impl Metrics {
             spool_oldest_age.clone(),
         );
         crate::gaps::metrics::register(&mut registry);
+        let http_connections = Gauge::default();
+        registry.register(
+            "sealtrail_http_connections",
+            "Client connections open now",
+            http_connections.clone(),
+        );
+        let http_connection_limit = Gauge::default();
+        registry.register(
+            "sealtrail_http_connection_limit",
+            "The most client connections served at once (max_connections); more wait in the listen backlog",
+            http_connection_limit.clone(),
+        );
+        let http_timeouts = Family::<PhaseLabel, Counter>::default();
+        for phase in ["header", "idle", "write"] {
+            http_timeouts.get_or_create_owned(&PhaseLabel { phase });
+        }
+        registry.register(
+            "sealtrail_http_timeouts",
+            "Connections closed past their deadline, by phase (header, idle, write)",
+            http_timeouts.clone(),
+        );
+        let http_shed = Counter::default();
+        registry.register(
+            "sealtrail_http_connections_shed",
+            "Connections that had sent no request, closed at max_connections to make room for a new one",
+            http_shed.clone(),
+        );
         Metrics {
             registry,
+            http_shed,
+            http_connections,
+            http_connection_limit,
+            http_timeouts,
             spool_depth,
             spool_bytes,
             spool_oldest_age,
@@ -544,6 +587,36 @@ pub fn set_spool(status: SpoolStatus) {
         .spool_bytes
         .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
     *lock(&metrics.spool) = Some(status);
+}
+
+/// Records that a client connection was accepted.
+pub fn connection_opened() {
+    METRICS.http_connections.inc();
+}
+
+/// Records that a client connection closed.
+pub fn connection_closed() {
+    METRICS.http_connections.dec();
+}
+
+/// Records the connection cap.
+pub fn set_connection_limit(limit: usize) {
+    METRICS
+        .http_connection_limit
+        .set(i64::try_from(limit).unwrap_or(i64::MAX));
+}
+
+/// Records a connection closed at the cap to make room for a new one.
+pub fn connection_shed() {
+    METRICS.http_shed.inc();
+}
+
+/// Records a connection closed past its deadline in `phase` (`header`, `idle` or `write`).
+pub fn connection_timed_out(phase: &'static str) {
+    METRICS
+        .http_timeouts
+        .get_or_create(&PhaseLabel { phase })
+        .inc();
 }
 
 /// Records how far the query index trails the log, in seconds.
@@ -744,6 +817,12 @@ mod tests {
             "sealtrail_verification_last_run_timestamp_seconds",
             "sealtrail_disk_usage_ratio",
             "sealtrail_auth_refusals_total{reason=\"unauthorized\"}",
+            "sealtrail_http_connections ",
+            "sealtrail_http_connection_limit ",
+            "sealtrail_http_timeouts_total{phase=\"header\"}",
+            "sealtrail_http_timeouts_total{phase=\"idle\"}",
+            "sealtrail_http_timeouts_total{phase=\"write\"}",
+            "sealtrail_http_connections_shed_total",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -121,6 +121,44 @@ impl ApiError {
         .at(field, "max_size")
     }
 
+    /// 413 for a body larger than the route takes (`limit` bytes), whether its
+    /// `Content-Length` said so or it grew past the limit while read.
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than this route takes ({}); send a smaller one",
+                byte_size(limit)
+            ),
+        )
+        .at("", "max_size")
+    }
+
+    /// 408 for a body that arrived more slowly than the body timeout and rate allow.
+    pub fn body_too_slow(error: &super::body::BodyTooSlow) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("{error}; send it faster, or in smaller requests"),
+        )
+        .at("", "timeout")
+    }
+
+    /// 503 when the memory set aside for request bodies (`total` bytes) stayed full for as
+    /// long as a request may wait: the server's state, not the request's fault, so it names
+    /// no field; a retry shortly after is likely to succeed.
+    pub fn server_busy(total: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            format!(
+                "the bodies of other requests fill the {} set aside for them (max_body_memory_bytes); retry shortly",
+                byte_size(total)
+            ),
+        )
+    }
+
     /// A field of the request that breaks a rule.
     pub fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", message).at(field, rule)
@@ -275,6 +313,18 @@ impl From<IndexError> for ApiError {
             "index_unavailable",
             format!("the query index cannot serve this request: {error}"),
         )
+    }
+}
+
+/// A size for a message: whole MiB or KiB when it is one, else bytes.
+fn byte_size(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    match bytes {
+        0 => "0 bytes".to_string(),
+        b if b.is_multiple_of(MIB) => format!("{} MiB", b / MIB),
+        b if b.is_multiple_of(KIB) => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -454,7 +504,8 @@ pub struct ApiErrorBody {
     /// A stable snake_case code: `invalid_event`, `idempotency_conflict`, `malformed_json`, `bad_request`,
     /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
     /// `store_unavailable`, `storage_full`, `method_not_allowed`, `uri_too_long`,
-    /// `headers_too_large`, `too_many_searches`, `search_busy`, `query_timeout`, …
+    /// `headers_too_large`, `too_many_searches`, `search_busy`, `query_timeout`,
+    /// `payload_too_large`, `request_timeout`, `server_busy`, …
     #[schema(example = "invalid_event")]
     error: String,
     /// What is wrong and what to do.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sealtrail_server::app::Application;
 use sealtrail_server::clock::Clock;
 use sealtrail_server::config::Settings;
+use sealtrail_server::connections::ConnectionCount;
 use sealtrail_server::index::Index;
 use sealtrail_server::ledger::Ledger;
 use sealtrail_server::query::hold::SearchHold;
@@ -19,6 +20,10 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub base: String,
+    /// The bound address, for tests that speak raw TCP.
+    pub addr: std::net::SocketAddr,
+    /// How many connections the server has open, and its cap.
+    pub connections: ConnectionCount,
     pub admin_token: String,
     pub client: reqwest::Client,
     pub ledger: Ledger,
@@ -74,7 +79,9 @@ pub async fn spawn_app_with_clock(
     let app = Application::build_with_clock(settings.resolve().expect("valid settings"), clock)
         .await
         .expect("the application starts");
-    let base = format!("http://{}", app.local_addr());
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    let connections = app.connections();
     let ledger = app.ledger();
     let board = app.verification_board();
     let searches = app.search_hold();
@@ -91,6 +98,8 @@ pub async fn spawn_app_with_clock(
     }));
     TestApp {
         base,
+        addr,
+        connections,
         admin_token,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

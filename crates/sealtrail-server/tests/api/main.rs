@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod config;
+mod connections;
 mod errors;
 mod gaps;
 mod health;
