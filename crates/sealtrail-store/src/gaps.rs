@@ -794,6 +794,28 @@ impl GapsReader {
         Ok(out)
     }
 
+    /// Activity per action in `[from, to)` (unix minutes), of every `source.app` or of
+    /// `app` only: `(action, events)` for actions with any, by action.
+    pub fn actions(
+        &self,
+        tenant: &str,
+        basis: Basis,
+        from: i64,
+        to: i64,
+        app: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT action, SUM(events) FROM activity_by
+             WHERE tenant = ?1 AND basis = ?2 AND minute >= ?3 AND minute < ?4
+               AND (?5 IS NULL OR app = ?5)
+             GROUP BY action ORDER BY action",
+        )?;
+        let rows = stmt.query_map(params![tenant, basis as i64, from, to, app], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The first minute (event time) the tenant has any activity in, if any.
     pub fn first_minute(&self, tenant: &str) -> Result<Option<i64>, GapsError> {
         Ok(self.conn.query_row(
