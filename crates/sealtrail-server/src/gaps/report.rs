@@ -138,6 +138,29 @@ pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> Server
     }
 }
 
+/// Whether the servers that ran during a silence from `start` to `end` (unix µs) mirrored
+/// events to stdout as `AUDIT:` lines, by their start records (in time order): the server
+/// in force when the gap began (the last start before it) and any started in it. `Some(true)`
+/// when every one of them says so, `Some(false)` when any says not, `None` when a start record
+/// does not say (or none is known).
+pub fn audit_stdout_during(records: &[LifecycleRecord], start: i64, end: i64) -> Option<bool> {
+    let starts = records.iter().filter(|r| r.action == SERVER_STARTED);
+    let before = starts.clone().rfind(|r| r.at <= start);
+    let during = starts.filter(|r| r.at > start && r.at <= end);
+    let settings: Vec<Option<bool>> = before
+        .into_iter()
+        .chain(during)
+        .map(|r| r.audit_stdout)
+        .collect();
+    if settings.contains(&Some(false)) {
+        Some(false)
+    } else if !settings.is_empty() && settings.iter().all(|s| *s == Some(true)) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// An action's average count in the window on earlier days.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpectedAction {
@@ -157,6 +180,9 @@ pub struct GapSection {
     /// Largest first.
     pub expected: Vec<ExpectedAction>,
     pub server: ServerCause,
+    /// Whether the servers running during it mirrored events as `AUDIT:` lines, by their
+    /// start records ([`audit_stdout_during`]).
+    pub audit_stdout: Option<bool>,
     /// Events that occurred in the window and arrived after it: at least this many.
     pub late_arrivals: i64,
 }
@@ -226,12 +252,13 @@ impl GapSection {
     }
 }
 
-/// Whether the server that wrote the report mirrors every event to stdout as `AUDIT:` lines.
+/// Whether the server that writes the report mirrors every event to stdout as `AUDIT:` lines:
+/// what the report says when the start records of the servers that ran during the gaps do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditStdout {
     On,
     Off,
-    /// The report was made without a running server (the command line).
+    /// The report is made without a running server (the command line).
     Unknown,
 }
 
@@ -323,6 +350,7 @@ pub(crate) fn sections(
         expected.sort_by(|a, b| b.events.total_cmp(&a.events).then(a.action.cmp(&b.action)));
         let records = reader.lifecycle(i64::MIN, finding.end + SLACK + 1)?;
         let server = server_cause(&records, finding.start, finding.end);
+        let audit_stdout = audit_stdout_during(&records, finding.start, finding.end);
         let sum = |basis| -> Result<i64, GapsError> {
             Ok(reader
                 .actions(tenant, basis, lo, hi, app.as_deref())?
@@ -337,6 +365,7 @@ pub(crate) fn sections(
             app,
             expected,
             server,
+            audit_stdout,
             late_arrivals,
         });
     }
@@ -356,18 +385,46 @@ impl IncidentReport {
         })
     }
 
-    fn compensating(&self) -> (Option<bool>, String) {
+    /// Whether `AUDIT:` lines of the gaps' events may exist, where that is known from, and
+    /// what to do about it.
+    fn compensating(&self) -> (Option<bool>, &'static str, String) {
         const SHIPPER: &str = "check the log shipper's copy of AUDIT: lines; `sealtrail replay --audit-log FILE` puts back what they hold";
+        const OTHER_LOGS: &str = "look for the producers' own logs (application, load balancer, database query logs) instead";
+        let known: Vec<Option<bool>> = self.sections.iter().map(|s| s.audit_stdout).collect();
+        if !known.is_empty() && known.contains(&Some(false)) {
+            return (
+                Some(false),
+                "start_records",
+                format!(
+                    "a sealtrail server that ran during a gap did not mirror events to stdout (no --audit-stdout, by its start record), so there are no AUDIT: lines of its events; {OTHER_LOGS}"
+                ),
+            );
+        }
+        if !known.is_empty() && known.iter().all(|k| *k == Some(true)) {
+            return (
+                Some(true),
+                "start_records",
+                format!(
+                    "the sealtrail servers that ran during the gaps mirrored every event to stdout as AUDIT: lines (--audit-stdout, by their start records); {SHIPPER}"
+                ),
+            );
+        }
         match self.audit_stdout {
             AuditStdout::On => (
                 Some(true),
-                format!("this server mirrors every event to stdout as AUDIT: lines (--audit-stdout); {SHIPPER}"),
+                "this_server",
+                format!(
+                    "sealtrail's start records do not say how the server ran during the gaps; this server mirrors every event to stdout as AUDIT: lines (--audit-stdout): {SHIPPER}"
+                ),
             ),
             AuditStdout::Off => (
                 Some(false),
-                "this server runs without --audit-stdout: there are no AUDIT: lines to put back; look for the producers' own logs (application, load balancer, database query logs)".to_string(),
+                "this_server",
+                format!(
+                    "sealtrail's start records do not say how the server ran during the gaps; this server runs without --audit-stdout, so there may be no AUDIT: lines to put back: {SHIPPER} if one was kept, else {OTHER_LOGS}"
+                ),
             ),
-            AuditStdout::Unknown => (None, SHIPPER.to_string()),
+            AuditStdout::Unknown => (None, "unknown", SHIPPER.to_string()),
         }
     }
 
@@ -382,7 +439,7 @@ impl IncidentReport {
         steps.push(format!(
             "Check that the log itself is intact: `sealtrail verify --data DIR --tenant {t}`."
         ));
-        if self.audit_stdout != AuditStdout::Off {
+        if self.compensating().0 != Some(false) {
             steps.push(
                 "Put back what the log shipper's copy of AUDIT: lines holds: `sealtrail replay --data DIR --audit-log FILE`.".to_string(),
             );
@@ -421,7 +478,7 @@ impl IncidentReport {
 
     pub fn to_json(&self) -> serde_json::Value {
         let [(_, high), (_, medium), (_, low)] = self.impacts();
-        let (audit_stdout, compensating) = self.compensating();
+        let (audit_stdout, source, compensating) = self.compensating();
         serde_json::json!({
             "tenant": self.tenant,
             "from": self.from.to_rfc3339(),
@@ -437,7 +494,7 @@ impl IncidentReport {
                 "provably_lost": self.sections.iter().filter_map(|s| s.lost()).sum::<u64>(),
             },
             "gaps": self.sections.iter().map(section_json).collect::<Vec<_>>(),
-            "compensating_records": {"audit_stdout": audit_stdout, "detail": compensating},
+            "compensating_records": {"audit_stdout": audit_stdout, "known_from": source, "detail": compensating},
             "what_to_do": self.what_to_do(),
         })
     }
@@ -605,7 +662,7 @@ impl IncidentReport {
             }
             md.push('\n');
         }
-        let (_, compensating) = self.compensating();
+        let (_, _, compensating) = self.compensating();
         let _ = writeln!(md, "## Compensating records\n");
         let mut chars = compensating.chars();
         let capital: String = chars
@@ -670,7 +727,37 @@ mod tests {
             at: at_minute * MINUTE,
             action: action.to_string(),
             instance: format!("i-{at_minute}"),
+            audit_stdout: None,
         }
+    }
+
+    fn started(at_minute: i64, audit_stdout: Option<bool>) -> LifecycleRecord {
+        LifecycleRecord {
+            audit_stdout,
+            ..record(at_minute, SERVER_STARTED)
+        }
+    }
+
+    #[test]
+    fn the_start_records_of_the_servers_running_in_a_gap_say_whether_audit_lines_exist() {
+        // The server in force at the gap's start mirrored; an earlier one that did not is
+        // irrelevant.
+        let records = [started(5, Some(false)), started(10, Some(true))];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), Some(true));
+        // A server started during the gap without it: some events have no AUDIT: line.
+        let records = [started(10, Some(true)), started(120, Some(false))];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), Some(false));
+        // A start record that does not say, or none at all: unknown.
+        let records = [started(10, None)];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), None);
+        assert_eq!(audit_stdout_during(&[], GAP.0, GAP.1), None);
+        // Stops say nothing of it; a start after the gap is not in force during it.
+        let records = [
+            started(10, Some(true)),
+            record(99, SERVER_STOPPED),
+            started(200, Some(false)),
+        ];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), Some(true));
     }
 
     const GAP: (i64, i64) = (100 * MINUTE, 140 * MINUTE);

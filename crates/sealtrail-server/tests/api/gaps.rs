@@ -534,6 +534,7 @@ async fn the_gap_report_of_the_planted_day_fills_in_each_finding() {
     assert_eq!(silent["cause"]["producer"]["state"], "silent");
     // The test server runs without --audit-stdout.
     assert_eq!(report["compensating_records"]["audit_stdout"], false);
+    assert_eq!(report["compensating_records"]["known_from"], "this_server");
     assert!(
         report["what_to_do"]
             .as_array()
@@ -642,6 +643,28 @@ async fn a_restart_in_the_middle_of_detection_changes_nothing() {
             "sealtrail.server.stopped"
         ]
     );
+
+    // The gap database keeps them, each start with its --audit-stdout setting (the last stop
+    // is appended after the detector has stopped, so it is counted at the next start).
+    let gaps_db =
+        sealtrail_store::gaps::GapsReader::open(&sealtrail_store::DataDir::new(&data).gaps())
+            .unwrap()
+            .unwrap();
+    let records: Vec<(String, Option<bool>)> = gaps_db
+        .lifecycle(i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.audit_stdout))
+        .collect();
+    assert_eq!(
+        records[..3],
+        [
+            ("sealtrail.server.started".to_string(), Some(false)),
+            ("sealtrail.server.stopped".to_string(), None),
+            ("sealtrail.server.started".to_string(), Some(false)),
+        ]
+    );
+    drop(gaps_db);
 
     std::fs::remove_file(sealtrail_store::DataDir::new(&data).gaps()).unwrap();
     let app = spawn_app_in(dir, |_| {}).await;

@@ -940,8 +940,12 @@ pub struct GapReportSummary {
 /// Other copies of the events that may fill a gap.
 #[derive(ToSchema)]
 pub struct CompensatingRecords {
-    /// Whether this server mirrors events to stdout as `AUDIT:` lines.
+    /// Whether the servers that ran during the gaps mirrored events to stdout as `AUDIT:`
+    /// lines (null: unknown).
     audit_stdout: Option<bool>,
+    /// `start_records` (sealtrail's own start records say), `this_server` (they do not; this
+    /// server's setting is given) or `unknown`.
+    known_from: String,
     detail: String,
 }
 
