@@ -279,6 +279,14 @@ fn ts(micros: i64) -> String {
         .unwrap_or_else(|_| micros.to_string())
 }
 
+/// Producer-given text as one line of Markdown: control characters (line breaks above all)
+/// become spaces, so a name cannot start a heading or a list of its own.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -466,6 +474,9 @@ impl IncidentReport {
                 "Find out why the sealtrail server stopped without a graceful stop (its own log, the service manager); run `sealtrail doctor --data DIR`.".to_string(),
             );
         }
+        steps.push(
+            "Record each gap in the incident record with its impact class and PHI-access estimate, for the privacy officer to assess (the HIPAA runbook asks whether HHS notification is needed when a gap lasts over 24 hours or recurs).".to_string(),
+        );
         steps.push(format!(
             "Look at the minutes around each gap: `sealtrail gaps timeline --data DIR --tenant {t} --bucket minute --from START --to END`."
         ));
@@ -581,9 +592,9 @@ impl IncidentReport {
                 f.impact().as_str()
             );
             if let Some(name) = s.producer_name() {
-                let _ = writeln!(md, "- **Producer:** {name}");
+                let _ = writeln!(md, "- **Producer:** {}", one_line(&name));
             }
-            let _ = writeln!(md, "- **Finding:** {}", f.detail);
+            let _ = writeln!(md, "- **Finding:** {}", one_line(&f.detail));
             let scope = match &s.app {
                 Some(app) => format!(" of source.app {app} (all its instances)"),
                 None => String::new(),
@@ -632,7 +643,7 @@ impl IncidentReport {
             let _ = writeln!(md, "  - store outage: {STORE_OUTAGE_UNKNOWN}");
             match s.producer_cause() {
                 Some((_, text)) => {
-                    let _ = writeln!(md, "  - producer: {text}");
+                    let _ = writeln!(md, "  - producer: {}", one_line(&text));
                 }
                 None => {
                     let _ = writeln!(
@@ -816,6 +827,11 @@ mod tests {
                 stopped_at: 98 * MINUTE
             }
         );
+    }
+
+    #[test]
+    fn producer_text_stays_on_its_line() {
+        assert_eq!(one_line("billing\n# pwned\r\tx"), "billing # pwned  x");
     }
 
     #[test]
