@@ -133,7 +133,7 @@ impl Application {
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
         // Ready: recorded, so that a later gap can be put down to sealtrail's own downtime.
-        let instance = crate::lifecycle::Instance::current();
+        let instance = crate::lifecycle::Instance::current(settings.log.audit_stdout);
         instance
             .record(&ledger, crate::lifecycle::SERVER_STARTED)
             .await?;

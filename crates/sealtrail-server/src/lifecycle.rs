@@ -1,7 +1,9 @@
 //! sealtrail's own start and stop, recorded in the `_system` log: `sealtrail.server.started`
 //! when a server is ready to serve and `sealtrail.server.stopped` when it stops gracefully
 //! (SIGINT, SIGTERM), each naming the process's instance id (a UUIDv7 drawn at start, also
-//! its `source.instance`), the host name and sealtrail's version. A `started` that follows a
+//! its `source.instance`), the host name and sealtrail's version, and whether it mirrors
+//! events to stdout as `AUDIT:` lines (`audit_stdout`: the gap report's compensating
+//! records). A `started` that follows a
 //! `started` of the same host without a `stopped` between them means the server before it
 //! crashed or was killed. The gap detector (`crate::gaps`) shows the records that fall in a
 //! time gap, so that a gap can be put down to sealtrail's own downtime.
@@ -17,15 +19,18 @@ pub struct Instance {
     pub id: String,
     pub hostname: String,
     pub version: &'static str,
+    /// Whether this server runs with `--audit-stdout`.
+    pub audit_stdout: bool,
 }
 
 impl Instance {
     /// A new instance id, and the machine's host name.
-    pub fn current() -> Instance {
+    pub fn current(audit_stdout: bool) -> Instance {
         Instance {
             id: uuid::Uuid::now_v7().to_string(),
             hostname: hostname(),
             version: env!("CARGO_PKG_VERSION"),
+            audit_stdout,
         }
     }
 
@@ -42,6 +47,7 @@ impl Instance {
                 "hostname": hostname,
                 "version": self.version,
                 "pid": std::process::id(),
+                "audit_stdout": self.audit_stdout,
             },
         }))
     }
@@ -80,7 +86,7 @@ mod tests {
 
     #[test]
     fn records_name_the_instance_host_and_version() {
-        let instance = Instance::current();
+        let instance = Instance::current(true);
         let event = instance.event(SERVER_STARTED).unwrap();
         assert_eq!(event.action, SERVER_STARTED);
         let source = event.source.unwrap();
@@ -89,5 +95,6 @@ mod tests {
         assert_eq!(event.details["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(event.details["hostname"], instance.hostname.as_str());
         assert!(!instance.hostname.is_empty());
+        assert_eq!(event.details["audit_stdout"], true);
     }
 }

@@ -20,7 +20,8 @@
 //!   expected, the event time of the highest seen, and how many duplicates and restarts;
 //! - `missing`: the `source.seq` ranges proven missing, per producer and run, with the event
 //!   times of the last number before and the first number after each range;
-//! - `lifecycle`: the `_system` log's `sealtrail.server.started` / `stopped` records;
+//! - `lifecycle`: the `_system` log's `sealtrail.server.started` / `stopped` records (with
+//!   a start's `details.audit_stdout`);
 //! - `counted`: which findings the metrics have counted already.
 //!
 //! ## Sequence numbers
@@ -61,7 +62,7 @@ use sealtrail_core::Timestamp;
 use crate::{EntryRow, Store, StoreError};
 
 /// The schema version, stored as `PRAGMA user_version`; a file of any other is rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The reserved action of a heartbeat: an event a producer sends to say it is alive while it
 /// has nothing to audit. Kept out of activity counts; counts as the producer being seen.
@@ -143,6 +144,7 @@ CREATE TABLE lifecycle (
     at       INTEGER NOT NULL,      -- received_at, unix µs
     action   TEXT    NOT NULL,
     instance TEXT    NOT NULL,
+    audit_stdout INTEGER,           -- a start's details.audit_stdout: 0, 1, or NULL unknown
     PRIMARY KEY (tenant, seq)
 ) WITHOUT ROWID;
 CREATE TABLE counted (
@@ -285,6 +287,8 @@ struct Fact {
     app: Option<String>,
     instance: Option<String>,
     source_seq: Option<u64>,
+    /// A server start's `details.audit_stdout`.
+    audit_stdout: Option<bool>,
 }
 
 #[derive(serde::Deserialize)]
@@ -328,6 +332,14 @@ impl Fact {
             Some(s) => (s.app, s.instance, s.seq),
             None => (None, None, None),
         };
+        // Read apart, for starts only: other events' details are theirs and not parsed.
+        let audit_stdout = if entry.action == SERVER_STARTED {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|v| v["details"]["audit_stdout"].as_bool())
+        } else {
+            None
+        };
         Ok(Fact {
             id: entry.id.into_owned(),
             at,
@@ -336,6 +348,7 @@ impl Fact {
             app,
             instance,
             source_seq,
+            audit_stdout,
         })
     }
 }
@@ -355,8 +368,8 @@ struct Batch {
     producer_minutes: HashMap<(String, String, i64), i64>,
     /// In log order: (app, instance, source.seq, event time)
     sequences: Vec<(String, String, u64, i64)>,
-    /// (seq, received_at, action, instance) of server start/stop records.
-    lifecycle: Vec<(u64, i64, String, String)>,
+    /// (seq, received_at, action, instance, audit_stdout) of server start/stop records.
+    lifecycle: Vec<(u64, i64, String, String, Option<bool>)>,
 }
 
 impl Batch {
@@ -393,7 +406,7 @@ impl Batch {
         if fact.action == SERVER_STARTED || fact.action == SERVER_STOPPED {
             let instance = fact.instance.unwrap_or_default();
             self.lifecycle
-                .push((seq, fact.received, fact.action, instance));
+                .push((seq, fact.received, fact.action, instance, fact.audit_stdout));
         }
     }
 
@@ -422,10 +435,17 @@ impl Batch {
                 stmt.execute(params![tenant, app, instance, minute, events])?;
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance, audit_stdout) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (seq, at, action, instance) in &self.lifecycle {
-                stmt.execute(params![tenant, *seq as i64, at, action, instance])?;
+            for (seq, at, action, instance, audit_stdout) in &self.lifecycle {
+                stmt.execute(params![
+                    tenant,
+                    *seq as i64,
+                    at,
+                    action,
+                    instance,
+                    audit_stdout
+                ])?;
             }
         }
         let mut states: HashMap<(String, String), Option<SeqState>> = HashMap::new();
@@ -662,6 +682,8 @@ pub struct LifecycleRecord {
     pub at: i64,
     pub action: String,
     pub instance: String,
+    /// A start's `--audit-stdout` setting; `None` for stops and for starts that do not say.
+    pub audit_stdout: Option<bool>,
 }
 
 fn instance_of(text: String) -> Option<String> {
@@ -794,6 +816,28 @@ impl GapsReader {
         Ok(out)
     }
 
+    /// Activity per action in `[from, to)` (unix minutes), of every `source.app` or of
+    /// `app` only: `(action, events)` for actions with any, by action.
+    pub fn actions(
+        &self,
+        tenant: &str,
+        basis: Basis,
+        from: i64,
+        to: i64,
+        app: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT action, SUM(events) FROM activity_by
+             WHERE tenant = ?1 AND basis = ?2 AND minute >= ?3 AND minute < ?4
+               AND (?5 IS NULL OR app = ?5)
+             GROUP BY action ORDER BY action",
+        )?;
+        let rows = stmt.query_map(params![tenant, basis as i64, from, to, app], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The first minute (event time) the tenant has any activity in, if any.
     pub fn first_minute(&self, tenant: &str) -> Result<Option<i64>, GapsError> {
         Ok(self.conn.query_row(
@@ -887,13 +931,14 @@ impl GapsReader {
     /// Server start and stop records (from any log) received in `[from, to)`, in order.
     pub fn lifecycle(&self, from: i64, to: i64) -> Result<Vec<LifecycleRecord>, GapsError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, action, instance FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
+            "SELECT at, action, instance, audit_stdout FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
         )?;
         let rows = stmt.query_map(params![from, to], |row| {
             Ok(LifecycleRecord {
                 at: row.get(0)?,
                 action: row.get(1)?,
                 instance: row.get(2)?,
+                audit_stdout: row.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -22,6 +22,7 @@
 
 pub mod detect;
 pub mod metrics;
+pub mod report;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ use sealtrail_store::{DataDir, EntryRow, Location, Store};
 
 pub use self::detect::{Finding, GapRules, Impact, Kind, Producer};
 use self::detect::{MINUTE, TenantData, Window};
+pub use self::report::{AuditStdout, IncidentReport};
 use crate::clock::Clock;
 use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
 
@@ -347,6 +349,31 @@ impl Gaps {
             from,
             to,
             gaps,
+        })
+    }
+
+    /// The gap report of `tenant` in `[from, to)`: each finding of [`Gaps::report`] with the
+    /// activity expected in it, what sealtrail knows of its cause, what was recovered and
+    /// lost (see [`report`]). `audit_stdout` is what the caller knows of `--audit-stdout`.
+    pub fn incident_report(
+        &self,
+        tenant: &str,
+        from: Timestamp,
+        to: Timestamp,
+        audit_stdout: AuditStdout,
+    ) -> Result<IncidentReport, GapsRequestError> {
+        let findings = self.report(tenant, Some(from), Some(to))?;
+        let sections = match GapsReader::open(&self.path)? {
+            Some(reader) => report::sections(&reader, tenant, findings.gaps)?,
+            None => Vec::new(),
+        };
+        Ok(IncidentReport {
+            tenant: tenant.to_string(),
+            from: findings.from,
+            to: findings.to,
+            generated_at: self.clock.now(),
+            sections,
+            audit_stdout,
         })
     }
 }

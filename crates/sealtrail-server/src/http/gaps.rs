@@ -11,6 +11,10 @@
 //!   before `to`, which defaults to now; at most 31 days):
 //!   `{"tenant", "from", "to", "gaps": [{"kind", "start", "end", "duration_seconds",
 //!   "producer", "missing", "impact", "detail", "confidence", "ongoing", "evidence"}]}`.
+//! - `GET /v1/gaps/report?from=TS&to=TS[&format=json|md]` — the gap report of the window
+//!   ([`crate::gaps::report`]): per finding the activity expected in it, the PHI-access
+//!   estimate, what sealtrail knows of the cause, recovery and loss; `format=md` answers with
+//!   the same as Markdown (`text/markdown`).
 //!
 //! Parameters are strict, as on `GET /v1/events`: an unknown or repeated one is a 400 naming
 //! it. Both answer from what the detector has counted so far, which trails the log by up to a
@@ -18,8 +22,10 @@
 
 use std::collections::HashSet;
 
-use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use sealtrail_core::Timestamp;
@@ -28,12 +34,13 @@ use sealtrail_store::gaps::ActivityFilter;
 use super::error::bad_param;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
-use crate::gaps::{Bucket, Gaps, GapsRequestError, TimelineRequest};
+use crate::gaps::{AuditStdout, Bucket, Gaps, GapsRequestError, TimelineRequest};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/timeline", get(timeline))
         .route("/v1/gaps", get(gaps))
+        .route("/v1/gaps/report", get(gap_report))
 }
 
 impl From<GapsRequestError> for ApiError {
@@ -190,6 +197,74 @@ async fn gaps(
         .await
         .map_err(|e| ApiError::internal(format!("the gap report failed: {e}")))??;
     Ok(Json(report.to_json()))
+}
+
+/// The report's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Markdown,
+}
+
+/// `GET /v1/gaps/report` as parsed: `from` and `to` are required.
+fn parse_report(pairs: Vec<(String, String)>) -> Result<(Timestamp, Timestamp, Format), ApiError> {
+    let (mut from, mut to, mut format) = (None, None, Format::Json);
+    for (name, value) in pairs {
+        match name.as_str() {
+            "from" => from = Some(timestamp("from", &value)?),
+            "to" => to = Some(timestamp("to", &value)?),
+            "format" => {
+                format = match value.as_str() {
+                    "json" => Format::Json,
+                    "md" => Format::Markdown,
+                    _ => {
+                        return Err(bad_param("format", "enum", "format: must be json or md"));
+                    }
+                }
+            }
+            _ => unreachable!("checked against the report's parameters"),
+        }
+    }
+    let required = |field: &str| {
+        bad_param(
+            field,
+            "required",
+            format!("{field}: is required (from and to as RFC 3339; the report covers [from, to))"),
+        )
+    };
+    Ok((
+        from.ok_or_else(|| required("from"))?,
+        to.ok_or_else(|| required("to"))?,
+        format,
+    ))
+}
+
+async fn gap_report(
+    State(state): State<AppState>,
+    Extension(gaps): Extension<Gaps>,
+    caller: Caller,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::EventsRead)?;
+    let (from, to, format) = parse_report(pairs(query, &["from", "to", "format"])?)?;
+    let audit_stdout = if state.settings.log.audit_stdout {
+        AuditStdout::On
+    } else {
+        AuditStdout::Off
+    };
+    let tenant = caller.tenant.clone();
+    let report =
+        tokio::task::spawn_blocking(move || gaps.incident_report(&tenant, from, to, audit_stdout))
+            .await
+            .map_err(|e| ApiError::internal(format!("the gap report failed: {e}")))??;
+    Ok(match format {
+        Format::Json => Json(report.to_json()).into_response(),
+        Format::Markdown => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            report.to_markdown(),
+        )
+            .into_response(),
+    })
 }
 
 #[cfg(test)]

@@ -435,6 +435,169 @@ async fn a_day_with_planted_gaps_reports_each_exactly_and_nothing_else() {
     app.stop().await;
 }
 
+/// The gap report of the planted day: one section per finding with its impact class, the
+/// day's usual actions expected in the outage, the producer's 17 numbers provably lost, the
+/// same in Markdown; another tenant's token sees nothing of it.
+#[tokio::test]
+async fn the_gap_report_of_the_planted_day_fills_in_each_finding() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_in(dir, |_| {}).await;
+    let token = app.token("clinic", &["events:write", "events:read"]).await;
+    let clinic = clinic(base_now());
+    send(&app, &token, &clinic.sent()).await;
+    counted(&app, "clinic").await;
+
+    let path = format!("/v1/gaps/report?{}", window(clinic.base));
+    let (status, report) = get_json(&app, &token, &path).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["tenant"], "clinic");
+    assert_eq!(report["from"], stamp(clinic.base));
+    assert_eq!(report["to"], stamp(clinic.base + DAY));
+    let gaps = report["gaps"].as_array().unwrap();
+    let classes: Vec<(&str, &str)> = gaps
+        .iter()
+        .map(|g| (g["kind"].as_str().unwrap(), g["impact"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("producer_seq_gap", "high"),
+            ("time_gap", "high"),
+            ("silent_producer", "high"),
+            ("rate_drop", "high"),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(report["summary"]["gaps"], 4);
+    assert_eq!(report["summary"]["high"], 4);
+    assert_eq!(report["summary"]["provably_lost"], 17);
+
+    // The outage: the day's three usual actions, 20 of each in 40 minutes on each of the
+    // seven earlier days; the record reads are the PHI-access estimate.
+    let outage = &gaps[1];
+    assert_eq!(outage["expected"]["history_days"], 7, "{outage:#}");
+    let mut expected: Vec<(String, f64)> = outage["expected"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["events"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        expected,
+        [
+            ("billing.claim.submit".to_string(), 20.0),
+            ("patient.record.read".to_string(), 20.0),
+            ("patient.record.update".to_string(), 20.0),
+        ]
+    );
+    assert_eq!(outage["expected"]["events"], 60.0);
+    assert_eq!(
+        outage["phi_access_estimate"],
+        serde_json::json!({"events": 20.0, "class": "medium"})
+    );
+    // This server started long after the planted day: its records explain none of it.
+    assert_eq!(outage["cause"]["server"]["state"], "not_restarted");
+    assert_eq!(outage["cause"]["store_outage"]["state"], "unknown");
+    assert_eq!(outage["cause"]["producer"], serde_json::Value::Null);
+    assert_eq!(outage["recovery"]["late_arrivals_at_least"], 0);
+    assert_eq!(outage["recovery"]["lost"], serde_json::Value::Null);
+
+    // The producer's gap: the 17 numbers still missing are provably lost.
+    let seq_gap = &gaps[0];
+    let (from, to) = clinic.lost;
+    assert_eq!(seq_gap["recovery"]["lost"], 17);
+    assert_eq!(
+        seq_gap["recovery"]["lost_ranges"],
+        serde_json::json!([{"from": from, "to": to}])
+    );
+    assert_eq!(seq_gap["cause"]["producer"]["state"], "sequence_gap");
+    let detail = seq_gap["cause"]["producer"]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("{from}–{to}")), "{detail}");
+    // Only billing's own action is expected of billing.
+    let actions: Vec<&str> = seq_gap["expected"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["billing.claim.submit"]);
+    assert_eq!(seq_gap["expected"]["app"], "billing");
+    assert_eq!(seq_gap["phi_access_estimate"]["class"], "low");
+
+    let silent = &gaps[2];
+    assert_eq!(silent["cause"]["producer"]["state"], "silent");
+    // The test server runs without --audit-stdout.
+    assert_eq!(report["compensating_records"]["audit_stdout"], false);
+    assert_eq!(report["compensating_records"]["known_from"], "this_server");
+    assert!(
+        report["what_to_do"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step.as_str().unwrap().contains("sealtrail verify")),
+        "{report:#}"
+    );
+
+    // The same as Markdown.
+    let response = app
+        .client
+        .get(app.url(&format!("{path}&format=md")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    let md = response.text().await.unwrap();
+    assert!(md.starts_with("# Audit log gap report: clinic\n"), "{md}");
+    assert_eq!(md.matches("\n## Gap ").count(), 4, "{md}");
+    for gap in gaps {
+        let start = gap["start"].as_str().unwrap();
+        assert!(
+            md.contains(&format!("- **Start:** {start}")),
+            "{start}: {md}"
+        );
+    }
+    assert_eq!(md.matches("(high impact)").count(), 4, "{md}");
+    assert!(
+        md.contains(&format!("source.seq {from}–{to} (17 events)")),
+        "{md}"
+    );
+    assert!(md.contains("| patient.record.read | 20.0 |"), "{md}");
+    assert!(md.contains("## What to do"), "{md}");
+    assert!(!md.contains("-0.0"), "{md}");
+
+    // Another tenant's token sees nothing of this tenant's.
+    let other = app.token("other", &["events:write", "events:read"]).await;
+    let (status, theirs) = get_json(&app, &other, &path).await;
+    assert_eq!(status, 200);
+    assert_eq!(theirs["tenant"], "other");
+    assert_eq!(theirs["gaps"], serde_json::json!([]));
+    assert_eq!(theirs["summary"]["gaps"], 0);
+    let md = app
+        .client
+        .get(app.url(&format!("{path}&format=md")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("No gap was found"), "{md}");
+    assert!(!md.contains("clinic") && !md.contains("billing"), "{md}");
+    app.stop().await;
+}
+
 /// The detector stopped and started again half-way (a server restart), and then rebuilt
 /// from the log with its database deleted, finds exactly what one uninterrupted run finds.
 #[tokio::test]
@@ -480,6 +643,28 @@ async fn a_restart_in_the_middle_of_detection_changes_nothing() {
             "sealtrail.server.stopped"
         ]
     );
+
+    // The gap database keeps them, each start with its --audit-stdout setting (the last stop
+    // is appended after the detector has stopped, so it is counted at the next start).
+    let gaps_db =
+        sealtrail_store::gaps::GapsReader::open(&sealtrail_store::DataDir::new(&data).gaps())
+            .unwrap()
+            .unwrap();
+    let records: Vec<(String, Option<bool>)> = gaps_db
+        .lifecycle(i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.audit_stdout))
+        .collect();
+    assert_eq!(
+        records[..3],
+        [
+            ("sealtrail.server.started".to_string(), Some(false)),
+            ("sealtrail.server.stopped".to_string(), None),
+            ("sealtrail.server.started".to_string(), Some(false)),
+        ]
+    );
+    drop(gaps_db);
 
     std::fs::remove_file(sealtrail_store::DataDir::new(&data).gaps()).unwrap();
     let app = spawn_app_in(dir, |_| {}).await;
@@ -531,6 +716,36 @@ async fn bad_timeline_and_gap_parameters_are_refused_naming_the_field() {
             "max_range",
         ),
         ("/v1/gaps?to=yesterday", "to", "timestamp"),
+        (
+            "/v1/gaps/report?to=2026-01-02T00:00:00Z",
+            "from",
+            "required",
+        ),
+        (
+            "/v1/gaps/report?from=2026-01-01T00:00:00Z",
+            "to",
+            "required",
+        ),
+        (
+            "/v1/gaps/report?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&format=pdf",
+            "format",
+            "enum",
+        ),
+        (
+            "/v1/gaps/report?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from",
+            "range",
+        ),
+        (
+            "/v1/gaps/report?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from",
+            "max_range",
+        ),
+        (
+            "/v1/gaps/report?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&tenant=x",
+            "tenant",
+            "unknown_parameter",
+        ),
     ];
     for (path, field, rule) in cases {
         let (status, body) = get_json(&app, &token, path).await;
@@ -543,6 +758,13 @@ async fn bad_timeline_and_gap_parameters_are_refused_naming_the_field() {
     // A token without events:read is refused.
     let writer = app.token("clinic", &["events:write"]).await;
     let (status, _) = get_json(&app, &writer, "/v1/gaps").await;
+    assert_eq!(status, 403);
+    let (status, _) = get_json(
+        &app,
+        &writer,
+        "/v1/gaps/report?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+    )
+    .await;
     assert_eq!(status, 403);
     app.stop().await;
 }

@@ -1,12 +1,14 @@
-//! `sealtrail gaps list` and `sealtrail gaps timeline`: the gap detector's findings and
-//! timelines for one tenant, from `DIR/gaps.db`, brought up to date with the log first
-//! (`sealtrail_server::gaps::catch_up`: safe while the server runs, which keeps the same file).
-//! `list` exits 0 only when the window has no gap.
+//! `sealtrail gaps list`, `gaps timeline` and `gaps report`: the gap detector's findings,
+//! timelines and gap report for one tenant, from `DIR/gaps.db`, brought up to date with the
+//! log first (`sealtrail_server::gaps::catch_up`: safe while the server runs, which keeps the
+//! same file). `list` and `report` exit 0 only when the window has no gap.
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use sealtrail_core::Timestamp;
-use sealtrail_server::gaps::{Bucket, GapConfig, Gaps, TimelineRequest};
+use sealtrail_server::gaps::{
+    AuditStdout, Bucket, GapConfig, Gaps, GapsRequestError, TimelineRequest,
+};
 use sealtrail_store::gaps::ActivityFilter;
 
 use super::DataArgs;
@@ -21,6 +23,33 @@ Findings: time_gap (a silence the tenant's history says is unusual), rate_drop (
     List(ListArgs),
     /// Print a tenant's events per minute, hour or day (zeros included)
     Timeline(TimelineArgs),
+    /// Write the gap report of a window, for the incident record (exit status 1 when there is a gap)
+    #[command(after_help = "\
+Exit status: 0 when the window holds no gap, 1 when it holds one (or the command failed).
+
+For each gap: start, end, duration, compliance impact (low < 5 min, medium 5-30 min, high > 30 min), the actions expected in it (the same clock window on up to 7 earlier days), a PHI-access estimate (expected events whose action contains read, view, access, export or disclos), what sealtrail knows of the cause (its own start/stop records; producer silence or sequence gaps), events that arrived late and source.seq numbers provably lost; then the compensating records and what to do. --format md (default) is Markdown to read as it is; --format json the same as GET /v1/gaps/report.")]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The tenant whose log is reported on
+    #[arg(long)]
+    pub tenant: String,
+    /// Window start, RFC 3339
+    #[arg(long, value_name = "TS")]
+    pub from: String,
+    /// Window end, RFC 3339, exclusive
+    #[arg(long, value_name = "TS")]
+    pub to: String,
+    /// md (Markdown) or json
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// The server's config file, for the tenant's gap thresholds ([tenants.NAME])
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -95,17 +124,12 @@ pub fn run(command: GapsCommand) -> Result<()> {
     match command {
         GapsCommand::List(args) => list(args),
         GapsCommand::Timeline(args) => timeline(args),
+        GapsCommand::Report(args) => report(args),
     }
 }
 
-fn list(args: ListArgs) -> Result<()> {
-    let from = args
-        .from
-        .as_deref()
-        .map(|t| timestamp("from", t))
-        .transpose()?;
-    let to = args.to.as_deref().map(|t| timestamp("to", t)).transpose()?;
-    let config = match &args.config {
+fn gap_config(file: &Option<std::path::PathBuf>) -> Result<GapConfig> {
+    Ok(match file {
         Some(file) => {
             sealtrail_server::config::Settings {
                 config: Some(file.clone()),
@@ -115,14 +139,65 @@ fn list(args: ListArgs) -> Result<()> {
             .gaps
         }
         None => GapConfig::default(),
+    })
+}
+
+/// A request error as the command line names it: by its flag.
+fn flag_error(error: GapsRequestError) -> anyhow::Error {
+    match error {
+        GapsRequestError::Invalid { field, message, .. } => anyhow::anyhow!("--{field}: {message}"),
+        other => other.into(),
+    }
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let markdown = match args.format.as_str() {
+        "md" => true,
+        "json" => false,
+        other => bail!("--format {other:?}: use md or json"),
     };
+    let from = timestamp("from", &args.from)?;
+    let to = timestamp("to", &args.to)?;
+    let config = gap_config(&args.config)?;
     ready(&args.data)?;
     let gaps = Gaps::new(
         &args.data.data,
         config,
         sealtrail_server::clock::Clock::system(),
     );
-    let report = gaps.report(&args.tenant, from, to)?;
+    let report = gaps
+        .incident_report(&args.tenant, from, to, AuditStdout::Unknown)
+        .map_err(flag_error)?;
+    if markdown {
+        print!("{}", report.to_markdown());
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    }
+    if !report.sections.is_empty() {
+        bail!(
+            "{} found in {}'s log (reported on stdout)",
+            sealtrail_core::text::count(report.sections.len() as u64, "gap", "gaps"),
+            report.tenant
+        );
+    }
+    Ok(())
+}
+
+fn list(args: ListArgs) -> Result<()> {
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| timestamp("from", t))
+        .transpose()?;
+    let to = args.to.as_deref().map(|t| timestamp("to", t)).transpose()?;
+    let config = gap_config(&args.config)?;
+    ready(&args.data)?;
+    let gaps = Gaps::new(
+        &args.data.data,
+        config,
+        sealtrail_server::clock::Clock::system(),
+    );
+    let report = gaps.report(&args.tenant, from, to).map_err(flag_error)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
@@ -172,14 +247,7 @@ fn timeline(args: TimelineArgs) -> Result<()> {
         GapConfig::default(),
         sealtrail_server::clock::Clock::system(),
     );
-    let timeline = gaps
-        .timeline(&args.tenant, &request)
-        .map_err(|error| match error {
-            sealtrail_server::gaps::GapsRequestError::Invalid { field, message, .. } => {
-                anyhow::anyhow!("--{field}: {message}")
-            }
-            other => other.into(),
-        })?;
+    let timeline = gaps.timeline(&args.tenant, &request).map_err(flag_error)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&timeline.to_json())?);
     } else {

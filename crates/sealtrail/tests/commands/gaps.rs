@@ -100,3 +100,94 @@ fn gaps_timeline_counts_every_event_of_the_window() {
     assert_eq!(sum, SIZE, "{timeline:#}");
     assert_eq!(timeline["total"], SIZE);
 }
+
+#[test]
+fn gaps_report_in_markdown_names_the_lost_numbers_and_the_class_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::build(dir.path().join("data"), None);
+    let data = log.data.to_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let hour = 3_600_000_000i64;
+    let at = |micros: i64| {
+        sealtrail_core::timestamp::Timestamp::from_unix_micros(micros)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let (from, to) = (at(now - hour), at(now + hour));
+    let report = |format: &str| {
+        sealtrail(&[
+            "gaps", "report", "--data", data, "--tenant", "acme", "--from", &from, "--to", &to,
+            "--format", format,
+        ])
+    };
+
+    // An intact sequence: no gap, exit 0, and the report says so.
+    let out = report("md");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# Audit log gap report: acme\n"), "{md}");
+    assert!(md.contains("No gap was found in this window."), "{md}");
+
+    // The producer skips 17 numbers, within the same second: a low-impact gap whose numbers
+    // are provably lost.
+    log.session(SIZE + 17..SIZE + 20);
+    let out = report("md");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 gap found in acme's log"), "{stderr}");
+    let md = String::from_utf8(out.stdout).unwrap();
+    let missing = format!("source.seq {}–{} (17 events)", SIZE, SIZE + 16);
+    assert!(
+        md.contains(&format!("- **Provably lost:** {missing} never arrived")),
+        "{md}"
+    );
+    assert!(
+        md.contains("## Gap 1: Producer sequence gap: events lost (low impact)"),
+        "{md}"
+    );
+    assert!(md.contains("- **Compliance impact:** low"), "{md}");
+    assert!(md.contains("`sealtrail replay"), "{md}");
+
+    // JSON: the same content.
+    let out = report("json");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gap = &json["gaps"][0];
+    assert_eq!(gap["impact"], "low");
+    assert_eq!(gap["recovery"]["lost"], 17);
+    assert_eq!(
+        gap["recovery"]["lost_ranges"],
+        serde_json::json!([{"from": SIZE, "to": SIZE + 16}])
+    );
+    assert_eq!(
+        json["compensating_records"]["audit_stdout"],
+        serde_json::Value::Null
+    );
+
+    // A bad format names the flag and what it takes.
+    let out = report("pdf");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--format") && stderr.contains("md or json"),
+        "{stderr}"
+    );
+    // So does a window the wrong way round.
+    let out = sealtrail(&[
+        "gaps", "report", "--data", data, "--tenant", "acme", "--from", &to, "--to", &from,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--from") && stderr.contains("before"),
+        "{stderr}"
+    );
+}

@@ -50,6 +50,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         get_event,
         timeline,
         gaps,
+        gap_report,
         log_checkpoint,
         log_key,
         inclusion_proof,
@@ -852,6 +853,142 @@ fn timeline() {}
     security(("bearer" = [])),
 )]
 fn gaps() {}
+
+/// An action's average count in a gap's clock window on earlier days.
+#[derive(ToSchema)]
+pub struct ExpectedAction {
+    action: String,
+    events: f64,
+}
+
+/// The activity expected in a gap: the same clock window on up to 7 earlier days.
+#[derive(ToSchema)]
+pub struct ExpectedActivity {
+    /// Earlier days averaged over (0: none to compare with).
+    history_days: u64,
+    /// For a producer's finding, its `source.app` (all its instances): the counts are of it.
+    app: Option<String>,
+    events: f64,
+    /// Largest first.
+    actions: Vec<ExpectedAction>,
+}
+
+/// The expected events whose action looks like a record access.
+#[derive(ToSchema)]
+pub struct PhiAccessEstimate {
+    /// Null without an earlier day to estimate from.
+    events: Option<f64>,
+    /// `low` below 10, `medium` 10 to 100, `high` above 100; `unknown` without history.
+    class: String,
+}
+
+/// One line of what sealtrail knows about a cause.
+#[derive(ToSchema)]
+pub struct CauseState {
+    state: String,
+    detail: String,
+}
+
+/// What sealtrail knows about a gap's cause.
+#[derive(ToSchema)]
+pub struct GapCause {
+    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`, from sealtrail's own
+    /// start/stop records.
+    server: CauseState,
+    /// Always `unknown`: spooling and draining write no record.
+    store_outage: CauseState,
+    /// `silent` or `sequence_gap`, for a producer's finding.
+    producer: Option<CauseState>,
+}
+
+/// What came back, and what is provably lost.
+#[derive(ToSchema)]
+pub struct GapRecovery {
+    /// Events that occurred in the window and arrived after it: at least this many.
+    late_arrivals_at_least: u64,
+    /// `source.seq` numbers still missing (producer sequence gaps only).
+    lost: Option<u64>,
+    lost_ranges: Option<Vec<SeqRange>>,
+}
+
+/// The report on one gap finding.
+#[derive(ToSchema)]
+pub struct GapReportSection {
+    kind: String,
+    start: String,
+    end: String,
+    duration_seconds: u64,
+    impact: String,
+    ongoing: bool,
+    producer: Option<GapProducer>,
+    detail: String,
+    expected: ExpectedActivity,
+    phi_access_estimate: PhiAccessEstimate,
+    cause: GapCause,
+    recovery: GapRecovery,
+}
+
+/// Totals of a gap report.
+#[derive(ToSchema)]
+pub struct GapReportSummary {
+    gaps: u64,
+    high: u64,
+    medium: u64,
+    low: u64,
+    expected_events: f64,
+    phi_access_estimate: f64,
+    provably_lost: u64,
+}
+
+/// Other copies of the events that may fill a gap.
+#[derive(ToSchema)]
+pub struct CompensatingRecords {
+    /// Whether the servers that ran during the gaps mirrored events to stdout as `AUDIT:`
+    /// lines (null: unknown).
+    audit_stdout: Option<bool>,
+    /// `start_records` (sealtrail's own start records say), `this_server` (they do not; this
+    /// server's setting is given) or `unknown`.
+    known_from: String,
+    detail: String,
+}
+
+/// The gap report of a window, in the shape of the HIPAA runbook's incident write-up.
+#[derive(ToSchema)]
+pub struct GapIncidentReport {
+    tenant: String,
+    from: String,
+    to: String,
+    generated_at: String,
+    summary: GapReportSummary,
+    gaps: Vec<GapReportSection>,
+    compensating_records: CompensatingRecords,
+    what_to_do: Vec<String>,
+}
+
+/// The gap report of the caller's log for a window: each finding with the activity expected
+/// in it, a PHI-access estimate, what sealtrail knows of its cause, recovery and loss.
+///
+/// `from` must be before `to`, at most 31 days earlier. `format=md` answers with the same
+/// report as Markdown.
+#[utoipa::path(
+    get, path = "/v1/gaps/report", tag = "gaps",
+    params(
+        ("from" = Timestamp, Query, description = "Window start"),
+        ("to" = Timestamp, Query, description = "Window end, exclusive"),
+        ("format" = Option<String>, Query, pattern = "^(json|md)$", description = "json (default) or md"),
+    ),
+    responses(
+        (status = 200, description = "The report", content(
+            (GapIncidentReport = "application/json"),
+            (String = "text/markdown"),
+        )),
+        (status = 400, description = "A bad or missing parameter, `from` not before `to`, or a window over 31 days; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn gap_report() {}
 
 /// The latest signed checkpoint of the caller's log (a C2SP signed note).
 #[utoipa::path(
