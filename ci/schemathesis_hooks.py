@@ -49,6 +49,10 @@ UNSTATABLE_RULES = {
         ("to", "range"),  # no window of 24 hours before to
         ("from", "max_range"),  # a window longer than 31 days
     },
+    ("GET", "/v1/gaps/report"): {
+        ("from", "range"),  # from not before to
+        ("from", "max_range"),  # a window longer than 31 days
+    },
     ("POST", "/v1/events"): {
         ("Idempotency-Key", "conflict"),  # header and body name different keys
         # The key already names a different event: schemathesis reuses its generated keys
