@@ -11,10 +11,12 @@
 //! nothing acknowledged. A full disk (`SQLITE_FULL`, which SQLite reports for `ENOSPC`) is
 //! [`StoreError::Full`].
 
+pub mod checkpoint;
 pub mod wal;
 
 use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -22,6 +24,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
+use self::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use super::{
     BadValue, EntryRef, EntryRow, NewEntry, Protection, ReadNesting, Restore, Result, Store,
     StoreError, StoredCheckpoint, Tenant, TokenRecord,
@@ -51,10 +54,16 @@ const TRIGGERS: [(&str, &str); 6] = [
 /// its compile-time cap, 2 GiB in the bundled build).
 const READER_MMAP_BYTES: i64 = 1 << 40;
 
+/// How long the writer's connection waits for SQLite's locks (another process writing).
+const WRITER_BUSY: Duration = Duration::from_secs(10);
+
 /// The embedded store over one SQLite connection.
 pub struct SqliteStore {
     /// The writer's background checkpoints; stopped (and joined) before the connection closes.
     checkpointer: Option<Checkpointer>,
+    /// The writer's side of the checkpointer: a WAL restart it asked for, run between two
+    /// write transactions (see [`checkpoint`]).
+    handoff: Option<Arc<Handoff>>,
     conn: Connection,
     /// Depth of nested [`Store::begin_read`] calls, and whether the outermost one began a
     /// transaction (it does not when the connection is already inside one).
@@ -64,14 +73,28 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database for writing and brings its schema up to date.
+    /// Opens (creating if needed) the database for writing and brings its schema up to date,
+    /// with a thread of its own that keeps the WAL small ([`checkpoint`]).
     pub fn open_writer(path: &Path) -> Result<SqliteStore> {
+        let (mut store, keeper) = SqliteStore::open_writer_keeping(path, WalPolicy::log())?;
+        store.checkpointer = Some(Checkpointer::start(keeper, "sealtrail-log").map_err(|e| {
+            StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
+        })?);
+        Ok(store)
+    }
+
+    /// [`SqliteStore::open_writer`] without the checkpoint thread: the caller steps the
+    /// returned keeper itself (the tests of [`checkpoint`] do, to control every step).
+    pub(crate) fn open_writer_keeping(
+        path: &Path,
+        policy: WalPolicy,
+    ) -> Result<(SqliteStore, WalKeeper)> {
         // A new database is its owner's alone, whatever the umask (see `layout`).
         crate::layout::create_private_file(path).map_err(|error| {
             StoreError::Unavailable(format!("cannot create {}: {error}", path.display()))
         })?;
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(WRITER_BUSY)?;
         // WAL lets readers (verify, queries) run beside the writer; FULL makes every commit
         // fsync the WAL before it returns, which is what "acknowledged only once durable"
         // rests on.
@@ -96,11 +119,15 @@ impl SqliteStore {
         migrate(&conn, path)?;
         // Checkpoints copy the WAL into the database file (and fsync it). SQLite runs them
         // inside whichever commit crosses 1,000 pages, which stalled that commit and every
-        // request waiting on it; a thread of the store's own runs them instead.
+        // request waiting on it; the store's own checkpointer runs them instead, and trims
+        // a restarted WAL to the size it restarts at.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", policy.restart_bytes as i64)?;
+        let handoff = Handoff::new(path, &policy, WRITER_BUSY);
+        let keeper = WalKeeper::open(path, policy, handoff.clone())?;
         let mut store = SqliteStore::wrap(conn);
-        store.checkpointer = Some(Checkpointer::start(path)?);
-        Ok(store)
+        store.handoff = Some(handoff);
+        Ok((store, keeper))
     }
 
     /// Opens an existing database read-only.
@@ -141,6 +168,7 @@ impl SqliteStore {
     fn wrap(conn: Connection) -> SqliteStore {
         SqliteStore {
             checkpointer: None,
+            handoff: None,
             conn,
             reads: ReadNesting::default(),
             failed: Cell::new(false),
@@ -255,6 +283,11 @@ impl Store for SqliteStore {
     }
 
     fn begin_write(&self, _lock_tenants: &[&str]) -> Result<()> {
+        // Between two transactions: the moment a WAL restart the checkpointer asked for holds
+        // up nobody but this writer, and only for the few frames not yet copied.
+        if let Some(handoff) = &self.handoff {
+            handoff.run_due(&self.conn);
+        }
         // SQLite has one write lock for the whole database; IMMEDIATE takes it now.
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.failed.set(false);
@@ -789,122 +822,6 @@ impl SqliteStore {
         match wanted.next() {
             Some(&index) => Err(MissingHash { index }.into()),
             None => Ok(Some(out)),
-        }
-    }
-}
-
-/// The WAL size beyond which the background checkpointer copies it into the database (SQLite's
-/// own automatic checkpoint is at 1,000 pages, 4 MiB).
-pub const CHECKPOINT_WAL_BYTES: u64 = 4 * 1024 * 1024;
-/// How often the checkpointer looks at the WAL.
-const CHECKPOINT_TICK: Duration = Duration::from_millis(200);
-
-/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own whenever the writer's WAL
-/// has grown past [`CHECKPOINT_WAL_BYTES`]. Passive checkpoints never block the writer or
-/// readers; frames still in use by a reader are copied on a later tick.
-struct Checkpointer {
-    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let wal = wal::wal_path(path);
-        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let signal = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("sealtrail-checkpoint".into())
-            .spawn(move || {
-                let (stopped, wake) = &*signal;
-                let mut guard = stopped.lock().expect("checkpointer lock");
-                loop {
-                    guard = wake
-                        .wait_timeout(guard, CHECKPOINT_TICK)
-                        .expect("checkpointer lock")
-                        .0;
-                    if *guard {
-                        break;
-                    }
-                    let grown =
-                        std::fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_WAL_BYTES);
-                    if grown {
-                        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                        if let Err(error) = done {
-                            tracing::warn!(%error, "background WAL checkpoint failed; retrying");
-                        }
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Checkpointer {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        let (stopped, wake) = &*self.stop;
-        *stopped.lock().expect("checkpointer lock") = true;
-        wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The writer never checkpoints in a commit; the store's own thread copies a grown WAL
-    /// into the database file.
-    #[test]
-    fn a_grown_wal_is_checkpointed_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::DataDir::new(dir.path()).database();
-        let store = SqliteStore::open_writer(&path).unwrap();
-        store.begin_write(&["t"]).unwrap();
-        store
-            .insert_tenant(&crate::Tenant {
-                name: "t".into(),
-                origin: "test/t".into(),
-                created_at: "2026-11-24T00:00:00Z".into(),
-                vkey: None,
-            })
-            .unwrap();
-        store.commit().unwrap();
-        let before = std::fs::metadata(&path).unwrap().len();
-        let blob = vec![b'x'; 60_000];
-        for seq in 0..100u64 {
-            let id = format!("id-{seq}");
-            store.begin_write(&["t"]).unwrap();
-            let entry = NewEntry {
-                seq,
-                id: &id,
-                entry: &blob,
-            };
-            store.append("t", &[entry], seq, &[]).unwrap();
-            store.commit().unwrap();
-        }
-        let wal_len = std::fs::metadata(wal::wal_path(&path)).unwrap().len();
-        assert!(wal_len > CHECKPOINT_WAL_BYTES, "the WAL grew to {wal_len}");
-        // Wait (bounded) for the checkpoint to land in the database file.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let now = std::fs::metadata(&path).unwrap().len();
-            if now > before + 5_000_000 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the database file stayed at {now} bytes: no checkpoint ran"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

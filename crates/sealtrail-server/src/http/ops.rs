@@ -72,6 +72,7 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiErro
         let error = ApiError::from(error);
         tracing::warn!(error = %error.message, "cannot read checkpoint times for the metrics");
     }
+    metrics::observe_wal(&state.settings.storage);
     let text =
         metrics::render().map_err(|_| ApiError::internal("cannot encode the metrics registry"))?;
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())

@@ -453,6 +453,13 @@ async fn metrics_count_ingest_commits_and_checkpoints() {
     )
     .expect("the tenant's checkpoint age is exported");
     assert!((0.0..60.0).contains(&age), "{age}");
+    // The size of the embedded store's WAL and the query index's, as on disk (0 once the
+    // keepers truncated them).
+    for file in ["sealtrail.db", "index.db"] {
+        let series = format!("sealtrail_store_wal_bytes{{file=\"{file}\"}}");
+        let bytes = sample(&text, &series).unwrap_or_else(|| panic!("{series} in\n{text}"));
+        assert!(bytes >= 0.0 && bytes.fract() == 0.0, "{series} is {bytes}");
+    }
     for family in [
         "sealtrail_index_lag_seconds",
         "sealtrail_verification_runs",

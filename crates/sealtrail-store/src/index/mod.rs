@@ -117,6 +117,7 @@ use sealtrail_core::Timestamp;
 use sealtrail_core::event::{Activity, Outcome as EventOutcome};
 use serde_json::Value;
 
+use crate::sqlite::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use crate::{EntryRow, Store, StoreError};
 
 mod search;
@@ -260,6 +261,12 @@ pub struct Mark {
 
 /// The index open for writing: one connection, owned by whoever follows the log.
 pub struct IndexDb {
+    /// Keeps the index's WAL small (see [`crate::sqlite::checkpoint`]); stopped before the
+    /// connection closes.
+    checkpointer: Option<Checkpointer>,
+    /// The writer's side of the checkpointer: a WAL restart it asked for, run between two
+    /// batches.
+    handoff: Arc<Handoff>,
     conn: Connection,
     path: PathBuf,
     layout: IndexLayout,
@@ -273,20 +280,45 @@ pub struct IndexDb {
 impl IndexDb {
     /// Opens the index at `path` in `layout`, rebuilding it (from nothing: every tenant's mark
     /// back to 0) when it is missing, of another schema version, or does not match `log`.
+    /// A thread of its own keeps the index's WAL small.
     pub fn open(path: &Path, layout: IndexLayout, log: &dyn Store) -> Result<IndexDb, IndexError> {
+        let (mut db, keeper) = IndexDb::open_keeping(path, layout, log, WalPolicy::index())?;
+        let checkpointer = Checkpointer::start(keeper, "sealtrail-index").map_err(|e| {
+            StoreError::Unavailable(format!("cannot start the index's checkpoint thread: {e}"))
+        })?;
+        db.checkpointer = Some(checkpointer);
+        Ok(db)
+    }
+
+    /// [`IndexDb::open`] without the checkpoint thread: the caller steps the returned keeper.
+    pub(crate) fn open_keeping(
+        path: &Path,
+        layout: IndexLayout,
+        log: &dyn Store,
+        policy: WalPolicy,
+    ) -> Result<(IndexDb, WalKeeper), IndexError> {
         assert!(
             (1..SEQ_BITS).contains(&layout.block_bits),
             "a block holds between 2 and 2^43 seqs"
         );
         let conn = open_writer(path, layout, log)?;
         let marks = load_marks(&conn)?;
-        Ok(IndexDb {
+        // Checkpoints run on the checkpointer's thread, not inside a batch's commit, and a
+        // restarted WAL is trimmed to the size it restarts at.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", policy.restart_bytes as i64)?;
+        let handoff = Handoff::new(path, &policy, WRITER_BUSY);
+        let keeper = WalKeeper::open(path, policy, handoff.clone())?;
+        let db = IndexDb {
+            checkpointer: None,
+            handoff,
             conn,
             path: path.to_path_buf(),
             layout,
             marks,
             full_reported: HashSet::new(),
-        })
+        };
+        Ok((db, keeper))
     }
 
     /// Where every tenant indexed so far stands (tenants never indexed have no mark: nothing
@@ -359,6 +391,7 @@ impl IndexDb {
                 }
             })
             .collect();
+        self.handoff.run_due(&self.conn);
         let tx = self.conn.transaction()?;
         let number = match mark {
             Some(mark) => mark.number,
@@ -497,8 +530,11 @@ fn open_writer(
     ))?;
     Ok(conn)
 }
+/// How long the index's writer waits for SQLite's locks.
+const WRITER_BUSY: Duration = Duration::from_secs(10);
+
 fn configure(conn: Connection) -> Result<Connection, IndexError> {
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(WRITER_BUSY)?;
     // Only takes effect when the file is created: 16 KiB pages make shallower b-trees with
     // fewer splits, which indexes about a quarter faster than the default 4 KiB.
     conn.pragma_update(None, "page_size", 16_384)?;

@@ -767,3 +767,136 @@ fn a_batch_moves_the_mark_past_its_entries() {
     assert_eq!(found(&db), (0..25).collect::<Vec<u64>>());
     assert_eq!(db.marks().len(), 1);
 }
+
+/// The index's WAL is kept like the log's: once indexing stops, its WAL is truncated.
+#[test]
+fn an_idle_index_wal_is_truncated() {
+    use crate::sqlite::checkpoint::{Mode, Step, WalPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let policy = WalPolicy {
+        idle_steps: 2,
+        ..WalPolicy::index()
+    };
+    let (mut db, mut keeper) =
+        IndexDb::open_keeping(&path, IndexLayout::default(), log.as_ref(), policy).unwrap();
+    let wal = crate::sqlite::wal::wal_path(&path);
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    for batch in entries.chunks(100) {
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+        keeper.step().unwrap();
+    }
+    assert!(wal_len() > 0);
+    assert_eq!(keeper.step().unwrap(), Step::Copied);
+    assert_eq!(keeper.step().unwrap(), Step::Ran(Mode::Truncate, true));
+    assert_eq!(wal_len(), 0);
+    let number = db.mark("acme").unwrap().number;
+    let found = db
+        .readers()
+        .reader()
+        .unwrap()
+        .search(number, &all())
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        EVENTS as usize,
+        "every entry is still searchable"
+    );
+}
+
+/// The index's own checkpoint thread truncates the WAL of an index that stopped indexing,
+/// while the index stays open.
+#[test]
+fn the_index_truncates_its_idle_wal_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap();
+    for batch in entries.chunks(100) {
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+    }
+    let wal_len = || crate::sqlite::checkpoint::wal_bytes(&path);
+    assert!(wal_len() > 0);
+    // Waits for the thread (idle for a second), bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while wal_len() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle WAL stayed at {} bytes",
+            wal_len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let number = db.mark("acme").unwrap().number;
+    let found = db
+        .readers()
+        .reader()
+        .unwrap()
+        .search(number, &all())
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        EVENTS as usize,
+        "every entry is still searchable"
+    );
+}
+
+/// The indexer restarts the index's WAL itself between two batches once it passes the restart
+/// size, without waiting for the keeper's next look: the WAL holds at most the restart size and
+/// one batch, not every batch indexed.
+#[test]
+fn the_indexer_restarts_the_wal_between_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let policy = crate::sqlite::checkpoint::WalPolicy {
+        restart_bytes: 64 * 1024,
+        ..crate::sqlite::checkpoint::WalPolicy::index()
+    };
+    // The keeper never looks.
+    let (mut db, _keeper) =
+        IndexDb::open_keeping(&path, IndexLayout::default(), log.as_ref(), policy).unwrap();
+    let wal = crate::sqlite::wal::wal_path(&path);
+    // The bytes of the WAL's current generation: what it holds since it last started over.
+    let in_use = || {
+        let file = std::fs::File::open(&wal).unwrap();
+        crate::sqlite::wal::inspect(file).unwrap().committed_bytes
+    };
+    let (mut largest_batch, mut largest, mut batches) = (0, 0, 0);
+    for batch in entries.chunks(10) {
+        let before = in_use();
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+        let after = in_use();
+        // Started over before the batch, or not.
+        let written = if after > before {
+            after - before
+        } else {
+            after
+        };
+        largest_batch = largest_batch.max(written);
+        largest = largest.max(after);
+        batches += written;
+    }
+    let bound = policy.restart_bytes + largest_batch;
+    assert!(
+        largest <= bound,
+        "the WAL held {largest} bytes (bound {bound}; {batches} bytes of batches)"
+    );
+    assert!(crate::sqlite::checkpoint::wal_bytes(&path) <= bound);
+    let number = db.mark("acme").unwrap().number;
+    let found = db
+        .readers()
+        .reader()
+        .unwrap()
+        .search(number, &all())
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        EVENTS as usize,
+        "every entry is still searchable"
+    );
+}
