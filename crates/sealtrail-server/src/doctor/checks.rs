@@ -778,13 +778,32 @@ pub(super) fn gaps(
                 );
             }
         };
-        let kinds: Vec<&str> = report
+        // Each kind once, with how many findings of it are open.
+        let mut kinds: Vec<(&str, usize)> = Vec::new();
+        for finding in report
             .gaps
             .iter()
             .filter(|f| crate::gaps::metrics::is_open(f, now.unix_micros()))
-            .map(|f| f.kind.as_str())
-            .collect();
+        {
+            match kinds
+                .iter_mut()
+                .find(|(kind, _)| *kind == finding.kind.as_str())
+            {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((finding.kind.as_str(), 1)),
+            }
+        }
         if !kinds.is_empty() {
+            let kinds = kinds
+                .iter()
+                .map(|(kind, n)| {
+                    if *n == 1 {
+                        kind.to_string()
+                    } else {
+                        format!("{n} × {kind}")
+                    }
+                })
+                .collect::<Vec<_>>();
             open.push((tenant.name.clone(), kinds));
         }
     }

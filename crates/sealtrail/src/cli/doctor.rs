@@ -130,16 +130,16 @@ fn print_table(diagnosis: &Diagnosis) {
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("{:<width$}  {:<6}DETAIL", "CHECK", "STATUS");
+    println!("{:<width$}  {:<7}DETAIL", "CHECK", "STATUS");
     for check in &diagnosis.checks {
         println!(
-            "{:<width$}  {:<6}{}",
+            "{:<width$}  {:<7}{}",
             check.name,
             check.status.as_str(),
             check.detail
         );
         if !check.remedy.is_empty() {
-            println!("{:<width$}  {:<6}-> {}", "", "", check.remedy);
+            println!("{:<width$}  {:<7}-> {}", "", "", check.remedy);
         }
     }
     println!("status: {}", diagnosis.status.as_str());

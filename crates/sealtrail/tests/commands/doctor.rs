@@ -146,6 +146,8 @@ fn a_healthy_store_passes_every_check_and_the_probe_lands_in_system() {
     let table = sealtrail(&["doctor", "--data", data]);
     assert!(table.status.success() || host_disk_crowded(&log.data));
     let text = String::from_utf8_lossy(&table.stdout);
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["CHECK", "STATUS", "DETAIL"], "{text}");
     for name in LOCAL_CHECKS {
         assert!(
             text.lines().any(|l| l.starts_with(name)),
