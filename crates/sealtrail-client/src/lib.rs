@@ -272,8 +272,9 @@ impl Client {
             .map_err(|e| Error::Verification(format!("checkpoint does not verify: {e}")))?;
         if receipt.seq >= checkpoint.size {
             return Err(Error::Verification(format!(
-                "the checkpoint covers {} entries, not yet seq {}; fetch a newer one",
-                checkpoint.size, receipt.seq
+                "the checkpoint covers {}, not yet seq {}; fetch a newer one",
+                sealtrail_core::text::entries(checkpoint.size),
+                receipt.seq
             )));
         }
         let path = format!(

@@ -20,6 +20,7 @@
 //! - [`tiles`]: the C2SP tlog-tiles layout of those hashes and the entry bundles.
 //! - [`note`]: C2SP signed notes with Ed25519 keys in the signed-note key formats.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies, with sealtrail's timestamp extension line.
+//! - [`text`]: counted nouns ("1 entry", "2 entries") for every message that prints a number.
 //! - [`verify`]: the streaming verifier that turns entries, stored hashes and signed
 //!   checkpoints into a report of violations.
 //! - `verify::scan` (internal): the entry scanner, with its SIMD fast path, that reads `seq`
@@ -45,6 +46,7 @@ pub mod event;
 pub mod hash;
 pub mod merkle;
 pub mod note;
+pub mod text;
 pub mod tiles;
 pub mod timestamp;
 pub mod verify;

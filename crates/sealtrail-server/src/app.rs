@@ -5,9 +5,12 @@
 //!
 //! Every piece of background work — the writer thread, the query index's follower, the
 //! background verifier — belongs to the application's one [`Tasks`] set and stops on its one
-//! signal: in-flight requests finish first (axum's graceful shutdown), then the async tasks,
+//! signal: in-flight requests finish first (`connections::serve`), then the async tasks,
 //! then the followers, and the writer last, so that it commits whatever was handed to it and
 //! signs a final checkpoint for every log that grew.
+//!
+//! Connections are served by [`crate::connections`] (a cap derived from the open-file limit,
+//! which `build` raises first, and the header, body and idle timeouts), not `axum::serve`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +20,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::Resolved;
-use crate::http::{self, AppState, Readers};
+use crate::connections::{self, ConnectionCount, Limits, fds};
+use crate::http::{self, AppState, BodyBudget, Readers};
 use crate::index::{Index, Indexer};
 use crate::ledger::{Ledger, LedgerConfig, NewToken, SpoolConfig};
 use crate::shutdown::Tasks;
@@ -29,9 +33,19 @@ pub struct Application {
     state: AppState,
     /// The read side of the query index, handed to the query routes.
     index: Index,
+    /// Timelines and gap reports, handed to the gap routes.
+    gaps: crate::gaps::Gaps,
+    /// How far the gap detector has counted, per tenant.
+    gap_watermarks: crate::follower::Watermarks,
+    /// This process, as its start and stop records in the `_system` log name it.
+    instance: crate::lifecycle::Instance,
     /// The writer and the followers, registered to stop in order; the verifier joins them
     /// when serving starts.
     tasks: Tasks,
+    /// The timeouts and the cap connections are served under.
+    limits: Limits,
+    /// How many connections are open, for callers that watch the cap (the tests).
+    connections: ConnectionCount,
     /// The admin token created on first start (shown once), if this start created one.
     pub first_admin_token: Option<NewToken>,
 }
@@ -44,6 +58,10 @@ impl Application {
     /// creates its admin token and returns it to be shown once, so a start that created the
     /// store and then failed to listen (the port taken) would lose that token for good — the
     /// next start finds the store and creates none.
+    ///
+    /// Before either, the open-file limit is raised to its hard limit and the connection cap
+    /// decided from it ([`fds`]); a configured `max_connections` it cannot afford fails the
+    /// start.
     pub async fn build(settings: Resolved) -> anyhow::Result<Application> {
         Application::build_with_clock(settings, Clock::system()).await
     }
@@ -54,8 +72,24 @@ impl Application {
     /// to move that time by hand. The writer keeps the system clock for the times it records
     /// and paces checkpoints by.
     pub async fn build_with_clock(settings: Resolved, clock: Clock) -> anyhow::Result<Application> {
+        let descriptors = fds::raise_open_file_limit();
+        if descriptors.soft > descriptors.before {
+            tracing::info!(
+                from = descriptors.before,
+                to = descriptors.soft,
+                "raised the open-file limit to its hard limit"
+            );
+        }
+        let max_connections = fds::max_connections(settings.http.max_connections, descriptors)?;
+        tracing::info!(
+            max_connections,
+            open_file_limit = descriptors.soft,
+            reserved = fds::RESERVED_DESCRIPTORS,
+            "serving at most {max_connections} connections at once"
+        );
+        let limits = Limits::from_settings(&settings.http, max_connections);
         let listen = settings.http.listen;
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
+        let listener = connections::listen(listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e}; pick another with --listen")
         })?;
         let mut tasks = Tasks::new();
@@ -84,8 +118,25 @@ impl Application {
             tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;
         let index = indexer.index();
         tasks.on_stop("indexer", move || indexer.stop());
+        // The gap detector is the log's second follower (`gaps`).
+        let (data, location) = (
+            settings.storage.data.clone(),
+            settings.storage.store.clone(),
+        );
+        let detector =
+            tokio::task::spawn_blocking(move || crate::gaps::GapDetector::start(&data, &location))
+                .await??;
+        let gap_watermarks = detector.watermarks();
+        tasks.on_stop("gaps", move || detector.stop());
+        let gaps =
+            crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
+        // Ready: recorded, so that a later gap can be put down to sealtrail's own downtime.
+        let instance = crate::lifecycle::Instance::current(settings.log.audit_stdout);
+        instance
+            .record(&ledger, crate::lifecycle::SERVER_STARTED)
+            .await?;
         let data = &settings.storage.data;
         let board = VerificationBoard::default();
         let state = AppState {
@@ -94,7 +145,7 @@ impl Application {
                 settings.ingest.max_future_skew,
                 clock.clone(),
             ),
-            queries: crate::query::Queries::new(readers.clone(), data),
+            queries: crate::query::Queries::new(readers.clone(), data, settings.queries),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
             health: crate::health::HealthCheck::new(
                 readers.clone(),
@@ -103,6 +154,8 @@ impl Application {
                 ledger.clone(),
             ),
             refusals: crate::refusals::Refusals::new(ledger.clone()),
+            // A request waits for room for its body at most as long as its body may take.
+            bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
             board,
             ledger,
             readers,
@@ -113,14 +166,36 @@ impl Application {
             listener,
             state,
             index,
+            gaps,
+            gap_watermarks,
+            instance,
             tasks,
+            connections: ConnectionCount::new(limits.max_connections),
+            limits,
             first_admin_token,
         })
+    }
+
+    /// Timelines and gap reports, for callers that start the application in-process.
+    pub fn gaps(&self) -> crate::gaps::Gaps {
+        self.gaps.clone()
+    }
+
+    /// How far the gap detector has counted each tenant's log.
+    pub fn gap_watermarks(&self) -> crate::follower::Watermarks {
+        self.gap_watermarks.clone()
     }
 
     /// The writer, for callers that start the application in-process (tests, tools).
     pub fn ledger(&self) -> Ledger {
         self.state.ledger.clone()
+    }
+
+    /// The hold that stops searches on request, for tests that fill the search side
+    /// (feature `test-hooks`; see `crate::query::hold`).
+    #[cfg(feature = "test-hooks")]
+    pub fn search_hold(&self) -> crate::query::hold::SearchHold {
+        self.state.queries.search_hold()
     }
 
     /// The read side of the query index, for callers that start the application in-process
@@ -132,6 +207,11 @@ impl Application {
     /// What verification has found about each log, as `/health` reports it.
     pub fn verification_board(&self) -> VerificationBoard {
         self.state.board.clone()
+    }
+
+    /// How many connections are open, and the cap.
+    pub fn connections(&self) -> ConnectionCount {
+        self.connections.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -151,9 +231,17 @@ impl Application {
             listener,
             state,
             index,
+            gaps,
+            instance,
             mut tasks,
+            limits,
+            connections,
             ..
         } = self;
+        {
+            let gaps = gaps.clone();
+            tasks.spawn(move |stop| crate::gaps::metrics::run(gaps, stop));
+        }
         if let Some(every) = state.settings.verification.interval {
             let (ledger, board) = (state.ledger.clone(), state.board.clone());
             let storage = state.settings.storage.clone();
@@ -169,16 +257,23 @@ impl Application {
             });
         }
         // The query routes find the index as a request extension (see `http::query`).
-        let router = http::router(state).layer(axum::Extension(index));
-        // With each connection's peer address, which the records of refused admin attempts
-        // name (`crate::refusals`); hyper's own refusals get the JSON error shape (`http::wire`).
-        let service = router.into_make_service_with_connect_info::<http::wire::Peer>();
-        let served = axum::serve(http::wire::Refusing(listener), service)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        // Whatever ended serving, the writer still gets to finish and sign.
+        let ledger = state.ledger.clone();
+        let router = http::router(state)
+            .layer(axum::Extension(index))
+            .layer(axum::Extension(gaps));
+        // Each connection is wrapped so that hyper's own refusals get the JSON error shape,
+        // and each request carries the peer address (`connections`).
+        connections::serve(listener, router, limits, connections, shutdown).await;
+        // Serving has stopped and every connection closed. A graceful stop is recorded while
+        // the writer still runs; a crash leaves a `started` without its `stopped`.
+        if let Err(error) = instance
+            .record(&ledger, crate::lifecycle::SERVER_STOPPED)
+            .await
+        {
+            tracing::error!(%error, "cannot record the server's stop in the _system log");
+        }
+        // The writer still gets to finish and sign.
         tasks.stop().await;
-        served?;
         Ok(())
     }
 }

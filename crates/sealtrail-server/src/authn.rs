@@ -220,9 +220,11 @@ impl Authenticator {
         }
         let lookup = self.cache.begin();
         let asked = named.clone();
+        // On the control path: every request may need this read, ingest included, and none
+        // may wait for searches to finish (see `crate::readers`).
         let looked_up = self
             .readers
-            .read(move |conn| {
+            .control(move |conn| {
                 let token = conn.token_by_secret(&hash)?;
                 let multi_tenant = token.as_ref().is_some_and(|t| t.tenant == ANY_TENANT);
                 let named_tenant_exists = match asked {
@@ -269,9 +271,10 @@ impl Authenticator {
             return Ok(Some(token));
         }
         let lookup = self.cache.begin();
+        // On the control path like every token look-up: one row, and never behind searches.
         let looked_up = self
             .readers
-            .read(move |conn| Ok::<_, ReadError>(conn.token_by_secret(&hash)?))
+            .control(move |conn| Ok::<_, ReadError>(conn.token_by_secret(&hash)?))
             .await;
         match looked_up {
             Ok(token) => {
@@ -368,5 +371,80 @@ mod tests {
             format!("{:?}", SecretHash::of("st_secret")),
             "SecretHash(..)"
         );
+    }
+
+    /// Every token look-up — a request's, and a re-check after a request has waited — reads
+    /// on the control path: with every other read connection taken by reads that do not end
+    /// (as many slow searches take them), a token due for a re-check is still confirmed. Before,
+    /// all reads shared one pool, and a producer's request waited for a search to finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn token_lookups_never_wait_for_other_reads() {
+        use std::sync::Condvar;
+
+        use crate::readers::GENERAL_READERS;
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        let secret = ledger
+            .create_token("acme", vec!["events:read".into()], "test")
+            .await
+            .unwrap()
+            .token;
+        let readers = Readers::new(sealtrail_store::Location::new(dir.path(), None));
+        let (cache, _hand) = cache(Duration::ZERO);
+        let authenticator = Authenticator::new(cache, readers.clone(), ledger);
+
+        /// Opens the gate when dropped, so that a failing test does not leave reads blocked.
+        struct Gate(Arc<(Mutex<bool>, Condvar)>);
+        impl Drop for Gate {
+            fn drop(&mut self) {
+                *self.0.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                self.0.1.notify_all();
+            }
+        }
+
+        // Reads that hold a general connection each until the gate opens.
+        let gate = Gate(Arc::new((Mutex::new(false), Condvar::new())));
+        let (started, starts) = std::sync::mpsc::channel();
+        let mut holders = Vec::new();
+        for _ in 0..GENERAL_READERS {
+            let (gate, started, readers) = (gate.0.clone(), started.clone(), readers.clone());
+            holders.push(tokio::spawn(async move {
+                readers
+                    .read(move |_conn| {
+                        started.send(()).unwrap();
+                        let (open, opened) = &*gate;
+                        let mut open = open.lock().unwrap();
+                        while !*open {
+                            open = opened.wait(open).unwrap();
+                        }
+                        Ok::<_, ReadError>(())
+                    })
+                    .await
+            }));
+        }
+        for _ in 0..GENERAL_READERS {
+            starts.recv_timeout(Duration::from_secs(20)).unwrap();
+        }
+
+        let hash = SecretHash::of(&secret);
+        let stuck = Duration::from_secs(20);
+        let credentials = tokio::time::timeout(stuck, authenticator.credentials(&hash, None))
+            .await
+            .expect("a request's token look-up does not wait for the other reads")
+            .unwrap();
+        assert_eq!(credentials.token.unwrap().tenant, "acme");
+        let rechecked = tokio::time::timeout(stuck, authenticator.recheck(&hash))
+            .await
+            .expect("a re-check does not wait for the other reads")
+            .unwrap();
+        assert_eq!(rechecked.unwrap().tenant, "acme");
+        // All that while, the other reads held every general connection.
+        assert!(holders.iter().all(|holder| !holder.is_finished()));
+
+        drop(gate);
+        for holder in holders {
+            holder.await.unwrap().unwrap();
+        }
     }
 }

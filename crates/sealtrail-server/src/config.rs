@@ -36,6 +36,15 @@ pub enum StoreFailurePolicy {
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     pub on_store_failure: Option<StoreFailurePolicy>,
+    /// The shortest silence reported as a time gap, in seconds (default 300, at least 60).
+    pub gap_threshold_secs: Option<u64>,
+    /// An hour below this fraction of the same hour a day and a week earlier is a rate drop
+    /// (default 0.5; above 0, at most 1).
+    pub rate_drop_ratio: Option<f64>,
+    /// Baseline hours with fewer events are too small to judge a drop by (default 10).
+    pub rate_drop_min_events: Option<u64>,
+    /// A producer is silent after this many of its usual intervals (default 10, at least 1).
+    pub silent_factor: Option<u32>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
@@ -44,7 +53,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Data directory: the embedded store and the signing keys (DIR/keys/)
+    /// Data directory: the embedded store and the signing keys (DIR/keys/); default
+    /// ./sealtrail-data
     #[arg(long, value_name = "DIR", env = "SEALTRAIL_DATA")]
     pub data: Option<PathBuf>,
     /// Keep the logs in this PostgreSQL database (postgres://USER@HOST/DB) instead of the
@@ -61,24 +71,25 @@ pub struct Settings {
     /// log under DIR/keys/
     #[arg(long, value_name = "FILE", env = "SEALTRAIL_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
-    /// Address to listen on
+    /// Address to listen on, HOST:PORT (a host name is resolved once at start); default
+    /// 127.0.0.1:7433
     #[arg(long, value_name = "ADDR", env = "SEALTRAIL_LISTEN")]
     pub listen: Option<String>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, value_name = "FILE", env = "SEALTRAIL_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Sign a checkpoint at most this often (milliseconds) while a log grows
+    /// Sign a checkpoint at most this often (milliseconds) while a log grows; default 1000
     #[arg(long, value_name = "MS", env = "SEALTRAIL_CHECKPOINT_INTERVAL_MS")]
     pub checkpoint_interval_ms: Option<u64>,
-    /// Prefix of every tenant's checkpoint origin: <prefix>/<tenant>
+    /// Prefix of every tenant's checkpoint origin: <prefix>/<tenant>; default sealtrail.local
     #[arg(long, value_name = "PREFIX", env = "SEALTRAIL_ORIGIN_PREFIX")]
     pub origin_prefix: Option<String>,
-    /// Serve checkpoints and hash tiles under /logs/ without a token
+    /// Serve checkpoints and hash tiles under /logs/ without a token; default false
     #[arg(long, value_name = "BOOL", env = "SEALTRAIL_PUBLIC_LOG")]
     pub public_log: Option<bool>,
     /// Also write every committed entry to stdout as one `AUDIT: {json}` line (a second,
-    /// independent record, e.g. for a log shipper)
+    /// independent record, e.g. for a log shipper); default false
     #[arg(
         long,
         value_name = "BOOL",
@@ -87,7 +98,8 @@ pub struct Settings {
         default_missing_value = "true"
     )]
     pub audit_stdout: Option<bool>,
-    /// Verify each log's recent entries in the background this often (seconds; 0 = never)
+    /// Verify each log's recent entries in the background this often (seconds; 0 = never);
+    /// default 60
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_VERIFY_INTERVAL_SECS")]
     pub verify_interval_secs: Option<u64>,
     /// With PostgreSQL, what producers get while the database is unreachable: `spool` (202,
@@ -102,6 +114,46 @@ pub struct Settings {
     /// clock (422, rule `future`); default 86400 (24 hours)
     #[arg(long, value_name = "SECS", env = "SEALTRAIL_MAX_FUTURE_SKEW_SECS")]
     pub max_future_skew_secs: Option<u64>,
+    /// Stop a search (GET /v1/events) that runs longer than this many milliseconds and answer
+    /// 503 with rule `query_timeout`; default 10000 (10 s), from 1 to 300000 (5 minutes)
+    #[arg(long, value_name = "MS", env = "SEALTRAIL_QUERY_TIMEOUT_MS")]
+    pub query_timeout_ms: Option<u64>,
+    /// Searches run at once in this process, at most; more wait up to a second, then get 503
+    /// (rule `search_capacity`); default 8, from 1 to 64. Ingest, /health and checkpoints never
+    /// wait for them
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES")]
+    pub max_searches: Option<usize>,
+    /// Searches one tenant runs at once, at most; more wait up to a second, then get 429
+    /// (rule `concurrent_searches`); default 4, at most max_searches
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_SEARCHES_PER_TENANT")]
+    pub max_searches_per_tenant: Option<usize>,
+    /// Close a connection whose request line and headers have not all arrived this many
+    /// seconds after the request's first byte (for a new connection: after it opened);
+    /// default 10
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// A request body may take this many seconds to arrive, plus one second for every
+    /// body_min_rate bytes received; a slower one is answered 408 (default 20)
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// The slowest a request body may arrive, in bytes per second, once body_timeout_secs
+    /// are spent (default 1024)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_BODY_MIN_RATE")]
+    pub body_min_rate: Option<u64>,
+    /// Close a keep-alive connection that has been idle between requests (or has not read
+    /// its answer) this many seconds; default 60
+    #[arg(long, value_name = "SECS", env = "SEALTRAIL_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Serve at most this many connections at once; further ones wait in the listen backlog
+    /// until one closes. Default: the open-file limit less 256 descriptors kept for the
+    /// store, its index and files, at most 4096
+    #[arg(long, value_name = "N", env = "SEALTRAIL_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// Request bodies held in memory at once over all connections, in bytes; a request
+    /// waits for room before its body is read (default 268435456, 256 MiB; at least
+    /// 16777216, the largest body a route takes)
+    #[arg(long, value_name = "BYTES", env = "SEALTRAIL_MAX_BODY_MEMORY_BYTES")]
+    pub max_body_memory_bytes: Option<u64>,
     /// How long a token the store confirmed is trusted without asking it again
     /// (milliseconds; default 1000, at most 60000; 0 = ask on every request). A token revoked
     /// through another instance or the CLI stops working here within this time
@@ -131,8 +183,12 @@ pub struct Resolved {
     pub verification: VerificationSettings,
     /// What producers may send: the ingest service's section.
     pub ingest: IngestSettings,
+    /// How searches share the service: the query service's section.
+    pub queries: QuerySettings,
     /// How callers are authenticated.
     pub auth: AuthSettings,
+    /// How each tenant's gaps are judged (`[tenants.NAME]`; see `crate::gaps`).
+    pub gaps: crate::gaps::GapConfig,
 }
 
 /// `data`, `database_url`.
@@ -163,12 +219,46 @@ pub struct OutageSettings {
     pub spool_max_bytes: u64,
 }
 
-/// `listen`, `public_log`.
+/// `listen`, `public_log`, and how connections are limited: `header_timeout_secs`,
+/// `body_timeout_secs`, `body_min_rate`, `idle_timeout_secs`, `max_connections`,
+/// `max_body_memory_bytes` (the `connections` module and `http::body` read them).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub public_log: bool,
+    /// How long a request's head may take to arrive (from its first byte, or from the
+    /// connection's opening for its first request).
+    pub header_timeout: Duration,
+    /// How long a request body may take, before `body_min_rate` extends it.
+    pub body_timeout: Duration,
+    /// Bytes per second that earn a body one more second.
+    pub body_min_rate: u64,
+    /// How long a connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// The connection cap; `None`: derived from the open-file limit at start
+    /// (`connections::fds`).
+    pub max_connections: Option<usize>,
+    /// The bytes of request bodies held at once, over all connections.
+    pub max_body_memory: usize,
 }
+
+/// The default of `header_timeout_secs`: nginx's and Apache's order of magnitude, far more
+/// than any client on a working network needs to send a few KiB of headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `body_timeout_secs` (Apache's `RequestReadTimeout body=20`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The default of `body_min_rate`: 1 KiB/s, slower than any link a producer would use.
+pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;
+/// The default of `idle_timeout_secs`, near nginx's 75 s: an idle connection costs a
+/// descriptor and a slot under `max_connections`, and a client whose pooled connection was
+/// closed opens another (sealtrail's client resends with the same idempotency key).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default of `max_body_memory_bytes`: sixteen of the largest batches at once.
+pub const DEFAULT_MAX_BODY_MEMORY: u64 = 256 * 1024 * 1024;
+/// The largest body any route takes (`POST /v1/events/batch`, `ingest::MAX_BATCH_BODY`,
+/// which `http::body` asserts at build time is equal): the body memory must hold at least one, or such a request
+/// could never be served. Not imported from `ingest`, which depends on this module.
+pub const LARGEST_BODY: u64 = 16 * 1024 * 1024;
 
 /// `verify_interval_secs`.
 #[derive(Debug, Clone)]
@@ -185,6 +275,37 @@ pub struct IngestSettings {
     /// cannot have happened yet.
     pub max_future_skew: Duration,
 }
+
+/// `query_timeout_ms`, `max_searches`, `max_searches_per_tenant`: how much of the service
+/// searches may take, so that one tenant's searches cannot stall another's, nor ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuerySettings {
+    /// A search running longer is stopped (503 `query_timeout`).
+    pub time_limit: Duration,
+    /// Searches running at once in the process.
+    pub max_searches: usize,
+    /// Searches running at once for one tenant.
+    pub max_searches_per_tenant: usize,
+}
+
+/// The default of `query_timeout_ms`: a first page takes milliseconds, and even a search
+/// that reads a million index entries stays well under it; a search that needs longer is
+/// better narrowed (a time range, another filter) than waited for.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest `query_timeout_ms`: a page that needs more than five minutes is a search to
+/// narrow, and without a bound one search could keep its place among the running ones for
+/// good.
+pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default of `max_searches`: enough to keep a few cores busy with searches while
+/// leaving the rest of the machine to ingest.
+pub const DEFAULT_MAX_SEARCHES: usize = 8;
+/// The default of `max_searches_per_tenant`: half of the process's, so that one tenant alone
+/// cannot take every search slot.
+pub const DEFAULT_MAX_SEARCHES_PER_TENANT: usize = 4;
+/// The largest `max_searches`: each running search holds an index connection (with its page
+/// cache, about 2 MiB) and a thread of the blocking pool, and reads its page's entries on the
+/// 12 general store connections (`crate::readers`).
+pub const MAX_MAX_SEARCHES: usize = 64;
 
 /// `token_recheck_ms`.
 #[derive(Debug, Clone)]
@@ -222,6 +343,16 @@ impl Resolved {
             "audit_stdout": self.log.audit_stdout,
             "verify_interval_secs": self.verification.interval.map(|d| d.as_secs()),
             "max_future_skew_secs": self.ingest.max_future_skew.as_secs(),
+            "query_timeout_ms": self.queries.time_limit.as_millis() as u64,
+            "max_searches": self.queries.max_searches,
+            "max_searches_per_tenant": self.queries.max_searches_per_tenant,
+            "header_timeout_secs": self.http.header_timeout.as_secs(),
+            "body_timeout_secs": self.http.body_timeout.as_secs(),
+            "body_min_rate": self.http.body_min_rate,
+            "idle_timeout_secs": self.http.idle_timeout.as_secs(),
+            // `null`: derived from the open-file limit at each start.
+            "max_connections": self.http.max_connections,
+            "max_body_memory_bytes": self.http.max_body_memory,
             "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
         })
     }
@@ -243,8 +374,10 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
-    #[error("listen address {text:?} is not HOST:PORT, e.g. 127.0.0.1:7433")]
+    #[error("listen address {text:?} is not HOST:PORT, e.g. 127.0.0.1:7433 or localhost:7433")]
     Listen { text: String },
+    #[error("listen address {text:?}: cannot resolve the host name ({reason})")]
+    ListenHost { text: String, reason: String },
     #[error("checkpoint_interval_ms must be at least 1")]
     CheckpointInterval,
     #[error("origin_prefix {prefix:?} must be non-empty, without spaces or '+'")]
@@ -254,6 +387,12 @@ pub enum ConfigError {
         "database_url {redacted} must start with postgres:// (e.g. postgres://sealtrail_app@127.0.0.1/sealtrail)"
     )]
     DatabaseUrl { redacted: String },
+    #[error("[tenants.{tenant}] {setting}: {rule}; fix it in the config file")]
+    TenantGapSetting {
+        tenant: String,
+        setting: &'static str,
+        rule: &'static str,
+    },
     #[error("[tenants.{name}]: {source}")]
     TenantName {
         name: String,
@@ -268,7 +407,84 @@ pub enum ConfigError {
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
+    #[error(
+        "query_timeout_ms must be from 1 to 300000 (5 minutes), not {ms}: a search past it is stopped"
+    )]
+    QueryTimeout { ms: u64 },
+    #[error("max_searches must be from 1 to {MAX_MAX_SEARCHES}, not {value}")]
+    MaxSearches { value: usize },
+    #[error("max_searches_per_tenant must be from 1 to max_searches ({max_searches}), not {value}")]
+    MaxSearchesPerTenant { value: usize, max_searches: usize },
+    #[error("{} {value} is out of range: from {} to {} ({})", bound.setting, bound.min, bound.max, bound.why)]
+    OutOfRange { bound: &'static Bound, value: u64 },
 }
+
+/// The range a numeric setting may take, and why.
+#[derive(Debug)]
+pub struct Bound {
+    pub setting: &'static str,
+    pub min: u64,
+    pub max: u64,
+    pub why: &'static str,
+}
+
+impl Bound {
+    /// `value`, or `default` when it is not set; refused outside the range.
+    fn check(&'static self, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+        let value = value.unwrap_or(default);
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::OutOfRange { bound: self, value })
+        }
+    }
+}
+
+/// A bounded count as a `usize`: the bounds fit one on 64-bit targets; elsewhere the most
+/// the target holds, which the bounds exist to stay far below anyway.
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// The bounds of the connection settings (`connections`, `http::body`). The upper bounds are
+/// where a setting would stop protecting anything: a header timeout of minutes lets idle
+/// sockets hold every connection slot as long as they like, and so on.
+pub const HEADER_TIMEOUT_BOUND: Bound = Bound {
+    setting: "header_timeout_secs",
+    min: 1,
+    max: 300,
+    why: "a request head of at most 32 KiB needs seconds; a longer wait lets idle sockets hold connections",
+};
+pub const BODY_TIMEOUT_BOUND: Bound = Bound {
+    setting: "body_timeout_secs",
+    min: 1,
+    max: 3600,
+    why: "body_min_rate already extends it for large bodies",
+};
+pub const BODY_MIN_RATE_BOUND: Bound = Bound {
+    setting: "body_min_rate",
+    min: 1,
+    max: LARGEST_BODY,
+    why: "bytes per second; a faster rate would earn even the largest body no time",
+};
+pub const IDLE_TIMEOUT_BOUND: Bound = Bound {
+    setting: "idle_timeout_secs",
+    min: 1,
+    max: 3600,
+    why: "an idle connection holds a descriptor and a connection slot",
+};
+pub const MAX_CONNECTIONS_BOUND: Bound = Bound {
+    setting: "max_connections",
+    min: 1,
+    max: 1 << 20,
+    why: "Linux's largest open-file limit by default (fs.nr_open); the start also checks it against this process's limit",
+};
+pub const MAX_BODY_MEMORY_BOUND: Bound = Bound {
+    setting: "max_body_memory_bytes",
+    min: LARGEST_BODY,
+    max: 64 << 30,
+    why: "at least the largest batch a route takes (16 MiB), at most 64 GiB",
+};
 
 impl Settings {
     /// Reads the config file (if named) and merges: flags/env over file over defaults.
@@ -291,13 +507,22 @@ impl Settings {
             on_store_failure: self.on_store_failure.or(file.on_store_failure),
             spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
             max_future_skew_secs: self.max_future_skew_secs.or(file.max_future_skew_secs),
+            query_timeout_ms: self.query_timeout_ms.or(file.query_timeout_ms),
+            max_searches: self.max_searches.or(file.max_searches),
+            max_searches_per_tenant: self
+                .max_searches_per_tenant
+                .or(file.max_searches_per_tenant),
+            header_timeout_secs: self.header_timeout_secs.or(file.header_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(file.body_timeout_secs),
+            body_min_rate: self.body_min_rate.or(file.body_min_rate),
+            idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
+            max_connections: self.max_connections.or(file.max_connections),
+            max_body_memory_bytes: self.max_body_memory_bytes.or(file.max_body_memory_bytes),
             token_recheck_ms: self.token_recheck_ms.or(file.token_recheck_ms),
             tenants: self.tenants.or(file.tenants),
         };
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| ConfigError::Listen { text: listen_text })?;
+        let listen = resolve_listen(&listen_text)?;
         let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
         if checkpoint_ms == 0 {
             return Err(ConfigError::CheckpointInterval);
@@ -321,10 +546,19 @@ impl Settings {
                 redacted: sealtrail_store::postgres::redact_url(url),
             });
         }
+        let queries = query_settings(
+            merged.query_timeout_ms,
+            merged.max_searches,
+            merged.max_searches_per_tenant,
+        )?;
         let mut tenant_policies = HashMap::new();
+        let mut gaps = crate::gaps::GapConfig::default();
         for (name, tenant) in merged.tenants.unwrap_or_default() {
             if let Err(source) = TenantName::parse(&name) {
                 return Err(ConfigError::TenantName { name, source });
+            }
+            if let Some(rules) = gap_rules(&name, &tenant)? {
+                gaps.tenants.insert(name.clone(), rules);
             }
             if let Some(policy) = tenant.on_store_failure {
                 tenant_policies.insert(name, policy);
@@ -338,6 +572,34 @@ impl Settings {
                 bytes: spool_max_bytes,
             });
         }
+        let http = HttpSettings {
+            listen,
+            public_log: merged.public_log.unwrap_or(false),
+            header_timeout: Duration::from_secs(
+                HEADER_TIMEOUT_BOUND
+                    .check(merged.header_timeout_secs, DEFAULT_HEADER_TIMEOUT.as_secs())?,
+            ),
+            body_timeout: Duration::from_secs(
+                BODY_TIMEOUT_BOUND
+                    .check(merged.body_timeout_secs, DEFAULT_BODY_TIMEOUT.as_secs())?,
+            ),
+            body_min_rate: BODY_MIN_RATE_BOUND
+                .check(merged.body_min_rate, DEFAULT_BODY_MIN_RATE)?,
+            idle_timeout: Duration::from_secs(
+                IDLE_TIMEOUT_BOUND
+                    .check(merged.idle_timeout_secs, DEFAULT_IDLE_TIMEOUT.as_secs())?,
+            ),
+            // Unset: derived from the open-file limit at start (`connections::fds`), which
+            // also refuses a configured cap that limit cannot afford.
+            max_connections: match merged.max_connections {
+                Some(n) => Some(to_usize(MAX_CONNECTIONS_BOUND.check(Some(n), n)?)),
+                None => None,
+            },
+            max_body_memory: to_usize(
+                MAX_BODY_MEMORY_BOUND
+                    .check(merged.max_body_memory_bytes, DEFAULT_MAX_BODY_MEMORY)?,
+            ),
+        };
         let token_recheck = merged
             .token_recheck_ms
             .map_or(DEFAULT_TOKEN_RECHECK, Duration::from_millis);
@@ -362,10 +624,7 @@ impl Settings {
                 tenant_policies,
                 spool_max_bytes,
             },
-            http: HttpSettings {
-                listen,
-                public_log: merged.public_log.unwrap_or(false),
-            },
+            http,
             verification: VerificationSettings {
                 interval: match merged.verify_interval_secs.unwrap_or(60) {
                     0 => None,
@@ -377,9 +636,117 @@ impl Settings {
                     .max_future_skew_secs
                     .map_or(DEFAULT_MAX_FUTURE_SKEW, Duration::from_secs),
             },
+            queries,
             auth: AuthSettings { token_recheck },
+            gaps,
         })
     }
+}
+
+/// The `queries` section from the merged `query_timeout_ms`, `max_searches` and
+/// `max_searches_per_tenant`, checked.
+fn query_settings(
+    query_timeout_ms: Option<u64>,
+    max_searches: Option<usize>,
+    max_searches_per_tenant: Option<usize>,
+) -> Result<QuerySettings, ConfigError> {
+    let time_limit = query_timeout_ms.map_or(DEFAULT_QUERY_TIMEOUT, Duration::from_millis);
+    if time_limit.is_zero() || time_limit > MAX_QUERY_TIMEOUT {
+        return Err(ConfigError::QueryTimeout {
+            ms: time_limit.as_millis() as u64,
+        });
+    }
+    let max_searches = max_searches.unwrap_or(DEFAULT_MAX_SEARCHES);
+    if !(1..=MAX_MAX_SEARCHES).contains(&max_searches) {
+        return Err(ConfigError::MaxSearches {
+            value: max_searches,
+        });
+    }
+    // Unset, the share is the default or, below it, the process's whole cap.
+    let max_searches_per_tenant =
+        max_searches_per_tenant.unwrap_or(DEFAULT_MAX_SEARCHES_PER_TENANT.min(max_searches));
+    if !(1..=max_searches).contains(&max_searches_per_tenant) {
+        return Err(ConfigError::MaxSearchesPerTenant {
+            value: max_searches_per_tenant,
+            max_searches,
+        });
+    }
+    Ok(QuerySettings {
+        time_limit,
+        max_searches,
+        max_searches_per_tenant,
+    })
+}
+
+/// A tenant's own gap rules, if it sets any, checked.
+fn gap_rules(
+    name: &str,
+    tenant: &TenantSettings,
+) -> Result<Option<crate::gaps::GapRules>, ConfigError> {
+    let bad = |setting, rule| ConfigError::TenantGapSetting {
+        tenant: name.to_string(),
+        setting,
+        rule,
+    };
+    let mut rules = crate::gaps::GapRules::default();
+    let mut any = false;
+    if let Some(secs) = tenant.gap_threshold_secs {
+        if secs < 60 {
+            return Err(bad("gap_threshold_secs", "must be at least 60 (a minute)"));
+        }
+        rules.threshold_secs = secs;
+        any = true;
+    }
+    if let Some(ratio) = tenant.rate_drop_ratio {
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(bad("rate_drop_ratio", "must be above 0 and at most 1"));
+        }
+        rules.rate_drop_ratio = ratio;
+        any = true;
+    }
+    if let Some(events) = tenant.rate_drop_min_events {
+        rules.rate_drop_min_events = events;
+        any = true;
+    }
+    if let Some(factor) = tenant.silent_factor {
+        if factor == 0 {
+            return Err(bad("silent_factor", "must be at least 1"));
+        }
+        rules.silent_factor = factor;
+        any = true;
+    }
+    Ok(any.then_some(rules))
+}
+
+/// `HOST:PORT` to the one address to bind: an IP address as given, or a host name resolved
+/// once at start (`localhost:7433`), its first IPv4 address preferred, so that a name that
+/// has both answers on the address clients most often try.
+fn resolve_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let listen_error = || ConfigError::Listen {
+        text: text.to_string(),
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(listen_error)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(listen_error());
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|error| ConfigError::ListenHost {
+            text: text.to_string(),
+            reason: error.to_string(),
+        })?
+        .collect();
+    resolved
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
+        .ok_or_else(|| ConfigError::ListenHost {
+            text: text.to_string(),
+            reason: "the name has no addresses".to_string(),
+        })
 }
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -443,6 +810,94 @@ mod tests {
     }
 
     #[test]
+    fn search_limits_come_from_flags_or_the_file_and_are_checked() {
+        let defaults = Settings::default().resolve().unwrap().queries;
+        assert_eq!(
+            defaults,
+            QuerySettings {
+                time_limit: DEFAULT_QUERY_TIMEOUT,
+                max_searches: DEFAULT_MAX_SEARCHES,
+                max_searches_per_tenant: DEFAULT_MAX_SEARCHES_PER_TENANT,
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(&file, "query_timeout_ms = 250\nmax_searches = 2\n").unwrap();
+        let from_file = Settings {
+            config: Some(file),
+            ..Settings::default()
+        };
+        let resolved = from_file.clone().resolve().unwrap();
+        // The share defaults to the cap when the cap is below the default share.
+        assert_eq!(
+            resolved.queries,
+            QuerySettings {
+                time_limit: Duration::from_millis(250),
+                max_searches: 2,
+                max_searches_per_tenant: 2,
+            }
+        );
+        assert_eq!(resolved.audit_record()["query_timeout_ms"], 250);
+        assert_eq!(resolved.audit_record()["max_searches_per_tenant"], 2);
+        let flags = Settings {
+            query_timeout_ms: Some(300_000),
+            max_searches_per_tenant: Some(1),
+            ..from_file
+        };
+        let resolved = flags.resolve().unwrap();
+        assert_eq!(resolved.queries.time_limit, MAX_QUERY_TIMEOUT);
+        assert_eq!(resolved.queries.max_searches_per_tenant, 1);
+
+        for (settings, named) in [
+            (
+                Settings {
+                    query_timeout_ms: Some(0),
+                    ..Settings::default()
+                },
+                "query_timeout_ms must be from 1 to 300000 (5 minutes), not 0",
+            ),
+            (
+                Settings {
+                    query_timeout_ms: Some(300_001),
+                    ..Settings::default()
+                },
+                "query_timeout_ms must be from 1 to 300000 (5 minutes), not 300001",
+            ),
+            (
+                Settings {
+                    max_searches: Some(0),
+                    ..Settings::default()
+                },
+                "max_searches must be from 1 to 64, not 0",
+            ),
+            (
+                Settings {
+                    max_searches: Some(MAX_MAX_SEARCHES + 1),
+                    ..Settings::default()
+                },
+                "max_searches must be from 1",
+            ),
+            (
+                Settings {
+                    max_searches_per_tenant: Some(9),
+                    ..Settings::default()
+                },
+                "max_searches_per_tenant must be from 1 to max_searches (8), not 9",
+            ),
+            (
+                Settings {
+                    max_searches_per_tenant: Some(0),
+                    ..Settings::default()
+                },
+                "max_searches_per_tenant must be from 1",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+        }
+    }
+
+    #[test]
     fn the_token_recheck_interval_comes_from_the_flag_or_the_file_and_is_bounded() {
         assert_eq!(
             Settings::default().resolve().unwrap().auth.token_recheck,
@@ -474,6 +929,52 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("token_recheck_ms 60001"), "{error}");
+    }
+
+    #[test]
+    fn gap_rules_come_per_tenant_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "[tenants.billing]\ngap_threshold_secs = 900\nrate_drop_ratio = 0.25\n[tenants.ehr]\non_store_failure = \"reject\"\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        let billing = resolved.gaps.rules("billing");
+        assert_eq!(billing.threshold_secs, 900);
+        assert_eq!(billing.rate_drop_ratio, 0.25);
+        assert_eq!(billing.silent_factor, 10);
+        assert_eq!(resolved.gaps.rules("ehr"), crate::gaps::GapRules::default());
+        for (text, named) in [
+            (
+                "[tenants.billing]\ngap_threshold_secs = 30\n",
+                "gap_threshold_secs",
+            ),
+            (
+                "[tenants.billing]\nrate_drop_ratio = 1.5\n",
+                "rate_drop_ratio",
+            ),
+            ("[tenants.billing]\nsilent_factor = 0\n", "silent_factor"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = Settings {
+                config: Some(file.clone()),
+                ..Settings::default()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("[tenants.billing]") && error.contains(named),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -526,6 +1027,102 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_have_defaults_and_come_from_flags_or_the_file() {
+        let defaults = Settings::default().resolve().unwrap().http;
+        assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(defaults.body_timeout, DEFAULT_BODY_TIMEOUT);
+        assert_eq!(defaults.body_min_rate, DEFAULT_BODY_MIN_RATE);
+        assert_eq!(defaults.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(defaults.max_connections, None);
+        assert_eq!(defaults.max_body_memory as u64, DEFAULT_MAX_BODY_MEMORY);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "header_timeout_secs = 5\nidle_timeout_secs = 30\nmax_connections = 100\nmax_body_memory_bytes = 33554432\n",
+        )
+        .unwrap();
+        let resolved = Settings {
+            config: Some(file),
+            header_timeout_secs: Some(2),
+            body_min_rate: Some(4096),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(resolved.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(resolved.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(resolved.http.body_min_rate, 4096);
+        assert_eq!(resolved.http.max_connections, Some(100));
+        assert_eq!(resolved.http.max_body_memory, 32 << 20);
+        assert_eq!(resolved.audit_record()["max_connections"], 100);
+        assert_eq!(resolved.audit_record()["header_timeout_secs"], 2);
+
+        for (settings, named) in [
+            (
+                Settings {
+                    header_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "header_timeout_secs 0 is out of range: from 1 to 300",
+            ),
+            (
+                Settings {
+                    header_timeout_secs: Some(301),
+                    ..Settings::default()
+                },
+                "header_timeout_secs 301",
+            ),
+            (
+                Settings {
+                    body_timeout_secs: Some(3601),
+                    ..Settings::default()
+                },
+                "body_timeout_secs 3601",
+            ),
+            (
+                Settings {
+                    body_min_rate: Some(0),
+                    ..Settings::default()
+                },
+                "body_min_rate 0",
+            ),
+            (
+                Settings {
+                    idle_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "idle_timeout_secs 0",
+            ),
+            (
+                Settings {
+                    max_connections: Some(0),
+                    ..Settings::default()
+                },
+                "max_connections 0",
+            ),
+            (
+                Settings {
+                    max_connections: Some((1 << 20) + 1),
+                    ..Settings::default()
+                },
+                "max_connections 1048577",
+            ),
+            (
+                Settings {
+                    max_body_memory_bytes: Some(LARGEST_BODY - 1),
+                    ..Settings::default()
+                },
+                "max_body_memory_bytes 16777215 is out of range: from 16777216",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{named}: {error}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
@@ -546,5 +1143,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("HOST:PORT"), "{error}");
+    }
+
+    #[test]
+    fn a_listen_host_name_is_resolved_and_a_bad_one_named() {
+        let resolved = Settings {
+            listen: Some("localhost:7444".into()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(
+            resolved.http.listen.ip().is_loopback(),
+            "{:?}",
+            resolved.http.listen
+        );
+        assert_eq!(resolved.http.listen.port(), 7444);
+        assert_eq!(
+            resolve_listen("[::1]:7433").unwrap(),
+            "[::1]:7433".parse().unwrap()
+        );
+        for bad in ["localhost", "localhost:", ":7433", "localhost:99999"] {
+            let error = resolve_listen(bad).unwrap_err().to_string();
+            assert!(error.contains("HOST:PORT"), "{bad}: {error}");
+        }
+        let error = resolve_listen("no-such-host.invalid:7433")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cannot resolve") && error.contains("no-such-host.invalid"),
+            "{error}"
+        );
     }
 }

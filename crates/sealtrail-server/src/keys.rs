@@ -102,7 +102,7 @@ pub fn write_key_pair(dir: &Path, signer: &SignerKey) -> Result<(PathBuf, PathBu
         let path = path.to_path_buf();
         move |source| KeyFileError::Write { path, source }
     };
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    sealtrail_store::layout::create_private_dir(dir).map_err(io(dir))?;
     let (key_path, vkey_path) = key_paths(dir, signer.name());
     for path in [&key_path, &vkey_path] {
         if path.exists() {
@@ -435,6 +435,22 @@ mod tests {
             )),
             "{message}"
         );
+    }
+
+    /// The key directory is private by itself, signer keys 0600, verifier keys readable.
+    #[cfg(unix)]
+    #[test]
+    fn the_key_directory_and_signer_keys_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = tempfile::tempdir().unwrap();
+        let resolver = KeyResolver::new(data.path());
+        resolver.create_signer("test.example/acme").unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = DataDir::new(data.path()).keys();
+        assert_eq!(mode(&dir), 0o700);
+        let (key_path, vkey_path) = key_paths(&dir, "test.example/acme");
+        assert_eq!(mode(&key_path), 0o600);
+        assert_eq!(mode(&vkey_path), 0o644);
     }
 
     #[test]

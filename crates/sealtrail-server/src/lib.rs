@@ -21,12 +21,16 @@
 //!   (from a bearer secret to its token, through a short-lived cache), [`refusals`] (refused
 //!   admin attempts recorded in the `_system` log, within limits) and [`directory`] (the
 //!   listings of tenants and tokens). [`readers`]
-//!   is the pool of store connections they read through.
+//!   is the pool of store connections they read through, with connections kept for the
+//!   control path (tokens, health, checkpoints) that searches and proofs cannot take;
+//!   `query::admission` decides which searches run (a share per tenant, a cap, a time limit).
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
-//!   the query index. A gap detector, a monitor, a delivery or an archive is a new module that
+//!   the query index; [`gaps`] the second (timelines and gap detection). A monitor, a delivery or an archive is a new module that
 //!   implements [`follower::Follow`].
-//! - **The edge.** [`http`]: axum only — extractors, authentication of the caller, calling
+//! - **The edge.** [`connections`]: the accept loop under the router, with the connection
+//!   cap (derived from the open-file limit) and the header, body and idle timeouts.
+//!   [`http`]: axum only — extractors, authentication of the caller, calling
 //!   the services, and [`http::error`], the one place errors become status codes. [`metrics`]
 //!   (the Prometheus registry), [`config`] (the `serve` settings, one definition for flags,
 //!   environment and file) and [`app`], which builds it all; [`shutdown`] is the one task
@@ -46,18 +50,23 @@ pub mod auth;
 pub mod authn;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod directory;
+pub mod doctor;
 pub mod follower;
+pub mod gaps;
 pub mod health;
 pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod keys;
 pub mod ledger;
+pub mod lifecycle;
 pub mod metrics;
 pub mod query;
 pub mod readers;
 pub mod refusals;
+pub mod replay;
 pub mod shutdown;
 pub mod spool;
 pub mod tenant;

@@ -17,7 +17,17 @@
 //! | `sealtrail_index_lag_seconds` | gauge | the indexer, via [`set_index_lag`] |
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
-//! | `sealtrail_chain_violations_total` | counter | the verifier, via [`record_verification`] |
+//! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
+//! | `sealtrail_chain_violations_total` | counter | the verification board, via [`record_verification`]: distinct violations, each counted once when first found |
+//! | `sealtrail_chain_violations_known` | gauge | the verification board, via [`set_known_violations`]: violations known now, across logs (0 once every log verifies whole again) |
+//! | `sealtrail_verification_last_run_timestamp_seconds` | gauge | the verifier, via [`record_verification`]: when a verification last finished (0 before the first) |
+//! | `sealtrail_disk_usage_ratio` | gauge | `GET /metrics`, via [`set_disk_usage`]: used fraction of the data directory's file system |
+//! | `sealtrail_auth_refusals_total{reason}` | counter | every 401 and 403, via [`auth_refused`], by the error code answered (`unauthorized`, `forbidden`, …) |
+//! | `sealtrail_gaps_open{tenant,kind}`, `sealtrail_gap_findings_total{tenant,kind}`, `sealtrail_producer_missing_events_total{tenant}`, `sealtrail_producer_silent{tenant}` | gauge, counters, gauge | the gap detector (`crate::gaps::metrics`, which registers them here) |
+//! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
+//! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
+//! | `sealtrail_http_connections_shed_total` | counter | the accept loop: connections that had sent no request, closed at the cap to make room for a new one |
+//! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests), `write` (an answer the client does not take) |
 //! | `sealtrail_store_wal_bytes{file}` | gauge | read at scrape by [`observe_wal`]: the size of the write-ahead log of `sealtrail.db` (the embedded store; absent on PostgreSQL) and of `index.db` (the query index) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
 //!
@@ -133,6 +143,11 @@ struct TenantLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FileLabel {
     file: String,
 }
@@ -140,6 +155,38 @@ struct FileLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
+}
+
+/// Why a search was not answered: the reasons of `sealtrail_searches_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchRefusal {
+    /// The tenant already ran as many searches as its share allows (429).
+    TenantShare,
+    /// The process already ran as many searches as it allows (503).
+    Capacity,
+    /// The search ran past its time limit and was stopped (503 `query_timeout`).
+    Timeout,
+}
+
+impl SearchRefusal {
+    const ALL: [SearchRefusal; 3] = [
+        SearchRefusal::TenantShare,
+        SearchRefusal::Capacity,
+        SearchRefusal::Timeout,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SearchRefusal::TenantShare => "tenant_share",
+            SearchRefusal::Capacity => "capacity",
+            SearchRefusal::Timeout => "timeout",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
 }
 
 type GaugeF64 = Gauge<f64, AtomicU64>;
@@ -155,10 +202,19 @@ struct Metrics {
     checkpoint_age: Family<TenantLabel, GaugeF64>,
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
+    searches_refused: Family<ReasonLabel, Counter>,
+    chain_violations_known: Gauge,
+    verification_last_run: GaugeF64,
+    disk_usage: GaugeF64,
+    auth_refusals: Family<ReasonLabel, Counter>,
     admin_refusals: Family<OutcomeLabel, Counter>,
     spool_depth: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: GaugeF64,
+    http_connections: Gauge,
+    http_connection_limit: Gauge,
+    http_timeouts: Family<PhaseLabel, Counter>,
+    http_shed: Counter,
     wal_bytes: Family<FileLabel, Gauge>,
     /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
     /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
@@ -250,8 +306,48 @@ impl Metrics {
         let chain_violations = Counter::default();
         registry.register(
             "sealtrail_chain_violations",
-            "Chain violations found by verification",
+            "Distinct chain violations found by verification, each counted once when first found",
             chain_violations.clone(),
+        );
+        let searches_refused = Family::<ReasonLabel, Counter>::default();
+        for reason in SearchRefusal::ALL {
+            searches_refused.get_or_create_owned(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "sealtrail_searches_refused",
+            "Searches not answered, by reason (tenant_share, capacity, timeout)",
+            searches_refused.clone(),
+        );
+        let chain_violations_known = Gauge::default();
+        registry.register(
+            "sealtrail_chain_violations_known",
+            "Chain violations currently known across logs (until a whole-log verification finds the log intact)",
+            chain_violations_known.clone(),
+        );
+        let verification_last_run = GaugeF64::default();
+        registry.register(
+            "sealtrail_verification_last_run_timestamp_seconds",
+            "Unix time when a log verification last finished (0 before the first)",
+            verification_last_run.clone(),
+        );
+        let disk_usage = GaugeF64::default();
+        // NaN until measured: unknown, not empty.
+        disk_usage.set(f64::NAN);
+        registry.register(
+            "sealtrail_disk_usage_ratio",
+            "Used fraction of the file system holding the data directory (0 to 1)",
+            disk_usage.clone(),
+        );
+        let auth_refusals = Family::<ReasonLabel, Counter>::default();
+        for reason in ["unauthorized", "forbidden"] {
+            auth_refusals.get_or_create_owned(&ReasonLabel { reason });
+        }
+        registry.register(
+            "sealtrail_auth_refusals",
+            "Requests refused with 401 or 403, by the error code answered",
+            auth_refusals.clone(),
         );
         let admin_refusals = Family::<OutcomeLabel, Counter>::default();
         for outcome in ["recorded", "suppressed", "failed"] {
@@ -282,6 +378,34 @@ impl Metrics {
             Unit::Seconds,
             spool_oldest_age.clone(),
         );
+        crate::gaps::metrics::register(&mut registry);
+        let http_connections = Gauge::default();
+        registry.register(
+            "sealtrail_http_connections",
+            "Client connections open now",
+            http_connections.clone(),
+        );
+        let http_connection_limit = Gauge::default();
+        registry.register(
+            "sealtrail_http_connection_limit",
+            "The most client connections served at once (max_connections); more wait in the listen backlog",
+            http_connection_limit.clone(),
+        );
+        let http_timeouts = Family::<PhaseLabel, Counter>::default();
+        for phase in ["header", "idle", "write"] {
+            http_timeouts.get_or_create_owned(&PhaseLabel { phase });
+        }
+        registry.register(
+            "sealtrail_http_timeouts",
+            "Connections closed past their deadline, by phase (header, idle, write)",
+            http_timeouts.clone(),
+        );
+        let http_shed = Counter::default();
+        registry.register(
+            "sealtrail_http_connections_shed",
+            "Connections that had sent no request, closed at max_connections to make room for a new one",
+            http_shed.clone(),
+        );
         let wal_bytes = Family::<FileLabel, Gauge>::default();
         registry.register_with_unit(
             "sealtrail_store_wal",
@@ -291,6 +415,10 @@ impl Metrics {
         );
         Metrics {
             registry,
+            http_shed,
+            http_connections,
+            http_connection_limit,
+            http_timeouts,
             wal_bytes,
             spool_depth,
             spool_bytes,
@@ -305,6 +433,11 @@ impl Metrics {
             checkpoint_age,
             verification_runs,
             chain_violations,
+            searches_refused,
+            chain_violations_known,
+            verification_last_run,
+            disk_usage,
+            auth_refusals,
             admin_refusals,
             activity: Mutex::new(ActivityState::default()),
             checkpoints: Mutex::new(HashMap::new()),
@@ -337,6 +470,16 @@ pub fn ingest_error(kind: &'static str) {
     METRICS
         .ingest_errors
         .get_or_create(&KindLabel { kind })
+        .inc();
+}
+
+/// Counts one search not answered, and why.
+pub fn search_refused(reason: SearchRefusal) {
+    METRICS
+        .searches_refused
+        .get_or_create(&ReasonLabel {
+            reason: reason.as_str(),
+        })
         .inc();
 }
 
@@ -388,8 +531,9 @@ pub fn checkpoint_known(tenant: &str) -> bool {
 /// are known only to the store: reading each such tenant's latest once, before a scrape,
 /// makes its age gauge exist from the first scrape.
 pub async fn seed_checkpoint_ages(readers: &Readers) -> Result<(), ReadError> {
+    // On the control path: a scrape must answer while searches fill the other readers.
     readers
-        .read(|conn| {
+        .control(|conn| {
             for tenant in conn.tenants()? {
                 if checkpoint_known(&tenant.name) {
                     continue;
@@ -411,17 +555,41 @@ fn issued_at(note: &str) -> Option<Timestamp> {
     Checkpoint::parse(&note.text).ok()?.timestamp
 }
 
-/// Records one verification run of a log: valid or not, and how many violations it found.
-/// (The latest result per tenant, which `GET /health` reports as `chain`, is kept by the
-/// verification board.)
-pub fn record_verification(valid: bool, violations: u64) {
+/// Records one verification run of a log: valid or not, and how many violations it found
+/// that were not known before (the board decides which are new, so that the same damage found
+/// again at every run is counted once). The latest result per tenant, which `GET /health`
+/// reports as `chain`, is kept by the verification board.
+pub fn record_verification(valid: bool, new_violations: u64) {
     let metrics = &*METRICS;
     let result = if valid { "valid" } else { "violated" };
     metrics
         .verification_runs
         .get_or_create(&ResultLabel { result })
         .inc();
-    metrics.chain_violations.inc_by(violations);
+    metrics.chain_violations.inc_by(new_violations);
+    let now = crate::clock::Clock::system().now().unix_micros();
+    metrics.verification_last_run.set(now as f64 / 1e6);
+}
+
+/// Sets how many chain violations are known now, across logs.
+pub fn set_known_violations(count: u64) {
+    METRICS
+        .chain_violations_known
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+}
+
+/// Records the used fraction of the data directory's file system.
+pub fn set_disk_usage(ratio: f64) {
+    METRICS.disk_usage.set(ratio);
+}
+
+/// Counts one request refused with 401 or 403, by the error code answered. Codes are the
+/// API's fixed set, so the label is bounded.
+pub fn auth_refused(reason: &'static str) {
+    METRICS
+        .auth_refusals
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
 }
 
 /// Records the spool's state after it changed.
@@ -434,6 +602,36 @@ pub fn set_spool(status: SpoolStatus) {
         .spool_bytes
         .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
     *lock(&metrics.spool) = Some(status);
+}
+
+/// Records that a client connection was accepted.
+pub fn connection_opened() {
+    METRICS.http_connections.inc();
+}
+
+/// Records that a client connection closed.
+pub fn connection_closed() {
+    METRICS.http_connections.dec();
+}
+
+/// Records the connection cap.
+pub fn set_connection_limit(limit: usize) {
+    METRICS
+        .http_connection_limit
+        .set(i64::try_from(limit).unwrap_or(i64::MAX));
+}
+
+/// Records a connection closed at the cap to make room for a new one.
+pub fn connection_shed() {
+    METRICS.http_shed.inc();
+}
+
+/// Records a connection closed past its deadline in `phase` (`header`, `idle` or `write`).
+pub fn connection_timed_out(phase: &'static str) {
+    METRICS
+        .http_timeouts
+        .get_or_create(&PhaseLabel { phase })
+        .inc();
 }
 
 /// Reads the size of the write-ahead logs of the SQLite databases in `storage`, before a
@@ -650,6 +848,16 @@ mod tests {
             "sealtrail_checkpoint_age_seconds{tenant=\"metrics-unit-test\"}",
             "sealtrail_verification_runs_total{result=\"violated\"} 0",
             "sealtrail_chain_violations_total",
+            "sealtrail_chain_violations_known",
+            "sealtrail_verification_last_run_timestamp_seconds",
+            "sealtrail_disk_usage_ratio",
+            "sealtrail_auth_refusals_total{reason=\"unauthorized\"}",
+            "sealtrail_http_connections ",
+            "sealtrail_http_connection_limit ",
+            "sealtrail_http_timeouts_total{phase=\"header\"}",
+            "sealtrail_http_timeouts_total{phase=\"idle\"}",
+            "sealtrail_http_timeouts_total{phase=\"write\"}",
+            "sealtrail_http_connections_shed_total",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

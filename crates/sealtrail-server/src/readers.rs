@@ -4,15 +4,35 @@
 //! the writer. The pool lives outside `http` because the services that read — queries,
 //! verification, health — are used without HTTP too; each names its own error type, and
 //! [`ReadFailure`] tells the pool which of those errors may have broken the connection.
+//!
+//! ## Two kinds of reads
+//!
+//! Of the [`MAX_READERS`] connections, [`CONTROL_READERS`] are kept for the *control path*
+//! ([`Readers::control`]): the short reads that decide whether the service works at all —
+//! a token looked up again before a request (ingest's only read), `/health`, the latest
+//! checkpoint and key, `/metrics`. Everything else — searches, events with their proofs,
+//! proofs, tiles, verification, listings — reads through [`Readers::read`] on the other
+//! [`GENERAL_READERS`], and can never take a control connection. As PostgreSQL keeps
+//! `superuser_reserved_connections` for the administrator, this keeps many slow searches (or
+//! proofs) from making a producer's `POST /v1/events` or a load balancer's `/health` wait for
+//! one of them to finish. Searches are limited further by the query service (a share per
+//! tenant, a cap below [`GENERAL_READERS`], a time limit; see `crate::query::admission`).
 
 use std::sync::{Arc, Mutex};
 
 use sealtrail_store::{Location, Store, StoreError};
+use tokio::sync::Semaphore;
 
 /// Read connections open at once per process, at most: enough to keep both cores busy with
 /// reads, and few enough that several instances stay well inside PostgreSQL's default
 /// `max_connections` (100).
 pub const MAX_READERS: usize = 16;
+/// Of [`MAX_READERS`], the connections kept for the control path ([`Readers::control`]).
+/// Its reads are single-row lookups of a millisecond or less, so four serve far more requests
+/// a second than the writer commits.
+pub const CONTROL_READERS: usize = 4;
+/// Of [`MAX_READERS`], the connections every other read shares ([`Readers::read`]).
+pub const GENERAL_READERS: usize = MAX_READERS - CONTROL_READERS;
 
 /// An error a read through [`Readers`] can end with.
 pub trait ReadFailure: From<StoreError> + Send + 'static {
@@ -57,12 +77,18 @@ impl ReadFailure for ReadError {
     }
 }
 
-/// A small pool of read connections to the store; reads never wait for the writer.
+/// A small pool of read connections to the store; reads never wait for the writer, and the
+/// control path never waits for other reads (see the module docs).
 #[derive(Clone)]
 pub struct Readers {
     location: Location,
+    /// Open connections not in use, of either kind: a connection is the same whichever
+    /// permit it is used under, and at most [`MAX_READERS`] are ever open.
     idle: Arc<Mutex<Vec<Box<dyn Store>>>>,
-    permits: Arc<tokio::sync::Semaphore>,
+    /// [`GENERAL_READERS`] permits, for [`Readers::read`].
+    general: Arc<Semaphore>,
+    /// [`CONTROL_READERS`] permits, for [`Readers::control`].
+    control: Arc<Semaphore>,
 }
 
 impl Readers {
@@ -70,18 +96,37 @@ impl Readers {
         Readers {
             location,
             idle: Arc::new(Mutex::new(Vec::new())),
-            permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+            general: Arc::new(Semaphore::new(GENERAL_READERS)),
+            control: Arc::new(Semaphore::new(CONTROL_READERS)),
         }
     }
 
-    /// Runs `f` with a read connection on the blocking pool.
+    /// Runs `f` with a read connection on the blocking pool, among every read that is not
+    /// the control path's.
     pub async fn read<T: Send + 'static, E: ReadFailure>(
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
+        self.read_under(&self.general, f).await
+    }
+
+    /// Runs `f` with a read connection kept for the control path: authentication, health,
+    /// the latest checkpoint and key, metrics. Only short reads belong here; they never wait
+    /// for searches or proofs, however many of those run.
+    pub async fn control<T: Send + 'static, E: ReadFailure>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        self.read_under(&self.control, f).await
+    }
+
+    async fn read_under<T: Send + 'static, E: ReadFailure>(
+        &self,
+        permits: &Arc<Semaphore>,
+        f: impl FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let readers = self.clone();
-        let permit = self
-            .permits
+        let permit = permits
             .clone()
             .acquire_owned()
             .await

@@ -207,7 +207,9 @@ impl Spool {
             source,
         };
         let dir = path.parent().expect("the spool file is in a directory");
-        std::fs::create_dir_all(dir).map_err(io_error)?;
+        // The spool holds events' full text: private like the store.
+        sealtrail_store::layout::create_private_dir(dir).map_err(io_error)?;
+        sealtrail_store::layout::create_private_file(&path).map_err(io_error)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -391,6 +393,35 @@ impl Spool {
     }
 }
 
+/// The spool file's whole records, read without opening the spool (nothing is truncated or
+/// locked, so it is safe while a server uses it): `None` when there is no spool file. Records
+/// a server already drained stay in the file until all of it is drained, so this is an upper
+/// bound of what still waits.
+pub fn inspect(data_dir: &Path) -> io::Result<Option<SpoolStatus>> {
+    let path = spool_path(data_dir);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let file_len = file.metadata()?.len();
+    let mut reader = BufReader::new(file);
+    let (mut offset, mut depth, mut oldest) = (0u64, 0u64, None);
+    while let Some((record, next)) = read_record(&mut reader, offset, file_len) {
+        depth += 1;
+        if oldest.is_none() {
+            oldest = record.parsed().map(|e| e.server.received_at.unix_micros());
+        }
+        offset = next;
+    }
+    Ok(Some(SpoolStatus {
+        depth,
+        bytes: offset,
+        max_bytes: DEFAULT_MAX_BYTES,
+        oldest_received_micros: oldest,
+    }))
+}
+
 /// Reads the record at `offset`; `None` at the end of the whole records (end of file, or a
 /// record cut short or failing its check).
 fn read_record(reader: &mut impl Read, offset: u64, file_len: u64) -> Option<(Record, u64)> {
@@ -456,6 +487,20 @@ mod tests {
             idempotency_key: key.map(str::to_string),
             entry: canonical_entry(&event, &server).unwrap(),
         }
+    }
+
+    /// Spooled events are the events' full text: the spool is private like the store.
+    #[cfg(unix)]
+    #[test]
+    fn the_spool_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, _) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+        spool.append(&[record(0, None)]).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let path = spool_path(dir.path());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
     }
 
     #[test]

@@ -24,10 +24,20 @@
 //! violation is sticky: a later partial run that happens not to cover the damage does not
 //! clear it; only a valid verification of the whole log does.
 //!
+//! A run that cannot finish — the store fails to open, list the tenants or hand over a row,
+//! a log's key cannot be read — is itself recorded as a violation of kind `store_error`
+//! (with the seq of the row when the store names one), never only logged: until a later run
+//! verifies the log, nobody may read the chain as valid. The one exception is a store that
+//! cannot be reached at all (`StoreError::Unavailable`): that is the health check's store
+//! check (`failing`, or `degraded` while the spool takes events), not news about any log. The board keeps the violations it
+//! knows per log, identified by seq and kind (by their detail for those of a checkpoint as a
+//! whole), so that `sealtrail_chain_violations_total` counts each once however many runs find
+//! it again, and `sealtrail_chain_violations_known` says how many are known now.
+//!
 //! **Architecture invariant:** nothing here judges integrity; the core's verifier does. This
 //! module only decides which bytes it sees.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +45,9 @@ use std::time::Duration;
 use sealtrail_core::checkpoint::{Checkpoint, CheckpointError};
 use sealtrail_core::merkle::HashReader;
 use sealtrail_core::note::{self, VerifierKey};
-use sealtrail_core::verify::{EntryCheck, Report, Verifier, VerifyError, VerifyOptions};
+use sealtrail_core::verify::{
+    EntryCheck, Report, Verifier, VerifyError, VerifyOptions, Violation, ViolationKind,
+};
 use serde::Serialize;
 
 pub use crate::keys::LogKeys;
@@ -67,7 +79,10 @@ pub enum VerificationError {
     #[error("from_seq {from} is after to_seq {to}")]
     EmptyRange { from: u64, to: u64 },
     /// A range that starts after the log's end: there are no stored hashes to resume from.
-    #[error("from_seq={from} is beyond the end of the log, which has {committed} entries")]
+    #[error(
+        "from_seq={from} is beyond the end of the log, which has {}",
+        sealtrail_core::text::entries(*.committed)
+    )]
     BeyondLog { from: u64, committed: u64 },
     /// The reader pool failed.
     #[error("{0}")]
@@ -834,55 +849,150 @@ impl Default for TenantStatus {
 /// every clone is the same board.
 #[derive(Clone, Default)]
 pub struct VerificationBoard {
-    tenants: Arc<Mutex<BTreeMap<String, TenantStatus>>>,
+    inner: Arc<Mutex<Board>>,
+}
+
+/// The board's contents, under one lock.
+#[derive(Default)]
+struct Board {
+    tenants: BTreeMap<String, TenantStatus>,
+    /// Per tenant, the violations known now (see [`ViolationId`]).
+    known: BTreeMap<String, BTreeSet<ViolationId>>,
+    /// Why the latest background pass could not verify any log (the store could not be
+    /// opened, or its tenants listed); cleared by the next pass that gets that far.
+    pass_failure: Option<String>,
+}
+
+/// What makes two findings the same violation: its seq and kind, and for a violation of a
+/// checkpoint as a whole (no seq) its detail, which names the checkpoint.
+type ViolationId = (Option<u64>, ViolationKind, String);
+
+fn violation_id(violation: &Violation) -> ViolationId {
+    let detail = match violation.seq {
+        Some(_) => String::new(),
+        None => violation.detail.clone(),
+    };
+    (violation.seq, violation.kind, detail)
+}
+
+impl Board {
+    /// Violations known now, across logs: for each log the distinct ones remembered, or the
+    /// latest count when that is larger (a report keeps at most 1,000 violations).
+    fn known_count(&self) -> u64 {
+        let mut count: u64 = self
+            .tenants
+            .iter()
+            .map(|(tenant, status)| {
+                let remembered = self.known.get(tenant).map_or(0, |k| k.len() as u64);
+                remembered.max(status.violation_count)
+            })
+            .sum();
+        if self.pass_failure.is_some() {
+            count += 1;
+        }
+        count
+    }
 }
 
 impl VerificationBoard {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TenantStatus>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Board> {
         // A panic while holding the lock leaves plain data behind; it is still the best we know.
-        self.tenants
+        self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The status of one tenant's log.
     pub fn status(&self, tenant: &str) -> TenantStatus {
-        self.lock().get(tenant).cloned().unwrap_or_default()
+        self.lock().tenants.get(tenant).cloned().unwrap_or_default()
     }
 
     /// The status of every tenant verified so far, by tenant.
     pub fn statuses(&self) -> BTreeMap<String, TenantStatus> {
-        self.lock().clone()
+        self.lock().tenants.clone()
     }
 
-    /// One word for all logs: `violated` if any is, `unchecked` until one was verified,
-    /// `valid` otherwise.
+    /// One word for all logs: `violated` if any is (or the latest background pass could not
+    /// verify at all), `unchecked` until one was verified, `valid` otherwise.
     pub fn chain_state(&self) -> ChainState {
-        let all = self.lock();
-        if all.values().any(|s| s.state == ChainState::Violated) {
+        let board = self.lock();
+        if board.pass_failure.is_some()
+            || board
+                .tenants
+                .values()
+                .any(|s| s.state == ChainState::Violated)
+        {
             ChainState::Violated
-        } else if all.values().any(|s| s.state == ChainState::Valid) {
+        } else if board.tenants.values().any(|s| s.state == ChainState::Valid) {
             ChainState::Valid
         } else {
             ChainState::Unchecked
         }
     }
 
+    /// Violations known now, across logs (what `sealtrail_chain_violations_known` says).
+    pub fn known_violations(&self) -> u64 {
+        self.lock().known_count()
+    }
+
     /// Records a verification's findings. `whole_log` says the report covers the whole log, so
     /// a valid one clears an earlier violation; a valid partial report leaves it standing.
     pub fn record(&self, tenant: &str, report: &Report, whole_log: bool) {
-        record(&mut self.lock(), tenant, report, whole_log);
+        let mut board = self.lock();
+        record(&mut board, tenant, report, whole_log);
+        crate::metrics::set_known_violations(board.known_count());
+    }
+
+    /// Records that `tenant`'s log could not be verified because of `error`: a violation of
+    /// kind `store_error`, at the seq of the row the store names when it names one.
+    pub fn record_unverifiable(&self, tenant: &str, error: &VerificationError) {
+        let seq = match error {
+            VerificationError::Store(StoreError::BadRow { seq, .. }) => Some(*seq),
+            _ => None,
+        };
+        let report = Report {
+            valid: false,
+            rows_checked: 0,
+            violations: vec![Violation {
+                seq,
+                kind: ViolationKind::StoreError,
+                detail: format!("the log could not be verified: {error}"),
+            }],
+            violation_count: 1,
+            first_broken_seq: seq,
+            checkpoint: None,
+        };
+        self.record(tenant, &report, false);
+    }
+
+    /// Records whether a background pass got as far as the logs: `Some(why)` when it could not
+    /// (then the chain state is `violated` until a pass gets through), `None` when it did.
+    pub fn record_pass(&self, failure: Option<String>) {
+        let mut board = self.lock();
+        if let Some(why) = &failure {
+            if board.pass_failure.is_none() {
+                crate::metrics::record_verification(false, 1);
+            }
+            tracing::error!(error = %why, "background verification could not run; the chain is reported violated until it can");
+        }
+        board.pass_failure = failure;
+        crate::metrics::set_known_violations(board.known_count());
     }
 }
 
-fn record(
-    board: &mut BTreeMap<String, TenantStatus>,
-    tenant: &str,
-    report: &Report,
-    whole_log: bool,
-) {
-    crate::metrics::record_verification(report.valid, report.violation_count);
-    let status = board.entry(tenant.to_string()).or_default();
+fn record(board: &mut Board, tenant: &str, report: &Report, whole_log: bool) {
+    let known = board.known.entry(tenant.to_string()).or_default();
+    let found: BTreeSet<ViolationId> = report.violations.iter().map(violation_id).collect();
+    let new = found.difference(known).count() as u64;
+    // A whole-log run replaces what is known of the log; a partial one adds to it (damage
+    // outside its range stays known).
+    if whole_log || (report.valid && known.is_empty()) {
+        *known = found;
+    } else if !report.valid {
+        known.extend(found);
+    }
+    crate::metrics::record_verification(report.valid, new);
+    let status = board.tenants.entry(tenant.to_string()).or_default();
     let was_violated = status.state == ChainState::Violated;
     status.last_run = Some(crate::clock::Clock::system().now().to_rfc3339());
     status.rows_checked = report.rows_checked;
@@ -897,6 +1007,7 @@ fn record(
             status.state = ChainState::Valid;
             status.first_broken_seq = None;
             status.violation_count = 0;
+            board.known.remove(tenant);
         }
         return;
     }
@@ -969,9 +1080,14 @@ pub async fn run_background(
             std::mem::take(&mut progress),
         );
         let run = tokio::task::spawn_blocking(move || {
-            if let Err(error) = verify_all_once(&ledger, &board, &data_dir, &location, &mut carried)
-            {
-                tracing::error!(%error, "background verification could not run");
+            match verify_all_once(&ledger, &board, &data_dir, &location, &mut carried) {
+                Ok(()) => board.record_pass(None),
+                // An unreachable store is what the health check's store check reports (and
+                // the spool may be taking events); it says nothing about any log's content.
+                Err(error @ StoreError::Unavailable(_)) => {
+                    tracing::error!(%error, "background verification could not reach the store");
+                }
+                Err(error) => board.record_pass(Some(error.to_string())),
             }
             carried
         });
@@ -1004,6 +1120,9 @@ fn verify_all_once(
             }
             Err(error) => {
                 tracing::error!(tenant = %tenant.name, %error, "cannot verify the log");
+                if !matches!(error, VerificationError::Store(StoreError::Unavailable(_))) {
+                    board.record_unverifiable(&tenant.name, &error);
+                }
             }
         }
     }
@@ -1065,6 +1184,83 @@ mod tests {
             None => read(&mut |seq, entry| push(&mut verifier, seq, entry)).unwrap(),
         }
         verifier.finish()
+    }
+
+    fn damaged(seqs: &[u64]) -> Report {
+        Report {
+            valid: false,
+            rows_checked: 10,
+            violations: seqs
+                .iter()
+                .map(|&seq| Violation {
+                    seq: Some(seq),
+                    kind: ViolationKind::ContentMismatch,
+                    detail: format!("entry {seq} altered"),
+                })
+                .collect(),
+            violation_count: seqs.len() as u64,
+            first_broken_seq: seqs.first().copied(),
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn the_board_knows_each_violation_once_until_the_whole_log_verifies() {
+        let board = VerificationBoard::default();
+        let intact = Report {
+            valid: true,
+            rows_checked: 10,
+            violations: vec![],
+            violation_count: 0,
+            first_broken_seq: None,
+            checkpoint: None,
+        };
+        board.record("acme", &intact, true);
+        assert_eq!(board.known_violations(), 0);
+        board.record("acme", &damaged(&[3, 7]), true);
+        // The same damage found again by later runs, whole or partial, is not new.
+        board.record("acme", &damaged(&[3, 7]), true);
+        board.record("acme", &damaged(&[7]), false);
+        assert_eq!(board.known_violations(), 2);
+        // A partial run that finds nothing leaves what is known standing.
+        board.record("acme", &intact, false);
+        assert_eq!(board.known_violations(), 2);
+        assert_eq!(board.chain_state(), ChainState::Violated);
+        // New damage is added; another log's violations count beside it.
+        board.record("acme", &damaged(&[9]), false);
+        board.record("other", &damaged(&[1]), true);
+        assert_eq!(board.known_violations(), 4);
+        // A whole-log run replaces what is known of that log.
+        board.record("acme", &intact, true);
+        assert_eq!(board.known_violations(), 1);
+        board.record("other", &intact, true);
+        assert_eq!(board.known_violations(), 0);
+        assert_eq!(board.chain_state(), ChainState::Valid);
+    }
+
+    #[test]
+    fn a_run_that_cannot_finish_is_a_violation_at_the_row_it_names() {
+        let board = VerificationBoard::default();
+        let error = VerificationError::Store(StoreError::BadRow {
+            tenant: "acme".into(),
+            seq: 41,
+            source: sealtrail_store::BadValue {
+                column: "entries.entry",
+                expected: "a BLOB",
+                found: "NULL".into(),
+            },
+        });
+        board.record_unverifiable("acme", &error);
+        let status = board.status("acme");
+        assert_eq!(status.state, ChainState::Violated);
+        assert_eq!(status.first_broken_seq, Some(41));
+        assert_eq!(board.known_violations(), 1);
+        // A pass that cannot reach the logs at all is a violation too, until one gets through.
+        let fresh = VerificationBoard::default();
+        fresh.record_pass(Some("cannot list the tenants".into()));
+        assert_eq!(fresh.chain_state(), ChainState::Violated);
+        fresh.record_pass(None);
+        assert_eq!(fresh.chain_state(), ChainState::Unchecked);
     }
 
     #[test]

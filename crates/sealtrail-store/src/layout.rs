@@ -10,6 +10,7 @@
 //! DIR/
 //!   sealtrail.db   the embedded store: every tenant's log (source of truth)
 //!   index.db       the query index (derived from the logs; rebuilt when missing or stale)
+//!   gaps.db        timelines' counters and the gap detector's state (derived likewise)
 //!   keys/          signing and verifier key files, one pair per log
 //!   spool/         events accepted while the store was unavailable, not yet appended
 //! ```
@@ -18,7 +19,8 @@
 //! and are named by SQLite (see [`crate::sqlite::wal::wal_path`]).
 //!
 //! **Who may read it.** The directory holds every tenant's audit log and the signing keys, so
-//! it is its owner's alone: [`DataDir::create`] makes it mode 0700 and
+//! it is its owner's alone: [`DataDir::create`] makes it mode 0700 (and [`create_private_dir`]
+//! its `keys/` and `spool/` directories likewise, the spool file 0600) and
 //! [`create_private_file`] makes each database 0600, whatever the process's umask (a umask of
 //! 022 would otherwise make them readable by every local user). The databases' `-wal` and
 //! `-shm` files need nothing of their own: SQLite creates them with their database's mode.
@@ -63,6 +65,13 @@ impl DataDir {
         self.root.join("index.db")
     }
 
+    /// The gap detector's database (`DIR/gaps.db`): per-minute counters, producer sequences
+    /// and missing ranges, derived from the logs and rebuilt from them when missing or stale.
+    /// Kept with either store: each instance derives it for itself.
+    pub fn gaps(&self) -> PathBuf {
+        self.root.join("gaps.db")
+    }
+
     /// The key files (`DIR/keys/`): each log's signing key and verifier key.
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")
@@ -79,25 +88,7 @@ impl DataDir {
     /// Creates the directory if it does not exist, with mode 0700 (and any missing parents
     /// likewise); an existing directory is left as it is (see [`DataDir::too_open`]).
     pub fn create(&self) -> io::Result<()> {
-        if self.root.is_dir() {
-            return Ok(());
-        }
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-            builder.mode(PRIVATE_DIR_MODE);
-            builder.create(&self.root)?;
-            // The mode given to mkdir is narrowed by the umask, never widened; setting it
-            // again makes it exactly 0700 whatever the umask is.
-            std::fs::set_permissions(
-                &self.root,
-                std::fs::Permissions::from_mode(PRIVATE_DIR_MODE),
-            )
-        }
-        #[cfg(not(unix))]
-        builder.create(&self.root)
+        create_private_dir(&self.root)
     }
 
     /// The directory and the databases in it (with their `-wal` and `-shm` files) that other
@@ -105,7 +96,7 @@ impl DataDir {
     /// exist are skipped.
     pub fn too_open(&self) -> io::Result<Vec<(PathBuf, u32)>> {
         let mut paths = vec![self.root.clone()];
-        for database in [self.database(), self.index()] {
+        for database in [self.database(), self.index(), self.gaps()] {
             paths.push(sqlite_sidecar(&database, "-wal"));
             paths.push(sqlite_sidecar(&database, "-shm"));
             paths.push(database);
@@ -158,6 +149,29 @@ fn sqlite_sidecar(database: &Path, suffix: &str) -> PathBuf {
     let mut path = database.as_os_str().to_owned();
     path.push(suffix);
     PathBuf::from(path)
+}
+
+/// Creates the directory `path` with mode 0700 (and any missing parents likewise) if it does
+/// not exist; an existing directory is left as it is. For the data directory and what
+/// sealtrail creates inside it (`keys/`, `spool/`), so that each is private on its own even
+/// where the data directory was made wider by its operator.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        builder.mode(PRIVATE_DIR_MODE);
+        builder.create(path)?;
+        // The mode given to mkdir is narrowed by the umask, never widened; setting it again
+        // makes it exactly 0700 whatever the umask is.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+    }
+    #[cfg(not(unix))]
+    builder.create(path)
 }
 
 /// Creates `path` as an empty file of mode 0600 if it does not exist, so that the SQLite

@@ -19,7 +19,7 @@
 //! take one from a pool.
 //!
 //! Beside the stores: [`index`], the query index's database (`DIR/index.db`, derived from the
-//! logs), and [`layout`], the one type that knows the data directory's file names
+//! logs), [`gaps`], the gap detector's (`DIR/gaps.db`, likewise), and [`layout`], the one type that knows the data directory's file names
 //! ([`DataDir`]). With the feature `test-suite`, [`testing`] is the harness of the one store
 //! test suite, for this crate's tests and for crates built on it.
 //!
@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod gaps;
 pub mod index;
 pub mod layout;
 pub mod postgres;
@@ -430,6 +431,39 @@ pub trait Store: Send {
     fn integrity_problems(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
+
+    // --- diagnosis and repair (`sealtrail doctor`, `sealtrail replay`) ---
+
+    /// The schema version the store holds and the one this build writes, as
+    /// `(found, known)`: SQLite's `user_version`, or the PostgreSQL migrations applied.
+    fn schema_versions(&self) -> Result<(i64, i64)>;
+
+    /// The database server's clock (PostgreSQL's `now()`), to compare with this machine's;
+    /// `None` for the embedded store, which has no clock of its own.
+    fn database_time(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Puts back the entry at `seq` of a tenant's log whose row is missing, inside a write
+    /// transaction, only if the leaf hash of `entry` is the stored leaf hash at `seq` (see
+    /// [`Restore`]): the row that was deleted, byte for byte, and nothing else. The store
+    /// checks this itself, under the tenant's append lock (the embedded store with the core's
+    /// `leaf_hash`, PostgreSQL in `sealtrail_restore_entry`, a function of the schema's
+    /// owner). It never updates: an existing row is reported, not touched.
+    fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore>;
+}
+
+/// What [`Store::restore_entry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The row was missing and the stored leaf hash matched: it is back.
+    Restored,
+    /// A row is at that seq already (nothing was written).
+    Present,
+    /// The store holds no leaf hash at that seq: the log never had the entry.
+    NoStoredHash,
+    /// The stored leaf hash at that seq is another one: the bytes are not that entry's.
+    HashMismatch,
 }
 
 /// Where a tenant's log ends: its size, the hash of its last entry, and the Merkle frontier.

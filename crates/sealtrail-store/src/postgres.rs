@@ -30,8 +30,8 @@ use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
-    BadValue, EntryRow, NewEntry, Protection, Result, Store, StoreError, StoredCheckpoint, Tenant,
-    TokenRecord,
+    BadValue, EntryRow, NewEntry, Protection, Restore, Result, Store, StoreError, StoredCheckpoint,
+    Tenant, TokenRecord,
 };
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
@@ -1171,6 +1171,62 @@ impl Store for PgStore {
 
     fn revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool> {
         Ok(self.execute(REVOKE_TOKEN, &[&id, &revoked_at])? == 1)
+    }
+
+    fn schema_versions(&self) -> Result<(i64, i64)> {
+        let found = self.query_opt(
+            "SELECT COALESCE(MAX(version), 0)::int8 FROM sealtrail_schema_migrations",
+            &[],
+            |row| row.try_get::<_, i64>(0),
+        )?;
+        Ok((found.unwrap_or(0), SCHEMA_VERSION))
+    }
+
+    fn database_time(&self) -> Result<Option<String>> {
+        self.query_opt(
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+            &[],
+            |row| row.try_get::<_, String>(0),
+        )
+    }
+
+    /// The same guard as the embedded store's, in the caller's write transaction, which holds
+    /// the tenant's advisory append lock: the row must be missing and the stored leaf hash at
+    /// `seq` must be the core's `leaf_hash` of the bytes. A plain INSERT, which the
+    /// append-only triggers allow as they allow every append; the unique `(tenant, id)`
+    /// constraint still refuses an id the log holds elsewhere.
+    fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {
+        if !matches!(self.tx.get(), Tx::Write { .. }) {
+            return Err(StoreError::Aborted(
+                "restore_entry runs inside a write transaction".into(),
+            ));
+        }
+        let seq = to_i64(seq);
+        let present = self.query_opt(
+            "SELECT 1::int4 FROM entries WHERE tenant = $1 AND seq = $2",
+            &[&tenant, &seq],
+            |row| row.try_get::<_, i32>(0),
+        )?;
+        if present.is_some() {
+            return Ok(Restore::Present);
+        }
+        let index = to_i64(sealtrail_core::merkle::stored_hash_index(0, seq as u64));
+        let stored = self.query_opt(
+            "SELECT hash FROM hashes WHERE tenant = $1 AND idx = $2",
+            &[&tenant, &index],
+            |row| row.try_get::<_, Vec<u8>>(0),
+        )?;
+        let Some(stored) = stored else {
+            return Ok(Restore::NoStoredHash);
+        };
+        if stored.as_slice() != sealtrail_core::hash::leaf_hash(entry).as_bytes().as_slice() {
+            return Ok(Restore::HashMismatch);
+        }
+        self.execute(
+            "INSERT INTO entries (tenant, seq, id, entry) VALUES ($1, $2, $3, $4)",
+            &[&tenant, &seq, &id, &entry],
+        )?;
+        Ok(Restore::Restored)
     }
 
     fn protections(&self) -> Result<Vec<Protection>> {

@@ -26,8 +26,8 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use self::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use super::{
-    BadValue, EntryRef, EntryRow, NewEntry, Protection, ReadNesting, Result, Store, StoreError,
-    StoredCheckpoint, Tenant, TokenRecord,
+    BadValue, EntryRef, EntryRow, NewEntry, Protection, ReadNesting, Restore, Result, Store,
+    StoreError, StoredCheckpoint, Tenant, TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
@@ -607,6 +607,14 @@ impl Store for SqliteStore {
         }
     }
 
+    fn schema_versions(&self) -> Result<(i64, i64)> {
+        Ok((user_version(&self.conn)?, SCHEMA_VERSION))
+    }
+
+    fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {
+        self.write(|| self.write_restore_entry(tenant, seq, id, entry))
+    }
+
     fn protections(&self) -> Result<Vec<Protection>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2",
@@ -685,6 +693,48 @@ impl SqliteStore {
             ])?;
         }
         Ok(())
+    }
+
+    /// [`Store::restore_entry`]: inside the caller's write transaction (SQLite's one write
+    /// lock), a plain INSERT — which the append-only triggers allow, as they allow every
+    /// append — made only where no row is and the stored leaf hash is the entry's.
+    fn write_restore_entry(
+        &self,
+        tenant: &str,
+        seq: u64,
+        id: &str,
+        entry: &[u8],
+    ) -> Result<Restore> {
+        if self.conn.is_autocommit() {
+            return Err(StoreError::Aborted(
+                "restore_entry runs inside a write transaction".into(),
+            ));
+        }
+        let seq_i64 = i64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("seq {seq} is out of range")))?;
+        let present: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM entries WHERE tenant = ?1 AND seq = ?2")?
+            .query_row(params![tenant, seq_i64], |row| row.get(0))?;
+        if present > 0 {
+            return Ok(Restore::Present);
+        }
+        let index = sealtrail_core::merkle::stored_hash_index(0, seq);
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT hash FROM hashes WHERE tenant = ?1 AND idx = ?2")?
+            .query_row(params![tenant, index as i64], |row| row.get(0))
+            .optional()?;
+        let Some(stored) = stored else {
+            return Ok(Restore::NoStoredHash);
+        };
+        if stored.as_slice() != sealtrail_core::hash::leaf_hash(entry).as_bytes().as_slice() {
+            return Ok(Restore::HashMismatch);
+        }
+        self.conn
+            .prepare_cached("INSERT INTO entries (tenant, seq, id, entry) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![tenant, seq_i64, id, entry])?;
+        Ok(Restore::Restored)
     }
 
     fn write_insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {

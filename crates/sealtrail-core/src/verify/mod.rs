@@ -697,7 +697,8 @@ impl<'a> Verifier<'a> {
             Some(end),
             ViolationKind::UnhashedEntry,
             format!(
-                "seq {end} has no stored hashes (stored hash {missing} is missing): the store's tree ends after {end} entries, so entries from seq {end} on were added, or their hashes removed, outside sealtrail's write path; they are checked against their links and the checkpoints only"
+                "seq {end} has no stored hashes (stored hash {missing} is missing): the store's tree ends after {}, so entries from seq {end} on were added, or their hashes removed, outside sealtrail's write path; they are checked against their links and the checkpoints only",
+                crate::text::entries(end)
             ),
         );
     }
@@ -842,9 +843,9 @@ impl<'a> Verifier<'a> {
                 Some(log_end),
                 ViolationKind::Truncated,
                 format!(
-                    "the log ends before seq {log_end} but the checkpoint signed{} commits to {} entries: entries from seq {log_end} are gone",
+                    "the log ends before seq {log_end} but the checkpoint signed{} commits to {}: entries from seq {log_end} are gone",
                     describe_time(cp),
-                    cp.size
+                    crate::text::entries(cp.size)
                 ),
             );
         }
@@ -871,12 +872,12 @@ impl<'a> Verifier<'a> {
                 Some(at),
                 ViolationKind::CheckpointRootMismatch,
                 format!(
-                    "the log's first {} entries do not have the root {} of the checkpoint signed{}: history between seq {vouched} and {} differs from what was signed{}",
-                    cp.size,
+                    "the log's first {} do not have the root {} of the checkpoint signed{}: history between seq {vouched} and {} differs from what was signed{}",
+                    crate::text::entries(cp.size),
                     cp.root,
                     describe_time(cp),
                     cp.size - 1,
-                    if later > 0 { format!(" ({later} later checkpoints not compared separately)") } else { String::new() }
+                    if later > 0 { format!(" ({} not compared separately)", crate::text::count(later as u64, "later checkpoint", "later checkpoints")) } else { String::new() }
                 ),
             );
             if let Some(newer) = checkpoints[i..]

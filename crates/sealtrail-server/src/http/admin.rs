@@ -23,7 +23,8 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,7 @@ use utoipa::ToSchema;
 
 use sealtrail_core::event::parse_json;
 
+use super::body::{limited, refused};
 use super::ingest::{content_type, unsupported_type};
 use super::{AUTHORIZATION, ApiError, AppState, Caller, refused_attempt};
 use crate::auth::{self, Scope};
@@ -46,9 +48,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/admin/tokens",
-            get(list_tokens)
-                .post(create_token)
-                .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY)),
+            limited(get(list_tokens).post(create_token), MAX_ADMIN_BODY),
         )
         .route("/v1/admin/tokens/{id}", delete(revoke_token))
         .route("/v1/admin/tenants", get(list_tenants))
@@ -233,6 +233,7 @@ pub struct CreatedToken {
         (status = 400, description = "Malformed JSON", body = super::error::ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
         (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = super::error::ApiErrorBody),
         (status = 415, description = "Not application/json", body = super::error::ApiErrorBody),
         (status = 422, description = "A field breaks a rule; `field` and `rule` say which", body = super::error::ApiErrorBody),
     ),
@@ -242,8 +243,9 @@ async fn create_token(
     State(state): State<AppState>,
     AdminCaller(caller): AdminCaller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| refused(rejection, MAX_ADMIN_BODY))?;
     let request = CreateTokenRequest::parse(&headers, &body)?;
     let created = state
         .ledger

@@ -17,6 +17,7 @@ use crate::index::IndexError;
 use crate::ingest::{IngestError, KeyConflict, Refused};
 use crate::ledger::{LedgerError, Original};
 use crate::query::QueryError;
+use crate::query::admission::RETRY_AFTER_SECS;
 use crate::readers::{ReadError, ReadFailure};
 use crate::verify::VerificationError;
 use sealtrail_store::StoreError;
@@ -32,6 +33,10 @@ pub struct ApiError {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'static str>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After` (a search refused
+    /// because too many run).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
     /// For `idempotency_conflict`: the receipt of the event the key already names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<Box<Original>>,
@@ -45,6 +50,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             rule: None,
+            retry_after: None,
             original: None,
         }
     }
@@ -115,16 +121,47 @@ impl ApiError {
         .at(field, "max_size")
     }
 
+    /// 413 for a body larger than the route takes (`limit` bytes), whether its
+    /// `Content-Length` said so or it grew past the limit while read.
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than this route takes ({}); send a smaller one",
+                byte_size(limit)
+            ),
+        )
+        .at("", "max_size")
+    }
+
+    /// 408 for a body that arrived more slowly than the body timeout and rate allow.
+    pub fn body_too_slow(error: &super::body::BodyTooSlow) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("{error}; send it faster, or in smaller requests"),
+        )
+        .at("", "timeout")
+    }
+
+    /// 503 when the memory set aside for request bodies (`total` bytes) stayed full for as
+    /// long as a request may wait: the server's state, not the request's fault, so it names
+    /// no field; a retry shortly after is likely to succeed.
+    pub fn server_busy(total: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            format!(
+                "the bodies of other requests fill the {} set aside for them (max_body_memory_bytes); retry shortly",
+                byte_size(total)
+            ),
+        )
+    }
+
     /// A field of the request that breaks a rule.
     pub fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            error: "invalid_event",
-            message: message.into(),
-            field: Some(field.to_string()),
-            rule: Some(rule),
-            original: None,
-        }
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", message).at(field, rule)
     }
 }
 
@@ -136,18 +173,12 @@ impl From<EventError> for ApiError {
             "max_size" => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        ApiError {
-            status,
-            error: if status == StatusCode::BAD_REQUEST {
-                "malformed_json"
-            } else {
-                "invalid_event"
-            },
-            message: error.message.clone(),
-            field: Some(error.field.clone()),
-            rule: Some(code),
-            original: None,
-        }
+        let kind = if status == StatusCode::BAD_REQUEST {
+            "malformed_json"
+        } else {
+            "invalid_event"
+        };
+        ApiError::new(status, kind, error.message.clone()).at(&error.field, code)
     }
 }
 
@@ -232,13 +263,23 @@ impl From<LedgerError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status;
+        let (status, retry_after) = (self.status, self.retry_after);
+        let summary = super::access::ErrorSummary {
+            error: self.error,
+            rule: self.rule,
+        };
         let mut response = (status, Json(self)).into_response();
+        response.extensions_mut().insert(summary);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -272,6 +313,18 @@ impl From<IndexError> for ApiError {
             "index_unavailable",
             format!("the query index cannot serve this request: {error}"),
         )
+    }
+}
+
+/// A size for a message: whole MiB or KiB when it is one, else bytes.
+fn byte_size(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    match bytes {
+        0 => "0 bytes".to_string(),
+        b if b.is_multiple_of(MIB) => format!("{} MiB", b / MIB),
+        b if b.is_multiple_of(KIB) => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -373,6 +426,35 @@ impl From<QueryError> for ApiError {
                 ApiError::not_found(error.to_string()).at("tenant", "unknown_tenant")
             }
             QueryError::OutOfRange { field, message } => bad_param(field, "range", message),
+            // The server gave up on an expensive search: a 503 (nothing is wrong with the
+            // request as such), naming the query as what to change.
+            QueryError::TimedOut { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "query_timeout",
+                error.to_string(),
+            )
+            .at("query", "query_timeout"),
+            // The caller's tenant sends more searches at once than its share: it can slow
+            // down, so a 429 naming the credentials whose tenant it is.
+            QueryError::TenantShareFull { .. } => ApiError {
+                retry_after: Some(RETRY_AFTER_SECS),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_searches",
+                    error.to_string(),
+                )
+                .at("Authorization", "concurrent_searches")
+            },
+            // The instance is full of other tenants' searches: not the caller's doing.
+            QueryError::SearchCapacityFull { .. } => ApiError {
+                retry_after: Some(RETRY_AFTER_SECS),
+                rule: Some("search_capacity"),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "search_busy",
+                    error.to_string(),
+                )
+            },
             QueryError::Proof(_) => {
                 // The sizes were checked against the committed tree, so only the store can
                 // have failed.
@@ -422,7 +504,8 @@ pub struct ApiErrorBody {
     /// A stable snake_case code: `invalid_event`, `idempotency_conflict`, `malformed_json`, `bad_request`,
     /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
     /// `store_unavailable`, `storage_full`, `method_not_allowed`, `uri_too_long`,
-    /// `headers_too_large`, …
+    /// `headers_too_large`, `too_many_searches`, `search_busy`, `query_timeout`,
+    /// `payload_too_large`, `request_timeout`, `server_busy`, …
     #[schema(example = "invalid_event")]
     error: String,
     /// What is wrong and what to do.

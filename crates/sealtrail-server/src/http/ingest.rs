@@ -7,13 +7,14 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
 
+use super::body::{limited, refused};
 use super::{ApiError, AppState, Caller};
 use crate::auth::Scope;
 use crate::ingest::{Accepted, ElementResult, IngestError};
@@ -23,13 +24,10 @@ use crate::metrics::{self, IngestOutcome};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/events",
-            post(post_event).layer(DefaultBodyLimit::max(MAX_EVENT_BODY)),
-        )
+        .route("/v1/events", limited(post(post_event), MAX_EVENT_BODY))
         .route(
             "/v1/events/batch",
-            post(post_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
+            limited(post(post_batch), MAX_BATCH_BODY),
         )
 }
 
@@ -49,26 +47,6 @@ pub(super) fn content_type(headers: &HeaderMap) -> Option<String> {
 
 pub(super) fn unsupported_type(got: Option<String>, want: &'static str) -> ApiError {
     IngestError::UnsupportedMediaType { got, want }.into()
-}
-
-/// A body the server would not read to the end: too large for the route, or cut off.
-fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "the body is larger than this route takes ({} MiB); send fewer or smaller events",
-                limit / (1024 * 1024)
-            ),
-        )
-        .at("", "max_size");
-    }
-    ApiError::bad_request(format!(
-        "the body cannot be read: {}",
-        rejection.body_text()
-    ))
-    .at("", "syntax")
 }
 
 /// `202`: the store is unreachable and the event is durable in the local spool; it enters
@@ -114,7 +92,7 @@ async fn post_event(
 ) -> Result<Response, ApiError> {
     let result = match body {
         Ok(body) => accept_event(&state, &caller, &headers, &body).await,
-        Err(rejection) => Err(body_error(rejection, MAX_EVENT_BODY)),
+        Err(rejection) => Err(refused(rejection, MAX_EVENT_BODY)),
     };
     let outcome = match &result {
         Ok(response) if response.status() == StatusCode::CREATED => IngestOutcome::Created,
@@ -217,7 +195,7 @@ async fn post_batch(
 ) -> Result<Response, ApiError> {
     let results = match body {
         Ok(body) => accept_batch(&state, &caller, &headers, &body).await,
-        Err(rejection) => Err(body_error(rejection, MAX_BATCH_BODY)),
+        Err(rejection) => Err(refused(rejection, MAX_BATCH_BODY)),
     }
     .inspect_err(|error| metrics::ingest_error(error.error))?;
     // Counted per outcome, not per event: a batch may hold 10,000 events.

@@ -7,8 +7,11 @@
 //! [`Caller`], which derives it from the token (and `X-Tenant-ID` only for multi-tenant
 //! tokens). No handler reads a tenant from the path or the body on its own.
 
+pub mod access;
 pub mod admin;
+pub mod body;
 pub mod error;
+pub mod gaps;
 pub mod ingest;
 pub mod log;
 pub mod ops;
@@ -23,6 +26,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
+pub use self::body::BodyBudget;
 pub use self::error::ApiError;
 use crate::auth::{self, Scope};
 pub use crate::authn::TokenCache;
@@ -56,6 +60,8 @@ pub struct AppState {
     pub verifier: LogVerifier,
     /// The checks behind `GET /health`.
     pub health: HealthCheck,
+    /// The memory request bodies may hold at once (`http::body`).
+    pub bodies: BodyBudget,
     /// Refused attempts at the admin API and the `_system` log, recorded in that log.
     pub refusals: Refusals,
 }
@@ -238,6 +244,9 @@ impl Caller {
             .iter()
             .filter_map(|s| Scope::parse(s).ok())
             .collect();
+        if let Some(slot) = parts.extensions.get::<access::TenantSlot>() {
+            slot.set(&tenant);
+        }
         Ok(Caller {
             token_id: record.id,
             tenant,
@@ -349,13 +358,17 @@ pub const MAX_HEADERS: usize = 64;
 /// The whole API.
 ///
 /// Every answer that is an error has the JSON error shape ([`ApiError`]), including those
-/// no handler gives: a path no route serves (404), a method its route does not (405), and a
-/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]), and requests
-/// the HTTP parser refuses before routing (400, 414, 431; see [`wire`]).
+/// no handler gives: a path no route serves (404), a method its route does not (405), a
+/// request target or headers over the limits (414, 431; see [`MAX_URI_BYTES`]), a body over
+/// its route's limit (413, [`body`]), and requests the HTTP parser refuses before routing
+/// (400, 414, 431; see [`wire`]).
 pub fn router(state: AppState) -> Router {
+    // Routes that read a body reserve room for it here (`body::limited`).
+    let bodies = axum::Extension(state.bodies.clone());
     Router::new()
         .merge(ingest::routes())
         .merge(query::routes())
+        .merge(gaps::routes())
         .merge(log::routes())
         .merge(tiles::routes())
         .merge(admin::routes())
@@ -364,6 +377,8 @@ pub fn router(state: AppState) -> Router {
         // After the routes: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(bodies)
+        .layer(axum::middleware::from_fn(access::log_request))
         .with_state(state)
 }
 

@@ -22,6 +22,12 @@
 //! - **Strict parameters.** An unknown or repeated parameter is a 400, like a malformed one:
 //!   a typo such as `actr=u-1` must not silently widen an audit query to every event. Every
 //!   400 names the parameter (`field`) and the broken rule (`rule`).
+//! - **Searches share the service.** A tenant runs at most `max_searches_per_tenant`
+//!   searches at once (beyond: 429 `too_many_searches`, rule `concurrent_searches`, after a
+//!   second's wait), the instance at most `max_searches` (503 `search_busy`, rule
+//!   `search_capacity`), both with `Retry-After: 1`; a search running longer than
+//!   `query_timeout_ms` is stopped (503 `query_timeout`, field `query`). See
+//!   [`crate::query::admission`].
 //! - **Read your writes.** `wait_for_seq=N` waits until the tenant's index covers seq `N`, at
 //!   most [`MAX_WAIT`] (5 s), then answers 503 `index_lagging`. A seq the log does not hold
 //!   yet is a 400 at once: waiting for it could only time out. After waiting, the token is
@@ -37,7 +43,6 @@ use std::net::IpAddr;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use sealtrail_core::Timestamp;
@@ -70,12 +75,7 @@ pub fn routes() -> Router<AppState> {
 
 /// A 400 naming the parameter and the rule; the message starts with the parameter's name.
 fn bad_param(field: &str, rule: &'static str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        format!("{field}: {message}"),
-    )
-    .at(field, rule)
+    ApiError::bad_request(format!("{field}: {message}")).at(field, rule)
 }
 
 /// `GET /v1/events` as parsed.
@@ -311,6 +311,7 @@ async fn get_event(
 mod tests {
     use super::*;
     use crate::query::encode_cursor;
+    use axum::http::StatusCode;
 
     fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
         query

@@ -4,8 +4,8 @@
 //! not HTTP/1.1 (400), a request target of 64 KiB or more (414), a request head with more
 //! headers or bytes than its parser holds (431) — and answers with a head and an empty body.
 //! The API's rule is that every error is the JSON error shape ([`super::ApiError`]), so
-//! [`JsonRefusals`] wraps each connection's stream and, when hyper writes one of those
-//! automatic answers, writes the same status with a JSON body instead.
+//! [`JsonRefusals`] wraps each connection's stream (in [`crate::connections`]) and, when hyper
+//! writes one of those automatic answers, writes the same status with a JSON body instead.
 //!
 //! An automatic answer is recognised by its whole write: a status line of 400, 414 or 431,
 //! `connection: close`, `content-length: 0`, no `content-type`, and nothing after the head.
@@ -23,39 +23,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ApiError;
 
-/// A listener whose connections are [`JsonRefusals`]: what `axum::serve` is given.
-pub struct Refusing<L>(pub L);
-
-impl<L: axum::serve::Listener> axum::serve::Listener for Refusing<L> {
-    type Io = JsonRefusals<L::Io>;
-    type Addr = L::Addr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = self.0.accept().await;
-        (JsonRefusals::new(io), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
-/// The peer address of a connection served through [`Refusing`], as handlers find it
-/// (`ConnectInfo<Peer>`).
+/// The peer address of a connection, as handlers find it (`ConnectInfo<Peer>`, which
+/// [`crate::connections`] puts on each request).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, Refusing<tokio::net::TcpListener>>,
-    > for Peer
-{
-    fn connect_info(
-        stream: axum::serve::IncomingStream<'_, Refusing<tokio::net::TcpListener>>,
-    ) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// A connection's stream whose automatic refusals by hyper are rewritten as JSON errors.
 pub struct JsonRefusals<IO> {

@@ -218,4 +218,35 @@ impl GroupWork<'_> {
         }
         Ok(revoked)
     }
+
+    /// Puts back lost entries through the store's guarded
+    /// [`sealtrail_store::Store::restore_entry`] and
+    /// records the run, with how many were restored, in `_system`. The tails of every log are
+    /// reloaded afterwards: a restored entry may lie at the end of a log.
+    pub(super) fn restore(
+        &mut self,
+        entries: &[super::RestoreEntry],
+        mut run: serde_json::Value,
+        actor: &str,
+    ) -> Result<Vec<sealtrail_store::Restore>, LedgerError> {
+        let mut results = Vec::with_capacity(entries.len());
+        for entry in entries {
+            results.push(self.store.restore_entry(
+                &entry.tenant,
+                entry.seq,
+                &entry.id,
+                &entry.entry,
+            )?);
+        }
+        for state in self.tenants.values_mut() {
+            state.stale = true;
+        }
+        let restored = results
+            .iter()
+            .filter(|r| **r == sealtrail_store::Restore::Restored)
+            .count();
+        run["restored"] = serde_json::json!(restored);
+        self.audit_admin("sealtrail.replay.run", actor, "store", "replay", run)?;
+        Ok(results)
+    }
 }

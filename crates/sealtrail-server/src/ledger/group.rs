@@ -189,6 +189,15 @@ impl GroupWork<'_> {
                 let result = self.record_config(config);
                 settle(reply, result)
             }
+            Job::Restore {
+                entries,
+                run,
+                actor,
+                reply,
+            } => {
+                let result = self.restore(&entries, run, &actor);
+                settle(reply, result)
+            }
             Job::Shutdown => (Box::new(|_: Result<(), &LedgerError>| {}) as Answer, None),
         };
         (Settled::Answer(answer), error)

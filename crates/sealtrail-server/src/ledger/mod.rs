@@ -375,8 +375,25 @@ enum Job {
         config: serde_json::Value,
         reply: Reply<bool>,
     },
+    /// Puts back entries lost from the store (see [`crate::replay`]) and records the run in
+    /// `_system`, in one transaction.
+    Restore {
+        entries: Vec<RestoreEntry>,
+        run: serde_json::Value,
+        actor: String,
+        reply: Reply<Vec<sealtrail_store::Restore>>,
+    },
     /// Commit what was queued before it, sign final checkpoints and stop.
     Shutdown,
+}
+
+/// An entry to put back at its seq: its tenant, seq, id and exact bytes.
+#[derive(Debug, Clone)]
+pub struct RestoreEntry {
+    pub tenant: String,
+    pub seq: u64,
+    pub id: String,
+    pub entry: Vec<u8>,
 }
 
 impl Job {
@@ -405,6 +422,11 @@ impl Job {
             }
             Job::RevokeToken { .. } | Job::RecordConfig { .. } | Job::FirstAdminToken { .. } => {
                 vec![SYSTEM_TENANT]
+            }
+            Job::Restore { entries, .. } => {
+                let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
+                tenants.push(SYSTEM_TENANT);
+                tenants
             }
             Job::Shutdown => vec![],
         }
@@ -530,6 +552,39 @@ impl Ledger {
             reply,
         })
         .await
+    }
+
+    /// [`Ledger::append`] for synchronous callers (the CLI).
+    pub fn append_blocking(
+        &self,
+        tenant: &str,
+        submissions: Vec<Submission>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        let tenant = tenant.to_string();
+        self.call_blocking(|reply| Job::Append {
+            tenant,
+            submissions,
+            reply,
+        })
+    }
+
+    /// Puts back each entry whose row is missing and whose bytes hash to the stored leaf hash
+    /// at its seq ([`sealtrail_store::Store::restore_entry`]), and appends
+    /// `sealtrail.replay.run` to the `_system` log with `run` as its details plus the count
+    /// restored, all in one transaction. One result per entry, in order.
+    pub fn restore_blocking(
+        &self,
+        entries: Vec<RestoreEntry>,
+        run: serde_json::Value,
+        actor: &str,
+    ) -> Result<Vec<sealtrail_store::Restore>, LedgerError> {
+        let actor = actor.to_string();
+        self.call_blocking(|reply| Job::Restore {
+            entries,
+            run,
+            actor,
+            reply,
+        })
     }
 
     /// Creates a token (and its tenant, if new), recording both in the `_system` log.

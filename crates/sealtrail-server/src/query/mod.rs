@@ -21,10 +21,22 @@
 //!   while the log grows, and a cursor stays valid forever.
 //! - **One snapshot per proof.** The committed size, the checkpoint and the hashes a proof is
 //!   built from are read in one read snapshot, so they describe one moment of the log.
+//! - **Searches share the service** ([`admission`]): a tenant runs at most its share of
+//!   searches at once and the instance at most its cap; beyond either a search waits a
+//!   second, then gets 429 or 503 with `Retry-After`. A running search is stopped at the time
+//!   limit (`query_timeout_ms`) inside SQLite and answered 503 `query_timeout`. The index is
+//!   searched without holding a store connection, and the checkpoint and key are read on
+//!   the control path's own connections ([`Readers::control`]), so searches never delay
+//!   ingest, `/health` or checkpoints. Searches run on the local SQLite index whichever store
+//!   holds the log; on PostgreSQL they read only the page's entries, by primary key, so no
+//!   statement timeout is needed there.
 //! - **Proofs without a checkpoint.** An event newer than the latest signed checkpoint is
 //!   proven against the current committed tree, with no checkpoint, rather than holding the
 //!   request until the next checkpoint is signed.
 
+pub mod admission;
+#[cfg(feature = "test-hooks")]
+pub mod hold;
 pub mod tiles;
 pub mod tree_cache;
 
@@ -39,8 +51,10 @@ use sealtrail_core::merkle::{self, MerkleError};
 use serde::Serialize;
 use serde_json::Value;
 
+use self::admission::Admission;
 use self::tree_cache::TreeCache;
-use crate::index::{self, Index, IndexError, Order, Search};
+use crate::config::QuerySettings;
+use crate::index::{Index, IndexError, Order, Search};
 use crate::keys::KeyResolver;
 use crate::readers::{ReadFailure, Readers};
 use sealtrail_store::{self as store, Store, StoreError, StoreHashes};
@@ -56,11 +70,12 @@ pub enum QueryError {
     #[error(transparent)]
     Index(#[from] IndexError),
     /// `wait_for_seq` names a seq the log does not hold yet.
-    #[error("this log holds {size} entries, so seq {seq} does not exist yet")]
+    #[error("this log holds {}, so seq {seq} does not exist yet", sealtrail_core::text::entries(*.size))]
     NotYetInLog { seq: u64, size: u64 },
     /// The index did not reach `wait_for_seq` within [`MAX_WAIT`].
     #[error(
-        "the index covers this log up to {reached} entries after {} s, not yet seq {seq}; retry shortly",
+        "the index covers this log up to {} after {} s, not yet seq {seq}; retry shortly",
+        sealtrail_core::text::entries(*.reached),
         MAX_WAIT.as_secs()
     )]
     IndexLagging { seq: u64, reached: u64 },
@@ -120,6 +135,24 @@ pub enum QueryError {
     /// The reader pool failed.
     #[error("{0}")]
     Pool(String),
+    /// The search ran past the time limit (`query_timeout_ms`) and was stopped.
+    #[error(
+        "the search ran longer than {} ms (query_timeout_ms) and was stopped; narrow it with from/to or a more selective filter",
+        limit.as_millis()
+    )]
+    TimedOut { limit: Duration },
+    /// The tenant already runs as many searches as its share allows, and none ended within
+    /// the queue's wait.
+    #[error(
+        "this tenant already runs {limit} searches at once (max_searches_per_tenant); wait for one to finish, then retry"
+    )]
+    TenantShareFull { limit: usize },
+    /// The process already runs as many searches as it allows, and none ended within the
+    /// queue's wait.
+    #[error(
+        "this instance already runs {limit} searches at once (max_searches); retry in a moment"
+    )]
+    SearchCapacityFull { limit: usize },
 }
 
 impl ReadFailure for QueryError {
@@ -197,15 +230,29 @@ pub struct Queries {
     keys: KeyResolver,
     /// The upper levels of every log's stored-hash array, shared by all proofs.
     tree_cache: TreeCache,
+    /// Which searches run now, and for how long at most.
+    admission: Admission,
+    /// Stops searches on request (tests only).
+    #[cfg(feature = "test-hooks")]
+    hold: hold::SearchHold,
 }
 
 impl Queries {
-    pub fn new(readers: Readers, data_dir: &Path) -> Queries {
+    pub fn new(readers: Readers, data_dir: &Path, settings: QuerySettings) -> Queries {
         Queries {
             readers,
             keys: KeyResolver::new(data_dir),
             tree_cache: TreeCache::default(),
+            admission: Admission::new(settings),
+            #[cfg(feature = "test-hooks")]
+            hold: hold::SearchHold::default(),
         }
+    }
+
+    /// The hold that stops this service's searches on request (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
+    pub fn search_hold(&self) -> hold::SearchHold {
+        self.hold.clone()
     }
 
     /// The cache of upper tree levels the proofs read through.
@@ -216,8 +263,9 @@ impl Queries {
     /// The latest signed checkpoint of `tenant`'s log, the note itself.
     pub async fn latest_checkpoint(&self, tenant: &str) -> Result<Option<String>, QueryError> {
         let tenant = tenant.to_string();
+        // One row, on the control path: auditors and monitors poll it.
         self.readers
-            .read(move |log| Ok(log.latest_checkpoint(&tenant)?.map(|c| c.note)))
+            .control(move |log| Ok(log.latest_checkpoint(&tenant)?.map(|c| c.note)))
             .await
     }
 
@@ -227,7 +275,7 @@ impl Queries {
     pub async fn log_key(&self, tenant: &str) -> Result<Option<String>, QueryError> {
         let (tenant, keys) = (tenant.to_string(), self.keys.clone());
         self.readers
-            .read(move |log| {
+            .control(move |log| {
                 let Some(record) = log.tenant(&tenant)? else {
                     return Ok(None);
                 };
@@ -263,15 +311,48 @@ impl Queries {
     }
 
     /// One page of `tenant`'s events matching `search`, as the index has them now.
+    ///
+    /// The search runs once [`Admission`] lets it (its tenant's share and the process's cap),
+    /// and is stopped at the time limit; see [`admission`]. The index is read on the
+    /// blocking pool without a store connection, and the page's entries are then read in
+    /// one short read, so a long search does not keep a store connection from proofs.
     pub async fn search(
         &self,
         index: &Index,
         tenant: &str,
         search: Search,
     ) -> Result<Page, QueryError> {
-        let (index, tenant) = (index.clone(), tenant.to_string());
+        let admitted = self.admission.admit(tenant).await?;
+        let time_limit = self.admission.settings().time_limit;
+        let (order, limit) = (search.order, search.limit);
+        let (owned_index, owned_tenant) = (index.clone(), tenant.to_string());
+        let (admitted, seqs) = tokio::task::spawn_blocking(move || {
+            // One more than a page tells whether another page follows.
+            let probe = Search {
+                limit: search.limit + 1,
+                ..search
+            };
+            // The place goes with the work, and is given back when the search ends, not
+            // when its request does: a client that sends searches and hangs up must not get
+            // more of them running at once.
+            (
+                admitted,
+                find_seqs(&owned_index, &owned_tenant, &probe, time_limit),
+            )
+        })
+        .await
+        .map_err(|e| QueryError::Pool(format!("search task failed: {e}")))?;
+        let seqs = seqs?;
+        let tenant = tenant.to_string();
+        #[cfg(feature = "test-hooks")]
+        let hold = self.hold.clone();
         self.readers
-            .read(move |log| read_page(log, &index, &tenant, &search))
+            .read(move |log| {
+                let _admitted = admitted;
+                #[cfg(feature = "test-hooks")]
+                hold.pass();
+                read_page(log, &tenant, order, limit, seqs)
+            })
             .await
     }
 
@@ -319,31 +400,37 @@ impl Queries {
     }
 }
 
-fn read_page(
-    log: &dyn Store,
+/// The seqs of `tenant`'s events that match `search` (at most its limit), stopped at
+/// `time_limit`; none when nothing of the tenant is indexed yet. Blocking.
+fn find_seqs(
     index: &Index,
     tenant: &str,
     search: &Search,
-) -> Result<Page, QueryError> {
+    time_limit: Duration,
+) -> Result<Vec<u64>, QueryError> {
     let Some(number) = index.tenant_number(tenant) else {
-        return Ok(Page {
-            events: Vec::new(),
-            next_cursor: None,
-        });
+        return Ok(Vec::new());
     };
-    let limit = search.limit;
-    // One more than a page tells whether another page follows.
-    let seqs = {
-        let reader = index.reader()?;
-        index::search(
-            &reader,
-            number,
-            &Search {
-                limit: limit + 1,
-                ..search.clone()
-            },
-        )?
-    };
+    let reader = index.reader()?;
+    match reader.search_within(number, search, time_limit) {
+        Ok(seqs) => Ok(seqs),
+        Err(IndexError::TimedOut { limit }) => {
+            crate::metrics::search_refused(crate::metrics::SearchRefusal::Timeout);
+            Err(QueryError::TimedOut { limit })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The page of `limit` events at `seqs` (found with one more than `limit`, which tells
+/// whether another page follows), read from the log.
+fn read_page(
+    log: &dyn Store,
+    tenant: &str,
+    order: Order,
+    limit: usize,
+    seqs: Vec<u64>,
+) -> Result<Page, QueryError> {
     let page = &seqs[..seqs.len().min(limit)];
     // Indexed entries are committed; one can only be missing if retention pruned it after it
     // was indexed, and then it is no longer an event to show: `entries_at` leaves it out.
@@ -353,7 +440,7 @@ fn read_page(
         .map(|(_, entry)| event_json(entry))
         .collect::<Result<_, _>>()?;
     let next_cursor = match page.last() {
-        Some(&last) if seqs.len() > limit => Some(encode_cursor(search.order, last)),
+        Some(&last) if seqs.len() > limit => Some(encode_cursor(order, last)),
         _ => None,
     };
     Ok(Page {
@@ -432,7 +519,8 @@ fn check_committed(field: &'static str, size: u64, committed: u64) -> Result<(),
         return Err(QueryError::OutOfRange {
             field,
             message: format!(
-                "{field}={size} is beyond the committed tree, which has {committed} entries"
+                "{field}={size} is beyond the committed tree, which has {}",
+                sealtrail_core::text::entries(committed)
             ),
         });
     }

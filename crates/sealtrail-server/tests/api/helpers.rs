@@ -10,22 +10,32 @@ use std::time::Duration;
 use sealtrail_server::app::Application;
 use sealtrail_server::clock::Clock;
 use sealtrail_server::config::Settings;
+use sealtrail_server::connections::ConnectionCount;
 use sealtrail_server::index::Index;
 use sealtrail_server::ledger::Ledger;
+use sealtrail_server::query::hold::SearchHold;
 use sealtrail_server::verify::VerificationBoard;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub base: String,
+    /// The bound address, for tests that speak raw TCP.
+    pub addr: std::net::SocketAddr,
+    /// How many connections the server has open, and its cap.
+    pub connections: ConnectionCount,
     pub admin_token: String,
     pub client: reqwest::Client,
     pub ledger: Ledger,
     pub data: PathBuf,
     /// What verification has found about each log (what `/health` reports as `chain`).
     pub board: VerificationBoard,
+    /// Stops the app's searches on request, to fill the search side deterministically.
+    pub searches: SearchHold,
     /// The read side of the query index (how many searches wait for it, say).
     pub index: Index,
+    /// How far the gap detector has counted each tenant's log.
+    pub gap_marks: sealtrail_server::follower::Watermarks,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -69,10 +79,14 @@ pub async fn spawn_app_with_clock(
     let app = Application::build_with_clock(settings.resolve().expect("valid settings"), clock)
         .await
         .expect("the application starts");
-    let base = format!("http://{}", app.local_addr());
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    let connections = app.connections();
     let ledger = app.ledger();
     let board = app.verification_board();
+    let searches = app.search_hold();
     let index = app.index();
+    let gap_marks = app.gap_watermarks();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -84,6 +98,8 @@ pub async fn spawn_app_with_clock(
     }));
     TestApp {
         base,
+        addr,
+        connections,
         admin_token,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -92,7 +108,9 @@ pub async fn spawn_app_with_clock(
         ledger,
         data,
         board,
+        searches,
         index,
+        gap_marks,
         dir,
         stop: Some(stop),
         server: Some(server),

@@ -4,7 +4,10 @@
 mod admin;
 mod auth;
 mod config;
+mod connections;
 mod errors;
+mod gaps;
+mod health;
 mod helpers;
 mod idempotency;
 mod ingest;
@@ -12,3 +15,4 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod searches;

@@ -14,7 +14,43 @@ impl IndexReader {
         let driver = choose_driver(self.conn(), self.layout, search, range)?;
         execute(self.conn(), self.layout, search, range, driver)
     }
+
+    /// [`IndexReader::search`], interrupted once `limit` has passed: then
+    /// [`IndexError::TimedOut`]. SQLite calls a progress handler every
+    /// [`PROGRESS_STEPS`] steps of its virtual machine, which stops the running statement
+    /// (`SQLITE_INTERRUPT`) once the deadline is behind it, so a search that would read
+    /// millions of rows stops within a moment of its limit, wherever it is.
+    pub fn search_within(
+        &self,
+        tenant: i64,
+        search: &Search,
+        limit: Duration,
+    ) -> Result<Vec<u64>, IndexError> {
+        let started = Instant::now();
+        let deadline = started.checked_add(limit);
+        let conn = self.conn();
+        conn.progress_handler(
+            PROGRESS_STEPS,
+            Some(move || deadline.is_some_and(|deadline| Instant::now() >= deadline)),
+        );
+        let result = self.search(tenant, search);
+        // A pooled connection serves other searches next, with limits of their own.
+        conn.progress_handler(0, None::<fn() -> bool>);
+        match result {
+            Err(IndexError::Sqlite(rusqlite::Error::SqliteFailure(error, _)))
+                if error.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                Err(IndexError::TimedOut { limit })
+            }
+            other => other,
+        }
+    }
 }
+
+/// Steps of SQLite's virtual machine between two looks at a search's deadline: a few
+/// microseconds of work, so a look (one reading of the clock) costs nothing measurable and a
+/// search overruns its limit by no more than that.
+pub const PROGRESS_STEPS: std::ffi::c_int = 1_000;
 
 /// Seq order or newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +137,7 @@ pub(super) enum Driver {
     Target,
     /// The full-text index, in key order.
     Text,
-    /// The primary key or an equality index on `events`, in key order; SQLite picks.
+    /// An equality index on `events` or its primary key, in key order; see [`events_index`].
     Events,
 }
 
@@ -148,13 +184,18 @@ impl Sql {
 ///    skipped only when none of its events is in the range;
 /// 2. `target_id` (ids are selective): the targets table, keyed `(id, key, type)`;
 /// 3. `q`: the FTS5 doclists, in rowid (= key) order;
-/// 4. otherwise `events` by key, where SQLite uses an equality filter's index `(col, key)`
-///    when there is one.
+/// 4. otherwise `events` by key: the index `(name, outcome, key)` of one name filter (the
+///    likeliest to be selective: [`events_index`]) — one range in key order when the outcome
+///    is given too, so that `ip=…&outcome=failure` reads only the address's failures; a range
+///    per outcome, merged in key order, when it is not — else the outcome's index, else the
+///    primary key.
 ///
 /// Filters that do not drive are checked per candidate row: columns of `events` directly,
 /// targets with a primary-key probe, text with a rowid-constrained FTS5 match. Unary `+`
-/// keeps SQLite from using the time index outside plan 1, and `CROSS JOIN` keeps the driving
-/// table outermost.
+/// keeps SQLite from using the time index outside plan 1, `INDEXED BY` names the index of
+/// plan 4, and `CROSS JOIN` keeps the driving table outermost.
+///
+/// [`IndexReader::search_within`] runs a search under a time limit.
 pub fn search(reader: &IndexReader, tenant: i64, search: &Search) -> Result<Vec<u64>, IndexError> {
     reader.search(tenant, search)
 }
@@ -352,13 +393,99 @@ fn walk_blocks(
 /// over blocks, whose first three parameters [`walk_blocks`] sets.
 pub(super) fn search_sql(
     search: &Search,
-    (lo, hi): (i64, i64),
+    range: (i64, i64),
     driver: Driver,
     block_bits: u32,
 ) -> Sql {
+    if merges_outcomes(search, driver) {
+        return merged_outcomes_sql(search, range, block_bits);
+    }
+    let mut sql = filter_sql(search, range, driver, block_bits);
+    // Without a type, one event may list the same id under two types: one row per key.
+    if driver == Driver::Target && search.target_type.is_none() {
+        sql.text.push_str(" GROUP BY g.key");
+    }
+    let key = match driver {
+        Driver::Target => "g.key",
+        Driver::Text => "f.rowid",
+        // Block by block, each block's rows in time order: see `walk_blocks`.
+        Driver::Blocks => return sql,
+        Driver::Events => "e.key",
+    };
+    sql.text
+        .push_str(&format!(" ORDER BY {key} {} LIMIT ?", search.order.sql()));
+    sql.params.push(SqlValue::Integer(search.limit as i64));
+    sql
+}
+
+/// The [`Driver::Events`] search of a name without an outcome: one arm per outcome, each one
+/// range of a `(name, outcome)` index in key order, which SQLite merges in that order
+/// (`MERGE (UNION ALL)`, no sort) and stops at the limit.
+fn merged_outcomes_sql(search: &Search, range: (i64, i64), block_bits: u32) -> Sql {
+    let mut sql = Sql::new("");
+    for (n, outcome) in EventOutcome::ALL.iter().enumerate() {
+        let arm = Search {
+            outcome: Some(outcome.as_str().to_string()),
+            ..search.clone()
+        };
+        let arm = filter_sql(&arm, range, Driver::Events, block_bits);
+        if n > 0 {
+            sql.text.push_str(" UNION ALL ");
+        }
+        sql.text.push_str(&arm.text);
+        sql.params.extend(arm.params);
+    }
+    sql.text
+        .push_str(&format!(" ORDER BY 1 {} LIMIT ?", search.order.sql()));
+    sql.params.push(SqlValue::Integer(search.limit as i64));
+    sql
+}
+
+/// The index a [`Driver::Events`] search walks: that of the first of its name filters in the
+/// order actor, ip, action, source, activity (from many distinct values to few, so the
+/// likeliest to be selective first), each `(name, outcome)`; else the outcome's; else none
+/// (the primary key).
+///
+/// Chosen here rather than by SQLite, which keeps no statistics of the index and so cannot
+/// tell that three outcomes split the events in three while an address picks a few: given
+/// `actor = ? AND outcome = ?` and any term its indexes do not hold (a time bound, say), it
+/// took the outcome's index and read every failure to find one actor's.
+fn events_index(search: &Search) -> Option<&'static str> {
+    [
+        (&search.actor, "events_by_actor"),
+        (&search.ip, "events_by_ip"),
+        (&search.action, "events_by_action"),
+        (&search.source, "events_by_source"),
+        (&search.activity, "events_by_activity"),
+        (&search.outcome, "events_by_outcome"),
+    ]
+    .into_iter()
+    .find_map(|(filter, index)| filter.is_some().then_some(index))
+}
+
+/// Whether an [`Driver::Events`] search is one index range per outcome, merged: when it
+/// filters on a name (action, activity, actor, ip, source) but not on the outcome. Each name's
+/// index is `(name, outcome)`, so that a name with an outcome is one range in key order; a
+/// name alone is then three, one per outcome.
+fn merges_outcomes(search: &Search, driver: Driver) -> bool {
+    driver == Driver::Events
+        && search.outcome.is_none()
+        && [
+            &search.action,
+            &search.activity,
+            &search.actor,
+            &search.ip,
+            &search.source,
+        ]
+        .iter()
+        .any(|filter| filter.is_some())
+}
+
+/// The statement of a search up to its `WHERE` clause's end: the driving table and every
+/// filter, without grouping, order or limit.
+fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, block_bits: u32) -> Sql {
     let from = search.from.map(|t| t.unix_micros());
     let to = search.to.map(|t| t.unix_micros());
-    let order = search.order.sql();
     let range = [SqlValue::Integer(lo), SqlValue::Integer(hi)];
     let mut sql = match driver {
         Driver::Blocks => {
@@ -403,7 +530,12 @@ pub(super) fn search_sql(
             sql
         }
         Driver::Events => {
-            let mut sql = Sql::new("SELECT e.key FROM events AS e WHERE 1");
+            let mut sql = match events_index(search) {
+                Some(index) => Sql::new(&format!(
+                    "SELECT e.key FROM events AS e INDEXED BY {index} WHERE 1"
+                )),
+                None => Sql::new("SELECT e.key FROM events AS e WHERE 1"),
+            };
             sql.and("e.key >= ? AND e.key <= ?", range);
             sql
         }
@@ -412,7 +544,6 @@ pub(super) fn search_sql(
     for (column, value) in [
         ("action", &search.action),
         ("activity", &search.activity),
-        ("outcome", &search.outcome),
         ("actor", &search.actor),
         ("ip", &search.ip),
         ("source", &search.source),
@@ -420,6 +551,11 @@ pub(super) fn search_sql(
         if let Some(value) = value {
             sql.and(&format!("e.{column} = ?"), [Sql::text_param(value)]);
         }
+    }
+    if let Some(outcome) = &search.outcome {
+        // Stored as a code; a name that is no outcome matches nothing.
+        let code = EventOutcome::from_name(outcome).map_or(-1, outcome_code);
+        sql.and("e.outcome = ?", [SqlValue::Integer(code)]);
     }
     if driver != Driver::Blocks {
         if let Some(from) = from {
@@ -454,19 +590,5 @@ pub(super) fn search_sql(
             [Sql::text_param(text)],
         );
     }
-    // Without a type, one event may list the same id under two types: one row per key.
-    if driver == Driver::Target && search.target_type.is_none() {
-        sql.text.push_str(" GROUP BY g.key");
-    }
-    let key = match driver {
-        Driver::Target => "g.key",
-        Driver::Text => "f.rowid",
-        // Block by block, each block's rows in time order: see `walk_blocks`.
-        Driver::Blocks => return sql,
-        Driver::Events => "e.key",
-    };
-    sql.text
-        .push_str(&format!(" ORDER BY {key} {order} LIMIT ?"));
-    sql.params.push(SqlValue::Integer(search.limit as i64));
     sql
 }

@@ -9,9 +9,12 @@
 //! and exit codes belong here and nowhere else.
 
 mod bench;
+mod doctor;
+mod gaps;
 mod keys;
 mod migrate;
 mod note;
+mod replay;
 mod serve;
 mod tokens;
 mod verify;
@@ -37,8 +40,37 @@ pub use self::verify::VerifyArgs;
     about = "A tamper-evident audit trail: server, command-line tool and offline verifier"
 )]
 pub struct Cli {
+    /// How log lines on stderr are written: `text` (one readable line per event; colours only
+    /// when stderr is a terminal) or `json` (one JSON object per line, for log shippers)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "SEALTRAIL_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Which log lines are written: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// per-module directives such as `info,sealtrail_server=debug`. Each request is one `info`
+    /// line (target `sealtrail_server::http::access`)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        env = "SEALTRAIL_LOG",
+        default_value = "info"
+    )]
+    pub log: String,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +99,13 @@ pub enum Command {
     Note(NoteCommand),
     /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
     Verify(VerifyArgs),
+    /// Run the runbooks' triage: store, write probe, disk, permissions, schema, protections, recent chain, spool, index, checkpoints, keys, clock
+    Doctor(doctor::DoctorArgs),
+    /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
+    Replay(replay::ReplayArgs),
+    /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
+    #[command(subcommand)]
+    Gaps(gaps::GapsCommand),
     /// Measure the brief's performance workloads beside the hand-built baseline, in one run
     Bench(sealtrail_bench::BenchArgs),
 }
@@ -133,21 +172,59 @@ impl DataArgs {
 
 /// Parses the process arguments, runs the command and maps failure to exit status 1.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEALTRAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if let Err(error) = init_logging(cli.log_format, &cli.log) {
+        eprintln!("sealtrail: {error}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("sealtrail: {error:#}");
+            eprintln!("sealtrail: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends log lines to stderr in `format`, filtered by `filter` (`--log`, `SEALTRAIL_LOG`).
+/// Colours only when stderr is a terminal: a file, a pipe or journald gets plain text.
+fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+        anyhow::anyhow!(
+            "--log (or SEALTRAIL_LOG) {filter:?} is not a log filter ({e}); give a level such as `info` or directives such as `info,sealtrail_server=debug`"
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+    Ok(())
+}
+
+/// The error and its causes as one line, each said once: most of sealtrail's errors already
+/// include their cause's text in their own message (so that a log line or an HTTP body,
+/// which show one message, are complete), and a cause already said is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -159,5 +236,85 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Migrate { database_url } => migrate::run(&database_url),
         Command::Bench(args) => bench::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Gaps(command) => gaps::run(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::{Cli, describe};
+
+    /// An error whose message includes its cause's, as most of sealtrail's do.
+    #[derive(Debug)]
+    struct Wrapping {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read the key directory /x/keys: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let os = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let error = anyhow::Error::new(Wrapping { source: os() });
+        assert_eq!(
+            describe(&error),
+            format!("cannot read the key directory /x/keys: {}", os())
+        );
+        // A context that adds something new keeps its cause.
+        let error = anyhow::Error::new(os()).context("cannot open the store /x");
+        assert_eq!(
+            describe(&error),
+            format!("cannot open the store /x: {}", os())
+        );
+        let error = anyhow::Error::new(Wrapping { source: os() }).context("keys show");
+        assert_eq!(
+            describe(&error),
+            format!("keys show: cannot read the key directory /x/keys: {}", os())
+        );
+    }
+
+    /// Every command and every flag or argument a user can see says what it is for.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && path != " sealtrail" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no help"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -16,6 +16,7 @@ pub enum NoteCommand {
         /// The signer key file (PRIVATE+KEY+...)
         #[arg(long, value_name = "SKEYFILE")]
         key: PathBuf,
+        /// The note text to sign, ending in a newline (- for stdin)
         #[arg(value_name = "TEXTFILE")]
         text: PathBuf,
     },
@@ -24,6 +25,7 @@ pub enum NoteCommand {
         /// The verifier key, as a file or as the key text itself (<name>+<hash>+<base64>)
         #[arg(long, value_name = "VKEY")]
         key: String,
+        /// The signed note, e.g. a checkpoint (- for stdin)
         #[arg(value_name = "NOTEFILE")]
         note: PathBuf,
     },

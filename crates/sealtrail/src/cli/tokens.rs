@@ -26,13 +26,16 @@ pub enum TokensCommand {
     List {
         #[command(flatten)]
         data: DataArgs,
+        /// Print a JSON array of {"id", "tenant", "scopes", "created_at", "revoked_at"}
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token by its id
+    /// Revoke a token by its id; it stops working within the server's token_recheck_ms
     Revoke {
         #[command(flatten)]
         data: DataArgs,
+        /// The token's id, as `sealtrail tokens list` shows it (not the secret)
+        #[arg(value_name = "ID")]
         id: String,
     },
 }

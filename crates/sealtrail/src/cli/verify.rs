@@ -89,31 +89,36 @@ pub fn run(args: VerifyArgs) -> Result<()> {
 }
 
 fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
-    let signed = match &report.checkpoint {
-        Some(cp) => format!(
-            "matches the checkpoint of size {}{}",
+    use sealtrail_core::text::{count, entries};
+    let signed = |cp: &sealtrail_core::verify::CheckpointSummary| {
+        let time = cp.timestamp.as_deref().map(|t| format!(" signed {t}"));
+        format!(
+            "the checkpoint of size {}{}",
             cp.size,
-            cp.timestamp
-                .as_deref()
-                .map(|t| format!(" signed {t}"))
-                .unwrap_or_default()
-        ),
-        None => "not covered by a signed checkpoint".to_string(),
+            time.unwrap_or_default()
+        )
     };
+    let checked = entries(report.rows_checked);
     if report.valid {
-        println!(
-            "{tenant}: valid, {} entries checked, {signed}",
-            report.rows_checked
-        );
+        let vouched = match &report.checkpoint {
+            Some(cp) => format!("matches {}", signed(cp)),
+            None => "not covered by a signed checkpoint".to_string(),
+        };
+        println!("{tenant}: valid, {checked} checked, {vouched}");
         return;
     }
     let first = report
         .first_broken_seq
         .map(|seq| format!(", first broken seq {seq}"))
         .unwrap_or_default();
+    // The checkpoint of an invalid log vouches for a prefix only: say which.
+    let vouched = match &report.checkpoint {
+        Some(cp) if cp.size > 0 => format!("seqs 0 to {} still match {}", cp.size - 1, signed(cp)),
+        _ => "no signed checkpoint vouches for any of its entries".to_string(),
+    };
     println!(
-        "{tenant}: INVALID, {} entries checked, {} violations{first}; {signed}",
-        report.rows_checked, report.violation_count
+        "{tenant}: INVALID, {checked} checked, {}{first}; {vouched}",
+        count(report.violation_count, "violation", "violations")
     );
     for violation in report.violations.iter().take(SUMMARY_VIOLATIONS) {
         let place = violation

@@ -7,6 +7,9 @@ mod support;
 
 mod bench;
 mod bench_large;
+mod doctor;
+mod first_use;
+mod gaps;
 mod keys_notes;
 mod pg_roles;
 mod pg_tamper;

@@ -116,6 +116,19 @@ fn damage_done_in_the_database_is_named_at_its_seq() {
     );
     assert!(summary.contains("seq 42: content_mismatch"), "{summary}");
     assert!(summary.contains("_system: valid"), "{summary}");
+    // An invalid log's checkpoint vouches for a prefix only, and the line says so rather than
+    // that the log matches it.
+    let invalid = summary
+        .lines()
+        .find(|line| line.starts_with("acme: INVALID"))
+        .unwrap();
+    assert!(!invalid.contains("matches the checkpoint"), "{invalid}");
+    assert!(
+        invalid.contains("still match the checkpoint of size")
+            || invalid.contains("no signed checkpoint vouches"),
+        "{invalid}"
+    );
+    assert!(!invalid.contains(" 1 violations"), "{invalid}");
 }
 
 /// A tail rewritten with recomputed hashes and links, or cut, together with the store's later

@@ -6,6 +6,8 @@
 mod support;
 
 mod crash;
+mod ops;
 mod pg_instances;
 mod pg_outage;
+mod replay;
 mod serve_cli;

@@ -91,7 +91,7 @@ impl Log {
 
     /// Appends events `range` in one ledger session, which signs a checkpoint after its first
     /// commit and a final one when it shuts down.
-    fn session(&self, range: Range<u64>) {
+    pub fn session(&self, range: Range<u64>) {
         let ledger = Ledger::start(LedgerConfig {
             data_dir: self.data.clone(),
             store: Location::new(&self.data, self.url()),

@@ -48,6 +48,9 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         post_batch,
         list_events,
         get_event,
+        timeline,
+        gaps,
+        gap_report,
         log_checkpoint,
         log_key,
         inclusion_proof,
@@ -70,6 +73,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "events", description = "Ingest and read audit events"),
         (name = "log", description = "Checkpoints, keys and proofs of a tenant's log"),
         (name = "tiles", description = "The C2SP tlog-tiles read API"),
+        (name = "gaps", description = "Timelines and gap findings of a tenant's log"),
         (name = "verify", description = "Verification of a tenant's log"),
         (name = "admin", description = "Tokens and tenants (admin scope, _system tenant)"),
         (name = "ops", description = "Health, metrics and this document (no token)"),
@@ -635,10 +639,11 @@ pub struct VerifyReport {
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:write, belongs to another tenant, or names the _system log, which takes no events", body = ApiErrorBody),
         (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
-        (status = 413, description = "Body or canonical entry too large", body = ApiErrorBody),
+        (status = 408, description = "The body arrived too slowly (`request_timeout`; body_timeout_secs, body_min_rate)", body = ApiErrorBody),
+        (status = 413, description = "Body (by its Content-Length, before it is read) or canonical entry too large", body = ApiErrorBody),
         (status = 415, description = "Not application/json", body = ApiErrorBody),
         (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which. `idempotency_conflict`: the key already names a different event, whose receipt is `original`; nothing was kept", body = ApiErrorBody),
-        (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full); retry with the same key", body = ApiErrorBody),
+        (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full), or no room for the body in memory yet (`server_busy`, with Retry-After); retry with the same key", body = ApiErrorBody),
         (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry with the same key once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -669,10 +674,11 @@ fn post_event() {}
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:write, belongs to another tenant, or names the _system log, which takes no events", body = ApiErrorBody),
         (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
-        (status = 413, description = "More than 10,000 events or 16 MiB", body = ApiErrorBody),
+        (status = 408, description = "The body arrived too slowly (`request_timeout`; body_timeout_secs, body_min_rate)", body = ApiErrorBody),
+        (status = 413, description = "More than 10,000 events or 16 MiB (by its Content-Length, before it is read)", body = ApiErrorBody),
         (status = 415, description = "Neither JSON nor NDJSON", body = ApiErrorBody),
         (status = 422, description = "Not an array, or empty", body = ApiErrorBody),
-        (status = 503, description = "Nothing was committed (or spooled); retry", body = ApiErrorBody),
+        (status = 503, description = "Nothing was committed (or spooled), or no room for the body in memory yet (`server_busy`, with Retry-After); retry", body = ApiErrorBody),
         (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
@@ -711,7 +717,8 @@ fn post_batch() {}
         (status = 400, description = "A bad parameter; `field` names it", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
-        (status = 503, description = "The index has not reached wait_for_seq in 5 s", body = ApiErrorBody),
+        (status = 429, description = "The tenant already runs max_searches_per_tenant searches and none ended within a second (`too_many_searches`, rule `concurrent_searches`); retry after Retry-After", body = ApiErrorBody),
+        (status = 503, description = "The index has not reached wait_for_seq in 5 s (`index_lagging`); the instance already runs max_searches searches (`search_busy`, rule `search_capacity`; retry after Retry-After); or the search ran past query_timeout_ms and was stopped (`query_timeout`: narrow it)", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -732,6 +739,256 @@ fn list_events() {}
     security(("bearer" = [])),
 )]
 fn get_event() {}
+
+/// One bucket of a timeline.
+#[derive(ToSchema)]
+pub struct TimelineBucket {
+    /// The bucket's start, UTC.
+    start: String,
+    count: u64,
+}
+
+/// Events per bucket of the caller's log, zeros included (heartbeats are not counted).
+#[derive(ToSchema)]
+pub struct Timeline {
+    tenant: String,
+    /// `minute`, `hour` or `day`.
+    bucket: String,
+    /// `occurred_at` (event time: `occurred_at`, else `received_at`) or `received_at`.
+    time: String,
+    /// The first bucket's start: the request's `from` rounded down to a bucket.
+    from: String,
+    /// The last bucket's end: the request's `to` rounded up to a bucket.
+    to: String,
+    total: u64,
+    buckets: Vec<TimelineBucket>,
+}
+
+/// A producer: `source.app` and `source.instance` (null when it sends none).
+#[derive(ToSchema)]
+pub struct GapProducer {
+    app: String,
+    instance: Option<String>,
+}
+
+/// An inclusive range of `source.seq` numbers that never arrived.
+#[derive(ToSchema)]
+pub struct SeqRange {
+    from: u64,
+    to: u64,
+}
+
+/// One gap finding.
+#[derive(ToSchema)]
+pub struct GapFinding {
+    /// `time_gap`, `rate_drop`, `producer_seq_gap` or `silent_producer`.
+    kind: String,
+    start: String,
+    end: String,
+    duration_seconds: u64,
+    producer: Option<GapProducer>,
+    missing: Option<Vec<SeqRange>>,
+    /// By duration: `low` below 5 minutes, `medium` 5 to 30, `high` above 30.
+    impact: String,
+    detail: String,
+    /// From 0 to 1: how sure the rule is that this is a real gap.
+    confidence: f64,
+    /// Still going on at the end of the window.
+    ongoing: bool,
+    /// What the rule saw (history, baselines, sealtrail's own start/stop records, …).
+    #[schema(value_type = Object)]
+    evidence: serde_json::Value,
+}
+
+/// The gap findings of a window.
+#[derive(ToSchema)]
+pub struct GapReport {
+    tenant: String,
+    from: String,
+    to: String,
+    gaps: Vec<GapFinding>,
+}
+
+/// Events per minute, hour or day of the caller's log, from the gap detector's counters.
+///
+/// `from` must be before `to`, and the range may hold at most 44,640 buckets (a month by the
+/// minute; `rule: max_buckets`). Every parameter at most once; an unknown one is refused.
+#[utoipa::path(
+    get, path = "/v1/timeline", tag = "gaps",
+    params(
+        ("bucket" = String, Query, pattern = "^(minute|hour|day)$", description = "minute, hour or day"),
+        ("from" = Timestamp, Query, description = "From (rounded down to a bucket)"),
+        ("to" = Timestamp, Query, description = "To, exclusive (rounded up to a bucket)"),
+        ("time" = Option<String>, Query, pattern = "^(occurred_at|received_at)$", description = "occurred_at (default: event time) or received_at"),
+        ("action" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
+        ("source" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$", description = "source.app"),
+    ),
+    responses(
+        (status = 200, description = "The timeline", body = Timeline),
+        (status = 400, description = "A bad parameter, `from` not before `to`, or too many buckets; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn timeline() {}
+
+/// Gap findings of the caller's log: time gaps, rate drops, producer sequence gaps and
+/// silent producers.
+///
+/// The window defaults to the 24 hours before `to`, which defaults to now; `from` must be
+/// before `to`, at most 31 days earlier.
+#[utoipa::path(
+    get, path = "/v1/gaps", tag = "gaps",
+    params(
+        ("from" = Option<Timestamp>, Query, description = "Window start"),
+        ("to" = Option<Timestamp>, Query, description = "Window end, exclusive"),
+    ),
+    responses(
+        (status = 200, description = "The findings, in order of start", body = GapReport),
+        (status = 400, description = "A bad parameter, `from` not before `to`, or a window over 31 days; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn gaps() {}
+
+/// An action's average count in a gap's clock window on earlier days.
+#[derive(ToSchema)]
+pub struct ExpectedAction {
+    action: String,
+    events: f64,
+}
+
+/// The activity expected in a gap: the same clock window on up to 7 earlier days.
+#[derive(ToSchema)]
+pub struct ExpectedActivity {
+    /// Earlier days averaged over (0: none to compare with).
+    history_days: u64,
+    /// For a producer's finding, its `source.app` (all its instances): the counts are of it.
+    app: Option<String>,
+    events: f64,
+    /// Largest first.
+    actions: Vec<ExpectedAction>,
+}
+
+/// The expected events whose action looks like a record access.
+#[derive(ToSchema)]
+pub struct PhiAccessEstimate {
+    /// Null without an earlier day to estimate from.
+    events: Option<f64>,
+    /// `low` below 10, `medium` 10 to 100, `high` above 100; `unknown` without history.
+    class: String,
+}
+
+/// One line of what sealtrail knows about a cause.
+#[derive(ToSchema)]
+pub struct CauseState {
+    state: String,
+    detail: String,
+}
+
+/// What sealtrail knows about a gap's cause.
+#[derive(ToSchema)]
+pub struct GapCause {
+    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`, from sealtrail's own
+    /// start/stop records.
+    server: CauseState,
+    /// Always `unknown`: spooling and draining write no record.
+    store_outage: CauseState,
+    /// `silent` or `sequence_gap`, for a producer's finding.
+    producer: Option<CauseState>,
+}
+
+/// What came back, and what is provably lost.
+#[derive(ToSchema)]
+pub struct GapRecovery {
+    /// Events that occurred in the window and arrived after it: at least this many.
+    late_arrivals_at_least: u64,
+    /// `source.seq` numbers still missing (producer sequence gaps only).
+    lost: Option<u64>,
+    lost_ranges: Option<Vec<SeqRange>>,
+}
+
+/// The report on one gap finding.
+#[derive(ToSchema)]
+pub struct GapReportSection {
+    kind: String,
+    start: String,
+    end: String,
+    duration_seconds: u64,
+    impact: String,
+    ongoing: bool,
+    producer: Option<GapProducer>,
+    detail: String,
+    expected: ExpectedActivity,
+    phi_access_estimate: PhiAccessEstimate,
+    cause: GapCause,
+    recovery: GapRecovery,
+}
+
+/// Totals of a gap report.
+#[derive(ToSchema)]
+pub struct GapReportSummary {
+    gaps: u64,
+    high: u64,
+    medium: u64,
+    low: u64,
+    expected_events: f64,
+    phi_access_estimate: f64,
+    provably_lost: u64,
+}
+
+/// Other copies of the events that may fill a gap.
+#[derive(ToSchema)]
+pub struct CompensatingRecords {
+    /// Whether the servers that ran during the gaps mirrored events to stdout as `AUDIT:`
+    /// lines (null: unknown).
+    audit_stdout: Option<bool>,
+    /// `start_records` (sealtrail's own start records say), `this_server` (they do not; this
+    /// server's setting is given) or `unknown`.
+    known_from: String,
+    detail: String,
+}
+
+/// The gap report of a window, in the shape of the HIPAA runbook's incident write-up.
+#[derive(ToSchema)]
+pub struct GapIncidentReport {
+    tenant: String,
+    from: String,
+    to: String,
+    generated_at: String,
+    summary: GapReportSummary,
+    gaps: Vec<GapReportSection>,
+    compensating_records: CompensatingRecords,
+    what_to_do: Vec<String>,
+}
+
+/// The gap report of the caller's log for a window: each finding with the activity expected
+/// in it, a PHI-access estimate, what sealtrail knows of its cause, recovery and loss.
+///
+/// `from` must be before `to`, at most 31 days earlier. `format=md` answers with the same
+/// report as Markdown.
+#[utoipa::path(
+    get, path = "/v1/gaps/report", tag = "gaps",
+    params(
+        ("from" = Timestamp, Query, description = "Window start"),
+        ("to" = Timestamp, Query, description = "Window end, exclusive"),
+        ("format" = Option<String>, Query, pattern = "^(json|md)$", description = "json (default) or md"),
+    ),
+    responses(
+        (status = 200, description = "The report", content(
+            (GapIncidentReport = "application/json"),
+            (String = "text/markdown"),
+        )),
+        (status = 400, description = "A bad or missing parameter, `from` not before `to`, or a window over 31 days; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn gap_report() {}
 
 /// The latest signed checkpoint of the caller's log (a C2SP signed note).
 #[utoipa::path(

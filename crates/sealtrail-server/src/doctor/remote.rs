@@ -1,0 +1,190 @@
+//! `sealtrail doctor --url`: the checks a running server's published state answers, from the
+//! bodies of its `GET /health` and `GET /metrics` (fetched by the caller; this module does no
+//! I/O).
+//!
+//! What it can tell: whether the server answers; its store check (a read of the store and an
+//! fsync'd file in its data directory); whether audit writes fail; the background verifier's
+//! chain state; the spool's depth and age; the index lag; the permissions warning `/health`
+//! carries; and, from `/metrics`, each log's checkpoint age.
+//!
+//! What it cannot: disk usage as a percentage, key files, the schema and integrity check, the
+//! append-only triggers, the database's clock, a write probe into `_system`, or a fresh
+//! verification of a chosen range. Run `sealtrail doctor --data DIR` or `--database-url URL`
+//! on the server's host for those.
+
+use serde_json::Value;
+
+use super::{CHECKPOINT_STALE_SECS, Check, Diagnosis, SPOOL_AGE_FAIL_SECS};
+
+/// The diagnosis from a server's answers: `health` is `GET /health`'s JSON body (or why it
+/// could not be had), `metrics` the `GET /metrics` text (or why not).
+pub fn assess(
+    url: &str,
+    health: Result<Value, String>,
+    metrics: Result<String, String>,
+) -> Diagnosis {
+    let mut out = Vec::new();
+    let health = match health {
+        Ok(health) => health,
+        Err(error) => {
+            out.push(Check::fail(
+                "server",
+                format!("{url}/health did not answer: {error}"),
+                "start `sealtrail serve`, or check the URL, the port and the network",
+            ));
+            return Diagnosis::new(out);
+        }
+    };
+    let checks = &health["checks"];
+    out.push(Check::ok(
+        "server",
+        format!(
+            "{url} answers; status {}",
+            health["status"].as_str().unwrap_or("unknown")
+        ),
+    ));
+    match checks["store"].as_str() {
+        Some("ok") => out.push(Check::ok(
+            "store",
+            "the server reads its store and writes to its data directory",
+        )),
+        other => out.push(Check::fail(
+            "store",
+            format!(
+                "store {}: {}",
+                other.unwrap_or("unknown"),
+                checks["store_error"].as_str().unwrap_or("no detail")
+            ),
+            "on the server's host: `sealtrail doctor --data DIR` (or --database-url URL)",
+        )),
+    }
+    match checks["audit"].as_str() {
+        Some("failing") => out.push(Check::fail(
+            "audit",
+            format!(
+                "audit writes are failing: {}",
+                checks["audit_error"].as_str().unwrap_or("no detail")
+            ),
+            "read the server's log for the commit error; `sealtrail doctor --data DIR` on its host",
+        )),
+        Some(state) => out.push(Check::ok(
+            "audit",
+            format!(
+                "{state}, {} events in the last 5 minutes",
+                checks["audit_log_count_5m"].as_u64().unwrap_or(0)
+            ),
+        )),
+        None => out.push(Check::warn(
+            "audit",
+            "the server does not report its audit writes",
+            "upgrade the server",
+        )),
+    }
+    match checks["chain"].as_str() {
+        Some("violated") => out.push(Check::fail(
+            "chain",
+            "the server's background verifier found a violation",
+            "sealtrail verify --data DIR (or --database-url URL) for the report",
+        )),
+        Some("unchecked") => out.push(Check::warn(
+            "chain",
+            "not verified yet since the server started",
+            "wait for the background verifier, or run `sealtrail verify`",
+        )),
+        Some(_) => out.push(Check::ok(
+            "chain",
+            "the background verifier finds the logs intact",
+        )),
+        None => out.push(Check::warn(
+            "chain",
+            "the server does not report its chain state",
+            "sealtrail verify",
+        )),
+    }
+    let depth = checks["spool"]["depth"].as_u64().unwrap_or(0);
+    let age = checks["spool"]["oldest_age_seconds"].as_f64();
+    let spool_remedy = "make PostgreSQL reachable again: the server drains the spool in order";
+    if depth == 0 {
+        out.push(Check::ok("spool", "no spooled events"));
+    } else {
+        let detail = format!(
+            "{depth} events wait in the spool, the oldest for {:.0} s",
+            age.unwrap_or(0.0)
+        );
+        if age.unwrap_or(0.0) > SPOOL_AGE_FAIL_SECS {
+            out.push(Check::fail("spool", detail, spool_remedy));
+        } else {
+            out.push(Check::warn("spool", detail, spool_remedy));
+        }
+    }
+    match checks["index_lag_seconds"].as_f64() {
+        Some(lag) if lag > crate::health::INDEX_LAG_DEGRADED => out.push(Check::warn(
+            "index",
+            format!("the query index lags {lag:.0} s behind the log"),
+            "check the server's log for indexer errors; searches miss recent events meanwhile",
+        )),
+        Some(lag) => out.push(Check::ok("index", format!("index lag {lag:.1} s"))),
+        None => out.push(Check::ok("index", "no index lag reported yet")),
+    }
+    match checks["permissions_warning"].as_str() {
+        Some(warning) => out.push(Check::warn(
+            "permissions",
+            warning.to_string(),
+            "on the server's host: `chmod 700 DIR` and `chmod 600` on its database and key files",
+        )),
+        None => out.push(Check::ok(
+            "permissions",
+            "the server reports its data directory private",
+        )),
+    }
+    match metrics {
+        Ok(text) => out.push(checkpoint_ages(&text)),
+        Err(error) => out.push(Check::warn(
+            "checkpoints",
+            format!("cannot read {url}/metrics: {error}"),
+            "pass a token with --token (or SEALTRAIL_TOKEN) if the metrics need one",
+        )),
+    }
+    Diagnosis::new(out)
+}
+
+/// The `checkpoints` check from `sealtrail_checkpoint_age_seconds{tenant="…"} N` samples.
+pub fn checkpoint_ages(metrics: &str) -> Check {
+    let mut stale = Vec::new();
+    let mut seen = 0;
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("sealtrail_checkpoint_age_seconds{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let tenant = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("tenant=\""))
+            .map(|t| t.trim_end_matches('"'))
+            .unwrap_or("?");
+        let Ok(age) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        seen += 1;
+        if age > CHECKPOINT_STALE_SECS as f64 {
+            stale.push(format!("{tenant}: {age:.0} s"));
+        }
+    }
+    if stale.is_empty() {
+        Check::ok(
+            "checkpoints",
+            format!(
+                "{seen} logs report a checkpoint at most {} min old",
+                CHECKPOINT_STALE_SECS / 60
+            ),
+        )
+    } else {
+        Check::warn(
+            "checkpoints",
+            format!("latest checkpoint old: {}", stale.join("; ")),
+            "a quiet log needs no new checkpoint; a growing one does: check the server's log for signing errors",
+        )
+    }
+}

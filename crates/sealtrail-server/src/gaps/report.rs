@@ -1,0 +1,860 @@
+//! The gap report: the runbooks' incident write-up ("gap start, gap end, duration, root cause,
+//! compliance impact, PHI access during the gap, compensating controls"), filled in from the
+//! gap database for each finding of a window.
+//!
+//! For each finding of [`super::Gaps::report`]:
+//!
+//! - **expected activity**: the actions seen in the same clock window on up to
+//!   [`detect::HISTORY_DAYS`] earlier days the tenant already had events on, and their
+//!   average counts (for a producer's finding, of that producer's `source.app` only);
+//! - **PHI-access estimate**: the expected events whose action looks like a record access
+//!   ([`looks_like_access`]), classed as the HIPAA runbook does (low < 10, medium 10–100,
+//!   high > 100);
+//! - **cause**, as far as sealtrail knows it: its own downtime from the `_system` start/stop
+//!   records ([`server_cause`]: a graceful stop before the gap and a start after it is planned
+//!   downtime, a start with no stop before it a crash); a store outage cannot be told, because
+//!   spooling and draining write no record, and the report says so; a silent producer or a
+//!   producer's sequence gap, with the numbers missing;
+//! - **recovery**: events that occurred in the window but arrived after it (a lower bound from
+//!   the event-time and `received_at` counters: the counters are not kept jointly), and, for a
+//!   sequence gap, the numbers still missing — provably lost.
+//!
+//! The report is given as JSON ([`IncidentReport::to_json`]) and as Markdown a privacy officer
+//! can read as it is ([`IncidentReport::to_markdown`]).
+
+use std::collections::BTreeMap;
+
+use sealtrail_core::Timestamp;
+use sealtrail_core::text::count;
+use sealtrail_store::gaps::{
+    Basis, GapsError, GapsReader, LifecycleRecord, SERVER_STARTED, SERVER_STOPPED,
+};
+
+use super::detect::{self, Finding, Impact, Kind, MINUTE};
+
+/// How near a gap a start or stop record must fall to explain it.
+const SLACK: i64 = 5 * MINUTE;
+
+/// Words in an action that make it look like a record access (matched case-insensitively).
+pub const ACCESS_WORDS: [&str; 5] = ["read", "view", "access", "export", "disclos"];
+
+/// Whether events of `action` count towards the PHI-access estimate.
+pub fn looks_like_access(action: &str) -> bool {
+    let lower = action.to_ascii_lowercase();
+    ACCESS_WORDS.iter().any(|word| lower.contains(word))
+}
+
+/// The HIPAA runbook's class of the PHI accesses in a gap: low below 10, medium 10 to 100,
+/// high above 100.
+pub fn access_class(estimate: f64) -> Impact {
+    if estimate < 10.0 {
+        Impact::Low
+    } else if estimate <= 100.0 {
+        Impact::Medium
+    } else {
+        Impact::High
+    }
+}
+
+/// What sealtrail's own start and stop records say about a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCause {
+    /// A graceful stop before the gap ended, then a start: planned downtime.
+    PlannedDowntime { stopped_at: i64, started_at: i64 },
+    /// A start during or right after the gap with no graceful stop before it: the server
+    /// before it crashed or was killed.
+    Crash { started_at: i64 },
+    /// A graceful stop near the gap and no start after it.
+    Stopped { stopped_at: i64 },
+    /// No start or stop record in or near the gap: the server was not restarted.
+    NotRestarted,
+}
+
+impl ServerCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerCause::PlannedDowntime { .. } => "planned_downtime",
+            ServerCause::Crash { .. } => "crash",
+            ServerCause::Stopped { .. } => "stopped",
+            ServerCause::NotRestarted => "not_restarted",
+        }
+    }
+
+    fn detail(self) -> String {
+        match self {
+            ServerCause::PlannedDowntime {
+                stopped_at,
+                started_at,
+            } => format!(
+                "sealtrail was stopped gracefully at {} and started again at {}: planned downtime",
+                ts(stopped_at),
+                ts(started_at)
+            ),
+            ServerCause::Crash { started_at } => format!(
+                "sealtrail started at {} with no graceful stop recorded before it: the server before it crashed or was killed",
+                ts(started_at)
+            ),
+            ServerCause::Stopped { stopped_at } => format!(
+                "sealtrail was stopped gracefully at {} and no start is recorded after it",
+                ts(stopped_at)
+            ),
+            ServerCause::NotRestarted => {
+                "no sealtrail start or stop record falls in or near the gap: the server was not restarted".to_string()
+            }
+        }
+    }
+}
+
+/// Which of sealtrail's own start/stop records explain a silence from `start` to `end`
+/// (unix µs). `records` are in time order and should reach back before the gap.
+///
+/// The first start in the gap (or up to 5 minutes after its end) decides: the record before
+/// it a graceful stop means planned downtime, anything else (another start, or none) a
+/// crash. Without such a start, a graceful stop near the gap means sealtrail was stopped and
+/// not started again; with neither, it was not restarted.
+pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> ServerCause {
+    let restart = records
+        .iter()
+        .position(|r| r.action == SERVER_STARTED && r.at > start && r.at <= end + SLACK);
+    if let Some(i) = restart {
+        let started_at = records[i].at;
+        return match i.checked_sub(1).map(|p| &records[p]) {
+            Some(before) if before.action == SERVER_STOPPED => ServerCause::PlannedDowntime {
+                stopped_at: before.at,
+                started_at,
+            },
+            _ => ServerCause::Crash { started_at },
+        };
+    }
+    let stop = records
+        .iter()
+        .rev()
+        .find(|r| r.action == SERVER_STOPPED && r.at >= start - SLACK && r.at <= end);
+    match stop {
+        Some(stop) => ServerCause::Stopped {
+            stopped_at: stop.at,
+        },
+        None => ServerCause::NotRestarted,
+    }
+}
+
+/// Whether the servers that ran during a silence from `start` to `end` (unix µs) mirrored
+/// events to stdout as `AUDIT:` lines, by their start records (in time order): the server
+/// in force when the gap began (the last start before it) and any started in it. `Some(true)`
+/// when every one of them says so, `Some(false)` when any says not, `None` when a start record
+/// does not say (or none is known).
+pub fn audit_stdout_during(records: &[LifecycleRecord], start: i64, end: i64) -> Option<bool> {
+    let starts = records.iter().filter(|r| r.action == SERVER_STARTED);
+    let before = starts.clone().rfind(|r| r.at <= start);
+    let during = starts.filter(|r| r.at > start && r.at <= end);
+    let settings: Vec<Option<bool>> = before
+        .into_iter()
+        .chain(during)
+        .map(|r| r.audit_stdout)
+        .collect();
+    if settings.contains(&Some(false)) {
+        Some(false)
+    } else if !settings.is_empty() && settings.iter().all(|s| *s == Some(true)) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// An action's average count in the window on earlier days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectedAction {
+    pub action: String,
+    pub events: f64,
+}
+
+/// The report on one finding.
+#[derive(Debug, Clone)]
+pub struct GapSection {
+    pub finding: Finding,
+    /// Earlier days the expected counts are averaged over.
+    pub history_days: i64,
+    /// The `source.app` the expected counts are of (a producer's finding), else every one.
+    /// Counts are kept per app, not per instance: an app's other instances are in them.
+    pub app: Option<String>,
+    /// Largest first.
+    pub expected: Vec<ExpectedAction>,
+    pub server: ServerCause,
+    /// Whether the servers running during it mirrored events as `AUDIT:` lines, by their
+    /// start records ([`audit_stdout_during`]).
+    pub audit_stdout: Option<bool>,
+    /// Events that occurred in the window and arrived after it: at least this many.
+    pub late_arrivals: i64,
+}
+
+impl GapSection {
+    pub fn expected_events(&self) -> f64 {
+        self.expected.iter().fold(0.0, |sum, a| sum + a.events)
+    }
+
+    pub fn access_estimate(&self) -> f64 {
+        self.expected
+            .iter()
+            .filter(|a| looks_like_access(&a.action))
+            .fold(0.0, |sum, a| sum + a.events)
+    }
+
+    /// `source.seq` numbers still missing.
+    pub fn lost(&self) -> Option<u64> {
+        self.finding
+            .missing
+            .as_ref()
+            .map(|ranges| ranges.iter().map(|(from, to)| to - from + 1).sum())
+    }
+
+    fn producer_name(&self) -> Option<String> {
+        self.finding.producer.as_ref().map(|p| match &p.instance {
+            Some(instance) => format!("{}/{instance}", p.app),
+            None => p.app.clone(),
+        })
+    }
+
+    fn producer_cause(&self) -> Option<(&'static str, String)> {
+        let name = self.producer_name()?;
+        match self.finding.kind {
+            Kind::SilentProducer => Some((
+                "silent",
+                format!(
+                    "{name} sent nothing (not even a heartbeat) from {}",
+                    ts(self.finding.start)
+                ),
+            )),
+            Kind::ProducerSeqGap => Some((
+                "sequence_gap",
+                format!("{name} numbered {} that never arrived", self.missing_text()),
+            )),
+            _ => None,
+        }
+    }
+
+    fn missing_text(&self) -> String {
+        let ranges = self.finding.missing.as_deref().unwrap_or_default();
+        let list: Vec<String> = ranges
+            .iter()
+            .map(|(from, to)| {
+                if from == to {
+                    format!("{from}")
+                } else {
+                    format!("{from}–{to}")
+                }
+            })
+            .collect();
+        format!(
+            "source.seq {} ({})",
+            list.join(", "),
+            count(self.lost().unwrap_or(0), "event", "events")
+        )
+    }
+}
+
+/// Whether the server that writes the report mirrors every event to stdout as `AUDIT:` lines:
+/// what the report says when the start records of the servers that ran during the gaps do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditStdout {
+    On,
+    Off,
+    /// The report is made without a running server (the command line).
+    Unknown,
+}
+
+/// A window's gap report.
+#[derive(Debug, Clone)]
+pub struct IncidentReport {
+    pub tenant: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub generated_at: Timestamp,
+    pub sections: Vec<GapSection>,
+    pub audit_stdout: AuditStdout,
+}
+
+fn ts(micros: i64) -> String {
+    Timestamp::from_unix_micros(micros)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|_| micros.to_string())
+}
+
+/// Producer-given text as one line of Markdown: control characters (line breaks above all)
+/// become spaces, so a name cannot start a heading or a list of its own.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn duration_text(seconds: i64) -> String {
+    let minutes = seconds / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+fn kind_title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::TimeGap => "Time gap: no events",
+        Kind::RateDrop => "Rate drop",
+        Kind::ProducerSeqGap => "Producer sequence gap: events lost",
+        Kind::SilentProducer => "Silent producer",
+    }
+}
+
+const STORE_OUTAGE_UNKNOWN: &str = "unknown: sealtrail writes no record when it spools events or drains its spool, so a store outage cannot be told from its log; events spooled during one keep their occurred_at and fill the window when they are drained";
+
+/// Builds the sections of `findings` from the gap database.
+pub(crate) fn sections(
+    reader: &GapsReader,
+    tenant: &str,
+    findings: Vec<Finding>,
+) -> Result<Vec<GapSection>, GapsError> {
+    let first = reader.first_minute(tenant)?;
+    let mut out = Vec::with_capacity(findings.len());
+    for finding in findings {
+        let lo = finding.start.div_euclid(MINUTE);
+        let hi = (finding.end + MINUTE - 1).div_euclid(MINUTE).max(lo + 1);
+        let app = match finding.kind {
+            Kind::ProducerSeqGap | Kind::SilentProducer => {
+                finding.producer.as_ref().map(|p| p.app.clone())
+            }
+            _ => None,
+        };
+        let (mut days, mut sums) = (0i64, BTreeMap::<String, i64>::new());
+        if let Some(first) = first {
+            for d in 1..=detect::HISTORY_DAYS {
+                let shift = d * 1440;
+                if first > lo - shift {
+                    continue;
+                }
+                days += 1;
+                for (action, events) in reader.actions(
+                    tenant,
+                    Basis::EventTime,
+                    lo - shift,
+                    hi - shift,
+                    app.as_deref(),
+                )? {
+                    *sums.entry(action).or_default() += events;
+                }
+            }
+        }
+        let mut expected: Vec<ExpectedAction> = sums
+            .into_iter()
+            .map(|(action, events)| ExpectedAction {
+                action,
+                events: round1(events as f64 / days.max(1) as f64),
+            })
+            .filter(|a| a.events > 0.0)
+            .collect();
+        expected.sort_by(|a, b| b.events.total_cmp(&a.events).then(a.action.cmp(&b.action)));
+        let records = reader.lifecycle(i64::MIN, finding.end + SLACK + 1)?;
+        let server = server_cause(&records, finding.start, finding.end);
+        let audit_stdout = audit_stdout_during(&records, finding.start, finding.end);
+        let sum = |basis| -> Result<i64, GapsError> {
+            Ok(reader
+                .actions(tenant, basis, lo, hi, app.as_deref())?
+                .iter()
+                .map(|(_, n)| n)
+                .sum())
+        };
+        let late_arrivals = (sum(Basis::EventTime)? - sum(Basis::Received)?).max(0);
+        out.push(GapSection {
+            finding,
+            history_days: days,
+            app,
+            expected,
+            server,
+            audit_stdout,
+            late_arrivals,
+        });
+    }
+    Ok(out)
+}
+
+impl IncidentReport {
+    fn impacts(&self) -> [(Impact, usize); 3] {
+        [Impact::High, Impact::Medium, Impact::Low].map(|impact| {
+            (
+                impact,
+                self.sections
+                    .iter()
+                    .filter(|s| s.finding.impact() == impact)
+                    .count(),
+            )
+        })
+    }
+
+    /// Whether `AUDIT:` lines of the gaps' events may exist, where that is known from, and
+    /// what to do about it.
+    fn compensating(&self) -> (Option<bool>, &'static str, String) {
+        const SHIPPER: &str = "check the log shipper's copy of AUDIT: lines; `sealtrail replay --audit-log FILE` puts back what they hold";
+        const OTHER_LOGS: &str = "look for the producers' own logs (application, load balancer, database query logs) instead";
+        let known: Vec<Option<bool>> = self.sections.iter().map(|s| s.audit_stdout).collect();
+        if !known.is_empty() && known.contains(&Some(false)) {
+            return (
+                Some(false),
+                "start_records",
+                format!(
+                    "a sealtrail server that ran during a gap did not mirror events to stdout (no --audit-stdout, by its start record), so there are no AUDIT: lines of its events; {OTHER_LOGS}"
+                ),
+            );
+        }
+        if !known.is_empty() && known.iter().all(|k| *k == Some(true)) {
+            return (
+                Some(true),
+                "start_records",
+                format!(
+                    "the sealtrail servers that ran during the gaps mirrored every event to stdout as AUDIT: lines (--audit-stdout, by their start records); {SHIPPER}"
+                ),
+            );
+        }
+        match self.audit_stdout {
+            AuditStdout::On => (
+                Some(true),
+                "this_server",
+                format!(
+                    "sealtrail's start records do not say how the server ran during the gaps; this server mirrors every event to stdout as AUDIT: lines (--audit-stdout): {SHIPPER}"
+                ),
+            ),
+            AuditStdout::Off => (
+                Some(false),
+                "this_server",
+                format!(
+                    "sealtrail's start records do not say how the server ran during the gaps; this server runs without --audit-stdout, so there may be no AUDIT: lines to put back: {SHIPPER} if one was kept, else {OTHER_LOGS}"
+                ),
+            ),
+            AuditStdout::Unknown => (None, "unknown", SHIPPER.to_string()),
+        }
+    }
+
+    /// Steps to take, as `sealtrail` commands where there is one.
+    pub fn what_to_do(&self) -> Vec<String> {
+        let t = &self.tenant;
+        let mut steps = Vec::new();
+        if self.sections.is_empty() {
+            steps.push("nothing: the window holds no gap".to_string());
+            return steps;
+        }
+        steps.push(format!(
+            "Check that the log itself is intact: `sealtrail verify --data DIR --tenant {t}`."
+        ));
+        if self.compensating().0 != Some(false) {
+            steps.push(
+                "Put back what the log shipper's copy of AUDIT: lines holds: `sealtrail replay --data DIR --audit-log FILE`.".to_string(),
+            );
+        }
+        for s in &self.sections {
+            if let (Kind::ProducerSeqGap, Some(name)) = (s.finding.kind, s.producer_name()) {
+                steps.push(format!(
+                    "Ask {name} to resend {} from its own spool or log, if it kept them.",
+                    s.missing_text()
+                ));
+            }
+            if let (Kind::SilentProducer, Some(name)) = (s.finding.kind, s.producer_name()) {
+                steps.push(format!(
+                    "Find out why {name} stopped sending; if it is idle on purpose, have it send `sealtrail.heartbeat` events."
+                ));
+            }
+        }
+        if self
+            .sections
+            .iter()
+            .any(|s| matches!(s.server, ServerCause::Crash { .. }))
+        {
+            steps.push(
+                "Find out why the sealtrail server stopped without a graceful stop (its own log, the service manager); run `sealtrail doctor --data DIR`.".to_string(),
+            );
+        }
+        steps.push(
+            "Record each gap in the incident record with its impact class and PHI-access estimate, for the privacy officer to assess (the HIPAA runbook asks whether HHS notification is needed when a gap lasts over 24 hours or recurs).".to_string(),
+        );
+        steps.push(format!(
+            "Look at the minutes around each gap: `sealtrail gaps timeline --data DIR --tenant {t} --bucket minute --from START --to END`."
+        ));
+        steps.push(format!(
+            "Run this report again once events are put back: `sealtrail gaps report --data DIR --tenant {t} --from {} --to {}`; what is still missing goes into the incident record with its impact class.",
+            self.from, self.to
+        ));
+        steps
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let [(_, high), (_, medium), (_, low)] = self.impacts();
+        let (audit_stdout, source, compensating) = self.compensating();
+        serde_json::json!({
+            "tenant": self.tenant,
+            "from": self.from.to_rfc3339(),
+            "to": self.to.to_rfc3339(),
+            "generated_at": self.generated_at.to_rfc3339(),
+            "summary": {
+                "gaps": self.sections.len(),
+                "high": high,
+                "medium": medium,
+                "low": low,
+                "expected_events": round1(self.sections.iter().fold(0.0, |sum, s| sum + s.expected_events())),
+                "phi_access_estimate": round1(self.sections.iter().fold(0.0, |sum, s| sum + s.access_estimate())),
+                "provably_lost": self.sections.iter().filter_map(|s| s.lost()).sum::<u64>(),
+            },
+            "gaps": self.sections.iter().map(section_json).collect::<Vec<_>>(),
+            "compensating_records": {"audit_stdout": audit_stdout, "known_from": source, "detail": compensating},
+            "what_to_do": self.what_to_do(),
+        })
+    }
+
+    pub fn to_markdown(&self) -> String {
+        use std::fmt::Write as _;
+        let mut md = String::new();
+        let _ = writeln!(md, "# Audit log gap report: {}\n", self.tenant);
+        let _ = writeln!(
+            md,
+            "Window: {} to {} (UTC). Generated by sealtrail at {} from its gap counters.\n",
+            self.from, self.to, self.generated_at
+        );
+        let _ = writeln!(md, "## Summary\n");
+        if self.sections.is_empty() {
+            let _ = writeln!(md, "No gap was found in this window.\n");
+        } else {
+            let classes: Vec<String> = self
+                .impacts()
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(impact, n)| format!("{n} {}", impact.as_str()))
+                .collect();
+            let _ = writeln!(
+                md,
+                "{} found ({}).\n",
+                count(self.sections.len() as u64, "gap", "gaps"),
+                classes.join(", ")
+            );
+            let _ = writeln!(
+                md,
+                "| # | kind | start | end | duration | impact | events expected | PHI-access estimate | provably lost |"
+            );
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+            for (i, s) in self.sections.iter().enumerate() {
+                let f = &s.finding;
+                let (expected, access) = if s.history_days == 0 {
+                    ("unknown".to_string(), "unknown".to_string())
+                } else {
+                    (
+                        format!("{:.1}", s.expected_events()),
+                        format!("{:.1}", s.access_estimate()),
+                    )
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {expected} | {access} | {} |",
+                    i + 1,
+                    f.kind.as_str(),
+                    ts(f.start),
+                    ts(f.end),
+                    duration_text(f.duration_secs()),
+                    f.impact().as_str(),
+                    s.lost().map_or("–".to_string(), |n| n.to_string()),
+                );
+            }
+            md.push('\n');
+        }
+        for (i, s) in self.sections.iter().enumerate() {
+            let f = &s.finding;
+            let _ = writeln!(
+                md,
+                "## Gap {}: {} ({} impact)\n",
+                i + 1,
+                kind_title(f.kind),
+                f.impact().as_str()
+            );
+            let _ = writeln!(md, "- **Start:** {}", ts(f.start));
+            let _ = writeln!(
+                md,
+                "- **End:** {}{}",
+                ts(f.end),
+                if f.ongoing { " (ongoing)" } else { "" }
+            );
+            let _ = writeln!(
+                md,
+                "- **Duration:** {} ({} s)",
+                duration_text(f.duration_secs()),
+                f.duration_secs()
+            );
+            let _ = writeln!(
+                md,
+                "- **Compliance impact:** {} (low < 5 min, medium 5–30 min, high > 30 min)",
+                f.impact().as_str()
+            );
+            if let Some(name) = s.producer_name() {
+                let _ = writeln!(md, "- **Producer:** {}", one_line(&name));
+            }
+            let _ = writeln!(md, "- **Finding:** {}", one_line(&f.detail));
+            let scope = match &s.app {
+                Some(app) => format!(" of source.app {app} (all its instances)"),
+                None => String::new(),
+            };
+            if s.history_days == 0 {
+                let _ = writeln!(
+                    md,
+                    "- **Expected activity:** unknown: no earlier day to compare with"
+                );
+            } else if s.expected.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "- **Expected activity:** none{scope} in the same clock window of the {}",
+                    count(s.history_days as u64, "earlier day", "earlier days")
+                );
+            } else {
+                let _ = writeln!(
+                    md,
+                    "- **Expected activity**{scope} (average of the same clock window on the {}): {:.1} events\n",
+                    count(s.history_days as u64, "earlier day", "earlier days"),
+                    s.expected_events()
+                );
+                let _ = writeln!(md, "  | action | events expected |");
+                let _ = writeln!(md, "  |---|---|");
+                for a in &s.expected {
+                    let _ = writeln!(md, "  | {} | {:.1} |", a.action, a.events);
+                }
+                md.push('\n');
+            }
+            if s.history_days == 0 {
+                let _ = writeln!(
+                    md,
+                    "- **PHI-access estimate:** unknown: no earlier day to estimate from"
+                );
+            } else {
+                let _ = writeln!(
+                    md,
+                    "- **PHI-access estimate:** {:.1} record accesses expected in the window ({} class: low < 10, medium 10–100, high > 100; actions containing {})",
+                    s.access_estimate(),
+                    access_class(s.access_estimate()).as_str(),
+                    ACCESS_WORDS.join(", ")
+                );
+            }
+            let _ = writeln!(md, "- **Cause, as far as sealtrail knows:**");
+            let _ = writeln!(md, "  - sealtrail server: {}", s.server.detail());
+            let _ = writeln!(md, "  - store outage: {STORE_OUTAGE_UNKNOWN}");
+            match s.producer_cause() {
+                Some((_, text)) => {
+                    let _ = writeln!(md, "  - producer: {}", one_line(&text));
+                }
+                None => {
+                    let _ = writeln!(
+                        md,
+                        "  - producer: no single producer is named by this finding"
+                    );
+                }
+            }
+            if s.late_arrivals > 0 {
+                let _ = writeln!(
+                    md,
+                    "- **Recovery:** at least {}{scope} that occurred in the window arrived after it (spooled, replayed or sent late)",
+                    count(s.late_arrivals as u64, "event", "events")
+                );
+            } else {
+                let _ = writeln!(
+                    md,
+                    "- **Recovery:** no event{scope} that occurred in the window is known to have arrived after it"
+                );
+            }
+            if s.lost().is_some() {
+                let _ = writeln!(
+                    md,
+                    "- **Provably lost:** {} never arrived",
+                    s.missing_text()
+                );
+            }
+            md.push('\n');
+        }
+        let (_, _, compensating) = self.compensating();
+        let _ = writeln!(md, "## Compensating records\n");
+        let mut chars = compensating.chars();
+        let capital: String = chars
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .into_iter()
+            .chain(chars)
+            .collect();
+        let _ = writeln!(md, "{capital}.\n");
+        let _ = writeln!(md, "## What to do\n");
+        for (i, step) in self.what_to_do().iter().enumerate() {
+            let _ = writeln!(md, "{}. {step}", i + 1);
+        }
+        md
+    }
+}
+
+fn section_json(s: &GapSection) -> serde_json::Value {
+    let f = &s.finding;
+    serde_json::json!({
+        "kind": f.kind.as_str(),
+        "start": ts(f.start),
+        "end": ts(f.end),
+        "duration_seconds": f.duration_secs(),
+        "impact": f.impact().as_str(),
+        "ongoing": f.ongoing,
+        "producer": f.producer.as_ref().map(|p| serde_json::json!({"app": p.app, "instance": p.instance})),
+        "detail": f.detail,
+        "expected": {
+            "history_days": s.history_days,
+            "app": s.app,
+            "events": round1(s.expected_events()),
+            "actions": s.expected.iter().map(|a| serde_json::json!({"action": a.action, "events": a.events})).collect::<Vec<_>>(),
+        },
+        "phi_access_estimate": if s.history_days == 0 {
+            serde_json::json!({"events": null, "class": "unknown"})
+        } else {
+            serde_json::json!({
+                "events": round1(s.access_estimate()),
+                "class": access_class(s.access_estimate()).as_str(),
+            })
+        },
+        "cause": {
+            "server": {"state": s.server.as_str(), "detail": s.server.detail()},
+            "store_outage": {"state": "unknown", "detail": STORE_OUTAGE_UNKNOWN},
+            "producer": s.producer_cause().map(|(state, detail)| serde_json::json!({"state": state, "detail": detail})),
+        },
+        "recovery": {
+            "late_arrivals_at_least": s.late_arrivals,
+            "lost": s.lost(),
+            "lost_ranges": f.missing.as_ref().map(|ranges| ranges.iter().map(|(from, to)| serde_json::json!({"from": from, "to": to})).collect::<Vec<_>>()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(at_minute: i64, action: &str) -> LifecycleRecord {
+        LifecycleRecord {
+            at: at_minute * MINUTE,
+            action: action.to_string(),
+            instance: format!("i-{at_minute}"),
+            audit_stdout: None,
+        }
+    }
+
+    fn started(at_minute: i64, audit_stdout: Option<bool>) -> LifecycleRecord {
+        LifecycleRecord {
+            audit_stdout,
+            ..record(at_minute, SERVER_STARTED)
+        }
+    }
+
+    #[test]
+    fn the_start_records_of_the_servers_running_in_a_gap_say_whether_audit_lines_exist() {
+        // The server in force at the gap's start mirrored; an earlier one that did not is
+        // irrelevant.
+        let records = [started(5, Some(false)), started(10, Some(true))];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), Some(true));
+        // A server started during the gap without it: some events have no AUDIT: line.
+        let records = [started(10, Some(true)), started(120, Some(false))];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), Some(false));
+        // A start record that does not say, or none at all: unknown.
+        let records = [started(10, None)];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), None);
+        assert_eq!(audit_stdout_during(&[], GAP.0, GAP.1), None);
+        // Stops say nothing of it; a start after the gap is not in force during it.
+        let records = [
+            started(10, Some(true)),
+            record(99, SERVER_STOPPED),
+            started(200, Some(false)),
+        ];
+        assert_eq!(audit_stdout_during(&records, GAP.0, GAP.1), Some(true));
+    }
+
+    const GAP: (i64, i64) = (100 * MINUTE, 140 * MINUTE);
+
+    #[test]
+    fn a_graceful_stop_then_a_start_is_planned_downtime() {
+        let records = [
+            record(10, SERVER_STARTED),
+            record(99, SERVER_STOPPED),
+            record(139, SERVER_STARTED),
+        ];
+        assert_eq!(
+            server_cause(&records, GAP.0, GAP.1),
+            ServerCause::PlannedDowntime {
+                stopped_at: 99 * MINUTE,
+                started_at: 139 * MINUTE
+            }
+        );
+    }
+
+    #[test]
+    fn a_start_without_a_stop_before_it_is_a_crash() {
+        let records = [record(10, SERVER_STARTED), record(141, SERVER_STARTED)];
+        assert_eq!(
+            server_cause(&records, GAP.0, GAP.1),
+            ServerCause::Crash {
+                started_at: 141 * MINUTE
+            }
+        );
+        // The first start ever, after the gap, has no stop before it either.
+        assert_eq!(
+            server_cause(&records[1..], GAP.0, GAP.1),
+            ServerCause::Crash {
+                started_at: 141 * MINUTE
+            }
+        );
+    }
+
+    #[test]
+    fn records_far_from_the_gap_explain_nothing() {
+        // Stopped and started again long before the gap; started again long after it.
+        let records = [
+            record(10, SERVER_STOPPED),
+            record(11, SERVER_STARTED),
+            record(200, SERVER_STARTED),
+        ];
+        assert_eq!(
+            server_cause(&records, GAP.0, GAP.1),
+            ServerCause::NotRestarted
+        );
+        // A graceful stop at the gap's start, no start since.
+        let records = [record(10, SERVER_STARTED), record(98, SERVER_STOPPED)];
+        assert_eq!(
+            server_cause(&records, GAP.0, GAP.1),
+            ServerCause::Stopped {
+                stopped_at: 98 * MINUTE
+            }
+        );
+    }
+
+    #[test]
+    fn producer_text_stays_on_its_line() {
+        assert_eq!(one_line("billing\n# pwned\r\tx"), "billing # pwned  x");
+    }
+
+    #[test]
+    fn record_accesses_are_recognised_by_their_action() {
+        for action in [
+            "patient.record.read",
+            "chart.VIEW",
+            "phi.accessed",
+            "report.export",
+            "record.disclosed",
+        ] {
+            assert!(looks_like_access(action), "{action}");
+        }
+        for action in [
+            "patient.record.update",
+            "billing.claim.submit",
+            "user.login",
+        ] {
+            assert!(!looks_like_access(action), "{action}");
+        }
+        assert_eq!(access_class(9.9), Impact::Low);
+        assert_eq!(access_class(10.0), Impact::Medium);
+        assert_eq!(access_class(100.0), Impact::Medium);
+        assert_eq!(access_class(100.5), Impact::High);
+    }
+}

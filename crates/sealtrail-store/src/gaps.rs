@@ -1,0 +1,1027 @@
+//! The gap detector's database: `DIR/gaps.db`, a SQLite file derived from the logs that keeps
+//! what timelines and gap findings are computed from, so that neither ever scans events.
+//!
+//! This module is the database alone — its schema, opening it (and rebuilding it when it
+//! cannot be trusted), folding a tenant's batch of committed entries into it, and the reads
+//! the detector needs. *When* entries are folded in is decided by the server's follower of the
+//! committed log (`sealtrail_server::gaps`), and *what counts as a gap* by its rules; this
+//! file holds every line of SQL of the detector and no rule about gaps.
+//!
+//! ## What is kept, per tenant
+//!
+//! - `activity`: events per minute, twice — by event time (`occurred_at`, else
+//!   `received_at`) and by `received_at` — with heartbeats ([`HEARTBEAT_ACTION`]) counted
+//!   apart from activity;
+//! - `activity_by`: the same activity counts per minute, action and `source.app`, for
+//!   filtered timelines (heartbeats are not activity and are not in it);
+//! - `producer_minutes`: per `(source.app, source.instance)`, the minutes it sent anything in
+//!   (heartbeats included: a heartbeat says the producer is alive);
+//! - `producers`: per producer, its sequence state — the current run, the next `source.seq`
+//!   expected, the event time of the highest seen, and how many duplicates and restarts;
+//! - `missing`: the `source.seq` ranges proven missing, per producer and run, with the event
+//!   times of the last number before and the first number after each range;
+//! - `lifecycle`: the `_system` log's `sealtrail.server.started` / `stopped` records (with
+//!   a start's `details.audit_stdout`);
+//! - `counted`: which findings the metrics have counted already.
+//!
+//! ## Sequence numbers
+//!
+//! Producer sequences are followed in log order (the order events arrived). For a producer's
+//! number `s`, with `next` the number after the highest seen in its current run:
+//!
+//! - the first number seen from a producer starts its first run (nothing before it is
+//!   missing: sealtrail may have been installed after the producer started);
+//! - `s == next`: in order;
+//! - `s > next`: `next ..= s - 1` are missing, a range recorded with the times of the events
+//!   on either side;
+//! - `s == 0` when the run has gone beyond 0: the producer restarted; a new run begins, and
+//!   nothing is missing because of it;
+//! - any other `s < next`: a late arrival that fills the missing range it lies in (splitting
+//!   it), or else a duplicate.
+//!
+//! A `source.seq` without `source.app` names no producer and is not followed.
+//!
+//! ## Consistency
+//!
+//! A batch's effects and the tenant's cursor (`next_seq`, and the id of the last entry, to
+//! notice a replaced log) are written in one `BEGIN IMMEDIATE` transaction that first reads
+//! the cursor stored: entries below it were folded in already — by this process before a
+//! crash, or by `sealtrail gaps` catching up while the server runs — and are skipped, so two
+//! writers never count an entry twice. Like the query index, the file is written with
+//! `synchronous=NORMAL` (a crash loses at most the last batches, with their cursor) and rebuilt
+//! from seq 0 when missing, of another schema version, or built from another log.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use sealtrail_core::Timestamp;
+
+use crate::{EntryRow, Store, StoreError};
+
+/// The schema version, stored as `PRAGMA user_version`; a file of any other is rebuilt.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The reserved action of a heartbeat: an event a producer sends to say it is alive while it
+/// has nothing to audit. Kept out of activity counts; counts as the producer being seen.
+pub const HEARTBEAT_ACTION: &str = "sealtrail.heartbeat";
+/// The `_system` records of a server's start and graceful stop.
+pub const SERVER_STARTED: &str = "sealtrail.server.started";
+pub const SERVER_STOPPED: &str = "sealtrail.server.stopped";
+
+const MINUTE_MICROS: i64 = 60_000_000;
+
+/// Which time an event is counted at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// `occurred_at`, else `received_at`.
+    EventTime = 0,
+    /// `received_at`.
+    Received = 1,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE tenants (
+    name     TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL,      -- entries with seq < next_seq are folded in
+    last_id  TEXT                   -- id of entry next_seq - 1, to notice a replaced log
+);
+-- Per minute (unix minutes): activity and heartbeats.
+CREATE TABLE activity (
+    tenant     TEXT    NOT NULL,
+    basis      INTEGER NOT NULL,    -- 0 event time, 1 received_at
+    minute     INTEGER NOT NULL,
+    events     INTEGER NOT NULL,
+    heartbeats INTEGER NOT NULL,
+    PRIMARY KEY (tenant, basis, minute)
+) WITHOUT ROWID;
+CREATE TABLE activity_by (
+    tenant TEXT    NOT NULL,
+    basis  INTEGER NOT NULL,
+    action TEXT    NOT NULL,
+    app    TEXT    NOT NULL,        -- '' without source.app
+    minute INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    PRIMARY KEY (tenant, basis, action, app, minute)
+) WITHOUT ROWID;
+CREATE INDEX activity_by_app ON activity_by (tenant, basis, app, minute);
+CREATE TABLE producer_minutes (
+    tenant   TEXT    NOT NULL,
+    app      TEXT    NOT NULL,
+    instance TEXT    NOT NULL,      -- '' without source.instance
+    minute   INTEGER NOT NULL,      -- by event time
+    events   INTEGER NOT NULL,
+    PRIMARY KEY (tenant, app, instance, minute)
+) WITHOUT ROWID;
+CREATE TABLE producers (
+    tenant     TEXT    NOT NULL,
+    app        TEXT    NOT NULL,
+    instance   TEXT    NOT NULL,
+    run        INTEGER NOT NULL,    -- restarts so far
+    next       INTEGER NOT NULL,    -- the source.seq expected next in this run
+    last_at    INTEGER NOT NULL,    -- event time of the highest source.seq, unix µs
+    duplicates INTEGER NOT NULL,
+    restarts   INTEGER NOT NULL,
+    PRIMARY KEY (tenant, app, instance)
+) WITHOUT ROWID;
+CREATE TABLE missing (
+    tenant    TEXT    NOT NULL,
+    app       TEXT    NOT NULL,
+    instance  TEXT    NOT NULL,
+    run       INTEGER NOT NULL,
+    from_seq  INTEGER NOT NULL,     -- inclusive
+    to_seq    INTEGER NOT NULL,     -- inclusive
+    start_at  INTEGER NOT NULL,     -- event time of the number before, unix µs
+    end_at    INTEGER NOT NULL,     -- event time of the number after
+    PRIMARY KEY (tenant, app, instance, run, from_seq)
+) WITHOUT ROWID;
+CREATE INDEX missing_by_time ON missing (tenant, end_at);
+CREATE TABLE lifecycle (
+    tenant   TEXT    NOT NULL,      -- the log the record is in (_system)
+    seq      INTEGER NOT NULL,
+    at       INTEGER NOT NULL,      -- received_at, unix µs
+    action   TEXT    NOT NULL,
+    instance TEXT    NOT NULL,
+    audit_stdout INTEGER,           -- a start's details.audit_stdout: 0, 1, or NULL unknown
+    PRIMARY KEY (tenant, seq)
+) WITHOUT ROWID;
+CREATE TABLE counted (
+    tenant TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, key)
+) WITHOUT ROWID;
+"#;
+
+/// Why the gap detector's database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GapsError {
+    #[error("gap database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot remove the stale gap database {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What one batch changed, for the follower's metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The tenant's cursor afterwards: entries below it are folded in.
+    pub next_seq: u64,
+    /// `source.seq` numbers newly found missing.
+    pub missing_found: u64,
+}
+
+/// The gap database open for writing.
+pub struct GapsDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl GapsDb {
+    /// Opens `path`, rebuilding it when it is missing, of another schema version, or does not
+    /// match `log`.
+    pub fn open(path: &Path, log: &dyn Store) -> Result<GapsDb, GapsError> {
+        let conn = open_writer(path, log)?;
+        Ok(GapsDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Each tenant's stored cursor.
+    pub fn cursors(&self) -> Result<HashMap<String, u64>, GapsError> {
+        let mut stmt = self.conn.prepare("SELECT name, next_seq FROM tenants")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Folds a tenant's next committed entries in, `(seq, bytes)` in seq order, and moves its
+    /// cursor past them, in one transaction. Entries below the stored cursor are skipped (see
+    /// the module docs). `log` is where the last entry's id is read when it does not parse.
+    pub fn apply(
+        &mut self,
+        tenant: &str,
+        entries: &[(u64, EntryRow)],
+        log: &dyn Store,
+    ) -> Result<Applied, GapsError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stored: Option<u64> = tx
+            .query_row(
+                "SELECT next_seq FROM tenants WHERE name = ?1",
+                [tenant],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|n| n as u64);
+        let start = stored.unwrap_or(0);
+        let fresh: Vec<&(u64, EntryRow)> =
+            entries.iter().filter(|(seq, _)| *seq >= start).collect();
+        let Some(last_seq) = fresh.last().map(|(seq, _)| *seq) else {
+            return Ok(Applied {
+                next_seq: start,
+                missing_found: 0,
+            });
+        };
+        let mut batch = Batch::default();
+        let mut last_id = None;
+        for (seq, row) in &fresh {
+            let bytes = match row {
+                Ok(bytes) => bytes,
+                Err(bad) => {
+                    tracing::error!(tenant, seq, error = %bad, "entry row holds no entry; not counted for gaps (run `sealtrail verify`)");
+                    continue;
+                }
+            };
+            match Fact::read(bytes) {
+                Ok(fact) => {
+                    if *seq == last_seq {
+                        last_id = Some(fact.id.clone());
+                    }
+                    batch.add(*seq, fact);
+                }
+                Err(error) => {
+                    tracing::error!(tenant, seq, %error, "entry does not parse; not counted for gaps (run `sealtrail verify`)");
+                }
+            }
+        }
+        let missing_found = batch.write(&tx, tenant)?;
+        let last_id = match last_id {
+            Some(id) => Some(id),
+            None => log.entry_id(tenant, last_seq)?,
+        };
+        tx.execute(
+            "INSERT INTO tenants (name, next_seq, last_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET next_seq = excluded.next_seq, last_id = excluded.last_id",
+            params![tenant, (last_seq + 1) as i64, last_id],
+        )?;
+        tx.commit()?;
+        Ok(Applied {
+            next_seq: last_seq + 1,
+            missing_found,
+        })
+    }
+}
+
+/// What the detector needs of one entry.
+struct Fact {
+    id: String,
+    /// Event time and `received_at`, unix µs.
+    at: i64,
+    received: i64,
+    action: String,
+    app: Option<String>,
+    instance: Option<String>,
+    source_seq: Option<u64>,
+    /// A server start's `details.audit_stdout`.
+    audit_stdout: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredEntry<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(default)]
+    source: Option<StoredSource>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredSource {
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    instance: Option<String>,
+    #[serde(default)]
+    seq: Option<u64>,
+}
+
+impl Fact {
+    fn read(bytes: &[u8]) -> Result<Fact, String> {
+        let entry: StoredEntry<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let time = |text: &str| {
+            Timestamp::parse(text)
+                .map(|t| t.unix_micros())
+                .map_err(|e| format!("timestamp {text:?}: {e}"))
+        };
+        let received = time(&entry.received_at)?;
+        let at = match &entry.occurred_at {
+            Some(text) => time(text)?,
+            None => received,
+        };
+        let (app, instance, source_seq) = match entry.source {
+            Some(s) => (s.app, s.instance, s.seq),
+            None => (None, None, None),
+        };
+        // Read apart, for starts only: other events' details are theirs and not parsed.
+        let audit_stdout = if entry.action == SERVER_STARTED {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|v| v["details"]["audit_stdout"].as_bool())
+        } else {
+            None
+        };
+        Ok(Fact {
+            id: entry.id.into_owned(),
+            at,
+            received,
+            action: entry.action.into_owned(),
+            app,
+            instance,
+            source_seq,
+            audit_stdout,
+        })
+    }
+}
+
+fn minute_of(micros: i64) -> i64 {
+    micros.div_euclid(MINUTE_MICROS)
+}
+
+/// A batch's effects, gathered in memory and written with one statement per row.
+#[derive(Default)]
+struct Batch {
+    /// (basis, minute) → (events, heartbeats)
+    activity: HashMap<(i64, i64), (i64, i64)>,
+    /// (basis, action, app, minute) → events
+    activity_by: HashMap<(i64, String, String, i64), i64>,
+    /// (app, instance, minute) → events
+    producer_minutes: HashMap<(String, String, i64), i64>,
+    /// In log order: (app, instance, source.seq, event time)
+    sequences: Vec<(String, String, u64, i64)>,
+    /// (seq, received_at, action, instance, audit_stdout) of server start/stop records.
+    lifecycle: Vec<(u64, i64, String, String, Option<bool>)>,
+}
+
+impl Batch {
+    fn add(&mut self, seq: u64, fact: Fact) {
+        let heartbeat = fact.action == HEARTBEAT_ACTION;
+        let app = fact.app.clone().unwrap_or_default();
+        for (basis, at) in [
+            (Basis::EventTime as i64, fact.at),
+            (Basis::Received as i64, fact.received),
+        ] {
+            let minute = minute_of(at);
+            let counts = self.activity.entry((basis, minute)).or_default();
+            if heartbeat {
+                counts.1 += 1;
+            } else {
+                counts.0 += 1;
+                *self
+                    .activity_by
+                    .entry((basis, fact.action.clone(), app.clone(), minute))
+                    .or_default() += 1;
+            }
+        }
+        if let Some(app) = &fact.app {
+            let instance = fact.instance.clone().unwrap_or_default();
+            *self
+                .producer_minutes
+                .entry((app.clone(), instance.clone(), minute_of(fact.at)))
+                .or_default() += 1;
+            if let Some(source_seq) = fact.source_seq {
+                self.sequences
+                    .push((app.clone(), instance, source_seq, fact.at));
+            }
+        }
+        if fact.action == SERVER_STARTED || fact.action == SERVER_STOPPED {
+            let instance = fact.instance.unwrap_or_default();
+            self.lifecycle
+                .push((seq, fact.received, fact.action, instance, fact.audit_stdout));
+        }
+    }
+
+    /// Writes the batch; returns how many `source.seq` numbers it found missing.
+    fn write(self, tx: &Transaction<'_>, tenant: &str) -> Result<u64, GapsError> {
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO activity (tenant, basis, minute, events, heartbeats) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET events = events + excluded.events, heartbeats = heartbeats + excluded.heartbeats",
+            )?;
+            for ((basis, minute), (events, heartbeats)) in &self.activity {
+                stmt.execute(params![tenant, basis, minute, events, heartbeats])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO activity_by (tenant, basis, action, app, minute, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET events = events + excluded.events",
+            )?;
+            for ((basis, action, app, minute), events) in &self.activity_by {
+                stmt.execute(params![tenant, basis, action, app, minute, events])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO producer_minutes (tenant, app, instance, minute, events) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET events = events + excluded.events",
+            )?;
+            for ((app, instance, minute), events) in &self.producer_minutes {
+                stmt.execute(params![tenant, app, instance, minute, events])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance, audit_stdout) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (seq, at, action, instance, audit_stdout) in &self.lifecycle {
+                stmt.execute(params![
+                    tenant,
+                    *seq as i64,
+                    at,
+                    action,
+                    instance,
+                    audit_stdout
+                ])?;
+            }
+        }
+        let mut states: HashMap<(String, String), Option<SeqState>> = HashMap::new();
+        let mut missing_found = 0;
+        for (app, instance, number, at) in self.sequences {
+            let key = (app, instance);
+            if !states.contains_key(&key) {
+                let loaded = load_state(tx, tenant, &key.0, &key.1)?;
+                states.insert(key.clone(), loaded);
+            }
+            let state = states.get_mut(&key).expect("loaded above");
+            missing_found += follow_sequence(tx, tenant, &key, state, number, at)?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO producers (tenant, app, instance, run, next, last_at, duplicates, restarts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT DO UPDATE SET run = excluded.run, next = excluded.next, last_at = excluded.last_at,
+                 duplicates = excluded.duplicates, restarts = excluded.restarts",
+        )?;
+        for ((app, instance), state) in states {
+            if let Some(s) = state {
+                stmt.execute(params![
+                    tenant,
+                    app,
+                    instance,
+                    s.run,
+                    s.next as i64,
+                    s.last_at,
+                    s.duplicates,
+                    s.restarts
+                ])?;
+            }
+        }
+        Ok(missing_found)
+    }
+}
+
+/// A producer's sequence state in its current run.
+#[derive(Debug, Clone, Copy)]
+struct SeqState {
+    run: i64,
+    next: u64,
+    last_at: i64,
+    duplicates: i64,
+    restarts: i64,
+}
+
+fn load_state(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    app: &str,
+    instance: &str,
+) -> Result<Option<SeqState>, GapsError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT run, next, last_at, duplicates, restarts FROM producers
+             WHERE tenant = ?1 AND app = ?2 AND instance = ?3",
+        )?
+        .query_row(params![tenant, app, instance], |row| {
+            Ok(SeqState {
+                run: row.get(0)?,
+                next: row.get::<_, i64>(1)? as u64,
+                last_at: row.get(2)?,
+                duplicates: row.get(3)?,
+                restarts: row.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+/// One `source.seq` of a producer, by the rules of the module docs. Returns how many numbers
+/// it proved missing.
+fn follow_sequence(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    (app, instance): &(String, String),
+    state: &mut Option<SeqState>,
+    number: u64,
+    at: i64,
+) -> Result<u64, GapsError> {
+    let Some(s) = state else {
+        *state = Some(SeqState {
+            run: 0,
+            next: number + 1,
+            last_at: at,
+            duplicates: 0,
+            restarts: 0,
+        });
+        return Ok(0);
+    };
+    if number == s.next {
+        s.next = number + 1;
+        s.last_at = at;
+        return Ok(0);
+    }
+    if number > s.next {
+        tx.prepare_cached(
+            "INSERT INTO missing (tenant, app, instance, run, from_seq, to_seq, start_at, end_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            tenant,
+            app,
+            instance,
+            s.run,
+            s.next as i64,
+            (number - 1) as i64,
+            s.last_at,
+            at
+        ])?;
+        let found = number - s.next;
+        s.next = number + 1;
+        s.last_at = at;
+        return Ok(found);
+    }
+    if number == 0 && s.next > 1 {
+        s.run += 1;
+        s.restarts += 1;
+        s.next = 1;
+        s.last_at = at;
+        return Ok(0);
+    }
+    // Below the next number expected: a late arrival filling a missing range, or a duplicate.
+    let range: Option<(i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT from_seq, to_seq, start_at, end_at FROM missing
+             WHERE tenant = ?1 AND app = ?2 AND instance = ?3 AND run = ?4 AND from_seq <= ?5 AND to_seq >= ?5",
+        )?
+        .query_row(params![tenant, app, instance, s.run, number as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let Some((from, to, start_at, end_at)) = range else {
+        s.duplicates += 1;
+        return Ok(0);
+    };
+    tx.prepare_cached(
+        "DELETE FROM missing WHERE tenant = ?1 AND app = ?2 AND instance = ?3 AND run = ?4 AND from_seq = ?5",
+    )?
+    .execute(params![tenant, app, instance, s.run, from])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO missing (tenant, app, instance, run, from_seq, to_seq, start_at, end_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let number = number as i64;
+    if from < number {
+        insert.execute(params![
+            tenant,
+            app,
+            instance,
+            s.run,
+            from,
+            number - 1,
+            start_at,
+            at
+        ])?;
+    }
+    if number < to {
+        insert.execute(params![
+            tenant,
+            app,
+            instance,
+            s.run,
+            number + 1,
+            to,
+            at,
+            end_at
+        ])?;
+    }
+    Ok(0)
+}
+
+/// A read-only connection to the gap database, opened per request.
+pub struct GapsReader {
+    conn: Connection,
+}
+
+/// A tenant's activity in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minute {
+    pub minute: i64,
+    pub events: i64,
+    pub heartbeats: i64,
+}
+
+/// Which activity a timeline counts.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub action: Option<String>,
+    /// `source.app`.
+    pub app: Option<String>,
+}
+
+/// A producer's sequence state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub app: String,
+    /// `None` when the producer sends no `source.instance`.
+    pub instance: Option<String>,
+    pub run: i64,
+    pub duplicates: i64,
+    pub restarts: i64,
+}
+
+/// A range of `source.seq` numbers proven missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingRange {
+    pub app: String,
+    pub instance: Option<String>,
+    pub run: i64,
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// Event times of the numbers on either side, unix µs.
+    pub start_at: i64,
+    pub end_at: i64,
+}
+
+/// When a producer was last seen, and how busy it was the day before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerActivity {
+    pub app: String,
+    pub instance: Option<String>,
+    /// The last minute it sent anything in, before the bound asked about.
+    pub last_minute: i64,
+    /// Minutes it sent anything in during the 24 hours up to `last_minute` (inclusive).
+    pub active_minutes: i64,
+    /// The first of those minutes.
+    pub first_minute: i64,
+}
+
+/// A server start or stop record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleRecord {
+    pub at: i64,
+    pub action: String,
+    pub instance: String,
+    /// A start's `--audit-stdout` setting; `None` for stops and for starts that do not say.
+    pub audit_stdout: Option<bool>,
+}
+
+fn instance_of(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+impl GapsReader {
+    /// Opens the database at `path` read-only; `None` when it does not exist yet.
+    pub fn open(path: &Path) -> Result<Option<GapsReader>, GapsError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Some(GapsReader { conn }))
+    }
+
+    /// [`GapsReader::open`] with writing allowed, for [`GapsReader::mark_counted`] only.
+    pub fn open_for_marks(path: &Path) -> Result<Option<GapsReader>, GapsError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Some(GapsReader { conn }))
+    }
+
+    /// Records that the finding `(kind, key)` of `tenant` has been counted; true the first
+    /// time.
+    pub fn mark_counted(&self, tenant: &str, kind: &str, key: &str) -> Result<bool, GapsError> {
+        let changed = self.conn.execute(
+            "INSERT OR IGNORE INTO counted (tenant, kind, key) VALUES (?1, ?2, ?3)",
+            params![tenant, kind, key],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// The tenant's cursor: entries below it are counted.
+    pub fn cursor(&self, tenant: &str) -> Result<u64, GapsError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT next_seq FROM tenants WHERE name = ?1",
+                [tenant],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()?
+            .map_or(0, |n| n as u64))
+    }
+
+    /// The tenants with anything folded in.
+    pub fn tenants(&self) -> Result<Vec<String>, GapsError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM tenants ORDER BY name")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The minutes in `[from, to)` (unix minutes) with any activity or heartbeat, in order.
+    pub fn minutes(
+        &self,
+        tenant: &str,
+        basis: Basis,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Minute>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT minute, events, heartbeats FROM activity
+             WHERE tenant = ?1 AND basis = ?2 AND minute >= ?3 AND minute < ?4 ORDER BY minute",
+        )?;
+        let rows = stmt.query_map(params![tenant, basis as i64, from, to], |row| {
+            Ok(Minute {
+                minute: row.get(0)?,
+                events: row.get(1)?,
+                heartbeats: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Activity per minute in `[from, to)` matching `filter`: `(minute, events)` for minutes
+    /// with any, in order.
+    pub fn filtered_minutes(
+        &self,
+        tenant: &str,
+        basis: Basis,
+        from: i64,
+        to: i64,
+        filter: &ActivityFilter,
+    ) -> Result<Vec<(i64, i64)>, GapsError> {
+        let mut sql = String::from(
+            "SELECT minute, SUM(events) FROM activity_by
+             WHERE tenant = ?1 AND basis = ?2 AND minute >= ?3 AND minute < ?4",
+        );
+        if filter.action.is_some() {
+            sql.push_str(" AND action = ?5");
+        }
+        if filter.app.is_some() {
+            sql.push_str(" AND app = ?6");
+        }
+        sql.push_str(" GROUP BY minute ORDER BY minute");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut bound = vec![
+            (1, rusqlite::types::Value::from(tenant.to_string())),
+            (2, (basis as i64).into()),
+            (3, from.into()),
+            (4, to.into()),
+        ];
+        if let Some(action) = &filter.action {
+            bound.push((5, action.clone().into()));
+        }
+        if let Some(app) = &filter.app {
+            bound.push((6, app.clone().into()));
+        }
+        for (index, value) in bound {
+            stmt.raw_bind_parameter(index, value)?;
+        }
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((row.get(0)?, row.get(1)?));
+        }
+        Ok(out)
+    }
+
+    /// Activity per action in `[from, to)` (unix minutes), of every `source.app` or of
+    /// `app` only: `(action, events)` for actions with any, by action.
+    pub fn actions(
+        &self,
+        tenant: &str,
+        basis: Basis,
+        from: i64,
+        to: i64,
+        app: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT action, SUM(events) FROM activity_by
+             WHERE tenant = ?1 AND basis = ?2 AND minute >= ?3 AND minute < ?4
+               AND (?5 IS NULL OR app = ?5)
+             GROUP BY action ORDER BY action",
+        )?;
+        let rows = stmt.query_map(params![tenant, basis as i64, from, to, app], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The first minute (event time) the tenant has any activity in, if any.
+    pub fn first_minute(&self, tenant: &str) -> Result<Option<i64>, GapsError> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(minute) FROM activity WHERE tenant = ?1 AND basis = 0",
+            [tenant],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Every producer's last activity before minute `before`, with its activity in the
+    /// 24 hours up to it.
+    pub fn producer_activity(
+        &self,
+        tenant: &str,
+        before: i64,
+    ) -> Result<Vec<ProducerActivity>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT app, instance, MAX(minute) FROM producer_minutes
+             WHERE tenant = ?1 AND minute < ?2 GROUP BY app, instance ORDER BY app, instance",
+        )?;
+        let lasts: Vec<(String, String, i64)> = stmt
+            .query_map(params![tenant, before], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut day = self.conn.prepare_cached(
+            "SELECT COUNT(*), MIN(minute) FROM producer_minutes
+             WHERE tenant = ?1 AND app = ?2 AND instance = ?3 AND minute > ?4 AND minute <= ?5",
+        )?;
+        let mut out = Vec::new();
+        for (app, instance, last) in lasts {
+            let (active, first): (i64, i64) = day
+                .query_row(params![tenant, app, instance, last - 1440, last], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            out.push(ProducerActivity {
+                app,
+                instance: instance_of(instance),
+                last_minute: last,
+                active_minutes: active,
+                first_minute: first,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The missing ranges whose span `[start_at, end_at]` reaches into `[from, to)` (unix µs).
+    pub fn missing(
+        &self,
+        tenant: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MissingRange>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT app, instance, run, from_seq, to_seq, start_at, end_at FROM missing
+             WHERE tenant = ?1 AND end_at >= ?2 AND start_at < ?3
+             ORDER BY start_at, app, instance, from_seq",
+        )?;
+        let rows = stmt.query_map(params![tenant, from, to], |row| {
+            Ok(MissingRange {
+                app: row.get(0)?,
+                instance: instance_of(row.get(1)?),
+                run: row.get(2)?,
+                from_seq: row.get::<_, i64>(3)? as u64,
+                to_seq: row.get::<_, i64>(4)? as u64,
+                start_at: row.get(5)?,
+                end_at: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every producer that sends `source.seq`, with its duplicates and restarts.
+    pub fn producers(&self, tenant: &str) -> Result<Vec<ProducerRecord>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT app, instance, run, duplicates, restarts FROM producers
+             WHERE tenant = ?1 ORDER BY app, instance",
+        )?;
+        let rows = stmt.query_map([tenant], |row| {
+            Ok(ProducerRecord {
+                app: row.get(0)?,
+                instance: instance_of(row.get(1)?),
+                run: row.get(2)?,
+                duplicates: row.get(3)?,
+                restarts: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Server start and stop records (from any log) received in `[from, to)`, in order.
+    pub fn lifecycle(&self, from: i64, to: i64) -> Result<Vec<LifecycleRecord>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, action, instance, audit_stdout FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
+        )?;
+        let rows = stmt.query_map(params![from, to], |row| {
+            Ok(LifecycleRecord {
+                at: row.get(0)?,
+                action: row.get(1)?,
+                instance: row.get(2)?,
+                audit_stdout: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Opens the database for writing, rebuilding it when it cannot be trusted.
+fn open_writer(path: &Path, log: &dyn Store) -> Result<Connection, GapsError> {
+    if path.exists() {
+        let conn = configure(Connection::open(path)?)?;
+        if let Some(discarded) = crate::sqlite::wal::discard_unfinished(&conn, path)? {
+            tracing::warn!(
+                wal = %discarded.file.display(),
+                bytes = discarded.bytes,
+                "the gap database lost an unfinished write in a crash; its entries are counted again from the log"
+            );
+        }
+        match stale_reason(&conn, log)? {
+            None => return Ok(conn),
+            Some(reason) => {
+                tracing::warn!(gaps = %path.display(), %reason, "rebuilding the gap database from the log");
+                drop(conn);
+                remove_database(path)?;
+            }
+        }
+    }
+    crate::layout::create_private_file(path).map_err(|error| {
+        StoreError::Unavailable(format!("cannot create {}: {error}", path.display()))
+    })?;
+    let conn = configure(Connection::open(path)?)?;
+    conn.execute_batch(&format!(
+        "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))?;
+    Ok(conn)
+}
+
+fn configure(conn: Connection) -> Result<Connection, GapsError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Derived data: losing the last transactions in a power cut only means counting them again.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+fn stale_reason(conn: &Connection, log: &dyn Store) -> Result<Option<String>, GapsError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version != SCHEMA_VERSION {
+        return Ok(Some(format!(
+            "its schema version is {version}, this build uses {SCHEMA_VERSION}"
+        )));
+    }
+    let mut stmt = conn.prepare("SELECT name, next_seq, last_id FROM tenants")?;
+    let rows: Vec<(String, i64, Option<String>)> = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (tenant, next_seq, last_id) in rows {
+        let Some(last_id) = last_id else { continue };
+        let in_log = match (next_seq as u64).checked_sub(1) {
+            Some(seq) => log.entry_id(&tenant, seq)?,
+            None => None,
+        };
+        if in_log.as_deref() != Some(last_id.as_str()) {
+            return Ok(Some(format!(
+                "tenant {tenant}: the log holds {} at seq {}, the gap database was built from {last_id}",
+                in_log.as_deref().unwrap_or("no entry"),
+                next_seq.saturating_sub(1)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn remove_database(path: &Path) -> Result<(), GapsError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    for file in [path.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(GapsError::Remove { path: file, source }),
+        }
+    }
+    Ok(())
+}

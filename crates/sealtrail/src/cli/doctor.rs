@@ -1,0 +1,146 @@
+//! `sealtrail doctor`: runs the triage checks of `sealtrail_server::doctor` against a store
+//! (a data directory or a PostgreSQL URL) or a running server (`--url`), prints them as a
+//! table or as `{"status", "checks": [{"name", "status", "detail", "remedy"}]}`, and exits 0
+//! only when nothing fails (and, with `--strict`, nothing warns).
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use sealtrail_server::doctor::{self, Diagnosis, LocalRequest, Status};
+
+use super::DataArgs;
+
+/// `sealtrail doctor`: where to look and how to print.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exit status: 0 when no check fails (with --strict: none warns either), 1 otherwise.
+
+Against a store (--data DIR, the default, or --database-url URL) every check runs, including a write probe: one audited `sealtrail.doctor.probe` event appended to the _system log through the write path, as `sealtrail tokens create` appends its events (safe while the server runs), then read back and verified.
+
+Against a running server (--url) only what /health and /metrics publish is checked: not disk usage, key files, schema integrity, the append-only triggers, the database clock, the write probe or a fresh verification. Run doctor on the server's host for those.")]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Diagnose a running server from its /health and /metrics instead of a store
+    #[arg(long, value_name = "URL", conflicts_with = "database_url")]
+    pub url: Option<String>,
+    /// A token for --url, if the server asks for one on /metrics
+    #[arg(long, env = "SEALTRAIL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print {"status", "checks": [{"name", "status", "detail", "remedy"}]}
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 on warnings too
+    #[arg(long)]
+    pub strict: bool,
+}
+
+pub fn run(args: DoctorArgs) -> Result<()> {
+    let diagnosis = match &args.url {
+        Some(url) => remote(url, args.token.as_deref())?,
+        None => local(&args.data)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+    } else {
+        print_table(&diagnosis);
+    }
+    let failing: Vec<&str> = diagnosis
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail || (args.strict && c.status == Status::Warn))
+        .map(|c| c.name)
+        .collect();
+    if !failing.is_empty() {
+        bail!(
+            "doctor: {} did not pass; each row's remedy says what to do",
+            failing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn local(data: &DataArgs) -> Result<Diagnosis> {
+    let settings = sealtrail_server::config::Settings {
+        data: Some(data.data.clone()),
+        database_url: data.database_url.clone(),
+        signing_key: data.signing_key.clone(),
+        ..Default::default()
+    }
+    .resolve()
+    .map_err(anyhow::Error::msg)?;
+    let ledger = sealtrail_server::ledger::LedgerConfig {
+        audit_stdout: false,
+        ..sealtrail_server::ledger::LedgerConfig::from_settings(&settings)
+    };
+    let store_args = doctor::store_args(&ledger.store, &ledger.data_dir);
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    Ok(doctor::run_local(&LocalRequest {
+        ledger,
+        actor: format!("cli:{user}"),
+        store_args,
+    }))
+}
+
+fn remote(url: &str, token: Option<&str>) -> Result<Diagnosis> {
+    let url = url.trim_end_matches('/').to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let (health, metrics) = runtime.block_on(async {
+        let health = async {
+            let response = client
+                .get(format!("{url}/health"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            // A failing server answers 503 with the same body.
+            response
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let metrics = async {
+            let mut request = client.get(format!("{url}/metrics"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("HTTP {}", response.status()));
+            }
+            response.text().await.map_err(|e| e.to_string())
+        }
+        .await;
+        (health, metrics)
+    });
+    Ok(doctor::remote::assess(&url, health, metrics))
+}
+
+fn print_table(diagnosis: &Diagnosis) {
+    let width = diagnosis
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("{:<width$}  {:<7}DETAIL", "CHECK", "STATUS");
+    for check in &diagnosis.checks {
+        println!(
+            "{:<width$}  {:<7}{}",
+            check.name,
+            check.status.as_str(),
+            check.detail
+        );
+        if !check.remedy.is_empty() {
+            println!("{:<width$}  {:<7}-> {}", "", "", check.remedy);
+        }
+    }
+    println!("status: {}", diagnosis.status.as_str());
+}
