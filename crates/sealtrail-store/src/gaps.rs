@@ -1012,16 +1012,6 @@ fn stale_reason(conn: &Connection, log: &dyn Store) -> Result<Option<String>, Ga
 }
 
 fn remove_database(path: &Path) -> Result<(), GapsError> {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let mut shm = path.as_os_str().to_owned();
-    shm.push("-shm");
-    for file in [path.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)] {
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(GapsError::Remove { path: file, source }),
-        }
-    }
-    Ok(())
+    crate::layout::remove_sqlite_database(path)
+        .map_err(|(path, source)| GapsError::Remove { path, source })
 }

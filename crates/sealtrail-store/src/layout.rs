@@ -151,6 +151,24 @@ fn sqlite_sidecar(database: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Deletes a SQLite database and its `-wal` and `-shm` files, those that exist: how a derived
+/// database (the query index, the gap database) is thrown away before it is rebuilt from the
+/// log. On failure, the file that could not be removed and why.
+pub fn remove_sqlite_database(database: &Path) -> Result<(), (PathBuf, io::Error)> {
+    for file in [
+        database.to_path_buf(),
+        sqlite_sidecar(database, "-wal"),
+        sqlite_sidecar(database, "-shm"),
+    ] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err((file, source)),
+        }
+    }
+    Ok(())
+}
+
 /// Creates the directory `path` with mode 0700 (and any missing parents likewise) if it does
 /// not exist; an existing directory is left as it is. For the data directory and what
 /// sealtrail creates inside it (`keys/`, `spool/`), so that each is private on its own even

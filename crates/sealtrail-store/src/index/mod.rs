@@ -590,18 +590,8 @@ fn stale_reason(
 
 /// Deletes the database file and its WAL and shared-memory files.
 fn remove_database(path: &Path) -> Result<(), IndexError> {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let mut shm = path.as_os_str().to_owned();
-    shm.push("-shm");
-    for file in [path.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)] {
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(IndexError::Remove { path: file, source }),
-        }
-    }
-    Ok(())
+    crate::layout::remove_sqlite_database(path)
+        .map_err(|(path, source)| IndexError::Remove { path, source })
 }
 
 /// Each tenant's indexing cursor (entries with `seq < next_seq` are indexed), read from the
