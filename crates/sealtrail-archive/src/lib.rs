@@ -1,9 +1,17 @@
 //! sealtrail's archive: each tenant's log as C2SP tlog-tiles (entry bundles and hash tiles,
-//! full and partial), its signed checkpoints and, per archive run, a signed manifest of every
+//! full and partial), its signed checkpoints and, per archive step, a signed manifest of every
 //! file written, on a [`Target`] that never rewrites an object. The archive can be verified on
-//! its own with nothing but the log's verifier key, compared with the store it came from, and
-//! restored into an empty store. See `docs/archive.md`.
+//! its own with nothing but the log's verifier key ([`verify::verify_archive`]), compared with
+//! the store it came from ([`compare::compare`]), and restored into an empty store
+//! ([`restore::restore_tenant`]). See `docs/archive.md`.
 
+pub mod compare;
+pub mod layout;
+pub mod manifest;
+pub mod restore;
+pub mod run;
 pub mod target;
+pub mod verify;
 
+pub use run::{ArchiveError, ArchiveOptions, ArchivedState, Progress, RunReport, archive_tenant};
 pub use target::{DirTarget, LockStatus, Put, Target, TargetError};

@@ -48,6 +48,7 @@ pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "test-suite")]
 pub mod testing;
+pub mod tiles;
 
 use std::cell::Cell;
 use std::collections::HashMap;

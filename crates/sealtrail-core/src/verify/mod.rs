@@ -24,6 +24,9 @@
 //! | `invalid_signature` | a checkpoint is malformed, not signed by any of the given keys, or not also signed by a required key |
 //! | `checkpoint_inconsistent` | two validly signed checkpoints cannot both describe one log (a fork) |
 //! | `store_error` | the stored hashes could not be read (a failing read, not a missing hash); checks that need them stopped |
+//! | `archive_file_missing` | (archives) a file a manifest lists, or the tree needs, is not in the archive |
+//! | `archive_file_mismatch` | (archives) a file's bytes differ from its manifest's SHA-256 or size, or from the tree |
+//! | `invalid_manifest` | (archives) a manifest does not verify with the log's key, or does not follow the one before it |
 //!
 //! Reporting follows one rule: a violation is reported where it starts, and its plain
 //! consequences are not reported again. An altered entry is reported as `content_mismatch`, and
@@ -83,6 +86,9 @@ pub enum ViolationKind {
     InvalidSignature,
     CheckpointInconsistent,
     StoreError,
+    ArchiveFileMissing,
+    ArchiveFileMismatch,
+    InvalidManifest,
 }
 
 impl ViolationKind {
@@ -103,6 +109,9 @@ impl ViolationKind {
             ViolationKind::InvalidSignature => "invalid_signature",
             ViolationKind::CheckpointInconsistent => "checkpoint_inconsistent",
             ViolationKind::StoreError => "store_error",
+            ViolationKind::ArchiveFileMissing => "archive_file_missing",
+            ViolationKind::ArchiveFileMismatch => "archive_file_mismatch",
+            ViolationKind::InvalidManifest => "invalid_manifest",
         }
     }
 }
@@ -136,6 +145,24 @@ pub struct Report {
     pub violation_count: u64,
     pub first_broken_seq: Option<u64>,
     pub checkpoint: Option<CheckpointSummary>,
+}
+
+impl Report {
+    /// Adds violations found by checks outside the verifier (an archive's files and tiles),
+    /// keeping the report's order, counts, first broken seq and at most `max_violations` kept.
+    pub fn add_violations(&mut self, extra: Vec<Violation>, max_violations: usize) {
+        for v in extra {
+            self.violation_count += 1;
+            if let Some(seq) = v.seq {
+                self.first_broken_seq = Some(self.first_broken_seq.map_or(seq, |f| f.min(seq)));
+            }
+            self.violations.push(v);
+        }
+        self.violations
+            .sort_by_key(|v| (v.seq.is_none(), v.seq.unwrap_or(u64::MAX), v.kind));
+        self.violations.truncate(max_violations);
+        self.valid = self.violation_count == 0;
+    }
 }
 
 /// Where verification starts and how much it reports.

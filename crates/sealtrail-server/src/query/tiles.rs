@@ -4,7 +4,8 @@
 //! not signed yet. `http::tiles` decides who may ask and how long answers may be cached.
 
 use sealtrail_core::tiles::{self, Tile, TilePath};
-use sealtrail_store::{Store, StoreError, StoreHashes, StoredCheckpoint};
+use sealtrail_store::tiles::{self as store_tiles, TileReadError};
+use sealtrail_store::{Store, StoredCheckpoint};
 
 use super::{Queries, QueryError};
 
@@ -67,67 +68,37 @@ fn read_tile(
             size,
         });
     }
-    let data = match resource {
-        LogResource::Tile(TilePath::Entries { .. }) => entry_bundle(log, tenant, &tile)?,
-        _ => {
-            let hashes = StoreHashes { store: log, tenant };
-            tiles::hash_tile_data(&tile, &hashes).map_err(|e| {
-                tracing::error!(%tenant, %path, error = %e, "cannot read a tile");
-                QueryError::TileRead {
-                    path: path.to_string(),
-                    message: e.to_string(),
-                }
-            })?
+    let read = match resource {
+        LogResource::Tile(TilePath::Entries { .. }) => {
+            store_tiles::entry_bundle(log, tenant, &tile)
         }
+        _ => store_tiles::hash_tile(log, tenant, &tile),
     };
+    let data = read.map_err(|e| match e {
+        TileReadError::Store(e) => QueryError::from(e),
+        TileReadError::MissingEntries {
+            tenant,
+            first,
+            last,
+        } => {
+            tracing::error!(%tenant, first, last, "entries of a checkpointed tile are missing from the store");
+            QueryError::MissingEntries {
+                tenant,
+                first,
+                last,
+            }
+        }
+        TileReadError::Hashes { message, .. } => {
+            tracing::error!(%tenant, %path, error = %message, "cannot read a tile");
+            QueryError::TileRead {
+                path: path.to_string(),
+                message,
+            }
+        }
+        TileReadError::Encode { message, .. } => QueryError::BundleEncode(message),
+    })?;
     Ok(TileAnswer::Tile {
         data,
         partial: tile.is_partial(),
     })
-}
-
-/// The entry bundle behind level-0 tile `tile`: its entries, in seq order, as stored.
-fn entry_bundle(log: &dyn Store, tenant: &str, tile: &Tile) -> Result<Vec<u8>, QueryError> {
-    let width = u64::from(tile.width);
-    // `tile_exists` held, so the first seq and the end are within the tree's size.
-    let first = tile.index * tiles::TILE_WIDTH;
-    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(tile.width.into());
-    // A row without entry bytes cannot go into a bundle; the first one fails the tile.
-    let mut bad_row = None;
-    log.for_each_entry(
-        tenant,
-        first,
-        first + width,
-        &mut |seq, entry| match entry {
-            Ok(entry) => entries.push(entry.to_vec()),
-            Err(bad) => {
-                bad_row.get_or_insert_with(|| (seq, bad.clone()));
-            }
-        },
-    )?;
-    if let Some((seq, source)) = bad_row {
-        return Err(StoreError::BadRow {
-            tenant: tenant.to_string(),
-            seq,
-            source,
-        }
-        .into());
-    }
-    // Seqs are unique, so as many entries as the width means every one of them is there.
-    if entries.len() as u64 != width {
-        tracing::error!(
-            tenant,
-            first,
-            width,
-            found = entries.len(),
-            "entries of a checkpointed tile are missing from the store"
-        );
-        return Err(QueryError::MissingEntries {
-            tenant: tenant.to_string(),
-            first,
-            last: first + width - 1,
-        });
-    }
-    let slices: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-    tiles::encode_entry_bundle(&slices).map_err(|e| QueryError::BundleEncode(e.to_string()))
 }
