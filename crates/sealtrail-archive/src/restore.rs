@@ -50,6 +50,8 @@ pub enum RestoreError {
 pub struct RestoredTenant {
     pub tenant: String,
     pub origin: String,
+    /// The verifier key the archive was verified with and the tenant records.
+    pub key: String,
     pub entries: u64,
     pub checkpoints: u64,
     /// The verification of the archive done before restoring.
@@ -186,6 +188,7 @@ pub fn restore_tenant(
             Ok(RestoredTenant {
                 tenant: tenant.to_string(),
                 origin: key.name().to_string(),
+                key: key.to_string(),
                 entries: size,
                 checkpoints,
                 archive,

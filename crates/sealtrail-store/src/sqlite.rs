@@ -825,3 +825,75 @@ impl SqliteStore {
         }
     }
 }
+
+/// What [`backup`] copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupCopy {
+    /// Pages of the database copied.
+    pub pages: u64,
+    /// Bytes of the copy on disk.
+    pub bytes: u64,
+}
+
+/// Copies the embedded store at `from` to a new file `to`, consistently while a server writes
+/// to it: SQLite's online backup API reads a snapshot a few hundred pages at a time and starts
+/// again if a write changes what it already copied, so the copy is always one committed state
+/// (a file copy of a live database, or of the database without its `-wal` file, is not). The
+/// copy is synced, made private to its owner, and checked with `integrity_check` before this
+/// returns. `to` must not exist.
+pub fn backup(from: &Path, to: &Path) -> Result<BackupCopy> {
+    use rusqlite::backup::{Backup, StepResult};
+
+    if to.exists() {
+        return Err(StoreError::Unavailable(format!(
+            "{} exists already; a backup is written to a new file",
+            to.display()
+        )));
+    }
+    if !from.exists() {
+        return Err(StoreError::Unavailable(format!(
+            "no sealtrail store at {}",
+            from.display()
+        )));
+    }
+    crate::layout::create_private_file(to)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", to.display())))?;
+    let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    source.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mut dest = Connection::open(to)?;
+    let pages = {
+        let backup = Backup::new(&source, &mut dest)?;
+        loop {
+            match backup.step(256)? {
+                StepResult::Done => break,
+                StepResult::More => {}
+                // The source is locked for a moment by a writer: try again shortly.
+                StepResult::Busy | StepResult::Locked => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        backup.progress().pagecount as u64
+    };
+    // A self-contained file: no -wal beside it to be forgotten.
+    dest.pragma_update(None, "journal_mode", "DELETE")?;
+    let problems: Vec<String> = {
+        let mut stmt = dest.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    if problems != ["ok"] {
+        return Err(StoreError::Corrupt(format!(
+            "the backup {} fails SQLite's integrity check: {}",
+            to.display(),
+            problems.join("; ")
+        )));
+    }
+    drop(dest);
+    std::fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::Unavailable(format!("cannot sync {}: {e}", to.display())))?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    Ok(BackupCopy { pages, bytes })
+}

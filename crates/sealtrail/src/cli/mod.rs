@@ -8,6 +8,8 @@
 //! what failed and what to do, with exit status 1; usage errors exit with status 2. `anyhow`
 //! and exit codes belong here and nowhere else.
 
+mod archive;
+mod backup;
 mod bench;
 mod doctor;
 mod gaps;
@@ -15,7 +17,9 @@ mod keys;
 mod migrate;
 mod note;
 mod replay;
+mod restore;
 mod serve;
+mod target;
 mod tokens;
 mod verify;
 
@@ -106,6 +110,13 @@ pub enum Command {
     /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
     #[command(subcommand)]
     Gaps(gaps::GapsCommand),
+    /// Archive the logs to a directory or S3 with Object Lock, and compare an archive with the store
+    #[command(subcommand)]
+    Archive(archive::ArchiveCommand),
+    /// Rebuild a store from an archive into an empty store and verify it; --drill does it into a temporary store
+    Restore(restore::RestoreArgs),
+    /// Take a consistent copy of a running embedded store into a new data directory, and verify it
+    Backup(backup::BackupArgs),
     /// Measure the brief's performance workloads beside the hand-built baseline, in one run
     Bench(sealtrail_bench::BenchArgs),
 }
@@ -239,6 +250,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Gaps(command) => gaps::run(command),
+        Command::Archive(command) => archive::run(command),
+        Command::Restore(args) => restore::run(args),
+        Command::Backup(args) => backup::run(args),
     }
 }
 

@@ -31,6 +31,9 @@ pub struct VerifyArgs {
     /// A verifier key (file or key text) to trust instead of the ones in DIR/keys/ and the store, for the log whose origin is its name (repeatable)
     #[arg(long = "key", value_name = "VKEY")]
     pub keys: Vec<String>,
+    /// Verify an archive instead of a store: a directory or s3://bucket/prefix, checked on its own (manifests, file hashes, every entry against the tree, every checkpoint); needs the log's key (--key)
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["database_url", "checkpoints"])]
+    pub archive: Option<String>,
     /// Print the verifier's report as JSON
     #[arg(long)]
     pub json: bool,
@@ -40,6 +43,9 @@ pub struct VerifyArgs {
 const SUMMARY_VIOLATIONS: usize = 10;
 
 pub fn run(args: VerifyArgs) -> Result<()> {
+    if let Some(archive) = &args.archive {
+        return verify_archive(&args, archive);
+    }
     let request = StoreVerifyRequest {
         tenant: args.tenant.clone(),
         checkpoints: args.checkpoints.clone(),
@@ -137,4 +143,95 @@ fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
     if more > 0 {
         println!("  ... and {more} more (see --json)");
     }
+}
+
+/// `verify --archive`: each tenant's archive checked alone, with the key the auditor trusts.
+fn verify_archive(args: &VerifyArgs, spec: &str) -> Result<()> {
+    use sealtrail_archive::restore::{archived_key, tenants_in};
+    use sealtrail_archive::verify::verify_archive;
+
+    let target = super::target::open(spec, super::target::Access::Read)?;
+    if args.keys.is_empty() {
+        bail!(
+            "verifying an archive needs the log's verifier key, obtained out of band: --key VKEY (a file or the key text; `sealtrail keys show` prints it on the server, GET /v1/log/key serves it)"
+        );
+    }
+    let keys = args
+        .keys
+        .iter()
+        .map(|k| sealtrail_server::keys::read_verifier(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tenants = match &args.tenant {
+        Some(t) => vec![t.clone()],
+        None => tenants_in(&*target)?,
+    };
+    if tenants.is_empty() {
+        bail!("{spec} holds no archived log (no <tenant>/verifier-key)");
+    }
+    let mut reports = serde_json::Map::new();
+    let mut broken = Vec::new();
+    let mut unverified = Vec::new();
+    for tenant in &tenants {
+        // The archive's own copy of the key only says which origin to look for; the key used
+        // is the one given.
+        let origin = archived_key(&*target, tenant)
+            .map(|k| k.name().to_string())
+            .ok();
+        let key = match (&origin, keys.len()) {
+            (Some(origin), _) => keys.iter().find(|k| k.name() == origin),
+            (None, 1) => keys.first(),
+            (None, _) => None,
+        };
+        let Some(key) = key else {
+            unverified.push(format!(
+                "{tenant} (no --key named {})",
+                origin.as_deref().unwrap_or("after its origin")
+            ));
+            continue;
+        };
+        let report = verify_archive(
+            &*target,
+            tenant,
+            key,
+            sealtrail_core::verify::DEFAULT_MAX_VIOLATIONS,
+        )?;
+        if !args.json {
+            print_summary(tenant, &report.report);
+            println!(
+                "  {} manifests, {} files checked, archived size {}",
+                report.manifests_checked, report.files_checked, report.archived_size
+            );
+        }
+        if !report.report.valid {
+            broken.push(tenant.clone());
+        }
+        reports.insert(tenant.clone(), serde_json::to_value(&report)?);
+    }
+    if args.json {
+        let out = if args.tenant.is_some() && reports.len() == 1 {
+            reports
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or_default()
+        } else {
+            serde_json::json!({
+                "valid": broken.is_empty() && unverified.is_empty(),
+                "target": target.describe(),
+                "tenants": reports,
+                "not_verified": unverified,
+            })
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    if !broken.is_empty() {
+        bail!("the archive is not valid for {}", broken.join(", "));
+    }
+    if !unverified.is_empty() {
+        bail!(
+            "not verified, for want of the log's key: {}; give each log's verifier key with --key, or choose one log with --tenant",
+            unverified.join(", ")
+        );
+    }
+    Ok(())
 }
