@@ -26,16 +26,11 @@ pub struct RestoreArgs {
     /// The archive: a directory or s3://bucket/prefix
     #[arg(long, value_name = "TARGET")]
     pub from: String,
-    /// The new data directory (embedded store) to restore into
+    /// The new data directory to restore into (the embedded store; with --database-url, where the logs' key files go)
     #[arg(long, value_name = "NEWDIR", required_unless_present_any = ["database_url", "drill"])]
     pub data: Option<PathBuf>,
     /// Restore into this empty PostgreSQL database instead
-    #[arg(
-        long,
-        value_name = "URL",
-        hide_env_values = true,
-        conflicts_with = "data"
-    )]
+    #[arg(long, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Restore only this tenant's log (default: every log in the archive)
     #[arg(long)]

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod archive;
 mod bench;
 mod bench_large;
 mod doctor;
