@@ -6,8 +6,9 @@
 //! ([`restore::restore_tenant`]). See `docs/archive.md`.
 
 pub mod compare;
+/// The manifest format lives in the core, beside the other signed formats, with its parser fuzzed.
+pub use sealtrail_core::manifest;
 pub mod layout;
-pub mod manifest;
 pub mod restore;
 pub mod run;
 pub mod target;

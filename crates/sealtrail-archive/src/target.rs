@@ -121,12 +121,7 @@ pub fn same_or_conflict(target: &str, key: &str, existing: &[u8], new: &[u8]) ->
 /// Checks that a key is a relative path of plain names: no empty, `.` or `..` component and no
 /// leading `/`, so that no key can reach outside the target.
 pub fn check_key(key: &str) -> Result<()> {
-    let bad = key.is_empty()
-        || key.starts_with('/')
-        || key
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..");
-    if bad {
+    if !sealtrail_core::manifest::is_relative_path(key) {
         return Err(TargetError::Config(format!(
             "archive key {key:?} is not a relative path of plain names"
         )));

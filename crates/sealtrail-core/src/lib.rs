@@ -44,6 +44,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod event;
 pub mod hash;
+pub mod manifest;
 pub mod merkle;
 pub mod note;
 pub mod text;

@@ -9,8 +9,8 @@ use sealtrail_store::testing::TestDatabase;
 use serde_json::Value;
 
 use crate::support::sealtrail_here as sealtrail;
-use crate::support::tamper::{Log, SIZE, TENANT};
 use crate::support::stderr;
+use crate::support::tamper::{Log, SIZE, TENANT};
 
 fn verifier_key(data: &Path) -> String {
     let keys = data.join("keys");
@@ -192,7 +192,9 @@ fn a_changed_archived_entry_is_named_by_archive_verify_and_verify_archive() {
     ]);
     assert_eq!(code, 0, "{err}");
     // Change the last byte of entry 70's id inside bundle 0 (a hex digit, so it stays JSON).
-    let bundle = archive.join(TENANT).join(format!("tile/entries/000.p/{SIZE}"));
+    let bundle = archive
+        .join(TENANT)
+        .join(format!("tile/entries/000.p/{SIZE}"));
     let mut bytes = std::fs::read(&bundle).unwrap();
     let entries = sealtrail_core::tiles::decode_entry_bundle(&bytes)
         .unwrap()

@@ -1,4 +1,4 @@
-//! The manifest of one archive run: which files the run wrote for a tenant, each with its
+//! The manifest of one archive step (see the `sealtrail-archive` crate): which files the run wrote for a tenant, each with its
 //! SHA-256 and size, signed as a C2SP signed note with the log's key, so that anyone holding
 //! the log's verifier key can check an archive file by file without sealtrail's database.
 //!
@@ -17,7 +17,7 @@
 //! Files are listed in the order they were written (tiles and bundles, then the checkpoint);
 //! the manifest itself is written last, so a manifest exists only for a run that completed.
 
-use sealtrail_core::note::{self, SignerKey, VerifierKey};
+use crate::note::{self, SignerKey, VerifierKey};
 
 /// The first line of every manifest.
 pub const HEADER: &str = "sealtrail-archive-manifest/v1";
@@ -144,8 +144,12 @@ impl Manifest {
                 .ok()
                 .filter(|_| bytes == "0" || !bytes.starts_with('0'))
                 .ok_or_else(|| bad(i + 1, format!("{bytes:?} is not a byte count")))?;
-            crate::target::check_key(path)
-                .map_err(|_| bad(i + 1, format!("{path:?} is not a relative path")))?;
+            if !is_relative_path(path) {
+                return Err(bad(
+                    i + 1,
+                    format!("{path:?} is not a relative path of plain names"),
+                ));
+            }
             files.push(FileRecord {
                 sha256: sha.to_string(),
                 bytes,
@@ -160,6 +164,18 @@ impl Manifest {
             files,
         })
     }
+}
+
+/// A `/`-separated relative path of plain names: no empty, `.` or `..` component, no leading
+/// `/`, no backslash or control character. Archive keys are such paths, so no manifest can name
+/// a file outside its tenant's folder.
+pub fn is_relative_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.bytes().any(|b| b == b'\\' || b.is_ascii_control())
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 #[cfg(test)]
