@@ -210,49 +210,59 @@ fn archive_resume_verify_restore(backend: &dyn Backend) {
     assert!(compared.valid, "{compared:?}");
     assert_eq!(compared.entries_compared, 770);
 
-    // Restore into an empty store of the same kind: same entries, same proofs, verifies.
-    let restored_backend_dir = tempfile::tempdir().unwrap();
-    let restored = sealtrail_store::Location::new(restored_backend_dir.path(), None)
-        .open_writer()
-        .unwrap();
+    // Restore into an empty embedded store and an empty PostgreSQL database: each verifies,
+    // and answers inclusion and consistency proofs identical to the original's.
     assert_eq!(tenants_in(&target).unwrap(), vec![TENANT.to_string()]);
     let key = archived_key(&target, TENANT).unwrap();
     assert_eq!(key.to_string(), signer.verifier().to_string());
-    let done = restore_tenant(
-        &target,
-        TENANT,
-        &key,
-        &*restored,
-        "2026-12-02T00:00:00Z",
-        &mut |_, _| {},
-    )
-    .unwrap();
-    assert_eq!((done.entries, done.checkpoints), (770, 4));
-    let report = verify_store(&*restored, &signer);
-    assert!(report.valid, "{:?}", report.violations);
-    assert_eq!(report.checkpoint.map(|c| c.size), Some(770));
-    for seq in [0, 255, 256, 511, 769] {
-        let a = merkle::inclusion_proof(
-            seq,
-            770,
-            &StoreHashes {
-                store: &*store,
-                tenant: TENANT,
-            },
-        )
-        .unwrap();
-        let b = merkle::inclusion_proof(
-            seq,
-            770,
-            &StoreHashes {
-                store: &*restored,
-                tenant: TENANT,
-            },
-        )
-        .unwrap();
-        assert_eq!(a, b, "seq {seq}");
+    let embedded = sealtrail_store::testing::Embedded::new();
+    let postgres = sealtrail_store::testing::Postgres::new("archive restore into postgres");
+    let mut into: Vec<&dyn Backend> = vec![&embedded];
+    if let Some(pg) = &postgres {
+        into.push(pg);
     }
-    assert_eq!(restored.idempotent_seq(TENANT, "k-512").unwrap(), Some(512));
+    let mut last = None;
+    for backend in into {
+        let restored = backend.location().open_writer().unwrap();
+        let done = restore_tenant(
+            &target,
+            TENANT,
+            &key,
+            &*restored,
+            "2026-12-02T00:00:00Z",
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!((done.entries, done.checkpoints), (770, 4));
+        let report = verify_store(&*restored, &signer);
+        assert!(report.valid, "{:?}", report.violations);
+        assert_eq!(report.checkpoint.map(|c| c.size), Some(770));
+        let original = StoreHashes {
+            store: &*store,
+            tenant: TENANT,
+        };
+        let copy = StoreHashes {
+            store: &*restored,
+            tenant: TENANT,
+        };
+        for seq in [0, 255, 256, 511, 769] {
+            assert_eq!(
+                merkle::inclusion_proof(seq, 770, &original).unwrap(),
+                merkle::inclusion_proof(seq, 770, &copy).unwrap(),
+                "inclusion of seq {seq}"
+            );
+        }
+        for old in [1, 100, 300, 700] {
+            assert_eq!(
+                merkle::consistency_proof(old, 770, &original).unwrap(),
+                merkle::consistency_proof(old, 770, &copy).unwrap(),
+                "consistency from {old}"
+            );
+        }
+        assert_eq!(restored.idempotent_seq(TENANT, "k-512").unwrap(), Some(512));
+        last = Some(restored);
+    }
+    let restored = last.unwrap();
     // A store that holds the log already is refused.
     let refused =
         restore_tenant(&target, TENANT, &key, &*restored, "x", &mut |_, _| {}).unwrap_err();
