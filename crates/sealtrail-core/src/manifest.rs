@@ -139,10 +139,13 @@ impl Manifest {
                     "the SHA-256 must be 64 lowercase hex digits".into(),
                 ));
             }
+            let decimal = !bytes.is_empty()
+                && bytes.bytes().all(|b| b.is_ascii_digit())
+                && (bytes == "0" || !bytes.starts_with('0'));
             let bytes: u64 = bytes
                 .parse()
                 .ok()
-                .filter(|_| bytes == "0" || !bytes.starts_with('0'))
+                .filter(|_| decimal)
                 .ok_or_else(|| bad(i + 1, format!("{bytes:?} is not a byte count")))?;
             if !is_relative_path(path) {
                 return Err(bad(
@@ -222,6 +225,7 @@ mod tests {
             ("previous 256", "previous 301"),
             ("tenant acme", "tenant"),
             ("12 tile", "012 tile"),
+            ("12 tile", "+12 tile"),
             ("tile/entries", "/tile/entries"),
             ("sealtrail-archive-manifest/v1", "manifest"),
         ] {
