@@ -6,6 +6,7 @@
 mod support;
 
 mod crash;
+mod doctor_url;
 mod ops;
 mod pg_instances;
 mod pg_outage;
