@@ -21,7 +21,7 @@
 //! - `missing`: the `source.seq` ranges proven missing, per producer and run, with the event
 //!   times of the last number before and the first number after each range;
 //! - `lifecycle`: the `_system` log's `sealtrail.server.started` / `stopped` records (with
-//!   a start's `details.audit_stdout`);
+//!   the host they name, `details.hostname`, and a start's `details.audit_stdout`);
 //! - `counted`: which findings the metrics have counted already.
 //!
 //! ## Sequence numbers
@@ -62,7 +62,7 @@ use sealtrail_core::Timestamp;
 use crate::{EntryRow, Store, StoreError};
 
 /// The schema version, stored as `PRAGMA user_version`; a file of any other is rebuilt.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The reserved action of a heartbeat: an event a producer sends to say it is alive while it
 /// has nothing to audit. Kept out of activity counts; counts as the producer being seen.
@@ -145,6 +145,7 @@ CREATE TABLE lifecycle (
     action   TEXT    NOT NULL,
     instance TEXT    NOT NULL,
     audit_stdout INTEGER,           -- a start's details.audit_stdout: 0, 1, or NULL unknown
+    hostname TEXT,                  -- details.hostname, NULL when the record names none
     PRIMARY KEY (tenant, seq)
 ) WITHOUT ROWID;
 CREATE TABLE counted (
@@ -289,6 +290,8 @@ struct Fact {
     source_seq: Option<u64>,
     /// A server start's `details.audit_stdout`.
     audit_stdout: Option<bool>,
+    /// A server start's or stop's `details.hostname`.
+    hostname: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -332,14 +335,24 @@ impl Fact {
             Some(s) => (s.app, s.instance, s.seq),
             None => (None, None, None),
         };
-        // Read apart, for starts only: other events' details are theirs and not parsed.
-        let audit_stdout = if entry.action == SERVER_STARTED {
-            serde_json::from_slice::<serde_json::Value>(bytes)
-                .ok()
-                .and_then(|v| v["details"]["audit_stdout"].as_bool())
-        } else {
-            None
-        };
+        // Read apart, for starts and stops only: other events' details are theirs and not
+        // parsed.
+        let (audit_stdout, hostname) =
+            if entry.action == SERVER_STARTED || entry.action == SERVER_STOPPED {
+                let value = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+                let details = value.as_ref().map(|v| &v["details"]);
+                (
+                    details
+                        .filter(|_| entry.action == SERVER_STARTED)
+                        .and_then(|d| d["audit_stdout"].as_bool()),
+                    details
+                        .and_then(|d| d["hostname"].as_str())
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string),
+                )
+            } else {
+                (None, None)
+            };
         Ok(Fact {
             id: entry.id.into_owned(),
             at,
@@ -349,12 +362,24 @@ impl Fact {
             instance,
             source_seq,
             audit_stdout,
+            hostname,
         })
     }
 }
 
 fn minute_of(micros: i64) -> i64 {
     micros.div_euclid(MINUTE_MICROS)
+}
+
+/// A server start or stop record of a batch, as the `lifecycle` table keeps it.
+struct LifecycleRow {
+    seq: u64,
+    /// `received_at`, unix µs.
+    at: i64,
+    action: String,
+    instance: String,
+    audit_stdout: Option<bool>,
+    hostname: Option<String>,
 }
 
 /// A batch's effects, gathered in memory and written with one statement per row.
@@ -368,8 +393,8 @@ struct Batch {
     producer_minutes: HashMap<(String, String, i64), i64>,
     /// In log order: (app, instance, source.seq, event time)
     sequences: Vec<(String, String, u64, i64)>,
-    /// (seq, received_at, action, instance, audit_stdout) of server start/stop records.
-    lifecycle: Vec<(u64, i64, String, String, Option<bool>)>,
+    /// Server start/stop records.
+    lifecycle: Vec<LifecycleRow>,
 }
 
 impl Batch {
@@ -405,8 +430,14 @@ impl Batch {
         }
         if fact.action == SERVER_STARTED || fact.action == SERVER_STOPPED {
             let instance = fact.instance.unwrap_or_default();
-            self.lifecycle
-                .push((seq, fact.received, fact.action, instance, fact.audit_stdout));
+            self.lifecycle.push(LifecycleRow {
+                seq,
+                at: fact.received,
+                action: fact.action,
+                instance,
+                audit_stdout: fact.audit_stdout,
+                hostname: fact.hostname,
+            });
         }
     }
 
@@ -435,16 +466,17 @@ impl Batch {
                 stmt.execute(params![tenant, app, instance, minute, events])?;
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance, audit_stdout) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance, audit_stdout, hostname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for (seq, at, action, instance, audit_stdout) in &self.lifecycle {
+            for row in &self.lifecycle {
                 stmt.execute(params![
                     tenant,
-                    *seq as i64,
-                    at,
-                    action,
-                    instance,
-                    audit_stdout
+                    row.seq as i64,
+                    row.at,
+                    row.action,
+                    row.instance,
+                    row.audit_stdout,
+                    row.hostname
                 ])?;
             }
         }
@@ -684,6 +716,8 @@ pub struct LifecycleRecord {
     pub instance: String,
     /// A start's `--audit-stdout` setting; `None` for stops and for starts that do not say.
     pub audit_stdout: Option<bool>,
+    /// The host the record names; `None` when it names none.
+    pub hostname: Option<String>,
 }
 
 fn instance_of(text: String) -> Option<String> {
@@ -931,7 +965,7 @@ impl GapsReader {
     /// Server start and stop records (from any log) received in `[from, to)`, in order.
     pub fn lifecycle(&self, from: i64, to: i64) -> Result<Vec<LifecycleRecord>, GapsError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, action, instance, audit_stdout FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
+            "SELECT at, action, instance, audit_stdout, hostname FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
         )?;
         let rows = stmt.query_map(params![from, to], |row| {
             Ok(LifecycleRecord {
@@ -939,6 +973,7 @@ impl GapsReader {
                 action: row.get(1)?,
                 instance: row.get(2)?,
                 audit_stdout: row.get(3)?,
+                hostname: row.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -12,7 +12,8 @@
 //!   high > 100);
 //! - **cause**, as far as sealtrail knows it: its own downtime from the `_system` start/stop
 //!   records ([`server_cause`]: a graceful stop before the gap and a start after it is planned
-//!   downtime, a start with no stop before it a crash); a store outage cannot be told, because
+//!   downtime, a start with no stop before it on its host a crash, each naming the host); a
+//!   store outage cannot be told, because
 //!   spooling and draining write no record, and the report says so; a silent producer or a
 //!   producer's sequence gap, with the numbers missing;
 //! - **recovery**: events that occurred in the window but arrived after it (a lower bound from
@@ -56,22 +57,33 @@ pub fn access_class(estimate: f64) -> Impact {
     }
 }
 
-/// What sealtrail's own start and stop records say about a gap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What sealtrail's own start and stop records say about a gap. `host` is the host name the
+/// deciding record names (`None` when it names none).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerCause {
     /// A graceful stop before the gap ended, then a start: planned downtime.
-    PlannedDowntime { stopped_at: i64, started_at: i64 },
+    PlannedDowntime {
+        stopped_at: i64,
+        started_at: i64,
+        host: Option<String>,
+    },
     /// A start during or right after the gap with no graceful stop before it: the server
     /// before it crashed or was killed.
-    Crash { started_at: i64 },
+    Crash {
+        started_at: i64,
+        host: Option<String>,
+    },
     /// A graceful stop near the gap and no start after it.
-    Stopped { stopped_at: i64 },
+    Stopped {
+        stopped_at: i64,
+        host: Option<String>,
+    },
     /// No start or stop record in or near the gap: the server was not restarted.
     NotRestarted,
 }
 
 impl ServerCause {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             ServerCause::PlannedDowntime { .. } => "planned_downtime",
             ServerCause::Crash { .. } => "crash",
@@ -80,23 +92,38 @@ impl ServerCause {
         }
     }
 
-    fn detail(self) -> String {
+    /// The host the deciding record names.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            ServerCause::PlannedDowntime { host, .. }
+            | ServerCause::Crash { host, .. }
+            | ServerCause::Stopped { host, .. } => host.as_deref(),
+            ServerCause::NotRestarted => None,
+        }
+    }
+
+    fn detail(&self) -> String {
+        let on = match self.host() {
+            Some(host) => format!(" on host {}", one_line(host)),
+            None => String::new(),
+        };
         match self {
             ServerCause::PlannedDowntime {
                 stopped_at,
                 started_at,
+                ..
             } => format!(
-                "sealtrail was stopped gracefully at {} and started again at {}: planned downtime",
-                ts(stopped_at),
-                ts(started_at)
+                "sealtrail{on} was stopped gracefully at {} and started again at {}: planned downtime",
+                ts(*stopped_at),
+                ts(*started_at)
             ),
-            ServerCause::Crash { started_at } => format!(
-                "sealtrail started at {} with no graceful stop recorded before it: the server before it crashed or was killed",
-                ts(started_at)
+            ServerCause::Crash { started_at, .. } => format!(
+                "sealtrail{on} started at {} with no graceful stop recorded before it: the server before it crashed or was killed",
+                ts(*started_at)
             ),
-            ServerCause::Stopped { stopped_at } => format!(
-                "sealtrail was stopped gracefully at {} and no start is recorded after it",
-                ts(stopped_at)
+            ServerCause::Stopped { stopped_at, .. } => format!(
+                "sealtrail{on} was stopped gracefully at {} and no start is recorded after it",
+                ts(*stopped_at)
             ),
             ServerCause::NotRestarted => {
                 "no sealtrail start or stop record falls in or near the gap: the server was not restarted".to_string()
@@ -105,25 +132,41 @@ impl ServerCause {
     }
 }
 
+/// Whether two records can be of the same server host: they name the same host, or one of
+/// them names none (a record that does not say cannot be told apart).
+fn same_host(a: &LifecycleRecord, b: &LifecycleRecord) -> bool {
+    match (&a.hostname, &b.hostname) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 /// Which of sealtrail's own start/stop records explain a silence from `start` to `end`
 /// (unix µs). `records` are in time order and should reach back before the gap.
 ///
 /// The first start in the gap (or up to 5 minutes after its end) decides: the record before
-/// it a graceful stop means planned downtime, anything else (another start, or none) a
-/// crash. Without such a start, a graceful stop near the gap means sealtrail was stopped and
-/// not started again; with neither, it was not restarted.
+/// it from the same host a graceful stop means planned downtime, anything else (another
+/// start, or none) a crash. With several servers on one store, another host's stop or start
+/// says nothing of this one. Without such a start, a graceful stop near the gap means
+/// sealtrail was stopped and not started again; with neither, it was not restarted.
 pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> ServerCause {
     let restart = records
         .iter()
         .position(|r| r.action == SERVER_STARTED && r.at > start && r.at <= end + SLACK);
     if let Some(i) = restart {
-        let started_at = records[i].at;
-        return match i.checked_sub(1).map(|p| &records[p]) {
+        let started = &records[i];
+        let host = started.hostname.clone();
+        let before = records[..i].iter().rev().find(|r| same_host(r, started));
+        return match before {
             Some(before) if before.action == SERVER_STOPPED => ServerCause::PlannedDowntime {
                 stopped_at: before.at,
-                started_at,
+                started_at: started.at,
+                host,
             },
-            _ => ServerCause::Crash { started_at },
+            _ => ServerCause::Crash {
+                started_at: started.at,
+                host,
+            },
         };
     }
     let stop = records
@@ -133,6 +176,7 @@ pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> Server
     match stop {
         Some(stop) => ServerCause::Stopped {
             stopped_at: stop.at,
+            host: stop.hostname.clone(),
         },
         None => ServerCause::NotRestarted,
     }
@@ -717,7 +761,7 @@ fn section_json(s: &GapSection) -> serde_json::Value {
             })
         },
         "cause": {
-            "server": {"state": s.server.as_str(), "detail": s.server.detail()},
+            "server": {"state": s.server.as_str(), "detail": s.server.detail(), "host": s.server.host()},
             "store_outage": {"state": "unknown", "detail": STORE_OUTAGE_UNKNOWN},
             "producer": s.producer_cause().map(|(state, detail)| serde_json::json!({"state": state, "detail": detail})),
         },
@@ -739,6 +783,7 @@ mod tests {
             action: action.to_string(),
             instance: format!("i-{at_minute}"),
             audit_stdout: None,
+            hostname: None,
         }
     }
 
@@ -784,7 +829,8 @@ mod tests {
             server_cause(&records, GAP.0, GAP.1),
             ServerCause::PlannedDowntime {
                 stopped_at: 99 * MINUTE,
-                started_at: 139 * MINUTE
+                started_at: 139 * MINUTE,
+                host: None,
             }
         );
     }
@@ -795,16 +841,81 @@ mod tests {
         assert_eq!(
             server_cause(&records, GAP.0, GAP.1),
             ServerCause::Crash {
-                started_at: 141 * MINUTE
+                started_at: 141 * MINUTE,
+                host: None,
             }
         );
         // The first start ever, after the gap, has no stop before it either.
         assert_eq!(
             server_cause(&records[1..], GAP.0, GAP.1),
             ServerCause::Crash {
-                started_at: 141 * MINUTE
+                started_at: 141 * MINUTE,
+                host: None,
             }
         );
+    }
+
+    fn on(host: &str, record: LifecycleRecord) -> LifecycleRecord {
+        LifecycleRecord {
+            hostname: Some(host.to_string()),
+            ..record
+        }
+    }
+
+    #[test]
+    fn the_record_before_a_start_is_looked_for_on_its_own_host() {
+        // Host a is stopped for a deploy; host b, sharing the store, crashes and comes back
+        // first: b's start follows a's stop in time, but b stopped without a record.
+        let records = [
+            on("a", record(10, SERVER_STARTED)),
+            on("b", record(11, SERVER_STARTED)),
+            on("a", record(99, SERVER_STOPPED)),
+            on("b", record(120, SERVER_STARTED)),
+            on("a", record(130, SERVER_STARTED)),
+        ];
+        let cause = server_cause(&records, GAP.0, GAP.1);
+        assert_eq!(
+            cause,
+            ServerCause::Crash {
+                started_at: 120 * MINUTE,
+                host: Some("b".into()),
+            }
+        );
+        assert!(
+            cause
+                .detail()
+                .starts_with("sealtrail on host b started at "),
+            "{}",
+            cause.detail()
+        );
+        // Had b been stopped gracefully too, it is planned downtime on b.
+        let mut records = records.to_vec();
+        records.insert(3, on("b", record(100, SERVER_STOPPED)));
+        let cause = server_cause(&records, GAP.0, GAP.1);
+        assert_eq!(
+            cause,
+            ServerCause::PlannedDowntime {
+                stopped_at: 100 * MINUTE,
+                started_at: 120 * MINUTE,
+                host: Some("b".into()),
+            }
+        );
+        assert!(
+            cause
+                .detail()
+                .starts_with("sealtrail on host b was stopped gracefully at "),
+            "{}",
+            cause.detail()
+        );
+        // A record that names no host is not told apart from any other.
+        let records = [
+            record(99, SERVER_STOPPED),
+            on("b", record(120, SERVER_STARTED)),
+        ];
+        assert!(matches!(
+            server_cause(&records, GAP.0, GAP.1),
+            ServerCause::PlannedDowntime { .. }
+        ));
     }
 
     #[test]
@@ -824,7 +935,8 @@ mod tests {
         assert_eq!(
             server_cause(&records, GAP.0, GAP.1),
             ServerCause::Stopped {
-                stopped_at: 98 * MINUTE
+                stopped_at: 98 * MINUTE,
+                host: None,
             }
         );
     }

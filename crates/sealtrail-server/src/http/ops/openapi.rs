@@ -889,12 +889,22 @@ pub struct CauseState {
     detail: String,
 }
 
+/// What sealtrail's own start/stop records say about a gap.
+#[derive(ToSchema)]
+pub struct ServerCauseState {
+    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`.
+    state: String,
+    detail: String,
+    /// The host name the deciding record names; null for `not_restarted` or a record that
+    /// names none.
+    host: Option<String>,
+}
+
 /// What sealtrail knows about a gap's cause.
 #[derive(ToSchema)]
 pub struct GapCause {
-    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`, from sealtrail's own
-    /// start/stop records.
-    server: CauseState,
+    /// From sealtrail's own start/stop records.
+    server: ServerCauseState,
     /// Always `unknown`: spooling and draining write no record.
     store_outage: CauseState,
     /// `silent` or `sequence_gap`, for a producer's finding.
