@@ -22,6 +22,9 @@
 //!   times of the last number before and the first number after each range;
 //! - `lifecycle`: the `_system` log's `sealtrail.server.started` / `stopped` records (with
 //!   the host they name, `details.hostname`, and a start's `details.audit_stdout`);
+//! - `spool_drains`: the `_system` log's `sealtrail.spool.drained` records — a spool period's
+//!   events, of which tenants, accepted from when to when — that put a gap down to a store
+//!   outage;
 //! - `counted`: which findings the metrics have counted already.
 //!
 //! ## Sequence numbers
@@ -62,7 +65,7 @@ use sealtrail_core::Timestamp;
 use crate::{EntryRow, Store, StoreError};
 
 /// The schema version, stored as `PRAGMA user_version`; a file of any other is rebuilt.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The reserved action of a heartbeat: an event a producer sends to say it is alive while it
 /// has nothing to audit. Kept out of activity counts; counts as the producer being seen.
@@ -70,6 +73,8 @@ pub const HEARTBEAT_ACTION: &str = "sealtrail.heartbeat";
 /// The `_system` records of a server's start and graceful stop.
 pub const SERVER_STARTED: &str = "sealtrail.server.started";
 pub const SERVER_STOPPED: &str = "sealtrail.server.stopped";
+/// The `_system` record of a spool drained into the log after a store outage.
+pub const SPOOL_DRAINED: &str = "sealtrail.spool.drained";
 
 const MINUTE_MICROS: i64 = 60_000_000;
 
@@ -146,6 +151,17 @@ CREATE TABLE lifecycle (
     instance TEXT    NOT NULL,
     audit_stdout INTEGER,           -- a start's details.audit_stdout: 0, 1, or NULL unknown
     hostname TEXT,                  -- details.hostname, NULL when the record names none
+    PRIMARY KEY (tenant, seq)
+) WITHOUT ROWID;
+CREATE TABLE spool_drains (
+    tenant   TEXT    NOT NULL,      -- the log the record is in (_system)
+    seq      INTEGER NOT NULL,
+    at       INTEGER NOT NULL,      -- received_at: when the spool was drained, unix µs
+    first_at INTEGER NOT NULL,      -- details.first_spooled_at, unix µs
+    last_at  INTEGER NOT NULL,      -- details.last_spooled_at, unix µs
+    events   INTEGER NOT NULL,      -- details.events
+    tenants  TEXT    NOT NULL,      -- details.tenants, JSON {"tenant": events}
+    hostname TEXT,                  -- details.hostname
     PRIMARY KEY (tenant, seq)
 ) WITHOUT ROWID;
 CREATE TABLE counted (
@@ -292,6 +308,43 @@ struct Fact {
     audit_stdout: Option<bool>,
     /// A server start's or stop's `details.hostname`.
     hostname: Option<String>,
+    /// A drained spool's record.
+    drain: Option<DrainFact>,
+}
+
+/// What a `sealtrail.spool.drained` record says.
+struct DrainFact {
+    first_at: i64,
+    last_at: i64,
+    events: i64,
+    /// `details.tenants` as JSON text.
+    tenants: String,
+    hostname: Option<String>,
+}
+
+impl DrainFact {
+    fn read(details: &serde_json::Value) -> Result<DrainFact, String> {
+        let time = |field: &str| {
+            let text = details[field]
+                .as_str()
+                .ok_or_else(|| format!("details.{field} is not a timestamp"))?;
+            Timestamp::parse(text)
+                .map(|t| t.unix_micros())
+                .map_err(|e| format!("details.{field} {text:?}: {e}"))
+        };
+        let tenants = details["tenants"]
+            .as_object()
+            .ok_or("details.tenants is not an object")?;
+        Ok(DrainFact {
+            first_at: time("first_spooled_at")?,
+            last_at: time("last_spooled_at")?,
+            events: details["events"]
+                .as_i64()
+                .ok_or("details.events is not a count")?,
+            tenants: serde_json::Value::Object(tenants.clone()).to_string(),
+            hostname: details["hostname"].as_str().map(str::to_string),
+        })
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -353,6 +406,19 @@ impl Fact {
             } else {
                 (None, None)
             };
+        // A record that does not say what sealtrail's does (a producer's event under the
+        // action, say) is counted as activity all the same, and is no drain.
+        let drain = if entry.action == SPOOL_DRAINED {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|v| DrainFact::read(&v["details"]))
+                .inspect_err(|error| {
+                    tracing::debug!(%error, "a {SPOOL_DRAINED} event that is not a drain record")
+                })
+                .ok()
+        } else {
+            None
+        };
         Ok(Fact {
             id: entry.id.into_owned(),
             at,
@@ -363,6 +429,7 @@ impl Fact {
             source_seq,
             audit_stdout,
             hostname,
+            drain,
         })
     }
 }
@@ -395,6 +462,8 @@ struct Batch {
     sequences: Vec<(String, String, u64, i64)>,
     /// Server start/stop records.
     lifecycle: Vec<LifecycleRow>,
+    /// (seq, received_at, what it says) of drained spools' records.
+    drains: Vec<(u64, i64, DrainFact)>,
 }
 
 impl Batch {
@@ -427,6 +496,9 @@ impl Batch {
                 self.sequences
                     .push((app.clone(), instance, source_seq, fact.at));
             }
+        }
+        if let Some(drain) = fact.drain {
+            self.drains.push((seq, fact.received, drain));
         }
         if fact.action == SERVER_STARTED || fact.action == SERVER_STOPPED {
             let instance = fact.instance.unwrap_or_default();
@@ -477,6 +549,21 @@ impl Batch {
                     row.instance,
                     row.audit_stdout,
                     row.hostname
+                ])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO spool_drains (tenant, seq, at, first_at, last_at, events, tenants, hostname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (seq, at, d) in &self.drains {
+                stmt.execute(params![
+                    tenant,
+                    *seq as i64,
+                    at,
+                    d.first_at,
+                    d.last_at,
+                    d.events,
+                    d.tenants,
+                    d.hostname
                 ])?;
             }
         }
@@ -720,6 +807,21 @@ pub struct LifecycleRecord {
     pub hostname: Option<String>,
 }
 
+/// A drained spool's record: a store outage during which events were spooled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolDrain {
+    /// When the spool was drained (the record's `received_at`), unix µs.
+    pub at: i64,
+    /// When its first and last events were accepted, unix µs.
+    pub first_at: i64,
+    pub last_at: i64,
+    /// Events in the spool period.
+    pub events: u64,
+    /// Events per tenant, as the record lists them.
+    pub tenants: std::collections::BTreeMap<String, u64>,
+    pub hostname: Option<String>,
+}
+
 fn instance_of(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
@@ -957,6 +1059,32 @@ impl GapsReader {
                 run: row.get(2)?,
                 duplicates: row.get(3)?,
                 restarts: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The drained spools' records in the log `log` whose spool period (first to last event
+    /// accepted) overlaps `[from, to]`, in order of their first event.
+    pub fn spool_drains(
+        &self,
+        log: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SpoolDrain>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, first_at, last_at, events, tenants, hostname FROM spool_drains
+             WHERE tenant = ?1 AND first_at <= ?3 AND last_at >= ?2 ORDER BY first_at, seq",
+        )?;
+        let rows = stmt.query_map(params![log, from, to], |row| {
+            let tenants: String = row.get(4)?;
+            Ok(SpoolDrain {
+                at: row.get(0)?,
+                first_at: row.get(1)?,
+                last_at: row.get(2)?,
+                events: row.get::<_, i64>(3)?.max(0) as u64,
+                tenants: serde_json::from_str(&tenants).unwrap_or_default(),
+                hostname: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -905,7 +905,9 @@ pub struct ServerCauseState {
 pub struct GapCause {
     /// From sealtrail's own start/stop records.
     server: ServerCauseState,
-    /// Always `unknown`: spooling and draining write no record.
+    /// `spooled` when a spool period (a `sealtrail.spool.drained` record in `_system`)
+    /// overlaps the gap: a store outage, with how many events were spooled and committed
+    /// later; else `none_recorded`.
     store_outage: CauseState,
     /// `silent` or `sequence_gap`, for a producer's finding.
     producer: Option<CauseState>,
