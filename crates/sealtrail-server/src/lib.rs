@@ -36,7 +36,8 @@
 //!   environment and file) and [`app`], which builds it all; [`shutdown`] is the one task
 //!   set and the one signal that stop every background task in order.
 //! - **Domain types.** [`tenant::TenantName`] and [`auth::Scope`] are parsed once, at the
-//!   edge; [`clock::Clock`] is the one place wall-clock time is read.
+//!   edge; [`clock::Clock`] is the one place wall-clock time is read, and [`host::hostname`]
+//!   the one place the host name sealtrail's own records carry is.
 //!
 //! **Architecture invariant:** integrity logic (hashing, canonical form, proofs, signatures,
 //! verification) lives in `sealtrail_core`, and SQL in `sealtrail_store`; this crate names no
@@ -56,6 +57,7 @@ pub mod doctor;
 pub mod follower;
 pub mod gaps;
 pub mod health;
+pub mod host;
 pub mod http;
 pub mod index;
 pub mod ingest;

@@ -28,7 +28,7 @@ impl Instance {
     pub fn current(audit_stdout: bool) -> Instance {
         Instance {
             id: uuid::Uuid::now_v7().to_string(),
-            hostname: hostname(),
+            hostname: crate::host::hostname(),
             version: env!("CARGO_PKG_VERSION"),
             audit_stdout,
         }
@@ -68,16 +68,6 @@ impl Instance {
             .await?;
         Ok(())
     }
-}
-
-/// The kernel's host name, or `unknown`.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 #[cfg(test)]

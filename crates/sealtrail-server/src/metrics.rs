@@ -16,6 +16,7 @@
 //! | `sealtrail_commit_failures_total` | counter | the ledger, group commits that failed |
 //! | `sealtrail_index_lag_seconds` | gauge | the indexer, via [`set_index_lag`] |
 //! | `sealtrail_checkpoint_age_seconds{tenant}` | gauge | computed at scrape from [`checkpoint_signed`] |
+//! | `sealtrail_checkpoint_unsigned_entries{tenant}` | gauge | read at scrape by [`observe_checkpoints`]: entries of the log beyond its latest checkpoint (the whole log when it has none), so that an old checkpoint of a quiet log (0) can be told from a log growing unsigned |
 //! | `sealtrail_verification_runs_total{result}` | counter | the verifier, via [`record_verification`] |
 //! | `sealtrail_searches_refused_total{reason}` | counter | the query service, via [`search_refused`]: `tenant_share` (429), `capacity` (503), `timeout` (503 `query_timeout`) |
 //! | `sealtrail_chain_violations_total` | counter | the verification board, via [`record_verification`]: distinct violations, each counted once when first found |
@@ -200,6 +201,7 @@ struct Metrics {
     commit_failures: Counter,
     index_lag: GaugeF64,
     checkpoint_age: Family<TenantLabel, GaugeF64>,
+    checkpoint_unsigned: Family<TenantLabel, Gauge>,
     verification_runs: Family<ResultLabel, Counter>,
     chain_violations: Counter,
     searches_refused: Family<ReasonLabel, Counter>,
@@ -291,6 +293,12 @@ impl Metrics {
             "Time since each tenant's latest checkpoint was signed",
             Unit::Seconds,
             checkpoint_age.clone(),
+        );
+        let checkpoint_unsigned = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "sealtrail_checkpoint_unsigned_entries",
+            "Entries of each tenant's log beyond its latest checkpoint (0 when the checkpoint covers the log)",
+            checkpoint_unsigned.clone(),
         );
         let verification_runs = Family::<ResultLabel, Counter>::default();
         // Both series exist from the start, so that rate() and absent() alerts work before
@@ -431,6 +439,7 @@ impl Metrics {
             commit_failures,
             index_lag,
             checkpoint_age,
+            checkpoint_unsigned,
             verification_runs,
             chain_violations,
             searches_refused,
@@ -520,32 +529,36 @@ pub fn checkpoint_signed(tenant: &str, at: Timestamp) {
     *latest = (*latest).max(at.unix_micros());
 }
 
-/// Whether a checkpoint time is known for `tenant` (else `GET /metrics` reads it from the
-/// store once).
-pub fn checkpoint_known(tenant: &str) -> bool {
-    lock(&METRICS.checkpoints).contains_key(tenant)
-}
-
-/// Records the signing time of each tenant's latest stored checkpoint that this process has
-/// not seen signed. Checkpoints signed before this process started (or by another process)
-/// are known only to the store: reading each such tenant's latest once, before a scrape,
-/// makes its age gauge exist from the first scrape.
-pub async fn seed_checkpoint_ages(readers: &Readers) -> Result<(), ReadError> {
+/// Reads, before a scrape, each tenant's log size and latest stored checkpoint: the entries
+/// beyond the checkpoint become `sealtrail_checkpoint_unsigned_entries`, and the checkpoint's
+/// signing time feeds the age gauge (the newest time seen wins, so this only matters for
+/// checkpoints signed before this process started or by another process sharing the store).
+/// Two point reads per tenant, on the control path.
+pub async fn observe_checkpoints(readers: &Readers) -> Result<(), ReadError> {
     // On the control path: a scrape must answer while searches fill the other readers.
-    readers
+    let observed = readers
         .control(|conn| {
+            let mut observed = Vec::new();
             for tenant in conn.tenants()? {
-                if checkpoint_known(&tenant.name) {
-                    continue;
-                }
+                let size = conn.size(&tenant.name)?;
                 let latest = conn.latest_checkpoint(&tenant.name)?;
-                if let Some(at) = latest.and_then(|c| issued_at(&c.note)) {
-                    checkpoint_signed(&tenant.name, at);
-                }
+                let signed = latest.as_ref().map_or(0, |c| c.size);
+                let at = latest.and_then(|c| issued_at(&c.note));
+                observed.push((tenant.name, size.saturating_sub(signed), at));
             }
-            Ok(())
+            Ok::<_, ReadError>(observed)
         })
-        .await
+        .await?;
+    for (tenant, unsigned, at) in observed {
+        if let Some(at) = at {
+            checkpoint_signed(&tenant, at);
+        }
+        METRICS
+            .checkpoint_unsigned
+            .get_or_create(&TenantLabel { tenant })
+            .set(i64::try_from(unsigned).unwrap_or(i64::MAX));
+    }
+    Ok(())
 }
 
 /// When a stored checkpoint note says it was issued (its `sealtrail-timestamp` line). Used

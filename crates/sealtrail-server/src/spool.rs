@@ -40,11 +40,18 @@
 //! record with the [`event_digest`] of its event: a retry of the same event gets the same
 //! `202`, a different event under the key is refused, as it would be by the log.
 //!
+//! **Record of a drain.** The file is emptied only once every record in it is in the log, so
+//! the records in it are one spool period: from the first event accepted into an empty spool
+//! to the spool drained. The spool keeps what a record of that period needs
+//! ([`SpoolPeriod`]: how many events, of which tenants, accepted when), rebuilt from the file
+//! when it is opened again after a crash; the writer appends `sealtrail.spool.drained` with it
+//! to the `_system` log in the transaction of the last chunk (see `ledger::spooling`).
+//!
 //! **Limits.** The file holds at most `spool_max_bytes` (default [`DEFAULT_MAX_BYTES`]) of
 //! records; beyond that, and when the disk is full, events are refused with `503` / `507`
 //! instead of being accepted without a durable copy.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -165,6 +172,21 @@ pub enum SpoolError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// The events of the spool's current period (every record in the file, drained or not):
+/// what the `sealtrail.spool.drained` record says once the file is emptied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolPeriod {
+    /// Records whose entry parses.
+    pub events: u64,
+    /// When the first and the last of them were accepted (their `received_at`).
+    pub first_received: Option<Timestamp>,
+    pub last_received: Option<Timestamp>,
+    /// The first one's id: it names the period.
+    pub first_id: Option<String>,
+    /// Events per tenant.
+    pub tenants: BTreeMap<String, u64>,
+}
+
 /// A record as read back for draining, with the file offset just past it.
 #[derive(Debug)]
 pub struct Pending {
@@ -196,6 +218,8 @@ pub struct Spool {
     /// Idempotency keys of waiting records, so a retry while the store is down gets the
     /// first answer instead of a second copy (and a different event under the key is told).
     keys: HashMap<(String, String), SpooledKey>,
+    /// Every record in the file, drained or not.
+    period: SpoolPeriod,
 }
 
 impl Spool {
@@ -227,6 +251,7 @@ impl Spool {
             max_bytes,
             oldest: None,
             keys: HashMap::new(),
+            period: SpoolPeriod::default(),
         };
         let mut reader = BufReader::new(&mut file);
         let mut offset = 0u64;
@@ -253,6 +278,17 @@ impl Spool {
         let parsed = record.parsed();
         if self.oldest.is_none() {
             self.oldest = parsed.as_ref().map(|e| e.server.received_at.unix_micros());
+        }
+        if let Some(entry) = &parsed {
+            let period = &mut self.period;
+            period.events += 1;
+            let at = entry.server.received_at;
+            if period.first_id.is_none() {
+                period.first_id = Some(entry.server.id.to_string());
+                period.first_received = Some(at);
+            }
+            period.last_received = Some(period.last_received.map_or(at, |last| last.max(at)));
+            *period.tenants.entry(record.tenant.clone()).or_default() += 1;
         }
         if let (Some(key), Some(entry)) = (&record.idempotency_key, &parsed) {
             // An entry that parsed has a canonical form, so it has a digest.
@@ -320,6 +356,16 @@ impl Spool {
         self.drained < self.len
     }
 
+    /// Whether draining up to `end` (a [`Pending::end`]) drains the whole file.
+    pub fn drains_all(&self, end: u64) -> bool {
+        end >= self.len
+    }
+
+    /// The events of the current spool period.
+    pub fn period(&self) -> &SpoolPeriod {
+        &self.period
+    }
+
     /// The waiting record an idempotency key names, if any.
     pub fn spooled_key(&self, tenant: &str, key: &str) -> Option<SpooledKey> {
         self.keys
@@ -373,6 +419,7 @@ impl Spool {
             self.depth = 0;
             self.oldest = None;
             self.keys.clear();
+            self.period = SpoolPeriod::default();
         } else {
             self.oldest = self
                 .peek(1, 1)?

@@ -700,3 +700,145 @@ fn received_at_never_goes_backwards_even_across_a_restart(backend: &dyn Backend)
         .collect();
     assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
 }
+
+/// Draining the spool into the log records the spool period it ends in the `_system` log:
+/// `sealtrail.spool.drained`, with how many events, when the first and the last were
+/// accepted, of which tenants, and the host. A drain done again after a crash that came
+/// between its commit and the emptying of the spool file records nothing twice; the next
+/// outage's drain is recorded on its own.
+#[test]
+fn a_drained_spool_is_recorded_once_in_the_system_log() {
+    let Some(backend) = sealtrail_store::testing::Postgres::new("ledger::spool_drained_record")
+    else {
+        return;
+    };
+    let ledger = ledger_signing_every(&backend, Duration::from_secs(3600));
+    ledger.ensure_tenant_blocking("acme", "test").unwrap();
+    ledger.ensure_tenant_blocking("billing", "test").unwrap();
+    ledger.shutdown();
+
+    // What an instance kept while the database was unreachable: five events accepted a
+    // second apart, three of acme and two of billing.
+    let accepted = |n: i64| {
+        Timestamp::from_unix_micros(
+            Timestamp::parse("2026-03-04T05:06:07Z")
+                .unwrap()
+                .unix_micros()
+                + n * 1_000_000,
+        )
+        .unwrap()
+    };
+    let record = |tenant: &str, n: i64| {
+        let event = Event::parse(
+            format!(
+                r#"{{"action":"patient.record.read","outcome":"success","actor":{{"id":"u-{n}"}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let server = ServerFields {
+            id: uuid::Uuid::now_v7(),
+            seq: sealtrail_core::event::MAX_SAFE_INTEGER,
+            received_at: accepted(n),
+            prev_hash: Hash::ZERO,
+        };
+        spool::Record {
+            tenant: tenant.into(),
+            idempotency_key: None,
+            entry: canonical_entry(&event, &server).unwrap(),
+        }
+    };
+    let records = [
+        record("acme", 0),
+        record("billing", 1),
+        record("acme", 2),
+        record("billing", 3),
+        record("acme", 4),
+    ];
+    let spool_and_drain = |records: &[spool::Record]| {
+        let (mut file, _) =
+            spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+        file.append(records).unwrap();
+        drop(file);
+        // A start drains the spool; shutdown drains whatever is left first.
+        Ledger::start_with_spool(
+            LedgerConfig {
+                data_dir: backend.data_dir().to_path_buf(),
+                store: backend.location(),
+                signing_key: None,
+                checkpoint_interval: Duration::from_secs(3600),
+                origin_prefix: "store.test".into(),
+                audit_stdout: false,
+            },
+            Some(SpoolConfig {
+                max_bytes: spool::DEFAULT_MAX_BYTES,
+                default_policy: StoreFailurePolicy::Spool,
+                tenant_policies: Default::default(),
+            }),
+        )
+        .unwrap()
+        .shutdown();
+        let (file, recovery) =
+            spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(recovery.records, 0, "the spool drained");
+        assert!(!file.is_pending());
+    };
+    let drained_records = || -> Vec<serde_json::Value> {
+        let reader = backend.location().open_reader().unwrap();
+        let size = reader.size("_system").unwrap();
+        reader
+            .entries("_system", 0, size, size as usize)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| serde_json::from_slice::<serde_json::Value>(&e.unwrap()).unwrap())
+            .filter(|v| v["action"] == "sealtrail.spool.drained")
+            .collect()
+    };
+    let sizes = || {
+        let reader = backend.location().open_reader().unwrap();
+        (
+            reader.size("acme").unwrap(),
+            reader.size("billing").unwrap(),
+        )
+    };
+
+    spool_and_drain(&records);
+    assert_eq!(sizes(), (3, 2));
+    let recorded = drained_records();
+    assert_eq!(recorded.len(), 1, "{recorded:#?}");
+    let record_of = &recorded[0];
+    assert_eq!(record_of["actor"]["type"], "system");
+    assert_eq!(
+        record_of["details"],
+        serde_json::json!({
+            "events": 5,
+            "first_spooled_at": accepted(0).to_rfc3339(),
+            "last_spooled_at": accepted(4).to_rfc3339(),
+            "tenants": {"acme": 3, "billing": 2},
+            "tenant_count": 2,
+            "hostname": sealtrail_server::host::hostname(),
+        }),
+        "{record_of:#}"
+    );
+
+    // The file still held the drained events when the process died (the commit was made,
+    // the file not yet emptied): the next start finds them all in the log.
+    spool_and_drain(&records);
+    assert_eq!(sizes(), (3, 2), "nothing appended twice");
+    assert_eq!(drained_records().len(), 1, "the drain is recorded once");
+
+    // The next outage is a spool period of its own.
+    spool_and_drain(&[record("billing", 60)]);
+    assert_eq!(sizes(), (3, 3));
+    let recorded = drained_records();
+    assert_eq!(recorded.len(), 2, "{recorded:#?}");
+    assert_eq!(recorded[1]["details"]["events"], 1);
+    assert_eq!(
+        recorded[1]["details"]["tenants"],
+        serde_json::json!({"billing": 1})
+    );
+    assert_eq!(
+        recorded[1]["details"]["first_spooled_at"],
+        accepted(60).to_rfc3339()
+    );
+}

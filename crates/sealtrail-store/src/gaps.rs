@@ -21,7 +21,10 @@
 //! - `missing`: the `source.seq` ranges proven missing, per producer and run, with the event
 //!   times of the last number before and the first number after each range;
 //! - `lifecycle`: the `_system` log's `sealtrail.server.started` / `stopped` records (with
-//!   a start's `details.audit_stdout`);
+//!   the host they name, `details.hostname`, and a start's `details.audit_stdout`);
+//! - `spool_drains`: the `_system` log's `sealtrail.spool.drained` records — a spool period's
+//!   events, of which tenants, accepted from when to when — that put a gap down to a store
+//!   outage;
 //! - `counted`: which findings the metrics have counted already.
 //!
 //! ## Sequence numbers
@@ -62,7 +65,7 @@ use sealtrail_core::Timestamp;
 use crate::{EntryRow, Store, StoreError};
 
 /// The schema version, stored as `PRAGMA user_version`; a file of any other is rebuilt.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The reserved action of a heartbeat: an event a producer sends to say it is alive while it
 /// has nothing to audit. Kept out of activity counts; counts as the producer being seen.
@@ -70,6 +73,8 @@ pub const HEARTBEAT_ACTION: &str = "sealtrail.heartbeat";
 /// The `_system` records of a server's start and graceful stop.
 pub const SERVER_STARTED: &str = "sealtrail.server.started";
 pub const SERVER_STOPPED: &str = "sealtrail.server.stopped";
+/// The `_system` record of a spool drained into the log after a store outage.
+pub const SPOOL_DRAINED: &str = "sealtrail.spool.drained";
 
 const MINUTE_MICROS: i64 = 60_000_000;
 
@@ -145,6 +150,18 @@ CREATE TABLE lifecycle (
     action   TEXT    NOT NULL,
     instance TEXT    NOT NULL,
     audit_stdout INTEGER,           -- a start's details.audit_stdout: 0, 1, or NULL unknown
+    hostname TEXT,                  -- details.hostname, NULL when the record names none
+    PRIMARY KEY (tenant, seq)
+) WITHOUT ROWID;
+CREATE TABLE spool_drains (
+    tenant   TEXT    NOT NULL,      -- the log the record is in (_system)
+    seq      INTEGER NOT NULL,
+    at       INTEGER NOT NULL,      -- received_at: when the spool was drained, unix µs
+    first_at INTEGER NOT NULL,      -- details.first_spooled_at, unix µs
+    last_at  INTEGER NOT NULL,      -- details.last_spooled_at, unix µs
+    events   INTEGER NOT NULL,      -- details.events
+    tenants  TEXT    NOT NULL,      -- details.tenants, JSON {"tenant": events}
+    hostname TEXT,                  -- details.hostname
     PRIMARY KEY (tenant, seq)
 ) WITHOUT ROWID;
 CREATE TABLE counted (
@@ -289,6 +306,45 @@ struct Fact {
     source_seq: Option<u64>,
     /// A server start's `details.audit_stdout`.
     audit_stdout: Option<bool>,
+    /// A server start's or stop's `details.hostname`.
+    hostname: Option<String>,
+    /// A drained spool's record.
+    drain: Option<DrainFact>,
+}
+
+/// What a `sealtrail.spool.drained` record says.
+struct DrainFact {
+    first_at: i64,
+    last_at: i64,
+    events: i64,
+    /// `details.tenants` as JSON text.
+    tenants: String,
+    hostname: Option<String>,
+}
+
+impl DrainFact {
+    fn read(details: &serde_json::Value) -> Result<DrainFact, String> {
+        let time = |field: &str| {
+            let text = details[field]
+                .as_str()
+                .ok_or_else(|| format!("details.{field} is not a timestamp"))?;
+            Timestamp::parse(text)
+                .map(|t| t.unix_micros())
+                .map_err(|e| format!("details.{field} {text:?}: {e}"))
+        };
+        let tenants = details["tenants"]
+            .as_object()
+            .ok_or("details.tenants is not an object")?;
+        Ok(DrainFact {
+            first_at: time("first_spooled_at")?,
+            last_at: time("last_spooled_at")?,
+            events: details["events"]
+                .as_i64()
+                .ok_or("details.events is not a count")?,
+            tenants: serde_json::Value::Object(tenants.clone()).to_string(),
+            hostname: details["hostname"].as_str().map(str::to_string),
+        })
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -332,11 +388,34 @@ impl Fact {
             Some(s) => (s.app, s.instance, s.seq),
             None => (None, None, None),
         };
-        // Read apart, for starts only: other events' details are theirs and not parsed.
-        let audit_stdout = if entry.action == SERVER_STARTED {
+        // Read apart, for starts and stops only: other events' details are theirs and not
+        // parsed.
+        let (audit_stdout, hostname) =
+            if entry.action == SERVER_STARTED || entry.action == SERVER_STOPPED {
+                let value = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+                let details = value.as_ref().map(|v| &v["details"]);
+                (
+                    details
+                        .filter(|_| entry.action == SERVER_STARTED)
+                        .and_then(|d| d["audit_stdout"].as_bool()),
+                    details
+                        .and_then(|d| d["hostname"].as_str())
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string),
+                )
+            } else {
+                (None, None)
+            };
+        // A record that does not say what sealtrail's does (a producer's event under the
+        // action, say) is counted as activity all the same, and is no drain.
+        let drain = if entry.action == SPOOL_DRAINED {
             serde_json::from_slice::<serde_json::Value>(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|v| DrainFact::read(&v["details"]))
+                .inspect_err(|error| {
+                    tracing::debug!(%error, "a {SPOOL_DRAINED} event that is not a drain record")
+                })
                 .ok()
-                .and_then(|v| v["details"]["audit_stdout"].as_bool())
         } else {
             None
         };
@@ -349,12 +428,25 @@ impl Fact {
             instance,
             source_seq,
             audit_stdout,
+            hostname,
+            drain,
         })
     }
 }
 
 fn minute_of(micros: i64) -> i64 {
     micros.div_euclid(MINUTE_MICROS)
+}
+
+/// A server start or stop record of a batch, as the `lifecycle` table keeps it.
+struct LifecycleRow {
+    seq: u64,
+    /// `received_at`, unix µs.
+    at: i64,
+    action: String,
+    instance: String,
+    audit_stdout: Option<bool>,
+    hostname: Option<String>,
 }
 
 /// A batch's effects, gathered in memory and written with one statement per row.
@@ -368,8 +460,10 @@ struct Batch {
     producer_minutes: HashMap<(String, String, i64), i64>,
     /// In log order: (app, instance, source.seq, event time)
     sequences: Vec<(String, String, u64, i64)>,
-    /// (seq, received_at, action, instance, audit_stdout) of server start/stop records.
-    lifecycle: Vec<(u64, i64, String, String, Option<bool>)>,
+    /// Server start/stop records.
+    lifecycle: Vec<LifecycleRow>,
+    /// (seq, received_at, what it says) of drained spools' records.
+    drains: Vec<(u64, i64, DrainFact)>,
 }
 
 impl Batch {
@@ -403,10 +497,19 @@ impl Batch {
                     .push((app.clone(), instance, source_seq, fact.at));
             }
         }
+        if let Some(drain) = fact.drain {
+            self.drains.push((seq, fact.received, drain));
+        }
         if fact.action == SERVER_STARTED || fact.action == SERVER_STOPPED {
             let instance = fact.instance.unwrap_or_default();
-            self.lifecycle
-                .push((seq, fact.received, fact.action, instance, fact.audit_stdout));
+            self.lifecycle.push(LifecycleRow {
+                seq,
+                at: fact.received,
+                action: fact.action,
+                instance,
+                audit_stdout: fact.audit_stdout,
+                hostname: fact.hostname,
+            });
         }
     }
 
@@ -435,16 +538,32 @@ impl Batch {
                 stmt.execute(params![tenant, app, instance, minute, events])?;
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance, audit_stdout) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO lifecycle (tenant, seq, at, action, instance, audit_stdout, hostname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for (seq, at, action, instance, audit_stdout) in &self.lifecycle {
+            for row in &self.lifecycle {
+                stmt.execute(params![
+                    tenant,
+                    row.seq as i64,
+                    row.at,
+                    row.action,
+                    row.instance,
+                    row.audit_stdout,
+                    row.hostname
+                ])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO spool_drains (tenant, seq, at, first_at, last_at, events, tenants, hostname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (seq, at, d) in &self.drains {
                 stmt.execute(params![
                     tenant,
                     *seq as i64,
                     at,
-                    action,
-                    instance,
-                    audit_stdout
+                    d.first_at,
+                    d.last_at,
+                    d.events,
+                    d.tenants,
+                    d.hostname
                 ])?;
             }
         }
@@ -684,6 +803,23 @@ pub struct LifecycleRecord {
     pub instance: String,
     /// A start's `--audit-stdout` setting; `None` for stops and for starts that do not say.
     pub audit_stdout: Option<bool>,
+    /// The host the record names; `None` when it names none.
+    pub hostname: Option<String>,
+}
+
+/// A drained spool's record: a store outage during which events were spooled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolDrain {
+    /// When the spool was drained (the record's `received_at`), unix µs.
+    pub at: i64,
+    /// When its first and last events were accepted, unix µs.
+    pub first_at: i64,
+    pub last_at: i64,
+    /// Events in the spool period.
+    pub events: u64,
+    /// Events per tenant, as the record lists them.
+    pub tenants: std::collections::BTreeMap<String, u64>,
+    pub hostname: Option<String>,
 }
 
 fn instance_of(text: String) -> Option<String> {
@@ -928,10 +1064,36 @@ impl GapsReader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The drained spools' records in the log `log` whose spool period (first to last event
+    /// accepted) overlaps `[from, to]`, in order of their first event.
+    pub fn spool_drains(
+        &self,
+        log: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SpoolDrain>, GapsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, first_at, last_at, events, tenants, hostname FROM spool_drains
+             WHERE tenant = ?1 AND first_at <= ?3 AND last_at >= ?2 ORDER BY first_at, seq",
+        )?;
+        let rows = stmt.query_map(params![log, from, to], |row| {
+            let tenants: String = row.get(4)?;
+            Ok(SpoolDrain {
+                at: row.get(0)?,
+                first_at: row.get(1)?,
+                last_at: row.get(2)?,
+                events: row.get::<_, i64>(3)?.max(0) as u64,
+                tenants: serde_json::from_str(&tenants).unwrap_or_default(),
+                hostname: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Server start and stop records (from any log) received in `[from, to)`, in order.
     pub fn lifecycle(&self, from: i64, to: i64) -> Result<Vec<LifecycleRecord>, GapsError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, action, instance, audit_stdout FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
+            "SELECT at, action, instance, audit_stdout, hostname FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
         )?;
         let rows = stmt.query_map(params![from, to], |row| {
             Ok(LifecycleRecord {
@@ -939,6 +1101,7 @@ impl GapsReader {
                 action: row.get(1)?,
                 instance: row.get(2)?,
                 audit_stdout: row.get(3)?,
+                hostname: row.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -255,6 +255,45 @@ mod tests {
     }
 
     #[test]
+    fn an_old_checkpoint_warns_only_when_the_log_grew_past_it() {
+        let check = |metrics: &str| remote::checkpoint_ages(metrics);
+        // A quiet log: its checkpoint is 15 minutes old and covers every entry.
+        let quiet = check(
+            "sealtrail_checkpoint_age_seconds{tenant=\"acme\"} 900.0\n\
+             sealtrail_checkpoint_unsigned_entries{tenant=\"acme\"} 0\n\
+             sealtrail_checkpoint_age_seconds{tenant=\"_system\"} 2.0\n\
+             sealtrail_checkpoint_unsigned_entries{tenant=\"_system\"} 0\n",
+        );
+        assert_eq!(quiet.status, Status::Ok, "{quiet:?}");
+        assert!(quiet.detail.starts_with("2 logs"), "{quiet:?}");
+        // A growing one: entries beyond an old checkpoint.
+        let growing = check(
+            "sealtrail_checkpoint_age_seconds{tenant=\"acme\"} 900.0\n\
+             sealtrail_checkpoint_unsigned_entries{tenant=\"acme\"} 3\n",
+        );
+        assert_eq!(growing.status, Status::Warn, "{growing:?}");
+        assert!(
+            growing
+                .detail
+                .contains("acme: 3 entries beyond a checkpoint 900 s old"),
+            "{growing:?}"
+        );
+        // Entries beyond a recent checkpoint are about to be signed.
+        let recent = check(
+            "sealtrail_checkpoint_age_seconds{tenant=\"acme\"} 20.0\n\
+             sealtrail_checkpoint_unsigned_entries{tenant=\"acme\"} 3\n",
+        );
+        assert_eq!(recent.status, Status::Ok, "{recent:?}");
+        // Entries and no checkpoint at all, as the local check says.
+        let never = check("sealtrail_checkpoint_unsigned_entries{tenant=\"acme\"} 4\n");
+        assert_eq!(never.status, Status::Warn, "{never:?}");
+        assert!(
+            never.detail.contains("acme: 4 entries and no checkpoint"),
+            "{never:?}"
+        );
+    }
+
+    #[test]
     fn a_failing_health_answer_and_old_checkpoints_are_reported() {
         let health = serde_json::json!({"status": "degraded", "checks": {
             "store": "ok", "audit": "active", "audit_log_count_5m": 3, "chain": "violated",

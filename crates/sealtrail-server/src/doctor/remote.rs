@@ -5,13 +5,19 @@
 //! What it can tell: whether the server answers; its store check (a read of the store and an
 //! fsync'd file in its data directory); whether audit writes fail; the background verifier's
 //! chain state; the spool's depth and age; the index lag; the permissions warning `/health`
-//! carries; and, from `/metrics`, each log's checkpoint age.
+//! carries; and, from `/metrics`, each log's checkpoint age and the entries beyond its latest
+//! checkpoint — the local check's rule: a log warns when it has entries beyond a checkpoint
+//! older than [`CHECKPOINT_STALE_SECS`] (or entries and no checkpoint), so a quiet log whose
+//! checkpoint is old is not flagged.
 //!
 //! What it cannot: disk usage as a percentage, key files, the schema and integrity check, the
 //! append-only triggers, the database's clock, a write probe into `_system`, or a fresh
 //! verification of a chosen range. Run `sealtrail doctor --data DIR` or `--database-url URL`
 //! on the server's host for those.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use sealtrail_core::text::count;
 use serde_json::Value;
 
 use super::{CHECKPOINT_STALE_SECS, Check, Diagnosis, SPOOL_AGE_FAIL_SECS};
@@ -148,43 +154,71 @@ pub fn assess(
     Diagnosis::new(out)
 }
 
-/// The `checkpoints` check from `sealtrail_checkpoint_age_seconds{tenant="…"} N` samples.
+/// Each tenant's value of the gauge `name` in an OpenMetrics text.
+fn tenant_samples<'a>(metrics: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    let prefix = format!("{name}{{");
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let (labels, value) = line.strip_prefix(&prefix)?.split_once("} ")?;
+            let tenant = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("tenant=\""))
+                .map_or("?", |t| t.trim_end_matches('"'));
+            Some((tenant, value.trim().parse::<f64>().ok()?))
+        })
+        .collect()
+}
+
+/// The `checkpoints` check from the `sealtrail_checkpoint_age_seconds{tenant="…"}` and
+/// `sealtrail_checkpoint_unsigned_entries{tenant="…"}` samples: a log is behind when it has
+/// unsigned entries and its latest checkpoint is older than [`CHECKPOINT_STALE_SECS`] or
+/// missing. A server that does not export the unsigned entries (an older version) is judged by
+/// the age alone, and the detail says a quiet log cannot be told apart.
 pub fn checkpoint_ages(metrics: &str) -> Check {
-    let mut stale = Vec::new();
-    let mut seen = 0;
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("sealtrail_checkpoint_age_seconds{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.split_once("} ") else {
-            continue;
-        };
-        let tenant = labels
-            .split(',')
-            .find_map(|l| l.strip_prefix("tenant=\""))
-            .map(|t| t.trim_end_matches('"'))
-            .unwrap_or("?");
-        let Ok(age) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        seen += 1;
-        if age > CHECKPOINT_STALE_SECS as f64 {
-            stale.push(format!("{tenant}: {age:.0} s"));
+    let ages: BTreeMap<&str, f64> = tenant_samples(metrics, "sealtrail_checkpoint_age_seconds")
+        .into_iter()
+        .collect();
+    let unsigned: BTreeMap<&str, f64> =
+        tenant_samples(metrics, "sealtrail_checkpoint_unsigned_entries")
+            .into_iter()
+            .collect();
+    let stale = |age: f64| age > CHECKPOINT_STALE_SECS as f64;
+    let mut behind = Vec::new();
+    let tenants: BTreeSet<&str> = ages.keys().chain(unsigned.keys()).copied().collect();
+    for tenant in &tenants {
+        let age = ages.get(tenant).copied();
+        match (unsigned.get(tenant).copied(), age) {
+            (Some(n), _) if n <= 0.0 => {}
+            (Some(n), None) => behind.push(format!(
+                "{tenant}: {} and no checkpoint",
+                count(n as u64, "entry", "entries")
+            )),
+            (Some(n), Some(age)) if stale(age) => behind.push(format!(
+                "{tenant}: {} beyond a checkpoint {age:.0} s old",
+                count(n as u64, "entry", "entries")
+            )),
+            (Some(_), Some(_)) => {}
+            (None, Some(age)) if unsigned.is_empty() && stale(age) => behind.push(format!(
+                "{tenant}: checkpoint {age:.0} s old (the server does not report unsigned entries, so a quiet log cannot be told apart)"
+            )),
+            (None, _) => {}
         }
     }
-    if stale.is_empty() {
+    if behind.is_empty() {
         Check::ok(
             "checkpoints",
             format!(
-                "{seen} logs report a checkpoint at most {} min old",
+                "{} logs: every entry is covered by a checkpoint, or was signed within {} min",
+                tenants.len(),
                 CHECKPOINT_STALE_SECS / 60
             ),
         )
     } else {
         Check::warn(
             "checkpoints",
-            format!("latest checkpoint old: {}", stale.join("; ")),
-            "a quiet log needs no new checkpoint; a growing one does: check the server's log for signing errors",
+            format!("unsigned entries: {}", behind.join("; ")),
+            "check the server's log for signing errors (a key file unreadable); `sealtrail doctor --data DIR` on its host",
         )
     }
 }

@@ -285,7 +285,7 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
                 .lifecycle
                 .iter()
                 .filter(|r| r.at >= s - 5 * MINUTE && r.at <= e + 5 * MINUTE)
-                .map(|r| serde_json::json!({"action": r.action, "at": ts(r.at), "instance": r.instance}))
+                .map(|r| serde_json::json!({"action": r.action, "at": ts(r.at), "instance": r.instance, "host": r.hostname}))
                 .collect();
             let sealtrail_note = if down.is_empty() {
                 String::new()

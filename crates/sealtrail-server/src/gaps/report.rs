@@ -12,9 +12,10 @@
 //!   high > 100);
 //! - **cause**, as far as sealtrail knows it: its own downtime from the `_system` start/stop
 //!   records ([`server_cause`]: a graceful stop before the gap and a start after it is planned
-//!   downtime, a start with no stop before it a crash); a store outage cannot be told, because
-//!   spooling and draining write no record, and the report says so; a silent producer or a
-//!   producer's sequence gap, with the numbers missing;
+//!   downtime, a start with no stop before it on its host a crash, each naming the host); a
+//!   store outage from the `sealtrail.spool.drained` records whose spool period overlaps the
+//!   gap ([`store_outage`]: how many events were spooled and committed later, how many of the
+//!   tenant's); a silent producer or a producer's sequence gap, with the numbers missing;
 //! - **recovery**: events that occurred in the window but arrived after it (a lower bound from
 //!   the event-time and `received_at` counters: the counters are not kept jointly), and, for a
 //!   sequence gap, the numbers still missing — provably lost.
@@ -27,10 +28,11 @@ use std::collections::BTreeMap;
 use sealtrail_core::Timestamp;
 use sealtrail_core::text::count;
 use sealtrail_store::gaps::{
-    Basis, GapsError, GapsReader, LifecycleRecord, SERVER_STARTED, SERVER_STOPPED,
+    Basis, GapsError, GapsReader, LifecycleRecord, SERVER_STARTED, SERVER_STOPPED, SpoolDrain,
 };
 
 use super::detect::{self, Finding, Impact, Kind, MINUTE};
+use crate::tenant::SYSTEM_TENANT;
 
 /// How near a gap a start or stop record must fall to explain it.
 const SLACK: i64 = 5 * MINUTE;
@@ -56,22 +58,33 @@ pub fn access_class(estimate: f64) -> Impact {
     }
 }
 
-/// What sealtrail's own start and stop records say about a gap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What sealtrail's own start and stop records say about a gap. `host` is the host name the
+/// deciding record names (`None` when it names none).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerCause {
     /// A graceful stop before the gap ended, then a start: planned downtime.
-    PlannedDowntime { stopped_at: i64, started_at: i64 },
+    PlannedDowntime {
+        stopped_at: i64,
+        started_at: i64,
+        host: Option<String>,
+    },
     /// A start during or right after the gap with no graceful stop before it: the server
     /// before it crashed or was killed.
-    Crash { started_at: i64 },
+    Crash {
+        started_at: i64,
+        host: Option<String>,
+    },
     /// A graceful stop near the gap and no start after it.
-    Stopped { stopped_at: i64 },
+    Stopped {
+        stopped_at: i64,
+        host: Option<String>,
+    },
     /// No start or stop record in or near the gap: the server was not restarted.
     NotRestarted,
 }
 
 impl ServerCause {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             ServerCause::PlannedDowntime { .. } => "planned_downtime",
             ServerCause::Crash { .. } => "crash",
@@ -80,23 +93,38 @@ impl ServerCause {
         }
     }
 
-    fn detail(self) -> String {
+    /// The host the deciding record names.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            ServerCause::PlannedDowntime { host, .. }
+            | ServerCause::Crash { host, .. }
+            | ServerCause::Stopped { host, .. } => host.as_deref(),
+            ServerCause::NotRestarted => None,
+        }
+    }
+
+    fn detail(&self) -> String {
+        let on = match self.host() {
+            Some(host) => format!(" on host {}", one_line(host)),
+            None => String::new(),
+        };
         match self {
             ServerCause::PlannedDowntime {
                 stopped_at,
                 started_at,
+                ..
             } => format!(
-                "sealtrail was stopped gracefully at {} and started again at {}: planned downtime",
-                ts(stopped_at),
-                ts(started_at)
+                "sealtrail{on} was stopped gracefully at {} and started again at {}: planned downtime",
+                ts(*stopped_at),
+                ts(*started_at)
             ),
-            ServerCause::Crash { started_at } => format!(
-                "sealtrail started at {} with no graceful stop recorded before it: the server before it crashed or was killed",
-                ts(started_at)
+            ServerCause::Crash { started_at, .. } => format!(
+                "sealtrail{on} started at {} with no graceful stop recorded before it: the server before it crashed or was killed",
+                ts(*started_at)
             ),
-            ServerCause::Stopped { stopped_at } => format!(
-                "sealtrail was stopped gracefully at {} and no start is recorded after it",
-                ts(stopped_at)
+            ServerCause::Stopped { stopped_at, .. } => format!(
+                "sealtrail{on} was stopped gracefully at {} and no start is recorded after it",
+                ts(*stopped_at)
             ),
             ServerCause::NotRestarted => {
                 "no sealtrail start or stop record falls in or near the gap: the server was not restarted".to_string()
@@ -105,25 +133,41 @@ impl ServerCause {
     }
 }
 
+/// Whether two records can be of the same server host: they name the same host, or one of
+/// them names none (a record that does not say cannot be told apart).
+fn same_host(a: &LifecycleRecord, b: &LifecycleRecord) -> bool {
+    match (&a.hostname, &b.hostname) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 /// Which of sealtrail's own start/stop records explain a silence from `start` to `end`
 /// (unix µs). `records` are in time order and should reach back before the gap.
 ///
 /// The first start in the gap (or up to 5 minutes after its end) decides: the record before
-/// it a graceful stop means planned downtime, anything else (another start, or none) a
-/// crash. Without such a start, a graceful stop near the gap means sealtrail was stopped and
-/// not started again; with neither, it was not restarted.
+/// it from the same host a graceful stop means planned downtime, anything else (another
+/// start, or none) a crash. With several servers on one store, another host's stop or start
+/// says nothing of this one. Without such a start, a graceful stop near the gap means
+/// sealtrail was stopped and not started again; with neither, it was not restarted.
 pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> ServerCause {
     let restart = records
         .iter()
         .position(|r| r.action == SERVER_STARTED && r.at > start && r.at <= end + SLACK);
     if let Some(i) = restart {
-        let started_at = records[i].at;
-        return match i.checked_sub(1).map(|p| &records[p]) {
+        let started = &records[i];
+        let host = started.hostname.clone();
+        let before = records[..i].iter().rev().find(|r| same_host(r, started));
+        return match before {
             Some(before) if before.action == SERVER_STOPPED => ServerCause::PlannedDowntime {
                 stopped_at: before.at,
-                started_at,
+                started_at: started.at,
+                host,
             },
-            _ => ServerCause::Crash { started_at },
+            _ => ServerCause::Crash {
+                started_at: started.at,
+                host,
+            },
         };
     }
     let stop = records
@@ -133,9 +177,87 @@ pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> Server
     match stop {
         Some(stop) => ServerCause::Stopped {
             stopped_at: stop.at,
+            host: stop.hostname.clone(),
         },
         None => ServerCause::NotRestarted,
     }
+}
+
+/// A store outage during which sealtrail spooled events, from the `sealtrail.spool.drained`
+/// records whose spool periods overlap a gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOutage {
+    /// When the first and the last spooled event were accepted, unix µs.
+    pub first_spooled: i64,
+    pub last_spooled: i64,
+    /// When the (last) spool was drained into the log.
+    pub drained_at: i64,
+    /// Events spooled and committed later, across tenants.
+    pub events: u64,
+    /// Of them, the report's tenant's.
+    pub tenant_events: u64,
+    /// The hosts whose spools they were.
+    pub hosts: Vec<String>,
+}
+
+impl StoreOutage {
+    fn detail(&self, tenant: &str) -> String {
+        let events = count(self.events, "event", "events");
+        let theirs = match self.tenant_events {
+            0 => format!("none of them {tenant}'s"),
+            n if n == self.events => format!("all of them {tenant}'s"),
+            n => format!("{n} of them {tenant}'s"),
+        };
+        let hosts = match self.hosts.as_slice() {
+            [] => String::new(),
+            [host] => format!(" on host {}", one_line(host)),
+            hosts => format!(
+                " on hosts {}",
+                hosts
+                    .iter()
+                    .map(|h| one_line(h))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        format!(
+            "store outage, {events} spooled and committed later: the store could not be reached and sealtrail{hosts} kept {events} ({theirs}) in its local spool, accepted from {} to {}, then drained them into the log at {}",
+            ts(self.first_spooled),
+            ts(self.last_spooled),
+            ts(self.drained_at)
+        )
+    }
+}
+
+/// Where the store was not reachable: no drained spool's period overlaps the gap.
+const NO_STORE_OUTAGE: &str = "no spool period overlaps the gap: sealtrail kept no event in a local spool then (each drained spool is recorded in the _system log as sealtrail.spool.drained; a spool still waiting to drain is recorded once it drains, and the embedded store has none)";
+
+/// The store outage that `drains` (records whose spool periods overlap a gap) show for
+/// `tenant`'s gap, if any: their events added up, from the first one's first event to the
+/// last one's last.
+pub fn store_outage(drains: &[SpoolDrain], tenant: &str) -> Option<StoreOutage> {
+    let first = drains.first()?;
+    let mut outage = StoreOutage {
+        first_spooled: first.first_at,
+        last_spooled: first.last_at,
+        drained_at: first.at,
+        events: 0,
+        tenant_events: 0,
+        hosts: Vec::new(),
+    };
+    for drain in drains {
+        outage.first_spooled = outage.first_spooled.min(drain.first_at);
+        outage.last_spooled = outage.last_spooled.max(drain.last_at);
+        outage.drained_at = outage.drained_at.max(drain.at);
+        outage.events += drain.events;
+        outage.tenant_events += drain.tenants.get(tenant).copied().unwrap_or(0);
+        if let Some(host) = &drain.hostname
+            && !outage.hosts.contains(host)
+        {
+            outage.hosts.push(host.clone());
+        }
+    }
+    Some(outage)
 }
 
 /// Whether the servers that ran during a silence from `start` to `end` (unix µs) mirrored
@@ -180,6 +302,8 @@ pub struct GapSection {
     /// Largest first.
     pub expected: Vec<ExpectedAction>,
     pub server: ServerCause,
+    /// A store outage during which events were spooled, overlapping the gap.
+    pub store_outage: Option<StoreOutage>,
     /// Whether the servers running during it mirrored events as `AUDIT:` lines, by their
     /// start records ([`audit_stdout_during`]).
     pub audit_stdout: Option<bool>,
@@ -205,6 +329,13 @@ impl GapSection {
             .missing
             .as_ref()
             .map(|ranges| ranges.iter().map(|(from, to)| to - from + 1).sum())
+    }
+
+    fn store_outage_detail(&self, tenant: &str) -> String {
+        match &self.store_outage {
+            Some(outage) => outage.detail(tenant),
+            None => NO_STORE_OUTAGE.to_string(),
+        }
     }
 
     fn producer_name(&self) -> Option<String> {
@@ -309,8 +440,6 @@ fn kind_title(kind: Kind) -> &'static str {
     }
 }
 
-const STORE_OUTAGE_UNKNOWN: &str = "unknown: sealtrail writes no record when it spools events or drains its spool, so a store outage cannot be told from its log; events spooled during one keep their occurred_at and fill the window when they are drained";
-
 /// Builds the sections of `findings` from the gap database.
 pub(crate) fn sections(
     reader: &GapsReader,
@@ -359,6 +488,10 @@ pub(crate) fn sections(
         let records = reader.lifecycle(i64::MIN, finding.end + SLACK + 1)?;
         let server = server_cause(&records, finding.start, finding.end);
         let audit_stdout = audit_stdout_during(&records, finding.start, finding.end);
+        // A gap's first silent minute follows the minute of the last event before it, so a
+        // spool period that ended in that minute is taken as overlapping it.
+        let drains = reader.spool_drains(SYSTEM_TENANT, finding.start - MINUTE, finding.end)?;
+        let store_outage = store_outage(&drains, tenant);
         let sum = |basis| -> Result<i64, GapsError> {
             Ok(reader
                 .actions(tenant, basis, lo, hi, app.as_deref())?
@@ -373,6 +506,7 @@ pub(crate) fn sections(
             app,
             expected,
             server,
+            store_outage,
             audit_stdout,
             late_arrivals,
         });
@@ -474,6 +608,11 @@ impl IncidentReport {
                 "Find out why the sealtrail server stopped without a graceful stop (its own log, the service manager); run `sealtrail doctor --data DIR`.".to_string(),
             );
         }
+        if self.sections.iter().any(|s| s.store_outage.is_some()) {
+            steps.push(
+                "Find out why the store could not be reached during the spool period (PostgreSQL's own log, the network; `sealtrail doctor --database-url URL`). The spooled events are in the log; a tenant set to `on_store_failure = \"reject\"` had its events refused meanwhile: ask its producers to send them again.".to_string(),
+            );
+        }
         steps.push(
             "Record each gap in the incident record with its impact class and PHI-access estimate, for the privacy officer to assess (the HIPAA runbook asks whether HHS notification is needed when a gap lasts over 24 hours or recurs).".to_string(),
         );
@@ -504,7 +643,7 @@ impl IncidentReport {
                 "phi_access_estimate": round1(self.sections.iter().fold(0.0, |sum, s| sum + s.access_estimate())),
                 "provably_lost": self.sections.iter().filter_map(|s| s.lost()).sum::<u64>(),
             },
-            "gaps": self.sections.iter().map(section_json).collect::<Vec<_>>(),
+            "gaps": self.sections.iter().map(|s| section_json(s, &self.tenant)).collect::<Vec<_>>(),
             "compensating_records": {"audit_stdout": audit_stdout, "known_from": source, "detail": compensating},
             "what_to_do": self.what_to_do(),
         })
@@ -640,7 +779,11 @@ impl IncidentReport {
             }
             let _ = writeln!(md, "- **Cause, as far as sealtrail knows:**");
             let _ = writeln!(md, "  - sealtrail server: {}", s.server.detail());
-            let _ = writeln!(md, "  - store outage: {STORE_OUTAGE_UNKNOWN}");
+            let _ = writeln!(
+                md,
+                "  - store outage: {}",
+                s.store_outage_detail(&self.tenant)
+            );
             match s.producer_cause() {
                 Some((_, text)) => {
                     let _ = writeln!(md, "  - producer: {}", one_line(&text));
@@ -691,7 +834,7 @@ impl IncidentReport {
     }
 }
 
-fn section_json(s: &GapSection) -> serde_json::Value {
+fn section_json(s: &GapSection, tenant: &str) -> serde_json::Value {
     let f = &s.finding;
     serde_json::json!({
         "kind": f.kind.as_str(),
@@ -717,8 +860,11 @@ fn section_json(s: &GapSection) -> serde_json::Value {
             })
         },
         "cause": {
-            "server": {"state": s.server.as_str(), "detail": s.server.detail()},
-            "store_outage": {"state": "unknown", "detail": STORE_OUTAGE_UNKNOWN},
+            "server": {"state": s.server.as_str(), "detail": s.server.detail(), "host": s.server.host()},
+            "store_outage": {
+                "state": if s.store_outage.is_some() { "spooled" } else { "none_recorded" },
+                "detail": s.store_outage_detail(tenant),
+            },
             "producer": s.producer_cause().map(|(state, detail)| serde_json::json!({"state": state, "detail": detail})),
         },
         "recovery": {
@@ -739,6 +885,7 @@ mod tests {
             action: action.to_string(),
             instance: format!("i-{at_minute}"),
             audit_stdout: None,
+            hostname: None,
         }
     }
 
@@ -784,7 +931,8 @@ mod tests {
             server_cause(&records, GAP.0, GAP.1),
             ServerCause::PlannedDowntime {
                 stopped_at: 99 * MINUTE,
-                started_at: 139 * MINUTE
+                started_at: 139 * MINUTE,
+                host: None,
             }
         );
     }
@@ -795,16 +943,81 @@ mod tests {
         assert_eq!(
             server_cause(&records, GAP.0, GAP.1),
             ServerCause::Crash {
-                started_at: 141 * MINUTE
+                started_at: 141 * MINUTE,
+                host: None,
             }
         );
         // The first start ever, after the gap, has no stop before it either.
         assert_eq!(
             server_cause(&records[1..], GAP.0, GAP.1),
             ServerCause::Crash {
-                started_at: 141 * MINUTE
+                started_at: 141 * MINUTE,
+                host: None,
             }
         );
+    }
+
+    fn on(host: &str, record: LifecycleRecord) -> LifecycleRecord {
+        LifecycleRecord {
+            hostname: Some(host.to_string()),
+            ..record
+        }
+    }
+
+    #[test]
+    fn the_record_before_a_start_is_looked_for_on_its_own_host() {
+        // Host a is stopped for a deploy; host b, sharing the store, crashes and comes back
+        // first: b's start follows a's stop in time, but b stopped without a record.
+        let records = [
+            on("a", record(10, SERVER_STARTED)),
+            on("b", record(11, SERVER_STARTED)),
+            on("a", record(99, SERVER_STOPPED)),
+            on("b", record(120, SERVER_STARTED)),
+            on("a", record(130, SERVER_STARTED)),
+        ];
+        let cause = server_cause(&records, GAP.0, GAP.1);
+        assert_eq!(
+            cause,
+            ServerCause::Crash {
+                started_at: 120 * MINUTE,
+                host: Some("b".into()),
+            }
+        );
+        assert!(
+            cause
+                .detail()
+                .starts_with("sealtrail on host b started at "),
+            "{}",
+            cause.detail()
+        );
+        // Had b been stopped gracefully too, it is planned downtime on b.
+        let mut records = records.to_vec();
+        records.insert(3, on("b", record(100, SERVER_STOPPED)));
+        let cause = server_cause(&records, GAP.0, GAP.1);
+        assert_eq!(
+            cause,
+            ServerCause::PlannedDowntime {
+                stopped_at: 100 * MINUTE,
+                started_at: 120 * MINUTE,
+                host: Some("b".into()),
+            }
+        );
+        assert!(
+            cause
+                .detail()
+                .starts_with("sealtrail on host b was stopped gracefully at "),
+            "{}",
+            cause.detail()
+        );
+        // A record that names no host is not told apart from any other.
+        let records = [
+            record(99, SERVER_STOPPED),
+            on("b", record(120, SERVER_STARTED)),
+        ];
+        assert!(matches!(
+            server_cause(&records, GAP.0, GAP.1),
+            ServerCause::PlannedDowntime { .. }
+        ));
     }
 
     #[test]
@@ -824,9 +1037,56 @@ mod tests {
         assert_eq!(
             server_cause(&records, GAP.0, GAP.1),
             ServerCause::Stopped {
-                stopped_at: 98 * MINUTE
+                stopped_at: 98 * MINUTE,
+                host: None,
             }
         );
+    }
+
+    fn drain(first_minute: i64, last_minute: i64, tenants: &[(&str, u64)]) -> SpoolDrain {
+        SpoolDrain {
+            at: (last_minute + 1) * MINUTE,
+            first_at: first_minute * MINUTE,
+            last_at: last_minute * MINUTE,
+            events: tenants.iter().map(|(_, n)| n).sum(),
+            tenants: tenants.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            hostname: Some("audit-1".into()),
+        }
+    }
+
+    #[test]
+    fn a_spool_period_over_the_gap_is_a_store_outage_with_its_events() {
+        assert_eq!(store_outage(&[], "acme"), None);
+        let drains = [
+            drain(100, 110, &[("acme", 4), ("billing", 2)]),
+            drain(115, 120, &[("billing", 3)]),
+        ];
+        let outage = store_outage(&drains, "acme").unwrap();
+        assert_eq!(
+            outage,
+            StoreOutage {
+                first_spooled: 100 * MINUTE,
+                last_spooled: 120 * MINUTE,
+                drained_at: 121 * MINUTE,
+                events: 9,
+                tenant_events: 4,
+                hosts: vec!["audit-1".into()],
+            }
+        );
+        let detail = outage.detail("acme");
+        assert!(
+            detail.starts_with("store outage, 9 events spooled and committed later: "),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("sealtrail on host audit-1 kept 9 events (4 of them acme's)"),
+            "{detail}"
+        );
+        // A tenant that spooled nothing (it refuses events while the store is down) still had
+        // its gap in the outage.
+        let strict = store_outage(&drains, "strict").unwrap();
+        assert_eq!(strict.tenant_events, 0);
+        assert!(strict.detail("strict").contains("(none of them strict's)"));
     }
 
     #[test]

@@ -67,10 +67,10 @@ async fn health(State(state): State<AppState>) -> Response {
     ),
 )]
 async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Err(error) = metrics::seed_checkpoint_ages(&state.readers).await {
+    if let Err(error) = metrics::observe_checkpoints(&state.readers).await {
         // Metrics must still be served while the store fails: that is when they matter.
         let error = ApiError::from(error);
-        tracing::warn!(error = %error.message, "cannot read checkpoint times for the metrics");
+        tracing::warn!(error = %error.message, "cannot read the checkpoints for the metrics");
     }
     metrics::observe_wal(&state.settings.storage);
     let text =

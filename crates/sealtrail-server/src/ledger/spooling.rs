@@ -7,6 +7,13 @@
 //! While anything waits in the spool, new events of spooling tenants go behind it, so each log
 //! keeps the order in which events were accepted. Draining moves the spool into the log oldest
 //! first, one chunk per transaction, between requests.
+//!
+//! The transaction of the chunk that empties the spool also appends
+//! `sealtrail.spool.drained` to the `_system` log ([`drained_record`]): how many events the
+//! spool period held, when the first and the last were accepted, of which tenants, and this
+//! host's name — the record the gap report puts a gap down to a store outage with. Its
+//! idempotency key names the period's first event, so a drain done again after a crash
+//! between that commit and the emptying of the file records nothing twice.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -14,13 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sealtrail_core::canonical::{ServerFields, canonical_entry, event_digest};
+use sealtrail_core::event::Event;
 use sealtrail_core::{Hash, Timestamp};
+use sealtrail_store::gaps::SPOOL_DRAINED;
 
 use super::group::Assigned;
 use super::writer::{PendingAppend, Writer, write_audit_lines};
-use super::{LedgerError, Original, Outcome, SpoolConfig, SpoolReceipt, Submission};
+use super::{LedgerError, Original, Outcome, SYSTEM_TENANT, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
-use crate::spool::{self, Spool, SpoolError, SpoolStatus, SpooledKey};
+use crate::spool::{self, Spool, SpoolError, SpoolPeriod, SpoolStatus, SpooledKey};
 
 /// How long after the store was found unreachable the writer tries it again (meanwhile
 /// spoolable events go straight to the spool and other writes fail at once).
@@ -31,6 +40,54 @@ pub(super) const DRAIN_TICK: Duration = Duration::from_millis(200);
 
 /// Spooled events drained per transaction, at most.
 pub(super) const DRAIN_CHUNK: usize = 5_000;
+
+/// Tenants a `sealtrail.spool.drained` record names with their counts, the busiest first (the
+/// record must stay within an entry's size); `tenant_count` says how many there were.
+const DRAINED_TENANTS_LISTED: usize = 200;
+
+/// The `sealtrail.spool.drained` record of a spool period, with its idempotency key
+/// (`sealtrail.spool.drained:<id of the period's first event>`); `None` for a period without a
+/// readable event.
+pub(super) fn drained_record(period: &SpoolPeriod, hostname: &str) -> Option<Submission> {
+    let (Some(first_id), Some(first), Some(last)) = (
+        &period.first_id,
+        period.first_received,
+        period.last_received,
+    ) else {
+        return None;
+    };
+    let mut tenants: Vec<(&String, &u64)> = period.tenants.iter().collect();
+    tenants.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let listed: serde_json::Map<String, serde_json::Value> = tenants
+        .into_iter()
+        .take(DRAINED_TENANTS_LISTED)
+        .map(|(tenant, events)| (tenant.clone(), serde_json::json!(events)))
+        .collect();
+    let document = serde_json::json!({
+        "action": SPOOL_DRAINED,
+        "activity": "admin",
+        "outcome": "success",
+        "actor": {"id": "sealtrail", "type": "system"},
+        "details": {
+            "events": period.events,
+            "first_spooled_at": first.to_rfc3339(),
+            "last_spooled_at": last.to_rfc3339(),
+            "tenants": listed,
+            "tenant_count": period.tenants.len(),
+            "hostname": hostname,
+        },
+    });
+    match Event::from_value(&document) {
+        Ok(event) => Some(Submission {
+            event,
+            idempotency_key: Some(format!("{SPOOL_DRAINED}:{first_id}")),
+        }),
+        Err(error) => {
+            tracing::error!(%error, "cannot build the record of the drained spool");
+            None
+        }
+    }
+}
 
 pub(super) struct SpoolState {
     pub(super) spool: Spool,
@@ -276,6 +333,12 @@ impl Writer {
             return Ok(());
         };
         let records: Vec<spool::Record> = chunk.into_iter().map(|p| p.record).collect();
+        // The chunk that empties the spool records the period it ends.
+        let drained_record = if state.spool.drains_all(end) {
+            drained_record(state.spool.period(), &crate::host::hostname())
+        } else {
+            None
+        };
         // Per tenant, in spool order; tenants are separate logs, so only that order matters.
         let mut order: Vec<String> = Vec::new();
         let mut by_tenant: HashMap<String, Vec<(Submission, Assigned)>> = HashMap::new();
@@ -303,7 +366,11 @@ impl Writer {
         }
         let started = Instant::now();
         let mut locks: Vec<&str> = order.iter().map(String::as_str).collect();
+        if drained_record.is_some() {
+            locks.push(SYSTEM_TENANT);
+        }
         locks.sort_unstable();
+        locks.dedup();
         self.audit.clear();
         self.store.begin_write(&locks)?;
         let result = (|| {
@@ -338,6 +405,19 @@ impl Writer {
                             "a spooled event could not be appended; skipped"
                         ),
                     }
+                }
+            }
+            if let Some(record) = &drained_record {
+                match work
+                    .append_assigned(SYSTEM_TENANT, std::slice::from_ref(record), None)?
+                    .first()
+                {
+                    // Duplicate: recorded by the drain that committed before a crash.
+                    Some(Outcome::Created(_) | Outcome::Duplicate(_)) => {}
+                    other => tracing::error!(
+                        outcome = ?other,
+                        "the record of the drained spool could not be appended; the spool drains all the same"
+                    ),
                 }
             }
             Ok::<usize, LedgerError>(drained)

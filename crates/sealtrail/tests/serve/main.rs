@@ -6,6 +6,8 @@
 mod support;
 
 mod crash;
+mod doctor_url;
+mod gap_causes;
 mod ops;
 mod pg_instances;
 mod pg_outage;

@@ -3,7 +3,9 @@
 //! tenant are answered `202 spooled` and kept in the local spool, a tenant configured with
 //! `on_store_failure = "reject"` gets `503`, and `/health` and `/metrics` show the spool;
 //! once it is back, the spool drains in order into the log with nothing lost or duplicated —
-//! also across a crash of `sealtrail serve` while events wait in the spool.
+//! also across a crash of `sealtrail serve` while events wait in the spool — and each drain is
+//! recorded in `_system` (`sealtrail.spool.drained`), which the gap report puts a gap of the
+//! outage down to.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -337,6 +339,27 @@ fn read_log(url: &str, tenant: &str) -> Vec<(u64, String, Value)> {
         .collect()
 }
 
+/// The details of each `sealtrail.spool.drained` record in the `_system` log, in order.
+fn drained_records(url: &str) -> Vec<Value> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .query(
+                "SELECT entry FROM entries WHERE tenant = '_system' ORDER BY seq",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| serde_json::from_slice::<Value>(&row.get::<_, Vec<u8>>(0)).unwrap())
+            .filter(|entry| entry["action"] == "sealtrail.spool.drained")
+            .map(|entry| entry["details"].clone())
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
 /// Checks the log against what clients were told: every 201 at its seq, every 202 exactly
 /// once, in the order it was accepted, after everything acknowledged before it.
 fn check_log(log: &[(u64, String, Value)], sent: &[Sent]) {
@@ -586,6 +609,15 @@ async fn an_outage_spools_events_and_the_spool_drains_in_order() {
     let report = verify(dir, &url);
     assert_eq!(report["valid"], true, "{report:#}");
     assert_eq!(report["rows_checked"], 22);
+
+    // Each drain is on record once: the outage's nine events, then the four the crashed
+    // server had spooled, drained by the next start.
+    let drains = drained_records(&url);
+    assert_eq!(drains.len(), 2, "{drains:#?}");
+    assert_eq!(drains[0]["events"], 9, "{drains:#?}");
+    assert_eq!(drains[0]["tenants"], json!({"acme": 9}));
+    assert_eq!(drains[1]["events"], 4, "{drains:#?}");
+    assert_eq!(drains[1]["tenants"], json!({"acme": 4}));
 }
 
 /// The spool is only as good as the disk under it: with the database down and the data
@@ -747,4 +779,139 @@ async fn an_idempotency_key_reused_during_an_outage_is_refused_or_kept_never_dro
     server.stop();
     let report = verify(dir, &url);
     assert_eq!(report["valid"], true, "{report:#}");
+}
+
+/// A tenant set to refuse events while the store is down (`on_store_failure = "reject"`)
+/// loses what its producer numbered during an outage, while another tenant's events are
+/// spooled. The drain is recorded in `_system`, and the gap report puts the refusing tenant's
+/// sequence gap down to the store outage, with the events spooled meanwhile.
+#[tokio::test]
+async fn the_gap_report_puts_a_gap_during_an_outage_down_to_the_store_outage() {
+    let Some(pg) = PrivatePostgres::create() else {
+        return;
+    };
+    let url = pg.url();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::write(
+        dir.join("sealtrail.toml"),
+        "checkpoint_interval_ms = 200\n\n[tenants.strict]\non_store_failure = \"reject\"\n",
+    )
+    .unwrap();
+    let from = sealtrail_server::clock::Clock::system().now().unix_micros() - 3_600_000_000;
+    let server = serve(dir, &url);
+    let acme = token(dir, &url, "acme");
+    let strict = token(dir, &url, "strict");
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let numbered = |seq: u64| {
+        json!({"action": "patient.record.read", "outcome": "success", "actor": {"id": "dr-lee"},
+            "source": {"app": "pharmacy", "instance": "till-1", "seq": seq}})
+    };
+    for seq in 0..3 {
+        let (status, body) = client.post(&strict, &numbered(seq), None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = client.post(&acme, &event(0, "before"), None).await;
+    assert_eq!(status, 201, "{body}");
+
+    pg.stop();
+    let mut accepted = Vec::new();
+    for n in 0..3 {
+        let (status, body) = client.post(&acme, &event(n, "outage"), None).await;
+        assert_eq!(status, 202, "{body}");
+        accepted.push(body["received_at"].as_str().unwrap().to_string());
+    }
+    for seq in 3..5 {
+        let (status, body) = client.post(&strict, &numbered(seq), None).await;
+        assert_eq!(status, 503, "{body}");
+    }
+    pg.start();
+    client.until_drained().await;
+    let (status, body) = client.post(&strict, &numbered(5), None).await;
+    assert_eq!(status, 201, "{body}");
+    server.stop();
+
+    let drains = drained_records(&url);
+    assert_eq!(drains.len(), 1, "{drains:#?}");
+    let drain = &drains[0];
+    assert_eq!(drain["events"], 3, "{drain:#}");
+    assert_eq!(drain["tenants"], json!({"acme": 3}));
+    assert_eq!(drain["first_spooled_at"], accepted[0].as_str());
+    assert_eq!(drain["last_spooled_at"], accepted[2].as_str());
+    assert!(drain["hostname"].as_str().is_some_and(|h| !h.is_empty()));
+
+    let stamp = |micros: i64| {
+        sealtrail_core::Timestamp::from_unix_micros(micros)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let (from, to) = (
+        stamp(from),
+        stamp(sealtrail_server::clock::Clock::system().now().unix_micros() + 60_000_000),
+    );
+    let report = |tenant: &str, format: &str| {
+        sealtrail(
+            &[
+                "gaps",
+                "report",
+                "--data",
+                "data",
+                "--database-url",
+                &url,
+                "--tenant",
+                tenant,
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--format",
+                format,
+            ],
+            dir,
+        )
+    };
+    let out = report("strict", "json");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gaps = json["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{json:#}");
+    assert_eq!(gaps[0]["kind"], "producer_seq_gap");
+    assert_eq!(
+        gaps[0]["recovery"]["lost_ranges"],
+        json!([{"from": 3, "to": 4}])
+    );
+    let outage = &gaps[0]["cause"]["store_outage"];
+    assert_eq!(outage["state"], "spooled", "{json:#}");
+    let detail = outage["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("store outage, 3 events spooled and committed later: "),
+        "{detail}"
+    );
+    assert!(detail.contains("(none of them strict's)"), "{detail}");
+    assert!(
+        detail.contains(&format!("accepted from {} to {}", accepted[0], accepted[2])),
+        "{detail}"
+    );
+    assert_eq!(gaps[0]["cause"]["server"]["state"], "not_restarted");
+    let md = String::from_utf8(report("strict", "md").stdout).unwrap();
+    assert!(
+        md.contains("  - store outage: store outage, 3 events spooled and committed later: "),
+        "{md}"
+    );
+    // The spooling tenant's events fill the outage: no gap there.
+    let out = report("acme", "json");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

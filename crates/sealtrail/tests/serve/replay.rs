@@ -1,7 +1,7 @@
-//! `sealtrail replay` on the embedded store, from `AUDIT:` lines captured from a real
-//! `sealtrail serve --audit-stdout`: rows deleted by hand are put back and the log verifies; a
-//! forged line is refused; entries the store never had are appended only with `--append`;
-//! replaying twice writes nothing the second time.
+//! `sealtrail replay` from `AUDIT:` lines captured from a real `sealtrail serve
+//! --audit-stdout`: rows deleted by hand are put back and the log verifies, on the embedded
+//! store and on PostgreSQL; a forged line is refused; entries the store never had are appended
+//! only with `--append`; replaying twice writes nothing the second time.
 
 use std::path::Path;
 
@@ -9,14 +9,21 @@ use sealtrail_store::{DataDir, Location};
 use serde_json::{Value, json};
 
 use crate::support::serve::{Serve, copy_dir, create_token, post_event};
-use crate::support::{sealtrail, sealtrail_here};
+use crate::support::{TestDatabase, sealtrail, sealtrail_here};
 
 /// Posts `count` events to `acme` through a running server started with `--audit-stdout`;
 /// returns its AUDIT lines once it has stopped.
 fn session(dir: &Path, from: u64, count: u64) -> Vec<String> {
+    session_on(dir, &[], from, count)
+}
+
+/// [`session`] with more arguments for serve and the tokens command (`--database-url URL`).
+fn session_on(dir: &Path, store: &[&str], from: u64, count: u64) -> Vec<String> {
     // The first start creates the store; the token is made while the server runs.
-    let serve = Serve::start(dir, &["--audit-stdout"]);
-    let token = create_token(dir, &[]);
+    let mut args = vec!["--audit-stdout"];
+    args.extend_from_slice(store);
+    let serve = Serve::start(dir, &args);
+    let token = create_token(dir, store);
     let token = token["token"].as_str().unwrap().to_string();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -78,6 +85,11 @@ fn delete_rows(data: &Path, seqs: &[u64]) {
 }
 
 fn replay(dir: &Path, file: &Path, extra: &[&str]) -> (i32, Value) {
+    replay_on(dir, &[], file, extra)
+}
+
+/// [`replay`] with the store's arguments (`--database-url URL`) after `--data data`.
+fn replay_on(dir: &Path, store: &[&str], file: &Path, extra: &[&str]) -> (i32, Value) {
     let mut args = vec![
         "replay",
         "--data",
@@ -86,6 +98,7 @@ fn replay(dir: &Path, file: &Path, extra: &[&str]) -> (i32, Value) {
         file.to_str().unwrap(),
         "--json",
     ];
+    args.extend_from_slice(store);
     args.extend_from_slice(extra);
     let out = sealtrail(&args, dir);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -268,4 +281,139 @@ fn entries_the_store_never_had_are_appended_only_with_append() {
     assert_eq!(report["counts"]["appended"], 0, "{report:#}");
     assert_eq!(report["counts"]["present"], 4);
     assert_eq!(size(&data, "acme"), 14);
+}
+
+/// Deletes `acme`'s rows at `seqs` from a PostgreSQL store the way its superuser could: the
+/// append-only trigger disabled, the rows deleted, the trigger enabled again as it was.
+fn delete_pg_rows(db: &TestDatabase, seqs: &[u64]) {
+    let mut conn = db.connect();
+    conn.batch_execute("ALTER TABLE entries DISABLE TRIGGER entries_append_only")
+        .unwrap();
+    for seq in seqs {
+        let deleted = conn
+            .execute(
+                "DELETE FROM entries WHERE tenant = 'acme' AND seq = $1",
+                &[&(*seq as i64)],
+            )
+            .unwrap();
+        assert_eq!(deleted, 1, "seq {seq}");
+    }
+    conn.batch_execute("ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_append_only")
+        .unwrap();
+}
+
+/// `acme`'s rows in a PostgreSQL store: how many, how many distinct seqs and ids, and the
+/// `_system` log's size.
+fn pg_counts(db: &TestDatabase) -> (i64, i64, i64, i64) {
+    let mut conn = db.connect();
+    let row = conn
+        .query_one(
+            "SELECT count(*), count(DISTINCT seq), count(DISTINCT id),
+                    (SELECT count(*) FROM entries WHERE tenant = '_system')
+             FROM entries WHERE tenant = 'acme'",
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+fn verify_pg_ok(dir: &Path, url: &str) -> bool {
+    sealtrail(&["verify", "--data", "data", "--database-url", url], dir)
+        .status
+        .success()
+}
+
+#[test]
+fn deleted_entries_are_put_back_on_postgres_and_the_log_verifies() {
+    let Some(db) = TestDatabase::create("replay on PostgreSQL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = ["--database-url", db.url.as_str()];
+    let lines = session_on(dir.path(), &store, 0, 10);
+    let file = dir.path().join("shipped.log");
+    write_lines(&file, &lines);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"tenant\":\"acme\""))
+            .count(),
+        10
+    );
+    assert!(verify_pg_ok(dir.path(), &db.url));
+
+    delete_pg_rows(&db, &[0, 4, 9]);
+    assert_eq!(pg_counts(&db).0, 7);
+    assert!(
+        !verify_pg_ok(dir.path(), &db.url),
+        "the deletion is caught first"
+    );
+
+    let (code, report) = replay_on(dir.path(), &store, &file, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["counts"]["restored"], 3, "{report:#}");
+    assert_eq!(report["counts"]["present"], lines.len() - 3, "{report:#}");
+    assert_eq!(report["counts"]["refused"], 0);
+    assert_eq!(report["counts"]["conflict"], 0);
+    assert_eq!(report["counts"]["appended"], 0);
+    assert_eq!(report["recorded"], true);
+    let restored: Vec<u64> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(restored, [0, 4, 9], "{report:#}");
+    assert!(
+        verify_pg_ok(dir.path(), &db.url),
+        "the log verifies after the replay"
+    );
+    let (rows, seqs, ids, system) = pg_counts(&db);
+    assert_eq!((rows, seqs, ids), (10, 10, 10), "nothing duplicated");
+
+    // The restored rows are the bytes the server committed, and the run is on record.
+    let mut conn = db.connect();
+    for line in lines.iter().filter(|l| l.contains("\"tenant\":\"acme\"")) {
+        let value: Value = serde_json::from_str(&line["AUDIT: ".len()..]).unwrap();
+        let seq = value["entry"]["seq"].as_i64().unwrap();
+        let entry = &line[line.find(",\"entry\":").unwrap() + 9..line.len() - 1];
+        let stored: Vec<u8> = conn
+            .query_one(
+                "SELECT entry FROM entries WHERE tenant = 'acme' AND seq = $1",
+                &[&seq],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(stored, entry.as_bytes(), "seq {seq}");
+    }
+    let last: Vec<u8> = conn
+        .query_one(
+            "SELECT entry FROM entries WHERE tenant = '_system' ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let last: Value = serde_json::from_slice(&last).unwrap();
+    assert_eq!(last["action"], "sealtrail.replay.run", "{last:#}");
+    assert_eq!(last["details"]["restored"], 3, "{last:#}");
+
+    // A second run finds everything present and writes nothing at all.
+    let (code, report) = replay_on(dir.path(), &store, &file, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["counts"]["restored"], 0);
+    assert_eq!(report["counts"]["present"], lines.len(), "{report:#}");
+    assert_eq!(report["recorded"], false);
+    assert_eq!(pg_counts(&db), (10, 10, 10, system));
+
+    // The trigger refuses any other delete again.
+    let refused = conn
+        .execute("DELETE FROM entries WHERE tenant = 'acme' AND seq = 4", &[])
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("append-only")
+            || refused
+                .as_db_error()
+                .is_some_and(|e| e.message().contains("append-only")),
+        "{refused}"
+    );
 }

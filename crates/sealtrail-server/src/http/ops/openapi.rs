@@ -889,13 +889,25 @@ pub struct CauseState {
     detail: String,
 }
 
+/// What sealtrail's own start/stop records say about a gap.
+#[derive(ToSchema)]
+pub struct ServerCauseState {
+    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`.
+    state: String,
+    detail: String,
+    /// The host name the deciding record names; null for `not_restarted` or a record that
+    /// names none.
+    host: Option<String>,
+}
+
 /// What sealtrail knows about a gap's cause.
 #[derive(ToSchema)]
 pub struct GapCause {
-    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`, from sealtrail's own
-    /// start/stop records.
-    server: CauseState,
-    /// Always `unknown`: spooling and draining write no record.
+    /// From sealtrail's own start/stop records.
+    server: ServerCauseState,
+    /// `spooled` when a spool period (a `sealtrail.spool.drained` record in `_system`)
+    /// overlaps the gap: a store outage, with how many events were spooled and committed
+    /// later; else `none_recorded`.
     store_outage: CauseState,
     /// `silent` or `sequence_gap`, for a producer's finding.
     producer: Option<CauseState>,
