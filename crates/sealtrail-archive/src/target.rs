@@ -253,7 +253,9 @@ impl Target for DirTarget {
         let tmp = dir.join(format!(
             ".tmp-{}-{}",
             std::process::id(),
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("object")
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object")
         ));
         let write = || -> io::Result<()> {
             let mut file = fs::File::create(&tmp)?;
@@ -274,7 +276,8 @@ impl Target for DirTarget {
         match linked {
             Ok(()) => {
                 if let Ok(d) = fs::File::open(dir) {
-                    d.sync_all().map_err(|e| self.io("sync the folder of", key, e))?;
+                    d.sync_all()
+                        .map_err(|e| self.io("sync the folder of", key, e))?;
                 }
                 Ok(Put::Written)
             }
