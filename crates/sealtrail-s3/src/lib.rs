@@ -9,12 +9,15 @@
 //! endpoint, region and credentials come from [`S3Options`] or the standard AWS variables.
 //!
 //! This crate is apart from `sealtrail-archive` so that only the binary that archives to S3
-//! builds the AWS SDK.
+//! builds the AWS SDK. With the `testing` feature, [`testing::Seaweed`] runs a throwaway
+//! SeaweedFS server, which enforces Object Lock, for tests.
 
 #![forbid(unsafe_code)]
 
 mod options;
 mod target;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use options::{
     DEFAULT_CONCURRENCY, DEFAULT_REGION, DEFAULT_RETENTION, ENV_ACCESS_KEY_ID, ENV_DEFAULT_REGION,
