@@ -505,9 +505,9 @@ fn errors_name_the_bucket_the_key_and_the_server_message_never_the_credentials()
 }
 
 #[test]
-fn the_target_works_from_spawn_blocking_and_can_be_dropped_inside_a_runtime() {
+fn the_target_works_from_spawn_blocking_and_from_several_threads_at_once() {
     let Some(server) = Seaweed::start_or_skip(
-        "the_target_works_from_spawn_blocking_and_can_be_dropped_inside_a_runtime",
+        "the_target_works_from_spawn_blocking_and_from_several_threads_at_once",
     ) else {
         return;
     };
@@ -531,4 +531,15 @@ fn the_target_works_from_spawn_blocking_and_can_be_dropped_inside_a_runtime() {
     assert_eq!(put.unwrap(), Put::Written);
     let again = S3Target::from_url("s3://blocking", &server.options()).unwrap();
     assert_eq!(again.get("t/from-blocking").unwrap().unwrap(), b"b");
+
+    // One target shared by plain threads that block on its runtime at the same time.
+    let shared = &again;
+    let puts: Vec<Put> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|i| scope.spawn(move || shared.put_new(&format!("t/thread/{i}"), b"t").unwrap()))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(puts, vec![Put::Written; 4]);
+    assert_eq!(again.list("t/thread/").unwrap().len(), 4);
 }
