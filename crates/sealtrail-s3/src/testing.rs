@@ -154,42 +154,6 @@ impl Seaweed {
         let log_err = log.try_clone().map_err(|e| format!("weed.log: {e}"))?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data).map_err(|e| format!("{}: {e}", data.display()))?;
-        let mut command = Command::new(weed);
-        command
-            .arg("mini")
-            .arg(format!("-dir={}", data.display()))
-            .arg("-ip=127.0.0.1")
-            .arg("-ip.bind=127.0.0.1");
-        for (name, port) in names.iter().zip(&ports) {
-            command.arg(format!("-{name}={port}"));
-        }
-        command
-            // The other listeners are not needed: Iceberg and Lance catalogs, WebDAV.
-            .arg("-s3.port.iceberg=0")
-            .arg("-s3.port.lance=0")
-            .arg("-webdav=false")
-            .arg("-admin.ui=false")
-            .arg("-master.telemetry=false")
-            // Local sockets default to /tmp/seaweedfs-*-PORT.sock; these two can be moved.
-            .arg(format!(
-                "-filer.localSocket={}",
-                dir.path().join("filer.sock").display()
-            ))
-            .arg(format!(
-                "-s3.localSocket={}",
-                dir.path().join("s3.sock").display()
-            ))
-            // weed mini makes these credentials its admin identity; without them its S3
-            // endpoint would accept anonymous requests.
-            .env("AWS_ACCESS_KEY_ID", &access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &secret_access_key)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", weed.display()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -215,6 +179,44 @@ impl Seaweed {
                     .build_https(),
             )
             .build();
+        let client = Client::from_conf(config);
+        let mut command = Command::new(weed);
+        command
+            .arg("mini")
+            .arg(format!("-dir={}", data.display()))
+            .arg("-ip=127.0.0.1")
+            .arg("-ip.bind=127.0.0.1");
+        for (name, port) in names.iter().zip(&ports) {
+            command.arg(format!("-{name}={port}"));
+        }
+        command
+            // The other listeners are not needed: Iceberg and Lance catalogs, WebDAV.
+            .arg("-s3.port.iceberg=0")
+            .arg("-s3.port.lance=0")
+            .arg("-webdav=false")
+            .arg("-admin.ui=false")
+            .arg("-master.telemetry=false")
+            // Local sockets default to /tmp/seaweedfs-*-PORT.sock; these two can be moved.
+            .arg(format!(
+                "-filer.localSocket={}",
+                dir.path().join("filer.sock").display()
+            ))
+            .arg(format!(
+                "-s3.localSocket={}",
+                dir.path().join("s3.sock").display()
+            ))
+            // weed mini makes these credentials its admin identity, which the tests sign with
+            // (and anonymous requests are then refused).
+            .env("AWS_ACCESS_KEY_ID", &access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret_access_key)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        // Owned by the server at once, so that it is killed on every way out from here.
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", weed.display()))?;
         let mut server = Seaweed {
             child,
             dir,
@@ -223,7 +225,7 @@ impl Seaweed {
             access_key_id,
             secret_access_key,
             runtime,
-            client: Client::from_conf(config),
+            client,
         };
         server.wait_ready()?;
         Ok(server)
