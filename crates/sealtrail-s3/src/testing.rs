@@ -19,6 +19,10 @@ use tokio::runtime::Runtime;
 
 use crate::options::S3Options;
 
+/// The SDK, for tests in other crates that act on the server around a target (through
+/// [`Seaweed::client`]) without depending on it themselves.
+pub use aws_sdk_s3;
+
 /// The variable naming the `weed` binary.
 pub const ENV_WEED: &str = "SEALTRAIL_WEED";
 
