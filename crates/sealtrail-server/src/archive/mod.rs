@@ -47,7 +47,8 @@
 //! entries (the log's size less the archived size: entries waiting for their first checkpoint
 //! count too) and in seconds — how long the oldest *signed* entry not archived yet has waited
 //! since it was received, 0 when every signed entry is archived — and the last success and the
-//! last error. Errors are logged when they appear or change, and retried at the next interval;
+//! last error. Between rounds the lag is measured again at every look ([`POLL`]) against the
+//! archived sizes the target last gave, so that it grows while entries wait. Errors are logged when they appear or change, and retried at the next interval;
 //! none stops the server.
 //!
 //! ## Stopping
@@ -216,6 +217,8 @@ impl Worker {
                 let started = Instant::now();
                 self.round();
                 next_round = started + interval;
+            } else {
+                self.refresh_lag();
             }
             let wake_at = next_round.min(Instant::now() + poll);
             if self.pause_until(wake_at) {
@@ -275,6 +278,26 @@ impl Worker {
                 .map_or(0, |c| c.size);
             signed.saturating_sub(archived) >= every
         })
+    }
+
+    /// Measures each log's lag again between rounds, against the archived size the target
+    /// last said, so that the lag grows in `/health` and the metrics while entries wait for
+    /// the next round. Failures are left to the next round to report.
+    fn refresh_lag(&self) {
+        let Some(store) = self.store.as_deref() else {
+            return;
+        };
+        let Ok(tenants) = store.tenants() else {
+            return;
+        };
+        let now = self.config.clock.now();
+        for tenant in tenants {
+            if let Some(&archived) = self.known.get(&tenant.name)
+                && let Ok(lag) = lag(store, &tenant.name, archived, now)
+            {
+                self.board.set_tenant(&tenant.name, lag);
+            }
+        }
     }
 
     /// One round over every tenant: archive (with the lease) or only read where the archive
@@ -500,8 +523,9 @@ impl Worker {
     }
 }
 
-/// Where `tenant`'s archive stands against its log, at `now`.
-fn lag(
+/// Where `tenant`'s archive stands against its log at `now`, the archive holding `archived`
+/// entries of it.
+pub fn lag(
     store: &dyn Store,
     tenant: &str,
     archived: u64,

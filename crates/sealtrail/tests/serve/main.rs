@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod archive;
 mod crash;
 mod ops;
 mod pg_instances;
