@@ -60,6 +60,19 @@ async fn archive_until(
     }
 }
 
+/// Polls `/metrics` (every 100 ms, up to 60 s) until the sample `name` is `value`.
+async fn metric_until(client: &reqwest::Client, base: &str, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = metrics(client, base).await;
+        if sample(&text, name) == Some(value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} is not {value}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn send(client: &reqwest::Client, base: &str, token: &str, from: usize, count: usize) {
     let events: Vec<Value> = (from..from + count)
         .map(|n| json!({"action": "patient.record.read", "outcome": "success", "actor": {"id": format!("u-{n}")}, "targets": [{"type": "patient", "id": format!("p-{n}")}]}))
@@ -151,6 +164,9 @@ async fn serve_archives_in_the_background_and_resumes_after_a_crash() {
     .concat();
     let server = Serve::start(dir.path(), &allowed);
     send(&client, &server.base, &token, 20, 280).await;
+    // Each round reports what it found: wait for the one that archived the whole batch.
+    let archived = "sealtrail_archive_archived_size{tenant=\"acme\"}";
+    metric_until(&client, &server.base, archived, 300.0).await;
     let caught_up = |a: &Value| a["state"] == "ok" && a["lag_entries"] == 0;
     let healthy = archive_until(&client, &server.base, "the archive catches up", |a| {
         caught_up(a) && a["last_success"].is_string()
@@ -218,18 +234,7 @@ async fn serve_archives_in_the_background_and_resumes_after_a_crash() {
     )
     .await;
     send(&client, &server.base, &token, 300, 200).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = metrics(&client, &server.base).await;
-        if sample(&text, "sealtrail_archive_archived_size{tenant=\"acme\"}") == Some(500.0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the size trigger archives the new entries:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    metric_until(&client, &server.base, archived, 500.0).await;
     archive_until(&client, &server.base, "caught up again", |a| {
         caught_up(a) && a["lag_seconds"] == 0.0
     })
