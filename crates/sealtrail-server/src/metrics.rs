@@ -730,7 +730,7 @@ pub fn set_archive_lag(tenant: &str, archived: u64, lag_entries: u64, lag_second
         .set(lag_seconds.unwrap_or(f64::NAN));
     // The tenant's error counter exists from its first measurement, at 0: a counter whose
     // series first appears at 1 is missed by increase() in the alert rules.
-    metrics.archive_errors.get_or_create(&label);
+    metrics.archive_errors.get_or_create_owned(&label);
 }
 
 /// Records an archive round of this instance that finished without an error at `at`.
