@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::archive::{ArchiveBoard, Archiver, ArchiverConfig, TargetOpener};
 use crate::clock::Clock;
 use crate::config::Resolved;
 use crate::connections::{self, ConnectionCount, Limits, fds};
@@ -46,6 +47,8 @@ pub struct Application {
     limits: Limits,
     /// How many connections are open, for callers that watch the cap (the tests).
     connections: ConnectionCount,
+    /// The background archiver's findings, when a target is configured.
+    archive: Option<ArchiveBoard>,
     /// The admin token created on first start (shown once), if this start created one.
     pub first_admin_token: Option<NewToken>,
 }
@@ -72,6 +75,17 @@ impl Application {
     /// to move that time by hand. The writer keeps the system clock for the times it records
     /// and paces checkpoints by.
     pub async fn build_with_clock(settings: Resolved, clock: Clock) -> anyhow::Result<Application> {
+        Application::build_with_targets(settings, clock, crate::archive::directory_opener()).await
+    }
+
+    /// [`Application::build_with_clock`], opening the archive target (`archive_to`) with
+    /// `opener`: the binary passes one that opens S3 targets as well as directories (this
+    /// crate does not build the AWS SDK; see `crate::archive`).
+    pub async fn build_with_targets(
+        settings: Resolved,
+        clock: Clock,
+        opener: TargetOpener,
+    ) -> anyhow::Result<Application> {
         let descriptors = fds::raise_open_file_limit();
         if descriptors.soft > descriptors.before {
             tracing::info!(
@@ -130,6 +144,33 @@ impl Application {
         tasks.on_stop("gaps", move || detector.stop());
         let gaps =
             crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
+        // The archiver, when a target is configured: a thread of its own that stops before
+        // the followers and the writer (`crate::archive`).
+        let archive = match &settings.archive {
+            Some(archive) => {
+                let root_key = match &settings.log.signing_key {
+                    Some(path) => Some(crate::keys::read_signer(path)?),
+                    None => None,
+                };
+                let board = ArchiveBoard::new(&archive.target, archive.interval);
+                let archiver = Archiver::start(
+                    ArchiverConfig {
+                        settings: archive.clone(),
+                        store: settings.storage.store.clone(),
+                        keys: crate::keys::KeyResolver::new(&settings.storage.data)
+                            .with_root_key(root_key),
+                        opener,
+                        options: sealtrail_archive::ArchiveOptions::default(),
+                        clock: clock.clone(),
+                    },
+                    board.clone(),
+                )
+                .map_err(|e| anyhow::anyhow!("cannot start the archiver thread: {e}"))?;
+                tasks.on_stop("archiver", move || archiver.stop());
+                Some(board)
+            }
+            None => None,
+        };
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
         // Ready: recorded, so that a later gap can be put down to sealtrail's own downtime.
@@ -152,7 +193,8 @@ impl Application {
                 data.clone(),
                 board.clone(),
                 ledger.clone(),
-            ),
+            )
+            .with_archive(archive.clone()),
             refusals: crate::refusals::Refusals::new(ledger.clone()),
             // A request waits for room for its body at most as long as its body may take.
             bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
@@ -164,6 +206,7 @@ impl Application {
         };
         Ok(Application {
             listener,
+            archive,
             state,
             index,
             gaps,
@@ -207,6 +250,11 @@ impl Application {
     /// What verification has found about each log, as `/health` reports it.
     pub fn verification_board(&self) -> VerificationBoard {
         self.state.board.clone()
+    }
+
+    /// What the background archiver has found, when a target is configured.
+    pub fn archive(&self) -> Option<ArchiveBoard> {
+        self.archive.clone()
     }
 
     /// How many connections are open, and the cap.

@@ -5,7 +5,7 @@
 //! Every field is optional while reading so the layers can be told apart; [`Settings::resolve`]
 //! merges them and applies the defaults.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,6 +45,9 @@ pub struct TenantSettings {
     pub rate_drop_min_events: Option<u64>,
     /// A producer is silent after this many of its usual intervals (default 10, at least 1).
     pub silent_factor: Option<u32>,
+    /// How long Object Lock keeps this tenant's archived objects, in days (default
+    /// `archive_retention_days`); only with `archive_to`.
+    pub archive_retention_days: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
@@ -159,6 +162,36 @@ pub struct Settings {
     /// through another instance or the CLI stops working here within this time
     #[arg(long, value_name = "MS", env = "SEALTRAIL_TOKEN_RECHECK_MS")]
     pub token_recheck_ms: Option<u64>,
+    /// Archive every log in the background to TARGET, a directory or s3://bucket/prefix:
+    /// tiles, checkpoints and signed manifests, written once and never rewritten, each run
+    /// resuming from what the target holds. One instance archives at a time when several
+    /// share a database. Default: no archive
+    #[arg(long, value_name = "TARGET", env = "SEALTRAIL_ARCHIVE_TO")]
+    pub archive_to: Option<String>,
+    /// How often the archive catches up with every log's latest checkpoint, e.g. 60s, 5m, 1h
+    /// (a bare number is seconds); default 60s, from 1s to 1d
+    #[arg(long, value_name = "DURATION", env = "SEALTRAIL_ARCHIVE_INTERVAL")]
+    pub archive_interval: Option<String>,
+    /// Also archive as soon as a log has this many signed entries not archived yet (0: only
+    /// every archive_interval); default 16384
+    #[arg(long, value_name = "ENTRIES", env = "SEALTRAIL_ARCHIVE_EVERY")]
+    pub archive_every: Option<u64>,
+    /// Archive to a target that does not keep what it is given immutable (a directory, or a
+    /// bucket without Object Lock); without it such a target is refused, and /health, the
+    /// metrics and the log say why; default false
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "SEALTRAIL_ARCHIVE_ALLOW_UNLOCKED",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub archive_allow_unlocked: Option<bool>,
+    /// How long S3 Object Lock keeps each archived object (COMPLIANCE mode), in days; default
+    /// 2557 (7 years). Per tenant in the config file: `[tenants.NAME]
+    /// archive_retention_days = N`
+    #[arg(long, value_name = "DAYS", env = "SEALTRAIL_ARCHIVE_RETENTION_DAYS")]
+    pub archive_retention_days: Option<u64>,
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
@@ -189,7 +222,59 @@ pub struct Resolved {
     pub auth: AuthSettings,
     /// How each tenant's gaps are judged (`[tenants.NAME]`; see `crate::gaps`).
     pub gaps: crate::gaps::GapConfig,
+    /// The background archiver (`crate::archive`); `None` when no target is configured.
+    pub archive: Option<ArchiveSettings>,
 }
+
+/// `archive_to`, `archive_interval`, `archive_every`, `archive_allow_unlocked`,
+/// `archive_retention_days` (and per tenant, `[tenants.NAME] archive_retention_days`): the
+/// background archiver's section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// A directory, or `s3://bucket/prefix`, as the operator wrote it.
+    pub target: String,
+    /// The longest an archivable entry waits: every log is brought up to its latest
+    /// checkpoint this often.
+    pub interval: Duration,
+    /// A log with this many signed entries not archived yet is archived at once, without
+    /// waiting for the interval; `None`: by the interval only.
+    pub every: Option<u64>,
+    /// Whether a target that does not keep objects immutable may be used.
+    pub allow_unlocked: bool,
+    /// How long Object Lock keeps archived objects, in days, for tenants without their own.
+    pub retention_days: u64,
+    /// Tenants with their own retention, in days.
+    pub tenant_retention_days: BTreeMap<String, u64>,
+}
+
+impl ArchiveSettings {
+    /// The Object Lock retention of `tenant`'s archived objects, in days.
+    pub fn retention_days_of(&self, tenant: &str) -> u64 {
+        self.tenant_retention_days
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.retention_days)
+    }
+}
+
+/// The default of `archive_interval`.
+pub const DEFAULT_ARCHIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// The default of `archive_every`: a step of the archive (a manifest) covers up to this many
+/// entries, so a log this far ahead has a whole step waiting.
+pub const DEFAULT_ARCHIVE_EVERY: u64 = 16_384;
+/// The default of `archive_retention_days`: seven years (2557 days, two of them leap days), the
+/// longest of the retention periods HIPAA, SOX and most audit policies ask for.
+pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u64 = 2557;
+/// The shortest and longest `archive_interval`.
+pub const ARCHIVE_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 60 * 60));
+/// The bounds of `archive_retention_days`.
+pub const ARCHIVE_RETENTION_BOUND: Bound = Bound {
+    setting: "archive_retention_days",
+    min: 1,
+    max: 36_500,
+    why: "days; a century is beyond any retention policy, and a locked object cannot be deleted before it ends",
+};
 
 /// `data`, `database_url`.
 #[derive(Debug, Clone)]
@@ -334,7 +419,7 @@ impl Resolved {
     /// an audited admin action). No secret is in it: the database URL is left out, the
     /// signing key appears as its path only.
     pub fn audit_record(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut record = serde_json::json!({
             "data": self.storage.data.display().to_string(),
             "listen": self.http.listen.to_string(),
             "checkpoint_interval_ms": self.log.checkpoint_interval.as_millis() as u64,
@@ -354,7 +439,34 @@ impl Resolved {
             "max_connections": self.http.max_connections,
             "max_body_memory_bytes": self.http.max_body_memory,
             "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
-        })
+        });
+        // Only when configured, so that a start without an archive records what it did
+        // before archiving existed (a change of the record is an audited admin action).
+        if let Some(archive) = &self.archive
+            && let Some(fields) = record.as_object_mut()
+        {
+            fields.insert("archive_to".into(), archive.target.clone().into());
+            fields.insert(
+                "archive_interval_ms".into(),
+                (archive.interval.as_millis() as u64).into(),
+            );
+            fields.insert("archive_every".into(), archive.every.unwrap_or(0).into());
+            fields.insert(
+                "archive_allow_unlocked".into(),
+                archive.allow_unlocked.into(),
+            );
+            fields.insert(
+                "archive_retention_days".into(),
+                archive.retention_days.into(),
+            );
+            if !archive.tenant_retention_days.is_empty() {
+                fields.insert(
+                    "archive_tenant_retention_days".into(),
+                    serde_json::json!(archive.tenant_retention_days),
+                );
+            }
+        }
+        record
     }
 }
 
@@ -415,6 +527,18 @@ pub enum ConfigError {
     MaxSearches { value: usize },
     #[error("max_searches_per_tenant must be from 1 to max_searches ({max_searches}), not {value}")]
     MaxSearchesPerTenant { value: usize, max_searches: usize },
+    #[error(
+        "archive_to {text:?} is neither a directory nor s3://bucket/prefix (e.g. /srv/sealtrail-archive or s3://audit-archive/sealtrail)"
+    )]
+    ArchiveTarget { text: String },
+    #[error(
+        "archive_interval {text:?} is not a duration from 1s to 1d: a number with s, m, h or d (e.g. 60s, 5m, 1h; a bare number is seconds)"
+    )]
+    ArchiveInterval { text: String },
+    #[error(
+        "{setting} is set but archive_to is not: give --archive-to TARGET, or remove {setting}"
+    )]
+    ArchiveWithoutTarget { setting: &'static str },
     #[error("{} {value} is out of range: from {} to {} ({})", bound.setting, bound.min, bound.max, bound.why)]
     OutOfRange { bound: &'static Bound, value: u64 },
 }
@@ -429,6 +553,10 @@ pub struct Bound {
 }
 
 impl Bound {
+    fn contains(&self, value: u64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
     /// `value`, or `default` when it is not set; refused outside the range.
     fn check(&'static self, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
         let value = value.unwrap_or(default);
@@ -519,8 +647,14 @@ impl Settings {
             max_connections: self.max_connections.or(file.max_connections),
             max_body_memory_bytes: self.max_body_memory_bytes.or(file.max_body_memory_bytes),
             token_recheck_ms: self.token_recheck_ms.or(file.token_recheck_ms),
+            archive_to: self.archive_to.or(file.archive_to),
+            archive_interval: self.archive_interval.or(file.archive_interval),
+            archive_every: self.archive_every.or(file.archive_every),
+            archive_allow_unlocked: self.archive_allow_unlocked.or(file.archive_allow_unlocked),
+            archive_retention_days: self.archive_retention_days.or(file.archive_retention_days),
             tenants: self.tenants.or(file.tenants),
         };
+        let archive = archive_settings(&merged)?;
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = resolve_listen(&listen_text)?;
         let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
@@ -559,6 +693,15 @@ impl Settings {
             }
             if let Some(rules) = gap_rules(&name, &tenant)? {
                 gaps.tenants.insert(name.clone(), rules);
+            }
+            if let Some(days) = tenant.archive_retention_days
+                && !ARCHIVE_RETENTION_BOUND.contains(days)
+            {
+                return Err(ConfigError::TenantGapSetting {
+                    tenant: name,
+                    setting: "archive_retention_days",
+                    rule: "must be from 1 to 36500 days",
+                });
             }
             if let Some(policy) = tenant.on_store_failure {
                 tenant_policies.insert(name, policy);
@@ -639,7 +782,94 @@ impl Settings {
             queries,
             auth: AuthSettings { token_recheck },
             gaps,
+            archive,
         })
+    }
+}
+
+/// The `archive` section from the merged settings: `None` without `archive_to`, when none of
+/// the other archive settings may be given either (they would silently do nothing).
+fn archive_settings(merged: &Settings) -> Result<Option<ArchiveSettings>, ConfigError> {
+    let Some(target) = merged.archive_to.as_deref().map(str::trim) else {
+        let stray = [
+            ("archive_interval", merged.archive_interval.is_some()),
+            ("archive_every", merged.archive_every.is_some()),
+            (
+                "archive_allow_unlocked",
+                merged.archive_allow_unlocked.is_some(),
+            ),
+            (
+                "archive_retention_days",
+                merged.archive_retention_days.is_some()
+                    || merged
+                        .tenants
+                        .iter()
+                        .flatten()
+                        .any(|(_, t)| t.archive_retention_days.is_some()),
+            ),
+        ];
+        return match stray.into_iter().find(|(_, set)| *set) {
+            Some((setting, _)) => Err(ConfigError::ArchiveWithoutTarget { setting }),
+            None => Ok(None),
+        };
+    };
+    let scheme = target.split_once("://").map(|(scheme, _)| scheme);
+    let bucket = target
+        .strip_prefix("s3://")
+        .map(|rest| rest.split('/').next().unwrap_or(""));
+    if target.is_empty() || (scheme.is_some() && bucket.is_none_or(str::is_empty)) {
+        return Err(ConfigError::ArchiveTarget {
+            text: target.to_string(),
+        });
+    }
+    let interval = match &merged.archive_interval {
+        None => DEFAULT_ARCHIVE_INTERVAL,
+        Some(text) => parse_duration(text)
+            .filter(|d| (ARCHIVE_INTERVAL_RANGE.0..=ARCHIVE_INTERVAL_RANGE.1).contains(d))
+            .ok_or_else(|| ConfigError::ArchiveInterval { text: text.clone() })?,
+    };
+    let every = match merged.archive_every.unwrap_or(DEFAULT_ARCHIVE_EVERY) {
+        0 => None,
+        n => Some(n),
+    };
+    let retention_days = ARCHIVE_RETENTION_BOUND.check(
+        merged.archive_retention_days,
+        DEFAULT_ARCHIVE_RETENTION_DAYS,
+    )?;
+    let tenant_retention_days = merged
+        .tenants
+        .iter()
+        .flatten()
+        .filter_map(|(name, t)| Some((name.clone(), t.archive_retention_days?)))
+        .collect();
+    Ok(Some(ArchiveSettings {
+        target: target.to_string(),
+        interval,
+        every,
+        allow_unlocked: merged.archive_allow_unlocked.unwrap_or(false),
+        retention_days,
+        tenant_retention_days,
+    }))
+}
+
+/// A duration as operators write one: a whole number with `ms`, `s`, `m`, `h` or `d`, or a
+/// bare number of seconds (`60s`, `5m`, `1h`, `90`). `None` for anything else.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let seconds = |factor: u64| number.checked_mul(factor).map(Duration::from_secs);
+    match unit {
+        "ms" => Some(Duration::from_millis(number)),
+        "" | "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => None,
     }
 }
 
@@ -1119,6 +1349,167 @@ mod tests {
         ] {
             let error = settings.resolve().unwrap_err().to_string();
             assert!(error.contains(named), "{named}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_archive_is_configured_by_flags_or_the_file_with_retention_per_tenant() {
+        assert_eq!(Settings::default().resolve().unwrap().archive, None);
+        assert!(
+            Settings::default()
+                .resolve()
+                .unwrap()
+                .audit_record()
+                .get("archive_to")
+                .is_none(),
+            "a start without an archive records what it recorded before archiving existed"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealtrail.toml");
+        std::fs::write(
+            &file,
+            "archive_to = \"s3://audit-archive/sealtrail\"\narchive_interval = \"5m\"\narchive_retention_days = 3650\n[tenants.billing]\narchive_retention_days = 400\n",
+        )
+        .unwrap();
+        let from_file = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        };
+        let resolved = from_file.clone().resolve().unwrap();
+        let archive = resolved.archive.clone().unwrap();
+        assert_eq!(archive.target, "s3://audit-archive/sealtrail");
+        assert_eq!(archive.interval, Duration::from_secs(300));
+        assert_eq!(archive.every, Some(DEFAULT_ARCHIVE_EVERY));
+        assert!(!archive.allow_unlocked);
+        assert_eq!(archive.retention_days_of("billing"), 400);
+        assert_eq!(archive.retention_days_of("ehr"), 3650);
+        let record = resolved.audit_record();
+        assert_eq!(record["archive_to"], "s3://audit-archive/sealtrail");
+        assert_eq!(record["archive_interval_ms"], 300_000);
+        assert_eq!(record["archive_tenant_retention_days"]["billing"], 400);
+        // Flags win; 0 entries turns the size trigger off.
+        let flags = Settings {
+            archive_to: Some("/srv/archive".into()),
+            archive_interval: Some("1s".into()),
+            archive_every: Some(0),
+            archive_allow_unlocked: Some(true),
+            ..from_file
+        };
+        let archive = flags.resolve().unwrap().archive.unwrap();
+        assert_eq!(
+            (archive.target.as_str(), archive.interval, archive.every),
+            ("/srv/archive", Duration::from_secs(1), None)
+        );
+        assert!(archive.allow_unlocked);
+        let defaults = Settings {
+            archive_to: Some("archive".into()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap()
+        .archive
+        .unwrap();
+        assert_eq!(defaults.interval, DEFAULT_ARCHIVE_INTERVAL);
+        assert_eq!(defaults.retention_days, 2557);
+
+        let target = |to: &str| Settings {
+            archive_to: Some(to.into()),
+            ..Settings::default()
+        };
+        for (settings, named) in [
+            (target(""), "archive_to \"\" is neither"),
+            (target("s3://"), "s3://bucket/prefix"),
+            (target("gs://bucket/x"), "gs://bucket/x"),
+            (
+                Settings {
+                    archive_interval: Some("0s".into()),
+                    ..target("/a")
+                },
+                "archive_interval \"0s\"",
+            ),
+            (
+                Settings {
+                    archive_interval: Some("2d".into()),
+                    ..target("/a")
+                },
+                "from 1s to 1d",
+            ),
+            (
+                Settings {
+                    archive_interval: Some("soon".into()),
+                    ..target("/a")
+                },
+                "soon",
+            ),
+            (
+                Settings {
+                    archive_retention_days: Some(0),
+                    ..target("/a")
+                },
+                "archive_retention_days 0",
+            ),
+            (
+                Settings {
+                    archive_every: Some(10),
+                    ..Settings::default()
+                },
+                "archive_every is set but archive_to is not",
+            ),
+            (
+                Settings {
+                    archive_allow_unlocked: Some(true),
+                    ..Settings::default()
+                },
+                "archive_allow_unlocked is set",
+            ),
+        ] {
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains(named), "{named}: {error}");
+        }
+        std::fs::write(&file, "[tenants.billing]\narchive_retention_days = 400\n").unwrap();
+        let error = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("archive_retention_days is set"), "{error}");
+        std::fs::write(
+            &file,
+            "archive_to = \"/a\"\n[tenants.billing]\narchive_retention_days = 0\n",
+        )
+        .unwrap();
+        let error = Settings {
+            config: Some(file),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("[tenants.billing] archive_retention_days"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn durations_are_written_with_their_unit() {
+        for (text, want) in [
+            ("60s", Some(Duration::from_secs(60))),
+            ("90", Some(Duration::from_secs(90))),
+            ("5m", Some(Duration::from_secs(300))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("1d", Some(Duration::from_secs(86_400))),
+            (" 250ms ", Some(Duration::from_millis(250))),
+            ("", None),
+            ("s", None),
+            ("1.5s", None),
+            ("-1s", None),
+            ("1w", None),
+            ("99999999999999999999d", None),
+        ] {
+            assert_eq!(parse_duration(text), want, "{text:?}");
         }
     }
 

@@ -13,6 +13,7 @@
 //! | `disk` | `{"used_ratio", "status": "ok\|warning\|critical"}` of the file system holding the data directory: `warning` from [`DISK_WARNING`], `critical` from [`DISK_CRITICAL`] (the thresholds of the operations guide's disk alert); `null` when it cannot be measured. |
 //! | `spool` | `{"depth", "oldest_age_seconds", "bytes"?, "max_bytes"?}`: events accepted into the local spool while a PostgreSQL store was unreachable and not yet drained into the log (see [`crate::spool`]). The embedded store commits directly and has no spool: `{"depth": 0, "oldest_age_seconds": null}`. |
 //! | `index_lag_seconds` | how far the query index trails the log; present once the indexer reports it. |
+//! | `archive` | present when a target is configured (`archive_to`): the background archiver's [`ArchiveCheck`] — `target`, `state` (`ok`, `pending` before its first round, `lagging` when an entry has waited longer than three intervals and at least five minutes, `failing` when its latest round failed), `lease` (`held`: this instance archives; `waiting`: another does), `immutable`, `lag_entries`, `lag_seconds`, `last_success`, `last_error` and `last_error_at`. |
 //! | `permissions_warning` | present when the data directory or its databases are open to other local users (wider than 0700 and 0600; see `sealtrail_store::layout`), naming each with its mode. A warning only: the status does not change. |
 //!
 //! `failing` when the store or audit check fails and nothing takes events durably in its
@@ -24,7 +25,8 @@
 //! rotation, but someone must look); `healthy` otherwise.
 //!
 //! An open gap finding (`gaps_open`, from the gap detector's latest judgement) is
-//! `degraded` too, and leaves a worse status as it is.
+//! `degraded` too, and leaves a worse status as it is; so is an archive `failing` or
+//! `lagging` (the log is complete and takes events; its off-site copy is behind).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::archive::{ArchiveBoard, ArchiveCheck, ArchiveState};
 use crate::ledger::Ledger;
 use crate::metrics;
 use crate::readers::Readers;
@@ -60,6 +63,8 @@ pub struct HealthCheck {
     board: VerificationBoard,
     /// The writer, whose local spool (with PostgreSQL) is reported.
     ledger: Ledger,
+    /// The background archiver's findings, when a target is configured.
+    archive: Option<ArchiveBoard>,
 }
 
 impl HealthCheck {
@@ -74,7 +79,13 @@ impl HealthCheck {
             data_dir,
             board,
             ledger,
+            archive: None,
         }
+    }
+
+    /// The same, reporting the background archiver's findings as the `archive` check.
+    pub fn with_archive(self, archive: Option<ArchiveBoard>) -> HealthCheck {
+        HealthCheck { archive, ..self }
     }
 
     /// Runs every check now and puts them together.
@@ -101,7 +112,8 @@ impl HealthCheck {
             disk,
         );
         health.checks.permissions_warning = self.check_permissions().await;
-        with_open_gaps(health, crate::gaps::metrics::open_now())
+        let health = with_open_gaps(health, crate::gaps::metrics::open_now());
+        with_archive(health, self.archive.as_ref().map(ArchiveBoard::check))
     }
 
     /// Reads the store (its tenants' latest entries and its protections) and probes the data
@@ -401,6 +413,9 @@ pub struct HealthChecks {
     /// Gap findings open across tenants (ongoing, or ended within the last hour) at the gap
     /// detector's latest judgement, made once a minute; `GET /v1/gaps` lists them.
     pub gaps_open: u64,
+    /// The background archiver; absent when no archive target is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveCheck>,
 }
 
 /// `GET /health`.
@@ -557,6 +572,7 @@ fn assess(
             index_lag_seconds: index_lag,
             permissions_warning: None,
             gaps_open: 0,
+            archive: None,
         },
     }
 }
@@ -568,6 +584,20 @@ fn with_open_gaps(mut health: Health, open: u64) -> Health {
     if open > 0 && health.status == HealthStatus::Healthy {
         health.status = HealthStatus::Degraded;
     }
+    health
+}
+
+/// An archive that fails or lags is `degraded`: the log itself is complete and the instance
+/// takes events, but its off-site copy is behind. A worse status stays as it is.
+fn with_archive(mut health: Health, archive: Option<ArchiveCheck>) -> Health {
+    if archive
+        .as_ref()
+        .is_some_and(|a| matches!(a.state, ArchiveState::Failing | ArchiveState::Lagging))
+        && health.status == HealthStatus::Healthy
+    {
+        health.status = HealthStatus::Degraded;
+    }
+    health.checks.archive = archive;
     health
 }
 
@@ -610,6 +640,61 @@ mod tests {
         assert_eq!(json["checks"]["gaps_open"], 2, "{json}");
         let violated = with_open_gaps(assessed(ChainStatus::Violated), 2);
         assert_eq!(violated.status, HealthStatus::Failing);
+    }
+
+    #[test]
+    fn a_failing_archive_is_degraded_and_no_archive_is_absent() {
+        let healthy = || {
+            assess(
+                StoreCheck::ok(),
+                None,
+                activity(3, None),
+                ChainStatus::Valid,
+                None,
+                Some(vec![]),
+                None,
+            )
+        };
+        let none = with_archive(healthy(), None);
+        assert_eq!(none.status, HealthStatus::Healthy);
+        let json = serde_json::to_value(&none).unwrap();
+        assert!(json["checks"].get("archive").is_none(), "{json}");
+
+        let board = ArchiveBoard::new("/srv/archive", Duration::from_secs(60));
+        board.set_lease(crate::archive::LeaseState::Held);
+        board.finish_round(true, &[], Timestamp::from_unix_micros(0).unwrap());
+        let ok = with_archive(healthy(), Some(board.check()));
+        assert_eq!(ok.status, HealthStatus::Healthy);
+        let json = serde_json::to_value(&ok).unwrap();
+        assert_eq!(json["checks"]["archive"]["state"], "ok", "{json}");
+        assert_eq!(json["checks"]["archive"]["lease"], "held", "{json}");
+
+        let failure = crate::archive::Failure {
+            tenant: None,
+            message: "the archive target is unreachable".into(),
+        };
+        board.finish_round(true, &[failure], Timestamp::from_unix_micros(60).unwrap());
+        let failing = with_archive(healthy(), Some(board.check()));
+        assert_eq!(failing.status, HealthStatus::Degraded);
+        let json = serde_json::to_value(&failing).unwrap();
+        assert_eq!(
+            json["checks"]["archive"]["last_error"],
+            "the archive target is unreachable"
+        );
+        // A violated chain stays failing.
+        let violated = assess(
+            StoreCheck::ok(),
+            None,
+            activity(3, None),
+            ChainStatus::Violated,
+            None,
+            Some(vec![]),
+            None,
+        );
+        assert_eq!(
+            with_archive(violated, Some(board.check())).status,
+            HealthStatus::Failing
+        );
     }
 
     #[test]

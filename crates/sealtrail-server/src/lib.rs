@@ -26,8 +26,10 @@
 //!   `query::admission` decides which searches run (a share per tenant, a cap, a time limit).
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
-//!   the query index; [`gaps`] the second (timelines and gap detection). A monitor, a delivery or an archive is a new module that
-//!   implements [`follower::Follow`].
+//!   the query index; [`gaps`] the second (timelines and gap detection). A monitor or a delivery is a new module that
+//!   implements [`follower::Follow`]. [`archive`], the background archiver, follows the
+//!   log's signed checkpoints rather than its entries, on a thread of its own, and resumes
+//!   from what its target holds rather than from a cursor of its own.
 //! - **The edge.** [`connections`]: the accept loop under the router, with the connection
 //!   cap (derived from the open-file limit) and the header, body and idle timeouts.
 //!   [`http`]: axum only — extractors, authentication of the caller, calling
@@ -47,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod authn;
 pub mod clock;

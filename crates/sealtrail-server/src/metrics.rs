@@ -31,6 +31,12 @@
 //! | `sealtrail_http_timeouts_total{phase}` | counter | connections closed past their deadline: `header` (a head too slow), `idle` (idle between requests), `write` (an answer the client does not take) |
 //! | `sealtrail_store_wal_bytes{file}` | gauge | read at scrape by [`observe_wal`]: the size of the write-ahead log of `sealtrail.db` (the embedded store; absent on PostgreSQL) and of `index.db` (the query index) |
 //! | `sealtrail_admin_refusals_total{outcome}` | counter | refused admin attempts, via [`admin_refused`]: `recorded` in the `_system` log, `suppressed` (over the limits of `refusals`), `failed` (the record could not be written) |
+//! | `sealtrail_archive_archived_size{tenant}` | gauge | the archiver (`crate::archive`), via [`set_archive_lag`]: entries of the log the archive holds, as the target's signed manifests say |
+//! | `sealtrail_archive_lag_entries{tenant}` | gauge | the archiver: the log's size less the archived size (entries waiting for their first checkpoint count too) |
+//! | `sealtrail_archive_lag_seconds{tenant}` | gauge | the archiver: how long the oldest signed entry not archived yet has waited since it was received; 0 when every signed entry is archived; NaN when that entry cannot be read |
+//! | `sealtrail_archive_last_success_timestamp_seconds` | gauge | the archiver, via [`archive_succeeded`]: when this instance last finished a round without an error, holding the lease (0 before the first) |
+//! | `sealtrail_archive_errors_total{tenant}` | counter | the archiver, via [`archive_failed`]: rounds in which a log could not be archived (or its archive read), whatever the cause — the target refused for its lock, unreachable, the store, the key |
+//! | `sealtrail_archive_lease_held` | gauge | the archiver, via [`set_archive_lease`]: 1 while this instance holds the archive lease (it archives), 0 while another does or no archive is configured |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -218,6 +224,12 @@ struct Metrics {
     http_timeouts: Family<PhaseLabel, Counter>,
     http_shed: Counter,
     wal_bytes: Family<FileLabel, Gauge>,
+    archive_archived_size: Family<TenantLabel, Gauge>,
+    archive_lag_entries: Family<TenantLabel, Gauge>,
+    archive_lag_seconds: Family<TenantLabel, GaugeF64>,
+    archive_last_success: GaugeF64,
+    archive_errors: Family<TenantLabel, Counter>,
+    archive_lease_held: Gauge,
     /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
     /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
@@ -421,8 +433,51 @@ impl Metrics {
             Unit::Bytes,
             wal_bytes.clone(),
         );
+        let archive_archived_size = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "sealtrail_archive_archived_size",
+            "Entries of each log the archive holds, as the target's signed manifests say",
+            archive_archived_size.clone(),
+        );
+        let archive_lag_entries = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "sealtrail_archive_lag_entries",
+            "Entries of each log not archived yet: the log's size less the archived size",
+            archive_lag_entries.clone(),
+        );
+        let archive_lag_seconds = Family::<TenantLabel, GaugeF64>::default();
+        registry.register_with_unit(
+            "sealtrail_archive_lag",
+            "How long the oldest signed entry of each log not archived yet has waited since it was received (0 when every signed entry is archived)",
+            Unit::Seconds,
+            archive_lag_seconds.clone(),
+        );
+        let archive_last_success = GaugeF64::default();
+        registry.register(
+            "sealtrail_archive_last_success_timestamp_seconds",
+            "Unix time when this instance last finished an archive round without an error, holding the lease (0 before the first)",
+            archive_last_success.clone(),
+        );
+        let archive_errors = Family::<TenantLabel, Counter>::default();
+        registry.register(
+            "sealtrail_archive_errors",
+            "Archive rounds in which a log could not be archived or its archive read",
+            archive_errors.clone(),
+        );
+        let archive_lease_held = Gauge::default();
+        registry.register(
+            "sealtrail_archive_lease_held",
+            "1 while this instance holds the archive lease and archives; 0 while another instance does, or without an archive",
+            archive_lease_held.clone(),
+        );
         Metrics {
             registry,
+            archive_archived_size,
+            archive_lag_entries,
+            archive_lag_seconds,
+            archive_last_success,
+            archive_errors,
+            archive_lease_held,
             http_shed,
             http_connections,
             http_connection_limit,
@@ -667,6 +722,52 @@ pub fn observe_wal(storage: &crate::config::StorageSettings) {
     }
 }
 
+/// Records where `tenant`'s archive stands: the archived size, the entries not archived, and
+/// how long the oldest signed one has waited (`None`: unknown, exported as NaN).
+pub fn set_archive_lag(tenant: &str, archived: u64, lag_entries: u64, lag_seconds: Option<f64>) {
+    let metrics = &*METRICS;
+    let label = TenantLabel {
+        tenant: tenant.to_string(),
+    };
+    metrics
+        .archive_archived_size
+        .get_or_create(&label)
+        .set(i64::try_from(archived).unwrap_or(i64::MAX));
+    metrics
+        .archive_lag_entries
+        .get_or_create(&label)
+        .set(i64::try_from(lag_entries).unwrap_or(i64::MAX));
+    metrics
+        .archive_lag_seconds
+        .get_or_create(&label)
+        .set(lag_seconds.unwrap_or(f64::NAN));
+    // The tenant's error counter exists from its first measurement, at 0: a counter whose
+    // series first appears at 1 is missed by increase() in the alert rules.
+    metrics.archive_errors.get_or_create_owned(&label);
+}
+
+/// Records an archive round of this instance that finished without an error at `at`.
+pub fn archive_succeeded(at: Timestamp) {
+    METRICS
+        .archive_last_success
+        .set(at.unix_micros() as f64 / 1e6);
+}
+
+/// Counts a round in which `tenant`'s log could not be archived (or its archive read).
+pub fn archive_failed(tenant: &str) {
+    METRICS
+        .archive_errors
+        .get_or_create(&TenantLabel {
+            tenant: tenant.to_string(),
+        })
+        .inc();
+}
+
+/// Records whether this instance holds the archive lease.
+pub fn set_archive_lease(held: bool) {
+    METRICS.archive_lease_held.set(i64::from(held));
+}
+
 /// Records how far the query index trails the log, in seconds.
 pub fn set_index_lag(seconds: f64) {
     let metrics = &*METRICS;
@@ -850,6 +951,8 @@ mod tests {
             "metrics-unit-test",
             Timestamp::from_unix_micros(1_000_000).unwrap(),
         );
+        set_archive_lag("metrics-unit-test", 10, 2, Some(1.5));
+        archive_failed("metrics-unit-test");
         let text = render().unwrap();
         for name in [
             "sealtrail_events_ingested_total{tenant=\"metrics-unit-test\",outcome=\"created\"}",
@@ -871,6 +974,12 @@ mod tests {
             "sealtrail_http_timeouts_total{phase=\"idle\"}",
             "sealtrail_http_timeouts_total{phase=\"write\"}",
             "sealtrail_http_connections_shed_total",
+            "sealtrail_archive_archived_size{tenant=\"metrics-unit-test\"} 10",
+            "sealtrail_archive_lag_entries{tenant=\"metrics-unit-test\"} 2",
+            "sealtrail_archive_lag_seconds{tenant=\"metrics-unit-test\"} 1.5",
+            "sealtrail_archive_errors_total{tenant=\"metrics-unit-test\"} 1",
+            "sealtrail_archive_last_success_timestamp_seconds ",
+            "sealtrail_archive_lease_held ",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

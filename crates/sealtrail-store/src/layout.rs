@@ -13,6 +13,7 @@
 //!   gaps.db        timelines' counters and the gap detector's state (derived likewise)
 //!   keys/          signing and verifier key files, one pair per log
 //!   spool/         events accepted while the store was unavailable, not yet appended
+//!   archive.lease  empty; locked by the one process that archives (embedded store only)
 //! ```
 //!
 //! SQLite keeps `-wal` and `-shm` files beside each database; they belong to their database
@@ -81,6 +82,14 @@ impl DataDir {
     /// once it can. The spool decides the names of the files inside.
     pub fn spool(&self) -> PathBuf {
         self.root.join("spool")
+    }
+
+    /// The lock file of the lease `name` (`DIR/<name>.lease`, e.g. `archive.lease`): empty,
+    /// and locked by the one process that holds the lease while it holds it (see
+    /// [`crate::Store::try_lease`]; the embedded store only, PostgreSQL keeps its leases in
+    /// the database). Neither source of truth nor derived: it holds nothing.
+    pub fn lease(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.lease"))
     }
 }
 

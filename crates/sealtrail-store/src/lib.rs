@@ -452,6 +452,41 @@ pub trait Store: Send {
     /// `leaf_hash`, PostgreSQL in `sealtrail_restore_entry`, a function of the schema's
     /// owner). It never updates: an existing row is reported, not touched.
     fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore>;
+
+    // --- leases ---
+
+    /// Takes the lease `name` (lowercase letters, digits and `-`), or confirms that this
+    /// connection still holds it: `true` while this connection is its one holder among every
+    /// connection to the store, in every process; `false` while another connection holds it.
+    /// Work that must be done by one instance at a time (the archiver) asks before each unit
+    /// of work and stops while it gets `false`.
+    ///
+    /// A lease lasts as long as the connection that took it, never by a timer: it is released
+    /// when the store is dropped or its process dies, so a holder that crashed never blocks
+    /// the others. On PostgreSQL it is a session-level advisory lock of this connection
+    /// (two-key form, [`postgres::LEASE_LOCK_CLASS`] and a hash of the name); a connection
+    /// that was lost and reconnected has lost it too, and this call takes it again if it is
+    /// free. On the embedded store it is an exclusive lock on the file `DIR/<name>.lease`
+    /// ([`DataDir::lease`]), which also keeps two processes serving one data directory from
+    /// both doing the work. Called outside a transaction.
+    fn try_lease(&self, name: &str) -> Result<bool>;
+}
+
+/// Checks a lease name: non-empty, lowercase letters, digits and `-` (it names a file of the
+/// data directory and is hashed into a PostgreSQL lock key).
+pub(crate) fn check_lease_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Missing(format!(
+            "{name:?} is not a lease name: lowercase letters, digits and '-' only"
+        )))
+    }
 }
 
 /// What [`Store::restore_entry`] did.

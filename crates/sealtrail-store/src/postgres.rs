@@ -47,6 +47,33 @@ const MIGRATIONS_TABLE: &str = "sealtrail_schema_migrations";
 /// (bigint) form, a separate key space, so the two never collide.
 const MIGRATION_LOCK: (i32, i32) = (0x7365_616c, 1); // "seal", 1
 
+/// The first key of every lease's advisory lock (two-key form, like [`MIGRATION_LOCK`] but
+/// another class); the second is [`lease_key`] of the lease's name. Every version of
+/// sealtrail must use the same keys, or instances of different versions would both hold a
+/// lease.
+pub const LEASE_LOCK_CLASS: i32 = 0x6c65_6173; // "leas"
+
+/// The second key of a lease's advisory lock: the 32-bit FNV-1a hash of its name, computed
+/// here rather than by the server so that it never depends on PostgreSQL's version.
+pub fn lease_key(name: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash as i32
+}
+
+/// Takes a lease's advisory lock unless this session already holds it: a session-level
+/// advisory lock taken twice must be released twice, and this connection asks again before
+/// every unit of work, so the lock is looked up first (`pg_locks` lists the two keys of the
+/// two-key form as `classid` and `objid`, with `objsubid` 2).
+const TRY_LEASE: &str = "SELECT CASE WHEN EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+          AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2
+    ) THEN true ELSE pg_try_advisory_lock($1::int4, $2::int4) END";
+
 /// The seed of `hashtextextended` that maps a tenant name to its advisory lock key. Every
 /// version of sealtrail must use the same one, or instances of different versions would not
 /// exclude each other.
@@ -1227,6 +1254,19 @@ impl Store for PgStore {
             &[&tenant, &seq, &id, &entry],
         )?;
         Ok(Restore::Restored)
+    }
+
+    fn try_lease(&self, name: &str) -> Result<bool> {
+        super::check_lease_name(name)?;
+        if self.tx.get() != Tx::Idle {
+            return Err(StoreError::Postgres(
+                "a lease is asked for outside a transaction".into(),
+            ));
+        }
+        let held = self.query_opt(TRY_LEASE, &[&LEASE_LOCK_CLASS, &lease_key(name)], |row| {
+            row.try_get::<_, bool>(0)
+        })?;
+        Ok(held.unwrap_or(false))
     }
 
     fn protections(&self) -> Result<Vec<Protection>> {

@@ -14,7 +14,8 @@
 pub mod checkpoint;
 pub mod wal;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,9 @@ pub struct SqliteStore {
     reads: ReadNesting,
     /// A write in the current transaction failed: it can only be rolled back.
     failed: Cell<bool>,
+    /// The leases this connection holds, by name: each its lock file, locked exclusively
+    /// until it is closed with the store (see [`Store::try_lease`]).
+    leases: RefCell<HashMap<String, std::fs::File>>,
 }
 
 impl SqliteStore {
@@ -172,6 +176,7 @@ impl SqliteStore {
             conn,
             reads: ReadNesting::default(),
             failed: Cell::new(false),
+            leases: RefCell::new(HashMap::new()),
         }
     }
 
@@ -613,6 +618,43 @@ impl Store for SqliteStore {
 
     fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {
         self.write(|| self.write_restore_entry(tenant, seq, id, entry))
+    }
+
+    /// An exclusive lock on `DIR/<name>.lease` beside the database, held by an open file of
+    /// this store: whoever locked it first holds the lease until it drops its store or dies
+    /// (the kernel releases the lock with the file). An in-memory database has no directory
+    /// and no other connection: its lease is its own.
+    fn try_lease(&self, name: &str) -> Result<bool> {
+        super::check_lease_name(name)?;
+        let mut leases = self.leases.borrow_mut();
+        if leases.contains_key(name) {
+            return Ok(true);
+        }
+        let Some(database) = self.conn.path().filter(|p| !p.is_empty()) else {
+            return Ok(true);
+        };
+        let dir = Path::new(database).parent().unwrap_or(Path::new("."));
+        let path = super::DataDir::new(dir).lease(name);
+        let unavailable = |action: &str, error: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!(
+                "cannot {action} the lease file {}: {error}",
+                path.display()
+            ))
+        };
+        super::layout::create_private_file(&path).map_err(|e| unavailable("create", &e))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| unavailable("open", &e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                leases.insert(name.to_string(), file);
+                Ok(true)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(error)) => Err(unavailable("lock", &error)),
+        }
     }
 
     fn protections(&self) -> Result<Vec<Protection>> {

@@ -6,7 +6,7 @@
 //! their stored hashes, reading them back every way the service does, idempotency keys,
 //! checkpoints, settings, tokens, transactions and read snapshots, append-only protection in
 //! the database itself, and several writers extending one log at once without a fork, gap or
-//! reorder. The server's write path runs on both stores through the same harness in its own
+//! reorder, and leases held by one connection at a time. The server's write path runs on both stores through the same harness in its own
 //! tests (`sealtrail-server/tests/ledger.rs`).
 
 use std::sync::{Arc, Barrier};
@@ -31,6 +31,7 @@ sealtrail_store::store_suite!(
     a_row_without_entry_bytes_is_reported_alone,
     concurrent_writers_extend_one_log,
     a_reader_refuses_a_store_that_does_not_exist,
+    a_lease_has_one_holder_until_its_connection_closes,
 );
 
 fn writer(backend: &dyn Backend) -> Box<dyn Store> {
@@ -621,4 +622,46 @@ fn a_reader_refuses_a_store_that_does_not_exist(backend: &dyn Backend) {
     let store = writer(backend);
     assert_eq!(store.tenants().unwrap(), vec![]);
     assert!(backend.location().open_reader().is_ok());
+}
+
+/// A lease is held by one connection at a time, across connections of any kind (here a writer
+/// and two readers, as the service's archiver and another instance's would be): asking again
+/// confirms it to its holder and refuses it to the others, a read snapshot in between changes
+/// nothing, and closing the holder's connection lets the next one take it. Leases of other
+/// names are independent.
+fn a_lease_has_one_holder_until_its_connection_closes(backend: &dyn Backend) {
+    let writer = writer(backend);
+    let first = backend.location().open_reader().unwrap();
+    let second = backend.location().open_reader().unwrap();
+    assert!(first.try_lease("archive").unwrap());
+    assert!(!second.try_lease("archive").unwrap());
+    assert!(!writer.try_lease("archive").unwrap());
+    // Asked again (as before each unit of work), the holder still holds it, once: dropping
+    // it below releases it for good.
+    for _ in 0..3 {
+        assert!(first.try_lease("archive").unwrap());
+    }
+    first.begin_read().unwrap();
+    first.tenants().unwrap();
+    first.end_read().unwrap();
+    assert!(first.try_lease("archive").unwrap());
+    assert!(!second.try_lease("archive").unwrap());
+    // Another name is another lease.
+    assert!(second.try_lease("other-work").unwrap());
+    assert!(!first.try_lease("other-work").unwrap());
+    // A name that is not one is refused, not hashed into somebody else's lock.
+    assert!(first.try_lease("../x").is_err());
+    assert!(first.try_lease("").is_err());
+
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // PostgreSQL releases a closed session's locks as the backend exits: at once, in practice.
+    while !second.try_lease("archive").unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease stays taken after its holder's connection closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!writer.try_lease("archive").unwrap());
 }

@@ -22,6 +22,7 @@
 //! | `keys` | a log's key file is missing or unreadable, or differs from the verifier key the store recorded (fail) |
 //! | `index` | the query index trails a log by more than [`INDEX_LAG_WARN_ENTRIES`] entries (warn) |
 //! | `gaps` | a tenant's log has a gap finding open (ongoing, or ended within the last hour) in the last 24 hours, judged with the default rules (warn) |
+//! | `archive` | only with an archive target (`--archive-to`): the target cannot be opened or does not answer (fail); it does not keep objects immutable (S3 Object Lock) and `--archive-allow-unlocked` is not given (fail); a log's archive cannot be read with the log's key (fail); the oldest signed entry not archived has waited longer than three archive intervals, and at least five minutes (warn) |
 //! | `spool` | events wait in the local spool (warn), the oldest for more than [`SPOOL_AGE_FAIL_SECS`] (fail) |
 //! | `write_probe` | appending `sealtrail.doctor.probe` to the `_system` log through the write path, reading it back and checking it against its receipt and stored hash fails (fail) |
 //! | `chain` | verification of each log's latest [`RECENT_ENTRIES`] entries finds a violation (fail) |
@@ -37,6 +38,7 @@
 //! list` does, and judges with the default rules: a tenant's own thresholds live in the
 //! server's configuration file, which `gaps list --config FILE` reads.
 
+mod archive;
 mod checks;
 pub mod remote;
 
@@ -151,6 +153,24 @@ pub struct LocalRequest {
     pub actor: String,
     /// How the store is named in remedies: `--data DIR` or `--database-url URL`.
     pub store_args: String,
+    /// The archive target to check, when one is configured.
+    pub archive: Option<ArchiveRequest>,
+}
+
+/// The archive target `doctor` checks: the archive settings as `serve` resolves them, and how
+/// the binary opens targets (see `crate::archive::TargetOpener`).
+#[derive(Clone)]
+pub struct ArchiveRequest {
+    pub settings: crate::config::ArchiveSettings,
+    pub opener: crate::archive::TargetOpener,
+}
+
+impl std::fmt::Debug for ArchiveRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveRequest")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs every local check, in the order of the module's table.
@@ -180,6 +200,9 @@ pub fn run_local(request: &LocalRequest) -> Diagnosis {
         out.push(checks::keys(conn, data_dir));
         out.push(checks::index(conn, data_dir, request));
         out.push(checks::gaps(conn, location, data_dir, request, now));
+    }
+    if let (Some(conn), Some(archive)) = (conn, &request.archive) {
+        out.push(archive::check(conn, data_dir, archive, now));
     }
     out.push(checks::spool(location, data_dir, now));
     if let Some(conn) = conn {
@@ -291,6 +314,33 @@ mod tests {
             never.detail.contains("acme: 4 entries and no checkpoint"),
             "{never:?}"
         );
+    }
+
+    #[test]
+    fn a_failing_archive_in_the_health_answer_is_reported() {
+        let health = serde_json::json!({"status": "degraded", "checks": {
+            "store": "ok", "audit": "idle", "audit_log_count_5m": 0, "chain": "valid",
+            "spool": {"depth": 0, "oldest_age_seconds": null},
+            "archive": {"target": "s3://audit/x", "state": "failing", "lease": "held",
+                "immutable": false, "lag_entries": 12, "lag_seconds": 30.0,
+                "last_success": null, "last_error": "Object Lock is not enabled on bucket audit",
+                "last_error_at": "2026-12-01T00:00:00Z"}}});
+        let diagnosis = remote::assess("http://h", Ok(health.clone()), Ok(String::new()));
+        let archive = diagnosis
+            .checks
+            .iter()
+            .find(|c| c.name == "archive")
+            .unwrap();
+        assert_eq!(archive.status, Status::Fail);
+        assert!(
+            archive.detail.contains("Object Lock is not enabled"),
+            "{archive:?}"
+        );
+        // No archive section: no archive row.
+        let mut without = health;
+        without["checks"].as_object_mut().unwrap().remove("archive");
+        let diagnosis = remote::assess("http://h", Ok(without), Ok(String::new()));
+        assert!(diagnosis.checks.iter().all(|c| c.name != "archive"));
     }
 
     #[test]

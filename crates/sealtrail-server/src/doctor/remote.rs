@@ -5,10 +5,11 @@
 //! What it can tell: whether the server answers; its store check (a read of the store and an
 //! fsync'd file in its data directory); whether audit writes fail; the background verifier's
 //! chain state; the spool's depth and age; the index lag; the permissions warning `/health`
-//! carries; and, from `/metrics`, each log's checkpoint age and the entries beyond its latest
-//! checkpoint — the local check's rule: a log warns when it has entries beyond a checkpoint
-//! older than [`CHECKPOINT_STALE_SECS`] (or entries and no checkpoint), so a quiet log whose
-//! checkpoint is old is not flagged.
+//! carries; the background archiver's state (`archive`, when the server archives); and, from
+//! `/metrics`, each log's checkpoint age and the entries beyond its latest checkpoint — the
+//! local check's rule: a log warns when it has entries beyond a checkpoint older than
+//! [`CHECKPOINT_STALE_SECS`] (or entries and no checkpoint), so a quiet log whose checkpoint is
+//! old is not flagged.
 //!
 //! What it cannot: disk usage as a percentage, key files, the schema and integrity check, the
 //! append-only triggers, the database's clock, a write probe into `_system`, or a fresh
@@ -143,6 +144,9 @@ pub fn assess(
             "the server reports its data directory private",
         )),
     }
+    if let Some(archive) = checks.get("archive") {
+        out.push(archive_check(archive));
+    }
     match metrics {
         Ok(text) => out.push(checkpoint_ages(&text)),
         Err(error) => out.push(Check::warn(
@@ -152,6 +156,44 @@ pub fn assess(
         )),
     }
     Diagnosis::new(out)
+}
+
+/// The `archive` check from `/health`'s `archive` section.
+pub fn archive_check(archive: &Value) -> Check {
+    let target = archive["target"].as_str().unwrap_or("?");
+    let lease = archive["lease"].as_str().unwrap_or("unknown");
+    let entries = archive["lag_entries"].as_u64();
+    let seconds = archive["lag_seconds"].as_f64();
+    let lag = match (entries, seconds) {
+        (Some(entries), Some(seconds)) => {
+            format!("{entries} entries not archived, the oldest signed one waiting {seconds:.0} s")
+        }
+        _ => "lag not known yet".to_string(),
+    };
+    let detail = format!(
+        "{target}: {} (lease {lease}, immutable {}); {lag}; last success {}",
+        archive["state"].as_str().unwrap_or("unknown"),
+        archive["immutable"],
+        archive["last_success"]
+            .as_str()
+            .unwrap_or("none since the start"),
+    );
+    match archive["state"].as_str() {
+        Some("failing") => Check::fail(
+            "archive",
+            format!(
+                "{detail}; last error: {}",
+                archive["last_error"].as_str().unwrap_or("no detail")
+            ),
+            "fix what the error names (the target's lock, credentials or reachability); the server retries every interval",
+        ),
+        Some("lagging") => Check::warn(
+            "archive",
+            detail,
+            "read the server's log for archive errors; on the server's host `sealtrail doctor --archive-to TARGET`",
+        ),
+        _ => Check::ok("archive", detail),
+    }
 }
 
 /// Each tenant's value of the gauge `name` in an OpenMetrics text.

@@ -18,6 +18,8 @@ Exit status: 0 when no check fails (with --strict: none warns either), 1 otherwi
 
 Against a store (--data DIR, the default, or --database-url URL) every check runs, including a write probe: one audited `sealtrail.doctor.probe` event appended to the _system log through the write path, as `sealtrail tokens create` appends its events (safe while the server runs), then read back and verified.
 
+With --archive-to TARGET (or SEALTRAIL_ARCHIVE_TO, as serve reads it) the archive target is checked too: it answers, keeps objects immutable (S3 Object Lock) unless --archive-allow-unlocked, and how far each log's archive is behind.
+
 Against a running server (--url) only what /health and /metrics publish is checked: not disk usage, key files, schema integrity, the append-only triggers, the database clock, the write probe or a fresh verification. Run doctor on the server's host for those.")]
 pub struct DoctorArgs {
     #[command(flatten)]
@@ -34,12 +36,28 @@ pub struct DoctorArgs {
     /// Exit 1 on warnings too
     #[arg(long)]
     pub strict: bool,
+    /// Also check the archive target serve archives to (a directory or s3://bucket/prefix):
+    /// reachable, Object Lock enabled (or allowed off), and every log's archive lag
+    #[arg(long, value_name = "TARGET", env = "SEALTRAIL_ARCHIVE_TO")]
+    pub archive_to: Option<String>,
+    /// As given to serve: a target without Object Lock is accepted
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "SEALTRAIL_ARCHIVE_ALLOW_UNLOCKED",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub archive_allow_unlocked: Option<bool>,
+    /// As given to serve: the archive lag warns beyond three of these (and at least 5 min)
+    #[arg(long, value_name = "DURATION", env = "SEALTRAIL_ARCHIVE_INTERVAL")]
+    pub archive_interval: Option<String>,
 }
 
 pub fn run(args: DoctorArgs) -> Result<()> {
     let diagnosis = match &args.url {
         Some(url) => remote(url, args.token.as_deref())?,
-        None => local(&args.data)?,
+        None => local(&args)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&diagnosis)?);
@@ -61,11 +79,15 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     Ok(())
 }
 
-fn local(data: &DataArgs) -> Result<Diagnosis> {
+fn local(args: &DoctorArgs) -> Result<Diagnosis> {
+    let data: &DataArgs = &args.data;
     let settings = sealtrail_server::config::Settings {
         data: Some(data.data.clone()),
         database_url: data.database_url.clone(),
         signing_key: data.signing_key.clone(),
+        archive_to: args.archive_to.clone(),
+        archive_allow_unlocked: args.archive_allow_unlocked,
+        archive_interval: args.archive_interval.clone(),
         ..Default::default()
     }
     .resolve()
@@ -80,6 +102,10 @@ fn local(data: &DataArgs) -> Result<Diagnosis> {
         ledger,
         actor: format!("cli:{user}"),
         store_args,
+        archive: settings.archive.map(|settings| doctor::ArchiveRequest {
+            settings,
+            opener: super::serve::target_opener(),
+        }),
     }))
 }
 

@@ -80,7 +80,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: on the embedded store in --data DIR, or on PostgreSQL with --database-url
-    Serve(sealtrail_server::config::Settings),
+    Serve(Box<sealtrail_server::config::Settings>),
     /// Create or update sealtrail's schema in a PostgreSQL database (serve also does it on start)
     Migrate {
         /// The database, as the role that is to own sealtrail's tables
@@ -240,7 +240,7 @@ fn describe(error: &anyhow::Error) -> String {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(settings) => serve::run(settings),
+        Command::Serve(settings) => serve::run(*settings),
         Command::Tokens(command) => tokens::run(command),
         Command::Keys(command) => keys::run(command),
         Command::Note(command) => note::run(command),

@@ -2,6 +2,18 @@
 //! prints the first admin token (once) and the address it listens on.
 
 use anyhow::{Context as _, Result};
+use sealtrail_server::archive::TargetOpener;
+
+/// How `serve` (and `doctor`) open the archive target (`--archive-to`). The server library
+/// opens directories only and does not build the AWS SDK; this is where the binary adds the
+/// targets it links: today the directory opener alone, which refuses `s3://` with a message;
+/// with `sealtrail-s3` linked, an opener that sends `s3://` URLs to its S3 target (with
+/// `spec.retention` and `spec.allow_unlocked`) and everything else to
+/// `sealtrail_server::archive::open_directory`. It is called on the archiver's own thread,
+/// outside any async runtime.
+pub fn target_opener() -> TargetOpener {
+    sealtrail_server::archive::directory_opener()
+}
 
 pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {
     let settings = settings.resolve().map_err(anyhow::Error::msg)?;
@@ -14,7 +26,12 @@ pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {
             settings.storage.data.clone(),
             settings.storage.store.clone(),
         );
-        let app = sealtrail_server::app::Application::build(settings).await?;
+        let app = sealtrail_server::app::Application::build_with_targets(
+            settings,
+            sealtrail_server::clock::Clock::system(),
+            target_opener(),
+        )
+        .await?;
         if let Some(admin) = &app.first_admin_token {
             // Shown once: only its hash is stored.
             println!("admin token (shown once; store it now): {}", admin.token);

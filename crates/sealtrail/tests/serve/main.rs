@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod archive;
 mod crash;
 mod doctor_url;
 mod gap_causes;

@@ -142,11 +142,16 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exposed() {
     assert!(counted.await, "the gap database never counted the event");
     let before_restart = scrape(&client, &server.base).await;
     server.stop();
-    let server = Serve::start(dir.path(), &[]);
+    // With an archive, whose families get their series once it measured a log.
+    let server = Serve::start(
+        dir.path(),
+        &["--archive-to", "archive", "--archive-allow-unlocked"],
+    );
     let mut text = String::new();
     for _ in 0..100 {
         text = scrape(&client, &server.base).await;
-        if text.contains("sealtrail_gaps_open{") {
+        if text.contains("sealtrail_gaps_open{") && text.contains("sealtrail_archive_lag_seconds{")
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
