@@ -34,6 +34,12 @@ pub struct RunArgs {
     /// Archive only this tenant's log (default: every log, _system included)
     #[arg(long)]
     pub tenant: Option<String>,
+    /// How long S3 Object Lock keeps each object written (COMPLIANCE mode), in days
+    #[arg(long, value_name = "DAYS", default_value_t = super::target::DEFAULT_RETENTION_DAYS)]
+    pub retention_days: u64,
+    /// Accept a target that does not keep objects immutable: a directory, or a bucket without Object Lock
+    #[arg(long)]
+    pub allow_unlocked: bool,
     /// Print what was archived as JSON
     #[arg(long)]
     pub json: bool,
@@ -77,7 +83,13 @@ pub(crate) fn chosen_tenants(store: &dyn Store, tenant: Option<&str>) -> Result<
 fn archive_run(args: RunArgs) -> Result<()> {
     let location = args.data.existing_store()?;
     let store = location.open_reader()?;
-    let target = target::open(&args.to, Access::Write)?;
+    let target = target::open(
+        &args.to,
+        Access::Write {
+            allow_unlocked: args.allow_unlocked,
+        },
+        args.retention_days,
+    )?;
     let lock = target.lock_status()?;
     if !lock.immutable && !args.json {
         eprintln!("note: {}: {}", target.describe(), lock.detail);
@@ -155,7 +167,7 @@ fn progress_bar(tenant: &str, quiet: bool) -> indicatif::ProgressBar {
 fn archive_verify(args: CompareArgs) -> Result<()> {
     let location = args.data.existing_store()?;
     let store = location.open_reader()?;
-    let target = target::open(&args.to, Access::Read)?;
+    let target = target::open(&args.to, Access::Read, 0)?;
     let mut reports: Vec<CompareReport> = Vec::new();
     for tenant in chosen_tenants(&*store, args.tenant.as_deref())? {
         let keys = sealtrail_server::verify::log_keys(&args.data.data, &tenant)?;

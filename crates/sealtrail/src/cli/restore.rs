@@ -60,7 +60,7 @@ struct TenantOutcome {
 
 pub fn run(args: RestoreArgs) -> Result<()> {
     let started = Instant::now();
-    let target = target::open(&args.from, Access::Read)?;
+    let target = target::open(&args.from, Access::Read, 0)?;
     let scratch;
     let (location, data_dir) = if args.drill {
         scratch = tempfile::Builder::new()

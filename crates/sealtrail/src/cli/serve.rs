@@ -4,15 +4,10 @@
 use anyhow::{Context as _, Result};
 use sealtrail_server::archive::TargetOpener;
 
-/// How `serve` (and `doctor`) open the archive target (`--archive-to`). The server library
-/// opens directories only and does not build the AWS SDK; this is where the binary adds the
-/// targets it links: today the directory opener alone, which refuses `s3://` with a message;
-/// with `sealtrail-s3` linked, an opener that sends `s3://` URLs to its S3 target (with
-/// `spec.retention` and `spec.allow_unlocked`) and everything else to
-/// `sealtrail_server::archive::open_directory`. It is called on the archiver's own thread,
-/// outside any async runtime.
+/// How `serve` (and `doctor`) open the archive target (`--archive-to`): directories, and
+/// `s3://` through the S3 target this binary links ([`super::target::open_spec`]).
 pub fn target_opener() -> TargetOpener {
-    sealtrail_server::archive::directory_opener()
+    super::target::opener()
 }
 
 pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {

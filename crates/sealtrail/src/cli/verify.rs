@@ -150,7 +150,7 @@ fn verify_archive(args: &VerifyArgs, spec: &str) -> Result<()> {
     use sealtrail_archive::restore::{archived_key, tenants_in};
     use sealtrail_archive::verify::verify_archive;
 
-    let target = super::target::open(spec, super::target::Access::Read)?;
+    let target = super::target::open(spec, super::target::Access::Read, 0)?;
     if args.keys.is_empty() {
         bail!(
             "verifying an archive needs the log's verifier key, obtained out of band: --key VKEY (a file or the key text; `sealtrail keys show` prints it on the server, GET /v1/log/key serves it)"

@@ -49,9 +49,17 @@ fn archive_verify_restore(log: &Log, restore_into: &[&str], dir: &Path) {
     let store: Vec<&str> = store.iter().map(String::as_str).collect();
     let key = verifier_key(&log.data);
 
+    // A directory can be deleted from: it is accepted only when the operator says so.
+    let mut refused = vec!["archive", "run"];
+    refused.extend(&store);
+    refused.extend(["--to", archive]);
+    let (code, _, err) = run(&refused);
+    assert_eq!(code, 1);
+    assert!(err.contains("--allow-unlocked"), "{err}");
+
     let mut args = vec!["archive", "run"];
     args.extend(&store);
-    args.extend(["--to", archive, "--json"]);
+    args.extend(["--to", archive, "--allow-unlocked", "--json"]);
     let (code, json, err) = run(&args);
     assert_eq!(code, 0, "{err}");
     let acme = json["tenants"]
@@ -188,6 +196,7 @@ fn a_changed_archived_entry_is_named_by_archive_verify_and_verify_archive() {
         data,
         "--to",
         archive.to_str().unwrap(),
+        "--allow-unlocked",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");

@@ -6,6 +6,7 @@
 mod support;
 
 mod archive;
+mod archive_s3;
 mod bench;
 mod bench_large;
 mod doctor;
