@@ -196,9 +196,9 @@ pub fn archive_tenant(
         ..RunReport::default()
     };
     // The signed sizes of the log, ascending, each with its note.
-    let signed = signed_checkpoints(store, tenant, &key)?;
+    let signed = signed_checkpoints(store, tenant, state.size)?;
     report.store_size = store.size(tenant)?;
-    let goal = signed.last().map_or(0, |(size, _)| *size);
+    let goal = signed.last().map_or(state.size, |(size, _)| *size);
     progress(Progress {
         archived: state.size,
         goal,
@@ -208,6 +208,15 @@ pub fn archive_tenant(
             check_same_log(store, tenant, target, state.size, &key)?;
         }
         return Ok(report);
+    }
+    // The key must be the log's before anything is written: the newest checkpoint verifies.
+    if let Some((size, note)) = signed.last() {
+        Checkpoint::open(note.as_bytes(), &key).map_err(|e| ArchiveError::Checkpoint {
+            key: format!("the store's checkpoint of {tenant} at size {size}"),
+            message: format!(
+                "it does not verify with the key the archive would be signed with: {e}"
+            ),
+        })?;
     }
     let vkey = format!("{key}\n");
     count(
@@ -245,24 +254,31 @@ pub fn archive_tenant(
     Ok(report)
 }
 
-/// The log's checkpoints as `(size, note)`, ascending, each opened with the log's key.
+/// The log's checkpoints beyond `archived` as `(size, note)`, ascending. Their sizes are read
+/// without checking signatures (a busy log has a checkpoint a second, and only those beyond the
+/// archive matter); each note a step archives is verified with the log's key before it is
+/// written ([`archive_step`]).
 fn signed_checkpoints(
     store: &dyn Store,
     tenant: &str,
-    key: &VerifierKey,
+    archived: u64,
 ) -> Result<Vec<(u64, String)>, ArchiveError> {
     let mut signed = Vec::new();
     for note in store.checkpoints(tenant)? {
-        let checkpoint =
-            Checkpoint::open(note.as_bytes(), key).map_err(|e| ArchiveError::Checkpoint {
+        let size = sealtrail_core::note::parse(note.as_bytes())
+            .ok()
+            .and_then(|n| Checkpoint::parse(&n.text).ok())
+            .map(|c| c.size)
+            .ok_or_else(|| ArchiveError::Checkpoint {
                 key: format!("the store's checkpoints of {tenant}"),
-                message: format!("a stored checkpoint does not verify with the log's key: {e}"),
+                message: "a stored checkpoint is not a signed checkpoint note".into(),
             })?;
-        signed.push((checkpoint.size, note));
+        if size > archived {
+            signed.push((size, note));
+        }
     }
     signed.sort_by_key(|(size, _)| *size);
     signed.dedup_by_key(|(size, _)| *size);
-    signed.retain(|(size, _)| *size > 0);
     Ok(signed)
 }
 
@@ -337,6 +353,18 @@ fn archive_step(
     options: &ArchiveOptions,
     report: &mut RunReport,
 ) -> Result<(), ArchiveError> {
+    let checkpoint = Checkpoint::open(note.as_bytes(), &signer.verifier()).map_err(|e| {
+        ArchiveError::Checkpoint {
+            key: format!("the store's checkpoint of {tenant} at size {to}"),
+            message: format!("it does not verify with the log's key: {e}"),
+        }
+    })?;
+    if checkpoint.size != to {
+        return Err(ArchiveError::Checkpoint {
+            key: format!("the store's checkpoint of {tenant} at size {to}"),
+            message: format!("it is a checkpoint of size {}", checkpoint.size),
+        });
+    }
     let mut files = Vec::new();
     let new_tiles = tiles::new_tiles(from, to);
     for chunk in new_tiles.chunks(options.batch.max(1)) {
