@@ -1091,11 +1091,19 @@ impl GapsReader {
     }
 
     /// Server start and stop records (from any log) received in `[from, to)`, in order.
-    pub fn lifecycle(&self, from: i64, to: i64) -> Result<Vec<LifecycleRecord>, GapsError> {
+    /// The start/stop records of the log `log` (the caller passes `_system`: only sealtrail
+    /// writes there, so a producer posting a `sealtrail.server.stopped` event in its own log
+    /// cannot change what any gap report says about the server).
+    pub fn lifecycle(
+        &self,
+        log: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<LifecycleRecord>, GapsError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, action, instance, audit_stdout, hostname FROM lifecycle WHERE at >= ?1 AND at < ?2 ORDER BY at, seq",
+            "SELECT at, action, instance, audit_stdout, hostname FROM lifecycle WHERE tenant = ?3 AND at >= ?1 AND at < ?2 ORDER BY at, seq",
         )?;
-        let rows = stmt.query_map(params![from, to], |row| {
+        let rows = stmt.query_map(params![from, to, log], |row| {
             Ok(LifecycleRecord {
                 at: row.get(0)?,
                 action: row.get(1)?,

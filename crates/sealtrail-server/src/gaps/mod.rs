@@ -394,6 +394,7 @@ fn tenant_data(reader: &GapsReader, tenant: &str, window: Window) -> Result<Tena
         missing: reader.missing(tenant, window.from, window.to)?,
         sequences: reader.producers(tenant)?,
         lifecycle: reader.lifecycle(
+            crate::tenant::SYSTEM_TENANT,
             window.from - detect::HISTORY_DAYS * 1440 * MINUTE,
             window.to,
         )?,

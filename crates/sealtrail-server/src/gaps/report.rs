@@ -485,7 +485,7 @@ pub(crate) fn sections(
             .filter(|a| a.events > 0.0)
             .collect();
         expected.sort_by(|a, b| b.events.total_cmp(&a.events).then(a.action.cmp(&b.action)));
-        let records = reader.lifecycle(i64::MIN, finding.end + SLACK + 1)?;
+        let records = reader.lifecycle(SYSTEM_TENANT, i64::MIN, finding.end + SLACK + 1)?;
         let server = server_cause(&records, finding.start, finding.end);
         let audit_stdout = audit_stdout_during(&records, finding.start, finding.end);
         // A gap's first silent minute follows the minute of the last event before it, so a

@@ -615,6 +615,17 @@ async fn a_restart_in_the_middle_of_detection_changes_nothing() {
 
     let app = spawn_app_in(dir.clone(), |_| {}).await;
     send(&app, &token, &sent[half..]).await;
+    // A producer cannot speak for the server: a `sealtrail.server.stopped` posted in its own
+    // log is an ordinary event there, not a start/stop record of any gap report.
+    let forged = serde_json::json!({
+        "occurred_at": stamp(clinic.base + 13 * 3_600_000_000),
+        "action": "sealtrail.server.stopped",
+        "outcome": "success",
+        "actor": {"id": "mallory", "type": "service"},
+        "source": {"app": "sealtrail", "instance": "forged-instance"},
+    });
+    let response = app.post_batch(&token, &[forged]).await;
+    assert_eq!(response.status(), 200);
     counted(&app, "clinic").await;
     let (_, report) = get_json(&app, &token, &format!("/v1/gaps?{}", window(clinic.base))).await;
     assert_planted(&clinic, &report);
@@ -652,11 +663,21 @@ async fn a_restart_in_the_middle_of_detection_changes_nothing() {
             .unwrap()
             .unwrap();
     let records: Vec<(String, Option<bool>)> = gaps_db
-        .lifecycle(i64::MIN, i64::MAX)
+        .lifecycle("_system", i64::MIN, i64::MAX)
         .unwrap()
         .into_iter()
         .map(|r| (r.action, r.audit_stdout))
         .collect();
+    let instances: Vec<String> = gaps_db
+        .lifecycle("_system", i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.instance)
+        .collect();
+    assert!(
+        !instances.iter().any(|i| i == "forged-instance"),
+        "{instances:?}"
+    );
     assert_eq!(
         records[..3],
         [
