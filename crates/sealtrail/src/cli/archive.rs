@@ -54,8 +54,10 @@ pub struct CompareArgs {
     /// The archive: a directory or s3://bucket/prefix
     #[arg(long, value_name = "TARGET")]
     pub to: String,
+    /// Compare only this tenant's log (default: every log of the store, _system included)
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Print each log's comparison as JSON
     #[arg(long)]
     pub json: bool,
 }

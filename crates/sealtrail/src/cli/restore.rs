@@ -41,6 +41,7 @@ pub struct RestoreArgs {
     /// Restore into a temporary store, verify, report and delete it
     #[arg(long, conflicts_with_all = ["data", "database_url"])]
     pub drill: bool,
+    /// Print the report (time, entries, each log's verification) as JSON
     #[arg(long)]
     pub json: bool,
 }
