@@ -33,6 +33,9 @@ pub enum Rule {
     Timestamp,
     /// A time further in the future than the server accepts (`occurred_at`).
     Future,
+    /// An `action` in the `sealtrail.` namespace, which only sealtrail's own `_system` log
+    /// may hold (heartbeats, `sealtrail.heartbeat`, excepted).
+    ReservedAction,
     /// Not an IPv4 or IPv6 address.
     Ip,
     /// A number outside the field's range.
@@ -63,7 +66,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 22] = [
         Rule::Syntax,
         Rule::Required,
         Rule::Empty,
@@ -72,6 +75,7 @@ impl Rule {
         Rule::Pattern,
         Rule::Timestamp,
         Rule::Future,
+        Rule::ReservedAction,
         Rule::Ip,
         Rule::Range,
         Rule::MaxLength,
@@ -98,6 +102,7 @@ impl Rule {
             Rule::Pattern => "pattern",
             Rule::Timestamp => "timestamp",
             Rule::Future => "future",
+            Rule::ReservedAction => "reserved_action",
             Rule::Ip => "ip",
             Rule::Range => "range",
             Rule::MaxLength => "max_length",

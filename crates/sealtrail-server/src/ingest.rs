@@ -13,7 +13,9 @@
 //! not in the core's parsing, because it needs the time and the core reads no clock; and not
 //! in the ledger, because it is the producer's mistake to be answered like any other invalid
 //! field, before anything reaches the write path. It is made per event, so in a batch an
-//! event dated in the future rejects only itself.
+//! event dated in the future rejects only itself. An `action` in the `sealtrail.` namespace
+//! is refused the same way (rule `reserved_action`): those are sealtrail's own records, kept
+//! in `_system`; only the heartbeat, `sealtrail.heartbeat`, may be sent by a producer.
 //!
 //! An idempotency key names one event. A retry of that event gets the original receipt
 //! ([`Accepted::Duplicate`]); a different event sent under a key already used is refused
@@ -149,9 +151,11 @@ impl Ingest {
         }
     }
 
-    /// The event as submitted, unless it breaks a rule that depends on the time.
+    /// The event as submitted, unless it breaks a rule that depends on the time or on the
+    /// log it is sent to (a producer's log never holds sealtrail's own actions).
     fn timely(&self, event: Event) -> Result<Event, EventError> {
         event.check_occurred_at(self.clock.now(), self.max_future_skew)?;
+        check_action(&event)?;
         Ok(event)
     }
 
@@ -301,6 +305,29 @@ impl Ingest {
         Ok(results.into_iter().flatten().collect())
     }
 }
+
+/// The `sealtrail.` actions are sealtrail's own records (its start and stop, admin actions,
+/// doctor probes, alerts) and are written only to the `_system` log; a producer sending one
+/// could otherwise pass for sealtrail in its own log. The one a producer may send is the
+/// heartbeat ([`crate::gaps::HEARTBEAT_ACTION`]).
+fn check_action(event: &Event) -> Result<(), EventError> {
+    if event.action.starts_with(RESERVED_ACTION_PREFIX)
+        && event.action != crate::gaps::HEARTBEAT_ACTION
+    {
+        return Err(EventError::new(
+            "action",
+            sealtrail_core::event::Rule::ReservedAction,
+            format!(
+                "actions beginning with {RESERVED_ACTION_PREFIX:?} are sealtrail's own; name yours in your application's namespace (only {:?} may be sent, as a heartbeat)",
+                crate::gaps::HEARTBEAT_ACTION
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The namespace of sealtrail's own actions.
+pub const RESERVED_ACTION_PREFIX: &str = "sealtrail.";
 
 /// What the ledger took, as [`Accepted`]; `None` for a refusal.
 fn accepted(outcome: Outcome) -> Option<Accepted> {
@@ -490,6 +517,57 @@ mod tests {
                 .await,
             Ok(Accepted::Created(_))
         ));
+        ledger.shutdown();
+    }
+
+    #[tokio::test]
+    async fn sealtrails_own_actions_are_refused_from_producers_except_the_heartbeat() {
+        use sealtrail_core::event::Rule;
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        let ingest = Ingest::new(ledger.clone(), Duration::from_secs(3600), Clock::system());
+        let event = |action: &str| {
+            format!(r#"{{"action":"{action}","outcome":"success","actor":{{"id":"u"}}}}"#)
+        };
+        for action in [
+            "sealtrail.server.stopped",
+            "sealtrail.doctor.probe",
+            "sealtrail.",
+        ] {
+            match ingest
+                .event("acme", Some(JSON), None, event(action).as_bytes())
+                .await
+            {
+                Err(IngestError::Event(error)) => {
+                    assert_eq!(
+                        (error.field.as_str(), error.rule),
+                        ("action", Rule::ReservedAction)
+                    );
+                    assert!(error.message.contains("sealtrail.heartbeat"), "{error:?}");
+                }
+                other => panic!("{action} not refused: {other:?}"),
+            }
+        }
+        // In a batch only the reserved one is refused; a heartbeat and look-alikes are taken.
+        let batch = format!(
+            "[{},{},{},{}]",
+            event("sealtrail.heartbeat"),
+            event("sealtrail.server.started"),
+            event("sealtrailer.login"),
+            event("app.sealtrail.export")
+        );
+        let results = ingest
+            .batch("acme", Some(JSON), batch.as_bytes())
+            .await
+            .unwrap();
+        let refused: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(refused, [1]);
         ledger.shutdown();
     }
 

@@ -23,7 +23,7 @@
 //! | `sealtrail_chain_violations_known` | gauge | the verification board, via [`set_known_violations`]: violations known now, across logs (0 once every log verifies whole again) |
 //! | `sealtrail_verification_last_run_timestamp_seconds` | gauge | the verifier, via [`record_verification`]: when a verification last finished (0 before the first) |
 //! | `sealtrail_disk_usage_ratio` | gauge | `GET /metrics`, via [`set_disk_usage`]: used fraction of the data directory's file system |
-//! | `sealtrail_auth_refusals_total{reason}` | counter | every 401 and 403, via [`auth_refused`], by the error code answered (`unauthorized`, `forbidden`, …) |
+//! | `sealtrail_auth_refusals_total{reason}` | counter | every 401 and 403, via [`auth_refused`], by why: `missing_token`, `malformed_header`, `unknown_token`, `revoked`, `missing_scope`, `wrong_tenant`, `reserved_tenant` |
 //! | `sealtrail_gaps_open{tenant,kind}`, `sealtrail_gap_findings_total{tenant,kind}`, `sealtrail_producer_missing_events_total{tenant}`, `sealtrail_producer_silent{tenant}` | gauge, counters, gauge | the gap detector (`crate::gaps::metrics`, which registers them here) |
 //! | `sealtrail_http_connections` | gauge | the accept loop: client connections open now |
 //! | `sealtrail_http_connection_limit` | gauge | the accept loop: `max_connections` |
@@ -361,12 +361,19 @@ impl Metrics {
             disk_usage.clone(),
         );
         let auth_refusals = Family::<ReasonLabel, Counter>::default();
-        for reason in ["unauthorized", "forbidden"] {
+        for reason in [
+            "missing_token",
+            "malformed_header",
+            "unknown_token",
+            "revoked",
+            "missing_scope",
+            "wrong_tenant",
+        ] {
             auth_refusals.get_or_create_owned(&ReasonLabel { reason });
         }
         registry.register(
             "sealtrail_auth_refusals",
-            "Requests refused with 401 or 403, by the error code answered",
+            "Requests refused with 401 or 403, by why (missing_token, unknown_token, revoked, missing_scope, wrong_tenant, ...)",
             auth_refusals.clone(),
         );
         let admin_refusals = Family::<OutcomeLabel, Counter>::default();
@@ -967,7 +974,7 @@ mod tests {
             "sealtrail_chain_violations_known",
             "sealtrail_verification_last_run_timestamp_seconds",
             "sealtrail_disk_usage_ratio",
-            "sealtrail_auth_refusals_total{reason=\"unauthorized\"}",
+            "sealtrail_auth_refusals_total{reason=\"unknown_token\"}",
             "sealtrail_http_connections ",
             "sealtrail_http_connection_limit ",
             "sealtrail_http_timeouts_total{phase=\"header\"}",

@@ -55,7 +55,9 @@ use crate::keys::{KeyFileError, KeyResolver};
 use crate::ledger::Ledger;
 use crate::readers::{ReadFailure, Readers};
 use crate::shutdown::Shutdown;
-use sealtrail_store::{self as store, EntryRef, Location, Store, StoreError, StoreHashes, Tenant};
+use sealtrail_store::{
+    self as store, EntryRef, Integrity, Location, Store, StoreError, StoreHashes, Tenant,
+};
 
 /// The background verifier re-checks at least this many of each log's latest entries per run.
 pub const RECENT_WINDOW: u64 = 10_000;
@@ -490,10 +492,10 @@ pub enum StoreVerifyError {
         data_dir: PathBuf,
         database: PathBuf,
     },
-    /// The store's files are damaged: reported as corruption, before any log is verified,
-    /// because a damaged file makes intact history look tampered with.
+    /// The store's files or schema are damaged: reported as corruption, before any log is
+    /// verified, because a damaged file makes intact history look tampered with.
     #[error(
-        "the store {location} is corrupt (damage to its files, such as a copy taken while the server wrote or a disk fault; not a change to any log): {}; restore the data directory from a backup or the archive, then verify again",
+        "the store {location} is corrupt (damage to its files or its schema, such as a copy taken while the server wrote, a disk fault or a constraint dropped; not a change to any log): {}; restore the data directory from a backup or the archive (a PostgreSQL constraint or index can be recreated by its owner), then verify again",
         problems.join("; ")
     )]
     Corrupt {
@@ -687,7 +689,7 @@ pub fn verify_store(
         }
     })?;
     let conn = conn.as_ref();
-    let problems = conn.integrity_problems()?;
+    let problems = conn.integrity_problems(Integrity::Quick)?;
     if !problems.is_empty() {
         return Err(StoreVerifyError::Corrupt {
             location: shown,
@@ -1089,12 +1091,71 @@ pub async fn run_background(
                 }
                 Err(error) => board.record_pass(Some(error.to_string())),
             }
+            if let Err(error) = board.save(&data_dir) {
+                tracing::warn!(%error, "cannot record the latest verification in the data directory");
+            }
             carried
         });
         match run.await {
             Ok(carried) => progress = carried,
             Err(error) => tracing::error!(%error, "background verification task failed"),
         }
+    }
+}
+
+/// The file in the data directory where the background verifier records its latest pass
+/// (`{"at", "chain", "tenants": {NAME: TenantStatus}}`), so that `sealtrail doctor` on the
+/// server's host can say what the running server last found.
+pub const LATEST_VERIFICATION_FILE: &str = "verification.json";
+
+/// The latest background verification as recorded in [`LATEST_VERIFICATION_FILE`].
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LatestVerification {
+    pub at: String,
+    pub chain: String,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RecordedStatus>,
+}
+
+/// One log's entry in [`LatestVerification`].
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RecordedStatus {
+    pub state: String,
+    pub first_broken_seq: Option<u64>,
+}
+
+/// Reads [`LATEST_VERIFICATION_FILE`] from `data_dir`: `Ok(None)` when no server recorded one.
+pub fn latest_verification(data_dir: &Path) -> std::io::Result<Option<LatestVerification>> {
+    match std::fs::read(data_dir.join(LATEST_VERIFICATION_FILE)) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(std::io::Error::other),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+impl VerificationBoard {
+    /// Records the board in `data_dir` ([`LATEST_VERIFICATION_FILE`]): written whole to a
+    /// temporary file, private to its owner, then renamed over the previous one.
+    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let body = serde_json::json!({
+            "at": crate::clock::Clock::system().now().to_rfc3339(),
+            "chain": self.chain_state().as_str(),
+            "tenants": self.statuses(),
+        });
+        let path = data_dir.join(LATEST_VERIFICATION_FILE);
+        let temp = data_dir.join(format!("{LATEST_VERIFICATION_FILE}.tmp"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(&serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&temp, &path)
     }
 }
 

@@ -268,6 +268,16 @@ impl TokenRecord {
     }
 }
 
+/// How thoroughly [`Store::integrity_problems`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integrity {
+    /// What can be checked in about the time it takes to read the store once
+    /// (`sealtrail verify` runs it before every verification).
+    Quick,
+    /// Everything the engine can check (`sealtrail doctor`).
+    Full,
+}
+
 /// A protection of the log tables that the store's schema installs, and whether it is in
 /// force. See [`Store::protections`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -422,14 +432,20 @@ pub trait Store: Send {
     fn protections(&self) -> Result<Vec<Protection>>;
 
     /// Whether the store's own storage is sound, as its engine can tell: what its integrity
-    /// check reports, empty when it finds nothing. This is damage to the files (a copy taken
-    /// while the server wrote, a disk fault), not a change to the log, and callers report it
-    /// as such before they verify any log: a corrupt file can make intact history look
-    /// tampered with. The embedded store runs SQLite's `PRAGMA quick_check` (a full read of
-    /// every page, without cross-checking index contents against their tables); PostgreSQL
-    /// detects damaged pages itself (with data checksums on) when it reads them, so it reports
-    /// nothing here.
-    fn integrity_problems(&self) -> Result<Vec<String>> {
+    /// check reports, empty when it finds nothing. This is damage to the files or the schema
+    /// (a copy taken while the server wrote, a disk fault, a constraint someone dropped), not
+    /// a change to the log, and callers report it as such before they verify any log: a
+    /// corrupt file can make intact history look tampered with.
+    ///
+    /// The embedded store runs SQLite's `PRAGMA quick_check` ([`Integrity::Quick`]: a read of
+    /// every page, without cross-checking indexes against their tables) or `PRAGMA
+    /// integrity_check` ([`Integrity::Full`]: the cross-checks too, several times slower).
+    /// PostgreSQL detects damaged pages itself (with data checksums on) when it reads them;
+    /// it checks its catalog: every table of the schema present with its keys and unique
+    /// constraints, every index valid, and — with [`Integrity::Full`], when the database has
+    /// the `amcheck` extension — each b-tree index's structure (`bt_index_check`).
+    fn integrity_problems(&self, depth: Integrity) -> Result<Vec<String>> {
+        let _ = depth;
         Ok(Vec::new())
     }
 

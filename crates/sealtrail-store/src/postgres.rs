@@ -30,9 +30,11 @@ use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
-    BadValue, EntryRow, NewEntry, Protection, Restore, Result, Store, StoreError, StoredCheckpoint,
-    Tenant, TokenRecord,
+    BadValue, EntryRow, Integrity, NewEntry, Protection, Restore, Result, Store, StoreError,
+    StoredCheckpoint, Tenant, TokenRecord,
 };
+
+mod catalog;
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -1267,6 +1269,10 @@ impl Store for PgStore {
             row.try_get::<_, bool>(0)
         })?;
         Ok(held.unwrap_or(false))
+    }
+
+    fn integrity_problems(&self, depth: Integrity) -> Result<Vec<String>> {
+        catalog::problems(self, depth)
     }
 
     fn protections(&self) -> Result<Vec<Protection>> {

@@ -27,8 +27,8 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use self::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use super::{
-    BadValue, EntryRef, EntryRow, NewEntry, Protection, ReadNesting, Restore, Result, Store,
-    StoreError, StoredCheckpoint, Tenant, TokenRecord,
+    BadValue, EntryRef, EntryRow, Integrity, NewEntry, Protection, ReadNesting, Restore, Result,
+    Store, StoreError, StoredCheckpoint, Tenant, TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
@@ -591,15 +591,16 @@ impl Store for SqliteStore {
         self.write(|| self.write_revoke_token(id, revoked_at))
     }
 
-    fn integrity_problems(&self) -> Result<Vec<String>> {
+    fn integrity_problems(&self, depth: Integrity) -> Result<Vec<String>> {
         // At most 20 problems: enough to say what is damaged, bounded on a ruined file.
-        let checked = self
-            .conn
-            .prepare("PRAGMA quick_check(20)")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |row| row.get::<_, String>(0))?
-                    .collect::<std::result::Result<Vec<String>, _>>()
-            });
+        let pragma = match depth {
+            Integrity::Quick => "PRAGMA quick_check(20)",
+            Integrity::Full => "PRAGMA integrity_check(20)",
+        };
+        let checked = self.conn.prepare(pragma).and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<std::result::Result<Vec<String>, _>>()
+        });
         match checked {
             Ok(lines) => Ok(lines.into_iter().filter(|line| line != "ok").collect()),
             // A file too damaged to check at all is the clearest answer of the check.

@@ -53,6 +53,20 @@ impl TestDatabase {
         })
     }
 
+    /// A fresh, empty database on the server at `server_url` (a cluster of the test's own),
+    /// dropped when it goes out of scope if that server still runs.
+    pub fn create_on(server_url: &str, test: &str) -> TestDatabase {
+        let name = unique_name();
+        crate::postgres::create_database(server_url, &name).unwrap_or_else(|e| {
+            panic!("{test}: cannot create database {name} on {server_url}: {e}")
+        });
+        TestDatabase {
+            url: crate::postgres::with_database(server_url, &name),
+            server_url: server_url.to_string(),
+            name,
+        }
+    }
+
     /// A new test database with this one's contents (`CREATE DATABASE … TEMPLATE`), dropped
     /// in turn when it goes out of scope. Nobody may be connected to this one meanwhile.
     pub fn copy(&self) -> TestDatabase {

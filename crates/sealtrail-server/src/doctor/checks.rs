@@ -8,7 +8,7 @@ use sealtrail_core::Timestamp;
 use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::hash::leaf_hash;
 use sealtrail_core::note;
-use sealtrail_store::{DataDir, Location, Store};
+use sealtrail_store::{DataDir, Integrity, Location, Store};
 
 use super::{
     CHECKPOINT_STALE_SECS, CLOCK_SKEW_FAIL_SECS, CLOCK_SKEW_WARN_SECS, Check, DISK_FAIL_PERCENT,
@@ -69,7 +69,7 @@ pub(super) fn schema(conn: &dyn Store, request: &LocalRequest) -> Check {
             );
         }
     };
-    let problems = match conn.integrity_problems() {
+    let problems = match conn.integrity_problems(Integrity::Full) {
         Ok(problems) => problems,
         Err(error) => vec![error.to_string()],
     };
@@ -90,8 +90,10 @@ pub(super) fn schema(conn: &dyn Store, request: &LocalRequest) -> Check {
     }
     let (found, known) = versions;
     let engine = match conn.kind() {
-        "postgres" => "PostgreSQL checks pages as it reads them",
-        _ => "SQLite quick_check ok",
+        "postgres" => {
+            "PostgreSQL catalog sound (every table, key, unique constraint and index in place and valid; b-tree structure too where amcheck is installed)"
+        }
+        _ => "SQLite integrity_check ok",
     };
     if found < known {
         let remedy = match conn.kind() {
@@ -719,18 +721,49 @@ pub(super) fn chain(conn: &dyn Store, data_dir: &Path, request: &LocalRequest) -
             Err(error) => broken.push(format!("{}: {error}", tenant.name)),
         }
     }
+    // What the server's background verifier last recorded in the data directory.
+    let background = match crate::verify::latest_verification(data_dir) {
+        Ok(Some(latest)) => {
+            let violated: Vec<String> = latest
+                .tenants
+                .iter()
+                .filter(|(_, status)| status.state == "violated")
+                .map(|(tenant, status)| match status.first_broken_seq {
+                    Some(seq) => format!("{tenant} from seq {seq}"),
+                    None => tenant.clone(),
+                })
+                .collect();
+            if latest.chain == "violated" {
+                broken.push(format!(
+                    "the server's background verification at {} found the chain violated{}",
+                    latest.at,
+                    if violated.is_empty() {
+                        " (it could not verify)".to_string()
+                    } else {
+                        format!(": {}", violated.join(", "))
+                    }
+                ));
+            }
+            format!(
+                "; the server's latest background verification, at {}: {}",
+                latest.at, latest.chain
+            )
+        }
+        Ok(None) => "; no background verification recorded here (the server writes one to verification.json after each pass)".to_string(),
+        Err(error) => format!("; the latest background verification cannot be read: {error}"),
+    };
     if broken.is_empty() {
         Check::ok(
             "chain",
             format!(
-                "the latest {RECENT_ENTRIES} entries of each of {} logs verify ({checked} checked)",
+                "the latest {RECENT_ENTRIES} entries of each of {} logs verify ({checked} checked){background}",
                 tenants.len()
             ),
         )
     } else {
         Check::fail(
             "chain",
-            format!("violations: {}", broken.join("; ")),
+            format!("violations: {}{background}", broken.join("; ")),
             format!(
                 "sealtrail verify {} --tenant TENANT for the full report; entries lost from the store can be put back with `sealtrail replay`",
                 request.store_args

@@ -13,7 +13,7 @@
 //! | check | fails or warns when |
 //! | --- | --- |
 //! | `store` | the store cannot be opened for reading (fail) |
-//! | `schema` | the store's integrity check finds damage (fail); its schema is older than this build's (warn) |
+//! | `schema` | the store's integrity check finds damage — SQLite's `integrity_check`; on PostgreSQL a table, key, unique constraint or index missing or invalid in the catalog, or a b-tree `amcheck` finds damaged where that extension is installed (fail); its schema is older than this build's (warn) |
 //! | `protections` | an append-only trigger is missing or disabled (fail) |
 //! | `permissions` | a database or key file is readable by other users, or a key file is not 0600 (fail); the data directory or a database is otherwise open to others (warn) |
 //! | `disk` | the data directory's file system is 75 % full (warn) or 85 % (fail) |
@@ -25,7 +25,7 @@
 //! | `archive` | only with an archive target (`--archive-to`): the target cannot be opened or does not answer (fail); it does not keep objects immutable (S3 Object Lock) and `--archive-allow-unlocked` is not given (fail); a log's archive cannot be read with the log's key (fail); the oldest signed entry not archived has waited longer than three archive intervals, and at least five minutes (warn) |
 //! | `spool` | events wait in the local spool (warn), the oldest for more than [`SPOOL_AGE_FAIL_SECS`] (fail) |
 //! | `write_probe` | appending `sealtrail.doctor.probe` to the `_system` log through the write path, reading it back and checking it against its receipt and stored hash fails (fail) |
-//! | `chain` | verification of each log's latest [`RECENT_ENTRIES`] entries finds a violation (fail) |
+//! | `chain` | verification of each log's latest [`RECENT_ENTRIES`] entries finds a violation, or the running server's background verifier recorded one in `DIR/verification.json` (fail); the detail says when that verifier last ran |
 //!
 //! The write probe is a real, audited event in `_system` (never a row in a tenant's log),
 //! appended through [`crate::ledger::Ledger`] exactly as `sealtrail tokens create` appends its
@@ -364,5 +364,46 @@ mod tests {
         assert_eq!(status("checkpoints"), Some(Status::Warn));
         assert_eq!(status("index"), Some(Status::Ok));
         assert_eq!(diagnosis.status, Status::Fail);
+    }
+
+    #[test]
+    fn a_degraded_server_is_not_a_table_of_oks() {
+        // Degraded by an open gap and a nearly full disk: the server row warns, and the rows
+        // that say why are there.
+        let health = serde_json::json!({"status": "degraded", "checks": {
+            "store": "ok", "audit": "active", "audit_log_count_5m": 3, "chain": "valid",
+            "protections": "intact", "disk": {"used_ratio": 0.8, "status": "warning"},
+            "spool": {"depth": 0, "oldest_age_seconds": null}, "gaps_open": 2}});
+        let diagnosis = remote::assess("http://h", Ok(health), Ok(String::new()));
+        let row = |name: &str| diagnosis.checks.iter().find(|c| c.name == name).unwrap();
+        assert_eq!(row("server").status, Status::Warn);
+        assert_eq!(row("gaps").status, Status::Warn);
+        assert!(
+            row("gaps").detail.starts_with("2 gap findings open"),
+            "{:?}",
+            row("gaps")
+        );
+        assert_eq!(row("disk").status, Status::Warn);
+        assert!(
+            row("disk").detail.contains("80 % used"),
+            "{:?}",
+            row("disk")
+        );
+        assert_eq!(row("protections").status, Status::Ok);
+        assert_eq!(diagnosis.status, Status::Warn);
+
+        // A dropped trigger and a full disk: the server is failing, and so are those rows.
+        let health = serde_json::json!({"status": "failing", "checks": {
+            "store": "ok", "audit": "active", "audit_log_count_5m": 3, "chain": "valid",
+            "protections": "missing", "protections_missing": ["entries_no_delete"],
+            "disk": {"used_ratio": 0.9, "status": "critical"},
+            "spool": {"depth": 0, "oldest_age_seconds": null}, "gaps_open": 0}});
+        let diagnosis = remote::assess("http://h", Ok(health), Ok(String::new()));
+        let row = |name: &str| diagnosis.checks.iter().find(|c| c.name == name).unwrap();
+        assert_eq!(row("server").status, Status::Fail);
+        assert_eq!(row("protections").status, Status::Fail);
+        assert!(row("protections").detail.contains("entries_no_delete"));
+        assert_eq!(row("disk").status, Status::Fail);
+        assert_eq!(row("gaps").status, Status::Ok);
     }
 }

@@ -2,17 +2,18 @@
 //! bodies of its `GET /health` and `GET /metrics` (fetched by the caller; this module does no
 //! I/O).
 //!
-//! What it can tell: whether the server answers; its store check (a read of the store and an
-//! fsync'd file in its data directory); whether audit writes fail; the background verifier's
-//! chain state; the spool's depth and age; the index lag; the permissions warning `/health`
+//! What it can tell: whether the server answers and its overall status (`degraded` warns,
+//! `failing` fails); its store check (a read of the store and an fsync'd file in its data
+//! directory); whether audit writes fail; the background verifier's chain state; the
+//! append-only triggers as the server finds them; its data directory's disk usage; the gap
+//! findings open; the spool's depth and age; the index lag; the permissions warning `/health`
 //! carries; the background archiver's state (`archive`, when the server archives); and, from
 //! `/metrics`, each log's checkpoint age and the entries beyond its latest checkpoint — the
 //! local check's rule: a log warns when it has entries beyond a checkpoint older than
 //! [`CHECKPOINT_STALE_SECS`] (or entries and no checkpoint), so a quiet log whose checkpoint is
 //! old is not flagged.
 //!
-//! What it cannot: disk usage as a percentage, key files, the schema and integrity check, the
-//! append-only triggers, the database's clock, a write probe into `_system`, or a fresh
+//! What it cannot: key files, the schema and integrity check, the database's clock, a write probe into `_system`, or a fresh
 //! verification of a chosen range. Run `sealtrail doctor --data DIR` or `--database-url URL`
 //! on the server's host for those.
 
@@ -43,13 +44,7 @@ pub fn assess(
         }
     };
     let checks = &health["checks"];
-    out.push(Check::ok(
-        "server",
-        format!(
-            "{url} answers; status {}",
-            health["status"].as_str().unwrap_or("unknown")
-        ),
-    ));
+    out.push(server_status(url, health["status"].as_str()));
     match checks["store"].as_str() {
         Some("ok") => out.push(Check::ok(
             "store",
@@ -108,6 +103,9 @@ pub fn assess(
             "sealtrail verify",
         )),
     }
+    out.push(protections_check(checks));
+    out.push(disk_check(&checks["disk"]));
+    out.push(gaps_check(&checks["gaps_open"]));
     let depth = checks["spool"]["depth"].as_u64().unwrap_or(0);
     let age = checks["spool"]["oldest_age_seconds"].as_f64();
     let spool_remedy = "make PostgreSQL reachable again: the server drains the spool in order";
@@ -156,6 +154,91 @@ pub fn assess(
         )),
     }
     Diagnosis::new(out)
+}
+
+/// The `server` row: it answers, and its overall status — `degraded` warns and `failing`
+/// fails, so a server that is not healthy never makes a table of `ok`s.
+fn server_status(url: &str, status: Option<&str>) -> Check {
+    let detail = format!("{url} answers; status {}", status.unwrap_or("unknown"));
+    match status {
+        Some("healthy") => Check::ok("server", detail),
+        Some("failing") => Check::fail(
+            "server",
+            detail,
+            "the failing rows below name the cause; `sealtrail doctor --data DIR` on its host for the rest",
+        ),
+        _ => Check::warn("server", detail, "the rows below that warn name the cause"),
+    }
+}
+
+/// The `protections` row from `/health`'s `protections` and `protections_missing`.
+fn protections_check(checks: &Value) -> Check {
+    match checks["protections"].as_str() {
+        Some("intact") => Check::ok(
+            "protections",
+            "the server finds its store's append-only triggers in force",
+        ),
+        Some("missing") => {
+            let missing: Vec<&str> = checks["protections_missing"]
+                .as_array()
+                .map(|names| names.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            Check::fail(
+                "protections",
+                format!("append-only triggers missing: {}", missing.join(", ")),
+                "find out who removed them (the database's own log), then on the server's host `sealtrail migrate --database-url URL` or restart `sealtrail serve` (it recreates them) and `sealtrail verify` with checkpoints kept elsewhere",
+            )
+        }
+        other => Check::warn(
+            "protections",
+            format!(
+                "the server cannot tell ({})",
+                other.unwrap_or("not reported")
+            ),
+            "on the server's host: `sealtrail doctor --data DIR` (or --database-url URL)",
+        ),
+    }
+}
+
+/// The `disk` row from `/health`'s `disk`: its thresholds are the local check's.
+fn disk_check(disk: &Value) -> Check {
+    let remedy = "free space or grow the volume holding the data directory; `sealtrail archive run` then a retention prune once archived";
+    let Some(ratio) = disk["used_ratio"].as_f64() else {
+        return Check::warn(
+            "disk",
+            "the server cannot measure its data directory's file system",
+            "on the server's host: `df -h DIR`",
+        );
+    };
+    let detail = format!(
+        "the data directory's file system is {:.0} % used",
+        ratio * 100.0
+    );
+    match disk["status"].as_str() {
+        Some("critical") => Check::fail("disk", detail, remedy),
+        Some("warning") => Check::warn("disk", detail, remedy),
+        _ => Check::ok("disk", detail),
+    }
+}
+
+/// The `gaps` row from `/health`'s `gaps_open`.
+fn gaps_check(open: &Value) -> Check {
+    match open.as_u64() {
+        Some(0) => Check::ok("gaps", "no gap finding open"),
+        Some(n) => Check::warn(
+            "gaps",
+            format!(
+                "{} open (ongoing, or ended within the last hour)",
+                count(n, "gap finding", "gap findings")
+            ),
+            "`GET /v1/gaps` names them; on the server's host `sealtrail gaps report --tenant T --from --to` for the write-up",
+        ),
+        None => Check::warn(
+            "gaps",
+            "the server does not report its gap findings",
+            "upgrade the server",
+        ),
+    }
 }
 
 /// The `archive` check from `/health`'s `archive` section.

@@ -4,8 +4,9 @@
 //! milliseconds, and on a 4xx or 5xx the error code and rule the body names. Never a header,
 //! a token or anything of the body: what an event says stays in the log it was written to.
 //!
-//! Every 401 and 403 is also counted in `sealtrail_auth_refusals_total{reason}`, by the error
-//! code answered.
+//! Every 401 and 403 is also counted in `sealtrail_auth_refusals_total{reason}`, by why
+//! ([`refusal_reason`]): `missing_token`, `malformed_header`, `unknown_token`, `revoked`
+//! (401), `missing_scope`, `wrong_tenant`, `reserved_tenant` (403).
 //!
 //! The tenant reaches this layer through a [`TenantSlot`] the layer puts into the request and
 //! [`super::Caller`] fills when it authenticates; the error through the [`ErrorSummary`]
@@ -54,12 +55,7 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
     let summary = response.extensions().get::<ErrorSummary>().copied();
     if status == axum::http::StatusCode::UNAUTHORIZED || status == axum::http::StatusCode::FORBIDDEN
     {
-        let fallback = if status == axum::http::StatusCode::UNAUTHORIZED {
-            "unauthorized"
-        } else {
-            "forbidden"
-        };
-        metrics::auth_refused(summary.map_or(fallback, |s| s.error));
+        metrics::auth_refused(refusal_reason(status, summary));
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     let tenant = slot.0.get().map(String::as_str);
@@ -88,4 +84,23 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// The `reason` label of a 401 or 403: for a 401 (whose error code is always `unauthorized`)
+/// the rule that refused the token, named for the operator; for a 403 its error code. Both
+/// come from fixed sets, so the label is bounded.
+pub fn refusal_reason(
+    status: axum::http::StatusCode,
+    summary: Option<ErrorSummary>,
+) -> &'static str {
+    if status == axum::http::StatusCode::UNAUTHORIZED {
+        match summary.and_then(|s| s.rule) {
+            Some("required") => "missing_token",
+            Some("format") => "malformed_header",
+            Some(rule) => rule,
+            None => "unauthorized",
+        }
+    } else {
+        summary.map_or("forbidden", |s| s.error)
+    }
 }

@@ -20,7 +20,7 @@ Against a store (--data DIR, the default, or --database-url URL) every check run
 
 With --archive-to TARGET (or SEALTRAIL_ARCHIVE_TO, as serve reads it) the archive target is checked too: it answers, keeps objects immutable (S3 Object Lock) unless --archive-allow-unlocked, and how far each log's archive is behind.
 
-Against a running server (--url) only what /health and /metrics publish is checked: not disk usage, key files, schema integrity, the append-only triggers, the database clock, the write probe or a fresh verification. Run doctor on the server's host for those.")]
+Against a running server (--url) only what /health and /metrics publish is checked (its status, store, audit writes, chain, append-only triggers, disk, open gaps, spool, index, permissions, archive, checkpoints): not key files, schema integrity, the database clock, the write probe or a fresh verification. Run doctor on the server's host for those.")]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub data: DataArgs,

@@ -1,6 +1,6 @@
 //! `sealtrail doctor` run as an operator runs it, on a healthy embedded store and on stores
 //! with one thing wrong each: a dropped trigger, a database others can read, a full disk, an
-//! unreachable PostgreSQL — and on a healthy PostgreSQL store.
+//! stopped PostgreSQL, a dropped constraint — and on a healthy PostgreSQL store.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -9,6 +9,7 @@ use std::process::Output;
 use sealtrail_store::{DataDir, Location};
 use serde_json::Value;
 
+use crate::support::cluster::Cluster;
 use crate::support::sealtrail_here as sealtrail;
 use crate::support::tamper::Log;
 use crate::support::{TestDatabase, disk};
@@ -250,36 +251,93 @@ fn a_database_others_can_read_fails_and_an_open_directory_warns() {
     );
 }
 
+/// The database really stopped (`pg_ctl stop`) under a store with a log in it: the store check
+/// fails with the command to run, the checks that need no database still run, and once
+/// PostgreSQL is started again the same command finds the store as it was.
 #[test]
-fn an_unreachable_postgresql_fails_the_store_check_and_still_prints_the_table() {
-    // Nothing listens on port 1.
-    let url = "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=2";
+fn a_stopped_postgresql_fails_the_store_check_and_still_prints_the_table() {
+    let test = "a_stopped_postgresql_fails_the_store_check_and_still_prints_the_table";
+    let Some(mut cluster) = Cluster::start(test) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
-    let (code, report, _) = doctor(&["--data", data, "--database-url", url], &[]);
+    let db = TestDatabase::create_on(&cluster.url(), test);
+    let log = Log::build(dir.path().join("data"), Some(db));
+    let url = format!("{}?connect_timeout=5", log.url().unwrap());
+    let data = log.data.to_str().unwrap();
+    cluster.stop();
+
+    let (code, report, _) = doctor(&["--data", data, "--database-url", &url], &[]);
     assert_eq!(code, 1);
     assert_eq!(report["status"], "fail");
     let store = check(&report, "store");
     assert_eq!(store["status"], "fail");
-    assert!(
-        store["detail"].as_str().unwrap().contains("127.0.0.1:1"),
-        "{store}"
-    );
+    let port = format!("127.0.0.1:{}", cluster.port());
+    assert!(store["detail"].as_str().unwrap().contains(&port), "{store}");
     assert!(
         store["remedy"].as_str().unwrap().contains("pg_isready"),
         "{store}"
     );
-    // The checks that need no store ran all the same.
+    // The checks that need no store ran all the same, and found the key files private.
     for name in ["permissions", "disk", "spool"] {
         check(&report, name);
     }
+    assert_eq!(check(&report, "permissions")["status"], "ok", "{report:#}");
 
-    let table = sealtrail(&["doctor", "--data", data, "--database-url", url]);
+    let table = sealtrail(&["doctor", "--data", data, "--database-url", &url]);
     assert_eq!(table.status.code(), Some(1));
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("store") && text.contains("fail"), "{text}");
     assert!(text.ends_with("status: fail\n"), "{text}");
+
+    cluster.start_again();
+    let (code, report, out) = doctor(&["--data", data, "--database-url", &url], &[]);
+    assert_healthy(
+        &report,
+        code,
+        &String::from_utf8_lossy(&out.stderr),
+        &log.data,
+    );
+}
+
+/// A unique constraint dropped from the schema (then two entries could share an id) is damage
+/// the PostgreSQL catalog check finds: `schema` fails, and `verify` refuses to vouch for the
+/// store.
+#[test]
+fn a_dropped_constraint_fails_the_schema_check_on_postgresql() {
+    let test = "a_dropped_constraint_fails_the_schema_check_on_postgresql";
+    let Some(db) = TestDatabase::create(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::build(dir.path().join("data"), Some(db));
+    let url = log.url().unwrap().to_string();
+    let data = log.data.to_str().unwrap();
+    log.db
+        .as_ref()
+        .unwrap()
+        .connect()
+        .batch_execute("ALTER TABLE entries DROP CONSTRAINT entries_by_id")
+        .unwrap();
+
+    let (code, report, _) = doctor(&["--data", data, "--database-url", &url], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let schema = check(&report, "schema");
+    assert_eq!(schema["status"], "fail", "{schema}");
+    assert!(
+        schema["detail"]
+            .as_str()
+            .unwrap()
+            .contains("constraint entries_by_id on entries is missing"),
+        "{schema}"
+    );
+    let verified = sealtrail(&["verify", "--data", data, "--database-url", &url]);
+    assert_eq!(verified.status.code(), Some(1), "{verified:?}");
+    let stderr = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        stderr.contains("is corrupt") && stderr.contains("constraint entries_by_id"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -331,6 +389,49 @@ fn a_healthy_postgresql_store_passes_every_check() {
     );
     let entry = last_system_entry(&log.data, Some(&url));
     assert_eq!(entry["action"], "sealtrail.doctor.probe");
+}
+
+/// What the running server's background verifier recorded in the data directory counts: a
+/// violation it found fails the chain check even when the recent entries verify now.
+#[test]
+fn a_violation_the_background_verifier_recorded_fails_the_chain_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::build(dir.path().join("data"), None);
+    let data = log.data.to_str().unwrap();
+    let (code, report, _) = doctor(&["--data", data], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let chain = check(&report, "chain");
+    assert!(
+        chain["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no background verification recorded here"),
+        "{chain}"
+    );
+
+    std::fs::write(
+        log.data.join("verification.json"),
+        r#"{"at": "2026-12-03T03:00:00Z", "chain": "violated", "tenants": {"acme": {"state": "violated", "last_run": "2026-12-03T03:00:00Z", "rows_checked": 200, "first_broken_seq": 12, "violation_count": 1}}}"#,
+    )
+    .unwrap();
+    let (code, report, _) = doctor(&["--data", data], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let chain = check(&report, "chain");
+    assert_eq!(chain["status"], "fail", "{chain}");
+    let detail = chain["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "the server's background verification at 2026-12-03T03:00:00Z found the chain violated: acme from seq 12"
+        ),
+        "{detail}"
+    );
+    assert!(
+        chain["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("sealtrail verify"),
+        "{chain}"
+    );
 }
 
 /// A producer that skipped 17 sequence numbers just now is an open gap: a warning naming the

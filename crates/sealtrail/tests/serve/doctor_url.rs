@@ -178,6 +178,9 @@ async fn doctor_url_reads_a_running_server_and_tells_a_quiet_log_from_a_growing_
         "store",
         "audit",
         "chain",
+        "protections",
+        "disk",
+        "gaps",
         "spool",
         "index",
         "permissions",
@@ -185,6 +188,18 @@ async fn doctor_url_reads_a_running_server_and_tells_a_quiet_log_from_a_growing_
     ] {
         assert_eq!(row(&table, check).0, "ok", "{check}:\n{table}");
     }
+    assert!(row(&table, "disk").1.contains("% used"), "{table}");
+
+    // On the server's host, the doctor also says what the background verifier last found.
+    let local = sealtrail(&["doctor", "--data", "data"], dir.path());
+    let local_table = String::from_utf8(local.stdout).unwrap();
+    let (status, detail) = row(&local_table, "chain");
+    assert_eq!(status, "ok", "{local_table}");
+    assert!(
+        detail.contains("the server's latest background verification, at ")
+            && detail.ends_with(": valid"),
+        "{local_table}"
+    );
     assert!(
         row(&table, "server")
             .1

@@ -227,15 +227,28 @@ async fn requests_are_logged_as_json_lines_with_their_route_and_never_a_token() 
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    let anonymous = client
+        .get(format!("{base}/v1/events/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    // Each refusal is counted by why, so a revoked token is told from a typo or a missing one.
     let metrics = scrape(&client, base).await;
-    assert_eq!(
-        sample(
-            &metrics,
-            "sealtrail_auth_refusals_total{reason=\"unauthorized\"}"
-        ),
-        Some(1.0),
-        "{metrics}"
-    );
+    for (reason, count) in [
+        ("unknown_token", 1.0),
+        ("missing_token", 1.0),
+        ("revoked", 0.0),
+    ] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("sealtrail_auth_refusals_total{{reason=\"{reason}\"}}")
+            ),
+            Some(count),
+            "{reason}: {metrics}"
+        );
+    }
 
     let stderr = server.stderr();
     server.stop();

@@ -1,10 +1,12 @@
 //! Shared by both test binaries of the `sealtrail` binary (`commands`, `serve`): the binary run
 //! as a user runs it, a real `sealtrail serve` process ([`serve`]), a damaged store
-//! ([`tamper`]), a full disk ([`disk`]), and a PostgreSQL database of their own
+//! ([`tamper`]), a full disk ([`disk`]), a PostgreSQL server that can be stopped ([`cluster`]), and a
+//! PostgreSQL database of their own
 //! ([`TestDatabase`], from the store crate's suite harness).
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod disk;
 pub mod serve;
 pub mod tamper;
