@@ -204,11 +204,15 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn minutes_text(minutes: i64) -> String {
-    if minutes % 60 == 0 && minutes >= 60 {
-        format!("{} h", minutes / 60)
-    } else {
-        format!("{minutes} min")
+/// A duration in whole minutes as people write it: `45 min`, `2 h`, `8 h 40 min`, `3 d 2 h`.
+pub(super) fn minutes_text(minutes: i64) -> String {
+    let (days, hours, mins) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    match (days, hours, mins) {
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
     }
 }
 
@@ -473,14 +477,15 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
             missing: None,
             confidence: round3(1.0 - (-((hi - since) as f64) / interval).exp()),
             detail: format!(
-                "{name} last seen in the minute before {}, usually active every {:.1} min; silent for {}{}",
-                ts(s),
+                "{name} last seen in the minute starting {}, usually active every {:.1} min; silent for {}{}",
+                ts(producer.last_minute * MINUTE),
                 interval,
                 minutes_text(hi - since),
                 if ongoing { " and counting" } else { "" }
             ),
             evidence: serde_json::json!({
-                "last_seen": ts(s),
+                // Counters are kept by the minute: the minute of its last event.
+                "last_seen": ts(producer.last_minute * MINUTE),
                 "usual_interval_seconds": round3(interval * 60.0),
                 "active_minutes_last_day": producer.active_minutes,
                 "allowed_silence_seconds": allowed * 60,
@@ -495,6 +500,15 @@ pub fn detect(data: &TenantData, window: Window, rules: &GapRules) -> Vec<Findin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(minutes_text(7), "7 min");
+        assert_eq!(minutes_text(120), "2 h");
+        assert_eq!(minutes_text(520), "8 h 40 min");
+        assert_eq!(minutes_text(1440), "1 d");
+        assert_eq!(minutes_text(1440 * 3 + 125), "3 d 2 h");
+    }
 
     fn minute(minute: i64, events: i64) -> Minute {
         Minute {

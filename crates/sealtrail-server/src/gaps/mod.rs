@@ -367,14 +367,105 @@ impl Gaps {
             Some(reader) => report::sections(&reader, tenant, findings.gaps)?,
             None => Vec::new(),
         };
+        let previous = self.previous_gaps(tenant, findings.from)?;
         Ok(IncidentReport {
             tenant: tenant.to_string(),
             from: findings.from,
             to: findings.to,
             generated_at: self.clock.now(),
             sections,
+            previous,
             audit_stdout,
         })
+    }
+
+    /// The gap findings of `tenant` in the [`PREVIOUS_DAYS`] before `before`, by kind: the
+    /// HIPAA template's "previous gaps in the last 12 months", where a pattern shows a
+    /// systemic issue. Judged window by window (each at most [`MAX_WINDOW_DAYS`] days); a
+    /// gap that runs across two windows is found as two findings, one ending where the next
+    /// begins, and counted once.
+    pub fn previous_gaps(
+        &self,
+        tenant: &str,
+        before: Timestamp,
+    ) -> Result<PreviousGaps, GapsRequestError> {
+        let to = before.unix_micros();
+        let from = to - PREVIOUS_DAYS * 1440 * MINUTE;
+        let mut previous = PreviousGaps {
+            from: Timestamp::from_unix_micros(from)
+                .map_err(|e| invalid("from", "range", e.to_string()))?,
+            to: before,
+            by_kind: Kind::ALL.iter().map(|k| (k.as_str(), 0)).collect(),
+            by_impact: [Impact::Low, Impact::Medium, Impact::High]
+                .iter()
+                .map(|i| (i.as_str(), 0))
+                .collect(),
+            without_history: 0,
+        };
+        let Some(reader) = GapsReader::open(&self.path)? else {
+            return Ok(previous);
+        };
+        let now = self.clock.now().unix_micros();
+        let rules = self.config.rules(tenant);
+        let step = (MAX_WINDOW_DAYS - 1) * 1440 * MINUTE;
+        let mut ended_at_boundary: Vec<(Kind, Option<Producer>)> = Vec::new();
+        let mut start = from;
+        while start < to {
+            let end = (start + step).min(to);
+            let window = Window {
+                from: start,
+                to: end,
+                now,
+            };
+            let data = tenant_data(&reader, tenant, window)?;
+            let findings = detect::detect(&data, window, &rules);
+            for finding in &findings {
+                let continued = finding.start <= start
+                    && ended_at_boundary
+                        .iter()
+                        .any(|(kind, producer)| *kind == finding.kind && *producer == finding.producer);
+                if !continued {
+                    *previous.by_kind.entry(finding.kind.as_str()).or_default() += 1;
+                    *previous
+                        .by_impact
+                        .entry(finding.impact().as_str())
+                        .or_default() += 1;
+                    if finding.evidence["history_days"] == 0 {
+                        previous.without_history += 1;
+                    }
+                }
+            }
+            ended_at_boundary = findings
+                .into_iter()
+                .filter(|f| f.end >= end)
+                .map(|f| (f.kind, f.producer))
+                .collect();
+            start = end;
+        }
+        Ok(previous)
+    }
+}
+
+/// How far back [`Gaps::previous_gaps`] looks: 12 months.
+pub const PREVIOUS_DAYS: i64 = 365;
+
+/// The gap findings of the 12 months before a report's window, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousGaps {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Every kind, with 0 where none was found.
+    pub by_kind: std::collections::BTreeMap<&'static str, u64>,
+    /// Every impact class (`low`, `medium`, `high`), with 0 where none was found.
+    pub by_impact: std::collections::BTreeMap<&'static str, u64>,
+    /// Time gaps judged with no earlier day to learn from (the tenant's first day): any
+    /// silence over the threshold counts there, a quiet night included.
+    pub without_history: u64,
+}
+
+impl PreviousGaps {
+    pub fn total(&self) -> u64 {
+        self.by_kind.values().sum()
     }
 }
 

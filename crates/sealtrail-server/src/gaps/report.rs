@@ -79,8 +79,12 @@ pub enum ServerCause {
         stopped_at: i64,
         host: Option<String>,
     },
-    /// No start or stop record in or near the gap: the server was not restarted.
+    /// No start or stop record in or near the gap, and a start recorded before it: the server
+    /// was not restarted.
     NotRestarted,
+    /// No start or stop record at all before the gap ends (a store written before sealtrail
+    /// recorded them, or a gap before the first start): nothing can be said either way.
+    Unknown,
 }
 
 impl ServerCause {
@@ -90,6 +94,7 @@ impl ServerCause {
             ServerCause::Crash { .. } => "crash",
             ServerCause::Stopped { .. } => "stopped",
             ServerCause::NotRestarted => "not_restarted",
+            ServerCause::Unknown => "unknown",
         }
     }
 
@@ -99,7 +104,7 @@ impl ServerCause {
             ServerCause::PlannedDowntime { host, .. }
             | ServerCause::Crash { host, .. }
             | ServerCause::Stopped { host, .. } => host.as_deref(),
-            ServerCause::NotRestarted => None,
+            ServerCause::NotRestarted | ServerCause::Unknown => None,
         }
     }
 
@@ -129,6 +134,9 @@ impl ServerCause {
             ServerCause::NotRestarted => {
                 "no sealtrail start or stop record falls in or near the gap: the server was not restarted".to_string()
             }
+            ServerCause::Unknown => {
+                "sealtrail holds no start or stop record from before the gap ended, so whether the server ran cannot be told from its own records".to_string()
+            }
         }
     }
 }
@@ -149,7 +157,9 @@ fn same_host(a: &LifecycleRecord, b: &LifecycleRecord) -> bool {
 /// it from the same host a graceful stop means planned downtime, anything else (another
 /// start, or none) a crash. With several servers on one store, another host's stop or start
 /// says nothing of this one. Without such a start, a graceful stop near the gap means
-/// sealtrail was stopped and not started again; with neither, it was not restarted.
+/// sealtrail was stopped and not started again; with neither, it was not restarted — when
+/// some record before the gap's end shows sealtrail recorded its starts at all, and
+/// otherwise nothing can be told ([`ServerCause::Unknown`]).
 pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> ServerCause {
     let restart = records
         .iter()
@@ -179,7 +189,8 @@ pub fn server_cause(records: &[LifecycleRecord], start: i64, end: i64) -> Server
             stopped_at: stop.at,
             host: stop.hostname.clone(),
         },
-        None => ServerCause::NotRestarted,
+        None if records.iter().any(|r| r.at <= end) => ServerCause::NotRestarted,
+        None => ServerCause::Unknown,
     }
 }
 
@@ -401,6 +412,8 @@ pub struct IncidentReport {
     pub to: Timestamp,
     pub generated_at: Timestamp,
     pub sections: Vec<GapSection>,
+    /// The gaps of the 12 months before `from`.
+    pub previous: super::PreviousGaps,
     pub audit_stdout: AuditStdout,
 }
 
@@ -423,12 +436,7 @@ fn round1(x: f64) -> f64 {
 }
 
 fn duration_text(seconds: i64) -> String {
-    let minutes = seconds / 60;
-    match (minutes / 60, minutes % 60) {
-        (0, m) => format!("{m} min"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
-    }
+    detect::minutes_text(seconds / 60)
 }
 
 fn kind_title(kind: Kind) -> &'static str {
@@ -644,6 +652,14 @@ impl IncidentReport {
                 "provably_lost": self.sections.iter().filter_map(|s| s.lost()).sum::<u64>(),
             },
             "gaps": self.sections.iter().map(|s| section_json(s, &self.tenant)).collect::<Vec<_>>(),
+            "previous_gaps": {
+                "from": self.previous.from.to_rfc3339(),
+                "to": self.previous.to.to_rfc3339(),
+                "total": self.previous.total(),
+                "by_kind": self.previous.by_kind,
+                "by_impact": self.previous.by_impact,
+                "without_history": self.previous.without_history,
+            },
             "compensating_records": {"audit_stdout": audit_stdout, "known_from": source, "detail": compensating},
             "what_to_do": self.what_to_do(),
         })
@@ -703,6 +719,51 @@ impl IncidentReport {
             }
             md.push('\n');
         }
+        let earlier: Vec<String> = self
+            .previous
+            .by_kind
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        let impacts: Vec<String> = self
+            .previous
+            .by_impact
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(impact, n)| format!("{n} {impact}"))
+            .collect();
+        let _ = write!(
+            md,
+            "**Previous gaps** in the 12 months before this window ({} to {}): {}",
+            self.previous.from,
+            self.previous.to,
+            self.previous.total(),
+        );
+        if !earlier.is_empty() {
+            let _ = write!(
+                md,
+                " ({}; impact {})",
+                earlier.join(", "),
+                impacts.join(", ")
+            );
+        }
+        if self.previous.without_history > 0 {
+            let _ = write!(
+                md,
+                ", of which {} on days with no earlier day to learn from (every silence over the threshold counts there)",
+                count(self.previous.without_history, "time gap was judged", "time gaps were judged")
+            );
+        }
+        let _ = writeln!(
+            md,
+            ".{}\n",
+            if earlier.is_empty() {
+                ""
+            } else {
+                " A recurring pattern indicates a systemic issue."
+            }
+        );
         for (i, s) in self.sections.iter().enumerate() {
             let f = &s.finding;
             let _ = writeln!(
@@ -1040,6 +1101,13 @@ mod tests {
                 stopped_at: 98 * MINUTE,
                 host: None,
             }
+        );
+        // No record at all before the gap's end: sealtrail cannot tell, and says so.
+        assert_eq!(server_cause(&[], GAP.0, GAP.1), ServerCause::Unknown);
+        let only_later = [record(200, SERVER_STARTED)];
+        assert_eq!(
+            server_cause(&only_later, GAP.0, GAP.1),
+            ServerCause::Unknown
         );
     }
 

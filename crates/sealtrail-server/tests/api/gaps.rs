@@ -501,8 +501,24 @@ async fn the_gap_report_of_the_planted_day_fills_in_each_finding() {
         outage["phi_access_estimate"],
         serde_json::json!({"events": 20.0, "class": "medium"})
     );
-    // This server started long after the planted day: its records explain none of it.
-    assert_eq!(outage["cause"]["server"]["state"], "not_restarted");
+    // This server started long after the planted day: no start or stop record of sealtrail's
+    // reaches back to the gap, so its own records cannot tell whether it ran.
+    assert_eq!(outage["cause"]["server"]["state"], "unknown");
+    // The 12 months before: the eight earlier days, of which the first had no earlier day
+    // to learn from, so each of its night's 9-minute silences between heartbeats (00:00 to
+    // 06:00) is a time gap; from the second day on, the quiet night is known.
+    let previous = &report["previous_gaps"];
+    assert_eq!(previous["to"], stamp(clinic.base), "{previous}");
+    assert_eq!(previous["total"], 36, "{previous}");
+    assert_eq!(
+        previous["by_kind"],
+        serde_json::json!({"time_gap": 36, "rate_drop": 0, "producer_seq_gap": 0, "silent_producer": 0})
+    );
+    assert_eq!(
+        previous["by_impact"],
+        serde_json::json!({"low": 0, "medium": 36, "high": 0})
+    );
+    assert_eq!(previous["without_history"], 36);
     // The embedded store has no spool: no spool period to put it down to.
     assert_eq!(outage["cause"]["store_outage"]["state"], "none_recorded");
     assert_eq!(outage["cause"]["producer"], serde_json::Value::Null);
@@ -576,6 +592,10 @@ async fn the_gap_report_of_the_planted_day_fills_in_each_finding() {
     assert!(md.contains("| patient.record.read | 20.0 |"), "{md}");
     assert!(md.contains("## What to do"), "{md}");
     assert!(!md.contains("-0.0"), "{md}");
+    assert!(
+        md.contains(": 36 (36 time_gap; impact 36 medium), of which 36 time gaps were judged on days with no earlier day"),
+        "{md}"
+    );
 
     // Another tenant's token sees nothing of this tenant's.
     let other = app.token("other", &["events:write", "events:read"]).await;

@@ -892,10 +892,10 @@ pub struct CauseState {
 /// What sealtrail's own start/stop records say about a gap.
 #[derive(ToSchema)]
 pub struct ServerCauseState {
-    /// `planned_downtime`, `crash`, `stopped` or `not_restarted`.
+    /// `planned_downtime`, `crash`, `stopped`, `not_restarted` or `unknown` (no start or stop record before the gap ended).
     state: String,
     detail: String,
-    /// The host name the deciding record names; null for `not_restarted` or a record that
+    /// The host name the deciding record names; null for `not_restarted`, `unknown` or a record that
     /// names none.
     host: Option<String>,
 }
@@ -973,8 +973,24 @@ pub struct GapIncidentReport {
     generated_at: String,
     summary: GapReportSummary,
     gaps: Vec<GapReportSection>,
+    previous_gaps: PreviousGaps,
     compensating_records: CompensatingRecords,
     what_to_do: Vec<String>,
+}
+
+/// The gap findings of the 12 months before the window (the HIPAA template's "previous gaps"):
+/// judged window by window, a gap running across two windows counted once.
+#[derive(ToSchema)]
+pub struct PreviousGaps {
+    from: String,
+    to: String,
+    total: u64,
+    /// Every kind (`time_gap`, `rate_drop`, `producer_seq_gap`, `silent_producer`) with its count.
+    by_kind: std::collections::BTreeMap<String, u64>,
+    /// Every impact class (`low`, `medium`, `high`) with its count.
+    by_impact: std::collections::BTreeMap<String, u64>,
+    /// Time gaps judged with no earlier day to learn from (the tenant's first day).
+    without_history: u64,
 }
 
 /// The gap report of the caller's log for a window: each finding with the activity expected
