@@ -1127,7 +1127,12 @@ fn open_writer(path: &Path, log: &dyn Store) -> Result<Connection, GapsError> {
                 "the gap database lost an unfinished write in a crash; its entries are counted again from the log"
             );
         }
-        match stale_reason(&conn, log)? {
+        match crate::layout::derived_stale_reason::<GapsError>(
+            &conn,
+            SCHEMA_VERSION,
+            "the gap database",
+            log,
+        )? {
             None => return Ok(conn),
             Some(reason) => {
                 tracing::warn!(gaps = %path.display(), %reason, "rebuilding the gap database from the log");
@@ -1152,34 +1157,6 @@ fn configure(conn: Connection) -> Result<Connection, GapsError> {
     // Derived data: losing the last transactions in a power cut only means counting them again.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
-}
-
-fn stale_reason(conn: &Connection, log: &dyn Store) -> Result<Option<String>, GapsError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version != SCHEMA_VERSION {
-        return Ok(Some(format!(
-            "its schema version is {version}, this build uses {SCHEMA_VERSION}"
-        )));
-    }
-    let mut stmt = conn.prepare("SELECT name, next_seq, last_id FROM tenants")?;
-    let rows: Vec<(String, i64, Option<String>)> = stmt
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (tenant, next_seq, last_id) in rows {
-        let Some(last_id) = last_id else { continue };
-        let in_log = match (next_seq as u64).checked_sub(1) {
-            Some(seq) => log.entry_id(&tenant, seq)?,
-            None => None,
-        };
-        if in_log.as_deref() != Some(last_id.as_str()) {
-            return Ok(Some(format!(
-                "tenant {tenant}: the log holds {} at seq {}, the gap database was built from {last_id}",
-                in_log.as_deref().unwrap_or("no entry"),
-                next_seq.saturating_sub(1)
-            )));
-        }
-    }
-    Ok(None)
 }
 
 fn remove_database(path: &Path) -> Result<(), GapsError> {

@@ -160,6 +160,47 @@ fn sqlite_sidecar(database: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Why a derived database (the query index, the gap database) must be rebuilt from the log,
+/// if it must: its schema version is not `wanted`, or a tenant's row (`tenants (name,
+/// next_seq, last_id)`, the table both keep) names as the entry before its cursor an id that
+/// the log does not hold at that seq — the log was replaced under it (a restore, another
+/// store). `what` names the database in the reason ("the index").
+pub fn derived_stale_reason<E>(
+    conn: &rusqlite::Connection,
+    wanted: i64,
+    what: &str,
+    log: &dyn crate::Store,
+) -> Result<Option<String>, E>
+where
+    E: From<rusqlite::Error> + From<crate::StoreError>,
+{
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version != wanted {
+        return Ok(Some(format!(
+            "its schema version is {version}, this build uses {wanted}"
+        )));
+    }
+    let mut stmt = conn.prepare("SELECT name, next_seq, last_id FROM tenants")?;
+    let rows: Vec<(String, i64, Option<String>)> = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (tenant, next_seq, last_id) in rows {
+        let Some(last_id) = last_id else { continue };
+        let in_log = match (next_seq as u64).checked_sub(1) {
+            Some(seq) => log.entry_id(&tenant, seq)?,
+            None => None,
+        };
+        if in_log.as_deref() != Some(last_id.as_str()) {
+            return Ok(Some(format!(
+                "tenant {tenant}: the log holds {} at seq {}, {what} was built from {last_id}",
+                in_log.as_deref().unwrap_or("no entry"),
+                next_seq.saturating_sub(1)
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// Deletes a SQLite database and its `-wal` and `-shm` files, those that exist: how a derived
 /// database (the query index, the gap database) is thrown away before it is rebuilt from the
 /// log. On failure, the file that could not be removed and why.

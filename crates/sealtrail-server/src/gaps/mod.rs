@@ -421,9 +421,9 @@ impl Gaps {
             let findings = detect::detect(&data, window, &rules);
             for finding in &findings {
                 let continued = finding.start <= start
-                    && ended_at_boundary
-                        .iter()
-                        .any(|(kind, producer)| *kind == finding.kind && *producer == finding.producer);
+                    && ended_at_boundary.iter().any(|(kind, producer)| {
+                        *kind == finding.kind && *producer == finding.producer
+                    });
                 if !continued {
                     *previous.by_kind.entry(finding.kind.as_str()).or_default() += 1;
                     *previous

@@ -752,7 +752,11 @@ impl IncidentReport {
             let _ = write!(
                 md,
                 ", of which {} on days with no earlier day to learn from (every silence over the threshold counts there)",
-                count(self.previous.without_history, "time gap was judged", "time gaps were judged")
+                count(
+                    self.previous.without_history,
+                    "time gap was judged",
+                    "time gaps were judged"
+                )
             );
         }
         let _ = writeln!(

@@ -508,7 +508,12 @@ fn open_writer(
                 "the query index lost an unfinished write in a crash; its entries are indexed again from the log"
             );
         }
-        match stale_reason(&conn, layout, log)? {
+        match crate::layout::derived_stale_reason::<IndexError>(
+            &conn,
+            layout.schema_version(),
+            "the index",
+            log,
+        )? {
             None => return Ok(conn),
             Some(reason) => {
                 tracing::warn!(index = %path.display(), %reason, "rebuilding the query index from the log");
@@ -547,45 +552,6 @@ fn configure(conn: Connection) -> Result<Connection, IndexError> {
     // written and deleted every transaction: they were an eighth of the indexer's time.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
-}
-
-/// Why an existing index must be rebuilt, if it must.
-fn stale_reason(
-    conn: &Connection,
-    layout: IndexLayout,
-    log: &dyn Store,
-) -> Result<Option<String>, IndexError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let wanted = layout.schema_version();
-    if version != wanted {
-        return Ok(Some(format!(
-            "its schema version is {version}, this build uses {wanted}"
-        )));
-    }
-    let mut stmt = conn.prepare("SELECT name, next_seq, last_id FROM tenants")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, i64>(1)? as u64,
-            row.get::<_, Option<String>>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (tenant, next_seq, last_id) = row?;
-        let Some(last_id) = last_id else { continue };
-        let in_log: Option<String> = match next_seq.checked_sub(1) {
-            Some(seq) => log.entry_id(&tenant, seq)?,
-            None => None,
-        };
-        if in_log.as_deref() != Some(last_id.as_str()) {
-            return Ok(Some(format!(
-                "tenant {tenant}: the log holds {} at seq {}, the index was built from {last_id}",
-                in_log.as_deref().unwrap_or("no entry"),
-                next_seq.saturating_sub(1)
-            )));
-        }
-    }
-    Ok(None)
 }
 
 /// Deletes the database file and its WAL and shared-memory files.
