@@ -193,6 +193,9 @@ pub struct Applied {
     pub next_seq: u64,
     /// `source.seq` numbers newly found missing.
     pub missing_found: u64,
+    /// Missing ranges newly found: each a new `producer_seq_gap` finding, whenever its events
+    /// occurred (a split of a known range by a late arrival is not a new one).
+    pub ranges_found: u64,
 }
 
 /// The gap database open for writing.
@@ -252,6 +255,7 @@ impl GapsDb {
             return Ok(Applied {
                 next_seq: start,
                 missing_found: 0,
+                ranges_found: 0,
             });
         };
         let mut batch = Batch::default();
@@ -276,7 +280,7 @@ impl GapsDb {
                 }
             }
         }
-        let missing_found = batch.write(&tx, tenant)?;
+        let (missing_found, ranges_found) = batch.write(&tx, tenant)?;
         let last_id = match last_id {
             Some(id) => Some(id),
             None => log.entry_id(tenant, last_seq)?,
@@ -290,6 +294,7 @@ impl GapsDb {
         Ok(Applied {
             next_seq: last_seq + 1,
             missing_found,
+            ranges_found,
         })
     }
 }
@@ -513,8 +518,9 @@ impl Batch {
         }
     }
 
-    /// Writes the batch; returns how many `source.seq` numbers it found missing.
-    fn write(self, tx: &Transaction<'_>, tenant: &str) -> Result<u64, GapsError> {
+    /// Writes the batch; returns how many `source.seq` numbers it found missing, and in how
+    /// many new ranges.
+    fn write(self, tx: &Transaction<'_>, tenant: &str) -> Result<(u64, u64), GapsError> {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO activity (tenant, basis, minute, events, heartbeats) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -568,7 +574,7 @@ impl Batch {
             }
         }
         let mut states: HashMap<(String, String), Option<SeqState>> = HashMap::new();
-        let mut missing_found = 0;
+        let (mut missing_found, mut ranges_found) = (0, 0);
         for (app, instance, number, at) in self.sequences {
             let key = (app, instance);
             if !states.contains_key(&key) {
@@ -576,7 +582,9 @@ impl Batch {
                 states.insert(key.clone(), loaded);
             }
             let state = states.get_mut(&key).expect("loaded above");
-            missing_found += follow_sequence(tx, tenant, &key, state, number, at)?;
+            let found = follow_sequence(tx, tenant, &key, state, number, at)?;
+            missing_found += found;
+            ranges_found += u64::from(found > 0);
         }
         let mut stmt = tx.prepare_cached(
             "INSERT INTO producers (tenant, app, instance, run, next, last_at, duplicates, restarts)
@@ -598,7 +606,7 @@ impl Batch {
                 ])?;
             }
         }
-        Ok(missing_found)
+        Ok((missing_found, ranges_found))
     }
 }
 

@@ -4,7 +4,7 @@
 //! | metric | type | meaning |
 //! | --- | --- | --- |
 //! | `sealtrail_gaps_open{tenant,kind}` | gauge | findings of the last 24 hours still going on or ended within the last hour |
-//! | `sealtrail_gap_findings_total{tenant,kind}` | counter | findings, each counted once when first seen (by kind, start and producer) |
+//! | `sealtrail_gap_findings_total{tenant,kind}` | counter | findings, each counted once when first seen (by kind, start and producer); a `producer_seq_gap` when the gap database finds its missing range, however old its events (a backfill), the other kinds when they appear in the last 24 hours |
 //! | `sealtrail_producer_missing_events_total{tenant}` | counter | `source.seq` numbers proven missing, counted when found (a late arrival that fills one later does not subtract it) |
 //! | `sealtrail_producer_silent{tenant}` | gauge | producers silent now |
 //!
@@ -93,13 +93,23 @@ pub fn register(registry: &mut Registry) {
     );
 }
 
-/// Counts `count` `source.seq` numbers of `tenant` newly proven missing.
-pub fn missing_found(tenant: &str, count: u64) {
+/// Counts `count` `source.seq` numbers of `tenant` newly proven missing, in `ranges` new
+/// missing ranges: each range is a `producer_seq_gap` finding, counted here when it is found,
+/// however long ago its events occurred (a backfill of last week's events that reveals a
+/// gap counts as much as a gap found now).
+pub fn missing_found(tenant: &str, count: u64, ranges: u64) {
     let series = GAP_METRICS.missing.get_or_create(&TenantLabel {
         tenant: tenant.to_string(),
     });
     // The series exists from the tenant's first batch on, so `increase()` starts at zero.
     series.inc_by(count);
+    GAP_METRICS
+        .findings
+        .get_or_create(&TenantKind {
+            tenant: tenant.to_string(),
+            kind: Kind::ProducerSeqGap.as_str(),
+        })
+        .inc_by(ranges);
 }
 
 /// Judges every tenant's last 24 hours and sets the metrics; see the module docs.
@@ -130,6 +140,10 @@ pub fn evaluate(gaps: &Gaps) -> Result<(), super::GapsRequestError> {
             m.open.get_or_create(&labels).set(open as i64);
             open_total += open as u64;
             let counter = m.findings.get_or_create(&labels);
+            // Sequence gaps are counted when the gap database finds them ([`missing_found`]).
+            if kind == Kind::ProducerSeqGap {
+                continue;
+            }
             for finding in report.gaps.iter().filter(|f| f.kind == kind) {
                 if reader.mark_counted(&tenant, kind.as_str(), &finding.key())? {
                     counter.inc();

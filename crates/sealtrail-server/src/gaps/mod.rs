@@ -518,7 +518,7 @@ impl Follow for GapsFollower {
         entries: &[(u64, EntryRow)],
     ) -> Result<u64, GapsError> {
         let applied = self.db.apply(tenant, entries, log)?;
-        metrics::missing_found(tenant, applied.missing_found);
+        metrics::missing_found(tenant, applied.missing_found, applied.ranges_found);
         Ok(applied.next_seq)
     }
 }
@@ -590,4 +590,47 @@ pub enum CatchUpError {
     Gaps(#[from] GapsError),
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use sealtrail_core::event::Event;
+
+    use super::*;
+    use crate::ledger::Submission;
+
+    fn numbered(seq: u64, occurred_at: &str) -> Submission {
+        let json = format!(
+            r#"{{"action":"billing.claim.submit","outcome":"success","actor":{{"id":"w"}},"occurred_at":"{occurred_at}","source":{{"app":"billing","seq":{seq}}}}}"#
+        );
+        Submission {
+            event: Event::parse(json.as_bytes()).unwrap(),
+            idempotency_key: None,
+        }
+    }
+
+    /// A backfill of events that occurred days ago still reveals its sequence gap as a new
+    /// finding (what `sealtrail_gap_findings_total` counts), and a late number that splits the
+    /// missing range is not a second one.
+    #[tokio::test]
+    async fn a_sequence_gap_in_old_events_is_a_new_finding_when_it_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        let old = "2026-11-01T10:00:00Z";
+        let batch = |seqs: &[u64]| seqs.iter().map(|&n| numbered(n, old)).collect::<Vec<_>>();
+        ledger.append("acme", batch(&[0, 1, 2, 10])).await.unwrap();
+        ledger.append("acme", batch(&[5])).await.unwrap();
+
+        let log = Location::new(dir.path(), None).open_reader().unwrap();
+        let mut db = GapsDb::open(&DataDir::new(dir.path()).gaps(), log.as_ref()).unwrap();
+        let first = log.entries("acme", 0, 4, 100).unwrap();
+        let applied = db.apply("acme", &first, log.as_ref()).unwrap();
+        assert_eq!((applied.missing_found, applied.ranges_found), (7, 1));
+        let late = log.entries("acme", 4, 5, 100).unwrap();
+        let applied = db.apply("acme", &late, log.as_ref()).unwrap();
+        assert_eq!((applied.missing_found, applied.ranges_found), (0, 0));
+        // The follower hands both figures to the metrics (`metrics::missing_found`).
+        assert_eq!(db.cursors().unwrap()["acme"], 5);
+        ledger.shutdown();
+    }
 }
