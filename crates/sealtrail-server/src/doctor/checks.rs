@@ -793,7 +793,7 @@ pub(super) fn gaps(
     };
     let gaps = crate::gaps::Gaps::new(
         data_dir,
-        crate::gaps::GapConfig::default(),
+        request.gaps.clone(),
         crate::clock::Clock::system(),
     );
     let mut open = Vec::new();

@@ -35,8 +35,8 @@
 //! finds unsigned when it stops) and before the chain check, which then covers it.
 //!
 //! The `gaps` check brings `DIR/gaps.db` up to date with the log first, as `sealtrail gaps
-//! list` does, and judges with the default rules: a tenant's own thresholds live in the
-//! server's configuration file, which `gaps list --config FILE` reads.
+//! list` does, and judges with the rules the server's settings give (each tenant's
+//! `[tenants.NAME]` thresholds, from `--config FILE`).
 
 mod archive;
 mod checks;
@@ -155,6 +155,8 @@ pub struct LocalRequest {
     pub store_args: String,
     /// The archive target to check, when one is configured.
     pub archive: Option<ArchiveRequest>,
+    /// The gap rules, as `serve` resolves them (each tenant's `[tenants.NAME]` thresholds).
+    pub gaps: crate::gaps::GapConfig,
 }
 
 /// The archive target `doctor` checks: the archive settings as `serve` resolves them, and how

@@ -9,8 +9,6 @@ use anyhow::{Result, bail};
 use clap::Args;
 use sealtrail_server::doctor::{self, Diagnosis, LocalRequest, Status};
 
-use super::DataArgs;
-
 /// `sealtrail doctor`: where to look and how to print.
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -18,40 +16,39 @@ Exit status: 0 when no check fails (with --strict: none warns either), 1 otherwi
 
 Against a store (--data DIR, the default, or --database-url URL) every check runs, including a write probe: one audited `sealtrail.doctor.probe` event appended to the _system log through the write path, as `sealtrail tokens create` appends its events (safe while the server runs), then read back and verified.
 
-With --archive-to TARGET (or SEALTRAIL_ARCHIVE_TO, as serve reads it) the archive target is checked too: it answers, keeps objects immutable (S3 Object Lock) unless --archive-allow-unlocked, and how far each log's archive is behind.
+It reads the server's settings as serve does (flags, SEALTRAIL_* variables, --config FILE): with an archive target (--archive-to, SEALTRAIL_ARCHIVE_TO or archive_to in the file) the target is checked too: it answers, keeps objects immutable (S3 Object Lock) unless --archive-allow-unlocked, and how far each log's archive is behind.
 
 Against a running server (--url) only what /health and /metrics publish is checked (its status, store, audit writes, chain, append-only triggers, disk, open gaps, spool, index, permissions, archive, checkpoints): not key files, schema integrity, the database clock, the write probe or a fresh verification. Run doctor on the server's host for those.")]
 pub struct DoctorArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
+    /// What serve is given: doctor reads the same flags, environment variables and config
+    /// file (--config), so that it checks the setup the server runs with
+    #[command(
+        flatten,
+        next_help_heading = "The server's settings, as serve reads them"
+    )]
+    pub settings: sealtrail_server::config::Settings,
     /// Diagnose a running server from its /health and /metrics instead of a store
-    #[arg(long, value_name = "URL", conflicts_with = "database_url")]
-    pub url: Option<String>,
-    /// A token for --url, if the server asks for one on /metrics
-    #[arg(long, env = "SEALTRAIL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Print {"status", "checks": [{"name", "status", "detail", "remedy"}]}
-    #[arg(long)]
-    pub json: bool,
-    /// Exit 1 on warnings too
-    #[arg(long)]
-    pub strict: bool,
-    /// Also check the archive target serve archives to (a directory or s3://bucket/prefix):
-    /// reachable, Object Lock enabled (or allowed off), and every log's archive lag
-    #[arg(long, value_name = "TARGET", env = "SEALTRAIL_ARCHIVE_TO")]
-    pub archive_to: Option<String>,
-    /// As given to serve: a target without Object Lock is accepted
     #[arg(
         long,
-        value_name = "BOOL",
-        env = "SEALTRAIL_ARCHIVE_ALLOW_UNLOCKED",
-        num_args = 0..=1,
-        default_missing_value = "true"
+        value_name = "URL",
+        conflicts_with = "database_url",
+        help_heading = "Doctor"
     )]
-    pub archive_allow_unlocked: Option<bool>,
-    /// As given to serve: the archive lag warns beyond three of these (and at least 5 min)
-    #[arg(long, value_name = "DURATION", env = "SEALTRAIL_ARCHIVE_INTERVAL")]
-    pub archive_interval: Option<String>,
+    pub url: Option<String>,
+    /// A token for --url, if the server asks for one on /metrics
+    #[arg(
+        long,
+        env = "SEALTRAIL_TOKEN",
+        hide_env_values = true,
+        help_heading = "Doctor"
+    )]
+    pub token: Option<String>,
+    /// Print {"status", "checks": [{"name", "status", "detail", "remedy"}]}
+    #[arg(long, help_heading = "Doctor")]
+    pub json: bool,
+    /// Exit 1 on warnings too
+    #[arg(long, help_heading = "Doctor")]
+    pub strict: bool,
 }
 
 pub fn run(args: DoctorArgs) -> Result<()> {
@@ -80,18 +77,11 @@ pub fn run(args: DoctorArgs) -> Result<()> {
 }
 
 fn local(args: &DoctorArgs) -> Result<Diagnosis> {
-    let data: &DataArgs = &args.data;
-    let settings = sealtrail_server::config::Settings {
-        data: Some(data.data.clone()),
-        database_url: data.database_url.clone(),
-        signing_key: data.signing_key.clone(),
-        archive_to: args.archive_to.clone(),
-        archive_allow_unlocked: args.archive_allow_unlocked,
-        archive_interval: args.archive_interval.clone(),
-        ..Default::default()
-    }
-    .resolve()
-    .map_err(anyhow::Error::msg)?;
+    let settings = args
+        .settings
+        .clone()
+        .resolve()
+        .map_err(anyhow::Error::msg)?;
     let ledger = sealtrail_server::ledger::LedgerConfig {
         audit_stdout: false,
         ..sealtrail_server::ledger::LedgerConfig::from_settings(&settings)
@@ -102,6 +92,7 @@ fn local(args: &DoctorArgs) -> Result<Diagnosis> {
         ledger,
         actor: format!("cli:{user}"),
         store_args,
+        gaps: settings.gaps.clone(),
         archive: settings.archive.map(|settings| doctor::ArchiveRequest {
             settings,
             opener: super::serve::target_opener(),

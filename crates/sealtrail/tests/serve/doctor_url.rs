@@ -135,6 +135,20 @@ async fn doctor_url_reads_a_running_server_and_tells_a_quiet_log_from_a_growing_
         "[tenants.acme]\ngap_threshold_secs = 7200\n",
     )
     .unwrap();
+    // The doctor reads serve's settings, config file included: by the default rules acme's
+    // 20 quiet minutes are a time gap, by its own two hours they are not.
+    let gaps_row = |extra: &[&str]| {
+        let mut args = vec!["doctor", "--data", "data"];
+        args.extend_from_slice(extra);
+        let out = sealtrail(&args, dir.path());
+        let table = String::from_utf8(out.stdout).unwrap();
+        let (status, detail) = row(&table, "gaps");
+        (status.to_string(), detail.to_string())
+    };
+    let (status, detail) = gaps_row(&[]);
+    assert_eq!(status, "warn", "{detail}");
+    assert!(detail.contains("acme: time_gap"), "{detail}");
+    assert_eq!(gaps_row(&["--config", "sealtrail.toml"]).0, "ok");
     let server = Serve::start(
         dir.path(),
         &[
