@@ -104,7 +104,7 @@ pub enum Command {
     /// Verify logs in a store offline: entries, stored hashes and signed checkpoints (read-only, safe while the server runs)
     Verify(VerifyArgs),
     /// Run the runbooks' triage: store, write probe, disk, permissions, schema, protections, recent chain, spool, index, checkpoints, keys, clock
-    Doctor(doctor::DoctorArgs),
+    Doctor(Box<doctor::DoctorArgs>),
     /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
     Replay(replay::ReplayArgs),
     /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
@@ -247,7 +247,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Migrate { database_url } => migrate::run(&database_url),
         Command::Bench(args) => bench::run(args),
-        Command::Doctor(args) => doctor::run(args),
+        Command::Doctor(args) => doctor::run(*args),
         Command::Replay(args) => replay::run(args),
         Command::Gaps(command) => gaps::run(command),
         Command::Archive(command) => archive::run(command),
