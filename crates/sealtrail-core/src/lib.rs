@@ -47,6 +47,7 @@ pub mod hash;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod seal;
 pub mod text;
 pub mod tiles;
 pub mod timestamp;
