@@ -255,6 +255,147 @@ pub fn next_day(day: &str) -> Option<String> {
         .find(|next| is_day(next))
 }
 
+/// One stored seal to check: the day and issue it is filed under and its signed note.
+#[derive(Debug, Clone, Copy)]
+pub struct FiledSeal<'a> {
+    pub day: &'a str,
+    pub issue: u32,
+    pub note: &'a [u8],
+}
+
+/// Checks a log's chain of seals, given in `(day, issue)` order: each opens with `key` and is
+/// filed under its own day; the first names no previous seal and every later one names a
+/// seal of the day before (no day is missing in between); issue 0 of a day supersedes
+/// nothing and issue `k` supersedes issue `k - 1`; and each seal's size and root are the
+/// log's — `root_at(size)` gives the root the log vouches for at that size (a verified
+/// checkpoint's), `None` when it vouches for none there. Returns the violations found, each
+/// naming the day and issue (they have no seq).
+pub fn check_chain(
+    seals: &[FiledSeal<'_>],
+    key: &VerifierKey,
+    root_at: impl Fn(u64) -> Option<Hash>,
+) -> Vec<crate::verify::Violation> {
+    use crate::verify::{Violation, ViolationKind};
+    let violation = |kind, detail: String| Violation {
+        seq: None,
+        kind,
+        detail,
+    };
+    let mut out = Vec::new();
+    // Per day: the hashes of its issues, in order.
+    let mut previous_day: Option<(String, Vec<[u8; 32]>)> = None;
+    let mut this_day: Option<(String, Vec<[u8; 32]>)> = None;
+    let mut largest = 0u64;
+    for filed in seals {
+        let name = format!("seal {} #{}", filed.day, filed.issue);
+        let hash = seal_hash(filed.note);
+        if this_day.as_ref().is_none_or(|(day, _)| day != filed.day) {
+            if let Some(done) = this_day.take() {
+                previous_day = Some(done);
+            }
+            this_day = Some((filed.day.to_string(), Vec::new()));
+        }
+        let issues = &mut this_day.as_mut().expect("set above").1;
+        let expected_issue = issues.len() as u32;
+        issues.push(hash);
+        let seal = match Seal::open(filed.note, key) {
+            Ok(seal) => seal,
+            Err(error) => {
+                out.push(violation(
+                    ViolationKind::InvalidSeal,
+                    format!("{name}: {error}"),
+                ));
+                continue;
+            }
+        };
+        if seal.day != filed.day || filed.issue != expected_issue {
+            out.push(violation(
+                ViolationKind::InvalidSeal,
+                format!(
+                    "{name}: filed as issue {} of {}, but it seals {} (expected issue {expected_issue})",
+                    filed.issue, filed.day, seal.day
+                ),
+            ));
+        }
+        match (&seal.previous, &previous_day) {
+            (None, None) => {}
+            (None, Some((day, _))) => out.push(violation(
+                ViolationKind::SealBrokenLink,
+                format!("{name} names no previous seal, but {day} was sealed before it"),
+            )),
+            (Some(_), None) => out.push(violation(
+                ViolationKind::SealBrokenLink,
+                format!("{name} names a previous seal, but no earlier seal is stored"),
+            )),
+            (Some(link), Some((day, hashes))) => {
+                if next_day(day).as_deref() != Some(filed.day) {
+                    out.push(violation(
+                        ViolationKind::SealBrokenLink,
+                        format!(
+                            "{name} follows the seal of {day}: the days between are not sealed"
+                        ),
+                    ));
+                } else if !hashes.contains(link) {
+                    out.push(violation(
+                        ViolationKind::SealBrokenLink,
+                        format!("{name} names a previous seal that is not a seal of {day} (its hash {})", encode(link)),
+                    ));
+                }
+            }
+        }
+        let replaced = expected_issue
+            .checked_sub(1)
+            .map(|i| this_day.as_ref().expect("set above").1[i as usize]);
+        if seal.supersedes != replaced {
+            out.push(violation(
+                ViolationKind::SealBrokenLink,
+                match replaced {
+                    Some(_) => format!(
+                        "{name} does not name issue {} of its day as the seal it supersedes",
+                        expected_issue - 1
+                    ),
+                    None => format!("{name} is the day's first seal but names one it supersedes"),
+                },
+            ));
+        }
+        let vouched = if seal.size == 0 {
+            Some(Hash::empty_root())
+        } else {
+            root_at(seal.size)
+        };
+        match vouched {
+            Some(root) if root == seal.root => {}
+            Some(root) => out.push(violation(
+                ViolationKind::SealCheckpointMismatch,
+                format!(
+                    "{name} seals size {} with root {}, but the log's root at that size is {}",
+                    seal.size,
+                    seal.root.to_base64(),
+                    root.to_base64()
+                ),
+            )),
+            None => out.push(violation(
+                ViolationKind::SealCheckpointMismatch,
+                format!(
+                    "{name} seals size {}, for which the log holds no verified checkpoint",
+                    seal.size
+                ),
+            )),
+        }
+        if seal.size < largest {
+            out.push(violation(
+                ViolationKind::SealCheckpointMismatch,
+                format!(
+                    "{name} seals size {}, smaller than the {largest} an earlier day sealed",
+                    seal.size
+                ),
+            ));
+        }
+        largest = largest.max(seal.size);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +489,138 @@ mod tests {
         assert_eq!(next_day("2025-02-28").as_deref(), Some("2025-03-01"));
         assert_eq!(next_day("2026-04-30").as_deref(), Some("2026-05-01"));
         assert_eq!(next_day("9999-12-31"), None);
+    }
+
+    /// Seals of `days` (each `(day, size)`) linked one to the next, signed by `signer`.
+    fn chain(signer: &SignerKey, days: &[(&str, u64)]) -> Vec<(String, u32, String)> {
+        let mut previous = None;
+        days.iter()
+            .map(|(day, size)| {
+                let note = Seal {
+                    origin: signer.name().to_string(),
+                    day: day.to_string(),
+                    size: *size,
+                    root: root_of(*size),
+                    previous,
+                    supersedes: None,
+                }
+                .sign(signer)
+                .unwrap();
+                previous = Some(seal_hash(note.as_bytes()));
+                (day.to_string(), 0, note)
+            })
+            .collect()
+    }
+
+    fn root_of(size: u64) -> Hash {
+        if size == 0 {
+            Hash::empty_root()
+        } else {
+            Hash([size as u8; 32])
+        }
+    }
+
+    fn check(
+        signer: &SignerKey,
+        seals: &[(String, u32, String)],
+    ) -> Vec<(crate::verify::ViolationKind, String)> {
+        let filed: Vec<FiledSeal<'_>> = seals
+            .iter()
+            .map(|(day, issue, note)| FiledSeal {
+                day,
+                issue: *issue,
+                note: note.as_bytes(),
+            })
+            .collect();
+        check_chain(&filed, &signer.verifier(), |size| {
+            (size <= 50).then(|| root_of(size))
+        })
+        .into_iter()
+        .map(|v| (v.kind, v.detail))
+        .collect()
+    }
+
+    #[test]
+    fn a_chain_of_days_checks_and_each_break_is_named() {
+        use crate::verify::ViolationKind::*;
+        let signer = SignerKey::generate("example.com/log/acme", &mut rand_core::OsRng).unwrap();
+        let days = [
+            ("2026-11-30", 0),
+            ("2026-12-01", 10),
+            ("2026-12-02", 10),
+            ("2026-12-03", 30),
+        ];
+        let seals = chain(&signer, &days);
+        assert_eq!(check(&signer, &seals), []);
+
+        // A day taken out of the chain.
+        let mut gap = seals.clone();
+        gap.remove(2);
+        let found = check(&signer, &gap);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, SealBrokenLink);
+        assert!(
+            found[0]
+                .1
+                .contains("seal 2026-12-03 #0 follows the seal of 2026-12-01"),
+            "{found:?}"
+        );
+
+        // A seal replaced by one signed with the right key but linking elsewhere.
+        let mut relinked = seals.clone();
+        relinked[2].2 = Seal {
+            previous: Some([0; 32]),
+            ..Seal::parse(&note::parse(relinked[2].2.as_bytes()).unwrap().text).unwrap()
+        }
+        .sign(&signer)
+        .unwrap();
+        let kinds: Vec<_> = check(&signer, &relinked)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        // Its own link is broken, and so is the next day's, which named the original.
+        assert_eq!(kinds, [SealBrokenLink, SealBrokenLink]);
+
+        // A root the log does not have at that size, and a size it vouches for nowhere.
+        let mut wrong = chain(&signer, &[("2026-12-01", 10)]);
+        wrong[0].2 = Seal {
+            root: Hash([99; 32]),
+            ..Seal::parse(&note::parse(wrong[0].2.as_bytes()).unwrap().text).unwrap()
+        }
+        .sign(&signer)
+        .unwrap();
+        assert_eq!(check(&signer, &wrong)[0].0, SealCheckpointMismatch);
+        let beyond = chain(&signer, &[("2026-12-01", 70)]);
+        assert_eq!(check(&signer, &beyond)[0].0, SealCheckpointMismatch);
+
+        // Another key's seal.
+        let other = SignerKey::generate("example.com/log/acme", &mut rand_core::OsRng).unwrap();
+        let forged = chain(&other, &days);
+        assert!(
+            check(&signer, &forged)
+                .iter()
+                .all(|(k, _)| *k == InvalidSeal)
+        );
+
+        // A re-issue of a day supersedes its first issue; the chain still checks.
+        let mut reissued = seals.clone();
+        let first = &reissued[1];
+        let again = Seal {
+            supersedes: Some(seal_hash(first.2.as_bytes())),
+            ..Seal::parse(&note::parse(first.2.as_bytes()).unwrap().text).unwrap()
+        }
+        .sign(&signer)
+        .unwrap();
+        reissued.insert(2, ("2026-12-01".to_string(), 1, again.clone()));
+        assert_eq!(check(&signer, &reissued), []);
+        // Filed as issue 1 but superseding nothing: a broken link.
+        let plain = Seal {
+            supersedes: None,
+            ..Seal::parse(&note::parse(again.as_bytes()).unwrap().text).unwrap()
+        }
+        .sign(&signer)
+        .unwrap();
+        reissued[2].2 = plain;
+        assert_eq!(check(&signer, &reissued)[0].0, SealBrokenLink);
     }
 }

@@ -238,6 +238,18 @@ pub struct StoredCheckpoint {
     pub created_at: String,
 }
 
+/// A daily seal as stored: one row per issue of a tenant's day (issue 0 first; a re-issue
+/// after a repair is the next number), append-only like the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSeal {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub issue: u32,
+    /// The signed note (`sealtrail_core::seal`).
+    pub note: String,
+    pub created_at: String,
+}
+
 /// One entry row to append.
 pub struct NewEntry<'a> {
     pub seq: u64,
@@ -394,6 +406,14 @@ pub trait Store: Send {
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>>;
     /// Every signed checkpoint note of a tenant, by size.
     fn checkpoints(&self, tenant: &str) -> Result<Vec<String>>;
+    /// The largest checkpoint of a tenant signed before `before` (an RFC 3339 time in the
+    /// store's own spelling, `created_at`): the last checkpoint of a day, for its seal.
+    fn checkpoint_before(&self, tenant: &str, before: &str) -> Result<Option<StoredCheckpoint>>;
+    /// The seals of a tenant's days from `from` to `to` (`YYYY-MM-DD`, both inclusive), every
+    /// issue, by day and issue.
+    fn seals(&self, tenant: &str, from: &str, to: &str) -> Result<Vec<StoredSeal>>;
+    /// The newest seal of a tenant (its latest day, latest issue).
+    fn latest_seal(&self, tenant: &str) -> Result<Option<StoredSeal>>;
     fn setting(&self, name: &str) -> Result<Option<String>>;
     fn token_by_secret(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>>;
     fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
@@ -422,6 +442,9 @@ pub trait Store: Send {
         created_at: &str,
     ) -> Result<()>;
     fn set_setting(&self, name: &str, value: &str) -> Result<()>;
+    /// Stores a seal; an issue of a day that is already stored is an error (seals are never
+    /// replaced: a re-issue is the next issue number).
+    fn insert_seal(&self, tenant: &str, seal: &StoredSeal) -> Result<()>;
     fn insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()>;
     /// Marks a token revoked; false if there is no such token or it was already revoked.
     fn revoke_token(&self, id: &str, revoked_at: &str) -> Result<bool>;

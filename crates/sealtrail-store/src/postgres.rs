@@ -31,16 +31,20 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
     BadValue, EntryRow, Integrity, NewEntry, Protection, Restore, Result, Store, StoreError,
-    StoredCheckpoint, Tenant, TokenRecord,
+    StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
 };
 
 mod catalog;
+mod seals;
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [include_str!("postgres/0001_init.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("postgres/0001_init.sql"),
+    include_str!("postgres/0002_seals.sql"),
+];
 
 /// Records which migrations have been applied, one row per version.
 const MIGRATIONS_TABLE: &str = "sealtrail_schema_migrations";
@@ -83,13 +87,15 @@ const TENANT_LOCK_SEED: i64 = 0x0073_6561_6c74_726c; // "sealtrl"
 
 /// The append-only triggers of the log tables, as `(trigger, table, pg_trigger.tgtype)`.
 /// `tgtype` bits: 1 row, 2 before, 8 delete, 16 update, 32 truncate.
-const TRIGGERS: [(&str, &str, i16); 6] = [
+const TRIGGERS: [(&str, &str, i16); 8] = [
     ("entries_append_only", "entries", 1 | 2 | 8 | 16),
     ("entries_no_truncate", "entries", 2 | 32),
     ("hashes_append_only", "hashes", 1 | 2 | 8 | 16),
     ("hashes_no_truncate", "hashes", 2 | 32),
     ("checkpoints_append_only", "checkpoints", 1 | 2 | 8 | 16),
     ("checkpoints_no_truncate", "checkpoints", 2 | 32),
+    ("seals_append_only", "seals", 1 | 2 | 8 | 16),
+    ("seals_no_truncate", "seals", 2 | 32),
 ];
 
 /// The function every append-only trigger calls, and the dollar-quote tag around its body in
@@ -1096,6 +1102,22 @@ impl Store for PgStore {
 
     fn checkpoints(&self, tenant: &str) -> Result<Vec<String>> {
         self.query_map(SELECT_CHECKPOINTS, &[&tenant], |row| row.try_get(0))
+    }
+
+    fn checkpoint_before(&self, tenant: &str, before: &str) -> Result<Option<StoredCheckpoint>> {
+        seals::checkpoint_before(self, tenant, before)
+    }
+
+    fn seals(&self, tenant: &str, from: &str, to: &str) -> Result<Vec<StoredSeal>> {
+        seals::seals(self, tenant, from, to)
+    }
+
+    fn latest_seal(&self, tenant: &str) -> Result<Option<StoredSeal>> {
+        seals::latest_seal(self, tenant)
+    }
+
+    fn insert_seal(&self, tenant: &str, seal: &StoredSeal) -> Result<()> {
+        seals::insert_seal(self, tenant, seal)
     }
 
     fn setting(&self, name: &str) -> Result<Option<String>> {

@@ -12,6 +12,7 @@
 //! [`StoreError::Full`].
 
 pub mod checkpoint;
+mod seals;
 pub mod wal;
 
 use std::cell::{Cell, RefCell};
@@ -28,27 +29,31 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 use self::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use super::{
     BadValue, EntryRef, EntryRow, Integrity, NewEntry, Protection, ReadNesting, Restore, Result,
-    Store, StoreError, StoredCheckpoint, Tenant, TokenRecord,
+    Store, StoreError, StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each migration brings the schema from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("sqlite_schema.sql"),
     // 2: the verifier key of each tenant is recorded beside its origin.
     "ALTER TABLE tenants ADD COLUMN vkey TEXT;",
+    // 3: the daily seals.
+    include_str!("sqlite/seals.sql"),
 ];
 
 /// The append-only triggers of the log tables, as `(trigger, table)`.
-const TRIGGERS: [(&str, &str); 6] = [
+const TRIGGERS: [(&str, &str); 8] = [
     ("entries_append_only_update", "entries"),
     ("entries_append_only_delete", "entries"),
     ("hashes_append_only_update", "hashes"),
     ("hashes_append_only_delete", "hashes"),
     ("checkpoints_append_only_update", "checkpoints"),
     ("checkpoints_append_only_delete", "checkpoints"),
+    ("seals_append_only_update", "seals"),
+    ("seals_append_only_delete", "seals"),
 ];
 
 /// How much of the database file a read-only connection maps into memory (SQLite lowers it to
@@ -523,6 +528,18 @@ impl Store for SqliteStore {
         Ok(notes.collect::<Result<_, _>>()?)
     }
 
+    fn checkpoint_before(&self, tenant: &str, before: &str) -> Result<Option<StoredCheckpoint>> {
+        seals::checkpoint_before(&self.conn, tenant, before)
+    }
+
+    fn seals(&self, tenant: &str, from: &str, to: &str) -> Result<Vec<StoredSeal>> {
+        seals::seals(&self.conn, tenant, from, to)
+    }
+
+    fn latest_seal(&self, tenant: &str) -> Result<Option<StoredSeal>> {
+        seals::latest_seal(&self.conn, tenant)
+    }
+
     fn setting(&self, name: &str) -> Result<Option<String>> {
         let mut stmt = self
             .conn
@@ -581,6 +598,10 @@ impl Store for SqliteStore {
 
     fn set_setting(&self, name: &str, value: &str) -> Result<()> {
         self.write(|| self.write_set_setting(name, value))
+    }
+
+    fn insert_seal(&self, tenant: &str, seal: &StoredSeal) -> Result<()> {
+        self.write(|| seals::insert_seal(&self.conn, tenant, seal))
     }
 
     fn insert_token(&self, record: &TokenRecord, secret_sha256: &[u8; 32]) -> Result<()> {

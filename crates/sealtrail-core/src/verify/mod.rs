@@ -89,6 +89,13 @@ pub enum ViolationKind {
     ArchiveFileMissing,
     ArchiveFileMismatch,
     InvalidManifest,
+    /// A daily seal that does not open with the log's key, or does not read as a seal.
+    InvalidSeal,
+    /// A daily seal whose `previous` or `supersedes` link does not name the seal before it,
+    /// or a day missing from the chain.
+    SealBrokenLink,
+    /// A daily seal whose size and root are not those of the log.
+    SealCheckpointMismatch,
 }
 
 impl ViolationKind {
@@ -112,6 +119,9 @@ impl ViolationKind {
             ViolationKind::ArchiveFileMissing => "archive_file_missing",
             ViolationKind::ArchiveFileMismatch => "archive_file_mismatch",
             ViolationKind::InvalidManifest => "invalid_manifest",
+            ViolationKind::InvalidSeal => "invalid_seal",
+            ViolationKind::SealBrokenLink => "seal_broken_link",
+            ViolationKind::SealCheckpointMismatch => "seal_checkpoint_mismatch",
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::{Integrity, Result};
 
 /// The tables of the schema and the constraints each must keep, by the names PostgreSQL
 /// gives them (`0001_init.sql` leaves the default names, except `entries_by_id`).
-const CONSTRAINTS: [(&str, &str); 10] = [
+const CONSTRAINTS: [(&str, &str); 11] = [
     ("tenants", "tenants_pkey"),
     ("tenants", "tenants_origin_key"),
     ("entries", "entries_pkey"),
@@ -27,6 +27,7 @@ const CONSTRAINTS: [(&str, &str); 10] = [
     ("tokens", "tokens_pkey"),
     ("tokens", "tokens_secret_sha256_key"),
     ("settings", "settings_pkey"),
+    ("seals", "seals_pkey"),
 ];
 
 /// For each `(table, constraint)`: whether the table exists, and whether the constraint does

@@ -22,6 +22,10 @@ CREATE OR REPLACE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON che
     FOR EACH ROW EXECUTE FUNCTION sealtrail_append_only();
 CREATE OR REPLACE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION sealtrail_append_only();
+CREATE OR REPLACE TRIGGER seals_append_only BEFORE UPDATE OR DELETE ON seals
+    FOR EACH ROW EXECUTE FUNCTION sealtrail_append_only();
+CREATE OR REPLACE TRIGGER seals_no_truncate BEFORE TRUNCATE ON seals
+    FOR EACH STATEMENT EXECUTE FUNCTION sealtrail_append_only();
 
 ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_append_only;
 ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_no_truncate;
@@ -29,3 +33,5 @@ ALTER TABLE hashes ENABLE ALWAYS TRIGGER hashes_append_only;
 ALTER TABLE hashes ENABLE ALWAYS TRIGGER hashes_no_truncate;
 ALTER TABLE checkpoints ENABLE ALWAYS TRIGGER checkpoints_append_only;
 ALTER TABLE checkpoints ENABLE ALWAYS TRIGGER checkpoints_no_truncate;
+ALTER TABLE seals ENABLE ALWAYS TRIGGER seals_append_only;
+ALTER TABLE seals ENABLE ALWAYS TRIGGER seals_no_truncate;
