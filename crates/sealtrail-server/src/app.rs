@@ -146,12 +146,20 @@ impl Application {
             crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
         // The archiver, when a target is configured: a thread of its own that stops before
         // the followers and the writer (`crate::archive`).
+        let root_key = match &settings.log.signing_key {
+            Some(path) => Some(crate::keys::read_signer(path)?),
+            None => None,
+        };
+        // The sealer: each log's past UTC days sealed, by the `seals` lease holder (`seals`).
+        {
+            let keys = crate::keys::KeyResolver::new(&settings.storage.data)
+                .with_root_key(root_key.clone());
+            let (location, clock) = (settings.storage.store.clone(), clock.clone());
+            tasks.spawn(move |stop| crate::seals::run(location, keys, clock, stop));
+        }
         let archive = match &settings.archive {
             Some(archive) => {
-                let root_key = match &settings.log.signing_key {
-                    Some(path) => Some(crate::keys::read_signer(path)?),
-                    None => None,
-                };
+                let root_key = root_key.clone();
                 let board = ArchiveBoard::new(&archive.target, archive.interval);
                 let archiver = Archiver::start(
                     ArchiverConfig {

@@ -72,6 +72,7 @@ pub mod query;
 pub mod readers;
 pub mod refusals;
 pub mod replay;
+pub mod seals;
 pub mod shutdown;
 pub mod spool;
 pub mod tenant;

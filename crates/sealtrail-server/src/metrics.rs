@@ -406,6 +406,7 @@ impl Metrics {
             spool_oldest_age.clone(),
         );
         crate::gaps::metrics::register(&mut registry);
+        crate::seals::metrics::register(&mut registry);
         let http_connections = Gauge::default();
         registry.register(
             "sealtrail_http_connections",

@@ -290,7 +290,16 @@ fn verify_in_snapshot(
     };
     let mut verifier = Verifier::new(Some(&hashes as &dyn HashReader), &notes, keys, options)?;
     feed(conn, tenant, from, end.unwrap_or(u64::MAX), &mut verifier)?;
-    Ok(verifier.finish())
+    let mut report = verifier.finish();
+    // The daily seals, when the verification reaches the log's end: each opens with the log's
+    // key, links to the day before, and seals a size and root the stored tree has.
+    if end.is_none()
+        && let Some(key) = keys.first()
+    {
+        let found = crate::seals::check(conn, tenant, key)?;
+        report.add_violations(found, sealtrail_core::verify::DEFAULT_MAX_VIOLATIONS);
+    }
+    Ok(report)
 }
 
 /// Entry bytes gathered into one chunk before it goes to the hashing thread: about 1,500

@@ -453,7 +453,18 @@ fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
     append_committed(store.as_ref(), "acme", 3);
     store.begin_write(&["acme"]).unwrap();
     store.insert_checkpoint("acme", 3, "note", "t").unwrap();
+    let seal = sealtrail_store::StoredSeal {
+        day: "2026-12-01".into(),
+        issue: 0,
+        note: "seal".into(),
+        created_at: "t".into(),
+    };
+    store.insert_seal("acme", &seal).unwrap();
     store.commit().unwrap();
+    // A second issue 0 of the same day is refused: a seal is never replaced.
+    store.begin_write(&["acme"]).unwrap();
+    assert!(store.insert_seal("acme", &seal).is_err());
+    store.rollback().unwrap();
     for sql in [
         "UPDATE entries SET entry = entry WHERE tenant = 'acme'",
         "DELETE FROM entries WHERE tenant = 'acme' AND seq = 2",
@@ -461,12 +472,14 @@ fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
         "DELETE FROM hashes WHERE tenant = 'acme'",
         "UPDATE checkpoints SET note = 'forged' WHERE tenant = 'acme'",
         "DELETE FROM checkpoints WHERE tenant = 'acme'",
+        "UPDATE seals SET note = 'forged' WHERE tenant = 'acme'",
+        "DELETE FROM seals WHERE tenant = 'acme'",
     ] {
         let error = backend.raw(sql).expect_err(sql);
         assert!(error.message.contains("append-only"), "{sql}: {error}");
     }
     if store.kind() == "postgres" {
-        for table in ["entries", "hashes", "checkpoints"] {
+        for table in ["entries", "hashes", "checkpoints", "seals"] {
             let sql = format!("TRUNCATE {table}");
             let error = backend.raw(&sql).expect_err(&sql);
             assert!(error.message.contains("append-only"), "{sql}: {error}");
@@ -474,6 +487,10 @@ fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
     }
     assert_eq!(store.size("acme").unwrap(), 3);
     assert_eq!(store.checkpoints("acme").unwrap(), ["note"]);
+    assert_eq!(
+        store.seals("acme", "2026-01-01", "2026-12-31").unwrap(),
+        [seal]
+    );
 }
 
 fn protections_report_a_dropped_trigger(backend: &dyn Backend) {

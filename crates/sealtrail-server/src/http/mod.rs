@@ -14,6 +14,7 @@ pub mod error;
 pub mod gaps;
 pub mod ingest;
 pub mod log;
+pub mod seals;
 pub mod ops;
 pub mod query;
 pub mod tiles;
@@ -370,6 +371,7 @@ pub fn router(state: AppState) -> Router {
         .merge(query::routes())
         .merge(gaps::routes())
         .merge(log::routes())
+        .merge(seals::routes())
         .merge(tiles::routes())
         .merge(admin::routes())
         .merge(ops::routes())

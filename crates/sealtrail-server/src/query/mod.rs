@@ -269,6 +269,20 @@ impl Queries {
             .await
     }
 
+    /// The seals of `tenant`'s days from `from` to `to` (`YYYY-MM-DD`, inclusive), every
+    /// issue, by day.
+    pub async fn seals(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<sealtrail_store::StoredSeal>, QueryError> {
+        let (tenant, from, to) = (tenant.to_string(), from.to_string(), to.to_string());
+        self.readers
+            .control(move |log| Ok(log.seals(&tenant, &from, &to)?))
+            .await
+    }
+
     /// The verifier key of `tenant`'s log; `None` when there is no such tenant. Which key that
     /// is, and what happens when the key file and the store's record disagree, is decided by
     /// [`KeyResolver::published`].

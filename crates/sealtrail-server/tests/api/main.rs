@@ -15,4 +15,5 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod seals;
 mod searches;

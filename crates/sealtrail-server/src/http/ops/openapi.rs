@@ -53,6 +53,8 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         gap_report,
         log_checkpoint,
         log_key,
+        log_seals,
+        log_seal,
         inclusion_proof,
         consistency_proof,
         tlog_checkpoint,
@@ -1030,6 +1032,70 @@ fn gap_report() {}
     security(("bearer" = [])),
 )]
 fn log_checkpoint() {}
+
+/// One daily seal as listed: what its note says (null where the stored note does not read as
+/// a seal; `verify` reports that) and the signed note itself.
+#[derive(ToSchema)]
+pub struct ListedSeal {
+    /// The UTC day, `YYYY-MM-DD`.
+    day: String,
+    /// 0 for the day's first seal; a re-issue after a repair is the next number.
+    issue: u32,
+    /// The size of the last checkpoint signed before the day ended.
+    size: Option<u64>,
+    /// Its root hash, base64.
+    root: Option<String>,
+    /// The SHA-256 (base64) of the previous day's seal; null for the log's first day.
+    previous: Option<String>,
+    /// The SHA-256 (base64) of the seal of the same day this one replaces.
+    supersedes: Option<String>,
+    created_at: String,
+    /// The signed note (`sealtrail-seal/v1`), as `GET /v1/log/seals/{date}` serves it.
+    note: String,
+}
+
+/// The seals of a window of days.
+#[derive(ToSchema)]
+pub struct SealList {
+    tenant: String,
+    seals: Vec<ListedSeal>,
+}
+
+/// The daily seals of the caller's log: one per UTC day from the day the log was created, each
+/// a signed note naming the day's last checkpoint and linked to the previous day's seal.
+///
+/// `from` and `to` (both inclusive, default all) must be days written `YYYY-MM-DD`, `from` not
+/// after `to`.
+#[utoipa::path(
+    get, path = "/v1/log/seals", tag = "log",
+    params(
+        ("from" = Option<String>, Query, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description = "First day, YYYY-MM-DD"),
+        ("to" = Option<String>, Query, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description = "Last day, YYYY-MM-DD"),
+    ),
+    responses(
+        (status = 200, description = "The seals, by day and issue", body = SealList),
+        (status = 400, description = "A day that is not YYYY-MM-DD, or `from` after `to`; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn log_seals() {}
+
+/// The newest seal of one day of the caller's log (its latest issue), the signed note.
+#[utoipa::path(
+    get, path = "/v1/log/seals/{date}", tag = "log",
+    params(("date" = String, Path, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description = "The UTC day, YYYY-MM-DD")),
+    responses(
+        (status = 200, description = "The seal note", body = String, content_type = "text/plain"),
+        (status = 400, description = "Not a day written YYYY-MM-DD (`field: date`)", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+        (status = 404, description = "That day is not sealed (yet)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn log_seal() {}
 
 /// The verifier key of the caller's log, in the signed-note format.
 #[utoipa::path(
