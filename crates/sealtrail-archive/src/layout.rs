@@ -7,6 +7,7 @@
 //! <tenant>/tile/entries/<N>[.p/<W>]  entry bundles
 //! <tenant>/checkpoint/<size>     the signed checkpoint of each archived size
 //! <tenant>/manifest/<size>       the signed manifest of the run that archived up to <size>
+//! <tenant>/seal/<day>.<issue>    each daily seal (a signed note of its own), written once
 //! ```
 
 use sealtrail_core::tiles::{TILE_WIDTH, Tile};
@@ -24,6 +25,34 @@ pub fn checkpoints(tenant: &str) -> String {
 /// The folder of the tenant's manifests.
 pub fn manifests(tenant: &str) -> String {
     format!("{tenant}/manifest/")
+}
+
+/// The folder of the tenant's daily seals.
+pub fn seals(tenant: &str) -> String {
+    format!("{tenant}/seal/")
+}
+
+/// The key of one issue of a day's seal.
+pub fn seal(tenant: &str, day: &str, issue: u32) -> String {
+    format!("{tenant}/seal/{day}.{issue}")
+}
+
+/// The `(day, issue)` of each seal key in `keys` (the others ignored), in order.
+pub fn seals_in(tenant: &str, keys: &[String]) -> Vec<(String, u32)> {
+    let folder = seals(tenant);
+    let mut found: Vec<(String, u32)> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(&folder))
+        .filter_map(|rest| {
+            let (day, issue) = rest.split_once('.')?;
+            let canonical = issue == "0" || !issue.starts_with('0');
+            (sealtrail_core::seal::is_day(day) && canonical)
+                .then(|| Some((day.to_string(), issue.parse().ok()?)))
+                .flatten()
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 pub fn checkpoint(tenant: &str, size: u64) -> String {

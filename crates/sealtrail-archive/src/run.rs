@@ -16,6 +16,7 @@
 use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::merkle;
 use sealtrail_core::note::{SignerKey, VerifierKey};
+use sealtrail_core::seal::Seal;
 use sealtrail_core::tiles::{self, Tile};
 use sealtrail_store::tiles::{TileReadError, entry_bundle, hash_tile};
 use sealtrail_store::{Store, StoreError, StoreHashes, in_snapshot};
@@ -206,6 +207,7 @@ pub fn archive_tenant(
     if goal <= state.size {
         if state.size > 0 {
             check_same_log(store, tenant, target, state.size, &key)?;
+            archive_seals(store, tenant, target, &key, state.size, &mut report)?;
         }
         return Ok(report);
     }
@@ -251,7 +253,53 @@ pub fn archive_tenant(
         report.manifests.push(next);
         progress(Progress { archived, goal });
     }
+    archive_seals(store, tenant, target, &key, archived, &mut report)?;
     Ok(report)
+}
+
+/// Puts the log's daily seals the target does not hold yet (`seal/<day>.<issue>`), those of
+/// sizes up to `archived` (a seal names a tree the archive must hold to be checked): each a
+/// signed note, opened with the log's key before it is written, and written once like the rest.
+fn archive_seals(
+    store: &dyn Store,
+    tenant: &str,
+    target: &dyn Target,
+    key: &VerifierKey,
+    archived: u64,
+    report: &mut RunReport,
+) -> Result<(), ArchiveError> {
+    let seals = store.seals(tenant, "0000-00-00", "9999-99-99")?;
+    if seals.is_empty() {
+        return Ok(());
+    }
+    let held: std::collections::HashSet<(String, u32)> =
+        layout::seals_in(tenant, &target.list(&layout::seals(tenant))?)
+            .into_iter()
+            .collect();
+    for stored in seals {
+        if held.contains(&(stored.day.clone(), stored.issue)) {
+            continue;
+        }
+        let name = layout::seal(tenant, &stored.day, stored.issue);
+        let seal =
+            Seal::open(stored.note.as_bytes(), key).map_err(|e| ArchiveError::Checkpoint {
+                key: format!(
+                    "the store's seal of {tenant} for {} #{}",
+                    stored.day, stored.issue
+                ),
+                message: format!("it does not verify with the log's key: {e}"),
+            })?;
+        if seal.size > archived {
+            // Archived with the next step that reaches its size.
+            break;
+        }
+        count(
+            report,
+            target.put_new(&name, stored.note.as_bytes())?,
+            stored.note.len(),
+        );
+    }
+    Ok(())
 }
 
 /// The log's checkpoints beyond `archived` as `(size, note)`, ascending. Their sizes are read

@@ -11,13 +11,17 @@
 //! 3. **Tiles against each other**: every hash of a level-`L` tile must be the root of the
 //!    full level-`L-1` tile below it; partial tiles and bundles of earlier sizes must be
 //!    prefixes of the final ones.
+//! 4. **Daily seals** (`seal/<day>.<issue>`): each opens with the key, links to the day before
+//!    (no day missing), and seals the root of the tree rebuilt from the archived entries at
+//!    its size.
 //!
 //! The report has the shape of `sealtrail verify --json`; a changed byte is named with its seq.
 
 use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::hash::{Hash, leaf_hash};
 use sealtrail_core::merkle::TreeBuilder;
-use sealtrail_core::note::VerifierKey;
+use sealtrail_core::note::{self, VerifierKey};
+use sealtrail_core::seal::{FiledSeal, Seal, check_chain};
 use sealtrail_core::tiles::{self, TILE_WIDTH, Tile, TilePath};
 use sealtrail_core::verify::{Report, Verifier, VerifyOptions, Violation, ViolationKind};
 
@@ -149,6 +153,21 @@ pub fn verify_archive(
     };
     let mut verifier = Verifier::new(None, &note_refs, std::slice::from_ref(key), options)
         .expect("starting at seq 0 needs no stored hashes");
+    // The daily seals, and the roots of the tree (rebuilt from the entries) at their sizes.
+    let seal_names = layout::seals_in(tenant, &target.list(&layout::seals(tenant))?);
+    let mut seals = Vec::with_capacity(seal_names.len());
+    for (day, issue) in seal_names {
+        if let Some(note) = target.get(&layout::seal(tenant, &day, issue))? {
+            seals.push((day, issue, note));
+        }
+    }
+    let sealed_sizes: std::collections::BTreeSet<u64> = seals
+        .iter()
+        .filter_map(|(_, _, note)| sealed_size(note))
+        .collect();
+    let mut tree = TreeBuilder::new();
+    let mut scratch = Vec::new();
+    let mut roots_at: std::collections::HashMap<u64, Hash> = std::collections::HashMap::new();
     // Roots of the full tiles of each level, computed from the level below.
     let mut roots: Vec<Vec<Hash>> = vec![Vec::new()];
     let mut finals: Finals = Finals::default();
@@ -214,6 +233,10 @@ pub fn verify_archive(
                 ));
             }
             verifier.push(seq, entry);
+            tree.push(leaf, &mut scratch);
+            if sealed_sizes.contains(&tree.size()) {
+                roots_at.insert(tree.size(), tree.root());
+            }
         }
         // The tiles above are checked against this tile's own hashes: an entry that differs
         // from its leaf is reported once, above, and not again as a tile that differs.
@@ -227,6 +250,17 @@ pub fn verify_archive(
         finals.keep(&tile, bundle, hashes);
     }
     let mut report = verifier.finish();
+    let filed: Vec<FiledSeal<'_>> = seals
+        .iter()
+        .map(|(day, issue, note)| FiledSeal {
+            day,
+            issue: *issue,
+            note,
+        })
+        .collect();
+    problems.extend(check_chain(&filed, key, |size| {
+        roots_at.get(&size).copied()
+    }));
 
     // 3. Tiles above level 0 against the roots of the tiles below them.
     for level in 1..=63u8 {
@@ -511,4 +545,10 @@ impl Finals {
             ),
         )))
     }
+}
+
+/// The size a seal note names, unverified (its signature is checked with the chain).
+fn sealed_size(note_bytes: &[u8]) -> Option<u64> {
+    let text = note::parse(note_bytes).ok()?.text;
+    Seal::parse(&text).ok().map(|seal| seal.size)
 }

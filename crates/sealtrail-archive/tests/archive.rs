@@ -385,6 +385,106 @@ fn compare_names_an_entry_that_differs(backend: &dyn Backend) {
     );
 }
 
+/// Seals `day` at the log's current size, linked to `previous`, and stores it.
+fn seal_day(
+    store: &dyn Store,
+    signer: &SignerKey,
+    day: &str,
+    previous: Option<[u8; 32]>,
+) -> [u8; 32] {
+    let size = store.size(TENANT).unwrap();
+    let root = merkle::tree_hash(
+        size,
+        &StoreHashes {
+            store,
+            tenant: TENANT,
+        },
+    )
+    .unwrap();
+    let note = sealtrail_core::seal::Seal {
+        origin: signer.name().into(),
+        day: day.into(),
+        size,
+        root,
+        previous,
+        supersedes: None,
+    }
+    .sign(signer)
+    .unwrap();
+    store.begin_write(&[TENANT]).unwrap();
+    store
+        .insert_seal(
+            TENANT,
+            &sealtrail_store::StoredSeal {
+                day: day.into(),
+                issue: 0,
+                note: note.clone(),
+                created_at: "2026-12-05T00:00:01Z".into(),
+            },
+        )
+        .unwrap();
+    store.commit().unwrap();
+    sealtrail_core::seal::seal_hash(note.as_bytes())
+}
+
+/// The daily seals go to the archive with the tiles, and the archive alone checks them: a
+/// seal file taken out of the archive is a broken link in the chain.
+fn seals_are_archived_and_checked_alone(backend: &dyn Backend) {
+    let store = backend.location().open_writer().unwrap();
+    let signer = signer();
+    grow(&*store, &signer, 40);
+    let first = seal_day(&*store, &signer, "2026-12-01", None);
+    grow(&*store, &signer, 30);
+    let second = seal_day(&*store, &signer, "2026-12-02", Some(first));
+    seal_day(&*store, &signer, "2026-12-03", Some(second));
+    let dir = tempfile::tempdir().unwrap();
+    let target = DirTarget::create(dir.path()).unwrap();
+    let report = archive_tenant(
+        &*store,
+        TENANT,
+        &target,
+        &signer,
+        &small_steps(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.to_size, 70);
+    for day in ["2026-12-01", "2026-12-02", "2026-12-03"] {
+        assert!(
+            dir.path().join(format!("{TENANT}/seal/{day}.0")).exists(),
+            "{day}"
+        );
+    }
+    let alone = verify_archive(&target, TENANT, &signer.verifier(), 100).unwrap();
+    assert!(alone.report.valid, "{:?}", alone.report.violations);
+    // A second run writes no seal again.
+    let again = archive_tenant(
+        &*store,
+        TENANT,
+        &target,
+        &signer,
+        &small_steps(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(again.files_written, 0);
+
+    let middle = dir.path().join(format!("{TENANT}/seal/2026-12-02.0"));
+    let mut modes = std::fs::metadata(&middle).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    modes.set_readonly(false);
+    std::fs::set_permissions(&middle, modes).unwrap();
+    std::fs::remove_file(&middle).unwrap();
+    let alone = verify_archive(&target, TENANT, &signer.verifier(), 100).unwrap();
+    let kinds: Vec<ViolationKind> = alone.report.violations.iter().map(|v| v.kind).collect();
+    assert_eq!(
+        kinds,
+        [ViolationKind::SealBrokenLink],
+        "{:?}",
+        alone.report.violations
+    );
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -393,6 +493,7 @@ sealtrail_store::store_suite!(
     archive_resume_verify_restore,
     a_changed_byte_is_found_with_its_seq,
     compare_names_an_entry_that_differs,
+    seals_are_archived_and_checked_alone,
 );
 
 #[test]

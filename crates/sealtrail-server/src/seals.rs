@@ -20,10 +20,10 @@
 use std::time::Duration;
 
 use sealtrail_core::checkpoint::Checkpoint;
+use sealtrail_core::merkle::tree_hash;
 use sealtrail_core::note::{self, VerifierKey};
 use sealtrail_core::seal::{FiledSeal, Seal, check_chain, next_day, seal_hash};
 use sealtrail_core::verify::Violation;
-use sealtrail_core::merkle::tree_hash;
 use sealtrail_core::{Hash, Timestamp};
 use sealtrail_store::{Location, Store, StoreError, StoreHashes, StoredSeal, Tenant};
 
@@ -200,7 +200,11 @@ pub async fn run(location: Location, keys: KeyResolver, clock: Clock, mut stop: 
 /// The violations in `tenant`'s chain of seals, opened with `key`, with the root of the stored
 /// tree at each sealed size (which the log's own verification checks against the entries and
 /// the signed checkpoints) as what the log vouches for.
-pub fn check(store: &dyn Store, tenant: &str, key: &VerifierKey) -> Result<Vec<Violation>, StoreError> {
+pub fn check(
+    store: &dyn Store,
+    tenant: &str,
+    key: &VerifierKey,
+) -> Result<Vec<Violation>, StoreError> {
     let seals = store.seals(tenant, "0000-00-00", "9999-99-99")?;
     if seals.is_empty() {
         return Ok(Vec::new());

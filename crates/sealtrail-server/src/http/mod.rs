@@ -14,9 +14,9 @@ pub mod error;
 pub mod gaps;
 pub mod ingest;
 pub mod log;
-pub mod seals;
 pub mod ops;
 pub mod query;
+pub mod seals;
 pub mod tiles;
 pub mod wire;
 

@@ -86,7 +86,11 @@ async fn each_day_is_sealed_once_linked_to_the_day_before_and_a_break_is_found()
     let first = checkpoint_at(&app, &token, 3).await;
     // The day has not ended: nothing is sealed.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let list: Value = get(&app, &token, "/v1/log/seals").await.json().await.unwrap();
+    let list: Value = get(&app, &token, "/v1/log/seals")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["seals"], serde_json::json!([]), "{list:#}");
 
     // Midnight passes: the day is sealed with its last checkpoint, as the first of the chain.
@@ -133,12 +137,19 @@ async fn each_day_is_sealed_once_linked_to_the_day_before_and_a_break_is_found()
     // One day's seal as a note; a window; refusals.
     let one = get(&app, &token, &format!("/v1/log/seals/{day1}")).await;
     assert_eq!(one.status(), 200);
-    assert_eq!(one.text().await.unwrap(), seals[1]["note"].as_str().unwrap());
-    let window: Value = get(&app, &token, &format!("/v1/log/seals?from={day1}&to={day2}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        one.text().await.unwrap(),
+        seals[1]["note"].as_str().unwrap()
+    );
+    let window: Value = get(
+        &app,
+        &token,
+        &format!("/v1/log/seals?from={day1}&to={day2}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(window["seals"].as_array().unwrap().len(), 2);
     for (path, status, field) in [
         ("/v1/log/seals/2026-02-30", 400, "date"),
@@ -155,7 +166,11 @@ async fn each_day_is_sealed_once_linked_to_the_day_before_and_a_break_is_found()
     }
     // Another tenant sees its own seals only.
     let other = app.token("other", &["log:read"]).await;
-    let theirs: Value = get(&app, &other, "/v1/log/seals").await.json().await.unwrap();
+    let theirs: Value = get(&app, &other, "/v1/log/seals")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(
         theirs["seals"]
             .as_array()
@@ -172,7 +187,8 @@ async fn each_day_is_sealed_once_linked_to_the_day_before_and_a_break_is_found()
     // A seal taken out (by someone who dropped the append-only trigger): the next day's seal
     // now follows a day that is not sealed, and verification says so.
     let db = rusqlite::Connection::open(app.data.join("sealtrail.db")).unwrap();
-    db.execute_batch("DROP TRIGGER seals_append_only_delete").unwrap();
+    db.execute_batch("DROP TRIGGER seals_append_only_delete")
+        .unwrap();
     db.execute(
         "DELETE FROM seals WHERE tenant = 'acme' AND day = ?1",
         [&day1],

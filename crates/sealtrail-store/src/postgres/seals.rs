@@ -37,7 +37,12 @@ pub(super) fn checkpoint_before(
     })
 }
 
-pub(super) fn seals(store: &PgStore, tenant: &str, from: &str, to: &str) -> Result<Vec<StoredSeal>> {
+pub(super) fn seals(
+    store: &PgStore,
+    tenant: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<StoredSeal>> {
     store.query_map(SEALS, &[&tenant, &from, &to], seal_row)
 }
 

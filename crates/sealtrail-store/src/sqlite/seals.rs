@@ -36,7 +36,12 @@ pub(super) fn checkpoint_before(
         .optional()?)
 }
 
-pub(super) fn seals(conn: &Connection, tenant: &str, from: &str, to: &str) -> Result<Vec<StoredSeal>> {
+pub(super) fn seals(
+    conn: &Connection,
+    tenant: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<StoredSeal>> {
     let mut stmt = conn.prepare_cached(
         "SELECT day, issue, note, created_at FROM seals
          WHERE tenant = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day, issue",
