@@ -492,6 +492,17 @@ pub trait Store: Send {
     /// owner). It never updates: an existing row is reported, not touched.
     fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore>;
 
+    /// [`Store::restore_entry`], and also puts back the entry at `seq` whose row holds other
+    /// bytes (changed by someone with write access to the database), on the same condition:
+    /// the leaf hash of `entry` is the stored leaf hash at `seq`, checked by the store under
+    /// the tenant's lock. The row is replaced past the append-only trigger for this one
+    /// statement, in the open write transaction (SQLite drops and recreates the trigger,
+    /// PostgreSQL disables and re-enables it, both undone with the transaction if it fails),
+    /// so a repair never rewrites anything but bytes the tree already commits to. `Present`
+    /// when the row holds exactly `entry` already. The caller (`sealtrail repair`) also checks
+    /// that the stored leaf is in a signed checkpoint's tree before it asks.
+    fn repair_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore>;
+
     // --- leases ---
 
     /// Takes the lease `name` (lowercase letters, digits and `-`), or confirms that this

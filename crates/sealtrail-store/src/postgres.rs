@@ -35,6 +35,7 @@ use super::{
 };
 
 mod catalog;
+mod repair;
 mod seals;
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
@@ -1278,6 +1279,13 @@ impl Store for PgStore {
             &[&tenant, &seq, &id, &entry],
         )?;
         Ok(Restore::Restored)
+    }
+
+    fn repair_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {
+        match self.restore_entry(tenant, seq, id, entry)? {
+            Restore::Present => repair::replace_changed(self, tenant, seq, id, entry),
+            other => Ok(other),
+        }
     }
 
     fn try_lease(&self, name: &str) -> Result<bool> {

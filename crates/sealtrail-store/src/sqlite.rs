@@ -12,6 +12,7 @@
 //! [`StoreError::Full`].
 
 pub mod checkpoint;
+mod repair;
 mod seals;
 pub mod wal;
 
@@ -636,6 +637,17 @@ impl Store for SqliteStore {
 
     fn schema_versions(&self) -> Result<(i64, i64)> {
         Ok((user_version(&self.conn)?, SCHEMA_VERSION))
+    }
+
+    fn repair_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {
+        match self.restore_entry(tenant, seq, id, entry)? {
+            Restore::Present => {
+                let seq = i64::try_from(seq)
+                    .map_err(|_| StoreError::Corrupt(format!("seq {seq} is out of range")))?;
+                self.write(|| repair::replace_changed(&self.conn, tenant, seq, id, entry))
+            }
+            other => Ok(other),
+        }
     }
 
     fn restore_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {

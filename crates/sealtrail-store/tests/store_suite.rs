@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use sealtrail_core::merkle::{self, HashReader, TreeBuilder};
 use sealtrail_core::{Hash, leaf_hash};
 use sealtrail_store::testing::Backend;
-use sealtrail_store::{self as store, NewEntry, Store, StoreHashes, Tenant, TokenRecord};
+use sealtrail_store::{self as store, NewEntry, Restore, Store, StoreHashes, Tenant, TokenRecord};
 
 sealtrail_store::store_suite!(
     tenants_are_kept_with_origin_and_key,
@@ -27,6 +27,7 @@ sealtrail_store::store_suite!(
     a_failed_write_fails_the_whole_transaction,
     a_read_snapshot_sees_one_moment,
     history_cannot_be_updated_or_deleted,
+    a_changed_entry_is_repaired_only_with_the_bytes_its_leaf_commits_to,
     protections_report_a_dropped_trigger,
     a_row_without_entry_bytes_is_reported_alone,
     concurrent_writers_extend_one_log,
@@ -491,6 +492,59 @@ fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
         store.seals("acme", "2026-01-01", "2026-12-31").unwrap(),
         [seal]
     );
+}
+
+fn a_changed_entry_is_repaired_only_with_the_bytes_its_leaf_commits_to(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    append_committed(store.as_ref(), "acme", 3);
+    // Someone with full rights changes entry 1, putting the trigger back afterwards.
+    let forge = match store.kind() {
+        "postgres" => {
+            "ALTER TABLE entries DISABLE TRIGGER entries_append_only;
+             UPDATE entries SET entry = 'forged' WHERE tenant = 'acme' AND seq = 1;
+             ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_append_only;"
+        }
+        _ => {
+            "DROP TRIGGER entries_append_only_update;
+             UPDATE entries SET entry = CAST('forged' AS BLOB) WHERE tenant = 'acme' AND seq = 1;
+             CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
+             BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;"
+        }
+    };
+    backend.raw(forge).unwrap();
+    assert_eq!(store.entry("acme", 1).unwrap().unwrap(), b"forged");
+    let (original, id) = (entry_bytes("acme", 1), entry_id("acme", 1));
+
+    store.begin_write(&["acme"]).unwrap();
+    // Other bytes than the tree commits to are refused; the original bytes are put back.
+    let other = entry_bytes("acme", 7);
+    assert_eq!(
+        store.repair_entry("acme", 1, &id, &other).unwrap(),
+        Restore::HashMismatch
+    );
+    assert_eq!(
+        store.repair_entry("acme", 1, &id, &original).unwrap(),
+        Restore::Restored
+    );
+    // An entry that is intact is left alone.
+    assert_eq!(
+        store
+            .repair_entry("acme", 0, &entry_id("acme", 0), &entry_bytes("acme", 0))
+            .unwrap(),
+        Restore::Present
+    );
+    store.commit().unwrap();
+    assert_eq!(store.entry("acme", 1).unwrap().unwrap(), original);
+    // The protections are all in force again, and still refuse a change.
+    assert!(store.protections().unwrap().iter().all(|p| p.active));
+    let error = backend
+        .raw("UPDATE entries SET entry = entry WHERE tenant = 'acme'")
+        .expect_err("the trigger is back");
+    assert!(error.message.contains("append-only"), "{error}");
+
+    // Outside a write transaction nothing is written.
+    assert!(store.repair_entry("acme", 1, &id, &original).is_err());
 }
 
 fn protections_report_a_dropped_trigger(backend: &dyn Backend) {
