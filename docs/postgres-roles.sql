@@ -72,6 +72,7 @@ BEGIN
             ('entries',                     'SELECT, INSERT'),
             ('hashes',                      'SELECT, INSERT'),
             ('checkpoints',                 'SELECT, INSERT'),
+            ('seals',                       'SELECT, INSERT'),
             ('idempotency',                 'SELECT, INSERT'),
             -- Verifier-key backfill, token revocation, the recorded configuration.
             ('tenants',                     'SELECT, INSERT, UPDATE'),
