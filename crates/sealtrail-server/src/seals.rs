@@ -145,6 +145,8 @@ fn round(store: &dyn Store, keys: &KeyResolver, clock: &Clock) -> Result<(), Sto
     let now = clock.now();
     let today = day_of(now);
     for tenant in store.tenants()? {
+        // The series exist from the first round on, so that `increase()` starts at zero.
+        metrics::seen(&tenant.name);
         match issue_due(store, keys, &tenant, &today, now) {
             Ok(days) if !days.is_empty() => {
                 tracing::info!(tenant = %tenant.name, first = %days[0], last = %days[days.len() - 1], "sealed {} day(s)", days.len());
@@ -277,6 +279,14 @@ pub mod metrics {
             "Rounds in which a log's past days could not be sealed, by tenant",
             m.errors.clone(),
         );
+    }
+
+    pub(super) fn seen(tenant: &str) {
+        let label = TenantLabel {
+            tenant: tenant.to_string(),
+        };
+        SEAL_METRICS.issued.get_or_create(&label);
+        SEAL_METRICS.errors.get_or_create(&label);
     }
 
     pub(super) fn issued(tenant: &str) {

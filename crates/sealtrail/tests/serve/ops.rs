@@ -142,7 +142,8 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exposed() {
     assert!(counted.await, "the gap database never counted the event");
     let before_restart = scrape(&client, &server.base).await;
     server.stop();
-    // With an archive, whose families get their series once it measured a log.
+    // With an archive, whose families get their series once it measured a log (and the
+    // sealer's, once it looked at each log).
     let server = Serve::start(
         dir.path(),
         &["--archive-to", "archive", "--archive-allow-unlocked"],
@@ -150,7 +151,9 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exposed() {
     let mut text = String::new();
     for _ in 0..100 {
         text = scrape(&client, &server.base).await;
-        if text.contains("sealtrail_gaps_open{") && text.contains("sealtrail_archive_lag_seconds{")
+        if text.contains("sealtrail_gaps_open{")
+            && text.contains("sealtrail_archive_lag_seconds{")
+            && text.contains("sealtrail_seal_errors_total{")
         {
             break;
         }
