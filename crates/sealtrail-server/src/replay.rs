@@ -430,6 +430,7 @@ fn classify(conn: &dyn Store, line: &AuditLine) -> Result<Plan, StoreError> {
                     seq,
                     id,
                     entry: line.entry.clone(),
+                    replace: false,
                 },
             ))
         }

@@ -285,8 +285,8 @@ pub mod metrics {
         let label = TenantLabel {
             tenant: tenant.to_string(),
         };
-        SEAL_METRICS.issued.get_or_create(&label);
-        SEAL_METRICS.errors.get_or_create(&label);
+        let _ = SEAL_METRICS.issued.get_or_create(&label);
+        let _ = SEAL_METRICS.errors.get_or_create(&label);
     }
 
     pub(super) fn issued(tenant: &str) {

@@ -227,16 +227,17 @@ impl GroupWork<'_> {
         &mut self,
         entries: &[super::RestoreEntry],
         mut run: serde_json::Value,
+        action: &str,
         actor: &str,
     ) -> Result<Vec<sealtrail_store::Restore>, LedgerError> {
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {
-            results.push(self.store.restore_entry(
-                &entry.tenant,
-                entry.seq,
-                &entry.id,
-                &entry.entry,
-            )?);
+            let (tenant, seq, id, bytes) = (&entry.tenant, entry.seq, &entry.id, &entry.entry);
+            results.push(if entry.replace {
+                self.store.repair_entry(tenant, seq, id, bytes)?
+            } else {
+                self.store.restore_entry(tenant, seq, id, bytes)?
+            });
         }
         for state in self.tenants.values_mut() {
             state.stale = true;
@@ -246,7 +247,11 @@ impl GroupWork<'_> {
             .filter(|r| **r == sealtrail_store::Restore::Restored)
             .count();
         run["restored"] = serde_json::json!(restored);
-        self.audit_admin("sealtrail.replay.run", actor, "store", "replay", run)?;
+        let target = action
+            .strip_prefix("sealtrail.")
+            .and_then(|a| a.strip_suffix(".run"))
+            .unwrap_or("replay");
+        self.audit_admin(action, actor, "store", target, run)?;
         Ok(results)
     }
 }

@@ -192,10 +192,11 @@ impl GroupWork<'_> {
             Job::Restore {
                 entries,
                 run,
+                action,
                 actor,
                 reply,
             } => {
-                let result = self.restore(&entries, run, &actor);
+                let result = self.restore(&entries, run, action, &actor);
                 settle(reply, result)
             }
             Job::Shutdown => (Box::new(|_: Result<(), &LedgerError>| {}) as Answer, None),

@@ -380,6 +380,9 @@ enum Job {
     Restore {
         entries: Vec<RestoreEntry>,
         run: serde_json::Value,
+        /// The `_system` action that records the run: `sealtrail.replay.run` or
+        /// `sealtrail.repair.run`.
+        action: &'static str,
         actor: String,
         reply: Reply<Vec<sealtrail_store::Restore>>,
     },
@@ -394,6 +397,9 @@ pub struct RestoreEntry {
     pub seq: u64,
     pub id: String,
     pub entry: Vec<u8>,
+    /// Also replace a row that holds other bytes ([`sealtrail_store::Store::repair_entry`]),
+    /// not only a missing one ([`sealtrail_store::Store::restore_entry`]).
+    pub replace: bool,
 }
 
 impl Job {
@@ -582,6 +588,26 @@ impl Ledger {
         self.call_blocking(|reply| Job::Restore {
             entries,
             run,
+            action: "sealtrail.replay.run",
+            actor,
+            reply,
+        })
+    }
+
+    /// [`Ledger::restore_blocking`] for `sealtrail repair`: entries marked `replace` also
+    /// replace a changed row ([`sealtrail_store::Store::repair_entry`]), and the run is
+    /// recorded as `sealtrail.repair.run`.
+    pub fn repair_blocking(
+        &self,
+        entries: Vec<RestoreEntry>,
+        run: serde_json::Value,
+        actor: &str,
+    ) -> Result<Vec<sealtrail_store::Restore>, LedgerError> {
+        let actor = actor.to_string();
+        self.call_blocking(|reply| Job::Restore {
+            entries,
+            run,
+            action: "sealtrail.repair.run",
             actor,
             reply,
         })
