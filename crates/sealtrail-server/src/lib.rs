@@ -71,6 +71,7 @@ pub mod metrics;
 pub mod query;
 pub mod readers;
 pub mod refusals;
+pub mod repair;
 pub mod replay;
 pub mod seals;
 pub mod shutdown;

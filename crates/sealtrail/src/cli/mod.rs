@@ -16,6 +16,7 @@ mod gaps;
 mod keys;
 mod migrate;
 mod note;
+mod repair;
 mod replay;
 mod restore;
 mod serve;
@@ -107,6 +108,8 @@ pub enum Command {
     Doctor(Box<doctor::DoctorArgs>),
     /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
     Replay(replay::ReplayArgs),
+    /// Put back damaged or missing entries of a log from the archive or AUDIT lines: only the bytes its signed tree commits to, never a rewrite
+    Repair(repair::RepairArgs),
     /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
     #[command(subcommand)]
     Gaps(gaps::GapsCommand),
@@ -249,6 +252,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Doctor(args) => doctor::run(*args),
         Command::Replay(args) => replay::run(args),
+        Command::Repair(args) => repair::run(args),
         Command::Gaps(command) => gaps::run(command),
         Command::Archive(command) => archive::run(command),
         Command::Restore(args) => restore::run(args),

@@ -15,5 +15,6 @@ mod gaps;
 mod keys_notes;
 mod pg_roles;
 mod pg_tamper;
+mod repair;
 mod tokens;
 mod verify;
