@@ -347,7 +347,7 @@ pub fn verify_archive(
 }
 
 fn violation(seq: Option<u64>, kind: ViolationKind, detail: String) -> Violation {
-    Violation { seq, kind, detail }
+    Violation::new(seq, kind, detail)
 }
 
 /// The first seq an archived file covers, where it names one.

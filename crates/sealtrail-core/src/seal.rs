@@ -276,11 +276,7 @@ pub fn check_chain(
     root_at: impl Fn(u64) -> Option<Hash>,
 ) -> Vec<crate::verify::Violation> {
     use crate::verify::{Violation, ViolationKind};
-    let violation = |kind, detail: String| Violation {
-        seq: None,
-        kind,
-        detail,
-    };
+    let violation = |kind, detail: String| Violation::new(None, kind, detail);
     let mut out = Vec::new();
     // Per day: the hashes of its issues, in order.
     let mut previous_day: Option<(String, Vec<[u8; 32]>)> = None;

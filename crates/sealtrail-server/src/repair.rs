@@ -13,7 +13,14 @@
 //! 4. Everything put back, and the run itself (tenant, reason, actor, sources, what was
 //!    restored and what could not be), is one transaction of the write path, recorded in the
 //!    `_system` log as `sealtrail.repair.run`.
-//! 5. The log is verified again; what is still wrong is listed as not restorable, with why.
+//! 5. The log is verified again. What is still wrong (bytes that exist nowhere else) is
+//!    acknowledged on request (`acknowledge_lost`), never rewritten: a marker event `sealtrail.chain.repaired` is appended to
+//!    the log itself, naming the range, the violation kinds, the operator's reason and the
+//!    evidence, and recorded in `_system`; from then on `verify` lists each of those
+//!    violations with the marker's seq (`acknowledged_by`), and the report stays invalid
+//!    unless the verifier is asked to accept acknowledged damage. The seal of the first sealed
+//!    day that covers the damage is re-issued with a `supersedes` link to the seal it
+//!    replaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -24,7 +31,7 @@ use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::hash::leaf_hash;
 use sealtrail_core::merkle::{inclusion_proof, root_from_inclusion};
 use sealtrail_core::tiles::decode_entry_bundle;
-use sealtrail_core::verify::{Report, ViolationKind};
+use sealtrail_core::verify::{REPAIR_MARKER_ACTION, RepairMarker, Report, ViolationKind};
 use sealtrail_store::{Restore, StoreError, StoreHashes};
 use serde::Serialize;
 
@@ -41,6 +48,9 @@ pub struct RepairRequest<'a> {
     pub actor: String,
     pub archive: Option<&'a dyn Target>,
     pub audit_lines: Vec<AuditLine>,
+    /// Acknowledge what no source holds (a repair marker, a re-issued seal); without it such
+    /// damage is only listed, so that a forgotten `--from-archive` never records a loss.
+    pub acknowledge_lost: bool,
 }
 
 /// One seq put back.
@@ -70,6 +80,8 @@ pub struct RepairReport {
     pub not_restored: Vec<NotRestored>,
     /// Whether the run was recorded in `_system` (it wrote something).
     pub recorded: bool,
+    /// The repair marker for what could not be put back, when there was any.
+    pub acknowledged: Option<Acknowledged>,
     /// The verification after the repair.
     pub after: Report,
 }
@@ -89,6 +101,8 @@ pub enum RepairError {
         "tenant {0}: the log has no checkpoint its key verifies, so no bytes can be proven to be the entries it committed to"
     )]
     NoTrustedCheckpoint(String),
+    #[error("acknowledging the damage: {0}")]
+    Seal(String),
 }
 
 /// The kinds of violation that name an entry whose bytes may be put back.
@@ -120,6 +134,7 @@ pub fn repair(request: RepairRequest<'_>) -> Result<RepairReport, RepairError> {
             restored: Vec::new(),
             not_restored: Vec::new(),
             recorded: false,
+            acknowledged: None,
             after: before,
         });
     }
@@ -257,15 +272,152 @@ pub fn repair(request: RepairRequest<'_>) -> Result<RepairReport, RepairError> {
         }
     }
     let conn = request.ledger.store.open_reader()?;
-    let after = verify_tenant(conn.as_ref(), &data_dir, tenant, &[], None, None)?;
+    let mut after = verify_tenant(conn.as_ref(), &data_dir, tenant, &[], None, None)?;
+    drop(conn);
+    // What could not be put back is acknowledged, never rewritten: a marker in the log itself
+    // names the damage, and the day's seal is re-issued linked to the one it replaces.
+    let mut acknowledged = None;
+    let unacknowledged: Vec<&sealtrail_core::verify::Violation> = after
+        .violations
+        .iter()
+        .filter(|v| v.seq.is_some() && v.acknowledged_by.is_none())
+        .collect();
+    if request.acknowledge_lost && !unacknowledged.is_empty() {
+        let marker = acknowledge(&request, &after, &unacknowledged)?;
+        let now = crate::clock::Clock::system().now();
+        let root_key = match &request.ledger.signing_key {
+            Some(path) => Some(
+                crate::keys::read_signer(path)
+                    .map_err(|e| RepairError::Seal(format!("cannot read the signing key: {e}")))?,
+            ),
+            None => None,
+        };
+        let keys = crate::keys::KeyResolver::new(&data_dir).with_root_key(root_key);
+        let writer = request.ledger.store.open_writer()?;
+        let reissued =
+            crate::seals::reissue_covering(writer.as_ref(), &keys, &record, marker.from_seq, now)
+                .map_err(|e| RepairError::Seal(e.to_string()))?;
+        drop(writer);
+        acknowledged = Some(Acknowledged {
+            marker_seq: marker.seq,
+            from_seq: marker.from_seq,
+            to_seq: marker.to_seq,
+            kinds: marker.kinds.iter().map(|k| k.as_str()).collect(),
+            reissued_seal: reissued.map(|s| format!("{} #{}", s.day, s.issue)),
+        });
+        let conn = request.ledger.store.open_reader()?;
+        after = verify_tenant(conn.as_ref(), &data_dir, tenant, &[], None, None)?;
+    }
     Ok(RepairReport {
         tenant: tenant.to_string(),
         violations_before: before.violation_count,
         restored,
         not_restored,
-        recorded,
+        recorded: recorded || acknowledged.is_some(),
+        acknowledged,
         after,
     })
+}
+
+/// Appends the repair marker for `damage` to the log and records it in `_system`.
+fn acknowledge(
+    request: &RepairRequest<'_>,
+    after: &Report,
+    damage: &[&sealtrail_core::verify::Violation],
+) -> Result<RepairMarker, RepairError> {
+    let tenant = request.tenant.as_str();
+    let seqs: Vec<u64> = damage.iter().filter_map(|v| v.seq).collect();
+    let (from_seq, to_seq) = (
+        seqs.iter().copied().min().unwrap_or(0),
+        seqs.iter().copied().max().unwrap_or(0),
+    );
+    let kinds: BTreeSet<ViolationKind> = damage.iter().map(|v| v.kind).collect();
+    let listed: Vec<serde_json::Value> = damage
+        .iter()
+        .take(MAX_LISTED)
+        .map(|v| serde_json::json!({"seq": v.seq, "kind": v.kind.as_str()}))
+        .collect();
+    let document = serde_json::json!({
+        "action": REPAIR_MARKER_ACTION,
+        "activity": "admin",
+        "outcome": "success",
+        "outcome_reason": request.reason,
+        "actor": {"id": request.actor, "type": "user"},
+        "details": {
+            "from_seq": from_seq,
+            "to_seq": to_seq,
+            "kinds": kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "violations": listed,
+            "violation_count": damage.len(),
+            "reason": request.reason,
+            "evidence": {
+                "verified_rows": after.rows_checked,
+                "first_broken_seq": after.first_broken_seq,
+                "sources": {
+                    "archive": request.archive.map(|a| a.describe()),
+                    "audit_lines": request.audit_lines.len(),
+                },
+                "why_not_restored": "no source given holds bytes the log's signed tree commits to",
+            },
+        },
+    });
+    let event = sealtrail_core::event::Event::from_value(&document)
+        .map_err(|e| RepairError::Seal(format!("the repair marker does not form an event: {e}")))?;
+    let ledger = Ledger::start(request.ledger.clone())?;
+    let appended = ledger.append_blocking(
+        tenant,
+        vec![crate::ledger::Submission {
+            event,
+            idempotency_key: None,
+        }],
+    );
+    let marker_seq = match appended {
+        Ok(outcomes) => match outcomes.into_iter().next() {
+            Some(crate::ledger::Outcome::Created(receipt)) => Ok(receipt.seq),
+            other => Err(RepairError::Seal(format!(
+                "the repair marker was not appended: {other:?}"
+            ))),
+        },
+        Err(error) => Err(error.into()),
+    };
+    let marker_seq = match marker_seq {
+        Ok(seq) => seq,
+        Err(error) => {
+            ledger.shutdown();
+            return Err(error);
+        }
+    };
+    let run = serde_json::json!({
+        "tenant": tenant,
+        "reason": request.reason,
+        "acknowledged": {"marker_seq": marker_seq, "from_seq": from_seq, "to_seq": to_seq,
+            "kinds": kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()},
+    });
+    let recorded = ledger.repair_blocking(Vec::new(), run, &request.actor);
+    ledger.shutdown();
+    recorded?;
+    Ok(RepairMarker {
+        seq: marker_seq,
+        from_seq,
+        to_seq,
+        kinds: kinds.into_iter().collect(),
+    })
+}
+
+/// At most this many violations are listed in a marker's details (an event's arrays are
+/// bounded); `violation_count` says how many it acknowledges.
+const MAX_LISTED: usize = 200;
+
+/// The marker a repair appended for damage it could not put back.
+#[derive(Debug, Serialize)]
+pub struct Acknowledged {
+    pub marker_seq: u64,
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub kinds: Vec<&'static str>,
+    /// The day's seal re-issued for it, as `<day> #<issue>`; `None` when no sealed day covers
+    /// the damage yet.
+    pub reissued_seal: Option<String>,
 }
 
 /// The archived bytes of each of `seqs` that the archive holds (below its archived size).

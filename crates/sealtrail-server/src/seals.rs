@@ -137,6 +137,60 @@ pub fn issue_due(
     Ok(sealed)
 }
 
+/// Re-issues the seal of the first sealed day whose size covers `seq` (the day a repair
+/// acknowledged damage in): the next issue of that day, with the same day, size, root and
+/// previous link, and `supersedes` naming the hash of the issue it replaces, so whoever holds
+/// the old seal finds the new one linked to it. `None` when no sealed day covers `seq` yet
+/// (the day it was received in is sealed after it ends, with the acknowledgement already in
+/// the log).
+pub fn reissue_covering(
+    store: &dyn Store,
+    keys: &KeyResolver,
+    tenant: &Tenant,
+    seq: u64,
+    now: Timestamp,
+) -> Result<Option<StoredSeal>, SealingError> {
+    let seals = store.seals(&tenant.name, "0000-00-00", "9999-99-99")?;
+    let mut latest_of_day: Vec<&StoredSeal> = Vec::new();
+    for seal in &seals {
+        match latest_of_day.last_mut() {
+            Some(last) if last.day == seal.day => *last = seal,
+            _ => latest_of_day.push(seal),
+        }
+    }
+    let signer = keys.signer(tenant)?;
+    let key = signer.verifier();
+    let covering = latest_of_day
+        .into_iter()
+        .find(|stored| Seal::open(stored.note.as_bytes(), &key).is_ok_and(|seal| seal.size > seq));
+    let Some(old) = covering else {
+        return Ok(None);
+    };
+    let replaced = Seal::open(old.note.as_bytes(), &key)?;
+    let note = Seal {
+        supersedes: Some(seal_hash(old.note.as_bytes())),
+        ..replaced
+    }
+    .sign(&signer)?;
+    let new = StoredSeal {
+        day: old.day.clone(),
+        issue: old.issue + 1,
+        note,
+        created_at: now.to_rfc3339(),
+    };
+    store.begin_write(&[&tenant.name])?;
+    match store
+        .insert_seal(&tenant.name, &new)
+        .and_then(|()| store.commit())
+    {
+        Ok(()) => Ok(Some(new)),
+        Err(error) => {
+            let _ = store.rollback();
+            Err(error.into())
+        }
+    }
+}
+
 /// One look for days to seal, over every log; errors are per log and logged.
 fn round(store: &dyn Store, keys: &KeyResolver, clock: &Clock) -> Result<(), StoreError> {
     if !store.try_lease(LEASE)? {

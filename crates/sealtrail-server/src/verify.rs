@@ -291,6 +291,12 @@ fn verify_in_snapshot(
     let mut verifier = Verifier::new(Some(&hashes as &dyn HashReader), &notes, keys, options)?;
     feed(conn, tenant, from, end.unwrap_or(u64::MAX), &mut verifier)?;
     let mut report = verifier.finish();
+    // Damage a repair acknowledged stays listed, each violation naming the marker's seq. The
+    // markers are looked for only in a log that has violations, so a valid log costs nothing.
+    if !report.violations.is_empty() {
+        let markers = repair_markers(conn, tenant)?;
+        report.acknowledge(&markers);
+    }
     // The daily seals, when the verification reaches the log's end: each opens with the log's
     // key, links to the day before, and seals a size and root the stored tree has.
     if end.is_none()
@@ -300,6 +306,30 @@ fn verify_in_snapshot(
         report.add_violations(found, sealtrail_core::verify::DEFAULT_MAX_VIOLATIONS);
     }
     Ok(report)
+}
+
+/// The repair markers of a tenant's log (`sealtrail.chain.repaired` entries), in seq order.
+pub fn repair_markers(
+    conn: &dyn Store,
+    tenant: &str,
+) -> Result<Vec<sealtrail_core::verify::RepairMarker>, StoreError> {
+    const BATCH: usize = 4096;
+    let size = conn.size(tenant)?;
+    let mut markers = Vec::new();
+    let mut from = 0;
+    while from < size {
+        let rows = conn.entries(tenant, from, size, BATCH)?;
+        let Some(&(last, _)) = rows.last() else { break };
+        for (seq, entry) in &rows {
+            if let Ok(bytes) = entry
+                && let Some(marker) = sealtrail_core::verify::RepairMarker::from_entry(*seq, bytes)
+            {
+                markers.push(marker);
+            }
+        }
+        from = last + 1;
+    }
+    Ok(markers)
 }
 
 /// Entry bytes gathered into one chunk before it goes to the hashing thread: about 1,500
@@ -964,11 +994,11 @@ impl VerificationBoard {
         let report = Report {
             valid: false,
             rows_checked: 0,
-            violations: vec![Violation {
+            violations: vec![Violation::new(
                 seq,
-                kind: ViolationKind::StoreError,
-                detail: format!("the log could not be verified: {error}"),
-            }],
+                ViolationKind::StoreError,
+                format!("the log could not be verified: {error}"),
+            )],
             violation_count: 1,
             first_broken_seq: seq,
             checkpoint: None,
@@ -1262,10 +1292,12 @@ mod tests {
             rows_checked: 10,
             violations: seqs
                 .iter()
-                .map(|&seq| Violation {
-                    seq: Some(seq),
-                    kind: ViolationKind::ContentMismatch,
-                    detail: format!("entry {seq} altered"),
+                .map(|&seq| {
+                    Violation::new(
+                        Some(seq),
+                        ViolationKind::ContentMismatch,
+                        format!("entry {seq} altered"),
+                    )
                 })
                 .collect(),
             violation_count: seqs.len() as u64,

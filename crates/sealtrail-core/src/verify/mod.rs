@@ -69,7 +69,7 @@ const CHUNK: usize = 4096;
 const MAX_TRACKED_GAPS: usize = 1024;
 
 /// What is wrong at one place in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ViolationKind {
     MalformedEntry,
@@ -133,6 +133,83 @@ pub struct Violation {
     pub seq: Option<u64>,
     pub kind: ViolationKind,
     pub detail: String,
+    /// The seq of the repair marker (`sealtrail.chain.repaired`) in the same log that
+    /// acknowledges this damage: it is still listed, never hidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<u64>,
+}
+
+impl Violation {
+    pub fn new(seq: Option<u64>, kind: ViolationKind, detail: impl Into<String>) -> Violation {
+        Violation {
+            seq,
+            kind,
+            detail: detail.into(),
+            acknowledged_by: None,
+        }
+    }
+}
+
+/// The action of the event `sealtrail repair` appends to a log to acknowledge damage it could
+/// not put back. Its `details` hold `from_seq`, `to_seq` and `kinds` (the violation kinds it
+/// acknowledges), with the operator's reason and the evidence.
+pub const REPAIR_MARKER_ACTION: &str = "sealtrail.chain.repaired";
+
+/// A repair marker as the verifier applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairMarker {
+    /// The marker's own seq.
+    pub seq: u64,
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub kinds: Vec<ViolationKind>,
+}
+
+impl RepairMarker {
+    /// The marker an entry is, if it is one (its action is [`REPAIR_MARKER_ACTION`] and its
+    /// details name a range and kinds).
+    pub fn from_entry(seq: u64, entry: &[u8]) -> Option<RepairMarker> {
+        // Canonical entries sort their keys, so `action` comes first: a cheap test first.
+        if !entry.starts_with(br#"{"action":"sealtrail.chain.repaired""#) {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_slice(entry).ok()?;
+        let details = &value["details"];
+        let kinds = details["kinds"]
+            .as_array()?
+            .iter()
+            .filter_map(|k| serde_json::from_value::<ViolationKind>(k.clone()).ok())
+            .collect();
+        Some(RepairMarker {
+            seq,
+            from_seq: details["from_seq"].as_u64()?,
+            to_seq: details["to_seq"].as_u64()?,
+            kinds,
+        })
+    }
+}
+
+impl Report {
+    /// Marks each violation that a marker acknowledges (its seq in the marker's range, its
+    /// kind among the marker's kinds) with the marker's seq.
+    pub fn acknowledge(&mut self, markers: &[RepairMarker]) {
+        for violation in &mut self.violations {
+            let Some(seq) = violation.seq else { continue };
+            if let Some(marker) = markers.iter().find(|m| {
+                (m.from_seq..=m.to_seq).contains(&seq) && m.kinds.contains(&violation.kind)
+            }) {
+                violation.acknowledged_by = Some(marker.seq);
+            }
+        }
+    }
+
+    /// Whether every violation (and every one counted, none beyond the kept ones) is
+    /// acknowledged by a repair marker.
+    pub fn all_acknowledged(&self) -> bool {
+        !self.violations.is_empty()
+            && self.violation_count == self.violations.len() as u64
+            && self.violations.iter().all(|v| v.acknowledged_by.is_some())
+    }
 }
 
 /// The checkpoint a report vouches for: the largest signed checkpoint the entries match.
@@ -832,7 +909,7 @@ impl<'a> Verifier<'a> {
             }
         }
         if self.violations.len() < self.max_violations {
-            self.violations.push(Violation { seq, kind, detail });
+            self.violations.push(Violation::new(seq, kind, detail));
         }
     }
 

@@ -16,7 +16,9 @@ use super::target::{self, Access};
 #[command(after_help = "\
 The log is verified first; a valid log is left alone. For each seq a violation names, the original bytes are looked for in the archive (--from-archive) and in AUDIT lines (--audit-log), and put back only when their leaf hash is the stored one and the stored tree proves it in the latest checkpoint the log's key signed. Stored hashes and checkpoints are never changed. A changed row is replaced past the append-only trigger inside the same transaction (on PostgreSQL this needs the schema owner's URL). The run is recorded in the _system log as sealtrail.repair.run, and the log is verified again.
 
-Exit status: 0 when the log verifies afterwards, 1 otherwise (what could not be put back is listed with why).")]
+Damage no source holds is listed, not touched; with --acknowledge-lost a marker event sealtrail.chain.repaired is appended to the log naming the range, the violation kinds, the reason and the evidence, and the seal of the first sealed day covering it is re-issued with a link to the seal it replaces. Verify then lists each such violation with the marker's seq (acknowledged_by); `sealtrail verify --accept-repaired` counts the log as valid, saying so.
+
+Exit status: 0 when the log verifies afterwards, or every violation left is acknowledged; 1 otherwise (what could not be put back is listed with why).")]
 pub struct RepairArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -32,6 +34,11 @@ pub struct RepairArgs {
     /// What happened, for the record (kept in the _system log's sealtrail.repair.run)
     #[arg(long)]
     pub reason: String,
+    /// Record what no source holds as lost: a sealtrail.chain.repaired marker in the log names
+    /// it (verify then lists each violation with the marker's seq) and the day's seal is
+    /// re-issued linked to the one it replaces. Check every source first: this is final
+    #[arg(long)]
+    pub acknowledge_lost: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
@@ -73,6 +80,7 @@ pub fn run(args: RepairArgs) -> Result<()> {
         actor: format!("cli:{user}"),
         archive: archive.as_deref(),
         audit_lines,
+        acknowledge_lost: args.acknowledge_lost,
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -90,6 +98,19 @@ pub fn run(args: RepairArgs) -> Result<()> {
         for n in &report.not_restored {
             println!("seq {}: not put back: {}", n.seq, n.reason);
         }
+        if let Some(ack) = &report.acknowledged {
+            println!(
+                "seqs {} to {}: acknowledged as lost ({}) by the repair marker at seq {}{}",
+                ack.from_seq,
+                ack.to_seq,
+                ack.kinds.join(", "),
+                ack.marker_seq,
+                ack.reissued_seal
+                    .as_ref()
+                    .map(|s| format!("; the seal of {s} re-issued, linked to the one it replaces"))
+                    .unwrap_or_default()
+            );
+        }
         println!(
             "{}: {} violations before, {} entries put back; now {}",
             report.tenant,
@@ -102,12 +123,23 @@ pub fn run(args: RepairArgs) -> Result<()> {
             }
         );
     }
-    if !report.after.valid {
+    if report.after.valid {
+        return Ok(());
+    }
+    if report.after.all_acknowledged() {
+        // Finished: what is lost is recorded as such; verify still lists it.
+        return Ok(());
+    }
+    if report.not_restored.is_empty() || args.acknowledge_lost {
         bail!(
             "{}'s log does not verify after the repair; `sealtrail verify --tenant {}` lists what remains",
             report.tenant,
             report.tenant
         );
     }
-    Ok(())
+    Err(anyhow::anyhow!(
+        "{} entries of {} could not be put back; give every source you have (--from-archive, --audit-log), or record them as lost with --acknowledge-lost",
+        report.not_restored.len(),
+        report.tenant
+    ))
 }

@@ -14,7 +14,7 @@ use super::DataArgs;
 /// `sealtrail verify`: which logs, against which extra checkpoints and keys, and how to print.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified.
+Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified. A violation that `sealtrail repair` acknowledged (bytes that exist nowhere else) stays a violation, listed with \"acknowledged_by\": the seq of the repair marker; with --accept-repaired a log whose every violation is acknowledged counts as valid, and the report says so (\"accepted_repaired\": [tenants]).
 
 With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\", \"store_protections\"}. Without --tenant, the same fields summarise every log (valid only when every log is; counts summed; each violation with its \"tenant\"; \"first_broken_seq\" and \"first_broken_tenant\" of the first damaged log by name; \"checkpoint\" null), with each log's own report under \"tenants\", keyed by tenant name (the _system log included).
 
@@ -37,6 +37,10 @@ pub struct VerifyArgs {
     /// Print the verifier's report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Count a log as valid when every violation in it is acknowledged by a repair marker
+    /// (`sealtrail repair`); each is still listed, with the marker's seq
+    #[arg(long)]
+    pub accept_repaired: bool,
 }
 
 /// Violations listed per log in the readable summary; `--json` lists up to 1,000 and counts all.
@@ -51,7 +55,17 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         checkpoints: args.checkpoints.clone(),
         keys: args.keys.clone(),
     };
-    let verified = verify::verify_store(&args.data.location(), &args.data.data, &request)?;
+    let mut verified = verify::verify_store(&args.data.location(), &args.data.data, &request)?;
+    // Damage a repair acknowledged, accepted on request: said so, never hidden.
+    let mut accepted = Vec::new();
+    if args.accept_repaired {
+        for log in &mut verified.logs {
+            if !log.report.valid && log.report.all_acknowledged() {
+                log.report.valid = true;
+                accepted.push(log.tenant.clone());
+            }
+        }
+    }
     // A warning, not a failure: the logs can be intact while others could read them.
     if let Some(warning) = sealtrail_store::DataDir::new(&args.data.data).too_open_warning() {
         eprintln!("warning: {warning}");
@@ -68,6 +82,35 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         }
         if !args.json {
             print_summary(&log.tenant, &log.report);
+            if accepted.contains(&log.tenant) {
+                let markers: std::collections::BTreeSet<u64> = log
+                    .report
+                    .violations
+                    .iter()
+                    .filter_map(|v| v.acknowledged_by)
+                    .collect();
+                println!(
+                    "  accepted with --accept-repaired: {} acknowledged by the repair markers at seqs {}",
+                    sealtrail_core::text::count(
+                        log.report.violation_count,
+                        "violation",
+                        "violations"
+                    ),
+                    markers
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                for violation in &log.report.violations {
+                    println!(
+                        "  seq {}: {}: acknowledged by seq {}",
+                        violation.seq.unwrap_or(0),
+                        violation.kind.as_str(),
+                        violation.acknowledged_by.unwrap_or(0)
+                    );
+                }
+            }
         }
     }
     let missing = &verified.missing_protections;
@@ -79,7 +122,11 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&verified.to_json()?)?);
+        let mut json = verified.to_json()?;
+        if args.accept_repaired {
+            json["accepted_repaired"] = serde_json::json!(accepted);
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     }
     let broken = verified.broken();
     if !broken.is_empty() {

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use sealtrail_core::hash::leaf_hash;
+use sealtrail_core::seal::{Seal, seal_hash};
 use sealtrail_store::Location;
 use serde_json::Value;
 
@@ -192,6 +193,121 @@ fn repair_scenario(log: &Log, dir: &Path) {
     assert_eq!(code, 0);
     assert_eq!(report["recorded"], false);
     assert_eq!(store.size("_system").unwrap(), size);
+    drop(store);
+
+    acknowledged_scenario(log, &archive);
+}
+
+/// Damage no source holds: listed and untouched until the operator records it as lost; then a
+/// marker in the log acknowledges it, verify lists it with the marker's seq (valid only with
+/// --accept-repaired) and the day's seal is re-issued, linked to the one it replaces.
+fn acknowledged_scenario(log: &Log, archive: &Path) {
+    // A sealed day covering the whole log, as the server's sealer issues it.
+    let signer = sealtrail_server::keys::read_signer(
+        &sealtrail_server::keys::key_paths(
+            &sealtrail_store::DataDir::new(&log.data).keys(),
+            &tamper::origin(),
+        )
+        .0,
+    )
+    .unwrap();
+    let writer = Location::new(&log.data, log.url()).open_writer().unwrap();
+    let size = writer.size(TENANT).unwrap();
+    let root = sealtrail_core::merkle::tree_hash(
+        size,
+        &sealtrail_store::StoreHashes {
+            store: writer.as_ref(),
+            tenant: TENANT,
+        },
+    )
+    .unwrap();
+    let sealed = Seal {
+        origin: tamper::origin(),
+        day: "2026-12-01".into(),
+        size,
+        root,
+        previous: None,
+        supersedes: None,
+    }
+    .sign(&signer)
+    .unwrap();
+    writer.begin_write(&[TENANT]).unwrap();
+    writer
+        .insert_seal(
+            TENANT,
+            &sealtrail_store::StoredSeal {
+                day: "2026-12-01".into(),
+                issue: 0,
+                note: sealed.clone(),
+                created_at: "2026-12-02T00:00:01.000000Z".into(),
+            },
+        )
+        .unwrap();
+    writer.commit().unwrap();
+    drop(writer);
+
+    // Entry 160 changed, and the archive taken away: no source holds it any more.
+    tamper::tamper(log, |db| {
+        let bytes = replace(&db.entry(160), "\"success\"", "\"failure\"");
+        db.set_entry(160, &bytes);
+    });
+    let reason = "INC-8: the archive of that day was destroyed";
+    let (code, report, stderr) = run(log, &["--tenant", TENANT, "--reason", reason]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(stderr.contains("--acknowledge-lost"), "{stderr}");
+    assert_eq!(report["acknowledged"], Value::Null);
+
+    let (code, report, stderr) = run(
+        log,
+        &["--tenant", TENANT, "--reason", reason, "--acknowledge-lost"],
+    );
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let ack = &report["acknowledged"];
+    assert_eq!(
+        (ack["from_seq"].as_u64(), ack["to_seq"].as_u64()),
+        (Some(160), Some(160))
+    );
+    assert_eq!(ack["kinds"], serde_json::json!(["content_mismatch"]));
+    assert_eq!(ack["reissued_seal"], "2026-12-01 #1");
+    let marker = ack["marker_seq"].as_u64().unwrap();
+    assert_eq!(marker, size, "the marker is the log's next entry");
+
+    // The damage is still listed, with the marker's seq; the log stays invalid by default.
+    let verified = log.verify(&[]);
+    assert_eq!(verified.code, 1);
+    let violations = verified.report["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{:#}", verified.report);
+    assert_eq!(violations[0]["seq"], 160);
+    assert_eq!(violations[0]["acknowledged_by"], marker);
+    let accepted = log.verify(&["--accept-repaired"]);
+    assert_eq!(accepted.code, 0, "{:#}", accepted.report);
+    assert_eq!(accepted.report["valid"], true);
+    assert_eq!(
+        accepted.report["accepted_repaired"],
+        serde_json::json!([TENANT])
+    );
+
+    // The marker in the log says what and why.
+    let store = Location::new(&log.data, log.url()).open_reader().unwrap();
+    let entry: Value =
+        serde_json::from_slice(&store.entry(TENANT, marker).unwrap().unwrap()).unwrap();
+    assert_eq!(entry["action"], "sealtrail.chain.repaired");
+    assert_eq!(entry["details"]["reason"], reason);
+    assert_eq!(entry["details"]["violations"][0]["seq"], 160);
+    // The re-issued seal names the one it replaces; the chain still checks.
+    let seals = store.seals(TENANT, "2026-12-01", "2026-12-01").unwrap();
+    assert_eq!(seals.len(), 2);
+    let reissued = Seal::open(seals[1].note.as_bytes(), &signer.verifier()).unwrap();
+    assert_eq!(reissued.supersedes, Some(seal_hash(sealed.as_bytes())));
+    assert_eq!(reissued.size, size);
+    assert!(
+        !violations
+            .iter()
+            .any(|v| v["kind"].as_str().unwrap().starts_with("seal")),
+        "{:#}",
+        verified.report
+    );
+    let _ = archive;
 }
 
 #[test]
