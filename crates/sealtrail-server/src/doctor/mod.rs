@@ -22,6 +22,7 @@
 //! | `keys` | a log's key file is missing or unreadable, or differs from the verifier key the store recorded (fail) |
 //! | `index` | the query index trails a log by more than [`INDEX_LAG_WARN_ENTRIES`] entries (warn) |
 //! | `gaps` | a tenant's log has a gap finding open (ongoing, or ended within the last hour) in the last 24 hours, judged with the default rules (warn) |
+//! | `seals` | a log created before today has no seal of yesterday (UTC), ten minutes after midnight (warn) |
 //! | `archive` | only with an archive target (`--archive-to`): the target cannot be opened or does not answer (fail); it does not keep objects immutable (S3 Object Lock) and `--archive-allow-unlocked` is not given (fail); a log's archive cannot be read with the log's key (fail); the oldest signed entry not archived has waited longer than three archive intervals, and at least five minutes (warn) |
 //! | `spool` | events wait in the local spool (warn), the oldest for more than [`SPOOL_AGE_FAIL_SECS`] (fail) |
 //! | `write_probe` | appending `sealtrail.doctor.probe` to the `_system` log through the write path, reading it back and checking it against its receipt and stored hash fails (fail) |
@@ -41,6 +42,7 @@
 mod archive;
 mod checks;
 pub mod remote;
+mod seals;
 
 use std::path::PathBuf;
 
@@ -202,6 +204,7 @@ pub fn run_local(request: &LocalRequest) -> Diagnosis {
         out.push(checks::keys(conn, data_dir));
         out.push(checks::index(conn, data_dir, request));
         out.push(checks::gaps(conn, location, data_dir, request, now));
+        out.push(seals::check(conn, request, now));
     }
     if let (Some(conn), Some(archive)) = (conn, &request.archive) {
         out.push(archive::check(conn, data_dir, archive, now));

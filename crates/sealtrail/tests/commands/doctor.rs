@@ -15,7 +15,7 @@ use crate::support::tamper::Log;
 use crate::support::{TestDatabase, disk};
 
 /// Every check the local mode runs on a reachable store, in order.
-const LOCAL_CHECKS: [&str; 13] = [
+const LOCAL_CHECKS: [&str; 14] = [
     "store",
     "schema",
     "protections",
@@ -26,6 +26,7 @@ const LOCAL_CHECKS: [&str; 13] = [
     "keys",
     "index",
     "gaps",
+    "seals",
     "spool",
     "write_probe",
     "chain",
@@ -431,6 +432,42 @@ fn a_violation_the_background_verifier_recorded_fails_the_chain_check() {
             .unwrap()
             .contains("sealtrail verify"),
         "{chain}"
+    );
+}
+
+/// A log created days ago whose past days no server sealed: a warning naming it, with the
+/// command that seals them.
+#[test]
+fn a_log_whose_past_days_are_not_sealed_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::build(dir.path().join("data"), None);
+    let store = Location::new(&log.data, None).open_writer().unwrap();
+    store.begin_write(&["old"]).unwrap();
+    store
+        .insert_tenant(&sealtrail_store::Tenant {
+            name: "old".into(),
+            origin: "sealtrail.test/old".into(),
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+            vkey: None,
+        })
+        .unwrap();
+    store.commit().unwrap();
+    let (_, report, _) = doctor(&["--data", log.data.to_str().unwrap()], &[]);
+    let seals = check(&report, "seals");
+    assert_eq!(seals["status"], "warn", "{seals}");
+    assert!(
+        seals["detail"]
+            .as_str()
+            .unwrap()
+            .contains("old: never sealed"),
+        "{seals}"
+    );
+    assert!(
+        seals["remedy"]
+            .as_str()
+            .unwrap()
+            .starts_with("start `sealtrail serve --data"),
+        "{seals}"
     );
 }
 
