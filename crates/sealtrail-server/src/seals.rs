@@ -222,6 +222,13 @@ pub async fn run(location: Location, keys: KeyResolver, clock: Clock, mut stop: 
         let (taken, keys_now, clock_now, location_now) =
             (store.take(), keys.clone(), clock.clone(), location.clone());
         let done = tokio::task::spawn_blocking(move || {
+            // Never a new, empty embedded store where the server's went missing.
+            if let Location::Embedded { data_dir } = &location_now
+                && !sealtrail_store::DataDir::new(data_dir).database().exists()
+            {
+                tracing::error!(data = %data_dir.display(), "the store to seal days in is gone");
+                return None;
+            }
             let store = match taken {
                 Some(store) => store,
                 None => match location_now.open_writer() {
