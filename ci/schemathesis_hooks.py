@@ -53,6 +53,14 @@ UNSTATABLE_RULES = {
         ("from", "range"),  # from not before to
         ("from", "max_range"),  # a window longer than 31 days
     },
+    ("GET", "/v1/log/seals"): {
+        ("from", "range"),  # from after to
+        ("from", "format"),  # YYYY-MM-DD that is no calendar day (2026-02-30)
+        ("to", "format"),
+    },
+    ("GET", "/v1/log/seals/{date}"): {
+        ("date", "format"),  # YYYY-MM-DD that is no calendar day
+    },
     ("POST", "/v1/events"): {
         ("Idempotency-Key", "conflict"),  # header and body name different keys
         # The key already names a different event: schemathesis reuses its generated keys
