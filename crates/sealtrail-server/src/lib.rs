@@ -60,6 +60,7 @@ pub mod doctor;
 pub mod follower;
 pub mod gaps;
 pub mod health;
+pub mod holds;
 pub mod host;
 pub mod http;
 pub mod index;

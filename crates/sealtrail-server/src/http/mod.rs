@@ -12,6 +12,7 @@ pub mod admin;
 pub mod body;
 pub mod error;
 pub mod gaps;
+pub mod holds;
 pub mod ingest;
 pub mod log;
 pub mod ops;
@@ -374,6 +375,7 @@ pub fn router(state: AppState) -> Router {
         .merge(seals::routes())
         .merge(tiles::routes())
         .merge(admin::routes())
+        .merge(holds::routes())
         .merge(ops::routes())
         .fallback(unknown_route)
         // After the routes: it applies to the routes registered so far.

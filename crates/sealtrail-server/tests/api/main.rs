@@ -9,6 +9,7 @@ mod errors;
 mod gaps;
 mod health;
 mod helpers;
+mod holds;
 mod idempotency;
 mod ingest;
 mod isolation;

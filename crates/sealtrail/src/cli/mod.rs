@@ -13,6 +13,7 @@ mod backup;
 mod bench;
 mod doctor;
 mod gaps;
+mod hold;
 mod keys;
 mod migrate;
 mod note;
@@ -108,6 +109,9 @@ pub enum Command {
     Doctor(Box<doctor::DoctorArgs>),
     /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
     Replay(replay::ReplayArgs),
+    /// Legal holds: place, list and release them (each an audited record in the _system log)
+    #[command(subcommand)]
+    Hold(hold::HoldCommand),
     /// Put back damaged or missing entries of a log from the archive or AUDIT lines: only the bytes its signed tree commits to, never a rewrite
     Repair(repair::RepairArgs),
     /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
@@ -253,6 +257,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(*args),
         Command::Replay(args) => replay::run(args),
         Command::Repair(args) => repair::run(args),
+        Command::Hold(command) => hold::run(command),
         Command::Gaps(command) => gaps::run(command),
         Command::Archive(command) => archive::run(command),
         Command::Restore(args) => restore::run(args),

@@ -40,7 +40,7 @@ pub enum TokensCommand {
     },
 }
 
-fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
+pub(super) fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
     // The ledger would create a missing store; a token in a store no server reads is useless.
     data.existing_store()?;
     // The CLI appends its own audit events; checkpoints follow the server's defaults.
@@ -60,7 +60,7 @@ fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
     .with_context(|| format!("cannot open the store {location}"))
 }
 
-fn cli_actor() -> String {
+pub(super) fn cli_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
 }

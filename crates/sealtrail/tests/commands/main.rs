@@ -12,6 +12,7 @@ mod bench_large;
 mod doctor;
 mod first_use;
 mod gaps;
+mod hold;
 mod keys_notes;
 mod pg_roles;
 mod pg_tamper;

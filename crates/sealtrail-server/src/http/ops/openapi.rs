@@ -27,6 +27,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::super::admin;
+use super::super::holds;
 
 /// Documented routes whose handlers are being built in other modules and are not served by
 /// this build yet, as (method, path). The API test fails once one of them is served, so this
@@ -68,6 +69,9 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         admin::list_tokens,
         admin::revoke_token,
         admin::list_tenants,
+        holds::list,
+        holds::add,
+        holds::release,
     ),
     components(schemas(ApiErrorBody, Timestamp, IpAddress, TenantName, Seq, TreeSize, Name)),
     modifiers(&BearerAuth),
@@ -77,7 +81,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "tiles", description = "The C2SP tlog-tiles read API"),
         (name = "gaps", description = "Timelines and gap findings of a tenant's log"),
         (name = "verify", description = "Verification of a tenant's log"),
-        (name = "admin", description = "Tokens and tenants (admin scope, _system tenant)"),
+        (name = "admin", description = "Tokens, tenants and legal holds (admin scope, _system tenant)"),
         (name = "ops", description = "Health, metrics and this document (no token)"),
     ),
 )]
