@@ -74,6 +74,7 @@ pub mod readers;
 pub mod refusals;
 pub mod repair;
 pub mod replay;
+pub mod retention;
 pub mod seals;
 pub mod shutdown;
 pub mod spool;

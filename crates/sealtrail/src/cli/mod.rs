@@ -20,6 +20,7 @@ mod note;
 mod repair;
 mod replay;
 mod restore;
+mod retention;
 mod serve;
 mod target;
 mod tokens;
@@ -109,6 +110,9 @@ pub enum Command {
     Doctor(Box<doctor::DoctorArgs>),
     /// Put back entries lost from the store from `AUDIT:` lines (serve --audit-stdout), each checked against its stored hash
     Replay(replay::ReplayArgs),
+    /// Retention: what the retention period would prune from a log, and why not more
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Legal holds: place, list and release them (each an audited record in the _system log)
     #[command(subcommand)]
     Hold(hold::HoldCommand),
@@ -258,6 +262,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Repair(args) => repair::run(args),
         Command::Hold(command) => hold::run(command),
+        Command::Retention(command) => retention::run(command),
         Command::Gaps(command) => gaps::run(command),
         Command::Archive(command) => archive::run(command),
         Command::Restore(args) => restore::run(args),

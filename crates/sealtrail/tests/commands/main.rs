@@ -17,5 +17,6 @@ mod keys_notes;
 mod pg_roles;
 mod pg_tamper;
 mod repair;
+mod retention;
 mod tokens;
 mod verify;
