@@ -188,12 +188,21 @@ impl Application {
             .await?;
         let data = &settings.storage.data;
         let board = VerificationBoard::default();
+        // Read again after the token re-check interval: one bound for how long a change made
+        // elsewhere (a revocation, a freeze) takes to reach this instance.
+        let freezes = crate::freeze::Freezes::new(
+            readers.clone(),
+            settings.auth.token_recheck,
+            clock.clone(),
+        );
         let state = AppState {
             ingest: crate::ingest::Ingest::new(
                 ledger.clone(),
+                freezes.clone(),
                 settings.ingest.max_future_skew,
                 clock.clone(),
             ),
+            freezes,
             queries: crate::query::Queries::new(readers.clone(), data, settings.queries),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),
             health: crate::health::HealthCheck::new(

@@ -14,10 +14,11 @@
 //!
 //! Elapsed time (timeouts, back-off, rates) is measured with `std::time::Instant`, not with a
 //! `Clock`: wall-clock time can jump when the system clock is set, and a deadline must not.
-//! The one exception is the token cache (`authn::TokenCache`), which reads the application's
-//! `Clock` so that tests can move it by hand: it trusts a confirmation only while the clock
-//! reads between the confirmation and the end of the interval, so a jump either way costs an
-//! extra store read and never extends trust.
+//! The exceptions are the token cache (`authn::TokenCache`) and the copy of the frozen
+//! tenants (`freeze::Freezes`), which read the application's `Clock` so that tests can move
+//! it by hand: each trusts what it read only while the clock reads between the read and the
+//! end of the interval, so a jump either way costs an extra store read and never extends
+//! trust.
 //!
 //! **Architecture invariant:** `sealtrail-core` never reads a clock; the service reads it here
 //! and passes the `Timestamp` in.

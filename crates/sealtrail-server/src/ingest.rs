@@ -17,6 +17,11 @@
 //! is refused the same way (rule `reserved_action`): those are sealtrail's own records, kept
 //! in `_system`; only the heartbeat, `sealtrail.heartbeat`, may be sent by a producer.
 //!
+//! A frozen tenant's submissions are refused whole before anything else is looked at
+//! ([`IngestError::Frozen`], HTTP `503` `tenant_frozen`): nothing of them is kept. Whether a
+//! tenant is frozen comes from [`Freezes`], this instance's copy of the store's state, read
+//! again at most once per re-check interval (see [`crate::freeze`]).
+//!
 //! An idempotency key names one event. A retry of that event gets the original receipt
 //! ([`Accepted::Duplicate`]); a different event sent under a key already used is refused
 //! ([`KeyConflict`], HTTP `422` with rule `idempotency_conflict`), naming the original. The
@@ -30,6 +35,7 @@ use sealtrail_core::event::{Event, EventError, parse_json};
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::freeze::{Freezes, TenantFrozen};
 use crate::ledger::{Ledger, LedgerError, Original, Outcome, Receipt, SpoolReceipt, Submission};
 
 /// A single event's body may be at most this large (its canonical entry is capped at 64 KiB).
@@ -104,6 +110,9 @@ pub enum IngestError {
         "the _system log records sealtrail's administrative actions only; send events to another tenant"
     )]
     ReservedTenant,
+    /// The tenant is frozen (boxed: it carries the freeze).
+    #[error(transparent)]
+    Frozen(Box<TenantFrozen>),
     #[error("Content-Type must be {want}, got {}", got.as_deref().unwrap_or("none"))]
     UnsupportedMediaType {
         got: Option<String>,
@@ -136,6 +145,8 @@ pub enum IngestError {
 #[derive(Clone)]
 pub struct Ingest {
     ledger: Ledger,
+    /// Which tenants are frozen, and so take nothing.
+    freezes: Freezes,
     /// How far ahead of `clock` an event's `occurred_at` may be.
     max_future_skew: Duration,
     /// The time `occurred_at` is checked against.
@@ -143,12 +154,31 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(ledger: Ledger, max_future_skew: Duration, clock: Clock) -> Ingest {
+    pub fn new(
+        ledger: Ledger,
+        freezes: Freezes,
+        max_future_skew: Duration,
+        clock: Clock,
+    ) -> Ingest {
         Ingest {
             ledger,
+            freezes,
             max_future_skew,
             clock,
         }
+    }
+
+    /// Refuses a submission to a frozen tenant, whatever it holds, and counts it
+    /// (`sealtrail_frozen_refusals_total`).
+    async fn refuse_frozen(&self, tenant: &str) -> Result<(), IngestError> {
+        let Some(freeze) = self.freezes.of(tenant).await else {
+            return Ok(());
+        };
+        crate::metrics::frozen_refused(tenant);
+        Err(IngestError::Frozen(Box::new(TenantFrozen {
+            tenant: tenant.to_string(),
+            freeze,
+        })))
     }
 
     /// The event as submitted, unless it breaks a rule that depends on the time or on the
@@ -169,6 +199,7 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Accepted, IngestError> {
         refuse_system_log(tenant)?;
+        self.refuse_frozen(tenant).await?;
         if content_type != Some(JSON) {
             return Err(unsupported(content_type, JSON));
         }
@@ -224,6 +255,7 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Vec<ElementResult>, IngestError> {
         refuse_system_log(tenant)?;
+        self.refuse_frozen(tenant).await?;
         let values = match content_type {
             Some(JSON) => match parse_json(body)? {
                 serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
@@ -421,6 +453,58 @@ fn parse_ndjson(body: &[u8]) -> Vec<Result<serde_json::Value, EventError>> {
 mod tests {
     use super::*;
 
+    /// The frozen tenants of the embedded store in `dir`, read on every request.
+    fn freezes(dir: &std::path::Path) -> Freezes {
+        let readers = crate::readers::Readers::new(sealtrail_store::Location::new(dir, None));
+        Freezes::new(readers, Duration::ZERO, Clock::system())
+    }
+
+    #[tokio::test]
+    async fn a_frozen_tenant_is_refused_whole_and_nothing_of_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        let ingest = Ingest::new(
+            ledger.clone(),
+            freezes(dir.path()),
+            Duration::from_secs(3600),
+            Clock::system(),
+        );
+        let event = br#"{"action":"a","outcome":"success","actor":{"id":"u"}}"#;
+        let taken = ingest.event("acme", Some(JSON), None, event).await;
+        assert!(matches!(taken, Ok(Accepted::Created(_))), "{taken:?}");
+        let frozen = ledger.freeze("acme", "chain violation", "test").await;
+        assert!(frozen.unwrap().changed);
+        let size = ledger.head("acme").unwrap().size;
+        // Whatever the body holds, valid or not, in whatever shape.
+        let batch = format!("[{}]", String::from_utf8_lossy(event));
+        for refused in [
+            ingest.event("acme", Some(JSON), None, event).await.err(),
+            ingest.event("acme", Some(NDJSON), None, b"{").await.err(),
+            ingest
+                .batch("acme", Some(JSON), batch.as_bytes())
+                .await
+                .err(),
+        ] {
+            match refused {
+                Some(IngestError::Frozen(frozen)) => {
+                    assert_eq!(frozen.tenant, "acme");
+                    assert_eq!(frozen.freeze.reason, "chain violation");
+                    assert!(
+                        frozen
+                            .to_string()
+                            .contains("sealtrail unfreeze --tenant acme")
+                    );
+                }
+                other => panic!("not refused as frozen: {other:?}"),
+            }
+        }
+        assert_eq!(ledger.head("acme").unwrap().size, size);
+        ledger.unfreeze("acme", "resolved", "test").await.unwrap();
+        let taken = ingest.event("acme", Some(JSON), None, event).await;
+        assert!(matches!(taken, Ok(Accepted::Created(_))), "{taken:?}");
+        ledger.shutdown();
+    }
+
     #[test]
     fn the_key_beside_the_body_is_checked_and_must_agree_with_the_bodys() {
         let event = |key: Option<&str>| {
@@ -466,7 +550,12 @@ mod tests {
         let ledger = crate::ledger::testing::with_acme(dir.path()).await;
         let hand =
             crate::clock::ManualClock::new(Timestamp::parse("2026-11-23T10:00:00Z").unwrap());
-        let ingest = Ingest::new(ledger.clone(), Duration::from_secs(3600), hand.clock());
+        let ingest = Ingest::new(
+            ledger.clone(),
+            freezes(dir.path()),
+            Duration::from_secs(3600),
+            hand.clock(),
+        );
         let event = |at: &str| {
             format!(
                 r#"{{"action":"a","outcome":"success","actor":{{"id":"u"}},"occurred_at":"{at}"}}"#
@@ -526,7 +615,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let ledger = crate::ledger::testing::with_acme(dir.path()).await;
-        let ingest = Ingest::new(ledger.clone(), Duration::from_secs(3600), Clock::system());
+        let ingest = Ingest::new(
+            ledger.clone(),
+            freezes(dir.path()),
+            Duration::from_secs(3600),
+            Clock::system(),
+        );
         let event = |action: &str| {
             format!(r#"{{"action":"{action}","outcome":"success","actor":{{"id":"u"}}}}"#)
         };

@@ -19,8 +19,9 @@
 //!   verifier and its board), [`health`] (the checks behind `/health`), [`keys`] (key files,
 //!   and the one rule for which key signs, verifies and is published for a log), [`authn`]
 //!   (from a bearer secret to its token, through a short-lived cache), [`refusals`] (refused
-//!   admin attempts recorded in the `_system` log, within limits) and [`directory`] (the
-//!   listings of tenants and tokens). [`readers`]
+//!   admin attempts recorded in the `_system` log, within limits), [`directory`] (the
+//!   listings of tenants and tokens) and [`freeze`] (which tenants are frozen, as ingest
+//!   asks it). [`readers`]
 //!   is the pool of store connections they read through, with connections kept for the
 //!   control path (tokens, health, checkpoints) that searches and proofs cannot take;
 //!   `query::admission` decides which searches run (a share per tenant, a cap, a time limit).
@@ -58,6 +59,7 @@ pub mod connections;
 pub mod directory;
 pub mod doctor;
 pub mod follower;
+pub mod freeze;
 pub mod gaps;
 pub mod health;
 pub mod holds;

@@ -11,6 +11,7 @@
 //! | --- | --- | --- |
 //! | `sealtrail_events_ingested_total{tenant,outcome}` | counter | HTTP ingest, per event: `created`, `duplicate`, `rejected` (4xx), `failed` (not committed) |
 //! | `sealtrail_ingest_errors_total{kind}` | counter | HTTP ingest, per error by its API error code |
+//! | `sealtrail_frozen_refusals_total{tenant}` | counter | the ingest service, via [`frozen_refused`]: requests refused because their tenant is frozen (`503 tenant_frozen`; not counted in `sealtrail_events_ingested_total`, whose `failed` means a write that failed) |
 //! | `sealtrail_batch_size` | histogram | the ledger, events per group commit |
 //! | `sealtrail_commit_latency_seconds` | histogram | the ledger, one group commit including its fsync |
 //! | `sealtrail_commit_failures_total` | counter | the ledger, group commits that failed |
@@ -202,6 +203,7 @@ struct Metrics {
     registry: Registry,
     events_ingested: Family<IngestLabels, Counter>,
     ingest_errors: Family<KindLabel, Counter>,
+    frozen_refusals: Family<TenantLabel, Counter>,
     batch_size: Histogram,
     commit_latency: Histogram,
     commit_failures: Counter,
@@ -268,6 +270,12 @@ impl Metrics {
             "sealtrail_ingest_errors",
             "Ingest errors by API error code",
             ingest_errors.clone(),
+        );
+        let frozen_refusals = Family::<TenantLabel, Counter>::default();
+        registry.register(
+            "sealtrail_frozen_refusals",
+            "Ingest requests refused because their tenant is frozen (sealtrail freeze), by tenant",
+            frozen_refusals.clone(),
         );
         // One event up to a full group of MAX_GROUP_EVENTS (20,000): powers of two to 32,768.
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 16));
@@ -497,6 +505,7 @@ impl Metrics {
             spool: Mutex::new(None),
             events_ingested,
             ingest_errors,
+            frozen_refusals,
             batch_size,
             commit_latency,
             commit_failures,
@@ -542,6 +551,17 @@ pub fn ingest_error(kind: &'static str) {
     METRICS
         .ingest_errors
         .get_or_create(&KindLabel { kind })
+        .inc();
+}
+
+/// Counts one ingest request refused because `tenant` is frozen. The tenant exists (only an
+/// existing tenant can be frozen), so the label set stays bounded.
+pub fn frozen_refused(tenant: &str) {
+    METRICS
+        .frozen_refusals
+        .get_or_create(&TenantLabel {
+            tenant: tenant.to_string(),
+        })
         .inc();
 }
 

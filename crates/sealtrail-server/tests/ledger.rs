@@ -29,6 +29,7 @@ sealtrail_store::store_suite!(
     shutdown_signs_a_log_whose_signing_failed,
     a_restart_signs_what_a_crash_left_unsigned,
     received_at_never_goes_backwards_even_across_a_restart,
+    a_freeze_is_kept_in_the_store_for_every_instance_and_audited_once,
 );
 
 /// A ledger on `backend` whose logs each have their own key file, signing at most every
@@ -841,4 +842,90 @@ fn a_drained_spool_is_recorded_once_in_the_system_log() {
         recorded[1]["details"]["first_spooled_at"],
         accepted(60).to_rfc3339()
     );
+}
+
+/// The entries of the `_system` log with `action`, parsed.
+fn system_records(backend: &dyn Backend, action: &str) -> Vec<serde_json::Value> {
+    let reader = backend.location().open_reader().unwrap();
+    let mut records = Vec::new();
+    reader
+        .for_each_entry("_system", 0, u64::MAX, &mut |_, entry| {
+            let entry: serde_json::Value = serde_json::from_slice(entry.unwrap()).unwrap();
+            if entry["action"] == action {
+                records.push(entry);
+            }
+        })
+        .unwrap();
+    records
+}
+
+/// A freeze made through one instance is in the store, where every other instance reads it;
+/// freezing again through another keeps the first freeze and records nothing; the unfreeze
+/// names the freeze it lifted. Each change is in `_system` once, with its actor and reason.
+fn a_freeze_is_kept_in_the_store_for_every_instance_and_audited_once(backend: &dyn Backend) {
+    let Instances { ledgers, _dirs, .. } = Instances::start(backend, 2);
+    ledgers[0]
+        .create_token_blocking("acme", vec!["events:write".into()], "test")
+        .unwrap();
+    let frozen_now = || {
+        let reader = backend.location().open_reader().unwrap();
+        sealtrail_server::freeze::read(reader.as_ref()).unwrap()
+    };
+    assert!(frozen_now().get("acme").is_none());
+
+    let first = ledgers[0]
+        .set_frozen_blocking("acme", true, "chain violation", "cli:one")
+        .unwrap();
+    assert!(first.changed);
+    let standing = first.standing.clone().unwrap();
+    assert_eq!(
+        (standing.reason.as_str(), standing.actor.as_str()),
+        ("chain violation", "cli:one")
+    );
+    assert_eq!(frozen_now().get("acme"), Some(&standing));
+    let again = ledgers[1]
+        .set_frozen_blocking("acme", true, "second opinion", "cli:two")
+        .unwrap();
+    assert!(!again.changed);
+    assert_eq!(again.standing, Some(standing.clone()));
+
+    // What cannot be frozen is refused, and nothing is written for it.
+    for (tenant, reason, refusal) in [
+        ("_system", "r", Refusal::SystemTenantFrozen),
+        ("nobody", "r", Refusal::UnknownTenant("nobody".into())),
+        (
+            "acme",
+            " ",
+            Refusal::FreezeReason(sealtrail_server::freeze::ReasonError::Missing),
+        ),
+    ] {
+        match ledgers[1].set_frozen_blocking(tenant, true, reason, "cli:two") {
+            Err(LedgerError::Invalid(refused)) => assert_eq!(refused, refusal),
+            other => panic!("{tenant} {reason:?}: {other:?}"),
+        }
+    }
+
+    let lifted = ledgers[1]
+        .set_frozen_blocking("acme", false, "resolved", "cli:two")
+        .unwrap();
+    assert!(lifted.changed);
+    assert_eq!(lifted.standing, None);
+    assert_eq!(lifted.lifted, Some(standing.clone()));
+    assert!(frozen_now().get("acme").is_none());
+    let not_frozen = ledgers[0]
+        .set_frozen_blocking("acme", false, "resolved", "cli:one")
+        .unwrap();
+    assert!(!not_frozen.changed);
+
+    let frozen = system_records(backend, "sealtrail.tenant.frozen");
+    let unfrozen = system_records(backend, "sealtrail.tenant.unfrozen");
+    assert_eq!((frozen.len(), unfrozen.len()), (1, 1));
+    assert_eq!(frozen[0]["actor"]["id"], "cli:one");
+    assert_eq!(frozen[0]["details"]["reason"], "chain violation");
+    assert_eq!(unfrozen[0]["actor"]["id"], "cli:two");
+    assert_eq!(unfrozen[0]["details"]["reason"], "resolved");
+    assert_eq!(unfrozen[0]["details"]["lifted"]["actor"], "cli:one");
+    for ledger in ledgers {
+        ledger.shutdown();
+    }
 }

@@ -31,6 +31,19 @@ pub enum StoreFailurePolicy {
     Reject,
 }
 
+/// What a frozen tenant's producers are told (`sealtrail freeze`, see `crate::freeze`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FrozenPolicy {
+    /// Refuse: answer `503` with `"error": "tenant_frozen"` and keep nothing, so the producer
+    /// keeps its events and retries (or stops) until the tenant is unfrozen.
+    Refuse,
+    /// Keep the events in a local spool until the tenant is unfrozen. Not available yet:
+    /// the spool is one file drained in order, made for PostgreSQL outages, and cannot hold
+    /// back one tenant's events while the others drain; [`Settings::resolve`] refuses it.
+    Spool,
+}
+
 /// Per-tenant settings, TOML only: `[tenants.NAME]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +123,11 @@ pub struct Settings {
     /// Per tenant in the config file: `[tenants.NAME] on_store_failure = "reject"`
     #[arg(long, value_name = "POLICY", env = "SEALTRAIL_ON_STORE_FAILURE")]
     pub on_store_failure: Option<StoreFailurePolicy>,
+    /// What producers of a frozen tenant (`sealtrail freeze`) get: `refuse` (503
+    /// `tenant_frozen`, nothing kept); default refuse. `spool` (keep their events until the
+    /// tenant is unfrozen) is not available yet and is refused
+    #[arg(long, value_name = "POLICY", env = "SEALTRAIL_ON_FROZEN")]
+    pub on_frozen: Option<FrozenPolicy>,
     /// Largest size of the local spool file in bytes (default 268435456, 256 MiB)
     #[arg(long, value_name = "BYTES", env = "SEALTRAIL_SPOOL_MAX_BYTES")]
     pub spool_max_bytes: Option<u64>,
@@ -159,7 +177,8 @@ pub struct Settings {
     pub max_body_memory_bytes: Option<u64>,
     /// How long a token the store confirmed is trusted without asking it again
     /// (milliseconds; default 1000, at most 60000; 0 = ask on every request). A token revoked
-    /// through another instance or the CLI stops working here within this time
+    /// through another instance or the CLI stops working here within this time, and a tenant
+    /// frozen or unfrozen there (`sealtrail freeze`) is refused or taken again within it
     #[arg(long, value_name = "MS", env = "SEALTRAIL_TOKEN_RECHECK_MS")]
     pub token_recheck_ms: Option<u64>,
     /// Archive every log in the background to TARGET, a directory or s3://bucket/prefix:
@@ -352,13 +371,15 @@ pub struct VerificationSettings {
     pub interval: Option<Duration>,
 }
 
-/// `max_future_skew_secs`.
+/// `max_future_skew_secs`, `on_frozen`.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
     /// How far ahead of the server's clock an event's `occurred_at` may be. Producers' clocks
     /// differ from the server's, so a little skew is allowed; an event dated further ahead
     /// cannot have happened yet.
     pub max_future_skew: Duration,
+    /// What a frozen tenant's producers get; only [`FrozenPolicy::Refuse`] resolves.
+    pub on_frozen: FrozenPolicy,
 }
 
 /// `query_timeout_ms`, `max_searches`, `max_searches_per_tenant`: how much of the service
@@ -398,6 +419,8 @@ pub struct AuthSettings {
     /// How long a token the store confirmed is taken without asking the store again (see
     /// `authn::TokenCache`): the longest a token revoked elsewhere — through another instance
     /// or the CLI — keeps working on this instance. Zero asks the store on every request.
+    /// The frozen tenants are read again after the same interval (`freeze::Freezes`), so it
+    /// also bounds how long a freeze made elsewhere takes to stop ingest here.
     pub token_recheck: Duration,
 }
 
@@ -516,6 +539,10 @@ pub enum ConfigError {
     )]
     TokenRecheck { ms: u64 },
     #[error(
+        "on_frozen = \"spool\" is not available yet: a frozen tenant's events are refused (503 tenant_frozen) and stay with their producers until it is unfrozen; remove on_frozen or set it to \"refuse\""
+    )]
+    FrozenSpool,
+    #[error(
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
     SpoolTooSmall { bytes: u64 },
@@ -633,6 +660,7 @@ impl Settings {
             audit_stdout: self.audit_stdout.or(file.audit_stdout),
             verify_interval_secs: self.verify_interval_secs.or(file.verify_interval_secs),
             on_store_failure: self.on_store_failure.or(file.on_store_failure),
+            on_frozen: self.on_frozen.or(file.on_frozen),
             spool_max_bytes: self.spool_max_bytes.or(file.spool_max_bytes),
             max_future_skew_secs: self.max_future_skew_secs.or(file.max_future_skew_secs),
             query_timeout_ms: self.query_timeout_ms.or(file.query_timeout_ms),
@@ -743,6 +771,10 @@ impl Settings {
                     .check(merged.max_body_memory_bytes, DEFAULT_MAX_BODY_MEMORY)?,
             ),
         };
+        let on_frozen = merged.on_frozen.unwrap_or(FrozenPolicy::Refuse);
+        if on_frozen == FrozenPolicy::Spool {
+            return Err(ConfigError::FrozenSpool);
+        }
         let token_recheck = merged
             .token_recheck_ms
             .map_or(DEFAULT_TOKEN_RECHECK, Duration::from_millis);
@@ -778,6 +810,7 @@ impl Settings {
                 max_future_skew: merged
                     .max_future_skew_secs
                     .map_or(DEFAULT_MAX_FUTURE_SKEW, Duration::from_secs),
+                on_frozen,
             },
             queries,
             auth: AuthSettings { token_recheck },

@@ -264,6 +264,86 @@ fn store_failure_policies_come_from_flags_and_per_tenant_tables() {
 }
 
 #[test]
+fn the_frozen_policy_comes_from_the_flag_or_the_file_and_spool_is_refused() {
+    assert_eq!(
+        Settings::default().resolve().unwrap().ingest.on_frozen,
+        FrozenPolicy::Refuse
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sealtrail.toml");
+    std::fs::write(&file, "on_frozen = \"refuse\"\n").unwrap();
+    let from_file = Settings {
+        config: Some(file.clone()),
+        ..Settings::default()
+    };
+    assert_eq!(
+        from_file.clone().resolve().unwrap().ingest.on_frozen,
+        FrozenPolicy::Refuse
+    );
+    // The flag wins over the file, and `spool` is refused wherever it comes from, saying what
+    // happens instead and what to write.
+    let flag = Settings {
+        on_frozen: Some(FrozenPolicy::Spool),
+        ..from_file
+    };
+    let error = flag.resolve().unwrap_err().to_string();
+    assert!(
+        error.contains("on_frozen = \"spool\" is not available yet")
+            && error.contains("503 tenant_frozen")
+            && error.contains("set it to \"refuse\""),
+        "{error}"
+    );
+    for (text, named) in [
+        (
+            "on_frozen = \"spool\"\n",
+            "on_frozen = \"spool\" is not available yet",
+        ),
+        ("on_frozen = \"drop\"\n", "drop"),
+        ("[tenants.billing]\non_frozen = \"refuse\"\n", "on_frozen"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let error = Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains(named), "{text}: {error}");
+    }
+}
+
+#[test]
+fn the_frozen_policy_flag_parses_as_serve_reads_it() {
+    use clap::{Args as _, FromArgMatches as _};
+    let command = Settings::augment_args(clap::Command::new("serve"));
+    let parse = |args: &[&str]| {
+        let matches = command.clone().try_get_matches_from(args)?;
+        Settings::from_arg_matches(&matches)
+    };
+    let refuse = parse(&["serve", "--on-frozen", "refuse"]).unwrap();
+    assert_eq!(refuse.on_frozen, Some(FrozenPolicy::Refuse));
+    let spool = parse(&["serve", "--on-frozen", "spool"]).unwrap();
+    assert!(spool.resolve().is_err());
+    let error = parse(&["serve", "--on-frozen", "drop"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("refuse") && error.contains("spool"),
+        "{error}"
+    );
+    // The variable is the one the flag names.
+    let flag = command
+        .get_arguments()
+        .find(|arg| arg.get_id() == "on_frozen")
+        .unwrap();
+    assert_eq!(
+        flag.get_env().and_then(|v| v.to_str()),
+        Some("SEALTRAIL_ON_FROZEN")
+    );
+}
+
+#[test]
 fn connection_limits_have_defaults_and_come_from_flags_or_the_file() {
     let defaults = Settings::default().resolve().unwrap().http;
     assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);

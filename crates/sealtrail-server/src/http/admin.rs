@@ -5,12 +5,15 @@
 //!   once;
 //! - `GET /v1/admin/tokens` lists tokens without secrets (only their hashes are stored);
 //! - `DELETE /v1/admin/tokens/{id}` revokes one;
-//! - `GET /v1/admin/tenants` lists tenants with their origin and log size.
+//! - `GET /v1/admin/tenants` lists tenants with their origin, log size and freeze;
+//! - `POST /v1/admin/tenants/{tenant}/freeze` and `…/unfreeze` stop and resume a tenant's
+//!   ingest (see [`crate::freeze`]); the change takes effect on this instance at once.
 //!
 //! Changes go through the ledger, which appends `sealtrail.token.created`,
-//! `sealtrail.token.revoked` and `sealtrail.tenant.created` to the `_system` log in the same
-//! transaction as the change, with the calling token's id as the actor: every admin action is
-//! itself audited, and names who did it.
+//! `sealtrail.token.revoked`, `sealtrail.tenant.created`, `sealtrail.tenant.frozen` and
+//! `sealtrail.tenant.unfrozen` to the `_system` log in the same transaction as the change,
+//! with the calling token's id as the actor: every admin action is itself audited, and names
+//! who did it.
 //!
 //! The response carrying a new secret is marked `Cache-Control: no-store`, and no secret is
 //! ever logged.
@@ -23,12 +26,12 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -38,7 +41,8 @@ use super::body::{limited, refused};
 use super::ingest::{content_type, unsupported_type};
 use super::{AUTHORIZATION, ApiError, AppState, Caller, refused_attempt};
 use crate::auth::{self, Scope};
-use crate::ledger::SYSTEM_TENANT;
+use crate::freeze::{self, Freeze};
+use crate::ledger::{FreezeChange, LedgerError, Refusal, SYSTEM_TENANT};
 use crate::tenant::TenantName;
 
 /// An admin request body is a few hundred bytes; refuse anything far larger unread.
@@ -52,6 +56,14 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/admin/tokens/{id}", delete(revoke_token))
         .route("/v1/admin/tenants", get(list_tenants))
+        .route(
+            "/v1/admin/tenants/{tenant}/freeze",
+            limited(post(freeze_tenant), MAX_ADMIN_BODY),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/unfreeze",
+            limited(post(unfreeze_tenant), MAX_ADMIN_BODY),
+        )
 }
 
 /// Admin actions need the `admin` scope on a token of the `_system` tenant: a tenant's own
@@ -96,6 +108,19 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
+/// An admin request's body as JSON, read with the events' JSON reader: it also refuses
+/// duplicate keys, which would otherwise let `{"tenant": "a", "tenant": "b"}` mean whichever
+/// one a parser keeps.
+fn parse_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    parse_json(body).map_err(|error| {
+        let mut error = ApiError::from(error);
+        if error.status == StatusCode::UNPROCESSABLE_ENTITY {
+            error.error = "invalid_request";
+        }
+        error
+    })
+}
+
 /// A request field that breaks a rule: 422 naming the field and the rule.
 fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message).at(field, rule)
@@ -122,15 +147,7 @@ impl CreateTokenRequest {
         if kind.as_deref() != Some("application/json") {
             return Err(unsupported_type(kind, "application/json"));
         }
-        // The events' JSON reader: it also refuses duplicate keys, which would otherwise let
-        // `{"tenant": "a", "tenant": "b"}` mean whichever one a parser keeps.
-        let value = parse_json(body).map_err(|error| {
-            let mut error = ApiError::from(error);
-            if error.status == StatusCode::UNPROCESSABLE_ENTITY {
-                error.error = "invalid_request";
-            }
-            error
-        })?;
+        let value = parse_body(body)?;
         let serde_json::Value::Object(fields) = value else {
             return Err(invalid(
                 "",
@@ -363,6 +380,10 @@ pub struct TenantInfo {
     pub size: u64,
     /// The tree size of its latest signed checkpoint; null before the first.
     pub checkpoint_size: Option<u64>,
+    /// Whether its ingest is frozen (POST /v1/admin/tenants/{tenant}/freeze).
+    pub frozen: bool,
+    /// Why, when and by whom it was frozen; null while it is not.
+    pub freeze: Option<FreezeInfo>,
 }
 
 /// `GET /v1/admin/tenants`.
@@ -372,7 +393,7 @@ pub struct TenantList {
     pub tenants: Vec<TenantInfo>,
 }
 
-/// List tenants with their origin and log size.
+/// List tenants with their origin, log size and freeze.
 #[utoipa::path(
     get, path = "/v1/admin/tenants", tag = "admin",
     responses(
@@ -397,7 +418,223 @@ async fn list_tenants(
             created_at: tenant.created_at,
             size: tenant.size,
             checkpoint_size: tenant.checkpoint_size,
+            frozen: tenant.freeze.is_some(),
+            freeze: tenant.freeze.map(FreezeInfo::from),
         })
         .collect();
     Ok(Json(TenantList { tenants }))
+}
+
+/// `POST /v1/admin/tenants/{tenant}/freeze` and `…/unfreeze` body.
+#[derive(Debug, ToSchema)]
+pub struct FreezeRequest {
+    /// Why: recorded in the `_system` log (`details.reason`) and, for a freeze, shown to the
+    /// tenant's producers in every refusal. At least one character other than a space, tab,
+    /// CR or LF; at most 4096 characters; no U+0000.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "^[^\\x00]*[^\\x00\\t\\n\\r ][^\\x00]*$",
+        example = "chain violation at seq 41 under investigation (INC-1234)"
+    )]
+    pub reason: String,
+}
+
+impl FreezeRequest {
+    /// Reads and checks the body field by field, naming the field and rule of any fault.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<FreezeRequest, ApiError> {
+        let kind = content_type(headers);
+        if kind.as_deref() != Some("application/json") {
+            return Err(unsupported_type(kind, "application/json"));
+        }
+        let serde_json::Value::Object(fields) = parse_body(body)? else {
+            return Err(invalid(
+                "",
+                "type",
+                "the body must be an object with a reason",
+            ));
+        };
+        if let Some(unknown) = fields.keys().find(|k| *k != "reason") {
+            return Err(invalid(
+                unknown,
+                "unknown_field",
+                format!("unknown field {unknown:?}; the only field is reason"),
+            ));
+        }
+        let reason = match fields.get("reason") {
+            None | Some(serde_json::Value::Null) => {
+                return Err(invalid(
+                    "reason",
+                    "required",
+                    freeze::ReasonError::Missing.to_string(),
+                ));
+            }
+            Some(serde_json::Value::String(reason)) => reason.clone(),
+            Some(_) => return Err(invalid("reason", "type", "reason must be a string")),
+        };
+        freeze::check_reason(&reason)
+            .map_err(|error| invalid("reason", error.rule(), error.to_string()))?;
+        Ok(FreezeRequest { reason })
+    }
+}
+
+/// A freeze: why, when and by whom.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FreezeInfo {
+    /// The reason given.
+    pub reason: String,
+    /// When the tenant was frozen, RFC 3339 UTC.
+    pub at: String,
+    /// Who froze it: an admin token's id, or `cli:<user>` for `sealtrail freeze`.
+    #[schema(example = "tok_5f0c2a9d1e7b3c48")]
+    pub actor: String,
+}
+
+impl From<Freeze> for FreezeInfo {
+    fn from(freeze: Freeze) -> FreezeInfo {
+        FreezeInfo {
+            reason: freeze.reason,
+            at: freeze.at,
+            actor: freeze.actor,
+        }
+    }
+}
+
+/// A tenant's freeze after a freeze or unfreeze.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantFreeze {
+    #[schema(example = "acme")]
+    pub tenant: String,
+    /// Whether its ingest is frozen now.
+    pub frozen: bool,
+    /// Whether this request changed that (and appended `sealtrail.tenant.frozen` or
+    /// `sealtrail.tenant.unfrozen` to the `_system` log); false when the tenant already was
+    /// as asked, in which case nothing was recorded and a standing freeze keeps its reason.
+    pub changed: bool,
+    /// The freeze standing now; null once unfrozen.
+    pub freeze: Option<FreezeInfo>,
+}
+
+impl From<FreezeChange> for TenantFreeze {
+    fn from(change: FreezeChange) -> TenantFreeze {
+        TenantFreeze {
+            tenant: change.tenant,
+            frozen: change.standing.is_some(),
+            changed: change.changed,
+            freeze: change.standing.map(FreezeInfo::from),
+        }
+    }
+}
+
+/// Stop a tenant's ingest: from now on its producers get 503 `tenant_frozen` (naming the
+/// reason) and nothing they send is kept, until it is unfrozen. Reads, proofs and
+/// verification of its log go on. Effective at once on this instance, and on every other
+/// instance and the CLI's store within `token_recheck_ms` (1 s by default).
+#[utoipa::path(
+    post, path = "/v1/admin/tenants/{tenant}/freeze", tag = "admin",
+    params(("tenant" = String, Path, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$",
+        description = "The tenant: 1-64 lowercase letters, digits, `-` and `_`, starting with a letter or digit (`_system` cannot be frozen)")),
+    request_body(content = FreezeRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Frozen; `changed` is false when it already was (the standing freeze is kept, nothing is recorded)", body = TenantFreeze),
+        (status = 400, description = "Malformed JSON, not a tenant name, or `_system` (`rule: reserved`)", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 404, description = "No such tenant", body = super::error::ApiErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = super::error::ApiErrorBody),
+        (status = 415, description = "Not application/json", body = super::error::ApiErrorBody),
+        (status = 422, description = "The body breaks a rule; `field` and `rule` say which", body = super::error::ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn freeze_tenant(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TenantFreeze>, ApiError> {
+    set_frozen(&state, &caller, tenant, true, &headers, body).await
+}
+
+/// Resume a tenant's ingest after a freeze. Effective at once on this instance, and on every
+/// other instance within `token_recheck_ms` (1 s by default).
+#[utoipa::path(
+    post, path = "/v1/admin/tenants/{tenant}/unfreeze", tag = "admin",
+    params(("tenant" = String, Path, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$",
+        description = "The tenant: 1-64 lowercase letters, digits, `-` and `_`, starting with a letter or digit (`_system` is never frozen)")),
+    request_body(content = FreezeRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Not frozen any more; `changed` is false when it was not frozen (nothing is recorded)", body = TenantFreeze),
+        (status = 400, description = "Malformed JSON, not a tenant name, or `_system` (`rule: reserved`)", body = super::error::ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 403, description = "Not an admin token of the _system tenant (recorded in the _system log)", body = super::error::ApiErrorBody),
+        (status = 404, description = "No such tenant", body = super::error::ApiErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = super::error::ApiErrorBody),
+        (status = 415, description = "Not application/json", body = super::error::ApiErrorBody),
+        (status = 422, description = "The body breaks a rule; `field` and `rule` say which", body = super::error::ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn unfreeze_tenant(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TenantFreeze>, ApiError> {
+    set_frozen(&state, &caller, tenant, false, &headers, body).await
+}
+
+/// Freezes (`frozen`) or unfreezes the tenant the path names, through the ledger, and tells
+/// this instance's copy of the frozen tenants at once.
+async fn set_frozen(
+    state: &AppState,
+    caller: &Caller,
+    tenant: Result<Path<String>, PathRejection>,
+    frozen: bool,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TenantFreeze>, ApiError> {
+    let Path(tenant) = tenant.map_err(|e| {
+        ApiError::bad_request(format!("the path cannot be read: {}", e.body_text()))
+            .at("path", "format")
+    })?;
+    TenantName::parse(&tenant)
+        .map_err(|error| ApiError::bad_request(error.to_string()).at("tenant", "format"))?;
+    if tenant == SYSTEM_TENANT {
+        return Err(
+            ApiError::bad_request(Refusal::SystemTenantFrozen.to_string()).at("tenant", "reserved"),
+        );
+    }
+    let body = body.map_err(|rejection| refused(rejection, MAX_ADMIN_BODY))?;
+    let request = FreezeRequest::parse(headers, &body)?;
+    let result = if frozen {
+        state
+            .ledger
+            .freeze(&tenant, &request.reason, &caller.token_id)
+            .await
+    } else {
+        state
+            .ledger
+            .unfreeze(&tenant, &request.reason, &caller.token_id)
+            .await
+    };
+    let change = result.map_err(|error| match error {
+        LedgerError::Invalid(Refusal::UnknownTenant(_)) => ApiError::not_found(format!(
+            "there is no tenant {tenant:?}; see GET /v1/admin/tenants"
+        ))
+        .at("tenant", "unknown_tenant"),
+        other => other.into(),
+    })?;
+    state.freezes.note(&tenant, change.standing.clone());
+    let action = if frozen { "frozen" } else { "unfrozen" };
+    tracing::info!(
+        actor = %caller.token_id,
+        %tenant,
+        changed = change.changed,
+        reason = %request.reason,
+        "tenant {action}"
+    );
+    Ok(Json(change.into()))
 }

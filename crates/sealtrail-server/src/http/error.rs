@@ -197,6 +197,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 503: the tenant is frozen, so nothing of the request was kept. A 503 rather than a 4xx
+    /// because the request itself is fine: the same request succeeds once an administrator
+    /// lifts the freeze (the message says how). No `Retry-After`: a freeze lasts as long as
+    /// the incident behind it.
+    pub fn tenant_frozen(frozen: &crate::freeze::TenantFrozen) -> ApiError {
+        ApiError {
+            rule: Some(crate::freeze::FROZEN_ERROR),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::freeze::FROZEN_ERROR,
+                frozen.to_string(),
+            )
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         tracing::error!(%error, "store error");
@@ -365,6 +382,7 @@ impl From<IngestError> for ApiError {
                 ApiError::invalid("Idempotency-Key", rule, message)
             }
             IngestError::KeyConflict(conflict) => (*conflict).into(),
+            IngestError::Frozen(frozen) => ApiError::tenant_frozen(&frozen),
             IngestError::TooManyEvents { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch_too_large",
@@ -503,7 +521,7 @@ impl From<VerificationError> for ApiError {
 pub struct ApiErrorBody {
     /// A stable snake_case code: `invalid_event`, `idempotency_conflict`, `malformed_json`, `bad_request`,
     /// `unauthorized`, `missing_scope`, `wrong_tenant`, `not_found`, `not_durable`,
-    /// `store_unavailable`, `storage_full`, `method_not_allowed`, `uri_too_long`,
+    /// `store_unavailable`, `storage_full`, `tenant_frozen`, `method_not_allowed`, `uri_too_long`,
     /// `headers_too_large`, `too_many_searches`, `search_busy`, `query_timeout`,
     /// `payload_too_large`, `request_timeout`, `server_busy`, …
     #[schema(example = "invalid_event")]

@@ -1,8 +1,9 @@
 //! `POST /v1/events` and `POST /v1/events/batch`: the body, its content type and the
 //! `Idempotency-Key` header go to the ingest service ([`crate::ingest`]), and what it returns
 //! becomes a status and a receipt — `201` committed, `200` a duplicate, `202` spooled, `422`
-//! for an idempotency key that names a different event — or, for a batch, one result per
-//! event. Every answer is counted in [`crate::metrics`].
+//! for an idempotency key that names a different event, `503` `tenant_frozen` for a frozen
+//! tenant — or, for a batch, one result per event. Every answer is counted in
+//! [`crate::metrics`] (a frozen tenant's by the ingest service, apart from write failures).
 
 use axum::Json;
 use axum::Router;
@@ -95,15 +96,17 @@ async fn post_event(
         Err(rejection) => Err(refused(rejection, MAX_EVENT_BODY)),
     };
     let outcome = match &result {
-        Ok(response) if response.status() == StatusCode::CREATED => IngestOutcome::Created,
-        Ok(response) if response.status() == StatusCode::ACCEPTED => IngestOutcome::Spooled,
-        Ok(_) => IngestOutcome::Duplicate,
+        Ok(response) if response.status() == StatusCode::CREATED => Some(IngestOutcome::Created),
+        Ok(response) if response.status() == StatusCode::ACCEPTED => Some(IngestOutcome::Spooled),
+        Ok(_) => Some(IngestOutcome::Duplicate),
         Err(error) => {
             metrics::ingest_error(error.error);
             failure_outcome(error)
         }
     };
-    metrics::events_ingested(metrics_tenant(&state, &caller), outcome, 1);
+    if let Some(outcome) = outcome {
+        metrics::events_ingested(metrics_tenant(&state, &caller), outcome, 1);
+    }
     result
 }
 
@@ -116,12 +119,16 @@ fn metrics_tenant<'c>(state: &AppState, caller: &'c Caller) -> &'c str {
     }
 }
 
-/// Whether a refused event is the producer's to fix or the server's to retry.
-fn failure_outcome(error: &ApiError) -> IngestOutcome {
-    if error.status.is_server_error() {
-        IngestOutcome::Failed
+/// Whether a refused event is the producer's to fix or the server's to retry; `None` for a
+/// frozen tenant's, which the ingest service counts apart (`sealtrail_frozen_refusals_total`):
+/// an operator's decision, not a write that failed (which `SealtrailWriteFailures` pages for).
+fn failure_outcome(error: &ApiError) -> Option<IngestOutcome> {
+    if error.error == crate::freeze::FROZEN_ERROR {
+        None
+    } else if error.status.is_server_error() {
+        Some(IngestOutcome::Failed)
     } else {
-        IngestOutcome::Rejected
+        Some(IngestOutcome::Rejected)
     }
 }
 
@@ -207,7 +214,7 @@ async fn post_batch(
             (_, None) => IngestOutcome::Duplicate,
             (_, Some(error)) => {
                 metrics::ingest_error(error.error);
-                failure_outcome(error)
+                failure_outcome(error).unwrap_or(IngestOutcome::Failed)
             }
         };
         counts[outcome as usize] += 1;
@@ -241,9 +248,9 @@ async fn accept_batch(
                 _ => None,
             };
             let error = ApiError::from(error);
-            if let Some(submitted) = submitted {
+            if let (Some(submitted), Some(outcome)) = (submitted, failure_outcome(&error)) {
                 let tenant = metrics_tenant(state, caller);
-                metrics::events_ingested(tenant, failure_outcome(&error), submitted);
+                metrics::events_ingested(tenant, outcome, submitted);
             }
             return Err(error);
         }

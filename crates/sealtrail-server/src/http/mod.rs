@@ -53,6 +53,9 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Bodies to submissions to the write path (`POST /v1/events[/batch]`).
     pub ingest: Ingest,
+    /// The frozen tenants as this instance knows them (shared with `ingest`): the admin
+    /// routes that freeze and unfreeze tell it at once.
+    pub freezes: crate::freeze::Freezes,
     /// Searches, events with their proofs, and the proof routes.
     pub queries: Queries,
     /// What verification has found about each log: written by `GET /v1/verify` and the

@@ -189,6 +189,16 @@ impl GroupWork<'_> {
                 let result = self.record_config(config);
                 settle(reply, result)
             }
+            Job::SetFrozen {
+                tenant,
+                frozen,
+                reason,
+                actor,
+                reply,
+            } => {
+                let result = self.set_frozen(&tenant, frozen, &reason, &actor);
+                settle(reply, result)
+            }
             Job::Restore {
                 entries,
                 run,

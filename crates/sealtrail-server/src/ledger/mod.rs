@@ -27,8 +27,8 @@
 //! with backoff until it succeeds. Checkpoints are therefore issued one at a time per log, in
 //! order of size and time, whichever instance signs them.
 //!
-//! Administrative actions (tenant created, token created or revoked) are appended to the
-//! `_system` tenant's log in the same transaction as the change itself, so an audit record of
+//! Administrative actions (tenant created, token created or revoked, tenant frozen or
+//! unfrozen) are appended to the `_system` tenant's log in the same transaction as the change itself, so an audit record of
 //! an admin action cannot be lost while the action takes effect.
 //!
 //! # Layout
@@ -48,12 +48,15 @@
 //! - `checkpoints`: signing the checkpoints that are due, each under its tenant's lock.
 //! - `admin`: tenants, tokens and the configuration record, each with its `_system` audit
 //!   entry in the same transaction.
+//! - `freeze`: freezing and unfreezing a tenant's ingest (see [`crate::freeze`]), the state
+//!   and its `_system` audit entry in the same transaction.
 //!
 //! **Architecture invariant:** only the writer thread writes to a log; every other part of the
 //! service reaches the store's write side through a [`Ledger`] handle.
 
 mod admin;
 mod checkpoints;
+mod freeze;
 mod group;
 mod spooling;
 #[cfg(test)]
@@ -76,6 +79,7 @@ use tokio::sync::oneshot;
 use crate::auth::ScopeError;
 use crate::clock::Clock;
 use crate::config::{Resolved, StoreFailurePolicy};
+use crate::freeze::{Freeze, ReasonError};
 use crate::keys::{self, KeyError, KeyResolver};
 use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
@@ -244,6 +248,12 @@ pub enum Refusal {
     Scope(#[from] ScopeError),
     #[error("a token needs at least one --scope")]
     NoScope,
+    #[error(
+        "the {SYSTEM_TENANT} log cannot be frozen: it records sealtrail's own actions, this freeze among them"
+    )]
+    SystemTenantFrozen,
+    #[error(transparent)]
+    FreezeReason(ReasonError),
 }
 
 /// A failure of the server itself: no change to the request would help.
@@ -299,6 +309,20 @@ pub struct NewToken {
     pub tenant: String,
     pub scopes: Vec<String>,
     pub tenant_created: bool,
+}
+
+/// What a freeze or unfreeze did ([`Ledger::freeze`], [`Ledger::unfreeze`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreezeChange {
+    pub tenant: String,
+    /// Whether the state changed (and an entry was appended to `_system`); false when the
+    /// tenant was already frozen, or not frozen, as asked.
+    pub changed: bool,
+    /// The freeze that stands now, if the tenant is frozen: the new one, or the one that was
+    /// already there (its reason, time and actor are kept).
+    pub standing: Option<Freeze>,
+    /// The freeze an unfreeze lifted.
+    pub lifted: Option<Freeze>,
 }
 
 /// A request to the admin API (or for the `_system` log) that was refused before it did
@@ -375,6 +399,14 @@ enum Job {
         config: serde_json::Value,
         reply: Reply<bool>,
     },
+    /// Freezes (`frozen`) or unfreezes a tenant's ingest, recording it in `_system`.
+    SetFrozen {
+        tenant: String,
+        frozen: bool,
+        reason: String,
+        actor: String,
+        reply: Reply<FreezeChange>,
+    },
     /// Puts back entries lost from the store (see [`crate::replay`]) and records the run in
     /// `_system`, in one transaction.
     Restore {
@@ -419,6 +451,23 @@ impl Job {
         }
     }
 
+    /// The job that freezes or unfreezes a tenant, waiting for its reply.
+    fn set_frozen(
+        tenant: &str,
+        frozen: bool,
+        reason: &str,
+        actor: &str,
+    ) -> impl FnOnce(Reply<FreezeChange>) -> Job {
+        let (tenant, reason, actor) = (tenant.to_string(), reason.to_string(), actor.to_string());
+        move |reply| Job::SetFrozen {
+            tenant,
+            frozen,
+            reason,
+            actor,
+            reply,
+        }
+    }
+
     /// The tenants whose logs this job may extend (and so must lock).
     fn tenants(&self) -> Vec<&str> {
         match self {
@@ -426,9 +475,10 @@ impl Job {
             Job::CreateToken { tenant, .. } | Job::EnsureTenant { tenant, .. } => {
                 vec![tenant, SYSTEM_TENANT]
             }
-            Job::RevokeToken { .. } | Job::RecordConfig { .. } | Job::FirstAdminToken { .. } => {
-                vec![SYSTEM_TENANT]
-            }
+            Job::RevokeToken { .. }
+            | Job::RecordConfig { .. }
+            | Job::FirstAdminToken { .. }
+            | Job::SetFrozen { .. } => vec![SYSTEM_TENANT],
             Job::Restore { entries, .. } => {
                 let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
                 tenants.push(SYSTEM_TENANT);
@@ -652,6 +702,43 @@ impl Ledger {
     pub fn revoke_token_blocking(&self, id: &str, actor: &str) -> Result<bool, LedgerError> {
         let (id, actor) = (id.to_string(), actor.to_string());
         self.call_blocking(|reply| Job::RevokeToken { id, actor, reply })
+    }
+
+    /// Freezes `tenant`'s ingest for `reason`, on behalf of `actor` (a token id, or
+    /// `cli:<user>`), and appends `sealtrail.tenant.frozen` to the `_system` log in the same
+    /// transaction. A tenant already frozen stays frozen as it was, and nothing is recorded.
+    pub async fn freeze(
+        &self,
+        tenant: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<FreezeChange, LedgerError> {
+        self.call(Job::set_frozen(tenant, true, reason, actor))
+            .await
+    }
+
+    /// Lifts `tenant`'s freeze, appending `sealtrail.tenant.unfrozen` (with `reason` and the
+    /// freeze lifted) to the `_system` log in the same transaction. Nothing is recorded for a
+    /// tenant that is not frozen.
+    pub async fn unfreeze(
+        &self,
+        tenant: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<FreezeChange, LedgerError> {
+        self.call(Job::set_frozen(tenant, false, reason, actor))
+            .await
+    }
+
+    /// [`Ledger::freeze`] (`frozen`) or [`Ledger::unfreeze`] for synchronous callers (the CLI).
+    pub fn set_frozen_blocking(
+        &self,
+        tenant: &str,
+        frozen: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<FreezeChange, LedgerError> {
+        self.call_blocking(Job::set_frozen(tenant, frozen, reason, actor))
     }
 
     /// Creates the tenant if it does not exist; true when it was created.

@@ -483,6 +483,7 @@ pub(super) fn fail_job(job: Job) -> Answer {
         Job::FirstAdminToken { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::EnsureTenant { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::RecordConfig { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::SetFrozen { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Restore { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Shutdown => Box::new(|_| {}),
     }

@@ -763,6 +763,49 @@ async fn responses_match_their_documented_schemas() {
     matches_document(&doc, "get", "/v1/admin/tenants", tenants).await;
     let forbidden = get(&app, "/v1/admin/tenants", Some(&token)).await;
     matches_document(&doc, "get", "/v1/admin/tenants", forbidden).await;
+    // A freeze, the listing with a frozen tenant, the refusals and the unfreeze.
+    let set_frozen = |action: &str, tenant: &str, body: Value| {
+        app.client
+            .post(app.url(&format!("/v1/admin/tenants/{tenant}/{action}")))
+            .bearer_auth(&app.admin_token)
+            .json(&body)
+            .send()
+    };
+    let freeze = "/v1/admin/tenants/{tenant}/freeze";
+    let unfreeze = "/v1/admin/tenants/{tenant}/unfreeze";
+    let frozen = set_frozen("freeze", "acme", json!({"reason": "doc"}))
+        .await
+        .unwrap();
+    assert_eq!(frozen.status(), 200);
+    matches_document(&doc, "post", freeze, frozen).await;
+    let refused = app.post_event(&token, &event(30)).await;
+    assert_eq!(refused.status(), 503);
+    matches_document(&doc, "post", "/v1/events", refused).await;
+    let tenants = get(&app, "/v1/admin/tenants", admin).await;
+    matches_document(&doc, "get", "/v1/admin/tenants", tenants).await;
+    for (tenant, body) in [
+        ("nobody", json!({"reason": "doc"})),
+        ("_system", json!({"reason": "doc"})),
+        ("acme", json!({"reason": ""})),
+    ] {
+        let response = set_frozen("freeze", tenant, body).await.unwrap();
+        assert!(response.status().is_client_error());
+        matches_document(&doc, "post", freeze, response).await;
+    }
+    let unfrozen = set_frozen("unfreeze", "acme", json!({"reason": "doc"}))
+        .await
+        .unwrap();
+    assert_eq!(unfrozen.status(), 200);
+    matches_document(&doc, "post", unfreeze, unfrozen).await;
+    let forbidden = app
+        .client
+        .post(app.url("/v1/admin/tenants/acme/unfreeze"))
+        .bearer_auth(&token)
+        .json(&json!({"reason": "doc"}))
+        .send()
+        .await
+        .unwrap();
+    matches_document(&doc, "post", unfreeze, forbidden).await;
 
     // The read side: an event with its proof (before and after a checkpoint covers it, when
     // `checkpoint` is null and then the note), proofs, verification, pages and refusals.

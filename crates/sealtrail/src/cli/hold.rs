@@ -7,7 +7,7 @@ use sealtrail_server::holds::{self, Hold};
 use sealtrail_server::ledger::{Outcome, SYSTEM_TENANT, Submission};
 
 use super::DataArgs;
-use super::tokens::{cli_actor, open_ledger};
+use super::cli_actor;
 
 #[derive(Debug, Subcommand)]
 pub enum HoldCommand {
@@ -55,7 +55,7 @@ pub enum HoldCommand {
 }
 
 fn append(data: &DataArgs, event: sealtrail_core::event::Event) -> Result<(String, u64)> {
-    let ledger = open_ledger(data)?;
+    let ledger = data.open_ledger()?;
     let outcome = ledger.append_blocking(
         SYSTEM_TENANT,
         vec![Submission {

@@ -12,6 +12,7 @@ mod archive;
 mod backup;
 mod bench;
 mod doctor;
+mod freeze;
 mod gaps;
 mod hold;
 mod keys;
@@ -29,7 +30,7 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
 /// Default data directory; signing keys live under `DIR/keys/`.
@@ -118,6 +119,10 @@ pub enum Command {
     Hold(hold::HoldCommand),
     /// Put back damaged or missing entries of a log from the archive or AUDIT lines: only the bytes its signed tree commits to, never a rewrite
     Repair(repair::RepairArgs),
+    /// Stop a tenant's ingest (503 tenant_frozen, nothing kept) while reads go on; audited in the _system log
+    Freeze(freeze::FreezeArgs),
+    /// Resume a frozen tenant's ingest; audited in the _system log
+    Unfreeze(freeze::FreezeArgs),
     /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
     #[command(subcommand)]
     Gaps(gaps::GapsCommand),
@@ -192,6 +197,38 @@ impl DataArgs {
     }
 }
 
+impl DataArgs {
+    /// A writer on the existing store, for commands that change it through the write path
+    /// (so that each change is an audited admin action, appended under the same locks a
+    /// running server takes): `tokens create|revoke`, `freeze`, `unfreeze`.
+    pub(crate) fn open_ledger(&self) -> Result<sealtrail_server::ledger::Ledger> {
+        // The ledger would create a missing store; a change to a store no server reads is
+        // useless.
+        self.existing_store()?;
+        // The CLI appends its own audit events; checkpoints follow the server's defaults.
+        let settings = sealtrail_server::config::Settings {
+            data: Some(self.data.clone()),
+            database_url: self.database_url.clone(),
+            signing_key: self.signing_key.clone(),
+            ..Default::default()
+        }
+        .resolve()
+        .map_err(anyhow::Error::msg)?;
+        let location = settings.storage.store.clone();
+        sealtrail_server::ledger::Ledger::start(sealtrail_server::ledger::LedgerConfig {
+            audit_stdout: false,
+            ..sealtrail_server::ledger::LedgerConfig::from_settings(&settings)
+        })
+        .with_context(|| format!("cannot open the store {location}"))
+    }
+}
+
+/// The actor the command line's admin actions are recorded under: `cli:<user>`.
+pub(crate) fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
 /// Parses the process arguments, runs the command and maps failure to exit status 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -263,6 +300,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repair(args) => repair::run(args),
         Command::Hold(command) => hold::run(command),
         Command::Retention(command) => retention::run(command),
+        Command::Freeze(args) => freeze::run(args, true),
+        Command::Unfreeze(args) => freeze::run(args, false),
         Command::Gaps(command) => gaps::run(command),
         Command::Archive(command) => archive::run(command),
         Command::Restore(args) => restore::run(args),

@@ -1,10 +1,10 @@
 //! `sealtrail tokens create|list|revoke`: API tokens, created and revoked through the write
 //! path (so each is an audited admin action) whether or not a server runs.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use super::DataArgs;
+use super::{DataArgs, cli_actor};
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -40,31 +40,6 @@ pub enum TokensCommand {
     },
 }
 
-pub(super) fn open_ledger(data: &DataArgs) -> Result<sealtrail_server::ledger::Ledger> {
-    // The ledger would create a missing store; a token in a store no server reads is useless.
-    data.existing_store()?;
-    // The CLI appends its own audit events; checkpoints follow the server's defaults.
-    let settings = sealtrail_server::config::Settings {
-        data: Some(data.data.clone()),
-        database_url: data.database_url.clone(),
-        signing_key: data.signing_key.clone(),
-        ..Default::default()
-    }
-    .resolve()
-    .map_err(anyhow::Error::msg)?;
-    let location = settings.storage.store.clone();
-    sealtrail_server::ledger::Ledger::start(sealtrail_server::ledger::LedgerConfig {
-        audit_stdout: false,
-        ..sealtrail_server::ledger::LedgerConfig::from_settings(&settings)
-    })
-    .with_context(|| format!("cannot open the store {location}"))
-}
-
-pub(super) fn cli_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
-}
-
 pub fn run(command: TokensCommand) -> Result<()> {
     match command {
         TokensCommand::Create {
@@ -73,7 +48,7 @@ pub fn run(command: TokensCommand) -> Result<()> {
             scopes,
             json,
         } => {
-            let ledger = open_ledger(&data)?;
+            let ledger = data.open_ledger()?;
             let created = ledger.create_token_blocking(&tenant, scopes, &cli_actor());
             ledger.shutdown();
             let created = created?;
@@ -124,7 +99,7 @@ pub fn run(command: TokensCommand) -> Result<()> {
             Ok(())
         }
         TokensCommand::Revoke { data, id } => {
-            let ledger = open_ledger(&data)?;
+            let ledger = data.open_ledger()?;
             let revoked = ledger.revoke_token_blocking(&id, &cli_actor());
             ledger.shutdown();
             if !revoked? {

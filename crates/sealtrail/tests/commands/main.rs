@@ -11,6 +11,7 @@ mod bench;
 mod bench_large;
 mod doctor;
 mod first_use;
+mod freeze;
 mod gaps;
 mod hold;
 mod keys_notes;

@@ -140,6 +140,35 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exposed() {
         false
     };
     assert!(counted.await, "the gap database never counted the event");
+    // The frozen-refusal family once a frozen tenant's request was refused: frozen on the
+    // store, it is seen within the re-check interval (1 s).
+    let frozen = crate::support::sealtrail(
+        &[
+            "freeze", "--data", "data", "--tenant", "acme", "--reason", "metrics",
+        ],
+        dir.path(),
+    );
+    crate::support::succeed(&frozen);
+    let refused = async {
+        for n in 0..100 {
+            let response = post_event(
+                &client,
+                &server.base,
+                token["token"].as_str().unwrap(),
+                &event(100 + n),
+            )
+            .await;
+            if response.status() == 503 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        refused.await,
+        "the frozen tenant's events were never refused"
+    );
     let before_restart = scrape(&client, &server.base).await;
     server.stop();
     // With an archive, whose families get their series once it measured a log (and the
