@@ -74,6 +74,10 @@ BEGIN
             ('checkpoints',                 'SELECT, INSERT'),
             ('seals',                       'SELECT, INSERT'),
             ('idempotency',                 'SELECT, INSERT'),
+            -- Retention: the archive watermark rises (a trigger refuses it falling); prunes
+            -- are recorded only by sealtrail_prune(), which runs with the owner's rights.
+            ('archive_watermarks',          'SELECT, INSERT, UPDATE'),
+            ('prunes',                      'SELECT'),
             -- Verifier-key backfill, token revocation, the recorded configuration.
             ('tenants',                     'SELECT, INSERT, UPDATE'),
             ('tokens',                      'SELECT, INSERT, UPDATE'),
@@ -89,6 +93,11 @@ BEGIN
             missing := missing || spec.name;
         END IF;
     END LOOP;
+    -- The one way entries leave the log: the owner's function, which checks the watermark.
+    IF to_regprocedure('sealtrail.sealtrail_prune(text, bigint, text, bigint, text)') IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION sealtrail.sealtrail_prune(text, bigint, text, bigint, text) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION sealtrail.sealtrail_prune(text, bigint, text, bigint, text) TO sealtrail_app;
+    END IF;
     IF cardinality(missing) > 0 THEN
         RAISE NOTICE 'not yet created: % (run `sealtrail migrate` as sealtrail_owner, then this script again)',
             array_to_string(missing, ', ');

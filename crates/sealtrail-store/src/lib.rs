@@ -250,6 +250,26 @@ pub struct StoredSeal {
     pub created_at: String,
 }
 
+/// A prune (`sealtrail retention apply`): the entries of a log below `below` were removed,
+/// after the `_system` entry at `system_seq` announced it, and `archive` holds them. Their
+/// stored hashes and the log's checkpoints stay, so every proof about the log stays valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneMark {
+    pub below: u64,
+    pub archive: String,
+    pub system_seq: u64,
+    pub pruned_at: String,
+}
+
+/// The size of a log below which an archive, verified against the store when it was
+/// recorded, holds every entry: how far a prune may go. It only rises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveWatermark {
+    pub size: u64,
+    pub archive: String,
+    pub recorded_at: String,
+}
+
 /// One entry row to append.
 pub struct NewEntry<'a> {
     pub seq: u64,
@@ -503,6 +523,27 @@ pub trait Store: Send {
     /// that the stored leaf is in a signed checkpoint's tree before it asks.
     fn repair_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore>;
 
+    // --- retention ---
+
+    /// The log's latest prune, if it was ever pruned: entries below `below` are gone on
+    /// purpose. Every reader that walks a log from its start begins at this mark.
+    fn prune_mark(&self, tenant: &str) -> Result<Option<PruneMark>>;
+
+    /// The log's archive watermark, if one was recorded.
+    fn archive_watermark(&self, tenant: &str) -> Result<Option<ArchiveWatermark>>;
+
+    /// Records that an archive verified against this store holds every entry below
+    /// `mark.size`. A watermark never falls: a lower one than recorded changes nothing.
+    fn record_archive_watermark(&self, tenant: &str, mark: &ArchiveWatermark) -> Result<()>;
+
+    /// Removes the entries below `mark.below` (and their idempotency keys), inside a write
+    /// transaction, after recording `mark`: the one way entries leave a log. The store itself
+    /// refuses a mark that does not rise, passes the archive watermark or would remove the
+    /// log's newest entry (SQLite with triggers, PostgreSQL in `sealtrail_prune`, a function
+    /// of the schema's owner); any other DELETE stays refused by the append-only triggers.
+    /// Returns the number of entries removed.
+    fn prune(&self, tenant: &str, mark: &PruneMark) -> Result<u64>;
+
     // --- leases ---
 
     /// Takes the lease `name` (lowercase letters, digits and `-`), or confirms that this
@@ -550,6 +591,9 @@ pub enum Restore {
     NoStoredHash,
     /// The stored leaf hash at that seq is another one: the bytes are not that entry's.
     HashMismatch,
+    /// The seq is below the log's prune mark: retention removed it on purpose, and it stays
+    /// removed (nothing was written).
+    Pruned,
 }
 
 /// Where a tenant's log ends: its size, the hash of its last entry, and the Merkle frontier.

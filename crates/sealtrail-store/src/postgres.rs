@@ -30,21 +30,24 @@ use sealtrail_core::Hash;
 use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
-    BadValue, EntryRow, Integrity, NewEntry, Protection, Restore, Result, Store, StoreError,
+    ArchiveWatermark, BadValue, EntryRow, Integrity, NewEntry, Protection, PruneMark, Restore,
+    Result, Store, StoreError,
     StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
 };
 
 mod catalog;
 mod repair;
+mod retention;
 mod seals;
 
 /// The schema version this build writes: the number of migrations in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("postgres/0001_init.sql"),
     include_str!("postgres/0002_seals.sql"),
+    include_str!("postgres/0003_retention.sql"),
 ];
 
 /// Records which migrations have been applied, one row per version.
@@ -88,7 +91,7 @@ const TENANT_LOCK_SEED: i64 = 0x0073_6561_6c74_726c; // "sealtrl"
 
 /// The append-only triggers of the log tables, as `(trigger, table, pg_trigger.tgtype)`.
 /// `tgtype` bits: 1 row, 2 before, 8 delete, 16 update, 32 truncate.
-const TRIGGERS: [(&str, &str, i16); 8] = [
+const TRIGGERS: [(&str, &str, i16); 10] = [
     ("entries_append_only", "entries", 1 | 2 | 8 | 16),
     ("entries_no_truncate", "entries", 2 | 32),
     ("hashes_append_only", "hashes", 1 | 2 | 8 | 16),
@@ -97,6 +100,8 @@ const TRIGGERS: [(&str, &str, i16); 8] = [
     ("checkpoints_no_truncate", "checkpoints", 2 | 32),
     ("seals_append_only", "seals", 1 | 2 | 8 | 16),
     ("seals_no_truncate", "seals", 2 | 32),
+    ("prunes_append_only", "prunes", 1 | 2 | 8 | 16),
+    ("prunes_no_truncate", "prunes", 2 | 32),
 ];
 
 /// The function every append-only trigger calls, and the dollar-quote tag around its body in
@@ -1262,6 +1267,9 @@ impl Store for PgStore {
         if present.is_some() {
             return Ok(Restore::Present);
         }
+        if retention::prune_mark(self, tenant)?.is_some_and(|mark| (seq as u64) < mark.below) {
+            return Ok(Restore::Pruned);
+        }
         let index = to_i64(sealtrail_core::merkle::stored_hash_index(0, seq as u64));
         let stored = self.query_opt(
             "SELECT hash FROM hashes WHERE tenant = $1 AND idx = $2",
@@ -1286,6 +1294,27 @@ impl Store for PgStore {
             Restore::Present => repair::replace_changed(self, tenant, seq, id, entry),
             other => Ok(other),
         }
+    }
+
+    fn prune_mark(&self, tenant: &str) -> Result<Option<PruneMark>> {
+        retention::prune_mark(self, tenant)
+    }
+
+    fn archive_watermark(&self, tenant: &str) -> Result<Option<ArchiveWatermark>> {
+        retention::archive_watermark(self, tenant)
+    }
+
+    fn record_archive_watermark(&self, tenant: &str, mark: &ArchiveWatermark) -> Result<()> {
+        retention::record_archive_watermark(self, tenant, mark)
+    }
+
+    fn prune(&self, tenant: &str, mark: &PruneMark) -> Result<u64> {
+        if !matches!(self.tx.get(), Tx::Write { .. }) {
+            return Err(StoreError::Aborted(
+                "prune runs inside a write transaction".into(),
+            ));
+        }
+        retention::prune(self, tenant, mark)
     }
 
     fn try_lease(&self, name: &str) -> Result<bool> {
@@ -1401,6 +1430,8 @@ mod tests {
     #[test]
     fn migrations_define_the_trigger_function() {
         assert!(trigger_body().contains("append-only"));
+        // `sealtrail migrate` puts back the function as the last migration defines it.
+        assert_eq!(PROTECTIONS.split(TRIGGER_BODY_TAG).nth(1), Some(trigger_body()));
         assert_eq!(SCHEMA_VERSION, MIGRATIONS.len() as i64);
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 mod repair;
+mod retention;
 mod seals;
 pub mod wal;
 
@@ -29,24 +30,26 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use self::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use super::{
-    BadValue, EntryRef, EntryRow, Integrity, NewEntry, Protection, ReadNesting, Restore, Result,
+    ArchiveWatermark, BadValue, EntryRef, EntryRow, Integrity, NewEntry, Protection, PruneMark, ReadNesting, Restore, Result,
     Store, StoreError, StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each migration brings the schema from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("sqlite_schema.sql"),
     // 2: the verifier key of each tenant is recorded beside its origin.
     "ALTER TABLE tenants ADD COLUMN vkey TEXT;",
     // 3: the daily seals.
     include_str!("sqlite/seals.sql"),
+    // 4: retention (archive watermarks, prunes, and the one way out of `entries`).
+    include_str!("sqlite/retention.sql"),
 ];
 
 /// The append-only triggers of the log tables, as `(trigger, table)`.
-const TRIGGERS: [(&str, &str); 8] = [
+const TRIGGERS: [(&str, &str); 10] = [
     ("entries_append_only_update", "entries"),
     ("entries_append_only_delete", "entries"),
     ("hashes_append_only_update", "hashes"),
@@ -55,6 +58,8 @@ const TRIGGERS: [(&str, &str); 8] = [
     ("checkpoints_append_only_delete", "checkpoints"),
     ("seals_append_only_update", "seals"),
     ("seals_append_only_delete", "seals"),
+    ("prunes_append_only_update", "prunes"),
+    ("prunes_append_only_delete", "prunes"),
 ];
 
 /// How much of the database file a read-only connection maps into memory (SQLite lowers it to
@@ -658,6 +663,22 @@ impl Store for SqliteStore {
     /// this store: whoever locked it first holds the lease until it drops its store or dies
     /// (the kernel releases the lock with the file). An in-memory database has no directory
     /// and no other connection: its lease is its own.
+    fn prune_mark(&self, tenant: &str) -> Result<Option<PruneMark>> {
+        retention::prune_mark(&self.conn, tenant)
+    }
+
+    fn archive_watermark(&self, tenant: &str) -> Result<Option<ArchiveWatermark>> {
+        retention::archive_watermark(&self.conn, tenant)
+    }
+
+    fn record_archive_watermark(&self, tenant: &str, mark: &ArchiveWatermark) -> Result<()> {
+        self.write(|| retention::record_archive_watermark(&self.conn, tenant, mark))
+    }
+
+    fn prune(&self, tenant: &str, mark: &PruneMark) -> Result<u64> {
+        self.write(|| retention::prune(&self.conn, tenant, mark))
+    }
+
     fn try_lease(&self, name: &str) -> Result<bool> {
         super::check_lease_name(name)?;
         let mut leases = self.leases.borrow_mut();
@@ -794,6 +815,9 @@ impl SqliteStore {
             .query_row(params![tenant, seq_i64], |row| row.get(0))?;
         if present > 0 {
             return Ok(Restore::Present);
+        }
+        if retention::prune_mark(&self.conn, tenant)?.is_some_and(|mark| seq < mark.below) {
+            return Ok(Restore::Pruned);
         }
         let index = sealtrail_core::merkle::stored_hash_index(0, seq);
         let stored: Option<Vec<u8>> = self

@@ -14,7 +14,10 @@ use std::sync::{Arc, Barrier};
 use sealtrail_core::merkle::{self, HashReader, TreeBuilder};
 use sealtrail_core::{Hash, leaf_hash};
 use sealtrail_store::testing::Backend;
-use sealtrail_store::{self as store, NewEntry, Restore, Store, StoreHashes, Tenant, TokenRecord};
+use sealtrail_store::{
+    self as store, ArchiveWatermark, NewEntry, PruneMark, Restore, Store, StoreHashes, Tenant,
+    TokenRecord,
+};
 
 sealtrail_store::store_suite!(
     tenants_are_kept_with_origin_and_key,
@@ -33,6 +36,7 @@ sealtrail_store::store_suite!(
     concurrent_writers_extend_one_log,
     a_reader_refuses_a_store_that_does_not_exist,
     a_lease_has_one_holder_until_its_connection_closes,
+    entries_leave_only_through_an_archived_prune,
 );
 
 fn writer(backend: &dyn Backend) -> Box<dyn Store> {
@@ -735,4 +739,131 @@ fn a_lease_has_one_holder_until_its_connection_closes(backend: &dyn Backend) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(!writer.try_lease("archive").unwrap());
+}
+
+fn mark(below: u64) -> PruneMark {
+    PruneMark {
+        below,
+        archive: "file:///archive".into(),
+        system_seq: 7,
+        pruned_at: "2026-12-04T00:00:00.000000Z".into(),
+    }
+}
+
+fn entries_leave_only_through_an_archived_prune(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    create_tenant(store.as_ref(), "other");
+    append_committed(store.as_ref(), "acme", 10);
+    append_committed(store.as_ref(), "other", 10);
+    let hashes_before: Vec<Hash> = {
+        let reader = StoreHashes {
+            store: store.as_ref(),
+            tenant: "acme",
+        };
+        let indexes: Vec<u64> = (0..merkle::stored_hash_count(10)).collect();
+        reader.read_hashes(&indexes).unwrap()
+    };
+    assert_eq!(store.prune_mark("acme").unwrap(), None);
+
+    // Without an archive watermark nothing can be pruned.
+    store.begin_write(&["acme"]).unwrap();
+    assert!(store.prune("acme", &mark(4)).is_err(), "no watermark");
+    store.rollback().unwrap();
+    assert_eq!(store.entry("acme", 0).unwrap(), Some(entry_bytes("acme", 0)));
+
+    // A watermark of 6: a prune past it is refused, one below it removes exactly that prefix.
+    let watermark = ArchiveWatermark {
+        size: 6,
+        archive: "file:///archive".into(),
+        recorded_at: "2026-12-04T00:00:00.000000Z".into(),
+    };
+    store.begin_write(&["acme"]).unwrap();
+    store.record_archive_watermark("acme", &watermark).unwrap();
+    store.commit().unwrap();
+    // A lower watermark later changes nothing.
+    store.begin_write(&["acme"]).unwrap();
+    let lower = ArchiveWatermark {
+        size: 2,
+        ..watermark.clone()
+    };
+    store.record_archive_watermark("acme", &lower).unwrap();
+    store.commit().unwrap();
+    assert_eq!(store.archive_watermark("acme").unwrap(), Some(watermark));
+    store.begin_write(&["acme"]).unwrap();
+    assert!(store.prune("acme", &mark(7)).is_err(), "past the watermark");
+    store.rollback().unwrap();
+    // Outside a write transaction nothing happens.
+    assert!(store.prune("acme", &mark(4)).is_err());
+    store.begin_write(&["acme"]).unwrap();
+    assert_eq!(store.prune("acme", &mark(4)).unwrap(), 4);
+    store.commit().unwrap();
+    assert_eq!(store.prune_mark("acme").unwrap(), Some(mark(4)));
+    for seq in 0..4 {
+        assert_eq!(store.entry("acme", seq).unwrap(), None, "seq {seq} pruned");
+    }
+    assert_eq!(store.entry("acme", 4).unwrap(), Some(entry_bytes("acme", 4)));
+    assert_eq!(store.size("acme").unwrap(), 10);
+    let rows = store.entries("acme", 0, 10, 100).unwrap();
+    assert_eq!(rows.first().map(|(seq, _)| *seq), Some(4));
+    // The stored hashes all stay: the tree, and every proof, is as before.
+    let reader = StoreHashes {
+        store: store.as_ref(),
+        tenant: "acme",
+    };
+    let indexes: Vec<u64> = (0..merkle::stored_hash_count(10)).collect();
+    assert_eq!(reader.read_hashes(&indexes).unwrap(), hashes_before);
+    // The other tenant is untouched.
+    assert_eq!(store.entries("other", 0, 10, 100).unwrap().len(), 10);
+
+    // A pruned entry is not put back by a restore.
+    store.begin_write(&["acme"]).unwrap();
+    assert_eq!(
+        store
+            .restore_entry("acme", 1, &entry_id("acme", 1), &entry_bytes("acme", 1))
+            .unwrap(),
+        Restore::Pruned
+    );
+    store.rollback().unwrap();
+
+    // A mark that does not rise is refused, and so is one that takes the newest entry.
+    store.begin_write(&["acme"]).unwrap();
+    assert!(store.prune("acme", &mark(3)).is_err(), "falling mark");
+    store.rollback().unwrap();
+    store.begin_write(&["acme"]).unwrap();
+    store
+        .record_archive_watermark(
+            "acme",
+            &ArchiveWatermark {
+                size: 10,
+                archive: "file:///archive".into(),
+                recorded_at: "2026-12-04T01:00:00.000000Z".into(),
+            },
+        )
+        .unwrap();
+    assert!(store.prune("acme", &mark(10)).is_err(), "the newest entry");
+    store.rollback().unwrap();
+
+    // Every other way out stays shut: a DELETE at or above the mark, of another tenant, of
+    // the prune record, of a watermark.
+    for sql in [
+        "DELETE FROM entries WHERE tenant = 'acme' AND seq = 5",
+        "DELETE FROM entries WHERE tenant = 'acme'",
+        "DELETE FROM entries WHERE tenant = 'other' AND seq = 0",
+        "DELETE FROM prunes WHERE tenant = 'acme'",
+        "UPDATE prunes SET below = 9 WHERE tenant = 'acme'",
+    ] {
+        let error = backend.raw(sql).expect_err(sql);
+        assert!(error.message.contains("append-only"), "{sql}: {error}");
+    }
+    for sql in [
+        "DELETE FROM archive_watermarks WHERE tenant = 'acme'",
+        "UPDATE archive_watermarks SET size = 1 WHERE tenant = 'acme'",
+    ] {
+        let error = backend.raw(sql).expect_err(sql);
+        assert!(error.message.contains("only rises"), "{sql}: {error}");
+    }
+    assert_eq!(store.entries("acme", 0, 10, 100).unwrap().len(), 6);
+    assert_eq!(store.entries("other", 0, 10, 100).unwrap().len(), 10);
+    assert!(store.protections().unwrap().iter().all(|p| p.active));
 }

@@ -4,8 +4,13 @@
 -- for `sealtrail verify` to tell.)
 CREATE OR REPLACE FUNCTION sealtrail_append_only() RETURNS trigger LANGUAGE plpgsql AS $append_only$
 BEGIN
+    IF TG_TABLE_NAME = 'entries' AND TG_OP = 'DELETE' AND TG_LEVEL = 'ROW' THEN
+        IF OLD.seq < COALESCE((SELECT max(p.below) FROM prunes p WHERE p.tenant = OLD.tenant), 0) THEN
+            RETURN OLD;
+        END IF;
+    END IF;
     RAISE EXCEPTION 'table % is append-only: % refused', TG_TABLE_NAME, TG_OP
-        USING HINT = 'sealtrail log rows are never updated or deleted';
+        USING HINT = 'sealtrail log rows are never updated or deleted; retention prunes only through sealtrail_prune()';
     RETURN NULL;
 END
 $append_only$;
@@ -26,6 +31,10 @@ CREATE OR REPLACE TRIGGER seals_append_only BEFORE UPDATE OR DELETE ON seals
     FOR EACH ROW EXECUTE FUNCTION sealtrail_append_only();
 CREATE OR REPLACE TRIGGER seals_no_truncate BEFORE TRUNCATE ON seals
     FOR EACH STATEMENT EXECUTE FUNCTION sealtrail_append_only();
+CREATE OR REPLACE TRIGGER prunes_append_only BEFORE UPDATE OR DELETE ON prunes
+    FOR EACH ROW EXECUTE FUNCTION sealtrail_append_only();
+CREATE OR REPLACE TRIGGER prunes_no_truncate BEFORE TRUNCATE ON prunes
+    FOR EACH STATEMENT EXECUTE FUNCTION sealtrail_append_only();
 
 ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_append_only;
 ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_no_truncate;
@@ -35,3 +44,5 @@ ALTER TABLE checkpoints ENABLE ALWAYS TRIGGER checkpoints_append_only;
 ALTER TABLE checkpoints ENABLE ALWAYS TRIGGER checkpoints_no_truncate;
 ALTER TABLE seals ENABLE ALWAYS TRIGGER seals_append_only;
 ALTER TABLE seals ENABLE ALWAYS TRIGGER seals_no_truncate;
+ALTER TABLE prunes ENABLE ALWAYS TRIGGER prunes_append_only;
+ALTER TABLE prunes ENABLE ALWAYS TRIGGER prunes_no_truncate;

@@ -137,6 +137,8 @@ fn the_service_role_cannot_alter_history_and_verify_catches_a_superuser_who_does
         "DELETE FROM checkpoints",
         "ALTER TABLE entries DISABLE TRIGGER ALL",
         "DROP TRIGGER entries_append_only ON entries",
+        "INSERT INTO prunes (tenant, below, archive, system_seq, pruned_at) VALUES ('acme', 9, 'x', 0, 't')",
+        "DELETE FROM idempotency",
     ] {
         let error = service.batch_execute(sql).expect_err(sql);
         assert!(
@@ -145,6 +147,15 @@ fn the_service_role_cannot_alter_history_and_verify_catches_a_superuser_who_does
             sqlstate(&error)
         );
     }
+    // The one way out, the owner's prune function, is open to the service role but refuses
+    // to pass the archive watermark (none is recorded here).
+    let error = service
+        .batch_execute("SELECT sealtrail_prune('acme', 5, 'x', 0, 't')")
+        .expect_err("no watermark");
+    assert!(
+        error.as_db_error().is_some_and(|e| e.message().contains("archive watermark")),
+        "{error:?}"
+    );
     // Nor by a superuser while the triggers stand.
     let mut superuser = db.connect();
     superuser
