@@ -3,8 +3,12 @@
 //! size must be archived; every archived hash tile must be the store's; and the archived
 //! checkpoint's root must be the store's tree root at that size. The first difference is named
 //! with its seq and which side holds what.
+//!
+//! Below the store's prune mark (entries retention removed after archiving them) the store
+//! has no bytes to compare; there each archived entry's leaf hash must be the store's stored
+//! leaf hash at its seq, which the store keeps for ever.
 
-use sealtrail_core::merkle;
+use sealtrail_core::merkle::{self, HashReader as _};
 use sealtrail_core::note::VerifierKey;
 use sealtrail_core::tiles::{self, TILE_WIDTH};
 use sealtrail_store::tiles::hash_tile;
@@ -47,9 +51,27 @@ pub fn compare(
     key: &VerifierKey,
     max: usize,
 ) -> Result<CompareReport, ArchiveError> {
+    compare_range(store, tenant, target, key, 0, u64::MAX, max)
+}
+
+/// [`compare`] for the entries `from..to` of the archive (clamped to its size), the hash
+/// tiles that cover them, and the root at the archived size: what a prune of that range
+/// relies on.
+pub fn compare_range(
+    store: &dyn Store,
+    tenant: &str,
+    target: &dyn Target,
+    key: &VerifierKey,
+    from: u64,
+    to: u64,
+    max: usize,
+) -> Result<CompareReport, ArchiveError> {
     let state = archived_state(target, tenant, key)?;
     let size = state.size;
+    let to = to.min(size);
     let store_size = store.size(tenant)?;
+    let pruned_below = store.prune_mark(tenant)?.map_or(0, |mark| mark.below);
+    let hashes = StoreHashes { store, tenant };
     let mut diffs: Vec<Difference> = Vec::new();
     let push = |d: Difference, diffs: &mut Vec<Difference>| {
         if diffs.len() < max.max(1) {
@@ -57,9 +79,13 @@ pub fn compare(
         }
     };
     let mut compared = 0;
+    let covers = |first: u64, width: u64| first < to && first + width > from;
     for tile in layout::tiles_at(0, size) {
         let first = tile.index * TILE_WIDTH;
         let width = u64::from(tile.width);
+        if !covers(first, width) {
+            continue;
+        }
         let key_name = layout::in_tenant(tenant, &layout::bundle(&tile));
         let archived = match target.get(&key_name)? {
             Some(bytes) => match tiles::decode_entry_bundle(&bytes) {
@@ -84,9 +110,54 @@ pub fn compare(
                 stored[(seq - first) as usize] = Some(entry.to_vec());
             }
         })?;
+        // Stored leaf hashes stand for the entries retention pruned.
+        let pruned: Vec<u64> = (first..(first + width).min(pruned_below)).collect();
+        let leaves = if pruned.is_empty() {
+            Vec::new()
+        } else {
+            let indexes: Vec<u64> = pruned
+                .iter()
+                .map(|&seq| merkle::stored_hash_index(0, seq))
+                .collect();
+            hashes
+                .read_hashes(&indexes)
+                .map_err(|e| ArchiveError::Merkle {
+                    tenant: tenant.to_string(),
+                    message: e.to_string(),
+                })?
+        };
         for (i, stored) in stored.iter().enumerate() {
             let seq = first + i as u64;
+            if seq < from || seq >= to {
+                continue;
+            }
             compared += 1;
+            if let Some(leaf) = leaves.get(i) {
+                match archived.get(i) {
+                    Some(a) if sealtrail_core::hash::leaf_hash(a) == *leaf => continue,
+                    Some(_) => push(
+                        Difference {
+                            seq: Some(seq),
+                            kind: "entry_differs",
+                            detail: format!(
+                                "the entry at seq {seq} in {key_name} does not hash to the store's leaf (the store pruned the entry and keeps its hash)"
+                            ),
+                        },
+                        &mut diffs,
+                    ),
+                    None => push(
+                        Difference {
+                            seq: Some(seq),
+                            kind: "missing_in_archive",
+                            detail: format!(
+                                "seq {seq} was pruned from the store but is not in the archive ({key_name})"
+                            ),
+                        },
+                        &mut diffs,
+                    ),
+                }
+                continue;
+            }
             let difference = match (archived.get(i), stored) {
                 (Some(a), Some(s)) if a == s => continue,
                 (Some(_), Some(_)) => Difference {
@@ -123,6 +194,10 @@ pub fn compare(
     for tile in tiles_of(size) {
         let key_name = layout::in_tenant(tenant, &layout::tile(&tile));
         let first_leaf = (tile.index * TILE_WIDTH) << (8 * u32::from(tile.level));
+        let leaves = u64::from(tile.width) << (8 * u32::from(tile.level));
+        if !covers(first_leaf, leaves) {
+            continue;
+        }
         let ours = in_snapshot(store, || hash_tile(store, tenant, &tile));
         match (target.get(&key_name)?, ours) {
             (Some(a), Ok(s)) if a == s => {}
@@ -155,11 +230,9 @@ pub fn compare(
     if size > 0 {
         let (archived, _) = read_checkpoint(target, tenant, size, key)?;
         if store_size >= size {
-            let root = merkle::tree_hash(size, &StoreHashes { store, tenant }).map_err(|e| {
-                ArchiveError::Merkle {
-                    tenant: tenant.to_string(),
-                    message: e.to_string(),
-                }
+            let root = merkle::tree_hash(size, &hashes).map_err(|e| ArchiveError::Merkle {
+                tenant: tenant.to_string(),
+                message: e.to_string(),
             })?;
             if root != archived.root {
                 push(

@@ -115,6 +115,8 @@ pub enum Disposition {
     NotStored,
     Conflict,
     Refused,
+    /// Below the log's prune mark: retention removed it on purpose; it stays in the archive.
+    Pruned,
 }
 
 impl Disposition {
@@ -126,6 +128,7 @@ impl Disposition {
             Disposition::NotStored => "not_stored",
             Disposition::Conflict => "conflict",
             Disposition::Refused => "refused",
+            Disposition::Pruned => "pruned",
         }
     }
 }
@@ -359,6 +362,10 @@ fn write(
                 item.status = Disposition::Refused;
                 item.detail = format!("the store refused to restore it ({result:?})");
             }
+            Restore::Pruned => {
+                item.status = Disposition::Pruned;
+                item.detail = "pruned by retention meanwhile; nothing put back".into();
+            }
         }
     }
     Ok(())
@@ -415,6 +422,16 @@ fn classify(conn: &dyn Store, line: &AuditLine) -> Result<Plan, StoreError> {
                 leaf_hash(&stored).to_hex()
             );
         }
+        return Ok(Plan::Done(item));
+    }
+    if let Some(mark) = conn.prune_mark(&line.tenant)?
+        && seq < mark.below
+    {
+        item.status = Disposition::Pruned;
+        item.detail = format!(
+            "pruned by retention (entries below {} were archived in {}, then removed): nothing to put back",
+            mark.below, mark.archive
+        );
         return Ok(Plan::Done(item));
     }
     match conn.read_hashes(&line.tenant, &[stored_hash_index(0, seq)]) {

@@ -266,6 +266,11 @@ fn verify_in_snapshot(
     if conn.tenant(tenant)?.is_none() {
         return Err(VerificationError::UnknownTenant(tenant.to_string()));
     }
+    // Entries retention pruned are verified no more (the archive holds them, `sealtrail
+    // verify --archive` checks it); from the prune mark on, the tree resumes from the stored
+    // hashes, which stay, and the checkpoints signed before the prune are compared with them.
+    let mark = conn.prune_mark(tenant)?.filter(|mark| from < mark.below);
+    let from = mark.as_ref().map_or(from, |mark| mark.below);
     let stored_notes = conn.checkpoints(tenant)?;
     // The tree built over the range has `to + 1` leaves at most; a larger checkpoint cannot be
     // compared with it (the core would call the log truncated).
@@ -286,11 +291,18 @@ fn verify_in_snapshot(
     let options = VerifyOptions {
         start_seq: from,
         required_keys: required_keys.to_vec(),
+        check_earlier_checkpoints: mark.is_some(),
         ..VerifyOptions::default()
     };
     let mut verifier = Verifier::new(Some(&hashes as &dyn HashReader), &notes, keys, options)?;
     feed(conn, tenant, from, end.unwrap_or(u64::MAX), &mut verifier)?;
     let mut report = verifier.finish();
+    report.pruned = mark.map(|mark| sealtrail_core::verify::PrunedRange {
+        below: mark.below,
+        archive: mark.archive,
+        system_seq: mark.system_seq,
+        pruned_at: mark.pruned_at,
+    });
     // Damage a repair acknowledged stays listed, each violation naming the marker's seq. The
     // markers are looked for only in a log that has violations, so a valid log costs nothing.
     if !report.violations.is_empty() {
@@ -1002,6 +1014,7 @@ impl VerificationBoard {
             violation_count: 1,
             first_broken_seq: seq,
             checkpoint: None,
+            pruned: None,
         };
         self.record(tenant, &report, false);
     }
@@ -1303,6 +1316,7 @@ mod tests {
             violation_count: seqs.len() as u64,
             first_broken_seq: seqs.first().copied(),
             checkpoint: None,
+            pruned: None,
         }
     }
 
@@ -1316,6 +1330,7 @@ mod tests {
             violation_count: 0,
             first_broken_seq: None,
             checkpoint: None,
+            pruned: None,
         };
         board.record("acme", &intact, true);
         assert_eq!(board.known_violations(), 0);

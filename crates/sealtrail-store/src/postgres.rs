@@ -31,8 +31,7 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use super::{
     ArchiveWatermark, BadValue, EntryRow, Integrity, NewEntry, Protection, PruneMark, Restore,
-    Result, Store, StoreError,
-    StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
+    Result, Store, StoreError, StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
 };
 
 mod catalog;
@@ -1431,7 +1430,10 @@ mod tests {
     fn migrations_define_the_trigger_function() {
         assert!(trigger_body().contains("append-only"));
         // `sealtrail migrate` puts back the function as the last migration defines it.
-        assert_eq!(PROTECTIONS.split(TRIGGER_BODY_TAG).nth(1), Some(trigger_body()));
+        assert_eq!(
+            PROTECTIONS.split(TRIGGER_BODY_TAG).nth(1),
+            Some(trigger_body())
+        );
         assert_eq!(SCHEMA_VERSION, MIGRATIONS.len() as i64);
     }
 }

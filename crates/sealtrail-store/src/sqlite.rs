@@ -30,8 +30,9 @@ use sealtrail_core::merkle::{MissingHash, ReadError};
 
 use self::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use super::{
-    ArchiveWatermark, BadValue, EntryRef, EntryRow, Integrity, NewEntry, Protection, PruneMark, ReadNesting, Restore, Result,
-    Store, StoreError, StoredCheckpoint, StoredSeal, Tenant, TokenRecord,
+    ArchiveWatermark, BadValue, EntryRef, EntryRow, Integrity, NewEntry, Protection, PruneMark,
+    ReadNesting, Restore, Result, Store, StoreError, StoredCheckpoint, StoredSeal, Tenant,
+    TokenRecord,
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.

@@ -770,7 +770,10 @@ fn entries_leave_only_through_an_archived_prune(backend: &dyn Backend) {
     store.begin_write(&["acme"]).unwrap();
     assert!(store.prune("acme", &mark(4)).is_err(), "no watermark");
     store.rollback().unwrap();
-    assert_eq!(store.entry("acme", 0).unwrap(), Some(entry_bytes("acme", 0)));
+    assert_eq!(
+        store.entry("acme", 0).unwrap(),
+        Some(entry_bytes("acme", 0))
+    );
 
     // A watermark of 6: a prune past it is refused, one below it removes exactly that prefix.
     let watermark = ArchiveWatermark {
@@ -802,7 +805,10 @@ fn entries_leave_only_through_an_archived_prune(backend: &dyn Backend) {
     for seq in 0..4 {
         assert_eq!(store.entry("acme", seq).unwrap(), None, "seq {seq} pruned");
     }
-    assert_eq!(store.entry("acme", 4).unwrap(), Some(entry_bytes("acme", 4)));
+    assert_eq!(
+        store.entry("acme", 4).unwrap(),
+        Some(entry_bytes("acme", 4))
+    );
     assert_eq!(store.size("acme").unwrap(), 10);
     let rows = store.entries("acme", 0, 10, 100).unwrap();
     assert_eq!(rows.first().map(|(seq, _)| *seq), Some(4));

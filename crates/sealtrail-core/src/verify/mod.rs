@@ -232,6 +232,21 @@ pub struct Report {
     pub violation_count: u64,
     pub first_broken_seq: Option<u64>,
     pub checkpoint: Option<CheckpointSummary>,
+    /// Entries the log's retention removed on purpose (verified from the prune mark on); set
+    /// by the caller that knows the store's prune record, absent for a log never pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<PrunedRange>,
+}
+
+/// The start of a log that retention pruned: entries `0..below` were removed after they were
+/// archived in `archive` (and verified against the store there); their stored hashes, and so
+/// every proof, remain. The `_system` entry at `system_seq` announced the prune.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrunedRange {
+    pub below: u64,
+    pub archive: String,
+    pub system_seq: u64,
+    pub pruned_at: String,
 }
 
 impl Report {
@@ -264,6 +279,10 @@ pub struct VerifyOptions {
     /// [`Verifier::new`]: when two copies of a log's key disagree (one was replaced), a
     /// checkpoint counts only if both vouch for it.
     pub required_keys: Vec<VerifierKey>,
+    /// With `start_seq` above 0 and the stored hashes given: also compare each checkpoint
+    /// that ends before `start_seq` with the root the stored hashes give at its size (a log
+    /// whose old entries were pruned keeps the hashes those checkpoints commit to).
+    pub check_earlier_checkpoints: bool,
 }
 
 impl Default for VerifyOptions {
@@ -272,6 +291,7 @@ impl Default for VerifyOptions {
             start_seq: 0,
             max_violations: DEFAULT_MAX_VIOLATIONS,
             required_keys: Vec::new(),
+            check_earlier_checkpoints: false,
         }
     }
 }
@@ -457,7 +477,12 @@ impl<'a> Verifier<'a> {
             entry_violation_seqs: Vec::new(),
             max_violations: options.max_violations,
         };
-        verifier.open_checkpoints(signed_checkpoints, keys, &options.required_keys);
+        verifier.open_checkpoints(
+            signed_checkpoints,
+            keys,
+            &options.required_keys,
+            options.check_earlier_checkpoints,
+        );
         verifier.check_checkpoints_at_current_size();
         Ok(verifier)
     }
@@ -467,6 +492,7 @@ impl<'a> Verifier<'a> {
         signed: &[&[u8]],
         keys: &[VerifierKey],
         required: &[VerifierKey],
+        check_earlier: bool,
     ) {
         for (i, note) in signed.iter().enumerate() {
             let mut last_error = String::from("no verifier key was given");
@@ -496,8 +522,13 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             match opened {
-                // It covers only entries before the range being verified: nothing to compare.
-                Some(checkpoint) if checkpoint.size < self.start_seq => {}
+                // It covers only entries before the range being verified: nothing to compare
+                // them with but the stored hashes, when asked to.
+                Some(checkpoint) if checkpoint.size < self.start_seq => {
+                    if check_earlier && let Some(reader) = self.stored {
+                        self.compare_with_stored(&checkpoint, reader);
+                    }
+                }
                 Some(checkpoint) => self.checkpoints.push(OpenCheckpoint {
                     checkpoint,
                     matched: None,
@@ -652,6 +683,32 @@ impl<'a> Verifier<'a> {
     }
 
     /// Records, for every checkpoint of exactly the tree's current size, whether it matches.
+    /// Compares a checkpoint that ends before the entries verified with the root of the
+    /// stored hashes at its size.
+    fn compare_with_stored(&mut self, checkpoint: &Checkpoint, reader: &dyn HashReader) {
+        match merkle::tree_hash(checkpoint.size, reader) {
+            Ok(root) if root == checkpoint.root => {}
+            Ok(root) => self.report(
+                None,
+                ViolationKind::CheckpointRootMismatch,
+                format!(
+                    "the stored hashes give root {} at size {}, but the checkpoint signed for it says {}",
+                    root.to_hex(),
+                    checkpoint.size,
+                    checkpoint.root.to_hex()
+                ),
+            ),
+            Err(error) => self.report(
+                None,
+                ViolationKind::CheckpointRootMismatch,
+                format!(
+                    "the stored hashes cannot give the root at size {} that a checkpoint commits to: {error}",
+                    checkpoint.size
+                ),
+            ),
+        }
+    }
+
     fn check_checkpoints_at_current_size(&mut self) {
         let size = self.builder.size();
         while let Some(open) = self.checkpoints.get_mut(self.next_checkpoint) {
@@ -944,6 +1001,7 @@ impl<'a> Verifier<'a> {
             violation_count: self.violation_count,
             first_broken_seq: self.first_broken_seq,
             checkpoint,
+            pruned: None,
         }
     }
 

@@ -61,6 +61,9 @@ pub struct TenantSettings {
     /// How long Object Lock keeps this tenant's archived objects, in days (default
     /// `archive_retention_days`); only with `archive_to`.
     pub archive_retention_days: Option<u64>,
+    /// This tenant's retention period in days (default `retention_days`): older entries are
+    /// pruned once archived and verified (see `crate::retention`).
+    pub retention_days: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
@@ -211,6 +214,14 @@ pub struct Settings {
     /// archive_retention_days = N`
     #[arg(long, value_name = "DAYS", env = "SEALTRAIL_ARCHIVE_RETENTION_DAYS")]
     pub archive_retention_days: Option<u64>,
+    /// Retention period in days: entries older than this are pruned from the store once an
+    /// archive verified against it holds them (never before, never under a legal hold); per
+    /// tenant in the config file: `[tenants.NAME] retention_days = N`. Default: kept for ever
+    #[arg(long, value_name = "DAYS", env = "SEALTRAIL_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
+    /// How often the server applies the retention periods (with archive_to); default 1h
+    #[arg(long, value_name = "DURATION", env = "SEALTRAIL_RETENTION_INTERVAL")]
+    pub retention_interval: Option<String>,
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
@@ -243,7 +254,29 @@ pub struct Resolved {
     pub gaps: crate::gaps::GapConfig,
     /// The background archiver (`crate::archive`); `None` when no target is configured.
     pub archive: Option<ArchiveSettings>,
+    /// Retention periods and how often the server applies them.
+    pub retention: RetentionSettings,
 }
+
+/// `retention_days`, `retention_interval` (and per tenant, `[tenants.NAME] retention_days`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// The period of tenants without their own, in days; `None`: kept for ever.
+    pub days: Option<u64>,
+    pub tenant_days: BTreeMap<String, u64>,
+    pub interval: Duration,
+}
+
+/// The default of `retention_interval`.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The bounds of `retention_days`.
+pub const RETENTION_BOUND: Bound = Bound {
+    setting: "retention_days",
+    min: 1,
+    max: 36_500,
+    why: "days",
+};
 
 /// `archive_to`, `archive_interval`, `archive_every`, `archive_allow_unlocked`,
 /// `archive_retention_days` (and per tenant, `[tenants.NAME] archive_retention_days`): the
@@ -463,6 +496,24 @@ impl Resolved {
             "max_body_memory_bytes": self.http.max_body_memory,
             "token_recheck_ms": self.auth.token_recheck.as_millis() as u64,
         });
+        // Only when configured, as for the archive below.
+        if let Some(fields) = record.as_object_mut() {
+            if let Some(days) = self.retention.days {
+                fields.insert("retention_days".into(), days.into());
+            }
+            if !self.retention.tenant_days.is_empty() {
+                fields.insert(
+                    "retention_tenant_days".into(),
+                    serde_json::json!(self.retention.tenant_days),
+                );
+            }
+            if self.retention.interval != DEFAULT_RETENTION_INTERVAL {
+                fields.insert(
+                    "retention_interval_ms".into(),
+                    (self.retention.interval.as_millis() as u64).into(),
+                );
+            }
+        }
         // Only when configured, so that a start without an archive records what it did
         // before archiving existed (a change of the record is an audited admin action).
         if let Some(archive) = &self.archive
@@ -562,6 +613,10 @@ pub enum ConfigError {
         "archive_interval {text:?} is not a duration from 1s to 1d: a number with s, m, h or d (e.g. 60s, 5m, 1h; a bare number is seconds)"
     )]
     ArchiveInterval { text: String },
+    #[error(
+        "retention_interval {text:?} is not a duration from 1s to 7d: a whole number with s, m, h or d (e.g. 1h)"
+    )]
+    RetentionInterval { text: String },
     #[error(
         "{setting} is set but archive_to is not: give --archive-to TARGET, or remove {setting}"
     )]
@@ -680,9 +735,12 @@ impl Settings {
             archive_every: self.archive_every.or(file.archive_every),
             archive_allow_unlocked: self.archive_allow_unlocked.or(file.archive_allow_unlocked),
             archive_retention_days: self.archive_retention_days.or(file.archive_retention_days),
+            retention_days: self.retention_days.or(file.retention_days),
+            retention_interval: self.retention_interval.or(file.retention_interval),
             tenants: self.tenants.or(file.tenants),
         };
         let archive = archive_settings(&merged)?;
+        let retention = retention_settings(&merged)?;
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = resolve_listen(&listen_text)?;
         let checkpoint_ms = merged.checkpoint_interval_ms.unwrap_or(1000);
@@ -816,8 +874,41 @@ impl Settings {
             auth: AuthSettings { token_recheck },
             gaps,
             archive,
+            retention,
         })
     }
+}
+
+/// The `retention` section from the merged settings.
+fn retention_settings(merged: &Settings) -> Result<RetentionSettings, ConfigError> {
+    let days = match merged.retention_days {
+        Some(days) => Some(RETENTION_BOUND.check(Some(days), days)?),
+        None => None,
+    };
+    let mut tenant_days = BTreeMap::new();
+    for (name, tenant) in merged.tenants.iter().flatten() {
+        if let Some(days) = tenant.retention_days {
+            if !RETENTION_BOUND.contains(days) {
+                return Err(ConfigError::TenantGapSetting {
+                    tenant: name.clone(),
+                    setting: "retention_days",
+                    rule: "must be from 1 to 36500 days",
+                });
+            }
+            tenant_days.insert(name.clone(), days);
+        }
+    }
+    let interval = match &merged.retention_interval {
+        None => DEFAULT_RETENTION_INTERVAL,
+        Some(text) => parse_duration(text)
+            .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(d))
+            .ok_or_else(|| ConfigError::RetentionInterval { text: text.clone() })?,
+    };
+    Ok(RetentionSettings {
+        days,
+        tenant_days,
+        interval,
+    })
 }
 
 /// The `archive` section from the merged settings: `None` without `archive_to`, when none of

@@ -106,6 +106,19 @@ impl GroupWork<'_> {
         target_id: &str,
         details: serde_json::Value,
     ) -> Result<(), LedgerError> {
+        self.audit_admin_at(action, actor, target_type, target_id, details)
+            .map(|_| ())
+    }
+
+    /// [`GroupWork::audit_admin`], returning the seq of the event in the `_system` log.
+    pub(super) fn audit_admin_at(
+        &mut self,
+        action: &str,
+        actor: &str,
+        target_type: &str,
+        target_id: &str,
+        details: serde_json::Value,
+    ) -> Result<u64, LedgerError> {
         let document = serde_json::json!({
             "action": action,
             "activity": "admin",
@@ -125,7 +138,7 @@ impl GroupWork<'_> {
             None,
         )?;
         match outcomes.first() {
-            Some(Outcome::Created(_)) => Ok(()),
+            Some(Outcome::Created(receipt)) => Ok(receipt.seq),
             // Whatever else the transaction holds must not commit without its audit record.
             other => Err(LedgerError::Store(StoreError::Corrupt(format!(
                 "admin event was not recorded: {other:?}"

@@ -199,6 +199,10 @@ impl GroupWork<'_> {
                 let result = self.set_frozen(&tenant, frozen, &reason, &actor);
                 settle(reply, result)
             }
+            Job::Prune { request, reply } => {
+                let result = self.prune(&request);
+                settle(reply, result)
+            }
             Job::Restore {
                 entries,
                 run,

@@ -58,6 +58,7 @@ mod admin;
 mod checkpoints;
 mod freeze;
 mod group;
+mod prune;
 mod spooling;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -254,6 +255,10 @@ pub enum Refusal {
     SystemTenantFrozen,
     #[error(transparent)]
     FreezeReason(ReasonError),
+    #[error(
+        "the {SYSTEM_TENANT} log is never pruned: it records sealtrail's own actions, every prune among them"
+    )]
+    SystemTenantPruned,
 }
 
 /// A failure of the server itself: no change to the request would help.
@@ -407,6 +412,12 @@ enum Job {
         actor: String,
         reply: Reply<FreezeChange>,
     },
+    /// Records an archive watermark and prunes a tenant's log below a mark, after appending
+    /// `sealtrail.retention.pruned` to `_system`, in one transaction (see [`crate::retention`]).
+    Prune {
+        request: PruneRequest,
+        reply: Reply<PruneDone>,
+    },
     /// Puts back entries lost from the store (see [`crate::replay`]) and records the run in
     /// `_system`, in one transaction.
     Restore {
@@ -420,6 +431,28 @@ enum Job {
     },
     /// Commit what was queued before it, sign final checkpoints and stop.
     Shutdown,
+}
+
+/// A prune the writer is asked for (see [`crate::retention::apply`]).
+#[derive(Debug, Clone)]
+pub struct PruneRequest {
+    pub tenant: String,
+    /// Entries below this seq are removed.
+    pub below: u64,
+    /// The archive that holds them, as it was compared with the store.
+    pub archive: String,
+    /// The archived size the comparison found valid: recorded as the watermark.
+    pub watermark: u64,
+    /// What the `_system` entry records besides the mark: the plan and the comparison.
+    pub details: serde_json::Value,
+    pub actor: String,
+}
+
+/// A prune done.
+#[derive(Debug, Clone)]
+pub struct PruneDone {
+    pub mark: sealtrail_store::PruneMark,
+    pub removed: u64,
 }
 
 /// An entry to put back at its seq: its tenant, seq, id and exact bytes.
@@ -479,6 +512,7 @@ impl Job {
             | Job::RecordConfig { .. }
             | Job::FirstAdminToken { .. }
             | Job::SetFrozen { .. } => vec![SYSTEM_TENANT],
+            Job::Prune { request, .. } => vec![&request.tenant, SYSTEM_TENANT],
             Job::Restore { entries, .. } => {
                 let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
                 tenants.push(SYSTEM_TENANT);
@@ -739,6 +773,17 @@ impl Ledger {
         actor: &str,
     ) -> Result<FreezeChange, LedgerError> {
         self.call_blocking(Job::set_frozen(tenant, frozen, reason, actor))
+    }
+
+    /// Prunes a tenant's log as `request` says, recording it in `_system` first (see
+    /// [`crate::retention::apply`], which decides the mark).
+    pub fn prune_blocking(&self, request: PruneRequest) -> Result<PruneDone, LedgerError> {
+        self.call_blocking(|reply| Job::Prune { request, reply })
+    }
+
+    /// [`Ledger::prune_blocking`] for async callers (the server's retention schedule).
+    pub async fn prune(&self, request: PruneRequest) -> Result<PruneDone, LedgerError> {
+        self.call(|reply| Job::Prune { request, reply }).await
     }
 
     /// Creates the tenant if it does not exist; true when it was created.

@@ -350,11 +350,13 @@ impl IndexDb {
         log: &dyn Store,
     ) -> Result<Option<Mark>, IndexError> {
         let mark = self.mark(tenant);
+        // A batch starts at the tenant's mark, or after it where the log holds no entries
+        // (a start that retention pruned).
         debug_assert!(
             entries
                 .first()
-                .is_none_or(|(seq, _)| *seq == mark.map_or(0, |m| m.next_seq)),
-            "a batch starts at the tenant's mark"
+                .is_none_or(|(seq, _)| *seq >= mark.map_or(0, |m| m.next_seq)),
+            "a batch starts at or after the tenant's mark"
         );
         // Seqs beyond the key's seq bits would spill into the tenant number: those entries
         // stay unsearchable rather than show up under another tenant.

@@ -44,7 +44,12 @@ pub(super) fn record_archive_watermark(
 ) -> Result<()> {
     store.execute(
         RECORD_WATERMARK,
-        &[&tenant, &to_i64(mark.size), &mark.archive, &mark.recorded_at],
+        &[
+            &tenant,
+            &to_i64(mark.size),
+            &mark.archive,
+            &mark.recorded_at,
+        ],
     )?;
     Ok(())
 }

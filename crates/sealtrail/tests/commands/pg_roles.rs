@@ -153,7 +153,9 @@ fn the_service_role_cannot_alter_history_and_verify_catches_a_superuser_who_does
         .batch_execute("SELECT sealtrail_prune('acme', 5, 'x', 0, 't')")
         .expect_err("no watermark");
     assert!(
-        error.as_db_error().is_some_and(|e| e.message().contains("archive watermark")),
+        error
+            .as_db_error()
+            .is_some_and(|e| e.message().contains("archive watermark")),
         "{error:?}"
     );
     // Nor by a superuser while the triggers stand.
