@@ -14,8 +14,10 @@
 //! log (the writer stamps them in order), so each bound is found by a binary search over the
 //! entries' `received_at`, a handful of reads on any log.
 //!
-//! Entries are pruned from the start of the log only, and the newest entry is always kept (it
-//! is the log's head, which the writer resumes from).
+//! Entries are pruned from the start of the log only, in whole entry bundles of 256 (the unit
+//! the archive keeps and serves: a partial bundle is written again as the log grows, so the
+//! store keeps every entry of the bundle its mark would fall in), and the newest entry is
+//! always kept (it is the log's head, which the writer resumes from).
 //!
 //! **Applying a plan** ([`apply`], `sealtrail retention apply`, and the server every
 //! `retention_interval`): the range `pruned_below..prunable_below` is compared with the
@@ -41,6 +43,7 @@ use std::collections::BTreeMap;
 use sealtrail_archive::Target;
 use sealtrail_core::Timestamp;
 use sealtrail_core::canonical::Entry;
+use sealtrail_core::tiles::TILE_WIDTH;
 use sealtrail_store::{Store, StoreError};
 use serde::Serialize;
 
@@ -411,6 +414,16 @@ pub fn plan(
         limited_by = format!(
             "the newest entry ({}) is always kept: it is the log's head",
             size - 1
+        );
+    }
+    // Whole entry bundles only: the archive stores and serves the log in bundles of 256, and
+    // a partial bundle is written again as the log grows, so the store keeps every entry of
+    // the bundle its mark falls in.
+    let whole = prunable_below / TILE_WIDTH * TILE_WIDTH;
+    if whole < prunable_below {
+        prunable_below = whole;
+        limited_by = format!(
+            "pruning goes by whole bundles of {TILE_WIDTH} entries, as the archive keeps them; {limited_by}"
         );
     }
     if prunable_below <= pruned_below {
