@@ -18,6 +18,15 @@ pub enum TileReadError {
         first: u64,
         last: u64,
     },
+    /// The bundle holds entries retention pruned after archiving them: the archive has it.
+    #[error(
+        "tenant {tenant}: entries below {below} were pruned after they were archived in {archive}; this bundle is there"
+    )]
+    Pruned {
+        tenant: String,
+        below: u64,
+        archive: String,
+    },
     #[error("tenant {tenant}: tile {path}: {message}")]
     Hashes {
         tenant: String,
@@ -76,6 +85,15 @@ pub fn entry_bundle(
     }
     // Seqs are unique, so as many entries as the width means every one of them is there.
     if entries.len() as u64 != width {
+        if let Some(mark) = store.prune_mark(tenant)?
+            && first < mark.below
+        {
+            return Err(TileReadError::Pruned {
+                tenant: tenant.to_string(),
+                below: mark.below,
+                archive: mark.archive,
+            });
+        }
         return Err(TileReadError::MissingEntries {
             tenant: tenant.to_string(),
             first,

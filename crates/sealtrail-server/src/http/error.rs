@@ -473,6 +473,9 @@ impl From<QueryError> for ApiError {
                     error.to_string(),
                 )
             },
+            QueryError::Pruned { .. } => {
+                ApiError::new(StatusCode::GONE, "pruned", error.to_string())
+            }
             QueryError::Proof(_) => {
                 // The sizes were checked against the committed tree, so only the store can
                 // have failed.

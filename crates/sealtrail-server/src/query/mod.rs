@@ -129,6 +129,11 @@ pub enum QueryError {
     },
     #[error("cannot encode the entry bundle: {0}")]
     BundleEncode(String),
+    /// Entries retention pruned after archiving them (their hashes, and proofs, remain).
+    #[error(
+        "entries below {below} were pruned after they were archived in {archive}; fetch them from there"
+    )]
+    Pruned { below: u64, archive: String },
     /// The log's verifier key file exists but cannot be read.
     #[error("cannot read the log key: {0}")]
     Key(#[from] crate::keys::KeyFileError),

@@ -88,6 +88,7 @@ fn read_tile(
                 last,
             }
         }
+        TileReadError::Pruned { below, archive, .. } => QueryError::Pruned { below, archive },
         TileReadError::Hashes { message, .. } => {
             tracing::error!(%tenant, %path, error = %message, "cannot read a tile");
             QueryError::TileRead {

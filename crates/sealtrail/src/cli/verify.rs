@@ -16,7 +16,7 @@ use super::DataArgs;
 #[command(after_help = "\
 Exit status: 0 when every verified log is valid, 1 when one is not or nothing could be verified. A violation that `sealtrail repair` acknowledged (bytes that exist nowhere else) stays a violation, listed with \"acknowledged_by\": the seq of the repair marker; with --accept-repaired a log whose every violation is acknowledged counts as valid, and the report says so (\"accepted_repaired\": [tenants]).
 
-With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\", \"store_protections\"}. Without --tenant, the same fields summarise every log (valid only when every log is; counts summed; each violation with its \"tenant\"; \"first_broken_seq\" and \"first_broken_tenant\" of the first damaged log by name; \"checkpoint\" null), with each log's own report under \"tenants\", keyed by tenant name (the _system log included).
+With --json and --tenant, prints the report {\"valid\", \"rows_checked\", \"violations\": [{\"seq\", \"kind\", \"detail\"}], \"violation_count\", \"first_broken_seq\", \"checkpoint\", \"store_protections\"} and, for a log whose start retention pruned, \"pruned\": {\"below\", \"archive\", \"system_seq\", \"pruned_at\"} (those entries are not verified here; their hashes, and every proof, remain). Without --tenant, the same fields summarise every log (valid only when every log is; counts summed; each violation with its \"tenant\"; \"first_broken_seq\" and \"first_broken_tenant\" of the first damaged log by name; \"checkpoint\" null), with each log's own report under \"tenants\", keyed by tenant name (the _system log included).
 
 A checkpoint kept outside the store (--checkpoint) is what catches a rewrite or a cut of the log's tail by someone with write access to the database: the store's own checkpoints can be deleted with it. Give every copy you kept (the newest exposes the damage, an older one still matching says where it starts), and the log's key (--key): without it, the key is taken from DIR/keys/ and from the store's record, and checkpoints must be signed by both when they differ. docs/checkpoints.md says how to keep checkpoints out of the store's reach and what each violation kind means.")]
 pub struct VerifyArgs {
@@ -151,7 +151,14 @@ fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
             time.unwrap_or_default()
         )
     };
-    let checked = entries(report.rows_checked);
+    let mut checked = entries(report.rows_checked).to_string();
+    if let Some(pruned) = &report.pruned {
+        // Retention removed them on purpose: said, never counted as missing.
+        checked = format!(
+            "{checked} (entries below {} pruned {}, archived in {}; `sealtrail verify --archive` checks them)",
+            pruned.below, pruned.pruned_at, pruned.archive
+        );
+    }
     if report.valid {
         let vouched = match &report.checkpoint {
             Some(cp) => format!("matches {}", signed(cp)),

@@ -620,6 +620,22 @@ pub struct VerifyReport {
     violation_count: u64,
     first_broken_seq: Option<u64>,
     checkpoint: Option<CheckpointSummary>,
+    /// Present when retention pruned the start of the log: those entries were not verified
+    /// here (the archive holds them; `sealtrail verify --archive` checks it).
+    pruned: Option<PrunedRange>,
+}
+
+/// The start of a log that retention pruned after archiving it; its stored hashes, and so
+/// every proof, remain.
+#[derive(ToSchema)]
+pub struct PrunedRange {
+    /// Entries below this seq were removed.
+    below: u64,
+    /// The archive that holds them.
+    archive: String,
+    /// The seq of `sealtrail.retention.pruned` in the `_system` log.
+    system_seq: u64,
+    pruned_at: String,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1210,6 +1226,7 @@ fn tlog_tile() {}
         (status = 401, description = "A token of the log's tenant is needed", body = ApiErrorBody),
         (status = 403, description = "The token lacks log:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "No such log, or no such bundle at the latest checkpoint", body = ApiErrorBody),
+        (status = 410, description = "`pruned`: retention removed these entries after archiving them; the message names the archive that holds the bundle (the hash tiles, and every proof, remain)", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
