@@ -343,6 +343,17 @@ impl Queries {
     ) -> Result<Page, QueryError> {
         let admitted = self.admission.admit(tenant).await?;
         let time_limit = self.admission.settings().time_limit;
+        // The index may still hold rows of entries retention pruned: searched from the
+        // log's prune mark on, they are never found.
+        let owned = tenant.to_string();
+        let first_seq = self
+            .readers
+            .read(move |log| Ok::<_, QueryError>(log.prune_mark(&owned)?.map_or(0, |m| m.below)))
+            .await?;
+        let search = Search {
+            first_seq: search.first_seq.max(first_seq),
+            ..search
+        };
         let (order, limit) = (search.order, search.limit);
         let (owned_index, owned_tenant) = (index.clone(), tenant.to_string());
         let (admitted, seqs) = tokio::task::spawn_blocking(move || {

@@ -90,6 +90,9 @@ pub struct Search {
     pub order: Order,
     /// Only seqs after this one in `order` (the cursor).
     pub after: Option<u64>,
+    /// Only seqs at or after this one: the log's prune mark, below which the index may still
+    /// hold rows of entries retention removed (0: all).
+    pub first_seq: u64,
     /// At most this many seqs.
     pub limit: usize,
 }
@@ -111,6 +114,7 @@ impl Search {
             text: None,
             order: Order::Asc,
             after: None,
+            first_seq: 0,
             limit,
         }
     }
@@ -219,14 +223,17 @@ pub(super) fn execute(
 /// The keys a search may return: the tenant's, after the cursor. `None` when nothing can match.
 pub(super) fn key_range(tenant: i64, search: &Search) -> Option<(i64, i64)> {
     let base = tenant << SEQ_BITS;
-    let (mut lo, mut hi) = (base, base | MAX_INDEXED_SEQ as i64);
+    let (mut lo, mut hi) = (
+        base | search.first_seq.min(MAX_INDEXED_SEQ) as i64,
+        base | MAX_INDEXED_SEQ as i64,
+    );
     match (search.after, search.order) {
         (None, _) => {}
         (Some(after), Order::Asc) => {
             if after >= MAX_INDEXED_SEQ {
                 return None;
             }
-            lo = base | (after + 1) as i64;
+            lo = lo.max(base | (after + 1) as i64);
         }
         (Some(after), Order::Desc) => {
             if after == 0 {
@@ -238,6 +245,9 @@ pub(super) fn key_range(tenant: i64, search: &Search) -> Option<(i64, i64)> {
     if let (Some(from), Some(to)) = (search.from, search.to)
         && from >= to
     {
+        return None;
+    }
+    if lo > hi {
         return None;
     }
     Some((lo, hi))

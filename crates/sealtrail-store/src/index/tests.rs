@@ -293,6 +293,16 @@ fn searches() -> Vec<Search> {
             s.from = at(15);
             s.text = text_query("delta 7");
         }),
+        // From a prune mark on: the rows below it are never found.
+        s(&|s| s.first_seq = 700),
+        s(&|s| {
+            s.first_seq = 300;
+            s.action = Some("a.read".into());
+            s.from = at(20);
+        }),
+        s(&|s| {
+            s.first_seq = 2_000_000;
+        }),
     ]
 }
 
@@ -332,7 +342,8 @@ fn brute_force(rows: &[(u64, Vec<u8>)], search: &Search) -> Vec<u64> {
             row
         })
         .filter(|row| {
-            eq(&search.action, Some(&row.action))
+            row.seq >= search.first_seq
+                && eq(&search.action, Some(&row.action))
                 && eq(&search.activity, row.activity)
                 && eq(&search.outcome, Some(row.outcome.as_str()))
                 && eq(&search.actor, Some(&row.actor))
