@@ -294,7 +294,7 @@ fn searches() -> Vec<Search> {
             s.text = text_query("delta 7");
         }),
         // From a prune mark on: the rows below it are never found.
-        s(&|s| s.first_seq = 700),
+        s(&|s| s.first_seq = 250),
         s(&|s| {
             s.first_seq = 300;
             s.action = Some("a.read".into());
