@@ -259,6 +259,10 @@ pub enum Refusal {
         "the {SYSTEM_TENANT} log is never pruned: it records sealtrail's own actions, every prune among them"
     )]
     SystemTenantPruned,
+    #[error(
+        "legal hold {hold_id} covers entry {first_seq}, which the prune would remove; nothing was pruned"
+    )]
+    Held { hold_id: String, first_seq: u64 },
 }
 
 /// A failure of the server itself: no change to the request would help.

@@ -334,6 +334,43 @@ fn first_received_from(
     Ok(lo)
 }
 
+/// The holds in force on `tenant` that cover entries in `from..to`, each with the first seq
+/// it covers there.
+pub fn held_ranges(
+    store: &dyn Store,
+    tenant: &str,
+    from: u64,
+    to: u64,
+    holds: &[Hold],
+) -> Result<Vec<HeldRange>, PlanError> {
+    let mut held = Vec::new();
+    for hold in holds
+        .iter()
+        .filter(|h| h.tenant == tenant && h.released.is_none())
+    {
+        let start = match &hold.from {
+            Some(at) => Timestamp::parse(at)
+                .map(|t| first_received_from(store, tenant, from, to, &t))
+                .unwrap_or(Ok(from))?,
+            None => from,
+        };
+        let end = match &hold.to {
+            Some(at) => Timestamp::parse(at)
+                .map(|t| first_received_from(store, tenant, from, to, &t))
+                .unwrap_or(Ok(to))?,
+            None => to,
+        };
+        if start < end {
+            held.push(HeldRange {
+                hold_id: hold.id.clone(),
+                reason: hold.reason.clone(),
+                first_seq: start,
+            });
+        }
+    }
+    Ok(held)
+}
+
 /// The plan for `tenant` with entries received before `cutoff` old enough, `archive` the
 /// archive that would hold them (its manifests checked with the log's key), and `holds` the
 /// holds the `_system` log records.
@@ -358,31 +395,7 @@ pub fn plan(
         }
         None => (None, None),
     };
-    let mut held = Vec::new();
-    for hold in holds
-        .iter()
-        .filter(|h| h.tenant == tenant && h.released.is_none())
-    {
-        let start = match &hold.from {
-            Some(from) => Timestamp::parse(from)
-                .map(|t| first_received_from(store, tenant, pruned_below, older_below, &t))
-                .unwrap_or(Ok(pruned_below))?,
-            None => pruned_below,
-        };
-        let end = match &hold.to {
-            Some(to) => Timestamp::parse(to)
-                .map(|t| first_received_from(store, tenant, pruned_below, older_below, &t))
-                .unwrap_or(Ok(older_below))?,
-            None => older_below,
-        };
-        if start < end {
-            held.push(HeldRange {
-                hold_id: hold.id.clone(),
-                reason: hold.reason.clone(),
-                first_seq: start,
-            });
-        }
-    }
+    let held = held_ranges(store, tenant, pruned_below, older_below, holds)?;
     let mut prunable_below = older_below;
     let mut limited_by = if older_below == size {
         "every entry is older than the period".to_string()

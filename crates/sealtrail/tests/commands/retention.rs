@@ -9,6 +9,7 @@ use sealtrail_core::checkpoint::Checkpoint;
 use sealtrail_core::hash::leaf_hash;
 use sealtrail_core::merkle;
 use sealtrail_core::note::VerifierKey;
+use sealtrail_server::ledger::{Ledger, LedgerConfig, LedgerError, PruneRequest, Refusal};
 use sealtrail_store::{Location, StoreHashes};
 use serde_json::Value;
 
@@ -260,6 +261,34 @@ fn apply_scenario(data: std::path::PathBuf, db: Option<TestDatabase>, dir: &std:
             .contains("matter 12"),
         "{held:#}"
     );
+    assert_eq!(log.open().entry(0), originals[0]);
+    // Nor can a prune asked of the writer directly, past the plan, go under the hold: the
+    // writer reads the holds again in the prune's own transaction.
+    let ledger = Ledger::start(LedgerConfig {
+        data_dir: log.data.clone(),
+        store: Location::new(&log.data, log.url()),
+        signing_key: None,
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        origin_prefix: "sealtrail.test".into(),
+        audit_stdout: false,
+    })
+    .unwrap();
+    let forced = ledger.prune_blocking(PruneRequest {
+        tenant: TENANT.into(),
+        below: 256,
+        archive: archive.into(),
+        watermark: FIRST,
+        details: serde_json::json!({}),
+        actor: "test".into(),
+    });
+    ledger.shutdown();
+    match forced {
+        Err(LedgerError::Invalid(Refusal::Held { hold_id, first_seq })) => {
+            assert_eq!(hold_id, hold["id"].as_str().unwrap());
+            assert_eq!(first_seq, 0);
+        }
+        other => panic!("a prune under a hold: {other:?}"),
+    }
     assert_eq!(log.open().entry(0), originals[0]);
     let mut release: Vec<String> = vec!["hold".into(), "release".into()];
     release.extend(store_args(log));
