@@ -225,7 +225,11 @@ impl DataArgs {
 
 /// The actor the command line's admin actions are recorded under: `cli:<user>`.
 pub(crate) fn cli_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    // Where a service manager or a container leaves USER unset, LOGNAME often is.
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
     format!("cli:{user}")
 }
 

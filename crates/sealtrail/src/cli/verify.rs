@@ -185,8 +185,12 @@ fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
             .seq
             .map(|seq| format!("seq {seq}"))
             .unwrap_or_else(|| "checkpoint".to_string());
+        let acknowledged = violation
+            .acknowledged_by
+            .map(|seq| format!(" (acknowledged by the repair marker at seq {seq})"))
+            .unwrap_or_default();
         println!(
-            "  {place}: {}: {}",
+            "  {place}: {}: {}{acknowledged}",
             violation.kind.as_str(),
             violation.detail
         );
