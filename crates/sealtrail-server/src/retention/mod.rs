@@ -189,7 +189,7 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     /// The archive does not hold what the store holds in the range to prune: nothing pruned.
     #[error(
-        "the archive {archive} differs from the store in entries {from}..{to} ({count} differences; first: {first}); nothing was pruned — `sealtrail archive verify` shows them all"
+        "the archive {archive} differs from the store in entries {from}..{to} ({count} differences; first: {first}); nothing was pruned — `sealtrail archive verify` shows them all; where the store's side is the damaged one, `sealtrail repair --from-archive` puts its entries back first"
     )]
     ArchiveDiffers {
         archive: String,

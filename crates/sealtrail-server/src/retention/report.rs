@@ -174,9 +174,9 @@ pub fn compliance_report(
             .map_or(0, |p| p.older_below.saturating_sub(p.prunable_below));
         let mut findings = Vec::new();
         if period.is_none() {
-            findings.push(
-                "no retention period is set: the log is kept for ever (set retention_days, or PUT /v1/admin/tenants/{tenant}/retention)".to_string(),
-            );
+            findings.push(format!(
+                "no retention period is set: the log is kept for ever (set retention_days, or PUT /v1/admin/tenants/{tenant}/retention)"
+            ));
         }
         if let Some(plan) = &plan
             && kept_past_period > 0

@@ -151,20 +151,24 @@ fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
             time.unwrap_or_default()
         )
     };
-    let mut checked = entries(report.rows_checked).to_string();
-    if let Some(pruned) = &report.pruned {
-        // Retention removed them on purpose: said, never counted as missing.
-        checked = format!(
-            "{checked} (entries below {} pruned {}, archived in {}; `sealtrail verify --archive` checks them)",
-            pruned.below, pruned.pruned_at, pruned.archive
-        );
-    }
+    let checked = entries(report.rows_checked);
+    // Retention removed them on purpose: said, never counted as missing.
+    let pruned = report
+        .pruned
+        .as_ref()
+        .map(|p| {
+            format!(
+                "\n  entries below {} were pruned at {}; the archive {} holds them (`sealtrail verify --archive` checks it)",
+                p.below, p.pruned_at, p.archive
+            )
+        })
+        .unwrap_or_default();
     if report.valid {
         let vouched = match &report.checkpoint {
             Some(cp) => format!("matches {}", signed(cp)),
             None => "not covered by a signed checkpoint".to_string(),
         };
-        println!("{tenant}: valid, {checked} checked, {vouched}");
+        println!("{tenant}: valid, {checked} checked, {vouched}{pruned}");
         return;
     }
     let first = report
@@ -177,7 +181,7 @@ fn print_summary(tenant: &str, report: &sealtrail_core::verify::Report) {
         _ => "no signed checkpoint vouches for any of its entries".to_string(),
     };
     println!(
-        "{tenant}: INVALID, {checked} checked, {}{first}; {vouched}",
+        "{tenant}: INVALID, {checked} checked, {}{first}; {vouched}{pruned}",
         count(report.violation_count, "violation", "violations")
     );
     for violation in report.violations.iter().take(SUMMARY_VIOLATIONS) {
