@@ -297,6 +297,25 @@ fn apply_scenario(data: std::path::PathBuf, db: Option<TestDatabase>, dir: &std:
         &release.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
 
+    // An archive that does not hold what the store holds is refused at prune time, even
+    // though its manifests verify: one byte of an archived entry changed.
+    let bundle = std::path::Path::new(archive).join(format!("{TENANT}/tile/entries/000"));
+    let original_bundle = std::fs::read(&bundle).unwrap();
+    let mut changed = original_bundle.clone();
+    let at = changed.len() / 2;
+    changed[at] ^= 0x01;
+    let mut permissions = std::fs::metadata(&bundle).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&bundle, permissions).unwrap();
+    std::fs::write(&bundle, &changed).unwrap();
+    let (code, _, stderr) = retention(log, "apply", &with_archive);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("differs from the store"), "{stderr}");
+    assert!(stderr.contains("nothing was pruned"), "{stderr}");
+    assert_eq!(log.open().entry(0), originals[0]);
+    std::fs::write(&bundle, &original_bundle).unwrap();
+
     // Released: only what the archive holds (the first session), in whole bundles, is pruned.
     let (code, applied, stderr) = retention(log, "apply", &with_archive);
     assert_eq!(code, 0, "{stderr}");
