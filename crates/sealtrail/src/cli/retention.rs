@@ -58,6 +58,7 @@ pub struct ReportArgs {
     /// The archive to check the pruned range against; default: the server's archive_to
     #[arg(long, value_name = "TARGET")]
     pub archive: Option<String>,
+    /// md: Markdown for the review's minutes; json: {"tenant", "generated_at", "checkpoint", "period", "log_size", "oldest_kept", "pruned_below", "prunes", "archive_check", "holds_in_force", "plan", "kept_past_period", "findings"}
     #[arg(long, value_enum, default_value = "md")]
     pub format: ReportFormat,
 }
