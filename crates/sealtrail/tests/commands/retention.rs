@@ -1,5 +1,6 @@
 //! `sealtrail retention plan` on a store and its archive: nothing without an archive, the
-//! archived prefix once archived, stopped by a legal hold in force, and not by a released one.
+//! archived prefix once archived (but the newest entry, the log's head, which is always kept),
+//! stopped by a legal hold in force, and not by a released one.
 
 use serde_json::Value;
 
@@ -64,7 +65,14 @@ fn the_plan_prunes_only_archived_entries_no_hold_covers() {
     ]));
     let archived = plan(data, &["--archive", archive]);
     assert_eq!(archived["archived_below"], SIZE);
-    assert_eq!(archived["prunable_below"], SIZE, "{archived}");
+    assert_eq!(archived["prunable_below"], SIZE - 1, "{archived}");
+    assert!(
+        archived["limited_by"]
+            .as_str()
+            .unwrap()
+            .contains("newest entry"),
+        "{archived}"
+    );
 
     // A hold on the whole log stops everything; released, it stops nothing.
     let hold: Value = serde_json::from_str(&succeed(&sealtrail(&[
@@ -103,7 +111,10 @@ fn the_plan_prunes_only_archived_entries_no_hold_covers() {
         "--reason",
         "closed",
     ]));
-    assert_eq!(plan(data, &["--archive", archive])["prunable_below"], SIZE);
+    assert_eq!(
+        plan(data, &["--archive", archive])["prunable_below"],
+        SIZE - 1
+    );
 
     // A hold whose window starts after every entry covers none of them.
     succeed(&sealtrail(&[
@@ -120,7 +131,7 @@ fn the_plan_prunes_only_archived_entries_no_hold_covers() {
     ]));
     let later = plan(data, &["--archive", archive]);
     assert_eq!(later["held"], serde_json::json!([]));
-    assert_eq!(later["prunable_below"], SIZE);
+    assert_eq!(later["prunable_below"], SIZE - 1);
 
     let bad = sealtrail(&[
         "retention",
