@@ -4,8 +4,13 @@
 //! removes the entries below the mark — refusing, itself, a mark past the watermark, one that
 //! does not rise, or one that would take the newest entry. A prune is never without its
 //! record, and the record's seq is in the store's prune mark.
+//!
+//! The plan behind a prune read the legal holds before this transaction began; a hold placed
+//! since (its record is an append to `_system`, whose lock this job holds) is found here, and
+//! a prune that would remove an entry it covers is refused ([`Refusal::HeldMeanwhile`]).
 
-use sealtrail_store::{ArchiveWatermark, PruneMark};
+use sealtrail_core::canonical::Entry;
+use sealtrail_store::{ArchiveWatermark, PruneMark, StoreError};
 
 use super::group::GroupWork;
 use super::{LedgerError, PruneDone, PruneRequest, Refusal, SYSTEM_TENANT};
@@ -21,6 +26,7 @@ impl GroupWork<'_> {
         if self.store.tenant(tenant)?.is_none() {
             return Err(Refusal::UnknownTenant(tenant.to_string()).into());
         }
+        self.check_holds(tenant, request.below)?;
         let at = self.clock.now().to_rfc3339();
         self.store.record_archive_watermark(
             tenant,
@@ -52,5 +58,40 @@ impl GroupWork<'_> {
         };
         let removed = self.store.prune(tenant, &mark)?;
         Ok(PruneDone { mark, removed })
+    }
+
+    /// Refuses a prune below `below` when a hold in force covers an entry it would remove:
+    /// one received between the first entry not pruned yet and the one before `below`
+    /// (received times grow with seqs).
+    fn check_holds(&mut self, tenant: &str, below: u64) -> Result<(), LedgerError> {
+        let from = self.store.prune_mark(tenant)?.map_or(0, |mark| mark.below);
+        if below <= from {
+            return Ok(());
+        }
+        let received = |seq: u64| -> Result<String, LedgerError> {
+            let bytes = self.store.entry(tenant, seq)?.ok_or_else(|| {
+                StoreError::Missing(format!("entry {seq} of {tenant} is missing"))
+            })?;
+            let entry = Entry::parse(&bytes).map_err(|e| {
+                StoreError::Corrupt(format!("entry {seq} of {tenant} does not parse: {e}"))
+            })?;
+            Ok(entry.server.received_at.to_rfc3339())
+        };
+        let (first, last) = (received(from)?, received(below - 1)?);
+        let held = crate::holds::holds(self.store)?.into_iter().find(|hold| {
+            hold.tenant == tenant
+                && hold.released.is_none()
+                && hold.from.as_deref().is_none_or(|f| f <= last.as_str())
+                && hold.to.as_deref().is_none_or(|t| t > first.as_str())
+        });
+        match held {
+            Some(hold) => Err(Refusal::HeldMeanwhile {
+                tenant: tenant.to_string(),
+                hold_id: hold.id,
+                reason: hold.reason,
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 }
