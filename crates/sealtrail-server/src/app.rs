@@ -71,9 +71,10 @@ impl Application {
 
     /// [`Application::build`], with `clock` as the time the API's checks read: when a cached
     /// token is due for a re-check with the store (`token_recheck_ms`), and how far ahead an
-    /// event's `occurred_at` may be. A test hands it a [`crate::clock::ManualClock`]'s clock
-    /// to move that time by hand. The writer keeps the system clock for the times it records
-    /// and paces checkpoints by.
+    /// event's `occurred_at` may be; and the background work that goes by the calendar: the
+    /// sealer's days, the archiver's lag, the retention schedule's cutoff. A test hands it a
+    /// [`crate::clock::ManualClock`]'s clock to move that time by hand. The writer keeps the
+    /// system clock for the times it records and paces checkpoints by.
     pub async fn build_with_clock(settings: Resolved, clock: Clock) -> anyhow::Result<Application> {
         Application::build_with_targets(settings, clock, crate::archive::directory_opener()).await
     }
@@ -157,6 +158,16 @@ impl Application {
             let (location, clock) = (settings.storage.store.clone(), clock.clone());
             tasks.spawn(move |stop| crate::seals::run(location, keys, clock, stop));
         }
+        // Retention reads the archive the archiver writes, through the same opener, read-only
+        // (`crate::retention`): for the admin API's compliance report, and for the schedule.
+        let archive_reader = settings.archive.as_ref().map(|archive| {
+            crate::retention::ArchiveReader::new(
+                archive.clone(),
+                opener.clone(),
+                crate::keys::KeyResolver::new(&settings.storage.data)
+                    .with_root_key(root_key.clone()),
+            )
+        });
         let archive = match &settings.archive {
             Some(archive) => {
                 let root_key = root_key.clone();
@@ -181,6 +192,19 @@ impl Application {
         };
         // A configuration different from the last start's is an admin action: audited.
         ledger.record_config(settings.audit_record()).await?;
+        // The retention schedule, with an archive to prune against: every retention_interval,
+        // by the `retention` lease holder (`retention::schedule`); started once the
+        // configuration (whose periods it applies) is recorded.
+        if let Some(archive) = &archive_reader {
+            let schedule = crate::retention::schedule::Schedule {
+                store: settings.storage.store.clone(),
+                archive: archive.clone(),
+                ledger: ledger.clone(),
+                interval: settings.retention.interval,
+                clock: clock.clone(),
+            };
+            tasks.spawn(move |stop| crate::retention::schedule::run(schedule, stop));
+        }
         // Ready: recorded, so that a later gap can be put down to sealtrail's own downtime.
         let instance = crate::lifecycle::Instance::current(settings.log.audit_stdout);
         instance
@@ -213,6 +237,11 @@ impl Application {
             )
             .with_archive(archive.clone()),
             refusals: crate::refusals::Refusals::new(ledger.clone()),
+            retention: crate::retention::RetentionService::new(
+                readers.clone(),
+                archive_reader,
+                clock.clone(),
+            ),
             // A request waits for room for its body at most as long as its body may take.
             bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
             board,

@@ -38,6 +38,8 @@
 //! | `sealtrail_archive_last_success_timestamp_seconds` | gauge | the archiver, via [`archive_succeeded`]: when this instance last finished a round without an error, holding the lease (0 before the first) |
 //! | `sealtrail_archive_errors_total{tenant}` | counter | the archiver, via [`archive_failed`]: rounds in which a log could not be archived (or its archive read), whatever the cause — the target refused for its lock, unreachable, the store, the key |
 //! | `sealtrail_archive_lease_held` | gauge | the archiver, via [`set_archive_lease`]: 1 while this instance holds the archive lease (it archives), 0 while another does or no archive is configured |
+//! | `sealtrail_retention_runs_total{outcome}` | counter | the retention schedule (`crate::retention::schedule`), via [`retention_run`]: each tenant's period applied, by outcome — `pruned`, `nothing` (nothing more to prune), `refused` (the archive differs from the store, or cannot be trusted: nothing pruned), `failed` (the store, the archive or the key could not be read; also a round that could not start) |
+//! | `sealtrail_retention_pruned_entries_total{tenant}` | counter | the retention schedule, via [`retention_pruned`]: entries it removed from each log |
 //!
 //! Ingest requests refused before their handler runs (no or unknown token, a body over the
 //! size limit) are not counted here.
@@ -145,6 +147,39 @@ impl RefusalOutcome {
     }
 }
 
+/// What became of applying one tenant's retention period (see `crate::retention::schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionOutcome {
+    /// Entries were pruned.
+    Pruned,
+    /// Nothing (more) could be pruned: too young, not archived yet, held, or the newest.
+    Nothing,
+    /// Nothing was pruned because the archive differs from the store, or is a target the
+    /// operator did not allow, or the writer refused the prune.
+    Refused,
+    /// The store, the archive or the log's key could not be read.
+    Failed,
+}
+
+impl RetentionOutcome {
+    /// Every outcome.
+    pub const ALL: [RetentionOutcome; 4] = [
+        RetentionOutcome::Pruned,
+        RetentionOutcome::Nothing,
+        RetentionOutcome::Refused,
+        RetentionOutcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionOutcome::Pruned => "pruned",
+            RetentionOutcome::Nothing => "nothing",
+            RetentionOutcome::Refused => "refused",
+            RetentionOutcome::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabel {
     tenant: String,
@@ -232,6 +267,8 @@ struct Metrics {
     archive_last_success: GaugeF64,
     archive_errors: Family<TenantLabel, Counter>,
     archive_lease_held: Gauge,
+    retention_runs: Family<OutcomeLabel, Counter>,
+    retention_pruned: Family<TenantLabel, Counter>,
     /// The spool's latest state, for the oldest-age gauge; `None` when there is no spool (the
     /// embedded store). What `/health` reports is the application's own (`Ledger::spool_status`).
     spool: Mutex<Option<SpoolStatus>>,
@@ -486,8 +523,29 @@ impl Metrics {
             "1 while this instance holds the archive lease and archives; 0 while another instance does, or without an archive",
             archive_lease_held.clone(),
         );
+        let retention_runs = Family::<OutcomeLabel, Counter>::default();
+        // Every outcome exists from the start, at 0, so that the alert's increase() sees the
+        // first refusal or failure.
+        for outcome in RetentionOutcome::ALL {
+            retention_runs.get_or_create_owned(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            });
+        }
+        registry.register(
+            "sealtrail_retention_runs",
+            "Retention periods applied to a tenant's log by the server's schedule, by outcome (pruned, nothing, refused, failed)",
+            retention_runs.clone(),
+        );
+        let retention_pruned = Family::<TenantLabel, Counter>::default();
+        registry.register(
+            "sealtrail_retention_pruned_entries",
+            "Entries the retention schedule pruned from each log, after comparing them with the archive",
+            retention_pruned.clone(),
+        );
         Metrics {
             registry,
+            retention_runs,
+            retention_pruned,
             archive_archived_size,
             archive_lag_entries,
             archive_lag_seconds,
@@ -796,6 +854,26 @@ pub fn set_archive_lease(held: bool) {
     METRICS.archive_lease_held.set(i64::from(held));
 }
 
+/// Counts one application of a tenant's retention period by what became of it.
+pub fn retention_run(outcome: RetentionOutcome) {
+    METRICS
+        .retention_runs
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.as_str(),
+        })
+        .inc();
+}
+
+/// Counts `removed` entries the retention schedule pruned from `tenant`'s log.
+pub fn retention_pruned(tenant: &str, removed: u64) {
+    METRICS
+        .retention_pruned
+        .get_or_create(&TenantLabel {
+            tenant: tenant.to_string(),
+        })
+        .inc_by(removed);
+}
+
 /// Records how far the query index trails the log, in seconds.
 pub fn set_index_lag(seconds: f64) {
     let metrics = &*METRICS;
@@ -981,6 +1059,7 @@ mod tests {
         );
         set_archive_lag("metrics-unit-test", 10, 2, Some(1.5));
         archive_failed("metrics-unit-test");
+        retention_pruned("metrics-unit-test", 7);
         let text = render().unwrap();
         for name in [
             "sealtrail_events_ingested_total{tenant=\"metrics-unit-test\",outcome=\"created\"}",
@@ -1008,6 +1087,9 @@ mod tests {
             "sealtrail_archive_errors_total{tenant=\"metrics-unit-test\"} 1",
             "sealtrail_archive_last_success_timestamp_seconds ",
             "sealtrail_archive_lease_held ",
+            "sealtrail_retention_runs_total{outcome=\"refused\"}",
+            "sealtrail_retention_runs_total{outcome=\"failed\"}",
+            "sealtrail_retention_pruned_entries_total{tenant=\"metrics-unit-test\"} 7",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -635,7 +635,8 @@ pub struct Bound {
 }
 
 impl Bound {
-    fn contains(&self, value: u64) -> bool {
+    /// Whether `value` is within the bounds.
+    pub fn contains(&self, value: u64) -> bool {
         (self.min..=self.max).contains(&value)
     }
 

@@ -19,6 +19,7 @@ use crate::ledger::{LedgerError, Original};
 use crate::query::QueryError;
 use crate::query::admission::RETRY_AFTER_SECS;
 use crate::readers::{ReadError, ReadFailure};
+use crate::retention::PlanError;
 use crate::verify::VerificationError;
 use sealtrail_store::StoreError;
 
@@ -318,6 +319,32 @@ impl From<ReadError> for ApiError {
         match error {
             ReadError::Store(error) => error.into(),
             ReadError::Pool(message) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(error: PlanError) -> ApiError {
+        match error {
+            PlanError::Store(error) => error.into(),
+            PlanError::UnknownTenant(tenant) => ApiError::not_found(format!(
+                "there is no tenant {tenant:?}; see GET /v1/admin/tenants"
+            ))
+            .at("tenant", "unknown_tenant"),
+            // A log whose entry cannot be read: the server's data, not the request, is at
+            // fault.
+            PlanError::Unreadable { .. } => {
+                tracing::error!(%error, "retention cannot read the log");
+                ApiError::internal(error.to_string())
+            }
+            PlanError::Archive(message) => {
+                tracing::warn!(%message, "retention cannot read the archive");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "archive_unavailable",
+                    format!("the archive cannot be read: {message}"),
+                )
+            }
         }
     }
 }

@@ -59,7 +59,8 @@ impl From<GapsRequestError> for ApiError {
     }
 }
 
-fn pairs(
+/// The query's parameters, refused unless each is one of `allowed`, given once, without NUL.
+pub(super) fn pairs(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     allowed: &[&str],
 ) -> Result<Vec<(String, String)>, ApiError> {

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod log;
 pub mod ops;
 pub mod query;
+pub mod retention;
 pub mod seals;
 pub mod tiles;
 pub mod wire;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub bodies: BodyBudget,
     /// Refused attempts at the admin API and the `_system` log, recorded in that log.
     pub refusals: Refusals,
+    /// Tenants' retention and the compliance report, for the admin routes (`http::retention`).
+    pub retention: crate::retention::RetentionService,
 }
 
 impl AppState {
@@ -379,6 +382,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::routes())
         .merge(admin::routes())
         .merge(holds::routes())
+        .merge(retention::routes())
         .merge(ops::routes())
         .fallback(unknown_route)
         // After the routes: it applies to the routes registered so far.

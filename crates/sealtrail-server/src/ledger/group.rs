@@ -199,6 +199,15 @@ impl GroupWork<'_> {
                 let result = self.set_frozen(&tenant, frozen, &reason, &actor);
                 settle(reply, result)
             }
+            Job::SetRetention {
+                tenant,
+                days,
+                actor,
+                reply,
+            } => {
+                let result = self.set_retention(&tenant, days, &actor);
+                settle(reply, result)
+            }
             Job::Prune { request, reply } => {
                 let result = self.prune(&request);
                 settle(reply, result)

@@ -28,8 +28,9 @@
 //! order of size and time, whichever instance signs them.
 //!
 //! Administrative actions (tenant created, token created or revoked, tenant frozen or
-//! unfrozen) are appended to the `_system` tenant's log in the same transaction as the change itself, so an audit record of
-//! an admin action cannot be lost while the action takes effect.
+//! unfrozen, retention period set, log pruned) are appended to the `_system` tenant's log in
+//! the same transaction as the change itself, so an audit record of an admin action cannot be
+//! lost while the action takes effect.
 //!
 //! # Layout
 //!
@@ -50,6 +51,9 @@
 //!   entry in the same transaction.
 //! - `freeze`: freezing and unfreezing a tenant's ingest (see [`crate::freeze`]), the state
 //!   and its `_system` audit entry in the same transaction.
+//! - `retention`: a tenant's retention period set through the admin API (the
+//!   `retention_periods` row) and its `_system` audit entry in the same transaction; `prune`:
+//!   a prune, its mark and its `_system` entry likewise (see [`crate::retention`]).
 //!
 //! **Architecture invariant:** only the writer thread writes to a log; every other part of the
 //! service reaches the store's write side through a [`Ledger`] handle.
@@ -59,6 +63,7 @@ mod checkpoints;
 mod freeze;
 mod group;
 mod prune;
+mod retention;
 mod spooling;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -86,6 +91,7 @@ use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
 use sealtrail_store::{Location, StoreError};
 
+pub use retention::{PERIOD_SET, PERIODS_SETTING, admin_periods};
 use spooling::{SpoolState, SpoolWatch};
 use writer::Writer;
 
@@ -259,10 +265,18 @@ pub enum Refusal {
         "the {SYSTEM_TENANT} log is never pruned: it records sealtrail's own actions, every prune among them"
     )]
     SystemTenantPruned,
+    #[error("a retention period is from 1 to 36500 days, not {0}")]
+    RetentionDays(u64),
+    /// A legal hold placed after the prune was planned covers entries it would remove.
     #[error(
-        "legal hold {hold_id} covers entry {first_seq}, which the prune would remove; nothing was pruned"
+        "legal hold {hold_id} ({reason}), placed since the prune was planned, covers entry {first_seq} of {tenant}, which it would remove; nothing was pruned, and the next plan stops at the hold"
     )]
-    Held { hold_id: String, first_seq: u64 },
+    HeldMeanwhile {
+        tenant: String,
+        hold_id: String,
+        reason: String,
+        first_seq: u64,
+    },
 }
 
 /// A failure of the server itself: no change to the request would help.
@@ -332,6 +346,19 @@ pub struct FreezeChange {
     pub standing: Option<Freeze>,
     /// The freeze an unfreeze lifted.
     pub lifted: Option<Freeze>,
+}
+
+/// What setting a tenant's retention period did ([`Ledger::set_retention`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionChange {
+    pub tenant: String,
+    /// Whether the period set through the admin API changed (and an entry was appended to
+    /// `_system`); false when it already was as asked.
+    pub changed: bool,
+    /// The period set through the admin API before, in days; `None`: none was.
+    pub before: Option<u64>,
+    /// The period set through the admin API now; `None`: none is (the configuration's applies).
+    pub after: Option<u64>,
 }
 
 /// A request to the admin API (or for the `_system` log) that was refused before it did
@@ -415,6 +442,14 @@ enum Job {
         reason: String,
         actor: String,
         reply: Reply<FreezeChange>,
+    },
+    /// Sets (`Some`) or removes (`None`) a tenant's retention period in the
+    /// `retention_periods` row, recording it in `_system`.
+    SetRetention {
+        tenant: String,
+        days: Option<u64>,
+        actor: String,
+        reply: Reply<RetentionChange>,
     },
     /// Records an archive watermark and prunes a tenant's log below a mark, after appending
     /// `sealtrail.retention.pruned` to `_system`, in one transaction (see [`crate::retention`]).
@@ -515,7 +550,8 @@ impl Job {
             Job::RevokeToken { .. }
             | Job::RecordConfig { .. }
             | Job::FirstAdminToken { .. }
-            | Job::SetFrozen { .. } => vec![SYSTEM_TENANT],
+            | Job::SetFrozen { .. }
+            | Job::SetRetention { .. } => vec![SYSTEM_TENANT],
             Job::Prune { request, .. } => vec![&request.tenant, SYSTEM_TENANT],
             Job::Restore { entries, .. } => {
                 let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
@@ -777,6 +813,26 @@ impl Ledger {
         actor: &str,
     ) -> Result<FreezeChange, LedgerError> {
         self.call_blocking(Job::set_frozen(tenant, frozen, reason, actor))
+    }
+
+    /// Sets `tenant`'s retention period to `days` (`None`: removes the one set here, so the
+    /// configuration's applies again) on behalf of `actor`, and appends
+    /// `sealtrail.retention.period_set` to the `_system` log in the same transaction. Asking
+    /// for the period already set changes nothing and records nothing.
+    pub async fn set_retention(
+        &self,
+        tenant: &str,
+        days: Option<u64>,
+        actor: &str,
+    ) -> Result<RetentionChange, LedgerError> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.call(|reply| Job::SetRetention {
+            tenant,
+            days,
+            actor,
+            reply,
+        })
+        .await
     }
 
     /// Prunes a tenant's log as `request` says, recording it in `_system` first (see

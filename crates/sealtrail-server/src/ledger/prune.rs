@@ -3,10 +3,13 @@
 //! `sealtrail.retention.pruned` entry is appended to `_system`, and only then the store
 //! removes the entries below the mark — refusing, itself, a mark past the watermark, one that
 //! does not rise, or one that would take the newest entry. A prune is never without its
-//! record, and the record's seq is in the store's prune mark. The legal holds are read again
-//! inside the transaction, so a hold added after the plan was made still stops the prune.
+//! record, and the record's seq is in the store's prune mark.
+//!
+//! The plan behind a prune read the legal holds before this transaction began; a hold placed
+//! since (its record is an append to `_system`, whose lock this job holds) is found here, and
+//! a prune that would remove an entry it covers is refused ([`Refusal::HeldMeanwhile`]).
 
-use sealtrail_store::{ArchiveWatermark, PruneMark};
+use sealtrail_store::{ArchiveWatermark, PruneMark, StoreError};
 
 use super::group::GroupWork;
 use super::{LedgerError, PruneDone, PruneRequest, Refusal, SYSTEM_TENANT};
@@ -22,22 +25,7 @@ impl GroupWork<'_> {
         if self.store.tenant(tenant)?.is_none() {
             return Err(Refusal::UnknownTenant(tenant.to_string()).into());
         }
-        // A hold added since the plan was made is seen here: every hold is an entry of the
-        // `_system` log, whose lock this job holds.
-        let from = self.store.prune_mark(tenant)?.map_or(0, |mark| mark.below);
-        let holds = crate::holds::holds(self.store)?;
-        let held = crate::retention::held_ranges(self.store, tenant, from, request.below, &holds)
-            .map_err(|e| match e {
-            crate::retention::PlanError::Store(e) => LedgerError::Store(e),
-            other => LedgerError::Store(sealtrail_store::StoreError::Corrupt(other.to_string())),
-        })?;
-        if let Some(first) = held.first() {
-            return Err(Refusal::Held {
-                hold_id: first.hold_id.clone(),
-                first_seq: first.first_seq,
-            }
-            .into());
-        }
+        self.check_holds(tenant, request.below)?;
         let at = self.clock.now().to_rfc3339();
         self.store.record_archive_watermark(
             tenant,
@@ -69,5 +57,32 @@ impl GroupWork<'_> {
         };
         let removed = self.store.prune(tenant, &mark)?;
         Ok(PruneDone { mark, removed })
+    }
+
+    /// Refuses a prune below `below` when a hold in force covers an entry it would remove
+    /// (one from the first entry not pruned yet to the one before `below`).
+    fn check_holds(&mut self, tenant: &str, below: u64) -> Result<(), LedgerError> {
+        let from = self.store.prune_mark(tenant)?.map_or(0, |mark| mark.below);
+        if below <= from {
+            return Ok(());
+        }
+        let holds = crate::holds::holds(self.store)?;
+        // The plan's own computation of what each hold covers, so that the two never differ.
+        let held = crate::retention::held_ranges(self.store, tenant, from, below, &holds).map_err(
+            |e| match e {
+                crate::retention::PlanError::Store(e) => LedgerError::Store(e),
+                other => LedgerError::Store(StoreError::Corrupt(other.to_string())),
+            },
+        )?;
+        match held.into_iter().next() {
+            Some(range) => Err(Refusal::HeldMeanwhile {
+                tenant: tenant.to_string(),
+                hold_id: range.hold_id,
+                reason: range.reason,
+                first_seq: range.first_seq,
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 }

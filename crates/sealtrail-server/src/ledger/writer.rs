@@ -484,6 +484,7 @@ pub(super) fn fail_job(job: Job) -> Answer {
         Job::EnsureTenant { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::RecordConfig { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::SetFrozen { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::SetRetention { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Restore { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Prune { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Shutdown => Box::new(|_| {}),

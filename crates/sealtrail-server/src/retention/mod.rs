@@ -37,6 +37,12 @@
 //! last started with, its `retention_days`; none of these means the log is kept for ever.
 //! Commands read the configuration the server recorded in the store, so the command line and
 //! the server agree without sharing a file.
+//!
+//! **Layout.** This file plans and applies; `report` is the compliance report; `service` what
+//! the admin API asks (a tenant's period and prune mark, the report with the server's
+//! archive); [`schedule`] the server's rounds; `archive` the server's archive opened for
+//! reading only ([`ArchiveReader`]). The period set through the admin API is written by the
+//! writer (`ledger::retention`), with its `_system` entry, like every admin change.
 
 use std::collections::BTreeMap;
 
@@ -50,9 +56,10 @@ use serde::Serialize;
 use crate::holds::Hold;
 use crate::ledger::{Ledger, LedgerError, PruneDone, PruneRequest};
 
-/// The `settings` row holding the periods set through the admin API: a JSON object of tenant
-/// names to days.
-pub const PERIODS_SETTING: &str = "retention_periods";
+/// The `settings` row holding the periods set through the admin API (a JSON object of tenant
+/// names to days), and the `_system` action that records each change of it; the writer
+/// changes the row (`ledger::retention`).
+pub use crate::ledger::{PERIOD_SET, PERIODS_SETTING};
 
 /// A tenant's retention period and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,10 +88,7 @@ impl Periods {
                 "the setting {row} does not parse ({e}); it was changed outside sealtrail"
             ))
         };
-        let admin = match store.setting(PERIODS_SETTING)? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| corrupt(PERIODS_SETTING, e))?,
-            None => BTreeMap::new(),
-        };
+        let admin = crate::ledger::admin_periods(store)?;
         let config: serde_json::Value = match store.setting("config")? {
             Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("config", e))?,
             None => serde_json::Value::Null,
@@ -133,7 +137,7 @@ pub fn cutoff(now: Timestamp, period: std::time::Duration) -> Timestamp {
 }
 
 /// A hold that stops pruning, and where.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeldRange {
     pub hold_id: String,
     pub reason: String,
@@ -142,7 +146,7 @@ pub struct HeldRange {
 }
 
 /// What the retention period would prune in one log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RetentionPlan {
     pub tenant: String,
     pub log_size: u64,
@@ -459,5 +463,10 @@ pub fn plan(
     })
 }
 
+mod archive;
 mod report;
+pub mod schedule;
+mod service;
+pub use archive::{ArchiveReader, ArchiveUnusable, ReadOnly};
 pub use report::{ComplianceReport, PruneRecord, compliance_report};
+pub use service::{RetentionService, TenantRetention, Watermark, tenant_retention};

@@ -19,7 +19,7 @@ use crate::holds::{self, Hold};
 use crate::ledger::SYSTEM_TENANT;
 
 /// One prune, as the `_system` log records it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PruneRecord {
     /// Its `sealtrail.retention.pruned` entry in `_system`.
     pub system_seq: u64,
@@ -33,14 +33,14 @@ pub struct PruneRecord {
 }
 
 /// The oldest entry a log keeps.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OldestKept {
     pub seq: u64,
     pub received_at: String,
 }
 
 /// The pruned range checked against an archive for the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArchiveCheck {
     pub archive: String,
     /// Every pruned entry is in the archive and hashes to the leaf the store keeps.
@@ -51,14 +51,14 @@ pub struct ArchiveCheck {
 }
 
 /// The signed checkpoint the report was computed against.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckpointRef {
     pub size: u64,
     pub note: String,
 }
 
 /// The retention compliance report of one tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ComplianceReport {
     pub tenant: String,
     pub generated_at: String,

@@ -11,39 +11,9 @@ use std::time::Duration;
 use reqwest::Method;
 use sealtrail_core::note::SignerKey;
 use sealtrail_server::clock::{Clock, ManualClock};
-use sealtrail_store::testing::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, event, spawn_app_with_clock};
-
-/// A PostgreSQL database of the test's own, made and dropped on a thread of its own: the
-/// driver blocks, which it may not do on the test's runtime (nor while a failed test unwinds).
-struct Database(Option<TestDatabase>);
-
-impl Database {
-    fn create(test: &'static str) -> Option<Database> {
-        std::thread::spawn(move || TestDatabase::create(test))
-            .join()
-            .unwrap()
-            .map(|db| Database(Some(db)))
-    }
-}
-
-impl std::ops::Deref for Database {
-    type Target = TestDatabase;
-
-    fn deref(&self) -> &TestDatabase {
-        self.0.as_ref().expect("dropped only once")
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Some(db) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(db)).join();
-        }
-    }
-}
+use crate::helpers::{Database, TestApp, event, spawn_app_with_clock};
 
 /// A root signing key in `dir`, from which every instance derives the same log keys.
 fn root_key(dir: &Path) -> PathBuf {

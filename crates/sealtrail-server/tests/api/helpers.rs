@@ -15,6 +15,7 @@ use sealtrail_server::index::Index;
 use sealtrail_server::ledger::Ledger;
 use sealtrail_server::query::hold::SearchHold;
 use sealtrail_server::verify::VerificationBoard;
+use sealtrail_store::testing::TestDatabase;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -40,6 +41,35 @@ pub struct TestApp {
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A PostgreSQL database of the test's own, made and dropped on a thread of its own: the
+/// driver blocks, which it may not do on the test's runtime (nor while a failed test unwinds).
+pub struct Database(Option<TestDatabase>);
+
+impl Database {
+    pub fn create(test: &'static str) -> Option<Database> {
+        std::thread::spawn(move || TestDatabase::create(test))
+            .join()
+            .unwrap()
+            .map(|db| Database(Some(db)))
+    }
+}
+
+impl std::ops::Deref for Database {
+    type Target = TestDatabase;
+
+    fn deref(&self) -> &TestDatabase {
+        self.0.as_ref().expect("dropped only once")
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(db)).join();
+        }
+    }
 }
 
 /// Settings for a test server: fast checkpoints so tests need not wait long.

@@ -17,5 +17,6 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod retention;
 mod seals;
 mod searches;

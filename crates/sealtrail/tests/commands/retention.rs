@@ -283,7 +283,9 @@ fn apply_scenario(data: std::path::PathBuf, db: Option<TestDatabase>, dir: &std:
     });
     ledger.shutdown();
     match forced {
-        Err(LedgerError::Invalid(Refusal::Held { hold_id, first_seq })) => {
+        Err(LedgerError::Invalid(Refusal::HeldMeanwhile {
+            hold_id, first_seq, ..
+        })) => {
             assert_eq!(hold_id, hold["id"].as_str().unwrap());
             assert_eq!(first_seq, 0);
         }

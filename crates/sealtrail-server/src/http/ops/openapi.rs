@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::super::admin;
 use super::super::holds;
+use super::super::retention;
 
 /// Documented routes whose handlers are being built in other modules and are not served by
 /// this build yet, as (method, path). The API test fails once one of them is served, so this
@@ -74,6 +75,9 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         holds::release,
         admin::freeze_tenant,
         admin::unfreeze_tenant,
+        retention::show,
+        retention::set,
+        retention::report,
     ),
     components(schemas(ApiErrorBody, Timestamp, IpAddress, TenantName, Seq, TreeSize, Name)),
     modifiers(&BearerAuth),
@@ -83,7 +87,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "tiles", description = "The C2SP tlog-tiles read API"),
         (name = "gaps", description = "Timelines and gap findings of a tenant's log"),
         (name = "verify", description = "Verification of a tenant's log"),
-        (name = "admin", description = "Tokens, tenants, freezes and legal holds (admin scope, _system tenant)"),
+        (name = "admin", description = "Tokens, tenants, freezes, legal holds and retention (admin scope, _system tenant)"),
         (name = "ops", description = "Health, metrics and this document (no token)"),
     ),
 )]
@@ -620,21 +624,21 @@ pub struct VerifyReport {
     violation_count: u64,
     first_broken_seq: Option<u64>,
     checkpoint: Option<CheckpointSummary>,
-    /// Present when retention pruned the start of the log: those entries were not verified
-    /// here (the archive holds them; `sealtrail verify --archive` checks it).
+    /// Present only for a log whose start retention pruned: entries below `below` were
+    /// archived, compared with the store and then removed; verification starts at `below`.
     pruned: Option<PrunedRange>,
 }
 
-/// The start of a log that retention pruned after archiving it; its stored hashes, and so
-/// every proof, remain.
+/// The start of a log that retention pruned (absent for a log never pruned).
 #[derive(ToSchema)]
 pub struct PrunedRange {
-    /// Entries below this seq were removed.
+    /// Entries below this seq were removed; their hashes, and every proof, remain.
     below: u64,
-    /// The archive that holds them.
+    /// The archive that holds them (a directory or `s3://bucket/prefix`).
     archive: String,
-    /// The seq of `sealtrail.retention.pruned` in the `_system` log.
+    /// The seq of the `sealtrail.retention.pruned` entry in the `_system` log.
     system_seq: u64,
+    /// When they were pruned, RFC 3339 UTC.
     pruned_at: String,
 }
 
