@@ -225,7 +225,8 @@ impl Application {
                 freezes.clone(),
                 settings.ingest.max_future_skew,
                 clock.clone(),
-            ),
+            )
+            .with_frozen_policies(settings.ingest.on_frozen.clone()),
             freezes,
             queries: crate::query::Queries::new(readers.clone(), data, settings.queries),
             verifier: crate::verify::LogVerifier::new(readers.clone(), data.clone(), board.clone()),

@@ -9,6 +9,29 @@
 //! own repairs (`sealtrail replay`) still reach it. A freeze stops producers, not the
 //! investigation.
 //!
+//! **Holding instead of refusing.** A producer that cannot keep and retry its events would
+//! lose them to a refusal. With `on_frozen = "spool"` (globally, or per tenant in
+//! `[tenants.NAME]`), a frozen tenant's events are accepted but kept out of its log: each
+//! valid event gets its id and `received_at`, is written to the tenant's hold file
+//! (`DIR/spool/frozen/<tenant>.spool`, the spool's format and crash-safety code) and fsync'd,
+//! and only then is answered `202 {"status": "held", "id", "received_at"}` (a batch: status
+//! 202 with `"held": true` per event). Nothing is acknowledged without that durable copy: a
+//! hold file beyond `spool_max_bytes` answers `503 hold_full`, a full disk `507
+//! storage_full`. An idempotency key is answered as the log would: a retry of a held event
+//! gets the same `202`, a different event under the key is refused with `422`, and a key the
+//! log already holds gets the log's answer. The log does not grow while the tenant is frozen
+//! (`GET /v1/events` and `/v1/verify` see no held event), and a restart keeps the held
+//! events. Once the tenant is unfrozen — at once when through this instance's admin API,
+//! otherwise once the writer reads the state again (within `token_recheck_ms`) — the writer
+//! drains the file into the log in the order the events were accepted, each under the id it
+//! was acknowledged with and exactly once (an id already in the log is skipped), and appends
+//! `sealtrail.tenant.held_drained` (the tenant, how many events, when the first and last were
+//! held) to the `_system` log. While the file has events, the tenant's newer events go in
+//! behind them (also answered `202 held`), so the held events enter the log before any event
+//! accepted after them. How many events an instance holds is shown per tenant by `GET
+//! /v1/admin/tenants` (`held`), the freeze and unfreeze answers and the gauge
+//! `sealtrail_held_events{tenant}`. See `ledger::holding`.
+//!
 //! **Where the state lives.** In the store, so that it survives restarts and every instance
 //! sharing a PostgreSQL database sees the same: one row of the `settings` table,
 //! [`FROZEN_SETTING`], holding a JSON object from each frozen tenant's name to its

@@ -18,7 +18,10 @@
 //! in `_system`; only the heartbeat, `sealtrail.heartbeat`, may be sent by a producer.
 //!
 //! A frozen tenant's submissions are refused whole before anything else is looked at
-//! ([`IngestError::Frozen`], HTTP `503` `tenant_frozen`): nothing of them is kept. Whether a
+//! ([`IngestError::Frozen`], HTTP `503` `tenant_frozen`): nothing of them is kept — unless
+//! the tenant's `on_frozen` policy is `spool`: then they are checked as usual and the valid
+//! events are held ([`Accepted::Held`], HTTP `202` `held`): kept durably in the tenant's
+//! hold file, outside its log, until it is unfrozen (see `ledger::holding`). Whether a
 //! tenant is frozen comes from [`Freezes`], this instance's copy of the store's state, read
 //! again at most once per re-check interval (see [`crate::freeze`]).
 //!
@@ -28,13 +31,14 @@
 //! ledger decides which it is, under the tenant's lock (see `ledger::group`).
 //!
 //! **Architecture invariant:** nothing is acknowledged here; an [`Accepted`] exists only once
-//! the ledger reports the event durable (committed, or kept in the spool).
+//! the ledger reports the event durable (committed, or kept in the spool or a hold file).
 
 use sealtrail_core::event::{Event, EventError, parse_json};
 
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::config::{FrozenPolicies, FrozenPolicy};
 use crate::freeze::{Freezes, TenantFrozen};
 use crate::ledger::{Ledger, LedgerError, Original, Outcome, Receipt, SpoolReceipt, Submission};
 
@@ -61,6 +65,9 @@ pub enum Accepted {
     Duplicate(Receipt),
     /// The store is unreachable; kept in the local spool and committed, in order, later.
     Spooled(SpoolReceipt),
+    /// The tenant is frozen (`on_frozen = "spool"`); kept in its hold file and committed, in
+    /// order, once it is unfrozen.
+    Held(SpoolReceipt),
 }
 
 /// An event sent under an idempotency key that already names a different event: nothing of
@@ -85,6 +92,12 @@ fn describe(original: &Original) -> String {
         Original::Committed(receipt) => format!("seq {}, id {}", receipt.seq, receipt.id),
         Original::Spooled(receipt) => {
             format!("id {}, waiting in the spool for its seq", receipt.id)
+        }
+        Original::Held(receipt) => {
+            format!(
+                "id {}, held while the tenant is frozen, waiting for its seq",
+                receipt.id
+            )
         }
     }
 }
@@ -145,8 +158,10 @@ pub enum IngestError {
 #[derive(Clone)]
 pub struct Ingest {
     ledger: Ledger,
-    /// Which tenants are frozen, and so take nothing.
+    /// Which tenants are frozen, and so take nothing (or have their events held).
     freezes: Freezes,
+    /// What a frozen tenant's submissions get: refused, or held.
+    on_frozen: FrozenPolicies,
     /// How far ahead of `clock` an event's `occurred_at` may be.
     max_future_skew: Duration,
     /// The time `occurred_at` is checked against.
@@ -163,22 +178,46 @@ impl Ingest {
         Ingest {
             ledger,
             freezes,
+            on_frozen: FrozenPolicies::default(),
             max_future_skew,
             clock,
         }
     }
 
-    /// Refuses a submission to a frozen tenant, whatever it holds, and counts it
-    /// (`sealtrail_frozen_refusals_total`).
-    async fn refuse_frozen(&self, tenant: &str) -> Result<(), IngestError> {
+    /// The same, answering frozen tenants' submissions by `on_frozen` (by default every
+    /// frozen tenant's are refused).
+    pub fn with_frozen_policies(self, on_frozen: FrozenPolicies) -> Ingest {
+        Ingest { on_frozen, ..self }
+    }
+
+    /// Where a submission to `tenant` goes: the log, or (frozen, policy `spool`) its hold
+    /// file. A frozen tenant's submission under policy `refuse` is refused, whatever it
+    /// holds, and counted (`sealtrail_frozen_refusals_total`).
+    async fn destination(&self, tenant: &str) -> Result<Destination, IngestError> {
         let Some(freeze) = self.freezes.of(tenant).await else {
-            return Ok(());
+            return Ok(Destination::Log);
         };
+        if self.on_frozen.of(tenant) == FrozenPolicy::Spool {
+            return Ok(Destination::Hold);
+        }
         crate::metrics::frozen_refused(tenant);
         Err(IngestError::Frozen(Box::new(TenantFrozen {
             tenant: tenant.to_string(),
             freeze,
         })))
+    }
+
+    /// Hands submissions to the ledger for `destination`.
+    async fn submit(
+        &self,
+        tenant: &str,
+        destination: Destination,
+        submissions: Vec<Submission>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        match destination {
+            Destination::Log => self.ledger.append(tenant, submissions).await,
+            Destination::Hold => self.ledger.hold(tenant, submissions).await,
+        }
     }
 
     /// The event as submitted, unless it breaks a rule that depends on the time or on the
@@ -199,7 +238,7 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Accepted, IngestError> {
         refuse_system_log(tenant)?;
-        self.refuse_frozen(tenant).await?;
+        let destination = self.destination(tenant).await?;
         if content_type != Some(JSON) {
             return Err(unsupported(content_type, JSON));
         }
@@ -225,8 +264,7 @@ impl Ingest {
             idempotency_key: idempotency_key.clone(),
         };
         let outcomes = self
-            .ledger
-            .append(tenant, vec![submission])
+            .submit(tenant, destination, vec![submission])
             .await
             .map_err(|error| IngestError::NotKept {
                 submitted: 1,
@@ -255,7 +293,7 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Vec<ElementResult>, IngestError> {
         refuse_system_log(tenant)?;
-        self.refuse_frozen(tenant).await?;
+        let destination = self.destination(tenant).await?;
         let values = match content_type {
             Some(JSON) => match parse_json(body)? {
                 serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
@@ -317,8 +355,7 @@ impl Ingest {
                 .map(|s| s.idempotency_key.clone())
                 .collect();
             let outcomes = self
-                .ledger
-                .append(tenant, submissions)
+                .submit(tenant, destination, submissions)
                 .await
                 .map_err(|error| IngestError::NotKept { submitted, error })?;
             for ((index, outcome), key) in submitted_index.into_iter().zip(outcomes).zip(keys) {
@@ -336,6 +373,15 @@ impl Ingest {
         }
         Ok(results.into_iter().flatten().collect())
     }
+}
+
+/// Where a tenant's submissions go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// Its log: the tenant is not frozen.
+    Log,
+    /// Its hold file: the tenant is frozen, under policy `spool`.
+    Hold,
 }
 
 /// The `sealtrail.` actions are sealtrail's own records (its start and stop, admin actions,
@@ -367,6 +413,7 @@ fn accepted(outcome: Outcome) -> Option<Accepted> {
         Outcome::Created(receipt) => Some(Accepted::Created(receipt)),
         Outcome::Duplicate(receipt) => Some(Accepted::Duplicate(receipt)),
         Outcome::Spooled(receipt) => Some(Accepted::Spooled(receipt)),
+        Outcome::Held(receipt) => Some(Accepted::Held(receipt)),
         Outcome::Rejected(_) | Outcome::Conflict(_) => None,
     }
 }

@@ -9,9 +9,10 @@
 //!
 //! | metric | type | recorded by |
 //! | --- | --- | --- |
-//! | `sealtrail_events_ingested_total{tenant,outcome}` | counter | HTTP ingest, per event: `created`, `duplicate`, `rejected` (4xx), `failed` (not committed) |
+//! | `sealtrail_events_ingested_total{tenant,outcome}` | counter | HTTP ingest, per event: `created`, `duplicate`, `rejected` (4xx), `failed` (not committed), `spooled` (kept in the outage spool), `held` (kept in a frozen tenant's hold file) |
 //! | `sealtrail_ingest_errors_total{kind}` | counter | HTTP ingest, per error by its API error code |
 //! | `sealtrail_frozen_refusals_total{tenant}` | counter | the ingest service, via [`frozen_refused`]: requests refused because their tenant is frozen (`503 tenant_frozen`; not counted in `sealtrail_events_ingested_total`, whose `failed` means a write that failed) |
+//! | `sealtrail_held_events{tenant}` | gauge | the writer, via [`set_held`]: events this instance holds in a frozen tenant's hold file (`on_frozen = "spool"`), waiting for the unfreeze to enter the log; 0 once drained |
 //! | `sealtrail_batch_size` | histogram | the ledger, events per group commit |
 //! | `sealtrail_commit_latency_seconds` | histogram | the ledger, one group commit including its fsync |
 //! | `sealtrail_commit_failures_total` | counter | the ledger, group commits that failed |
@@ -87,16 +88,20 @@ pub enum IngestOutcome {
     Failed,
     /// The store was unreachable: kept in the local spool (a 202), to be drained into the log.
     Spooled,
+    /// The tenant is frozen: kept in its hold file (a 202), to be drained into the log once
+    /// it is unfrozen.
+    Held,
 }
 
 impl IngestOutcome {
     /// Every outcome, in declaration order (so `outcome as usize` indexes it).
-    pub const ALL: [IngestOutcome; 5] = [
+    pub const ALL: [IngestOutcome; 6] = [
         IngestOutcome::Created,
         IngestOutcome::Duplicate,
         IngestOutcome::Rejected,
         IngestOutcome::Failed,
         IngestOutcome::Spooled,
+        IngestOutcome::Held,
     ];
 
     fn as_str(self) -> &'static str {
@@ -106,6 +111,7 @@ impl IngestOutcome {
             IngestOutcome::Rejected => "rejected",
             IngestOutcome::Failed => "failed",
             IngestOutcome::Spooled => "spooled",
+            IngestOutcome::Held => "held",
         }
     }
 }
@@ -239,6 +245,7 @@ struct Metrics {
     events_ingested: Family<IngestLabels, Counter>,
     ingest_errors: Family<KindLabel, Counter>,
     frozen_refusals: Family<TenantLabel, Counter>,
+    held_events: Family<TenantLabel, Gauge>,
     batch_size: Histogram,
     commit_latency: Histogram,
     commit_failures: Counter,
@@ -299,7 +306,7 @@ impl Metrics {
         let events_ingested = Family::<IngestLabels, Counter>::default();
         registry.register(
             "sealtrail_events_ingested",
-            "Events offered for ingest, by tenant and outcome (created, duplicate, rejected, failed, spooled)",
+            "Events offered for ingest, by tenant and outcome (created, duplicate, rejected, failed, spooled, held)",
             events_ingested.clone(),
         );
         let ingest_errors = Family::<KindLabel, Counter>::default();
@@ -313,6 +320,12 @@ impl Metrics {
             "sealtrail_frozen_refusals",
             "Ingest requests refused because their tenant is frozen (sealtrail freeze), by tenant",
             frozen_refusals.clone(),
+        );
+        let held_events = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "sealtrail_held_events",
+            "Events held for a frozen tenant (on_frozen = spool), waiting for the unfreeze to enter its log, by tenant",
+            held_events.clone(),
         );
         // One event up to a full group of MAX_GROUP_EVENTS (20,000): powers of two to 32,768.
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 16));
@@ -564,6 +577,7 @@ impl Metrics {
             events_ingested,
             ingest_errors,
             frozen_refusals,
+            held_events,
             batch_size,
             commit_latency,
             commit_failures,
@@ -744,6 +758,17 @@ pub fn auth_refused(reason: &'static str) {
         .auth_refusals
         .get_or_create(&ReasonLabel { reason })
         .inc();
+}
+
+/// Records how many events this instance holds for `tenant` after its hold file changed. The
+/// tenant exists (only an existing tenant is frozen), so the label set stays bounded.
+pub fn set_held(tenant: &str, events: u64) {
+    METRICS
+        .held_events
+        .get_or_create(&TenantLabel {
+            tenant: tenant.to_string(),
+        })
+        .set(i64::try_from(events).unwrap_or(i64::MAX));
 }
 
 /// Records the spool's state after it changed.

@@ -1,4 +1,5 @@
-//! The local spool: events accepted while the PostgreSQL store is unreachable.
+//! The local spool: events accepted while the PostgreSQL store is unreachable, and the file
+//! format and crash-safety code every spool file shares (a frozen tenant's hold file too).
 //!
 //! With the embedded store, the store *is* the data directory, so there is nothing to fall
 //! back to. With PostgreSQL, a network partition or a database restart would otherwise turn
@@ -50,6 +51,12 @@
 //! **Limits.** The file holds at most `spool_max_bytes` (default [`DEFAULT_MAX_BYTES`]) of
 //! records; beyond that, and when the disk is full, events are refused with `503` / `507`
 //! instead of being accepted without a durable copy.
+//!
+//! **Hold files.** A [`Spool`] is a file at the path it is opened with: the outage spool at
+//! [`spool_path`], and, with `on_frozen = "spool"`, one hold file per frozen tenant at
+//! [`hold_path`] (`DIR/spool/frozen/<tenant>.spool`), which keeps the tenant's events while it
+//! is frozen (see `ledger::holding`). Both are this format, opened, appended, truncated and
+//! drained by this code; each file has its own `spool_max_bytes` bound.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -68,9 +75,23 @@ const VERSION: u8 = 1;
 const NO_KEY: u16 = u16::MAX;
 const HEADER: usize = 12;
 
-/// The spool file inside the data directory.
+/// The outage spool's file inside the data directory.
 pub fn spool_path(data_dir: &Path) -> PathBuf {
     DataDir::new(data_dir).spool().join("events.spool")
+}
+
+/// The folder of the frozen tenants' hold files (`DIR/spool/frozen/`).
+pub fn holds_dir(data_dir: &Path) -> PathBuf {
+    DataDir::new(data_dir).spool().join("frozen")
+}
+
+/// The suffix of every spool file's name.
+pub const SPOOL_SUFFIX: &str = ".spool";
+
+/// A frozen tenant's hold file (`DIR/spool/frozen/<tenant>.spool`). A tenant's name is
+/// lowercase letters, digits, `-` and `_` (`TenantName`), so it is a file name as it stands.
+pub fn hold_path(data_dir: &Path, tenant: &str) -> PathBuf {
+    holds_dir(data_dir).join(format!("{tenant}{SPOOL_SUFFIX}"))
 }
 
 /// One spooled event.
@@ -163,9 +184,14 @@ pub struct SpoolStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error(
-        "the local spool is full ({bytes} of {max_bytes} bytes) while the store is unreachable; raise spool_max_bytes or restore the database"
+        "the spool file {} is full ({bytes} of {max_bytes} bytes, the bound spool_max_bytes sets)",
+        path.display()
     )]
-    Full { bytes: u64, max_bytes: u64 },
+    Full {
+        path: PathBuf,
+        bytes: u64,
+        max_bytes: u64,
+    },
     #[error("the disk holding the spool {path} is full: {source}")]
     DiskFull { path: PathBuf, source: io::Error },
     #[error("cannot write the spool {path}: {source}")]
@@ -204,7 +230,7 @@ pub struct SpooledKey {
     pub digest: Hash,
 }
 
-/// The spool file, owned by the writer thread.
+/// A spool file, owned by the writer thread.
 pub struct Spool {
     path: PathBuf,
     file: File,
@@ -223,15 +249,17 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool, truncating an unfinished record at its end.
-    pub fn open(data_dir: &Path, max_bytes: u64) -> Result<(Spool, Recovery), SpoolError> {
-        let path = spool_path(data_dir);
+    /// Opens (or creates) the spool file at `path` ([`spool_path`], [`hold_path`]),
+    /// truncating an unfinished record at its end. Its folder is created if need be.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<(Spool, Recovery), SpoolError> {
+        let path = path.to_path_buf();
         let io_error = |source| SpoolError::Io {
             path: path.clone(),
             source,
         };
         let dir = path.parent().expect("the spool file is in a directory");
-        // The spool holds events' full text: private like the store.
+        // The spool holds events' full text: private like the store (every folder created on
+        // the way too, `DIR/spool/` above the hold files).
         sealtrail_store::layout::create_private_dir(dir).map_err(io_error)?;
         sealtrail_store::layout::create_private_file(&path).map_err(io_error)?;
         let mut file = OpenOptions::new()
@@ -319,6 +347,7 @@ impl Spool {
         }
         if self.len + bytes.len() as u64 > self.max_bytes {
             return Err(SpoolError::Full {
+                path: self.path.clone(),
                 bytes: self.len,
                 max_bytes: self.max_bytes,
             });
@@ -430,6 +459,11 @@ impl Spool {
         Ok(())
     }
 
+    /// The file this spool keeps its records in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn status(&self) -> SpoolStatus {
         SpoolStatus {
             depth: self.depth,
@@ -440,13 +474,12 @@ impl Spool {
     }
 }
 
-/// The spool file's whole records, read without opening the spool (nothing is truncated or
-/// locked, so it is safe while a server uses it): `None` when there is no spool file. Records
-/// a server already drained stay in the file until all of it is drained, so this is an upper
-/// bound of what still waits.
-pub fn inspect(data_dir: &Path) -> io::Result<Option<SpoolStatus>> {
-    let path = spool_path(data_dir);
-    let file = match File::open(&path) {
+/// A spool file's whole records ([`spool_path`], [`hold_path`]), read without opening the
+/// spool (nothing is truncated or locked, so it is safe while a server uses it): `None` when
+/// there is no such file. Records a server already drained stay in the file until all of it
+/// is drained, so this is an upper bound of what still waits.
+pub fn inspect(path: &Path) -> io::Result<Option<SpoolStatus>> {
+    let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
@@ -536,33 +569,50 @@ mod tests {
         }
     }
 
-    /// Spooled events are the events' full text: the spool is private like the store.
+    /// Every kind of spool file: the outage spool and a frozen tenant's hold file. Each test
+    /// below runs on both, since both are this one format and this one code.
+    fn paths(data_dir: &Path) -> [PathBuf; 2] {
+        [spool_path(data_dir), hold_path(data_dir, "acme")]
+    }
+
+    /// Spooled events are the events' full text: the spool is private like the store, and so
+    /// is every folder created on the way to a hold file.
     #[cfg(unix)]
     #[test]
     fn the_spool_is_its_owners_alone() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let (mut spool, _) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
-        spool.append(&[record(0, None)]).unwrap();
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-        let path = spool_path(dir.path());
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        // The hold file first: it creates `spool/` and `spool/frozen/` together.
+        for path in paths(dir.path()).into_iter().rev() {
+            let (mut spool, _) = Spool::open(&path, DEFAULT_MAX_BYTES).unwrap();
+            spool.append(&[record(0, None)]).unwrap();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            assert_eq!(mode(path.parent().unwrap()), 0o700, "{}", path.display());
+        }
+        assert_eq!(mode(&DataDir::new(dir.path()).spool()), 0o700);
     }
 
     #[test]
     fn records_survive_reopening_and_drain_in_order() {
         let dir = tempfile::tempdir().unwrap();
+        for path in paths(dir.path()) {
+            records_survive_reopening_and_drain_in_order_at(&path);
+        }
+    }
+
+    fn records_survive_reopening_and_drain_in_order_at(path: &Path) {
         let records: Vec<Record> = (0..5)
             .map(|n| record(n, (n == 2).then_some("k2")))
             .collect();
         {
-            let (mut spool, recovery) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+            let (mut spool, recovery) = Spool::open(path, DEFAULT_MAX_BYTES).unwrap();
             assert_eq!(recovery, Recovery::default());
             spool.append(&records[..3]).unwrap();
             spool.append(&records[3..]).unwrap();
         }
-        let (mut spool, recovery) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+        let (mut spool, recovery) = Spool::open(path, DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(spool.path(), path);
         assert_eq!(recovery.records, 5);
         assert_eq!(recovery.discarded_bytes, 0);
         assert_eq!(spool.status().depth, 5);
@@ -570,8 +620,11 @@ mod tests {
             spool.status().oldest_received_micros,
             Some(1_700_000_000_000_000)
         );
+        assert_eq!(inspect(path).unwrap().unwrap().depth, 5);
         assert!(spool.spooled_key("acme", "k2").is_some());
         assert!(spool.spooled_key("other", "k2").is_none());
+        assert_eq!(spool.period().events, 5);
+        assert_eq!(spool.period().tenants.get("acme"), Some(&5));
 
         let first = spool.peek(2, u64::MAX).unwrap();
         let got: Vec<Record> = first.iter().map(|p| p.record.clone()).collect();
@@ -591,25 +644,30 @@ mod tests {
         assert_eq!(spool.status().depth, 0);
         assert_eq!(spool.status().oldest_received_micros, None);
         assert!(spool.spooled_key("acme", "k2").is_none());
-        assert_eq!(std::fs::metadata(spool_path(dir.path())).unwrap().len(), 0);
+        assert_eq!(std::fs::metadata(path).unwrap().len(), 0);
     }
 
     #[test]
     fn a_torn_last_record_is_cut_off_and_reported() {
         let dir = tempfile::tempdir().unwrap();
+        for path in paths(dir.path()) {
+            a_torn_last_record_is_cut_off_and_reported_at(&path);
+        }
+    }
+
+    fn a_torn_last_record_is_cut_off_and_reported_at(path: &Path) {
         let records: Vec<Record> = (0..3).map(|n| record(n, None)).collect();
         {
-            let (mut spool, _) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+            let (mut spool, _) = Spool::open(path, DEFAULT_MAX_BYTES).unwrap();
             spool.append(&records).unwrap();
         }
-        let path = spool_path(dir.path());
-        let whole = std::fs::read(&path).unwrap();
+        let whole = std::fs::read(path).unwrap();
         let mut two = Vec::new();
         records[0].encode(&mut two).unwrap();
         records[1].encode(&mut two).unwrap();
         for cut in [1usize, 7, HEADER, HEADER + 5, whole.len() - two.len() - 1] {
-            std::fs::write(&path, &whole[..whole.len() - cut]).unwrap();
-            let (spool, recovery) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+            std::fs::write(path, &whole[..whole.len() - cut]).unwrap();
+            let (spool, recovery) = Spool::open(path, DEFAULT_MAX_BYTES).unwrap();
             assert_eq!(recovery.records, 2, "cut {cut}");
             assert_eq!(
                 recovery.discarded_bytes,
@@ -617,7 +675,7 @@ mod tests {
                 "cut {cut}"
             );
             assert_eq!(spool.status().depth, 2);
-            assert_eq!(std::fs::read(&path).unwrap(), two, "cut {cut}");
+            assert_eq!(std::fs::read(path).unwrap(), two, "cut {cut}");
             let got: Vec<Record> = spool
                 .peek(10, u64::MAX)
                 .unwrap()
@@ -630,8 +688,8 @@ mod tests {
         let mut damaged = whole.clone();
         let last = damaged.len() - 3;
         damaged[last] ^= 0x20;
-        std::fs::write(&path, &damaged).unwrap();
-        let (_, recovery) = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+        std::fs::write(path, &damaged).unwrap();
+        let (_, recovery) = Spool::open(path, DEFAULT_MAX_BYTES).unwrap();
         assert_eq!(recovery.records, 2);
         assert_eq!(recovery.discarded_bytes, (whole.len() - two.len()) as u64);
     }
@@ -644,15 +702,16 @@ mod tests {
             record(0, None).encode(&mut bytes).unwrap();
             bytes.len() as u64
         };
-        let (mut spool, _) = Spool::open(dir.path(), one * 2 + 1).unwrap();
-        spool.append(&[record(0, None), record(1, None)]).unwrap();
-        let error = spool.append(&[record(2, None)]).unwrap_err();
-        assert!(matches!(error, SpoolError::Full { .. }), "{error}");
-        assert!(error.to_string().contains("spool_max_bytes"), "{error}");
-        assert_eq!(spool.status().depth, 2);
-        assert_eq!(
-            std::fs::metadata(spool_path(dir.path())).unwrap().len(),
-            one * 2
-        );
+        for path in paths(dir.path()) {
+            let (mut spool, _) = Spool::open(&path, one * 2 + 1).unwrap();
+            spool.append(&[record(0, None), record(1, None)]).unwrap();
+            let error = spool.append(&[record(2, None)]).unwrap_err();
+            assert!(matches!(error, SpoolError::Full { .. }), "{error}");
+            let message = error.to_string();
+            assert!(message.contains("spool_max_bytes"), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert_eq!(spool.status().depth, 2);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), one * 2);
+        }
     }
 }

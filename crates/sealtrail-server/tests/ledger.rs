@@ -377,7 +377,11 @@ fn a_spooled_event_under_a_key_the_log_gives_another_event_is_still_appended() {
         };
         (id.to_string(), record)
     });
-    let (mut file, _) = spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+    let (mut file, _) = spool::Spool::open(
+        &spool::spool_path(backend.data_dir()),
+        spool::DEFAULT_MAX_BYTES,
+    )
+    .unwrap();
     let records: Vec<spool::Record> = spooled.iter().map(|(_, r)| r.clone()).collect();
     file.append(&records).unwrap();
     drop(file);
@@ -396,6 +400,7 @@ fn a_spooled_event_under_a_key_the_log_gives_another_event_is_still_appended() {
             max_bytes: spool::DEFAULT_MAX_BYTES,
             default_policy: StoreFailurePolicy::Spool,
             tenant_policies: Default::default(),
+            hold_recheck: Duration::from_secs(1),
         }),
     )
     .unwrap();
@@ -415,8 +420,11 @@ fn a_spooled_event_under_a_key_the_log_gives_another_event_is_still_appended() {
     assert_eq!(entry.event.action, "patient.record.delete");
     assert_eq!(reader.idempotent_seq("acme", "K").unwrap(), Some(0));
     assert_eq!(reader.idempotent_seq("acme", "K3").unwrap(), Some(2));
-    let (file, recovery) =
-        spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+    let (file, recovery) = spool::Spool::open(
+        &spool::spool_path(backend.data_dir()),
+        spool::DEFAULT_MAX_BYTES,
+    )
+    .unwrap();
     assert_eq!(recovery.records, 0, "the spool drained");
     assert!(!file.is_pending());
     let key = sealtrail_core::note::VerifierKey::parse(
@@ -757,8 +765,11 @@ fn a_drained_spool_is_recorded_once_in_the_system_log() {
         record("acme", 4),
     ];
     let spool_and_drain = |records: &[spool::Record]| {
-        let (mut file, _) =
-            spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+        let (mut file, _) = spool::Spool::open(
+            &spool::spool_path(backend.data_dir()),
+            spool::DEFAULT_MAX_BYTES,
+        )
+        .unwrap();
         file.append(records).unwrap();
         drop(file);
         // A start drains the spool; shutdown drains whatever is left first.
@@ -775,12 +786,16 @@ fn a_drained_spool_is_recorded_once_in_the_system_log() {
                 max_bytes: spool::DEFAULT_MAX_BYTES,
                 default_policy: StoreFailurePolicy::Spool,
                 tenant_policies: Default::default(),
+                hold_recheck: Duration::from_secs(1),
             }),
         )
         .unwrap()
         .shutdown();
-        let (file, recovery) =
-            spool::Spool::open(backend.data_dir(), spool::DEFAULT_MAX_BYTES).unwrap();
+        let (file, recovery) = spool::Spool::open(
+            &spool::spool_path(backend.data_dir()),
+            spool::DEFAULT_MAX_BYTES,
+        )
+        .unwrap();
         assert_eq!(recovery.records, 0, "the spool drained");
         assert!(!file.is_pending());
     };

@@ -32,16 +32,32 @@ pub enum StoreFailurePolicy {
 }
 
 /// What a frozen tenant's producers are told (`sealtrail freeze`, see `crate::freeze`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FrozenPolicy {
     /// Refuse: answer `503` with `"error": "tenant_frozen"` and keep nothing, so the producer
     /// keeps its events and retries (or stops) until the tenant is unfrozen.
+    #[default]
     Refuse,
-    /// Keep the events in a local spool until the tenant is unfrozen. Not available yet:
-    /// the spool is one file drained in order, made for PostgreSQL outages, and cannot hold
-    /// back one tenant's events while the others drain; [`Settings::resolve`] refuses it.
+    /// Hold: accept the events durably (`202`, `"status": "held"`) into the tenant's hold file
+    /// in the data directory, outside the log, and append them to the log, in order, once
+    /// the tenant is unfrozen — for producers that cannot keep and retry their events.
     Spool,
+}
+
+/// The frozen policy of every tenant: its own (`[tenants.NAME] on_frozen`), else the default
+/// (`on_frozen`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrozenPolicies {
+    pub default: FrozenPolicy,
+    pub tenants: HashMap<String, FrozenPolicy>,
+}
+
+impl FrozenPolicies {
+    /// The policy of `tenant`.
+    pub fn of(&self, tenant: &str) -> FrozenPolicy {
+        self.tenants.get(tenant).copied().unwrap_or(self.default)
+    }
 }
 
 /// Per-tenant settings, TOML only: `[tenants.NAME]`.
@@ -49,6 +65,8 @@ pub enum FrozenPolicy {
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     pub on_store_failure: Option<StoreFailurePolicy>,
+    /// What this tenant's producers get while it is frozen (default: `on_frozen`).
+    pub on_frozen: Option<FrozenPolicy>,
     /// The shortest silence reported as a time gap, in seconds (default 300, at least 60).
     pub gap_threshold_secs: Option<u64>,
     /// An hour below this fraction of the same hour a day and a week earlier is a rate drop
@@ -127,11 +145,13 @@ pub struct Settings {
     #[arg(long, value_name = "POLICY", env = "SEALTRAIL_ON_STORE_FAILURE")]
     pub on_store_failure: Option<StoreFailurePolicy>,
     /// What producers of a frozen tenant (`sealtrail freeze`) get: `refuse` (503
-    /// `tenant_frozen`, nothing kept); default refuse. `spool` (keep their events until the
-    /// tenant is unfrozen) is not available yet and is refused
+    /// `tenant_frozen`, nothing kept) or `spool` (202 `held`: kept in DIR/spool/frozen/ and
+    /// appended to the log, in order, once the tenant is unfrozen); default refuse. Per
+    /// tenant in the config file: `[tenants.NAME] on_frozen = "spool"`
     #[arg(long, value_name = "POLICY", env = "SEALTRAIL_ON_FROZEN")]
     pub on_frozen: Option<FrozenPolicy>,
-    /// Largest size of the local spool file in bytes (default 268435456, 256 MiB)
+    /// Largest size in bytes of the local spool file, and of each frozen tenant's hold file
+    /// (default 268435456, 256 MiB)
     #[arg(long, value_name = "BYTES", env = "SEALTRAIL_SPOOL_MAX_BYTES")]
     pub spool_max_bytes: Option<u64>,
     /// Refuse an event whose occurred_at is more than this many seconds ahead of the server's
@@ -404,15 +424,15 @@ pub struct VerificationSettings {
     pub interval: Option<Duration>,
 }
 
-/// `max_future_skew_secs`, `on_frozen`.
+/// `max_future_skew_secs`, `on_frozen` (and per tenant, `[tenants.NAME]`).
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
     /// How far ahead of the server's clock an event's `occurred_at` may be. Producers' clocks
     /// differ from the server's, so a little skew is allowed; an event dated further ahead
     /// cannot have happened yet.
     pub max_future_skew: Duration,
-    /// What a frozen tenant's producers get; only [`FrozenPolicy::Refuse`] resolves.
-    pub on_frozen: FrozenPolicy,
+    /// What a frozen tenant's producers get, by tenant.
+    pub on_frozen: FrozenPolicies,
 }
 
 /// `query_timeout_ms`, `max_searches`, `max_searches_per_tenant`: how much of the service
@@ -507,6 +527,24 @@ impl Resolved {
                     serde_json::json!(self.retention.tenant_days),
                 );
             }
+            // Only when a tenant's events may be held, so that a start with the default
+            // records what it did before holding existed.
+            if self.ingest.on_frozen != FrozenPolicies::default() {
+                fields.insert(
+                    "on_frozen".into(),
+                    frozen_policy_name(self.ingest.on_frozen.default).into(),
+                );
+                let tenants: BTreeMap<&str, &str> = self
+                    .ingest
+                    .on_frozen
+                    .tenants
+                    .iter()
+                    .map(|(name, policy)| (name.as_str(), frozen_policy_name(*policy)))
+                    .collect();
+                if !tenants.is_empty() {
+                    fields.insert("on_frozen_tenants".into(), serde_json::json!(tenants));
+                }
+            }
             if self.retention.interval != DEFAULT_RETENTION_INTERVAL {
                 fields.insert(
                     "retention_interval_ms".into(),
@@ -589,10 +627,6 @@ pub enum ConfigError {
         "token_recheck_ms {ms} is too long: at most 60000 (a minute), so that a revoked token stops working soon"
     )]
     TokenRecheck { ms: u64 },
-    #[error(
-        "on_frozen = \"spool\" is not available yet: a frozen tenant's events are refused (503 tenant_frozen) and stay with their producers until it is unfrozen; remove on_frozen or set it to \"refuse\""
-    )]
-    FrozenSpool,
     #[error(
         "spool_max_bytes {bytes} is too small: at least 1048576 (1 MiB), so one event of the largest size fits"
     )]
@@ -773,6 +807,7 @@ impl Settings {
             merged.max_searches_per_tenant,
         )?;
         let mut tenant_policies = HashMap::new();
+        let mut tenant_on_frozen = HashMap::new();
         let mut gaps = crate::gaps::GapConfig::default();
         for (name, tenant) in merged.tenants.unwrap_or_default() {
             if let Err(source) = TenantName::parse(&name) {
@@ -789,6 +824,9 @@ impl Settings {
                     setting: "archive_retention_days",
                     rule: "must be from 1 to 36500 days",
                 });
+            }
+            if let Some(policy) = tenant.on_frozen {
+                tenant_on_frozen.insert(name.clone(), policy);
             }
             if let Some(policy) = tenant.on_store_failure {
                 tenant_policies.insert(name, policy);
@@ -830,10 +868,10 @@ impl Settings {
                     .check(merged.max_body_memory_bytes, DEFAULT_MAX_BODY_MEMORY)?,
             ),
         };
-        let on_frozen = merged.on_frozen.unwrap_or(FrozenPolicy::Refuse);
-        if on_frozen == FrozenPolicy::Spool {
-            return Err(ConfigError::FrozenSpool);
-        }
+        let on_frozen = FrozenPolicies {
+            default: merged.on_frozen.unwrap_or_default(),
+            tenants: tenant_on_frozen,
+        };
         let token_recheck = merged
             .token_recheck_ms
             .map_or(DEFAULT_TOKEN_RECHECK, Duration::from_millis);
@@ -877,6 +915,14 @@ impl Settings {
             archive,
             retention,
         })
+    }
+}
+
+/// A frozen policy as the config file spells it.
+fn frozen_policy_name(policy: FrozenPolicy) -> &'static str {
+    match policy {
+        FrozenPolicy::Refuse => "refuse",
+        FrozenPolicy::Spool => "spool",
     }
 }
 

@@ -264,42 +264,48 @@ fn store_failure_policies_come_from_flags_and_per_tenant_tables() {
 }
 
 #[test]
-fn the_frozen_policy_comes_from_the_flag_or_the_file_and_spool_is_refused() {
-    assert_eq!(
-        Settings::default().resolve().unwrap().ingest.on_frozen,
-        FrozenPolicy::Refuse
-    );
+fn the_frozen_policy_comes_from_the_flag_or_the_file_and_per_tenant_from_the_file() {
+    let default = Settings::default().resolve().unwrap();
+    assert_eq!(default.ingest.on_frozen, FrozenPolicies::default());
+    assert_eq!(default.ingest.on_frozen.of("acme"), FrozenPolicy::Refuse);
+    // The default records nothing, so that a start without holding records what it did
+    // before holding existed.
+    assert!(default.audit_record().get("on_frozen").is_none());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sealtrail.toml");
-    std::fs::write(&file, "on_frozen = \"refuse\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "on_frozen = \"refuse\"\n[tenants.billing]\non_frozen = \"spool\"\n[tenants.ehr]\non_frozen = \"refuse\"\n",
+    )
+    .unwrap();
     let from_file = Settings {
         config: Some(file.clone()),
         ..Settings::default()
     };
+    let resolved = from_file.clone().resolve().unwrap();
+    let policies = &resolved.ingest.on_frozen;
+    assert_eq!(policies.default, FrozenPolicy::Refuse);
+    assert_eq!(policies.of("billing"), FrozenPolicy::Spool);
+    assert_eq!(policies.of("ehr"), FrozenPolicy::Refuse);
+    assert_eq!(policies.of("other"), FrozenPolicy::Refuse);
+    let record = resolved.audit_record();
+    assert_eq!(record["on_frozen"], "refuse");
     assert_eq!(
-        from_file.clone().resolve().unwrap().ingest.on_frozen,
-        FrozenPolicy::Refuse
+        record["on_frozen_tenants"],
+        serde_json::json!({"billing": "spool", "ehr": "refuse"})
     );
-    // The flag wins over the file, and `spool` is refused wherever it comes from, saying what
-    // happens instead and what to write.
+    // The flag wins over the file's default; a tenant's own policy still wins over both.
     let flag = Settings {
         on_frozen: Some(FrozenPolicy::Spool),
         ..from_file
     };
-    let error = flag.resolve().unwrap_err().to_string();
-    assert!(
-        error.contains("on_frozen = \"spool\" is not available yet")
-            && error.contains("503 tenant_frozen")
-            && error.contains("set it to \"refuse\""),
-        "{error}"
-    );
+    let policies = flag.resolve().unwrap().ingest.on_frozen;
+    assert_eq!(policies.of("other"), FrozenPolicy::Spool);
+    assert_eq!(policies.of("ehr"), FrozenPolicy::Refuse);
     for (text, named) in [
-        (
-            "on_frozen = \"spool\"\n",
-            "on_frozen = \"spool\" is not available yet",
-        ),
         ("on_frozen = \"drop\"\n", "drop"),
-        ("[tenants.billing]\non_frozen = \"refuse\"\n", "on_frozen"),
+        ("[tenants.billing]\non_frozen = \"hold\"\n", "hold"),
+        ("[tenants.Bad]\non_frozen = \"spool\"\n", "Bad"),
     ] {
         std::fs::write(&file, text).unwrap();
         let error = Settings {
@@ -324,7 +330,11 @@ fn the_frozen_policy_flag_parses_as_serve_reads_it() {
     let refuse = parse(&["serve", "--on-frozen", "refuse"]).unwrap();
     assert_eq!(refuse.on_frozen, Some(FrozenPolicy::Refuse));
     let spool = parse(&["serve", "--on-frozen", "spool"]).unwrap();
-    assert!(spool.resolve().is_err());
+    assert_eq!(spool.on_frozen, Some(FrozenPolicy::Spool));
+    assert_eq!(
+        spool.resolve().unwrap().ingest.on_frozen.default,
+        FrozenPolicy::Spool
+    );
     let error = parse(&["serve", "--on-frozen", "drop"])
         .unwrap_err()
         .to_string();

@@ -529,7 +529,7 @@ pub(super) fn spool(location: &Location, data_dir: &Path, now: Timestamp) -> Che
     if let Location::Embedded { .. } = location {
         return Check::ok("spool", "no spool: the embedded store commits directly");
     }
-    let status = match crate::spool::inspect(data_dir) {
+    let status = match crate::spool::inspect(&crate::spool::spool_path(data_dir)) {
         Ok(Some(status)) => status,
         Ok(None) => return Check::ok("spool", "no spooled events"),
         Err(error) => {

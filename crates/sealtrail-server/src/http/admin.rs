@@ -5,9 +5,11 @@
 //!   once;
 //! - `GET /v1/admin/tokens` lists tokens without secrets (only their hashes are stored);
 //! - `DELETE /v1/admin/tokens/{id}` revokes one;
-//! - `GET /v1/admin/tenants` lists tenants with their origin, log size and freeze;
+//! - `GET /v1/admin/tenants` lists tenants with their origin, log size, freeze and the events
+//!   this instance holds for them while they are frozen (`on_frozen = "spool"`);
 //! - `POST /v1/admin/tenants/{tenant}/freeze` and `…/unfreeze` stop and resume a tenant's
-//!   ingest (see [`crate::freeze`]); the change takes effect on this instance at once.
+//!   ingest (see [`crate::freeze`]); the change takes effect on this instance at once, and an
+//!   unfreeze starts the drain of the tenant's held events into its log.
 //!
 //! Changes go through the ledger, which appends `sealtrail.token.created`,
 //! `sealtrail.token.revoked`, `sealtrail.tenant.created`, `sealtrail.tenant.frozen` and
@@ -384,6 +386,10 @@ pub struct TenantInfo {
     pub frozen: bool,
     /// Why, when and by whom it was frozen; null while it is not.
     pub freeze: Option<FreezeInfo>,
+    /// Events this instance holds for it (`on_frozen = "spool"`), accepted with `202 held`
+    /// while it was frozen and not yet in its log; they enter it, in order, once it is
+    /// unfrozen. Other instances sharing a PostgreSQL database count their own.
+    pub held: u64,
 }
 
 /// `GET /v1/admin/tenants`.
@@ -413,6 +419,7 @@ async fn list_tenants(
         .await?
         .into_iter()
         .map(|tenant| TenantInfo {
+            held: state.ledger.held(&tenant.name),
             name: tenant.name,
             origin: tenant.origin,
             created_at: tenant.created_at,
@@ -513,22 +520,29 @@ pub struct TenantFreeze {
     pub changed: bool,
     /// The freeze standing now; null once unfrozen.
     pub freeze: Option<FreezeInfo>,
+    /// Events this instance still held for the tenant (`on_frozen = "spool"`) when it
+    /// answered. After an unfreeze they are draining into its log, in order, as this answer
+    /// is sent, so the count may already be lower; `GET /v1/admin/tenants` shows how many are
+    /// left.
+    pub held: u64,
 }
 
-impl From<FreezeChange> for TenantFreeze {
-    fn from(change: FreezeChange) -> TenantFreeze {
+impl TenantFreeze {
+    fn new(change: FreezeChange, held: u64) -> TenantFreeze {
         TenantFreeze {
             tenant: change.tenant,
             frozen: change.standing.is_some(),
             changed: change.changed,
             freeze: change.standing.map(FreezeInfo::from),
+            held,
         }
     }
 }
 
 /// Stop a tenant's ingest: from now on its producers get 503 `tenant_frozen` (naming the
-/// reason) and nothing they send is kept, until it is unfrozen. Reads, proofs and
-/// verification of its log go on. Effective at once on this instance, and on every other
+/// reason) and nothing they send is kept, until it is unfrozen — or, with `on_frozen =
+/// "spool"`, 202 `held`: their events are kept outside the log and enter it, in order, once
+/// it is unfrozen. Reads, proofs and verification of its log go on. Effective at once on this instance, and on every other
 /// instance and the CLI's store within `token_recheck_ms` (1 s by default).
 #[utoipa::path(
     post, path = "/v1/admin/tenants/{tenant}/freeze", tag = "admin",
@@ -558,7 +572,9 @@ async fn freeze_tenant(
 }
 
 /// Resume a tenant's ingest after a freeze. Effective at once on this instance, and on every
-/// other instance within `token_recheck_ms` (1 s by default).
+/// other instance within `token_recheck_ms` (1 s by default); each instance then drains the
+/// events it held for the tenant into its log, in the order they were accepted, before the
+/// tenant's newer events.
 #[utoipa::path(
     post, path = "/v1/admin/tenants/{tenant}/unfreeze", tag = "admin",
     params(("tenant" = String, Path, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$",
@@ -636,5 +652,6 @@ async fn set_frozen(
         reason = %request.reason,
         "tenant {action}"
     );
-    Ok(Json(change.into()))
+    let held = state.ledger.held(&tenant);
+    Ok(Json(TenantFreeze::new(change, held)))
 }

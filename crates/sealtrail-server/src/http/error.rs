@@ -255,13 +255,49 @@ impl From<LedgerError> for ApiError {
             }
             LedgerError::Spool(spool_error) => {
                 tracing::error!(error = %spool_error, "cannot spool");
+                let remedy = match spool_error {
+                    crate::spool::SpoolError::Full { .. } => {
+                        "restore the database (the spool then drains) or raise spool_max_bytes, and "
+                    }
+                    _ => "",
+                };
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     format!(
-                        "nothing was kept: the store is unreachable and {spool_error}; retry with the same Idempotency-Key"
+                        "nothing was kept: the store is unreachable and {spool_error}; {remedy}retry with the same Idempotency-Key"
                     ),
                 )
+            }
+            // A frozen tenant's events that could not be held: nothing was acknowledged.
+            LedgerError::Hold { tenant, error } => {
+                tracing::error!(%tenant, %error, "cannot hold a frozen tenant's events");
+                match error {
+                    crate::spool::SpoolError::DiskFull { .. } => ApiError {
+                        rule: Some("storage_full"),
+                        ..ApiError::new(
+                            StatusCode::INSUFFICIENT_STORAGE,
+                            "storage_full",
+                            format!(
+                                "nothing was kept: tenant {tenant} is frozen and its events cannot be held: {error}; free space, then retry with the same Idempotency-Key"
+                            ),
+                        )
+                    },
+                    crate::spool::SpoolError::Full { .. } => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "hold_full",
+                        format!(
+                            "nothing was kept: tenant {tenant} is frozen and {error}; retry with the same Idempotency-Key once it is unfrozen (its held events then enter the log) or spool_max_bytes is raised"
+                        ),
+                    ),
+                    other => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not_durable",
+                        format!(
+                            "nothing was kept: tenant {tenant} is frozen and its events cannot be held: {other}; retry with the same Idempotency-Key"
+                        ),
+                    ),
+                }
             }
             LedgerError::StorageFull(_) | LedgerError::Store(StoreError::Full(_)) => {
                 tracing::error!(%error, "ledger error");

@@ -1,8 +1,9 @@
 //! `POST /v1/events` and `POST /v1/events/batch`: the body, its content type and the
 //! `Idempotency-Key` header go to the ingest service ([`crate::ingest`]), and what it returns
-//! becomes a status and a receipt — `201` committed, `200` a duplicate, `202` spooled, `422`
-//! for an idempotency key that names a different event, `503` `tenant_frozen` for a frozen
-//! tenant — or, for a batch, one result per event. Every answer is counted in
+//! becomes a status and a receipt — `201` committed, `200` a duplicate, `202` spooled (the
+//! store unreachable) or held (the tenant frozen, `on_frozen = "spool"`), `422` for an
+//! idempotency key that names a different event, `503` `tenant_frozen` for a frozen tenant
+//! whose events are refused — or, for a batch, one result per event. Every answer is counted in
 //! [`crate::metrics`] (a frozen tenant's by the ingest service, apart from write failures).
 
 use axum::Json;
@@ -50,22 +51,38 @@ pub(super) fn unsupported_type(got: Option<String>, want: &'static str) -> ApiEr
     IngestError::UnsupportedMediaType { got, want }.into()
 }
 
-/// `202`: the store is unreachable and the event is durable in the local spool; it enters
-/// the log, in order, once the store is back (`GET /v1/events/{id}` finds it then).
+/// `202`: the event is durable outside the log and enters it, in order, later, getting its
+/// seq then (`GET /v1/events/{id}` finds it from that moment). `status` says why:
+/// `spooled`, the store is unreachable and the event waits in the local spool until it is
+/// back; `held`, the tenant is frozen (`on_frozen = "spool"`) and the event waits in its hold
+/// file until it is unfrozen.
 #[derive(Debug, Serialize)]
 pub struct SpooledBody {
-    /// Always `spooled`.
+    /// `spooled` or `held`.
     pub status: &'static str,
     #[serde(flatten)]
     pub receipt: SpoolReceipt,
 }
+
+/// The `status` of a `202` for a held event.
+pub const HELD: &str = "held";
 
 /// The status an accepted event is answered with.
 fn accepted_status(accepted: &Accepted) -> StatusCode {
     match accepted {
         Accepted::Created(_) => StatusCode::CREATED,
         Accepted::Duplicate(_) => StatusCode::OK,
-        Accepted::Spooled(_) => StatusCode::ACCEPTED,
+        Accepted::Spooled(_) | Accepted::Held(_) => StatusCode::ACCEPTED,
+    }
+}
+
+/// How an accepted event is counted.
+fn accepted_outcome(accepted: &Accepted) -> IngestOutcome {
+    match accepted {
+        Accepted::Created(_) => IngestOutcome::Created,
+        Accepted::Duplicate(_) => IngestOutcome::Duplicate,
+        Accepted::Spooled(_) => IngestOutcome::Spooled,
+        Accepted::Held(_) => IngestOutcome::Held,
     }
 }
 
@@ -78,6 +95,13 @@ fn accepted_response(accepted: Accepted) -> Response {
         Accepted::Spooled(receipt) => {
             let body = SpooledBody {
                 status: "spooled",
+                receipt,
+            };
+            (status, Json(body)).into_response()
+        }
+        Accepted::Held(receipt) => {
+            let body = SpooledBody {
+                status: HELD,
                 receipt,
             };
             (status, Json(body)).into_response()
@@ -96,9 +120,7 @@ async fn post_event(
         Err(rejection) => Err(refused(rejection, MAX_EVENT_BODY)),
     };
     let outcome = match &result {
-        Ok(response) if response.status() == StatusCode::CREATED => Some(IngestOutcome::Created),
-        Ok(response) if response.status() == StatusCode::ACCEPTED => Some(IngestOutcome::Spooled),
-        Ok(_) => Some(IngestOutcome::Duplicate),
+        Ok(accepted) => Some(accepted_outcome(accepted)),
         Err(error) => {
             metrics::ingest_error(error.error);
             failure_outcome(error)
@@ -107,7 +129,7 @@ async fn post_event(
     if let Some(outcome) = outcome {
         metrics::events_ingested(metrics_tenant(&state, &caller), outcome, 1);
     }
-    result
+    result.map(accepted_response)
 }
 
 /// The tenant label for metrics: the caller's tenant once the ledger knows it, so that a
@@ -137,15 +159,14 @@ async fn accept_event(
     caller: &Caller,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, ApiError> {
+) -> Result<Accepted, ApiError> {
     caller.require(Scope::EventsWrite)?;
     let kind = content_type(headers);
     let key = headers.get("idempotency-key").map(|v| v.as_bytes());
-    let accepted = state
+    Ok(state
         .ingest
         .event(&caller.tenant, kind.as_deref(), key, body)
-        .await?;
-    Ok(accepted_response(accepted))
+        .await?)
 }
 
 /// One event's result in a batch response.
@@ -153,14 +174,21 @@ async fn accept_event(
 pub struct BatchResult {
     pub index: usize,
     /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
-    /// spool while the store is unreachable, 4xx refused (422 `idempotency_conflict` for a
-    /// key that already names a different event).
+    /// spool while the store is unreachable or (with `held: true`) held while the tenant is
+    /// frozen, 4xx refused (422 `idempotency_conflict` for a key that already names a
+    /// different event).
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub receipt: Option<Receipt>,
-    /// The id and acceptance time of a spooled event (status 202).
+    /// The id and acceptance time of a spooled or held event (status 202).
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub spooled: Option<SpoolReceipt>,
+    /// `true` for an event held for its frozen tenant (status 202), absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<bool>,
+    /// How the event is counted in the metrics.
+    #[serde(skip)]
+    outcome: Option<IngestOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
 }
@@ -172,16 +200,23 @@ impl BatchResult {
             status: 0,
             receipt: None,
             spooled: None,
+            held: None,
+            outcome: None,
             error: None,
         };
         match result {
             Ok(accepted) => {
                 answer.status = accepted_status(&accepted).as_u16();
+                answer.outcome = Some(accepted_outcome(&accepted));
                 match accepted {
                     Accepted::Created(receipt) | Accepted::Duplicate(receipt) => {
                         answer.receipt = Some(receipt)
                     }
                     Accepted::Spooled(receipt) => answer.spooled = Some(receipt),
+                    Accepted::Held(receipt) => {
+                        answer.spooled = Some(receipt);
+                        answer.held = Some(true);
+                    }
                 }
             }
             Err(error) => {
@@ -208,14 +243,13 @@ async fn post_batch(
     // Counted per outcome, not per event: a batch may hold 10,000 events.
     let mut counts = [0u64; IngestOutcome::ALL.len()];
     for result in &results {
-        let outcome = match (result.status, &result.error) {
-            (201, _) => IngestOutcome::Created,
-            (202, _) => IngestOutcome::Spooled,
-            (_, None) => IngestOutcome::Duplicate,
-            (_, Some(error)) => {
+        let outcome = match (result.outcome, &result.error) {
+            (Some(outcome), _) => outcome,
+            (None, Some(error)) => {
                 metrics::ingest_error(error.error);
                 failure_outcome(error).unwrap_or(IngestOutcome::Failed)
             }
+            (None, None) => IngestOutcome::Failed,
         };
         counts[outcome as usize] += 1;
     }

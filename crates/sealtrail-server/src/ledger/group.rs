@@ -31,7 +31,9 @@ use sealtrail_core::merkle;
 use sealtrail_core::{Timestamp, leaf_hash};
 use sealtrail_store::{NewEntry, Store, StoreError};
 
-use super::writer::{PendingAppend, Settled, TenantState, settle, tenant_state};
+use super::writer::{
+    PendingAppend, Settled, TenantState, answer_after_commit, settle, tenant_state,
+};
 use super::{
     Answer, AppendRequest, Job, LedgerConfig, LedgerError, Original, Outcome, Receipt,
     SYSTEM_TENANT, Submission,
@@ -222,6 +224,17 @@ impl GroupWork<'_> {
                 let result = self.restore(&entries, run, action, &actor);
                 settle(reply, result)
             }
+            // Taken out of every group for the hold files before it runs (`holding`); one that
+            // got here anyway is refused rather than appended to a frozen tenant's log.
+            Job::Hold { reply, .. } => (
+                answer_after_commit(
+                    reply,
+                    Err(LedgerError::NotCommitted(
+                        "held events are kept beside the log, never in a group".into(),
+                    )),
+                ),
+                None,
+            ),
             Job::Shutdown => (Box::new(|_: Result<(), &LedgerError>| {}) as Answer, None),
         };
         (Settled::Answer(answer), error)
@@ -368,7 +381,7 @@ impl GroupWork<'_> {
 
 /// The entry an idempotency key points at: its receipt, rebuilt from its stored bytes, and
 /// its event, which a retry under the key must match.
-fn original_at_seq(
+pub(super) fn original_at_seq(
     store: &dyn Store,
     tenant: &str,
     seq: u64,

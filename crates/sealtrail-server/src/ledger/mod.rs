@@ -46,6 +46,9 @@
 //!   stored hashes it adds to the tree.
 //! - `spooling`: with PostgreSQL, keeping a failed group's events in the local spool and
 //!   draining the spool back into the log in order.
+//! - `holding`: with `on_frozen = "spool"`, keeping a frozen tenant's events in its hold file
+//!   and draining it into the log, in order, once the tenant is unfrozen (see
+//!   [`crate::freeze`]).
 //! - `checkpoints`: signing the checkpoints that are due, each under its tenant's lock.
 //! - `admin`: tenants, tokens and the configuration record, each with its `_system` audit
 //!   entry in the same transaction.
@@ -62,6 +65,7 @@ mod admin;
 mod checkpoints;
 mod freeze;
 mod group;
+mod holding;
 mod prune;
 mod retention;
 mod spooling;
@@ -91,6 +95,7 @@ use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
 use sealtrail_store::{Location, StoreError};
 
+use holding::{HoldState, HoldWatch};
 pub use retention::{PERIOD_SET, PERIODS_SETTING, admin_periods};
 use spooling::{SpoolState, SpoolWatch};
 use writer::Writer;
@@ -141,8 +146,9 @@ pub struct Receipt {
     pub received_at: String,
 }
 
-/// The answer for an event kept in the local spool: it has its id and acceptance time, and
-/// gets its seq when the spool drains into the log.
+/// The answer for an event kept in a spool file — the local spool of an outage, or a frozen
+/// tenant's hold file: it has its id and acceptance time, and gets its seq when the file
+/// drains into the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpoolReceipt {
     pub id: String,
@@ -158,23 +164,37 @@ pub enum Original {
     Committed(Receipt),
     /// Waiting in this instance's spool: it has its id, and gets its seq when it drains.
     Spooled(SpoolReceipt),
+    /// Held in this instance's hold file of its frozen tenant: it has its id, and gets its
+    /// seq when the tenant is unfrozen and the file drains.
+    Held(SpoolReceipt),
 }
 
-/// What to do when the PostgreSQL store cannot be reached (see [`crate::spool`]).
+/// The server's spool files (see [`crate::spool`]): with PostgreSQL, the local spool that
+/// takes events while the database cannot be reached; with any store, the hold files of
+/// frozen tenants (`on_frozen = "spool"`, see [`crate::freeze`]). A ledger started without
+/// one (the command line's) touches neither.
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
+    /// The bound of each spool file (`spool_max_bytes`): the outage spool's, and each hold
+    /// file's on its own.
     pub max_bytes: u64,
     pub default_policy: StoreFailurePolicy,
     pub tenant_policies: HashMap<String, StoreFailurePolicy>,
+    /// How long the writer trusts what it last read of the frozen tenants while it holds
+    /// events for one (`token_recheck_ms`, the interval ingest reads them again by): an
+    /// unfreeze made elsewhere starts the drain within it.
+    pub hold_recheck: Duration,
 }
 
 impl SpoolConfig {
-    /// The spool's configuration from the settings' outage section.
+    /// The spool files' configuration from the settings' outage section and the re-check
+    /// interval.
     pub fn from_settings(settings: &Resolved) -> SpoolConfig {
         SpoolConfig {
             max_bytes: settings.outage.spool_max_bytes,
             default_policy: settings.outage.on_store_failure,
             tenant_policies: settings.outage.tenant_policies.clone(),
+            hold_recheck: settings.auth.token_recheck,
         }
     }
 
@@ -202,6 +222,10 @@ pub enum Outcome {
     /// The store was unreachable: kept, fsync'd, in the local spool, to be drained into the
     /// log in order (also the answer to a retry of an event still in the spool).
     Spooled(SpoolReceipt),
+    /// The tenant is frozen (`on_frozen = "spool"`): kept, fsync'd, in its hold file, to be
+    /// drained into the log in order once it is unfrozen (also the answer to a retry of an
+    /// event still held).
+    Held(SpoolReceipt),
 }
 
 /// An event ready for the log, with its idempotency key (from the header or the body).
@@ -237,6 +261,14 @@ pub enum LedgerError {
     /// The store was unreachable and the event could not be spooled either.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The tenant is frozen and its events could not be held either (the hold file is full,
+    /// or cannot be written): nothing of them was kept.
+    #[error("tenant {tenant} is frozen and its events cannot be held: {error}")]
+    Hold {
+        tenant: String,
+        #[source]
+        error: SpoolError,
+    },
     /// The group this request was in did not commit because the store's disk is full
     /// ([`StoreError::Full`]); nothing of it is in the log, and retrying succeeds once there
     /// is space.
@@ -408,6 +440,12 @@ enum Job {
         submissions: Vec<Submission>,
         reply: Reply<Vec<Outcome>>,
     },
+    /// Keeps a frozen tenant's events in its hold file, not in its log (see `holding`).
+    Hold {
+        tenant: String,
+        submissions: Vec<Submission>,
+        reply: Reply<Vec<Outcome>>,
+    },
     CreateToken {
         tenant: String,
         scopes: Vec<String>,
@@ -544,6 +582,8 @@ impl Job {
     fn tenants(&self) -> Vec<&str> {
         match self {
             Job::Append { tenant, .. } => vec![tenant],
+            // Never applied in a group's transaction: written to the hold file beside it.
+            Job::Hold { .. } => vec![],
             Job::CreateToken { tenant, .. } | Job::EnsureTenant { tenant, .. } => {
                 vec![tenant, SYSTEM_TENANT]
             }
@@ -564,7 +604,7 @@ impl Job {
 
     fn event_count(&self) -> usize {
         match self {
-            Job::Append { submissions, .. } => submissions.len(),
+            Job::Append { submissions, .. } | Job::Hold { submissions, .. } => submissions.len(),
             Job::Shutdown => 0,
             _ => 1,
         }
@@ -580,6 +620,9 @@ pub struct Ledger {
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
     /// The local spool's latest state, as the writer publishes it; `None` without a spool.
     spool: SpoolWatch,
+    /// The hold files' latest state, by tenant, as the writer publishes it: the tenants this
+    /// instance holds events for.
+    holds: HoldWatch,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -591,8 +634,9 @@ impl Ledger {
     }
 
     /// [`Ledger::start`], with a local spool for a PostgreSQL store's outages (ignored for the
-    /// embedded store, which has nothing to fall back to). Events already in the spool (from
-    /// before a restart) are drained first.
+    /// embedded store, which has nothing to fall back to) and, on either store, the hold files
+    /// of frozen tenants. Events already in the spool (from before a restart) are drained
+    /// first; held events once their tenant is not frozen.
     pub fn start_with_spool(
         config: LedgerConfig,
         spool: Option<SpoolConfig>,
@@ -616,6 +660,15 @@ impl Ledger {
             })?;
         let store = config.store.open_writer()?;
         let spool_watch = SpoolWatch::default();
+        let hold_watch = HoldWatch::default();
+        let holds = match &spool {
+            Some(spool_config) => Some(HoldState::open(
+                &config.data_dir,
+                spool_config,
+                hold_watch.clone(),
+            )?),
+            None => None,
+        };
         let spool = match (spool, &config.store) {
             (Some(spool_config), Location::Postgres { .. }) => Some(SpoolState::open(
                 &config.data_dir,
@@ -632,6 +685,7 @@ impl Ledger {
         let heads = Arc::new(Mutex::new(HashMap::new()));
         let keys = KeyResolver::new(&config.data_dir).with_root_key(root_key);
         let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
+        writer.holds = holds;
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
         writer.track_unsigned_logs()?;
@@ -643,6 +697,7 @@ impl Ledger {
             jobs,
             heads,
             spool: spool_watch,
+            holds: hold_watch,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -677,6 +732,24 @@ impl Ledger {
     ) -> Result<Vec<Outcome>, LedgerError> {
         let tenant = tenant.to_string();
         self.call(|reply| Job::Append {
+            tenant,
+            submissions,
+            reply,
+        })
+        .await
+    }
+
+    /// Keeps a frozen tenant's events in its hold file instead of its log (`on_frozen =
+    /// "spool"`); returns once they are durable there, each [`Outcome::Held`] (or, for an
+    /// idempotency key already used, the answer the log would give). They enter the log, in
+    /// order, once the tenant is unfrozen.
+    pub async fn hold(
+        &self,
+        tenant: &str,
+        submissions: Vec<Submission>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        let tenant = tenant.to_string();
+        self.call(|reply| Job::Hold {
             tenant,
             submissions,
             reply,
@@ -892,6 +965,16 @@ impl Ledger {
     /// embedded store).
     pub fn spool_status(&self) -> Option<crate::spool::SpoolStatus> {
         *self.spool.lock().expect("spool watch lock")
+    }
+
+    /// How many events this instance holds for `tenant` in its hold file, waiting for the
+    /// tenant to be unfrozen (0 when none).
+    pub fn held(&self, tenant: &str) -> u64 {
+        self.holds
+            .lock()
+            .expect("hold watch lock")
+            .get(tenant)
+            .map_or(0, |status| status.depth)
     }
 
     /// The latest committed size and root of a tenant's log, if it has one.

@@ -111,7 +111,7 @@ impl SpoolState {
         config: SpoolConfig,
         watch: SpoolWatch,
     ) -> Result<SpoolState, LedgerError> {
-        let (spool, recovery) = Spool::open(data_dir, config.max_bytes)?;
+        let (spool, recovery) = Spool::open(&spool::spool_path(data_dir), config.max_bytes)?;
         if recovery.discarded_bytes > 0 {
             tracing::warn!(
                 discarded_bytes = recovery.discarded_bytes,
@@ -339,10 +339,32 @@ impl Writer {
         } else {
             None
         };
-        // Per tenant, in spool order; tenants are separate logs, so only that order matters.
+        let drained = self.append_drained(&records, drained_record.as_ref())?;
+        let state = self.spool.as_mut().expect("a spool to drain");
+        state.spool.drained_to(end, &records)?;
+        state.publish();
+        tracing::info!(
+            drained,
+            waiting = state.spool.status().depth,
+            "spooled events moved into the log"
+        );
+        Ok(())
+    }
+
+    /// Appends records read back from a spool file (the outage spool's, or a hold file's) to
+    /// their tenants' logs under the ids and acceptance times they were acknowledged with, and
+    /// `closing` (the record of the drain, if this chunk ends one) to the `_system` log, in one
+    /// transaction. A record whose id is already in its log is skipped. Returns how many were
+    /// appended; on an error nothing was, and the caller decides when to try again.
+    pub(super) fn append_drained(
+        &mut self,
+        records: &[spool::Record],
+        closing: Option<&Submission>,
+    ) -> Result<usize, LedgerError> {
+        // Per tenant, in file order; tenants are separate logs, so only that order matters.
         let mut order: Vec<String> = Vec::new();
         let mut by_tenant: HashMap<String, Vec<(Submission, Assigned)>> = HashMap::new();
-        for record in &records {
+        for record in records {
             let Some(entry) = record.parsed() else {
                 tracing::error!(
                     tenant = %record.tenant,
@@ -366,7 +388,7 @@ impl Writer {
         }
         let started = Instant::now();
         let mut locks: Vec<&str> = order.iter().map(String::as_str).collect();
-        if drained_record.is_some() {
+        if closing.is_some() {
             locks.push(SYSTEM_TENANT);
         }
         locks.sort_unstable();
@@ -407,7 +429,7 @@ impl Writer {
                     }
                 }
             }
-            if let Some(record) = &drained_record {
+            if let Some(record) = closing {
                 match work
                     .append_assigned(SYSTEM_TENANT, std::slice::from_ref(record), None)?
                     .first()
@@ -416,7 +438,7 @@ impl Writer {
                     Some(Outcome::Created(_) | Outcome::Duplicate(_)) => {}
                     other => tracing::error!(
                         outcome = ?other,
-                        "the record of the drained spool could not be appended; the spool drains all the same"
+                        "the record of the drain could not be appended; the file drains all the same"
                     ),
                 }
             }
@@ -442,15 +464,7 @@ impl Writer {
         }
         self.audit.clear();
         self.publish_heads();
-        let state = self.spool.as_mut().expect("a spool to drain");
-        state.spool.drained_to(end, &records)?;
-        state.publish();
-        tracing::info!(
-            drained,
-            waiting = state.spool.status().depth,
-            "spooled events moved into the log"
-        );
-        Ok(())
+        Ok(drained)
     }
 }
 
@@ -458,7 +472,12 @@ impl Writer {
 pub(super) fn clone_spool_error(error: &SpoolError) -> SpoolError {
     let copy = |source: &std::io::Error| std::io::Error::new(source.kind(), source.to_string());
     match error {
-        SpoolError::Full { bytes, max_bytes } => SpoolError::Full {
+        SpoolError::Full {
+            path,
+            bytes,
+            max_bytes,
+        } => SpoolError::Full {
+            path: path.clone(),
             bytes: *bytes,
             max_bytes: *max_bytes,
         },

@@ -23,6 +23,7 @@ use sealtrail_core::{Hash, Timestamp, leaf_hash};
 use sealtrail_store::{self as store, Store, StoreError};
 
 use super::group::GroupWork;
+use super::holding::HoldState;
 use super::spooling::{DRAIN_TICK, SpoolState};
 use super::{
     Answer, Job, LedgerConfig, LedgerError, LogHead, MAX_GROUP_EVENTS, Outcome, Refusal, Reply,
@@ -77,6 +78,9 @@ pub(super) struct Writer {
     pub(super) audit: Vec<(String, Vec<u8>)>,
     /// With PostgreSQL: where events go while the database is unreachable.
     pub(super) spool: Option<SpoolState>,
+    /// The frozen tenants' hold files (`on_frozen = "spool"`); `None` for a ledger started
+    /// without spool files (the command line's), which never holds events.
+    pub(super) holds: Option<HoldState>,
     /// Every time the writer records (acceptance, checkpoint, creation, revocation) is read
     /// from this clock, so that a test can fix them.
     pub(super) clock: Clock,
@@ -209,6 +213,7 @@ impl Writer {
             heads,
             audit: Vec::new(),
             spool,
+            holds: None,
             clock,
         }
     }
@@ -229,11 +234,14 @@ impl Writer {
             self.sign_due_checkpoints(false);
         }
         loop {
-            let wait = if self.spool_pending() {
+            let mut wait = if self.spool_pending() {
                 DRAIN_TICK.min(self.config.checkpoint_interval)
             } else {
                 self.config.checkpoint_interval
             };
+            if let Some(hold_wait) = self.hold_wait() {
+                wait = wait.min(hold_wait);
+            }
             let first = match receiver.recv_timeout(wait) {
                 Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -258,8 +266,11 @@ impl Writer {
                 if !jobs.is_empty() {
                     self.commit_group(jobs);
                 }
-            } else if self.spool_pending() {
-                self.drain_spool();
+            } else {
+                if self.spool_pending() {
+                    self.drain_spool();
+                }
+                self.drain_holds();
             }
             if stopping {
                 break;
@@ -271,6 +282,8 @@ impl Writer {
         if self.spool_pending() {
             self.drain_spool();
         }
+        // Held events of tenants no longer frozen; the others wait for the next start.
+        self.drain_holds();
         // Every log whose latest checkpoint is smaller than the log gets a final one, also
         // those this writer never touched (another process may have appended to them).
         if let Err(error) = self.track_unsigned_logs() {
@@ -281,11 +294,25 @@ impl Writer {
 
     /// Runs a group of jobs in one transaction and answers each once it is durable. While
     /// events wait in the spool, new events of spooling tenants join them there, behind them,
-    /// so that the log keeps the order in which events were accepted.
+    /// so that the log keeps the order in which events were accepted. A frozen tenant's
+    /// events go to its hold file, and so do new events of a tenant whose hold file still has
+    /// events, for the same reason (see `holding`).
     pub(super) fn commit_group(&mut self, jobs: Vec<Job>) {
         if self.spool_pending() {
             self.drain_spool();
         }
+        self.drain_holds();
+        let (held, jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| match job {
+            Job::Hold { .. } => true,
+            Job::Append { tenant, .. } => self.hold_pending(tenant),
+            _ => false,
+        });
+        if !held.is_empty() {
+            self.hold_jobs(held);
+        }
+        // A freeze or unfreeze through this instance: what the writer knows of the frozen
+        // tenants is read again after it, so that an unfrozen tenant's held events drain now.
+        let freeze_changes = jobs.iter().any(|job| matches!(job, Job::SetFrozen { .. }));
         let (diverted, jobs): (Vec<Job>, Vec<Job>) = if self.spool_pending() {
             jobs.into_iter().partition(|job| match job {
                 Job::Append { tenant, .. } => self.spoolable(tenant),
@@ -377,6 +404,10 @@ impl Writer {
         }
         if !to_spool.is_empty() {
             self.spool_appends(to_spool);
+        }
+        if freeze_changes && result.is_ok() {
+            self.frozen_changed();
+            self.drain_holds();
         }
     }
 
@@ -485,6 +516,7 @@ pub(super) fn fail_job(job: Job) -> Answer {
         Job::RecordConfig { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::SetFrozen { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::SetRetention { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
+        Job::Hold { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Restore { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Prune { reply, .. } => answer_after_commit(reply, Err(LedgerError::Closed)),
         Job::Shutdown => Box::new(|_| {}),

@@ -9,6 +9,7 @@ mod errors;
 mod freeze;
 mod gaps;
 mod health;
+mod held;
 mod helpers;
 mod holds;
 mod idempotency;

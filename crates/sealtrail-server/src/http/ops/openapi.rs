@@ -481,13 +481,16 @@ pub struct Receipt {
     received_at: String,
 }
 
-/// `202`: the PostgreSQL store was unreachable and the event is durable in the instance's
-/// local spool; it enters the log, in order, when the database is back, and gets its `seq`
-/// then (`GET /v1/events/{id}` finds it from that moment).
+/// `202`: the event is durable outside the log, in a file of the instance that answered; it
+/// enters the log, in order, later, and gets its `seq` then (`GET /v1/events/{id}` finds it
+/// from that moment). `status` says why: `spooled`, the PostgreSQL store was unreachable and
+/// the event waits in the local spool until the database is back; `held`, the tenant is
+/// frozen (`on_frozen = "spool"`) and the event waits in the tenant's hold file until it is
+/// unfrozen.
 #[derive(ToSchema)]
 pub struct SpooledReceipt {
-    /// Always `spooled`.
-    #[schema(pattern = "^spooled$")]
+    /// `spooled` or `held`.
+    #[schema(pattern = "^(spooled|held)$")]
     status: String,
     /// UUIDv7; the id the entry will have.
     #[schema(format = "uuid")]
@@ -503,8 +506,9 @@ pub struct BatchResult {
     /// Its position in the batch.
     index: u64,
     /// 201 committed, 200 duplicate of an earlier idempotency key, 202 kept in the local
-    /// spool while the PostgreSQL store is unreachable (`id` and `received_at`, no `seq` yet),
-    /// 4xx rejected (422 with `rule: idempotency_conflict` for a key that already names a
+    /// spool while the PostgreSQL store is unreachable, or held while the tenant is frozen
+    /// (`held: true`; `on_frozen = "spool"`) — `id` and `received_at`, no `seq` yet —, 4xx
+    /// rejected (422 with `rule: idempotency_conflict` for a key that already names a
     /// different event).
     status: u16,
     #[schema(format = "uuid")]
@@ -513,6 +517,8 @@ pub struct BatchResult {
     event_hash: Option<String>,
     #[schema(format = DateTime)]
     received_at: Option<String>,
+    /// `true` for an event held for its frozen tenant (status 202); absent otherwise.
+    held: Option<bool>,
     error: Option<ApiErrorBody>,
 }
 
@@ -650,7 +656,10 @@ pub struct PrunedRange {
 /// Acknowledged only once durable. With an `Idempotency-Key` (header, or `idempotency_key`
 /// in the body; equal when both are sent) a retry returns the original receipt with 200. A
 /// key names one event: a different event under a key already used is refused with 422
-/// (`rule: idempotency_conflict`, `original`: the receipt of the event the key names).
+/// (`rule: idempotency_conflict`, `original`: the receipt of the event the key names). A
+/// frozen tenant's event is refused (503 `tenant_frozen`) or, with `on_frozen = "spool"`,
+/// held (202 `held`): a retry of a held event gets the same 202, and the key is checked
+/// against held events as against the log.
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
     params(
@@ -662,7 +671,7 @@ pub struct PrunedRange {
     responses(
         (status = 201, description = "Committed", body = Receipt),
         (status = 200, description = "A retry: the original receipt", body = Receipt),
-        (status = 202, description = "The PostgreSQL store is unreachable: kept, fsync'd, in the local spool, and drained into the log in order when it is back (also the answer to a retry while it waits)", body = SpooledReceipt),
+        (status = 202, description = "Durable, not yet in the log (`id` and `received_at`, no `seq` yet); also the answer to a retry while it waits. `status: spooled`: the PostgreSQL store is unreachable; kept, fsync'd, in the local spool, and drained into the log in order when it is back. `status: held`: the tenant is frozen and its `on_frozen` policy is `spool`; kept, fsync'd, in the tenant's hold file, and drained into the log in the order accepted, before the tenant's newer events, once it is unfrozen", body = SpooledReceipt),
         (status = 400, description = "Malformed JSON, or a malformed X-Tenant-ID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
         (status = 403, description = "The token lacks events:write, belongs to another tenant, or names the _system log, which takes no events", body = ApiErrorBody),
@@ -671,8 +680,8 @@ pub struct PrunedRange {
         (status = 413, description = "Body (by its Content-Length, before it is read) or canonical entry too large", body = ApiErrorBody),
         (status = 415, description = "Not application/json", body = ApiErrorBody),
         (status = 422, description = "The event or the Idempotency-Key breaks a rule; `field` and `rule` say which. `idempotency_conflict`: the key already names a different event, whose receipt is `original`; nothing was kept", body = ApiErrorBody),
-        (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full), or no room for the body in memory yet (`server_busy`, with Retry-After); retry with the same key. `tenant_frozen`: the tenant is frozen (POST /v1/admin/tenants/{tenant}/freeze, `sealtrail freeze`) and nothing of the request was kept; the message names the reason, and the same request is taken once it is unfrozen", body = ApiErrorBody),
-        (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry with the same key once space is freed", body = ApiErrorBody),
+        (status = 503, description = "Nothing was committed (or spooled, for a tenant with on_store_failure = reject, or with the spool full), or no room for the body in memory yet (`server_busy`, with Retry-After); retry with the same key. `tenant_frozen`: the tenant is frozen (POST /v1/admin/tenants/{tenant}/freeze, `sealtrail freeze`) and its `on_frozen` policy is `refuse`: nothing of the request was kept; the message names the reason, and the same request is taken once it is unfrozen. `hold_full`: the tenant is frozen and its hold file has reached spool_max_bytes; nothing was kept", body = ApiErrorBody),
+        (status = 507, description = "The store's disk (or the spool's, or the hold file's) is full (`storage_full`): nothing was kept; retry with the same key once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -706,8 +715,8 @@ fn post_event() {}
         (status = 413, description = "More than 10,000 events or 16 MiB (by its Content-Length, before it is read)", body = ApiErrorBody),
         (status = 415, description = "Neither JSON nor NDJSON", body = ApiErrorBody),
         (status = 422, description = "Not an array, or empty", body = ApiErrorBody),
-        (status = 503, description = "Nothing was committed (or spooled), or no room for the body in memory yet (`server_busy`, with Retry-After); retry. `tenant_frozen`: the tenant is frozen and no event of the batch was kept; the message names the reason", body = ApiErrorBody),
-        (status = 507, description = "The store's disk (or the spool's) is full (`storage_full`): nothing was kept; retry once space is freed", body = ApiErrorBody),
+        (status = 503, description = "Nothing was committed (or spooled), or no room for the body in memory yet (`server_busy`, with Retry-After); retry. `tenant_frozen`: the tenant is frozen, its `on_frozen` policy is `refuse`, and no event of the batch was kept; the message names the reason (with policy `spool` its valid events are held instead: status 202 with `held: true` each). `hold_full`: the tenant is frozen and its hold file has reached spool_max_bytes; no event of the batch was kept", body = ApiErrorBody),
+        (status = 507, description = "The store's disk (or the spool's, or the hold file's) is full (`storage_full`): nothing was kept; retry once space is freed", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
 )]
