@@ -197,6 +197,7 @@ impl Ingest {
         let Some(freeze) = self.freezes.of(tenant).await else {
             return Ok(Destination::Log);
         };
+        crate::metrics::held_known(tenant);
         if self.on_frozen.of(tenant) == FrozenPolicy::Spool {
             return Ok(Destination::Hold);
         }
