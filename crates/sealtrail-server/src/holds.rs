@@ -10,6 +10,7 @@
 //! construction.
 
 use sealtrail_core::Timestamp;
+use sealtrail_core::canonical::Entry;
 use sealtrail_core::event::Event;
 use sealtrail_store::{Store, StoreError};
 use serde::Serialize;
@@ -207,4 +208,92 @@ pub fn holds(store: &dyn Store) -> Result<Vec<Hold>, StoreError> {
         from = last + 1;
     }
     Ok(holds)
+}
+
+/// A hold that stops pruning, and where.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HeldRange {
+    pub hold_id: String,
+    pub reason: String,
+    /// The first seq it covers.
+    pub first_seq: u64,
+}
+
+/// Why the entries a hold covers could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum CoverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("entry {seq} of {tenant} cannot be read ({why}); `sealtrail verify` first")]
+    Unreadable {
+        tenant: String,
+        seq: u64,
+        why: String,
+    },
+}
+
+/// The first seq in `[from, size)` whose entry was received at or after `at` (`size` when none).
+pub fn first_received_from(
+    store: &dyn Store,
+    tenant: &str,
+    from: u64,
+    size: u64,
+    at: &Timestamp,
+) -> Result<u64, CoverError> {
+    let (mut lo, mut hi) = (from.min(size), size);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let unreadable = |why: String| CoverError::Unreadable {
+            tenant: tenant.to_string(),
+            seq: mid,
+            why,
+        };
+        let bytes = store
+            .entry(tenant, mid)?
+            .ok_or_else(|| unreadable("it is missing".into()))?;
+        let entry = Entry::parse(&bytes).map_err(|e| unreadable(e.to_string()))?;
+        if entry.server.received_at < *at {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// The holds in force on `tenant` that cover entries in `from..to`, each with the first seq
+/// it covers there.
+pub fn held_ranges(
+    store: &dyn Store,
+    tenant: &str,
+    from: u64,
+    to: u64,
+    holds: &[Hold],
+) -> Result<Vec<HeldRange>, CoverError> {
+    let mut held = Vec::new();
+    for hold in holds
+        .iter()
+        .filter(|h| h.tenant == tenant && h.released.is_none())
+    {
+        let start = match &hold.from {
+            Some(at) => Timestamp::parse(at)
+                .map(|t| first_received_from(store, tenant, from, to, &t))
+                .unwrap_or(Ok(from))?,
+            None => from,
+        };
+        let end = match &hold.to {
+            Some(at) => Timestamp::parse(at)
+                .map(|t| first_received_from(store, tenant, from, to, &t))
+                .unwrap_or(Ok(to))?,
+            None => to,
+        };
+        if start < end {
+            held.push(HeldRange {
+                hold_id: hold.id.clone(),
+                reason: hold.reason.clone(),
+                first_seq: start,
+            });
+        }
+    }
+    Ok(held)
 }

@@ -774,9 +774,9 @@ pub fn set_held(tenant: &str, events: u64) {
 /// Makes a frozen tenant's held-events series exist (at 0 unless events are held), so that an
 /// alert on it sees every frozen tenant, not only those whose producers sent something.
 pub fn held_known(tenant: &str) {
-    METRICS.held_events.get_or_create(&TenantLabel {
+    drop(METRICS.held_events.get_or_create(&TenantLabel {
         tenant: tenant.to_string(),
-    });
+    }));
 }
 
 /// Records the spool's state after it changed.

@@ -68,9 +68,9 @@ impl GroupWork<'_> {
         }
         let holds = crate::holds::holds(self.store)?;
         // The plan's own computation of what each hold covers, so that the two never differ.
-        let held = crate::retention::held_ranges(self.store, tenant, from, below, &holds).map_err(
+        let held = crate::holds::held_ranges(self.store, tenant, from, below, &holds).map_err(
             |e| match e {
-                crate::retention::PlanError::Store(e) => LedgerError::Store(e),
+                crate::holds::CoverError::Store(e) => LedgerError::Store(e),
                 other => LedgerError::Store(StoreError::Corrupt(other.to_string())),
             },
         )?;

@@ -48,12 +48,12 @@ use std::collections::BTreeMap;
 
 use sealtrail_archive::Target;
 use sealtrail_core::Timestamp;
-use sealtrail_core::canonical::Entry;
 use sealtrail_core::tiles::TILE_WIDTH;
 use sealtrail_store::{Store, StoreError};
 use serde::Serialize;
 
-use crate::holds::Hold;
+use crate::holds::{CoverError, Hold, first_received_from};
+pub use crate::holds::{HeldRange, held_ranges};
 use crate::ledger::{Ledger, LedgerError, PruneDone, PruneRequest};
 
 /// The `settings` row holding the periods set through the admin API (a JSON object of tenant
@@ -136,15 +136,6 @@ pub fn cutoff(now: Timestamp, period: std::time::Duration) -> Timestamp {
         .unwrap_or_else(|_| Timestamp::from_unix_micros(0).expect("the epoch is a timestamp"))
 }
 
-/// A hold that stops pruning, and where.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HeldRange {
-    pub hold_id: String,
-    pub reason: String,
-    /// The first seq it covers.
-    pub first_seq: u64,
-}
-
 /// What the retention period would prune in one log.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RetentionPlan {
@@ -182,6 +173,17 @@ pub enum PlanError {
     },
     #[error("the archive: {0}")]
     Archive(String),
+}
+
+impl From<CoverError> for PlanError {
+    fn from(error: CoverError) -> PlanError {
+        match error {
+            CoverError::Store(e) => PlanError::Store(e),
+            CoverError::Unreadable { tenant, seq, why } => {
+                PlanError::Unreadable { tenant, seq, why }
+            }
+        }
+    }
 }
 
 /// Why a prune did not happen.
@@ -307,72 +309,6 @@ pub fn apply(
         entries_compared: compared.entries_compared,
         pruned: Some(done.into()),
     })
-}
-
-/// The first seq in `[from, size)` whose entry was received at or after `at` (`size` when none).
-fn first_received_from(
-    store: &dyn Store,
-    tenant: &str,
-    from: u64,
-    size: u64,
-    at: &Timestamp,
-) -> Result<u64, PlanError> {
-    let (mut lo, mut hi) = (from.min(size), size);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let unreadable = |why: String| PlanError::Unreadable {
-            tenant: tenant.to_string(),
-            seq: mid,
-            why,
-        };
-        let bytes = store
-            .entry(tenant, mid)?
-            .ok_or_else(|| unreadable("it is missing".into()))?;
-        let entry = Entry::parse(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        if entry.server.received_at < *at {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
-}
-
-/// The holds in force on `tenant` that cover entries in `from..to`, each with the first seq
-/// it covers there.
-pub fn held_ranges(
-    store: &dyn Store,
-    tenant: &str,
-    from: u64,
-    to: u64,
-    holds: &[Hold],
-) -> Result<Vec<HeldRange>, PlanError> {
-    let mut held = Vec::new();
-    for hold in holds
-        .iter()
-        .filter(|h| h.tenant == tenant && h.released.is_none())
-    {
-        let start = match &hold.from {
-            Some(at) => Timestamp::parse(at)
-                .map(|t| first_received_from(store, tenant, from, to, &t))
-                .unwrap_or(Ok(from))?,
-            None => from,
-        };
-        let end = match &hold.to {
-            Some(at) => Timestamp::parse(at)
-                .map(|t| first_received_from(store, tenant, from, to, &t))
-                .unwrap_or(Ok(to))?,
-            None => to,
-        };
-        if start < end {
-            held.push(HeldRange {
-                hold_id: hold.id.clone(),
-                reason: hold.reason.clone(),
-                first_seq: start,
-            });
-        }
-    }
-    Ok(held)
 }
 
 /// The plan for `tenant` with entries received before `cutoff` old enough, `archive` the
