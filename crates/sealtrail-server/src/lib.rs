@@ -71,6 +71,7 @@ pub mod keys;
 pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
+pub mod monitor;
 pub mod query;
 pub mod readers;
 pub mod refusals;
