@@ -38,6 +38,7 @@ pub struct Application {
     gaps: crate::gaps::Gaps,
     /// How far the gap detector has counted, per tenant.
     gap_watermarks: crate::follower::Watermarks,
+    monitor_watermarks: crate::follower::Watermarks,
     /// This process, as its start and stop records in the `_system` log name it.
     instance: crate::lifecycle::Instance,
     /// The writer and the followers, registered to stop in order; the verifier joins them
@@ -143,6 +144,20 @@ impl Application {
                 .await??;
         let gap_watermarks = detector.watermarks();
         tasks.on_stop("gaps", move || detector.stop());
+        // The monitor runs the monitoring rules over the log and appends the alerts they
+        // raise through the writer (`monitor`); it stops before the writer.
+        let (location, monitor_ledger, rules, monitor_clock) = (
+            settings.storage.store.clone(),
+            ledger.clone(),
+            settings.monitor.clone(),
+            clock.clone(),
+        );
+        let monitor = tokio::task::spawn_blocking(move || {
+            crate::monitor::watch::Monitor::start(&location, monitor_ledger, rules, monitor_clock)
+        })
+        .await??;
+        let monitor_watermarks = monitor.watermarks();
+        tasks.on_stop("monitor", move || monitor.stop());
         let gaps =
             crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
         // The archiver, when a target is configured: a thread of its own that stops before
@@ -258,6 +273,7 @@ impl Application {
             index,
             gaps,
             gap_watermarks,
+            monitor_watermarks,
             instance,
             tasks,
             connections: ConnectionCount::new(limits.max_connections),
@@ -274,6 +290,11 @@ impl Application {
     /// How far the gap detector has counted each tenant's log.
     pub fn gap_watermarks(&self) -> crate::follower::Watermarks {
         self.gap_watermarks.clone()
+    }
+
+    /// How far the monitor has evaluated each tenant's log.
+    pub fn monitor_watermarks(&self) -> crate::follower::Watermarks {
+        self.monitor_watermarks.clone()
     }
 
     /// The writer, for callers that start the application in-process (tests, tools).

@@ -89,6 +89,13 @@ pub trait Follow: Send + 'static {
     fn report_lag(&self, seconds: f64) {
         let _ = seconds;
     }
+
+    /// Called after a round that found no new entry for any tenant, before the follower
+    /// pauses: for work that goes by the clock rather than by entries (a monitor ends the
+    /// windows that passed while the log was quiet). By default nothing.
+    fn idle(&mut self, log: &dyn Store) {
+        let _ = log;
+    }
 }
 
 /// How a follower paces itself.
@@ -317,6 +324,7 @@ impl<F: Follow> Worker<F> {
             });
             self.follow.report_lag(lag);
             if round.applied == 0 {
+                self.follow.idle(self.log.as_ref());
                 self.pause(self.options.poll_interval);
             } else if round.applied < self.options.batch / 2 {
                 // Caught up with a trickle (single events): let entries gather for a moment,

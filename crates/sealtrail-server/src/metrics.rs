@@ -464,6 +464,7 @@ impl Metrics {
             spool_oldest_age.clone(),
         );
         crate::gaps::metrics::register(&mut registry);
+        crate::monitor::metrics::register(&mut registry);
         crate::seals::metrics::register(&mut registry);
         let http_connections = Gauge::default();
         registry.register(

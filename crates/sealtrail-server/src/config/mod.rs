@@ -5,6 +5,7 @@
 //! Every field is optional while reading so the layers can be told apart; [`Settings::resolve`]
 //! merges them and applies the defaults.
 
+pub use crate::duration::parse_duration;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,18 @@ pub struct TenantSettings {
     /// This tenant's retention period in days (default `retention_days`): older entries are
     /// pruned once archived and verified (see `crate::retention`).
     pub retention_days: Option<u64>,
+    /// This tenant's monitoring rules, on top of `[monitor] rules`: `[[tenants.NAME.monitor.rules]]`.
+    pub monitor: Option<MonitorFile>,
+}
+
+/// The `[monitor]` table (and `[tenants.NAME.monitor]`): monitoring rules in the format of
+/// [`crate::monitor::rules`]. A rule named like a built-in replaces it (`enabled = false` turns
+/// it off); any other is added.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorFile {
+    #[serde(default)]
+    pub rules: Vec<crate::monitor::rules::RuleDef>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
@@ -245,6 +258,9 @@ pub struct Settings {
     /// Per-tenant settings (config file only)
     #[arg(skip)]
     pub tenants: Option<HashMap<String, TenantSettings>>,
+    /// Monitoring rules for every tenant (config file only): `[[monitor.rules]]`
+    #[arg(skip)]
+    pub monitor: Option<MonitorFile>,
 }
 
 /// Settings after merging the layers and applying defaults, in one section per part of the
@@ -272,6 +288,8 @@ pub struct Resolved {
     pub auth: AuthSettings,
     /// How each tenant's gaps are judged (`[tenants.NAME]`; see `crate::gaps`).
     pub gaps: crate::gaps::GapConfig,
+    /// The monitoring rules of every tenant (`crate::monitor`), checked.
+    pub monitor: crate::monitor::MonitorSettings,
     /// The background archiver (`crate::archive`); `None` when no target is configured.
     pub archive: Option<ArchiveSettings>,
     /// Retention periods and how often the server applies them.
@@ -586,6 +604,9 @@ impl Resolved {
 /// what a valid value looks like.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A monitoring rule that cannot be used: names the rule and the setting.
+    #[error(transparent)]
+    MonitorRule(#[from] crate::monitor::rules::RuleError),
     #[error("cannot read config file {}: {source}", path.display())]
     ReadFile {
         path: PathBuf,
@@ -773,7 +794,9 @@ impl Settings {
             retention_days: self.retention_days.or(file.retention_days),
             retention_interval: self.retention_interval.or(file.retention_interval),
             tenants: self.tenants.or(file.tenants),
+            monitor: self.monitor.or(file.monitor),
         };
+        let monitor = monitor_settings(&merged)?;
         let archive = archive_settings(&merged)?;
         let retention = retention_settings(&merged)?;
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -912,6 +935,7 @@ impl Settings {
             queries,
             auth: AuthSettings { token_recheck },
             gaps,
+            monitor,
             archive,
             retention,
         })
@@ -924,6 +948,25 @@ fn frozen_policy_name(policy: FrozenPolicy) -> &'static str {
         FrozenPolicy::Refuse => "refuse",
         FrozenPolicy::Spool => "spool",
     }
+}
+
+/// The monitoring rules from the merged settings, every rule checked.
+fn monitor_settings(merged: &Settings) -> Result<crate::monitor::MonitorSettings, ConfigError> {
+    let settings = crate::monitor::MonitorSettings {
+        default: merged
+            .monitor
+            .as_ref()
+            .map(|m| m.rules.clone())
+            .unwrap_or_default(),
+        tenants: merged
+            .tenants
+            .iter()
+            .flatten()
+            .filter_map(|(name, t)| Some((name.clone(), t.monitor.as_ref()?.rules.clone())))
+            .collect(),
+    };
+    settings.check()?;
+    Ok(settings)
 }
 
 /// The `retention` section from the merged settings.
@@ -1021,27 +1064,6 @@ fn archive_settings(merged: &Settings) -> Result<Option<ArchiveSettings>, Config
         retention_days,
         tenant_retention_days,
     }))
-}
-
-/// A duration as operators write one: a whole number with `ms`, `s`, `m`, `h` or `d`, or a
-/// bare number of seconds (`60s`, `5m`, `1h`, `90`). `None` for anything else.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return None;
-    }
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().ok()?;
-    let seconds = |factor: u64| number.checked_mul(factor).map(Duration::from_secs);
-    match unit {
-        "ms" => Some(Duration::from_millis(number)),
-        "" | "s" => seconds(1),
-        "m" => seconds(60),
-        "h" => seconds(3600),
-        "d" => seconds(86_400),
-        _ => None,
-    }
 }
 
 /// The `queries` section from the merged `query_timeout_ms`, `max_searches` and

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod body;
 pub mod error;
 pub mod gaps;
@@ -376,6 +377,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(query::routes())
+        .merge(alerts::routes())
         .merge(gaps::routes())
         .merge(log::routes())
         .merge(seals::routes())

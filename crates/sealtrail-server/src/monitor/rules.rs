@@ -197,7 +197,7 @@ impl RuleDef {
                 "must be lowercase letters, digits and '-'".into(),
             ));
         }
-        let window = crate::config::parse_duration(&self.window)
+        let window = crate::duration::parse_duration(&self.window)
             .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)
             .ok_or_else(|| {
                 fail(

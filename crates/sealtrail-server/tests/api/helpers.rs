@@ -37,6 +37,8 @@ pub struct TestApp {
     pub index: Index,
     /// How far the gap detector has counted each tenant's log.
     pub gap_marks: sealtrail_server::follower::Watermarks,
+    /// How far the monitor has evaluated each tenant's log.
+    pub monitor_marks: sealtrail_server::follower::Watermarks,
     /// Kept so the directory lives as long as the app (and across restarts).
     pub dir: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -117,6 +119,7 @@ pub async fn spawn_app_with_clock(
     let searches = app.search_hold();
     let index = app.index();
     let gap_marks = app.gap_watermarks();
+    let monitor_marks = app.monitor_watermarks();
     let admin_token = app
         .first_admin_token
         .as_ref()
@@ -141,6 +144,7 @@ pub async fn spawn_app_with_clock(
         searches,
         index,
         gap_marks,
+        monitor_marks,
         dir,
         stop: Some(stop),
         server: Some(server),

@@ -2,6 +2,7 @@
 //! data directory per test, spoken to over HTTP.
 
 mod admin;
+mod alerts;
 mod auth;
 mod config;
 mod connections;

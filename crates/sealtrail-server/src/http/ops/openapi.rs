@@ -27,6 +27,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::super::admin;
+use super::super::alerts;
 use super::super::holds;
 use super::super::retention;
 
@@ -53,6 +54,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         timeline,
         gaps,
         gap_report,
+        alerts::list,
         log_checkpoint,
         log_key,
         log_seals,
@@ -86,6 +88,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "log", description = "Checkpoints, keys and proofs of a tenant's log"),
         (name = "tiles", description = "The C2SP tlog-tiles read API"),
         (name = "gaps", description = "Timelines and gap findings of a tenant's log"),
+        (name = "alerts", description = "Alerts the monitoring rules raised in a tenant's log"),
         (name = "verify", description = "Verification of a tenant's log"),
         (name = "admin", description = "Tokens, tenants, freezes, legal holds and retention (admin scope, _system tenant)"),
         (name = "ops", description = "Health, metrics and this document (no token)"),

@@ -1,0 +1,39 @@
+//! The monitor's metric, registered in the process's one registry
+//! ([`crate::metrics`] calls [`register`]): `sealtrail_alerts_total{tenant,rule,severity}`,
+//! each alert counted once, when this instance appends its event.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    tenant: String,
+    rule: String,
+    severity: String,
+}
+
+static ALERTS: LazyLock<Family<AlertLabels, Counter>> = LazyLock::new(Family::default);
+
+/// Adds the monitor's metric to the process's registry.
+pub fn register(registry: &mut Registry) {
+    registry.register(
+        "sealtrail_alerts",
+        "Alerts raised by the monitoring rules and appended to the tenant's log, by tenant, rule and severity",
+        ALERTS.clone(),
+    );
+}
+
+/// Counts one alert appended.
+pub fn alert_raised(tenant: &str, rule: &str, severity: &str) {
+    ALERTS
+        .get_or_create(&AlertLabels {
+            tenant: tenant.to_string(),
+            rule: rule.to_string(),
+            severity: severity.to_string(),
+        })
+        .inc();
+}

@@ -1,0 +1,394 @@
+//! The monitor: a follower of the committed log ([`crate::follower`]) that runs every tenant's
+//! rules over its events in seq order and records each alert they raise in the tenant's own
+//! log ([`super::alerts`]).
+//!
+//! ## State, restarts and several instances
+//!
+//! The monitor keeps nothing of its own on disk: its state is the rules' windows, which it
+//! rebuilds from the log. On start it begins each tenant at the first entry received within
+//! twice the tenant's longest rule window before the log's latest entry, so every window and
+//! episode still open is read again. An alert the engine raises goes to the tenant's
+//! *pending* list; an alert event met in the log (the monitor's own, from before the restart
+//! or from another instance) takes its alert off that list. Pending alerts are appended only
+//! once the monitor has caught up with the log — by then every alert event already written is
+//! known — so a restart neither loses an alert (its episode is read again) nor repeats one
+//! (its event is found). As a last guard the alert id is the event's idempotency key.
+//!
+//! Several instances on one PostgreSQL database all evaluate; only the holder of the
+//! `monitor` lease appends. The others see its alert events and drop what they had pending;
+//! if the holder goes, the next holder appends what it still has pending.
+//!
+//! Windows over a quiet log end by the clock: after a round with nothing new the monitor
+//! ends the windows that passed two seconds ago (the grace lets an entry committed just
+//! before come in first).
+//!
+//! An episode longer than twice its window that is still going on across a restart is read
+//! again only from the restart's horizon, so the alert it raises at its end may name a
+//! different peak than it would have without the restart.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use sealtrail_core::canonical::Entry;
+use sealtrail_store::{EntryRow, Location, Store};
+
+use super::MonitorSettings;
+use super::alerts::{ALERT_ACTION, AlertRecord, alert_event, alert_id};
+use super::engine::{Alert, Engine, Observed};
+use super::metrics;
+use crate::clock::Clock;
+use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
+use crate::ledger::{Ledger, Outcome, Submission};
+
+/// The name of the lease that decides which instance appends alerts.
+pub const LEASE: &str = "monitor";
+/// Entries per tenant per round.
+const BATCH: usize = 5_000;
+/// A quiet log's windows end this long after the clock passed them.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// A running monitor; [`Monitor::stop`] ends it.
+pub struct Monitor {
+    follower: Follower,
+}
+
+impl Monitor {
+    /// Starts following the log at `location`, appending alerts through `ledger`.
+    pub fn start(
+        location: &Location,
+        ledger: Ledger,
+        settings: MonitorSettings,
+        clock: Clock,
+    ) -> Result<Monitor, FollowerError> {
+        let log = location.open_reader()?;
+        let starts = replay_starts(log.as_ref(), &settings)?;
+        let watch = Watch {
+            ledger,
+            settings,
+            clock: clock.clone(),
+            starts,
+            tenants: HashMap::new(),
+        };
+        let options = FollowerOptions {
+            batch: BATCH,
+            poll_interval: Duration::from_millis(250),
+            round_pace: Duration::from_millis(250),
+            clock,
+        };
+        Ok(Monitor {
+            follower: Follower::start(watch, log, options)?,
+        })
+    }
+
+    /// How far the monitor has evaluated each tenant's log.
+    pub fn watermarks(&self) -> Watermarks {
+        self.follower.watermarks()
+    }
+
+    pub fn stop(self) {
+        self.follower.stop();
+    }
+}
+
+/// Where each tenant's evaluation starts: its first entry received within twice its longest
+/// window before its latest entry (or its prune mark, if later).
+fn replay_starts(
+    log: &dyn Store,
+    settings: &MonitorSettings,
+) -> Result<HashMap<String, u64>, sealtrail_store::StoreError> {
+    let mut starts = HashMap::new();
+    for tenant in log.tenants()? {
+        let name = tenant.name;
+        let size = log.size(&name)?;
+        let low = log.prune_mark(&name)?.map_or(0, |m| m.below);
+        if size <= low {
+            continue;
+        }
+        let longest = settings
+            .rules_for(&name)
+            .map(|rules| rules.iter().map(|r| r.window).max().unwrap_or_default())
+            .unwrap_or_default();
+        let Some(latest) = received_at(log, &name, size - 1)? else {
+            continue;
+        };
+        let horizon = latest - 2 * i64::try_from(longest.as_micros()).unwrap_or(i64::MAX / 4);
+        // The first seq in [low, size) received at or after the horizon; an entry that does
+        // not read counts as before it.
+        let (mut lo, mut hi) = (low, size - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match received_at(log, &name, mid)? {
+                Some(at) if at >= horizon => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        starts.insert(name, lo);
+    }
+    Ok(starts)
+}
+
+fn received_at(
+    log: &dyn Store,
+    tenant: &str,
+    seq: u64,
+) -> Result<Option<i64>, sealtrail_store::StoreError> {
+    Ok(log
+        .entry(tenant, seq)?
+        .and_then(|bytes| Entry::parse(&bytes).ok())
+        .map(|e| e.server.received_at.unix_micros()))
+}
+
+/// One tenant's evaluation.
+struct TenantWatch {
+    engine: Engine,
+    /// Raised and not appended yet, with their ids.
+    pending: Vec<(String, Alert)>,
+    /// Ids of the alerts the log already holds (since the replay's start).
+    recorded: HashSet<String>,
+}
+
+/// The monitor as a [`Follow`].
+struct Watch {
+    ledger: Ledger,
+    settings: MonitorSettings,
+    clock: Clock,
+    starts: HashMap<String, u64>,
+    tenants: HashMap<String, TenantWatch>,
+}
+
+impl Watch {
+    fn tenant(&mut self, tenant: &str) -> &mut TenantWatch {
+        let settings = &self.settings;
+        self.tenants.entry(tenant.to_string()).or_insert_with(|| {
+            let rules = settings.rules_for(tenant).unwrap_or_else(|error| {
+                // The configuration is checked at start; this is only reachable through a
+                // settings value built in code.
+                tracing::error!(tenant, %error, "monitoring rules unusable; none run");
+                Vec::new()
+            });
+            TenantWatch {
+                engine: Engine::new(rules),
+                pending: Vec::new(),
+                recorded: HashSet::new(),
+            }
+        })
+    }
+
+    /// Appends the tenant's pending alerts, if this instance holds the lease. What cannot be
+    /// appended now stays pending for the next round.
+    fn emit(&mut self, log: &dyn Store, tenant: &str) {
+        let has_pending = self
+            .tenants
+            .get(tenant)
+            .is_some_and(|t| !t.pending.is_empty());
+        if !has_pending {
+            return;
+        }
+        match log.try_lease(LEASE) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot take the monitor lease; alerts wait");
+                return;
+            }
+        }
+        let ledger = self.ledger.clone();
+        let watch = self.tenant(tenant);
+        let pending = std::mem::take(&mut watch.pending);
+        for (id, alert) in pending {
+            let event = match alert_event(tenant, &alert) {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::error!(tenant, rule = %alert.rule, %error, "alert does not form an event; dropped");
+                    continue;
+                }
+            };
+            let submission = Submission {
+                event,
+                idempotency_key: Some(id.clone()),
+            };
+            match ledger.append_blocking(tenant, vec![submission]) {
+                Ok(outcomes) => match outcomes.into_iter().next() {
+                    Some(Outcome::Created(receipt)) => {
+                        metrics::alert_raised(tenant, &alert.rule, alert.severity.as_str());
+                        tracing::warn!(
+                            tenant,
+                            rule = %alert.rule,
+                            severity = alert.severity.as_str(),
+                            key = %alert.key,
+                            count = alert.count,
+                            seq = receipt.seq,
+                            alert_id = %id,
+                            "alert raised"
+                        );
+                        watch.recorded.insert(id);
+                    }
+                    Some(Outcome::Duplicate(_) | Outcome::Spooled(_) | Outcome::Held(_)) => {
+                        watch.recorded.insert(id);
+                    }
+                    other => {
+                        tracing::error!(tenant, alert_id = %id, ?other, "alert refused by the writer; dropped");
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(tenant, alert_id = %id, %error, "alert not appended yet; retried");
+                    watch.pending.push((id, alert));
+                }
+            }
+        }
+    }
+}
+
+impl TenantWatch {
+    fn raise(&mut self, tenant: &str, alerts: Vec<Alert>) {
+        for alert in alerts {
+            let id = alert_id(tenant, &alert);
+            if !self.recorded.contains(&id) && !self.pending.iter().any(|(p, _)| *p == id) {
+                self.pending.push((id, alert));
+            }
+        }
+    }
+}
+
+impl Follow for Watch {
+    type Error = std::convert::Infallible;
+
+    fn name(&self) -> &str {
+        "monitor"
+    }
+
+    fn cursors(&self) -> HashMap<String, u64> {
+        self.starts.clone()
+    }
+
+    fn apply(
+        &mut self,
+        log: &dyn Store,
+        tenant: &str,
+        entries: &[(u64, EntryRow)],
+    ) -> Result<u64, Self::Error> {
+        let watch = self.tenant(tenant);
+        let mut last_at = None;
+        for (_, row) in entries {
+            // A damaged row is the verifier's to report; it cannot be evaluated.
+            let Some(entry) = row.as_deref().ok().and_then(|b| Entry::parse(b).ok()) else {
+                continue;
+            };
+            if entry.event.action == ALERT_ACTION {
+                if let Some(record) = AlertRecord::from_entry(&entry) {
+                    watch.pending.retain(|(id, _)| *id != record.id);
+                    watch.recorded.insert(record.id);
+                }
+                continue;
+            }
+            let observed = Observed::from_entry(&entry);
+            last_at = Some(observed.at);
+            let raised = watch.engine.push(&observed);
+            watch.raise(tenant, raised);
+        }
+        if let Some(at) = last_at {
+            let ended = watch.engine.flush(at);
+            watch.raise(tenant, ended);
+        }
+        if entries.len() < BATCH {
+            // Caught up: every alert event written so far has been read.
+            self.emit(log, tenant);
+        }
+        Ok(entries.last().map_or(0, |(seq, _)| seq + 1))
+    }
+
+    fn idle(&mut self, log: &dyn Store) {
+        let now = self.clock.now().unix_micros()
+            - i64::try_from(GRACE.as_micros()).expect("a small duration");
+        let names: Vec<String> = self.tenants.keys().cloned().collect();
+        for tenant in names {
+            let watch = self.tenant(&tenant);
+            let ended = watch.engine.flush(now);
+            watch.raise(&tenant, ended);
+            self.emit(log, &tenant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::testing::with_acme;
+    use sealtrail_core::event::Event;
+
+    fn failure(actor: &str) -> Submission {
+        Submission {
+            event: Event::from_owned_value(serde_json::json!({
+                "action": "auth.login",
+                "activity": "login",
+                "outcome": "failure",
+                "actor": {"id": actor, "type": "user"},
+            }))
+            .unwrap(),
+            idempotency_key: None,
+        }
+    }
+
+    fn alerts(dir: &std::path::Path) -> Vec<AlertRecord> {
+        let log = Location::new(dir, None).open_reader().unwrap();
+        crate::monitor::list::scan(log.as_ref(), "acme").unwrap()
+    }
+
+    /// Runs a monitor until it has evaluated the whole log and gone idle once, then stops it.
+    async fn run_once(dir: &std::path::Path, ledger: &Ledger) {
+        let location = Location::new(dir, None);
+        let monitor = Monitor::start(
+            &location,
+            ledger.clone(),
+            MonitorSettings::default(),
+            Clock::system(),
+        )
+        .unwrap();
+        let size = location.open_reader().unwrap().size("acme").unwrap();
+        monitor
+            .watermarks()
+            .wait_for("acme", size - 1, Duration::from_secs(20))
+            .await
+            .unwrap();
+        // Caught up means its pending alerts were offered to the writer in the same apply;
+        // a few idle rounds more must add nothing.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        monitor.stop();
+    }
+
+    /// Events that arrived while no monitor ran raise their alert when one starts (nothing
+    /// is lost); a monitor started again over the same log finds the alert's event and
+    /// appends nothing (nothing is repeated); new events after the restart still count.
+    #[tokio::test]
+    async fn a_restart_neither_loses_nor_repeats_an_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = with_acme(dir.path()).await;
+        ledger
+            .append("acme", (0..12).map(|_| failure("dr-kim")).collect())
+            .await
+            .unwrap();
+        assert!(alerts(dir.path()).is_empty());
+
+        run_once(dir.path(), &ledger).await;
+        let first = alerts(dir.path());
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].rule, "failed-logins-per-user");
+        assert_eq!(first[0].seqs, (0..10).collect::<Vec<u64>>());
+        assert_eq!(first[0].seq, 12);
+
+        run_once(dir.path(), &ledger).await;
+        assert_eq!(alerts(dir.path()), first, "a restart appended again");
+
+        ledger
+            .append("acme", (0..10).map(|_| failure("dr-lee")).collect())
+            .await
+            .unwrap();
+        run_once(dir.path(), &ledger).await;
+        let both = alerts(dir.path());
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert_eq!(both[0], first[0]);
+        assert_eq!(both[1].key, "actor=dr-lee");
+        assert_eq!(both[1].seqs, (13..23).collect::<Vec<u64>>());
+        ledger.shutdown();
+    }
+}
