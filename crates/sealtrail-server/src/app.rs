@@ -153,7 +153,7 @@ impl Application {
             clock.clone(),
         );
         let monitor = tokio::task::spawn_blocking(move || {
-            crate::monitor::watch::Monitor::start(&location, monitor_ledger, rules, monitor_clock)
+            crate::alerting::watch::Monitor::start(&location, monitor_ledger, rules, monitor_clock)
         })
         .await??;
         let monitor_watermarks = monitor.watermarks();

@@ -49,6 +49,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod app;
 pub mod archive;
 pub mod auth;

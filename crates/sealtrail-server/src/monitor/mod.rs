@@ -1,17 +1,16 @@
 //! Security monitoring over the committed log: declarative rules ([`rules`]) evaluated in seq
-//! order ([`engine`]) by a follower of the log ([`watch`]), each alert recorded as an event in
+//! order ([`engine`]) by a follower of the log (`crate::alerting`), each alert recorded as an event in
 //! the tenant's own log ([`alerts`]), counted in `sealtrail_alerts_total` ([`metrics`]) and
 //! read back for `GET /v1/alerts` and `sealtrail alerts list` ([`list`]). The rules, their
 //! format and the built-ins with the operations runbook's thresholds are in [`rules`]; how
 //! windows, episodes and alerts behave is in [`engine`]; restarts and several instances in
-//! [`watch`].
+//! `crate::alerting::watch`.
 
 pub mod alerts;
 pub mod engine;
 pub mod list;
 pub mod metrics;
 pub mod rules;
-pub mod watch;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! The monitor: a follower of the committed log ([`crate::follower`]) that runs every tenant's
-//! rules over its events in seq order and records each alert they raise in the tenant's own
-//! log ([`super::alerts`]).
+//! rules ([`crate::monitor`]) over its events in seq order and records each alert they raise
+//! in the tenant's own log ([`crate::monitor::alerts`]).
 //!
 //! ## State, restarts and several instances
 //!
@@ -32,10 +32,10 @@ use std::time::Duration;
 use sealtrail_core::canonical::Entry;
 use sealtrail_store::{EntryRow, Location, Store};
 
-use super::MonitorSettings;
-use super::alerts::{ALERT_ACTION, AlertRecord, alert_event, alert_id};
-use super::engine::{Alert, Engine, Observed};
-use super::metrics;
+use crate::monitor::MonitorSettings;
+use crate::monitor::alerts::{ALERT_ACTION, AlertRecord, alert_event, alert_id};
+use crate::monitor::engine::{Alert, Engine, Observed};
+use crate::monitor::metrics;
 use crate::clock::Clock;
 use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
 use crate::ledger::{Ledger, Outcome, Submission};
