@@ -58,6 +58,7 @@ pub mod config;
 pub mod connections;
 pub mod directory;
 pub mod doctor;
+pub mod export;
 pub mod follower;
 pub mod freeze;
 pub mod gaps;

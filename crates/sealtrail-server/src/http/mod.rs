@@ -11,6 +11,7 @@ pub mod access;
 pub mod admin;
 pub mod body;
 pub mod error;
+pub mod export;
 pub mod gaps;
 pub mod holds;
 pub mod ingest;
@@ -376,6 +377,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(query::routes())
+        .merge(export::routes())
         .merge(gaps::routes())
         .merge(log::routes())
         .merge(seals::routes())
