@@ -380,6 +380,16 @@ fn csv_resume_point(file: File) -> Result<ResumePoint> {
         point.after = Some(seq);
         point.keep = end;
     }
+    // The reader stops after the CR of a CRLF; the LF belongs to the kept row.
+    if point.keep > 0 && point.keep < len {
+        let mut file = reader.into_inner().into_inner();
+        file.seek(io::SeekFrom::Start(point.keep))?;
+        let mut next = [0u8];
+        file.read_exact(&mut next)?;
+        if next[0] == b'\n' {
+            point.keep += 1;
+        }
+    }
     Ok(point)
 }
 
