@@ -60,6 +60,7 @@ pub mod connections;
 pub mod directory;
 pub mod doctor;
 pub mod duration;
+pub mod export;
 pub mod follower;
 pub mod freeze;
 pub mod gaps;

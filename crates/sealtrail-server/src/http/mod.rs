@@ -12,6 +12,7 @@ pub mod admin;
 pub mod alerts;
 pub mod body;
 pub mod error;
+pub mod export;
 pub mod gaps;
 pub mod holds;
 pub mod ingest;
@@ -378,6 +379,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::routes())
         .merge(query::routes())
         .merge(alerts::routes())
+        .merge(export::routes())
         .merge(gaps::routes())
         .merge(log::routes())
         .merge(seals::routes())

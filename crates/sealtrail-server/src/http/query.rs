@@ -74,18 +74,22 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A 400 naming the parameter and the rule; the message starts with the parameter's name.
-fn bad_param(field: &str, rule: &'static str, message: impl std::fmt::Display) -> ApiError {
+pub(super) fn bad_param(
+    field: &str,
+    rule: &'static str,
+    message: impl std::fmt::Display,
+) -> ApiError {
     ApiError::bad_request(format!("{field}: {message}")).at(field, rule)
 }
 
 /// `GET /v1/events` as parsed.
 #[derive(Debug)]
-struct ListRequest {
-    search: Search,
+pub(super) struct ListRequest {
+    pub(super) search: Search,
     wait_for_seq: Option<u64>,
 }
 
-fn parse_list_request(pairs: Vec<(String, String)>) -> Result<ListRequest, ApiError> {
+pub(super) fn parse_list_request(pairs: Vec<(String, String)>) -> Result<ListRequest, ApiError> {
     let mut search = Search::unfiltered(DEFAULT_LIMIT);
     let mut wait_for_seq = None;
     let mut cursor = None;

@@ -7,6 +7,7 @@ mod auth;
 mod config;
 mod connections;
 mod errors;
+mod exports;
 mod freeze;
 mod gaps;
 mod health;

@@ -12,6 +12,7 @@ mod archive;
 mod backup;
 mod bench;
 mod doctor;
+mod export;
 mod freeze;
 mod gaps;
 mod hold;
@@ -114,6 +115,8 @@ pub enum Command {
     /// Retention: what the retention period would prune from a log, and why not more
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// Export a tenant's log as NDJSON (each line checkable against the log), CSV or OCSF, streamed
+    Export(Box<export::ExportArgs>),
     /// Legal holds: place, list and release them (each an audited record in the _system log)
     #[command(subcommand)]
     Hold(hold::HoldCommand),
@@ -303,6 +306,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Repair(args) => repair::run(args),
         Command::Hold(command) => hold::run(command),
+        Command::Export(args) => export::run(*args),
         Command::Retention(command) => retention::run(command),
         Command::Freeze(args) => freeze::run(args, true),
         Command::Unfreeze(args) => freeze::run(args, false),

@@ -10,6 +10,7 @@ mod archive_s3;
 mod bench;
 mod bench_large;
 mod doctor;
+mod export;
 mod first_use;
 mod freeze;
 mod gaps;

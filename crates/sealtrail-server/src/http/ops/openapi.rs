@@ -51,6 +51,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         post_batch,
         list_events,
         get_event,
+        export_events,
         timeline,
         gaps,
         gap_report,
@@ -763,6 +764,54 @@ fn post_batch() {}
     security(("bearer" = [])),
 )]
 fn list_events() {}
+
+/// Export the caller's log: NDJSON, CSV or OCSF, streamed.
+///
+/// The events with seq below the log's size when the export started (header
+/// `Sealtrail-Export-End`) that match the filters — the filters of `GET /v1/events`, checked
+/// the same way — in seq order, sent as they are read. NDJSON (`application/x-ndjson`): one
+/// line per event, `{"tenant", "seq", "event_hash", "entry", "event"}`, where `entry` is the
+/// stored canonical entry as a string (its UTF-8 bytes hash to `event_hash`) and `event` the
+/// same entry as an object. CSV (`text/csv`, RFC 4180): a header row, then one row per event
+/// with the columns seq, id, received_at, occurred_at, action, activity, outcome,
+/// outcome_reason, actor_id, actor_type, ip, targets, source_app, source_instance,
+/// source_seq, event_hash. OCSF (`application/x-ndjson`): one OCSF 1.5.0 event per line.
+/// Every line carries its seq; a download that broke off (a failed export cuts the
+/// connection) is resumed with `after_seq` = the seq of the last complete line.
+#[utoipa::path(
+    get, path = "/v1/export", tag = "events",
+    params(
+        ("format" = Option<String>, Query, pattern = "^(ndjson|csv|ocsf)$", description = "ndjson (default), csv or ocsf"),
+        ("from" = Option<Timestamp>, Query, description = "Occurred at or after"),
+        ("to" = Option<Timestamp>, Query, description = "Occurred before"),
+        ("actor" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$", description = "actor.id"),
+        ("action" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
+        ("activity" = Option<Activity>, Query),
+        ("outcome" = Option<EventOutcome>, Query),
+        ("target_type" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
+        ("target_id" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$"),
+        ("ip" = Option<IpAddress>, Query, description = "context.ip"),
+        ("source" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\x00]*$", description = "source.app"),
+        ("q" = Option<String>, Query, max_length = 1024, pattern = "^[^\\x00]*[^\\W_][^\\x00]*$",
+            description = "Words in details; at least one letter or digit, and no NUL"),
+        ("cursor" = Option<String>, Query, pattern = "^[^\\x00]*$", description = "Start after the seq this cursor names: the cursor `sealtrail export` prints, or an ascending next_cursor of GET /v1/events; empty for the start. Not with after_seq"),
+        ("after_seq" = Option<Seq>, Query, description = "Start after this seq (the last line received). Not with cursor"),
+    ),
+    responses(
+        (status = 200, description = "The export, streamed; `Sealtrail-Export-End` is the end of its window (exclusive seq)",
+            headers(("Sealtrail-Export-End" = u64, description = "The log's size when the export started: the export holds the matching events with seq below it")),
+            content(
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+            )),
+        (status = 400, description = "A bad parameter; `field` names it", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "The token lacks events:read, or names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+        (status = 503, description = "The store cannot be read", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn export_events() {}
 
 /// One event with its inclusion proof to the latest checkpoint (or, for an event newer
 /// than that, to the current tree, with `checkpoint: null`).
