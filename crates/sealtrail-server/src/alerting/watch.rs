@@ -32,13 +32,13 @@ use std::time::Duration;
 use sealtrail_core::canonical::Entry;
 use sealtrail_store::{EntryRow, Location, Store};
 
+use crate::clock::Clock;
+use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
+use crate::ledger::{Ledger, Outcome, Submission};
 use crate::monitor::MonitorSettings;
 use crate::monitor::alerts::{ALERT_ACTION, AlertRecord, alert_event, alert_id};
 use crate::monitor::engine::{Alert, Engine, Observed};
 use crate::monitor::metrics;
-use crate::clock::Clock;
-use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
-use crate::ledger::{Ledger, Outcome, Submission};
 
 /// The name of the lease that decides which instance appends alerts.
 pub const LEASE: &str = "monitor";

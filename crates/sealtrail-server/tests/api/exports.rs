@@ -40,14 +40,14 @@ fn varied(n: u64) -> Value {
         "activity": activity,
         "outcome": outcome,
         "actor": {"id": format!("u-{}", n % 4), "type": (["user", "service", "system", "api_key"][(n % 4) as usize]), "email": "dr.lee@clinic.example"},
-        "targets": [{"type": (if n % 2 == 0 { "patient" } else { "user" }), "id": format!("p-{}", n % 5), "name": "J. \"Doe\", jr"}],
-        "source": {"app": (if n % 2 == 0 { "ehr" } else { "billing" }), "instance": "pod-1", "seq": n},
+        "targets": [{"type": (if n.is_multiple_of(2) { "patient" } else { "user" }), "id": format!("p-{}", n % 5), "name": "J. \"Doe\", jr"}],
+        "source": {"app": (if n.is_multiple_of(2) { "ehr" } else { "billing" }), "instance": "pod-1", "seq": n},
         "details": {"note": format!("claim-{} reviewed\nline two, \"quoted\"", n % 3), "roles": ["physician"]},
     });
     if n % 3 != 2 {
-        event["context"] = json!({"ip": (if n % 2 == 0 { "10.1.2.3" } else { "2001:db8::1" }), "user_agent": "ehr-web/4.2"});
+        event["context"] = json!({"ip": (if n.is_multiple_of(2) { "10.1.2.3" } else { "2001:db8::1" }), "user_agent": "ehr-web/4.2"});
     }
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         event["outcome_reason"] = json!("denied, by policy");
     }
     event
