@@ -8,6 +8,7 @@
 //! what failed and what to do, with exit status 1; usage errors exit with status 2. `anyhow`
 //! and exit codes belong here and nowhere else.
 
+mod alerts;
 mod archive;
 mod backup;
 mod bench;
@@ -117,6 +118,9 @@ pub enum Command {
     Retention(retention::RetentionCommand),
     /// Export a tenant's log as NDJSON (each line checkable against the log), CSV or OCSF, streamed
     Export(Box<export::ExportArgs>),
+    /// Alerts the monitoring rules raised in a tenant's log
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Legal holds: place, list and release them (each an audited record in the _system log)
     #[command(subcommand)]
     Hold(hold::HoldCommand),
@@ -306,6 +310,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Repair(args) => repair::run(args),
         Command::Hold(command) => hold::run(command),
+        Command::Alerts(command) => alerts::run(command),
         Command::Export(args) => export::run(*args),
         Command::Retention(command) => retention::run(command),
         Command::Freeze(args) => freeze::run(args, true),
