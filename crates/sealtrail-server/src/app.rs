@@ -158,6 +158,20 @@ impl Application {
         .await??;
         let monitor_watermarks = monitor.watermarks();
         tasks.on_stop("monitor", move || monitor.stop());
+        // Alert webhooks: one delivery follower per configured webhook (`alerting::webhooks`).
+        if !settings.webhooks.is_empty() {
+            let (data, location, webhooks, clock) = (
+                settings.storage.data.clone(),
+                settings.storage.store.clone(),
+                settings.webhooks.clone(),
+                clock.clone(),
+            );
+            let deliveries = tokio::task::spawn_blocking(move || {
+                crate::alerting::webhooks::Deliveries::start(&data, &location, &webhooks, clock)
+            })
+            .await??;
+            tasks.on_stop("webhooks", move || deliveries.stop());
+        }
         let gaps =
             crate::gaps::Gaps::new(&settings.storage.data, settings.gaps.clone(), clock.clone());
         // The archiver, when a target is configured: a thread of its own that stops before

@@ -84,6 +84,13 @@ impl DataDir {
         self.root.join("spool")
     }
 
+    /// Webhook delivery cursors (`DIR/webhooks/<name>.json`): for each configured webhook, how
+    /// far into each tenant's log its alerts have been delivered, so a restart resumes there.
+    /// Kept with either store: the instance that delivers keeps them.
+    pub fn webhooks(&self) -> PathBuf {
+        self.root.join("webhooks")
+    }
+
     /// The lock file of the lease `name` (`DIR/<name>.lease`, e.g. `archive.lease`): empty,
     /// and locked by the one process that holds the lease while it holds it (see
     /// [`crate::Store::try_lease`]; the embedded store only, PostgreSQL keeps its leases in

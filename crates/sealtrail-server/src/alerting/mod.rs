@@ -4,3 +4,4 @@
 //! can name rules without depending on the server's moving parts.
 
 pub mod watch;
+pub mod webhooks;

@@ -95,6 +95,10 @@ pub struct TenantSettings {
 pub struct MonitorFile {
     #[serde(default)]
     pub rules: Vec<crate::monitor::rules::RuleDef>,
+    /// Where alerts are delivered (`[[monitor.webhooks]]`; not per tenant: a webhook names
+    /// its tenants).
+    #[serde(default)]
+    pub webhooks: Vec<crate::monitor::webhook::WebhookDef>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
@@ -290,6 +294,8 @@ pub struct Resolved {
     pub gaps: crate::gaps::GapConfig,
     /// The monitoring rules of every tenant (`crate::monitor`), checked.
     pub monitor: crate::monitor::MonitorSettings,
+    /// The webhooks alerts are delivered to, their secrets read.
+    pub webhooks: Vec<crate::monitor::webhook::Webhook>,
     /// The background archiver (`crate::archive`); `None` when no target is configured.
     pub archive: Option<ArchiveSettings>,
     /// Retention periods and how often the server applies them.
@@ -607,6 +613,9 @@ pub enum ConfigError {
     /// A monitoring rule that cannot be used: names the rule and the setting.
     #[error(transparent)]
     MonitorRule(#[from] crate::monitor::rules::RuleError),
+    /// A webhook that cannot be used: names it and the setting, never the secret.
+    #[error(transparent)]
+    Webhook(#[from] crate::monitor::webhook::WebhookError),
     #[error("cannot read config file {}: {source}", path.display())]
     ReadFile {
         path: PathBuf,
@@ -797,6 +806,7 @@ impl Settings {
             monitor: self.monitor.or(file.monitor),
         };
         let monitor = monitor_settings(&merged)?;
+        let webhooks = webhooks(&merged)?;
         let archive = archive_settings(&merged)?;
         let retention = retention_settings(&merged)?;
         let listen_text = merged.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
@@ -936,6 +946,7 @@ impl Settings {
             auth: AuthSettings { token_recheck },
             gaps,
             monitor,
+            webhooks,
             archive,
             retention,
         })
@@ -967,6 +978,25 @@ fn monitor_settings(merged: &Settings) -> Result<crate::monitor::MonitorSettings
     };
     settings.check()?;
     Ok(settings)
+}
+
+/// The webhooks from the merged settings, each checked and its secret read; two may not share
+/// a name (it names the delivery's cursor file).
+fn webhooks(merged: &Settings) -> Result<Vec<crate::monitor::webhook::Webhook>, ConfigError> {
+    let mut webhooks: Vec<crate::monitor::webhook::Webhook> = Vec::new();
+    for def in merged.monitor.iter().flat_map(|m| &m.webhooks) {
+        let webhook = def.compile()?;
+        if webhooks.iter().any(|w| w.name == webhook.name) {
+            return Err(crate::monitor::webhook::WebhookError {
+                name: webhook.name,
+                setting: "name",
+                problem: "is used by another webhook".into(),
+            }
+            .into());
+        }
+        webhooks.push(webhook);
+    }
+    Ok(webhooks)
 }
 
 /// The `retention` section from the merged settings.

@@ -1,6 +1,7 @@
 //! The monitor's metric, registered in the process's one registry
 //! ([`crate::metrics`] calls [`register`]): `sealtrail_alerts_total{tenant,rule,severity}`,
-//! each alert counted once, when this instance appends its event.
+//! each alert counted once, when this instance appends its event, and
+//! `sealtrail_webhook_deliveries_total{webhook,outcome}`, each attempt to deliver one.
 
 use std::sync::LazyLock;
 
@@ -16,6 +17,14 @@ struct AlertLabels {
     severity: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    webhook: String,
+    outcome: &'static str,
+}
+
+static DELIVERIES: LazyLock<Family<DeliveryLabels, Counter>> = LazyLock::new(Family::default);
+
 static ALERTS: LazyLock<Family<AlertLabels, Counter>> = LazyLock::new(Family::default);
 
 /// Adds the monitor's metric to the process's registry.
@@ -25,6 +34,21 @@ pub fn register(registry: &mut Registry) {
         "Alerts raised by the monitoring rules and appended to the tenant's log, by tenant, rule and severity",
         ALERTS.clone(),
     );
+    registry.register(
+        "sealtrail_webhook_deliveries",
+        "Attempts to deliver an alert to a webhook, by webhook and outcome (delivered, failed)",
+        DELIVERIES.clone(),
+    );
+}
+
+/// Counts one attempt to deliver an alert to `webhook`.
+pub fn webhook_delivered(webhook: &str, delivered: bool) {
+    DELIVERIES
+        .get_or_create(&DeliveryLabels {
+            webhook: webhook.to_string(),
+            outcome: if delivered { "delivered" } else { "failed" },
+        })
+        .inc();
 }
 
 /// Counts one alert appended.

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod list;
 pub mod metrics;
 pub mod rules;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;

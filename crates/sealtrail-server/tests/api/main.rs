@@ -23,3 +23,4 @@ mod query;
 mod retention;
 mod seals;
 mod searches;
+mod webhooks;
