@@ -201,7 +201,7 @@ async fn alerts_reach_a_failing_receiver_signed_once_each_across_a_restart() {
         .json::<Value>()
         .await
         .unwrap();
-    let receiver = receiver.lock().unwrap();
+    let receiver = std::mem::take(&mut *receiver.lock().unwrap());
     assert!(
         receiver.bad_signatures.is_empty(),
         "{:?}",
@@ -231,7 +231,6 @@ async fn alerts_reach_a_failing_receiver_signed_once_each_across_a_restart() {
         "{:?}",
         accepted[0].body
     );
-    drop(receiver);
     app.stop().await;
 }
 
