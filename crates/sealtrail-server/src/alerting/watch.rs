@@ -44,6 +44,7 @@ use crate::monitor::metrics;
 pub const LEASE: &str = "monitor";
 /// Entries per tenant per round.
 const BATCH: usize = 5_000;
+
 /// A quiet log's windows end this long after the clock passed them.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -127,15 +128,24 @@ fn replay_starts(
     Ok(starts)
 }
 
+/// The `received_at` of an entry; `None` for one that cannot be read (a damaged row is the
+/// verifier's to report, and must not keep the monitor, or the server, from starting). Only an
+/// unreachable store is an error.
 fn received_at(
     log: &dyn Store,
     tenant: &str,
     seq: u64,
 ) -> Result<Option<i64>, sealtrail_store::StoreError> {
-    Ok(log
-        .entry(tenant, seq)?
-        .and_then(|bytes| Entry::parse(&bytes).ok())
-        .map(|e| e.server.received_at.unix_micros()))
+    match log.entry(tenant, seq) {
+        Ok(entry) => Ok(entry
+            .and_then(|bytes| Entry::parse(&bytes).ok())
+            .map(|e| e.server.received_at.unix_micros())),
+        Err(error @ sealtrail_store::StoreError::Unavailable(_)) => Err(error),
+        Err(error) => {
+            tracing::warn!(tenant, seq, %error, "monitor: an entry cannot be read; passed over");
+            Ok(None)
+        }
+    }
 }
 
 /// One tenant's evaluation.
@@ -166,6 +176,11 @@ impl Watch {
                 tracing::error!(tenant, %error, "monitoring rules unusable; none run");
                 Vec::new()
             });
+            for rule in &rules {
+                for (_, severity) in &rule.thresholds {
+                    metrics::alert_series(tenant, &rule.name, severity.as_str());
+                }
+            }
             TenantWatch {
                 engine: Engine::new(rules),
                 pending: Vec::new(),
@@ -290,11 +305,14 @@ impl Follow for Watch {
             let ended = watch.engine.flush(at);
             watch.raise(tenant, ended);
         }
-        if entries.len() < BATCH {
-            // Caught up: every alert event written so far has been read.
+        let reached = entries.last().map_or(0, |(seq, _)| seq + 1);
+        // Caught up (nothing after this batch yet): every alert event written so far has been
+        // read, so what is pending is new. Appended before the cursor is published, so that a
+        // reader who waits for the monitor to pass an entry finds the alerts it raised.
+        if log.size(tenant).is_ok_and(|size| size <= reached) {
             self.emit(log, tenant);
         }
-        Ok(entries.last().map_or(0, |(seq, _)| seq + 1))
+        Ok(reached)
     }
 
     fn idle(&mut self, log: &dyn Store) {

@@ -101,6 +101,7 @@ impl Deliveries {
                 round_pace: Duration::from_millis(250),
                 clock: clock.clone(),
             };
+            metrics::webhook_series(&webhook.name);
             followers.push(Follower::start(delivery, log, options)?);
         }
         Ok(Deliveries { followers })

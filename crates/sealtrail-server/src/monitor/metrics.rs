@@ -51,6 +51,26 @@ pub fn webhook_delivered(webhook: &str, delivered: bool) {
         .inc();
 }
 
+/// Makes the series of a tenant's rule and severity exist (at 0) before its first alert, so
+/// that `increase()` sees the first one.
+pub fn alert_series(tenant: &str, rule: &str, severity: &str) {
+    ALERTS.get_or_create(&AlertLabels {
+        tenant: tenant.to_string(),
+        rule: rule.to_string(),
+        severity: severity.to_string(),
+    });
+}
+
+/// Makes a webhook's series exist (at 0) before its first attempt.
+pub fn webhook_series(webhook: &str) {
+    for outcome in ["delivered", "failed"] {
+        DELIVERIES.get_or_create(&DeliveryLabels {
+            webhook: webhook.to_string(),
+            outcome,
+        });
+    }
+}
+
 /// Counts one alert appended.
 pub fn alert_raised(tenant: &str, rule: &str, severity: &str) {
     ALERTS

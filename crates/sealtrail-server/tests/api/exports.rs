@@ -263,7 +263,8 @@ async fn an_export_resumes_after_a_seq_or_a_cursor() {
     assert_eq!(rest.lines().collect::<Vec<_>>(), all_lines[25..]);
     let page: Value = app
         .client
-        .get(app.url("/v1/events?limit=10"))
+        // Once the index holds every event (the export reads the log, the search the index).
+        .get(app.url(&format!("/v1/events?limit=10&wait_for_seq={}", EVENTS - 1)))
         .bearer_auth(&token)
         .send()
         .await

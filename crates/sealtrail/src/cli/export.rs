@@ -50,6 +50,7 @@ pub struct ExportArgs {
     /// actor.id
     #[arg(long)]
     pub actor: Option<String>,
+    /// The event's action, exactly
     #[arg(long)]
     pub action: Option<String>,
     /// create, read, update, delete, login, logout, export, disclose, admin or other
@@ -61,6 +62,7 @@ pub struct ExportArgs {
     /// A target's type (with --target-id: of the same target)
     #[arg(long)]
     pub target_type: Option<String>,
+    /// A target's id (with --target-type: of the same target)
     #[arg(long)]
     pub target_id: Option<String>,
     /// context.ip

@@ -173,9 +173,22 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exposed() {
     server.stop();
     // With an archive, whose families get their series once it measured a log (and the
     // sealer's, once it looked at each log).
+    // And a webhook, whose delivery family gets its series when the delivery starts.
+    std::fs::write(
+        dir.path().join("ops.toml"),
+        "[[monitor.webhooks]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/hooks\"\n\
+         secret = \"whsec_c2VhbHRyYWlsLW9wcy10ZXN0\"\n",
+    )
+    .unwrap();
     let server = Serve::start(
         dir.path(),
-        &["--archive-to", "archive", "--archive-allow-unlocked"],
+        &[
+            "--archive-to",
+            "archive",
+            "--archive-allow-unlocked",
+            "--config",
+            "ops.toml",
+        ],
     );
     let mut text = String::new();
     for _ in 0..100 {
@@ -183,6 +196,7 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exposed() {
         if text.contains("sealtrail_gaps_open{")
             && text.contains("sealtrail_archive_lag_seconds{")
             && text.contains("sealtrail_seal_errors_total{")
+            && text.contains("sealtrail_alerts_total{")
         {
             break;
         }
