@@ -54,7 +54,7 @@ pub fn webhook_delivered(webhook: &str, delivered: bool) {
 /// Makes the series of a tenant's rule and severity exist (at 0) before its first alert, so
 /// that `increase()` sees the first one.
 pub fn alert_series(tenant: &str, rule: &str, severity: &str) {
-    ALERTS.get_or_create(&AlertLabels {
+    let _ = ALERTS.get_or_create(&AlertLabels {
         tenant: tenant.to_string(),
         rule: rule.to_string(),
         severity: severity.to_string(),
@@ -64,7 +64,7 @@ pub fn alert_series(tenant: &str, rule: &str, severity: &str) {
 /// Makes a webhook's series exist (at 0) before its first attempt.
 pub fn webhook_series(webhook: &str) {
     for outcome in ["delivered", "failed"] {
-        DELIVERIES.get_or_create(&DeliveryLabels {
+        let _ = DELIVERIES.get_or_create(&DeliveryLabels {
             webhook: webhook.to_string(),
             outcome,
         });
