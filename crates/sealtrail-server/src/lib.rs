@@ -76,6 +76,7 @@ pub mod query;
 pub mod readers;
 pub mod refusals;
 pub mod repair;
+pub mod reports;
 pub mod replay;
 pub mod retention;
 pub mod seals;
