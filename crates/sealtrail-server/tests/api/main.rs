@@ -18,6 +18,7 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod reports;
 mod retention;
 mod seals;
 mod searches;
