@@ -600,7 +600,9 @@ impl From<ReportError> for ApiError {
             ReportError::Verification(error) => error.into(),
             ReportError::Store(error) => error.into(),
             ReportError::Gaps(error) => error.into(),
-            ReportError::Checkpoint(_) | ReportError::CorruptEntry { .. } | ReportError::Pool(_) => {
+            ReportError::Checkpoint(_)
+            | ReportError::CorruptEntry { .. }
+            | ReportError::Pool(_) => {
                 tracing::error!(%error, "cannot compute a report");
                 ApiError::internal(error.to_string())
             }

@@ -35,27 +35,51 @@ pub fn routes() -> Router<AppState> {
 
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-async fn daily_activity(state: State<AppState>, caller: Caller, query: QueryPairs) -> Result<Response, ApiError> {
+async fn daily_activity(
+    state: State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     report(ReportName::DailyActivity, state, caller, query).await
 }
 
-async fn security_incidents(state: State<AppState>, caller: Caller, query: QueryPairs) -> Result<Response, ApiError> {
+async fn security_incidents(
+    state: State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     report(ReportName::SecurityIncidents, state, caller, query).await
 }
 
-async fn record_access(state: State<AppState>, caller: Caller, query: QueryPairs) -> Result<Response, ApiError> {
+async fn record_access(
+    state: State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     report(ReportName::RecordAccess, state, caller, query).await
 }
 
-async fn disclosures(state: State<AppState>, caller: Caller, query: QueryPairs) -> Result<Response, ApiError> {
+async fn disclosures(
+    state: State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     report(ReportName::Disclosures, state, caller, query).await
 }
 
-async fn user_activity(state: State<AppState>, caller: Caller, query: QueryPairs) -> Result<Response, ApiError> {
+async fn user_activity(
+    state: State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     report(ReportName::UserActivity, state, caller, query).await
 }
 
-async fn completeness(state: State<AppState>, caller: Caller, query: QueryPairs) -> Result<Response, ApiError> {
+async fn completeness(
+    state: State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     report(ReportName::Completeness, state, caller, query).await
 }
 

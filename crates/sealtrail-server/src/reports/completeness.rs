@@ -131,8 +131,10 @@ impl Completeness {
         rows.extra.insert("gaps".into(), Value::Array(findings));
         rows.extra
             .insert("gaps_counted_through".into(), json!(counted_through));
-        rows.extra
-            .insert("gaps_cover_checkpoint".into(), json!(counted_through >= size));
+        rows.extra.insert(
+            "gaps_cover_checkpoint".into(),
+            json!(counted_through >= size),
+        );
         rows.extra.insert(
             "events_of_other_producers".into(),
             json!(self.other_producers),

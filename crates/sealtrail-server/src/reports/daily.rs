@@ -53,7 +53,13 @@ impl Daily {
     }
 
     pub fn finish(self) -> Rows {
-        let optional = |s: String| if s.is_empty() { Value::Null } else { Value::String(s) };
+        let optional = |s: String| {
+            if s.is_empty() {
+                Value::Null
+            } else {
+                Value::String(s)
+            }
+        };
         let mut rows = Rows {
             truncated: self.not_in_rows > 0,
             ..Rows::default()

@@ -477,28 +477,22 @@ impl Reports {
         let tenant = request.tenant.clone();
         let checkpoint = self
             .readers
-            .read(move |conn| -> Result<Option<StoredCheckpoint>, ReportError> {
-                Ok(conn.latest_checkpoint(&tenant)?)
-            })
+            .read(
+                move |conn| -> Result<Option<StoredCheckpoint>, ReportError> {
+                    Ok(conn.latest_checkpoint(&tenant)?)
+                },
+            )
             .await?
             .ok_or_else(|| ReportError::NoCheckpoint(request.tenant.clone()))?;
         let gaps = match request.name {
-            ReportName::Completeness => Some(self.gap_findings(&request, window, &checkpoint).await?),
+            ReportName::Completeness => {
+                Some(self.gap_findings(&request, window, &checkpoint).await?)
+            }
             _ => None,
         };
         let data_dir = self.data_dir.clone();
         self.readers
-            .read(move |conn| {
-                compute(
-                    conn,
-                    &data_dir,
-                    &request,
-                    window,
-                    &checkpoint,
-                    gaps,
-                    now,
-                )
-            })
+            .read(move |conn| compute(conn, &data_dir, &request, window, &checkpoint, gaps, now))
             .await
     }
 

@@ -41,8 +41,7 @@ fn cell(value: Option<&Value>) -> String {
 
 fn csv_cell(value: Option<&Value>) -> String {
     let mut text = cell(value);
-    if matches!(value, Some(Value::String(_)))
-        && text.starts_with(['=', '+', '-', '@', '\t', '\r'])
+    if matches!(value, Some(Value::String(_))) && text.starts_with(['=', '+', '-', '@', '\t', '\r'])
     {
         text.insert(0, '\'');
     }

@@ -93,7 +93,10 @@ mod tests {
             years_before(at("2028-02-29T00:00:00Z"), 6),
             at("2022-02-28T00:00:00Z")
         );
-        assert_eq!(years_before(at("1972-01-01T00:00:00Z"), 6), at("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            years_before(at("1972-01-01T00:00:00Z"), 6),
+            at("1970-01-01T00:00:00Z")
+        );
     }
 
     #[test]
@@ -104,7 +107,14 @@ mod tests {
         let w = settle(ReportName::Disclosures, None, None, now).unwrap();
         assert_eq!(w.from, at("2020-12-04T10:00:00Z"));
         let error = settle(ReportName::DailyActivity, Some(now), Some(now), now).unwrap_err();
-        assert!(matches!(error, ReportError::Invalid { field: "from", rule: "range", .. }));
+        assert!(matches!(
+            error,
+            ReportError::Invalid {
+                field: "from",
+                rule: "range",
+                ..
+            }
+        ));
         let error = settle(
             ReportName::Completeness,
             Some(at("2026-10-01T00:00:00Z")),
@@ -112,6 +122,12 @@ mod tests {
             now,
         )
         .unwrap_err();
-        assert!(matches!(error, ReportError::Invalid { rule: "max_range", .. }));
+        assert!(matches!(
+            error,
+            ReportError::Invalid {
+                rule: "max_range",
+                ..
+            }
+        ));
     }
 }

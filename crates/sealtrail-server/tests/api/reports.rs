@@ -247,7 +247,10 @@ async fn reports_match_a_brute_force_computation_over_the_raw_log() {
     assert_eq!(body["report"], "daily-activity");
     assert_eq!(body["tenant"], tenant);
     assert_eq!(body["checkpoint"]["size"], size);
-    assert_eq!(body["checkpoint"]["origin"].as_str().unwrap().is_empty(), false);
+    assert_eq!(
+        body["checkpoint"]["origin"].as_str().unwrap().is_empty(),
+        false
+    );
     assert_eq!(body["checkpoint"]["root"].as_str().unwrap().len(), 64);
     assert_eq!(body["coverage"]["entries_verified"], size);
     assert_eq!(body["truncated"], false);
@@ -407,10 +410,17 @@ async fn reports_match_a_brute_force_computation_over_the_raw_log() {
     assert_eq!(rows.len(), hours * producers.len(), "{producers:?}");
     let mut got: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
     for r in rows {
-        let counts = (r["events"].as_u64().unwrap(), r["heartbeats"].as_u64().unwrap());
+        let counts = (
+            r["events"].as_u64().unwrap(),
+            r["heartbeats"].as_u64().unwrap(),
+        );
         if counts != (0, 0) {
             got.insert(
-                (opt(&r["hour"])[..13].to_string(), opt(&r["app"]), opt(&r["instance"])),
+                (
+                    opt(&r["hour"])[..13].to_string(),
+                    opt(&r["app"]),
+                    opt(&r["instance"]),
+                ),
                 counts,
             );
         }
@@ -461,7 +471,10 @@ async fn the_accounting_of_disclosures_covers_six_years_with_exclusions_counted_
     // A disclosure exactly at the window's start, one just before it.
     for (when, recipient) in [
         (six_years_before.to_string(), "At the edge"),
-        (at(Timestamp::parse(six_years_before).unwrap().unix_micros() - 1), "Just before"),
+        (
+            at(Timestamp::parse(six_years_before).unwrap().unix_micros() - 1),
+            "Just before",
+        ),
     ] {
         events.push(json!({
             "action": "patient.record.disclose", "activity": "disclose", "outcome": "success",
@@ -555,13 +568,13 @@ async fn the_accounting_of_disclosures_covers_six_years_with_exclusions_counted_
     assert!(listed.len() > 50, "{}", listed.len());
     assert_eq!(seqs(&body["rows"]), listed);
     assert_eq!(body["excluded"]["by_basis"], json!(excluded));
-    assert_eq!(
-        body["excluded"]["total"],
-        excluded.values().sum::<u64>()
-    );
+    assert_eq!(body["excluded"]["total"], excluded.values().sum::<u64>());
     assert_eq!(body["not_disclosed"], failed);
     let rows = body["rows"].as_array().unwrap();
-    let recipients: Vec<&str> = rows.iter().map(|r| r["recipient"].as_str().unwrap()).collect();
+    let recipients: Vec<&str> = rows
+        .iter()
+        .map(|r| r["recipient"].as_str().unwrap())
+        .collect();
     assert!(recipients.contains(&"At the edge"));
     assert!(!recipients.contains(&"Just before"));
     assert!(!recipients.contains(&"After the window"));
@@ -572,7 +585,10 @@ async fn the_accounting_of_disclosures_covers_six_years_with_exclusions_counted_
     assert_eq!(registry["recipient_address"], "2 Elm St");
     assert_eq!(registry["purpose"], "public health");
     assert_eq!(registry["description"], "tumor registry");
-    let first = rows.iter().find(|r| r["basis"] == "law_enforcement").unwrap();
+    let first = rows
+        .iter()
+        .find(|r| r["basis"] == "law_enforcement")
+        .unwrap();
     assert_eq!(first["purpose"], "court order");
     assert_eq!(first["description"], "lab results");
 
@@ -692,20 +708,41 @@ async fn a_reports_token_reads_its_own_tenant_only_and_bad_parameters_are_named(
     assert_eq!(body["rule"], "scope");
 
     for (name, query, field, rule) in [
-        ("record-access", vec![("target_type", "patient")], "target_id", "required"),
+        (
+            "record-access",
+            vec![("target_type", "patient")],
+            "target_id",
+            "required",
+        ),
         ("disclosures", vec![], "subject", "required"),
-        ("daily-activity", vec![("actor", "x")], "actor", "unknown_parameter"),
-        ("daily-activity", vec![("from", "soon")], "from", "timestamp"),
+        (
+            "daily-activity",
+            vec![("actor", "x")],
+            "actor",
+            "unknown_parameter",
+        ),
+        (
+            "daily-activity",
+            vec![("from", "soon")],
+            "from",
+            "timestamp",
+        ),
         ("daily-activity", vec![("format", "pdf")], "format", "enum"),
         (
             "daily-activity",
-            vec![("from", "2026-01-02T00:00:00Z"), ("to", "2026-01-01T00:00:00Z")],
+            vec![
+                ("from", "2026-01-02T00:00:00Z"),
+                ("to", "2026-01-01T00:00:00Z"),
+            ],
             "from",
             "range",
         ),
         (
             "completeness",
-            vec![("from", "2026-01-01T00:00:00Z"), ("to", "2026-03-01T00:00:00Z")],
+            vec![
+                ("from", "2026-01-01T00:00:00Z"),
+                ("to", "2026-03-01T00:00:00Z"),
+            ],
             "from",
             "max_range",
         ),
@@ -765,28 +802,24 @@ async fn reports_render_as_csv_and_markdown() {
         lines[1]
     );
 
-    let (status, _, md) = report_text(
-        &app,
-        &token,
-        "security-incidents",
-        &[("format", "md")],
-    )
-    .await;
+    let (status, _, md) =
+        report_text(&app, &token, "security-incidents", &[("format", "md")]).await;
     assert_eq!(status, 200, "{md}");
     assert!(md.starts_with("# Security incidents — rep-render"), "{md}");
     assert!(md.contains("Checkpoint: "), "{md}");
-    assert!(md.contains("| 1 | alr_ab | failed-logins-per-user | critical |"), "{md}");
-    let (_, _, csv) = report_text(
-        &app,
-        &token,
-        "security-incidents",
-        &[("format", "csv")],
-    )
-    .await;
+    assert!(
+        md.contains("| 1 | alr_ab | failed-logins-per-user | critical |"),
+        "{md}"
+    );
+    let (_, _, csv) = report_text(&app, &token, "security-incidents", &[("format", "csv")]).await;
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[1].starts_with("1,alr_ab,failed-logins-per-user,critical,actor=u-1,"));
-    assert!(lines[1].ends_with(",0,") || lines[1].contains(",0,"), "{}", lines[1]);
+    assert!(
+        lines[1].ends_with(",0,") || lines[1].contains(",0,"),
+        "{}",
+        lines[1]
+    );
 
     let (status, _, md) = report_text(
         &app,

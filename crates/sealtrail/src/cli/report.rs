@@ -78,7 +78,9 @@ fn timestamp(flag: &str, text: &Option<String>) -> Result<Option<Timestamp>> {
     text.as_deref()
         .map(|text| {
             Timestamp::parse(text).with_context(|| {
-                format!("--{flag} {text:?} is not an RFC 3339 timestamp such as 2026-11-23T10:00:00Z")
+                format!(
+                    "--{flag} {text:?} is not an RFC 3339 timestamp such as 2026-11-23T10:00:00Z"
+                )
             })
         })
         .transpose()
@@ -138,7 +140,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
         sealtrail_server::gaps::catch_up(&args.data.data, &location).with_context(|| {
             format!(
                 "cannot bring {} up to date with the log",
-                sealtrail_store::DataDir::new(&args.data.data).gaps().display()
+                sealtrail_store::DataDir::new(&args.data.data)
+                    .gaps()
+                    .display()
             )
         })?;
         let gaps = Gaps::new(

@@ -7,10 +7,7 @@ use crate::support::tamper::{Log, SIZE, TENANT};
 use crate::support::{TestDatabase, json_stdout, sealtrail_here as sealtrail, stderr, stdout};
 
 fn store_args(log: &Log) -> Vec<String> {
-    let mut args = vec![
-        "--data".to_string(),
-        log.data.to_str().unwrap().to_string(),
-    ];
+    let mut args = vec!["--data".to_string(), log.data.to_str().unwrap().to_string()];
     if let Some(url) = log.url() {
         args.extend(["--database-url".to_string(), url.to_string()]);
     }
@@ -64,7 +61,11 @@ fn reports_over(log: &Log) {
     // A refusal names the flag.
     let out = report(log, "record-access", &["--target-type", "patient"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--target-id: is required"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--target-id: is required"),
+        "{}",
+        stderr(&out)
+    );
 
     // A damaged entry: the report refuses, naming where the damage starts.
     let mut db = log.open();
@@ -77,7 +78,10 @@ fn reports_over(log: &Log) {
     let out = report(log, "user-activity", &["--actor", "u-6"]);
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(message.contains("do not verify") && message.contains("seq 5"), "{message}");
+    assert!(
+        message.contains("do not verify") && message.contains("seq 5"),
+        "{message}"
+    );
     assert!(stdout(&out).is_empty());
 }
 
