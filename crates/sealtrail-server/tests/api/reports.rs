@@ -247,10 +247,7 @@ async fn reports_match_a_brute_force_computation_over_the_raw_log() {
     assert_eq!(body["report"], "daily-activity");
     assert_eq!(body["tenant"], tenant);
     assert_eq!(body["checkpoint"]["size"], size);
-    assert_eq!(
-        body["checkpoint"]["origin"].as_str().unwrap().is_empty(),
-        false
-    );
+    assert!(!body["checkpoint"]["origin"].as_str().unwrap().is_empty());
     assert_eq!(body["checkpoint"]["root"].as_str().unwrap().len(), 64);
     assert_eq!(body["coverage"]["entries_verified"], size);
     assert_eq!(body["truncated"], false);
