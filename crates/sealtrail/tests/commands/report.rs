@@ -101,3 +101,71 @@ fn reports_over_a_postgres_store_match_the_log_and_refuse_damage() {
     let log = Log::build(dir.path().join("data"), Some(db));
     reports_over(&log);
 }
+
+/// `--url`: the same report from a running server, with a token of the reports scope; a
+/// token without it is refused with the server's message.
+#[test]
+fn report_asks_a_running_server_with_url_and_a_token() {
+    use crate::support::serve::{Serve, create_token, post_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &["--checkpoint-interval-ms", "50"]);
+    let token = create_token(dir.path(), &["--scope", "reports"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events: Vec<serde_json::Value> = (0..4)
+        .map(|n| {
+            serde_json::json!({"action": "user.login", "activity": "login",
+                "outcome": if n % 2 == 0 { "failure" } else { "success" },
+                "actor": {"id": "u-1", "type": "user"}})
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let response = runtime.block_on(post_batch(
+        &reqwest::Client::new(),
+        &serve.base,
+        &token,
+        &events,
+    ));
+    assert_eq!(response.status().as_u16(), 200);
+
+    let ask = |token: &str| {
+        sealtrail(&[
+            "report",
+            "user-activity",
+            "--url",
+            &serve.base,
+            "--token",
+            token,
+            "--tenant",
+            "acme",
+            "--actor",
+            "u-1",
+        ])
+    };
+    let mut body = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = ask(&token);
+        if out.status.success() {
+            body = json_stdout(&out);
+            if body["checkpoint"]["size"] == 4 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(body["report"], "user-activity", "{body}");
+    assert_eq!(body["rows"].as_array().unwrap().len(), 4, "{body}");
+
+    let writer = create_token(dir.path(), &[])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ask(&writer);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("reports scope"), "{}", stderr(&out));
+    serve.stop();
+}
