@@ -73,12 +73,13 @@ pub fn verify(
     let mark: Option<PruneMark> = conn.prune_mark(tenant)?;
     let pruned = mark.filter(|m| m.below > 0);
     let first_seq = pruned.as_ref().map_or(0, |m| m.below.min(checkpoint.size));
-    if checkpoint.size == 0 {
+    // Nothing of the prefix is left to read: an empty log, or one pruned up to the checkpoint.
+    if first_seq >= checkpoint.size {
         return Ok(Coverage {
             entries_verified: 0,
-            first_seq: 0,
-            pruned_below: None,
-            pruned_archive: None,
+            first_seq,
+            pruned_below: pruned.as_ref().map(|m| m.below),
+            pruned_archive: pruned.map(|m| m.archive),
             acknowledged_violations: 0,
         });
     }
