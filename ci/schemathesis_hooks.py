@@ -61,6 +61,25 @@ UNSTATABLE_RULES = {
     ("GET", "/v1/log/seals/{date}"): {
         ("date", "format"),  # YYYY-MM-DD that is no calendar day
     },
+    ("GET", "/v1/reports/daily-activity"): {
+        ("from", "range"),  # from not before to
+    },
+    ("GET", "/v1/reports/security-incidents"): {
+        ("from", "range"),  # from not before to
+    },
+    ("GET", "/v1/reports/record-access"): {
+        ("from", "range"),  # from not before to
+    },
+    ("GET", "/v1/reports/disclosures"): {
+        ("from", "range"),  # from not before to
+    },
+    ("GET", "/v1/reports/user-activity"): {
+        ("from", "range"),  # from not before to
+    },
+    ("GET", "/v1/reports/completeness"): {
+        ("from", "range"),  # from not before to
+        ("from", "max_range"),  # a window longer than 31 days
+    },
     ("POST", "/v1/events"): {
         ("Idempotency-Key", "conflict"),  # header and body name different keys
         # The key already names a different event: schemathesis reuses its generated keys

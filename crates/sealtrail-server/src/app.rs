@@ -272,6 +272,13 @@ impl Application {
                 archive_reader,
                 clock.clone(),
             ),
+            reports: crate::reports::Reports::new(
+                readers.clone(),
+                settings.storage.data.clone(),
+                gaps.clone(),
+                gap_watermarks.clone(),
+                clock.clone(),
+            ),
             // A request waits for room for its body at most as long as its body may take.
             bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
             board,

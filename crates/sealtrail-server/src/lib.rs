@@ -80,6 +80,7 @@ pub mod readers;
 pub mod refusals;
 pub mod repair;
 pub mod replay;
+pub mod reports;
 pub mod retention;
 pub mod seals;
 pub mod shutdown;

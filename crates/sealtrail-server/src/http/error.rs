@@ -19,6 +19,7 @@ use crate::ledger::{LedgerError, Original};
 use crate::query::QueryError;
 use crate::query::admission::RETRY_AFTER_SECS;
 use crate::readers::{ReadError, ReadFailure};
+use crate::reports::ReportError;
 use crate::retention::PlanError;
 use crate::verify::VerificationError;
 use sealtrail_store::StoreError;
@@ -572,6 +573,38 @@ impl From<VerificationError> for ApiError {
             other => {
                 tracing::error!(error = %other, "cannot verify a log");
                 ApiError::internal(format!("cannot verify the log: {other}"))
+            }
+        }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(error: ReportError) -> ApiError {
+        match error {
+            ReportError::Invalid {
+                field,
+                rule,
+                message,
+            } => bad_param(field, rule, message),
+            ReportError::UnknownTenant(_) | ReportError::NoCheckpoint(_) => {
+                ApiError::not_found(error.to_string()).at("tenant", "no_checkpoint")
+            }
+            // The log is damaged where the report would read: not the request's fault and
+            // not a passing outage, so neither a 400 nor a 503; the message names the first
+            // broken seq.
+            ReportError::Unverified { .. } => {
+                tracing::error!(%error, "a report refused: its log prefix does not verify");
+                ApiError::new(StatusCode::CONFLICT, "log_unverified", error.to_string())
+                    .at("checkpoint", "verified_prefix")
+            }
+            ReportError::Verification(error) => error.into(),
+            ReportError::Store(error) => error.into(),
+            ReportError::Gaps(error) => error.into(),
+            ReportError::Checkpoint(_)
+            | ReportError::CorruptEntry { .. }
+            | ReportError::Pool(_) => {
+                tracing::error!(%error, "cannot compute a report");
+                ApiError::internal(error.to_string())
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod log;
 pub mod ops;
 pub mod query;
+pub mod reports;
 pub mod retention;
 pub mod seals;
 pub mod tiles;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub refusals: Refusals,
     /// Tenants' retention and the compliance report, for the admin routes (`http::retention`).
     pub retention: crate::retention::RetentionService,
+    /// The reports over each tenant's verified log (`http::reports`).
+    pub reports: crate::reports::Reports,
 }
 
 impl AppState {
@@ -387,6 +390,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(holds::routes())
         .merge(retention::routes())
+        .merge(reports::routes())
         .merge(ops::routes())
         .fallback(unknown_route)
         // After the routes: it applies to the routes registered so far.

@@ -20,6 +20,7 @@ mod isolation;
 mod log;
 mod ops;
 mod query;
+mod reports;
 mod retention;
 mod seals;
 mod searches;

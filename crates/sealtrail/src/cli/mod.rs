@@ -22,6 +22,7 @@ mod migrate;
 mod note;
 mod repair;
 mod replay;
+mod report;
 mod restore;
 mod retention;
 mod serve;
@@ -130,6 +131,8 @@ pub enum Command {
     Freeze(freeze::FreezeArgs),
     /// Resume a frozen tenant's ingest; audited in the _system log
     Unfreeze(freeze::FreezeArgs),
+    /// Reports over a tenant's verified log: daily activity, security incidents, record access, disclosures (HIPAA accounting), user activity, completeness
+    Report(Box<report::ReportArgs>),
     /// Timelines and gap findings of a tenant's log (time gaps, rate drops, lost producer events, silent producers)
     #[command(subcommand)]
     Gaps(gaps::GapsCommand),
@@ -316,6 +319,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Freeze(args) => freeze::run(args, true),
         Command::Unfreeze(args) => freeze::run(args, false),
         Command::Gaps(command) => gaps::run(command),
+        Command::Report(args) => report::run(*args),
         Command::Archive(command) => archive::run(command),
         Command::Restore(args) => restore::run(args),
         Command::Backup(args) => backup::run(args),

@@ -20,6 +20,7 @@ mod keys_notes;
 mod pg_roles;
 mod pg_tamper;
 mod repair;
+mod report;
 mod retention;
 mod tokens;
 mod verify;
