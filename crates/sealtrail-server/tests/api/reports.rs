@@ -193,7 +193,22 @@ fn seqs(rows: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn reports_match_a_brute_force_computation_over_the_raw_log() {
-    let app = spawn_app().await;
+    // The alerts of this log are the ones planted below: the built-in rules, which the seeded
+    // failed logins would trip, are off here (the monitor has tests of its own).
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = crate::helpers::spawn_app_in(dir, |settings| {
+        settings.monitor = Some(sealtrail_server::config::MonitorFile {
+            rules: sealtrail_server::monitor::rules::builtin()
+                .into_iter()
+                .map(|rule| sealtrail_server::monitor::rules::RuleDef {
+                    enabled: false,
+                    ..rule
+                })
+                .collect(),
+            webhooks: Vec::new(),
+        });
+    })
+    .await;
     let tenant = "rep-clinic";
     let token = app.token(tenant, &["reports", "events:write"]).await;
     let now = now();
