@@ -78,7 +78,9 @@ assert status == 200 and all(r["status"] == 201 for r in results), body[:500]
 for _ in range(300):
     try:
         status, note = call("GET", "/v1/log/checkpoint")
-        if note.split(b"\n")[1] == b"301":
+        # 301 events, and the alerts the monitor appends after them (the batch's failed
+        # logins trip the built-in rules).
+        if int(note.split(b"\n")[1]) >= 301:
             break
     except urllib.error.HTTPError:
         pass

@@ -28,6 +28,14 @@ UNSTATABLE_RULES = {
         ("wait_for_seq", "range"),  # a seq the log does not hold yet
         ("cursor", "cursor"),  # not a cursor the server issued, or from the other order
     },
+    ("GET", "/v1/export"): {
+        ("to", "range"),  # from later than to
+        ("cursor", "cursor"),  # not a cursor the server issued, or from the other order
+    },
+    ("GET", "/v1/alerts"): {
+        ("to", "range"),  # from later than to
+        ("cursor", "cursor"),  # not a cursor the server issued, or from the other order
+    },
     ("GET", "/v1/log/proof/inclusion"): {
         ("seq", "range"),  # seq not below size
         ("size", "range"),  # beyond the committed log

@@ -40,10 +40,10 @@ pub struct AlertPage {
 #[utoipa::path(
     get, path = "/v1/alerts", tag = "alerts",
     params(
-        ("from" = Option<String>, Query, format = DateTime, description = "Alerts raised at or after (RFC 3339)"),
-        ("to" = Option<String>, Query, format = DateTime, description = "Alerts raised before (RFC 3339)"),
+        ("from" = Option<crate::http::ops::TimestampSchema>, Query, description = "Alerts raised at or after (RFC 3339)"),
+        ("to" = Option<crate::http::ops::TimestampSchema>, Query, description = "Alerts raised before (RFC 3339)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
-        ("order" = Option<String>, Query, description = "`desc` (default, newest first) or `asc`"),
+        ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "`desc` (default, newest first) or `asc`"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(

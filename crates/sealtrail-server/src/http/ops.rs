@@ -17,6 +17,8 @@
 //! The OpenAPI 3.1 description of the whole API, built in [`openapi`].
 
 mod openapi;
+/// The schema of an RFC 3339 timestamp, for handlers that carry their own path items.
+pub(crate) use openapi::Timestamp as TimestampSchema;
 
 use axum::Json;
 use axum::Router;
