@@ -11,6 +11,7 @@ pub mod access;
 pub mod admin;
 pub mod alerts;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod export;
 pub mod gaps;
@@ -22,6 +23,7 @@ pub mod query;
 pub mod retention;
 pub mod seals;
 pub mod tiles;
+pub mod whoami;
 pub mod wire;
 
 use std::sync::Arc;
@@ -388,6 +390,8 @@ pub fn router(state: AppState) -> Router {
         .merge(holds::routes())
         .merge(retention::routes())
         .merge(ops::routes())
+        .merge(whoami::routes())
+        .merge(console::routes())
         .fallback(unknown_route)
         // After the routes: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

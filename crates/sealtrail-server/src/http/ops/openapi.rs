@@ -30,6 +30,7 @@ use super::super::admin;
 use super::super::alerts;
 use super::super::holds;
 use super::super::retention;
+use super::super::whoami;
 
 /// Documented routes whose handlers are being built in other modules and are not served by
 /// this build yet, as (method, path). The API test fails once one of them is served, so this
@@ -66,6 +67,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         tlog_tile,
         tlog_entries,
         verify,
+        whoami_doc,
         super::health,
         super::metrics_text,
         super::openapi_json,
@@ -92,6 +94,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "alerts", description = "Alerts the monitoring rules raised in a tenant's log"),
         (name = "verify", description = "Verification of a tenant's log"),
         (name = "admin", description = "Tokens, tenants, freezes, legal holds and retention (admin scope, _system tenant)"),
+        (name = "token", description = "The caller's own token: tenant and scopes"),
         (name = "ops", description = "Health, metrics and this document (no token)"),
     ),
 )]
@@ -1316,3 +1319,23 @@ fn tlog_entries() {}
     security(("bearer" = [])),
 )]
 fn verify() {}
+
+/// The caller's token: the tenant the request acts for, the token's id and its scopes.
+///
+/// Any valid token may ask; no scope is needed. The console uses it to show only what the
+/// token allows.
+#[utoipa::path(
+    get, path = "/v1/whoami", tag = "token", operation_id = "whoami",
+    params(
+        ("X-Tenant-ID" = Option<TenantName>, Header, description = "The tenant, for multi-tenant tokens only"),
+    ),
+    responses(
+        (status = 200, description = "The token", body = whoami::WhoAmI),
+        (status = 400, description = "A multi-tenant token without X-Tenant-ID, or a malformed X-Tenant-ID", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "X-Tenant-ID names another tenant than the token's, or the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+        (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn whoami_doc() {}
