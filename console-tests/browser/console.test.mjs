@@ -13,13 +13,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { mkdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { startServer, seed, repo, call } from './server.mjs';
 
-const nodeModules = process.env.CONSOLE_NODE_MODULES ?? join(repo, 'target/console-tests/node_modules');
+const nodeModules = resolve(process.env.CONSOLE_NODE_MODULES ?? join(repo, 'target/console-tests/node_modules'));
 const { chromium } = createRequire(join(nodeModules, 'noop.js'))('playwright-core');
-const shots = process.env.CONSOLE_SCREENSHOTS ?? join(repo, 'target/console-screenshots');
+const shots = resolve(process.env.CONSOLE_SCREENSHOTS ?? join(repo, 'target/console-screenshots'));
 const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 let server;

@@ -8,7 +8,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = process.env.SEALTRAIL_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(repo, 'target'), 'debug/sealtrail');
+const bin = resolve(process.env.SEALTRAIL_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(repo, 'target'), 'debug/sealtrail'));
 
 export async function startServer() {
   const work = mkdtempSync(join(tmpdir(), 'sealtrail-console-'));
