@@ -93,10 +93,8 @@ async fn index() -> Response {
 async fn file(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|asset| asset.name == name) {
         Some(asset) => serve(asset),
-        None => ApiError::not_found(format!(
-            "the console has no file {name:?}; open /console"
-        ))
-        .into_response(),
+        None => ApiError::not_found(format!("the console has no file {name:?}; open /console"))
+            .into_response(),
     }
 }
 
@@ -114,10 +112,7 @@ fn serve(asset: &Asset) -> Response {
 }
 
 /// Adds the policy and its companions to every answer of the console's routes.
-async fn secure_headers(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn secure_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -128,7 +123,10 @@ async fn secure_headers(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
