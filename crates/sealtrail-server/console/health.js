@@ -10,7 +10,7 @@ const RANK = { fail: 0, warn: 1, ok: 2, info: 3 };
 const WORDS = {
   fail: ['failing', 'violated', 'missing', 'fail', 'critical', 'unreachable', 'error', 'failed'],
   warn: ['degraded', 'warn', 'warning', 'unchecked', 'idle', 'lagging', 'behind'],
-  ok: ['ok', 'valid', 'healthy', 'active', 'present', 'enabled', 'reachable'],
+  ok: ['ok', 'valid', 'healthy', 'active', 'present', 'enabled', 'reachable', 'intact'],
 };
 
 function wordStatus(word) {
@@ -28,7 +28,7 @@ export function healthRows(checks) {
       text = 'none';
     } else if (typeof value === 'object' && !Array.isArray(value)) {
       status = wordStatus(value.status) ?? 'info';
-      if (name === 'spool' && Number(value.depth) > 0) status = 'warn';
+      if (name === 'spool') status = Number(value.depth) > 0 ? 'warn' : 'ok';
       text = Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
     } else if (Array.isArray(value)) {
       status = value.length ? 'fail' : 'ok';

@@ -1326,14 +1326,11 @@ fn verify() {}
 /// token allows.
 #[utoipa::path(
     get, path = "/v1/whoami", tag = "token", operation_id = "whoami",
-    params(
-        ("X-Tenant-ID" = Option<TenantName>, Header, description = "The tenant, for multi-tenant tokens only"),
-    ),
     responses(
         (status = 200, description = "The token", body = whoami::WhoAmI),
-        (status = 400, description = "A multi-tenant token without X-Tenant-ID, or a malformed X-Tenant-ID", body = ApiErrorBody),
+        (status = 400, description = "A multi-tenant token without X-Tenant-ID (which names the tenant, as on every route), or a malformed X-Tenant-ID", body = ApiErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
-        (status = 403, description = "X-Tenant-ID names another tenant than the token's, or the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+        (status = 403, description = "X-Tenant-ID names another tenant than the token's, or the token names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
         (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
     ),
     security(("bearer" = [])),
