@@ -11,6 +11,7 @@ pub mod access;
 pub mod admin;
 pub mod alerts;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod export;
 pub mod gaps;
@@ -23,6 +24,7 @@ pub mod reports;
 pub mod retention;
 pub mod seals;
 pub mod tiles;
+pub mod whoami;
 pub mod wire;
 
 use std::sync::Arc;
@@ -392,6 +394,8 @@ pub fn router(state: AppState) -> Router {
         .merge(retention::routes())
         .merge(reports::routes())
         .merge(ops::routes())
+        .merge(whoami::routes())
+        .merge(console::routes())
         .fallback(unknown_route)
         // After the routes: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

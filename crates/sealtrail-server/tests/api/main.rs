@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod config;
 mod connections;
+mod console;
 mod errors;
 mod exports;
 mod freeze;

@@ -30,6 +30,7 @@ use super::super::admin;
 use super::super::alerts;
 use super::super::holds;
 use super::super::retention;
+use super::super::whoami;
 
 /// Documented routes whose handlers are being built in other modules and are not served by
 /// this build yet, as (method, path). The API test fails once one of them is served, so this
@@ -72,6 +73,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         report_disclosures,
         report_user_activity,
         report_completeness,
+        whoami_doc,
         super::health,
         super::metrics_text,
         super::openapi_json,
@@ -99,6 +101,7 @@ pub const PENDING_ROUTES: &[(&str, &str)] = &[];
         (name = "verify", description = "Verification of a tenant's log"),
         (name = "reports", description = "Reports over a tenant's verified log (scope reports)"),
         (name = "admin", description = "Tokens, tenants, freezes, legal holds and retention (admin scope, _system tenant)"),
+        (name = "token", description = "The caller's own token: tenant and scopes"),
         (name = "ops", description = "Health, metrics and this document (no token)"),
     ),
 )]
@@ -1561,3 +1564,19 @@ fn report_user_activity() {}
     security(("bearer" = [])),
 )]
 fn report_completeness() {}
+/// The caller's token: the tenant the request acts for, the token's id and its scopes.
+///
+/// Any valid token may ask; no scope is needed. The console uses it to show only what the
+/// token allows.
+#[utoipa::path(
+    get, path = "/v1/whoami", tag = "token", operation_id = "whoami",
+    responses(
+        (status = 200, description = "The token", body = whoami::WhoAmI),
+        (status = 400, description = "A multi-tenant token without X-Tenant-ID (which names the tenant, as on every route), or a malformed X-Tenant-ID", body = ApiErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ApiErrorBody),
+        (status = 403, description = "X-Tenant-ID names another tenant than the token's, or the token names the _system log without the admin scope (`rule: system_log`)", body = ApiErrorBody),
+        (status = 404, description = "X-Tenant-ID names no tenant", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+fn whoami_doc() {}
