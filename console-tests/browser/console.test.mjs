@@ -232,13 +232,17 @@ test('log & health: checks with the failing first, the checkpoint verified', asy
   await shot('health');
 });
 
-test('reports: viewed, or a clear message when the server has no reports route', async () => {
+test('reports: the daily activity report is shown with the checkpoint it covers, and offered for download', async () => {
   await page.evaluate(() => {
     location.hash = '#/reports?name=daily-activity';
   });
-  await page.waitForSelector('[data-testid=report] table, [data-testid=report] .error, [data-testid=report] h2');
+  await page.waitForSelector('[data-testid=report] table');
   const text = await page.textContent('[data-testid=report]');
-  assert.ok(/rows|no rows|does not serve reports/.test(text), text);
+  assert.match(text, /Covers the signed checkpoint of \d+ entries/, text);
+  assert.match(text, /patient\.record\.read/, text);
+  for (const format of ['CSV', 'MD', 'JSON']) {
+    assert.ok(text.includes(`Download ${format}`), `no ${format} download: ${text}`);
+  }
   await shot('reports');
 });
 
