@@ -551,6 +551,34 @@ impl Resolved {
                     serde_json::json!(self.retention.tenant_days),
                 );
             }
+            // The monitoring rules and webhooks, only when configured: turning a rule off or
+            // changing a threshold is an admin action like any other. A webhook is recorded by
+            // name, URL, tenants and severity; its secret never is.
+            if !self.monitor.default.is_empty() {
+                fields.insert(
+                    "monitor_rules".into(),
+                    serde_json::json!(self.monitor.default),
+                );
+            }
+            if !self.monitor.tenants.is_empty() {
+                let tenants: BTreeMap<&String, _> = self.monitor.tenants.iter().collect();
+                fields.insert("monitor_tenant_rules".into(), serde_json::json!(tenants));
+            }
+            if !self.webhooks.is_empty() {
+                let webhooks: Vec<serde_json::Value> = self
+                    .webhooks
+                    .iter()
+                    .map(|w| {
+                        serde_json::json!({
+                            "name": w.name,
+                            "url": w.redacted_url(),
+                            "tenants": w.tenants,
+                            "min_severity": if w.critical_only { "critical" } else { "warning" },
+                        })
+                    })
+                    .collect();
+                fields.insert("webhooks".into(), webhooks.into());
+            }
             // Only when a tenant's events may be held, so that a start with the default
             // records what it did before holding existed.
             if self.ingest.on_frozen != FrozenPolicies::default() {

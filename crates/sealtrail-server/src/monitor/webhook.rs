@@ -136,6 +136,26 @@ impl WebhookDef {
 }
 
 impl Webhook {
+    /// The URL without what may be a secret in it (user and password, the query): what the
+    /// audit record and messages about the webhook show.
+    pub fn redacted_url(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut url) => {
+                let had_query = url.query().is_some();
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.set_query(None);
+                url.set_fragment(None);
+                let mut text = url.to_string();
+                if had_query {
+                    text.push_str("?…");
+                }
+                text
+            }
+            Err(_) => "(unreadable)".to_string(),
+        }
+    }
+
     /// The key its messages are signed with.
     pub fn key(&self) -> &[u8] {
         &self.key
@@ -157,6 +177,21 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recorded_url_keeps_no_credentials() {
+        let webhook = WebhookDef {
+            name: "siem".into(),
+            url: "https://bot:hunter2@hooks.example.test/in/T0?token=xoxb-secret#frag".into(),
+            secret: Some("whsec_c2VjcmV0".into()),
+            secret_file: None,
+            tenants: Vec::new(),
+            min_severity: None,
+        }
+        .compile()
+        .unwrap();
+        assert_eq!(webhook.redacted_url(), "https://hooks.example.test/in/T0?…");
+    }
 
     /// The Standard Webhooks specification's example: secret, id, timestamp and payload, and
     /// the signature it gives for them.

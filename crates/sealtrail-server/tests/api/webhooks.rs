@@ -231,6 +231,21 @@ async fn alerts_reach_a_failing_receiver_signed_once_each_across_a_restart() {
         "{:?}",
         accepted[0].body
     );
+    // The configuration record in `_system` names the webhook, never its secret.
+    let records: Vec<String> = app
+        .entries("_system")
+        .iter()
+        .map(|e| String::from_utf8(e.clone()).unwrap())
+        .filter(|e| e.contains("sealtrail.config.changed"))
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains("\"webhooks\"") && r.contains("siem")),
+        "{records:?}"
+    );
+    let key = SECRET.strip_prefix("whsec_").unwrap();
+    assert!(records.iter().all(|r| !r.contains(key)), "{records:?}");
     app.stop().await;
 }
 
