@@ -165,13 +165,7 @@ async fn every_error_of_every_route_is_json_of_one_shape() {
     }
 
     // Paths no route serves, with any method. (`/` leads to the console.)
-    for path in [
-        "/nope",
-        "/v1",
-        "/v1/events/x/y",
-        "/v2/events",
-        "/health/x",
-    ] {
+    for path in ["/nope", "/v1", "/v1/events/x/y", "/v2/events", "/health/x"] {
         for method in ["GET", "POST", "DELETE", "FROB"] {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let what = format!("{method} {path}");
