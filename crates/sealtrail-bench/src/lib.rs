@@ -49,6 +49,7 @@
 pub mod baseline;
 pub mod clinic;
 pub mod large;
+pub mod limit;
 pub mod load;
 mod report;
 pub mod server;
@@ -514,6 +515,10 @@ pub struct BenchArgs {
     /// target/bench-cache) and reuse it in later runs of the same build of sealtrail
     #[arg(long, value_name = "DIR", num_args = 0..=1)]
     pub large_cache: Option<Option<PathBuf>>,
+    /// Do not measure the machine's limit (the cost of each step an event needs, alone), which
+    /// is otherwise measured once before the rounds when batch, single or verify is selected
+    #[arg(long)]
+    pub no_limit: bool,
 }
 
 /// Runs `sealtrail bench`: every round of every store, then the baseline, then the table.
@@ -556,6 +561,14 @@ fn run_rounds(args: BenchArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.spawn(server::clean_up_on_signal());
     let clinic = clinic::Clinic::new(plan.seed);
+    let limit = if !args.no_limit && limit::wanted(&plan) {
+        let measured = limit::measure(&runtime, &plan, &clinic)
+            .context("measuring the machine's limit failed")?;
+        out.limit(&measured);
+        Some(measured)
+    } else {
+        None
+    };
     let mut large_log = large::Session::default();
     let mut rounds = Vec::new();
     for round in 1..=plan.rounds {
@@ -610,7 +623,15 @@ fn run_rounds(args: BenchArgs) -> Result<()> {
     }
     let medians = report::medians(&rounds);
     let missing = report::not_measured(&plan, &medians);
-    out.summary(&plan, &machine, &baseline_plan, &rounds, &medians, &missing)?;
+    out.summary(
+        &plan,
+        &machine,
+        &baseline_plan,
+        &rounds,
+        &medians,
+        &missing,
+        limit.as_ref(),
+    )?;
     Ok(())
 }
 

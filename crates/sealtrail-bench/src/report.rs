@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::baseline::Baseline;
+use super::limit::Limit;
 use super::workloads::thousands;
 use super::{BaselinePlan, Direction, Figure, Plan, StoreKind, Target, Unit, Workload};
 
@@ -282,6 +283,48 @@ pub fn summary_rows(medians: &[Figure]) -> Vec<Vec<String>> {
     rows
 }
 
+/// Each throughput figure over its workload's limit, header first.
+pub fn limit_fraction_rows(limit: &Limit, medians: &[Figure]) -> Vec<Vec<String>> {
+    let mut rows = vec![
+        ["workload", "store", "sealtrail", "limit", "of limit"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for (figure, of) in fractions(limit, medians) {
+        rows.push(vec![
+            figure.workload.title().to_string(),
+            figure.store.name().to_string(),
+            value_text(figure.value, figure.unit),
+            value_text(of.limit, Unit::EventsPerSecond),
+            format!("{:.2}", figure.value / of.limit),
+        ]);
+    }
+    rows
+}
+
+fn fractions<'a>(
+    limit: &'a Limit,
+    medians: &'a [Figure],
+) -> impl Iterator<Item = (&'a Figure, &'a super::limit::WorkloadLimit)> {
+    medians
+        .iter()
+        .filter_map(|figure| Some((figure, limit.of(figure.workload)?)))
+}
+
+fn of_limit_json(limit: &Limit, medians: &[Figure]) -> serde_json::Value {
+    fractions(limit, medians)
+        .map(|(figure, of)| {
+            serde_json::json!({
+                "workload": figure.workload,
+                "store": figure.store,
+                "value": figure.value,
+                "limit": of.limit,
+                "fraction": figure.value / of.limit,
+            })
+        })
+        .collect()
+}
+
 /// One line per selected workload that has no figure.
 pub fn missing_lines(missing: &[NotMeasured]) -> String {
     missing
@@ -366,6 +409,45 @@ impl Printer {
         self.line(&text);
     }
 
+    /// The limit's steps and bounds, as soon as they are measured.
+    pub fn limit(&self, limit: &Limit) {
+        self.line(&format!(
+            "limit: each step alone on {} clinic events ({:.0} bytes as sent, {:.0} as entries), µs of CPU per event:",
+            limit.events, limit.mean_event_bytes, limit.mean_entry_bytes
+        ));
+        for step in &limit.steps {
+            self.line(&format!(
+                "  {:<44} {:>8.3}",
+                step.name, step.micros_per_event
+            ));
+        }
+        for (group, ms) in &limit.fsync_ms {
+            self.line(&format!(
+                "  write + fsync of a group of {group} entries: {ms:.2} ms (median)"
+            ));
+        }
+        for w in &limit.workloads {
+            self.line(&format!(
+                "  {}: {:.2} µs of CPU per event → {} events/s on {} cores{}; limit {} events/s",
+                w.workload.title(),
+                w.cpu_micros_per_event,
+                thousands(w.cpu_bound),
+                if w.workload == Workload::Verify {
+                    1.0
+                } else {
+                    super::limit::CORES
+                },
+                w.disk_bound.map_or(String::new(), |d| format!(
+                    ", disk {} events/s in groups of {}",
+                    thousands(d),
+                    w.group.unwrap_or(0)
+                )),
+                thousands(w.limit)
+            ));
+        }
+        self.line("");
+    }
+
     pub fn baseline(&self, round: usize, baseline: &Baseline) {
         let get = |key| baseline.get(key).map_or("?".to_string(), thousands);
         self.line(&format!(
@@ -386,6 +468,7 @@ impl Printer {
         rounds: &[Round],
         medians: &[Figure],
         missing: &[NotMeasured],
+        limit: Option<&Limit>,
     ) -> Result<()> {
         if self.json {
             let (status, detail) = match baseline {
@@ -400,6 +483,8 @@ impl Printer {
                 "rounds": rounds,
                 "median": medians,
                 "not_measured": missing,
+                "limit": limit,
+                "of_limit": limit.map(|l| of_limit_json(l, medians)),
             });
             println!("{}", serde_json::to_string_pretty(&document)?);
             return Ok(());
@@ -410,6 +495,10 @@ impl Printer {
         }
         print!("{}", table(&summary_rows(medians)));
         print!("{}", missing_lines(missing));
+        if let Some(limit) = limit {
+            println!("\nagainst this machine's limit (measured before the rounds):");
+            print!("{}", table(&limit_fraction_rows(limit, medians)));
+        }
         if let BaselinePlan::Run(_) = baseline {
             println!(
                 "\nbaseline: the hand-built PostgreSQL table of the runbooks; its single-row figure uses 8 pgbench clients, its batch figure 2 clients of 1,000-row INSERT ... SELECT."
