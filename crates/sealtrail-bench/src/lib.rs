@@ -623,15 +623,13 @@ fn run_rounds(args: BenchArgs) -> Result<()> {
     }
     let medians = report::medians(&rounds);
     let missing = report::not_measured(&plan, &medians);
-    out.summary(
-        &plan,
-        &machine,
-        &baseline_plan,
-        &rounds,
-        &medians,
-        &missing,
-        limit.as_ref(),
-    )?;
+    let results = report::Results {
+        rounds: &rounds,
+        medians: &medians,
+        missing: &missing,
+        limit: limit.as_ref(),
+    };
+    out.summary(&plan, &machine, &baseline_plan, &results)?;
     Ok(())
 }
 

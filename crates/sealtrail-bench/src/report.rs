@@ -283,6 +283,15 @@ pub fn summary_rows(medians: &[Figure]) -> Vec<Vec<String>> {
     rows
 }
 
+/// What a run measured, as [`Printer::summary`] prints it.
+#[derive(Clone, Copy)]
+pub struct Results<'a> {
+    pub rounds: &'a [Round],
+    pub medians: &'a [Figure],
+    pub missing: &'a [NotMeasured],
+    pub limit: Option<&'a Limit>,
+}
+
 /// Each throughput figure over its workload's limit, header first.
 pub fn limit_fraction_rows(limit: &Limit, medians: &[Figure]) -> Vec<Vec<String>> {
     let mut rows = vec![
@@ -465,11 +474,14 @@ impl Printer {
         plan: &Plan,
         machine: &Machine,
         baseline: &BaselinePlan,
-        rounds: &[Round],
-        medians: &[Figure],
-        missing: &[NotMeasured],
-        limit: Option<&Limit>,
+        results: &Results<'_>,
     ) -> Result<()> {
+        let Results {
+            rounds,
+            medians,
+            missing,
+            limit,
+        } = *results;
         if self.json {
             let (status, detail) = match baseline {
                 BaselinePlan::Run(script) => ("measured", script.to_string()),
