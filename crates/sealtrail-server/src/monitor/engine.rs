@@ -6,22 +6,46 @@
 //! window start rather than raised twice.
 //!
 //! For each rule and group (the values of its `group_by` fields; an event without one of
-//! them is not counted by that rule) the engine keeps the matching events of the last window.
+//! them is not counted by that rule) the engine counts the matching events of the last window.
 //! An **episode** starts when the count reaches the rule's lowest threshold and ends when it
 //! falls below it again. Each episode raises exactly one alert: at once when the count reaches
 //! the highest threshold (with the events in the window then), otherwise when the episode
 //! ends, with the events of its peak and the severity the peak reached. A sequence rule
 //! (`preceded_by`) raises when its event arrives after enough preceding ones, and starts
 //! again from nothing.
+//!
+//! ## Memory: per group, not per event
+//!
+//! A group does not keep every event of its window, only what its decisions can still need:
+//!
+//! - counting events or targets, the newest events up to the rule's highest threshold (at
+//!   most [`MAX_ALERT_SEQS`]): while the count is below it they are all of the window, and
+//!   beyond it the alert is raised at once and only the fall below the lowest threshold
+//!   matters, which the newest events decide. A rule whose highest threshold is above
+//!   [`MAX_ALERT_SEQS`] sums the older events per thousandth of its window
+//!   ([`BUCKETS_PER_WINDOW`]), so its count may include an event up to that long past the
+//!   window;
+//! - counting distinct values, each value's latest event, for as many values as the highest
+//!   threshold;
+//! - a sequence rule's preceding events, the newest [`MAX_ALERT_SEQS`] (or `at_least`, if
+//!   more) exactly and the older ones per thousandth of the window.
+//!
+//! Every alert of a rule with thresholds up to [`MAX_ALERT_SEQS`] is therefore the same as
+//! if every event were kept, except that a rule counting distinct values names, for each
+//! value counted, its latest event in the window (not every event of that value). Memory
+//! grows with the number of groups with events in their window, not with the events: each
+//! holds at most twice its highest threshold (capped at [`MAX_ALERT_SEQS`] unless it counts
+//! distinct values), plus [`BUCKETS_PER_WINDOW`] + 1 buckets; [`Engine::held`] counts them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, VecDeque};
 
 use sealtrail_core::canonical::Entry;
 use serde::Serialize;
 
 use super::rules::{Field, Match, Measure, Rule, Severity};
 
-/// The most seqs an alert lists; `count` says how many events there were.
+/// The most seqs an alert lists (the newest); `count` says how many events there were.
 pub const MAX_ALERT_SEQS: usize = 1000;
 
 /// The fields of a committed event the rules read.
@@ -71,27 +95,39 @@ impl Observed {
         }
     }
 
-    fn values(&self, field: Field) -> Vec<String> {
-        let one = |v: Option<&String>| v.into_iter().cloned().collect();
+    pub(super) fn values(&self, field: Field) -> Vec<Cow<'_, str>> {
+        fn one(v: Option<&String>) -> Vec<Cow<'_, str>> {
+            v.into_iter().map(|v| Cow::Borrowed(v.as_str())).collect()
+        }
         match field {
-            Field::Action => vec![self.action.clone()],
+            Field::Action => vec![Cow::Borrowed(self.action.as_str())],
             Field::Activity => one(self.activity.as_ref()),
-            Field::Outcome => vec![self.outcome.clone()],
-            Field::Actor => vec![self.actor.clone()],
+            Field::Outcome => vec![Cow::Borrowed(self.outcome.as_str())],
+            Field::Actor => vec![Cow::Borrowed(self.actor.as_str())],
             Field::ActorType => one(self.actor_type.as_ref()),
             Field::Ip => one(self.ip.as_ref()),
             Field::Target => self
                 .targets
                 .iter()
-                .map(|(kind, id)| format!("{kind}:{id}"))
+                .map(|(kind, id)| {
+                    let mut value = String::with_capacity(kind.len() + 1 + id.len());
+                    value.push_str(kind);
+                    value.push(':');
+                    value.push_str(id);
+                    Cow::Owned(value)
+                })
                 .collect(),
-            Field::TargetType => self.targets.iter().map(|(kind, _)| kind.clone()).collect(),
+            Field::TargetType => self
+                .targets
+                .iter()
+                .map(|(kind, _)| Cow::Borrowed(kind.as_str()))
+                .collect(),
             Field::Source => one(self.source.as_ref()),
         }
     }
 }
 
-fn matches(m: &Match, event: &Observed) -> bool {
+pub(super) fn matches(m: &Match, event: &Observed) -> bool {
     let action = match &m.action {
         None => true,
         Some(want) => match want.strip_suffix('*') {
@@ -113,15 +149,23 @@ fn matches(m: &Match, event: &Observed) -> bool {
 
 /// The group keys of an event for a rule: one per combination of its group_by values
 /// (`actor=u-1`, `ip=10.0.0.1,actor=u-1`); the tenant's one group (`""`) without group_by.
-fn keys(group_by: &[Field], event: &Observed) -> Vec<String> {
+pub(super) fn keys(group_by: &[Field], event: &Observed) -> Vec<String> {
     let mut keys = vec![String::new()];
     for field in group_by {
         let values = event.values(*field);
+        let name = field.as_str();
         let mut next = Vec::with_capacity(keys.len() * values.len());
         for key in &keys {
             for value in &values {
-                let sep = if key.is_empty() { "" } else { "," };
-                next.push(format!("{key}{sep}{}={value}", field.as_str()));
+                let mut combined = String::with_capacity(key.len() + name.len() + value.len() + 2);
+                if !key.is_empty() {
+                    combined.push_str(key);
+                    combined.push(',');
+                }
+                combined.push_str(name);
+                combined.push('=');
+                combined.push_str(value);
+                next.push(combined);
             }
         }
         keys = next;
@@ -140,64 +184,379 @@ pub struct Alert {
     pub window_start: i64,
     pub window_end: i64,
     pub count: u64,
-    /// The events behind it, at most [`MAX_ALERT_SEQS`].
+    /// The events behind it, the newest [`MAX_ALERT_SEQS`] of those the engine can name.
     pub seqs: Vec<u64>,
 }
 
-#[derive(Debug, Clone)]
+/// A counted event: when it was received, its seq and what it counts for (1, or its number
+/// of targets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Item {
     at: i64,
     seq: u64,
     weight: u64,
-    distinct: Option<String>,
+}
+
+/// Counted events too old to be named in an alert, summed per bucket of `received_at` (a
+/// [`BUCKETS_PER_WINDOW`]th of the window, aligned on the epoch).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    index: i64,
+    first_at: i64,
+    last_at: i64,
+    weight: u64,
+}
+
+/// How finely counts older than a group's exact tail are kept: the window in this many
+/// buckets, so such a count may include an event up to a thousandth of the window past it.
+pub const BUCKETS_PER_WINDOW: i64 = 1000;
+
+/// The events one group counts within its window: the newest exactly, as long as they are
+/// needed (up to `keep` of weight), the older ones either summed per bucket or, when
+/// nothing can ask for them any more, dropped.
+///
+/// Why dropping is exact: the tail is the newest events, and it is only cut while what
+/// remains weighs at least `keep`. So while the group's true count is below `keep`, the tail
+/// holds every event of the window; when the true count is at least `keep`, so is the
+/// tail's. Every decision that compares the count with a threshold up to `keep` therefore
+/// comes out as if every event were kept.
+#[derive(Debug)]
+struct Tally {
+    exact: VecDeque<Item>,
+    exact_weight: u64,
+    older: VecDeque<Bucket>,
+    older_weight: u64,
+    /// The tail's weight once cut.
+    keep: u64,
+    /// Whether events cut from the tail still count (summed per bucket) or are dropped.
+    spill: bool,
+    /// Bucket width, microseconds.
+    width: i64,
+}
+
+impl Tally {
+    fn new(keep: u64, spill: bool, window: i64) -> Tally {
+        Tally {
+            exact: VecDeque::new(),
+            exact_weight: 0,
+            older: VecDeque::new(),
+            older_weight: 0,
+            keep: keep.max(1),
+            spill,
+            width: (window / BUCKETS_PER_WINDOW).max(1),
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.exact_weight += item.weight;
+        self.exact.push_back(item);
+    }
+
+    /// Cuts the tail down to `keep` (after the decisions and alerts of the latest event, which
+    /// see the whole window).
+    fn trim(&mut self) {
+        while let Some(front) = self.exact.front().copied() {
+            if self.exact.len() == 1 || self.exact_weight - front.weight < self.keep {
+                break;
+            }
+            self.exact.pop_front();
+            self.exact_weight -= front.weight;
+            if !self.spill {
+                continue;
+            }
+            self.older_weight += front.weight;
+            let index = front.at.div_euclid(self.width);
+            match self.older.back_mut() {
+                Some(bucket) if bucket.index == index => {
+                    bucket.last_at = front.at;
+                    bucket.weight += front.weight;
+                }
+                _ => self.older.push_back(Bucket {
+                    index,
+                    first_at: front.at,
+                    last_at: front.at,
+                    weight: front.weight,
+                }),
+            }
+        }
+    }
+
+    /// Forgets the events received at or before `horizon`; a bucket once all of its are.
+    fn evict(&mut self, horizon: i64) {
+        while let Some(bucket) = self.older.front().filter(|b| b.last_at <= horizon) {
+            self.older_weight -= bucket.weight;
+            self.older.pop_front();
+        }
+        while let Some(item) = self.exact.front().filter(|i| i.at <= horizon) {
+            self.exact_weight -= item.weight;
+            self.exact.pop_front();
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.exact_weight + self.older_weight
+    }
+
+    fn first_at(&self) -> Option<i64> {
+        self.older
+            .front()
+            .map(|b| b.first_at)
+            .or_else(|| self.exact.front().map(|i| i.at))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.older.is_empty()
+    }
+
+    fn held(&self) -> usize {
+        self.exact.len() + self.older.len()
+    }
+}
+
+/// The distinct values one group counts within its window: each value's latest event, for
+/// the `keep` values seen most recently. A value is in the window exactly when its latest
+/// event is; and a value not among the `keep` most recent can only be in the window when
+/// all of those are too, so while the true count is below `keep` every value of the window
+/// is held, and when it is not, `keep` are.
+///
+/// `keep` is the rule's highest threshold (25 for the built-ins), so the values are found by
+/// a scan of their fingerprints rather than through a map per group.
+#[derive(Debug)]
+struct Distinct {
+    /// By their latest event, oldest first.
+    values: VecDeque<Value>,
+    keep: usize,
+}
+
+#[derive(Debug)]
+struct Value {
+    /// `(received_at, seq, place among the event's values)` of its latest event.
+    place: (i64, u64, u32),
+    fingerprint: u64,
+    value: Box<str>,
+}
+
+/// FNV-1a: a quick first comparison of two values.
+fn fingerprint(value: &str) -> u64 {
+    value.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl Distinct {
+    fn new(keep: u64) -> Distinct {
+        Distinct {
+            values: VecDeque::new(),
+            keep: usize::try_from(keep).unwrap_or(usize::MAX).max(1),
+        }
+    }
+
+    fn find(&self, value: &str, fingerprint: u64) -> Option<usize> {
+        self.values
+            .iter()
+            .position(|v| v.fingerprint == fingerprint && *v.value == *value)
+    }
+
+    fn contains(&self, value: &str) -> bool {
+        self.find(value, fingerprint(value)).is_some()
+    }
+
+    fn push(&mut self, value: &str, place: (i64, u64, u32)) {
+        let print = fingerprint(value);
+        let held = match self.find(value, print) {
+            Some(at) => {
+                let mut held = self.values.remove(at).expect("found");
+                held.place = place;
+                held
+            }
+            None => Value {
+                place,
+                fingerprint: print,
+                value: value.into(),
+            },
+        };
+        self.values.push_back(held);
+    }
+
+    fn trim(&mut self) {
+        while self.values.len() > self.keep {
+            self.values.pop_front();
+        }
+    }
+
+    fn evict(&mut self, horizon: i64) {
+        while self.values.front().is_some_and(|v| v.place.0 <= horizon) {
+            self.values.pop_front();
+        }
+    }
+
+    fn items(&self) -> impl Iterator<Item = Item> + '_ {
+        self.values.iter().map(|v| Item {
+            at: v.place.0,
+            seq: v.place.1,
+            weight: 1,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Counter {
+    Events(Tally),
+    Distinct(Distinct),
+}
+
+impl Counter {
+    fn evict(&mut self, horizon: i64) {
+        match self {
+            Counter::Events(tally) => tally.evict(horizon),
+            Counter::Distinct(distinct) => distinct.evict(horizon),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            Counter::Events(tally) => tally.count(),
+            Counter::Distinct(distinct) => distinct.values.len() as u64,
+        }
+    }
+
+    fn trim(&mut self) {
+        match self {
+            Counter::Events(tally) => tally.trim(),
+            Counter::Distinct(distinct) => distinct.trim(),
+        }
+    }
+
+    /// `received_at` of the oldest event held.
+    fn oldest_at(&self) -> Option<i64> {
+        match self {
+            Counter::Events(tally) => tally
+                .older
+                .front()
+                .map(|b| b.last_at)
+                .or_else(|| tally.exact.front().map(|i| i.at)),
+            Counter::Distinct(distinct) => distinct.values.front().map(|v| v.place.0),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Counter::Events(tally) => tally.is_empty(),
+            Counter::Distinct(distinct) => distinct.values.is_empty(),
+        }
+    }
+
+    fn held(&self) -> usize {
+        match self {
+            Counter::Events(tally) => tally.held(),
+            Counter::Distinct(distinct) => distinct.values.len(),
+        }
+    }
+
+    /// The events behind the count now: the first one's `received_at` and the events that
+    /// can be named (the newest).
+    fn behind(&self) -> Behind {
+        match self {
+            Counter::Events(tally) => Behind {
+                first_at: tally.first_at().unwrap_or(0),
+                items: tally.exact.iter().copied().collect(),
+            },
+            Counter::Distinct(distinct) => {
+                let items: Vec<Item> = distinct.items().collect();
+                Behind {
+                    first_at: items.first().map_or(0, |i| i.at),
+                    items,
+                }
+            }
+        }
+    }
+}
+
+/// The events behind an alert.
+#[derive(Debug, Clone, Default)]
+struct Behind {
+    /// `received_at` of the first event counted.
+    first_at: i64,
+    /// The events that can be named, oldest first.
+    items: Vec<Item>,
 }
 
 #[derive(Debug, Clone)]
 struct Episode {
     peak: u64,
-    peak_items: Vec<Item>,
+    /// The events of the peak, once the group has moved on from it; `None` while the group's
+    /// state is the peak (so a rising count does not copy its events at every step).
+    peak_behind: Option<Behind>,
     raised: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Group {
-    items: VecDeque<Item>,
-    total: u64,
-    distinct: HashMap<String, u64>,
+    counter: Counter,
     episode: Option<Episode>,
 }
 
 impl Group {
-    fn push(&mut self, item: Item) {
-        self.total += item.weight;
-        if let Some(value) = &item.distinct {
-            *self.distinct.entry(value.clone()).or_default() += 1;
-        }
-        self.items.push_back(item);
-    }
-
-    fn evict(&mut self, before_or_at: i64) {
-        while self.items.front().is_some_and(|i| i.at <= before_or_at) {
-            let item = self.items.pop_front().expect("checked");
-            self.total -= item.weight;
-            if let Some(value) = &item.distinct
-                && let Some(n) = self.distinct.get_mut(value)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    self.distinct.remove(value);
-                }
+    fn new(rule: &Rule) -> Group {
+        let window = window_micros(rule);
+        let top = rule.thresholds.last().map_or(1, |(n, _)| *n);
+        let counter = match rule.distinct {
+            Some(_) => Counter::Distinct(Distinct::new(top)),
+            // Up to the highest threshold every decision is exact with the tail alone, and
+            // beyond it nothing asks for the count; past 1000 (what an alert names) the
+            // older events are summed per bucket.
+            None => {
+                let cap = MAX_ALERT_SEQS as u64;
+                Counter::Events(Tally::new(top.min(cap), top > cap, window))
             }
+        };
+        Group {
+            counter,
+            episode: None,
         }
     }
 
-    fn count(&self, distinct: bool) -> u64 {
-        if distinct {
-            self.distinct.len() as u64
-        } else {
-            self.total
+    fn held(&self) -> usize {
+        self.counter.held()
+            + self
+                .episode
+                .as_ref()
+                .and_then(|e| e.peak_behind.as_ref())
+                .map_or(0, |b| b.items.len())
+    }
+
+    /// Before the group's events change without its count rising: the peak's events, if
+    /// the group is at its episode's peak.
+    fn keep_peak(&mut self) {
+        if let Some(episode) = &mut self.episode
+            && !episode.raised
+            && episode.peak_behind.is_none()
+        {
+            episode.peak_behind = Some(self.counter.behind());
         }
     }
+
+    fn evict(&mut self, horizon: i64) {
+        if self.counter.oldest_at().is_some_and(|at| at <= horizon) {
+            self.keep_peak();
+            self.counter.evict(horizon);
+        }
+    }
+}
+
+/// A sequence rule's preceding events of a group: all are counted (the alert says how many),
+/// the newest [`MAX_ALERT_SEQS`] (or `at_least`, if more) exactly.
+fn preceding_tally(rule: &Rule) -> Tally {
+    let at_least = rule.preceded_by.as_ref().map_or(1, |p| p.at_least);
+    Tally::new(
+        at_least.max(MAX_ALERT_SEQS as u64),
+        true,
+        window_micros(rule),
+    )
+}
+
+fn window_micros(rule: &Rule) -> i64 {
+    i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The state of every rule over one tenant's log.
@@ -206,7 +565,7 @@ pub struct Engine {
     /// Per rule: its groups by key.
     groups: Vec<BTreeMap<String, Group>>,
     /// Per sequence rule: the preceding events of each group.
-    preceding: Vec<BTreeMap<String, Group>>,
+    preceding: Vec<BTreeMap<String, Tally>>,
 }
 
 fn severity_at(rule: &Rule, count: u64) -> Option<Severity> {
@@ -217,15 +576,16 @@ fn severity_at(rule: &Rule, count: u64) -> Option<Severity> {
         .map(|(_, s)| *s)
 }
 
-fn alert(rule: &Rule, key: &str, severity: Severity, count: u64, items: &[Item]) -> Alert {
+fn alert(rule: &Rule, key: &str, severity: Severity, count: u64, behind: &Behind) -> Alert {
+    let named = &behind.items[behind.items.len().saturating_sub(MAX_ALERT_SEQS)..];
     Alert {
         rule: rule.name.clone(),
         severity,
         key: key.to_string(),
-        window_start: items.first().map_or(0, |i| i.at),
-        window_end: items.last().map_or(0, |i| i.at),
+        window_start: behind.first_at,
+        window_end: behind.items.last().map_or(0, |i| i.at),
         count,
-        seqs: items.iter().take(MAX_ALERT_SEQS).map(|i| i.seq).collect(),
+        seqs: named.iter().map(|i| i.seq).collect(),
     }
 }
 
@@ -243,43 +603,63 @@ impl Engine {
         &self.rules
     }
 
+    /// How many events, buckets and distinct values the engine holds for all its groups
+    /// (and the events an open episode's peak names): what its memory grows with.
+    pub fn held(&self) -> usize {
+        let groups: usize = self
+            .groups
+            .iter()
+            .flat_map(|groups| groups.values())
+            .map(Group::held)
+            .sum();
+        let preceding: usize = self
+            .preceding
+            .iter()
+            .flat_map(|groups| groups.values())
+            .map(Tally::held)
+            .sum();
+        groups + preceding
+    }
+
     /// Takes the next event of the log (in seq order); returns the alerts it raises.
     pub fn push(&mut self, event: &Observed) -> Vec<Alert> {
         let mut raised = Vec::new();
         for r in 0..self.rules.len() {
             let rule = &self.rules[r];
-            let window = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX);
-            let horizon = event.at.saturating_sub(window);
+            let horizon = event.at.saturating_sub(window_micros(rule));
+            let item = Item {
+                at: event.at,
+                seq: event.seq,
+                weight: 1,
+            };
             if let Some(preceded) = &rule.preceded_by {
+                let preceding = &mut self.preceding[r];
                 if matches(&preceded.matches, event) {
                     for key in keys(&rule.group_by, event) {
-                        let group = self.preceding[r].entry(key).or_default();
-                        group.evict(horizon);
-                        group.push(Item {
-                            at: event.at,
-                            seq: event.seq,
-                            weight: 1,
-                            distinct: None,
-                        });
+                        let tally = preceding
+                            .entry(key)
+                            .or_insert_with(|| preceding_tally(rule));
+                        tally.evict(horizon);
+                        tally.push(item);
+                        tally.trim();
                     }
                 }
                 if matches(&rule.matches, event) {
                     for key in keys(&rule.group_by, event) {
-                        let Some(group) = self.preceding[r].get_mut(&key) else {
+                        let Some(tally) = preceding.get_mut(&key) else {
                             continue;
                         };
-                        group.evict(horizon);
-                        if group.total >= preceded.at_least {
-                            let mut items: Vec<Item> = group.items.iter().cloned().collect();
-                            items.push(Item {
-                                at: event.at,
-                                seq: event.seq,
-                                weight: 1,
-                                distinct: None,
-                            });
+                        tally.evict(horizon);
+                        let count = tally.count();
+                        if count >= preceded.at_least {
+                            let mut behind = Behind {
+                                first_at: tally.first_at().unwrap_or(event.at),
+                                items: tally.exact.iter().copied().collect(),
+                            };
+                            behind.items.push(item);
                             let severity = severity_at(rule, 1).unwrap_or(Severity::Warning);
-                            raised.push(alert(rule, &key, severity, group.total, &items));
-                            self.preceding[r].remove(&key);
+                            raised.push(alert(rule, &key, severity, count, &behind));
+                            preceding.remove(&key);
                         }
                     }
                 }
@@ -293,52 +673,34 @@ impl Engine {
                 Measure::Targets => event.targets.len().max(1) as u64,
             };
             let distinct_values = rule.distinct.map(|f| event.values(f));
+            let groups = &mut self.groups[r];
             for key in keys(&rule.group_by, event) {
-                let group = self.groups[r].entry(key.clone()).or_default();
+                let group = groups
+                    .entry(key.clone())
+                    .or_insert_with(|| Group::new(rule));
                 group.evict(horizon);
                 if let Some(ended) = end_episode(rule, &key, group) {
                     raised.push(ended);
                 }
-                match &distinct_values {
-                    Some(values) => {
-                        for value in values {
-                            group.push(Item {
-                                at: event.at,
-                                seq: event.seq,
-                                weight: 1,
-                                distinct: Some(value.clone()),
-                            });
+                if let (Counter::Distinct(distinct), Some(values)) =
+                    (&group.counter, &distinct_values)
+                    && values.iter().any(|v| distinct.contains(v))
+                {
+                    group.keep_peak();
+                }
+                match (&mut group.counter, &distinct_values) {
+                    (Counter::Distinct(distinct), Some(values)) => {
+                        for (place, value) in values.iter().enumerate() {
+                            let place = u32::try_from(place).unwrap_or(u32::MAX);
+                            distinct.push(value, (event.at, event.seq, place));
                         }
                     }
-                    None => group.push(Item {
-                        at: event.at,
-                        seq: event.seq,
-                        weight,
-                        distinct: None,
-                    }),
+                    (Counter::Events(tally), _) => tally.push(Item { weight, ..item }),
+                    (Counter::Distinct(_), None) => unreachable!("a distinct rule has values"),
                 }
-                let count = group.count(rule.distinct.is_some());
-                let lowest = rule.thresholds[0].0;
-                if count < lowest {
-                    continue;
-                }
-                let episode = group.episode.get_or_insert(Episode {
-                    peak: 0,
-                    peak_items: Vec::new(),
-                    raised: false,
-                });
-                if episode.raised {
-                    continue;
-                }
-                if count > episode.peak {
-                    episode.peak = count;
-                    episode.peak_items = group.items.iter().cloned().collect();
-                }
-                let top = rule.thresholds.last().expect("a rule has thresholds");
-                if count >= top.0 {
-                    episode.raised = true;
-                    raised.push(alert(rule, &key, top.1, count, &episode.peak_items));
-                }
+                let count = group.counter.count();
+                raised.extend(decide(rule, &key, group, count));
+                group.counter.trim();
             }
         }
         raised
@@ -350,29 +712,57 @@ impl Engine {
     pub fn flush(&mut self, now: i64) -> Vec<Alert> {
         let mut raised = Vec::new();
         for (r, rule) in self.rules.iter().enumerate() {
-            let window = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX);
-            let horizon = now.saturating_sub(window);
+            let horizon = now.saturating_sub(window_micros(rule));
             self.groups[r].retain(|key, group| {
                 group.evict(horizon);
                 if let Some(ended) = end_episode(rule, key, group) {
                     raised.push(ended);
                 }
-                !group.items.is_empty() || group.episode.is_some()
+                !group.counter.is_empty() || group.episode.is_some()
             });
-            self.preceding[r].retain(|_, group| {
-                group.evict(horizon);
-                !group.items.is_empty()
+            self.preceding[r].retain(|_, tally| {
+                tally.evict(horizon);
+                !tally.is_empty()
             });
         }
         raised
     }
 }
 
+/// After an event of the group: starts its episode if the count reached the lowest threshold,
+/// follows its peak, and raises its alert at once if the count reached the highest.
+fn decide(rule: &Rule, key: &str, group: &mut Group, count: u64) -> Option<Alert> {
+    if count < rule.thresholds[0].0 {
+        return None;
+    }
+    let episode = group.episode.get_or_insert(Episode {
+        peak: 0,
+        peak_behind: None,
+        raised: false,
+    });
+    if episode.raised {
+        return None;
+    }
+    if count > episode.peak {
+        episode.peak = count;
+        episode.peak_behind = None;
+    }
+    let top = rule.thresholds.last().expect("a rule has thresholds");
+    if count < top.0 {
+        return None;
+    }
+    episode.raised = true;
+    let behind = episode
+        .peak_behind
+        .take()
+        .unwrap_or_else(|| group.counter.behind());
+    Some(alert(rule, key, top.1, count, &behind))
+}
+
 /// Ends the group's episode if its count fell below the lowest threshold; its alert if it
 /// had not raised one yet.
 fn end_episode(rule: &Rule, key: &str, group: &mut Group) -> Option<Alert> {
-    let count = group.count(rule.distinct.is_some());
-    if count >= rule.thresholds[0].0 {
+    if group.counter.count() >= rule.thresholds[0].0 {
         return None;
     }
     let episode = group.episode.take()?;
@@ -380,11 +770,8 @@ fn end_episode(rule: &Rule, key: &str, group: &mut Group) -> Option<Alert> {
         return None;
     }
     let severity = severity_at(rule, episode.peak)?;
-    Some(alert(
-        rule,
-        key,
-        severity,
-        episode.peak,
-        &episode.peak_items,
-    ))
+    let behind = episode
+        .peak_behind
+        .unwrap_or_else(|| group.counter.behind());
+    Some(alert(rule, key, severity, episode.peak, &behind))
 }

@@ -14,6 +14,8 @@ pub mod rules;
 pub mod webhook;
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

@@ -300,3 +300,243 @@ fn bad_rules_are_refused_naming_the_setting() {
         toml::from_str::<RuleDef>("name = \"x\"\nwindow = \"1m\"\nwarning = 1\ncolour = 2\n");
     assert!(unknown.is_err());
 }
+
+/// A read of `target` by `actor`, `n` milliseconds into the log.
+fn read_at(n: u64, actor: &str, target: &str) -> Observed {
+    Observed {
+        seq: n,
+        at: 1_700_000_000 * SECOND + n as i64 * 1000,
+        action: "patient.record.read".into(),
+        activity: Some("read".into()),
+        outcome: "success".into(),
+        actor: actor.into(),
+        actor_type: Some("user".into()),
+        ip: Some("10.0.0.5".into()),
+        targets: vec![("patient".into(), target.into())],
+        source: Some("ehr".into()),
+    }
+}
+
+/// A million reads of four records within one hour, a millisecond apart, by a thousand
+/// actors: the rules grouped by target hold a bounded state per record (not one item per
+/// read), and still raise exactly the alerts a full window would, with exact counts.
+#[test]
+fn a_million_events_in_one_window_hold_a_state_bounded_per_group() {
+    use super::engine::{BUCKETS_PER_WINDOW, MAX_ALERT_SEQS};
+    let per_record: RuleDef = toml::from_str(
+        r#"
+        name = "reads-per-record"
+        match = { activity = "read" }
+        group_by = ["target"]
+        window = "1h"
+        warning = 2000
+        critical = 200000
+        "#,
+    )
+    .unwrap();
+    let rules: Vec<_> = rules::effective(&[per_record])
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.name == "record-many-actors" || r.name == "reads-per-record")
+        .collect();
+    assert_eq!(rules.len(), 2);
+    let mut engine = Engine::new(rules);
+    const EVENTS: u64 = 1_000_000;
+    const RECORDS: u64 = 4;
+    let mut alerts = Vec::new();
+    let mut most_held = 0;
+    let mut last_at = 0;
+    for n in 0..EVENTS {
+        let event = read_at(
+            n,
+            &format!("clerk-{}", n % 1000),
+            &format!("p-{}", n % RECORDS),
+        );
+        last_at = event.at;
+        alerts.extend(engine.push(&event));
+        if n % 5000 == 4999 {
+            alerts.extend(engine.flush(event.at));
+            most_held = most_held.max(engine.held());
+        }
+    }
+    most_held = most_held.max(engine.held());
+    // Per record: at most 25 actors (the critical threshold of record-many-actors), and for
+    // reads-per-record the newest 1000 reads and the buckets of the 1000 s so far (3.6 s
+    // each).
+    let buckets = (1000 * SECOND / (3600 * SECOND / BUCKETS_PER_WINDOW)) as usize + 2;
+    let bound = RECORDS as usize * (25 + MAX_ALERT_SEQS + buckets);
+    assert!(most_held <= bound, "held {most_held} > {bound}");
+    assert!(most_held < 6000, "held {most_held}");
+    assert!(
+        most_held > RECORDS as usize * MAX_ALERT_SEQS,
+        "held {most_held}"
+    );
+
+    alerts.extend(engine.flush(last_at + 86_400 * SECOND));
+    assert_eq!(engine.held(), 0);
+    alerts.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
+    assert_eq!(alerts.len(), 2 * RECORDS as usize, "{alerts:?}");
+    // By rule: reads-per-record, then record-many-actors; each by record.
+    let (per_record, many_actors) = alerts.split_at(RECORDS as usize);
+    for (record, alert) in many_actors.iter().enumerate() {
+        // The 25th distinct actor of the record makes it critical: its first 25 reads.
+        let record = record as u64;
+        assert_eq!(alert.rule, "record-many-actors");
+        assert_eq!(alert.key, format!("target=patient:p-{record}"));
+        assert_eq!(alert.severity, Severity::Critical);
+        assert_eq!(alert.count, 25);
+        let seqs: Vec<u64> = (0..25).map(|i| record + RECORDS * i).collect();
+        assert_eq!(alert.seqs, seqs);
+    }
+    for (record, alert) in per_record.iter().enumerate() {
+        // The record's 200,000th read makes it critical; the count is exact, the alert
+        // names the newest 1000 reads and starts at the record's first.
+        let record = record as u64;
+        assert_eq!(alert.rule, "reads-per-record");
+        assert_eq!(alert.key, format!("target=patient:p-{record}"));
+        assert_eq!(alert.severity, Severity::Critical);
+        assert_eq!(alert.count, 200_000);
+        let last = record + RECORDS * 199_999;
+        let seqs: Vec<u64> = (0..1000).map(|i| last - RECORDS * (999 - i)).collect();
+        assert_eq!(alert.seqs, seqs);
+        assert_eq!(alert.window_start, read_at(record, "", "").at);
+        assert_eq!(alert.window_end, read_at(last, "", "").at);
+    }
+}
+
+/// Random logs over few actors, addresses and records, with bursts and pauses, through the
+/// built-in rules and rules with short windows, several keys per event, counted targets,
+/// distinct targets and a sequence rule: the compact engine raises the alerts the engine that
+/// keeps every event raises. Rules counting distinct values name each value's latest event,
+/// so for them the events named are among the reference's and one per value.
+#[test]
+fn the_compact_engine_raises_what_keeping_every_event_raises() {
+    use super::reference::Reference;
+    let extra: Vec<RuleDef> = [
+        r#"
+        name = "reads-per-record"
+        match = { activity = ["read", "export"] }
+        group_by = ["target", "actor"]
+        window = "10s"
+        warning = 3
+        critical = 7
+        "#,
+        r#"
+        name = "targets-per-actor"
+        match = { activity = "export" }
+        group_by = ["actor"]
+        window = "20s"
+        measure = "targets"
+        warning = 6
+        critical = 15
+        "#,
+        r#"
+        name = "records-per-address"
+        match = { activity = ["read", "export"] }
+        group_by = ["ip"]
+        distinct = "target"
+        window = "15s"
+        warning = 3
+        critical = 6
+        "#,
+        r#"
+        name = "actors-per-record"
+        match = { activity = "read" }
+        group_by = ["target"]
+        distinct = "actor"
+        window = "12s"
+        warning = 2
+        "#,
+        r#"
+        name = "export-after-reads"
+        match = { activity = "export" }
+        group_by = ["actor"]
+        preceded_by = { match = { activity = "read" }, at_least = 3 }
+        window = "8s"
+        warning = 1
+        "#,
+        r#"
+        name = "everything"
+        window = "5s"
+        warning = 4
+        critical = 9
+        "#,
+    ]
+    .iter()
+    .map(|text| toml::from_str(text).unwrap())
+    .collect();
+    let rules = rules::effective(&extra).unwrap();
+    let distinct: Vec<String> = rules
+        .iter()
+        .filter(|r| r.distinct.is_some())
+        .map(|r| r.name.clone())
+        .collect();
+    let mut state = 0x5eed_u64;
+    let mut random = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let mut compared = 0;
+    for _log in 0..30 {
+        let mut engine = Engine::new(rules.clone());
+        let mut reference = Reference::new(rules.clone());
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        let mut at = 1_700_000_000 * SECOND;
+        for seq in 0..1500u64 {
+            at += match random(10) {
+                0..=3 => 0,
+                4..=7 => random(900_000) as i64,
+                8 => random(4 * SECOND as u64) as i64,
+                _ => random(30 * SECOND as u64) as i64,
+            };
+            let activity = ["read", "read", "export", "login", "admin"][random(5) as usize];
+            let outcome = ["success", "failure"][random(2) as usize];
+            let targets = (0..random(4))
+                .map(|_| ("patient".to_string(), format!("p-{}", random(6))))
+                .collect();
+            let event = Observed {
+                seq,
+                at,
+                action: format!("app.{activity}"),
+                activity: Some(activity.into()),
+                outcome: outcome.into(),
+                actor: format!("u-{}", random(4)),
+                actor_type: Some("user".into()),
+                ip: (random(8) > 0).then(|| format!("10.0.0.{}", random(3))),
+                targets,
+                source: Some("ehr".into()),
+            };
+            got.extend(engine.push(&event));
+            want.extend(reference.push(&event));
+            if random(20) == 0 {
+                let now = at + random(20 * SECOND as u64) as i64;
+                got.extend(engine.flush(now));
+                want.extend(reference.flush(now));
+            }
+        }
+        got.extend(engine.flush(at + 86_400 * SECOND));
+        want.extend(reference.flush(at + 86_400 * SECOND));
+        assert_eq!(engine.held(), 0);
+        assert_eq!(got.len(), want.len(), "{got:#?}\n{want:#?}");
+        for (got, want) in got.iter().zip(&want) {
+            if !distinct.contains(&want.rule) {
+                assert_eq!(got, want);
+                continue;
+            }
+            let summary = |a: &Alert| (a.rule.clone(), a.severity, a.key.clone(), a.count);
+            assert_eq!(summary(got), summary(want), "{got:?}\n{want:?}");
+            assert_eq!(got.window_end, want.window_end, "{got:?}\n{want:?}");
+            assert!(got.window_start >= want.window_start, "{got:?}\n{want:?}");
+            assert_eq!(got.seqs.len() as u64, got.count, "{got:?}");
+            assert!(
+                got.seqs.iter().all(|s| want.seqs.contains(s)),
+                "{got:?}\n{want:?}"
+            );
+        }
+        compared += want.len();
+    }
+    // Enough alerts of every kind for the comparison to mean something.
+    assert!(compared > 300, "{compared}");
+}
