@@ -606,6 +606,86 @@ mod tests {
         ledger.shutdown();
     }
 
+    /// A [`Recorder`] whose entries become visible to readers only in steps of `step`, as the
+    /// query index's do while it loads in bulk.
+    struct Stepped {
+        recorder: Recorder,
+        step: u64,
+    }
+
+    impl Follow for Stepped {
+        type Error = String;
+
+        fn name(&self) -> &str {
+            "stepped"
+        }
+
+        fn cursors(&self) -> HashMap<String, u64> {
+            self.recorder.cursors()
+        }
+
+        fn apply(
+            &mut self,
+            log: &dyn Store,
+            tenant: &str,
+            entries: &[(u64, EntryRow)],
+        ) -> Result<u64, String> {
+            self.recorder.apply(log, tenant, entries)
+        }
+
+        fn visible(&self, _tenant: &str, cursor: u64) -> u64 {
+            cursor - cursor % self.step
+        }
+    }
+
+    /// Batches start at the follower's own cursor, while readers see only what
+    /// [`Follow::visible`] says, from the start on.
+    #[tokio::test]
+    async fn readers_see_what_is_visible_and_batches_go_on_from_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        ledger
+            .append("acme", (0..7).map(event).collect())
+            .await
+            .unwrap();
+        let cursors = Arc::new(Mutex::new(HashMap::from([("acme".to_string(), 1)])));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let stepped = Stepped {
+            recorder: Recorder {
+                tenant: "acme",
+                cursors: cursors.clone(),
+                batches: batches.clone(),
+                take: 3,
+            },
+            step: 4,
+        };
+        let log = Location::new(dir.path(), None).open_reader().unwrap();
+        let follower = Follower::start(stepped, log, OPTIONS).unwrap();
+        let marks = follower.watermarks();
+        marks
+            .wait_for("acme", 3, Duration::from_secs(10))
+            .await
+            .unwrap();
+        // Entry 3 is waited for until the cursor reaches 4 or more (1 → 4 → 7): visible at 4.
+        assert_eq!(marks.watermark("acme") % 4, 0);
+        let seen: Vec<Vec<u64>> = batches.lock().unwrap().clone();
+        assert_eq!(seen[0], vec![1, 2, 3]);
+        // The cursor reached 7, which readers see as 4: entries 4 to 6 are not visible.
+        while cursors.lock().unwrap()["acme"] < 7 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            marks.wait_for("acme", 4, Duration::from_millis(100)).await,
+            Err(4)
+        );
+        assert_eq!(
+            batches.lock().unwrap().clone(),
+            [vec![1, 2, 3], vec![4, 5, 6]]
+        );
+        follower.stop();
+        ledger.shutdown();
+    }
+
     #[test]
     fn received_at_reads_the_server_field() {
         let entry = br#"{"action":"a","received_at":"2026-01-02T03:04:05.000006Z","seq":0}"#;

@@ -42,6 +42,28 @@
 //! The watermark of a tenant is the number of its entries indexed ([`Mark::next_seq`]): every
 //! entry with `seq < next_seq` is searchable.
 //!
+//! ## Catching up in bulk
+//!
+//! Batch by batch, every row costs an insert into each of the seven secondary indexes of
+//! `events` and the two b-trees of `targets`, at places all over them. When a tenant is far
+//! behind the log — a rebuild from an empty index, or a restart after a long stop — its batch
+//! instead starts a *load* ([`BulkPolicy`]: at least 100,000 entries behind): its rows go into
+//! the tables `load_events` and `load_targets`, which have no index but their rowid, and each
+//! load transaction reads on from the log itself, up to 200,000 entries, rather than committing
+//! every follower batch. The `loading` table holds how far the load has read (the follower's
+//! cursor, [`Mark::cursor`]) with the id of the last entry read, checked against the log on
+//! open like the watermark. Once fewer than the threshold remain, one transaction moves the
+//! tenant's loaded rows into `events` and `targets` in key order and moves the watermark to
+//! the end of the load; when the load brings at least as many rows as the index held, the
+//! secondary indexes are dropped first and created again afterwards, each by one sorted pass
+//! (SQLite sorts the keys, then writes the b-tree in order). The rest is indexed batch by batch.
+//!
+//! Searches read `events` and `targets` only, so during a load they find exactly what was
+//! searchable before it — as they do whenever the index is behind — and the watermark readers
+//! wait on stays there until the load's rows are moved: nothing is reported searchable before
+//! it is. The text goes into `details` during the load already; it is found only through an
+//! `events` row, so it is not found before them.
+//!
 //! ## Rows and keys
 //!
 //! Every indexed entry is one `events` row whose integer primary key is

@@ -1035,3 +1035,58 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
         every_plan_finds_what_a_scan_finds(on_top);
     }
 }
+
+/// CPU seconds this thread has used (utime + stime of `/proc/thread-self/stat`, in clock
+/// ticks of 1/100 s).
+fn thread_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Not a test: the rate of rebuilding the index from an empty file, batch by batch and in
+/// bulk, as the follower hands it batches of 10,000 entries.
+///
+/// ```sh
+/// SEALTRAIL_INDEX_BENCH_EVENTS=300000 cargo test --release -p sealtrail-store --lib \
+///     index_rebuild_rate -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore]
+fn index_rebuild_rate() {
+    let count: u64 = std::env::var("SEALTRAIL_INDEX_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(count);
+    let log = write_log(dir.path(), "acme", &entries);
+    drop(entries);
+    let rounds = [("batch by batch", false), ("bulk", true)];
+    for round in 0..2 {
+        for (name, bulk) in rounds {
+            let path = dir.path().join(format!("index-{round}-{bulk}.db"));
+            let mut db = IndexDb::open(&path, IndexLayout::default(), log.as_ref()).unwrap();
+            if !bulk {
+                db.set_bulk_policy(BulkPolicy {
+                    behind: u64::MAX,
+                    ..BulkPolicy::PRODUCTION
+                });
+            }
+            let (wall, cpu) = (Instant::now(), thread_cpu_seconds());
+            let mut cursor = 0;
+            while cursor < count {
+                let batch = log.entries("acme", cursor, u64::MAX, 10_000).unwrap();
+                cursor = db.apply("acme", &batch, log.as_ref()).unwrap().unwrap().cursor;
+            }
+            let (wall, cpu) = (wall.elapsed().as_secs_f64(), thread_cpu_seconds() - cpu);
+            assert_eq!(db.mark("acme").unwrap().next_seq, count);
+            println!(
+                "{name:15} {count} events: {:.0} events/s wall, {:.2} µs CPU/event",
+                count as f64 / wall,
+                cpu / count as f64 * 1e6
+            );
+        }
+    }
+}
