@@ -73,7 +73,9 @@ impl Follow for IndexFollower {
 
     /// Entries below the mark are searchable; those loaded in bulk beyond it are not yet.
     fn visible(&self, tenant: &str, cursor: u64) -> u64 {
-        self.db.mark(tenant).map_or(0, |mark| mark.next_seq.min(cursor))
+        self.db
+            .mark(tenant)
+            .map_or(0, |mark| mark.next_seq.min(cursor))
     }
 
     fn apply(

@@ -735,8 +735,10 @@ fn open_writer(
             "the index",
             log,
         )?
-        .map_or_else(|| loading_stale_reason(&conn, log), |reason| Ok(Some(reason)))?
-        {
+        .map_or_else(
+            || loading_stale_reason(&conn, log),
+            |reason| Ok(Some(reason)),
+        )? {
             None => return Ok(conn),
             Some(reason) => {
                 tracing::warn!(index = %path.display(), %reason, "rebuilding the query index from the log");

@@ -929,7 +929,11 @@ fn the_indexer_restarts_the_wal_between_batches() {
 /// Whatever is searchable: every seq of the tenant, in seq order.
 fn searchable(readers: &IndexReaders, db: &IndexDb) -> Vec<u64> {
     match db.mark("acme") {
-        Some(mark) => readers.reader().unwrap().search(mark.number, &all()).unwrap(),
+        Some(mark) => readers
+            .reader()
+            .unwrap()
+            .search(mark.number, &all())
+            .unwrap(),
         None => Vec::new(),
     }
 }
@@ -1016,7 +1020,10 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
         });
         for bulk in [&from_empty, &on_top] {
             assert_eq!(bulk.number, incremental.number);
-            let (mine, theirs) = (bulk.readers.reader().unwrap(), incremental.readers.reader().unwrap());
+            let (mine, theirs) = (
+                bulk.readers.reader().unwrap(),
+                incremental.readers.reader().unwrap(),
+            );
             for base in searches() {
                 for order in [Order::Asc, Order::Desc] {
                     let search = Search {
@@ -1040,7 +1047,12 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
 /// ticks of 1/100 s).
 fn thread_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
 }
@@ -1078,7 +1090,11 @@ fn index_rebuild_rate() {
             let mut cursor = 0;
             while cursor < count {
                 let batch = log.entries("acme", cursor, u64::MAX, 10_000).unwrap();
-                cursor = db.apply("acme", &batch, log.as_ref()).unwrap().unwrap().cursor;
+                cursor = db
+                    .apply("acme", &batch, log.as_ref())
+                    .unwrap()
+                    .unwrap()
+                    .cursor;
             }
             let (wall, cpu) = (wall.elapsed().as_secs_f64(), thread_cpu_seconds() - cpu);
             assert_eq!(db.mark("acme").unwrap().next_seq, count);
