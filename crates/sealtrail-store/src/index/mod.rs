@@ -246,26 +246,31 @@ CREATE TABLE loading (
 );
 -- Rows as `events` and `targets` hold them, without any index: moved into those tables, in
 -- key order, once the tenant has caught up.
-CREATE TABLE load_events (
-    key      INTEGER PRIMARY KEY,
-    tenant   INTEGER NOT NULL,
-    at       INTEGER NOT NULL,
-    action   TEXT    NOT NULL,
-    activity TEXT,
-    outcome  INTEGER NOT NULL,
-    actor    TEXT    NOT NULL,
-    ip       TEXT,
-    source   TEXT
-);
+{load_events}
 CREATE TABLE load_targets (
     id   TEXT    NOT NULL,
     key  INTEGER NOT NULL,
     type TEXT    NOT NULL
 );
-{}"#,
-        secondary_indexes(layout)
+{indexes}"#,
+        load_events = LOAD_EVENTS_TABLE,
+        indexes = secondary_indexes(layout)
     )
 }
+
+/// The load table of `events`: the same columns, so that it can become `events` itself
+/// ([`Move::Rename`]).
+const LOAD_EVENTS_TABLE: &str = "CREATE TABLE load_events (
+    key      INTEGER PRIMARY KEY,
+    tenant   INTEGER NOT NULL,
+    at       INTEGER NOT NULL,      -- occurred_at, else received_at; unix microseconds
+    action   TEXT    NOT NULL,
+    activity TEXT,
+    outcome  INTEGER NOT NULL,      -- 0 success, 1 failure, 2 unknown (see `outcome_code`)
+    actor    TEXT    NOT NULL,
+    ip       TEXT,
+    source   TEXT
+);";
 
 /// The indexes of `events` and `targets` besides their primary keys: dropped and created
 /// again, each in one sorted pass, when a bulk load brings more rows than the index holds.
@@ -551,7 +556,18 @@ impl IndexDb {
         let caught_up = caught_up || !far_behind(cursor.saturating_sub(1))?;
         let next_seq = if caught_up {
             let existing: u64 = self.marks.values().map(|m| m.next_seq).sum();
-            move_loaded(&tx, self.layout, number, cursor - searchable >= existing)?;
+            let others_loading = self
+                .marks
+                .iter()
+                .any(|(name, m)| name != tenant && m.loading());
+            let how = if existing == 0 && !others_loading {
+                Move::Rename
+            } else if cursor - searchable >= existing {
+                Move::Rebuild
+            } else {
+                Move::Insert
+            };
+            move_loaded(&tx, self.layout, number, how)?;
             tx.prepare_cached("DELETE FROM loading WHERE number = ?1")?
                 .execute(params![number])?;
             tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
@@ -603,28 +619,47 @@ fn parse_rows(tenant: &str, entries: &[(u64, EntryRow)]) -> Vec<Row> {
         .collect()
 }
 
+/// How [`move_loaded`] moves a load into the searchable tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// Row by row into the indexes (the load is smaller than what the index holds).
+    Insert,
+    /// The secondary indexes dropped, the rows moved, the indexes created again in one sorted
+    /// pass each.
+    Rebuild,
+    /// As `Rebuild`, but `events` is empty and `load_events` holds only this tenant's rows:
+    /// `load_events` becomes `events` without copying a row.
+    Rename,
+}
+
 /// Moves a tenant's loaded rows into `events` and `targets`, in key order, which makes them
-/// searchable when the transaction commits. With `rebuild` (the load brings at least as many
-/// rows as the index holds), the secondary indexes are dropped first and created again
-/// afterwards, each in one sorted pass, rather than updated row by row.
+/// searchable when the transaction commits; see [`Move`].
 fn move_loaded(
     tx: &Transaction<'_>,
     layout: IndexLayout,
     number: i64,
-    rebuild: bool,
+    how: Move,
 ) -> Result<(), IndexError> {
+    let rebuild = how != Move::Insert;
     if rebuild {
         for index in SECONDARY_INDEXES {
             tx.execute_batch(&format!("DROP INDEX {index};"))?;
         }
     }
     let (lo, hi) = (key(number, 0), key(number, MAX_INDEXED_SEQ));
-    tx.execute(
-        "INSERT INTO events (key, tenant, at, action, activity, outcome, actor, ip, source)
-         SELECT key, tenant, at, action, activity, outcome, actor, ip, source FROM load_events
-         WHERE key >= ?1 AND key <= ?2 ORDER BY key",
-        params![lo, hi],
-    )?;
+    if how == Move::Rename {
+        tx.execute_batch(&format!(
+            "DROP TABLE events; ALTER TABLE load_events RENAME TO events; {}",
+            LOAD_EVENTS_TABLE
+        ))?;
+    } else {
+        tx.execute(
+            "INSERT INTO events (key, tenant, at, action, activity, outcome, actor, ip, source)
+             SELECT key, tenant, at, action, activity, outcome, actor, ip, source FROM load_events
+             WHERE key >= ?1 AND key <= ?2 ORDER BY key",
+            params![lo, hi],
+        )?;
+    }
     tx.execute(
         "INSERT INTO targets (id, key, type)
          SELECT id, key, type FROM load_targets WHERE key >= ?1 AND key <= ?2

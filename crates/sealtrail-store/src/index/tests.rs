@@ -1018,7 +1018,24 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
                 .unwrap();
             assert_eq!(loaded, 0, "the load tables are emptied");
         });
-        for bulk in [&from_empty, &on_top] {
+        // A load larger than what the index holds: the secondary indexes are dropped and
+        // created again around the move, in one transaction with the rest of the load.
+        let larger = fixture_built(layout, |db, log, entries| {
+            let readers = db.readers();
+            db.apply("acme", &rows(&entries[..100]), log).unwrap();
+            db.set_bulk_policy(BulkPolicy {
+                behind: 50,
+                per_transaction: 1_000,
+                read: 50,
+            });
+            let mark = db
+                .apply("acme", &rows(&entries[100..250]), log)
+                .unwrap()
+                .unwrap();
+            assert_eq!((mark.next_seq, mark.cursor), (EVENTS, EVENTS));
+            assert_eq!(searchable(&readers, db), (0..EVENTS).collect::<Vec<u64>>());
+        });
+        for bulk in [&from_empty, &on_top, &larger] {
             assert_eq!(bulk.number, incremental.number);
             let (mine, theirs) = (
                 bulk.readers.reader().unwrap(),
@@ -1040,6 +1057,7 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
         }
         every_plan_finds_what_a_scan_finds(from_empty);
         every_plan_finds_what_a_scan_finds(on_top);
+        every_plan_finds_what_a_scan_finds(larger);
     }
 }
 
