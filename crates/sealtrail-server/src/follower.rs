@@ -84,6 +84,15 @@ pub trait Follow: Send + 'static {
         entries: &[(u64, EntryRow)],
     ) -> Result<u64, Self::Error>;
 
+    /// What readers may rely on once the tenant's cursor is `cursor`: every entry below the
+    /// returned seq is applied as they see it (read-your-writes waits for it). By default the
+    /// cursor itself; the query index publishes less while it loads a tenant in bulk, whose
+    /// entries become searchable together at the end of the load.
+    fn visible(&self, tenant: &str, cursor: u64) -> u64 {
+        let _ = tenant;
+        cursor
+    }
+
     /// How far behind the log the follower is, in seconds, after each round: the age of the
     /// newest entry applied while more entries wait, else 0. For a metric; by default unused.
     fn report_lag(&self, seconds: f64) {
@@ -129,7 +138,8 @@ pub enum FollowerError {
 
 /// What the follower's thread and the readers share.
 struct Shared {
-    /// Each tenant's published cursor: every entry below it is applied.
+    /// Each tenant's published cursor ([`Follow::visible`]): every entry below it is applied
+    /// as readers see it.
     cursors: Mutex<HashMap<String, u64>>,
     /// Bumped after every batch applied, so waiters wake up and look at the cursors again.
     progress: tokio::sync::watch::Sender<u64>,
@@ -157,14 +167,20 @@ impl Follower {
         debug_assert!(options.batch > 0, "a batch holds at least one entry");
         let name = follow.name().to_string();
         let (progress, _) = tokio::sync::watch::channel(0);
+        let cursors = follow.cursors();
+        let published = cursors
+            .iter()
+            .map(|(tenant, cursor)| (tenant.clone(), follow.visible(tenant, *cursor)))
+            .collect();
         let shared = Arc::new(Shared {
-            cursors: Mutex::new(follow.cursors()),
+            cursors: Mutex::new(published),
             progress,
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
         let worker = Worker {
             follow,
+            cursors,
             log,
             options,
             shared: shared.clone(),
@@ -267,6 +283,9 @@ impl Watermarks {
 /// The follower thread's state.
 struct Worker<F> {
     follow: F,
+    /// Each tenant's cursor: where its next batch starts. What readers see is
+    /// [`Follow::visible`] of it, in [`Shared::cursors`].
+    cursors: HashMap<String, u64>,
     /// Read-only connection to the log.
     log: Box<dyn Store>,
     options: FollowerOptions,
@@ -372,14 +391,7 @@ impl<F: Follow> Worker<F> {
     /// Applies up to a batch of the tenant's entries after its cursor. Returns how many were
     /// applied and, when a full batch was (so more may wait), when the last was received.
     fn batch(&mut self, tenant: &str) -> Result<(usize, Option<i64>), RoundError<F::Error>> {
-        let cursor = self
-            .shared
-            .cursors
-            .lock()
-            .expect("follower cursors lock")
-            .get(tenant)
-            .copied()
-            .unwrap_or(0);
+        let cursor = self.cursors.get(tenant).copied().unwrap_or(0);
         let entries = self
             .log
             .entries(tenant, cursor, u64::MAX, self.options.batch)
@@ -394,11 +406,13 @@ impl<F: Follow> Worker<F> {
         if reached <= cursor {
             return Ok((0, None));
         }
+        self.cursors.insert(tenant.to_string(), reached);
+        let visible = self.follow.visible(tenant, reached);
         self.shared
             .cursors
             .lock()
             .expect("follower cursors lock")
-            .insert(tenant.to_string(), reached);
+            .insert(tenant.to_string(), visible);
         self.shared.progress.send_modify(|n| *n = n.wrapping_add(1));
         let applied: Vec<&(u64, EntryRow)> = entries
             .iter()
@@ -588,6 +602,86 @@ mod tests {
         );
         // A tenant the follower does not take from stays at 0.
         assert_eq!(marks.watermark("_system"), 0);
+        follower.stop();
+        ledger.shutdown();
+    }
+
+    /// A [`Recorder`] whose entries become visible to readers only in steps of `step`, as the
+    /// query index's do while it loads in bulk.
+    struct Stepped {
+        recorder: Recorder,
+        step: u64,
+    }
+
+    impl Follow for Stepped {
+        type Error = String;
+
+        fn name(&self) -> &str {
+            "stepped"
+        }
+
+        fn cursors(&self) -> HashMap<String, u64> {
+            self.recorder.cursors()
+        }
+
+        fn apply(
+            &mut self,
+            log: &dyn Store,
+            tenant: &str,
+            entries: &[(u64, EntryRow)],
+        ) -> Result<u64, String> {
+            self.recorder.apply(log, tenant, entries)
+        }
+
+        fn visible(&self, _tenant: &str, cursor: u64) -> u64 {
+            cursor - cursor % self.step
+        }
+    }
+
+    /// Batches start at the follower's own cursor, while readers see only what
+    /// [`Follow::visible`] says, from the start on.
+    #[tokio::test]
+    async fn readers_see_what_is_visible_and_batches_go_on_from_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        ledger
+            .append("acme", (0..7).map(event).collect())
+            .await
+            .unwrap();
+        let cursors = Arc::new(Mutex::new(HashMap::from([("acme".to_string(), 1)])));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let stepped = Stepped {
+            recorder: Recorder {
+                tenant: "acme",
+                cursors: cursors.clone(),
+                batches: batches.clone(),
+                take: 3,
+            },
+            step: 4,
+        };
+        let log = Location::new(dir.path(), None).open_reader().unwrap();
+        let follower = Follower::start(stepped, log, OPTIONS).unwrap();
+        let marks = follower.watermarks();
+        marks
+            .wait_for("acme", 3, Duration::from_secs(10))
+            .await
+            .unwrap();
+        // Entry 3 is waited for until the cursor reaches 4 or more (1 → 4 → 7): visible at 4.
+        assert_eq!(marks.watermark("acme") % 4, 0);
+        let seen: Vec<Vec<u64>> = batches.lock().unwrap().clone();
+        assert_eq!(seen[0], vec![1, 2, 3]);
+        // The cursor reached 7, which readers see as 4: entries 4 to 6 are not visible.
+        while cursors.lock().unwrap()["acme"] < 7 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            marks.wait_for("acme", 4, Duration::from_millis(100)).await,
+            Err(4)
+        );
+        assert_eq!(
+            batches.lock().unwrap().clone(),
+            [vec![1, 2, 3], vec![4, 5, 6]]
+        );
         follower.stop();
         ledger.shutdown();
     }

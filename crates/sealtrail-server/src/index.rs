@@ -67,8 +67,15 @@ impl Follow for IndexFollower {
         self.db
             .marks()
             .iter()
-            .map(|(tenant, mark)| (tenant.clone(), mark.next_seq))
+            .map(|(tenant, mark)| (tenant.clone(), mark.cursor))
             .collect()
+    }
+
+    /// Entries below the mark are searchable; those loaded in bulk beyond it are not yet.
+    fn visible(&self, tenant: &str, cursor: u64) -> u64 {
+        self.db
+            .mark(tenant)
+            .map_or(0, |mark| mark.next_seq.min(cursor))
     }
 
     fn apply(
@@ -84,7 +91,7 @@ impl Follow for IndexFollower {
             .lock()
             .expect("index numbers lock")
             .insert(tenant.to_string(), mark.number);
-        Ok(mark.next_seq)
+        Ok(mark.cursor)
     }
 
     fn report_lag(&self, seconds: f64) {

@@ -42,6 +42,28 @@
 //! The watermark of a tenant is the number of its entries indexed ([`Mark::next_seq`]): every
 //! entry with `seq < next_seq` is searchable.
 //!
+//! ## Catching up in bulk
+//!
+//! Batch by batch, every row costs an insert into each of the seven secondary indexes of
+//! `events` and the two b-trees of `targets`, at places all over them. When a tenant is far
+//! behind the log — a rebuild from an empty index, or a restart after a long stop — its batch
+//! instead starts a *load* ([`BulkPolicy`]: at least 100,000 entries behind): its rows go into
+//! the tables `load_events` and `load_targets`, which have no index but their rowid, and each
+//! load transaction reads on from the log itself, up to 200,000 entries, rather than committing
+//! every follower batch. The `loading` table holds how far the load has read (the follower's
+//! cursor, [`Mark::cursor`]) with the id of the last entry read, checked against the log on
+//! open like the watermark. Once fewer than the threshold remain, one transaction moves the
+//! tenant's loaded rows into `events` and `targets` in key order and moves the watermark to
+//! the end of the load; when the load brings at least as many rows as the index held, the
+//! secondary indexes are dropped first and created again afterwards, each by one sorted pass
+//! (SQLite sorts the keys, then writes the b-tree in order). The rest is indexed batch by batch.
+//!
+//! Searches read `events` and `targets` only, so during a load they find exactly what was
+//! searchable before it — as they do whenever the index is behind — and the watermark readers
+//! wait on stays there until the load's rows are moved: nothing is reported searchable before
+//! it is. The text goes into `details` during the load already; it is found only through an
+//! `events` row, so it is not found before them.
+//!
 //! ## Rows and keys
 //!
 //! Every indexed entry is one `events` row whose integer primary key is
@@ -128,7 +150,7 @@ pub use search::{Order, PROGRESS_STEPS, Search, search, text_query};
 
 /// The schema version of the index in the production layout ([`IndexLayout::default`]),
 /// stored as `PRAGMA user_version`. An index of any other version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Bits of the key that hold the seq.
 const SEQ_BITS: u32 = 44;
@@ -180,7 +202,6 @@ impl Default for IndexLayout {
 
 /// The index's tables and indexes.
 fn schema(layout: IndexLayout) -> String {
-    let block_bits = layout.block_bits;
     format!(
         r#"
 -- One row per tenant: its key prefix and its watermark.
@@ -203,6 +224,60 @@ CREATE TABLE events (
     ip       TEXT,
     source   TEXT
 );
+
+-- Each distinct (type, id) target of an entry; '' where the producer sent none. Two b-trees
+-- serve every target filter in key order: (id, key, type) and (type, key, id).
+CREATE TABLE targets (
+    id   TEXT    NOT NULL,
+    key  INTEGER NOT NULL,
+    type TEXT    NOT NULL,
+    PRIMARY KEY (id, key, type)
+) WITHOUT ROWID;
+
+-- The text of the values in details, rowid = key. Contentless: only the terms are kept.
+CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
+
+-- A tenant being loaded in bulk (see "Catching up in bulk"): entries with seq < next_seq are
+-- read into the load tables but not searchable yet.
+CREATE TABLE loading (
+    number   INTEGER PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    last_id  TEXT
+);
+-- Rows as `events` and `targets` hold them, without any index: moved into those tables, in
+-- key order, once the tenant has caught up.
+{load_events}
+CREATE TABLE load_targets (
+    id   TEXT    NOT NULL,
+    key  INTEGER NOT NULL,
+    type TEXT    NOT NULL
+);
+{indexes}"#,
+        load_events = LOAD_EVENTS_TABLE,
+        indexes = secondary_indexes(layout)
+    )
+}
+
+/// The load table of `events`: the same columns, so that it can become `events` itself
+/// ([`Move::Rename`]).
+const LOAD_EVENTS_TABLE: &str = "CREATE TABLE load_events (
+    key      INTEGER PRIMARY KEY,
+    tenant   INTEGER NOT NULL,
+    at       INTEGER NOT NULL,      -- occurred_at, else received_at; unix microseconds
+    action   TEXT    NOT NULL,
+    activity TEXT,
+    outcome  INTEGER NOT NULL,      -- 0 success, 1 failure, 2 unknown (see `outcome_code`)
+    actor    TEXT    NOT NULL,
+    ip       TEXT,
+    source   TEXT
+);";
+
+/// The indexes of `events` and `targets` besides their primary keys: dropped and created
+/// again, each in one sorted pass, when a bulk load brings more rows than the index holds.
+fn secondary_indexes(layout: IndexLayout) -> String {
+    let block_bits = layout.block_bits;
+    format!(
+        r#"
 -- Every index below ends with the key (rowid), so equality scans come out in seq order.
 -- Time by block of 2^BLOCK_BITS seqs: within a block, a time range is one index range.
 CREATE INDEX events_by_block    ON events ((key >> {block_bits}), at);
@@ -215,22 +290,22 @@ CREATE INDEX events_by_outcome  ON events (outcome);
 CREATE INDEX events_by_actor    ON events (actor, outcome);
 CREATE INDEX events_by_ip       ON events (ip, outcome) WHERE ip IS NOT NULL;
 CREATE INDEX events_by_source   ON events (source, outcome) WHERE source IS NOT NULL;
-
--- Each distinct (type, id) target of an entry; '' where the producer sent none. Two b-trees
--- serve every target filter in key order: (id, key, type) and (type, key, id).
-CREATE TABLE targets (
-    id   TEXT    NOT NULL,
-    key  INTEGER NOT NULL,
-    type TEXT    NOT NULL,
-    PRIMARY KEY (id, key, type)
-) WITHOUT ROWID;
-CREATE INDEX targets_by_type ON targets (type, key);
-
--- The text of the values in details, rowid = key. Contentless: only the terms are kept.
-CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
+CREATE INDEX targets_by_type    ON targets (type, key);
 "#
     )
 }
+
+/// The names of the [`secondary_indexes`].
+const SECONDARY_INDEXES: [&str; 8] = [
+    "events_by_block",
+    "events_by_action",
+    "events_by_activity",
+    "events_by_outcome",
+    "events_by_actor",
+    "events_by_ip",
+    "events_by_source",
+    "targets_by_type",
+];
 
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
@@ -255,8 +330,40 @@ pub enum IndexError {
 pub struct Mark {
     /// The tenant's key prefix: the high bits of every key of its rows, which [`search`] takes.
     pub number: i64,
-    /// Entries with `seq < next_seq` are indexed.
+    /// Entries with `seq < next_seq` are indexed: searchable.
     pub next_seq: u64,
+    /// Entries with `seq < cursor` have been read: indexed, or loaded in bulk and searchable
+    /// once the load ends (see "Catching up in bulk"). Where the next batch starts; equal to
+    /// `next_seq` unless the tenant is being loaded.
+    pub cursor: u64,
+}
+
+impl Mark {
+    /// Whether the tenant is being loaded in bulk: entries read but not searchable yet.
+    pub fn loading(&self) -> bool {
+        self.cursor > self.next_seq
+    }
+}
+
+/// When the index catches up in bulk rather than batch by batch (see "Catching up in bulk").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkPolicy {
+    /// A tenant's batch starts a bulk load when the log holds at least this many entries after
+    /// it.
+    pub behind: u64,
+    /// Entries read from the log per transaction while loading.
+    pub per_transaction: usize,
+    /// Entries read from the log at a time while loading (bounds memory).
+    pub read: usize,
+}
+
+impl BulkPolicy {
+    /// The service's: a load starts 100,000 entries behind, 200,000 entries per transaction.
+    pub const PRODUCTION: BulkPolicy = BulkPolicy {
+        behind: 100_000,
+        per_transaction: 200_000,
+        read: 10_000,
+    };
 }
 
 /// The index open for writing: one connection, owned by whoever follows the log.
@@ -275,6 +382,8 @@ pub struct IndexDb {
     marks: HashMap<String, Mark>,
     /// Tenants at the index's limits, reported once each rather than once per batch.
     full_reported: HashSet<String>,
+    /// When to load in bulk.
+    bulk: BulkPolicy,
 }
 
 impl IndexDb {
@@ -317,8 +426,15 @@ impl IndexDb {
             layout,
             marks,
             full_reported: HashSet::new(),
+            bulk: BulkPolicy::PRODUCTION,
         };
         Ok((db, keeper))
+    }
+
+    /// Loads in bulk by `policy` rather than [`BulkPolicy::PRODUCTION`] (tests load a few
+    /// hundred entries in bulk).
+    pub fn set_bulk_policy(&mut self, policy: BulkPolicy) {
+        self.bulk = policy;
     }
 
     /// Where every tenant indexed so far stands (tenants never indexed have no mark: nothing
@@ -371,28 +487,15 @@ impl IndexDb {
         let Some(last_seq) = entries.last().map(|(seq, _)| *seq) else {
             return Ok(mark);
         };
-        let rows: Vec<Row> = entries
-            .iter()
-            .filter_map(|(seq, entry)| {
-                // A row that holds no entry bytes is passed over like one that does not parse:
-                // the index cannot show it, and stopping here would leave every later entry
-                // unsearchable. The mark moves past it, so it is logged once, not every round.
-                let bytes = match entry {
-                    Ok(bytes) => bytes,
-                    Err(bad) => {
-                        tracing::error!(tenant, seq, error = %bad, "entry row holds no entry; not indexed (run `sealtrail verify`)");
-                        return None;
-                    }
-                };
-                match to_row(*seq, bytes) {
-                    Ok(row) => Some(row),
-                    Err(error) => {
-                        tracing::error!(tenant, seq, %error, "entry does not parse; not indexed (run `sealtrail verify`)");
-                        None
-                    }
-                }
-            })
-            .collect();
+        let rows = parse_rows(tenant, entries);
+        let far_behind = |seq: u64| -> Result<bool, IndexError> {
+            Ok(log
+                .entry_id(tenant, seq.saturating_add(self.bulk.behind))?
+                .is_some())
+        };
+        // A tenant far behind the log is loaded in bulk; one already loading goes on.
+        let load = mark.is_some_and(|m| m.loading())
+            || (entries.len() as u64 >= self.bulk.behind.min(1_000) && far_behind(last_seq)?);
         self.handoff.run_due(&self.conn);
         let tx = self.conn.transaction()?;
         let number = match mark {
@@ -410,20 +513,171 @@ impl IndexDb {
                 }
             },
         };
-        write_rows(&tx, number, &rows)?;
-        // The watermark names the last entry read, even if it did not parse: the log's entry
-        // at that seq is what a later start compares against.
-        let last_id = batch_last_id(&rows, last_seq, log, tenant)?;
-        tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
-            .execute(params![number, (last_seq + 1) as i64, last_id])?;
+        let searchable = mark.map_or(0, |m| m.next_seq);
+        if !load {
+            write_rows(&tx, number, &rows, Tables::Index)?;
+            // The watermark names the last entry read, even if it did not parse: the log's
+            // entry at that seq is what a later start compares against.
+            let last_id = batch_last_id(&rows, last_seq, log, tenant)?;
+            tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
+                .execute(params![number, (last_seq + 1) as i64, last_id])?;
+            tx.commit()?;
+            let mark = Mark {
+                number,
+                next_seq: last_seq + 1,
+                cursor: last_seq + 1,
+            };
+            self.marks.insert(tenant.to_string(), mark);
+            return Ok(Some(mark));
+        }
+
+        // Loading: this batch, and more read from the log, into the load tables.
+        write_rows(&tx, number, &rows, Tables::Load)?;
+        let mut last_id = batch_last_id(&rows, last_seq, log, tenant)?;
+        let mut cursor = last_seq + 1;
+        let mut read = entries.len();
+        let mut caught_up = false;
+        while read < self.bulk.per_transaction {
+            let more = log.entries(tenant, cursor, MAX_INDEXED_SEQ + 1, self.bulk.read)?;
+            let Some(last) = more.last().map(|(seq, _)| *seq) else {
+                caught_up = true;
+                break;
+            };
+            let rows = parse_rows(tenant, &more);
+            write_rows(&tx, number, &rows, Tables::Load)?;
+            last_id = batch_last_id(&rows, last, log, tenant)?;
+            cursor = last + 1;
+            read += more.len();
+            if more.len() < self.bulk.read {
+                caught_up = true;
+                break;
+            }
+        }
+        let caught_up = caught_up || !far_behind(cursor.saturating_sub(1))?;
+        let next_seq = if caught_up {
+            let existing: u64 = self.marks.values().map(|m| m.next_seq).sum();
+            let others_loading = self
+                .marks
+                .iter()
+                .any(|(name, m)| name != tenant && m.loading());
+            let how = if existing == 0 && !others_loading {
+                Move::Rename
+            } else if cursor - searchable >= existing {
+                Move::Rebuild
+            } else {
+                Move::Insert
+            };
+            move_loaded(&tx, self.layout, number, how)?;
+            tx.prepare_cached("DELETE FROM loading WHERE number = ?1")?
+                .execute(params![number])?;
+            tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
+                .execute(params![number, cursor as i64, last_id])?;
+            cursor
+        } else {
+            tx.prepare_cached(
+                "INSERT INTO loading (number, next_seq, last_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (number) DO UPDATE SET next_seq = excluded.next_seq, last_id = excluded.last_id",
+            )?
+            .execute(params![number, cursor as i64, last_id])?;
+            searchable
+        };
         tx.commit()?;
         let mark = Mark {
             number,
-            next_seq: last_seq + 1,
+            next_seq,
+            cursor,
         };
         self.marks.insert(tenant.to_string(), mark);
         Ok(Some(mark))
     }
+}
+
+/// The rows of entries that parse; the others are logged and passed over.
+fn parse_rows(tenant: &str, entries: &[(u64, EntryRow)]) -> Vec<Row> {
+    entries
+        .iter()
+        .filter(|(seq, _)| *seq <= MAX_INDEXED_SEQ)
+        .filter_map(|(seq, entry)| {
+            // A row that holds no entry bytes is passed over like one that does not parse:
+            // the index cannot show it, and stopping here would leave every later entry
+            // unsearchable. The mark moves past it, so it is logged once, not every round.
+            let bytes = match entry {
+                Ok(bytes) => bytes,
+                Err(bad) => {
+                    tracing::error!(tenant, seq, error = %bad, "entry row holds no entry; not indexed (run `sealtrail verify`)");
+                    return None;
+                }
+            };
+            match to_row(*seq, bytes) {
+                Ok(row) => Some(row),
+                Err(error) => {
+                    tracing::error!(tenant, seq, %error, "entry does not parse; not indexed (run `sealtrail verify`)");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// How [`move_loaded`] moves a load into the searchable tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// Row by row into the indexes (the load is smaller than what the index holds).
+    Insert,
+    /// The secondary indexes dropped, the rows moved, the indexes created again in one sorted
+    /// pass each.
+    Rebuild,
+    /// As `Rebuild`, but `events` is empty and `load_events` holds only this tenant's rows:
+    /// `load_events` becomes `events` without copying a row.
+    Rename,
+}
+
+/// Moves a tenant's loaded rows into `events` and `targets`, in key order, which makes them
+/// searchable when the transaction commits; see [`Move`].
+fn move_loaded(
+    tx: &Transaction<'_>,
+    layout: IndexLayout,
+    number: i64,
+    how: Move,
+) -> Result<(), IndexError> {
+    let rebuild = how != Move::Insert;
+    if rebuild {
+        for index in SECONDARY_INDEXES {
+            tx.execute_batch(&format!("DROP INDEX {index};"))?;
+        }
+    }
+    let (lo, hi) = (key(number, 0), key(number, MAX_INDEXED_SEQ));
+    if how == Move::Rename {
+        tx.execute_batch(&format!(
+            "DROP TABLE events; ALTER TABLE load_events RENAME TO events; {}",
+            LOAD_EVENTS_TABLE
+        ))?;
+    } else {
+        tx.execute(
+            "INSERT INTO events (key, tenant, at, action, activity, outcome, actor, ip, source)
+             SELECT key, tenant, at, action, activity, outcome, actor, ip, source FROM load_events
+             WHERE key >= ?1 AND key <= ?2 ORDER BY key",
+            params![lo, hi],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO targets (id, key, type)
+         SELECT id, key, type FROM load_targets WHERE key >= ?1 AND key <= ?2
+         ORDER BY id, key, type",
+        params![lo, hi],
+    )?;
+    tx.execute(
+        "DELETE FROM load_events WHERE key >= ?1 AND key <= ?2",
+        params![lo, hi],
+    )?;
+    tx.execute(
+        "DELETE FROM load_targets WHERE key >= ?1 AND key <= ?2",
+        params![lo, hi],
+    )?;
+    if rebuild {
+        tx.execute_batch(&secondary_indexes(layout))?;
+    }
+    Ok(())
 }
 
 /// The read side of the index: a pool of read-only connections. Cloning is cheap and shares
@@ -515,6 +769,10 @@ fn open_writer(
             layout.schema_version(),
             "the index",
             log,
+        )?
+        .map_or_else(
+            || loading_stale_reason(&conn, log),
+            |reason| Ok(Some(reason)),
         )? {
             None => return Ok(conn),
             Some(reason) => {
@@ -537,6 +795,29 @@ fn open_writer(
     ))?;
     Ok(conn)
 }
+/// Why a bulk load under way was built from another log than `log`, if it was: the id of the
+/// last entry loaded is not the log's at that seq.
+fn loading_stale_reason(conn: &Connection, log: &dyn Store) -> Result<Option<String>, IndexError> {
+    let mut stmt = conn.prepare(
+        "SELECT t.name, l.next_seq, l.last_id FROM loading AS l JOIN tenants AS t USING (number)",
+    )?;
+    let rows: Vec<(String, i64, Option<String>)> = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (tenant, next_seq, last_id) in rows {
+        let Some(last_id) = last_id else { continue };
+        let seq = (next_seq as u64).saturating_sub(1);
+        let in_log = log.entry_id(&tenant, seq)?;
+        if in_log.as_deref() != Some(last_id.as_str()) {
+            return Ok(Some(format!(
+                "tenant {tenant}: the log holds {} at seq {seq}, the load under way read {last_id}",
+                in_log.as_deref().unwrap_or("no entry"),
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// How long the index's writer waits for SQLite's locks.
 const WRITER_BUSY: Duration = Duration::from_secs(10);
 
@@ -584,13 +865,17 @@ pub fn read_cursors(path: &Path) -> Result<Option<HashMap<String, u64>>, IndexEr
 }
 
 fn load_marks(conn: &Connection) -> Result<HashMap<String, Mark>, IndexError> {
-    let mut stmt = conn.prepare("SELECT name, number, next_seq FROM tenants")?;
+    let mut stmt = conn.prepare(
+        "SELECT t.name, t.number, t.next_seq, max(t.next_seq, coalesce(l.next_seq, 0))
+         FROM tenants AS t LEFT JOIN loading AS l ON l.number = t.number",
+    )?;
     let rows = stmt.query_map([], |row| {
         Ok((
             row.get::<_, String>(0)?,
             Mark {
                 number: row.get(1)?,
                 next_seq: row.get::<_, i64>(2)? as u64,
+                cursor: row.get::<_, i64>(3)? as u64,
             },
         ))
     })?;
@@ -808,7 +1093,24 @@ fn key(number: i64, seq: u64) -> i64 {
 /// than once per row.
 const ROWS_PER_INSERT: usize = 64;
 
-fn write_rows(tx: &Transaction<'_>, number: i64, rows: &[Row]) -> Result<(), IndexError> {
+/// Where [`write_rows`] writes: the searchable tables, or the load tables of a bulk load. The
+/// text goes into `details` either way: it is found only through an `events` row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tables {
+    Index,
+    Load,
+}
+
+fn write_rows(
+    tx: &Transaction<'_>,
+    number: i64,
+    rows: &[Row],
+    tables: Tables,
+) -> Result<(), IndexError> {
+    let (events_table, targets_table) = match tables {
+        Tables::Index => ("events", "targets"),
+        Tables::Load => ("load_events", "load_targets"),
+    };
     let keys: Vec<i64> = rows.iter().map(|row| key(number, row.seq)).collect();
     let outcomes: Vec<i64> = rows.iter().map(|row| outcome_code(row.outcome)).collect();
     let mut events: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 9);
@@ -835,11 +1137,18 @@ fn write_rows(tx: &Transaction<'_>, number: i64, rows: &[Row]) -> Result<(), Ind
     }
     insert_many(
         tx,
-        "INSERT INTO events (key, tenant, at, action, activity, outcome, actor, ip, source)",
+        &format!(
+            "INSERT INTO {events_table} (key, tenant, at, action, activity, outcome, actor, ip, source)"
+        ),
         9,
         &events,
     )?;
-    insert_many(tx, "INSERT INTO targets (id, key, type)", 3, &targets)?;
+    insert_many(
+        tx,
+        &format!("INSERT INTO {targets_table} (id, key, type)"),
+        3,
+        &targets,
+    )?;
     insert_many(tx, "INSERT INTO details (rowid, text)", 2, &texts)?;
     Ok(())
 }
