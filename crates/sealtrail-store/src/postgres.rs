@@ -35,6 +35,7 @@ use super::{
 };
 
 mod catalog;
+mod copy;
 mod repair;
 mod retention;
 mod seals;
@@ -144,9 +145,6 @@ const SELECT_TOKENS: &str =
 const INSERT_TENANT: &str =
     "INSERT INTO tenants (name, origin, created_at, vkey) VALUES ($1, $2, $3, $4)";
 const UPDATE_TENANT_VKEY: &str = "UPDATE tenants SET vkey = $2 WHERE name = $1 AND vkey IS NULL";
-const INSERT_ENTRIES: &str = "INSERT INTO entries (tenant, seq, id, entry) SELECT $1::text, * FROM unnest($2::int8[], $3::text[], $4::bytea[])";
-const INSERT_HASHES: &str = "INSERT INTO hashes (tenant, idx, hash) SELECT $1::text, * FROM unnest($2::int8[], $3::bytea[])";
-const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (tenant, key, seq) SELECT $1::text, * FROM unnest($2::text[], $3::int8[])";
 const INSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (tenant, size, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, size) DO NOTHING";
 const UPSERT_SETTING: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
 const INSERT_TOKEN: &str = "INSERT INTO tokens (id, tenant, secret_sha256, scopes, created_at) VALUES ($1, $2, $3, $4, $5)";
@@ -447,6 +445,39 @@ impl PgStore {
 
     fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.with_statement(sql, |client, statement| client.execute(statement, params))
+    }
+
+    /// Runs the `COPY … FROM STDIN (FORMAT binary)` statement `sql` (prepared once per
+    /// connection, like every other statement) with `rows`, and checks that PostgreSQL took
+    /// every row. A failure marks the write transaction failed, as any statement's does.
+    fn copy_in(&self, sql: &'static str, rows: copy::CopyRows) -> Result<()> {
+        use std::io::Write as _;
+        let expected = rows.rows();
+        let data = rows.finish();
+        let mut unsent = None;
+        let copied = self.with_statement(sql, |client, statement| {
+            let mut writer = client.copy_in(statement)?;
+            // The writer only buffers a first write; its data goes out in `finish`. Should the
+            // write fail all the same, dropping the writer aborts the COPY.
+            if let Err(error) = writer.write_all(&data) {
+                unsent = Some(error);
+                return Ok(0);
+            }
+            writer.finish()
+        })?;
+        if let Some(error) = unsent {
+            self.tx.set(Tx::Write { failed: true });
+            return Err(StoreError::Unavailable(format!(
+                "PostgreSQL connection lost during COPY: {error}"
+            )));
+        }
+        if copied != expected {
+            self.tx.set(Tx::Write { failed: true });
+            return Err(StoreError::Postgres(format!(
+                "COPY took {copied} rows of {expected}"
+            )));
+        }
+        Ok(())
     }
 
     /// Ends whatever transaction is open, ignoring a connection that is already gone (the
@@ -1159,6 +1190,9 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// The entries, their stored hashes (and, in [`Store::insert_idempotency`], the keys)
+    /// go in with one binary `COPY` per table (see `postgres/copy.rs`), in the caller's write
+    /// transaction.
     fn append(
         &self,
         tenant: &str,
@@ -1167,17 +1201,29 @@ impl Store for PgStore {
         hashes: &[Hash],
     ) -> Result<()> {
         if !entries.is_empty() {
-            let seqs: Vec<i64> = entries.iter().map(|e| e.seq as i64).collect();
-            let ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
-            let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry).collect();
-            self.execute(INSERT_ENTRIES, &[&tenant, &seqs, &ids, &bytes])?;
+            let size: usize = entries
+                .iter()
+                .map(|e| tenant.len() + e.id.len() + e.entry.len() + 30)
+                .sum();
+            let mut rows = copy::CopyRows::new(4, size);
+            for entry in entries {
+                rows.row()
+                    .bytes(tenant.as_bytes())?
+                    .int8(to_i64(entry.seq))
+                    .bytes(entry.id.as_bytes())?
+                    .bytes(entry.entry)?;
+            }
+            self.copy_in(copy::COPY_ENTRIES, rows)?;
         }
         if !hashes.is_empty() {
-            let indexes: Vec<i64> = (0..hashes.len() as u64)
-                .map(|offset| (first_hash_index + offset) as i64)
-                .collect();
-            let bytes: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
-            self.execute(INSERT_HASHES, &[&tenant, &indexes, &bytes])?;
+            let mut rows = copy::CopyRows::new(3, hashes.len() * (tenant.len() + 58));
+            for (offset, hash) in hashes.iter().enumerate() {
+                rows.row()
+                    .bytes(tenant.as_bytes())?
+                    .int8(to_i64(first_hash_index + offset as u64))
+                    .bytes(hash.as_bytes())?;
+            }
+            self.copy_in(copy::COPY_HASHES, rows)?;
         }
         Ok(())
     }
@@ -1186,10 +1232,18 @@ impl Store for PgStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
-        let seqs: Vec<i64> = keys.iter().map(|(_, seq)| *seq as i64).collect();
-        self.execute(INSERT_IDEMPOTENCY, &[&tenant, &names, &seqs])?;
-        Ok(())
+        let size: usize = keys
+            .iter()
+            .map(|(key, _)| tenant.len() + key.len() + 24)
+            .sum();
+        let mut rows = copy::CopyRows::new(3, size);
+        for (key, seq) in keys {
+            rows.row()
+                .bytes(tenant.as_bytes())?
+                .bytes(key.as_bytes())?
+                .int8(to_i64(*seq));
+        }
+        self.copy_in(copy::COPY_IDEMPOTENCY, rows)
     }
 
     fn insert_checkpoint(

@@ -28,6 +28,7 @@ sealtrail_store::store_suite!(
     settings_and_tokens,
     rollback_leaves_nothing_behind,
     a_failed_write_fails_the_whole_transaction,
+    appends_keep_every_byte_and_every_constraint,
     a_read_snapshot_sees_one_moment,
     history_cannot_be_updated_or_deleted,
     a_changed_entry_is_repaired_only_with_the_bytes_its_leaf_commits_to,
@@ -433,6 +434,95 @@ fn a_failed_write_fails_the_whole_transaction(backend: &dyn Backend) {
     assert_eq!(store.size("acme").unwrap(), 0);
     // The store goes on working.
     assert_eq!(append_committed(store.as_ref(), "acme", 2), 2);
+}
+
+/// Entries, stored hashes and idempotency keys come back byte for byte (any byte in an entry,
+/// any character in a key), and the log's unique constraints hold for every row of an append:
+/// a seq, an id, a stored-hash position or a key the log holds already refuses the whole
+/// append, and the transaction commits nothing.
+fn appends_keep_every_byte_and_every_constraint(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    let entry: Vec<u8> = (0..=255u8).cycle().take(65_535).collect();
+    let key = "clé-ключ-鍵-\u{1F511}-'\"-\\-\t";
+    let id = entry_id("acme", 0);
+    let leaf = leaf_hash(&entry);
+    store.begin_write(&["acme"]).unwrap();
+    store
+        .append(
+            "acme",
+            &[NewEntry {
+                seq: 0,
+                id: &id,
+                entry: &entry,
+            }],
+            0,
+            &[leaf],
+        )
+        .unwrap();
+    store
+        .insert_idempotency("acme", &[(key.to_string(), 0)])
+        .unwrap();
+    store.commit().unwrap();
+    assert_eq!(store.entry("acme", 0).unwrap(), Some(entry.clone()));
+    assert_eq!(store.entry_id("acme", 0).unwrap(), Some(id.clone()));
+    assert_eq!(store.seq_of_id("acme", &id).unwrap(), Some(0));
+    assert_eq!(store.read_hashes("acme", &[0]).unwrap(), [leaf]);
+    assert_eq!(store.idempotent_seq("acme", key).unwrap(), Some(0));
+    append_committed(store.as_ref(), "acme", 3);
+    assert_eq!(store.size("acme").unwrap(), 4);
+    let other_id = entry_id("acme", 99);
+    let refused: [(&str, Vec<NewEntry<'_>>, u64); 3] = [
+        // Seq 5 is new, seq 3 is taken: the whole append is refused, seq 5 included.
+        (
+            "a seq",
+            vec![
+                NewEntry {
+                    seq: 5,
+                    id: &other_id,
+                    entry: b"{}",
+                },
+                NewEntry {
+                    seq: 3,
+                    id: &other_id,
+                    entry: b"{}",
+                },
+            ],
+            merkle::stored_hash_count(4),
+        ),
+        (
+            "an id",
+            vec![NewEntry {
+                seq: 4,
+                id: &id,
+                entry: b"{}",
+            }],
+            merkle::stored_hash_count(4),
+        ),
+        (
+            "a stored-hash position",
+            vec![NewEntry {
+                seq: 4,
+                id: &other_id,
+                entry: b"{}",
+            }],
+            merkle::stored_hash_count(4) - 1,
+        ),
+    ];
+    for (what, rows, first_hash) in refused {
+        store.begin_write(&["acme"]).unwrap();
+        let appended = store.append("acme", &rows, first_hash, &[leaf_hash(b"{}")]);
+        let committed = appended.is_ok() && store.commit().is_ok();
+        assert!(!committed, "an append repeating {what} was committed");
+        store.rollback().unwrap();
+        assert_eq!(store.size("acme").unwrap(), 4, "{what}");
+        assert_eq!(store.entry("acme", 5).unwrap(), None, "{what}");
+        assert_eq!(store.seq_of_id("acme", &other_id).unwrap(), None, "{what}");
+    }
+    // Nothing was left half-done: the log goes on from where it was.
+    assert_eq!(append_committed(store.as_ref(), "acme", 2), 6);
+    let tail = store::tail(store.as_ref(), "acme").unwrap();
+    assert_eq!(tail.last_hash, leaf_hash(&entry_bytes("acme", 5)));
 }
 
 fn a_read_snapshot_sees_one_moment(backend: &dyn Backend) {
