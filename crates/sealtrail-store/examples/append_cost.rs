@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use sealtrail_core::merkle::TreeBuilder;
 use sealtrail_core::{Hash, leaf_hash};
-use sealtrail_store::{Location, NewEntry, Store, Tenant};
+use sealtrail_store::{Location, NewEntry, Tenant};
 
 fn main() {
     let mut args = std::env::args().skip(1);

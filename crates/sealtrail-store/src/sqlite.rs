@@ -229,30 +229,25 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     if version > SCHEMA_VERSION {
         return Err(newer(path, version));
     }
-    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let to = from + 1;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Every step in one transaction: a crash or a failure leaves the store as it was, and a
+    // new store's schema is written to the WAL once, not once per step.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let steps = || -> Result<()> {
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            conn.execute_batch(sql)?;
+        }
+        layout::migrate(conn)?;
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; COMMIT;"
-        ))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
-    }
-    if user_version(conn)? < SCHEMA_VERSION {
-        // One transaction: a crash or a failure leaves the store as it was, at version 4.
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        layout::migrate(conn)
-            .and_then(|()| {
-                conn.execute_batch(&format!(
-                    "PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))?;
-                Ok(())
-            })
-            .inspect_err(|_| {
-                let _ = conn.execute_batch("ROLLBACK");
-            })?;
-    }
-    Ok(())
+            "PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+        Ok(())
+    };
+    steps().inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
 }
 
 /// The bytes of an `entries.entry` value, or what the row holds instead. SQLite keeps a type
