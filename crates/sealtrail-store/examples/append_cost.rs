@@ -15,7 +15,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().map_or(20_000, |a| a.parse().unwrap());
     let batch: u64 = args.next().map_or(1_000, |a| a.parse().unwrap());
-    let dir = PathBuf::from(args.next().expect("a data directory that does not exist yet"));
+    let dir = PathBuf::from(
+        args.next()
+            .expect("a data directory that does not exist yet"),
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let store = Location::new(&dir, None).open_writer().unwrap();
     store.begin_write(&["bench"]).unwrap();

@@ -240,9 +240,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch(sql)?;
         }
         layout::migrate(conn)?;
-        conn.execute_batch(&format!(
-            "PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
         Ok(())
     };
     steps().inspect_err(|_| {
@@ -364,7 +362,9 @@ impl Store for SqliteStore {
         let last: Option<i64> = self
             .conn
             .prepare_cached("SELECT MAX(key) FROM entries WHERE key >= ?1 AND key < ?2")?
-            .query_row(params![base, layout::bound(base, u64::MAX)], |row| row.get(0))?;
+            .query_row(params![base, layout::bound(base, u64::MAX)], |row| {
+                row.get(0)
+            })?;
         Ok(last.map_or(0, |key| (key - base) as u64 + 1))
     }
 
@@ -390,10 +390,8 @@ impl Store for SqliteStore {
                 end += 1;
             }
             let (from, to) = (indexes[start], indexes[end - 1] + 1);
-            let mut rows = range.query(params![
-                layout::bound(base, from),
-                layout::bound(base, to)
-            ])?;
+            let mut rows =
+                range.query(params![layout::bound(base, from), layout::bound(base, to)])?;
             let mut expected = from;
             while let Some(row) = rows.next()? {
                 let idx = row.get::<_, i64>(0)? - base;
@@ -537,10 +535,7 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT key, entry FROM entries WHERE key >= ?1 AND key < ?2 ORDER BY key",
         )?;
-        let mut rows = stmt.query(params![
-            layout::bound(base, from),
-            layout::bound(base, to)
-        ])?;
+        let mut rows = stmt.query(params![layout::bound(base, from), layout::bound(base, to)])?;
         while let Some(row) = rows.next()? {
             let seq = row.get::<_, i64>(0)? - base;
             match entry_value(row.get_ref(1)?) {

@@ -152,7 +152,8 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
         let mut from = 0;
         while from <= last.unwrap_or(-1) && from < SEQ_LIMIT as i64 {
             let to = (from + CHUNK).min(SEQ_LIMIT as i64);
-            copied += entries_copy.execute(rusqlite::params![name, base(*number), from, to])? as i64;
+            copied +=
+                entries_copy.execute(rusqlite::params![name, base(*number), from, to])? as i64;
             from = to;
             if total > CHUNK {
                 tracing::info!(
@@ -339,9 +340,11 @@ mod tests {
         assert_eq!(user_version(&conn).unwrap(), 4);
         assert!(conn.is_autocommit());
         let old_rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM entries WHERE tenant = 'zeta'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE tenant = 'zeta'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(old_rows, 3);
     }

@@ -17,7 +17,7 @@ use crate::support::{json_stdout, sealtrail};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v4");
 
-fn expected(name: &str) -> Value {
+fn fixture_json(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(Path::new(FIXTURE).join(name)).unwrap()).unwrap()
 }
 
@@ -60,7 +60,11 @@ async fn same_answers(client: &reqwest::Client, base: &str, expected: &Value) {
     let answers = expected["answers"].as_object().unwrap();
     assert_eq!(answers.len(), 10, "{answers:?}");
     for (request, answer) in answers {
-        assert_eq!(&ask(client, base, expected, request).await, answer, "{request}");
+        assert_eq!(
+            &ask(client, base, expected, request).await,
+            answer,
+            "{request}"
+        );
     }
 }
 
@@ -82,7 +86,7 @@ async fn checkpoint_size(client: &reqwest::Client, base: &str, token: &str) -> u
 async fn a_store_of_schema_version_4_is_converted_in_place_and_answers_as_before() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&Path::new(FIXTURE).join("data"), &dir.path().join("data"));
-    let expected = expected("expected.json");
+    let expected = fixture_json("expected.json");
     assert_eq!(user_version(dir.path()), 4);
     let args = ["--verify-interval-secs", "0"];
     let client = reqwest::Client::new();
@@ -95,7 +99,7 @@ async fn a_store_of_schema_version_4_is_converted_in_place_and_answers_as_before
 
     // The full verification finds every log intact, under the checkpoints signed before.
     for tenant in ["acme", "globex"] {
-        let before = expected(&format!("verify-{tenant}.json"));
+        let before = fixture_json(&format!("verify-{tenant}.json"));
         let after = verify(dir.path(), tenant);
         assert_eq!(before["valid"], true, "{before:#}");
         assert_eq!(after["checkpoint"], before["checkpoint"], "{tenant}");
@@ -112,7 +116,10 @@ async fn a_store_of_schema_version_4_is_converted_in_place_and_answers_as_before
     let retry = client
         .post(format!("{}/v1/events", serve.base))
         .bearer_auth(acme)
-        .header("idempotency-key", expected["idempotent"]["key"].as_str().unwrap())
+        .header(
+            "idempotency-key",
+            expected["idempotent"]["key"].as_str().unwrap(),
+        )
         .json(&expected["idempotent"]["event"])
         .send()
         .await
@@ -134,7 +141,10 @@ async fn a_store_of_schema_version_4_is_converted_in_place_and_answers_as_before
     while checkpoint_size(&client, &serve.base, acme).await < 341
         || checkpoint_size(&client, &serve.base, globex).await < 110
     {
-        assert!(Instant::now() < deadline, "no checkpoint over the new entries");
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint over the new entries"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Proofs into the older trees, and the event by its id, are unchanged.
@@ -142,11 +152,17 @@ async fn a_store_of_schema_version_4_is_converted_in_place_and_answers_as_before
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(r, _)| r.contains("size=") || r.contains("consistency") || r.contains("/v1/events/"))
+        .filter(|(r, _)| {
+            r.contains("size=") || r.contains("consistency") || r.contains("/v1/events/")
+        })
         .collect();
     assert_eq!(unchanged.len(), 4, "{unchanged:?}");
     for (request, answer) in unchanged {
-        assert_eq!(&ask(&client, &serve.base, &expected, request).await, answer, "{request}");
+        assert_eq!(
+            &ask(&client, &serve.base, &expected, request).await,
+            answer,
+            "{request}"
+        );
     }
     serve.stop();
 

@@ -492,7 +492,11 @@ impl Db for postgres::Client {
     fn delete_entries(&mut self, seqs: Range<u64>) {
         self.execute(
             "DELETE FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3",
-            &[&TENANT, &(seqs.start as i64), &(seqs.end.min(i64::MAX as u64) as i64)],
+            &[
+                &TENANT,
+                &(seqs.start as i64),
+                &(seqs.end.min(i64::MAX as u64) as i64),
+            ],
         )
         .unwrap();
     }
