@@ -12,6 +12,7 @@
 //! [`StoreError::Full`].
 
 pub mod checkpoint;
+mod layout;
 mod repair;
 mod retention;
 mod seals;
@@ -36,9 +37,10 @@ use super::{
 };
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
-/// Each migration brings the schema from version `index` to `index + 1`.
+/// Each migration brings the schema from version `index` to `index + 1`; the last one,
+/// integer row keys, is [`layout::migrate`].
 const MIGRATIONS: [&str; 4] = [
     include_str!("sqlite_schema.sql"),
     // 2: the verifier key of each tenant is recorded beside its origin.
@@ -227,16 +229,23 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     if version > SCHEMA_VERSION {
         return Err(newer(path, version));
     }
-    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let to = from + 1;
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; COMMIT;"
-        ))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
     }
-    Ok(())
+    // Every step in one transaction: a crash or a failure leaves the store as it was, and a
+    // new store's schema is written to the WAL once, not once per step.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let steps = || -> Result<()> {
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            conn.execute_batch(sql)?;
+        }
+        layout::migrate(conn)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
+        Ok(())
+    };
+    steps().inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
 }
 
 /// The bytes of an `entries.entry` value, or what the row holds instead. SQLite keeps a type
@@ -347,20 +356,32 @@ impl Store for SqliteStore {
     }
 
     fn size(&self, tenant: &str) -> Result<u64> {
-        Ok(self
+        let Some(base) = layout::tenant_base(&self.conn, tenant)? else {
+            return Ok(0);
+        };
+        let last: Option<i64> = self
             .conn
-            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = ?1")?
-            .query_row([tenant], |row| row.get::<_, i64>(0))? as u64)
+            .prepare_cached("SELECT MAX(key) FROM entries WHERE key >= ?1 AND key < ?2")?
+            .query_row(params![base, layout::bound(base, u64::MAX)], |row| {
+                row.get(0)
+            })?;
+        Ok(last.map_or(0, |key| (key - base) as u64 + 1))
     }
 
     fn read_hashes(&self, tenant: &str, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
-        if let Some(hashes) = self.read_dense(tenant, indexes)? {
+        let Some(base) = layout::tenant_base(&self.conn, tenant)? else {
+            return match indexes.first() {
+                Some(&index) => Err(MissingHash { index }.into()),
+                None => Ok(Vec::new()),
+            };
+        };
+        if let Some(hashes) = self.read_dense(base, indexes)? {
             return Ok(hashes);
         }
         let mut out = Vec::with_capacity(indexes.len());
         // Contiguous runs (the verifier's usual request) are one range query each.
         let mut range = self.conn.prepare_cached(
-            "SELECT idx, hash FROM hashes WHERE tenant = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+            "SELECT key, hash FROM hashes WHERE key >= ?1 AND key < ?2 ORDER BY key",
         )?;
         let mut start = 0;
         while start < indexes.len() {
@@ -369,10 +390,11 @@ impl Store for SqliteStore {
                 end += 1;
             }
             let (from, to) = (indexes[start], indexes[end - 1] + 1);
-            let mut rows = range.query(params![tenant, from as i64, to as i64])?;
+            let mut rows =
+                range.query(params![layout::bound(base, from), layout::bound(base, to)])?;
             let mut expected = from;
             while let Some(row) = rows.next()? {
-                let idx: i64 = row.get(0)?;
+                let idx = row.get::<_, i64>(0)? - base;
                 let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
                 if idx as u64 != expected {
                     return Err(MissingHash { index: expected }.into());
@@ -389,10 +411,13 @@ impl Store for SqliteStore {
     }
 
     fn entry(&self, tenant: &str, seq: u64) -> Result<Option<Vec<u8>>> {
+        let Some(key) = self.entry_key(tenant, seq)? else {
+            return Ok(None);
+        };
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT entry FROM entries WHERE tenant = ?1 AND seq = ?2")?;
-        let mut rows = stmt.query(params![tenant, seq as i64])?;
+            .prepare_cached("SELECT entry FROM entries WHERE key = ?1")?;
+        let mut rows = stmt.query([key])?;
         let Some(row) = rows.next()? else {
             return Ok(None);
         };
@@ -411,21 +436,25 @@ impl Store for SqliteStore {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        // Seqs beyond SQLite's integers cannot be in the log; clamped, they match nothing.
+        let Some(base) = layout::tenant_base(&self.conn, tenant)? else {
+            return Ok(Vec::new());
+        };
+        // Seqs beyond what a log can hold cannot be in it; left out, they match nothing.
         let wanted = format!(
             "[{}]",
             seqs.iter()
-                .map(|&seq| seq.min(i64::MAX as u64).to_string())
+                .filter(|&&seq| seq < layout::SEQ_LIMIT)
+                .map(u64::to_string)
                 .collect::<Vec<_>>()
                 .join(",")
         );
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq IN (SELECT value FROM json_each(?2))",
+            "SELECT key, entry FROM entries WHERE key IN (SELECT ?1 + value FROM json_each(?2))",
         )?;
-        let mut rows = stmt.query(params![tenant, wanted])?;
+        let mut rows = stmt.query(params![base, wanted])?;
         let mut found = Vec::with_capacity(seqs.len());
         while let Some(row) = rows.next()? {
-            let seq = row.get::<_, i64>(0)? as u64;
+            let seq = (row.get::<_, i64>(0)? - base) as u64;
             let entry = entry_value(row.get_ref(1)?).map_err(|source| StoreError::BadRow {
                 tenant: tenant.to_string(),
                 seq,
@@ -437,20 +466,32 @@ impl Store for SqliteStore {
     }
 
     fn entry_id(&self, tenant: &str, seq: u64) -> Result<Option<String>> {
+        let Some(key) = self.entry_key(tenant, seq)? else {
+            return Ok(None);
+        };
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id FROM entries WHERE tenant = ?1 AND seq = ?2")?;
-        Ok(stmt
-            .query_row(params![tenant, seq as i64], |row| row.get(0))
-            .optional()?)
+            .prepare_cached("SELECT id FROM entries WHERE key = ?1")?;
+        let mut rows = stmt.query([key])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(layout::id_text(row.get_ref(0)?)?)),
+            None => Ok(None),
+        }
     }
 
     fn seq_of_id(&self, tenant: &str, id: &str) -> Result<Option<u64>> {
-        self.seq_by_key(
-            "SELECT seq FROM entries WHERE tenant = ?1 AND id = ?2",
-            tenant,
-            id,
-        )
+        let Some(number) = layout::tenant_number(&self.conn, tenant)? else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq FROM entries WHERE tenant_number = ?1 AND id = ?2")?;
+        Ok(stmt
+            .query_row(params![number, layout::id_value(id)], |row| {
+                row.get::<_, i64>(0)
+            })
+            .optional()?
+            .map(|seq| seq as u64))
     }
 
     fn entries(
@@ -460,19 +501,21 @@ impl Store for SqliteStore {
         to: u64,
         limit: usize,
     ) -> Result<Vec<(u64, EntryRow)>> {
+        let Some(base) = layout::tenant_base(&self.conn, tenant)? else {
+            return Ok(Vec::new());
+        };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq LIMIT ?4",
+            "SELECT key, entry FROM entries WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
         )?;
         let rows = stmt.query_map(
             params![
-                tenant,
-                from.min(i64::MAX as u64) as i64,
-                to.min(i64::MAX as u64) as i64,
+                layout::bound(base, from),
+                layout::bound(base, to),
                 limit.min(i64::MAX as usize) as i64
             ],
             |row| {
                 let entry = entry_value(row.get_ref(1)?).map(<[u8]>::to_vec);
-                Ok((row.get::<_, i64>(0)? as u64, entry))
+                Ok(((row.get::<_, i64>(0)? - base) as u64, entry))
             },
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -486,16 +529,15 @@ impl Store for SqliteStore {
         to: u64,
         each: &mut dyn FnMut(u64, EntryRef<'_>),
     ) -> Result<()> {
+        let Some(base) = layout::tenant_base(&self.conn, tenant)? else {
+            return Ok(());
+        };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, entry FROM entries WHERE tenant = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+            "SELECT key, entry FROM entries WHERE key >= ?1 AND key < ?2 ORDER BY key",
         )?;
-        let mut rows = stmt.query(params![
-            tenant,
-            from.min(i64::MAX as u64) as i64,
-            to.min(i64::MAX as u64) as i64
-        ])?;
+        let mut rows = stmt.query(params![layout::bound(base, from), layout::bound(base, to)])?;
         while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
+            let seq = row.get::<_, i64>(0)? - base;
             match entry_value(row.get_ref(1)?) {
                 Ok(entry) => each(seq as u64, Ok(entry)),
                 Err(bad) => each(seq as u64, Err(&bad)),
@@ -505,11 +547,16 @@ impl Store for SqliteStore {
     }
 
     fn idempotent_seq(&self, tenant: &str, key: &str) -> Result<Option<u64>> {
-        self.seq_by_key(
-            "SELECT seq FROM idempotency WHERE tenant = ?1 AND key = ?2",
-            tenant,
-            key,
-        )
+        let Some(number) = layout::tenant_number(&self.conn, tenant)? else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq FROM idempotency WHERE tenant_number = ?1 AND key = ?2")?;
+        Ok(stmt
+            .query_row(params![number, key], |row| row.get::<_, i64>(0))
+            .optional()?
+            .map(|seq| seq as u64))
     }
 
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>> {
@@ -648,8 +695,6 @@ impl Store for SqliteStore {
     fn repair_entry(&self, tenant: &str, seq: u64, id: &str, entry: &[u8]) -> Result<Restore> {
         match self.restore_entry(tenant, seq, id, entry)? {
             Restore::Present => {
-                let seq = i64::try_from(seq)
-                    .map_err(|_| StoreError::Corrupt(format!("seq {seq} is out of range")))?;
                 self.write(|| repair::replace_changed(&self.conn, tenant, seq, id, entry))
             }
             other => Ok(other),
@@ -731,14 +776,13 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    /// The seq `sql` finds for a tenant and a key (an entry id, an idempotency key): both
-    /// lookups read at most one seq by tenant and key, and differ only in the table.
-    fn seq_by_key(&self, sql: &str, tenant: &str, key: &str) -> Result<Option<u64>> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        Ok(stmt
-            .query_row(params![tenant, key], |row| row.get::<_, i64>(0))
-            .optional()?
-            .map(|seq| seq as u64))
+    /// The row key of a tenant's entry `seq`; `None` when there is no such tenant, or no
+    /// log can hold that seq.
+    fn entry_key(&self, tenant: &str, seq: u64) -> Result<Option<i64>> {
+        if seq >= layout::SEQ_LIMIT {
+            return Ok(None);
+        }
+        Ok(layout::tenant_base(&self.conn, tenant)?.map(|base| base | seq as i64))
     }
 
     /// Runs one write; a failed write marks the transaction failed, so that [`Store::commit`]
@@ -752,9 +796,27 @@ impl SqliteStore {
     }
 
     fn write_insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        // The next number; numbers are never reused (tenants are never deleted).
+        let number: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(number), -1) + 1 FROM tenants",
+            [],
+            |row| row.get(0),
+        )?;
+        if number >= layout::TENANT_LIMIT {
+            return Err(StoreError::Unavailable(format!(
+                "the embedded store holds at most {} tenants",
+                layout::TENANT_LIMIT
+            )));
+        }
         self.conn.execute(
-            "INSERT INTO tenants (name, origin, created_at, vkey) VALUES (?1, ?2, ?3, ?4)",
-            params![tenant.name, tenant.origin, tenant.created_at, tenant.vkey],
+            "INSERT INTO tenants (name, origin, created_at, vkey, number) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                tenant.name,
+                tenant.origin,
+                tenant.created_at,
+                tenant.vkey,
+                number
+            ],
         )?;
         Ok(())
     }
@@ -774,19 +836,24 @@ impl SqliteStore {
         first_hash_index: u64,
         hashes: &[Hash],
     ) -> Result<()> {
-        let mut insert_entry = self.conn.prepare_cached(
-            "INSERT INTO entries (tenant, seq, id, entry) VALUES (?1, ?2, ?3, ?4)",
-        )?;
+        let base = layout::tenant_base(&self.conn, tenant)?
+            .ok_or_else(|| StoreError::Missing(format!("no tenant {tenant:?} to append to")))?;
+        let mut insert_entry = self
+            .conn
+            .prepare_cached("INSERT INTO entries (key, id, entry) VALUES (?1, ?2, ?3)")?;
         for row in entries {
-            insert_entry.execute(params![tenant, row.seq as i64, row.id, row.entry])?;
+            insert_entry.execute(params![
+                layout::key(base, row.seq)?,
+                layout::id_value(row.id),
+                row.entry
+            ])?;
         }
         let mut insert_hash = self
             .conn
-            .prepare_cached("INSERT INTO hashes (tenant, idx, hash) VALUES (?1, ?2, ?3)")?;
+            .prepare_cached("INSERT INTO hashes (key, hash) VALUES (?1, ?2)")?;
         for (offset, hash) in hashes.iter().enumerate() {
             insert_hash.execute(params![
-                tenant,
-                (first_hash_index + offset as u64) as i64,
+                layout::key(base, first_hash_index + offset as u64)?,
                 hash.as_bytes().as_slice()
             ])?;
         }
@@ -808,12 +875,13 @@ impl SqliteStore {
                 "restore_entry runs inside a write transaction".into(),
             ));
         }
-        let seq_i64 = i64::try_from(seq)
-            .map_err(|_| StoreError::Corrupt(format!("seq {seq} is out of range")))?;
+        let base = layout::tenant_base(&self.conn, tenant)?
+            .ok_or_else(|| StoreError::Missing(format!("no tenant {tenant:?} to restore to")))?;
+        let key = layout::key(base, seq)?;
         let present: i64 = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM entries WHERE tenant = ?1 AND seq = ?2")?
-            .query_row(params![tenant, seq_i64], |row| row.get(0))?;
+            .prepare_cached("SELECT COUNT(*) FROM entries WHERE key = ?1")?
+            .query_row([key], |row| row.get(0))?;
         if present > 0 {
             return Ok(Restore::Present);
         }
@@ -823,8 +891,8 @@ impl SqliteStore {
         let index = sealtrail_core::merkle::stored_hash_index(0, seq);
         let stored: Option<Vec<u8>> = self
             .conn
-            .prepare_cached("SELECT hash FROM hashes WHERE tenant = ?1 AND idx = ?2")?
-            .query_row(params![tenant, index as i64], |row| row.get(0))
+            .prepare_cached("SELECT hash FROM hashes WHERE key = ?1")?
+            .query_row([layout::key(base, index)?], |row| row.get(0))
             .optional()?;
         let Some(stored) = stored else {
             return Ok(Restore::NoStoredHash);
@@ -833,17 +901,22 @@ impl SqliteStore {
             return Ok(Restore::HashMismatch);
         }
         self.conn
-            .prepare_cached("INSERT INTO entries (tenant, seq, id, entry) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![tenant, seq_i64, id, entry])?;
+            .prepare_cached("INSERT INTO entries (key, id, entry) VALUES (?1, ?2, ?3)")?
+            .execute(params![key, layout::id_value(id), entry])?;
         Ok(Restore::Restored)
     }
 
     fn write_insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("INSERT INTO idempotency (tenant, key, seq) VALUES (?1, ?2, ?3)")?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let number = layout::tenant_number(&self.conn, tenant)?
+            .ok_or_else(|| StoreError::Missing(format!("no tenant {tenant:?}")))?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO idempotency (tenant_number, key, seq) VALUES (?1, ?2, ?3)",
+        )?;
         for (key, seq) in keys {
-            stmt.execute(params![tenant, key, *seq as i64])?;
+            stmt.execute(params![number, key, *seq as i64])?;
         }
         Ok(())
     }
@@ -897,7 +970,7 @@ impl SqliteStore {
     /// Serves a request whose indexes lie close together (a hash tile: every other position of
     /// a span) with one range query instead of one query per index. `None` when the indexes
     /// are too spread out for that to pay, or not in ascending order.
-    fn read_dense(&self, tenant: &str, indexes: &[u64]) -> Result<Option<Vec<Hash>>, ReadError> {
+    fn read_dense(&self, base: i64, indexes: &[u64]) -> Result<Option<Vec<Hash>>, ReadError> {
         let (Some(&first), Some(&last)) = (indexes.first(), indexes.last()) else {
             return Ok(Some(Vec::new()));
         };
@@ -907,13 +980,16 @@ impl SqliteStore {
             return Ok(None);
         }
         let mut range = self.conn.prepare_cached(
-            "SELECT idx, hash FROM hashes WHERE tenant = ?1 AND idx >= ?2 AND idx <= ?3 ORDER BY idx",
+            "SELECT key, hash FROM hashes WHERE key >= ?1 AND key < ?2 ORDER BY key",
         )?;
-        let mut rows = range.query(params![tenant, first as i64, last as i64])?;
+        let mut rows = range.query(params![
+            layout::bound(base, first),
+            layout::bound(base, last.saturating_add(1))
+        ])?;
         let mut out = Vec::with_capacity(indexes.len());
         let mut wanted = indexes.iter().peekable();
         while let Some(row) = rows.next()? {
-            let idx = row.get::<_, i64>(0)? as u64;
+            let idx = (row.get::<_, i64>(0)? - base) as u64;
             if wanted.peek() == Some(&&idx) {
                 let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
                 out.push(Hash::from_slice(bytes).map_err(|e| format!("stored hash {idx}: {e}"))?);

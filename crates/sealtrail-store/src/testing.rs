@@ -150,6 +150,10 @@ pub trait Backend {
     /// Holds a lock, from a session of its own, that stops any append to the log until the
     /// returned guard is dropped.
     fn hold_appends(&self) -> Box<dyn std::any::Any + Send>;
+    /// The SQL condition that picks a tenant's rows of a log table (`entries` or `hashes`),
+    /// or only its row at `position` (a seq, a stored-hash index): the two stores key them
+    /// differently.
+    fn log_rows(&self, table: &str, tenant: &str, position: Option<u64>) -> String;
 }
 
 pub struct Embedded {
@@ -185,8 +189,16 @@ impl Backend for Embedded {
     fn entry_without_bytes(&self, tenant: &str, seq: u64) -> String {
         format!(
             "DROP TRIGGER IF EXISTS entries_append_only_update;
-             UPDATE entries SET entry = CAST(entry AS TEXT) WHERE tenant = '{tenant}' AND seq = {seq};"
+             UPDATE entries SET entry = CAST(entry AS TEXT) WHERE {};",
+            self.log_rows("entries", tenant, Some(seq))
         )
+    }
+    fn log_rows(&self, _table: &str, tenant: &str, position: Option<u64>) -> String {
+        let number = format!("(SELECT number FROM tenants WHERE name = '{tenant}')");
+        match position {
+            Some(n) => format!("key = ({number} << 44 | {n})"),
+            None => format!("tenant_number = {number}"),
+        }
     }
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -235,6 +247,13 @@ impl Backend for Postgres {
              ALTER TABLE entries ALTER COLUMN entry DROP NOT NULL;
              UPDATE entries SET entry = NULL WHERE tenant = '{tenant}' AND seq = {seq};"
         )
+    }
+    fn log_rows(&self, table: &str, tenant: &str, position: Option<u64>) -> String {
+        let column = if table == "hashes" { "idx" } else { "seq" };
+        match position {
+            Some(n) => format!("tenant = '{tenant}' AND {column} = {n}"),
+            None => format!("tenant = '{tenant}'"),
+        }
     }
     fn data_dir(&self) -> &std::path::Path {
         self.dir.path()

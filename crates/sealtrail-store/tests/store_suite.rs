@@ -560,16 +560,24 @@ fn history_cannot_be_updated_or_deleted(backend: &dyn Backend) {
     store.begin_write(&["acme"]).unwrap();
     assert!(store.insert_seal("acme", &seal).is_err());
     store.rollback().unwrap();
+    let (entries, hashes) = (
+        backend.log_rows("entries", "acme", None),
+        backend.log_rows("hashes", "acme", None),
+    );
     for sql in [
-        "UPDATE entries SET entry = entry WHERE tenant = 'acme'",
-        "DELETE FROM entries WHERE tenant = 'acme' AND seq = 2",
-        "UPDATE hashes SET hash = hash WHERE tenant = 'acme'",
-        "DELETE FROM hashes WHERE tenant = 'acme'",
-        "UPDATE checkpoints SET note = 'forged' WHERE tenant = 'acme'",
-        "DELETE FROM checkpoints WHERE tenant = 'acme'",
-        "UPDATE seals SET note = 'forged' WHERE tenant = 'acme'",
-        "DELETE FROM seals WHERE tenant = 'acme'",
+        format!("UPDATE entries SET entry = entry WHERE {entries}"),
+        format!(
+            "DELETE FROM entries WHERE {}",
+            backend.log_rows("entries", "acme", Some(2))
+        ),
+        format!("UPDATE hashes SET hash = hash WHERE {hashes}"),
+        format!("DELETE FROM hashes WHERE {hashes}"),
+        "UPDATE checkpoints SET note = 'forged' WHERE tenant = 'acme'".into(),
+        "DELETE FROM checkpoints WHERE tenant = 'acme'".into(),
+        "UPDATE seals SET note = 'forged' WHERE tenant = 'acme'".into(),
+        "DELETE FROM seals WHERE tenant = 'acme'".into(),
     ] {
+        let sql = sql.as_str();
         let error = backend.raw(sql).expect_err(sql);
         assert!(error.message.contains("append-only"), "{sql}: {error}");
     }
@@ -593,20 +601,21 @@ fn a_changed_entry_is_repaired_only_with_the_bytes_its_leaf_commits_to(backend: 
     create_tenant(store.as_ref(), "acme");
     append_committed(store.as_ref(), "acme", 3);
     // Someone with full rights changes entry 1, putting the trigger back afterwards.
+    let row = backend.log_rows("entries", "acme", Some(1));
     let forge = match store.kind() {
-        "postgres" => {
+        "postgres" => format!(
             "ALTER TABLE entries DISABLE TRIGGER entries_append_only;
-             UPDATE entries SET entry = 'forged' WHERE tenant = 'acme' AND seq = 1;
+             UPDATE entries SET entry = 'forged' WHERE {row};
              ALTER TABLE entries ENABLE ALWAYS TRIGGER entries_append_only;"
-        }
-        _ => {
+        ),
+        _ => format!(
             "DROP TRIGGER entries_append_only_update;
-             UPDATE entries SET entry = CAST('forged' AS BLOB) WHERE tenant = 'acme' AND seq = 1;
+             UPDATE entries SET entry = CAST('forged' AS BLOB) WHERE {row};
              CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
              BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;"
-        }
+        ),
     };
-    backend.raw(forge).unwrap();
+    backend.raw(&forge).unwrap();
     assert_eq!(store.entry("acme", 1).unwrap().unwrap(), b"forged");
     let (original, id) = (entry_bytes("acme", 1), entry_id("acme", 1));
 
@@ -633,7 +642,10 @@ fn a_changed_entry_is_repaired_only_with_the_bytes_its_leaf_commits_to(backend: 
     // The protections are all in force again, and still refuse a change.
     assert!(store.protections().unwrap().iter().all(|p| p.active));
     let error = backend
-        .raw("UPDATE entries SET entry = entry WHERE tenant = 'acme'")
+        .raw(&format!(
+            "UPDATE entries SET entry = entry WHERE {}",
+            backend.log_rows("entries", "acme", None)
+        ))
         .expect_err("the trigger is back");
     assert!(error.message.contains("append-only"), "{error}");
 
@@ -943,12 +955,22 @@ fn entries_leave_only_through_an_archived_prune(backend: &dyn Backend) {
     // Every other way out stays shut: a DELETE at or above the mark, of another tenant, of
     // the prune record, of a watermark.
     for sql in [
-        "DELETE FROM entries WHERE tenant = 'acme' AND seq = 5",
-        "DELETE FROM entries WHERE tenant = 'acme'",
-        "DELETE FROM entries WHERE tenant = 'other' AND seq = 0",
-        "DELETE FROM prunes WHERE tenant = 'acme'",
-        "UPDATE prunes SET below = 9 WHERE tenant = 'acme'",
+        format!(
+            "DELETE FROM entries WHERE {}",
+            backend.log_rows("entries", "acme", Some(5))
+        ),
+        format!(
+            "DELETE FROM entries WHERE {}",
+            backend.log_rows("entries", "acme", None)
+        ),
+        format!(
+            "DELETE FROM entries WHERE {}",
+            backend.log_rows("entries", "other", Some(0))
+        ),
+        "DELETE FROM prunes WHERE tenant = 'acme'".into(),
+        "UPDATE prunes SET below = 9 WHERE tenant = 'acme'".into(),
     ] {
+        let sql = sql.as_str();
         let error = backend.raw(sql).expect_err(sql);
         assert!(error.message.contains("append-only"), "{sql}: {error}");
     }

@@ -119,7 +119,7 @@ async fn a_violated_chain_answers_503_failing_even_with_the_triggers_back() {
     db.execute_batch("DROP TRIGGER entries_append_only_update")
         .unwrap();
     db.execute(
-        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'success', 'failure') AS BLOB) WHERE tenant = 'health-chain' AND seq = 1",
+        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'success', 'failure') AS BLOB) WHERE key = (SELECT number << 44 FROM tenants WHERE name = 'health-chain') | 1",
         [],
     )
     .unwrap();

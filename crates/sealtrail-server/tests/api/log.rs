@@ -409,7 +409,7 @@ async fn the_background_verifier_flags_a_log_altered_in_the_database() {
     db.execute_batch("DROP TRIGGER entries_append_only_update")
         .unwrap();
     db.execute(
-        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'success', 'failure') AS BLOB) WHERE tenant = 'acme' AND seq = 1",
+        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'success', 'failure') AS BLOB) WHERE key = (SELECT number << 44 FROM tenants WHERE name = 'acme') | 1",
         [],
     )
     .unwrap();
@@ -450,7 +450,7 @@ async fn a_row_turned_to_text_is_flagged_and_indexing_goes_on_past_it() {
     let db = rusqlite::Connection::open(data.database()).unwrap();
     db.execute_batch(
         "DROP TRIGGER entries_append_only_update;
-         UPDATE entries SET entry = CAST(entry AS TEXT) WHERE tenant = 'acme' AND seq = 1;",
+         UPDATE entries SET entry = CAST(entry AS TEXT) WHERE key = (SELECT number << 44 FROM tenants WHERE name = 'acme') | 1;",
     )
     .unwrap();
     drop(db);

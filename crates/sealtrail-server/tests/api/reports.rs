@@ -659,7 +659,7 @@ async fn a_report_on_a_tampered_log_refuses_naming_the_first_broken_seq() {
     db.execute_batch("DROP TRIGGER entries_append_only_update")
         .unwrap();
     db.execute(
-        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'u-1', 'u-2') AS BLOB) WHERE tenant = ?1 AND seq = 2",
+        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'u-1', 'u-2') AS BLOB) WHERE key = (SELECT number << 44 FROM tenants WHERE name = ?1) | 2",
         [tenant],
     )
     .unwrap();

@@ -4,7 +4,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::{Restore, Result, StoreError};
 
-/// The update trigger exactly as the schema creates it (`sqlite_schema.sql`).
+/// The update trigger exactly as the schema creates it (`sqlite_schema.sql`, and again
+/// `sqlite/layout.sql`).
 const UPDATE_TRIGGER: &str = "CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;";
 
@@ -13,7 +14,7 @@ BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;";
 pub(super) fn replace_changed(
     conn: &Connection,
     tenant: &str,
-    seq: i64,
+    seq: u64,
     id: &str,
     entry: &[u8],
 ) -> Result<Restore> {
@@ -22,17 +23,20 @@ pub(super) fn replace_changed(
             "repair_entry runs inside a write transaction".into(),
         ));
     }
+    let base = super::layout::tenant_base(conn, tenant)?
+        .ok_or_else(|| StoreError::Missing(format!("no tenant {tenant:?} to repair")))?;
+    let key = super::layout::key(base, seq)?;
     let current: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT CAST(entry AS BLOB) FROM entries WHERE tenant = ?1 AND seq = ?2")?
-        .query_row(params![tenant, seq], |row| row.get(0))
+        .prepare_cached("SELECT CAST(entry AS BLOB) FROM entries WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))
         .optional()?;
     if current.as_deref() == Some(entry) {
         return Ok(Restore::Present);
     }
-    let index = sealtrail_core::merkle::stored_hash_index(0, seq as u64);
+    let index = sealtrail_core::merkle::stored_hash_index(0, seq);
     let stored: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT hash FROM hashes WHERE tenant = ?1 AND idx = ?2")?
-        .query_row(params![tenant, index as i64], |row| row.get(0))
+        .prepare_cached("SELECT hash FROM hashes WHERE key = ?1")?
+        .query_row([super::layout::key(base, index)?], |row| row.get(0))
         .optional()?;
     let Some(stored) = stored else {
         return Ok(Restore::NoStoredHash);
@@ -43,8 +47,8 @@ pub(super) fn replace_changed(
     // DDL is transactional in SQLite: if anything below fails, the rollback puts the trigger
     // back as it was. A trigger someone dropped is created again here.
     conn.execute_batch("DROP TRIGGER IF EXISTS entries_append_only_update;")?;
-    conn.prepare_cached("UPDATE entries SET id = ?3, entry = ?4 WHERE tenant = ?1 AND seq = ?2")?
-        .execute(params![tenant, seq, id, entry])?;
+    conn.prepare_cached("UPDATE entries SET id = ?2, entry = ?3 WHERE key = ?1")?
+        .execute(params![key, super::layout::id_value(id), entry])?;
     conn.execute_batch(UPDATE_TRIGGER)?;
     Ok(Restore::Restored)
 }

@@ -91,10 +91,13 @@ pub(super) fn prune(conn: &Connection, tenant: &str, mark: &PruneMark) -> Result
         }
         other => other.into(),
     })?;
+    let number = super::layout::tenant_number(conn, tenant)?
+        .ok_or_else(|| StoreError::Missing(format!("no tenant {tenant:?} to prune")))?;
+    let base = super::layout::base(number);
     let removed = conn
-        .prepare_cached("DELETE FROM entries WHERE tenant = ?1 AND seq < ?2")?
-        .execute(params![tenant, below])?;
-    conn.prepare_cached("DELETE FROM idempotency WHERE tenant = ?1 AND seq < ?2")?
-        .execute(params![tenant, below])?;
+        .prepare_cached("DELETE FROM entries WHERE key >= ?1 AND key < ?2")?
+        .execute(params![base, super::layout::bound(base, mark.below)])?;
+    conn.prepare_cached("DELETE FROM idempotency WHERE tenant_number = ?1 AND seq < ?2")?
+        .execute(params![number, below])?;
     Ok(removed as u64)
 }

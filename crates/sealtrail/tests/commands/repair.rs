@@ -71,7 +71,7 @@ fn repair_scenario(log: &Log, dir: &Path) {
     tamper::tamper(log, |db| {
         let bytes = replace(&db.entry(42), "\"success\"", "\"failure\"");
         db.set_entry(42, &bytes);
-        db.batch("DELETE FROM entries WHERE tenant = 'acme' AND seq = 57");
+        db.delete_entries(57..58);
         let bytes = replace(&db.entry(130), "\"success\"", "\"failure\"");
         db.set_entry(130, &bytes);
     });

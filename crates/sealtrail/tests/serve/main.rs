@@ -14,3 +14,4 @@ mod pg_instances;
 mod pg_outage;
 mod replay;
 mod serve_cli;
+mod upgrade;

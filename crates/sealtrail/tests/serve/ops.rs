@@ -418,7 +418,7 @@ async fn the_violation_counter_counts_damage_once_across_verification_runs() {
     db.execute_batch("DROP TRIGGER entries_append_only_update")
         .unwrap();
     db.execute(
-        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'success', 'failure') AS BLOB) WHERE tenant = 'acme' AND seq = 1",
+        "UPDATE entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), 'success', 'failure') AS BLOB) WHERE key = (SELECT number << 44 FROM tenants WHERE name = 'acme') | 1",
         [],
     )
     .unwrap();

@@ -76,7 +76,7 @@ fn delete_rows(data: &Path, seqs: &[u64]) {
         .unwrap();
     for seq in seqs {
         conn.execute(
-            "DELETE FROM entries WHERE tenant = 'acme' AND seq = ?1",
+            "DELETE FROM entries WHERE key = (SELECT number << 44 FROM tenants WHERE name = 'acme') | ?1",
             [*seq as i64],
         )
         .unwrap();
@@ -179,7 +179,7 @@ fn deleted_entries_are_put_back_from_audit_lines_and_the_log_verifies() {
     // The trigger still refuses any other write.
     let conn = rusqlite::Connection::open(DataDir::new(&data).database()).unwrap();
     assert!(
-        conn.execute("DELETE FROM entries WHERE tenant = 'acme' AND seq = 3", [])
+        conn.execute("DELETE FROM entries WHERE key = (SELECT number << 44 FROM tenants WHERE name = 'acme') | 3", [])
             .is_err()
     );
 }

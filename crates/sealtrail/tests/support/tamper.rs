@@ -227,6 +227,12 @@ pub trait Db {
     /// The stored-hash array, in order.
     fn hashes(&mut self) -> Vec<Hash>;
     fn insert_hashes(&mut self, first: u64, hashes: &[Hash]);
+    /// Deletes the entries with seqs in `seqs`.
+    fn delete_entries(&mut self, seqs: Range<u64>);
+    /// Deletes the stored hashes from position `first` on.
+    fn delete_hashes_from(&mut self, first: u64);
+    /// Moves every entry from seq `at` on one seq up (their bytes left as they are).
+    fn shift_entries_up(&mut self, at: u64);
     /// `(size, note)` of every stored checkpoint, by size.
     fn checkpoints(&mut self) -> Vec<(u64, String)>;
     fn set_checkpoint(&mut self, size: u64, note: &str);
@@ -242,6 +248,10 @@ pub trait Db {
     fn rearm(&mut self);
 }
 
+/// The key of the embedded store's row for tenant `?1` and seq (or stored-hash index) `?2`:
+/// the tenant's number above 44 bits of position.
+const SQLITE_KEY: &str = "((SELECT number FROM tenants WHERE name = ?1) << 44 | ?2)";
+
 /// The embedded store's append-only triggers: `(table, what the message calls its rows)`.
 const SQLITE_TRIGGERS: [(&str, &str); 3] = [
     ("entries", "entries are"),
@@ -256,7 +266,7 @@ impl Db for Connection {
 
     fn strip_entry_bytes(&mut self, seq: u64) {
         self.execute(
-            "UPDATE entries SET entry = CAST(entry AS TEXT) WHERE tenant = ?1 AND seq = ?2",
+            &format!("UPDATE entries SET entry = CAST(entry AS TEXT) WHERE key = {SQLITE_KEY}"),
             params![TENANT, seq as i64],
         )
         .unwrap();
@@ -264,7 +274,7 @@ impl Db for Connection {
 
     fn entry(&mut self, seq: u64) -> Vec<u8> {
         self.query_row(
-            "SELECT entry FROM entries WHERE tenant = ?1 AND seq = ?2",
+            &format!("SELECT entry FROM entries WHERE key = {SQLITE_KEY}"),
             params![TENANT, seq as i64],
             |row| row.get(0),
         )
@@ -272,8 +282,15 @@ impl Db for Connection {
     }
 
     fn entry_id(&mut self, seq: u64) -> String {
+        // A UUID is kept as its 16 bytes, any other id as text.
         self.query_row(
-            "SELECT id FROM entries WHERE tenant = ?1 AND seq = ?2",
+            &format!(
+                "SELECT CASE WHEN typeof(id) = 'blob' THEN lower(
+                     substr(hex(id), 1, 8) || '-' || substr(hex(id), 9, 4) || '-' ||
+                     substr(hex(id), 13, 4) || '-' || substr(hex(id), 17, 4) || '-' ||
+                     substr(hex(id), 21)) ELSE id END
+                 FROM entries WHERE key = {SQLITE_KEY}"
+            ),
             params![TENANT, seq as i64],
             |row| row.get(0),
         )
@@ -283,7 +300,7 @@ impl Db for Connection {
     fn set_entry(&mut self, seq: u64, bytes: &[u8]) {
         let changed = self
             .execute(
-                "UPDATE entries SET entry = ?3 WHERE tenant = ?1 AND seq = ?2",
+                &format!("UPDATE entries SET entry = ?3 WHERE key = {SQLITE_KEY}"),
                 params![TENANT, seq as i64, bytes],
             )
             .unwrap();
@@ -291,27 +308,70 @@ impl Db for Connection {
     }
 
     fn insert_entry(&mut self, seq: u64, id: &str, bytes: &[u8]) {
+        // As the store writes it: a UUID as its 16 bytes.
         self.execute(
-            "INSERT INTO entries (tenant, seq, id, entry) VALUES (?1, ?2, ?3, ?4)",
+            &format!(
+                "INSERT INTO entries (key, id, entry) VALUES ({SQLITE_KEY},
+                 CASE WHEN length(?3) = 36 THEN unhex(replace(?3, '-', '')) ELSE ?3 END, ?4)"
+            ),
             params![TENANT, seq as i64, id, bytes],
         )
         .unwrap();
     }
 
+    fn delete_entries(&mut self, seqs: Range<u64>) {
+        self.execute(
+            &format!(
+                "DELETE FROM entries WHERE key >= {SQLITE_KEY} AND key < {}",
+                SQLITE_KEY.replace("?2", "?3")
+            ),
+            params![TENANT, seqs.start as i64, seqs.end.min(1 << 40) as i64],
+        )
+        .unwrap();
+    }
+
+    fn delete_hashes_from(&mut self, first: u64) {
+        self.execute(
+            &format!(
+                "DELETE FROM hashes WHERE key >= {SQLITE_KEY} AND key < {}",
+                SQLITE_KEY.replace("?2", "?3")
+            ),
+            params![TENANT, first as i64, 1i64 << 40],
+        )
+        .unwrap();
+    }
+
+    fn shift_entries_up(&mut self, at: u64) {
+        // Two steps, so that no moved row collides with one not moved yet.
+        let (from, to) = (SQLITE_KEY, SQLITE_KEY.replace("?2", "?3"));
+        self.execute(
+            &format!("UPDATE entries SET key = -(key + 1) WHERE key >= {from} AND key < {to}"),
+            params![TENANT, at as i64, 1i64 << 40],
+        )
+        .unwrap();
+        self.execute_batch("UPDATE entries SET key = -key WHERE key < 0")
+            .unwrap();
+    }
+
     fn hashes(&mut self) -> Vec<Hash> {
         let mut stmt = self
-            .prepare("SELECT hash FROM hashes WHERE tenant = ?1 ORDER BY idx")
+            .prepare(&format!(
+                "SELECT hash FROM hashes WHERE key >= {SQLITE_KEY} AND key < {} ORDER BY key",
+                SQLITE_KEY.replace("?2", "?3")
+            ))
             .unwrap();
-        stmt.query_map([TENANT], |row| row.get::<_, Vec<u8>>(0))
-            .unwrap()
-            .map(|hash| Hash::from_slice(&hash.unwrap()).unwrap())
-            .collect()
+        stmt.query_map(params![TENANT, 0i64, 1i64 << 40], |row| {
+            row.get::<_, Vec<u8>>(0)
+        })
+        .unwrap()
+        .map(|hash| Hash::from_slice(&hash.unwrap()).unwrap())
+        .collect()
     }
 
     fn insert_hashes(&mut self, first: u64, hashes: &[Hash]) {
         for (offset, hash) in hashes.iter().enumerate() {
             self.execute(
-                "INSERT INTO hashes (tenant, idx, hash) VALUES (?1, ?2, ?3)",
+                &format!("INSERT INTO hashes (key, hash) VALUES ({SQLITE_KEY}, ?3)"),
                 params![
                     TENANT,
                     (first + offset as u64) as i64,
@@ -427,6 +487,34 @@ impl Db for postgres::Client {
             &[&TENANT, &(seq as i64), &id, &bytes],
         )
         .unwrap();
+    }
+
+    fn delete_entries(&mut self, seqs: Range<u64>) {
+        self.execute(
+            "DELETE FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3",
+            &[
+                &TENANT,
+                &(seqs.start as i64),
+                &(seqs.end.min(i64::MAX as u64) as i64),
+            ],
+        )
+        .unwrap();
+    }
+
+    fn delete_hashes_from(&mut self, first: u64) {
+        self.execute(
+            "DELETE FROM hashes WHERE tenant = $1 AND idx >= $2",
+            &[&TENANT, &(first as i64)],
+        )
+        .unwrap();
+    }
+
+    fn shift_entries_up(&mut self, at: u64) {
+        // Two steps, so that no moved row collides with one not moved yet.
+        self.batch(&format!(
+            "UPDATE entries SET seq = -seq - 1 WHERE tenant = '{TENANT}' AND seq >= {at};
+             UPDATE entries SET seq = -seq WHERE tenant = '{TENANT}' AND seq < 0;"
+        ));
     }
 
     fn hashes(&mut self) -> Vec<Hash> {
@@ -558,10 +646,7 @@ pub fn insert_in_the_middle(db: &mut dyn Db, at: u64) {
     let prev = leaf_hash(&db.entry(at - 1));
     let (id, bytes) = forge(db, at, at, prev);
     // Two steps, so that no moved row collides with one not moved yet.
-    db.batch(&format!(
-        "UPDATE entries SET seq = -seq - 1 WHERE tenant = '{TENANT}' AND seq >= {at};
-         UPDATE entries SET seq = -seq WHERE tenant = '{TENANT}' AND seq < 0;"
-    ));
+    db.shift_entries_up(at);
     db.insert_entry(at, &id, &bytes);
 }
 
@@ -583,11 +668,10 @@ pub fn append_forged(db: &mut dyn Db, hashed: bool) {
 /// Cuts the log at `at`: its entries from there, their stored hashes and the checkpoints that
 /// covered them deleted.
 pub fn cut_tail_and_checkpoints(db: &mut dyn Db, at: u64) {
+    db.delete_entries(at..u64::MAX);
+    db.delete_hashes_from(stored_hash_count(at));
     db.batch(&format!(
-        "DELETE FROM entries WHERE tenant = '{TENANT}' AND seq >= {at};
-         DELETE FROM hashes WHERE tenant = '{TENANT}' AND idx >= {};
-         DELETE FROM checkpoints WHERE tenant = '{TENANT}' AND size > {at};",
-        stored_hash_count(at)
+        "DELETE FROM checkpoints WHERE tenant = '{TENANT}' AND size > {at};"
     ));
 }
 
@@ -597,9 +681,9 @@ pub fn cut_tail_and_checkpoints(db: &mut dyn Db, at: u64) {
 pub fn rewrite_tail(db: &mut dyn Db, from: u64) {
     let first = stored_hash_count(from);
     let kept: Vec<Hash> = db.hashes()[..first as usize].to_vec();
+    db.delete_hashes_from(first);
     db.batch(&format!(
-        "DELETE FROM hashes WHERE tenant = '{TENANT}' AND idx >= {first};
-         DELETE FROM checkpoints WHERE tenant = '{TENANT}' AND size > {from};"
+        "DELETE FROM checkpoints WHERE tenant = '{TENANT}' AND size > {from};"
     ));
     let mut tree = TreeBuilder::from_reader(from, &kept).unwrap();
     let mut prev = leaf_hash(&db.entry(from - 1));
@@ -668,7 +752,7 @@ pub fn faults() -> [Fault; 7] {
         },
         Fault {
             name: "one entry deleted",
-            damage: |db| db.batch("DELETE FROM entries WHERE tenant = 'acme' AND seq = 57"),
+            damage: |db| db.delete_entries(57..58),
             want: &[(Some(57), "missing_seq")],
             first_broken_seq: Some(57),
         },
@@ -716,7 +800,7 @@ pub fn faults() -> [Fault; 7] {
         },
         Fault {
             name: "the tail cut, the store's checkpoints left",
-            damage: |db| db.batch("DELETE FROM entries WHERE tenant = 'acme' AND seq >= 190"),
+            damage: |db| db.delete_entries(190..u64::MAX),
             want: &[(Some(190), "truncated")],
             first_broken_seq: Some(190),
         },
