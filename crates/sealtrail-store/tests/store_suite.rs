@@ -38,6 +38,7 @@ sealtrail_store::store_suite!(
     a_reader_refuses_a_store_that_does_not_exist,
     a_lease_has_one_holder_until_its_connection_closes,
     entries_leave_only_through_an_archived_prune,
+    a_proofs_scattered_hashes_are_the_tenants_own_in_the_order_asked,
 );
 
 fn writer(backend: &dyn Backend) -> Box<dyn Store> {
@@ -984,4 +985,96 @@ fn entries_leave_only_through_an_archived_prune(backend: &dyn Backend) {
     assert_eq!(store.entries("acme", 0, 10, 100).unwrap().len(), 6);
     assert_eq!(store.entries("other", 0, 10, 100).unwrap().len(), 10);
     assert!(store.protections().unwrap().iter().all(|p| p.active));
+}
+
+/// A proof asks for about one stored hash per tree level, scattered over the array, in no
+/// particular order; the stores read them in one statement. Whatever the order, repeats or
+/// runs among them, the answer is the tenant's own hashes in the order asked, and a position
+/// the tenant's array does not hold is named as missing even where another tenant has one.
+fn a_proofs_scattered_hashes_are_the_tenants_own_in_the_order_asked(backend: &dyn Backend) {
+    let store = writer(backend);
+    create_tenant(store.as_ref(), "acme");
+    create_tenant(store.as_ref(), "bigger");
+    append_committed(store.as_ref(), "acme", 300);
+    append_committed(store.as_ref(), "bigger", 700);
+    let stored = |tenant: &str, size: u64| {
+        let mut tree = TreeBuilder::new();
+        let mut out = Vec::new();
+        for seq in 0..size {
+            tree.push(leaf_hash(&entry_bytes(tenant, seq)), &mut out);
+        }
+        out
+    };
+    let acme = stored("acme", 300);
+    let bigger = stored("bigger", 700);
+    let reader = backend.location().open_reader().unwrap();
+    let hashes = StoreHashes {
+        store: reader.as_ref(),
+        tenant: "acme",
+    };
+    // Every position of an inclusion and a consistency proof, as the core asks for them.
+    let mut proof_positions = Vec::new();
+    for (index, size) in [(0u64, 300u64), (137, 300), (299, 300), (5, 77)] {
+        let proof = merkle::inclusion_proof(index, size, &hashes).unwrap();
+        assert_eq!(
+            proof,
+            merkle::inclusion_proof(index, size, &acme).unwrap(),
+            "inclusion of {index} in {size}"
+        );
+        proof_positions.push(proof.len());
+    }
+    for (from, to) in [(1u64, 300u64), (123, 299), (256, 300), (7, 8)] {
+        assert_eq!(
+            merkle::consistency_proof(from, to, &hashes).unwrap(),
+            merkle::consistency_proof(from, to, &acme).unwrap(),
+            "consistency from {from} to {to}"
+        );
+    }
+    assert!(proof_positions.iter().all(|&n| n > 1));
+    let last = acme.len() as u64 - 1;
+    let cases: Vec<Vec<u64>> = vec![
+        vec![last, 0, 400, 17, 3],
+        vec![9, 9, 2, 9, 2],
+        vec![40, 41, 42, 7, 100, 101, 5],
+        (0..=last).rev().step_by(13).collect(),
+        vec![last],
+    ];
+    for indexes in cases {
+        let want: Vec<Hash> = indexes.iter().map(|&i| acme[i as usize]).collect();
+        assert_eq!(hashes.read_hashes(&indexes).unwrap(), want, "{indexes:?}");
+        assert_ne!(
+            want,
+            indexes
+                .iter()
+                .map(|&i| bigger[i as usize])
+                .collect::<Vec<_>>()
+        );
+    }
+    // Positions past acme's array are missing for acme, though "bigger" holds them.
+    let past = acme.len() as u64;
+    assert!((bigger.len() as u64) > past + 50);
+    for (indexes, missing) in [
+        (vec![3, past, 1, past + 50], past),
+        (vec![past + 50, 3, past], past + 50),
+        (vec![10, 2, u64::MAX], u64::MAX),
+    ] {
+        let error = hashes.read_hashes(&indexes).unwrap_err();
+        assert_eq!(
+            merkle::MissingHash::in_error(&error),
+            Some(missing),
+            "{indexes:?}: {error}"
+        );
+    }
+    let theirs = StoreHashes {
+        store: reader.as_ref(),
+        tenant: "bigger",
+    };
+    let indexes = vec![past + 50, 3, past, 1];
+    assert_eq!(
+        theirs.read_hashes(&indexes).unwrap(),
+        indexes
+            .iter()
+            .map(|&i| bigger[i as usize])
+            .collect::<Vec<_>>()
+    );
 }

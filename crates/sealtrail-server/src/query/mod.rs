@@ -47,7 +47,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sealtrail_core::Hash;
 use sealtrail_core::canonical::event_hash;
-use sealtrail_core::merkle::{self, MerkleError};
+use sealtrail_core::merkle::{self, HashReader, MerkleError};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -407,6 +407,16 @@ impl Queries {
         seq: u64,
         size: Option<u64>,
     ) -> Result<InclusionProof, QueryError> {
+        if let Some(size) = size.filter(|&size| seq < size && self.known_committed(tenant, size)) {
+            let proof = self
+                .known_tree_proof(tenant, move |r| merkle::inclusion_proof(seq, size, r))
+                .await?;
+            return Ok(InclusionProof {
+                leaf_index: seq,
+                tree_size: size,
+                proof,
+            });
+        }
         let (tenant, cache) = (tenant.to_string(), self.tree_cache.clone());
         self.readers
             .read(move |log| store::in_snapshot(log, || inclusion(log, &cache, &tenant, seq, size)))
@@ -421,10 +431,51 @@ impl Queries {
         from: u64,
         to: Option<u64>,
     ) -> Result<ConsistencyProof, QueryError> {
+        if let Some(to) =
+            to.filter(|&to| 0 < from && from <= to && self.known_committed(tenant, to))
+        {
+            let proof = self
+                .known_tree_proof(tenant, move |r| merkle::consistency_proof(from, to, r))
+                .await?;
+            return Ok(ConsistencyProof { from, to, proof });
+        }
         let (tenant, cache) = (tenant.to_string(), self.tree_cache.clone());
         self.readers
             .read(move |log| {
                 store::in_snapshot(log, || consistency(log, &cache, &tenant, from, to))
+            })
+            .await
+    }
+}
+
+impl Queries {
+    /// Whether a proof read of this process has seen `tenant`'s log hold at least `size`
+    /// entries. Logs only grow, so a tree of that size is committed and its stored hashes
+    /// never change: its proofs need neither the committed size nor a read snapshot.
+    fn known_committed(&self, tenant: &str, size: u64) -> bool {
+        size <= self.tree_cache.committed(tenant)
+    }
+
+    /// A proof in a tree [`Queries::known_committed`] vouches for: from memory when every hash
+    /// it needs is cached (no store connection, no hand-off to the blocking pool), else with
+    /// one read of the missing hashes on the pool.
+    async fn known_tree_proof(
+        &self,
+        tenant: &str,
+        prove: impl Fn(&dyn HashReader) -> Result<Vec<Hash>, MerkleError> + Send + 'static,
+    ) -> Result<Vec<String>, QueryError> {
+        if let Ok(proof) = prove(&self.tree_cache.in_memory(tenant)) {
+            return Ok(to_hex(proof));
+        }
+        let (tenant, cache) = (tenant.to_string(), self.tree_cache.clone());
+        self.readers
+            .read(move |log| {
+                let store = StoreHashes {
+                    store: log,
+                    tenant: &tenant,
+                };
+                let proof = prove(&cache.reader(&tenant, &store)).map_err(QueryError::Proof)?;
+                Ok(to_hex(proof))
             })
             .await
     }
@@ -573,6 +624,7 @@ fn inclusion(
     // How many entries are committed, as the store has them (another process may have
     // appended since this one's writer last did).
     let committed = log.size(tenant)?;
+    cache.saw_committed(tenant, committed);
     let size = match size {
         Some(size) => size,
         None => latest_checkpoint_size(log, tenant, "size")?,
@@ -613,6 +665,7 @@ fn consistency(
     to: Option<u64>,
 ) -> Result<ConsistencyProof, QueryError> {
     let committed = log.size(tenant)?;
+    cache.saw_committed(tenant, committed);
     let to = match to {
         Some(to) => to,
         None => latest_checkpoint_size(log, tenant, "to")?,

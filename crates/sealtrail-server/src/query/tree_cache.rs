@@ -12,6 +12,12 @@
 //! and needs no invalidation; growing logs simply add positions, which are read from the store
 //! the first time a proof needs them. Answers are the same hashes the store holds, so proofs
 //! are byte for byte what they would be without the cache.
+//!
+//! It also keeps, per log, the largest committed size a read of this process has seen. Logs
+//! only grow, so a proof of a tree no larger than that is known to fit the committed tree
+//! without asking the store again; and since the hashes of a committed tree never change, such
+//! a proof needs no read snapshot either — only its hashes, from memory when every one is
+//! here, else in one read (see [`crate::query`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -24,11 +30,25 @@ use sealtrail_core::merkle::{HashReader, ReadError, split_stored_hash_index};
 /// entries, about 20,000 hashes, well under a megabyte.
 pub const CACHED_LEVEL: u8 = 10;
 
-/// Stored hashes at [`CACHED_LEVEL`] and above, by tenant and position. Cloning is cheap.
+/// Stored hashes at [`CACHED_LEVEL`] and above, by tenant and position, and the largest
+/// committed size seen of each log. Cloning is cheap.
 #[derive(Clone, Default)]
 pub struct TreeCache {
-    tenants: Arc<RwLock<HashMap<String, HashMap<u64, Hash>>>>,
+    tenants: Arc<RwLock<HashMap<String, Known>>>,
 }
+
+/// What is known of one log.
+#[derive(Default)]
+struct Known {
+    /// The largest committed size a read has reported (0 when none has).
+    committed: u64,
+    hashes: HashMap<u64, Hash>,
+}
+
+/// The error of [`InMemory`] for a position the cache does not hold.
+#[derive(Debug, thiserror::Error)]
+#[error("stored hash {0} is not in memory")]
+pub struct NotCached(pub u64);
 
 impl TreeCache {
     /// A reader of `tenant`'s stored hashes that answers from the cache where it can and asks
@@ -45,13 +65,65 @@ impl TreeCache {
         }
     }
 
+    /// A reader of `tenant`'s stored hashes that answers from memory only, and fails with
+    /// [`NotCached`] when a position is not there.
+    pub fn in_memory<'a>(&'a self, tenant: &'a str) -> InMemory<'a> {
+        InMemory {
+            cache: self,
+            tenant,
+        }
+    }
+
     /// How many hashes are cached for `tenant`.
     pub fn len(&self, tenant: &str) -> usize {
         self.tenants
             .read()
             .expect("tree cache lock")
             .get(tenant)
-            .map_or(0, HashMap::len)
+            .map_or(0, |known| known.hashes.len())
+    }
+
+    /// The largest committed size of `tenant`'s log that a read has reported to
+    /// [`TreeCache::saw_committed`]; 0 when none has. The log holds at least this many entries
+    /// now: logs only grow.
+    pub fn committed(&self, tenant: &str) -> u64 {
+        self.tenants
+            .read()
+            .expect("tree cache lock")
+            .get(tenant)
+            .map_or(0, |known| known.committed)
+    }
+
+    /// Records that the store reported `size` entries committed in `tenant`'s log.
+    pub fn saw_committed(&self, tenant: &str, size: u64) {
+        if size <= self.committed(tenant) {
+            return;
+        }
+        let mut tenants = self.tenants.write().expect("tree cache lock");
+        let known = tenants.entry(tenant.to_string()).or_default();
+        known.committed = known.committed.max(size);
+    }
+}
+
+/// See [`TreeCache::in_memory`].
+pub struct InMemory<'a> {
+    cache: &'a TreeCache,
+    tenant: &'a str,
+}
+
+impl HashReader for InMemory<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
+        let tenants = self.cache.tenants.read().expect("tree cache lock");
+        let hashes = tenants.get(self.tenant).map(|known| &known.hashes);
+        indexes
+            .iter()
+            .map(|index| {
+                hashes
+                    .and_then(|h| h.get(index))
+                    .copied()
+                    .ok_or_else(|| NotCached(*index).into())
+            })
+            .collect()
     }
 }
 
@@ -68,7 +140,7 @@ impl<R: HashReader + ?Sized> HashReader for CachedHashes<'_, R> {
         let mut missing = Vec::new();
         {
             let tenants = self.cache.tenants.read().expect("tree cache lock");
-            let cached = tenants.get(self.tenant);
+            let cached = tenants.get(self.tenant).map(|known| &known.hashes);
             for (slot, index) in found.iter_mut().zip(indexes) {
                 *slot = cached.and_then(|c| c.get(index)).copied();
                 if slot.is_none() {
@@ -97,6 +169,7 @@ impl<R: HashReader + ?Sized> HashReader for CachedHashes<'_, R> {
                 tenants
                     .entry(self.tenant.to_string())
                     .or_default()
+                    .hashes
                     .extend(keep);
             }
             let mut read = read.into_iter();
@@ -228,5 +301,51 @@ mod tests {
             vec![hashes[last as usize], hashes[top as usize]]
         );
         assert_eq!(cache.len("acme"), 2);
+    }
+
+    #[test]
+    fn memory_answers_only_what_was_read_and_committed_sizes_only_grow_per_tenant() {
+        let size = 4_096u64;
+        let hashes = stored(size);
+        let cache = TreeCache::default();
+        // Nothing read yet: no proof from memory, and no size known.
+        assert!(
+            merkle::consistency_proof(1_024, 2_048, &cache.in_memory("acme")).is_err(),
+            "an empty cache answered"
+        );
+        assert_eq!(cache.committed("acme"), 0);
+        // One read through the store fills the upper levels that proof needs.
+        let want = merkle::consistency_proof(1_024, 2_048, hashes.as_slice()).unwrap();
+        assert_eq!(
+            merkle::consistency_proof(1_024, 2_048, &cache.reader("acme", hashes.as_slice()))
+                .unwrap(),
+            want
+        );
+        assert_eq!(
+            merkle::consistency_proof(1_024, 2_048, &cache.in_memory("acme")).unwrap(),
+            want
+        );
+        // Lower levels are never kept: a leaf's inclusion proof still needs the store.
+        merkle::inclusion_proof(5, size, &cache.reader("acme", hashes.as_slice())).unwrap();
+        match merkle::inclusion_proof(5, size, &cache.in_memory("acme")) {
+            Err(merkle::MerkleError::Read(source)) => {
+                assert!(source.downcast_ref::<NotCached>().is_some(), "{source}")
+            }
+            other => panic!("a leaf's proof from memory: {other:?}"),
+        }
+        // Another tenant sees none of it.
+        assert!(merkle::consistency_proof(1_024, 2_048, &cache.in_memory("other")).is_err());
+
+        cache.saw_committed("acme", 2_000);
+        cache.saw_committed("acme", 1_500);
+        assert_eq!(cache.committed("acme"), 2_000, "a smaller size lowered it");
+        cache.saw_committed("acme", 4_096);
+        assert_eq!(cache.committed("acme"), 4_096);
+        assert_eq!(cache.committed("other"), 0);
+        cache.saw_committed("other", 3);
+        assert_eq!(
+            (cache.committed("acme"), cache.committed("other")),
+            (4_096, 3)
+        );
     }
 }

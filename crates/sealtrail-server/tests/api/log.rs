@@ -506,3 +506,131 @@ async fn violated_status(
     );
     status
 }
+
+/// The stored-hash array of a log, rebuilt from its entries as the store holds them.
+fn stored_array(entries: &[Vec<u8>]) -> Vec<Hash> {
+    let mut tree = TreeBuilder::new();
+    let mut out = Vec::new();
+    for entry in entries {
+        tree.push(leaf_hash(entry), &mut out);
+    }
+    out
+}
+
+fn hex(hashes: Vec<Hash>) -> Value {
+    Value::from(hashes.iter().map(Hash::to_hex).collect::<Vec<_>>())
+}
+
+/// Proofs of trees this instance has already seen committed skip the size read and the
+/// snapshot (and, when every hash is in memory, the store): they must still be the proofs the
+/// stored tree gives, asked for once or many times, and what one tenant's log is known to hold
+/// must never let another tenant's request past its own log's end.
+#[tokio::test]
+async fn repeated_proofs_are_the_stored_trees_and_known_sizes_stay_per_tenant() {
+    let app = spawn_app().await;
+    let acme = app.token("acme", &["events:write", "log:read"]).await;
+    let beta = app.token("beta", &["events:write", "log:read"]).await;
+    for batch in 0..5u64 {
+        let events: Vec<Value> = (batch * 500..(batch + 1) * 500).map(event).collect();
+        let response = app.post_batch(&acme, &events).await;
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    post_events(&app, &beta, 0..3).await;
+    let size = app.log_size("acme");
+    assert_eq!(size, 2_500);
+    let array = stored_array(&app.entries("acme"));
+    let beta_array = stored_array(&app.entries("beta"));
+
+    let inclusions = [
+        (0u64, 2_500u64),
+        (1_023, 2_048),
+        (2_499, 2_500),
+        (777, 1_500),
+        (5, 6),
+    ];
+    let consistencies = [
+        (1_024u64, 2_048u64),
+        (1, 2_500),
+        (1_500, 2_500),
+        (2_048, 2_048),
+        (3, 1_024),
+    ];
+    for round in 0..3 {
+        for (seq, size) in inclusions {
+            let body = get_json(
+                &app,
+                &acme,
+                &format!("/v1/log/proof/inclusion?seq={seq}&size={size}"),
+            )
+            .await;
+            let want = sealtrail_core::merkle::inclusion_proof(seq, size, &array).unwrap();
+            assert_eq!(
+                body["proof"],
+                hex(want),
+                "round {round}: seq {seq} in {size}"
+            );
+            assert_eq!(
+                (body["leaf_index"].as_u64(), body["tree_size"].as_u64()),
+                (Some(seq), Some(size))
+            );
+        }
+        for (from, to) in consistencies {
+            let body = get_json(
+                &app,
+                &acme,
+                &format!("/v1/log/proof/consistency?from={from}&to={to}"),
+            )
+            .await;
+            let want = sealtrail_core::merkle::consistency_proof(from, to, &array).unwrap();
+            assert_eq!(body["proof"], hex(want), "round {round}: {from} to {to}");
+            assert_eq!(
+                (body["from"].as_u64(), body["to"].as_u64()),
+                (Some(from), Some(to))
+            );
+        }
+    }
+
+    // acme's log is known to hold 2,500 entries; beta's holds 3, and is refused past them.
+    for (path, field) in [
+        ("/v1/log/proof/inclusion?seq=0&size=4", "size"),
+        ("/v1/log/proof/inclusion?seq=1&size=2500", "size"),
+        ("/v1/log/proof/consistency?from=1&to=2048", "to"),
+        ("/v1/log/proof/consistency?from=2&to=4", "to"),
+    ] {
+        let response = get(&app, Some(&beta), path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(
+            (error["field"].as_str(), error["rule"].as_str()),
+            (Some(field), Some("range")),
+            "{path}: {error}"
+        );
+    }
+    let body = get_json(&app, &beta, "/v1/log/proof/inclusion?seq=1&size=3").await;
+    assert_eq!(
+        body["proof"],
+        hex(sealtrail_core::merkle::inclusion_proof(1, 3, &beta_array).unwrap())
+    );
+    let body = get_json(&app, &beta, "/v1/log/proof/consistency?from=1&to=3").await;
+    assert_eq!(
+        body["proof"],
+        hex(sealtrail_core::merkle::consistency_proof(1, 3, &beta_array).unwrap())
+    );
+    // And acme's own requests past its end are still refused, as are the other range rules.
+    for (path, field) in [
+        ("/v1/log/proof/inclusion?seq=0&size=2501", "size"),
+        ("/v1/log/proof/inclusion?seq=2500&size=2500", "seq"),
+        ("/v1/log/proof/consistency?from=2049&to=2048", "from"),
+        ("/v1/log/proof/consistency?from=1&to=2501", "to"),
+    ] {
+        let response = get(&app, Some(&acme), path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(
+            (error["field"].as_str(), error["rule"].as_str()),
+            (Some(field), Some("range")),
+            "{path}: {error}"
+        );
+    }
+    app.stop().await;
+}
