@@ -385,7 +385,7 @@ impl Store for SqliteStore {
         }
         let runs = 1 + indexes.windows(2).filter(|w| w[1] != w[0] + 1).count();
         if runs > 1 && indexes.len() <= MAX_SCATTERED {
-            return self.read_scattered(tenant, indexes);
+            return self.read_scattered(base, indexes);
         }
         let mut out = Vec::with_capacity(indexes.len());
         // Contiguous runs (the verifier's usual request) are one range query each.
@@ -981,24 +981,25 @@ impl SqliteStore {
     /// rather than one statement per index. A statement costs more than a seek (binding,
     /// stepping, resetting, and taking the read lock when no snapshot is open); reading the
     /// whole span instead would step through thousands of rows to keep a dozen.
-    fn read_scattered(&self, tenant: &str, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
+    fn read_scattered(&self, base: i64, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
         use std::fmt::Write as _;
         let mut list = String::with_capacity(2 + indexes.len() * 9);
         list.push('[');
-        for (i, index) in indexes.iter().enumerate() {
-            if i > 0 {
+        // Positions beyond what a log can hold cannot be in it; left out, they are missing.
+        for index in indexes.iter().filter(|&&index| index < layout::SEQ_LIMIT) {
+            if list.len() > 1 {
                 list.push(',');
             }
             write!(list, "{index}").expect("writing to a String");
         }
         list.push(']');
         let mut stmt = self.conn.prepare_cached(
-            "SELECT idx, hash FROM hashes WHERE tenant = ?1 AND idx IN (SELECT value FROM json_each(?2))",
+            "SELECT key, hash FROM hashes WHERE key IN (SELECT ?1 + value FROM json_each(?2))",
         )?;
-        let mut rows = stmt.query(params![tenant, list])?;
+        let mut rows = stmt.query(params![base, list])?;
         let mut found: Vec<(u64, Hash)> = Vec::with_capacity(indexes.len());
         while let Some(row) = rows.next()? {
-            let idx = row.get::<_, i64>(0)? as u64;
+            let idx = (row.get::<_, i64>(0)? - base) as u64;
             let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             found.push((
                 idx,
