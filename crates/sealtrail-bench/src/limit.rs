@@ -212,35 +212,47 @@ pub fn measure(
         micros_per_event: read,
     });
 
+    // HTTP framing only for the ingest workloads selected: each takes seconds.
+    let selected = |w: Workload| plan.workloads.contains(&w);
     let http_seconds = if plan.quick {
         1.0
     } else {
         plan.seconds.min(5.0)
     };
-    let http_batch = http_framing(
-        runtime,
-        clinic,
-        Mode::Batch {
-            size: plan.batch_size,
-        },
-        plan.batch_clients,
-        http_seconds,
-    )?;
-    steps.push(Step {
-        name: HTTP_BATCH,
-        micros_per_event: http_batch,
-    });
-    let http_single = http_framing(
-        runtime,
-        clinic,
-        Mode::Single,
-        plan.single_clients,
-        http_seconds,
-    )?;
-    steps.push(Step {
-        name: HTTP_SINGLE,
-        micros_per_event: http_single,
-    });
+    let http_batch = if selected(Workload::Batch) {
+        let micros = http_framing(
+            runtime,
+            clinic,
+            Mode::Batch {
+                size: plan.batch_size,
+            },
+            plan.batch_clients,
+            http_seconds,
+        )?;
+        steps.push(Step {
+            name: HTTP_BATCH,
+            micros_per_event: micros,
+        });
+        Some(micros)
+    } else {
+        None
+    };
+    let http_single = if selected(Workload::Single) {
+        let micros = http_framing(
+            runtime,
+            clinic,
+            Mode::Single,
+            plan.single_clients,
+            http_seconds,
+        )?;
+        steps.push(Step {
+            name: HTTP_SINGLE,
+            micros_per_event: micros,
+        });
+        Some(micros)
+    } else {
+        None
+    };
 
     let mut limit = Limit {
         events: count,
@@ -267,18 +279,25 @@ pub fn measure(
             limit: cpu_bound.min(disk_bound),
         }
     };
-    let batch = ingest(Workload::Batch, http_batch, batch_group, batch_fsync);
-    let single = ingest(Workload::Single, http_single, single_group, single_fsync);
-    let verify_cpu = limit.step(READ) + limit.step(LEAF) + limit.step(NODES);
-    let verify = WorkloadLimit {
-        workload: Workload::Verify,
-        cpu_micros_per_event: verify_cpu,
-        cpu_bound: 1e6 / verify_cpu,
-        disk_bound: None,
-        group: None,
-        limit: 1e6 / verify_cpu,
-    };
-    limit.workloads = vec![batch, single, verify];
+    if let Some(http) = http_batch {
+        let batch = ingest(Workload::Batch, http, batch_group, batch_fsync);
+        limit.workloads.push(batch);
+    }
+    if let Some(http) = http_single {
+        let single = ingest(Workload::Single, http, single_group, single_fsync);
+        limit.workloads.push(single);
+    }
+    if selected(Workload::Verify) {
+        let verify_cpu = limit.step(READ) + limit.step(LEAF) + limit.step(NODES);
+        limit.workloads.push(WorkloadLimit {
+            workload: Workload::Verify,
+            cpu_micros_per_event: verify_cpu,
+            cpu_bound: 1e6 / verify_cpu,
+            disk_bound: None,
+            group: None,
+            limit: 1e6 / verify_cpu,
+        });
+    }
     Ok(limit)
 }
 

@@ -95,6 +95,25 @@ fn the_text_output_puts_each_round_and_the_table_on_stdout() {
         .unwrap_or_else(|| panic!("no table row: {text}"));
     assert!(row.contains("≥ 150,000 events/s"), "{row}");
     assert!(!text.contains("single-event ingest"), "{text}");
+    // The limit, measured before the rounds, for the selected workload only, and the figure
+    // as a fraction of it.
+    assert!(text.contains("limit: each step alone on"), "{text}");
+    assert!(text.contains("HTTP framing, batched"), "{text}");
+    let fraction = text
+        .split("against this machine's limit")
+        .nth(1)
+        .and_then(|rest| {
+            rest.lines()
+                .find(|l| l.starts_with("batched ingest over HTTP"))
+        })
+        .unwrap_or_else(|| panic!("no limit row: {text}"));
+    let of_limit: f64 = fraction
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{fraction}: {e}"));
+    assert!(of_limit > 0.0, "{fraction}");
     assert!(
         text.contains("no baseline figures: not run (--skip-baseline)"),
         "{text}"
