@@ -134,7 +134,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OpenFlags, ToSql, Transaction, params};
+use rusqlite::{Connection, OpenFlags, Transaction, params};
 use sealtrail_core::Timestamp;
 use sealtrail_core::event::{Activity, Outcome as EventOutcome};
 use serde_json::Value;
@@ -1089,10 +1089,6 @@ fn key(number: i64, seq: u64) -> i64 {
     (number << SEQ_BITS) | seq as i64
 }
 
-/// Rows per `INSERT` statement, so statements are stepped and reset once per 64 rows rather
-/// than once per row.
-const ROWS_PER_INSERT: usize = 64;
-
 /// Where [`write_rows`] writes: the searchable tables, or the load tables of a bulk load. The
 /// text goes into `details` either way: it is found only through an `events` row.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1111,62 +1107,36 @@ fn write_rows(
         Tables::Index => ("events", "targets"),
         Tables::Load => ("load_events", "load_targets"),
     };
-    let keys: Vec<i64> = rows.iter().map(|row| key(number, row.seq)).collect();
-    let outcomes: Vec<i64> = rows.iter().map(|row| outcome_code(row.outcome)).collect();
-    let mut events: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 9);
-    let mut targets: Vec<&dyn ToSql> = Vec::new();
-    let mut texts: Vec<&dyn ToSql> = Vec::new();
-    for ((row, key), outcome) in rows.iter().zip(&keys).zip(&outcomes) {
-        events.extend_from_slice(&[
+    // One row per statement execution. A multi-row `INSERT` is cheaper to step, but SQLite
+    // gives any statement that writes several rows and may abort a statement journal: a copy
+    // of every page it changes, which cost a third of the indexer's time.
+    let mut events = tx.prepare_cached(&format!(
+        "INSERT INTO {events_table} (key, tenant, at, action, activity, outcome, actor, ip, source) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?;
+    let mut targets = tx.prepare_cached(&format!(
+        "INSERT INTO {targets_table} (id, key, type) VALUES (?1, ?2, ?3)"
+    ))?;
+    let mut texts = tx.prepare_cached("INSERT INTO details (rowid, text) VALUES (?1, ?2)")?;
+    for row in rows {
+        let key = key(number, row.seq);
+        events.execute(params![
             key,
-            &number,
-            &row.at,
-            &row.action,
-            &row.activity,
-            outcome,
-            &row.actor,
-            &row.ip,
-            &row.source,
-        ]);
+            number,
+            row.at,
+            row.action,
+            row.activity,
+            outcome_code(row.outcome),
+            row.actor,
+            row.ip,
+            row.source,
+        ])?;
         for (kind, id) in &row.targets {
-            targets.extend_from_slice(&[id, key, kind]);
+            targets.execute(params![id, key, kind])?;
         }
         if !row.text.is_empty() {
-            texts.extend_from_slice(&[key, &row.text]);
+            texts.execute(params![key, row.text])?;
         }
-    }
-    insert_many(
-        tx,
-        &format!(
-            "INSERT INTO {events_table} (key, tenant, at, action, activity, outcome, actor, ip, source)"
-        ),
-        9,
-        &events,
-    )?;
-    insert_many(
-        tx,
-        &format!("INSERT INTO {targets_table} (id, key, type)"),
-        3,
-        &targets,
-    )?;
-    insert_many(tx, "INSERT INTO details (rowid, text)", 2, &texts)?;
-    Ok(())
-}
-
-/// Inserts `values` (rows of `width` values, flattened) with multi-row `INSERT`s.
-fn insert_many(
-    tx: &Transaction<'_>,
-    head: &str,
-    width: usize,
-    values: &[&dyn ToSql],
-) -> Result<(), IndexError> {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    for chunk in values.chunks(width * ROWS_PER_INSERT) {
-        let sql = format!(
-            "{head} VALUES {}",
-            vec![row.as_str(); chunk.len() / width].join(", ")
-        );
-        tx.prepare_cached(&sql)?.execute(chunk)?;
     }
     Ok(())
 }
