@@ -286,17 +286,20 @@ impl Follow for Watch {
         let mut last_at = None;
         for (_, row) in entries {
             // A damaged row is the verifier's to report; it cannot be evaluated.
-            let Some(entry) = row.as_deref().ok().and_then(|b| Entry::parse(b).ok()) else {
+            let Ok(bytes) = row.as_deref() else {
                 continue;
             };
-            if entry.event.action == ALERT_ACTION {
-                if let Some(record) = AlertRecord::from_entry(&entry) {
+            let Some(observed) = Observed::from_bytes(bytes) else {
+                continue;
+            };
+            if observed.action == ALERT_ACTION {
+                // Rare, and read in full: the alert's own fields are in its details.
+                if let Some(record) = AlertRecord::from_bytes(bytes) {
                     watch.pending.retain(|(id, _)| *id != record.id);
                     watch.recorded.insert(record.id);
                 }
                 continue;
             }
-            let observed = Observed::from_entry(&entry);
             last_at = Some(observed.at);
             let raised = watch.engine.push(&observed);
             watch.raise(tenant, raised);

@@ -40,6 +40,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
+#[cfg(test)]
 use sealtrail_core::canonical::Entry;
 use serde::Serialize;
 
@@ -65,7 +66,94 @@ pub struct Observed {
     pub source: Option<String>,
 }
 
+/// The fields [`Observed`] takes from a stored entry, borrowed where the JSON has no escapes;
+/// everything else (`details` above all) is skipped without being built.
+#[derive(serde::Deserialize)]
+struct StoredFields<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow, default)]
+    activity: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    actor: StoredActor<'a>,
+    #[serde(borrow, default)]
+    targets: Vec<StoredTarget<'a>>,
+    #[serde(borrow, default)]
+    context: Option<StoredContext<'a>>,
+    #[serde(borrow, default)]
+    source: Option<StoredSource<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredActor<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredTarget<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredContext<'a> {
+    #[serde(borrow, default)]
+    ip: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredSource<'a> {
+    #[serde(borrow, default)]
+    app: Option<Cow<'a, str>>,
+}
+
 impl Observed {
+    /// What the rules read of a stored entry, without checking the rest of it: the entry was
+    /// checked when it was appended, and damage to it is the verifier's to report. `None` for
+    /// bytes that do not hold these fields in their stored form (a damaged row cannot be
+    /// evaluated). Reading only these fields is what keeps the monitor cheap per event: the
+    /// whole entry's validation would cost several times the rules' own work.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Observed> {
+        let stored: StoredFields<'_> = serde_json::from_slice(bytes).ok()?;
+        let name = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
+        Some(Observed {
+            seq: stored.seq,
+            at: sealtrail_core::Timestamp::parse(&stored.received_at)
+                .ok()?
+                .unix_micros(),
+            action: stored.action.into_owned(),
+            activity: name(stored.activity),
+            outcome: stored.outcome.into_owned(),
+            actor: stored.actor.id.into_owned(),
+            actor_type: name(stored.actor.kind),
+            ip: stored.context.and_then(|c| name(c.ip)),
+            targets: stored
+                .targets
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.kind.map(Cow::into_owned).unwrap_or_default(),
+                        t.id.map(Cow::into_owned).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            source: stored.source.and_then(|s| name(s.app)),
+        })
+    }
+
+    /// The same fields from an entry parsed and checked in full: what
+    /// [`Observed::from_bytes`] must agree with.
+    #[cfg(test)]
     pub fn from_entry(entry: &Entry) -> Observed {
         let event = &entry.event;
         Observed {

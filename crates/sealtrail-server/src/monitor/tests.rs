@@ -540,3 +540,44 @@ fn the_compact_engine_raises_what_keeping_every_event_raises() {
     // Enough alerts of every kind for the comparison to mean something.
     assert!(compared > 300, "{compared}");
 }
+
+/// The monitor reads only the fields its rules need from each stored entry; what it reads
+/// must be exactly what the entry, parsed and checked in full, holds.
+#[test]
+fn the_fields_read_from_stored_bytes_are_those_of_the_fully_parsed_entry() {
+    use sealtrail_core::Timestamp;
+    use sealtrail_core::canonical::{Entry, ServerFields, canonical_entry};
+    use sealtrail_core::event::Event;
+    use sealtrail_core::hash::Hash;
+
+    let events = [
+        // Every field the rules read.
+        r#"{"action":"patient.record.read","activity":"read","outcome":"success",
+            "actor":{"id":"u-1","type":"user","roles":["nurse"]},
+            "context":{"ip":"2001:DB8::0:1","user_agent":"x"},"source":{"app":"ehr","instance":"a"},
+            "targets":[{"type":"patient","id":"p-9"},{"id":"only-id"},{"type":"only-type"}],
+            "details":{"fields":["name","dob"],"n":1.5,"nested":{"actor":{"id":"not-me"}}}}"#,
+        // Only what is required; keys and values that need escapes in JSON.
+        r#"{"action":"auth.login","outcome":"failure","actor":{"id":"d\u00e9j\u00e0 \"vu\"\n"}}"#,
+        // Absent context ip, source without app, an occurred_at that differs from received_at.
+        r#"{"action":"x","outcome":"unknown","actor":{"id":"svc","type":"service"},
+            "context":{"request_id":"r"},"source":{"instance":"i"},
+            "occurred_at":"2020-01-01T00:00:00+02:00","details":{"ok":null}}"#,
+    ];
+    for (seq, json) in events.iter().enumerate() {
+        let event = Event::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let server = ServerFields {
+            id: uuid::Uuid::from_u128(seq as u128 + 1),
+            seq: seq as u64 + 41,
+            received_at: Timestamp::from_unix_micros(1_764_000_000_123_456).unwrap(),
+            prev_hash: Hash::ZERO,
+        };
+        let bytes = canonical_entry(&event, &server).unwrap();
+        let full = Observed::from_entry(&Entry::parse(&bytes).unwrap());
+        assert_eq!(Observed::from_bytes(&bytes), Some(full), "{json}");
+    }
+    // Bytes that are not an entry are passed over, not guessed at.
+    for damaged in [&b"{\"seq\":1}"[..], b"not json", b"{\"seq\":1,\"received_at\":\"yesterday\",\"action\":\"a\",\"outcome\":\"success\",\"actor\":{\"id\":\"u\"}}"] {
+        assert_eq!(Observed::from_bytes(damaged), None);
+    }
+}
