@@ -110,6 +110,15 @@ const TRIGGER_FUNCTION: &str = "sealtrail_append_only";
 const TRIGGER_BODY_TAG: &str = "$append_only$";
 
 const LOCK_TENANTS: &str = "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(t, $2) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s";
+// Appends of fewer than [`COPY_FROM_ROWS`] rows: one statement each, one round trip where a
+// COPY takes two.
+const INSERT_ENTRIES: &str = "INSERT INTO entries (tenant, seq, id, entry) SELECT $1::text, * FROM unnest($2::int8[], $3::text[], $4::bytea[])";
+const INSERT_HASHES: &str = "INSERT INTO hashes (tenant, idx, hash) SELECT $1::text, * FROM unnest($2::int8[], $3::bytea[])";
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (tenant, key, seq) SELECT $1::text, * FROM unnest($2::text[], $3::int8[])";
+/// Rows from which a table's part of an append goes in as a binary `COPY`: cheaper for the
+/// database per row, but a round trip more than an `INSERT`, which single events (a handful
+/// per group) feel and large batches do not.
+const COPY_FROM_ROWS: usize = 128;
 const SELECT_TENANTS: &str = "SELECT name, origin, created_at, vkey FROM tenants ORDER BY name";
 const SELECT_TENANT: &str = "SELECT name, origin, created_at, vkey FROM tenants WHERE name = $1";
 const SELECT_SIZE: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = $1";
@@ -1191,8 +1200,8 @@ impl Store for PgStore {
     }
 
     /// The entries, their stored hashes (and, in [`Store::insert_idempotency`], the keys)
-    /// go in with one binary `COPY` per table (see `postgres/copy.rs`), in the caller's write
-    /// transaction.
+    /// go in with one binary `COPY` per table (see `postgres/copy.rs`), or for fewer than
+    /// [`COPY_FROM_ROWS`] rows one `INSERT`, in the caller's write transaction.
     fn append(
         &self,
         tenant: &str,
@@ -1200,7 +1209,12 @@ impl Store for PgStore {
         first_hash_index: u64,
         hashes: &[Hash],
     ) -> Result<()> {
-        if !entries.is_empty() {
+        if (1..COPY_FROM_ROWS).contains(&entries.len()) {
+            let seqs: Vec<i64> = entries.iter().map(|e| to_i64(e.seq)).collect();
+            let ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
+            let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry).collect();
+            self.execute(INSERT_ENTRIES, &[&tenant, &seqs, &ids, &bytes])?;
+        } else if !entries.is_empty() {
             let size: usize = entries
                 .iter()
                 .map(|e| tenant.len() + e.id.len() + e.entry.len() + 30)
@@ -1215,12 +1229,17 @@ impl Store for PgStore {
             }
             self.copy_in(copy::COPY_ENTRIES, rows)?;
         }
-        if !hashes.is_empty() {
+        let position = |offset: usize| to_i64(first_hash_index + offset as u64);
+        if (1..COPY_FROM_ROWS).contains(&hashes.len()) {
+            let indexes: Vec<i64> = (0..hashes.len()).map(position).collect();
+            let bytes: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
+            self.execute(INSERT_HASHES, &[&tenant, &indexes, &bytes])?;
+        } else if !hashes.is_empty() {
             let mut rows = copy::CopyRows::new(3, hashes.len() * (tenant.len() + 58));
             for (offset, hash) in hashes.iter().enumerate() {
                 rows.row()
                     .bytes(tenant.as_bytes())?
-                    .int8(to_i64(first_hash_index + offset as u64))
+                    .int8(position(offset))
                     .bytes(hash.as_bytes())?;
             }
             self.copy_in(copy::COPY_HASHES, rows)?;
@@ -1230,6 +1249,12 @@ impl Store for PgStore {
 
     fn insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
         if keys.is_empty() {
+            return Ok(());
+        }
+        if keys.len() < COPY_FROM_ROWS {
+            let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
+            let seqs: Vec<i64> = keys.iter().map(|(_, seq)| to_i64(*seq)).collect();
+            self.execute(INSERT_IDEMPOTENCY, &[&tenant, &names, &seqs])?;
             return Ok(());
         }
         let size: usize = keys

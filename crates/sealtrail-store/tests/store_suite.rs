@@ -524,6 +524,56 @@ fn appends_keep_every_byte_and_every_constraint(backend: &dyn Backend) {
     assert_eq!(append_committed(store.as_ref(), "acme", 2), 6);
     let tail = store::tail(store.as_ref(), "acme").unwrap();
     assert_eq!(tail.last_hash, leaf_hash(&entry_bytes("acme", 5)));
+
+    // A group large enough for the bulk path (a binary COPY on PostgreSQL, where a small one
+    // is an INSERT) keeps the same promises: every row and key back as written, and one
+    // repeated seq refuses the whole group.
+    assert_eq!(append_committed(store.as_ref(), "acme", 300), 306);
+    for seq in [6, 150, 305] {
+        assert_eq!(
+            store.entry("acme", seq).unwrap(),
+            Some(entry_bytes("acme", seq))
+        );
+        assert_eq!(
+            store
+                .read_hashes("acme", &[merkle::stored_hash_count(seq)])
+                .unwrap(),
+            [leaf_hash(&entry_bytes("acme", seq))]
+        );
+    }
+    let keys: Vec<(String, u64)> = (0..300)
+        .map(|n| (format!("bulk-{n}-{key}"), 6 + n))
+        .collect();
+    store.begin_write(&["acme"]).unwrap();
+    store.insert_idempotency("acme", &keys).unwrap();
+    store.commit().unwrap();
+    for (key, seq) in [&keys[0], &keys[299]] {
+        assert_eq!(store.idempotent_seq("acme", key).unwrap(), Some(*seq));
+    }
+    let ids: Vec<String> = (306..606).map(|seq| entry_id("acme", seq)).collect();
+    let mut rows: Vec<NewEntry<'_>> = ids
+        .iter()
+        .zip(306..)
+        .map(|(id, seq)| NewEntry {
+            seq,
+            id,
+            entry: b"{}",
+        })
+        .collect();
+    rows.last_mut().unwrap().seq = 7;
+    store.begin_write(&["acme"]).unwrap();
+    let appended = store.append(
+        "acme",
+        &rows,
+        merkle::stored_hash_count(306),
+        &[leaf_hash(b"{}")],
+    );
+    let committed = appended.is_ok() && store.commit().is_ok();
+    assert!(!committed, "a large append repeating a seq was committed");
+    store.rollback().unwrap();
+    assert_eq!(store.size("acme").unwrap(), 306);
+    assert_eq!(store.entry("acme", 306).unwrap(), None);
+    assert_eq!(store.seq_of_id("acme", &ids[0]).unwrap(), None);
 }
 
 fn a_read_snapshot_sees_one_moment(backend: &dyn Backend) {
