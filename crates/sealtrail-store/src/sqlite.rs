@@ -568,6 +568,30 @@ impl Store for SqliteStore {
             .map(|seq| seq as u64))
     }
 
+    /// One lookup of the tenant's number for the whole group's keys, then one indexed read
+    /// per key with the same prepared statement.
+    fn idempotent_seqs(&self, tenant: &str, keys: &[&str]) -> Result<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let Some(number) = layout::tenant_number(&self.conn, tenant)? else {
+            return Ok(found);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq FROM idempotency WHERE tenant_number = ?1 AND key = ?2")?;
+        for key in keys {
+            if let Some(seq) = stmt
+                .query_row(params![number, key], |row| row.get::<_, i64>(0))
+                .optional()?
+            {
+                found.insert((*key).to_string(), seq as u64);
+            }
+        }
+        Ok(found)
+    }
+
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT size, note, created_at FROM checkpoints WHERE tenant = ?1 ORDER BY size DESC LIMIT 1",
