@@ -29,7 +29,8 @@
 //! ## Writing a batch
 //!
 //! [`IndexDb::apply`] takes a tenant's next committed entries in seq order, reads the fields
-//! the index keeps from each, and writes their rows (multi-row `INSERT`s) together with the
+//! the index keeps from each, and writes their rows (one prepared `INSERT` per row: a multi-row
+//! `INSERT` makes SQLite keep a statement journal of every page it changes) together with the
 //! tenant's new watermark in one transaction. Large transactions amortise the commit. An entry
 //! that does not parse (damage the verifier reports) is skipped with an error in the log; it
 //! must not stop indexing of the entries after it.
