@@ -36,7 +36,7 @@ threads() {
         read -r stat <"$task/stat"
         # Fields after the command name: utime and stime are the 12th and 13th.
         set -- ${stat#*) }
-        echo "${task##*/} $(cat "$task/comm") $(($12 + $13))"
+        echo "${task##*/} $(cat "$task/comm") $((${12} + ${13}))"
     done | sort
 }
 first=$(ingested)
