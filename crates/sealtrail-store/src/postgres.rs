@@ -110,15 +110,6 @@ const TRIGGER_FUNCTION: &str = "sealtrail_append_only";
 const TRIGGER_BODY_TAG: &str = "$append_only$";
 
 const LOCK_TENANTS: &str = "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(t, $2) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s";
-// Appends of fewer than [`COPY_FROM_ROWS`] rows: one statement each, one round trip where a
-// COPY takes two.
-const INSERT_ENTRIES: &str = "INSERT INTO entries (tenant, seq, id, entry) SELECT $1::text, * FROM unnest($2::int8[], $3::text[], $4::bytea[])";
-const INSERT_HASHES: &str = "INSERT INTO hashes (tenant, idx, hash) SELECT $1::text, * FROM unnest($2::int8[], $3::bytea[])";
-const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (tenant, key, seq) SELECT $1::text, * FROM unnest($2::text[], $3::int8[])";
-/// Rows from which a table's part of an append goes in as a binary `COPY`: cheaper for the
-/// database per row, but a round trip more than an `INSERT`, which single events (a handful
-/// per group) feel and large batches do not.
-const COPY_FROM_ROWS: usize = 128;
 const SELECT_TENANTS: &str = "SELECT name, origin, created_at, vkey FROM tenants ORDER BY name";
 const SELECT_TENANT: &str = "SELECT name, origin, created_at, vkey FROM tenants WHERE name = $1";
 const SELECT_SIZE: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE tenant = $1";
@@ -454,39 +445,6 @@ impl PgStore {
 
     fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.with_statement(sql, |client, statement| client.execute(statement, params))
-    }
-
-    /// Runs the `COPY … FROM STDIN (FORMAT binary)` statement `sql` (prepared once per
-    /// connection, like every other statement) with `rows`, and checks that PostgreSQL took
-    /// every row. A failure marks the write transaction failed, as any statement's does.
-    fn copy_in(&self, sql: &'static str, rows: copy::CopyRows) -> Result<()> {
-        use std::io::Write as _;
-        let expected = rows.rows();
-        let data = rows.finish();
-        let mut unsent = None;
-        let copied = self.with_statement(sql, |client, statement| {
-            let mut writer = client.copy_in(statement)?;
-            // The writer only buffers a first write; its data goes out in `finish`. Should the
-            // write fail all the same, dropping the writer aborts the COPY.
-            if let Err(error) = writer.write_all(&data) {
-                unsent = Some(error);
-                return Ok(0);
-            }
-            writer.finish()
-        })?;
-        if let Some(error) = unsent {
-            self.tx.set(Tx::Write { failed: true });
-            return Err(StoreError::Unavailable(format!(
-                "PostgreSQL connection lost during COPY: {error}"
-            )));
-        }
-        if copied != expected {
-            self.tx.set(Tx::Write { failed: true });
-            return Err(StoreError::Postgres(format!(
-                "COPY took {copied} rows of {expected}"
-            )));
-        }
-        Ok(())
     }
 
     /// Ends whatever transaction is open, ignoring a connection that is already gone (the
@@ -1199,9 +1157,8 @@ impl Store for PgStore {
         Ok(())
     }
 
-    /// The entries, their stored hashes (and, in [`Store::insert_idempotency`], the keys)
-    /// go in with one binary `COPY` per table (see `postgres/copy.rs`), or for fewer than
-    /// [`COPY_FROM_ROWS`] rows one `INSERT`, in the caller's write transaction.
+    /// See `postgres/copy.rs`: one `INSERT` per table for a small group, a binary `COPY` for a
+    /// large one, in the caller's write transaction.
     fn append(
         &self,
         tenant: &str,
@@ -1209,66 +1166,11 @@ impl Store for PgStore {
         first_hash_index: u64,
         hashes: &[Hash],
     ) -> Result<()> {
-        if (1..COPY_FROM_ROWS).contains(&entries.len()) {
-            let seqs: Vec<i64> = entries.iter().map(|e| to_i64(e.seq)).collect();
-            let ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
-            let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry).collect();
-            self.execute(INSERT_ENTRIES, &[&tenant, &seqs, &ids, &bytes])?;
-        } else if !entries.is_empty() {
-            let size: usize = entries
-                .iter()
-                .map(|e| tenant.len() + e.id.len() + e.entry.len() + 30)
-                .sum();
-            let mut rows = copy::CopyRows::new(4, size);
-            for entry in entries {
-                rows.row()
-                    .bytes(tenant.as_bytes())?
-                    .int8(to_i64(entry.seq))
-                    .bytes(entry.id.as_bytes())?
-                    .bytes(entry.entry)?;
-            }
-            self.copy_in(copy::COPY_ENTRIES, rows)?;
-        }
-        let position = |offset: usize| to_i64(first_hash_index + offset as u64);
-        if (1..COPY_FROM_ROWS).contains(&hashes.len()) {
-            let indexes: Vec<i64> = (0..hashes.len()).map(position).collect();
-            let bytes: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
-            self.execute(INSERT_HASHES, &[&tenant, &indexes, &bytes])?;
-        } else if !hashes.is_empty() {
-            let mut rows = copy::CopyRows::new(3, hashes.len() * (tenant.len() + 58));
-            for (offset, hash) in hashes.iter().enumerate() {
-                rows.row()
-                    .bytes(tenant.as_bytes())?
-                    .int8(position(offset))
-                    .bytes(hash.as_bytes())?;
-            }
-            self.copy_in(copy::COPY_HASHES, rows)?;
-        }
-        Ok(())
+        self.append_rows(tenant, entries, first_hash_index, hashes)
     }
 
     fn insert_idempotency(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        if keys.len() < COPY_FROM_ROWS {
-            let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
-            let seqs: Vec<i64> = keys.iter().map(|(_, seq)| to_i64(*seq)).collect();
-            self.execute(INSERT_IDEMPOTENCY, &[&tenant, &names, &seqs])?;
-            return Ok(());
-        }
-        let size: usize = keys
-            .iter()
-            .map(|(key, _)| tenant.len() + key.len() + 24)
-            .sum();
-        let mut rows = copy::CopyRows::new(3, size);
-        for (key, seq) in keys {
-            rows.row()
-                .bytes(tenant.as_bytes())?
-                .bytes(key.as_bytes())?
-                .int8(to_i64(*seq));
-        }
-        self.copy_in(copy::COPY_IDEMPOTENCY, rows)
+        self.append_keys(tenant, keys)
     }
 
     fn insert_checkpoint(

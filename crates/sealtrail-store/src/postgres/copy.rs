@@ -1,4 +1,6 @@
-//! Appends as `COPY … FROM STDIN (FORMAT binary)`: the rows of a group go to PostgreSQL in its
+//! Appends: each table's rows of a group as one `INSERT … SELECT … FROM unnest(…)` when they are
+//! fewer than [`COPY_FROM_ROWS`] (one round trip), and from there as `COPY … FROM STDIN (FORMAT
+//! binary)` (two round trips, less work for the database per row): the rows go to PostgreSQL in its
 //! binary copy format, which the server reads straight into tuples, instead of as arrays that
 //! an `INSERT … SELECT … FROM unnest(…)` takes apart again (array unnesting was about a
 //! quarter of the insert's time in the database). COPY inserts through the same path as
@@ -11,17 +13,27 @@
 //! `int8`, raw bytes for `bytea`, UTF-8 bytes for `text` — the driver sets the client encoding
 //! to UTF-8); a 16-bit -1 ends the data.
 
-use crate::{Result, StoreError};
+use super::{PgStore, Tx, to_i64};
+use crate::{NewEntry, Result, StoreError};
+use sealtrail_core::Hash;
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
+// Appends of fewer than [`COPY_FROM_ROWS`] rows: one statement each, one round trip where a
+// COPY takes two.
+const INSERT_ENTRIES: &str = "INSERT INTO entries (tenant, seq, id, entry) SELECT $1::text, * FROM unnest($2::int8[], $3::text[], $4::bytea[])";
+const INSERT_HASHES: &str = "INSERT INTO hashes (tenant, idx, hash) SELECT $1::text, * FROM unnest($2::int8[], $3::bytea[])";
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (tenant, key, seq) SELECT $1::text, * FROM unnest($2::text[], $3::int8[])";
+/// Rows from which a table's part of an append goes in as a binary `COPY`: cheaper for the
+/// database per row, but a round trip more than an `INSERT`, which single events (a handful
+/// per group) feel and large batches do not.
+const COPY_FROM_ROWS: usize = 128;
+
 /// `COPY … FROM STDIN` statements of the append path. The column lists are spelled out so
 /// that a column added later (with a default) does not shift the fields.
-pub(super) const COPY_ENTRIES: &str =
-    "COPY entries (tenant, seq, id, entry) FROM STDIN (FORMAT binary)";
-pub(super) const COPY_HASHES: &str = "COPY hashes (tenant, idx, hash) FROM STDIN (FORMAT binary)";
-pub(super) const COPY_IDEMPOTENCY: &str =
-    "COPY idempotency (tenant, key, seq) FROM STDIN (FORMAT binary)";
+const COPY_ENTRIES: &str = "COPY entries (tenant, seq, id, entry) FROM STDIN (FORMAT binary)";
+const COPY_HASHES: &str = "COPY hashes (tenant, idx, hash) FROM STDIN (FORMAT binary)";
+const COPY_IDEMPOTENCY: &str = "COPY idempotency (tenant, key, seq) FROM STDIN (FORMAT binary)";
 
 /// The rows of one `COPY`, encoded as they are added.
 pub(super) struct CopyRows {
@@ -80,6 +92,113 @@ impl CopyRows {
     pub(super) fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
+    }
+}
+
+impl PgStore {
+    /// [`Store::append`](crate::Store::append): the entries and their stored hashes, each table's
+    /// rows as one `INSERT` below [`COPY_FROM_ROWS`] rows and as one binary `COPY` from there.
+    pub(super) fn append_rows(
+        &self,
+        tenant: &str,
+        entries: &[NewEntry<'_>],
+        first_hash_index: u64,
+        hashes: &[Hash],
+    ) -> Result<()> {
+        if (1..COPY_FROM_ROWS).contains(&entries.len()) {
+            let seqs: Vec<i64> = entries.iter().map(|e| to_i64(e.seq)).collect();
+            let ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
+            let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry).collect();
+            self.execute(INSERT_ENTRIES, &[&tenant, &seqs, &ids, &bytes])?;
+        } else if !entries.is_empty() {
+            let size: usize = entries
+                .iter()
+                .map(|e| tenant.len() + e.id.len() + e.entry.len() + 30)
+                .sum();
+            let mut rows = CopyRows::new(4, size);
+            for entry in entries {
+                rows.row()
+                    .bytes(tenant.as_bytes())?
+                    .int8(to_i64(entry.seq))
+                    .bytes(entry.id.as_bytes())?
+                    .bytes(entry.entry)?;
+            }
+            self.copy_in(COPY_ENTRIES, rows)?;
+        }
+        let position = |offset: usize| to_i64(first_hash_index + offset as u64);
+        if (1..COPY_FROM_ROWS).contains(&hashes.len()) {
+            let indexes: Vec<i64> = (0..hashes.len()).map(position).collect();
+            let bytes: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
+            self.execute(INSERT_HASHES, &[&tenant, &indexes, &bytes])?;
+        } else if !hashes.is_empty() {
+            let mut rows = CopyRows::new(3, hashes.len() * (tenant.len() + 58));
+            for (offset, hash) in hashes.iter().enumerate() {
+                rows.row()
+                    .bytes(tenant.as_bytes())?
+                    .int8(position(offset))
+                    .bytes(hash.as_bytes())?;
+            }
+            self.copy_in(COPY_HASHES, rows)?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::insert_idempotency`](crate::Store::insert_idempotency), the same way.
+    pub(super) fn append_keys(&self, tenant: &str, keys: &[(String, u64)]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if keys.len() < COPY_FROM_ROWS {
+            let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
+            let seqs: Vec<i64> = keys.iter().map(|(_, seq)| to_i64(*seq)).collect();
+            self.execute(INSERT_IDEMPOTENCY, &[&tenant, &names, &seqs])?;
+            return Ok(());
+        }
+        let size: usize = keys
+            .iter()
+            .map(|(key, _)| tenant.len() + key.len() + 24)
+            .sum();
+        let mut rows = CopyRows::new(3, size);
+        for (key, seq) in keys {
+            rows.row()
+                .bytes(tenant.as_bytes())?
+                .bytes(key.as_bytes())?
+                .int8(to_i64(*seq));
+        }
+        self.copy_in(COPY_IDEMPOTENCY, rows)
+    }
+
+    /// Runs the `COPY … FROM STDIN (FORMAT binary)` statement `sql` (prepared once per
+    /// connection, like every other statement) with `rows`, and checks that PostgreSQL took
+    /// every row. A failure marks the write transaction failed, as any statement's does.
+    fn copy_in(&self, sql: &'static str, rows: CopyRows) -> Result<()> {
+        use std::io::Write as _;
+        let expected = rows.rows();
+        let data = rows.finish();
+        let mut unsent = None;
+        let copied = self.with_statement(sql, |client, statement| {
+            let mut writer = client.copy_in(statement)?;
+            // The writer only buffers a first write; its data goes out in `finish`. Should the
+            // write fail all the same, dropping the writer aborts the COPY.
+            if let Err(error) = writer.write_all(&data) {
+                unsent = Some(error);
+                return Ok(0);
+            }
+            writer.finish()
+        })?;
+        if let Some(error) = unsent {
+            self.tx.set(Tx::Write { failed: true });
+            return Err(StoreError::Unavailable(format!(
+                "PostgreSQL connection lost during COPY: {error}"
+            )));
+        }
+        if copied != expected {
+            self.tx.set(Tx::Write { failed: true });
+            return Err(StoreError::Postgres(format!(
+                "COPY took {copied} rows of {expected}"
+            )));
+        }
+        Ok(())
     }
 }
 
