@@ -15,8 +15,8 @@
 //!
 //! `count` is exact. `seqs` names the events behind it: those of the window at the peak (for a
 //! rule counting distinct values, each value's latest event; for a sequence rule, the
-//! preceding events and its own), the newest 1000 when there are more
-//! ([`super::engine::MAX_ALERT_SEQS`]).
+//! preceding events and its own), the newest 256 when there are more
+//! ([`super::engine::MAX_ALERT_SEQS`], the most items a `details` array may hold).
 //!
 //! `alert_id` is derived from the tenant, the rule, the group and the first and last seq behind
 //! the alert, so the same episode always has the same id. It is also the event's idempotency
@@ -95,7 +95,7 @@ pub struct AlertRecord {
     pub window_end: String,
     /// How many events (targets, distinct values) the rule counted.
     pub count: u64,
-    /// The seqs of the events behind the alert (the newest 1000 at most; for a rule counting
+    /// The seqs of the events behind the alert (the newest 256 at most; for a rule counting
     /// distinct values, each value's latest event).
     pub seqs: Vec<u64>,
     /// The seq of the alert's own event.

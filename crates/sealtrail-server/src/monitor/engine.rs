@@ -19,23 +19,26 @@
 //! A group does not keep every event of its window, only what its decisions can still need:
 //!
 //! - counting events or targets, the newest events up to the rule's highest threshold (at
-//!   most [`MAX_ALERT_SEQS`]): while the count is below it they are all of the window, and
+//!   most [`EXACT_EVENTS`]): while the count is below it they are all of the window, and
 //!   beyond it the alert is raised at once and only the fall below the lowest threshold
 //!   matters, which the newest events decide. A rule whose highest threshold is above
-//!   [`MAX_ALERT_SEQS`] sums the older events per thousandth of its window
+//!   [`EXACT_EVENTS`] sums the older events per thousandth of its window
 //!   ([`BUCKETS_PER_WINDOW`]), so its count may include an event up to that long past the
 //!   window;
 //! - counting distinct values, each value's latest event, for as many values as the highest
 //!   threshold;
-//! - a sequence rule's preceding events, the newest [`MAX_ALERT_SEQS`] (or `at_least`, if
+//! - a sequence rule's preceding events, the newest [`EXACT_EVENTS`] (or `at_least`, if
 //!   more) exactly and the older ones per thousandth of the window.
 //!
-//! Every alert of a rule with thresholds up to [`MAX_ALERT_SEQS`] is therefore the same as
+//! Every alert of a rule with thresholds up to [`EXACT_EVENTS`] is therefore the same as
 //! if every event were kept, except that a rule counting distinct values names, for each
 //! value counted, its latest event in the window (not every event of that value). Memory
 //! grows with the number of groups with events in their window, not with the events: each
-//! holds at most twice its highest threshold (capped at [`MAX_ALERT_SEQS`] unless it counts
+//! holds at most twice its highest threshold (capped at [`EXACT_EVENTS`] unless it counts
 //! distinct values), plus [`BUCKETS_PER_WINDOW`] + 1 buckets; [`Engine::held`] counts them.
+//!
+//! An alert names at most the newest [`MAX_ALERT_SEQS`] (256) of the events behind it, the
+//! most an event's `details` array may hold; its `count` is exact whatever it names.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
@@ -44,10 +47,18 @@ use std::collections::{BTreeMap, VecDeque};
 use sealtrail_core::canonical::Entry;
 use serde::Serialize;
 
+use sealtrail_core::event::MAX_DETAILS_ITEMS;
+
 use super::rules::{Field, Match, Measure, Rule, Severity};
 
-/// The most seqs an alert lists (the newest); `count` says how many events there were.
-pub const MAX_ALERT_SEQS: usize = 1000;
+/// The most seqs an alert lists (the newest); `count` says how many events there were. An
+/// alert is an event in the tenant's log, and an event's `details` arrays hold at most
+/// [`MAX_DETAILS_ITEMS`] items: an alert naming more would not form an event at all.
+pub const MAX_ALERT_SEQS: usize = MAX_DETAILS_ITEMS;
+
+/// The most events of a group kept one by one, which makes every alert of a rule with
+/// thresholds up to it exact (see "Memory").
+pub const EXACT_EVENTS: usize = 1000;
 
 /// The fields of a committed event the rules read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -591,10 +602,10 @@ impl Group {
         let counter = match rule.distinct {
             Some(_) => Counter::Distinct(Distinct::new(top)),
             // Up to the highest threshold every decision is exact with the tail alone, and
-            // beyond it nothing asks for the count; past 1000 (what an alert names) the
-            // older events are summed per bucket.
+            // beyond it nothing asks for the count; past EXACT_EVENTS the older events are
+            // summed per bucket.
             None => {
-                let cap = MAX_ALERT_SEQS as u64;
+                let cap = EXACT_EVENTS as u64;
                 Counter::Events(Tally::new(top.min(cap), top > cap, window))
             }
         };
@@ -633,14 +644,10 @@ impl Group {
 }
 
 /// A sequence rule's preceding events of a group: all are counted (the alert says how many),
-/// the newest [`MAX_ALERT_SEQS`] (or `at_least`, if more) exactly.
+/// the newest [`EXACT_EVENTS`] (or `at_least`, if more) exactly.
 fn preceding_tally(rule: &Rule) -> Tally {
     let at_least = rule.preceded_by.as_ref().map_or(1, |p| p.at_least);
-    Tally::new(
-        at_least.max(MAX_ALERT_SEQS as u64),
-        true,
-        window_micros(rule),
-    )
+    Tally::new(at_least.max(EXACT_EVENTS as u64), true, window_micros(rule))
 }
 
 fn window_micros(rule: &Rule) -> i64 {

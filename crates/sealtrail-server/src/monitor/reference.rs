@@ -84,7 +84,10 @@ fn alert(rule: &Rule, key: &str, severity: Severity, count: u64, items: &[Item])
         window_start: items.first().map_or(0, |i| i.at),
         window_end: items.last().map_or(0, |i| i.at),
         count,
-        seqs: items.iter().take(MAX_ALERT_SEQS).map(|i| i.seq).collect(),
+        seqs: items[items.len().saturating_sub(MAX_ALERT_SEQS)..]
+            .iter()
+            .map(|i| i.seq)
+            .collect(),
     }
 }
 

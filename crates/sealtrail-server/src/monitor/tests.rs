@@ -322,7 +322,7 @@ fn read_at(n: u64, actor: &str, target: &str) -> Observed {
 /// read), and still raise exactly the alerts a full window would, with exact counts.
 #[test]
 fn a_million_events_in_one_window_hold_a_state_bounded_per_group() {
-    use super::engine::{BUCKETS_PER_WINDOW, MAX_ALERT_SEQS};
+    use super::engine::{BUCKETS_PER_WINDOW, EXACT_EVENTS, MAX_ALERT_SEQS};
     let per_record: RuleDef = toml::from_str(
         r#"
         name = "reads-per-record"
@@ -364,16 +364,21 @@ fn a_million_events_in_one_window_hold_a_state_bounded_per_group() {
     // reads-per-record the newest 1000 reads and the buckets of the 1000 s so far (3.6 s
     // each).
     let buckets = (1000 * SECOND / (3600 * SECOND / BUCKETS_PER_WINDOW)) as usize + 2;
-    let bound = RECORDS as usize * (25 + MAX_ALERT_SEQS + buckets);
+    let bound = RECORDS as usize * (25 + EXACT_EVENTS + buckets);
     assert!(most_held <= bound, "held {most_held} > {bound}");
     assert!(most_held < 6000, "held {most_held}");
     assert!(
-        most_held > RECORDS as usize * MAX_ALERT_SEQS,
+        most_held > RECORDS as usize * EXACT_EVENTS,
         "held {most_held}"
     );
 
     alerts.extend(engine.flush(last_at + 86_400 * SECOND));
     assert_eq!(engine.held(), 0);
+    // Every alert, however many events are behind it, is an event the log accepts.
+    for alert in &alerts {
+        let event = super::alerts::alert_event("clinic", alert);
+        assert!(event.is_ok(), "{alert:?}: {event:?}");
+    }
     alerts.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
     assert_eq!(alerts.len(), 2 * RECORDS as usize, "{alerts:?}");
     // By rule: reads-per-record, then record-many-actors; each by record.
@@ -390,14 +395,18 @@ fn a_million_events_in_one_window_hold_a_state_bounded_per_group() {
     }
     for (record, alert) in per_record.iter().enumerate() {
         // The record's 200,000th read makes it critical; the count is exact, the alert
-        // names the newest 1000 reads and starts at the record's first.
+        // names the newest 256 reads (the most an event's array holds) and starts at the
+        // record's first.
         let record = record as u64;
         assert_eq!(alert.rule, "reads-per-record");
         assert_eq!(alert.key, format!("target=patient:p-{record}"));
         assert_eq!(alert.severity, Severity::Critical);
         assert_eq!(alert.count, 200_000);
         let last = record + RECORDS * 199_999;
-        let seqs: Vec<u64> = (0..1000).map(|i| last - RECORDS * (999 - i)).collect();
+        let named = MAX_ALERT_SEQS as u64;
+        let seqs: Vec<u64> = (0..named)
+            .map(|i| last - RECORDS * (named - 1 - i))
+            .collect();
         assert_eq!(alert.seqs, seqs);
         assert_eq!(alert.window_start, read_at(record, "", "").at);
         assert_eq!(alert.window_end, read_at(last, "", "").at);
