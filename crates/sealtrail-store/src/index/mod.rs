@@ -555,6 +555,8 @@ impl IndexDb {
             }
         }
         let caught_up = caught_up || !far_behind(cursor.saturating_sub(1))?;
+        // How many entries a finished load made searchable, and how long moving them took.
+        let mut moved = None;
         let next_seq = if caught_up {
             let existing: u64 = self.marks.values().map(|m| m.next_seq).sum();
             let others_loading = self
@@ -568,7 +570,9 @@ impl IndexDb {
             } else {
                 Move::Insert
             };
+            let moving = Instant::now();
             move_loaded(&tx, self.layout, number, how)?;
+            moved = Some((cursor - searchable, moving.elapsed(), how));
             tx.prepare_cached("DELETE FROM loading WHERE number = ?1")?
                 .execute(params![number])?;
             tx.prepare_cached("UPDATE tenants SET next_seq = ?2, last_id = ?3 WHERE number = ?1")?
@@ -583,6 +587,15 @@ impl IndexDb {
             searchable
         };
         tx.commit()?;
+        if let Some((entries, took, how)) = moved {
+            tracing::info!(
+                tenant,
+                entries,
+                move_seconds = took.as_secs_f64(),
+                how = ?how,
+                "the query index finished a bulk load; its entries are searchable"
+            );
+        }
         let mark = Mark {
             number,
             next_seq,
