@@ -22,7 +22,7 @@ use crate::archive::{ArchiveBoard, Archiver, ArchiverConfig, TargetOpener};
 use crate::clock::Clock;
 use crate::config::Resolved;
 use crate::connections::{self, ConnectionCount, Limits, fds};
-use crate::http::{self, AppState, BodyBudget, Readers};
+use crate::http::{self, AppState, BodyBudget, Readers, Shared};
 use crate::index::{Index, Indexer};
 use crate::ledger::{Ledger, LedgerConfig, NewToken, SpoolConfig};
 use crate::shutdown::Tasks;
@@ -248,7 +248,7 @@ impl Application {
             settings.auth.token_recheck,
             clock.clone(),
         );
-        let state = AppState {
+        let state = AppState::new(Shared {
             ingest: crate::ingest::Ingest::new(
                 ledger.clone(),
                 freezes.clone(),
@@ -286,7 +286,7 @@ impl Application {
             readers,
             tokens: crate::http::TokenCache::new(settings.auth.token_recheck, clock),
             settings: Arc::new(settings),
-        };
+        });
         Ok(Application {
             listener,
             archive,

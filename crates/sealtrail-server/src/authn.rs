@@ -175,19 +175,23 @@ pub struct Credentials {
     pub named_tenant_exists: bool,
 }
 
-/// Looks up the token behind a bearer secret, through the [`TokenCache`]. Cheap to build:
-/// every part is a handle shared with the rest of the service.
-#[derive(Clone)]
-pub struct Authenticator {
-    cache: TokenCache,
-    readers: Readers,
+/// Looks up the token behind a bearer secret, through the [`TokenCache`]. Free to build: it
+/// borrows the service's parts rather than cloning their handles for every request.
+#[derive(Clone, Copy)]
+pub struct Authenticator<'a> {
+    cache: &'a TokenCache,
+    readers: &'a Readers,
     /// The tenants this instance has appended to, which are known to exist without asking
     /// the store.
-    ledger: Ledger,
+    ledger: &'a Ledger,
 }
 
-impl Authenticator {
-    pub fn new(cache: TokenCache, readers: Readers, ledger: Ledger) -> Authenticator {
+impl<'a> Authenticator<'a> {
+    pub fn new(
+        cache: &'a TokenCache,
+        readers: &'a Readers,
+        ledger: &'a Ledger,
+    ) -> Authenticator<'a> {
         Authenticator {
             cache,
             readers,
@@ -392,7 +396,7 @@ mod tests {
             .token;
         let readers = Readers::new(sealtrail_store::Location::new(dir.path(), None));
         let (cache, _hand) = cache(Duration::ZERO);
-        let authenticator = Authenticator::new(cache, readers.clone(), ledger);
+        let authenticator = Authenticator::new(&cache, &readers, &ledger);
 
         /// Opens the gate when dropped, so that a failing test does not leave reads blocked.
         struct Gate(Arc<(Mutex<bool>, Condvar)>);
