@@ -175,6 +175,10 @@ pub struct RuleError {
     pub problem: String,
 }
 
+/// The longest rule name. An alert's event carries the rule's name, and what it carries
+/// must fit an event (see `alerts`).
+pub const MAX_RULE_NAME_CHARS: usize = 128;
+
 /// The longest window a rule may have: its events are kept in memory for that long.
 pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -187,6 +191,7 @@ impl RuleDef {
             problem,
         };
         if self.name.is_empty()
+            || self.name.len() > MAX_RULE_NAME_CHARS
             || !self
                 .name
                 .chars()
@@ -194,8 +199,18 @@ impl RuleDef {
         {
             return Err(fail(
                 "name",
-                "must be lowercase letters, digits and '-'".into(),
+                format!("must be 1 to {MAX_RULE_NAME_CHARS} lowercase letters, digits and '-'"),
             ));
+        }
+        // A field twice would multiply the groups of an event with several targets, and
+        // lengthen its key past what an alert's event may hold.
+        for (i, field) in self.group_by.iter().enumerate() {
+            if self.group_by[..i].contains(field) {
+                return Err(fail(
+                    "group_by",
+                    format!("lists {:?} twice", field.as_str()),
+                ));
+            }
         }
         let window = crate::duration::parse_duration(&self.window)
             .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)

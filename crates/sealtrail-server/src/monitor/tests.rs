@@ -254,6 +254,20 @@ fn bad_rules_are_refused_naming_the_setting() {
         ),
         (
             RuleDef {
+                name: "a".repeat(rules::MAX_RULE_NAME_CHARS + 1),
+                ..base()
+            },
+            "name",
+        ),
+        (
+            RuleDef {
+                group_by: vec![Field::Target, Field::Actor, Field::Target],
+                ..base()
+            },
+            "group_by",
+        ),
+        (
+            RuleDef {
                 window: "soon".into(),
                 ..base()
             },
@@ -299,6 +313,55 @@ fn bad_rules_are_refused_naming_the_setting() {
     let unknown =
         toml::from_str::<RuleDef>("name = \"x\"\nwindow = \"1m\"\nwarning = 1\ncolour = 2\n");
     assert!(unknown.is_err());
+}
+
+/// Whatever a rule may be and whatever an event holds, its alert is an event the log accepts:
+/// a rule of the longest name grouping by every field, over an event whose every field is as
+/// long as an event allows, raises an alert that forms an event.
+#[test]
+fn an_alert_of_the_longest_rule_over_the_longest_fields_forms_an_event() {
+    use sealtrail_core::event::{MAX_ACTION_CHARS, MAX_NAME_CHARS};
+    let every_field = vec![
+        Field::Action,
+        Field::Activity,
+        Field::Outcome,
+        Field::Actor,
+        Field::ActorType,
+        Field::Ip,
+        Field::Target,
+        Field::TargetType,
+        Field::Source,
+    ];
+    let def = RuleDef {
+        name: "r".repeat(rules::MAX_RULE_NAME_CHARS),
+        matches: Match::default(),
+        group_by: every_field,
+        warning: Some(1),
+        critical: None,
+        ..rules::builtin()[0].clone()
+    };
+    let rule = def.compile().unwrap();
+    let mut engine = Engine::new(vec![rule]);
+    let name = |c: char| c.to_string().repeat(MAX_NAME_CHARS);
+    let event = Observed {
+        // The largest seq a JSON number holds exactly; a log would need 9 × 10^15 entries
+        // to pass it.
+        seq: (1 << 53) - 1,
+        at: 1_700_000_000 * SECOND,
+        action: "a".repeat(MAX_ACTION_CHARS),
+        activity: Some("authorization".into()),
+        outcome: "unknown".into(),
+        actor: name('u'),
+        actor_type: Some("service".into()),
+        ip: Some("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into()),
+        targets: vec![(name('t'), name('i'))],
+        source: Some(name('s')),
+    };
+    let mut alerts = engine.push(&event);
+    alerts.extend(engine.flush(event.at + 86_400 * SECOND));
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let formed = super::alerts::alert_event("clinic", &alerts[0]);
+    assert!(formed.is_ok(), "{formed:?}");
 }
 
 /// A read of `target` by `actor`, `n` milliseconds into the log.
