@@ -79,6 +79,8 @@ pub enum Workload {
     LargeBuild,
     /// Serve's index catching up with the whole 10 M-event log from none (informative).
     IndexCatchUp,
+    /// Indexing batch by batch on top of an index of the 10 M log (informative).
+    IndexIncremental,
     /// Inclusion proofs at 10 M events.
     ProofInclusion,
     /// Consistency proofs at 10 M events.
@@ -88,13 +90,14 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Batch,
         Workload::Single,
         Workload::Verify,
         Workload::IndexLag,
         Workload::LargeBuild,
         Workload::IndexCatchUp,
+        Workload::IndexIncremental,
         Workload::ProofInclusion,
         Workload::ProofConsistency,
         Workload::SearchFirstPage,
@@ -109,6 +112,7 @@ impl Workload {
             Workload::IndexLag => "index-lag",
             Workload::LargeBuild => "large-build",
             Workload::IndexCatchUp => "index-catch-up",
+            Workload::IndexIncremental => "index-incremental",
             Workload::ProofInclusion => "proof-inclusion",
             Workload::ProofConsistency => "proof-consistency",
             Workload::SearchFirstPage => "search-first-page",
@@ -124,6 +128,7 @@ impl Workload {
             Workload::IndexLag => "index lag at full batched ingest",
             Workload::LargeBuild => "build of the 10 M-event log",
             Workload::IndexCatchUp => "index catch-up on the 10 M log",
+            Workload::IndexIncremental => "indexing batch by batch at 10 M",
             Workload::ProofInclusion => "inclusion proof, 10 M",
             Workload::ProofConsistency => "consistency proof, 10 M",
             Workload::SearchFirstPage => "filtered search, first page, 10 M",
@@ -147,7 +152,9 @@ impl Workload {
                 Target::at_most(1.0, Unit::Milliseconds)
             }
             Workload::SearchFirstPage => Target::at_most(50.0, Unit::Milliseconds),
-            Workload::LargeBuild | Workload::IndexCatchUp => return None,
+            Workload::LargeBuild | Workload::IndexCatchUp | Workload::IndexIncremental => {
+                return None;
+            }
         })
     }
 

@@ -17,14 +17,18 @@
 //!    from starting it to search covering the whole log (`GET /v1/events?wait_for_seq=N-1`)
 //!    is measured. Serve verifies the whole log once at start, as it always does; that runs
 //!    meanwhile, and `GET /health` tells when it is done.
-//! 3. **Proofs** ([`Workload::ProofInclusion`], [`Workload::ProofConsistency`]): several
+//! 3. **Indexing batch by batch** ([`Workload::IndexIncremental`]): a scratch index is brought
+//!    up to all but the last entries of that log, then those are indexed as serve's follower
+//!    does when it keeps up, one transaction per batch, and timed: what each new event costs
+//!    the index once the log is large, which no workload on an empty log shows.
+//! 4. **Proofs** ([`Workload::ProofInclusion`], [`Workload::ProofConsistency`]): several
 //!    concurrent clients with a `log:read` token ask for inclusion proofs of random seqs and
 //!    consistency proofs from random sizes, both to the size of the latest signed checkpoint.
 //!    A sample of the answers is verified with [`sealtrail_core::merkle`] against that
 //!    checkpoint's root, opened with the log's key: leaves are hashed from the stored entries,
 //!    and the old roots of consistency proofs are computed from the stored hashes, which are
 //!    first checked against the signed roots of the latest and of earlier checkpoints.
-//! 4. **Search** ([`Workload::SearchFirstPage`]): several concurrent clients with an
+//! 5. **Search** ([`Workload::SearchFirstPage`]): several concurrent clients with an
 //!    `events:read` token ask for first pages of 100 with a mix of filters — actor, action,
 //!    patient target, failed logins, ip, text, time windows — whose values are drawn from the
 //!    clinic generator's own events, half weighted by how often they occur (popular) and half
@@ -36,8 +40,8 @@
 //! run. Figures are what this machine did on this run; nothing asserts a timing.
 //!
 //! This module holds the session, the plan and the figures; [`build`] builds and caches the
-//! log, [`serve`] serves it and times the index catch-up, [`proofs`] and [`search`] run and
-//! check their workloads over HTTP.
+//! log, [`incremental`] times indexing batch by batch on it, [`serve`] serves it and times the
+//! index catch-up, [`proofs`] and [`search`] run and check their workloads over HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -67,11 +71,13 @@ use sealtrail_server::ledger::{Ledger, LedgerConfig, MAX_GROUP_EVENTS, Outcome, 
 use sealtrail_store::{Location, Store, StoreHashes};
 
 mod build;
+mod incremental;
 mod proofs;
 mod search;
 mod serve;
 
 pub use build::*;
+pub use incremental::*;
 pub use proofs::*;
 pub use search::*;
 pub use serve::*;
@@ -122,6 +128,7 @@ pub fn is_large(workload: Workload) -> bool {
         workload,
         Workload::LargeBuild
             | Workload::IndexCatchUp
+            | Workload::IndexIncremental
             | Workload::ProofInclusion
             | Workload::ProofConsistency
             | Workload::SearchFirstPage
@@ -197,6 +204,11 @@ pub fn run(
         session.prepared = Some(prepared);
     }
     let prepared = session.prepared.as_ref().expect("prepared above");
+    if selected(Workload::IndexIncremental) {
+        emit(incremental_figure(&index_incrementally(
+            &prepared.data_dir,
+        )?));
+    }
     let serving = [
         Workload::IndexCatchUp,
         Workload::ProofInclusion,
@@ -441,6 +453,7 @@ mod tests {
         assert_eq!((search.value, search.unit), (50.0, Unit::Milliseconds));
         assert_eq!(Workload::LargeBuild.target(), None);
         assert_eq!(Workload::IndexCatchUp.target(), None);
+        assert_eq!(Workload::IndexIncremental.target(), None);
         assert!(!is_large(Workload::IndexLag));
     }
 

@@ -59,6 +59,7 @@ fn a_quick_run_on_the_embedded_store_measures_every_ingest_workload() {
     for workload in [
         "large-build",
         "index-catch-up",
+        "index-incremental",
         "proof-inclusion",
         "proof-consistency",
         "search-first-page",

@@ -13,9 +13,10 @@ fn figure<'a>(document: &'a Value, workload: &str) -> &'a Value {
     crate::support::bench_figure(document, workload, "embedded")
 }
 
-const LARGE: [&str; 5] = [
+const LARGE: [&str; 6] = [
     "large-build",
     "index-catch-up",
+    "index-incremental",
     "proof-inclusion",
     "proof-consistency",
     "search-first-page",
