@@ -186,13 +186,15 @@ impl Sql {
 ///    other, and the walk stops at the block that completes the page. A block with nothing
 ///    in the range costs one index seek. Event times need not follow seq order: a block is
 ///    skipped only when none of its events is in the range;
-/// 2. `target_id` (ids are selective): the targets table, keyed `(id, key, type)`;
+/// 2. `target_id` (ids are selective): the targets table, keyed `(block, id, key, type)`,
+///    walked block by block like a time range;
 /// 3. `q`: the FTS5 doclists, in rowid (= key) order;
 /// 4. otherwise `events` by key: the index `(name, outcome, key)` of one name filter (the
 ///    likeliest to be selective: [`events_index`]) — one range in key order when the outcome
 ///    is given too, so that `ip=…&outcome=failure` reads only the address's failures; a range
 ///    per outcome, merged in key order, when it is not — else the outcome's index, else the
-///    primary key.
+///    primary key. Actor and ip are kept by block, `(block, name, outcome, key)`: walked
+///    block by block like a time range, one range per block.
 ///
 /// Filters that do not drive are checked per candidate row: columns of `events` directly,
 /// targets with a primary-key probe, text with a rowid-constrained FTS5 match. Unary `+`
@@ -212,12 +214,62 @@ pub(super) fn execute(
     range: (i64, i64),
     driver: Driver,
 ) -> Result<Vec<u64>, IndexError> {
-    let sql = search_sql(search, range, driver, layout.block_bits);
-    if driver == Driver::Blocks {
-        walk_blocks(conn, layout.block_bits, search, range, sql)
+    let sql = search_sql(search, range, driver, layout);
+    if by_block(search, driver) {
+        walk_blocks(conn, walk_bits(layout, driver), search, range, sql)
     } else {
         run(conn, &sql)
     }
+}
+
+/// Whether a search with this driver walks its index block by block ([`walk_blocks`]): a time
+/// range, a target id, and the names kept by block (actor, ip) when one of them drives.
+pub(super) fn by_block(search: &Search, driver: Driver) -> bool {
+    match driver {
+        Driver::Blocks | Driver::Target => true,
+        Driver::Text => false,
+        Driver::Events => matches!(
+            events_index(search),
+            Some("events_by_actor" | "events_by_ip")
+        ),
+    }
+}
+
+/// The size of the blocks a driver that walks blocks walks: the time index's, or the names'.
+fn walk_bits(layout: IndexLayout, driver: Driver) -> u32 {
+    if driver == Driver::Blocks {
+        layout.block_bits
+    } else {
+        layout.name_block_bits
+    }
+}
+
+/// The first block, the step (1 or -1) and the last block of a walk over the blocks of the
+/// keys in `range` in `order`: only the blocks between the first and the last key indexed
+/// in the range, as the range itself reaches to the largest seq the index could hold. `None`
+/// when nothing is indexed there.
+fn block_walk(
+    conn: &Connection,
+    block_bits: u32,
+    order: Order,
+    (lo, hi): (i64, i64),
+) -> Result<Option<[i64; 3]>, IndexError> {
+    let bound = |sql: &str| -> Result<Option<i64>, IndexError> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row(params![lo, hi], |row| row.get(0))?)
+    };
+    let Some(first) = bound("SELECT min(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+        return Ok(None);
+    };
+    let Some(last) = bound("SELECT max(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+        return Ok(None);
+    };
+    let (first, last) = (first >> block_bits, last >> block_bits);
+    Ok(Some(match order {
+        Order::Asc => [first, 1, last],
+        Order::Desc => [last, -1, first],
+    }))
 }
 
 /// The keys a search may return: the tenant's, after the cursor. `None` when nothing can match.
@@ -303,7 +355,19 @@ pub(super) fn choose_driver(
         limit: layout.selective_filter as usize,
         ..search.clone()
     };
-    let sql = search_sql(&untimed, range, other, layout.block_bits);
+    let mut sql = search_sql(&untimed, range, other, layout);
+    if by_block(&untimed, other) {
+        // A walk over blocks, capped here (its page is cut in `walk_blocks` otherwise).
+        let Some(walk) = block_walk(conn, walk_bits(layout, other), Order::Asc, range)? else {
+            // Nothing of the tenant is indexed in the range: every driver finds nothing.
+            return Ok(other);
+        };
+        for (param, value) in sql.params.iter_mut().zip(walk) {
+            *param = SqlValue::Integer(value);
+        }
+        sql.text.push_str(" LIMIT ?");
+        sql.params.push(SqlValue::Integer(layout.selective_filter));
+    }
     let count: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM ({})", sql.text))?
         .query_row(rusqlite::params_from_iter(sql.params.iter()), |row| {
@@ -328,7 +392,7 @@ fn run(conn: &Connection, sql: &Sql) -> Result<Vec<u64>, IndexError> {
     Ok(seqs)
 }
 
-/// Runs a [`Driver::Blocks`] search: `sql` walks the blocks from its first parameter to its
+/// Runs a search that walks blocks ([`by_block`]): `sql` walks the blocks from its first parameter to its
 /// third, stepping by its second, over the blocks of the keys in `range` in the search's
 /// order, until the page is full.
 fn walk_blocks(
@@ -342,27 +406,12 @@ fn walk_blocks(
     if search.limit == 0 {
         return Ok(seqs);
     }
-    // Only the blocks between the first and the last key indexed in the range: the range
-    // itself reaches to the largest seq the index could hold.
-    let bound = |sql: &str| -> Result<Option<i64>, IndexError> {
-        Ok(conn
-            .prepare_cached(sql)?
-            .query_row(params![lo, hi], |row| row.get(0))?)
-    };
-    let Some(first) = bound("SELECT min(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
+    let Some(walk) = block_walk(conn, block_bits, search.order, (lo, hi))? else {
         return Ok(seqs);
     };
-    let Some(last) = bound("SELECT max(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
-        return Ok(seqs);
-    };
-    let (first, last) = (first >> block_bits, last >> block_bits);
-    let (start, step, end) = match search.order {
-        Order::Asc => (first, 1, last),
-        Order::Desc => (last, -1, first),
-    };
-    sql.params[0] = SqlValue::Integer(start);
-    sql.params[1] = SqlValue::Integer(step);
-    sql.params[2] = SqlValue::Integer(end);
+    for (param, value) in sql.params.iter_mut().zip(walk) {
+        *param = SqlValue::Integer(value);
+    }
     // Rows come block by block in page order, each block's in time order: each block is
     // sorted into page order once it is complete, and the walk stops at the block that fills
     // the page. A block with nothing in the range costs one index seek inside SQLite.
@@ -374,6 +423,8 @@ fn walk_blocks(
             Order::Asc => block.sort_unstable(),
             Order::Desc => block.sort_unstable_by(|a, b| b.cmp(a)),
         }
+        // One event may list the same target id under two types: one key each.
+        block.dedup();
         let wanted = search.limit - seqs.len();
         seqs.extend(
             block
@@ -405,22 +456,20 @@ pub(super) fn search_sql(
     search: &Search,
     range: (i64, i64),
     driver: Driver,
-    block_bits: u32,
+    layout: IndexLayout,
 ) -> Sql {
     if merges_outcomes(search, driver) {
-        return merged_outcomes_sql(search, range, block_bits);
+        return merged_outcomes_sql(search, range, layout);
     }
-    let mut sql = filter_sql(search, range, driver, block_bits);
-    // Without a type, one event may list the same id under two types: one row per key.
-    if driver == Driver::Target && search.target_type.is_none() {
-        sql.text.push_str(" GROUP BY g.key");
+    let mut sql = filter_sql(search, range, driver, layout);
+    // Block by block, each block's rows sorted (and made distinct) as it completes: see
+    // `walk_blocks`.
+    if by_block(search, driver) {
+        return sql;
     }
     let key = match driver {
-        Driver::Target => "g.key",
         Driver::Text => "f.rowid",
-        // Block by block, each block's rows in time order: see `walk_blocks`.
-        Driver::Blocks => return sql,
-        Driver::Events => "e.key",
+        _ => "e.key",
     };
     sql.text
         .push_str(&format!(" ORDER BY {key} {} LIMIT ?", search.order.sql()));
@@ -431,14 +480,14 @@ pub(super) fn search_sql(
 /// The [`Driver::Events`] search of a name without an outcome: one arm per outcome, each one
 /// range of a `(name, outcome)` index in key order, which SQLite merges in that order
 /// (`MERGE (UNION ALL)`, no sort) and stops at the limit.
-fn merged_outcomes_sql(search: &Search, range: (i64, i64), block_bits: u32) -> Sql {
+fn merged_outcomes_sql(search: &Search, range: (i64, i64), layout: IndexLayout) -> Sql {
     let mut sql = Sql::new("");
     for (n, outcome) in EventOutcome::ALL.iter().enumerate() {
         let arm = Search {
             outcome: Some(outcome.as_str().to_string()),
             ..search.clone()
         };
-        let arm = filter_sql(&arm, range, Driver::Events, block_bits);
+        let arm = filter_sql(&arm, range, Driver::Events, layout);
         if n > 0 {
             sql.text.push_str(" UNION ALL ");
         }
@@ -479,6 +528,7 @@ fn events_index(search: &Search) -> Option<&'static str> {
 /// name alone is then three, one per outcome.
 fn merges_outcomes(search: &Search, driver: Driver) -> bool {
     driver == Driver::Events
+        && !by_block(search, driver)
         && search.outcome.is_none()
         && [
             &search.action,
@@ -493,22 +543,28 @@ fn merges_outcomes(search: &Search, driver: Driver) -> bool {
 
 /// The statement of a search up to its `WHERE` clause's end: the driving table and every
 /// filter, without grouping, order or limit.
-fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, block_bits: u32) -> Sql {
+fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, layout: IndexLayout) -> Sql {
+    let (block_bits, name_bits) = (layout.block_bits, layout.name_block_bits);
     let from = search.from.map(|t| t.unix_micros());
     let to = search.to.map(|t| t.unix_micros());
     let range = [SqlValue::Integer(lo), SqlValue::Integer(hi)];
+    // Every block from the first to the last (parameters 1 and 3, stepping by parameter 2:
+    // 1 or -1), one index range each, in one statement; `walk_blocks` sets the three.
+    let walk = |select: &str| Sql {
+        text: format!(
+            "WITH RECURSIVE b(n) AS (SELECT ? UNION ALL SELECT n + ? FROM b WHERE n != ?) {select}"
+        ),
+        params: vec![SqlValue::Integer(0); 3],
+    };
+    // The same expressions as the indexes', so that SQLite matches the two.
+    let in_block = format!("(e.key >> {block_bits}) = b.n");
+    let in_name_block = format!("(e.key >> {name_bits}) = b.n");
     let mut sql = match driver {
         Driver::Blocks => {
-            // Every block from the first to the last (parameters 1 and 3, stepping by
-            // parameter 2: 1 or -1), one index range each, in one statement.
-            let mut sql = Sql {
-                text: "WITH RECURSIVE b(n) AS (SELECT ? UNION ALL SELECT n + ? FROM b WHERE n != ?) \
-                       SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY events_by_block WHERE 1"
-                    .to_string(),
-                params: vec![SqlValue::Integer(0); 3],
-            };
-            // The same expression as the index's, so that SQLite matches the two.
-            sql.and(&format!("(e.key >> {block_bits}) = b.n"), []);
+            let mut sql = walk(
+                "SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY events_by_block WHERE 1",
+            );
+            sql.and(&in_block, []);
             if let Some(from) = from {
                 sql.and("e.at >= ?", [SqlValue::Integer(from)]);
             }
@@ -519,9 +575,10 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, block_bits:
             sql
         }
         Driver::Target => {
-            let mut sql = Sql::new(
-                "SELECT g.key FROM targets AS g CROSS JOIN events AS e ON e.key = g.key WHERE 1",
+            let mut sql = walk(
+                "SELECT g.key FROM b CROSS JOIN targets AS g CROSS JOIN events AS e ON e.key = g.key WHERE 1",
             );
+            sql.and("g.block = b.n", []);
             let id = search.target_id.as_deref().unwrap_or_default();
             sql.and("g.id = ?", [Sql::text_param(id)]);
             if let Some(kind) = &search.target_type {
@@ -541,6 +598,13 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, block_bits:
         }
         Driver::Events => {
             let mut sql = match events_index(search) {
+                Some(index) if by_block(search, driver) => {
+                    let mut sql = walk(&format!(
+                        "SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY {index} WHERE 1"
+                    ));
+                    sql.and(&in_name_block, []);
+                    sql
+                }
                 Some(index) => Sql::new(&format!(
                     "SELECT e.key FROM events AS e INDEXED BY {index} WHERE 1"
                 )),
@@ -576,9 +640,12 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, block_bits:
         }
     }
     if driver != Driver::Target {
+        let block = format!("t.block = (e.key >> {name_bits})");
         match (&search.target_type, &search.target_id) {
             (Some(kind), Some(id)) => sql.and(
-                "EXISTS (SELECT 1 FROM targets AS t WHERE t.id = ? AND t.key = e.key AND t.type = ?)",
+                &format!(
+                    "EXISTS (SELECT 1 FROM targets AS t WHERE {block} AND t.id = ? AND t.key = e.key AND t.type = ?)"
+                ),
                 [Sql::text_param(id), Sql::text_param(kind)],
             ),
             (Some(kind), None) => sql.and(
@@ -586,7 +653,9 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, block_bits:
                 [Sql::text_param(kind)],
             ),
             (None, Some(id)) => sql.and(
-                "EXISTS (SELECT 1 FROM targets AS t WHERE t.id = ? AND t.key = e.key)",
+                &format!(
+                    "EXISTS (SELECT 1 FROM targets AS t WHERE {block} AND t.id = ? AND t.key = e.key)"
+                ),
                 [Sql::text_param(id)],
             ),
             (None, None) => {}
