@@ -444,7 +444,7 @@ mod tests {
     #[test]
     fn the_large_workloads_have_the_briefs_targets_and_the_build_figures_none() {
         let large: Vec<Workload> = Workload::ALL.into_iter().filter(|&w| is_large(w)).collect();
-        assert_eq!(large.len(), 5);
+        assert_eq!(large.len(), 6);
         for workload in [Workload::ProofInclusion, Workload::ProofConsistency] {
             let target = workload.target().unwrap();
             assert_eq!((target.value, target.unit), (1.0, Unit::Milliseconds));
