@@ -392,9 +392,9 @@ fn run(conn: &Connection, sql: &Sql) -> Result<Vec<u64>, IndexError> {
     Ok(seqs)
 }
 
-/// Runs a search that walks blocks ([`by_block`]): `sql` walks the blocks from its first parameter to its
-/// third, stepping by its second, over the blocks of the keys in `range` in the search's
-/// order, until the page is full.
+/// Runs a search that walks blocks ([`by_block`]): `sql` walks the blocks from its first
+/// parameter to its third, stepping by its second, over the blocks of the keys in `range` in
+/// the search's order, until the page is full.
 fn walk_blocks(
     conn: &Connection,
     block_bits: u32,
@@ -412,7 +412,7 @@ fn walk_blocks(
     for (param, value) in sql.params.iter_mut().zip(walk) {
         *param = SqlValue::Integer(value);
     }
-    // Rows come block by block in page order, each block's in time order: each block is
+    // Rows come block by block in page order, each block's in its index's order: each block is
     // sorted into page order once it is complete, and the walk stops at the block that fills
     // the page. A block with nothing in the range costs one index seek inside SQLite.
     let mut stmt = conn.prepare_cached(&sql.text)?;
