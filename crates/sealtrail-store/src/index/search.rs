@@ -244,32 +244,38 @@ fn walk_bits(layout: IndexLayout, driver: Driver) -> u32 {
     }
 }
 
-/// The first block, the step (1 or -1) and the last block of a walk over the blocks of the
-/// keys in `range` in `order`: only the blocks between the first and the last key indexed
-/// in the range, as the range itself reaches to the largest seq the index could hold. `None`
-/// when nothing is indexed there.
-fn block_walk(
+/// Sets the first three parameters of a walk over blocks (`sql` from [`search_sql`]): the
+/// first block, the step (1 or -1) and the last block of the keys in `range` in `order` —
+/// only the blocks between the first and the last key indexed in the range, as the range
+/// itself reaches to the largest seq the index could hold. `false` when nothing is indexed
+/// there, and the walk would find nothing.
+fn set_block_walk(
     conn: &Connection,
     block_bits: u32,
     order: Order,
     (lo, hi): (i64, i64),
-) -> Result<Option<[i64; 3]>, IndexError> {
+    sql: &mut Sql,
+) -> Result<bool, IndexError> {
     let bound = |sql: &str| -> Result<Option<i64>, IndexError> {
         Ok(conn
             .prepare_cached(sql)?
             .query_row(params![lo, hi], |row| row.get(0))?)
     };
     let Some(first) = bound("SELECT min(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
-        return Ok(None);
+        return Ok(false);
     };
     let Some(last) = bound("SELECT max(key) FROM events WHERE key >= ?1 AND key <= ?2")? else {
-        return Ok(None);
+        return Ok(false);
     };
     let (first, last) = (first >> block_bits, last >> block_bits);
-    Ok(Some(match order {
+    let walk = match order {
         Order::Asc => [first, 1, last],
         Order::Desc => [last, -1, first],
-    }))
+    };
+    for (param, value) in sql.params.iter_mut().zip(walk) {
+        *param = SqlValue::Integer(value);
+    }
+    Ok(true)
 }
 
 /// The keys a search may return: the tenant's, after the cursor. `None` when nothing can match.
@@ -358,12 +364,9 @@ pub(super) fn choose_driver(
     let mut sql = search_sql(&untimed, range, other, layout);
     if by_block(&untimed, other) {
         // A walk over blocks, capped here (its page is cut in `walk_blocks` otherwise).
-        let Some(walk) = block_walk(conn, walk_bits(layout, other), Order::Asc, range)? else {
+        if !set_block_walk(conn, walk_bits(layout, other), Order::Asc, range, &mut sql)? {
             // Nothing of the tenant is indexed in the range: every driver finds nothing.
             return Ok(other);
-        };
-        for (param, value) in sql.params.iter_mut().zip(walk) {
-            *param = SqlValue::Integer(value);
         }
         sql.text.push_str(" LIMIT ?");
         sql.params.push(SqlValue::Integer(layout.selective_filter));
@@ -406,11 +409,8 @@ fn walk_blocks(
     if search.limit == 0 {
         return Ok(seqs);
     }
-    let Some(walk) = block_walk(conn, block_bits, search.order, (lo, hi))? else {
+    if !set_block_walk(conn, block_bits, search.order, (lo, hi), &mut sql)? {
         return Ok(seqs);
-    };
-    for (param, value) in sql.params.iter_mut().zip(walk) {
-        *param = SqlValue::Integer(value);
     }
     // Rows come block by block in page order, each block's in its index's order: each block is
     // sorted into page order once it is complete, and the walk stops at the block that fills
