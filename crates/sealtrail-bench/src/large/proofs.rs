@@ -116,6 +116,8 @@ pub struct ProofRun {
     /// Answers kept to verify: the seq (inclusion) or old size (consistency) asked, and the
     /// body.
     pub samples: Vec<(u64, Bytes)>,
+    /// The CPU time serve used while they ran, in seconds, where the caller could read it.
+    pub serve_cpu: Option<f64>,
 }
 
 /// `requests` proofs of `kind` into the tree of `size`, from `clients` concurrent clients:
@@ -179,6 +181,7 @@ pub async fn request_proofs(
         clients,
         elapsed: started.elapsed(),
         samples,
+        serve_cpu: None,
     })
 }
 
@@ -282,7 +285,7 @@ pub(super) fn proof_figure(
         ProofKind::Consistency => "consistency from a random size",
     };
     figure.note = format!(
-        "{} requests ({asked}) into the tree of the latest checkpoint, size {}, from {} concurrent clients with a log:read token, {:.1} s, max {}; {} answers verified against the signed root ({:.1} hashes per proof; the stored hashes agree with it and with {} earlier checkpoints); {}",
+        "{} requests ({asked}) into the tree of the latest checkpoint, size {}, from {} concurrent clients with a log:read token, {:.1} s, max {}; serve's CPU {} per request; {} answers verified against the signed root ({:.1} hashes per proof; the stored hashes agree with it and with {} earlier checkpoints); {}",
         thousands(run.requests as f64),
         thousands(tree.size as f64),
         run.clients,
@@ -290,6 +293,11 @@ pub(super) fn proof_figure(
         run.latencies
             .max_ms()
             .map_or("—".to_string(), |m| format!("{m:.2} ms")),
+        run.serve_cpu
+            .map_or("not readable".to_string(), |cpu| format!(
+                "{:.0} µs",
+                cpu * 1e6 / run.requests.max(1) as f64
+            )),
         thousands(verified.proofs as f64),
         verified.hashes as f64 / verified.proofs.max(1) as f64,
         tree.earlier_checked,

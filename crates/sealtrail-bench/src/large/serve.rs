@@ -106,6 +106,43 @@ impl Serve {
         Some(kib * 1024)
     }
 
+    /// The CPU time serve has used so far, in seconds, where `/proc` tells.
+    pub(super) fn cpu_seconds(&self) -> Option<f64> {
+        crate::server::cpu_seconds(Some(self.child.as_ref()?.id()))
+    }
+
+    /// Waits until serve has finished the work it does after a start, whatever it is — the
+    /// monitor reading back the windows of its rules (on a log received within minutes, the
+    /// whole log), the gap detector, the index — so that none of it runs beside the requests
+    /// measured next: until serve used less than [`QUIET_CPU`] of a core over each of
+    /// [`QUIET_WINDOWS`] windows of [`QUIET_WINDOW`] in a row. `Ok(None)` where `/proc` does
+    /// not tell a process's CPU time; an error when serve is still busy after `timeout`.
+    pub(super) async fn wait_until_quiet(&mut self, timeout: Duration) -> Result<Option<Duration>> {
+        let started = Instant::now();
+        let Some(mut before) = self.cpu_seconds() else {
+            return Ok(None);
+        };
+        let mut quiet = 0;
+        while quiet < QUIET_WINDOWS {
+            tokio::time::sleep(QUIET_WINDOW).await;
+            self.check_alive()?;
+            let now = self
+                .cpu_seconds()
+                .context("serve's CPU time stopped being readable")?;
+            let share = (now - before) / QUIET_WINDOW.as_secs_f64();
+            quiet = if share < QUIET_CPU { quiet + 1 } else { 0 };
+            before = now;
+            ensure!(
+                started.elapsed() < timeout,
+                "sealtrail serve was still busy after {} s (it used {:.0}% of a core over the last {:.0} s); nothing measured beside it would mean much",
+                timeout.as_secs(),
+                share * 100.0,
+                QUIET_WINDOW.as_secs_f64()
+            );
+        }
+        Ok(Some(started.elapsed()))
+    }
+
     /// SIGTERM, as an operator stops it; it must exit cleanly.
     pub(super) fn stop(&mut self) -> Result<()> {
         self.check_alive()?;
