@@ -151,8 +151,13 @@ fn received_at(
 /// One tenant's evaluation.
 struct TenantWatch {
     engine: Engine,
-    /// Raised and not appended yet, with their ids.
+    /// Raised and not appended yet, with their ids, in the order raised; an entry whose id
+    /// is no longer in `pending_ids` was met in the log since, and is passed over.
     pending: Vec<(String, Alert)>,
+    /// The ids of the alerts pending. A read-back after a restart can hold thousands of alerts
+    /// pending until it catches up, and every alert raised or met in the log is looked up
+    /// among them: a scan of `pending` each time made the read-back quadratic.
+    pending_ids: HashSet<String>,
     /// Ids of the alerts the log already holds (since the replay's start).
     recorded: HashSet<String>,
 }
@@ -184,6 +189,7 @@ impl Watch {
             TenantWatch {
                 engine: Engine::new(rules),
                 pending: Vec::new(),
+                pending_ids: HashSet::new(),
                 recorded: HashSet::new(),
             }
         })
@@ -195,7 +201,7 @@ impl Watch {
         let has_pending = self
             .tenants
             .get(tenant)
-            .is_some_and(|t| !t.pending.is_empty());
+            .is_some_and(|t| !t.pending_ids.is_empty());
         if !has_pending {
             return;
         }
@@ -211,6 +217,9 @@ impl Watch {
         let watch = self.tenant(tenant);
         let pending = std::mem::take(&mut watch.pending);
         for (id, alert) in pending {
+            if !watch.pending_ids.remove(&id) {
+                continue;
+            }
             let event = match alert_event(tenant, &alert) {
                 Ok(event) => event,
                 Err(error) => {
@@ -247,7 +256,7 @@ impl Watch {
                 },
                 Err(error) => {
                     tracing::warn!(tenant, alert_id = %id, %error, "alert not appended yet; retried");
-                    watch.pending.push((id, alert));
+                    watch.keep_pending(id, alert);
                 }
             }
         }
@@ -258,10 +267,27 @@ impl TenantWatch {
     fn raise(&mut self, tenant: &str, alerts: Vec<Alert>) {
         for alert in alerts {
             let id = alert_id(tenant, &alert);
-            if !self.recorded.contains(&id) && !self.pending.iter().any(|(p, _)| *p == id) {
-                self.pending.push((id, alert));
+            if !self.recorded.contains(&id) && !self.pending_ids.contains(&id) {
+                self.keep_pending(id, alert);
             }
         }
+    }
+
+    fn keep_pending(&mut self, id: String, alert: Alert) {
+        self.pending_ids.insert(id.clone());
+        self.pending.push((id, alert));
+    }
+
+    /// Notes that the log holds the alert `id`: it is no longer pending (and, being recorded,
+    /// is never raised again, so `pending` never holds an id twice).
+    fn met_in_log(&mut self, id: String) {
+        if self.pending_ids.remove(&id) && self.pending.len() > 2 * self.pending_ids.len() + 64 {
+            // Mostly passed-over entries (an instance without the lease never appends, so it
+            // only ever drops what the holder wrote): keep `pending` within twice its ids.
+            let ids = &self.pending_ids;
+            self.pending.retain(|(p, _)| ids.contains(p));
+        }
+        self.recorded.insert(id);
     }
 }
 
@@ -295,8 +321,7 @@ impl Follow for Watch {
             if observed.action == ALERT_ACTION {
                 // Rare, and read in full: the alert's own fields are in its details.
                 if let Some(record) = AlertRecord::from_bytes(bytes) {
-                    watch.pending.retain(|(id, _)| *id != record.id);
-                    watch.recorded.insert(record.id);
+                    watch.met_in_log(record.id);
                 }
                 continue;
             }
@@ -348,6 +373,66 @@ mod tests {
             .unwrap(),
             idempotency_key: None,
         }
+    }
+
+    /// Alert `n` of a rule, over the seqs `n * 10 ..= n * 10 + 4`.
+    fn nth_alert(n: u64) -> Alert {
+        Alert {
+            rule: "failed-logins-per-user".to_string(),
+            severity: crate::monitor::rules::Severity::Warning,
+            key: format!("actor={n}"),
+            window_start: 0,
+            window_end: 1,
+            count: 5,
+            seqs: (n * 10..=n * 10 + 4).collect(),
+        }
+    }
+
+    /// What a read-back does to the pending list: thousands of alerts raised, most of them met
+    /// in the log afterwards (an instance without the lease meets every one). Each is looked
+    /// up by id, the list keeps only what is still pending (within twice that, plus 64), in
+    /// the order raised, and an alert met in the log is never pending again.
+    #[test]
+    fn pending_alerts_are_found_by_id_and_the_list_stays_bounded_by_what_is_pending() {
+        let mut watch = TenantWatch {
+            engine: Engine::new(Vec::new()),
+            pending: Vec::new(),
+            pending_ids: HashSet::new(),
+            recorded: HashSet::new(),
+        };
+        let count = 5_000;
+        for n in 0..count {
+            watch.raise("acme", vec![nth_alert(n)]);
+            // Raised twice (a second read of the same episode): pending once.
+            watch.raise("acme", vec![nth_alert(n)]);
+        }
+        assert_eq!(watch.pending.len(), count as usize);
+        assert_eq!(watch.pending_ids.len(), count as usize);
+        // Every alert but each hundredth is met in the log.
+        for n in (0..count).filter(|n| n % 100 != 0) {
+            watch.met_in_log(alert_id("acme", &nth_alert(n)));
+            assert!(
+                watch.pending.len() <= 2 * watch.pending_ids.len() + 65,
+                "{} entries for {} pending",
+                watch.pending.len(),
+                watch.pending_ids.len()
+            );
+        }
+        let still: Vec<String> = watch
+            .pending
+            .iter()
+            .filter(|(id, _)| watch.pending_ids.contains(id))
+            .map(|(_, alert)| alert.key.clone())
+            .collect();
+        let expected: Vec<String> = (0..count)
+            .step_by(100)
+            .map(|n| format!("actor={n}"))
+            .collect();
+        assert_eq!(still, expected);
+        // Met in the log, an alert raised again is not pending again.
+        watch.raise("acme", vec![nth_alert(1)]);
+        assert!(!watch.pending_ids.contains(&alert_id("acme", &nth_alert(1))));
+        assert_eq!(watch.pending_ids.len(), expected.len());
     }
 
     fn alerts(dir: &std::path::Path) -> Vec<AlertRecord> {
