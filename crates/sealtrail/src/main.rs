@@ -8,6 +8,12 @@
 
 mod cli;
 
+/// mimalloc instead of the system allocator: ingest allocates and frees many small values per
+/// event on several threads at once, where glibc's malloc spent a tenth to a quarter of those
+/// threads' time (ARCHITECTURE.md, "Memory allocation").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }
