@@ -1,5 +1,7 @@
-//! Producer JSON through event parsing: never a panic, and every accepted event has a
-//! canonical entry that reads back to the same bytes.
+//! Producer JSON through event parsing: never a panic, every accepted event has a
+//! canonical entry that reads back to the same bytes, and ingest's direct reader of valid
+//! events (`Event::parse_valid`) accepts nothing the ordinary parse refuses and reads every
+//! event it accepts exactly as the ordinary parse does.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sealtrail_core::canonical::{Entry, ServerFields, canonical_entry};
@@ -7,7 +9,11 @@ use sealtrail_core::event::Event;
 use sealtrail_core::{Hash, Timestamp};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(event) = Event::parse(data) else {
+    let parsed = Event::parse(data);
+    if let Some(direct) = Event::parse_valid(data) {
+        assert_eq!(parsed.as_ref().ok(), Some(&direct), "parse_valid differs from parse");
+    }
+    let Ok(event) = parsed else {
         return;
     };
     let server = ServerFields {

@@ -119,6 +119,9 @@ use crate::timestamp::{Timestamp, TimestampError};
 // `event::Rule` and `event::MAX_SAFE_INTEGER`.
 pub use crate::error::{EventError, Rule};
 pub use crate::number::MAX_SAFE_INTEGER;
+pub use valid::parse_valid_batch;
+
+mod valid;
 
 /// The longest `action`, in characters.
 pub const MAX_ACTION_CHARS: usize = 128;

@@ -33,7 +33,7 @@
 //! **Architecture invariant:** nothing is acknowledged here; an [`Accepted`] exists only once
 //! the ledger reports the event durable (committed, or kept in the spool or a hold file).
 
-use sealtrail_core::event::{Event, EventError, parse_json};
+use sealtrail_core::event::{Event, EventError, parse_json, parse_valid_batch};
 
 use std::time::Duration;
 
@@ -243,16 +243,24 @@ impl Ingest {
         if content_type != Some(JSON) {
             return Err(unsupported(content_type, JSON));
         }
-        let value = parse_json(body)?;
-        if value.is_array() {
-            return Err(EventError::new(
-                "",
-                sealtrail_core::event::Rule::Type,
-                "this route takes one event object; send arrays to /v1/events/batch",
-            )
-            .into());
-        }
-        let event = self.timely(Event::from_owned_value(value)?)?;
+        // A valid event is read straight into an `Event`; anything else is parsed the
+        // ordinary way, which names what is wrong.
+        let event = match Event::parse_valid(body) {
+            Some(event) => event,
+            None => {
+                let value = parse_json(body)?;
+                if value.is_array() {
+                    return Err(EventError::new(
+                        "",
+                        sealtrail_core::event::Rule::Type,
+                        "this route takes one event object; send arrays to /v1/events/batch",
+                    )
+                    .into());
+                }
+                Event::from_owned_value(value)?
+            }
+        };
+        let event = self.timely(event)?;
         let idempotency_key = idempotency_key(key, &event)?;
         // Named where the producer gave it, for a conflict.
         let key_field = if key.is_some() {
@@ -295,17 +303,25 @@ impl Ingest {
     ) -> Result<Vec<ElementResult>, IngestError> {
         refuse_system_log(tenant)?;
         let destination = self.destination(tenant).await?;
-        let values = match content_type {
-            Some(JSON) => match parse_json(body)? {
-                serde_json::Value::Array(values) => values.into_iter().map(Ok).collect(),
-                _ => {
-                    return Err(EventError::new(
-                        "",
-                        sealtrail_core::event::Rule::Type,
-                        "a JSON batch must be an array of events",
-                    )
-                    .into());
-                }
+        // Each element is an event read straight from the body when the whole batch (or the
+        // NDJSON line) is valid, and otherwise a JSON value checked below, so that one bad
+        // event rejects only itself with the ordinary parse's error.
+        let values: Vec<Result<Element, EventError>> = match content_type {
+            Some(JSON) => match parse_valid_batch(body) {
+                Some(events) => events.into_iter().map(|e| Ok(Element::Read(e))).collect(),
+                None => match parse_json(body)? {
+                    serde_json::Value::Array(values) => {
+                        values.into_iter().map(|v| Ok(Element::Value(v))).collect()
+                    }
+                    _ => {
+                        return Err(EventError::new(
+                            "",
+                            sealtrail_core::event::Rule::Type,
+                            "a JSON batch must be an array of events",
+                        )
+                        .into());
+                    }
+                },
             },
             Some(NDJSON) => parse_ndjson(body),
             other => {
@@ -334,7 +350,7 @@ impl Ingest {
         for (index, value) in values.into_iter().enumerate() {
             // An NDJSON line that is not JSON is named by its index too, like any other element.
             match value
-                .and_then(Event::from_owned_value)
+                .and_then(Element::into_event)
                 .and_then(|event| self.timely(event))
             {
                 Ok(event) => {
@@ -488,12 +504,35 @@ fn prefix_field(mut error: EventError, index: usize) -> EventError {
     error
 }
 
+/// One element of a batch: an event already read, or a JSON value still to be checked.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a JSON batch's elements are all of one kind, so boxing `Event` would only add an allocation per event to the common case"
+)]
+enum Element {
+    Read(Event),
+    Value(serde_json::Value),
+}
+
+impl Element {
+    fn into_event(self) -> Result<Event, EventError> {
+        match self {
+            Element::Read(event) => Ok(event),
+            Element::Value(value) => Event::from_owned_value(value),
+        }
+    }
+}
+
 /// Splits NDJSON into one parse result per non-empty line, so one bad line rejects only itself.
-fn parse_ndjson(body: &[u8]) -> Vec<Result<serde_json::Value, EventError>> {
+fn parse_ndjson(body: &[u8]) -> Vec<Result<Element, EventError>> {
     body.split(|&b| b == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-        .map(parse_json)
+        .map(|line| match Event::parse_valid(line) {
+            Some(event) => Ok(Element::Read(event)),
+            None => parse_json(line).map(Element::Value),
+        })
         .collect()
 }
 
