@@ -7,8 +7,8 @@
 
 use std::fmt;
 
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
 
 /// An instant in UTC, as whole microseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,20 +51,57 @@ impl Timestamp {
 
     /// The canonical form: UTC, exactly six fractional digits, `Z`.
     pub fn to_rfc3339(&self) -> String {
-        let datetime = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
-            .expect("timestamps are range-checked on construction")
-            .to_offset(UtcOffset::UTC);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            datetime.year(),
-            u8::from(datetime.month()),
-            datetime.day(),
-            datetime.hour(),
-            datetime.minute(),
-            datetime.second(),
-            datetime.microsecond()
-        )
+        let text = self.rfc3339_bytes();
+        std::str::from_utf8(&text)
+            .expect("the form is ASCII")
+            .to_owned()
     }
+
+    /// [`Timestamp::to_rfc3339`]'s text as bytes, without allocating: written digit by digit
+    /// rather than through `format!` (it is on every entry's and every receipt's path; a test
+    /// holds it to the `time` crate's reading of the same instant over the whole range).
+    pub fn rfc3339_bytes(&self) -> [u8; 27] {
+        let micros = self.0;
+        let seconds = micros.div_euclid(1_000_000);
+        let fraction = micros.rem_euclid(1_000_000);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        let second_of_day = seconds.rem_euclid(86_400);
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |end: usize, mut value: i64, width: usize| {
+            for i in (end + 1 - width..=end).rev() {
+                text[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(3, year, 4);
+        put(6, i64::from(month), 2);
+        put(9, i64::from(day), 2);
+        put(12, second_of_day / 3600, 2);
+        put(15, second_of_day / 60 % 60, 2);
+        put(18, second_of_day % 60, 2);
+        put(25, fraction, 6);
+        text
+    }
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl fmt::Display for Timestamp {
@@ -113,6 +150,50 @@ mod tests {
             Timestamp::from_unix_micros(MAX_MICROS + 1),
             Err(TimestampError::OutOfRange)
         );
+    }
+
+    /// The form through the `time` crate, as [`Timestamp::to_rfc3339`] once wrote it.
+    fn reference(timestamp: Timestamp) -> String {
+        let datetime =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp.0) * 1_000).unwrap();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            datetime.year(),
+            u8::from(datetime.month()),
+            datetime.day(),
+            datetime.hour(),
+            datetime.minute(),
+            datetime.second(),
+            datetime.microsecond()
+        )
+    }
+
+    #[test]
+    fn is_written_as_the_time_crate_reads_the_instant() {
+        let check = |micros: i64| {
+            let timestamp = Timestamp::from_unix_micros(micros).unwrap();
+            assert_eq!(timestamp.to_rfc3339(), reference(timestamp), "{micros}");
+        };
+        for micros in [
+            0,
+            1,
+            999_999,
+            86_399_999_999,
+            86_400_000_000,
+            951_782_400_000_000,   // 2000-02-29
+            4_107_542_400_000_000, // 2100-03-01
+            1_795_000_000_123_456,
+            MAX_MICROS, // 9999-12-31T23:59:59.999999Z
+        ] {
+            check(micros);
+        }
+        // Every 13th day of the range (13 shares no factor with month or year lengths, so every
+        // day of the month and of the year comes up), at a varying time of day.
+        let mut micros = 0i64;
+        while micros <= MAX_MICROS {
+            check(micros);
+            micros += 13 * 86_400_000_000 + 1_234_567_891;
+        }
     }
 
     #[test]
