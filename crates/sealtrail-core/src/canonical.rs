@@ -728,30 +728,13 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_written_like_to_rfc3339() {
-        let check = |micros: i64| {
-            let timestamp = Timestamp::from_unix_micros(micros).unwrap();
-            let mut out = Vec::new();
-            write_timestamp(&mut out, timestamp);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                format!("\"{}\"", timestamp.to_rfc3339()),
-                "{micros}"
-            );
-        };
-        for micros in [
-            0,
-            1,
-            999_999,
-            86_399_999_999,
-            86_400_000_000,
-            951_782_400_000_000,   // 2000-02-29
-            4_107_542_400_000_000, // 2100-03-01
-            1_795_000_000_123_456,
-            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999Z
-        ] {
-            check(micros);
-        }
+    fn a_timestamp_is_written_as_a_json_string_of_its_rfc3339_form() {
+        // The form itself is checked against the `time` crate in `timestamp`; here, only that
+        // the entry holds it quoted and unescaped.
+        let timestamp = Timestamp::from_unix_micros(951_782_400_000_001).unwrap();
+        let mut out = Vec::new();
+        write_timestamp(&mut out, timestamp);
+        assert_eq!(out, b"\"2000-02-29T00:00:00.000001Z\"");
     }
 
     fn parsed(json: &str) -> Event {
