@@ -12,6 +12,7 @@
 //! [`StoreError::Full`].
 
 pub mod checkpoint;
+mod keys;
 mod layout;
 mod repair;
 mod retention;
@@ -42,10 +43,10 @@ use super::{
 const MAX_SCATTERED: usize = 256;
 
 /// The schema version this build writes; stored in SQLite's `user_version`.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
-/// Each migration brings the schema from version `index` to `index + 1`; the last one,
-/// integer row keys, is [`layout::migrate`].
+/// Each migration brings the schema from version `index` to `index + 1`; the fifth, integer
+/// row keys, is [`layout::migrate`], and the sixth, the idempotency journal, [`keys::SCHEMA`].
 const MIGRATIONS: [&str; 4] = [
     include_str!("sqlite_schema.sql"),
     // 2: the verifier key of each tenant is recorded beside its origin.
@@ -93,6 +94,10 @@ pub struct SqliteStore {
     /// The leases this connection holds, by name: each its lock file, locked exclusively
     /// until it is closed with the store (see [`Store::try_lease`]).
     leases: RefCell<HashMap<String, std::fs::File>>,
+    /// A writer's map of the idempotency journal ([`keys`]); a reader has none.
+    journal: Option<RefCell<keys::Journal>>,
+    /// Whether the schema has the idempotency journal (a reader may open an older store).
+    has_journal: bool,
 }
 
 impl SqliteStore {
@@ -150,6 +155,8 @@ impl SqliteStore {
         let keeper = WalKeeper::open(path, policy, handoff.clone())?;
         let mut store = SqliteStore::wrap(conn);
         store.handoff = Some(handoff);
+        store.journal = Some(RefCell::default());
+        store.has_journal = true;
         Ok((store, keeper))
     }
 
@@ -170,7 +177,9 @@ impl SqliteStore {
         if version > SCHEMA_VERSION {
             return Err(newer(path, version));
         }
-        Ok(SqliteStore::wrap(conn))
+        let mut store = SqliteStore::wrap(conn);
+        store.has_journal = version >= 6;
+        Ok(store)
     }
 
     /// [`SqliteStore::open_reader`] for reading the whole log in order (offline
@@ -196,6 +205,8 @@ impl SqliteStore {
             reads: ReadNesting::default(),
             failed: Cell::new(false),
             leases: RefCell::new(HashMap::new()),
+            journal: None,
+            has_journal: false,
         }
     }
 
@@ -244,7 +255,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         for sql in MIGRATIONS.iter().skip(version as usize) {
             conn.execute_batch(sql)?;
         }
-        layout::migrate(conn)?;
+        if version < 5 {
+            layout::migrate(conn)?;
+        }
+        conn.execute_batch(keys::SCHEMA)?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
         Ok(())
     };
@@ -327,18 +341,22 @@ impl Store for SqliteStore {
 
     fn commit(&self) -> Result<()> {
         if self.failed.replace(false) {
+            self.forget_journal();
             self.conn.execute_batch("ROLLBACK")?;
             return Err(StoreError::Aborted(
                 "a write of this transaction failed; it was rolled back and nothing was committed"
                     .into(),
             ));
         }
-        self.conn.execute_batch("COMMIT")?;
+        self.conn
+            .execute_batch("COMMIT")
+            .inspect_err(|_| self.forget_journal())?;
         Ok(())
     }
 
     fn rollback(&self) -> Result<()> {
         self.failed.set(false);
+        self.forget_journal();
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("ROLLBACK")?;
         }
@@ -556,40 +574,22 @@ impl Store for SqliteStore {
     }
 
     fn idempotent_seq(&self, tenant: &str, key: &str) -> Result<Option<u64>> {
-        let Some(number) = layout::tenant_number(&self.conn, tenant)? else {
-            return Ok(None);
-        };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq FROM idempotency WHERE tenant_number = ?1 AND key = ?2")?;
-        Ok(stmt
-            .query_row(params![number, key], |row| row.get::<_, i64>(0))
-            .optional()?
-            .map(|seq| seq as u64))
+        Ok(self.idempotent_seqs(tenant, &[key])?.remove(key))
     }
 
-    /// One lookup of the tenant's number for the whole group's keys, then one indexed read
-    /// per key with the same prepared statement.
+    /// One lookup of the tenant's number for the whole group's keys, then one lookup per key
+    /// in the b-tree (with the same prepared statement) and the journal.
     fn idempotent_seqs(&self, tenant: &str, keys: &[&str]) -> Result<HashMap<String, u64>> {
-        let mut found = HashMap::new();
         if keys.is_empty() {
-            return Ok(found);
+            return Ok(HashMap::new());
         }
         let Some(number) = layout::tenant_number(&self.conn, tenant)? else {
-            return Ok(found);
+            return Ok(HashMap::new());
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq FROM idempotency WHERE tenant_number = ?1 AND key = ?2")?;
-        for key in keys {
-            if let Some(seq) = stmt
-                .query_row(params![number, key], |row| row.get::<_, i64>(0))
-                .optional()?
-            {
-                found.insert((*key).to_string(), seq as u64);
-            }
+        match &self.journal {
+            Some(journal) => journal.borrow_mut().lookup(&self.conn, number, keys),
+            None => keys::read_seqs(&self.conn, number, keys, self.has_journal),
         }
-        Ok(found)
     }
 
     fn latest_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>> {
@@ -755,6 +755,7 @@ impl Store for SqliteStore {
     }
 
     fn prune(&self, tenant: &str, mark: &PruneMark) -> Result<u64> {
+        self.forget_journal();
         self.write(|| retention::prune(&self.conn, tenant, mark))
     }
 
@@ -816,6 +817,13 @@ impl SqliteStore {
             return Ok(None);
         }
         Ok(layout::tenant_base(&self.conn, tenant)?.map(|base| base | seq as i64))
+    }
+
+    /// Drops the writer's map of the journal, to be read again when next needed.
+    fn forget_journal(&self) {
+        if let Some(journal) = &self.journal {
+            journal.borrow_mut().forget();
+        }
     }
 
     /// Runs one write; a failed write marks the transaction failed, so that [`Store::commit`]
@@ -945,13 +953,12 @@ impl SqliteStore {
         }
         let number = layout::tenant_number(&self.conn, tenant)?
             .ok_or_else(|| StoreError::Missing(format!("no tenant {tenant:?}")))?;
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO idempotency (tenant_number, key, seq) VALUES (?1, ?2, ?3)",
-        )?;
-        for (key, seq) in keys {
-            stmt.execute(params![number, key, *seq as i64])?;
-        }
-        Ok(())
+        let Some(journal) = &self.journal else {
+            return Err(StoreError::Unavailable(
+                "idempotency keys are written through the writer's connection".into(),
+            ));
+        };
+        journal.borrow_mut().insert(&self.conn, number, keys)
     }
 
     fn write_insert_checkpoint(

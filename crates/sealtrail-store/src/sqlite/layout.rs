@@ -262,7 +262,7 @@ mod tests {
     fn a_version_4_store_is_converted_with_every_row_and_id_as_it_was() {
         let conn = version_4();
         migrate(&conn, Path::new(":memory:")).unwrap();
-        assert_eq!(user_version(&conn).unwrap(), 5);
+        assert_eq!(user_version(&conn).unwrap(), super::super::SCHEMA_VERSION);
         // Numbers follow the names; the ids that are canonical UUIDs became their bytes.
         let numbers: Vec<(String, i64)> = conn
             .prepare("SELECT name, number FROM tenants ORDER BY number")

@@ -99,5 +99,9 @@ pub(super) fn prune(conn: &Connection, tenant: &str, mark: &PruneMark) -> Result
         .execute(params![base, super::layout::bound(base, mark.below)])?;
     conn.prepare_cached("DELETE FROM idempotency WHERE tenant_number = ?1 AND seq < ?2")?
         .execute(params![number, below])?;
+    conn.prepare_cached(
+        "DELETE FROM idempotency_journal WHERE entry_key >= ?1 AND entry_key < ?2",
+    )?
+    .execute(params![base, super::layout::bound(base, mark.below)])?;
     Ok(removed as u64)
 }
