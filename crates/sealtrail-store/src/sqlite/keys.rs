@@ -179,7 +179,12 @@ impl Journal {
             rows.insert(number, key.clone(), *seq);
         }
         while rows.len >= MERGE_AT {
-            for (number, key) in move_chunk(conn)? {
+            let moved = move_chunk(conn)?;
+            if moved.is_empty() {
+                // The table is empty, whatever the map says: nothing more to move.
+                break;
+            }
+            for (number, key) in moved {
                 rows.remove(number, &key);
             }
         }
