@@ -114,14 +114,7 @@ impl Journal {
         let mut in_tree = conn.prepare_cached(TREE_LOOKUP)?;
         let mut found = HashMap::new();
         for key in keys {
-            let seq = match rows.get(number, key) {
-                Some(seq) => Some(seq),
-                None => in_tree
-                    .query_row(params![number, key], |row| row.get::<_, i64>(0))
-                    .optional()?
-                    .map(|seq| seq as u64),
-            };
-            if let Some(seq) = seq {
+            if let Some(seq) = seq_of(rows, &mut in_tree, number, key)? {
                 found.insert((*key).to_string(), seq);
             }
         }
@@ -165,14 +158,7 @@ impl Journal {
         let mut append = conn
             .prepare_cached("INSERT INTO idempotency_journal (entry_key, key) VALUES (?1, ?2)")?;
         for (key, seq) in keys {
-            let earlier = match rows.get(number, key) {
-                Some(earlier) => Some(earlier),
-                None => in_tree
-                    .query_row(params![number, key], |row| row.get::<_, i64>(0))
-                    .optional()?
-                    .map(|earlier| earlier as u64),
-            };
-            if let Some(earlier) = earlier {
+            if let Some(earlier) = seq_of(rows, &mut in_tree, number, key)? {
                 return claimed(key, earlier);
             }
             append.execute(params![layout::key(base, *seq)?, key])?;
@@ -195,6 +181,23 @@ impl Journal {
     pub(super) fn forget(&mut self) {
         self.rows = None;
     }
+}
+
+/// The seq `key` of tenant `number` names: in the writer's map of the journal, else in the
+/// b-tree (`in_tree` is [`TREE_LOOKUP`]).
+fn seq_of(
+    rows: &Rows,
+    in_tree: &mut rusqlite::CachedStatement<'_>,
+    number: i64,
+    key: &str,
+) -> Result<Option<u64>> {
+    if let Some(seq) = rows.get(number, key) {
+        return Ok(Some(seq));
+    }
+    Ok(in_tree
+        .query_row(params![number, key], |row| row.get::<_, i64>(0))
+        .optional()?
+        .map(|seq| seq as u64))
 }
 
 /// Every row of the journal.
