@@ -126,12 +126,15 @@ impl Application {
             .to_vec();
         let first_admin_token = ledger.first_admin_token(scopes).await?;
         // The query index follows the committed log on a thread of its own (`follower`).
-        let (data, location) = (
+        // Its rounds are paced by what the writer has committed (`Ledger::appended`).
+        let (data, location, appended) = (
             settings.storage.data.clone(),
             settings.storage.store.clone(),
+            ledger.appended(),
         );
         let indexer =
-            tokio::task::spawn_blocking(move || Indexer::start(&data, &location)).await??;
+            tokio::task::spawn_blocking(move || Indexer::start(&data, &location, Some(appended)))
+                .await??;
         let index = indexer.index();
         tasks.on_stop("indexer", move || indexer.stop());
         // The gap detector is the log's second follower (`gaps`).

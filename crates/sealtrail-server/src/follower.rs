@@ -16,8 +16,11 @@
 //! back to back; a round that finds nothing waits [`FollowerOptions::poll_interval`]; a round
 //! that finds only a trickle (less than half a batch) starts the next one at most
 //! [`FollowerOptions::round_pace`] after itself, so that each of the follower's writes covers
-//! many entries rather than a few — unless a reader waits for an entry ([`Watermarks::wait_for`]),
-//! which cuts the pause short. A failing round is logged and retried a second later.
+//! many entries rather than a few. Two things cut that pause short: a reader waiting for an
+//! entry ([`Watermarks::wait_for`]), and — for a follower given the writer's count of committed
+//! entries ([`FollowerOptions::appended`]) — half a batch gathered since the round started, so
+//! that a pause never lets more pile up than one round takes. A failing round is logged and
+//! retried a second later.
 //!
 //! Each tenant's cursor is the number of its entries the follower has applied (`next_seq`):
 //! every entry with `seq < cursor` is done. After each batch the new cursor is published to
@@ -48,6 +51,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,8 +120,29 @@ pub struct FollowerOptions {
     pub poll_interval: Duration,
     /// A round that finds fewer than half a batch starts at most this often.
     pub round_pace: Duration,
+    /// The writer's count of committed entries, when the follower runs in the writer's
+    /// process: the pause after a round ends once half a batch has been committed since the
+    /// round started. Without it the follower goes by `round_pace` alone.
+    pub appended: Option<Appended>,
     /// What "now" is when the follower says how far behind it is.
     pub clock: Clock,
+}
+
+/// How many entries the log's writer has committed in all, over every tenant, as it publishes
+/// after each commit. Cloning is cheap; every clone reads the same count.
+#[derive(Debug, Clone, Default)]
+pub struct Appended(Arc<AtomicU64>);
+
+impl Appended {
+    /// Publishes the writer's total after a commit.
+    pub fn set(&self, total: u64) {
+        self.0.store(total, Ordering::Release);
+    }
+
+    /// The latest total published.
+    pub fn total(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// Why a follower did not start.
@@ -323,6 +348,7 @@ impl<F: Follow> Worker<F> {
                 break;
             }
             let round_started = Instant::now();
+            let appended_before = self.options.appended.as_ref().map(Appended::total);
             let round = match self.round() {
                 Ok(round) => round,
                 Err(error) => {
@@ -348,12 +374,7 @@ impl<F: Follow> Worker<F> {
             } else if round.applied < self.options.batch / 2 {
                 // Caught up with a trickle (single events): let entries gather for a moment,
                 // so that each of the follower's writes covers many entries rather than a few.
-                // A reader waiting for an entry (`Watermarks::wait_for`) cuts the pause short.
-                self.pause(
-                    self.options
-                        .round_pace
-                        .saturating_sub(round_started.elapsed()),
-                );
+                self.gather(round_started, appended_before);
             }
         }
     }
@@ -362,11 +383,43 @@ impl<F: Follow> Worker<F> {
         *self.shared.stop.lock().expect("follower stop lock")
     }
 
-    /// Sleeps up to `duration`, waking early to stop or for a waiting reader.
-    fn pause(&self, duration: Duration) {
+    /// Sleeps up to `duration`, waking early to stop or for a waiting reader. Returns whether
+    /// it was woken (or is stopping) rather than timed out.
+    fn pause(&self, duration: Duration) -> bool {
         let stop = self.shared.stop.lock().expect("follower stop lock");
-        if !*stop {
-            let _ = self.shared.wake.wait_timeout(stop, duration);
+        if *stop {
+            return true;
+        }
+        let (stop, waited) = self
+            .shared
+            .wake
+            .wait_timeout(stop, duration)
+            .expect("follower stop lock");
+        *stop || !waited.timed_out()
+    }
+
+    /// The pause after a round that found only a trickle: until `round_pace` after the round
+    /// started, unless a reader waits, the follower stops, or — when the writer's count is
+    /// known — half a batch has been committed since `appended_before` (read as the round
+    /// started), looked at every `poll_interval`.
+    fn gather(&self, round_started: Instant, appended_before: Option<u64>) {
+        let deadline = round_started + self.options.round_pace;
+        let enough = (self.options.batch / 2) as u64;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let (Some(appended), Some(before)) = (&self.options.appended, appended_before) else {
+                self.pause(left);
+                return;
+            };
+            if appended.total().saturating_sub(before) >= enough {
+                return;
+            }
+            if self.pause(left.min(self.options.poll_interval)) {
+                return;
+            }
         }
     }
 
@@ -501,6 +554,7 @@ mod tests {
         batch: 10,
         poll_interval: Duration::from_millis(10),
         round_pace: Duration::from_millis(20),
+        appended: None,
         clock: Clock::system(),
     };
 
@@ -521,6 +575,16 @@ mod tests {
         cursors: &Arc<Mutex<HashMap<String, u64>>>,
         take: usize,
     ) -> (Follower, Arc<Mutex<Vec<Vec<u64>>>>) {
+        start_with(dir, cursors, take, OPTIONS)
+    }
+
+    /// A [`Recorder`] of `acme` following the log in `dir` with `options`.
+    fn start_with(
+        dir: &std::path::Path,
+        cursors: &Arc<Mutex<HashMap<String, u64>>>,
+        take: usize,
+        options: FollowerOptions,
+    ) -> (Follower, Arc<Mutex<Vec<Vec<u64>>>>) {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder {
             tenant: "acme",
@@ -529,7 +593,7 @@ mod tests {
             take,
         };
         let log = Location::new(dir, None).open_reader().unwrap();
-        (Follower::start(recorder, log, OPTIONS).unwrap(), batches)
+        (Follower::start(recorder, log, options).unwrap(), batches)
     }
 
     /// Batches of at most `batch` entries, in seq order; after a stop, the next start resumes
@@ -681,6 +745,59 @@ mod tests {
         assert_eq!(
             batches.lock().unwrap().clone(),
             [vec![1, 2, 3], vec![4, 5, 6]]
+        );
+        follower.stop();
+        ledger.shutdown();
+    }
+
+    /// Waits (without `wait_for`, which would wake the follower) until the watermark is at
+    /// least `seq`, at most 10 s; returns the watermark reached.
+    async fn watch_until(marks: &Watermarks, tenant: &str, seq: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while marks.watermark(tenant) < seq && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        marks.watermark(tenant)
+    }
+
+    /// After a round that found a trickle, the follower waits out the round pace (a minute
+    /// here) while less than half a batch is committed, and starts the next round as soon as
+    /// the writer's count says half a batch has gathered.
+    #[tokio::test]
+    async fn half_a_batch_committed_ends_the_pause_after_a_trickle() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        ledger
+            .append("acme", (0..3).map(event).collect())
+            .await
+            .unwrap();
+        let options = FollowerOptions {
+            round_pace: Duration::from_secs(60),
+            appended: Some(ledger.appended()),
+            ..OPTIONS
+        };
+        let cursors = Arc::new(Mutex::new(HashMap::new()));
+        let (follower, batches) = start_with(dir.path(), &cursors, usize::MAX, options);
+        let marks = follower.watermarks();
+        assert_eq!(watch_until(&marks, "acme", 3).await, 3);
+
+        // Two entries are less than half a batch (5): they wait for the pace.
+        ledger
+            .append("acme", (3..5).map(event).collect())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(marks.watermark("acme"), 3);
+
+        // Three more make five since the round started: the next round starts now.
+        ledger
+            .append("acme", (5..8).map(event).collect())
+            .await
+            .unwrap();
+        assert_eq!(watch_until(&marks, "acme", 8).await, 8);
+        assert_eq!(
+            batches.lock().unwrap().clone(),
+            [vec![0, 1, 2], vec![3, 4, 5, 6, 7]]
         );
         follower.stop();
         ledger.shutdown();

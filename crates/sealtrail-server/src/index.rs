@@ -11,9 +11,12 @@
 //!   tenant's watermark in one transaction ([`IndexDb::apply`]). Large transactions amortise
 //!   the commit, and the per-tenant cap keeps one busy tenant from starving the others.
 //! - It polls every [`POLL_INTERVAL`] (50 ms) while idle and runs back to back while there is
-//!   a backlog; when a round finds only a trickle of entries (single events arriving), the next
-//!   starts [`ROUND_PACE`] (200 ms) after it, so that each transaction writes each index page
-//!   once for many entries, unless a reader is waiting for its own write.
+//!   a backlog. When a round finds only a trickle of entries (single events arriving), the
+//!   next starts once half a batch (5,000 entries) has been committed since the round began,
+//!   by the writer's count ([`crate::ledger::Ledger::appended`]), or [`ROUND_PACE`] (1 s) after
+//!   it, whichever comes first — at once if a reader is waiting for its own write. Each index
+//!   page a round rewrites is then written once for thousands of entries rather than for the
+//!   few of a 200 ms slice, and no pause lets more pile up than one round takes.
 //! - The watermark of a tenant is the number of its entries indexed: every entry with
 //!   `seq < watermark` is searchable. Readers see it through [`Index::watermark`] and can wait
 //!   for it with [`Index::wait_for`], which is how a client reads its own writes
@@ -30,7 +33,7 @@ use sealtrail_store::index::IndexDb;
 use sealtrail_store::{DataDir, EntryRow, Location, Store};
 
 use crate::clock::Clock;
-use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
+use crate::follower::{Appended, Follow, Follower, FollowerError, FollowerOptions, Watermarks};
 
 pub use sealtrail_store::index::{
     IndexError, IndexLayout, IndexReader, MAX_INDEXED_SEQ, Order, SCHEMA_VERSION, Search,
@@ -42,8 +45,9 @@ pub const BATCH_ENTRIES: usize = 10_000;
 
 /// How often an idle indexer looks for new entries.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// A round that finds only a few entries starts at most this often.
-pub const ROUND_PACE: Duration = Duration::from_millis(200);
+/// A round that finds only a few entries starts at most this often, unless half a batch has
+/// gathered before.
+pub const ROUND_PACE: Duration = Duration::from_secs(1);
 
 /// The tenant numbers (key prefixes) of the index, shared by the follower, which assigns
 /// them, and the readers, whose searches need them. A tenant's number never changes once
@@ -117,8 +121,15 @@ pub struct Indexer {
 impl Indexer {
     /// Opens `DIR/index.db` (rebuilding it if it is missing, of another schema version or
     /// does not match the log) and starts following the log. The log must exist.
-    pub fn start(data_dir: &Path, log: &Location) -> Result<Indexer, FollowerError> {
-        Indexer::start_in(data_dir, log, IndexLayout::default())
+    /// Without `appended`, a round after a trickle of entries starts [`ROUND_PACE`] after the
+    /// last; with the writer's count ([`crate::ledger::Ledger::appended`]) it starts as soon as
+    /// half a batch has been committed, if that comes first.
+    pub fn start(
+        data_dir: &Path,
+        log: &Location,
+        appended: Option<Appended>,
+    ) -> Result<Indexer, FollowerError> {
+        Indexer::start_in(data_dir, log, IndexLayout::default(), appended)
     }
 
     /// [`Indexer::start`] with an index in `layout` rather than the service's.
@@ -126,6 +137,7 @@ impl Indexer {
         data_dir: &Path,
         log: &Location,
         layout: IndexLayout,
+        appended: Option<Appended>,
     ) -> Result<Indexer, FollowerError> {
         let log = log.open_reader()?;
         let db = IndexDb::open(&DataDir::new(data_dir).index(), layout, log.as_ref())
@@ -141,6 +153,7 @@ impl Indexer {
             batch: BATCH_ENTRIES,
             poll_interval: POLL_INTERVAL,
             round_pace: ROUND_PACE,
+            appended,
             clock: Clock::system(),
         };
         let follower = Follower::start(
@@ -243,7 +256,7 @@ mod tests {
             .await
             .unwrap();
         let location = Location::new(dir.path(), None);
-        let indexer = Indexer::start(dir.path(), &location).unwrap();
+        let indexer = Indexer::start(dir.path(), &location, None).unwrap();
         let index = indexer.index();
         index
             .wait_for("acme", EVENTS - 1, Duration::from_secs(10))
@@ -277,7 +290,7 @@ mod tests {
             .append("acme", (EVENTS..EVENTS + 10).map(event).collect())
             .await
             .unwrap();
-        let indexer = Indexer::start(dir.path(), &location).unwrap();
+        let indexer = Indexer::start(dir.path(), &location, None).unwrap();
         let index = indexer.index();
         // The stored watermark is where indexing resumes, published before the first round.
         assert!(index.watermark("acme") >= EVENTS);

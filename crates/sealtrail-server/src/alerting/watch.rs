@@ -74,6 +74,7 @@ impl Monitor {
             batch: BATCH,
             poll_interval: Duration::from_millis(250),
             round_pace: Duration::from_millis(250),
+            appended: None,
             clock,
         };
         Ok(Monitor {

@@ -99,6 +99,7 @@ impl Deliveries {
                 batch: BATCH,
                 poll_interval: Duration::from_millis(250),
                 round_pace: Duration::from_millis(250),
+                appended: None,
                 clock: clock.clone(),
             };
             metrics::webhook_series(&webhook.name);

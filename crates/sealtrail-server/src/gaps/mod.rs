@@ -539,6 +539,7 @@ impl GapDetector {
             batch: BATCH_ENTRIES,
             poll_interval: Duration::from_millis(200),
             round_pace: Duration::from_millis(500),
+            appended: None,
             clock: Clock::system(),
         };
         let follower = Follower::start(GapsFollower { db }, log, options)?;

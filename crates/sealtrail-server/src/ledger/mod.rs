@@ -89,6 +89,7 @@ use tokio::sync::oneshot;
 use crate::auth::ScopeError;
 use crate::clock::Clock;
 use crate::config::{Resolved, StoreFailurePolicy};
+use crate::follower::Appended;
 use crate::freeze::{Freeze, ReasonError};
 use crate::keys::{self, KeyError, KeyResolver};
 use crate::spool::SpoolError;
@@ -618,6 +619,8 @@ impl Job {
 pub struct Ledger {
     jobs: SyncSender<Job>,
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    /// The committed entries over every tenant, as the writer publishes them with `heads`.
+    appended: Appended,
     /// The local spool's latest state, as the writer publishes it; `None` without a spool.
     spool: SpoolWatch,
     /// The hold files' latest state, by tenant, as the writer publishes it: the tenants this
@@ -683,8 +686,10 @@ impl Ledger {
         };
         let (jobs, receiver) = mpsc::sync_channel::<Job>(4096);
         let heads = Arc::new(Mutex::new(HashMap::new()));
+        let appended = Appended::default();
         let keys = KeyResolver::new(&config.data_dir).with_root_key(root_key);
         let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
+        writer.appended = appended.clone();
         writer.holds = holds;
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
@@ -696,6 +701,7 @@ impl Ledger {
         Ok(Ledger {
             jobs,
             heads,
+            appended,
             spool: spool_watch,
             holds: hold_watch,
             thread: Arc::new(Mutex::new(Some(thread))),
@@ -980,6 +986,12 @@ impl Ledger {
     /// The latest committed size and root of a tenant's log, if it has one.
     pub fn head(&self, tenant: &str) -> Option<LogHead> {
         self.heads.lock().expect("heads lock").get(tenant).copied()
+    }
+
+    /// The writer's count of committed entries over every tenant, updated after each commit:
+    /// followers in this process start a round once enough has gathered.
+    pub fn appended(&self) -> Appended {
+        self.appended.clone()
     }
 
     /// Lets the writer commit everything queued so far, sign final checkpoints and exit, and

@@ -30,6 +30,7 @@ use super::{
     Submission,
 };
 use crate::clock::Clock;
+use crate::follower::Appended;
 use crate::keys::KeyResolver;
 
 /// A tenant as the writer keeps it in memory.
@@ -74,6 +75,8 @@ pub(super) struct Writer {
     /// Shared with every [`super::Ledger`] handle, which answers `head()` from it without
     /// asking the writer thread.
     pub(super) heads: Arc<Mutex<HashMap<String, LogHead>>>,
+    /// The sum of `heads`' sizes, published with them for the followers' pacing.
+    pub(super) appended: Appended,
     /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
     pub(super) audit: Vec<(String, Vec<u8>)>,
     /// With PostgreSQL: where events go while the database is unreachable.
@@ -211,6 +214,7 @@ impl Writer {
             signers: HashMap::new(),
             tenants: HashMap::new(),
             heads,
+            appended: Appended::default(),
             audit: Vec::new(),
             spool,
             holds: None,
@@ -425,6 +429,8 @@ impl Writer {
                 },
             );
         }
+        self.appended
+            .set(heads.values().map(|head| head.size).sum());
     }
 
     pub(super) fn run_group(
@@ -503,6 +509,8 @@ impl Writer {
                 },
             );
         }
+        self.appended
+            .set(heads.values().map(|head| head.size).sum());
         Ok(())
     }
 }
