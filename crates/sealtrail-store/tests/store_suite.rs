@@ -695,6 +695,30 @@ fn a_scan_reads_every_row_there_is_across_runs_and_holes(backend: &dyn Backend) 
     assert_eq!(scan(9_000, 21_000), kept(9_000..21_000));
     assert_eq!(scan(24_999, u64::MAX), [24_999]);
     assert!(scan(25_000, u64::MAX).is_empty());
+
+    // Inside a read snapshot, as the verifier reads, a scan of more than one run reads ahead
+    // (PostgreSQL: on a second connection, in the same snapshot): an entry put back since the
+    // snapshot began is not in it, and is once the snapshot ends.
+    reader.begin_read().unwrap();
+    assert_eq!(reader.size("acme").unwrap(), 25_000);
+    store.begin_write(&["acme"]).unwrap();
+    let put_back = store
+        .restore_entry(
+            "acme",
+            15_000,
+            &entry_id("acme", 15_000),
+            &entry_bytes("acme", 15_000),
+        )
+        .unwrap();
+    assert_eq!(put_back, Restore::Restored);
+    store.commit().unwrap();
+    assert_eq!(scan(0, u64::MAX), kept(0..25_000));
+    assert_eq!(scan(9_000, 21_000), kept(9_000..21_000));
+    reader.end_read().unwrap();
+    let mut now = kept(0..25_000);
+    now.push(15_000);
+    now.sort_unstable();
+    assert_eq!(scan(0, u64::MAX), now);
 }
 
 fn a_changed_entry_is_repaired_only_with_the_bytes_its_leaf_commits_to(backend: &dyn Backend) {
