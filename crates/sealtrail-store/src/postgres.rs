@@ -129,7 +129,6 @@ const SELECT_ENTRIES_AT: &str =
     "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq = ANY($2::int8[])";
 const SELECT_ENTRY_ID: &str = "SELECT id FROM entries WHERE tenant = $1 AND seq = $2";
 const SELECT_SEQ_OF_ID: &str = "SELECT seq FROM entries WHERE tenant = $1 AND id = $2";
-const SELECT_ENTRIES: &str = "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4";
 const SELECT_IDEMPOTENT: &str = "SELECT seq FROM idempotency WHERE tenant = $1 AND key = $2";
 /// One primary-key lookup per key, in one statement (the lateral form, as for hashes).
 const SELECT_IDEMPOTENT_MANY: &str = "SELECT w.key, i.seq FROM unnest($2::text[]) AS w(key), LATERAL (SELECT seq FROM idempotency WHERE tenant = $1 AND key = w.key LIMIT 1) AS i";
@@ -1059,6 +1058,8 @@ impl Store for PgStore {
         Ok(seq.map(|seq| seq as u64))
     }
 
+    /// See `postgres/scan.rs`: one bounded run of `limit` seqs, and the rest after it only
+    /// when rows are missing from that run.
     fn entries(
         &self,
         tenant: &str,
@@ -1066,17 +1067,7 @@ impl Store for PgStore {
         to: u64,
         limit: usize,
     ) -> Result<Vec<(u64, EntryRow)>> {
-        let limit = to_i64(limit as u64);
-        self.query_map(
-            SELECT_ENTRIES,
-            &[&tenant, &to_i64(from), &to_i64(to), &limit],
-            |row| {
-                Ok((
-                    row.try_get::<_, i64>(0)? as u64,
-                    entry_value(row.try_get(1)?),
-                ))
-            },
-        )
+        self.page(tenant, from, to, limit)
     }
 
     /// See `postgres/scan.rs`: runs of 10,000 seqs as bounded ranges, read ahead on a second

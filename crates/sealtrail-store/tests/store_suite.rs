@@ -695,6 +695,21 @@ fn a_scan_reads_every_row_there_is_across_runs_and_holes(backend: &dyn Backend) 
     assert_eq!(scan(9_000, 21_000), kept(9_000..21_000));
     assert_eq!(scan(24_999, u64::MAX), [24_999]);
     assert!(scan(25_000, u64::MAX).is_empty());
+    // A page (what followers read) is the first `limit` rows there are from a seq on.
+    let page = |from: u64, to: u64, limit: usize| -> Vec<u64> {
+        let rows = reader.entries("acme", from, to, limit).unwrap();
+        assert!(
+            rows.iter()
+                .all(|(seq, entry)| *entry == Ok(entry_bytes("acme", *seq)))
+        );
+        rows.into_iter().map(|(seq, _)| seq).collect()
+    };
+    assert_eq!(page(0, u64::MAX, 10), kept(0..15));
+    assert_eq!(page(9_000, u64::MAX, 2_000), kept(9_000..21_020));
+    assert_eq!(page(9_000, 20_005, 2_000), kept(9_000..20_005));
+    assert!(page(10_000, 20_000, 5).is_empty());
+    assert_eq!(page(24_990, u64::MAX, 100), kept(24_990..25_000));
+    assert_eq!(page(0, u64::MAX, usize::MAX), kept(0..25_000));
 
     // Inside a read snapshot, as the verifier reads, a scan of more than one run reads ahead
     // (PostgreSQL: on a second connection, in the same snapshot): an entry put back since the

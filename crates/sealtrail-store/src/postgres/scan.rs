@@ -8,6 +8,13 @@
 //! 2 M-entry log. A run with missing rows yields fewer, and the scan goes on up to the log's
 //! largest seq, so every row there is is read.
 //!
+//! **Pages for followers** (`Store::entries`: the first `limit` entries from a seq on) are read
+//! the same way, for the same reason — a follower starting from seq 0 on such a table would
+//! otherwise sort the rest of the log for every batch: first as one run of `limit` seqs, which
+//! is the whole page when none of them is missing, and only when the run comes back short (the
+//! end of the log, or missing rows) the rest after it with `ORDER BY … LIMIT`, which then
+//! covers little or nothing.
+//!
 //! **Read ahead.** Inside a read snapshot ([`Store::begin_read`]), a scan of more than one run
 //! reads on a second connection, on a thread of its own, in the same snapshot
 //! (`pg_export_snapshot`, as `pg_dump` does for its workers), one run ahead of the caller: the
@@ -24,6 +31,8 @@ use crate::{EntryRef, EntryRow, Result, Store as _};
 /// One run of a scan: a bounded range of seqs, put in order by the reader.
 const SELECT_ENTRY_RUN: &str =
     "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3";
+/// The rest of a page after a short run, in order.
+const SELECT_ENTRIES_AFTER: &str = "SELECT seq, entry FROM entries WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4";
 /// Seqs per run: about 10 MiB of entries at a time.
 const RUN: u64 = 10_000;
 
@@ -31,6 +40,36 @@ const RUN: u64 = 10_000;
 type Run = Vec<(u64, EntryRow)>;
 
 impl PgStore {
+    /// The first `limit` entries with `from <= seq < to`, in seq order.
+    pub(super) fn page(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, EntryRow)>> {
+        if limit == 0 || from >= to {
+            return Ok(Vec::new());
+        }
+        let stop = to.min(from.saturating_add(limit as u64));
+        let mut page = self.query_map(
+            SELECT_ENTRY_RUN,
+            &[&tenant, &to_i64(from), &to_i64(stop)],
+            row_of,
+        )?;
+        page.sort_unstable_by_key(|(seq, _)| *seq);
+        if page.len() < limit && stop < to {
+            let wanted = to_i64((limit - page.len()) as u64);
+            let rest = self.query_map(
+                SELECT_ENTRIES_AFTER,
+                &[&tenant, &to_i64(stop), &to_i64(to), &wanted],
+                row_of,
+            )?;
+            page.extend(rest);
+        }
+        Ok(page)
+    }
+
     /// Hands every entry with `from <= seq < to` to `each`, in seq order.
     pub(super) fn scan(
         &self,
