@@ -19,7 +19,8 @@
 //! reads on a second connection, on a thread of its own, in the same snapshot
 //! (`pg_export_snapshot`, as `pg_dump` does for its workers), one run ahead of the caller: the
 //! database produces the next run while the caller checks this one. If the second connection
-//! cannot be had or fails, the scan goes on from where it was on the store's own connection.
+//! cannot be had or fails, the scan goes on from where it was on the store's own connection;
+//! on a standby, which cannot export its snapshot, it reads there from the start.
 
 use std::sync::mpsc;
 
@@ -82,7 +83,9 @@ impl PgStore {
         let mut next = from;
         if end.saturating_sub(from) > RUN && self.tx.get() == Tx::Read {
             match self.scan_ahead(tenant, end, each, &mut next) {
-                Ok(()) => return Ok(()),
+                Ok(true) => return Ok(()),
+                // A standby cannot share its snapshot: everything is read here.
+                Ok(false) => {}
                 Err(error) => tracing::warn!(
                     database = %self.location,
                     %error,
@@ -104,18 +107,27 @@ impl PgStore {
     }
 
     /// The scan from `*next` to `end`, read by a second connection in this transaction's
-    /// snapshot, one run ahead. `*next` follows what was handed to `each`, so that a failure
-    /// leaves it where the caller can go on.
+    /// snapshot, one run ahead; `false`, with nothing read, on a standby, which cannot export
+    /// its snapshot (asked first, so that the failure does not abort this transaction).
+    /// `*next` follows what was handed to `each`, so that a failure leaves it where the caller
+    /// can go on.
     fn scan_ahead(
         &self,
         tenant: &str,
         end: u64,
         each: &mut dyn FnMut(u64, EntryRef<'_>),
         next: &mut u64,
-    ) -> Result<()> {
-        let snapshot: String = self
-            .query_opt("SELECT pg_export_snapshot()", &[], |row| row.try_get(0))?
-            .unwrap_or_default();
+    ) -> Result<bool> {
+        let shared: Option<String> = self
+            .query_opt(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_export_snapshot() END",
+                &[],
+                |row| row.try_get(0),
+            )?
+            .flatten();
+        let Some(snapshot) = shared else {
+            return Ok(false);
+        };
         let config = self.config.clone();
         let location = self.location.as_str();
         let from = *next;
@@ -163,7 +175,7 @@ impl PgStore {
                 emit(run, each);
                 *next = stop;
             }
-            Ok(())
+            Ok(true)
         })
     }
 }
