@@ -136,6 +136,18 @@ pub fn event_hash(entry: &[u8]) -> Hash {
     leaf_hash(entry)
 }
 
+/// Reads some fields of a stored entry into `T`, borrowing its strings where they have no
+/// escapes; the fields `T` does not name are skipped without being built. The followers of
+/// the log (query index, gap detector, monitor) each read every entry this way.
+///
+/// The bytes are checked to be UTF-8 once, as a whole, and then parsed as text.
+/// `serde_json::from_slice` checks each string it reads separately instead, which made up about
+/// a quarter of a follower's parse of a 650-byte entry.
+pub fn read_fields<'a, T: serde::Deserialize<'a>>(entry: &'a [u8]) -> serde_json::Result<T> {
+    let text = std::str::from_utf8(entry).map_err(serde::de::Error::custom)?;
+    serde_json::from_str(text)
+}
+
 /// Builds the canonical entry for `event` with the server's fields.
 pub fn canonical_entry(event: &Event, server: &ServerFields) -> Result<Vec<u8>, EventError> {
     if server.seq > MAX_SAFE_INTEGER {
@@ -700,6 +712,33 @@ pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `read_fields` borrows what has no escapes, unescapes what has, skips the rest, and
+    /// refuses bytes that are not UTF-8 anywhere, in a skipped field as well.
+    #[test]
+    fn read_fields_borrows_skips_and_refuses_what_is_not_utf8() {
+        #[derive(serde::Deserialize)]
+        struct Fields<'a> {
+            #[serde(borrow)]
+            action: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            actor: std::borrow::Cow<'a, str>,
+            seq: u64,
+        }
+        let bytes = br#"{"action":"a.b","actor":"say \"hi\"","details":{"x":[1,"y"]},"seq":7}"#;
+        let fields: Fields<'_> = read_fields(bytes).unwrap();
+        assert!(matches!(fields.action, std::borrow::Cow::Borrowed("a.b")));
+        assert_eq!(fields.actor, "say \"hi\"");
+        assert!(matches!(fields.actor, std::borrow::Cow::Owned(_)));
+        assert_eq!(fields.seq, 7);
+
+        let mut damaged = bytes.to_vec();
+        let at = damaged.windows(1).position(|w| w == b"y").unwrap();
+        damaged[at] = 0xff;
+        let error = read_fields::<Fields<'_>>(&damaged).err().expect("refused");
+        assert!(error.to_string().contains("utf-8"), "{error}");
+        assert!(read_fields::<Fields<'_>>(br#"{"action":"a","seq":1}"#).is_err());
+    }
 
     #[test]
     fn utf16_order_differs_from_code_point_order_only_above_the_bmp() {

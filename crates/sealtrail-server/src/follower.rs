@@ -492,7 +492,7 @@ fn received_at(entry: &[u8]) -> Option<i64> {
         #[serde(borrow)]
         received_at: Cow<'a, str>,
     }
-    let entry: Received<'_> = serde_json::from_slice(entry).ok()?;
+    let entry: Received<'_> = sealtrail_core::canonical::read_fields(entry).ok()?;
     Timestamp::parse(&entry.received_at)
         .ok()
         .map(|t| t.unix_micros())

@@ -378,7 +378,8 @@ struct StoredSource {
 
 impl Fact {
     fn read(bytes: &[u8]) -> Result<Fact, String> {
-        let entry: StoredEntry<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let entry: StoredEntry<'_> =
+            sealtrail_core::canonical::read_fields(bytes).map_err(|e| e.to_string())?;
         let time = |text: &str| {
             Timestamp::parse(text)
                 .map(|t| t.unix_micros())

@@ -60,21 +60,23 @@ pub const MAX_ALERT_SEQS: usize = MAX_DETAILS_ITEMS;
 /// thresholds up to it exact (see "Memory").
 pub const EXACT_EVENTS: usize = 1000;
 
-/// The fields of a committed event the rules read.
+/// The fields of a committed event the rules read, borrowed from the entry's bytes where the
+/// JSON has no escapes: the monitor reads every entry of the log, and building owned strings
+/// for each was a tenth of its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
+pub struct Observed<'a> {
     pub seq: u64,
     /// `received_at`, unix microseconds.
     pub at: i64,
-    pub action: String,
-    pub activity: Option<String>,
-    pub outcome: String,
-    pub actor: String,
-    pub actor_type: Option<String>,
-    pub ip: Option<String>,
+    pub action: Cow<'a, str>,
+    pub activity: Option<Cow<'a, str>>,
+    pub outcome: Cow<'a, str>,
+    pub actor: Cow<'a, str>,
+    pub actor_type: Option<Cow<'a, str>>,
+    pub ip: Option<Cow<'a, str>>,
     /// `(type, id)` of each target (empty strings where the producer sent none).
-    pub targets: Vec<(String, String)>,
-    pub source: Option<String>,
+    pub targets: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub source: Option<Cow<'a, str>>,
 }
 
 /// The fields [`Observed`] takes from a stored entry, borrowed where the JSON has no escapes;
@@ -128,81 +130,80 @@ struct StoredSource<'a> {
     app: Option<Cow<'a, str>>,
 }
 
-impl Observed {
+impl<'a> Observed<'a> {
     /// What the rules read of a stored entry, without checking the rest of it: the entry was
     /// checked when it was appended, and damage to it is the verifier's to report. `None` for
     /// bytes that do not hold these fields in their stored form (a damaged row cannot be
     /// evaluated). Reading only these fields is what keeps the monitor cheap per event: the
     /// whole entry's validation would cost several times the rules' own work.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Observed> {
-        let stored: StoredFields<'_> = serde_json::from_slice(bytes).ok()?;
-        let name = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
+    pub fn from_bytes(bytes: &'a [u8]) -> Option<Observed<'a>> {
+        let stored: StoredFields<'a> = sealtrail_core::canonical::read_fields(bytes).ok()?;
         Some(Observed {
             seq: stored.seq,
             at: sealtrail_core::Timestamp::parse(&stored.received_at)
                 .ok()?
                 .unix_micros(),
-            action: stored.action.into_owned(),
-            activity: name(stored.activity),
-            outcome: stored.outcome.into_owned(),
-            actor: stored.actor.id.into_owned(),
-            actor_type: name(stored.actor.kind),
-            ip: stored.context.and_then(|c| name(c.ip)),
+            action: stored.action,
+            activity: stored.activity,
+            outcome: stored.outcome,
+            actor: stored.actor.id,
+            actor_type: stored.actor.kind,
+            ip: stored.context.and_then(|c| c.ip),
             targets: stored
                 .targets
                 .into_iter()
-                .map(|t| {
-                    (
-                        t.kind.map(Cow::into_owned).unwrap_or_default(),
-                        t.id.map(Cow::into_owned).unwrap_or_default(),
-                    )
-                })
+                .map(|t| (t.kind.unwrap_or_default(), t.id.unwrap_or_default()))
                 .collect(),
-            source: stored.source.and_then(|s| name(s.app)),
+            source: stored.source.and_then(|s| s.app),
         })
     }
 
     /// The same fields from an entry parsed and checked in full: what
     /// [`Observed::from_bytes`] must agree with.
     #[cfg(test)]
-    pub fn from_entry(entry: &Entry) -> Observed {
+    pub fn from_entry(entry: &Entry) -> Observed<'static> {
         let event = &entry.event;
+        let owned = |text: &str| Cow::Owned(text.to_string());
         Observed {
             seq: entry.server.seq,
             at: entry.server.received_at.unix_micros(),
-            action: event.action.clone(),
-            activity: event.activity.map(|a| a.as_str().to_string()),
-            outcome: event.outcome.as_str().to_string(),
-            actor: event.actor.id.clone(),
-            actor_type: event.actor.kind.map(|k| k.as_str().to_string()),
+            action: owned(&event.action),
+            activity: event.activity.map(|a| owned(a.as_str())),
+            outcome: owned(event.outcome.as_str()),
+            actor: owned(&event.actor.id),
+            actor_type: event.actor.kind.map(|k| owned(k.as_str())),
             ip: event
                 .context
                 .as_ref()
                 .and_then(|c| c.ip)
-                .map(|ip| ip.to_string()),
+                .map(|ip| Cow::Owned(ip.to_string())),
             targets: event
                 .targets
                 .iter()
                 .map(|t| {
                     (
-                        t.kind.clone().unwrap_or_default(),
-                        t.id.clone().unwrap_or_default(),
+                        owned(t.kind.as_deref().unwrap_or_default()),
+                        owned(t.id.as_deref().unwrap_or_default()),
                     )
                 })
                 .collect(),
-            source: event.source.as_ref().and_then(|s| s.app.clone()),
+            source: event
+                .source
+                .as_ref()
+                .and_then(|s| s.app.as_deref())
+                .map(owned),
         }
     }
 
     pub(super) fn values(&self, field: Field) -> Vec<Cow<'_, str>> {
-        fn one(v: Option<&String>) -> Vec<Cow<'_, str>> {
-            v.into_iter().map(|v| Cow::Borrowed(v.as_str())).collect()
+        fn one<'v>(v: Option<&'v Cow<'_, str>>) -> Vec<Cow<'v, str>> {
+            v.into_iter().map(|v| Cow::Borrowed(v.as_ref())).collect()
         }
         match field {
-            Field::Action => vec![Cow::Borrowed(self.action.as_str())],
+            Field::Action => vec![Cow::Borrowed(self.action.as_ref())],
             Field::Activity => one(self.activity.as_ref()),
-            Field::Outcome => vec![Cow::Borrowed(self.outcome.as_str())],
-            Field::Actor => vec![Cow::Borrowed(self.actor.as_str())],
+            Field::Outcome => vec![Cow::Borrowed(self.outcome.as_ref())],
+            Field::Actor => vec![Cow::Borrowed(self.actor.as_ref())],
             Field::ActorType => one(self.actor_type.as_ref()),
             Field::Ip => one(self.ip.as_ref()),
             Field::Target => self
@@ -219,7 +220,7 @@ impl Observed {
             Field::TargetType => self
                 .targets
                 .iter()
-                .map(|(kind, _)| Cow::Borrowed(kind.as_str()))
+                .map(|(kind, _)| Cow::Borrowed(kind.as_ref()))
                 .collect(),
             Field::Source => one(self.source.as_ref()),
         }
@@ -243,7 +244,7 @@ pub(super) fn matches(m: &Match, event: &Observed) -> bool {
         && m.outcome.as_ref().is_none_or(|o| *o == event.outcome)
         && m.actor_type
             .as_ref()
-            .is_none_or(|t| event.actor_type.as_ref() == Some(t))
+            .is_none_or(|t| event.actor_type.as_deref() == Some(t.as_str()))
 }
 
 /// The group keys of an event for a rule: one per combination of its group_by values

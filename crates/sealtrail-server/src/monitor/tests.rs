@@ -8,7 +8,7 @@ use super::rules::{self, Field, Match, RuleDef, Severity};
 const SECOND: i64 = 1_000_000;
 
 struct Log {
-    events: Vec<Observed>,
+    events: Vec<Observed<'static>>,
     at: i64,
 }
 
@@ -27,13 +27,13 @@ impl Log {
         self.events.push(Observed {
             seq,
             at: self.at,
-            action: format!("app.{activity}"),
-            activity: Some(activity.into()),
-            outcome: outcome.into(),
-            actor: actor.into(),
+            action: format!("app.{activity}").into(),
+            activity: Some(activity.to_string().into()),
+            outcome: outcome.to_string().into(),
+            actor: actor.to_string().into(),
             actor_type: Some("user".into()),
-            ip: Some(ip.into()),
-            targets: vec![("patient".into(), format!("p-{}", seq % 40))],
+            ip: Some(ip.to_string().into()),
+            targets: vec![("patient".into(), format!("p-{}", seq % 40).into())],
             source: Some("ehr".into()),
         });
         seq
@@ -62,7 +62,7 @@ fn evaluate(events: &[Observed]) -> Vec<Alert> {
 type Expected = (&'static str, Severity, Vec<u64>);
 
 /// The planted clinic log, and the seqs each incident should name.
-fn clinic() -> (Vec<Observed>, Vec<Expected>) {
+fn clinic() -> (Vec<Observed<'static>>, Vec<Expected>) {
     let mut log = Log::new();
     let mut want = Vec::new();
     // Background: staff reading records, a few mistyped passwords, spread out.
@@ -118,7 +118,7 @@ fn clinic() -> (Vec<Observed>, Vec<Expected>) {
         actor_type: Some("user".into()),
         ip: Some("10.0.0.8".into()),
         targets: (0..500)
-            .map(|n| ("patient".into(), format!("p-{n}")))
+            .map(|n| ("patient".into(), format!("p-{n}").into()))
             .collect(),
         source: Some("reports".into()),
     });
@@ -348,14 +348,14 @@ fn an_alert_of_the_longest_rule_over_the_longest_fields_forms_an_event() {
         // to pass it.
         seq: (1 << 53) - 1,
         at: 1_700_000_000 * SECOND,
-        action: "a".repeat(MAX_ACTION_CHARS),
+        action: "a".repeat(MAX_ACTION_CHARS).into(),
         activity: Some("authorization".into()),
         outcome: "unknown".into(),
-        actor: name('u'),
+        actor: name('u').into(),
         actor_type: Some("service".into()),
         ip: Some("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into()),
-        targets: vec![(name('t'), name('i'))],
-        source: Some(name('s')),
+        targets: vec![(name('t').into(), name('i').into())],
+        source: Some(name('s').into()),
     };
     let mut alerts = engine.push(&event);
     alerts.extend(engine.flush(event.at + 86_400 * SECOND));
@@ -365,17 +365,17 @@ fn an_alert_of_the_longest_rule_over_the_longest_fields_forms_an_event() {
 }
 
 /// A read of `target` by `actor`, `n` milliseconds into the log.
-fn read_at(n: u64, actor: &str, target: &str) -> Observed {
+fn read_at(n: u64, actor: &str, target: &str) -> Observed<'static> {
     Observed {
         seq: n,
         at: 1_700_000_000 * SECOND + n as i64 * 1000,
         action: "patient.record.read".into(),
         activity: Some("read".into()),
         outcome: "success".into(),
-        actor: actor.into(),
+        actor: actor.to_string().into(),
         actor_type: Some("user".into()),
         ip: Some("10.0.0.5".into()),
-        targets: vec![("patient".into(), target.into())],
+        targets: vec![("patient".into(), target.to_string().into())],
         source: Some("ehr".into()),
     }
 }
@@ -566,17 +566,17 @@ fn the_compact_engine_raises_what_keeping_every_event_raises() {
             let activity = ["read", "read", "export", "login", "admin"][random(5) as usize];
             let outcome = ["success", "failure"][random(2) as usize];
             let targets = (0..random(4))
-                .map(|_| ("patient".to_string(), format!("p-{}", random(6))))
+                .map(|_| ("patient".into(), format!("p-{}", random(6)).into()))
                 .collect();
             let event = Observed {
                 seq,
                 at,
-                action: format!("app.{activity}"),
+                action: format!("app.{activity}").into(),
                 activity: Some(activity.into()),
                 outcome: outcome.into(),
-                actor: format!("u-{}", random(4)),
+                actor: format!("u-{}", random(4)).into(),
                 actor_type: Some("user".into()),
-                ip: (random(8) > 0).then(|| format!("10.0.0.{}", random(3))),
+                ip: (random(8) > 0).then(|| format!("10.0.0.{}", random(3)).into()),
                 targets,
                 source: Some("ehr".into()),
             };

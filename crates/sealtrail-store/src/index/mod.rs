@@ -1046,7 +1046,7 @@ enum RowError {
 }
 
 fn to_row(seq: u64, bytes: &[u8]) -> Result<Row, RowError> {
-    let entry: StoredEntry<'_> = serde_json::from_slice(bytes)?;
+    let entry: StoredEntry<'_> = sealtrail_core::canonical::read_fields(bytes)?;
     let time = |text: &str| {
         Timestamp::parse(text)
             .map(|t| t.unix_micros())
