@@ -17,10 +17,14 @@
 //! another connection (`PRAGMA data_version` changes). A reader's connection has no map and
 //! scans the tenant's range of the journal, at most [`MERGE_AT`] rows.
 //!
+//! A group looks its keys up before it claims them. The keys that lookup found nowhere are
+//! claimed without a second look in the b-tree (`Journal::absent` says why that is safe);
+//! the claim still checks the map, so a key twice in one group is refused.
+//!
 //! Moving a chunk runs under a savepoint, so that it is whole or not at all even outside a
 //! transaction; a key is in the journal or in the b-tree, never in both, and never lost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
@@ -81,25 +85,36 @@ pub(super) struct Journal {
     rows: Option<Rows>,
     /// `PRAGMA data_version` when `rows` was read.
     version: i64,
+    /// Keys of one tenant number the last [`Journal::lookup`] found in neither the b-tree nor
+    /// the journal. The next [`Journal::insert`] takes them and does not look for them in the
+    /// b-tree again: nothing can have put them there in between, since only an insert writes
+    /// keys (and takes this set first), another connection's commit changes `data_version`
+    /// (which drops the set with the map), and a rollback calls [`Journal::forget`].
+    absent: Option<(i64, HashSet<String>)>,
 }
 
 impl Journal {
     /// The map, read again if another connection has committed since it was read.
     fn rows(&mut self, conn: &Connection) -> Result<&mut Rows> {
+        self.refresh(conn)?;
+        Ok(self.rows.as_mut().expect("refreshed"))
+    }
+
+    /// Reads the map when it is missing, or when another connection has committed since it
+    /// was read (then what `absent` says may no longer hold either).
+    fn refresh(&mut self, conn: &Connection) -> Result<()> {
         let version: i64 = conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |row| row.get(0))?;
         if self.version != version {
             self.rows = None;
+            self.absent = None;
         }
-        let rows = match self.rows.take() {
-            Some(rows) => rows,
-            None => {
-                self.version = version;
-                read_all(conn)?
-            }
-        };
-        Ok(self.rows.insert(rows))
+        if self.rows.is_none() {
+            self.version = version;
+            self.rows = Some(read_all(conn)?);
+        }
+        Ok(())
     }
 
     /// The seq each of `keys` names, in the b-tree or the journal of tenant `number`, with
@@ -110,14 +125,22 @@ impl Journal {
         number: i64,
         keys: &[&str],
     ) -> Result<HashMap<String, u64>> {
+        self.absent = None;
         let rows = self.rows(conn)?;
         let mut in_tree = conn.prepare_cached(TREE_LOOKUP)?;
         let mut found = HashMap::new();
+        let mut absent = HashSet::new();
         for key in keys {
-            if let Some(seq) = seq_of(rows, &mut in_tree, number, key)? {
-                found.insert((*key).to_string(), seq);
+            match seq_of(rows, &mut in_tree, number, key)? {
+                Some(seq) => {
+                    found.insert((*key).to_string(), seq);
+                }
+                None => {
+                    absent.insert((*key).to_string());
+                }
             }
         }
+        self.absent = Some((number, absent));
         Ok(found)
     }
 
@@ -134,7 +157,12 @@ impl Journal {
         number: i64,
         keys: &[(String, u64)],
     ) -> Result<()> {
-        let rows = self.rows(conn)?;
+        self.refresh(conn)?;
+        let absent = match self.absent.take() {
+            Some((looked_up, absent)) if looked_up == number => absent,
+            _ => HashSet::new(),
+        };
+        let rows = self.rows.as_mut().expect("refreshed");
         let claimed = |key: &str, earlier: u64| {
             Err(StoreError::Aborted(format!(
                 "idempotency key {key:?} already names seq {earlier}; a key is claimed once"
@@ -158,7 +186,13 @@ impl Journal {
         let mut append = conn
             .prepare_cached("INSERT INTO idempotency_journal (entry_key, key) VALUES (?1, ?2)")?;
         for (key, seq) in keys {
-            if let Some(earlier) = seq_of(rows, &mut in_tree, number, key)? {
+            let earlier = match rows.get(number, key) {
+                Some(seq) => Some(seq),
+                // Looked up a moment ago and absent from the b-tree; see `absent`.
+                None if absent.contains(key.as_str()) => None,
+                None => seq_of(rows, &mut in_tree, number, key)?,
+            };
+            if let Some(earlier) = earlier {
                 return claimed(key, earlier);
             }
             append.execute(params![layout::key(base, *seq)?, key])?;
@@ -180,6 +214,7 @@ impl Journal {
     /// Forgets the map: the table may have changed behind it (a rollback, a prune).
     pub(super) fn forget(&mut self) {
         self.rows = None;
+        self.absent = None;
     }
 }
 
@@ -461,6 +496,84 @@ mod tests {
                 .is_err()
         );
         store.rollback().unwrap();
+    }
+
+    /// A key the group's lookup found absent is claimed without a second look in the b-tree;
+    /// that shortcut must never let a key be claimed twice: not after another insert has put
+    /// it in the b-tree (a batch, or a move of the journal's chunk), not after another
+    /// connection claimed it, and not after a rollback.
+    #[test]
+    fn a_key_looked_up_as_absent_is_still_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sealtrail.db");
+        let store = with_tenants(&path);
+        let refused = |store: &SqliteStore, key: &str, seq: u64| {
+            store.begin_write(&["acme"]).unwrap();
+            let again = store.insert_idempotency("acme", &[(key.to_string(), seq)]);
+            store.rollback().unwrap();
+            again.is_err()
+        };
+
+        // Looked up absent, then claimed by a batch straight into the b-tree.
+        let batch: Vec<(String, u64)> = (0..DIRECT as u64)
+            .map(|seq| (format!("batch-{seq}"), seq))
+            .collect();
+        assert_eq!(store.idempotent_seq("acme", "batch-3").unwrap(), None);
+        store.begin_write(&["acme"]).unwrap();
+        store.insert_idempotency("acme", &batch).unwrap();
+        store.commit().unwrap();
+        assert!(refused(&store, "batch-3", 1_000), "after a batch");
+
+        // Looked up absent, claimed into the journal, moved to the b-tree by later claims.
+        let next = DIRECT as u64;
+        let first = format!("req-{next:x}");
+        assert_eq!(store.idempotent_seq("acme", &first).unwrap(), None);
+        claim(&store, "acme", next..next + MERGE_AT as u64);
+        assert!(
+            count(&store, "idempotency") > DIRECT as i64,
+            "a chunk moved"
+        );
+        assert!(refused(&store, &first, 100_000), "after a move");
+
+        // Looked up absent by the first writer, then claimed by another connection: into its
+        // journal, or by a batch straight into the b-tree, where the first writer's map of the
+        // journal does not see it.
+        let second = writer(&path);
+        for (key, claimed) in [("elsewhere", 1), ("elsewhere-batch", DIRECT)] {
+            assert_eq!(store.idempotent_seq("acme", key).unwrap(), None);
+            let keys: Vec<(String, u64)> = (0..claimed as u64)
+                .map(|n| match n {
+                    0 => (key.to_string(), 200_000),
+                    n => (format!("{key}-{n}"), 200_000 + n),
+                })
+                .collect();
+            second.begin_write(&["acme"]).unwrap();
+            second.insert_idempotency("acme", &keys).unwrap();
+            second.commit().unwrap();
+            store.begin_write(&["acme"]).unwrap();
+            let again = store.insert_idempotency("acme", &[(key.to_string(), 210_000)]);
+            store.rollback().unwrap();
+            assert!(again.is_err(), "{key} after another connection");
+        }
+
+        // Looked up absent within a write that is rolled back: claimed once afterwards.
+        store.begin_write(&["acme"]).unwrap();
+        assert_eq!(store.idempotent_seq("acme", "rolled").unwrap(), None);
+        store
+            .insert_idempotency("acme", &[("rolled".to_string(), 300_000)])
+            .unwrap();
+        store.rollback().unwrap();
+        assert_eq!(store.idempotent_seq("acme", "rolled").unwrap(), None);
+        store.begin_write(&["acme"]).unwrap();
+        store
+            .insert_idempotency("acme", &[("rolled".to_string(), 300_001)])
+            .unwrap();
+        store.commit().unwrap();
+        assert_eq!(
+            store.idempotent_seq("acme", "rolled").unwrap(),
+            Some(300_001)
+        );
+        assert!(refused(&store, "rolled", 300_002), "after the rollback");
     }
 
     #[test]
