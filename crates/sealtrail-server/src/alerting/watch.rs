@@ -217,52 +217,62 @@ impl Watch {
         let ledger = self.ledger.clone();
         let watch = self.tenant(tenant);
         let pending = std::mem::take(&mut watch.pending);
+        let mut ready: Vec<(String, Alert, Submission)> = Vec::new();
         for (id, alert) in pending {
             if !watch.pending_ids.remove(&id) {
                 continue;
             }
-            let event = match alert_event(tenant, &alert) {
-                Ok(event) => event,
+            match alert_event(tenant, &alert) {
+                Ok(event) => {
+                    let submission = Submission {
+                        event,
+                        idempotency_key: Some(id.clone()),
+                    };
+                    ready.push((id, alert, submission));
+                }
                 Err(error) => {
                     tracing::error!(tenant, rule = %alert.rule, %error, "alert does not form an event; dropped");
-                    continue;
                 }
-            };
-            let submission = Submission {
-                event,
-                idempotency_key: Some(id.clone()),
-            };
-            match ledger.append_blocking(tenant, vec![submission]) {
-                Ok(outcomes) => match outcomes.into_iter().next() {
-                    Some(Outcome::Created(receipt)) => {
-                        metrics::alert_raised(tenant, &alert.rule, alert.severity.as_str());
-                        tracing::warn!(
-                            tenant,
-                            rule = %alert.rule,
-                            severity = alert.severity.as_str(),
-                            key = %alert.key,
-                            count = alert.count,
-                            seq = receipt.seq,
-                            alert_id = %id,
-                            "alert raised"
-                        );
-                        watch.recorded.insert(id);
+            }
+        }
+        // All of them in one append (one group commit) per chunk: appended one by one, each
+        // waited for a commit of its own, and under heavy ingest the monitor stopped reading
+        // the log for as long as hundreds of commits took.
+        let mut ready = ready.into_iter().peekable();
+        while ready.peek().is_some() {
+            let chunk: Vec<(String, Alert, Submission)> = ready.by_ref().take(EMIT_CHUNK).collect();
+            let (alerts, submissions): (Vec<(String, Alert)>, Vec<Submission>) = chunk
+                .into_iter()
+                .map(|(id, alert, submission)| ((id, alert), submission))
+                .unzip();
+            match ledger.append_blocking(tenant, submissions) {
+                Ok(outcomes) => {
+                    let mut outcomes = outcomes.into_iter();
+                    for (id, alert) in alerts {
+                        match outcomes.next() {
+                            Some(outcome) => watch.appended(tenant, id, &alert, outcome),
+                            // One answer per submission; should one be missing, the alert is
+                            // tried again rather than lost (its key makes a retry harmless).
+                            None => watch.keep_pending(id, alert),
+                        }
                     }
-                    Some(Outcome::Duplicate(_) | Outcome::Spooled(_) | Outcome::Held(_)) => {
-                        watch.recorded.insert(id);
-                    }
-                    other => {
-                        tracing::error!(tenant, alert_id = %id, ?other, "alert refused by the writer; dropped");
-                    }
-                },
+                }
                 Err(error) => {
-                    tracing::warn!(tenant, alert_id = %id, %error, "alert not appended yet; retried");
-                    watch.keep_pending(id, alert);
+                    tracing::warn!(tenant, alerts = alerts.len(), %error, "alerts not appended yet; retried");
+                    for (id, alert) in alerts
+                        .into_iter()
+                        .chain(ready.by_ref().map(|(id, alert, _)| (id, alert)))
+                    {
+                        watch.keep_pending(id, alert);
+                    }
                 }
             }
         }
     }
 }
+
+/// How many alerts one append takes at most.
+const EMIT_CHUNK: usize = 1_000;
 
 impl TenantWatch {
     fn raise(&mut self, tenant: &str, alerts: Vec<Alert>) {
@@ -270,6 +280,32 @@ impl TenantWatch {
             let id = alert_id(tenant, &alert);
             if !self.recorded.contains(&id) && !self.pending_ids.contains(&id) {
                 self.keep_pending(id, alert);
+            }
+        }
+    }
+
+    /// What the writer answered for the alert `id`.
+    fn appended(&mut self, tenant: &str, id: String, alert: &Alert, outcome: Outcome) {
+        match outcome {
+            Outcome::Created(receipt) => {
+                metrics::alert_raised(tenant, &alert.rule, alert.severity.as_str());
+                tracing::warn!(
+                    tenant,
+                    rule = %alert.rule,
+                    severity = alert.severity.as_str(),
+                    key = %alert.key,
+                    count = alert.count,
+                    seq = receipt.seq,
+                    alert_id = %id,
+                    "alert raised"
+                );
+                self.recorded.insert(id);
+            }
+            Outcome::Duplicate(_) | Outcome::Spooled(_) | Outcome::Held(_) => {
+                self.recorded.insert(id);
+            }
+            other => {
+                tracing::error!(tenant, alert_id = %id, ?other, "alert refused by the writer; dropped");
             }
         }
     }
@@ -496,6 +532,54 @@ mod tests {
         assert_eq!(both[0], first[0]);
         assert_eq!(both[1].key, "actor=dr-lee");
         assert_eq!(both[1].seqs, (13..23).collect::<Vec<u64>>());
+        ledger.shutdown();
+    }
+
+    /// Alerts raised together are appended together: one group commit for all of them (their
+    /// entries share the group's `received_at`), in the order raised, rather than one commit
+    /// each, which kept the monitor from reading the log for as long as they all took.
+    #[tokio::test]
+    async fn alerts_raised_together_are_appended_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = with_acme(dir.path()).await;
+        let actors = 40;
+        ledger
+            .append(
+                "acme",
+                (0..actors)
+                    .flat_map(|n| (0..10).map(move |_| failure(&format!("user-{n:02}"))))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        run_once(dir.path(), &ledger).await;
+        let raised = alerts(dir.path());
+        // One per user, and the failures of all of them together make a system-wide burst.
+        let per_user: Vec<&str> = raised
+            .iter()
+            .filter(|a| a.rule == "failed-logins-per-user")
+            .map(|a| a.key.as_str())
+            .collect();
+        let expected: Vec<String> = (0..actors).map(|n| format!("actor=user-{n:02}")).collect();
+        assert_eq!(per_user, expected, "{raised:?}");
+        assert!(raised.len() > actors, "{raised:?}");
+        let events = 10 * actors as u64;
+        let seqs: Vec<u64> = raised.iter().map(|a| a.seq).collect();
+        assert_eq!(
+            seqs,
+            (events..events + raised.len() as u64).collect::<Vec<u64>>()
+        );
+        let log = Location::new(dir.path(), None).open_reader().unwrap();
+        let received: HashSet<String> = log
+            .entries("acme", events, u64::MAX, raised.len())
+            .unwrap()
+            .into_iter()
+            .map(|(_, row)| {
+                let entry: serde_json::Value = serde_json::from_slice(&row.unwrap()).unwrap();
+                entry["received_at"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(received.len(), 1, "alerts committed apart: {received:?}");
         ledger.shutdown();
     }
 }
