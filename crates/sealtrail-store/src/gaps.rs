@@ -271,7 +271,7 @@ impl GapsDb {
             match Fact::read(bytes) {
                 Ok(fact) => {
                     if *seq == last_seq {
-                        last_id = Some(fact.id.clone());
+                        last_id = Some(fact.id.to_string());
                     }
                     batch.add(*seq, fact);
                 }
@@ -299,15 +299,16 @@ impl GapsDb {
     }
 }
 
-/// What the detector needs of one entry.
-struct Fact {
-    id: String,
+/// What the detector needs of one entry, borrowed from its bytes where the JSON has no
+/// escapes.
+struct Fact<'a> {
+    id: Cow<'a, str>,
     /// Event time and `received_at`, unix µs.
     at: i64,
     received: i64,
-    action: String,
-    app: Option<String>,
-    instance: Option<String>,
+    action: Cow<'a, str>,
+    app: Option<Cow<'a, str>>,
+    instance: Option<Cow<'a, str>>,
     source_seq: Option<u64>,
     /// A server start's `details.audit_stdout`.
     audit_stdout: Option<bool>,
@@ -362,23 +363,23 @@ struct StoredEntry<'a> {
     occurred_at: Option<Cow<'a, str>>,
     #[serde(borrow)]
     action: Cow<'a, str>,
-    #[serde(default)]
-    source: Option<StoredSource>,
+    #[serde(borrow, default)]
+    source: Option<StoredSource<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct StoredSource {
-    #[serde(default)]
-    app: Option<String>,
-    #[serde(default)]
-    instance: Option<String>,
+struct StoredSource<'a> {
+    #[serde(borrow, default)]
+    app: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    instance: Option<Cow<'a, str>>,
     #[serde(default)]
     seq: Option<u64>,
 }
 
-impl Fact {
-    fn read(bytes: &[u8]) -> Result<Fact, String> {
-        let entry: StoredEntry<'_> =
+impl<'a> Fact<'a> {
+    fn read(bytes: &'a [u8]) -> Result<Fact<'a>, String> {
+        let entry: StoredEntry<'a> =
             sealtrail_core::canonical::read_fields(bytes).map_err(|e| e.to_string())?;
         let time = |text: &str| {
             Timestamp::parse(text)
@@ -426,10 +427,10 @@ impl Fact {
             None
         };
         Ok(Fact {
-            id: entry.id.into_owned(),
+            id: entry.id,
             at,
             received,
-            action: entry.action.into_owned(),
+            action: entry.action,
             app,
             instance,
             source_seq,
@@ -455,17 +456,43 @@ struct LifecycleRow {
     hostname: Option<String>,
 }
 
+/// The names of a batch (actions, apps, instances), each kept once and known by its number:
+/// the batch's maps are keyed by numbers, so that counting an entry copies no string. Keyed by
+/// the names themselves, counting took seven string copies per entry.
+#[derive(Default)]
+struct Names {
+    numbers: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn number(&mut self, name: &str) -> u32 {
+        if let Some(&number) = self.numbers.get(name) {
+            return number;
+        }
+        let number = u32::try_from(self.names.len()).expect("a batch holds fewer names than u32");
+        self.names.push(name.to_string());
+        self.numbers.insert(name.to_string(), number);
+        number
+    }
+
+    fn name(&self, number: u32) -> &str {
+        &self.names[number as usize]
+    }
+}
+
 /// A batch's effects, gathered in memory and written with one statement per row.
 #[derive(Default)]
 struct Batch {
     /// (basis, minute) → (events, heartbeats)
     activity: HashMap<(i64, i64), (i64, i64)>,
-    /// (basis, action, app, minute) → events
-    activity_by: HashMap<(i64, String, String, i64), i64>,
+    /// (basis, action, app, minute) → events; names by their [`Names`] number
+    activity_by: HashMap<(i64, u32, u32, i64), i64>,
     /// (app, instance, minute) → events
-    producer_minutes: HashMap<(String, String, i64), i64>,
+    producer_minutes: HashMap<(u32, u32, i64), i64>,
     /// In log order: (app, instance, source.seq, event time)
-    sequences: Vec<(String, String, u64, i64)>,
+    sequences: Vec<(u32, u32, u64, i64)>,
+    names: Names,
     /// Server start/stop records.
     lifecycle: Vec<LifecycleRow>,
     /// (seq, received_at, what it says) of drained spools' records.
@@ -473,9 +500,10 @@ struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, seq: u64, fact: Fact) {
+    fn add(&mut self, seq: u64, fact: Fact<'_>) {
         let heartbeat = fact.action == HEARTBEAT_ACTION;
-        let app = fact.app.clone().unwrap_or_default();
+        let action = self.names.number(&fact.action);
+        let app = self.names.number(fact.app.as_deref().unwrap_or_default());
         for (basis, at) in [
             (Basis::EventTime as i64, fact.at),
             (Basis::Received as i64, fact.received),
@@ -488,30 +516,31 @@ impl Batch {
                 counts.0 += 1;
                 *self
                     .activity_by
-                    .entry((basis, fact.action.clone(), app.clone(), minute))
+                    .entry((basis, action, app, minute))
                     .or_default() += 1;
             }
         }
-        if let Some(app) = &fact.app {
-            let instance = fact.instance.clone().unwrap_or_default();
+        if fact.app.is_some() {
+            let instance = self
+                .names
+                .number(fact.instance.as_deref().unwrap_or_default());
             *self
                 .producer_minutes
-                .entry((app.clone(), instance.clone(), minute_of(fact.at)))
+                .entry((app, instance, minute_of(fact.at)))
                 .or_default() += 1;
             if let Some(source_seq) = fact.source_seq {
-                self.sequences
-                    .push((app.clone(), instance, source_seq, fact.at));
+                self.sequences.push((app, instance, source_seq, fact.at));
             }
         }
         if let Some(drain) = fact.drain {
             self.drains.push((seq, fact.received, drain));
         }
         if fact.action == SERVER_STARTED || fact.action == SERVER_STOPPED {
-            let instance = fact.instance.unwrap_or_default();
+            let instance = fact.instance.map(Cow::into_owned).unwrap_or_default();
             self.lifecycle.push(LifecycleRow {
                 seq,
                 at: fact.received,
-                action: fact.action,
+                action: fact.action.into_owned(),
                 instance,
                 audit_stdout: fact.audit_stdout,
                 hostname: fact.hostname,
@@ -535,6 +564,7 @@ impl Batch {
                  ON CONFLICT DO UPDATE SET events = events + excluded.events",
             )?;
             for ((basis, action, app, minute), events) in &self.activity_by {
+                let (action, app) = (self.names.name(*action), self.names.name(*app));
                 stmt.execute(params![tenant, basis, action, app, minute, events])?;
             }
             let mut stmt = tx.prepare_cached(
@@ -542,6 +572,7 @@ impl Batch {
                  ON CONFLICT DO UPDATE SET events = events + excluded.events",
             )?;
             for ((app, instance, minute), events) in &self.producer_minutes {
+                let (app, instance) = (self.names.name(*app), self.names.name(*instance));
                 stmt.execute(params![tenant, app, instance, minute, events])?;
             }
             let mut stmt = tx.prepare_cached(
@@ -574,16 +605,18 @@ impl Batch {
                 ])?;
             }
         }
-        let mut states: HashMap<(String, String), Option<SeqState>> = HashMap::new();
+        let names = &self.names;
+        let mut states: HashMap<(u32, u32), Option<SeqState>> = HashMap::new();
         let (mut missing_found, mut ranges_found) = (0, 0);
-        for (app, instance, number, at) in self.sequences {
-            let key = (app, instance);
-            if !states.contains_key(&key) {
-                let loaded = load_state(tx, tenant, &key.0, &key.1)?;
-                states.insert(key.clone(), loaded);
-            }
-            let state = states.get_mut(&key).expect("loaded above");
-            let found = follow_sequence(tx, tenant, &key, state, number, at)?;
+        for &(app, instance, number, at) in &self.sequences {
+            let key = (names.name(app), names.name(instance));
+            let state = match states.entry((app, instance)) {
+                std::collections::hash_map::Entry::Occupied(state) => state.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(load_state(tx, tenant, key.0, key.1)?)
+                }
+            };
+            let found = follow_sequence(tx, tenant, key, state, number, at)?;
             missing_found += found;
             ranges_found += u64::from(found > 0);
         }
@@ -594,6 +627,7 @@ impl Batch {
                  duplicates = excluded.duplicates, restarts = excluded.restarts",
         )?;
         for ((app, instance), state) in states {
+            let (app, instance) = (names.name(app), names.name(instance));
             if let Some(s) = state {
                 stmt.execute(params![
                     tenant,
@@ -649,7 +683,7 @@ fn load_state(
 fn follow_sequence(
     tx: &Transaction<'_>,
     tenant: &str,
-    (app, instance): &(String, String),
+    (app, instance): (&str, &str),
     state: &mut Option<SeqState>,
     number: u64,
     at: i64,

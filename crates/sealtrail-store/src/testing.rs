@@ -295,3 +295,45 @@ macro_rules! store_suite {
         }
     };
 }
+
+/// `count` committed entries shaped like the clinic's, as the benchmarks of the followers read
+/// them: about 600 bytes each, one action in three a login and the rest record reads, one
+/// outcome in ten a failure, 500 users, 2,000 patients, 50 addresses, and 8 producer
+/// instances each counting its own `source.seq`; ten entries a millisecond.
+pub fn clinic_entries(count: u64) -> Vec<Vec<u8>> {
+    use sealtrail_core::canonical::{ServerFields, canonical_entry};
+    use sealtrail_core::event::Event;
+    use sealtrail_core::{Hash, Timestamp};
+    (0..count)
+        .map(|i| {
+            let (action, activity) = if i % 3 == 0 {
+                ("auth.login", "login")
+            } else {
+                ("patient.record.read", "read")
+            };
+            let outcome = if i % 10 == 0 { "failure" } else { "success" };
+            let json = format!(
+                r#"{{"occurred_at":"2026-11-23T10:15:02.123Z","action":"{action}","activity":"{activity}",
+                "outcome":"{outcome}","actor":{{"id":"u-{actor}","type":"user","name":"Dr. Lee"}},
+                "targets":[{{"type":"patient","id":"p-{patient}"}}],
+                "context":{{"ip":"10.1.{net}.3","user_agent":"ehr-web/4.2","request_id":"req-{i}"}},
+                "source":{{"app":"ehr-web","instance":"pod-{pod}","seq":{source_seq}}},
+                "details":{{"fields":["name","dob"],"reason":"treatment"}}}}"#,
+                actor = i % 500,
+                patient = i % 2000,
+                net = i % 50,
+                pod = i % 8,
+                source_seq = i / 8,
+            );
+            let event = Event::parse(json.as_bytes()).expect("a valid event");
+            let server = ServerFields {
+                id: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + u128::from(i)),
+                seq: i,
+                received_at: Timestamp::from_unix_micros(1_795_000_000_000_000 + 100 * i as i64)
+                    .expect("in range"),
+                prev_hash: Hash([7; 32]),
+            };
+            canonical_entry(&event, &server).expect("fits")
+        })
+        .collect()
+}
