@@ -278,6 +278,9 @@ pub struct Figure {
     pub target: Option<Target>,
     /// How it was measured: clients, batch size, duration, events.
     pub note: String,
+    /// The number of events of the log a large-log workload ran on (`--large-events`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_events: Option<u64>,
 }
 
 impl Figure {
@@ -293,6 +296,19 @@ impl Figure {
             baseline: None,
             target: workload.target(),
             note: String::new(),
+            log_events: None,
+        }
+    }
+
+    /// The row's title: the workload's, naming the size of the log it ran on where that is
+    /// not the brief's 10 M.
+    pub fn title(&self) -> String {
+        let title = self.workload.title();
+        match self.log_events {
+            Some(events) if events != large::TARGET_EVENTS => {
+                title.replace("10 M", &large::size_text(events))
+            }
+            _ => title.to_string(),
         }
     }
 

@@ -257,7 +257,7 @@ pub fn summary_rows(medians: &[Figure]) -> Vec<Vec<String>> {
     ];
     for figure in medians {
         rows.push(vec![
-            figure.workload.title().to_string(),
+            figure.title(),
             figure.store.name().to_string(),
             match figure.workload {
                 Workload::IndexLag => format!("{} max", value_text(figure.value, figure.unit)),
@@ -301,7 +301,7 @@ pub fn limit_fraction_rows(limit: &Limit, medians: &[Figure]) -> Vec<Vec<String>
     ];
     for (figure, of) in fractions(limit, medians) {
         rows.push(vec![
-            figure.workload.title().to_string(),
+            figure.title(),
             figure.store.name().to_string(),
             value_text(figure.value, figure.unit),
             value_text(of.limit, Unit::EventsPerSecond),
@@ -565,6 +565,46 @@ mod tests {
         assert!(medians[0].note.starts_with("median of 3 rounds"));
         assert_eq!(medians[1].value, 200.0);
         assert_eq!(medians[1].baseline, None);
+    }
+
+    /// A large-log row names the size of the log it ran on, not the brief's 10 M, and only
+    /// those rows do.
+    #[test]
+    fn large_log_rows_name_the_size_of_their_log() {
+        let at = |workload: Workload, events: Option<u64>| {
+            let mut f = figure(workload, 10.0, None);
+            f.log_events = events;
+            summary_rows(&[f])[1][0].clone()
+        };
+        let search = Workload::SearchFirstPage;
+        assert_eq!(
+            at(search, Some(30_000_000)),
+            "filtered search, first page, 30 M"
+        );
+        assert_eq!(
+            at(search, Some(2_500_000)),
+            "filtered search, first page, 2.5 M"
+        );
+        assert_eq!(
+            at(search, Some(20_000)),
+            "filtered search, first page, 20,000"
+        );
+        assert_eq!(
+            at(search, Some(10_000_000)),
+            "filtered search, first page, 10 M"
+        );
+        assert_eq!(at(search, None), "filtered search, first page, 10 M");
+        let mut build = Figure::new(
+            Workload::LargeBuild,
+            StoreKind::Embedded,
+            1.0,
+            Unit::EventsPerSecond,
+        );
+        build.log_events = Some(30_000_000);
+        assert_eq!(build.title(), "build of the 30 M-event log");
+        let mut batch = figure(Workload::Batch, 1.0, None);
+        batch.log_events = Some(30_000_000);
+        assert_eq!(batch.title(), "batched ingest over HTTP, durable");
     }
 
     #[test]
