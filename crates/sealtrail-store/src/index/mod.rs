@@ -105,10 +105,15 @@
 //!   page (see [`search`]). Event times need not follow seq order (producers send
 //!   `occurred_at`, late or early), so the time index is kept per block of
 //!   2^[`IndexLayout::block_bits`] seqs, `(key >> block_bits, at)`: a time range is walked
-//!   block by block in page order, in one statement, each block's matches sorted by key (at
-//!   most a block's worth), and the walk stops at the block that completes the page. It drives
-//!   unless another filter matches fewer than [`IndexLayout::selective_filter`] events; then
-//!   that filter drives and time is checked per row.
+//!   block by block in page order, each block's matches sorted by key (at most a block's
+//!   worth), and the walk stops at the block that completes the page. Only blocks that can
+//!   hold a match are walked: `block_times` keeps, per block, at most [`BLOCK_SPANS`] intervals
+//!   that hold the time of each of its events (several, because one block mixes producers'
+//!   `occurred_at` with the server's time for producers that send none, and late events), and
+//!   the walk visits only the blocks with an interval that meets the range, so a narrow window
+//!   costs a look-up of those intervals rather than a seek in every block of the log. It
+//!   drives unless another filter matches fewer than [`IndexLayout::selective_filter`] events;
+//!   then that filter drives and time is checked per row.
 //! - **Names with the outcome.** Each name column (action, activity, actor, ip, source) is
 //!   indexed together with the outcome, `(name, outcome)`, so that a name *and* an outcome —
 //!   `ip=…&outcome=failure`, the question after a suspicious login — is one index range, even
@@ -166,7 +171,7 @@ pub use search::{Order, PROGRESS_STEPS, Search, search, text_query};
 
 /// The schema version of the index in the production layout ([`IndexLayout::default`]),
 /// stored as `PRAGMA user_version`. An index of any other version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Bits of the key that hold the seq.
 const SEQ_BITS: u32 = 44;
@@ -266,6 +271,17 @@ CREATE TABLE targets (
 
 -- The text of the values in details, rowid = key. Contentless: only the terms are kept.
 CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
+
+-- When the events of each time block happened: at most BLOCK_SPANS intervals [lo, hi] of
+-- event times per block (block = key >> BLOCK_BITS, as in `events_by_block`) that hold the
+-- time of every row of the block, loaded or searchable. A time range is walked only over the
+-- blocks with an interval that meets it (see "Time by block").
+CREATE TABLE block_times (
+    block INTEGER NOT NULL,
+    lo    INTEGER NOT NULL,
+    hi    INTEGER NOT NULL,
+    PRIMARY KEY (block, lo)
+) WITHOUT ROWID;
 
 -- A tenant being loaded in bulk (see "Catching up in bulk"): entries with seq < next_seq are
 -- read into the load tables but not searchable yet.
@@ -1199,7 +1215,86 @@ fn write_rows(
             texts.execute(params![key, row.text])?;
         }
     }
+    write_block_times(tx, layout, number, rows)
+}
+
+/// The most intervals of event times [`block_times`](schema) keeps per time block. Events of
+/// one block mostly happened close together, but producers that send no `occurred_at` (the
+/// server's time then counts) or send their events late make a block's times several
+/// clusters; a few intervals keep each cluster apart instead of one interval spanning them all.
+pub(crate) const BLOCK_SPANS: usize = 4;
+
+/// Adds the event times of `rows` to the intervals of their blocks in `block_times`: each
+/// block's stored intervals and the new times are merged into at most [`BLOCK_SPANS`]
+/// intervals (closing the smallest gaps first), which replace the block's rows.
+fn write_block_times(
+    tx: &Transaction<'_>,
+    layout: IndexLayout,
+    number: i64,
+    rows: &[Row],
+) -> Result<(), IndexError> {
+    let mut read =
+        tx.prepare_cached("SELECT lo, hi FROM block_times WHERE block = ?1 ORDER BY lo")?;
+    let mut clear = tx.prepare_cached("DELETE FROM block_times WHERE block = ?1")?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO block_times (block, lo, hi) VALUES (?1, ?2, ?3)")?;
+    let block_of = |row: &Row| key(number, row.seq) >> layout.block_bits;
+    let mut rest = rows;
+    while let Some(first) = rest.first() {
+        // Rows are in seq order, so a block's rows are consecutive.
+        let block = block_of(first);
+        let end = rest.partition_point(|row| block_of(row) == block);
+        let (these, after) = rest.split_at(end);
+        rest = after;
+        let stored: Vec<(i64, i64)> = read
+            .query_map(params![block], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut spans = stored.clone();
+        spans.extend(these.iter().map(|row| (row.at, row.at)));
+        let spans = time_spans(spans, BLOCK_SPANS);
+        if spans != stored {
+            clear.execute(params![block])?;
+            for (lo, hi) in &spans {
+                insert.execute(params![block, lo, hi])?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// `spans` as at most `most` disjoint intervals, in order, that cover every one of them:
+/// overlapping intervals are joined, and then only the `most - 1` widest gaps between them
+/// are kept open (the rest are closed, smallest first in effect).
+pub(crate) fn time_spans(mut spans: Vec<(i64, i64)>, most: usize) -> Vec<(i64, i64)> {
+    spans.sort_unstable();
+    let mut joined: Vec<(i64, i64)> = Vec::with_capacity(spans.len().min(1024));
+    for (lo, hi) in spans {
+        match joined.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => joined.push((lo, hi)),
+        }
+    }
+    let most = most.max(1);
+    if joined.len() <= most {
+        return joined;
+    }
+    // Gaps between neighbours, widest first; the first `most - 1` stay open.
+    let mut gaps: Vec<(i64, usize)> = (1..joined.len())
+        .map(|i| (joined[i].0.saturating_sub(joined[i - 1].1), i))
+        .collect();
+    gaps.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut open: Vec<usize> = gaps[..most - 1].iter().map(|&(_, i)| i).collect();
+    open.sort_unstable();
+    open.push(joined.len());
+    let mut start = 0;
+    open.into_iter()
+        .map(|end| {
+            // Disjoint and sorted: the last interval before a gap ends last.
+            let span = (joined[start].0, joined[end - 1].1);
+            start = end;
+            span
+        })
+        .collect()
 }
 
 #[cfg(test)]

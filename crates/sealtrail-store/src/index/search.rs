@@ -183,9 +183,11 @@ impl Sql {
 ///    is `(key >> block_bits, at)`, walked one block of 2^[`IndexLayout::block_bits`] seqs at a
 ///    time in page order. Within a block the range is one index range, sorted by key (at most one block's
 ///    rows); blocks are disjoint key ranges, so the pages of successive blocks follow each
-///    other, and the walk stops at the block that completes the page. A block with nothing
-///    in the range costs one index seek. Event times need not follow seq order: a block is
-///    skipped only when none of its events is in the range;
+///    other, and the walk stops at the block that completes the page. Event times need not
+///    follow seq order, so the blocks walked are those with an interval of event times in
+///    `block_times` that meets the range ([`walk_time_blocks`]); a block whose events cannot
+///    be in the range is not visited, and one that is visited but holds nothing in the range
+///    costs one index seek;
 /// 2. `target_id` (ids are selective): the targets table, keyed `(block, id, key, type)`,
 ///    walked block by block like a time range;
 /// 3. `q`: the FTS5 doclists, in rowid (= key) order;
@@ -215,7 +217,9 @@ pub(super) fn execute(
     driver: Driver,
 ) -> Result<Vec<u64>, IndexError> {
     let sql = search_sql(search, range, driver, layout);
-    if by_block(search, driver) {
+    if driver == Driver::Blocks {
+        walk_time_blocks(conn, layout.block_bits, search, range, sql)
+    } else if by_block(search, driver) {
         walk_blocks(conn, walk_bits(layout, driver), search, range, sql)
     } else {
         run(conn, &sql)
@@ -395,9 +399,9 @@ fn run(conn: &Connection, sql: &Sql) -> Result<Vec<u64>, IndexError> {
     Ok(seqs)
 }
 
-/// Runs a search that walks blocks ([`by_block`]): `sql` walks the blocks from its first
-/// parameter to its third, stepping by its second, over the blocks of the keys in `range` in
-/// the search's order, until the page is full.
+/// Runs a search that walks blocks ([`by_block`]) other than by time: `sql` walks the blocks
+/// from its first parameter to its third, stepping by its second, over the blocks of the keys
+/// in `range` in the search's order, until the page is full.
 fn walk_blocks(
     conn: &Connection,
     block_bits: u32,
@@ -412,9 +416,76 @@ fn walk_blocks(
     if !set_block_walk(conn, block_bits, search.order, (lo, hi), &mut sql)? {
         return Ok(seqs);
     }
-    // Rows come block by block in page order, each block's in its index's order: each block is
-    // sorted into page order once it is complete, and the walk stops at the block that fills
-    // the page. A block with nothing in the range costs one index seek inside SQLite.
+    read_blocks(conn, &sql, block_bits, search, &mut seqs)?;
+    Ok(seqs)
+}
+
+/// Time blocks whose event times [`walk_time_blocks`] looks up at a time.
+const TIME_BLOCKS_AT_ONCE: i64 = 64;
+
+/// Runs a search driven by a time range ([`Driver::Blocks`]): `sql` walks the time blocks
+/// listed (as a JSON array) in its first parameter. The blocks are those of the keys in
+/// `range` with an interval of event times in `block_times` that meets the range, looked up
+/// [`TIME_BLOCKS_AT_ONCE`] at a time in page order and walked until the page is full. A block
+/// none of whose events can be in the range is not visited at all.
+fn walk_time_blocks(
+    conn: &Connection,
+    block_bits: u32,
+    search: &Search,
+    (lo, hi): (i64, i64),
+    mut sql: Sql,
+) -> Result<Vec<u64>, IndexError> {
+    let mut seqs = Vec::new();
+    if search.limit == 0 {
+        return Ok(seqs);
+    }
+    // `from` inclusive, `to` exclusive, as on the rows.
+    let from = search.from.map_or(i64::MIN, |t| t.unix_micros());
+    let to = search.to.map_or(i64::MAX, |t| t.unix_micros());
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT DISTINCT block FROM block_times
+         WHERE block >= ?1 AND block <= ?2 AND hi >= ?3 AND lo < ?4
+         ORDER BY block {} LIMIT ?5",
+        search.order.sql()
+    ))?;
+    let (mut first, mut last) = (lo >> block_bits, hi >> block_bits);
+    while first <= last {
+        let blocks: Vec<i64> = stmt
+            .query_map(params![first, last, from, to, TIME_BLOCKS_AT_ONCE], |row| {
+                row.get(0)
+            })?
+            .collect::<Result<_, _>>()?;
+        let (Some(&end), Ok(count)) = (blocks.last(), i64::try_from(blocks.len())) else {
+            break;
+        };
+        let list = blocks
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        sql.params[0] = SqlValue::Text(format!("[{list}]"));
+        if read_blocks(conn, &sql, block_bits, search, &mut seqs)? || count < TIME_BLOCKS_AT_ONCE {
+            break;
+        }
+        match search.order {
+            Order::Asc => first = end + 1,
+            Order::Desc => last = end - 1,
+        }
+    }
+    Ok(seqs)
+}
+
+/// Reads the keys `sql` yields, which come block by block in page order, each block's in its
+/// index's order: each block is sorted into page order once it is complete, and the reading
+/// stops at the block that fills the page (a block with nothing in the range costs one index
+/// seek inside SQLite). Appends their seqs to `seqs`; `true` when the page is full.
+fn read_blocks(
+    conn: &Connection,
+    sql: &Sql,
+    block_bits: u32,
+    search: &Search,
+    seqs: &mut Vec<u64>,
+) -> Result<bool, IndexError> {
     let mut stmt = conn.prepare_cached(&sql.text)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
     let mut block: Vec<i64> = Vec::new();
@@ -439,15 +510,15 @@ fn walk_blocks(
             .first()
             .is_some_and(|b| b >> block_bits != key >> block_bits)
         {
-            take(&mut block, &mut seqs);
+            take(&mut block, seqs);
             if seqs.len() >= search.limit {
-                return Ok(seqs);
+                return Ok(true);
             }
         }
         block.push(key);
     }
-    take(&mut block, &mut seqs);
-    Ok(seqs)
+    take(&mut block, seqs);
+    Ok(seqs.len() >= search.limit)
 }
 
 /// The SQL of a search driven by `driver`; see [`search`]. For [`Driver::Blocks`], the walk
@@ -561,9 +632,13 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, layout: Ind
     let in_name_block = format!("(e.key >> {name_bits}) = b.n");
     let mut sql = match driver {
         Driver::Blocks => {
-            let mut sql = walk(
-                "SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY events_by_block WHERE 1",
-            );
+            // The blocks to walk, in page order, as a JSON array: `walk_time_blocks` sets it.
+            let mut sql = Sql {
+                text: "WITH b(n) AS (SELECT value FROM json_each(?)) \
+                       SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY events_by_block WHERE 1"
+                    .to_string(),
+                params: vec![SqlValue::Text("[]".to_string())],
+            };
             sql.and(&in_block, []);
             if let Some(from) = from {
                 sql.and("e.at >= ?", [SqlValue::Integer(from)]);

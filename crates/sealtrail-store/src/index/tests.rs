@@ -92,6 +92,11 @@ const SMALL: IndexLayout = IndexLayout {
 /// The first `count` entries of a log as the write path makes them: canonical entries of
 /// [`event`] with consecutive seqs, chained by `prev_hash`, received a millisecond apart.
 fn log_entries(count: u64) -> Vec<(u64, Vec<u8>)> {
+    log_entries_of(count, event)
+}
+
+/// [`log_entries`] of the events `event` makes.
+fn log_entries_of(count: u64, event: impl Fn(u64) -> Value) -> Vec<(u64, Vec<u8>)> {
     let start = Timestamp::parse("2026-01-02T03:04:05Z")
         .unwrap()
         .unix_micros();
@@ -440,6 +445,162 @@ fn every_plan_finds_what_a_scan_finds(f: Fixture) {
     assert!(!brute_force(&f.entries, &all()).is_empty());
 }
 
+/// `time_spans` covers every time with at most the intervals it is given, in order and
+/// disjoint, keeping the widest gaps open: clusters stay apart while there are few enough.
+#[test]
+fn time_spans_cover_every_time_with_at_most_so_many_intervals() {
+    let points = |ps: &[i64]| ps.iter().map(|&p| (p, p)).collect::<Vec<_>>();
+    assert_eq!(
+        time_spans(points(&[1000, 0, 101, 2, 1, 100, 5000]), 3),
+        [(0, 101), (1000, 1000), (5000, 5000)]
+    );
+    assert_eq!(time_spans(points(&[7, 7, 7]), 4), [(7, 7)]);
+    assert_eq!(
+        time_spans(vec![(0, 10), (5, 20), (30, 40)], 4),
+        [(0, 20), (30, 40)]
+    );
+    assert_eq!(time_spans(points(&[3, 1, 2]), 1), [(1, 3)]);
+    assert_eq!(time_spans(Vec::new(), 4), Vec::<(i64, i64)>::new());
+    // Pseudo-random times, merged with earlier spans as batches are: every time is covered.
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (state >> 33) as i64 % 100_000 - 50_000
+    };
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    let mut all: Vec<i64> = Vec::new();
+    for _ in 0..50 {
+        let batch: Vec<i64> = (0..40).map(|_| next()).collect();
+        all.extend(&batch);
+        spans.extend(points(&batch));
+        spans = time_spans(spans, BLOCK_SPANS);
+        assert!(spans.len() <= BLOCK_SPANS);
+        assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "{spans:?}");
+        assert!(spans.iter().all(|(lo, hi)| lo <= hi));
+        for t in &all {
+            assert!(
+                spans.iter().any(|(lo, hi)| lo <= t && t <= hi),
+                "{t} {spans:?}"
+            );
+        }
+    }
+}
+
+/// A time range walks only the time blocks with an event time that can be in it, and finds
+/// what a scan of the log finds: events a minute apart, a third without `occurred_at` (the
+/// server's time, years later, counts), some sent days late, indexed in batches that end
+/// inside blocks. A row whose time is changed behind the index's back, into a block whose
+/// times miss the range, is then not found: that block is not visited.
+#[test]
+fn a_time_range_walks_only_the_blocks_its_events_can_be_in() {
+    let start = Timestamp::parse("2021-03-04T00:00:00Z")
+        .unwrap()
+        .unix_micros();
+    let text = |micros: i64| Timestamp::from_unix_micros(micros).unwrap().to_string();
+    let event_at = |seq: u64| {
+        let mut event = event(seq);
+        let object = event.as_object_mut().unwrap();
+        match seq % 3 {
+            0 => drop(object.remove("occurred_at")),
+            _ if seq % 47 == 5 => {
+                object.insert(
+                    "occurred_at".into(),
+                    text(start - 3 * 86_400_000_000).into(),
+                );
+            }
+            _ => {
+                object.insert(
+                    "occurred_at".into(),
+                    text(start + seq as i64 * 60_000_000).into(),
+                );
+            }
+        }
+        event
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries_of(EVENTS, event_at);
+    let log = write_log(dir.path(), "acme", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
+    for batch in entries.chunks(37) {
+        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
+    }
+    let number = db.mark("acme").unwrap().number;
+    let readers = db.readers();
+    let reader = readers.reader().unwrap();
+    let minute = |m: i64| Some(Timestamp::from_unix_micros(start + m * 60_000_000).unwrap());
+    let windows = [
+        (minute(10), minute(12)),
+        (minute(100), minute(140)),
+        (minute(395), minute(400)),
+        (minute(-3 * 1440), minute(-3 * 1440 + 1)),
+        (
+            time("2026-01-02T03:04:05.100Z"),
+            time("2026-01-02T03:04:05.120Z"),
+        ),
+        (minute(390), None),
+        (None, minute(5)),
+        (minute(1000), minute(2000)),
+    ];
+    let check = |search: &Search| -> Vec<u64> {
+        let want = brute_force(&entries, search);
+        let range = key_range(number, search).unwrap();
+        let got = execute(reader.conn(), SMALL, search, range, Driver::Blocks).unwrap();
+        assert_eq!(got, want, "{search:?}");
+        let mut paged: Vec<u64> = Vec::new();
+        let mut page = Search {
+            limit: 3,
+            ..search.clone()
+        };
+        while let Some(range) = key_range(number, &page) {
+            let seqs = execute(reader.conn(), SMALL, &page, range, Driver::Blocks).unwrap();
+            paged.extend(&seqs);
+            match seqs.last() {
+                Some(&last) if seqs.len() == 3 => page.after = Some(last),
+                _ => break,
+            }
+        }
+        assert_eq!(paged, want, "paged {search:?}");
+        want
+    };
+    for (from, to) in windows {
+        for order in [Order::Asc, Order::Desc] {
+            check(&Search {
+                from,
+                to,
+                order,
+                ..all()
+            });
+        }
+    }
+    // Minutes 10 and 11 are seqs 10 and 11; seq 301 happened at minute 301, in block 18
+    // (seqs 288-303), whose times are minutes 289-303 and the server's.
+    let window = Search {
+        from: minute(10),
+        to: minute(12),
+        ..all()
+    };
+    assert_eq!(check(&window), [10, 11]);
+    db.conn
+        .execute(
+            "UPDATE events SET at = ?2 WHERE key = ?1",
+            params![key(number, 301), start + 11 * 60_000_000],
+        )
+        .unwrap();
+    let range = key_range(number, &window).unwrap();
+    let got = execute(reader.conn(), SMALL, &window, range, Driver::Blocks).unwrap();
+    assert_eq!(got, [10, 11], "block 18 was visited");
+    // In a block that the range meets, the same change is found.
+    db.conn
+        .execute(
+            "UPDATE events SET at = ?2 WHERE key = ?1",
+            params![key(number, 13), start + 11 * 60_000_000],
+        )
+        .unwrap();
+    let got = execute(reader.conn(), SMALL, &window, range, Driver::Blocks).unwrap();
+    assert_eq!(got, [10, 11, 13]);
+}
+
 /// A time range drives unless another filter is selective; the fixture's blocks are small
 /// enough that time ranges span many of them.
 #[test]
@@ -697,20 +858,21 @@ fn a_search_over_its_time_limit_is_interrupted() {
     );
 }
 
-/// The service's layout is schema version 5 (version 4 kept actors, addresses and target ids
+/// The service's layout is schema version 6 (version 5 had no event times per block, so a
+/// time range visited every block; version 4 kept actors, addresses and target ids
 /// in one b-tree each rather than by block; version 3 had no load tables for catching up in
 /// bulk, version 2 kept outcomes as names and indexed each name alone; such an index is
 /// rebuilt); another block size is a schema of its own
 /// and is rebuilt rather than misread.
 #[test]
-fn the_production_layout_is_schema_version_5() {
-    assert_eq!(SCHEMA_VERSION, 5);
+fn the_production_layout_is_schema_version_6() {
+    assert_eq!(SCHEMA_VERSION, 6);
     assert_eq!(IndexLayout::default(), IndexLayout::PRODUCTION);
     assert_eq!(IndexLayout::default().block_bits, 13);
     assert_eq!(IndexLayout::default().name_block_bits, 16);
     assert_eq!(IndexLayout::default().selective_filter, 4096);
-    assert_eq!(IndexLayout::default().schema_version(), 5);
-    assert_ne!(SMALL.schema_version(), 5);
+    assert_eq!(IndexLayout::default().schema_version(), 6);
+    assert_ne!(SMALL.schema_version(), 6);
 
     let dir = tempfile::tempdir().unwrap();
     let log = write_log(dir.path(), "acme", &[]);
@@ -720,7 +882,7 @@ fn the_production_layout_is_schema_version_5() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let sql = |name: &str| -> String {
         conn.query_row(
             "SELECT sql FROM sqlite_schema WHERE name = ?1",
@@ -742,6 +904,8 @@ fn the_production_layout_is_schema_version_5() {
         targets.contains("PRIMARY KEY (block, id, key, type)"),
         "{targets}"
     );
+    let times = sql("block_times");
+    assert!(times.contains("PRIMARY KEY (block, lo)"), "{times}");
 }
 
 /// An index is kept across opens while it matches the log, and rebuilt from nothing when
