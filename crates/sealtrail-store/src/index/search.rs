@@ -521,8 +521,10 @@ fn read_blocks(
     Ok(seqs.len() >= search.limit)
 }
 
-/// The SQL of a search driven by `driver`; see [`search`]. For [`Driver::Blocks`], the walk
-/// over blocks, whose first three parameters [`walk_blocks`] sets.
+/// The SQL of a search driven by `driver`; see [`search`]. A search that walks blocks walks,
+/// for [`Driver::Blocks`], the time blocks listed in its first parameter, which
+/// [`walk_time_blocks`] sets; otherwise the blocks from its first parameter to its third, which
+/// [`walk_blocks`] sets.
 pub(super) fn search_sql(
     search: &Search,
     range: (i64, i64),
