@@ -107,7 +107,7 @@
 //!   2^[`IndexLayout::block_bits`] seqs, `(key >> block_bits, at)`: a time range is walked
 //!   block by block in page order, each block's matches sorted by key (at most a block's
 //!   worth), and the walk stops at the block that completes the page. Only blocks that can
-//!   hold a match are walked: `block_times` keeps, per block, at most [`BLOCK_SPANS`] intervals
+//!   hold a match are walked: `block_times` keeps, per block, at most four (`BLOCK_SPANS`) intervals
 //!   that hold the time of each of its events (several, because one block mixes producers'
 //!   `occurred_at` with the server's time for producers that send none, and late events), and
 //!   the walk visits only the blocks with an interval that meets the range, so a narrow window
@@ -275,7 +275,7 @@ CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
 -- When the events of each time block happened: at most BLOCK_SPANS intervals [lo, hi] of
 -- event times per block (block = key >> BLOCK_BITS, as in `events_by_block`) that hold the
 -- time of every row of the block, loaded or searchable. A time range is walked only over the
--- blocks with an interval that meets it (see "Time by block").
+-- blocks with an interval that meets it (see "Plans" in the module docs).
 CREATE TABLE block_times (
     block INTEGER NOT NULL,
     lo    INTEGER NOT NULL,
@@ -1218,7 +1218,7 @@ fn write_rows(
     write_block_times(tx, layout, number, rows)
 }
 
-/// The most intervals of event times [`block_times`](schema) keeps per time block. Events of
+/// The most intervals of event times `block_times` keeps per time block. Events of
 /// one block mostly happened close together, but producers that send no `occurred_at` (the
 /// server's time then counts) or send their events late make a block's times several
 /// clusters; a few intervals keep each cluster apart instead of one interval spanning them all.

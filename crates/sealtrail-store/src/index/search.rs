@@ -185,7 +185,7 @@ impl Sql {
 ///    rows); blocks are disjoint key ranges, so the pages of successive blocks follow each
 ///    other, and the walk stops at the block that completes the page. Event times need not
 ///    follow seq order, so the blocks walked are those with an interval of event times in
-///    `block_times` that meets the range ([`walk_time_blocks`]); a block whose events cannot
+///    `block_times` that meets the range (`walk_time_blocks`); a block whose events cannot
 ///    be in the range is not visited, and one that is visited but holds nothing in the range
 ///    costs one index seek;
 /// 2. `target_id` (ids are selective): the targets table, keyed `(block, id, key, type)`,
