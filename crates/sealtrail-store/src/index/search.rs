@@ -208,7 +208,8 @@ pub fn search(reader: &IndexReader, tenant: i64, search: &Search) -> Result<Vec<
     reader.search(tenant, search)
 }
 
-/// Runs the search with the given driver (every driver gives the same answer).
+/// Runs the search with the given driver (every driver gives the same answer; a page of no
+/// seqs reads nothing).
 pub(super) fn execute(
     conn: &Connection,
     layout: IndexLayout,
@@ -216,6 +217,9 @@ pub(super) fn execute(
     range: (i64, i64),
     driver: Driver,
 ) -> Result<Vec<u64>, IndexError> {
+    if search.limit == 0 {
+        return Ok(Vec::new());
+    }
     let sql = search_sql(search, range, driver, layout);
     if driver == Driver::Blocks {
         walk_time_blocks(conn, layout.block_bits, search, range, sql)
@@ -410,9 +414,6 @@ fn walk_blocks(
     mut sql: Sql,
 ) -> Result<Vec<u64>, IndexError> {
     let mut seqs = Vec::new();
-    if search.limit == 0 {
-        return Ok(seqs);
-    }
     if !set_block_walk(conn, block_bits, search.order, (lo, hi), &mut sql)? {
         return Ok(seqs);
     }
@@ -436,9 +437,6 @@ fn walk_time_blocks(
     mut sql: Sql,
 ) -> Result<Vec<u64>, IndexError> {
     let mut seqs = Vec::new();
-    if search.limit == 0 {
-        return Ok(seqs);
-    }
     // `from` inclusive, `to` exclusive, as on the rows.
     let from = search.from.map_or(i64::MIN, |t| t.unix_micros());
     let to = search.to.map_or(i64::MAX, |t| t.unix_micros());
