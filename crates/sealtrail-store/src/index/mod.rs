@@ -57,7 +57,11 @@
 //! tenant's loaded rows into `events` and `targets` in key order and moves the watermark to
 //! the end of the load; when the load brings at least as many rows as the index held, the
 //! secondary indexes are dropped first and created again afterwards, each by one sorted pass
-//! (SQLite sorts the keys, then writes the b-tree in order). The rest is indexed batch by batch.
+//! (SQLite sorts the keys, on helper threads, then writes the b-tree in order). When no other
+//! tenant is loading, `events`' rows are copied into `load_events` and that table becomes
+//! `events` ([`Move`]), so a rebuild after a restore copies the few rows of the system log,
+//! not millions. While loading, each chunk read from the log is parsed on a helper thread as
+//! the rows of the chunk before are written. The rest is indexed batch by batch.
 //!
 //! Searches read `events` and `targets` only, so during a load they find exactly what was
 //! searchable before it — as they do whenever the index is behind — and the watermark readers
@@ -304,8 +308,11 @@ CREATE TABLE load_targets (
     )
 }
 
+/// The columns of `events` and `load_events`, in order.
+const EVENT_COLUMNS: &str = "key, tenant, at, action, activity, outcome, actor, ip, source";
+
 /// The load table of `events`: the same columns, so that it can become `events` itself
-/// ([`Move::Rename`]).
+/// ([`Move::Swap`]).
 const LOAD_EVENTS_TABLE: &str = "CREATE TABLE load_events (
     key      INTEGER PRIMARY KEY,
     tenant   INTEGER NOT NULL,
@@ -585,22 +592,37 @@ impl IndexDb {
         let mut cursor = last_seq + 1;
         let mut read = entries.len();
         let mut caught_up = false;
-        while read < self.bulk.per_transaction {
-            let more = log.entries(tenant, cursor, MAX_INDEXED_SEQ + 1, self.bulk.read)?;
-            let Some(last) = more.last().map(|(seq, _)| *seq) else {
-                caught_up = true;
-                break;
-            };
-            let rows = parse_rows(tenant, &more);
-            write_rows(&tx, self.layout, number, &rows, Tables::Load)?;
-            last_id = batch_last_id(&rows, last, log, tenant)?;
-            cursor = last + 1;
-            read += more.len();
-            if more.len() < self.bulk.read {
-                caught_up = true;
-                break;
+        // Each chunk read from the log is parsed on a helper thread while the rows of the one
+        // before are written, so that a load keeps two cores busy. Chunks are written in the
+        // order read.
+        let (layout, bulk) = (self.layout, self.bulk);
+        std::thread::scope(|scope| -> Result<(), IndexError> {
+            let mut parsing = None;
+            loop {
+                let mut next = None;
+                if !caught_up && read < bulk.per_transaction {
+                    let more = log.entries(tenant, cursor, MAX_INDEXED_SEQ + 1, bulk.read)?;
+                    match more.last().map(|(seq, _)| *seq) {
+                        None => caught_up = true,
+                        Some(last) => {
+                            cursor = last + 1;
+                            read += more.len();
+                            caught_up = more.len() < bulk.read;
+                            next = Some((last, scope.spawn(move || parse_rows(tenant, &more))));
+                        }
+                    }
+                }
+                if let Some((last, parser)) = parsing.take() {
+                    let rows = join_parser(parser);
+                    write_rows(&tx, layout, number, &rows, Tables::Load)?;
+                    last_id = batch_last_id(&rows, last, log, tenant)?;
+                }
+                match next {
+                    Some(chunk) => parsing = Some(chunk),
+                    None => return Ok(()),
+                }
             }
-        }
+        })?;
         let caught_up = caught_up || !far_behind(cursor.saturating_sub(1))?;
         // How many entries a finished load made searchable, and how long moving them took.
         let mut moved = None;
@@ -610,12 +632,12 @@ impl IndexDb {
                 .marks
                 .iter()
                 .any(|(name, m)| name != tenant && m.loading());
-            let how = if existing == 0 && !others_loading {
-                Move::Rename
-            } else if cursor - searchable >= existing {
+            let how = if cursor - searchable < existing {
+                Move::Insert
+            } else if others_loading {
                 Move::Rebuild
             } else {
-                Move::Insert
+                Move::Swap
             };
             let moving = Instant::now();
             move_loaded(&tx, self.layout, number, how)?;
@@ -680,6 +702,13 @@ fn parse_rows(tenant: &str, entries: &[(u64, EntryRow)]) -> Vec<Row> {
         .collect()
 }
 
+/// The rows a [`parse_rows`] thread returns; its panic, if it had one, goes on here.
+fn join_parser(parser: std::thread::ScopedJoinHandle<'_, Vec<Row>>) -> Vec<Row> {
+    parser
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// How [`move_loaded`] moves a load into the searchable tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Move {
@@ -688,9 +717,12 @@ enum Move {
     /// The secondary indexes dropped, the rows moved, the indexes created again in one sorted
     /// pass each.
     Rebuild,
-    /// As `Rebuild`, but `events` is empty and `load_events` holds only this tenant's rows:
-    /// `load_events` becomes `events` without copying a row.
-    Rename,
+    /// As `Rebuild`, but the load tables hold only this tenant's rows (no other tenant is
+    /// loading): the rows `events` holds, no more than the load brings, are copied into
+    /// `load_events`, which then becomes `events`, so the load's own rows are not copied; and
+    /// `load_targets` is emptied whole instead of row by row. On a rebuild after a restore,
+    /// where `events` holds only a few rows of the system log, this halves the move.
+    Swap,
 }
 
 /// Moves a tenant's loaded rows into `events` and `targets`, in key order, which makes them
@@ -708,16 +740,21 @@ fn move_loaded(
         }
     }
     let (lo, hi) = (key(number, 0), key(number, MAX_INDEXED_SEQ));
-    if how == Move::Rename {
+    if how == Move::Swap {
         tx.execute_batch(&format!(
-            "DROP TABLE events; ALTER TABLE load_events RENAME TO events; {}",
-            LOAD_EVENTS_TABLE
+            "INSERT INTO load_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM events;
+             DROP TABLE events; ALTER TABLE load_events RENAME TO events; {LOAD_EVENTS_TABLE}"
         ))?;
     } else {
         tx.execute(
-            "INSERT INTO events (key, tenant, at, action, activity, outcome, actor, ip, source)
-             SELECT key, tenant, at, action, activity, outcome, actor, ip, source FROM load_events
-             WHERE key >= ?1 AND key <= ?2 ORDER BY key",
+            &format!(
+                "INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM load_events
+                 WHERE key >= ?1 AND key <= ?2 ORDER BY key"
+            ),
+            params![lo, hi],
+        )?;
+        tx.execute(
+            "DELETE FROM load_events WHERE key >= ?1 AND key <= ?2",
             params![lo, hi],
         )?;
     }
@@ -730,14 +767,15 @@ fn move_loaded(
         ),
         params![lo, hi],
     )?;
-    tx.execute(
-        "DELETE FROM load_events WHERE key >= ?1 AND key <= ?2",
-        params![lo, hi],
-    )?;
-    tx.execute(
-        "DELETE FROM load_targets WHERE key >= ?1 AND key <= ?2",
-        params![lo, hi],
-    )?;
+    if how == Move::Swap {
+        // Without a WHERE, SQLite frees the table's pages instead of deleting row by row.
+        tx.execute("DELETE FROM load_targets", [])?;
+    } else {
+        tx.execute(
+            "DELETE FROM load_targets WHERE key >= ?1 AND key <= ?2",
+            params![lo, hi],
+        )?;
+    }
     if rebuild {
         tx.execute_batch(&secondary_indexes(layout))?;
     }
@@ -903,7 +941,19 @@ fn configure(conn: Connection) -> Result<Connection, IndexError> {
     // `TMPDIR`, else /var/tmp or /tmp), so a rebuild's memory does not depend on the log's
     // size. Statement journals (each full-text insert needs one) still stay in memory: SQLite
     // writes one to a file only once it passes 64 KiB, which a one-row statement does not.
+    //
+    // Those sorts may use helper threads: SQLite sorts runs on them while the writer goes on
+    // reading rows, and merges on them too. Only large sorts start any (a bulk load's index
+    // creation and its move of `targets`); a batch's inserts never do.
+    conn.pragma_update(None, "threads", sorter_threads())?;
     Ok(conn)
+}
+
+/// Helper threads for the index writer's sorts: one per core beside the writer's, at least one
+/// and at most three.
+fn sorter_threads() -> i64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).clamp(1, 3) as i64
 }
 
 /// Deletes the database file and its WAL and shared-memory files.
@@ -1181,8 +1231,7 @@ fn write_rows(
     // gives any statement that writes several rows and may abort a statement journal: a copy
     // of every page it changes, which cost a third of the indexer's time.
     let mut events = tx.prepare_cached(&format!(
-        "INSERT INTO {events_table} (key, tenant, at, action, activity, outcome, actor, ip, source) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT INTO {events_table} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?;
     // The load table has no block column: it is computed when the rows are moved.
     let mut targets = tx.prepare_cached(match tables {

@@ -1358,3 +1358,87 @@ fn index_rebuild_rate() {
         }
     }
 }
+
+/// Two tenants loading in bulk at once: the first to finish is moved without the other's
+/// loaded rows (the indexes rebuilt around the move), which stay unsearchable until their own
+/// load ends; the last swaps the load table in with the first tenant's rows copied over. Both
+/// then answer every search as an index built batch by batch does.
+#[test]
+fn tenants_loading_at_once_are_each_moved_alone() {
+    let layout = SMALL;
+    let incremental = fixture(layout);
+    let dir = tempfile::tempdir().unwrap();
+    let entries = log_entries(EVENTS);
+    drop(write_log(dir.path(), "acme", &entries));
+    let log = write_log(dir.path(), "globex", &entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, layout, log.as_ref()).unwrap();
+    db.set_bulk_policy(BulkPolicy {
+        behind: 100,
+        per_transaction: 100,
+        read: 30,
+    });
+    let readers = db.readers();
+    let found = |db: &IndexDb, tenant: &str| match db.mark(tenant) {
+        Some(mark) => readers
+            .reader()
+            .unwrap()
+            .search(mark.number, &all())
+            .unwrap(),
+        None => Vec::new(),
+    };
+    let apply = |db: &mut IndexDb, tenant: &str| {
+        let cursor = db.mark(tenant).map_or(0, |m| m.cursor);
+        let batch = &entries[cursor as usize..(cursor as usize + 150).min(entries.len())];
+        db.apply(tenant, &rows(batch), log.as_ref())
+            .unwrap()
+            .unwrap()
+    };
+    // Both start loading; neither is searchable.
+    assert!(apply(&mut db, "acme").loading());
+    assert!(apply(&mut db, "globex").loading());
+    // acme finishes while globex is still loading.
+    while db.mark("acme").unwrap().cursor < EVENTS {
+        apply(&mut db, "acme");
+    }
+    assert!(!db.mark("acme").unwrap().loading());
+    assert!(db.mark("globex").unwrap().loading());
+    assert_eq!(found(&db, "acme"), (0..EVENTS).collect::<Vec<u64>>());
+    assert_eq!(found(&db, "globex"), Vec::<u64>::new());
+    let loaded: i64 = db
+        .conn
+        .query_row("SELECT count(*) FROM load_events", [], |r| r.get(0))
+        .unwrap();
+    assert!(loaded > 0, "globex's loaded rows wait in the load table");
+    while db.mark("globex").unwrap().cursor < EVENTS {
+        apply(&mut db, "globex");
+    }
+    assert_eq!(found(&db, "globex"), (0..EVENTS).collect::<Vec<u64>>());
+    let left: i64 = db
+        .conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM load_events) + (SELECT count(*) FROM load_targets) + (SELECT count(*) FROM loading)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the load tables are emptied");
+    let theirs = incremental.readers.reader().unwrap();
+    let mine = readers.reader().unwrap();
+    for tenant in ["acme", "globex"] {
+        let number = db.mark(tenant).unwrap().number;
+        for base in searches() {
+            for order in [Order::Asc, Order::Desc] {
+                let search = Search {
+                    order,
+                    ..base.clone()
+                };
+                assert_eq!(
+                    super::search(&mine, number, &search).unwrap(),
+                    super::search(&theirs, incremental.number, &search).unwrap(),
+                    "{tenant}: {search:?}"
+                );
+            }
+        }
+    }
+}
