@@ -39,9 +39,15 @@
 //!
 //! An alert names at most the newest [`MAX_ALERT_SEQS`] (256) of the events behind it, the
 //! most an event's `details` array may hold; its `count` is exact whatever it names.
+//!
+//! [`Engine::flush`] runs after every batch the monitor reads, so it must not cost a visit to
+//! every group: each rule keeps its groups in a queue by when their oldest event leaves the
+//! window ([`Due`]), and a flush visits only those whose time has come, in key order, as a
+//! walk over all of them would have met them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 #[cfg(test)]
 use sealtrail_core::canonical::Entry;
@@ -397,15 +403,20 @@ impl Tally {
         self.exact_weight + self.older_weight
     }
 
+    /// The time at which [`Tally::evict`] would first forget something: the oldest bucket's
+    /// last event, else the oldest exact event.
+    fn next_eviction(&self) -> Option<i64> {
+        self.older
+            .front()
+            .map(|b| b.last_at)
+            .or_else(|| self.exact.front().map(|i| i.at))
+    }
+
     fn first_at(&self) -> Option<i64> {
         self.older
             .front()
             .map(|b| b.first_at)
             .or_else(|| self.exact.front().map(|i| i.at))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.older.is_empty()
     }
 
     fn held(&self) -> usize {
@@ -530,19 +541,8 @@ impl Counter {
     /// `received_at` of the oldest event held.
     fn oldest_at(&self) -> Option<i64> {
         match self {
-            Counter::Events(tally) => tally
-                .older
-                .front()
-                .map(|b| b.last_at)
-                .or_else(|| tally.exact.front().map(|i| i.at)),
+            Counter::Events(tally) => tally.next_eviction(),
             Counter::Distinct(distinct) => distinct.values.front().map(|v| v.place.0),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Counter::Events(tally) => tally.is_empty(),
-            Counter::Distinct(distinct) => distinct.values.is_empty(),
         }
     }
 
@@ -655,13 +655,48 @@ fn window_micros(rule: &Rule) -> i64 {
     i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// The keys of one rule's groups by when each may next have something to forget: every group
+/// held has an entry no later than the `received_at` of its oldest event (the oldest bucket's
+/// last, for a counter's older buckets), which only grows while the group lives, since events
+/// come in `received_at` order. Entries of groups removed since are passed over when they come
+/// due.
+#[derive(Default)]
+struct Due {
+    queue: BinaryHeap<Reverse<(i64, String)>>,
+}
+
+impl Due {
+    fn track(&mut self, at: i64, key: &str) {
+        self.queue.push(Reverse((at, key.to_string())));
+    }
+
+    /// The keys with an entry at or before `horizon`, in key order and each once; their
+    /// entries are taken off.
+    fn take(&mut self, horizon: i64) -> Vec<String> {
+        let mut keys = Vec::new();
+        while self
+            .queue
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= horizon)
+        {
+            let Reverse((_, key)) = self.queue.pop().expect("peeked");
+            keys.push(key);
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
 /// The state of every rule over one tenant's log.
 pub struct Engine {
     rules: Vec<Rule>,
-    /// Per rule: its groups by key.
+    /// Per rule: its groups by key, and when each may next lose an event.
     groups: Vec<BTreeMap<String, Group>>,
-    /// Per sequence rule: the preceding events of each group.
+    groups_due: Vec<Due>,
+    /// Per sequence rule: the preceding events of each group, and when each may next lose one.
     preceding: Vec<BTreeMap<String, Tally>>,
+    preceding_due: Vec<Due>,
 }
 
 fn severity_at(rule: &Rule, count: u64) -> Option<Severity> {
@@ -691,7 +726,9 @@ impl Engine {
         Engine {
             rules,
             groups: (0..n).map(|_| BTreeMap::new()).collect(),
+            groups_due: (0..n).map(|_| Due::default()).collect(),
             preceding: (0..n).map(|_| BTreeMap::new()).collect(),
+            preceding_due: (0..n).map(|_| Due::default()).collect(),
         }
     }
 
@@ -717,6 +754,21 @@ impl Engine {
         groups + preceding
     }
 
+    /// How many groups the engine holds (sequence rules' preceding tallies included), and how
+    /// many entries wait in their queues.
+    #[cfg(test)]
+    pub(super) fn groups_held(&self) -> (usize, usize) {
+        let groups = self.groups.iter().map(BTreeMap::len).sum::<usize>()
+            + self.preceding.iter().map(BTreeMap::len).sum::<usize>();
+        let queued = self
+            .groups_due
+            .iter()
+            .chain(&self.preceding_due)
+            .map(|due| due.queue.len())
+            .sum();
+        (groups, queued)
+    }
+
     /// Takes the next event of the log (in seq order); returns the alerts it raises.
     pub fn push(&mut self, event: &Observed) -> Vec<Alert> {
         let mut raised = Vec::new();
@@ -732,9 +784,10 @@ impl Engine {
                 let preceding = &mut self.preceding[r];
                 if matches(&preceded.matches, event) {
                     for key in keys(&rule.group_by, event) {
-                        let tally = preceding
-                            .entry(key)
-                            .or_insert_with(|| preceding_tally(rule));
+                        let tally = preceding.entry(key).or_insert_with_key(|key| {
+                            self.preceding_due[r].track(event.at, key);
+                            preceding_tally(rule)
+                        });
                         tally.evict(horizon);
                         tally.push(item);
                         tally.trim();
@@ -771,9 +824,10 @@ impl Engine {
             let distinct_values = rule.distinct.map(|f| event.values(f));
             let groups = &mut self.groups[r];
             for key in keys(&rule.group_by, event) {
-                let group = groups
-                    .entry(key.clone())
-                    .or_insert_with(|| Group::new(rule));
+                let group = groups.entry(key.clone()).or_insert_with_key(|key| {
+                    self.groups_due[r].track(event.at, key);
+                    Group::new(rule)
+                });
                 group.evict(horizon);
                 if let Some(ended) = end_episode(rule, &key, group) {
                     raised.push(ended);
@@ -809,17 +863,38 @@ impl Engine {
         let mut raised = Vec::new();
         for (r, rule) in self.rules.iter().enumerate() {
             let horizon = now.saturating_sub(window_micros(rule));
-            self.groups[r].retain(|key, group| {
+            // Only a group with an event at or before the horizon changes here: in any other
+            // the count is what the last push left, so its episode goes on (or it has none).
+            let (groups, due) = (&mut self.groups[r], &mut self.groups_due[r]);
+            for key in due.take(horizon) {
+                let Some(group) = groups.get_mut(&key) else {
+                    continue;
+                };
                 group.evict(horizon);
-                if let Some(ended) = end_episode(rule, key, group) {
+                if let Some(ended) = end_episode(rule, &key, group) {
                     raised.push(ended);
                 }
-                !group.counter.is_empty() || group.episode.is_some()
-            });
-            self.preceding[r].retain(|_, tally| {
+                match group.counter.oldest_at() {
+                    Some(at) => due.track(at, &key),
+                    None if group.episode.is_some() => due.track(horizon, &key),
+                    None => {
+                        groups.remove(&key);
+                    }
+                }
+            }
+            let (preceding, due) = (&mut self.preceding[r], &mut self.preceding_due[r]);
+            for key in due.take(horizon) {
+                let Some(tally) = preceding.get_mut(&key) else {
+                    continue;
+                };
                 tally.evict(horizon);
-                !tally.is_empty()
-            });
+                match tally.next_eviction() {
+                    Some(at) => due.track(at, &key),
+                    None => {
+                        preceding.remove(&key);
+                    }
+                }
+            }
         }
         raised
     }

@@ -653,3 +653,42 @@ fn the_fields_read_from_stored_bytes_are_those_of_the_fully_parsed_entry() {
         assert_eq!(Observed::from_bytes(damaged), None);
     }
 }
+
+/// A flush forgets the groups whose window has passed and keeps the others, and the queue it
+/// finds them by holds one entry per group: thousands of actors and addresses, each seen once
+/// a second apart, with a flush after every event as the monitor does after every batch.
+#[test]
+fn a_flush_forgets_the_groups_whose_window_passed_and_no_others() {
+    let mut engine = Engine::new(rules::effective(&[]).unwrap());
+    let mut log = Log::new();
+    for n in 0..5_000 {
+        log.add(
+            1.0,
+            "login",
+            "failure",
+            &format!("u-{n}"),
+            &format!("10.1.{}.{}", n / 250, n % 250),
+        );
+        let event = log.events.last().unwrap().clone();
+        engine.push(&event);
+        engine.flush(event.at);
+        let (groups, queued) = engine.groups_held();
+        assert_eq!(queued, groups, "one queue entry per group after event {n}");
+    }
+    // The groups still in a window stay until it passes.
+    let (held_before, _) = engine.groups_held();
+    let last = log.events.last().unwrap().at;
+    engine.flush(last);
+    assert_eq!(
+        engine.groups_held().0,
+        held_before,
+        "a second flush at the same time forgets nothing"
+    );
+    engine.flush(last + 86_400 * SECOND);
+    assert_eq!(
+        engine.groups_held(),
+        (0, 0),
+        "past every window nothing is held"
+    );
+    assert!(held_before > 0);
+}
