@@ -42,12 +42,14 @@
 //!
 //! [`Engine::flush`] runs after every batch the monitor reads, so it must not cost a visit to
 //! every group: each rule keeps its groups in a queue by when their oldest event leaves the
-//! window ([`Due`]), and a flush visits only those whose time has come, in key order, as a
-//! walk over all of them would have met them.
+//! window ([`Due`]), and a flush visits only those whose time has come, in key order, so the
+//! alerts it raises together always come out in the same order. Nothing else walks a rule's
+//! groups, so they are kept in hash maps: a lookup per event and group key is one hash, not
+//! a dozen string comparisons down a b-tree.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 #[cfg(test)]
 use sealtrail_core::canonical::Entry;
@@ -692,10 +694,10 @@ impl Due {
 pub struct Engine {
     rules: Vec<Rule>,
     /// Per rule: its groups by key, and when each may next lose an event.
-    groups: Vec<BTreeMap<String, Group>>,
+    groups: Vec<HashMap<String, Group>>,
     groups_due: Vec<Due>,
     /// Per sequence rule: the preceding events of each group, and when each may next lose one.
-    preceding: Vec<BTreeMap<String, Tally>>,
+    preceding: Vec<HashMap<String, Tally>>,
     preceding_due: Vec<Due>,
 }
 
@@ -725,9 +727,9 @@ impl Engine {
         let n = rules.len();
         Engine {
             rules,
-            groups: (0..n).map(|_| BTreeMap::new()).collect(),
+            groups: (0..n).map(|_| HashMap::new()).collect(),
             groups_due: (0..n).map(|_| Due::default()).collect(),
-            preceding: (0..n).map(|_| BTreeMap::new()).collect(),
+            preceding: (0..n).map(|_| HashMap::new()).collect(),
             preceding_due: (0..n).map(|_| Due::default()).collect(),
         }
     }
@@ -758,8 +760,8 @@ impl Engine {
     /// many entries wait in their queues.
     #[cfg(test)]
     pub(super) fn groups_held(&self) -> (usize, usize) {
-        let groups = self.groups.iter().map(BTreeMap::len).sum::<usize>()
-            + self.preceding.iter().map(BTreeMap::len).sum::<usize>();
+        let groups = self.groups.iter().map(HashMap::len).sum::<usize>()
+            + self.preceding.iter().map(HashMap::len).sum::<usize>();
         let queued = self
             .groups_due
             .iter()
