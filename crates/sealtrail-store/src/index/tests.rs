@@ -1242,15 +1242,7 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
                 .unwrap();
             assert_eq!((mark.next_seq, mark.cursor), (EVENTS, EVENTS));
             assert_eq!(searchable(&readers, db), (0..EVENTS).collect::<Vec<u64>>());
-            let loaded: i64 = db
-                .conn
-                .query_row(
-                    "SELECT (SELECT count(*) FROM load_events) + (SELECT count(*) FROM load_targets) + (SELECT count(*) FROM loading)",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(loaded, 0, "the load tables are emptied");
+            assert_eq!(load_rows_left(db), 0, "the load tables are emptied");
         });
         // A load larger than what the index holds: the secondary indexes are dropped and
         // created again around the move, in one transaction with the rest of the load.
@@ -1271,27 +1263,44 @@ fn an_index_loaded_in_bulk_answers_like_one_built_batch_by_batch() {
         });
         for bulk in [&from_empty, &on_top, &larger] {
             assert_eq!(bulk.number, incremental.number);
-            let (mine, theirs) = (
-                bulk.readers.reader().unwrap(),
-                incremental.readers.reader().unwrap(),
-            );
-            for base in searches() {
-                for order in [Order::Asc, Order::Desc] {
-                    let search = Search {
-                        order,
-                        ..base.clone()
-                    };
-                    assert_eq!(
-                        super::search(&mine, bulk.number, &search).unwrap(),
-                        super::search(&theirs, incremental.number, &search).unwrap(),
-                        "{search:?}"
-                    );
-                }
-            }
+            answers_like(&bulk.readers, bulk.number, &incremental);
         }
         every_plan_finds_what_a_scan_finds(from_empty);
         every_plan_finds_what_a_scan_finds(on_top);
         every_plan_finds_what_a_scan_finds(larger);
+    }
+}
+
+/// The rows and tenants the load tables still hold.
+fn load_rows_left(db: &IndexDb) -> i64 {
+    db.conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM load_events) + (SELECT count(*) FROM load_targets) + (SELECT count(*) FROM loading)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Asserts that tenant `number` of the index `readers` read answers every search, in both
+/// orders, as `expected` does.
+fn answers_like(readers: &IndexReaders, number: i64, expected: &Fixture) {
+    let (mine, theirs) = (
+        readers.reader().unwrap(),
+        expected.readers.reader().unwrap(),
+    );
+    for base in searches() {
+        for order in [Order::Asc, Order::Desc] {
+            let search = Search {
+                order,
+                ..base.clone()
+            };
+            assert_eq!(
+                super::search(&mine, number, &search).unwrap(),
+                super::search(&theirs, expected.number, &search).unwrap(),
+                "tenant {number}: {search:?}"
+            );
+        }
     }
 }
 
@@ -1414,31 +1423,8 @@ fn tenants_loading_at_once_are_each_moved_alone() {
         apply(&mut db, "globex");
     }
     assert_eq!(found(&db, "globex"), (0..EVENTS).collect::<Vec<u64>>());
-    let left: i64 = db
-        .conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM load_events) + (SELECT count(*) FROM load_targets) + (SELECT count(*) FROM loading)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(left, 0, "the load tables are emptied");
-    let theirs = incremental.readers.reader().unwrap();
-    let mine = readers.reader().unwrap();
+    assert_eq!(load_rows_left(&db), 0, "the load tables are emptied");
     for tenant in ["acme", "globex"] {
-        let number = db.mark(tenant).unwrap().number;
-        for base in searches() {
-            for order in [Order::Asc, Order::Desc] {
-                let search = Search {
-                    order,
-                    ..base.clone()
-                };
-                assert_eq!(
-                    super::search(&mine, number, &search).unwrap(),
-                    super::search(&theirs, incremental.number, &search).unwrap(),
-                    "{tenant}: {search:?}"
-                );
-            }
-        }
+        answers_like(&readers, db.mark(tenant).unwrap().number, &incremental);
     }
 }
