@@ -1122,9 +1122,14 @@ fn the_indexer_restarts_the_wal_between_batches() {
     );
 }
 
-/// Whatever is searchable: every seq of the tenant, in seq order.
+/// Whatever is searchable: every seq of the tenant acme, in seq order.
 fn searchable(readers: &IndexReaders, db: &IndexDb) -> Vec<u64> {
-    match db.mark("acme") {
+    searchable_of(readers, db, "acme")
+}
+
+/// Whatever is searchable of `tenant`, in seq order.
+fn searchable_of(readers: &IndexReaders, db: &IndexDb, tenant: &str) -> Vec<u64> {
+    match db.mark(tenant) {
         Some(mark) => readers
             .reader()
             .unwrap()
@@ -1388,14 +1393,7 @@ fn tenants_loading_at_once_are_each_moved_alone() {
         read: 30,
     });
     let readers = db.readers();
-    let found = |db: &IndexDb, tenant: &str| match db.mark(tenant) {
-        Some(mark) => readers
-            .reader()
-            .unwrap()
-            .search(mark.number, &all())
-            .unwrap(),
-        None => Vec::new(),
-    };
+    let found = |db: &IndexDb, tenant: &str| searchable_of(&readers, db, tenant);
     let apply = |db: &mut IndexDb, tenant: &str| {
         let cursor = db.mark(tenant).map_or(0, |m| m.cursor);
         let batch = &entries[cursor as usize..(cursor as usize + 150).min(entries.len())];
