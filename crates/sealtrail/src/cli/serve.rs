@@ -17,6 +17,9 @@ pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // First, so that a SIGTERM while the store opens is a graceful stop, not a kill.
+        let stop = sealtrail_server::app::shutdown_signal()
+            .context("cannot install the SIGINT and SIGTERM handlers")?;
         let (data, store) = (
             settings.storage.data.clone(),
             settings.storage.store.clone(),
@@ -37,7 +40,6 @@ pub fn run(settings: sealtrail_server::config::Settings) -> Result<()> {
             store,
             data.display()
         );
-        app.run_until_stopped(sealtrail_server::app::shutdown_signal())
-            .await
+        app.run_until_stopped(stop).await
     })
 }

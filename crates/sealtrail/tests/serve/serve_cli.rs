@@ -4,6 +4,32 @@
 use crate::support::sealtrail;
 use crate::support::serve::{Serve, create_token, post_batch, post_event};
 
+/// A SIGTERM the moment serve says where it listens (a supervisor stopping a service it has
+/// just started) is a graceful stop, every time: serve's handlers are installed before it
+/// opens the store, not when it first waits for a connection.
+#[test]
+fn a_sigterm_as_soon_as_serve_listens_is_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let server = Serve::start(dir.path(), &[]);
+        // `stop` asserts that serve exited with success, not by the signal.
+        server.stop();
+    }
+    let verified = sealtrail(
+        &["verify", "--data", "data", "--tenant", "_system", "--json"],
+        dir.path(),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert_eq!(
+        log.matches("shutting down: finishing in-flight commits")
+            .count(),
+        5,
+        "every start stopped through its handler:\n{log}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_finishes_commits_and_signs_a_final_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
