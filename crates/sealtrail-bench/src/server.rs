@@ -413,8 +413,9 @@ pub(super) fn log_tail(log: &Path) -> String {
 /// draining stdout so that serve never blocks on it. On a thread, so that a server that hangs
 /// before printing its address cannot hang the benchmark.
 /// Starts `EXE serve STORE_ARGS… --listen 127.0.0.1:0`, as every workload runs the server:
-/// warnings only, written to `log`, and stdout piped, since that is where the server prints
-/// the address it bound ([`listening_address`]).
+/// warnings only (or the filter `SEALTRAIL_BENCH_SERVE_LOG` names: `info` is serve's
+/// default, with a line per request), written to `log`, and stdout piped, since that is where
+/// the server prints the address it bound ([`listening_address`]).
 pub(crate) fn spawn_serve(
     exe: &Path,
     store_args: &[impl AsRef<OsStr>],
@@ -424,7 +425,10 @@ pub(crate) fn spawn_serve(
         .arg("serve")
         .args(store_args)
         .args(["--listen", "127.0.0.1:0"])
-        .env("SEALTRAIL_LOG", "warn")
+        .env(
+            "SEALTRAIL_LOG",
+            std::env::var("SEALTRAIL_BENCH_SERVE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)

@@ -408,25 +408,33 @@ fn ends_with_newline(reader: &io::BufReader<File>) -> Result<bool> {
 }
 
 /// Set on SIGINT or SIGTERM, so that the export stops between pages and says where it was.
+/// The handlers are installed before this returns, so a signal from then on always ends the
+/// export that way, never by the signal's default action; a thread of its own waits for them.
 fn watch_signals() -> Arc<AtomicBool> {
+    use tokio::signal::unix::{SignalKind, signal};
     let flag = Arc::new(AtomicBool::new(false));
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return flag;
+    };
+    let installed = {
+        let _inside = runtime.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    let (Ok(mut interrupt), Ok(mut terminate)) = installed else {
+        return flag;
+    };
     let set = flag.clone();
     std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
         runtime.block_on(async {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                return;
-            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
             set.store(true, Ordering::Relaxed);
         });

@@ -81,6 +81,84 @@ fn ndjson_lines_are_the_stored_entries_and_the_cursor_continues() {
     assert_eq!(seqs, (SIZE..SIZE + 5).collect::<Vec<_>>());
 }
 
+/// SIGTERM in the middle of an export to stdout (a reader that has stopped reading, an
+/// operator's Ctrl-C): the export ends at the end of a page, with failure, saying which cursor
+/// continues it, and that cursor gives exactly the rest, so nothing is lost or repeated.
+#[test]
+fn sigterm_stops_an_export_between_pages_and_its_cursor_continues_it() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::build(dir.path().join("data"), None);
+    // Ten pages of 2,000 entries: far more than a pipe holds.
+    log.session(SIZE..SIZE + 20_000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args([
+            "export",
+            "--data",
+            log.data.to_str().unwrap(),
+            "--tenant",
+            TENANT,
+            "--format",
+            "ndjson",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Its first byte: the export is writing its first page (its handlers are in place), and
+    // it now waits for this reader, the pipe being full.
+    let mut first = [0u8];
+    stdout.read_exact(&mut first).unwrap();
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // Read on slowly, so that the export is still paging when the signal's flag is set.
+    let mut written = first.to_vec();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        match stdout.read(&mut chunk).unwrap() {
+            0 => break,
+            n => written.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    let errors = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the export fails, not killed by the signal: {}\n{errors}",
+        output.status
+    );
+    assert!(errors.contains("stopped after"), "{errors}");
+    let written = String::from_utf8(written).unwrap();
+    let lines = written.lines().count();
+    assert!(
+        lines > 0 && lines < (SIZE + 20_000) as usize && lines % 2_000 == 0,
+        "whole pages, not all of them: {lines} lines"
+    );
+    let cursor = printed_cursor(&output);
+    let continued = succeed(&export(
+        &log.data,
+        &["--format", "ndjson", "--cursor", &cursor],
+    ));
+    let stored = stored_entries(&log.data);
+    let all: Vec<Value> = written
+        .lines()
+        .chain(continued.lines())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(all.len(), stored.len(), "nothing lost or repeated");
+    for (seq, (line, entry)) in all.iter().zip(&stored).enumerate() {
+        assert_eq!(line["seq"], seq as u64);
+        assert_eq!(line["entry"].as_str().unwrap().as_bytes(), entry.as_slice());
+    }
+}
+
 #[test]
 fn out_refuses_to_overwrite_and_resume_completes_a_cut_file() {
     let dir = tempfile::tempdir().unwrap();
