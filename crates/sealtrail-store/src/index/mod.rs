@@ -45,8 +45,8 @@
 //!
 //! ## Catching up in bulk
 //!
-//! Batch by batch, every row costs an insert into each of the seven secondary indexes of
-//! `events` and the two b-trees of `targets`. When a tenant is far
+//! Batch by batch, every row costs an insert into each of the three secondary indexes of
+//! `events`, the two b-trees of `targets` and a few postings. When a tenant is far
 //! behind the log — a rebuild from an empty index, or a restart after a long stop — its batch
 //! instead starts a *load* ([`BulkPolicy`]: at least 100,000 entries behind): its rows go into
 //! the tables `load_events` and `load_targets`, which have no index but their rowid, and each
@@ -66,8 +66,8 @@
 //! Searches read `events` and `targets` only, so during a load they find exactly what was
 //! searchable before it — as they do whenever the index is behind — and the watermark readers
 //! wait on stays there until the load's rows are moved: nothing is reported searchable before
-//! it is. The text goes into `details` during the load already; it is found only through an
-//! `events` row, so it is not found before them.
+//! it is. The text goes into `details` during the load already, and the postings into
+//! `postings`; both are found only through an `events` row, so not before those rows.
 //!
 //! ## Rows and keys
 //!
@@ -118,18 +118,25 @@
 //!   costs a look-up of those intervals rather than a seek in every block of the log. It
 //!   drives unless another filter matches fewer than [`IndexLayout::selective_filter`] events;
 //!   then that filter drives and time is checked per row.
-//! - **Names with the outcome.** Each name column (action, activity, actor, ip, source) is
-//!   indexed together with the outcome, `(name, outcome)`, so that a name *and* an outcome —
-//!   `ip=…&outcome=failure`, the question after a suspicious login — is one index range, even
-//!   when the name has many successes and a handful of failures; with an index of the name
-//!   alone, a page read every event of the address to find its failures. A
-//!   name without an outcome reads three ranges, one per outcome, merged in seq order by
-//!   SQLite (`MERGE (UNION ALL)`), which costs three index seeks more than one range, not a
-//!   sort. The outcome is stored as a small integer (0, 1, 2), which SQLite keeps in each
-//!   record's header, so these indexes are hardly larger than the names alone were. Which
-//!   index walks is named in the SQL (`INDEXED BY`), because the index keeps no statistics
-//!   and SQLite, guessing, preferred the outcome's index whenever a filter it could not
-//!   serve was present.
+//! - **Names with the outcome.** Each name (action, activity, actor, ip, source) is kept
+//!   together with the outcome, so that a name *and* an outcome — `ip=…&outcome=failure`, the
+//!   question after a suspicious login — reads only the name's events with that outcome,
+//!   even when the name has many successes and a handful of failures; with an index of the
+//!   name alone, a page read every event of the address to find its failures. The outcome is
+//!   stored as a small integer (0, 1, 2). Which index walks is named in the SQL (`INDEXED
+//!   BY`), because the index keeps no statistics and SQLite, guessing, preferred the
+//!   outcome's index whenever a filter it could not serve was present.
+//! - **Postings.** The names with few values — action, activity, `source.app` — and the
+//!   outcome alone are not b-trees over `events` but *postings*: per batch, one row for each
+//!   `(name, value, outcome)` that occurs in it, holding the keys of the batch's events with
+//!   that value, delta-encoded (`postings`). A b-tree entry per event and name meant a
+//!   descent of four trees for every event, each to the end of one of a few ranges; a batch
+//!   of 1,000 events now writes a few dozen rows in all, and a bulk load has four indexes
+//!   fewer to create. A search driven by one of them walks the value's rows in key order
+//!   (one walk per outcome searched, merged), and checks the keys in chunks against their
+//!   `events` rows, where every other filter is applied; the keys beyond the tenant's
+//!   watermark (a bulk load under way writes its postings with its rows) are not walked,
+//!   and a key whose row is not in `events` is not found.
 //! - **Names by block.** Where a column has many values — actor ids, addresses, target ids —
 //!   an index keyed by the value first takes each new entry somewhere else in the tree: a
 //!   batch of 10,000 entries dirtied about as many pages of each such index, every one written
@@ -141,9 +148,7 @@
 //!   index holds. A search driven by one of them walks the blocks in page order like a time
 //!   range, one index range per block, and sorts each block's matches as it completes; a
 //!   value absent from most blocks costs a seek per block (153 at 10 million entries), which
-//!   is why these blocks are eight times the time blocks. The names with few values (action, activity, outcome, source)
-//!   append at the end of each value's range already and keep the plain `(name, outcome)`
-//!   index, whose page is one range in seq order.
+//!   is why these blocks are eight times the time blocks.
 //! - **Time limits.** [`IndexReader::search_within`] stops a search that runs past its limit
 //!   from inside SQLite (a progress handler), wherever it is; the service answers it as a
 //!   timeout rather than letting one expensive search hold a reader for as long as it takes.
@@ -167,15 +172,18 @@ use serde_json::Value;
 use crate::sqlite::checkpoint::{Checkpointer, Handoff, WalKeeper, WalPolicy};
 use crate::{EntryRow, Store, StoreError};
 
+mod postings;
 mod search;
 
 #[cfg(test)]
-use search::{Driver, Sql, by_block, choose_driver, execute, key_range, search_sql};
+use search::{
+    Driver, Sql, by_block, choose_driver, execute, key_range, posting_filter, search_sql,
+};
 pub use search::{Order, PROGRESS_STEPS, Search, search, text_query};
 
 /// The schema version of the index in the production layout ([`IndexLayout::default`]),
 /// stored as `PRAGMA user_version`. An index of any other version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Bits of the key that hold the seq.
 const SEQ_BITS: u32 = 44;
@@ -273,6 +281,20 @@ CREATE TABLE targets (
     PRIMARY KEY (block, id, key, type)
 ) WITHOUT ROWID;
 
+-- The names with few values (action, activity, source.app) and the outcome alone, as
+-- postings (see "Postings"): one row per batch and (name, value, outcome) that occurs in it,
+-- holding the batch's keys with that value. name: 0 action, 1 activity, 2 source, 3 the
+-- outcome alone (value ''); last: the greatest of the keys; keys: ascending, as varints, the
+-- first whole and each next one as its difference to the one before.
+CREATE TABLE postings (
+    name    INTEGER NOT NULL,
+    value   TEXT    NOT NULL,
+    outcome INTEGER NOT NULL,
+    last    INTEGER NOT NULL,
+    keys    BLOB    NOT NULL,
+    PRIMARY KEY (name, value, outcome, last)
+) WITHOUT ROWID;
+
 -- The text of the values in details, rowid = key. Contentless: only the terms are kept.
 CREATE VIRTUAL TABLE details USING fts5 (text, content = '', columnsize = 0);
 
@@ -334,30 +356,21 @@ fn secondary_indexes(layout: IndexLayout) -> String {
 -- Every index below ends with the key (rowid), so equality scans come out in seq order.
 -- Time by block of 2^BLOCK_BITS seqs: within a block, a time range is one index range.
 CREATE INDEX events_by_block    ON events ((key >> {block_bits}), at);
--- Each name filter with the outcome: `ip = ? AND outcome = ?` is one index range in seq
--- order, however many of the address's events succeeded; a name alone is one range per
--- outcome, merged (see `search`).
-CREATE INDEX events_by_action   ON events (action, outcome);
-CREATE INDEX events_by_activity ON events (activity, outcome) WHERE activity IS NOT NULL;
-CREATE INDEX events_by_outcome  ON events (outcome);
--- Actors and addresses are many: kept by block like time (see "Names by block").
+-- Actors and addresses are many: kept by block like time (see "Names by block"), each with
+-- the outcome, so that `ip = ? AND outcome = ?` is one index range per block in seq order,
+-- however many of the address's events succeeded. The names with few values are postings.
 CREATE INDEX events_by_actor    ON events ((key >> {name_bits}), actor, outcome);
 CREATE INDEX events_by_ip       ON events ((key >> {name_bits}), ip, outcome) WHERE ip IS NOT NULL;
-CREATE INDEX events_by_source   ON events (source, outcome) WHERE source IS NOT NULL;
 CREATE INDEX targets_by_type    ON targets (type, key);
 "#
     )
 }
 
 /// The names of the [`secondary_indexes`].
-const SECONDARY_INDEXES: [&str; 8] = [
+const SECONDARY_INDEXES: [&str; 4] = [
     "events_by_block",
-    "events_by_action",
-    "events_by_activity",
-    "events_by_outcome",
     "events_by_actor",
     "events_by_ip",
-    "events_by_source",
     "targets_by_type",
 ];
 
@@ -373,6 +386,9 @@ pub enum IndexError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The index holds something it could not have written: it is to be rebuilt.
+    #[error("the query index is damaged: {0}")]
+    Damaged(String),
     /// A search ran longer than its limit and was interrupted
     /// ([`IndexReader::search_within`]).
     #[error("the search ran longer than its limit of {} ms and was stopped", limit.as_millis())]
@@ -1195,7 +1211,7 @@ pub fn push_text(value: &Value, out: &mut String) {
 
 /// How `events.outcome` holds an outcome. A small integer rather than the name: SQLite keeps
 /// 0 and 1 in a record's header alone, so the outcome adds one byte to each entry of the
-/// five `(name, outcome)` indexes instead of eight.
+/// `(name, outcome)` indexes instead of eight.
 fn outcome_code(outcome: EventOutcome) -> i64 {
     match outcome {
         EventOutcome::Success => 0,
@@ -1264,6 +1280,10 @@ fn write_rows(
             texts.execute(params![key, row.text])?;
         }
     }
+    // Postings go straight where searches read them, loading or not: a posting's key is a
+    // candidate that a search checks against its `events` row, so a loaded key is not found
+    // before its row is moved.
+    postings::write(tx, number, rows)?;
     write_block_times(tx, layout, number, rows)
 }
 

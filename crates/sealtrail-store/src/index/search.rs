@@ -3,7 +3,9 @@
 //! seq order and stops after a page. The database itself (schema, rows, batches, readers) is
 //! the parent module's.
 
+use super::postings::{Name, Walk};
 use super::*;
+use rusqlite::OptionalExtension;
 
 impl IndexReader {
     /// The seqs of the tenant's events that match; see [`search`].
@@ -141,7 +143,11 @@ pub(super) enum Driver {
     Target,
     /// The full-text index, in key order.
     Text,
-    /// An equality index on `events` or its primary key, in key order; see [`events_index`].
+    /// The postings of a name with few values (action, source, activity, or the outcome
+    /// alone), in key order; see [`posting_filter`].
+    Postings,
+    /// An index of `events` kept by block (actor, ip), walked block by block, or else its
+    /// primary key, in key order; see [`events_index`].
     Events,
 }
 
@@ -191,12 +197,13 @@ impl Sql {
 /// 2. `target_id` (ids are selective): the targets table, keyed `(block, id, key, type)`,
 ///    walked block by block like a time range;
 /// 3. `q`: the FTS5 doclists, in rowid (= key) order;
-/// 4. otherwise `events` by key: the index `(name, outcome, key)` of one name filter (the
-///    likeliest to be selective: [`events_index`]) — one range in key order when the outcome
-///    is given too, so that `ip=…&outcome=failure` reads only the address's failures; a range
-///    per outcome, merged in key order, when it is not — else the outcome's index, else the
-///    primary key. Actor and ip are kept by block, `(block, name, outcome, key)`: walked
-///    block by block like a time range, one range per block.
+/// 4. actor, else ip: `events` by the name's index `(block, name, outcome, key)`, walked
+///    block by block like a time range, one range per block ([`events_index`]) — with the
+///    outcome given too, `ip=…&outcome=failure` reads only the address's failures;
+/// 5. action, else source, else activity, else the outcome alone: the value's postings
+///    ([`posting_filter`]), one walk per outcome searched merged in key order, their keys
+///    checked against `events` in chunks (`walk_postings`);
+/// 6. otherwise `events` by its primary key.
 ///
 /// Filters that do not drive are checked per candidate row: columns of `events` directly,
 /// targets with a primary-key probe, text with a rowid-constrained FTS5 match. Unary `+`
@@ -223,6 +230,8 @@ pub(super) fn execute(
     let sql = search_sql(search, range, driver, layout);
     if driver == Driver::Blocks {
         walk_time_blocks(conn, layout.block_bits, search, range, sql)
+    } else if driver == Driver::Postings {
+        walk_postings(conn, search, range, sql)
     } else if by_block(search, driver) {
         walk_blocks(conn, walk_bits(layout, driver), search, range, sql)
     } else {
@@ -235,7 +244,7 @@ pub(super) fn execute(
 pub(super) fn by_block(search: &Search, driver: Driver) -> bool {
     match driver {
         Driver::Blocks | Driver::Target => true,
-        Driver::Text => false,
+        Driver::Text | Driver::Postings => false,
         Driver::Events => matches!(
             events_index(search),
             Some("events_by_actor" | "events_by_ip")
@@ -319,12 +328,15 @@ pub(super) fn key_range(tenant: i64, search: &Search) -> Option<(i64, i64)> {
     Some((lo, hi))
 }
 
-/// The driver without a time range: the first of target id, text, `events`.
+/// The driver without a time range: the first of target id, text, actor or address
+/// (`events` by block), a name with few values or the outcome (postings), else `events` by key.
 fn filter_driver(search: &Search) -> Driver {
     if search.target_id.is_some() {
         Driver::Target
     } else if search.text.is_some() {
         Driver::Text
+    } else if events_index(search).is_none() && posting_filter(search).is_some() {
+        Driver::Postings
     } else {
         Driver::Events
     }
@@ -369,6 +381,14 @@ pub(super) fn choose_driver(
         limit: layout.selective_filter as usize,
         ..search.clone()
     };
+    if other == Driver::Postings {
+        let count = execute(conn, layout, &untimed, range, other)?.len();
+        return Ok(if (count as i64) < layout.selective_filter {
+            other
+        } else {
+            Driver::Blocks
+        });
+    }
     let mut sql = search_sql(&untimed, range, other, layout);
     if by_block(&untimed, other) {
         // A walk over blocks, capped here (its page is cut in `walk_blocks` otherwise).
@@ -456,12 +476,7 @@ fn walk_time_blocks(
         let (Some(&end), Ok(count)) = (blocks.last(), i64::try_from(blocks.len())) else {
             break;
         };
-        let list = blocks
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        sql.params[0] = SqlValue::Text(format!("[{list}]"));
+        sql.params[0] = json_array(&blocks);
         if read_blocks(conn, &sql, block_bits, search, &mut seqs)? || count < TIME_BLOCKS_AT_ONCE {
             break;
         }
@@ -471,6 +486,24 @@ fn walk_time_blocks(
         }
     }
     Ok(seqs)
+}
+
+/// `values` as a JSON array, the parameter of a `json_each`.
+fn json_array(values: &[i64]) -> SqlValue {
+    let list = values
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    SqlValue::Text(format!("[{list}]"))
+}
+
+/// Sorts keys or seqs into page order.
+fn sort_in<T: Ord>(order: Order, values: &mut [T]) {
+    match order {
+        Order::Asc => values.sort_unstable(),
+        Order::Desc => values.sort_unstable_by(|a, b| b.cmp(a)),
+    }
 }
 
 /// Reads the keys `sql` yields, which come block by block in page order, each block's in its
@@ -488,10 +521,7 @@ fn read_blocks(
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
     let mut block: Vec<i64> = Vec::new();
     let take = |block: &mut Vec<i64>, seqs: &mut Vec<u64>| {
-        match search.order {
-            Order::Asc => block.sort_unstable(),
-            Order::Desc => block.sort_unstable_by(|a, b| b.cmp(a)),
-        }
+        sort_in(search.order, block);
         // One event may list the same target id under two types: one key each.
         block.dedup();
         let wanted = search.limit - seqs.len();
@@ -529,13 +559,10 @@ pub(super) fn search_sql(
     driver: Driver,
     layout: IndexLayout,
 ) -> Sql {
-    if merges_outcomes(search, driver) {
-        return merged_outcomes_sql(search, range, layout);
-    }
     let mut sql = filter_sql(search, range, driver, layout);
     // Block by block, each block's rows sorted (and made distinct) as it completes: see
-    // `walk_blocks`.
-    if by_block(search, driver) {
+    // `walk_blocks`; and chunk by chunk of postings, each sorted: see `walk_postings`.
+    if by_block(search, driver) || driver == Driver::Postings {
         return sql;
     }
     let key = match driver {
@@ -548,68 +575,116 @@ pub(super) fn search_sql(
     sql
 }
 
-/// The [`Driver::Events`] search of a name without an outcome: one arm per outcome, each one
-/// range of a `(name, outcome)` index in key order, which SQLite merges in that order
-/// (`MERGE (UNION ALL)`, no sort) and stops at the limit.
-fn merged_outcomes_sql(search: &Search, range: (i64, i64), layout: IndexLayout) -> Sql {
-    let mut sql = Sql::new("");
-    for (n, outcome) in EventOutcome::ALL.iter().enumerate() {
-        let arm = Search {
-            outcome: Some(outcome.as_str().to_string()),
-            ..search.clone()
-        };
-        let arm = filter_sql(&arm, range, Driver::Events, layout);
-        if n > 0 {
-            sql.text.push_str(" UNION ALL ");
-        }
-        sql.text.push_str(&arm.text);
-        sql.params.extend(arm.params);
-    }
-    sql.text
-        .push_str(&format!(" ORDER BY 1 {} LIMIT ?", search.order.sql()));
-    sql.params.push(SqlValue::Integer(search.limit as i64));
-    sql
-}
-
-/// The index a [`Driver::Events`] search walks: that of the first of its name filters in the
-/// order actor, ip, action, source, activity (from many distinct values to few, so the
-/// likeliest to be selective first), each `(name, outcome)`; else the outcome's; else none
-/// (the primary key).
+/// The index a [`Driver::Events`] search walks: that of actor, else ip, each
+/// `(block, name, outcome)`; else none (the primary key).
 ///
 /// Chosen here rather than by SQLite, which keeps no statistics of the index and so cannot
-/// tell that three outcomes split the events in three while an address picks a few: given
-/// `actor = ? AND outcome = ?` and any term its indexes do not hold (a time bound, say), it
-/// took the outcome's index and read every failure to find one actor's.
+/// tell that three outcomes split the events in three while an address picks a few.
 fn events_index(search: &Search) -> Option<&'static str> {
     [
         (&search.actor, "events_by_actor"),
         (&search.ip, "events_by_ip"),
-        (&search.action, "events_by_action"),
-        (&search.source, "events_by_source"),
-        (&search.activity, "events_by_activity"),
-        (&search.outcome, "events_by_outcome"),
     ]
     .into_iter()
     .find_map(|(filter, index)| filter.is_some().then_some(index))
 }
 
-/// Whether an [`Driver::Events`] search is one index range per outcome, merged: when it
-/// filters on a name (action, activity, actor, ip, source) but not on the outcome. Each name's
-/// index is `(name, outcome)`, so that a name with an outcome is one range in key order; a
-/// name alone is then three, one per outcome.
-fn merges_outcomes(search: &Search, driver: Driver) -> bool {
-    driver == Driver::Events
-        && !by_block(search, driver)
-        && search.outcome.is_none()
-        && [
-            &search.action,
-            &search.activity,
-            &search.actor,
-            &search.ip,
-            &search.source,
-        ]
-        .iter()
-        .any(|filter| filter.is_some())
+/// The name whose postings a [`Driver::Postings`] search walks, with the value searched: the
+/// first of action, source, activity (from more distinct values to fewer, so the likeliest
+/// to be selective first), else the outcome alone (value `''`).
+pub(super) fn posting_filter(search: &Search) -> Option<(Name, &str)> {
+    [
+        (&search.action, Name::Action),
+        (&search.source, Name::Source),
+        (&search.activity, Name::Activity),
+    ]
+    .into_iter()
+    .find_map(|(filter, name)| filter.as_deref().map(|value| (name, value)))
+    .or_else(|| search.outcome.as_ref().map(|_| (Name::Outcome, "")))
+}
+
+/// Candidates a [`Driver::Postings`] search checks against `events` in its first statement;
+/// each next statement checks four times as many, up to [`MOST_CANDIDATES`], so a filter that
+/// the other filters narrow a lot costs few statements.
+const FIRST_CANDIDATES: usize = 64;
+const MOST_CANDIDATES: usize = 16_384;
+
+/// Runs a search driven by postings ([`Driver::Postings`]): the keys of the value's posting
+/// rows, one walk per outcome searched merged in page order, are checked in chunks by `sql`
+/// (its first parameter the chunk as a JSON array), which reads each key's `events` row and
+/// applies every filter; each chunk's matches are sorted into page order, until the page is
+/// full.
+/// Only keys below the tenant's watermark are walked: postings of a bulk load under way are
+/// written before their rows are searchable.
+fn walk_postings(
+    conn: &Connection,
+    search: &Search,
+    (lo, hi): (i64, i64),
+    mut sql: Sql,
+) -> Result<Vec<u64>, IndexError> {
+    let mut seqs = Vec::new();
+    let Some((name, value)) = posting_filter(search) else {
+        return Ok(seqs);
+    };
+    let number = lo >> SEQ_BITS;
+    let searchable: Option<i64> = conn
+        .prepare_cached("SELECT next_seq FROM tenants WHERE number = ?1")?
+        .query_row(params![number], |row| row.get(0))
+        .optional()?;
+    let Some(searchable) = searchable.filter(|next| *next > 0) else {
+        return Ok(seqs);
+    };
+    let hi = hi.min(key(number, searchable as u64 - 1));
+    if lo > hi {
+        return Ok(seqs);
+    }
+    let outcomes = match &search.outcome {
+        Some(outcome) => match EventOutcome::from_name(outcome) {
+            Some(outcome) => vec![outcome_code(outcome)],
+            None => return Ok(seqs),
+        },
+        None => EventOutcome::ALL.iter().map(|o| outcome_code(*o)).collect(),
+    };
+    let mut walks: Vec<Walk> = outcomes
+        .into_iter()
+        .map(|outcome| Walk::new(name, value, outcome, search.order, (lo, hi)))
+        .collect();
+    let mut chunk = FIRST_CANDIDATES.max(search.limit).min(MOST_CANDIDATES);
+    let mut candidates = Vec::with_capacity(chunk);
+    loop {
+        candidates.clear();
+        while candidates.len() < chunk {
+            // The next key in page order among the walks.
+            let mut next: Option<(usize, i64)> = None;
+            for (n, walk) in walks.iter_mut().enumerate() {
+                if let Some(key) = walk.peek(conn)? {
+                    let first = next.is_none_or(|(_, best)| match search.order {
+                        Order::Asc => key < best,
+                        Order::Desc => key > best,
+                    });
+                    if first {
+                        next = Some((n, key));
+                    }
+                }
+            }
+            let Some((n, key)) = next else { break };
+            walks[n].advance();
+            candidates.push(key);
+        }
+        if candidates.is_empty() {
+            break;
+        }
+        sql.params[0] = json_array(&candidates);
+        let mut found = run(conn, &sql)?;
+        sort_in(search.order, &mut found);
+        let wanted = search.limit - seqs.len();
+        seqs.extend(found.into_iter().take(wanted));
+        if seqs.len() >= search.limit || candidates.len() < chunk {
+            break;
+        }
+        chunk = (chunk * 4).min(MOST_CANDIDATES);
+    }
+    Ok(seqs)
 }
 
 /// The statement of a search up to its `WHERE` clause's end: the driving table and every
@@ -662,6 +737,17 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, layout: Ind
             sql.and("g.key >= ? AND g.key <= ?", range);
             sql
         }
+        Driver::Postings => {
+            // The candidates, as a JSON array: `walk_postings` sets it.
+            let mut sql = Sql {
+                text: "WITH c(k) AS (SELECT value FROM json_each(?)) \
+                       SELECT e.key FROM c CROSS JOIN events AS e ON e.key = c.k WHERE 1"
+                    .to_string(),
+                params: vec![SqlValue::Text("[]".to_string())],
+            };
+            sql.and("e.key >= ? AND e.key <= ?", range);
+            sql
+        }
         Driver::Text => {
             let mut sql = Sql::new(
                 "SELECT f.rowid FROM details AS f CROSS JOIN events AS e ON e.key = f.rowid WHERE 1",
@@ -673,16 +759,13 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, layout: Ind
         }
         Driver::Events => {
             let mut sql = match events_index(search) {
-                Some(index) if by_block(search, driver) => {
+                Some(index) => {
                     let mut sql = walk(&format!(
                         "SELECT e.key FROM b CROSS JOIN events AS e INDEXED BY {index} WHERE 1"
                     ));
                     sql.and(&in_name_block, []);
                     sql
                 }
-                Some(index) => Sql::new(&format!(
-                    "SELECT e.key FROM events AS e INDEXED BY {index} WHERE 1"
-                )),
                 None => Sql::new("SELECT e.key FROM events AS e WHERE 1"),
             };
             sql.and("e.key >= ? AND e.key <= ?", range);

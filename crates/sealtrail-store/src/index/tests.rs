@@ -1,5 +1,6 @@
 //! Tests of the query index: rows read from entries against the full parser, every search
 //! plan against a brute-force scan of the log on both layouts, and rebuilding when stale.
+use super::postings::{self, Name};
 use super::*;
 use crate::{Location, NewEntry, Tenant};
 use sealtrail_core::Hash;
@@ -230,6 +231,17 @@ fn searches() -> Vec<Search> {
         s(&|s| s.actor = Some("u-3".into())),
         s(&|s| s.ip = Some("10.0.0.1".into())),
         s(&|s| s.source = Some("batch".into())),
+        s(&|s| s.action = Some("a.none".into())),
+        s(&|s| s.outcome = Some("nonsense".into())),
+        s(&|s| {
+            s.action = Some("a.login".into());
+            s.outcome = Some("unknown".into());
+        }),
+        s(&|s| {
+            s.source = Some("web".into());
+            s.outcome = Some("failure".into());
+            s.activity = Some("update".into());
+        }),
         s(&|s| s.target_type = Some("claim".into())),
         s(&|s| s.target_id = Some("x-2".into())),
         s(&|s| {
@@ -330,6 +342,9 @@ fn time(text: &str) -> Option<Timestamp> {
 
 fn drivers(search: &Search) -> Vec<Driver> {
     let mut drivers = vec![Driver::Events];
+    if posting_filter(search).is_some() {
+        drivers.push(Driver::Postings);
+    }
     if search.from.is_some() || search.to.is_some() {
         drivers.push(Driver::Blocks);
     }
@@ -391,6 +406,12 @@ fn brute_force(rows: &[(u64, Vec<u8>)], search: &Search) -> Vec<u64> {
 fn every_plan_finds_what_a_scan_of_the_log_finds() {
     every_plan_finds_what_a_scan_finds(fixture(SMALL));
     every_plan_finds_what_a_scan_finds(fixture(IndexLayout::default()));
+    // Small batches: a value's postings are many rows, read a few at a time.
+    every_plan_finds_what_a_scan_finds(fixture_built(SMALL, |db, log, entries| {
+        for batch in entries.chunks(7) {
+            db.apply("acme", &rows(batch), log).unwrap();
+        }
+    }));
 }
 
 fn every_plan_finds_what_a_scan_finds(f: Fixture) {
@@ -660,15 +681,21 @@ fn time_ranges_drive_unless_another_filter_is_selective() {
             < SMALL.selective_filter
     );
     assert_eq!(choose(&rare), Driver::Text);
-    // Without a time range, nothing changes.
+    // Without a time range, the outcome's postings drive.
     assert_eq!(
         choose(&Search {
             from: None,
             to: None,
-            ..popular
+            ..popular.clone()
         }),
-        Driver::Events
+        Driver::Postings
     );
+    // A rare value of a name kept in postings drives the time range too.
+    let rare_action = Search {
+        action: Some("a.rare".into()),
+        ..window.clone()
+    };
+    assert_eq!(choose(&rare_action), Driver::Postings);
 }
 
 /// What `EXPLAIN QUERY PLAN` says of `sql`, one step per line.
@@ -708,7 +735,7 @@ fn plans_walk_an_index_in_key_order() {
                 let walked = by_block(&search, driver);
                 let merged = plan[0] == "MERGE (UNION ALL)";
                 assert!(!(walked && merged), "{context}");
-                let first = if walked || merged {
+                let first = if walked || merged || driver == Driver::Postings {
                     plan.iter()
                         .find(|step| step.starts_with("SEARCH e ") || step.starts_with("SEARCH g "))
                         .expect("a search of events or targets")
@@ -719,6 +746,7 @@ fn plans_walk_an_index_in_key_order() {
                     Driver::Blocks => ("SEARCH e USING ", "INDEX events_by_block (<expr>=?"),
                     Driver::Target => ("SEARCH g USING PRIMARY KEY (block=? AND id=?", ""),
                     Driver::Text => ("SCAN f VIRTUAL TABLE", ""),
+                    Driver::Postings => ("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)", ""),
                     Driver::Events if walked => ("SEARCH e USING ", "(<expr>=? AND "),
                     Driver::Events => ("SEARCH e USING ", ""),
                 };
@@ -750,26 +778,22 @@ fn plans_walk_an_index_in_key_order() {
     }
 }
 
-/// A name filter with an outcome, newest first or oldest first — `ip=…&outcome=failure&
-/// order=desc` — is one range of the name's `(name, outcome)` index, in key order: a page
-/// reads its own rows and no others, however many of the name's events have another
-/// outcome. (With an index of the name alone, SQLite walked every event of the address and
-/// looked up each one's outcome: a second per page at 2.5 million events when failures were
-/// rare.) Also with a filter that no index holds (a time bound checked per row), with which
-/// SQLite, left to choose, took the outcome's index and read every failure of the tenant.
-/// The names kept by block (actor, ip) are one such range per block, `(block, name, outcome)`.
+/// A name kept by block with an outcome, newest first or oldest first —
+/// `ip=…&outcome=failure&order=desc` — is one range per block of the name's
+/// `(block, name, outcome)` index, in key order: a page reads its own rows and no others,
+/// however many of the name's events have another outcome. (With an index of the name alone,
+/// SQLite walked every event of the address and looked up each one's outcome: a second per
+/// page at 2.5 million events when failures were rare.) Also with a filter that no index
+/// holds (a time bound checked per row).
 #[test]
 fn a_name_with_an_outcome_is_one_index_range() {
     let f = fixture(IndexLayout::default());
     let reader = f.readers.reader().unwrap();
     let conn = reader.conn();
     type Set = fn(&mut Search);
-    let names: [(&str, Set); 5] = [
-        ("action", |s| s.action = Some("a.read".into())),
-        ("activity", |s| s.activity = Some("login".into())),
+    let names: [(&str, Set); 2] = [
         ("actor", |s| s.actor = Some("u-3".into())),
         ("ip", |s| s.ip = Some("10.0.0.1".into())),
-        ("source", |s| s.source = Some("web".into())),
     ];
     for (name, set) in names {
         for order in [Order::Desc, Order::Asc] {
@@ -785,10 +809,8 @@ fn a_name_with_an_outcome_is_one_index_range() {
                     let range = key_range(f.number, &search).unwrap();
                     let sql = search_sql(&search, range, Driver::Events, IndexLayout::default());
                     let plan = query_plan(conn, &sql);
-                    let by_block = matches!(name, "actor" | "ip");
-                    let block = if by_block { "<expr>=? AND " } else { "" };
                     let range = format!(
-                        "INDEX events_by_{name} ({block}{name}=? AND outcome=? AND rowid>? AND rowid<?)"
+                        "INDEX events_by_{name} (<expr>=? AND {name}=? AND outcome=? AND rowid>? AND rowid<?)"
                     );
                     let searches: Vec<&String> = plan
                         .iter()
@@ -798,7 +820,6 @@ fn a_name_with_an_outcome_is_one_index_range() {
                         searches.len() == 1
                             && searches[0].starts_with("SEARCH e USING ")
                             && searches[0].ends_with(&range)
-                            && (by_block || plan.len() == 1)
                             && !plan.iter().any(|step| step.contains("TEMP B-TREE")),
                         "{}\n{plan:#?}",
                         sql.text
@@ -812,6 +833,109 @@ fn a_name_with_an_outcome_is_one_index_range() {
             }
         }
     }
+}
+
+/// The names with few values are postings: the rows of a `(name, value, outcome)` hold the
+/// keys of exactly the events with that value and outcome, in key order, one row per batch
+/// that has any. So a name with an outcome walks its own events and no others, and a name
+/// alone merges one walk per outcome.
+#[test]
+fn postings_hold_exactly_the_keys_of_their_value_and_outcome() {
+    let f = fixture(IndexLayout::default());
+    let reader = f.readers.reader().unwrap();
+    let conn = reader.conn();
+    type Set = fn(&mut Search);
+    let names: [(Name, &str, Set); 4] = [
+        (Name::Action, "a.read", |s| s.action = Some("a.read".into())),
+        (Name::Activity, "login", |s| {
+            s.activity = Some("login".into())
+        }),
+        (Name::Source, "web", |s| s.source = Some("web".into())),
+        (Name::Outcome, "", |_| {}),
+    ];
+    let batches = EVENTS.div_ceil(150) as usize;
+    for (name, value, set) in names {
+        let mut found = 0;
+        for outcome in EventOutcome::ALL {
+            let mut search = Search {
+                outcome: Some(outcome.as_str().into()),
+                ..all()
+            };
+            set(&mut search);
+            let want = brute_force(&f.entries, &search);
+            found += want.len();
+            let rows: Vec<(i64, Vec<u8>)> = conn
+                .prepare(
+                    "SELECT last, keys FROM postings WHERE name = ?1 AND value = ?2 AND outcome = ?3
+                     ORDER BY last",
+                )
+                .unwrap()
+                .query_map(
+                    params![name as i64, value, outcome_code(*outcome)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(rows.len() <= batches, "{search:?}: {} rows", rows.len());
+            let mut keys = Vec::new();
+            for (last, blob) in &rows {
+                postings::decode(blob, &mut keys).unwrap();
+                assert_eq!(keys.last(), Some(last));
+            }
+            let seqs: Vec<u64> = keys
+                .iter()
+                .map(|key| *key as u64 & MAX_INDEXED_SEQ)
+                .collect();
+            assert_eq!(seqs, want, "{search:?}");
+            assert!(keys.iter().all(|key| key >> SEQ_BITS == f.number));
+        }
+        assert!(found > 0, "{name:?} {value:?} occurs in the fixture");
+    }
+}
+
+/// A posting row that is not a list of keys ending at its `last` is damage: the search that
+/// walks it fails and says how to rebuild the index, rather than answer from it.
+#[test]
+fn a_damaged_posting_fails_the_search_that_reads_it() {
+    let f = fixture(SMALL);
+    let path = f.readers.path.clone();
+    let search = Search {
+        action: Some("a.write".into()),
+        ..all()
+    };
+    let reader = f.readers.reader().unwrap();
+    assert!(!reader.search(f.number, &search).unwrap().is_empty());
+    let conn = Connection::open(&path).unwrap();
+    for keys in ["x'81'", "x'05'"] {
+        let changed = conn
+            .execute(
+                &format!("UPDATE postings SET keys = {keys} WHERE name = 0 AND value = 'a.write'"),
+                [],
+            )
+            .unwrap();
+        assert!(changed > 0);
+        for order in [Order::Asc, Order::Desc] {
+            let search = Search {
+                order,
+                ..search.clone()
+            };
+            let error = reader.search(f.number, &search).unwrap_err();
+            assert!(
+                matches!(&error, IndexError::Damaged(message) if message.contains("remove DIR/index.db")),
+                "{error}"
+            );
+        }
+    }
+    // Other names' postings are not affected.
+    let other = Search {
+        action: Some("a.read".into()),
+        ..all()
+    };
+    assert_eq!(
+        reader.search(f.number, &other).unwrap(),
+        brute_force(&f.entries, &other)
+    );
 }
 
 /// A search over its time limit is interrupted, and the connection serves the next search
@@ -858,21 +982,22 @@ fn a_search_over_its_time_limit_is_interrupted() {
     );
 }
 
-/// The service's layout is schema version 6 (version 5 had no event times per block, so a
+/// The service's layout is schema version 7 (version 6 kept action, activity, source and the
+/// outcome in a b-tree each rather than as postings; version 5 had no event times per block, so a
 /// time range visited every block; version 4 kept actors, addresses and target ids
 /// in one b-tree each rather than by block; version 3 had no load tables for catching up in
 /// bulk, version 2 kept outcomes as names and indexed each name alone; such an index is
 /// rebuilt); another block size is a schema of its own
 /// and is rebuilt rather than misread.
 #[test]
-fn the_production_layout_is_schema_version_6() {
-    assert_eq!(SCHEMA_VERSION, 6);
+fn the_production_layout_is_schema_version_7() {
+    assert_eq!(SCHEMA_VERSION, 7);
     assert_eq!(IndexLayout::default(), IndexLayout::PRODUCTION);
     assert_eq!(IndexLayout::default().block_bits, 13);
     assert_eq!(IndexLayout::default().name_block_bits, 16);
     assert_eq!(IndexLayout::default().selective_filter, 4096);
-    assert_eq!(IndexLayout::default().schema_version(), 6);
-    assert_ne!(SMALL.schema_version(), 6);
+    assert_eq!(IndexLayout::default().schema_version(), 7);
+    assert_ne!(SMALL.schema_version(), 7);
 
     let dir = tempfile::tempdir().unwrap();
     let log = write_log(dir.path(), "acme", &[]);
@@ -882,7 +1007,7 @@ fn the_production_layout_is_schema_version_6() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let sql = |name: &str| -> String {
         conn.query_row(
             "SELECT sql FROM sqlite_schema WHERE name = ?1",
@@ -906,6 +1031,24 @@ fn the_production_layout_is_schema_version_6() {
     );
     let times = sql("block_times");
     assert!(times.contains("PRIMARY KEY (block, lo)"), "{times}");
+    let postings = sql("postings");
+    assert!(
+        postings.contains("PRIMARY KEY (name, value, outcome, last)"),
+        "{postings}"
+    );
+    // The names with few values have no index of their own on `events` any more.
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected: Vec<&str> = SECONDARY_INDEXES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(indexes, expected);
 }
 
 /// An index is kept across opens while it matches the log, and rebuilt from nothing when
@@ -1128,15 +1271,36 @@ fn searchable(readers: &IndexReaders, db: &IndexDb) -> Vec<u64> {
 }
 
 /// Whatever is searchable of `tenant`, in seq order.
+/// Found twice: by `events`' primary key, and through the outcomes' postings (whose rows a
+/// bulk load writes before its rows are searchable), which must agree.
 fn searchable_of(readers: &IndexReaders, db: &IndexDb, tenant: &str) -> Vec<u64> {
-    match db.mark(tenant) {
-        Some(mark) => readers
-            .reader()
-            .unwrap()
-            .search(mark.number, &all())
-            .unwrap(),
-        None => Vec::new(),
+    let Some(mark) = db.mark(tenant) else {
+        return Vec::new();
+    };
+    let reader = readers.reader().unwrap();
+    let everything = reader.search(mark.number, &all()).unwrap();
+    let mut by_outcome = Vec::new();
+    for outcome in EventOutcome::ALL {
+        let search = Search {
+            outcome: Some(outcome.as_str().into()),
+            ..all()
+        };
+        let driver = choose_driver(
+            reader.conn(),
+            reader.layout,
+            &search,
+            key_range(mark.number, &search).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(driver, Driver::Postings);
+        by_outcome.extend(reader.search(mark.number, &search).unwrap());
     }
+    by_outcome.sort_unstable();
+    assert_eq!(
+        by_outcome, everything,
+        "the outcomes' postings find what is searchable"
+    );
+    everything
 }
 
 /// The index writer keeps SQLite's temporary storage in files, so that the sorts of a bulk
