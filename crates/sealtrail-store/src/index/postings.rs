@@ -24,8 +24,12 @@ pub(super) enum Name {
     Outcome = 3,
 }
 
+/// The most keys a posting row holds: a page of a search decodes whole rows, and a chunk of
+/// a bulk load holds 10,000 entries.
+const MOST_KEYS_PER_ROW: usize = 1_024;
+
 /// Writes the postings of a tenant's rows, which are in seq order: one row per
-/// `(name, value, outcome)` that occurs among them.
+/// `(name, value, outcome)` that occurs among them and [`MOST_KEYS_PER_ROW`] of its keys.
 pub(super) fn write(tx: &Transaction<'_>, number: i64, rows: &[Row]) -> Result<(), IndexError> {
     let mut groups: HashMap<(Name, &str, i64), Vec<i64>> = HashMap::new();
     for row in rows {
@@ -48,10 +52,12 @@ pub(super) fn write(tx: &Transaction<'_>, number: i64, rows: &[Row]) -> Result<(
     )?;
     let mut blob = Vec::new();
     for ((name, value, outcome), keys) in groups {
-        blob.clear();
-        encode(&keys, &mut blob);
-        let last = *keys.last().expect("a group has a key");
-        insert.execute(params![name as i64, value, outcome, last, blob])?;
+        for keys in keys.chunks(MOST_KEYS_PER_ROW) {
+            blob.clear();
+            encode(keys, &mut blob);
+            let last = *keys.last().expect("a chunk has a key");
+            insert.execute(params![name as i64, value, outcome, last, blob])?;
+        }
     }
     Ok(())
 }
@@ -254,6 +260,7 @@ fn damaged(name: Name, last: i64) -> IndexError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealtrail_core::event::Outcome as EventOutcome;
 
     #[test]
     fn keys_come_back_as_they_were_encoded() {
@@ -273,6 +280,63 @@ mod tests {
         let mut back = Vec::new();
         decode(&blob, &mut back).expect("decodes");
         assert_eq!(back, keys);
+    }
+
+    #[test]
+    fn a_value_with_many_keys_in_a_batch_is_split_into_rows_of_at_most_so_many() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE postings (name INTEGER NOT NULL, value TEXT NOT NULL,
+             outcome INTEGER NOT NULL, last INTEGER NOT NULL, keys BLOB NOT NULL,
+             PRIMARY KEY (name, value, outcome, last)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let rows: Vec<Row> = (0..2_500u64)
+            .map(|seq| Row {
+                seq: seq * 3,
+                id: format!("id-{seq}"),
+                at: 0,
+                action: "a.read".into(),
+                activity: None,
+                outcome: EventOutcome::Success,
+                actor: "u".into(),
+                ip: None,
+                source: None,
+                targets: Vec::new(),
+                text: String::new(),
+            })
+            .collect();
+        let tx = conn.transaction().unwrap();
+        write(&tx, 2, &rows).unwrap();
+        tx.commit().unwrap();
+        let stored: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT last, keys FROM postings WHERE name = 0 ORDER BY last")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let sizes: Vec<usize> = stored
+            .iter()
+            .map(|(last, blob)| {
+                let mut keys = Vec::new();
+                decode(blob, &mut keys).unwrap();
+                assert_eq!(keys.last(), Some(last));
+                keys.len()
+            })
+            .collect();
+        assert_eq!(sizes, [MOST_KEYS_PER_ROW, MOST_KEYS_PER_ROW, 452]);
+        // No activity, no source: no rows of theirs; the outcome alone has the same split.
+        let count = |name: Name| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM postings WHERE name = ?1",
+                [name as i64],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!((count(Name::Activity), count(Name::Source)), (0, 0));
+        assert_eq!(count(Name::Outcome), 3);
     }
 
     #[test]
