@@ -7,7 +7,9 @@ clinic events (skewed actors and patients, a few actions, 1-2 targets, five word
 text), in transactions of 10,000 rows as the indexer writes them, and prints the CPU time per
 event with everything, then with each index left out in turn. The difference is what that index
 costs. It uses Python's sqlite3 module (the system's SQLite, not the copy sealtrail bundles), so
-read the differences, not the absolute figures.
+read the differences, not the absolute figures. It models the index of schema version 6, in
+which action, activity, outcome and source were secondary indexes of `events`; since version 7
+they are postings (BENCHMARKS.md, change 48), the layout `bench/postings-cost.py` measures.
 
     python3 bench/index-cost.py [rows]
     python3 bench/index-cost.py [rows] bulk   # batch by batch against a bulk load
