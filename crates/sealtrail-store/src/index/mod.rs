@@ -66,8 +66,9 @@
 //! Searches read `events` and `targets` only, so during a load they find exactly what was
 //! searchable before it — as they do whenever the index is behind — and the watermark readers
 //! wait on stays there until the load's rows are moved: nothing is reported searchable before
-//! it is. The text goes into `details` during the load already, and the postings into
-//! `postings`; both are found only through an `events` row, so not before those rows.
+//! it is. The text goes into `details` during the load already, and it is found only through
+//! an `events` row; the postings go into `postings`, and a search walks them only below the
+//! tenant's watermark. Neither is found before the load's rows are moved.
 //!
 //! ## Rows and keys
 //!
@@ -134,9 +135,9 @@
 //!   of 1,000 events now writes a few dozen rows in all, and a bulk load has four indexes
 //!   fewer to create. A search driven by one of them walks the value's rows in key order
 //!   (one walk per outcome searched, merged), and checks the keys in chunks against their
-//!   `events` rows, where every other filter is applied; the keys beyond the tenant's
-//!   watermark (a bulk load under way writes its postings with its rows) are not walked,
-//!   and a key whose row is not in `events` is not found.
+//!   `events` rows, where every other filter is applied (with no other filter, the keys are
+//!   the answer); the keys at or beyond the tenant's watermark (a bulk load under way writes
+//!   its postings with its rows) are not walked.
 //! - **Names by block.** Where a column has many values — actor ids, addresses, target ids —
 //!   an index keyed by the value first takes each new entry somewhere else in the tree: a
 //!   batch of 10,000 entries dirtied about as many pages of each such index, every one written
@@ -1280,9 +1281,9 @@ fn write_rows(
             texts.execute(params![key, row.text])?;
         }
     }
-    // Postings go straight where searches read them, loading or not: a posting's key is a
-    // candidate that a search checks against its `events` row, so a loaded key is not found
-    // before its row is moved.
+    // Postings go straight where searches read them, loading or not: a search walks only the
+    // keys below the tenant's watermark, which a load moves only when its rows are moved, so
+    // a loaded key is not found before its row is.
     postings::write(tx, number, rows)?;
     write_block_times(tx, layout, number, rows)
 }
