@@ -46,7 +46,7 @@
 //! ## Catching up in bulk
 //!
 //! Batch by batch, every row costs an insert into each of the three secondary indexes of
-//! `events`, the two b-trees of `targets` and a few postings. When a tenant is far
+//! `events`, one into `targets` per target and a few postings. When a tenant is far
 //! behind the log — a rebuild from an empty index, or a restart after a long stop — its batch
 //! instead starts a *load* ([`BulkPolicy`]: at least 100,000 entries behind): its rows go into
 //! the tables `load_events` and `load_targets`, which have no index but their rowid, and each
@@ -89,8 +89,8 @@
 //! index refuses to go beyond them (with an error in the log) rather than mix tenants.
 //!
 //! Columns are only what filters need: event time, action, activity, outcome, actor id,
-//! `context.ip`, `source.app`, plus a `targets` table `(block, id, key, type)` and the
-//! `details` text.
+//! `context.ip`, `source.app`, the targets' types, plus a `targets` table
+//! `(block, id, key, type)` and the `details` text.
 //!
 //! ## Decisions
 //!
@@ -127,17 +127,19 @@
 //!   stored as a small integer (0, 1, 2). Which index walks is named in the SQL (`INDEXED
 //!   BY`), because the index keeps no statistics and SQLite, guessing, preferred the
 //!   outcome's index whenever a filter it could not serve was present.
-//! - **Postings.** The names with few values — action, activity, `source.app` — and the
-//!   outcome alone are not b-trees over `events` but *postings*: per batch, one row for each
-//!   `(name, value, outcome)` that occurs in it, holding the keys of the batch's events with
-//!   that value, delta-encoded (`postings`). A b-tree entry per event and name meant a
-//!   descent of four trees for every event, each to the end of one of a few ranges; a batch
-//!   of 1,000 events now writes a few dozen rows in all, and a bulk load has four indexes
+//! - **Postings.** The names with few values — action, activity, `source.app`, the targets'
+//!   types — and the outcome alone are not b-trees but *postings*: per batch, one row for
+//!   each `(name, value, outcome)` that occurs in it, holding the keys of the batch's events
+//!   with that value, delta-encoded (`postings`). A b-tree entry per event and name meant a
+//!   descent of five trees for every event, each to the end of one of a few ranges; a batch
+//!   of 1,000 events now writes a few dozen rows in all, and a bulk load has five indexes
 //!   fewer to create. A search driven by one of them walks the value's rows in key order
 //!   (one walk per outcome searched, merged), and checks the keys in chunks against their
 //!   `events` rows, where every other filter is applied (with no other filter, the keys are
 //!   the answer); the keys at or beyond the tenant's watermark (a bulk load under way writes
-//!   its postings with its rows) are not walked.
+//!   its postings with its rows) are not walked. When something else drives, a target type
+//!   is checked on the `events` row, which lists its targets' types (`target_types`), so
+//!   that the check reads no other table.
 //! - **Names by block.** Where a column has many values — actor ids, addresses, target ids —
 //!   an index keyed by the value first takes each new entry somewhere else in the tree: a
 //!   batch of 10,000 entries dirtied about as many pages of each such index, every one written
@@ -184,7 +186,7 @@ pub use search::{Order, PROGRESS_STEPS, Search, search, text_query};
 
 /// The schema version of the index in the production layout ([`IndexLayout::default`]),
 /// stored as `PRAGMA user_version`. An index of any other version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Bits of the key that hold the seq.
 const SEQ_BITS: u32 = 44;
@@ -267,13 +269,14 @@ CREATE TABLE events (
     outcome  INTEGER NOT NULL,      -- 0 success, 1 failure, 2 unknown (see `outcome_code`)
     actor    TEXT    NOT NULL,
     ip       TEXT,
-    source   TEXT
+    source   TEXT,
+    types    TEXT                   -- the targets' distinct types (see `target_types`)
 );
 
--- Each distinct (type, id) target of an entry; '' where the producer sent none. Two b-trees
--- serve every target filter in key order: (block, id, key, type), block = key >> BLOCK_BITS,
--- and (type, key). Ids are many, so the first is kept by block: a new entry's targets go
--- into the newest block's few pages rather than all over the tree (see "Names by block").
+-- Each distinct (type, id) target of an entry; '' where the producer sent none, keyed
+-- (block, id, key, type), block = key >> NAME_BLOCK_BITS. Ids are many, so they are kept by
+-- block: a new entry's targets go into the newest block's few pages rather than all over the
+-- tree (see "Names by block"). Types are few: they are postings, and `events.types`.
 CREATE TABLE targets (
     block INTEGER NOT NULL,
     id    TEXT    NOT NULL,
@@ -282,11 +285,12 @@ CREATE TABLE targets (
     PRIMARY KEY (block, id, key, type)
 ) WITHOUT ROWID;
 
--- The names with few values (action, activity, source.app) and the outcome alone, as
--- postings (see "Postings"): one row per batch and (name, value, outcome) that occurs in it,
--- holding the batch's keys with that value. name: 0 action, 1 activity, 2 source, 3 the
--- outcome alone (value ''); last: the greatest of the keys; keys: ascending, as varints, the
--- first whole and each next one as its difference to the one before.
+-- The names with few values (action, activity, source.app, the targets' types) and the
+-- outcome alone, as postings (see "Postings"): one row per batch and (name, value, outcome)
+-- that occurs in it, holding the batch's keys with that value. name: 0 action, 1 activity,
+-- 2 source, 3 the outcome alone (value ''), 4 a target type; last: the greatest of the keys;
+-- keys: ascending, as varints, the first whole and each next one as its difference to the
+-- one before.
 CREATE TABLE postings (
     name    INTEGER NOT NULL,
     value   TEXT    NOT NULL,
@@ -332,7 +336,7 @@ CREATE TABLE load_targets (
 }
 
 /// The columns of `events` and `load_events`, in order.
-const EVENT_COLUMNS: &str = "key, tenant, at, action, activity, outcome, actor, ip, source";
+const EVENT_COLUMNS: &str = "key, tenant, at, action, activity, outcome, actor, ip, source, types";
 
 /// The load table of `events`: the same columns, so that it can become `events` itself
 /// ([`Move::Swap`]).
@@ -345,7 +349,8 @@ const LOAD_EVENTS_TABLE: &str = "CREATE TABLE load_events (
     outcome  INTEGER NOT NULL,      -- 0 success, 1 failure, 2 unknown (see `outcome_code`)
     actor    TEXT    NOT NULL,
     ip       TEXT,
-    source   TEXT
+    source   TEXT,
+    types    TEXT
 );";
 
 /// The indexes of `events` and `targets` besides their primary keys: dropped and created
@@ -362,18 +367,12 @@ CREATE INDEX events_by_block    ON events ((key >> {block_bits}), at);
 -- however many of the address's events succeeded. The names with few values are postings.
 CREATE INDEX events_by_actor    ON events ((key >> {name_bits}), actor, outcome);
 CREATE INDEX events_by_ip       ON events ((key >> {name_bits}), ip, outcome) WHERE ip IS NOT NULL;
-CREATE INDEX targets_by_type    ON targets (type, key);
 "#
     )
 }
 
 /// The names of the [`secondary_indexes`].
-const SECONDARY_INDEXES: [&str; 4] = [
-    "events_by_block",
-    "events_by_actor",
-    "events_by_ip",
-    "targets_by_type",
-];
+const SECONDARY_INDEXES: [&str; 3] = ["events_by_block", "events_by_actor", "events_by_ip"];
 
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
@@ -1248,7 +1247,7 @@ fn write_rows(
     // gives any statement that writes several rows and may abort a statement journal: a copy
     // of every page it changes, which cost a third of the indexer's time.
     let mut events = tx.prepare_cached(&format!(
-        "INSERT INTO {events_table} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT INTO {events_table} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?;
     // The load table has no block column: it is computed when the rows are moved.
     let mut targets = tx.prepare_cached(match tables {
@@ -1256,8 +1255,10 @@ fn write_rows(
         Tables::Load => "INSERT INTO load_targets (id, key, type) VALUES (?1, ?2, ?3)",
     })?;
     let mut texts = tx.prepare_cached("INSERT INTO details (rowid, text) VALUES (?1, ?2)")?;
+    let mut types = String::new();
     for row in rows {
         let key = key(number, row.seq);
+        target_types(&row.targets, &mut types);
         events.execute(params![
             key,
             number,
@@ -1268,6 +1269,7 @@ fn write_rows(
             row.actor,
             row.ip,
             row.source,
+            (!types.is_empty()).then_some(types.as_str()),
         ])?;
         for (kind, id) in &row.targets {
             match tables {
@@ -1286,6 +1288,55 @@ fn write_rows(
     // a loaded key is not found before its row is.
     postings::write(tx, number, rows)?;
     write_block_times(tx, layout, number, rows)
+}
+
+/// Where an entry's row keeps the types of its targets: what a search with a target type
+/// checks when something else drives it. Each distinct type (as [`distinct_targets`] gives
+/// them, `''` for a target sent without one) is written as its JSON string, and each is
+/// followed by the unit separator U+001F, with one before the first: `\u{1f}"claim"\u{1f}`.
+/// A JSON string holds no U+001F of its own (it is escaped as `\u001f`), so the separators
+/// are exactly where types start and end, and a type is among them exactly when
+/// [`type_needle`] of it occurs in this text. `out` is cleared first and left empty when there
+/// are no targets.
+fn target_types(targets: &[(String, String)], out: &mut String) {
+    out.clear();
+    // `targets` is sorted by type first, so each type's targets are together.
+    let mut before: Option<&str> = None;
+    for (kind, _) in targets {
+        if before == Some(kind.as_str()) {
+            continue;
+        }
+        if out.is_empty() {
+            out.push(TYPE_SEPARATOR);
+        }
+        push_json_string(kind, out);
+        out.push(TYPE_SEPARATOR);
+        before = Some(kind);
+    }
+}
+
+/// What [`target_types`] separates types with.
+const TYPE_SEPARATOR: char = '\u{1f}';
+
+/// The text whose occurrence in `events.types` says that one of the entry's targets is of
+/// type `kind`: the type's JSON string between two separators.
+pub(super) fn type_needle(kind: &str) -> String {
+    let mut needle = String::with_capacity(kind.len() + 4);
+    needle.push(TYPE_SEPARATOR);
+    push_json_string(kind, &mut needle);
+    needle.push(TYPE_SEPARATOR);
+    needle
+}
+
+/// Appends `text` as a JSON string. Most types need no escape, and are written as they are.
+fn push_json_string(text: &str, out: &mut String) {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(&serde_json::to_string(text).expect("a string serialises"));
+    } else {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
 }
 
 /// The most intervals of event times `block_times` keeps per time block. Events of

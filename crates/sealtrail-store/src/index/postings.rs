@@ -1,5 +1,5 @@
-//! Postings: where the names with few values are kept (action, activity, `source.app`, and
-//! the outcome alone). See "Postings" in the parent module's docs for why.
+//! Postings: where the names with few values are kept (action, activity, `source.app`, the
+//! targets' types, and the outcome alone). See "Postings" in the parent module's docs for why.
 //!
 //! A posting row holds the keys of one batch's events that have one value of one name and one
 //! outcome, `(name, value, outcome, last) → keys`, where `last` is the greatest of its keys
@@ -22,6 +22,8 @@ pub(super) enum Name {
     Source = 2,
     /// The outcome alone: the value is `''`.
     Outcome = 3,
+    /// The type of any of an event's targets (`''` for a target sent without one).
+    TargetType = 4,
 }
 
 /// The most keys a posting row holds: a page of a search decodes whole rows, and a chunk of
@@ -44,6 +46,15 @@ pub(super) fn write(tx: &Transaction<'_>, number: i64, rows: &[Row]) -> Result<(
         for (name, value) in names {
             if let Some(value) = value {
                 groups.entry((name, value, outcome)).or_default().push(key);
+            }
+        }
+        // Each type once per event: the targets are sorted by type first.
+        let mut before = None;
+        for (kind, _) in &row.targets {
+            if before != Some(kind) {
+                let group = (Name::TargetType, kind.as_str(), outcome);
+                groups.entry(group).or_default().push(key);
+                before = Some(kind);
             }
         }
     }

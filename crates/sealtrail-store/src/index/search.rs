@@ -590,13 +590,14 @@ fn events_index(search: &Search) -> Option<&'static str> {
 }
 
 /// The name whose postings a [`Driver::Postings`] search walks, with the value searched: the
-/// first of action, source, activity (from more distinct values to fewer, so the likeliest
-/// to be selective first), else the outcome alone (value `''`).
+/// first of action, source, activity, target type (from more distinct values to fewer, so the
+/// likeliest to be selective first), else the outcome alone (value `''`).
 pub(super) fn posting_filter(search: &Search) -> Option<(Name, &str)> {
     [
         (&search.action, Name::Action),
         (&search.source, Name::Source),
         (&search.activity, Name::Activity),
+        (&search.target_type, Name::TargetType),
     ]
     .into_iter()
     .find_map(|(filter, name)| filter.as_deref().map(|value| (name, value)))
@@ -662,6 +663,7 @@ fn walk_postings(
             Name::Action => rest.action = None,
             Name::Activity => rest.activity = None,
             Name::Source => rest.source = None,
+            Name::TargetType => rest.target_type = None,
             Name::Outcome => {}
         }
         rest.from.is_some() || rest.to.is_some() || has_other_filters(&rest)
@@ -830,9 +832,10 @@ fn filter_sql(search: &Search, (lo, hi): (i64, i64), driver: Driver, layout: Ind
                 ),
                 [Sql::text_param(id), Sql::text_param(kind)],
             ),
+            // The row's own list of its targets' types (see `target_types`).
             (Some(kind), None) => sql.and(
-                "EXISTS (SELECT 1 FROM targets AS t WHERE t.key = e.key AND t.type = ?)",
-                [Sql::text_param(kind)],
+                "instr(e.types, ?) > 0",
+                [SqlValue::Text(type_needle(kind))],
             ),
             (None, Some(id)) => sql.and(
                 &format!(

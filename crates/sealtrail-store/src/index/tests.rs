@@ -865,22 +865,23 @@ fn a_search_over_its_time_limit_is_interrupted() {
     );
 }
 
-/// The service's layout is schema version 7 (version 6 kept action, activity, source and the
-/// outcome in a b-tree each rather than as postings; version 5 had no event times per block, so a
-/// time range visited every block; version 4 kept actors, addresses and target ids
-/// in one b-tree each rather than by block; version 3 had no load tables for catching up in
-/// bulk, version 2 kept outcomes as names and indexed each name alone; such an index is
-/// rebuilt); another block size is a schema of its own
-/// and is rebuilt rather than misread.
+/// The service's layout is schema version 8 (version 7 kept the targets' types in a b-tree
+/// `(type, key)` rather than as postings and on the `events` row; version 6 kept action,
+/// activity, source and the outcome in a b-tree each rather than as postings; version 5 had
+/// no event times per block, so a time range visited every block; version 4 kept actors,
+/// addresses and target ids in one b-tree each rather than by block; version 3 had no load
+/// tables for catching up in bulk, version 2 kept outcomes as names and indexed each name
+/// alone; such an index is rebuilt); another block size is a schema of its own and is
+/// rebuilt rather than misread.
 #[test]
-fn the_production_layout_is_schema_version_7() {
-    assert_eq!(SCHEMA_VERSION, 7);
+fn the_production_layout_is_schema_version_8() {
+    assert_eq!(SCHEMA_VERSION, 8);
     assert_eq!(IndexLayout::default(), IndexLayout::PRODUCTION);
     assert_eq!(IndexLayout::default().block_bits, 13);
     assert_eq!(IndexLayout::default().name_block_bits, 16);
     assert_eq!(IndexLayout::default().selective_filter, 4096);
-    assert_eq!(IndexLayout::default().schema_version(), 7);
-    assert_ne!(SMALL.schema_version(), 7);
+    assert_eq!(IndexLayout::default().schema_version(), 8);
+    assert_ne!(SMALL.schema_version(), 8);
 
     let dir = tempfile::tempdir().unwrap();
     let log = write_log(dir.path(), "acme", &[]);
@@ -890,7 +891,7 @@ fn the_production_layout_is_schema_version_7() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     let sql = |name: &str| -> String {
         conn.query_row(
             "SELECT sql FROM sqlite_schema WHERE name = ?1",
@@ -919,7 +920,7 @@ fn the_production_layout_is_schema_version_7() {
         postings.contains("PRIMARY KEY (name, value, outcome, last)"),
         "{postings}"
     );
-    // The names with few values have no index of their own on `events` any more.
+    // The names with few values have no index of their own any more, nor the targets' types.
     let indexes: Vec<String> = conn
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
@@ -929,9 +930,13 @@ fn the_production_layout_is_schema_version_7() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let mut expected: Vec<&str> = SECONDARY_INDEXES.to_vec();
-    expected.sort_unstable();
-    assert_eq!(indexes, expected);
+    assert_eq!(
+        indexes,
+        ["events_by_actor", "events_by_block", "events_by_ip"]
+    );
+    let mut secondary = SECONDARY_INDEXES.to_vec();
+    secondary.sort_unstable();
+    assert_eq!(indexes, secondary);
 }
 
 /// An index is kept across opens while it matches the log, and rebuilt from nothing when
