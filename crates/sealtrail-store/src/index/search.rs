@@ -200,13 +200,14 @@ impl Sql {
 /// 4. actor, else ip: `events` by the name's index `(block, name, outcome, key)`, walked
 ///    block by block like a time range, one range per block ([`events_index`]) — with the
 ///    outcome given too, `ip=…&outcome=failure` reads only the address's failures;
-/// 5. action, else source, else activity, else the outcome alone: the value's postings
-///    ([`posting_filter`]), one walk per outcome searched merged in key order, their keys
-///    checked against `events` in chunks (`walk_postings`);
+/// 5. action, else source, else activity, else a target type, else the outcome alone: the
+///    value's postings ([`posting_filter`]), one walk per outcome searched merged in key
+///    order, their keys checked against `events` in chunks (`walk_postings`);
 /// 6. otherwise `events` by its primary key.
 ///
-/// Filters that do not drive are checked per candidate row: columns of `events` directly,
-/// targets with a primary-key probe, text with a rowid-constrained FTS5 match. Unary `+`
+/// Filters that do not drive are checked per candidate row: columns of `events` directly (a
+/// target type in the row's list of its targets' types), a target id with a primary-key
+/// probe of `targets`, text with a rowid-constrained FTS5 match. Unary `+`
 /// keeps SQLite from using the time index outside plan 1, `INDEXED BY` names the index of
 /// plan 4, and `CROSS JOIN` keeps the driving table outermost.
 ///
