@@ -171,6 +171,25 @@ fn write_log(dir: &Path, tenant: &str, entries: &[(u64, Vec<u8>)]) -> Box<dyn St
     store
 }
 
+/// `entries` as the log of `acme` in a new directory, indexed in `layout` in batches of
+/// `batch`: the directory (to keep while the index is used), the index and the tenant's
+/// number.
+fn indexed(
+    entries: &[(u64, Vec<u8>)],
+    layout: IndexLayout,
+    batch: usize,
+) -> (tempfile::TempDir, IndexDb, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), "acme", entries);
+    let path = crate::DataDir::new(dir.path()).index();
+    let mut db = IndexDb::open(&path, layout, log.as_ref()).unwrap();
+    for chunk in entries.chunks(batch) {
+        db.apply("acme", &rows(chunk), log.as_ref()).unwrap();
+    }
+    let number = db.mark("acme").unwrap().number;
+    (dir, db, number)
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     entries: Vec<(u64, Vec<u8>)>,
@@ -539,15 +558,8 @@ fn a_time_range_walks_only_the_blocks_its_events_can_be_in() {
         }
         event
     };
-    let dir = tempfile::tempdir().unwrap();
     let entries = log_entries_of(EVENTS, event_at);
-    let log = write_log(dir.path(), "acme", &entries);
-    let path = crate::DataDir::new(dir.path()).index();
-    let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
-    for batch in entries.chunks(37) {
-        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
-    }
-    let number = db.mark("acme").unwrap().number;
+    let (_dir, db, number) = indexed(&entries, SMALL, 37);
     let readers = db.readers();
     let reader = readers.reader().unwrap();
     let minute = |m: i64| Some(Timestamp::from_unix_micros(start + m * 60_000_000).unwrap());

@@ -144,14 +144,7 @@ fn a_target_type_is_found_exactly_whatever_its_text() {
         })
     };
     let entries = log_entries_of(150, event);
-    let dir = tempfile::tempdir().unwrap();
-    let log = write_log(dir.path(), "acme", &entries);
-    let path = crate::DataDir::new(dir.path()).index();
-    let mut db = IndexDb::open(&path, SMALL, log.as_ref()).unwrap();
-    for batch in entries.chunks(25) {
-        db.apply("acme", &rows(batch), log.as_ref()).unwrap();
-    }
-    let number = db.mark("acme").unwrap().number;
+    let (_dir, db, number) = indexed(&entries, SMALL, 25);
     let reader = db.readers().reader().unwrap();
     let conn = reader.conn();
     let mut absent: Vec<String> = [",", "claim\u{1f}", "x", "\"q", "b", "\"claim\""]
