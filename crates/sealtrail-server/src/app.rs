@@ -127,24 +127,30 @@ impl Application {
         let first_admin_token = ledger.first_admin_token(scopes).await?;
         // The query index follows the committed log on a thread of its own (`follower`).
         // Its rounds are paced by what the writer has committed (`Ledger::appended`).
-        let (data, location, appended) = (
+        // Every follower takes the entries the writer committed last from memory while it keeps
+        // up with them (`recent`), and reads the log otherwise.
+        let (data, location, appended, recent) = (
             settings.storage.data.clone(),
             settings.storage.store.clone(),
             ledger.appended(),
+            ledger.recent(),
         );
-        let indexer =
-            tokio::task::spawn_blocking(move || Indexer::start(&data, &location, Some(appended)))
-                .await??;
+        let indexer = tokio::task::spawn_blocking(move || {
+            Indexer::start(&data, &location, Some(appended), Some(recent))
+        })
+        .await??;
         let index = indexer.index();
         tasks.on_stop("indexer", move || indexer.stop());
         // The gap detector is the log's second follower (`gaps`).
-        let (data, location) = (
+        let (data, location, recent) = (
             settings.storage.data.clone(),
             settings.storage.store.clone(),
+            ledger.recent(),
         );
-        let detector =
-            tokio::task::spawn_blocking(move || crate::gaps::GapDetector::start(&data, &location))
-                .await??;
+        let detector = tokio::task::spawn_blocking(move || {
+            crate::gaps::GapDetector::start(&data, &location, Some(recent))
+        })
+        .await??;
         let gap_watermarks = detector.watermarks();
         tasks.on_stop("gaps", move || detector.stop());
         // The monitor runs the monitoring rules over the log and appends the alerts they
@@ -163,14 +169,21 @@ impl Application {
         tasks.on_stop("monitor", move || monitor.stop());
         // Alert webhooks: one delivery follower per configured webhook (`alerting::webhooks`).
         if !settings.webhooks.is_empty() {
-            let (data, location, webhooks, clock) = (
+            let (data, location, webhooks, clock, recent) = (
                 settings.storage.data.clone(),
                 settings.storage.store.clone(),
                 settings.webhooks.clone(),
                 clock.clone(),
+                ledger.recent(),
             );
             let deliveries = tokio::task::spawn_blocking(move || {
-                crate::alerting::webhooks::Deliveries::start(&data, &location, &webhooks, clock)
+                crate::alerting::webhooks::Deliveries::start(
+                    &data,
+                    &location,
+                    &webhooks,
+                    clock,
+                    Some(recent),
+                )
             })
             .await??;
             tasks.on_stop("webhooks", move || deliveries.stop());

@@ -46,8 +46,18 @@
 //! - **It never writes to the log** and never blocks the write path: it reads through its own
 //!   read-only connection.
 //!
+//! ## Where the entries come from
+//!
+//! A follower in the writer's process is given the writer's [`RecentEntries`]
+//! ([`FollowerOptions::recent`]): when the tenant's cursor lies within the entries the writer
+//! committed last, the batch is taken from there, and read from the log otherwise (behind what
+//! is held, after a restart, or for a log another process writes). Those are the committed
+//! entries' own bytes, handed over only after their commit returned, so a follower cannot tell
+//! the two apart; what it saves is its own read of the newest pages of the log.
+//!
 //! **Architecture invariant:** a follower learns about entries only from the committed log, in
-//! seq order, so its state is a function of the log's prefix up to its cursor.
+//! seq order (read from it, or from the writer's copy of what it committed), so its state is a
+//! function of the log's prefix up to its cursor.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -60,6 +70,7 @@ use sealtrail_core::Timestamp;
 use sealtrail_store::{EntryRow, Store, StoreError};
 
 use crate::clock::Clock;
+use crate::recent::RecentEntries;
 
 /// Something that derives state from the committed log, entry by entry; see the module docs.
 pub trait Follow: Send + 'static {
@@ -124,6 +135,10 @@ pub struct FollowerOptions {
     /// process: the pause after a round ends once half a batch has been committed since the
     /// round started. Without it the follower goes by `round_pace` alone.
     pub appended: Option<Appended>,
+    /// The entries the writer committed last, when the follower runs in the writer's process:
+    /// a batch that starts within them is taken from memory instead of the log (see
+    /// [`crate::recent`]). Without it, every batch is read from the log.
+    pub recent: Option<RecentEntries>,
     /// What "now" is when the follower says how far behind it is.
     pub clock: Clock,
 }
@@ -445,10 +460,38 @@ impl<F: Follow> Worker<F> {
     /// applied and, when a full batch was (so more may wait), when the last was received.
     fn batch(&mut self, tenant: &str) -> Result<(usize, Option<i64>), RoundError<F::Error>> {
         let cursor = self.cursors.get(tenant).copied().unwrap_or(0);
-        let entries = self
-            .log
-            .entries(tenant, cursor, u64::MAX, self.options.batch)
-            .map_err(RoundError::Log)?;
+        let held = self
+            .options
+            .recent
+            .as_ref()
+            .and_then(|recent| recent.read(tenant, cursor, self.options.batch));
+        // Where each batch came from, for `--log sealtrail_server::follower=trace`.
+        let entries = match held {
+            Some(entries) => {
+                tracing::trace!(
+                    follower = self.follow.name(),
+                    tenant,
+                    cursor,
+                    entries = entries.len(),
+                    "batch taken from memory"
+                );
+                entries
+            }
+            None => {
+                let entries = self
+                    .log
+                    .entries(tenant, cursor, u64::MAX, self.options.batch)
+                    .map_err(RoundError::Log)?;
+                tracing::trace!(
+                    follower = self.follow.name(),
+                    tenant,
+                    cursor,
+                    entries = entries.len(),
+                    "batch read from the log"
+                );
+                entries
+            }
+        };
         if entries.is_empty() {
             return Ok((0, None));
         }
@@ -555,6 +598,7 @@ mod tests {
         poll_interval: Duration::from_millis(10),
         round_pace: Duration::from_millis(20),
         appended: None,
+        recent: None,
         clock: Clock::system(),
     };
 
@@ -800,6 +844,103 @@ mod tests {
             [vec![0, 1, 2], vec![3, 4, 5, 6, 7]]
         );
         follower.stop();
+        ledger.shutdown();
+    }
+
+    /// Records the bytes of every entry it is given.
+    type Given = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
+    struct BytesRecorder {
+        given: Given,
+        cursor: u64,
+    }
+
+    impl Follow for BytesRecorder {
+        type Error = String;
+
+        fn name(&self) -> &str {
+            "bytes-recorder"
+        }
+
+        fn cursors(&self) -> HashMap<String, u64> {
+            HashMap::new()
+        }
+
+        fn apply(
+            &mut self,
+            _log: &dyn Store,
+            tenant: &str,
+            entries: &[(u64, EntryRow)],
+        ) -> Result<u64, String> {
+            if tenant != "acme" {
+                return Ok(0);
+            }
+            assert_eq!(entries[0].0, self.cursor, "a batch starts at the cursor");
+            let mut given = self.given.lock().unwrap();
+            for (seq, entry) in entries {
+                given.push((*seq, entry.clone().map_err(|e| e.to_string())?));
+            }
+            self.cursor = entries.last().map_or(self.cursor, |(seq, _)| seq + 1);
+            Ok(self.cursor)
+        }
+    }
+
+    /// Where the entries after a follower's cursor are held in memory, the batch comes from
+    /// there; before and after what is held, from the log. The held entries here are
+    /// deliberately not the log's, so that the test can tell which source each batch came
+    /// from; the writer only ever publishes the log's own bytes (`recent`'s tests).
+    #[tokio::test]
+    async fn a_batch_starting_within_the_held_entries_is_taken_from_memory_and_others_from_the_log()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::testing::with_acme(dir.path()).await;
+        ledger
+            .append("acme", (0..30).map(event).collect())
+            .await
+            .unwrap();
+        let log = Location::new(dir.path(), None).open_reader().unwrap();
+        let in_log: Vec<Vec<u8>> = log
+            .entries("acme", 0, 30, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, entry)| entry.unwrap())
+            .collect();
+        let recent = RecentEntries::new(1 << 20);
+        let marked = |seq: u64| format!("held {seq}").into_bytes();
+        recent.publish("acme", 10, (10..20).map(marked).collect());
+
+        let given = Arc::new(Mutex::new(Vec::new()));
+        let follower = Follower::start(
+            BytesRecorder {
+                given: given.clone(),
+                cursor: 0,
+            },
+            log,
+            FollowerOptions {
+                recent: Some(recent),
+                ..OPTIONS
+            },
+        )
+        .unwrap();
+        let marks = follower.watermarks();
+        marks
+            .wait_for("acme", 29, Duration::from_secs(10))
+            .await
+            .unwrap();
+        follower.stop();
+        let given = given.lock().unwrap().clone();
+        assert_eq!(
+            given.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            (0..30).collect::<Vec<u64>>()
+        );
+        for (seq, bytes) in &given {
+            let expected = if (10..20).contains(seq) {
+                marked(*seq)
+            } else {
+                in_log[*seq as usize].clone()
+            };
+            assert_eq!(bytes, &expected, "entry {seq}");
+        }
         ledger.shutdown();
     }
 

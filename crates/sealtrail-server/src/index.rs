@@ -34,6 +34,7 @@ use sealtrail_store::{DataDir, EntryRow, Location, Store};
 
 use crate::clock::Clock;
 use crate::follower::{Appended, Follow, Follower, FollowerError, FollowerOptions, Watermarks};
+use crate::recent::RecentEntries;
 
 pub use sealtrail_store::index::{
     IndexError, IndexLayout, IndexReader, MAX_INDEXED_SEQ, Order, SCHEMA_VERSION, Search,
@@ -123,13 +124,16 @@ impl Indexer {
     /// does not match the log) and starts following the log. The log must exist.
     /// Without `appended`, a round after a trickle of entries starts [`ROUND_PACE`] after the
     /// last; with the writer's count ([`crate::ledger::Ledger::appended`]) it starts as soon as
-    /// half a batch has been committed, if that comes first.
+    /// half a batch has been committed, if that comes first. With the writer's latest entries
+    /// (`recent`, [`crate::ledger::Ledger::recent`]), batches that start within them are
+    /// taken from memory.
     pub fn start(
         data_dir: &Path,
         log: &Location,
         appended: Option<Appended>,
+        recent: Option<RecentEntries>,
     ) -> Result<Indexer, FollowerError> {
-        Indexer::start_in(data_dir, log, IndexLayout::default(), appended)
+        Indexer::start_in(data_dir, log, IndexLayout::default(), appended, recent)
     }
 
     /// [`Indexer::start`] with an index in `layout` rather than the service's.
@@ -138,6 +142,7 @@ impl Indexer {
         log: &Location,
         layout: IndexLayout,
         appended: Option<Appended>,
+        recent: Option<RecentEntries>,
     ) -> Result<Indexer, FollowerError> {
         let log = log.open_reader()?;
         let db = IndexDb::open(&DataDir::new(data_dir).index(), layout, log.as_ref())
@@ -154,6 +159,7 @@ impl Indexer {
             poll_interval: POLL_INTERVAL,
             round_pace: ROUND_PACE,
             appended,
+            recent,
             clock: Clock::system(),
         };
         let follower = Follower::start(
@@ -256,7 +262,7 @@ mod tests {
             .await
             .unwrap();
         let location = Location::new(dir.path(), None);
-        let indexer = Indexer::start(dir.path(), &location, None).unwrap();
+        let indexer = Indexer::start(dir.path(), &location, None, None).unwrap();
         let index = indexer.index();
         index
             .wait_for("acme", EVENTS - 1, Duration::from_secs(10))
@@ -290,7 +296,7 @@ mod tests {
             .append("acme", (EVENTS..EVENTS + 10).map(event).collect())
             .await
             .unwrap();
-        let indexer = Indexer::start(dir.path(), &location, None).unwrap();
+        let indexer = Indexer::start(dir.path(), &location, None, None).unwrap();
         let index = indexer.index();
         // The stored watermark is where indexing resumes, published before the first round.
         assert!(index.watermark("acme") >= EVENTS);

@@ -28,7 +28,8 @@
 //! - **Followers of the committed log.** [`follower`]: the machinery every derived view shares
 //!   (per-tenant cursor, batching, pacing, restart, watermarks); [`index`] is its first user,
 //!   the query index; [`gaps`] the second (timelines and gap detection). A monitor or a delivery is a new module that
-//!   implements [`follower::Follow`]. [`archive`], the background archiver, follows the
+//!   implements [`follower::Follow`]. [`recent`] holds the entries the writer committed last,
+//!   so that followers that keep up take them from memory rather than each from the log. [`archive`], the background archiver, follows the
 //!   log's signed checkpoints rather than its entries, on a thread of its own, and resumes
 //!   from what its target holds rather than from a cursor of its own.
 //! - **The edge.** [`connections`]: the accept loop under the router, with the connection
@@ -77,6 +78,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod query;
 pub mod readers;
+pub mod recent;
 pub mod refusals;
 pub mod repair;
 pub mod replay;

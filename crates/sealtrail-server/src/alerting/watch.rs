@@ -63,6 +63,7 @@ impl Monitor {
     ) -> Result<Monitor, FollowerError> {
         let log = location.open_reader()?;
         let starts = replay_starts(log.as_ref(), &settings)?;
+        let recent = ledger.recent();
         let watch = Watch {
             ledger,
             settings,
@@ -75,6 +76,7 @@ impl Monitor {
             poll_interval: Duration::from_millis(250),
             round_pace: Duration::from_millis(250),
             appended: None,
+            recent: Some(recent),
             clock,
         };
         Ok(Monitor {

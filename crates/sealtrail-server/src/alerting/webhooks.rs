@@ -36,6 +36,7 @@ use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermar
 use crate::monitor::alerts::{ALERT_ACTION, AlertRecord};
 use crate::monitor::metrics;
 use crate::monitor::webhook::{Webhook, sign};
+use crate::recent::RecentEntries;
 
 /// The lease that decides which instance delivers.
 pub const LEASE: &str = "webhooks";
@@ -56,6 +57,7 @@ impl Deliveries {
         location: &Location,
         webhooks: &[Webhook],
         clock: Clock,
+        recent: Option<RecentEntries>,
     ) -> Result<Deliveries, FollowerError> {
         let mut followers = Vec::new();
         for webhook in webhooks {
@@ -100,6 +102,7 @@ impl Deliveries {
                 poll_interval: Duration::from_millis(250),
                 round_pace: Duration::from_millis(250),
                 appended: None,
+                recent: recent.clone(),
                 clock: clock.clone(),
             };
             metrics::webhook_series(&webhook.name);

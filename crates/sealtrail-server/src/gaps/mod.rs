@@ -38,6 +38,7 @@ use self::detect::{MINUTE, TenantData, Window};
 pub use self::report::{AuditStdout, IncidentReport};
 use crate::clock::Clock;
 use crate::follower::{Follow, Follower, FollowerError, FollowerOptions, Watermarks};
+use crate::recent::RecentEntries;
 
 pub use sealtrail_store::gaps::HEARTBEAT_ACTION;
 
@@ -531,7 +532,13 @@ pub struct GapDetector {
 impl GapDetector {
     /// Opens `DIR/gaps.db` (rebuilding it when it cannot be trusted) and starts following
     /// the log.
-    pub fn start(data_dir: &Path, log: &Location) -> Result<GapDetector, FollowerError> {
+    /// With the writer's latest entries (`recent`), batches that start within them are taken
+    /// from memory.
+    pub fn start(
+        data_dir: &Path,
+        log: &Location,
+        recent: Option<RecentEntries>,
+    ) -> Result<GapDetector, FollowerError> {
         let log = log.open_reader()?;
         let db = GapsDb::open(&DataDir::new(data_dir).gaps(), log.as_ref())
             .map_err(|e| FollowerError::State(Box::new(e)))?;
@@ -540,6 +547,7 @@ impl GapDetector {
             poll_interval: Duration::from_millis(200),
             round_pace: Duration::from_millis(500),
             appended: None,
+            recent,
             clock: Clock::system(),
         };
         let follower = Follower::start(GapsFollower { db }, log, options)?;

@@ -60,14 +60,20 @@ pub(super) fn refusal_event(
 
 impl Writer {
     pub(super) fn ensure_tenant(&mut self, tenant: &str, actor: &str) -> Result<bool, LedgerError> {
+        self.written.clear();
         self.store.begin_write(&[tenant, SYSTEM_TENANT])?;
         let mut work = self.group_work();
         match work.ensure_tenant(tenant, actor) {
             Ok(created) => {
-                self.store.commit()?;
+                if let Err(error) = self.store.commit() {
+                    self.written.clear();
+                    return Err(error.into());
+                }
+                self.after_commit();
                 Ok(created)
             }
             Err(error) => {
+                self.written.clear();
                 let _ = self.store.rollback();
                 self.forget_tails();
                 Err(error)

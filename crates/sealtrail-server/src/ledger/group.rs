@@ -48,13 +48,21 @@ pub(super) struct Assigned {
     pub(super) received_at: Timestamp,
 }
 
+/// A tenant's entries one append wrote, seqs `first, first + 1, …`, exactly as stored.
+pub(super) struct Written {
+    pub(super) tenant: String,
+    pub(super) first: u64,
+    pub(super) entries: Vec<Vec<u8>>,
+}
+
 pub(super) struct GroupWork<'w> {
     pub(super) store: &'w dyn Store,
     pub(super) tenants: &'w mut HashMap<String, TenantState>,
     /// Where a new tenant's signing key comes from.
     pub(super) keys: &'w KeyResolver,
     pub(super) config: &'w LedgerConfig,
-    pub(super) audit: &'w mut Vec<(String, Vec<u8>)>,
+    /// Each append's entries, for the writer to hand on once the transaction commits.
+    pub(super) written: &'w mut Vec<Written>,
     /// Where `received_at` comes from.
     pub(super) clock: &'w Clock,
 }
@@ -365,16 +373,14 @@ impl GroupWork<'_> {
             return Ok(outcomes);
         }
         store.append(tenant, &rows, first_hash_index, &hashes)?;
-        if self.config.audit_stdout {
-            self.audit.extend(
-                entries
-                    .iter()
-                    .map(|(_, _, entry)| (tenant.to_string(), entry.clone())),
-            );
-        }
         if !new_keys.is_empty() {
             store.insert_idempotency(tenant, &new_keys)?;
         }
+        self.written.push(Written {
+            tenant: tenant.to_string(),
+            first: first_seq,
+            entries: entries.into_iter().map(|(_, _, entry)| entry).collect(),
+        });
         Ok(outcomes)
     }
 }

@@ -92,6 +92,7 @@ use crate::config::{Resolved, StoreFailurePolicy};
 use crate::follower::Appended;
 use crate::freeze::{Freeze, ReasonError};
 use crate::keys::{self, KeyError, KeyResolver};
+use crate::recent::RecentEntries;
 use crate::spool::SpoolError;
 use crate::tenant::TenantNameError;
 use sealtrail_store::{Location, StoreError};
@@ -621,6 +622,8 @@ pub struct Ledger {
     heads: Arc<Mutex<HashMap<String, LogHead>>>,
     /// The committed entries over every tenant, as the writer publishes them with `heads`.
     appended: Appended,
+    /// The entries the writer committed last, for the followers in this process.
+    recent: RecentEntries,
     /// The local spool's latest state, as the writer publishes it; `None` without a spool.
     spool: SpoolWatch,
     /// The hold files' latest state, by tenant, as the writer publishes it: the tenants this
@@ -690,6 +693,7 @@ impl Ledger {
         let keys = KeyResolver::new(&config.data_dir).with_root_key(root_key);
         let mut writer = Writer::new(store, config, keys, heads.clone(), spool, clock);
         writer.appended = appended.clone();
+        let recent = writer.recent.clone();
         writer.holds = holds;
         writer.ensure_tenant(SYSTEM_TENANT, "sealtrail")?;
         writer.load_heads()?;
@@ -702,6 +706,7 @@ impl Ledger {
             jobs,
             heads,
             appended,
+            recent,
             spool: spool_watch,
             holds: hold_watch,
             thread: Arc::new(Mutex::new(Some(thread))),
@@ -992,6 +997,12 @@ impl Ledger {
     /// followers in this process start a round once enough has gathered.
     pub fn appended(&self) -> Appended {
         self.appended.clone()
+    }
+
+    /// The entries the writer committed last, which followers in this process take their
+    /// batches from while they keep up (see [`crate::recent`]).
+    pub fn recent(&self) -> RecentEntries {
+        self.recent.clone()
     }
 
     /// Lets the writer commit everything queued so far, sign final checkpoints and exit, and

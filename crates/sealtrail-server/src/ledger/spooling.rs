@@ -26,7 +26,7 @@ use sealtrail_core::{Hash, Timestamp};
 use sealtrail_store::gaps::SPOOL_DRAINED;
 
 use super::group::Assigned;
-use super::writer::{PendingAppend, Writer, write_audit_lines};
+use super::writer::{PendingAppend, Writer};
 use super::{LedgerError, Original, Outcome, SYSTEM_TENANT, SpoolConfig, SpoolReceipt, Submission};
 use crate::config::StoreFailurePolicy;
 use crate::spool::{self, Spool, SpoolError, SpoolPeriod, SpoolStatus, SpooledKey};
@@ -393,7 +393,7 @@ impl Writer {
         }
         locks.sort_unstable();
         locks.dedup();
-        self.audit.clear();
+        self.written.clear();
         self.store.begin_write(&locks)?;
         let result = (|| {
             let mut work = self.group_work();
@@ -459,10 +459,7 @@ impl Writer {
             }
         };
         crate::metrics::group_committed(drained, started.elapsed(), None);
-        if self.config.audit_stdout {
-            write_audit_lines(&self.audit);
-        }
-        self.audit.clear();
+        self.after_commit();
         self.publish_heads();
         Ok(drained)
     }

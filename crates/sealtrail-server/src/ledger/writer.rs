@@ -22,7 +22,7 @@ use sealtrail_core::note::SignerKey;
 use sealtrail_core::{Hash, Timestamp, leaf_hash};
 use sealtrail_store::{self as store, Store, StoreError};
 
-use super::group::GroupWork;
+use super::group::{GroupWork, Written};
 use super::holding::HoldState;
 use super::spooling::{DRAIN_TICK, SpoolState};
 use super::{
@@ -32,6 +32,7 @@ use super::{
 use crate::clock::Clock;
 use crate::follower::Appended;
 use crate::keys::KeyResolver;
+use crate::recent::RecentEntries;
 
 /// A tenant as the writer keeps it in memory.
 pub(super) struct TenantState {
@@ -77,8 +78,11 @@ pub(super) struct Writer {
     pub(super) heads: Arc<Mutex<HashMap<String, LogHead>>>,
     /// The sum of `heads`' sizes, published with them for the followers' pacing.
     pub(super) appended: Appended,
-    /// Entries of the group being committed, as `(tenant, entry)`, kept for `--audit-stdout`.
-    pub(super) audit: Vec<(String, Vec<u8>)>,
+    /// The entries of the transaction under way, per tenant: once it commits, written to
+    /// stdout for `--audit-stdout` and handed to `recent`; dropped if it does not.
+    pub(super) written: Vec<Written>,
+    /// The entries committed last, for the followers in this process ([`crate::recent`]).
+    pub(super) recent: RecentEntries,
     /// With PostgreSQL: where events go while the database is unreachable.
     pub(super) spool: Option<SpoolState>,
     /// The frozen tenants' hold files (`on_frozen = "spool"`); `None` for a ledger started
@@ -194,7 +198,7 @@ impl Writer {
             tenants: &mut self.tenants,
             keys: &self.keys,
             config: &self.config,
-            audit: &mut self.audit,
+            written: &mut self.written,
             clock: &self.clock,
         }
     }
@@ -215,7 +219,8 @@ impl Writer {
             tenants: HashMap::new(),
             heads,
             appended: Appended::default(),
-            audit: Vec::new(),
+            written: Vec::new(),
+            recent: RecentEntries::new(crate::recent::DEFAULT_CAPACITY),
             spool,
             holds: None,
             clock,
@@ -347,7 +352,7 @@ impl Writer {
         let events = jobs.iter().map(Job::event_count).sum();
         let started = Instant::now();
         let mut settled: Vec<Settled> = Vec::new();
-        self.audit.clear();
+        self.written.clear();
         let result = if self.store_backing_off() {
             // Appends of spooling tenants still go to the spool, below.
             for job in jobs {
@@ -359,10 +364,10 @@ impl Writer {
         } else {
             self.run_group(jobs, &mut settled)
         };
-        if result.is_ok() && self.config.audit_stdout {
-            write_audit_lines(&self.audit);
+        if result.is_ok() {
+            self.after_commit();
         }
-        self.audit.clear();
+        self.written.clear();
         let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
         crate::metrics::group_committed(events, started.elapsed(), error);
         if result.is_err() {
@@ -415,6 +420,19 @@ impl Writer {
         if freeze_changes && result.is_ok() {
             self.frozen_changed();
             self.drain_holds();
+        }
+    }
+
+    /// After a commit: the entries it wrote go to stdout (`--audit-stdout`) and to the
+    /// followers' [`RecentEntries`]. Only here, so that nothing a rolled-back transaction
+    /// wrote is ever handed on.
+    pub(super) fn after_commit(&mut self) {
+        if self.config.audit_stdout {
+            write_audit_lines(&self.written);
+        }
+        for written in self.written.drain(..) {
+            self.recent
+                .publish(&written.tenant, written.first, written.entries);
         }
     }
 
@@ -608,13 +626,16 @@ pub(super) fn settle<T: Send + 'static>(
 /// Writes committed entries to stdout, one `AUDIT: {"tenant", "event_hash", "entry"}` line each;
 /// `entry` is the log entry's exact bytes, so its hash can be recomputed from the line. A
 /// failure to write is logged, never fatal: the entries are already durable in the store.
-pub(super) fn write_audit_lines(entries: &[(String, Vec<u8>)]) {
+pub(super) fn write_audit_lines(written: &[Written]) {
     use std::io::Write as _;
-    if entries.is_empty() {
+    if written.iter().all(|w| w.entries.is_empty()) {
         return;
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut result = Ok(());
+    let entries = written
+        .iter()
+        .flat_map(|w| w.entries.iter().map(move |entry| (&w.tenant, entry)));
     for (tenant, entry) in entries {
         let tenant = serde_json::to_string(tenant).expect("a string serialises");
         result = out
