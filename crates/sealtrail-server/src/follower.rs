@@ -847,9 +847,9 @@ mod tests {
         ledger.shutdown();
     }
 
-    /// Records the bytes of every entry it is given.
     type Given = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
 
+    /// Records the bytes of every entry of `acme` it is given.
     struct BytesRecorder {
         given: Given,
         cursor: u64,

@@ -364,9 +364,7 @@ impl Writer {
         } else {
             self.run_group(jobs, &mut settled)
         };
-        if result.is_ok() {
-            self.after_commit();
-        }
+        // Handed on by `run_group` if it committed; dropped if it did not.
         self.written.clear();
         let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
         crate::metrics::group_committed(events, started.elapsed(), error);
@@ -503,6 +501,8 @@ impl Writer {
             let _ = self.store.rollback();
             return Err(error.into());
         }
+        // The entries before the count: a follower woken by the count finds them held.
+        self.after_commit();
         self.publish_heads();
         Ok(())
     }
